@@ -1,0 +1,40 @@
+"""The HTTP API: routes, request validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+import warnings
+
+from aiohttp import web
+from aiohttp.web_exceptions import NotAppKeyWarning
+from aiohttp_apigami import setup_aiohttp_apispec
+from aiohttp_apigami.constants import APISPEC_PARSER
+
+from teleconsult import __version__
+from teleconsult.api import health, teleconsultations
+from teleconsult.api.errors import RequestParser
+from teleconsult.api.schemas import ParticipantsObjectSchema
+
+VALIDATED = web.RequestKey("validated", dict)
+"""Where aiohttp-apigami puts data of schemas without their own key (none of ours)."""
+
+
+def setup_api(app: web.Application) -> None:
+    teleconsultations.setup_routes(app)
+    health.setup_routes(app)
+    with warnings.catch_warnings():
+        # aiohttp-apigami keeps its spec under a plain string key; harmless, but aiohttp warns.
+        warnings.simplefilter("ignore", NotAppKeyWarning)
+        spec = setup_aiohttp_apispec(
+            app,
+            title="teleconsult",
+            version=__version__,
+            url="/documentation/json",
+            swagger_path="/documentation/",
+            static_path="/documentation/static",
+            openapi_version="3.0.3",
+            request_data_name=VALIDATED,  # type: ignore[arg-type]
+            in_place=False,
+        )
+    spec.spec.components.schema("ParticipantsObject", schema=ParticipantsObjectSchema)
+    # A parser of our own, per app: our error bodies, and JSON read whatever the Content-Type.
+    app[APISPEC_PARSER] = RequestParser()
