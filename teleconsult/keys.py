@@ -18,5 +18,5 @@ STORE = web.AppKey("store", Store)
 VIDEO_PROVIDER = web.AppKey("video_provider", VideoProvider)
 IDENTITY_PROVIDER = web.AppKey("identity_provider", IdentityProvider)
 SERVICE = web.AppKey("service", TeleconsultationService)
-CALLER_PATH = web.AppKey("caller_path", tuple[PathStep, ...])
+CALLER_PATH: web.AppKey[tuple[PathStep, ...]] = web.AppKey("caller_path")
 """The `userIdPathInRequest` steps in force: the configured ones, or USERID_HEADER_KEY's header."""

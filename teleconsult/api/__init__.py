@@ -6,7 +6,7 @@ import warnings
 
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
-from aiohttp_apigami import setup_aiohttp_apispec
+from aiohttp_apigami import AiohttpApiSpec
 from aiohttp_apigami.constants import APISPEC_PARSER
 
 from teleconsult import __version__
@@ -19,22 +19,22 @@ VALIDATED = web.RequestKey("validated", dict)
 
 
 def setup_api(app: web.Application) -> None:
+    """Add the API routes, then build the OpenAPI document from them (served at /documentation)."""
     teleconsultations.setup_routes(app)
     health.setup_routes(app)
+    spec = AiohttpApiSpec(
+        title="teleconsult",
+        version=__version__,
+        url="/documentation/json",
+        swagger_path="/documentation/",
+        static_path="/documentation/static",
+        openapi_version="3.0.3",
+        request_data_name=VALIDATED,  # type: ignore[arg-type]
+    )
+    spec.spec.components.schema("ParticipantsObject", schema=ParticipantsObjectSchema)
     with warnings.catch_warnings():
         # aiohttp-apigami keeps its spec under a plain string key; harmless, but aiohttp warns.
         warnings.simplefilter("ignore", NotAppKeyWarning)
-        spec = setup_aiohttp_apispec(
-            app,
-            title="teleconsult",
-            version=__version__,
-            url="/documentation/json",
-            swagger_path="/documentation/",
-            static_path="/documentation/static",
-            openapi_version="3.0.3",
-            request_data_name=VALIDATED,  # type: ignore[arg-type]
-            in_place=False,
-        )
-    spec.spec.components.schema("ParticipantsObject", schema=ParticipantsObjectSchema)
+        spec.register(app, in_place=True)
     # A parser of our own, per app: our error bodies, and JSON read whatever the Content-Type.
     app[APISPEC_PARSER] = RequestParser()

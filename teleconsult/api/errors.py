@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, NoReturn
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from marshmallow import Schema, ValidationError
 from webargs.aiohttpparser import AIOHTTPParser
@@ -22,9 +22,6 @@ from teleconsult.errors import InvalidRequest, ServiceError
 from teleconsult.validation import error_lines
 
 log = logging.getLogger(__name__)
-
-JSON_TYPES = ("application/json", "")
-"""Bodies are JSON; a request without a Content-Type is read as JSON too (curl -d sends one)."""
 
 
 def error_response(status: int, message: str, error: str | None = None) -> web.Response:
@@ -66,10 +63,15 @@ def _http_error_message(request: web.Request, error: web.HTTPException) -> str:
 
 
 class RequestParser(AIOHTTPParser):
-    """webargs' parser, made to raise our 400s and to read bodies sent without a Content-Type."""
+    """webargs' parser, made to raise our 400s and to read bodies sent without a Content-Type.
+
+    A body declared as anything but JSON is a 415: form posts are what a browser
+    sends cross-site without asking, so refusing them closes that door.
+    """
 
     async def load_json(self, req: web.Request, schema: Schema) -> Any:
-        if req.body_exists and req.content_type.lower() not in JSON_TYPES:
+        declared = hdrs.CONTENT_TYPE in req.headers  # aiohttp reports octet-stream when absent
+        if req.body_exists and declared and req.content_type.lower() != "application/json":
             raise _UnsupportedMediaType(req.content_type)
         if not req.body_exists:
             return {}

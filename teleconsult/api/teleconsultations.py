@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs, json_schema, response_schema
+from marshmallow import Schema
 
 from teleconsult import keys
 from teleconsult.api.caller import caller_id
@@ -17,6 +20,7 @@ from teleconsult.api.schemas import (
     ParticipantDataSchema,
     UpdateTeleconsultationSchema,
 )
+from teleconsult.config import PathStep
 from teleconsult.providers import ParticipantEntry
 from teleconsult.service import ParticipantsInput, ScheduleInput
 
@@ -41,8 +45,14 @@ def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
 WRITE_ERRORS = (400, 404, 409, 415, 502, 503, 504)
 
 
+def body(schema: type[Schema]) -> Callable[[Handler], Handler]:
+    """Validate the JSON body with `schema` and put the result under `BODY`."""
+    return json_schema(schema, put_into=BODY, required=True)  # type: ignore[arg-type]
+
+
 def _caller(request: web.Request) -> str | None:
-    return caller_id(request.headers, request.app[keys.CALLER_PATH])
+    steps: tuple[PathStep, ...] = request.app[keys.CALLER_PATH]
+    return caller_id(request.headers, steps)
 
 
 def _participants(value: list[str] | dict[str, Any]) -> ParticipantsInput:
@@ -91,7 +101,7 @@ def _schedule(body: dict[str, Any]) -> ScheduleInput:
     description="Creates the provider room at once when every participant is known.",
     responses=_errors(*WRITE_ERRORS),
 )
-@json_schema(CreateTeleconsultationSchema, put_into=BODY, required=True)
+@body(CreateTeleconsultationSchema)
 @response_schema(CreatedSchema, 201, description="Created; `roomId` is the teleconsultation id.")
 async def create_teleconsultation(request: web.Request) -> web.Response:
     body = request[BODY]
@@ -110,7 +120,7 @@ async def create_teleconsultation(request: web.Request) -> web.Response:
     ),
     responses={204: {"description": "Updated."}, **_errors(*WRITE_ERRORS)},
 )
-@json_schema(UpdateTeleconsultationSchema, put_into=BODY, required=True)
+@body(UpdateTeleconsultationSchema)
 async def update_teleconsultation(request: web.Request) -> web.Response:
     body = request[BODY]
     participants = body.get("participants")
@@ -129,7 +139,7 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
     description="Creates the provider room when this participant is the last one expected.",
     responses={201: {"description": "Added; empty body."}, **_errors(*WRITE_ERRORS)},
 )
-@json_schema(ParticipantDataSchema, put_into=BODY, required=True)
+@body(ParticipantDataSchema)
 async def add_participant(request: web.Request) -> web.Response:
     await request.app[keys.SERVICE].add_participant(
         request.match_info["roomId"], _entry(request[BODY], "body"), _caller(request)

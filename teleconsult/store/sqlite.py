@@ -7,6 +7,7 @@ single statements in autocommit mode, so compare-and-set is one atomic
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -47,6 +48,7 @@ class SQLiteStore:
         self, connection: aiosqlite.Connection, teleconsultations: str, users: str
     ) -> None:
         self._db = connection
+        self._lock = asyncio.Lock()
         self._teleconsultations = f'"{teleconsultations}"'
         self._users = f'"{users}"'
 
@@ -69,18 +71,38 @@ class SQLiteStore:
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as error:
-            raise Unavailable(f"The SQLite store failed: {error}.") from None
+        """One operation at a time on this connection; SQLite errors become 503s."""
+        async with self._lock:
+            try:
+                yield
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as error:
+                raise Unavailable(f"The SQLite store failed: {error}.") from None
+
+    async def _write(self, sql: str, parameters: tuple[object, ...]) -> int:
+        """Run one write in its own IMMEDIATE transaction and return the rows it changed.
+
+        IMMEDIATE takes the write lock first, waiting (busy_timeout) for other
+        processes, so the statement always runs on the newest data: without it,
+        WAL mode answers "database is locked" at once when another process wrote
+        since this connection last read.
+        """
+        async with self._guard():
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = await self._db.execute(sql, parameters)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            return cursor.rowcount
 
     async def _create_schema(self) -> None:
         async with self._guard():
+            await self._db.execute("PRAGMA busy_timeout=10000")
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute("PRAGMA busy_timeout=10000")
             await self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._teleconsultations} ("
                 " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
@@ -94,17 +116,16 @@ class SQLiteStore:
             )
 
     async def insert(self, teleconsultation: Teleconsultation) -> None:
-        async with self._guard():
-            await self._db.execute(
-                f"INSERT INTO {self._teleconsultations} (id, state, version, document)"
-                " VALUES (?, ?, ?, ?)",
-                (
-                    teleconsultation.id,
-                    teleconsultation.state.value,
-                    teleconsultation.version,
-                    _encode(to_document(teleconsultation)),
-                ),
-            )
+        await self._write(
+            f"INSERT INTO {self._teleconsultations} (id, state, version, document)"
+            " VALUES (?, ?, ?, ?)",
+            (
+                teleconsultation.id,
+                teleconsultation.state.value,
+                teleconsultation.version,
+                _encode(to_document(teleconsultation)),
+            ),
+        )
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
         async with self._guard():
@@ -116,20 +137,19 @@ class SQLiteStore:
         return None if row is None else from_document(json.loads(row[0]))
 
     async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
-        async with self._guard():
-            cursor = await self._db.execute(
-                f"UPDATE {self._teleconsultations} SET state = ?, version = ?, document = ?"
-                " WHERE id = ? AND version = ? AND state = ?",
-                (
-                    teleconsultation.state.value,
-                    teleconsultation.version,
-                    _encode(to_document(teleconsultation)),
-                    teleconsultation.id,
-                    expected_version,
-                    RecordState.PUBLIC.value,
-                ),
-            )
-        if cursor.rowcount != 1:
+        changed = await self._write(
+            f"UPDATE {self._teleconsultations} SET state = ?, version = ?, document = ?"
+            " WHERE id = ? AND version = ? AND state = ?",
+            (
+                teleconsultation.state.value,
+                teleconsultation.version,
+                _encode(to_document(teleconsultation)),
+                teleconsultation.id,
+                expected_version,
+                RecordState.PUBLIC.value,
+            ),
+        )
+        if changed != 1:
             raise VersionConflict(teleconsultation.id)
 
     async def find_user(self, provider: str, external_id: str) -> str | None:
@@ -157,12 +177,11 @@ class SQLiteStore:
             "receivedUserId": external_id,
             "providerUserId": provider_user_id,
         }
-        async with self._guard():
-            await self._db.execute(
-                f"INSERT INTO {self._users} (provider, external_id, provider_user_id, document)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING",
-                (provider, external_id, provider_user_id, _encode(document)),
-            )
+        await self._write(
+            f"INSERT INTO {self._users} (provider, external_id, provider_user_id, document)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING",
+            (provider, external_id, provider_user_id, _encode(document)),
+        )
         stored = await self.find_user(provider, external_id)
         if stored is None:  # only if someone deleted the row in between
             raise Unavailable("The SQLite store lost a user mapping it had just written.")

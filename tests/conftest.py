@@ -1,0 +1,157 @@
+"""Shared fixtures: an app on a temporary SQLite file, the fake video provider, a settable clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from teleconsult_fake import FakeVideo
+
+from teleconsult import keys
+from teleconsult.app import create_app
+from teleconsult.config import load_config
+from teleconsult.settings import Settings
+
+JSON = {"Content-Type": "application/json"}
+START = "2030-02-22T15:30:00.000Z"
+END = "2030-02-22T16:30:00.000Z"
+BEFORE_START = datetime(2030, 2, 22, 12, 0, tzinfo=UTC)
+"""The tests' default "now": three and a half hours before START."""
+
+
+@dataclass
+class FrozenClock:
+    now: datetime = BEFORE_START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'teleconsult.db'}"
+
+
+@pytest.fixture
+def build_app(store_url: str, clock: FrozenClock, tmp_path: Path) -> Callable[..., web.Application]:
+    """An app factory: environment variables as keyword arguments, `config` as a dict."""
+
+    def build(
+        config: Mapping[str, Any] | None = None,
+        plugins: Sequence[object] = (),
+        **environ: str,
+    ) -> web.Application:
+        env = {"STORE_URL": store_url, **environ}
+        if config is not None:
+            path = tmp_path / "service-config.json"
+            path.write_text(json.dumps(config))
+            env["TELECONSULTATION_SERVICE_CONFIG_PATH"] = str(path)
+        settings = Settings.from_environ(env)
+        return create_app(
+            settings,
+            load_config(settings.service_config_path),
+            environ=env,
+            extra_plugins=plugins,
+            clock=clock,
+        )
+
+    return build
+
+
+@pytest.fixture
+def make_client(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+    build_app: Callable[..., web.Application],
+) -> MakeClient:
+    async def make(
+        config: Mapping[str, Any] | None = None, plugins: Sequence[object] = (), **environ: str
+    ) -> Client:
+        return await aiohttp_client(build_app(config, plugins, **environ))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> Client:
+    return await make_client()
+
+
+def fake_video(client: Client) -> FakeVideo:
+    provider = client.app[keys.VIDEO_PROVIDER]
+    assert isinstance(provider, FakeVideo)
+    return provider
+
+
+def person(
+    external_id: str, groups: Sequence[str], full_name: str, language: str | None = "it"
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "userExternalId": external_id,
+        "groups": list(groups),
+        "fullName": full_name,
+    }
+    if language is not None:
+        entry["language"] = language
+    return entry
+
+
+DOCTOR = person("doctor-1", ["doctor"], "Joe Smith")
+PATIENT = person("patient-1", ["patient"], "Jane Doe")
+NURSE = person("nurse-1", ["patient"], "Ann Lee")
+
+
+def teleconsultation(
+    number: int, *data: dict[str, Any], start: str = START, end: str = END
+) -> dict[str, Any]:
+    return {
+        "participants": {"number": number, "data": list(data)},
+        "start_date": start,
+        "end_date": end,
+    }
+
+
+async def create(client: Client, body: dict[str, Any]) -> str:
+    response = await client.post("/teleconsultation", json=body)
+    assert response.status == 201, await response.text()
+    room_id = (await response.json())["roomId"]
+    assert isinstance(room_id, str)
+    return room_id
+
+
+async def join(client: Client, room_id: str, user: str) -> tuple[int, Any]:
+    response = await client.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
+    return response.status, await response.json()
+
+
+def error(status: int, message: str, error: str | None = None) -> dict[str, Any]:
+    phrases = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        409: "Conflict",
+        415: "Unsupported Media Type",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }
+    return {"statusCode": status, "error": error or phrases[status], "message": message}

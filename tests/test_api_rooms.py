@@ -1,0 +1,279 @@
+"""Rooms and their lifecycle: creation, replacement, duration, the immutable window, cancel."""
+
+from __future__ import annotations
+
+from conftest import (
+    DOCTOR,
+    NURSE,
+    PATIENT,
+    START,
+    Client,
+    FrozenClock,
+    MakeClient,
+    create,
+    error,
+    fake_video,
+    join,
+    person,
+    teleconsultation,
+)
+
+from teleconsult.domain import RoomParticipant, RoomSpec
+
+ALL_TOOLS = (
+    "chat",
+    "screen_sharing",
+    "file_upload",
+    "whiteboard",
+    "snapshot",
+    "live_edit",
+    "live_pointer",
+    "present_to_everyone",
+)
+
+
+async def test_room_gets_admins_tools_and_the_room_policy(make_client: MakeClient) -> None:
+    config = {
+        "privileges": {
+            "basic": {"groups": ["patient"], "tools": {"chat": True}},
+            "plus": {"groups": ["doctor"], "tools": {"chat": True, "whiteboard": True}},
+        }
+    }
+    client = await make_client(
+        config, LIVE_TELECONSULTATION="false", DEFAULT_RECORDING_TYPE="manual"
+    )
+    await create(client, teleconsultation(2, DOCTOR, PATIENT))
+
+    [room] = fake_video(client).rooms.values()
+    assert room.spec == RoomSpec(
+        participants=(
+            RoomParticipant("doctor-1", is_admin=True, tools=("chat", "whiteboard")),
+            RoomParticipant("patient-1", is_admin=False, tools=("chat",)),
+        ),
+        duration_seconds=None,
+        live=False,
+        recording="manual",
+    )
+
+
+async def test_a_participant_in_both_levels_is_plus(client: Client) -> None:
+    both = person("dual", ["patient", "doctor"], "Dee")
+    await create(client, teleconsultation(2, both, PATIENT))
+    [room] = fake_video(client).rooms.values()
+    assert room.spec.participants[0] == RoomParticipant("dual", is_admin=True, tools=ALL_TOOLS)
+
+
+async def test_limited_rooms_take_their_duration_from_the_dates(make_client: MakeClient) -> None:
+    client = await make_client(UNLIMITED_TELECONSULTATION="false")
+    await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    [room] = fake_video(client).rooms.values()
+    assert room.spec.duration_seconds == 3600
+
+
+async def test_duration_in_seconds_replaces_the_end_date(make_client: MakeClient) -> None:
+    client = await make_client(UNLIMITED_TELECONSULTATION="false")
+    body = teleconsultation(2, DOCTOR, PATIENT)
+    del body["end_date"]
+    body["duration_in_seconds"] = 900
+    await create(client, body)
+    [room] = fake_video(client).rooms.values()
+    assert room.spec.duration_seconds == 900
+
+
+async def test_limited_rooms_last_at_least_300_seconds_and_at_most_a_day(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(UNLIMITED_TELECONSULTATION="false")
+    short = teleconsultation(2, DOCTOR, end="2030-02-22T15:34:59.000Z")
+    response = await client.post("/teleconsultation", json=short)
+    assert response.status == 400
+    assert await response.json() == error(
+        400, "A teleconsultation must last at least 300 seconds; this one lasts 299."
+    )
+
+    long = teleconsultation(2, DOCTOR, end="2030-02-23T15:30:01.000Z")
+    response = await client.post("/teleconsultation", json=long)
+    assert response.status == 400
+    assert await response.json() == error(
+        400,
+        "A teleconsultation may last at most 86400 seconds with this video provider; "
+        "this one lasts 86401.",
+    )
+
+
+async def test_unlimited_rooms_accept_any_positive_span(client: Client) -> None:
+    await create(client, teleconsultation(2, DOCTOR, PATIENT, end="2030-02-22T15:31:00.000Z"))
+    [room] = fake_video(client).rooms.values()
+    assert room.spec.duration_seconds is None
+
+
+async def test_changing_participants_replaces_the_room(client: Client) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    [old_room] = fake_video(client).rooms
+
+    response = await client.patch(
+        f"/teleconsultation/{room_id}",
+        json={"participants": {"number": 2, "data": [DOCTOR, NURSE]}},
+    )
+
+    assert response.status == 204
+    [new_room] = fake_video(client).rooms
+    assert new_room != old_room
+    assert fake_video(client).created_room_count == 2
+    assert [p.provider_user_id for p in fake_video(client).rooms[new_room].spec.participants] == [
+        "doctor-1",
+        "nurse-1",
+    ]
+    assert (await join(client, room_id, "patient-1"))[0] == 401
+
+
+async def test_a_change_that_does_not_touch_the_room_keeps_it(client: Client) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    [room] = fake_video(client).rooms
+
+    renamed = {**DOCTOR, "fullName": "Dr Joe Smith", "language": "en"}
+    response = await client.patch(
+        f"/teleconsultation/{room_id}",
+        json={
+            "participants": {"number": 2, "data": [renamed, PATIENT]},
+            "start_date": "2030-03-01T10:00:00+01:00",
+            "end_date": "2030-03-01T11:00:00+01:00",
+        },
+    )
+
+    assert response.status == 204
+    assert list(fake_video(client).rooms) == [room]
+    assert fake_video(client).created_room_count == 1
+    _, body = await join(client, room_id, "doctor-1")
+    assert body["participantsBandyerCall"][0] == {
+        "bandyerUserId": "doctor-1",
+        "fullName": "Dr Joe Smith",
+    }
+
+
+async def test_new_dates_replace_a_room_with_a_duration(make_client: MakeClient) -> None:
+    client = await make_client(UNLIMITED_TELECONSULTATION="false")
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    [old_room] = fake_video(client).rooms
+
+    response = await client.patch(
+        f"/teleconsultation/{room_id}", json={"duration_in_seconds": 1800}
+    )
+
+    assert response.status == 204
+    [new_room] = fake_video(client).rooms.values()
+    assert new_room.id != old_room
+    assert new_room.spec.duration_seconds == 1800
+
+
+async def test_raising_the_number_drops_the_room_until_everyone_is_known(client: Client) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+
+    response = await client.patch(
+        f"/teleconsultation/{room_id}",
+        json={"participants": {"number": 3, "data": [DOCTOR, PATIENT]}},
+    )
+    assert response.status == 204
+    assert fake_video(client).rooms == {}
+
+    response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=NURSE)
+    assert response.status == 201
+    [room] = fake_video(client).rooms.values()
+    assert len(room.spec.participants) == 3
+
+
+async def test_the_link_appears_when_the_immutable_window_opens(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    client = await make_client(IMMUTABLE_PERIOD_MS=str(15 * 60 * 1000))
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    [room] = fake_video(client).rooms.values()
+
+    status, body = await join(client, room_id, "patient-1")
+    assert (status, body["accessLinkURL"]) == (200, None)
+
+    clock.now = clock.now.replace(hour=15, minute=15)  # START minus the 15 minute window
+    status, body = await join(client, room_id, "patient-1")
+    assert status == 200
+    assert body == {
+        "bandyerUserId": "patient-1",
+        "accessLinkURL": f"http://127.0.0.1:3000/fake-video/join/{room.codes['patient-1']}",
+        "participantsBandyerCall": [
+            {"bandyerUserId": "doctor-1", "fullName": "Joe Smith"},
+            {"bandyerUserId": "patient-1", "fullName": "Jane Doe"},
+        ],
+    }
+    _, doctor = await join(client, room_id, "doctor-1")
+    assert doctor["accessLinkURL"] != body["accessLinkURL"]
+
+
+async def test_a_locked_teleconsultation_refuses_changes_but_can_be_cancelled(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    client = await make_client(IMMUTABLE_PERIOD_MS="60000")
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    clock.now = clock.now.replace(hour=15, minute=29, second=30)
+    locked = error(
+        409,
+        "The teleconsultation is locked since 2030-02-22T15:29:00.000Z: all participants are "
+        "known and its start is within IMMUTABLE_PERIOD_MS, so its room can no longer change. "
+        "Cancel it and create a new one instead.",
+    )
+
+    response = await client.patch(f"/teleconsultation/{room_id}", json={"start_date": START})
+    assert (response.status, await response.json()) == (409, locked)
+
+    response = await client.delete(f"/teleconsultation/{room_id}")
+    assert response.status == 204
+    assert fake_video(client).rooms == {}
+
+
+async def test_an_incomplete_teleconsultation_never_locks(
+    client: Client, clock: FrozenClock
+) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR))
+    clock.advance(days=1)  # well past the start
+
+    response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
+
+    assert response.status == 201
+    _, body = await join(client, room_id, "patient-1")
+    assert body["accessLinkURL"] is not None  # complete and past the start: locked, link out
+
+
+async def test_cancel_deletes_the_room_and_hides_the_record(client: Client) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+
+    response = await client.delete(f"/teleconsultation/{room_id}")
+    assert response.status == 204
+    assert fake_video(client).rooms == {}
+
+    for method, suffix, body in [
+        ("DELETE", "", None),
+        ("PATCH", "", {"start_date": START}),
+        ("POST", "/participants/data", NURSE),
+    ]:
+        response = await client.request(method, f"/teleconsultation/{room_id}{suffix}", json=body)
+        assert response.status == 404, method
+
+
+async def test_the_fake_join_page_shows_the_room(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    client = await make_client()
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    clock.advance(hours=4)
+    _, body = await join(client, room_id, "doctor-1")
+    link = body["accessLinkURL"]
+    path = link.removeprefix("http://127.0.0.1:3000")
+
+    response = await client.get(path)
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    page = await response.text()
+    assert "You are <strong>doctor-1</strong> (room admin)" in page
+    assert "<li>patient-1</li>" in page
+    assert "Jane Doe" not in page  # the provider knows ids, not names
+
+    response = await client.get("/fake-video/join/not-a-code")
+    assert response.status == 404

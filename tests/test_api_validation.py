@@ -1,0 +1,284 @@
+"""Bad input gets a 4xx whose message says what to change; never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import DOCTOR, END, PATIENT, START, Client, create, error, person, teleconsultation
+
+VALID = teleconsultation(2, DOCTOR)
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    body = {**VALID, **changes}
+    return {key: value for key, value in body.items() if value is not None}
+
+
+CREATE_CASES = [
+    pytest.param(
+        {},
+        "participants: Missing data for required field.; "
+        "start_date: Missing data for required field.",
+        id="empty-body",
+    ),
+    pytest.param(
+        with_(participants="doctor-1"),
+        "participants: Must be an object {number, data} or an array of user ids.",
+        id="participants-wrong-type",
+    ),
+    pytest.param(
+        with_(participants={"data": [DOCTOR]}),
+        "participants.number: Missing data for required field.",
+        id="number-missing",
+    ),
+    pytest.param(
+        with_(participants={"number": "2", "data": [DOCTOR]}),
+        "participants.number: Not a valid integer.",
+        id="number-as-string",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [{"groups": ["doctor"], "fullName": "Joe"}]}),
+        "participants.data[0].userExternalId: Missing data for required field.",
+        id="external-id-missing",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [{**DOCTOR, "groups": "doctor"}]}),
+        "participants.data[0].groups: Not a valid list.",
+        id="groups-not-a-list",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [{**DOCTOR, "groups": []}]}),
+        "participants.data[0].groups: Shorter than minimum length 1.",
+        id="groups-empty",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [{**DOCTOR, "group": "doctor"}]}),
+        "participants.data[0].group: Give either groups or group, not both.",
+        id="group-and-groups",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [{**DOCTOR, "role": "admin"}]}),
+        "participants.data[0].role: Unknown field.",
+        id="unknown-participant-field",
+    ),
+    pytest.param(
+        with_(title="Check-up"),
+        "title: Unknown field.",
+        id="unknown-field",
+    ),
+    pytest.param(
+        with_(start_date="2030-02-22T15:30:00"),
+        "start_date: The date-time has no time-zone offset; add Z or +hh:mm, "
+        "for example 2022-02-22T15:30:00.000Z.",
+        id="naive-date",
+    ),
+    pytest.param(
+        with_(end_date="tomorrow"),
+        "end_date: Not an ISO 8601 date-time; use for example 2022-02-22T15:30:00.000Z.",
+        id="not-a-date",
+    ),
+    pytest.param(
+        with_(end_date="2030-02-22T15:00:00.000Z"),
+        "end_date must be after start_date.",
+        id="end-before-start",
+    ),
+    pytest.param(
+        with_(end_date=START),
+        "end_date must be after start_date.",
+        id="end-equals-start",
+    ),
+    pytest.param(
+        with_(end_date=None),
+        "end_date (or duration_in_seconds) is required.",
+        id="no-end",
+    ),
+    pytest.param(
+        with_(duration_in_seconds=3600),
+        "Give either end_date or duration_in_seconds, not both.",
+        id="end-and-duration",
+    ),
+    pytest.param(
+        with_(end_date=None, duration_in_seconds=0),
+        "duration_in_seconds: Must be greater than or equal to 1.",
+        id="zero-duration",
+    ),
+    pytest.param(
+        with_(participants={"number": 1, "data": [DOCTOR]}),
+        "participants.number must be between 2 and 25 for this video provider; got 1.",
+        id="number-too-small",
+    ),
+    pytest.param(
+        with_(participants={"number": 26, "data": [DOCTOR]}),
+        "participants.number must be between 2 and 25 for this video provider; got 26.",
+        id="number-too-large",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [DOCTOR, PATIENT, person("x", ["patient"], "X")]}),
+        "3 participants were given but participants.number is 2.",
+        id="more-data-than-number",
+    ),
+    pytest.param(
+        with_(participants={"number": 3, "data": [DOCTOR, DOCTOR]}),
+        "Participant 'doctor-1' appears more than once.",
+        id="repeated-participant",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [person("x", ["visitor"], "X")]}),
+        "Participant 'x' belongs to none of the configured groups (doctor, patient); "
+        "got ['visitor'].",
+        id="group-matches-no-level",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [{"userExternalId": "x", "groups": ["doctor"]}]}),
+        "participants.data[0].fullName is required with the static identity provider.",
+        id="static-needs-full-name",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [{"userExternalId": "x", "fullName": "X"}]}),
+        "participants.data[0].groups is required with the static identity provider: "
+        "a non-empty array of group names.",
+        id="static-needs-groups",
+    ),
+    pytest.param(
+        with_(participants=["doctor-1", "patient-1"]),
+        "participants as an array of user ids needs an identity provider that knows the users; "
+        "the 'static' identity provider does not. Send "
+        '{"number": n, "data": [{"userExternalId", "groups", "fullName"}]} instead.',
+        id="id-array-in-static-mode",
+    ),
+    pytest.param(
+        with_(participants=["doctor-1", 3]),
+        "participants: An array of participants must hold non-empty user id strings.",
+        id="id-array-with-a-number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), CREATE_CASES)
+async def test_create_refuses_bad_input(client: Client, body: Any, message: str) -> None:
+    response = await client.post("/teleconsultation", json=body)
+
+    assert response.status == 400
+    assert await response.json() == error(400, message)
+
+
+async def test_malformed_json_is_a_400(client: Client) -> None:
+    response = await client.post(
+        "/teleconsultation", data=b'{"participants": ', headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert await response.json() == error(
+        400, "The body is not valid JSON: Expecting value: line 1 column 18 (char 17)."
+    )
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"text"', b"3"])
+async def test_a_body_that_is_not_an_object_is_a_400(client: Client, body: bytes) -> None:
+    response = await client.post(
+        "/teleconsultation", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert await response.json() == error(400, "The body must be a JSON object.")
+
+
+async def test_a_form_body_is_a_415(client: Client) -> None:
+    response = await client.post("/teleconsultation", data={"participants": "x"})
+    assert response.status == 415
+    assert await response.json() == error(
+        415,
+        "The body must be JSON sent with Content-Type: application/json, "
+        "not application/x-www-form-urlencoded.",
+    )
+
+
+async def test_patch_with_nothing_to_change_is_a_400(client: Client) -> None:
+    room_id = await create(client, VALID)
+    response = await client.patch(f"/teleconsultation/{room_id}", json={})
+    assert response.status == 400
+    assert await response.json() == error(
+        400,
+        "body: Give at least one of participants, start_date, end_date, duration_in_seconds.",
+    )
+
+
+async def test_patch_keeps_the_end_when_only_the_start_moves(client: Client) -> None:
+    room_id = await create(client, VALID)
+    response = await client.patch(f"/teleconsultation/{room_id}", json={"start_date": END})
+    assert response.status == 400
+    assert await response.json() == error(400, "end_date must be after start_date.")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "userExternalId: Missing data for required field."),
+        ({"userExternalId": ""}, "userExternalId: Shorter than minimum length 1."),
+        (
+            {"userExternalId": "x", "groups": ["patient"]},
+            "body.fullName is required with the static identity provider.",
+        ),
+        (
+            {**DOCTOR, "userExternalId": "doctor-1"},
+            "Participant 'doctor-1' is already in this teleconsultation.",
+        ),
+    ],
+)
+async def test_add_participant_refuses_bad_input(
+    client: Client, body: dict[str, Any], message: str
+) -> None:
+    room_id = await create(client, teleconsultation(3, DOCTOR))
+    response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=body)
+    assert response.status == 400
+    assert await response.json() == error(400, message)
+
+
+async def test_add_to_a_complete_teleconsultation_is_a_400(client: Client) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    response = await client.post(
+        f"/teleconsultation/{room_id}/participants/data", json=person("x", ["patient"], "X")
+    )
+    assert response.status == 400
+    assert await response.json() == error(
+        400,
+        "This teleconsultation already has all its 2 participants; "
+        "PATCH its participants to change them.",
+    )
+
+
+@pytest.mark.parametrize("room_id", ["abc", "0123456789abcdef0123456g", "ZZZ" * 8, "%20"])
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("GET", "", None),
+        ("PATCH", "", {"start_date": START}),
+        ("DELETE", "", None),
+        ("POST", "/participants/data", PATIENT),
+    ],
+)
+async def test_malformed_ids_are_404(
+    client: Client, room_id: str, method: str, suffix: str, body: Any
+) -> None:
+    response = await client.request(
+        method, f"/teleconsultation/{room_id}{suffix}", json=body, headers={"miauserid": "x"}
+    )
+    assert response.status == 404
+    shown = " " if room_id == "%20" else room_id
+    assert await response.json() == error(
+        404,
+        f"No teleconsultation has the id {shown!r}: it never existed or was deleted.",
+        f"Room with id {shown} not found on CRUD",
+    )
+
+
+async def test_unknown_route_and_method_get_json_errors(client: Client) -> None:
+    response = await client.get("/teleconsultations")
+    assert response.status == 404
+    assert await response.json() == error(404, "There is no route GET /teleconsultations.")
+
+    response = await client.put("/teleconsultation/0123456789abcdef01234567")
+    assert response.status == 405
+    assert await response.json() == error(
+        405,
+        "PUT is not allowed on /teleconsultation/0123456789abcdef01234567; use DELETE, GET, PATCH.",
+    )

@@ -1,0 +1,294 @@
+"""Concurrent requests lose nothing and leave one room; failures leave nothing half-written."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from conftest import (
+    DOCTOR,
+    PATIENT,
+    Client,
+    MakeClient,
+    create,
+    error,
+    fake_video,
+    join,
+    person,
+    teleconsultation,
+)
+from teleconsult_fake import FakeVideo
+
+from teleconsult import keys
+from teleconsult.domain import Level, RoomSpec
+from teleconsult.errors import ProviderError, ProviderFailure, Unavailable
+from teleconsult.hookspecs import hookimpl
+from teleconsult.providers import CreatedRoom, ProviderContext, VideoProviderPlugin
+from teleconsult.store import VersionConflict
+
+
+class SharedVideo:
+    """A plugin offering one FakeVideo to every app that selects it: replicas, one provider."""
+
+    def __init__(self) -> None:
+        self.provider = FakeVideo("http://video.test")
+
+    @hookimpl
+    def register_video_providers(self) -> list[VideoProviderPlugin]:
+        return [VideoProviderPlugin(name="shared", create=self._create)]
+
+    def _create(self, context: ProviderContext) -> FakeVideo:
+        return self.provider
+
+
+async def test_ten_concurrent_additions_for_two_free_places(client: Client) -> None:
+    room_id = await create(client, teleconsultation(3, DOCTOR))
+    patients = [person(f"patient-{n}", ["patient"], f"Patient {n}") for n in range(10)]
+
+    responses = await asyncio.gather(
+        *(
+            client.post(f"/teleconsultation/{room_id}/participants/data", json=patient)
+            for patient in patients
+        )
+    )
+
+    statuses = sorted(response.status for response in responses)
+    assert statuses == [201, 201] + [400] * 8
+    for response in responses:
+        if response.status == 400:
+            assert await response.json() == error(
+                400,
+                "This teleconsultation already has all its 3 participants; "
+                "PATCH its participants to change them.",
+            )
+    record = await client.app[keys.STORE].get(room_id)
+    assert record is not None
+    assert len(record.participants) == 3
+    rooms = fake_video(client).rooms
+    assert len(rooms) == 1
+    assert record.room is not None
+    assert record.room.provider_room_id in rooms
+    in_room = [p.provider_user_id for p in rooms[record.room.provider_room_id].spec.participants]
+    assert in_room == [p.provider_user_id for p in record.participants]
+
+
+async def test_two_replicas_on_one_database_lose_no_update(make_client: MakeClient) -> None:
+    shared = SharedVideo()
+    replica_a = await make_client(plugins=[shared], VIDEO_PROVIDER="shared")
+    replica_b = await make_client(plugins=[shared], VIDEO_PROVIDER="shared")
+    room_id = await create(replica_a, teleconsultation(5, DOCTOR))
+    newcomers = [person(f"p{n}", ["patient"], f"P{n}") for n in range(4)]
+
+    responses = await asyncio.gather(
+        *(
+            (replica_a if n % 2 else replica_b).post(
+                f"/teleconsultation/{room_id}/participants/data", json=newcomer
+            )
+            for n, newcomer in enumerate(newcomers)
+        ),
+        replica_a.patch(
+            f"/teleconsultation/{room_id}", json={"end_date": "2030-02-22T17:00:00.000Z"}
+        ),
+        replica_b.patch(
+            f"/teleconsultation/{room_id}", json={"start_date": "2030-02-22T15:00:00.000Z"}
+        ),
+    )
+
+    assert [response.status for response in responses] == [201] * 4 + [204, 204], [
+        await response.text() for response in responses
+    ]
+    record = await replica_b.app[keys.STORE].get(room_id)
+    assert record is not None
+    assert sorted(p.external_id for p in record.participants) == [
+        "doctor-1",
+        "p0",
+        "p1",
+        "p2",
+        "p3",
+    ]
+    assert record.start_date.isoformat() == "2030-02-22T15:00:00+00:00"
+    assert record.end_date.isoformat() == "2030-02-22T17:00:00+00:00"
+    assert record.room is not None
+    assert list(shared.provider.rooms) == [record.room.provider_room_id]
+
+
+async def test_data_survives_a_restart(make_client: MakeClient) -> None:
+    first = await make_client()
+    room_id = await create(first, teleconsultation(2, DOCTOR, PATIENT))
+    await first.close()
+
+    second = await make_client()
+    status, body = await join(second, room_id, "doctor-1")
+    assert status == 200
+    assert body["participantsBandyerCall"] == [
+        {"bandyerUserId": "doctor-1", "fullName": "Joe Smith"},
+        {"bandyerUserId": "patient-1", "fullName": "Jane Doe"},
+    ]
+    assert await second.app[keys.STORE].find_user("fake", "patient-1") == "patient-1"
+
+
+class FailingVideo(FakeVideo):
+    """The fake provider, failing the operations a test names."""
+
+    name = "failing"
+
+    def __init__(self) -> None:
+        super().__init__("http://video.test")
+        self.failures: dict[str, ProviderFailure] = {}
+
+    def _maybe_fail(self, operation: str) -> None:
+        kind = self.failures.get(operation)
+        if kind is not None:
+            raise ProviderError(self.name, operation, kind, "injected by the test")
+
+    async def ensure_user(self, external_id: str, level: Level) -> str:
+        self._maybe_fail("create a user")
+        return await super().ensure_user(external_id, level)
+
+    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        self._maybe_fail("create a room")
+        return await super().create_room(spec)
+
+    async def delete_room(self, provider_room_id: str) -> None:
+        self._maybe_fail("delete a room")
+        await super().delete_room(provider_room_id)
+
+
+class FailingPlugin:
+    def __init__(self) -> None:
+        self.provider = FailingVideo()
+
+    @hookimpl
+    def register_video_providers(self) -> list[VideoProviderPlugin]:
+        return [VideoProviderPlugin(name="failing", create=lambda context: self.provider)]
+
+
+@pytest.fixture
+def failing() -> FailingPlugin:
+    return FailingPlugin()
+
+
+@pytest.fixture
+async def failing_client(make_client: MakeClient, failing: FailingPlugin) -> Client:
+    return await make_client(plugins=[failing], VIDEO_PROVIDER="failing")
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"), [("bad_answer", 502), ("unreachable", 503), ("timeout", 504)]
+)
+async def test_a_failed_room_creation_leaves_the_record_as_it_was(
+    failing_client: Client, failing: FailingPlugin, kind: ProviderFailure, status: int
+) -> None:
+    room_id = await create(failing_client, teleconsultation(2, DOCTOR))
+    before = await failing_client.app[keys.STORE].get(room_id)
+    failing.provider.failures["create a room"] = kind
+
+    response = await failing_client.post(
+        f"/teleconsultation/{room_id}/participants/data", json=PATIENT
+    )
+
+    assert response.status == status
+    assert await response.json() == error(
+        status, "The failing provider failed to create a room: injected by the test"
+    )
+    assert await failing_client.app[keys.STORE].get(room_id) == before
+    assert failing.provider.rooms == {}
+
+
+async def test_a_failed_user_creation_stores_nothing(
+    failing_client: Client, failing: FailingPlugin
+) -> None:
+    failing.provider.failures["create a user"] = "timeout"
+
+    response = await failing_client.post(
+        "/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT)
+    )
+
+    assert response.status == 504
+    assert await response.json() == error(
+        504, "The failing provider failed to create a user: injected by the test"
+    )
+    assert failing.provider.rooms == {}
+    assert await failing_client.app[keys.STORE].find_user("failing", "doctor-1") is None
+
+
+async def test_a_failed_room_deletion_keeps_the_teleconsultation(
+    failing_client: Client, failing: FailingPlugin
+) -> None:
+    room_id = await create(failing_client, teleconsultation(2, DOCTOR, PATIENT))
+    failing.provider.failures["delete a room"] = "unreachable"
+
+    response = await failing_client.delete(f"/teleconsultation/{room_id}")
+
+    assert response.status == 503
+    assert await response.json() == error(
+        503, "The failing provider failed to delete a room: injected by the test"
+    )
+    assert (await join(failing_client, room_id, "doctor-1"))[0] == 200
+    assert len(failing.provider.rooms) == 1
+
+
+async def test_a_failed_deletion_of_a_replaced_room_does_not_fail_the_change(
+    failing_client: Client, failing: FailingPlugin
+) -> None:
+    room_id = await create(failing_client, teleconsultation(2, DOCTOR, PATIENT))
+    failing.provider.failures["delete a room"] = "timeout"
+
+    response = await failing_client.patch(
+        f"/teleconsultation/{room_id}",
+        json={"participants": {"number": 2, "data": [DOCTOR, person("n", ["patient"], "N")]}},
+    )
+
+    assert response.status == 204
+    record = await failing_client.app[keys.STORE].get(room_id)
+    assert record is not None
+    assert record.room is not None
+    assert record.room.provider_room_id in failing.provider.rooms  # the new room is live
+    assert len(failing.provider.rooms) == 2  # the old one is left for reconciliation
+
+
+async def test_a_room_made_for_a_lost_write_is_deleted(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR))
+    store = client.app[keys.STORE]
+    real_replace = store.replace
+    calls: list[int] = []
+
+    async def lose_the_first_race(record: Any, expected_version: int) -> None:
+        calls.append(expected_version)
+        if len(calls) == 1:
+            raise VersionConflict(record.id)
+        await real_replace(record, expected_version)
+
+    monkeypatch.setattr(store, "replace", lose_the_first_race)
+
+    response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
+
+    assert response.status == 201
+    assert calls == [1, 1]
+    assert fake_video(client).created_room_count == 2
+    record = await store.get(room_id)
+    assert record is not None
+    assert record.room is not None
+    assert list(fake_video(client).rooms) == [record.room.provider_room_id]
+
+
+async def test_a_room_made_for_a_failed_write_is_deleted(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR))
+    store = client.app[keys.STORE]
+
+    async def unavailable(record: Any, expected_version: int) -> None:
+        raise Unavailable("The SQLite store failed: disk I/O error.")
+
+    monkeypatch.setattr(store, "replace", unavailable)
+
+    response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
+
+    assert response.status == 503
+    assert await response.json() == error(503, "The SQLite store failed: disk I/O error.")
+    assert fake_video(client).created_room_count == 1
+    assert fake_video(client).rooms == {}
