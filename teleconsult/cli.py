@@ -22,14 +22,19 @@ def serve(environ: Mapping[str, str]) -> None:
     config = load_config(settings.service_config_path)
     configure_logging(settings.log_level)
     app = create_app(settings, config, environ=environ)
-    print(
+    started = (
         f"teleconsult {__version__} listening on http://{settings.http_host}:{settings.http_port} "
         f"(store {settings.store_url.split(':', 1)[0]}, video {settings.video_provider}, "
-        f"identity {settings.identity_provider})",
-        file=sys.stderr,
-        flush=True,
+        f"identity {settings.identity_provider})"
     )
-    web.run_app(app, host=settings.http_host, port=settings.http_port, access_log=None, print=None)
+    web.run_app(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        access_log=None,
+        # Called once the store is open and the port is bound: the line a person waits for.
+        print=lambda _: print(started, file=sys.stderr, flush=True),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -57,15 +57,28 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+class _Switch(fields.Boolean):
+    """A JSON true or false: "on", 1 and "yes" are typos here, not booleans."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def _switch() -> fields.Boolean:
+    return _Switch(load_default=False)
+
+
 class _Tools(_Strict):
-    chat = fields.Boolean(load_default=False)
-    screen_sharing = fields.Boolean(load_default=False)
-    file_upload = fields.Boolean(load_default=False)
-    whiteboard = fields.Boolean(load_default=False)
-    snapshot = fields.Boolean(load_default=False)
-    live_edit = fields.Boolean(load_default=False)
-    live_pointer = fields.Boolean(load_default=False)
-    present_to_everyone = fields.Boolean(load_default=False)
+    chat = _switch()
+    screen_sharing = _switch()
+    file_upload = _switch()
+    whiteboard = _switch()
+    snapshot = _switch()
+    live_edit = _switch()
+    live_pointer = _switch()
+    present_to_everyone = _switch()
 
 
 _GROUPS = fields.List(

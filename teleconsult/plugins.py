@@ -22,10 +22,13 @@ def make_plugin_manager(extra_plugins: Sequence[object] = ()) -> pluggy.PluginMa
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
-    manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    for plugin in extra_plugins:
-        manager.register(plugin)
-    manager.check_pending()
+    try:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        for plugin in extra_plugins:
+            manager.register(plugin)
+        manager.check_pending()
+    except pluggy.PluginValidationError as error:
+        raise ConfigurationError(f"plugin {error.plugin!r} is not valid: {error}") from None
     return manager
 
 

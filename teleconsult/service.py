@@ -124,18 +124,17 @@ class TeleconsultationService:
     ) -> None:
         if participants is not None:
             self._check_counts(participants.number, participants.entries)
+        resolved: list[tuple[Participant, ...]] = []
 
         async def change(current: Teleconsultation, now: datetime) -> Teleconsultation:
             self._refuse_if_locked(current, now)
             start, end = self._schedule(current, schedule)
             number, members = current.participants_number, current.participants
             if participants is not None:
-                number = participants.number
-                members = tuple(
-                    await self._participants(
-                        participants, "Failed PATCH /teleconsultation: no plus user in room", caller
-                    )
-                )
+                if not resolved:  # identify once, however many attempts the write takes
+                    failure = "Failed PATCH /teleconsultation: no plus user in room"
+                    resolved.append(tuple(await self._participants(participants, failure, caller)))
+                number, members = participants.number, resolved[0]
             return replace(
                 current,
                 participants_number=number,
@@ -285,12 +284,10 @@ class TeleconsultationService:
     async def _discard_room(self, room: Room, why: str) -> None:
         try:
             await self.video.delete_room(room.provider_room_id)
-        except ProviderError as error:
+        except Exception as error:  # the change stands (or its own error wins): only log
+            detail = error.message if isinstance(error, ProviderError) else type(error).__name__
             log.warning(
-                "could not delete provider room %s (%s): %s",
-                room.provider_room_id,
-                why,
-                error.message,
+                "could not delete provider room %s (%s): %s", room.provider_room_id, why, detail
             )
 
     def _schedule(

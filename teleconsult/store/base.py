@@ -1,7 +1,7 @@
 """The store interface: teleconsultation records and the user map.
 
-Both stores (SQLite embedded, MongoDB production) give the same semantics, which
-the store contract suite checks:
+Every store (SQLite embedded today; MongoDB for production is planned) must give
+these semantics:
 - a record is written only if its `version` is still the one read
   (compare-and-set), so replicas sharing one database never lose an update;
 - trashed records are invisible to reads;

@@ -35,7 +35,7 @@ def new_object_id() -> str:
     """A 24-hex id laid out like a MongoDB ObjectId: time, per-process random, counter."""
     global _counter
     with _counter_lock:
-        _counter = (_counter + 1) % 0xFFFFFF
+        _counter = (_counter + 1) % 0x1000000
         count = _counter
     return (int(time.time()).to_bytes(4, "big") + _process_random + count.to_bytes(3, "big")).hex()
 

@@ -1,7 +1,7 @@
 """The embedded store: one SQLite file, no server to run.
 
-Each record is a JSON document plus the columns the queries need. Writes are
-single statements in autocommit mode, so compare-and-set is one atomic
+Each record is a JSON document plus the columns the queries need. Each write is
+one statement in its own IMMEDIATE transaction, so compare-and-set is one atomic
 `UPDATE ... WHERE version = ?`; WAL mode lets several processes share the file.
 """
 
@@ -55,12 +55,13 @@ class SQLiteStore:
     @classmethod
     async def open(cls, url: str, teleconsultations: str, users: str) -> SQLiteStore:
         path = sqlite_path(url)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             connection = await aiosqlite.connect(path, isolation_level=None, timeout=10)
-        except sqlite3.Error as error:
-            raise Unavailable(f"Cannot open the SQLite store at {path}: {error}.") from None
+        except (OSError, sqlite3.Error) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise Unavailable(f"Cannot open the SQLite store at {path}: {reason}.") from None
         store = cls(connection, teleconsultations, users)
         try:
             await store._create_schema()

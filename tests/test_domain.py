@@ -1,0 +1,219 @@
+"""The pure rules, one by one."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from teleconsult import domain
+from teleconsult.domain import (
+    Level,
+    Participant,
+    Privilege,
+    Privileges,
+    ProviderLimits,
+    RecordState,
+    Room,
+    RoomParticipant,
+    RoomPolicy,
+    RoomSpec,
+    Teleconsultation,
+)
+from teleconsult.errors import InvalidRequest
+from teleconsult.providers import stable_user_id
+from teleconsult.store.documents import from_document, is_object_id, new_object_id, to_document
+
+PRIVILEGES = Privileges(
+    basic=Privilege(frozenset({"patient"}), frozenset({"chat"})),
+    plus=Privilege(frozenset({"doctor"}), frozenset({"chat", "whiteboard"})),
+)
+LIMITS = ProviderLimits()
+START = datetime(2030, 2, 22, 15, 30, tzinfo=UTC)
+UNLIMITED = RoomPolicy(unlimited=True, live=True, recording="none", immutable_period=timedelta(0))
+LIMITED = RoomPolicy(
+    unlimited=False, live=False, recording="manual", immutable_period=timedelta(minutes=10)
+)
+
+
+def participant(external_id: str, level: Level) -> Participant:
+    groups = ("doctor",) if level is Level.PLUS else ("patient",)
+    return Participant(external_id, groups, f"Name {external_id}", "it", level, f"p-{external_id}")
+
+
+def record(number: int, *participants: Participant, room: Room | None = None) -> Teleconsultation:
+    return Teleconsultation(
+        id=new_object_id(),
+        participants_number=number,
+        participants=participants,
+        start_date=START,
+        end_date=START + timedelta(hours=1),
+        room=room,
+        state=RecordState.PUBLIC,
+        version=1,
+        created_at=START - timedelta(days=1),
+        updated_at=START - timedelta(days=1),
+        creator_id="creator",
+        updater_id="creator",
+    )
+
+
+@pytest.mark.parametrize(
+    ("groups", "level"),
+    [
+        (["doctor"], Level.PLUS),
+        (["patient"], Level.BASIC),
+        (["patient", "doctor"], Level.PLUS),
+        (["visitor", "patient"], Level.BASIC),
+        (["visitor"], None),
+        ([], None),
+    ],
+)
+def test_the_highest_matching_level_wins(groups: list[str], level: Level | None) -> None:
+    assert PRIVILEGES.level_of(groups) == level
+
+
+def test_a_participant_without_a_level_is_refused_by_name() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        domain.level_of_participant(PRIVILEGES, "x", ["visitor"])
+    assert raised.value.message == (
+        "Participant 'x' belongs to none of the configured groups (doctor, patient); "
+        "got ['visitor']."
+    )
+
+
+def test_plus_rule() -> None:
+    domain.check_plus_rule([Level.BASIC, Level.PLUS], "failure")
+    with pytest.raises(InvalidRequest) as raised:
+        domain.check_plus_rule([Level.BASIC, Level.BASIC], "the documented string")
+    assert raised.value.error == "the documented string"
+
+
+@pytest.mark.parametrize(
+    ("number", "ids", "message"),
+    [
+        (2, ["a"], None),
+        (25, [], None),
+        (1, [], "participants.number must be between 2 and 25 for this video provider; got 1."),
+        (2, ["a", "b", "c"], "3 participants were given but participants.number is 2."),
+        (3, ["a", "a"], "Participant 'a' appears more than once."),
+    ],
+)
+def test_participant_counts(number: int, ids: list[str], message: str | None) -> None:
+    if message is None:
+        domain.check_participant_counts(number, ids, LIMITS)
+        return
+    with pytest.raises(InvalidRequest) as raised:
+        domain.check_participant_counts(number, ids, LIMITS)
+    assert raised.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("policy", "seconds", "message"),
+    [
+        (UNLIMITED, 1, None),
+        (UNLIMITED, 0, "end_date must be after start_date."),
+        (LIMITED, 300, None),
+        (LIMITED, 86400, None),
+        (LIMITED, 299, "A teleconsultation must last at least 300 seconds; this one lasts 299."),
+        (
+            LIMITED,
+            86401,
+            "A teleconsultation may last at most 86400 seconds with this video provider; "
+            "this one lasts 86401.",
+        ),
+    ],
+)
+def test_schedule(policy: RoomPolicy, seconds: int, message: str | None) -> None:
+    end = START + timedelta(seconds=seconds)
+    if message is None:
+        domain.check_schedule(START, end, policy, LIMITS)
+        return
+    with pytest.raises(InvalidRequest) as raised:
+        domain.check_schedule(START, end, policy, LIMITS)
+    assert raised.value.message == message
+
+
+def test_lock_window() -> None:
+    complete = record(2, participant("d", Level.PLUS), participant("p", Level.BASIC))
+    incomplete = record(3, participant("d", Level.PLUS))
+    opens = START - timedelta(minutes=10)
+
+    assert domain.lock_time(complete, LIMITED) == opens
+    assert not domain.is_locked(complete, LIMITED, opens - timedelta(microseconds=1))
+    assert domain.is_locked(complete, LIMITED, opens)
+    assert domain.is_locked(complete, UNLIMITED, START)
+    assert not domain.is_locked(incomplete, LIMITED, START + timedelta(days=1))
+
+
+def test_room_spec() -> None:
+    complete = record(2, participant("d", Level.PLUS), participant("p", Level.BASIC))
+
+    assert domain.room_spec(record(3, participant("d", Level.PLUS)), PRIVILEGES, LIMITED) is None
+    assert domain.room_spec(complete, PRIVILEGES, LIMITED) == RoomSpec(
+        participants=(
+            RoomParticipant("p-d", is_admin=True, tools=("chat", "whiteboard")),
+            RoomParticipant("p-p", is_admin=False, tools=("chat",)),
+        ),
+        duration_seconds=3600,
+        live=False,
+        recording="manual",
+    )
+    assert domain.room_spec(complete, PRIVILEGES, UNLIMITED) == RoomSpec(
+        participants=(
+            RoomParticipant("p-d", is_admin=True, tools=("chat", "whiteboard")),
+            RoomParticipant("p-p", is_admin=False, tools=("chat",)),
+        ),
+        duration_seconds=None,
+        live=True,
+        recording="none",
+    )
+
+
+def test_records_survive_the_document_round_trip() -> None:
+    members = (participant("d", Level.PLUS), participant("p", Level.BASIC))
+    spec = domain.room_spec(record(2, *members), PRIVILEGES, LIMITED)
+    assert spec is not None
+    room = Room("room-1", spec, {"p-d": "https://link/d", "p-p": "https://link/p"})
+    original = record(2, *members, room=room)
+
+    document = to_document(original)
+
+    assert document["_id"] == original.id
+    assert document["__STATE__"] == "PUBLIC"
+    assert document["teleconsultationState"] == "room_ready"
+    assert document["providerRoomId"] == "room-1"
+    assert from_document(document) == original
+    as_text = {**document, "startDate": "2030-02-22T15:30:00+00:00"}
+    assert from_document(as_text).start_date == START
+
+
+def test_object_ids() -> None:
+    ids = {new_object_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids)
+    assert is_object_id(next(iter(ids)))
+    assert not is_object_id("0123456789ABCDEF01234567")
+    assert not is_object_id("abc")
+
+
+@pytest.mark.parametrize(
+    ("external_id", "kept"),
+    [
+        ("user.name_1-2", True),
+        ("x" * 128, True),
+        ("x" * 129, False),
+        ("auth0|5f8d", False),
+        ("mario@example.com", False),
+    ],
+)
+def test_stable_user_ids_fit_the_provider_alphabet(external_id: str, kept: bool) -> None:
+    user_id = stable_user_id(external_id)
+    assert re.fullmatch(r"[A-Za-z0-9._-]{1,128}", user_id)
+    assert stable_user_id(external_id) == user_id  # derived, so creating a user is idempotent
+    if kept:
+        assert user_id == external_id
+    else:
+        assert re.fullmatch(r"h-[0-9a-f]{64}", user_id)
+        assert user_id != stable_user_id(external_id + "!")

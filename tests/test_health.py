@@ -1,0 +1,52 @@
+"""Probes: alive, and ready only while the store answers."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Client
+
+from teleconsult import __version__, keys
+from teleconsult.errors import Unavailable
+
+
+async def test_healthz(client: Client) -> None:
+    response = await client.get("/-/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "OK", "name": "teleconsult", "version": __version__}
+
+
+async def test_ready_while_the_store_answers(client: Client) -> None:
+    response = await client.get("/-/ready")
+    assert response.status == 200
+    assert await response.json() == {"status": "OK", "name": "teleconsult", "version": __version__}
+
+
+async def test_not_ready_when_the_store_fails(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken() -> None:
+        raise Unavailable("The SQLite store failed: disk I/O error.")
+
+    monkeypatch.setattr(client.app[keys.STORE], "ping", broken)
+
+    response = await client.get("/-/ready")
+    assert response.status == 503
+    assert await response.json() == {"status": "KO", "name": "teleconsult", "version": __version__}
+    response = await client.get("/-/healthz")
+    assert response.status == 200
+
+
+async def test_the_api_documentation_is_served(client: Client) -> None:
+    response = await client.get("/documentation/json")
+    assert response.status == 200
+    spec = await response.json()
+    assert spec["openapi"] == "3.0.3"
+    assert sorted(spec["paths"]) == [
+        "/-/healthz",
+        "/-/ready",
+        "/teleconsultation",
+        "/teleconsultation/{roomId}",
+        "/teleconsultation/{roomId}/participants/data",
+    ]
+    response = await client.get("/documentation/")
+    assert response.status == 200

@@ -1,0 +1,72 @@
+"""`python -m teleconsult serve` as a newcomer runs it: a real process on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HTTP_PORT": str(port),
+        "STORE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "LOG_LEVEL": "info",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "teleconsult", "serve",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        body = None
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/-/ready") as response:
+                        body = await response.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+        assert body is not None
+        assert body["status"] == "OK"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0
+    assert stderr.decode().startswith(f"teleconsult 0.1.0 listening on http://127.0.0.1:{port}")
+    for line in stdout.decode().splitlines():
+        json.loads(line)  # every log line is one JSON object
+
+
+async def test_serve_stops_when_the_store_cannot_open(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    env = {
+        **os.environ,
+        "HTTP_PORT": str(free_port()),
+        "STORE_URL": f"sqlite:///{tmp_path / 'dir.db'}",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "teleconsult", "serve",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 1
+    assert stderr.decode().splitlines()[-1] == (
+        f"teleconsult: cannot start: Cannot open the SQLite store at {tmp_path / 'dir.db'}: "
+        "unable to open database file."
+    )

@@ -1,0 +1,225 @@
+"""Environment variables and the configuration file: defaults, and one clear line when wrong."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from teleconsult.cli import main
+from teleconsult.config import DEFAULT_CONFIG, PathStep, load_config, parse_config
+from teleconsult.domain import TOOLS, Privilege, Privileges, RoomPolicy
+from teleconsult.errors import ConfigurationError
+from teleconsult.settings import Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.from_environ({})
+    assert settings == Settings(
+        http_host="127.0.0.1",
+        http_port=3000,
+        log_level="info",
+        store_url="sqlite:///teleconsult.db",
+        video_provider="fake",
+        identity_provider="static",
+        service_config_path=None,
+        teleconsultations_collection="teleconsultations",
+        user_map_collection="users",
+        unlimited_teleconsultation=True,
+        live_teleconsultation=True,
+        immutable_period_ms=0,
+        default_recording_type="none",
+        userid_header_key="miauserid",
+    )
+    assert settings.room_policy == RoomPolicy(
+        unlimited=True, live=True, recording="none", immutable_period=timedelta(0)
+    )
+
+
+def test_values_are_read() -> None:
+    settings = Settings.from_environ(
+        {
+            "HTTP_PORT": "8080",
+            "UNLIMITED_TELECONSULTATION": "false",
+            "IMMUTABLE_PERIOD_MS": "600000",
+            "USERID_HEADER_KEY": "X-User",
+            "USER_MAP_ID_CRUD_NAME": "user-map",
+            "TELECONSULTATION_SERVICE_CONFIG_PATH": "/etc/teleconsult.json",
+        }
+    )
+    assert settings.http_port == 8080
+    assert settings.unlimited_teleconsultation is False
+    assert settings.immutable_period_ms == 600000
+    assert settings.userid_header_key == "x-user"
+    assert settings.user_map_collection == "user-map"  # the original docs' other spelling
+    assert settings.service_config_path == Path("/etc/teleconsult.json")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("UNLIMITED_TELECONSULTATION", "yes", "UNLIMITED_TELECONSULTATION must be true or false; got 'yes'."),
+        ("LIVE_TELECONSULTATION", "True", "LIVE_TELECONSULTATION must be true or false; got 'True'."),
+        ("HTTP_PORT", "http", "HTTP_PORT must be a whole number; got 'http'."),
+        ("HTTP_PORT", "70000", "HTTP_PORT must be at least 0 and at most 65535; got 70000."),
+        ("IMMUTABLE_PERIOD_MS", "-1", "IMMUTABLE_PERIOD_MS must be at least 0; got -1."),
+        ("IMMUTABLE_PERIOD_MS", "1.5", "IMMUTABLE_PERIOD_MS must be a whole number; got '1.5'."),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of trace, debug, info, warn, error, silent; got 'verbose'."),
+        ("DEFAULT_RECORDING_TYPE", "always", "DEFAULT_RECORDING_TYPE must be one of none, manual, automatic; got 'always'."),
+        ("TELECONSULTATIONS_CRUD_NAME", "a b", "TELECONSULTATIONS_CRUD_NAME must be 1 to 63 letters, digits, '_' or '-'; got 'a b'."),
+        ("USER_ID_MAP_CRUD_NAME", 'x";drop', "USER_ID_MAP_CRUD_NAME must be 1 to 63 letters, digits, '_' or '-'; got 'x\";drop'."),
+    ],
+)  # fmt: skip
+def test_a_bad_value_names_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ({name: value})
+    assert str(raised.value) == message
+
+
+def test_the_built_in_configuration() -> None:
+    config = load_config(None)
+    everything = frozenset(TOOLS)
+    assert config.privileges == Privileges(
+        basic=Privilege(groups=frozenset({"patient"}), tools=everything),
+        plus=Privilege(groups=frozenset({"doctor"}), tools=everything),
+    )
+    assert config.environment == "sandbox"
+    assert config.user_id_path is None
+    assert (config.custom_user_id_source, config.custom_user_id_target) == ("_id", "authUserId")
+
+
+def test_a_full_configuration_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(
+        json.dumps(
+            {
+                "privileges": {
+                    "basic": {"groups": ["patient"], "tools": {"chat": True}},
+                    "plus": {"groups": ["doctor", "nurse"]},
+                },
+                "environment": "production",
+                "theme": {"light": {"primaryColor": "#fff", "accentColor": "#000"}},
+                "companyLogo": {"url": "https://example.com/logo.png"},
+                "mode": "dark",
+                "groupsWithBackgroundList": ["doctor"],
+                "userIdPathInRequest": [
+                    {"from": "headers", "extract": "object"},
+                    {"from": "ids", "extract": "object"},
+                    {"from": 0, "extract": "array"},
+                ],
+                "customUserId": {"source": "email", "target": "user_id"},
+            }
+        )
+    )
+    config = load_config(path)
+    assert config.privileges.basic == Privilege(frozenset({"patient"}), frozenset({"chat"}))
+    assert config.privileges.plus.groups == frozenset({"doctor", "nurse"})
+    assert config.privileges.plus.tools == frozenset(TOOLS)
+    assert config.environment == "production"
+    assert config.company_logo_url == "https://example.com/logo.png"
+    assert config.mode == "dark"
+    assert config.groups_with_background == frozenset({"doctor"})
+    assert config.user_id_path == (
+        PathStep("headers", "object"),
+        PathStep("ids", "object"),
+        PathStep(0, "array"),
+    )
+    assert (config.custom_user_id_source, config.custom_user_id_target) == ("email", "user_id")
+
+
+def _without(key: str) -> dict[str, object]:
+    privileges = json.loads(json.dumps(DEFAULT_CONFIG["privileges"]))
+    del privileges["plus"][key]
+    return {"privileges": privileges}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({}, "privileges: Missing data for required field."),
+        (_without("groups"), "privileges.plus.groups: Missing data for required field."),
+        (
+            {"privileges": {"basic": {"groups": []}, "plus": {"groups": ["d"]}}},
+            "privileges.basic.groups: Shorter than minimum length 1.",
+        ),
+        (
+            {"privileges": {"basic": {"groups": ["p"], "tools": {"chat": "on"}}, "plus": {"groups": ["d"]}}},
+            "privileges.basic.tools.chat: Not a valid boolean.",
+        ),
+        (
+            {"privileges": {"basic": {"groups": ["p"], "tools": {"teleport": True}}, "plus": {"groups": ["d"]}}},
+            "privileges.basic.tools.teleport: Unknown field.",
+        ),
+        (
+            {**DEFAULT_CONFIG, "environment": "staging"},
+            "environment: Must be one of: sandbox, production.",
+        ),
+        (
+            {**DEFAULT_CONFIG, "userIdPathInRequest": [{"from": "headers", "extract": "xml"}]},
+            "userIdPathInRequest[0].extract: Must be one of: object, json, array.",
+        ),
+        (
+            {**DEFAULT_CONFIG, "userIdPathInRequest": [{"from": "", "extract": "object"}]},
+            "userIdPathInRequest[0].from: Must be a non-empty string or an index.",
+        ),
+        ([], "the configuration must be a JSON object."),
+    ],
+)  # fmt: skip
+def test_a_bad_configuration_names_the_json_path(document: object, message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_config(document, "/etc/teleconsult.json")
+    assert str(raised.value) == f"/etc/teleconsult.json: {message}"
+
+
+def test_a_configuration_file_that_is_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"privileges": ')
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(path)
+    assert str(raised.value) == f"{path}: not valid JSON at line 1, column 16: Expecting value."
+
+
+def test_a_missing_configuration_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.json"
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(path)
+    assert str(raised.value) == f"{path}: cannot read the configuration: No such file or directory."
+
+
+@pytest.mark.parametrize(
+    ("environ", "line"),
+    [
+        (
+            {"LIVE_TELECONSULTATION": "1"},
+            "teleconsult: configuration error: LIVE_TELECONSULTATION must be true or false; got '1'.",
+        ),
+        (
+            {"VIDEO_PROVIDER": "zoom"},
+            "teleconsult: configuration error: VIDEO_PROVIDER='zoom' names no installed video "
+            "provider (installed: fake).",
+        ),
+        (
+            {"STORE_URL": "postgres://db/teleconsult"},
+            "teleconsult: configuration error: STORE_URL='postgres://db/teleconsult' has a scheme "
+            "no store handles; use sqlite:///<path>.",
+        ),
+        (
+            {"TELECONSULTATION_SERVICE_CONFIG_PATH": "/nonexistent/config.json"},
+            "teleconsult: configuration error: /nonexistent/config.json: cannot read the "
+            "configuration: No such file or directory.",
+        ),
+    ],
+)
+def test_serve_stops_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    line: str,
+) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err == line + "\n"
