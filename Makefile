@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest format clean
+.PHONY: run test lint typecheck pytest format openapi clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -28,6 +28,9 @@ typecheck: $(INSTALLED)
 
 pytest: $(INSTALLED)
 	$(BIN)/pytest
+
+openapi: $(INSTALLED)  ## regenerate openapi/openapi.json from the code
+	$(BIN)/teleconsult openapi --output openapi/openapi.json
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

@@ -14,6 +14,7 @@ from teleconsult.api import setup_api
 from teleconsult.api.caller import default_path
 from teleconsult.api.errors import error_middleware
 from teleconsult.config import ServiceConfig
+from teleconsult.errors import ConfigurationError
 from teleconsult.plugins import choose, identity_providers, make_plugin_manager, video_providers
 from teleconsult.providers import ProviderContext
 from teleconsult.service import Clock, TeleconsultationService, utc_now
@@ -60,6 +61,12 @@ def create_app(
             stack.push_async_callback(video.close)
             identity = identity_plugin.create(context)
             stack.push_async_callback(identity.close)
+            for plugin, provider in ((video_plugin, video), (identity_plugin, identity)):
+                if provider.name != plugin.name:  # the user map is keyed by the provider's name
+                    raise ConfigurationError(
+                        f"the provider registered as {plugin.name!r} "
+                        f"calls itself {provider.name!r}."
+                    )
             app[keys.STORE] = store
             app[keys.VIDEO_PROVIDER] = video
             app[keys.IDENTITY_PROVIDER] = identity

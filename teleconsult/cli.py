@@ -1,15 +1,18 @@
-"""`teleconsult serve`: read the environment, build the app, listen."""
+"""`teleconsult serve` (read the environment, build the app, listen) and `teleconsult openapi`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from aiohttp import web
 
 from teleconsult import __version__
+from teleconsult.api import openapi_document
 from teleconsult.app import create_app
 from teleconsult.config import load_config
 from teleconsult.errors import ConfigurationError, Unavailable
@@ -37,15 +40,27 @@ def serve(environ: Mapping[str, str]) -> None:
     )
 
 
+def write_openapi(output: Path) -> None:
+    """The document depends on the code only, so it is built from the default settings."""
+    settings = Settings.from_environ({})
+    app = create_app(settings, load_config(None), environ={})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(openapi_document(app), indent=2, sort_keys=True) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="teleconsult", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the HTTP API (configured by environment variables)")
+    openapi = commands.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "serve":
             serve(os.environ)
+        elif arguments.command == "openapi":
+            write_openapi(arguments.output)
     except ConfigurationError as error:
         print(f"teleconsult: configuration error: {error}", file=sys.stderr)
         return 2

@@ -28,11 +28,15 @@ from teleconsult.providers import CreatedRoom, ProviderContext, VideoProviderPlu
 from teleconsult.store import VersionConflict
 
 
+class SharedFakeVideo(FakeVideo):
+    name = "shared"
+
+
 class SharedVideo:
-    """A plugin offering one FakeVideo to every app that selects it: replicas, one provider."""
+    """A plugin offering one provider to every app that selects it: replicas, one provider."""
 
     def __init__(self) -> None:
-        self.provider = FakeVideo("http://video.test")
+        self.provider = SharedFakeVideo("http://video.test")
 
     @hookimpl
     def register_video_providers(self) -> list[VideoProviderPlugin]:

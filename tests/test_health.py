@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from conftest import Client
 
 from teleconsult import __version__, keys
 from teleconsult.errors import Unavailable
+
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
 
 async def test_healthz(client: Client) -> None:
@@ -50,3 +55,13 @@ async def test_the_api_documentation_is_served(client: Client) -> None:
     ]
     response = await client.get("/documentation/")
     assert response.status == 200
+
+
+async def test_the_checked_in_openapi_document_is_the_served_one(client: Client) -> None:
+    checked_in = json.loads(OPENAPI_FILE.read_text())  # noqa: ASYNC240 - small, and a test
+    response = await client.get("/documentation/json")
+    assert await response.json() == checked_in, "run `make openapi` and commit openapi/openapi.json"
+    for path_item in checked_in["paths"].values():
+        for operation in path_item.values():
+            assert operation["responses"], operation
+            assert "produces" not in operation

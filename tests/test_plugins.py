@@ -1,0 +1,137 @@
+"""The plugin contract: every hook documented and exercised; the documented example works."""
+
+from __future__ import annotations
+
+import ast
+import re
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from conftest import DOCTOR, PATIENT, MakeClient, create, join, teleconsultation
+
+from teleconsult import hookspecs, keys
+from teleconsult.errors import ConfigurationError
+from teleconsult.hookspecs import hookimpl
+from teleconsult.plugins import identity_providers, make_plugin_manager, video_providers
+from teleconsult.providers import VideoProviderPlugin
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGINS_DOC = (ROOT / "docs" / "plugins.md").read_text()
+HOOKS = sorted(
+    name
+    for name in dir(hookspecs)
+    if name.startswith("register_") and callable(getattr(hookspecs, name))
+)
+
+
+def test_there_are_hooks() -> None:
+    assert HOOKS == ["register_identity_providers", "register_routes", "register_video_providers"]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented(hook: str) -> None:
+    assert f"\n### {hook}()\n" in PLUGINS_DOC
+    assert getattr(hookspecs, hook).__doc__
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_implemented_by_a_built_in_plugin(hook: str) -> None:
+    implementations = [
+        impl.plugin_name for impl in getattr(make_plugin_manager().hook, hook).get_hookimpls()
+    ]
+    assert implementations, f"no built-in plugin implements {hook}"
+
+
+def test_built_in_providers_come_through_the_entry_point_group() -> None:
+    manager = make_plugin_manager()
+    assert sorted(video_providers(manager)) == ["fake"]
+    assert sorted(identity_providers(manager)) == ["static"]
+    assert {name for name, _ in manager.list_name_plugin()} >= {"fake", "static"}
+
+
+def test_the_core_imports_no_provider() -> None:
+    offenders = []
+    for path in (ROOT / "teleconsult").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.relative_to(ROOT)}: {name}"
+                for name in names
+                if name.startswith(("teleconsult_", "plugins"))
+            ]
+    assert offenders == []
+
+
+def test_two_providers_with_one_name_stop_the_start() -> None:
+    class Clash:
+        @hookimpl
+        def register_video_providers(self) -> list[VideoProviderPlugin]:
+            return [VideoProviderPlugin(name="fake", create=lambda context: None)]  # type: ignore[arg-type, return-value]
+
+    with pytest.raises(ConfigurationError) as raised:
+        video_providers(make_plugin_manager([Clash()]))
+    assert str(raised.value) == "Two plugins register a video provider named 'fake'."
+
+
+def test_a_hook_with_a_misspelt_name_stops_the_start() -> None:
+    class Misspelt:
+        @hookimpl
+        def register_video_provider(self) -> list[VideoProviderPlugin]:
+            return []
+
+    with pytest.raises(ConfigurationError) as raised:
+        make_plugin_manager([Misspelt()])
+    assert str(raised.value).startswith("plugin ")
+    assert "register_video_provider" in str(raised.value)
+
+
+def load_documented_example() -> types.ModuleType:
+    match = re.search(r"<!-- example-plugin -->\n```python\n(.*?)```", PLUGINS_DOC, re.DOTALL)
+    assert match is not None, "docs/plugins.md lost its example plugin"
+    module = types.ModuleType("teleconsult_echo")
+    exec(compile(match.group(1), "docs/plugins.md", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+async def test_the_documented_example_plugin_runs_a_teleconsultation(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(plugins=[load_documented_example()], VIDEO_PROVIDER="echo")
+    room_id = await create(
+        client, teleconsultation(2, DOCTOR, PATIENT, start="2030-02-22T11:00:00Z")
+    )
+
+    status, body = await join(client, room_id, "patient-1")
+
+    provider = client.app[keys.VIDEO_PROVIDER]
+    assert provider.name == "echo"
+    [provider_room] = provider.rooms  # type: ignore[attr-defined]
+    assert status == 200
+    assert body["accessLinkURL"] == f"https://video.example/rooms/{provider_room}/patient-1"
+    response = await client.delete(f"/teleconsultation/{room_id}")
+    assert response.status == 204
+    assert provider.rooms == {}  # type: ignore[attr-defined]
+
+
+async def test_a_provider_must_call_itself_by_its_registered_name(
+    build_app: Callable[..., web.Application],
+) -> None:
+    example = load_documented_example()
+
+    class Renamed:
+        @hookimpl
+        def register_video_providers(self) -> list[VideoProviderPlugin]:
+            return [VideoProviderPlugin(name="other", create=example.create)]
+
+    runner = web.AppRunner(build_app(plugins=[Renamed()], VIDEO_PROVIDER="other"))
+    with pytest.raises(ConfigurationError) as raised:
+        await runner.setup()
+    await runner.cleanup()
+    assert str(raised.value) == "the provider registered as 'other' calls itself 'echo'."

@@ -1,0 +1,36 @@
+"""The README documents every environment variable and configuration option, with its default."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from teleconsult.config import _ServiceConfig
+from teleconsult.settings import DEFAULTS
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def readme_row(name: str) -> list[str]:
+    match = re.search(rf"^\| `{re.escape(name)}` \| (.*?) \| (.*) \|$", README, re.MULTILINE)
+    assert match is not None, f"README.md has no table row for {name}"
+    return [match.group(1), match.group(2)]
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_every_variable_is_in_the_readme_with_its_default(name: str) -> None:
+    default, _ = readme_row(name)
+    assert default == (f"`{DEFAULTS[name]}`" if DEFAULTS[name] else "(unset)")
+
+
+@pytest.mark.parametrize(
+    "name", sorted(field.data_key or key for key, field in _ServiceConfig._declared_fields.items())
+)
+def test_every_configuration_option_is_in_the_readme(name: str) -> None:
+    assert re.search(rf"^\| `{re.escape(name)}[.`,]", README, re.MULTILINE), name
+
+
+def test_plugin_variables_are_in_the_readme() -> None:
+    assert readme_row("FAKE_VIDEO_PUBLIC_URL")[0] == "`http://<HTTP_HOST>:<HTTP_PORT>`"
