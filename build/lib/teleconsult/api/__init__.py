@@ -1,0 +1,58 @@
+"""The HTTP API: routes, request validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_exceptions import NotAppKeyWarning
+from aiohttp_apigami import AiohttpApiSpec
+from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
+
+from teleconsult import __version__
+from teleconsult.api import health, teleconsultations
+from teleconsult.api.errors import RequestParser
+from teleconsult.api.schemas import ParticipantsObjectSchema
+
+VALIDATED = web.RequestKey("validated", dict)
+"""Where aiohttp-apigami puts data of schemas without their own key (none of ours)."""
+
+
+def setup_api(app: web.Application) -> None:
+    """Add the API routes, then build the OpenAPI document from them (served at /documentation)."""
+    teleconsultations.setup_routes(app)
+    health.setup_routes(app)
+    spec = AiohttpApiSpec(
+        title="teleconsult",
+        version=__version__,
+        url="/documentation/json",
+        swagger_path="/documentation/",
+        static_path="/documentation/static",
+        openapi_version="3.0.3",
+        request_data_name=VALIDATED,  # type: ignore[arg-type]
+    )
+    spec.spec.components.schema("ParticipantsObject", schema=ParticipantsObjectSchema)
+    with warnings.catch_warnings():
+        # aiohttp-apigami keeps its spec under a plain string key; harmless, but aiohttp warns.
+        warnings.simplefilter("ignore", NotAppKeyWarning)
+        spec.register(app, in_place=True)
+        _drop_swagger2_keys(app[SWAGGER_DICT])
+    # A parser of our own, per app: our error bodies, and JSON read whatever the Content-Type.
+    app[APISPEC_PARSER] = RequestParser()
+
+
+def openapi_document(app: web.Application) -> dict[str, Any]:
+    """The OpenAPI document the app serves at /documentation/json."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotAppKeyWarning)
+        document: dict[str, Any] = app[SWAGGER_DICT]
+    return document
+
+
+def _drop_swagger2_keys(document: dict[str, Any]) -> None:
+    """aiohttp-apigami adds Swagger 2's `produces` to every operation; OpenAPI 3 has no such key."""
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            operation.pop("produces", None)
+            operation.pop("consumes", None)

@@ -1,0 +1,190 @@
+"""The five endpoints of the original usage document: parse, call the service, answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp_apigami import docs, json_schema, response_schema
+from marshmallow import Schema
+
+from teleconsult import keys
+from teleconsult.api.caller import caller_id
+from teleconsult.api.schemas import (
+    CreatedSchema,
+    CreateTeleconsultationSchema,
+    ErrorSchema,
+    JoinSchema,
+    ParticipantDataSchema,
+    UpdateTeleconsultationSchema,
+)
+from teleconsult.config import PathStep
+from teleconsult.providers import ParticipantEntry
+from teleconsult.service import ParticipantsInput, ScheduleInput
+
+BODY = web.RequestKey("body", dict)
+TAGS = ["teleconsultations"]
+
+
+def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
+    reasons = {
+        400: "The request is invalid; `message` says what to change.",
+        401: "`Unauthorized user`: the caller is unknown or not a participant.",
+        404: "`Room with id <id> not found on CRUD`: no such teleconsultation (or it was deleted).",
+        409: "The teleconsultation is locked (immutable window) or kept changing.",
+        415: "The body was not sent as JSON.",
+        502: "The video or identity provider gave a bad answer; `message` names the operation.",
+        503: "The store or a provider cannot be reached.",
+        504: "A provider did not answer in time.",
+    }
+    return {status: {"schema": ErrorSchema, "description": reasons[status]} for status in statuses}
+
+
+WRITE_ERRORS = (400, 404, 409, 415, 502, 503, 504)
+
+
+def body(schema: type[Schema]) -> Callable[[Handler], Handler]:
+    """Validate the JSON body with `schema` and put the result under `BODY`."""
+    return json_schema(schema, put_into=BODY, required=True)  # type: ignore[arg-type]
+
+
+def _caller(request: web.Request) -> str | None:
+    steps: tuple[PathStep, ...] = request.app[keys.CALLER_PATH]
+    return caller_id(request.headers, steps)
+
+
+def _participants(value: list[str] | dict[str, Any]) -> ParticipantsInput:
+    if isinstance(value, list):
+        entries = tuple(
+            ParticipantEntry(
+                external_id=user_id,
+                groups=None,
+                full_name=None,
+                language=None,
+                path=f"participants[{index}]",
+            )
+            for index, user_id in enumerate(value)
+        )
+        return ParticipantsInput(number=len(entries), entries=entries, bare_ids=True)
+    entries = tuple(
+        _entry(data, f"participants.data[{index}]") for index, data in enumerate(value["data"])
+    )
+    return ParticipantsInput(number=value["number"], entries=entries, bare_ids=False)
+
+
+def _entry(data: dict[str, Any], path: str) -> ParticipantEntry:
+    groups = data.get("groups")
+    if groups is None and "group" in data:
+        groups = [data["group"]]
+    return ParticipantEntry(
+        external_id=data["userExternalId"],
+        groups=tuple(groups) if groups is not None else None,
+        full_name=data.get("fullName"),
+        language=data.get("language"),
+        path=path,
+    )
+
+
+def _schedule(body: dict[str, Any]) -> ScheduleInput:
+    return ScheduleInput(
+        start_date=body.get("start_date"),
+        end_date=body.get("end_date"),
+        duration_in_seconds=body.get("duration_in_seconds"),
+    )
+
+
+@docs(
+    tags=TAGS,
+    summary="Create a teleconsultation",
+    description="Creates the provider room at once when every participant is known.",
+    responses=_errors(*WRITE_ERRORS),
+)
+@body(CreateTeleconsultationSchema)
+@response_schema(CreatedSchema, 201, description="Created; `roomId` is the teleconsultation id.")
+async def create_teleconsultation(request: web.Request) -> web.Response:
+    body = request[BODY]
+    room_id = await request.app[keys.SERVICE].create(
+        _participants(body["participants"]), _schedule(body), _caller(request)
+    )
+    return web.json_response({"roomId": room_id}, status=201)
+
+
+@docs(
+    tags=TAGS,
+    summary="Update a teleconsultation",
+    description=(
+        "Only the fields given change. A change that affects the room replaces it. "
+        "Refused with 409 once the teleconsultation is locked."
+    ),
+    responses={204: {"description": "Updated."}, **_errors(*WRITE_ERRORS)},
+)
+@body(UpdateTeleconsultationSchema)
+async def update_teleconsultation(request: web.Request) -> web.Response:
+    body = request[BODY]
+    participants = body.get("participants")
+    await request.app[keys.SERVICE].update(
+        request.match_info["roomId"],
+        _participants(participants) if participants is not None else None,
+        _schedule(body),
+        _caller(request),
+    )
+    return web.Response(status=204)
+
+
+@docs(
+    tags=TAGS,
+    summary="Add a participant",
+    description="Creates the provider room when this participant is the last one expected.",
+    responses={201: {"description": "Added; empty body."}, **_errors(*WRITE_ERRORS)},
+)
+@body(ParticipantDataSchema)
+async def add_participant(request: web.Request) -> web.Response:
+    await request.app[keys.SERVICE].add_participant(
+        request.match_info["roomId"], _entry(request[BODY], "body"), _caller(request)
+    )
+    return web.Response(status=201)
+
+
+@docs(
+    tags=TAGS,
+    summary="The caller's join link",
+    description=(
+        "`accessLinkURL` is null until the room can no longer change (all participants "
+        "known and the immutable window begun): poll until then."
+    ),
+    responses=_errors(401, 404, 503),
+)
+@response_schema(JoinSchema, 200, description="The caller's view of the teleconsultation.")
+async def get_teleconsultation(request: web.Request) -> web.Response:
+    join = await request.app[keys.SERVICE].join(request.match_info["roomId"], _caller(request))
+    return web.json_response(
+        {
+            "bandyerUserId": join.provider_user_id,
+            "accessLinkURL": join.access_link,
+            "participantsBandyerCall": [
+                {"bandyerUserId": user_id, "fullName": full_name}
+                for user_id, full_name in join.participants
+            ],
+        }
+    )
+
+
+@docs(
+    tags=TAGS,
+    summary="Cancel a teleconsultation",
+    description="Deletes the provider room, then marks the record TRASH. Allowed even when locked.",
+    responses={204: {"description": "Cancelled."}, **_errors(404, 502, 503, 504)},
+)
+async def delete_teleconsultation(request: web.Request) -> web.Response:
+    await request.app[keys.SERVICE].cancel(request.match_info["roomId"], _caller(request))
+    return web.Response(status=204)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/teleconsultation", create_teleconsultation)
+    app.router.add_patch("/teleconsultation/{roomId}", update_teleconsultation)
+    app.router.add_post("/teleconsultation/{roomId}/participants/data", add_participant)
+    app.router.add_get("/teleconsultation/{roomId}", get_teleconsultation, allow_head=False)
+    app.router.add_delete("/teleconsultation/{roomId}", delete_teleconsultation)

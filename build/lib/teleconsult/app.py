@@ -1,0 +1,87 @@
+"""The app factory: settings and configuration in, a ready aiohttp application out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+
+from aiohttp import web
+from aiohttp_apigami import validation_middleware
+
+from teleconsult import keys
+from teleconsult.api import setup_api
+from teleconsult.api.caller import default_path
+from teleconsult.api.errors import error_middleware
+from teleconsult.config import ServiceConfig
+from teleconsult.errors import ConfigurationError
+from teleconsult.plugins import choose, identity_providers, make_plugin_manager, video_providers
+from teleconsult.providers import ProviderContext
+from teleconsult.service import Clock, TeleconsultationService, utc_now
+from teleconsult.settings import Settings
+from teleconsult.store import check_store_url, open_store
+
+
+def create_app(
+    settings: Settings,
+    config: ServiceConfig,
+    *,
+    environ: Mapping[str, str] | None = None,
+    extra_plugins: Sequence[object] = (),
+    clock: Clock = utc_now,
+) -> web.Application:
+    """Build the app; providers and the store open when it starts and close when it stops.
+
+    Everything that can be checked without I/O (provider names, the store URL)
+    is checked here, so a wrong setting fails before the server listens.
+    """
+    manager = make_plugin_manager(extra_plugins)
+    video_plugin = choose(
+        "video", "VIDEO_PROVIDER", settings.video_provider, video_providers(manager)
+    )
+    identity_plugin = choose(
+        "identity", "IDENTITY_PROVIDER", settings.identity_provider, identity_providers(manager)
+    )
+    check_store_url(settings.store_url)
+    context = ProviderContext(
+        settings=settings, config=config, environ=dict(os.environ if environ is None else environ)
+    )
+
+    app = web.Application(middlewares=[error_middleware, validation_middleware])
+    app[keys.SETTINGS] = settings
+    app[keys.CONFIG] = config
+    app[keys.PLUGINS] = manager
+    app[keys.CALLER_PATH] = config.user_id_path or default_path(settings.userid_header_key)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            store = await open_store(settings)
+            stack.push_async_callback(store.close)
+            video = video_plugin.create(context)
+            stack.push_async_callback(video.close)
+            identity = identity_plugin.create(context)
+            stack.push_async_callback(identity.close)
+            for plugin, provider in ((video_plugin, video), (identity_plugin, identity)):
+                if provider.name != plugin.name:  # the user map is keyed by the provider's name
+                    raise ConfigurationError(
+                        f"the provider registered as {plugin.name!r} "
+                        f"calls itself {provider.name!r}."
+                    )
+            app[keys.STORE] = store
+            app[keys.VIDEO_PROVIDER] = video
+            app[keys.IDENTITY_PROVIDER] = identity
+            app[keys.SERVICE] = TeleconsultationService(
+                store=store,
+                video=video,
+                identity=identity,
+                privileges=config.privileges,
+                policy=settings.room_policy,
+                clock=clock,
+            )
+            yield
+
+    app.cleanup_ctx.append(resources)
+    setup_api(app)
+    for routes in manager.hook.register_routes():
+        app.router.add_routes(routes)
+    return app

@@ -1,0 +1,70 @@
+"""`teleconsult serve` (read the environment, build the app, listen) and `teleconsult openapi`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from teleconsult import __version__
+from teleconsult.api import openapi_document
+from teleconsult.app import create_app
+from teleconsult.config import load_config
+from teleconsult.errors import ConfigurationError, Unavailable
+from teleconsult.logs import configure_logging
+from teleconsult.settings import Settings
+
+
+def serve(environ: Mapping[str, str]) -> None:
+    settings = Settings.from_environ(environ)
+    config = load_config(settings.service_config_path)
+    configure_logging(settings.log_level)
+    app = create_app(settings, config, environ=environ)
+    started = (
+        f"teleconsult {__version__} listening on http://{settings.http_host}:{settings.http_port} "
+        f"(store {settings.store_url.split(':', 1)[0]}, video {settings.video_provider}, "
+        f"identity {settings.identity_provider})"
+    )
+    web.run_app(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        access_log=None,
+        # Called once the store is open and the port is bound: the line a person waits for.
+        print=lambda _: print(started, file=sys.stderr, flush=True),
+    )
+
+
+def write_openapi(output: Path) -> None:
+    """The document depends on the code only, so it is built from the default settings."""
+    settings = Settings.from_environ({})
+    app = create_app(settings, load_config(None), environ={})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(openapi_document(app), indent=2, sort_keys=True) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="teleconsult", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the HTTP API (configured by environment variables)")
+    openapi = commands.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
+    arguments = parser.parse_args(argv)
+    try:
+        if arguments.command == "serve":
+            serve(os.environ)
+        elif arguments.command == "openapi":
+            write_openapi(arguments.output)
+    except ConfigurationError as error:
+        print(f"teleconsult: configuration error: {error}", file=sys.stderr)
+        return 2
+    except Unavailable as error:
+        print(f"teleconsult: cannot start: {error.message}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,197 @@
+"""The JSON service configuration (TELECONSULTATION_SERVICE_CONFIG_PATH), validated by a schema.
+
+Errors name the file and the JSON path at fault, so an operator can fix the file
+from the one line the service prints before it stops.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+from teleconsult.domain import TOOLS, Privilege, Privileges
+from teleconsult.errors import ConfigurationError
+from teleconsult.validation import error_lines
+
+Extract = Literal["object", "json", "array"]
+
+
+@dataclass(frozen=True)
+class PathStep:
+    """One step of `userIdPathInRequest`: read `source` from the current value."""
+
+    source: str | int
+    extract: Extract
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    privileges: Privileges
+    environment: str
+    theme: Mapping[str, Mapping[str, str]]
+    company_logo_url: str | None
+    mode: str | None
+    groups_with_background: frozenset[str]
+    user_id_path: tuple[PathStep, ...] | None
+    """None means the default: the header named by USERID_HEADER_KEY."""
+    custom_user_id_source: str
+    custom_user_id_target: str
+
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "privileges": {
+        "basic": {"groups": ["patient"], "tools": dict.fromkeys(TOOLS, True)},
+        "plus": {"groups": ["doctor"], "tools": dict.fromkeys(TOOLS, True)},
+    },
+    "environment": "sandbox",
+}
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class _Switch(fields.Boolean):
+    """A JSON true or false: "on", 1 and "yes" are typos here, not booleans."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def _switch() -> fields.Boolean:
+    return _Switch(load_default=False)
+
+
+class _Tools(_Strict):
+    chat = _switch()
+    screen_sharing = _switch()
+    file_upload = _switch()
+    whiteboard = _switch()
+    snapshot = _switch()
+    live_edit = _switch()
+    live_pointer = _switch()
+    present_to_everyone = _switch()
+
+
+_GROUPS = fields.List(
+    fields.String(validate=validate.Length(min=1)), validate=validate.Length(min=1)
+)
+
+
+class _Privilege(_Strict):
+    groups = fields.List(
+        fields.String(validate=validate.Length(min=1)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    tools = fields.Nested(_Tools, load_default=lambda: dict.fromkeys(TOOLS, True))
+
+    @post_load
+    def to_privilege(self, data: dict[str, Any], **_: Any) -> Privilege:
+        enabled = frozenset(name for name, on in data["tools"].items() if on)
+        return Privilege(groups=frozenset(data["groups"]), tools=enabled)
+
+
+class _Privileges(_Strict):
+    basic = fields.Nested(_Privilege, required=True)
+    plus = fields.Nested(_Privilege, required=True)
+
+    @post_load
+    def to_privileges(self, data: dict[str, Any], **_: Any) -> Privileges:
+        return Privileges(basic=data["basic"], plus=data["plus"])
+
+
+class _Colors(_Strict):
+    primaryColor = fields.String()
+    accentColor = fields.String()
+
+
+class _Theme(_Strict):
+    light = fields.Nested(_Colors)
+    dark = fields.Nested(_Colors)
+
+
+class _CompanyLogo(_Strict):
+    url = fields.Url(required=True)
+
+
+def _is_step_source(value: object) -> bool:
+    return (isinstance(value, str) and value != "") or (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    )
+
+
+class _PathStep(_Strict):
+    source = fields.Raw(data_key="from", required=True)
+    extract = fields.String(required=True, validate=validate.OneOf(["object", "json", "array"]))
+
+    @post_load
+    def to_step(self, data: dict[str, Any], **_: Any) -> PathStep:
+        if not _is_step_source(data["source"]):
+            raise ValidationError("Must be a non-empty string or an index.", "from")
+        return PathStep(source=data["source"], extract=data["extract"])
+
+
+class _CustomUserId(_Strict):
+    source = fields.String(load_default="_id")
+    target = fields.String(load_default="authUserId")
+
+
+class _ServiceConfig(_Strict):
+    privileges = fields.Nested(_Privileges, required=True)
+    environment = fields.String(
+        load_default="sandbox", validate=validate.OneOf(["sandbox", "production"])
+    )
+    theme = fields.Nested(_Theme, load_default=dict)
+    companyLogo = fields.Nested(_CompanyLogo)
+    mode = fields.String(validate=validate.OneOf(["light", "dark"]))
+    groupsWithBackgroundList = _GROUPS
+    userIdPathInRequest = fields.List(fields.Nested(_PathStep), validate=validate.Length(min=1))
+    customUserId = fields.Nested(_CustomUserId, load_default=lambda: _CustomUserId().load({}))
+
+
+def parse_config(raw: object, origin: str) -> ServiceConfig:
+    """Validate a decoded JSON document; `origin` names it in error messages."""
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{origin}: the configuration must be a JSON object.")
+    try:
+        data = _ServiceConfig().load(raw)
+    except ValidationError as error:
+        raise ConfigurationError(f"{origin}: {error_lines(error.messages)[0]}") from None
+    steps = data.get("userIdPathInRequest")
+    return ServiceConfig(
+        privileges=data["privileges"],
+        environment=data["environment"],
+        theme=data["theme"],
+        company_logo_url=data.get("companyLogo", {}).get("url"),
+        mode=data.get("mode"),
+        groups_with_background=frozenset(data.get("groupsWithBackgroundList", ())),
+        user_id_path=tuple(steps) if steps else None,
+        custom_user_id_source=data["customUserId"]["source"],
+        custom_user_id_target=data["customUserId"]["target"],
+    )
+
+
+def load_config(path: Path | None) -> ServiceConfig:
+    """The configuration in `path`, or the built-in default when no path is given."""
+    if path is None:
+        return parse_config(DEFAULT_CONFIG, "built-in default configuration")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigurationError(
+            f"{path}: cannot read the configuration: {error.strerror}."
+        ) from None
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(
+            f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}."
+        ) from None
+    return parse_config(raw, str(path))

@@ -1,0 +1,263 @@
+"""The rules of a teleconsultation, as pure functions over plain records: no I/O.
+
+Roles and the plus rule, participant counts, duration, the immutable window and
+the room a teleconsultation needs all live here, so they can be read (and
+tested) in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from teleconsult.errors import InvalidRequest
+
+TOOLS: tuple[str, ...] = (
+    "chat",
+    "screen_sharing",
+    "file_upload",
+    "whiteboard",
+    "snapshot",
+    "live_edit",
+    "live_pointer",
+    "present_to_everyone",
+)
+"""The in-call tools a privilege level can switch on, as Kaleyra names them."""
+
+MIN_DURATION_SECONDS = 300
+"""Our own floor for a room with a duration: shorter calls are almost always a mistake."""
+
+RECORDING_TYPES: tuple[str, ...] = ("none", "manual", "automatic")
+
+
+class Level(StrEnum):
+    """A participant's privilege level; `plus` participants administer the room."""
+
+    BASIC = "basic"
+    PLUS = "plus"
+
+
+class RecordState(StrEnum):
+    """CRUD-compatible `__STATE__`: a cancelled teleconsultation is trashed, never removed."""
+
+    PUBLIC = "PUBLIC"
+    TRASH = "TRASH"
+
+
+class Phase(StrEnum):
+    """Where a teleconsultation stands, stored as `teleconsultationState`."""
+
+    WAITING_FOR_PARTICIPANTS = "waiting_for_participants"
+    ROOM_READY = "room_ready"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Privilege:
+    groups: frozenset[str]
+    tools: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Privileges:
+    basic: Privilege
+    plus: Privilege
+
+    def level_of(self, groups: Iterable[str]) -> Level | None:
+        """The highest level any of `groups` grants, or None when none matches."""
+        groups = set(groups)
+        if groups & self.plus.groups:
+            return Level.PLUS
+        if groups & self.basic.groups:
+            return Level.BASIC
+        return None
+
+    def tools_of(self, level: Level) -> frozenset[str]:
+        return self.plus.tools if level is Level.PLUS else self.basic.tools
+
+
+@dataclass(frozen=True)
+class ProviderLimits:
+    """What a video provider accepts; the core validates requests against it."""
+
+    min_participants: int = 2
+    max_participants: int = 25
+    min_duration_seconds: int = 60
+    max_duration_seconds: int = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Participant:
+    external_id: str
+    groups: tuple[str, ...]
+    full_name: str
+    language: str | None
+    level: Level
+    provider_user_id: str
+
+
+@dataclass(frozen=True)
+class RoomParticipant:
+    provider_user_id: str
+    is_admin: bool
+    tools: tuple[str, ...]
+    """The enabled tools, in the order of `TOOLS`."""
+
+
+@dataclass(frozen=True)
+class RoomSpec:
+    """Everything a provider room is made of: two equal specs need the same room."""
+
+    participants: tuple[RoomParticipant, ...]
+    duration_seconds: int | None
+    live: bool
+    recording: str
+
+
+@dataclass(frozen=True)
+class Room:
+    provider_room_id: str
+    spec: RoomSpec
+    links: Mapping[str, str] = field(repr=False)
+    """One access link per provider user id. Links are bearer credentials: never log them."""
+
+
+@dataclass(frozen=True)
+class Teleconsultation:
+    id: str
+    participants_number: int
+    participants: tuple[Participant, ...]
+    start_date: datetime
+    end_date: datetime
+    room: Room | None
+    state: RecordState
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    creator_id: str
+    updater_id: str
+
+    @property
+    def complete(self) -> bool:
+        return len(self.participants) == self.participants_number
+
+    @property
+    def phase(self) -> Phase:
+        if self.state is RecordState.TRASH:
+            return Phase.CANCELLED
+        return Phase.ROOM_READY if self.room is not None else Phase.WAITING_FOR_PARTICIPANTS
+
+    def participant(self, external_id: str) -> Participant | None:
+        return next((p for p in self.participants if p.external_id == external_id), None)
+
+
+@dataclass(frozen=True)
+class RoomPolicy:
+    """The settings that shape every room: from the environment, fixed at start."""
+
+    unlimited: bool
+    live: bool
+    recording: str
+    immutable_period: timedelta
+
+
+def level_of_participant(privileges: Privileges, external_id: str, groups: Sequence[str]) -> Level:
+    level = privileges.level_of(groups)
+    if level is None:
+        known = sorted(privileges.basic.groups | privileges.plus.groups)
+        raise InvalidRequest(
+            f"Participant {external_id!r} belongs to none of the configured groups "
+            f"({', '.join(known)}); got {list(groups)}."
+        )
+    return level
+
+
+def check_participant_counts(
+    number: int, external_ids: Sequence[str], limits: ProviderLimits
+) -> None:
+    """Counts and uniqueness: the rules that hold whether or not everyone is known."""
+    if not limits.min_participants <= number <= limits.max_participants:
+        raise InvalidRequest(
+            f"participants.number must be between {limits.min_participants} and "
+            f"{limits.max_participants} for this video provider; got {number}."
+        )
+    if len(external_ids) > number:
+        raise InvalidRequest(
+            f"{len(external_ids)} participants were given but participants.number is {number}."
+        )
+    seen: set[str] = set()
+    for external_id in external_ids:
+        if external_id in seen:
+            raise InvalidRequest(f"Participant {external_id!r} appears more than once.")
+        seen.add(external_id)
+
+
+def check_plus_rule(levels: Iterable[Level], failure: str) -> None:
+    """Once everyone is known, somebody must be able to run the call."""
+    if Level.PLUS not in set(levels):
+        raise InvalidRequest(
+            "At least one participant must belong to a group of the plus privilege level.",
+            error=failure,
+        )
+
+
+def check_schedule(
+    start: datetime, end: datetime, policy: RoomPolicy, limits: ProviderLimits
+) -> None:
+    if end <= start:
+        raise InvalidRequest("end_date must be after start_date.")
+    if policy.unlimited:
+        return
+    seconds = duration_seconds(start, end)
+    floor = max(MIN_DURATION_SECONDS, limits.min_duration_seconds)
+    if seconds < floor:
+        raise InvalidRequest(
+            f"A teleconsultation must last at least {floor} seconds; this one lasts {seconds}."
+        )
+    if seconds > limits.max_duration_seconds:
+        raise InvalidRequest(
+            f"A teleconsultation may last at most {limits.max_duration_seconds} seconds with "
+            f"this video provider; this one lasts {seconds}."
+        )
+
+
+def duration_seconds(start: datetime, end: datetime) -> int:
+    return int((end - start).total_seconds())
+
+
+def lock_time(teleconsultation: Teleconsultation, policy: RoomPolicy) -> datetime:
+    return teleconsultation.start_date - policy.immutable_period
+
+
+def is_locked(teleconsultation: Teleconsultation, policy: RoomPolicy, now: datetime) -> bool:
+    """Locked: everyone is known and the immutable window has begun, so the room is final."""
+    return teleconsultation.complete and now >= lock_time(teleconsultation, policy)
+
+
+def room_spec(
+    teleconsultation: Teleconsultation, privileges: Privileges, policy: RoomPolicy
+) -> RoomSpec | None:
+    """The room this teleconsultation needs, or None while someone is still unknown."""
+    if not teleconsultation.complete:
+        return None
+    participants = tuple(
+        RoomParticipant(
+            provider_user_id=p.provider_user_id,
+            is_admin=p.level is Level.PLUS,
+            tools=tuple(t for t in TOOLS if t in privileges.tools_of(p.level)),
+        )
+        for p in teleconsultation.participants
+    )
+    duration = (
+        None
+        if policy.unlimited
+        else duration_seconds(teleconsultation.start_date, teleconsultation.end_date)
+    )
+    return RoomSpec(
+        participants=participants,
+        duration_seconds=duration,
+        live=policy.live,
+        recording=policy.recording,
+    )

@@ -1,0 +1,22 @@
+"""Typed keys of what the app holds, for handlers and plugin routes to find it."""
+
+from __future__ import annotations
+
+import pluggy
+from aiohttp import web
+
+from teleconsult.config import PathStep, ServiceConfig
+from teleconsult.providers import IdentityProvider, VideoProvider
+from teleconsult.service import TeleconsultationService
+from teleconsult.settings import Settings
+from teleconsult.store import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+CONFIG = web.AppKey("config", ServiceConfig)
+PLUGINS = web.AppKey("plugins", pluggy.PluginManager)
+STORE = web.AppKey("store", Store)
+VIDEO_PROVIDER = web.AppKey("video_provider", VideoProvider)
+IDENTITY_PROVIDER = web.AppKey("identity_provider", IdentityProvider)
+SERVICE = web.AppKey("service", TeleconsultationService)
+CALLER_PATH: web.AppKey[tuple[PathStep, ...]] = web.AppKey("caller_path")
+"""The `userIdPathInRequest` steps in force: the configured ones, or USERID_HEADER_KEY's header."""

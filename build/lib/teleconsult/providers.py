@@ -1,0 +1,144 @@
+"""What the core asks of providers: typed protocols that plugins implement.
+
+The core reaches a provider only through these protocols, handed to it by the
+plugin manager; it never imports a provider's module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from teleconsult.domain import Level, ProviderLimits, RoomSpec
+
+if TYPE_CHECKING:
+    from teleconsult.config import ServiceConfig
+    from teleconsult.settings import Settings
+
+
+@dataclass(frozen=True)
+class ParticipantEntry:
+    """One participant as a caller described them; the identity provider completes it."""
+
+    external_id: str
+    groups: tuple[str, ...] | None
+    full_name: str | None
+    language: str | None
+    path: str
+    """Where the entry stands in the request body, for error messages (`participants.data[1]`)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    external_id: str
+    groups: tuple[str, ...]
+    full_name: str = field(repr=False)
+    """A participant's name is health data: kept out of reprs, and so out of logs."""
+
+
+@dataclass(frozen=True)
+class CreatedRoom:
+    provider_room_id: str
+    links: Mapping[str, str] = field(repr=False)
+    """One access link per provider user id of the room spec."""
+
+
+class IdentityProvider(Protocol):
+    """Says who a participant is: their groups (hence their level) and their name."""
+
+    name: str
+
+    @property
+    def resolves_bare_ids(self) -> bool:
+        """True when callers may send bare user ids and let the provider find the rest."""
+        ...
+
+    async def identify(self, entries: Sequence[ParticipantEntry]) -> list[Identity]:
+        """Return one identity per entry, in order.
+
+        Raise `InvalidRequest` naming `entry.path` for an entry the provider cannot use,
+        and `ProviderError` when the provider itself fails.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release what the provider holds (HTTP sessions); called once at shutdown."""
+        ...
+
+
+class VideoProvider(Protocol):
+    """Provider users, rooms and links. Every method is safe to call again after a failure."""
+
+    name: str
+    limits: ProviderLimits
+
+    async def ensure_user(self, external_id: str, level: Level) -> str:
+        """Make sure a provider user stands for `external_id` and return its id.
+
+        Must be idempotent: two calls for one external id, even at the same time,
+        end with a single provider user (derive the id from the external id).
+        """
+        ...
+
+    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        """Create a room for `spec` and return its id and one link per participant."""
+        ...
+
+    async def delete_room(self, provider_room_id: str) -> None:
+        """Delete a room. A room that is already gone counts as deleted."""
+        ...
+
+    async def check(self) -> None:
+        """Raise `ProviderError` when the provider cannot be reached (for `/-/check-up`)."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the provider holds (HTTP sessions); called once at shutdown."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider factory gets to build its provider."""
+
+    settings: Settings
+    config: ServiceConfig
+    environ: Mapping[str, str]
+    """The process environment: a plugin reads its own variables (API keys, URLs) here."""
+
+
+@dataclass(frozen=True)
+class VideoProviderPlugin:
+    """A named video provider, registered by `register_video_providers`."""
+
+    name: str
+    create: Callable[[ProviderContext], VideoProvider]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class IdentityProviderPlugin:
+    """A named identity provider, registered by `register_identity_providers`."""
+
+    name: str
+    create: Callable[[ProviderContext], IdentityProvider]
+    description: str = ""
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def stable_user_id(external_id: str, *, prefix: str = "", max_length: int = 128) -> str:
+    """A provider user id derived from an external id, so creating a user is idempotent.
+
+    Ids already within `[A-Za-z0-9._-]` and the length limit are kept readable;
+    anything else becomes a digest of the external id, which stays unique.
+    """
+    candidate = prefix + external_id
+    if not _UNSAFE.search(external_id) and len(candidate) <= max_length:
+        return candidate
+    digest = hashlib.sha256(external_id.encode()).hexdigest()
+    return (prefix + "h-" + digest)[:max_length]

@@ -1,0 +1,400 @@
+"""Use cases: create, update, add a participant, join, cancel.
+
+Each use case reads the record, lets the domain decide, does the provider work,
+and writes the record back with compare-and-set. When another replica wrote
+first, the work is redone on the fresh record (a bounded number of times) and
+any room made for the losing attempt is deleted, so concurrent requests lose
+nothing and leave exactly one room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from teleconsult import domain
+from teleconsult.domain import (
+    Level,
+    Participant,
+    Privileges,
+    RecordState,
+    Room,
+    RoomPolicy,
+    Teleconsultation,
+)
+from teleconsult.errors import Conflict, InvalidRequest, NotFound, ProviderError, Unauthorized
+from teleconsult.providers import Identity, IdentityProvider, ParticipantEntry, VideoProvider
+from teleconsult.store import Store, VersionConflict
+from teleconsult.store.documents import is_object_id, new_object_id
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 10
+"""Compare-and-set attempts before giving up with a 409; each lost attempt means another
+request on the same teleconsultation succeeded, so this only runs out under heavy contention."""
+
+ANONYMOUS = "public"
+"""`creatorId` / `updaterId` of a change whose caller could not be identified (as the CRUD does)."""
+
+
+@dataclass(frozen=True)
+class ParticipantsInput:
+    number: int
+    entries: tuple[ParticipantEntry, ...]
+    bare_ids: bool
+    """True for the array-of-user-ids form, which needs an identity provider that resolves ids."""
+
+
+@dataclass(frozen=True)
+class ScheduleInput:
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    duration_in_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class JoinInfo:
+    provider_user_id: str
+    access_link: str | None
+    participants: tuple[tuple[str, str], ...]
+    """(provider user id, full name) of every known participant."""
+
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TeleconsultationService:
+    def __init__(
+        self,
+        store: Store,
+        video: VideoProvider,
+        identity: IdentityProvider,
+        privileges: Privileges,
+        policy: RoomPolicy,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.video = video
+        self.identity = identity
+        self.privileges = privileges
+        self.policy = policy
+        self.clock = clock
+
+    # -- use cases ---------------------------------------------------------------------------
+
+    async def create(
+        self, participants: ParticipantsInput, schedule: ScheduleInput, caller: str | None
+    ) -> str:
+        start, end = self._schedule(None, schedule)
+        self._check_counts(participants.number, participants.entries)
+        members = await self._participants(
+            participants, "Failed POST /teleconsultation: no plus user in room", caller
+        )
+        now = self.clock()
+        record = Teleconsultation(
+            id=new_object_id(),
+            participants_number=participants.number,
+            participants=tuple(members),
+            start_date=start,
+            end_date=end,
+            room=None,
+            state=RecordState.PUBLIC,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            creator_id=caller or ANONYMOUS,
+            updater_id=caller or ANONYMOUS,
+        )
+        await self._commit(None, record)
+        return record.id
+
+    async def update(
+        self,
+        teleconsultation_id: str,
+        participants: ParticipantsInput | None,
+        schedule: ScheduleInput,
+        caller: str | None,
+    ) -> None:
+        if participants is not None:
+            self._check_counts(participants.number, participants.entries)
+        resolved: list[tuple[Participant, ...]] = []
+
+        async def change(current: Teleconsultation, now: datetime) -> Teleconsultation:
+            self._refuse_if_locked(current, now)
+            start, end = self._schedule(current, schedule)
+            number, members = current.participants_number, current.participants
+            if participants is not None:
+                if not resolved:  # identify once, however many attempts the write takes
+                    failure = "Failed PATCH /teleconsultation: no plus user in room"
+                    resolved.append(tuple(await self._participants(participants, failure, caller)))
+                number, members = participants.number, resolved[0]
+            return replace(
+                current,
+                participants_number=number,
+                participants=members,
+                start_date=start,
+                end_date=end,
+            )
+
+        await self._mutate(teleconsultation_id, caller, change)
+
+    async def add_participant(
+        self, teleconsultation_id: str, entry: ParticipantEntry, caller: str | None
+    ) -> None:
+        failure = (
+            f"Failed POST /teleconsultation/{teleconsultation_id}/participants/data: "
+            "no plus user in room"
+        )
+        resolved: list[Participant] = []
+
+        async def change(current: Teleconsultation, now: datetime) -> Teleconsultation:
+            self._refuse_if_locked(current, now)
+            if current.participant(entry.external_id) is not None:
+                raise InvalidRequest(
+                    f"Participant {entry.external_id!r} is already in this teleconsultation."
+                )
+            if current.complete:
+                raise InvalidRequest(
+                    f"This teleconsultation already has all its {current.participants_number} "
+                    "participants; PATCH its participants to change them."
+                )
+            if not resolved:  # identify once, however many attempts the write takes
+                identified = await self._identify(ParticipantsInput(1, (entry,), bare_ids=False))
+                resolved.extend(await self._with_provider_users(identified, caller))
+            members = (*current.participants, resolved[0])
+            if len(members) == current.participants_number:
+                domain.check_plus_rule([m.level for m in members], failure)
+            return replace(current, participants=members)
+
+        await self._mutate(teleconsultation_id, caller, change)
+
+    async def join(self, teleconsultation_id: str, caller: str | None) -> JoinInfo:
+        """The caller's view: their link once the room can no longer change, else None."""
+        if caller is None:
+            raise Unauthorized("The request does not say who is calling (see userIdPathInRequest).")
+        record = await self._load(teleconsultation_id)
+        me = record.participant(caller)
+        if me is None:
+            raise Unauthorized("The caller is not a participant of this teleconsultation.")
+        link = None
+        if record.room is not None and domain.is_locked(record, self.policy, self.clock()):
+            link = record.room.links.get(me.provider_user_id)
+        return JoinInfo(
+            provider_user_id=me.provider_user_id,
+            access_link=link,
+            participants=tuple((p.provider_user_id, p.full_name) for p in record.participants),
+        )
+
+    async def cancel(self, teleconsultation_id: str, caller: str | None) -> None:
+        """Delete the provider room, then trash the record (allowed even when locked)."""
+        for _ in range(MAX_ATTEMPTS):
+            current = await self._load(teleconsultation_id)
+            if current.room is not None:
+                await self.video.delete_room(current.room.provider_room_id)
+            trashed = replace(
+                current,
+                state=RecordState.TRASH,
+                room=None,
+                version=current.version + 1,
+                updated_at=self.clock(),
+                updater_id=caller or ANONYMOUS,
+            )
+            try:
+                await self.store.replace(trashed, current.version)
+            except VersionConflict:
+                continue
+            return
+        raise _too_much_contention()
+
+    # -- steps -------------------------------------------------------------------------------
+
+    async def _load(self, teleconsultation_id: str) -> Teleconsultation:
+        record = None
+        if is_object_id(teleconsultation_id):
+            record = await self.store.get(teleconsultation_id)
+        if record is None:
+            raise NotFound(
+                f"No teleconsultation has the id {teleconsultation_id!r}: it never existed "
+                "or was deleted.",
+                error=f"Room with id {teleconsultation_id} not found on CRUD",
+            )
+        return record
+
+    async def _mutate(
+        self,
+        teleconsultation_id: str,
+        caller: str | None,
+        change: Callable[[Teleconsultation, datetime], Awaitable[Teleconsultation]],
+    ) -> None:
+        for _ in range(MAX_ATTEMPTS):
+            current = await self._load(teleconsultation_id)
+            now = self.clock()
+            proposed = await change(current, now)
+            proposed = replace(
+                proposed,
+                version=current.version + 1,
+                updated_at=now,
+                updater_id=caller or ANONYMOUS,
+            )
+            try:
+                await self._commit(current, proposed)
+            except VersionConflict:
+                continue
+            return
+        raise _too_much_contention()
+
+    async def _commit(self, current: Teleconsultation | None, proposed: Teleconsultation) -> None:
+        """Give `proposed` the room it needs, write it, then delete the room it no longer needs.
+
+        A new room is created before the write and the old one deleted after it, so
+        the record never points to a deleted room; a room made for a write that lost
+        (or failed) is deleted at once.
+        """
+        old_room = current.room if current is not None else None
+        spec = domain.room_spec(proposed, self.privileges, self.policy)
+        if spec is None:
+            new_room = None
+        elif old_room is not None and old_room.spec == spec:
+            new_room = old_room
+        else:
+            created = await self.video.create_room(spec)
+            new_room = Room(
+                provider_room_id=created.provider_room_id, spec=spec, links=created.links
+            )
+        record = replace(proposed, room=new_room)
+        try:
+            if current is None:
+                await self.store.insert(record)
+            else:
+                await self.store.replace(record, current.version)
+        except Exception:
+            if new_room is not None and new_room is not old_room:
+                await self._discard_room(new_room, "its write did not happen")
+            raise
+        if old_room is not None and old_room is not new_room:
+            await self._discard_room(old_room, "it was replaced")
+
+    async def _discard_room(self, room: Room, why: str) -> None:
+        try:
+            await self.video.delete_room(room.provider_room_id)
+        except Exception as error:  # the change stands (or its own error wins): only log
+            detail = error.message if isinstance(error, ProviderError) else type(error).__name__
+            log.warning(
+                "could not delete provider room %s (%s): %s", room.provider_room_id, why, detail
+            )
+
+    def _schedule(
+        self, current: Teleconsultation | None, schedule: ScheduleInput
+    ) -> tuple[datetime, datetime]:
+        """Start and end after applying `schedule` to `current` (None when creating)."""
+        if schedule.end_date is not None and schedule.duration_in_seconds is not None:
+            raise InvalidRequest("Give either end_date or duration_in_seconds, not both.")
+        start = schedule.start_date or (current.start_date if current else None)
+        if start is None:
+            raise InvalidRequest("start_date is required.")
+        if schedule.duration_in_seconds is not None:
+            end = start + timedelta(seconds=schedule.duration_in_seconds)
+        elif schedule.end_date is not None:
+            end = schedule.end_date
+        elif current is not None:
+            end = current.end_date
+        else:
+            raise InvalidRequest("end_date (or duration_in_seconds) is required.")
+        domain.check_schedule(start, end, self.policy, self.video.limits)
+        return start, end
+
+    def _check_counts(self, number: int, entries: Sequence[ParticipantEntry]) -> None:
+        domain.check_participant_counts(
+            number, [entry.external_id for entry in entries], self.video.limits
+        )
+
+    def _refuse_if_locked(self, record: Teleconsultation, now: datetime) -> None:
+        if domain.is_locked(record, self.policy, now):
+            since = domain.lock_time(record, self.policy)
+            raise Conflict(
+                f"The teleconsultation is locked since {format_date(since)}: all participants "
+                "are known and its start is within IMMUTABLE_PERIOD_MS, so its room can no "
+                "longer change. Cancel it and create a new one instead."
+            )
+
+    async def _participants(
+        self, participants: ParticipantsInput, plus_failure: str, caller: str | None
+    ) -> list[Participant]:
+        identified = await self._identify(participants)
+        if len(identified) == participants.number:
+            domain.check_plus_rule([i.level for i in identified], plus_failure)
+        return await self._with_provider_users(identified, caller)
+
+    async def _identify(self, participants: ParticipantsInput) -> list[_Identified]:
+        if participants.bare_ids and not self.identity.resolves_bare_ids:
+            raise InvalidRequest(
+                f"participants as an array of user ids needs an identity provider that knows "
+                f"the users; the {self.identity.name!r} identity provider does not. Send "
+                '{"number": n, "data": [{"userExternalId", "groups", "fullName"}]} instead.'
+            )
+        identities = await self.identity.identify(participants.entries)
+        return [
+            _Identified(
+                entry=entry,
+                identity=identity,
+                level=domain.level_of_participant(
+                    self.privileges, identity.external_id, identity.groups
+                ),
+            )
+            for entry, identity in zip(participants.entries, identities, strict=True)
+        ]
+
+    async def _with_provider_users(
+        self, identified: Sequence[_Identified], caller: str | None
+    ) -> list[Participant]:
+        """Map each participant to a provider user, creating the new ones concurrently."""
+        results = await asyncio.gather(
+            *(self._provider_user(i.identity.external_id, i.level, caller) for i in identified),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [
+            Participant(
+                external_id=i.identity.external_id,
+                groups=i.identity.groups,
+                full_name=i.identity.full_name,
+                language=i.entry.language,
+                level=i.level,
+                provider_user_id=str(provider_user_id),
+            )
+            for i, provider_user_id in zip(identified, results, strict=True)
+        ]
+
+    async def _provider_user(self, external_id: str, level: Level, caller: str | None) -> str:
+        known = await self.store.find_user(self.video.name, external_id)
+        if known is not None:
+            return known
+        created = await self.video.ensure_user(external_id, level)
+        return await self.store.add_user(self.video.name, external_id, created, caller or ANONYMOUS)
+
+
+@dataclass(frozen=True)
+class _Identified:
+    entry: ParticipantEntry
+    identity: Identity
+    level: Level
+
+
+def format_date(value: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, as the original wrote dates."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _too_much_contention() -> Conflict:
+    return Conflict(
+        "The teleconsultation kept changing while this request was applied; retry the request."
+    )

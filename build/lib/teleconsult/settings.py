@@ -1,0 +1,128 @@
+"""Environment variables, parsed once at start into a frozen `Settings`.
+
+A bad value raises `ConfigurationError` with one line that names the variable;
+the CLI prints that line and exits. The README lists every variable with its
+default: keep the two in step (a test compares them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from teleconsult.domain import RECORDING_TYPES, RoomPolicy
+from teleconsult.errors import ConfigurationError
+
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "silent")
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
+
+DEFAULTS: dict[str, str] = {
+    "HTTP_HOST": "127.0.0.1",
+    "HTTP_PORT": "3000",
+    "LOG_LEVEL": "info",
+    "STORE_URL": "sqlite:///teleconsult.db",
+    "VIDEO_PROVIDER": "fake",
+    "IDENTITY_PROVIDER": "static",
+    "TELECONSULTATION_SERVICE_CONFIG_PATH": "",
+    "TELECONSULTATIONS_CRUD_NAME": "teleconsultations",
+    "USER_ID_MAP_CRUD_NAME": "users",
+    "UNLIMITED_TELECONSULTATION": "true",
+    "LIVE_TELECONSULTATION": "true",
+    "IMMUTABLE_PERIOD_MS": "0",
+    "DEFAULT_RECORDING_TYPE": "none",
+    "USERID_HEADER_KEY": "miauserid",
+}
+"""Every core variable and its default, as the README documents them."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    http_host: str
+    http_port: int
+    log_level: str
+    store_url: str
+    video_provider: str
+    identity_provider: str
+    service_config_path: Path | None
+    teleconsultations_collection: str
+    user_map_collection: str
+    unlimited_teleconsultation: bool
+    live_teleconsultation: bool
+    immutable_period_ms: int
+    default_recording_type: str
+    userid_header_key: str
+
+    @property
+    def room_policy(self) -> RoomPolicy:
+        return RoomPolicy(
+            unlimited=self.unlimited_teleconsultation,
+            live=self.live_teleconsultation,
+            recording=self.default_recording_type,
+            immutable_period=timedelta(milliseconds=self.immutable_period_ms),
+        )
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        reader = _Reader(environ)
+        user_map = environ.get("USER_ID_MAP_CRUD_NAME") or environ.get("USER_MAP_ID_CRUD_NAME")
+        config_path = reader.text("TELECONSULTATION_SERVICE_CONFIG_PATH")
+        return cls(
+            http_host=reader.text("HTTP_HOST"),
+            http_port=reader.integer("HTTP_PORT", minimum=0, maximum=65535),
+            log_level=reader.choice("LOG_LEVEL", LOG_LEVELS),
+            store_url=reader.text("STORE_URL"),
+            video_provider=reader.text("VIDEO_PROVIDER"),
+            identity_provider=reader.text("IDENTITY_PROVIDER"),
+            service_config_path=Path(config_path) if config_path else None,
+            teleconsultations_collection=reader.collection("TELECONSULTATIONS_CRUD_NAME"),
+            user_map_collection=reader.collection("USER_ID_MAP_CRUD_NAME", user_map),
+            unlimited_teleconsultation=reader.boolean("UNLIMITED_TELECONSULTATION"),
+            live_teleconsultation=reader.boolean("LIVE_TELECONSULTATION"),
+            immutable_period_ms=reader.integer("IMMUTABLE_PERIOD_MS", minimum=0),
+            default_recording_type=reader.choice("DEFAULT_RECORDING_TYPE", RECORDING_TYPES),
+            userid_header_key=reader.text("USERID_HEADER_KEY").lower(),
+        )
+
+
+class _Reader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, value: str | None = None) -> str:
+        if value is None:
+            value = self._environ.get(name)
+        return DEFAULTS[name] if value is None or value == "" else value.strip()
+
+    def boolean(self, name: str) -> bool:
+        value = self.text(name)
+        if value not in ("true", "false"):
+            raise ConfigurationError(f"{name} must be true or false; got {value!r}.")
+        return value == "true"
+
+    def integer(self, name: str, *, minimum: int, maximum: int | None = None) -> int:
+        value = self.text(name)
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a whole number; got {value!r}.") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise ConfigurationError(f"{name} must be at least {minimum}{upper}; got {number}.")
+        return number
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name)
+        if value not in choices:
+            raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+        return value
+
+    def collection(self, name: str, value: str | None = None) -> str:
+        text = self.text(name, value)
+        if not _COLLECTION_NAME.match(text):
+            raise ConfigurationError(
+                f"{name} must be 1 to 63 letters, digits, '_' or '-'; got {text!r}."
+            )
+        return text

@@ -1,0 +1,53 @@
+"""The store interface: teleconsultation records and the user map.
+
+Every store (SQLite embedded today; MongoDB for production is planned) must give
+these semantics:
+- a record is written only if its `version` is still the one read
+  (compare-and-set), so replicas sharing one database never lose an update;
+- trashed records are invisible to reads;
+- the user map holds one provider user per (provider, external id), whoever
+  writes first wins.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from teleconsult.domain import Teleconsultation
+
+
+class VersionConflict(Exception):
+    """Another writer changed the record since it was read: re-read and try again."""
+
+
+class Store(Protocol):
+    async def insert(self, teleconsultation: Teleconsultation) -> None:
+        """Store a new record (its id is new)."""
+        ...
+
+    async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
+        """The record with this id, or None when there is none or it is trashed."""
+        ...
+
+    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
+        """Overwrite the record if its stored version is `expected_version`.
+
+        Raise `VersionConflict` otherwise (including when it was trashed meanwhile).
+        """
+        ...
+
+    async def find_user(self, provider: str, external_id: str) -> str | None:
+        """The provider user id mapped to `external_id`, or None."""
+        ...
+
+    async def add_user(
+        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
+    ) -> str:
+        """Map `external_id` to `provider_user_id` unless already mapped; return the stored id."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise `Unavailable` when the database cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,143 @@
+"""Records as CRUD-compatible documents, shared by every store.
+
+A stored teleconsultation looks like one of the original service's CRUD
+documents (`_id`, `__STATE__`, `createdAt`, ...); fields the original named
+after Bandyer use provider-neutral names here (`providerRoomId`,
+`providerUserId`). docs/architecture.md describes the shape.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from teleconsult.domain import (
+    Level,
+    Participant,
+    RecordState,
+    Room,
+    RoomParticipant,
+    RoomSpec,
+    Teleconsultation,
+)
+
+DATE_FIELDS = ("createdAt", "updatedAt", "startDate", "endDate")
+
+_counter = int.from_bytes(os.urandom(3), "big")
+_counter_lock = threading.Lock()
+_process_random = os.urandom(5)
+
+
+def new_object_id() -> str:
+    """A 24-hex id laid out like a MongoDB ObjectId: time, per-process random, counter."""
+    global _counter
+    with _counter_lock:
+        _counter = (_counter + 1) % 0x1000000
+        count = _counter
+    return (int(time.time()).to_bytes(4, "big") + _process_random + count.to_bytes(3, "big")).hex()
+
+
+def is_object_id(value: str) -> bool:
+    return len(value) == 24 and all(c in "0123456789abcdef" for c in value)
+
+
+def to_document(teleconsultation: Teleconsultation) -> dict[str, Any]:
+    t = teleconsultation
+    room = t.room
+    return {
+        "_id": t.id,
+        "__STATE__": t.state.value,
+        "createdAt": t.created_at,
+        "updatedAt": t.updated_at,
+        "creatorId": t.creator_id,
+        "updaterId": t.updater_id,
+        "version": t.version,
+        "participantsNumber": t.participants_number,
+        "participants": [
+            {
+                "userExternalId": p.external_id,
+                "groups": list(p.groups),
+                "fullName": p.full_name,
+                "language": p.language,
+                "level": p.level.value,
+                "providerUserId": p.provider_user_id,
+            }
+            for p in t.participants
+        ],
+        "startDate": t.start_date,
+        "endDate": t.end_date,
+        "teleconsultationState": t.phase.value,
+        "providerRoomId": room.provider_room_id if room else None,
+        "room": None
+        if room is None
+        else {
+            "participants": [
+                {
+                    "providerUserId": rp.provider_user_id,
+                    "isAdmin": rp.is_admin,
+                    "tools": list(rp.tools),
+                }
+                for rp in room.spec.participants
+            ],
+            "durationInSeconds": room.spec.duration_seconds,
+            "live": room.spec.live,
+            "recording": room.spec.recording,
+            "links": dict(room.links),
+        },
+    }
+
+
+def from_document(document: dict[str, Any]) -> Teleconsultation:
+    room_doc = document.get("room")
+    room = None
+    if room_doc is not None and document.get("providerRoomId"):
+        room = Room(
+            provider_room_id=document["providerRoomId"],
+            spec=RoomSpec(
+                participants=tuple(
+                    RoomParticipant(
+                        provider_user_id=rp["providerUserId"],
+                        is_admin=rp["isAdmin"],
+                        tools=tuple(rp["tools"]),
+                    )
+                    for rp in room_doc["participants"]
+                ),
+                duration_seconds=room_doc["durationInSeconds"],
+                live=room_doc["live"],
+                recording=room_doc["recording"],
+            ),
+            links=room_doc["links"],
+        )
+    return Teleconsultation(
+        id=str(document["_id"]),
+        participants_number=document["participantsNumber"],
+        participants=tuple(
+            Participant(
+                external_id=p["userExternalId"],
+                groups=tuple(p["groups"]),
+                full_name=p["fullName"],
+                language=p.get("language"),
+                level=Level(p["level"]),
+                provider_user_id=p["providerUserId"],
+            )
+            for p in document["participants"]
+        ),
+        start_date=as_datetime(document["startDate"]),
+        end_date=as_datetime(document["endDate"]),
+        room=room,
+        state=RecordState(document["__STATE__"]),
+        version=document["version"],
+        created_at=as_datetime(document["createdAt"]),
+        updated_at=as_datetime(document["updatedAt"]),
+        creator_id=document["creatorId"],
+        updater_id=document["updaterId"],
+    )
+
+
+def as_datetime(value: datetime | str) -> datetime:
+    """Dates are aware UTC datetimes in the core, whatever the store keeps."""
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -1,0 +1,196 @@
+"""The embedded store: one SQLite file, no server to run.
+
+Each record is a JSON document plus the columns the queries need. Each write is
+one statement in its own IMMEDIATE transaction, so compare-and-set is one atomic
+`UPDATE ... WHERE version = ?`; WAL mode lets several processes share the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from teleconsult.domain import RecordState, Teleconsultation
+from teleconsult.errors import Unavailable
+from teleconsult.store.base import VersionConflict
+from teleconsult.store.documents import from_document, new_object_id, to_document
+
+SCHEME = "sqlite://"
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite:///:memory:`."""
+    if not url.startswith(SCHEME + "/") or url == SCHEME + "/":
+        raise ValueError("use sqlite:///<path>, for example sqlite:///teleconsult.db")
+    return url[len(SCHEME) + 1 :]
+
+
+def _encode(document: dict[str, Any]) -> str:
+    return json.dumps(document, default=_encode_value, separators=(",", ":"))
+
+
+def _encode_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+class SQLiteStore:
+    def __init__(
+        self, connection: aiosqlite.Connection, teleconsultations: str, users: str
+    ) -> None:
+        self._db = connection
+        self._lock = asyncio.Lock()
+        self._teleconsultations = f'"{teleconsultations}"'
+        self._users = f'"{users}"'
+
+    @classmethod
+    async def open(cls, url: str, teleconsultations: str, users: str) -> SQLiteStore:
+        path = sqlite_path(url)
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(path, isolation_level=None, timeout=10)
+        except (OSError, sqlite3.Error) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise Unavailable(f"Cannot open the SQLite store at {path}: {reason}.") from None
+        store = cls(connection, teleconsultations, users)
+        try:
+            await store._create_schema()
+        except Unavailable:
+            await connection.close()
+            raise
+        return store
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        """One operation at a time on this connection; SQLite errors become 503s."""
+        async with self._lock:
+            try:
+                yield
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as error:
+                raise Unavailable(f"The SQLite store failed: {error}.") from None
+
+    async def _write(self, sql: str, parameters: tuple[object, ...]) -> int:
+        """Run one write in its own IMMEDIATE transaction and return the rows it changed.
+
+        IMMEDIATE takes the write lock first, waiting (busy_timeout) for other
+        processes, so the statement always runs on the newest data: without it,
+        WAL mode answers "database is locked" at once when another process wrote
+        since this connection last read.
+        """
+        async with self._guard():
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = await self._db.execute(sql, parameters)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            return cursor.rowcount
+
+    async def _create_schema(self) -> None:
+        async with self._guard():
+            await self._db.execute("PRAGMA busy_timeout=10000")
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._teleconsultations} ("
+                " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
+                " document TEXT NOT NULL)"
+            )
+            await self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._users} ("
+                " provider TEXT NOT NULL, external_id TEXT NOT NULL,"
+                " provider_user_id TEXT NOT NULL, document TEXT NOT NULL,"
+                " PRIMARY KEY (provider, external_id))"
+            )
+
+    async def insert(self, teleconsultation: Teleconsultation) -> None:
+        await self._write(
+            f"INSERT INTO {self._teleconsultations} (id, state, version, document)"
+            " VALUES (?, ?, ?, ?)",
+            (
+                teleconsultation.id,
+                teleconsultation.state.value,
+                teleconsultation.version,
+                _encode(to_document(teleconsultation)),
+            ),
+        )
+
+    async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
+        async with self._guard():
+            cursor = await self._db.execute(
+                f"SELECT document FROM {self._teleconsultations} WHERE id = ? AND state = ?",
+                (teleconsultation_id, RecordState.PUBLIC.value),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else from_document(json.loads(row[0]))
+
+    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
+        changed = await self._write(
+            f"UPDATE {self._teleconsultations} SET state = ?, version = ?, document = ?"
+            " WHERE id = ? AND version = ? AND state = ?",
+            (
+                teleconsultation.state.value,
+                teleconsultation.version,
+                _encode(to_document(teleconsultation)),
+                teleconsultation.id,
+                expected_version,
+                RecordState.PUBLIC.value,
+            ),
+        )
+        if changed != 1:
+            raise VersionConflict(teleconsultation.id)
+
+    async def find_user(self, provider: str, external_id: str) -> str | None:
+        async with self._guard():
+            cursor = await self._db.execute(
+                f"SELECT provider_user_id FROM {self._users}"
+                " WHERE provider = ? AND external_id = ?",
+                (provider, external_id),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def add_user(
+        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
+    ) -> str:
+        now = datetime.now(UTC)
+        document = {
+            "_id": new_object_id(),
+            "__STATE__": RecordState.PUBLIC.value,
+            "createdAt": now,
+            "updatedAt": now,
+            "creatorId": creator_id,
+            "updaterId": creator_id,
+            "provider": provider,
+            "receivedUserId": external_id,
+            "providerUserId": provider_user_id,
+        }
+        await self._write(
+            f"INSERT INTO {self._users} (provider, external_id, provider_user_id, document)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING",
+            (provider, external_id, provider_user_id, _encode(document)),
+        )
+        stored = await self.find_user(provider, external_id)
+        if stored is None:  # only if someone deleted the row in between
+            raise Unavailable("The SQLite store lost a user mapping it had just written.")
+        return stored
+
+    async def ping(self) -> None:
+        async with self._guard():
+            await self._db.execute("SELECT 1")
+
+    async def close(self) -> None:
+        await self._db.close()

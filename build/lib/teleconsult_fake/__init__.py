@@ -1,0 +1,173 @@
+"""An in-process video provider for local runs and tests.
+
+It keeps users and rooms in memory, checks what a real provider checks
+(2 to 25 participants, a room admin, duration bounds), and gives every
+participant a distinct, unguessable link to a page this app serves, which shows
+the room, the participant and who else is invited.
+
+Memory does not survive a restart while the store does: a user the store maps
+but this process never saw is taken as created before the restart, and links
+to rooms made before it open a "not found" page.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from html import escape
+
+from aiohttp import web
+
+from teleconsult import keys
+from teleconsult.domain import Level, ProviderLimits, RoomSpec
+from teleconsult.errors import ProviderError
+from teleconsult.hookspecs import hookimpl
+from teleconsult.providers import (
+    CreatedRoom,
+    ProviderContext,
+    VideoProviderPlugin,
+    stable_user_id,
+)
+
+JOIN_PATH = "/fake-video/join/{code}"
+
+
+@dataclass
+class FakeRoom:
+    id: str
+    spec: RoomSpec
+    codes: dict[str, str] = field(repr=False)
+    """Provider user id -> join code."""
+
+
+class FakeVideo:
+    """Everything lives in this object: a fresh provider per app, gone at shutdown."""
+
+    name = "fake"
+    limits = ProviderLimits()
+
+    def __init__(self, public_url: str) -> None:
+        self.public_url = public_url.rstrip("/")
+        self.users: dict[str, Level] = {}
+        self.rooms: dict[str, FakeRoom] = {}
+        self.created_room_count = 0
+
+    async def ensure_user(self, external_id: str, level: Level) -> str:
+        user_id = stable_user_id(external_id)
+        self.users.setdefault(user_id, level)
+        return user_id
+
+    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        count = len(spec.participants)
+        if not self.limits.min_participants <= count <= self.limits.max_participants:
+            raise self._refused(f"a room needs 2 to 25 participants, not {count}")
+        if not any(p.is_admin for p in spec.participants):
+            raise self._refused("a room needs at least one admin")
+        if spec.duration_seconds is not None and not (
+            self.limits.min_duration_seconds
+            <= spec.duration_seconds
+            <= self.limits.max_duration_seconds
+        ):
+            raise self._refused(f"duration {spec.duration_seconds}s is out of bounds")
+        for participant in spec.participants:  # known before a restart (see the module doc)
+            self.users.setdefault(
+                participant.provider_user_id, Level.PLUS if participant.is_admin else Level.BASIC
+            )
+        room_id = "fake-room-" + secrets.token_hex(8)
+        codes = {p.provider_user_id: secrets.token_urlsafe(24) for p in spec.participants}
+        self.rooms[room_id] = FakeRoom(id=room_id, spec=spec, codes=codes)
+        self.created_room_count += 1
+        links = {
+            user: self.public_url + JOIN_PATH.format(code=code) for user, code in codes.items()
+        }
+        return CreatedRoom(provider_room_id=room_id, links=links)
+
+    async def delete_room(self, provider_room_id: str) -> None:
+        self.rooms.pop(provider_room_id, None)
+
+    async def check(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.rooms.clear()
+
+    def find_code(self, code: str) -> tuple[FakeRoom, str] | None:
+        for room in self.rooms.values():
+            for user, user_code in room.codes.items():
+                if secrets.compare_digest(user_code, code):
+                    return room, user
+        return None
+
+    def _refused(self, why: str) -> ProviderError:
+        return ProviderError(self.name, "create a room", "bad_answer", why)
+
+
+def public_url(context: ProviderContext) -> str:
+    """Where links should point: FAKE_VIDEO_PUBLIC_URL, else this server's own address."""
+    configured = context.environ.get("FAKE_VIDEO_PUBLIC_URL")
+    if configured:
+        return configured
+    host = context.settings.http_host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a listening address, not a bind
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{context.settings.http_port}"
+
+
+def _create(context: ProviderContext) -> FakeVideo:
+    return FakeVideo(public_url(context))
+
+
+async def join_page(request: web.Request) -> web.Response:
+    """The page a fake link opens. Not found unless the fake provider is the one running."""
+    provider = request.app[keys.VIDEO_PROVIDER]
+    found = (
+        provider.find_code(request.match_info["code"]) if isinstance(provider, FakeVideo) else None
+    )
+    if found is None:
+        raise web.HTTPNotFound(text="This link is unknown or its room was deleted.")
+    room, user = found
+    me = next(p for p in room.spec.participants if p.provider_user_id == user)
+    others = "".join(
+        f"<li>{escape(p.provider_user_id)}{' (admin)' if p.is_admin else ''}</li>"
+        for p in room.spec.participants
+        if p.provider_user_id != user
+    )
+    duration = (
+        "unlimited" if room.spec.duration_seconds is None else f"{room.spec.duration_seconds} s"
+    )
+    body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Fake video room</title></head>
+<body>
+<h1>Fake video room {escape(room.id)}</h1>
+<p>You are <strong>{escape(user)}</strong>{" (room admin)" if me.is_admin else ""}.</p>
+<p>Your tools: {escape(", ".join(me.tools) or "none")}.</p>
+<p>Duration: {escape(duration)}; live: {"yes" if room.spec.live else "no"};
+recording: {escape(room.spec.recording)}.</p>
+<h2>Also invited</h2>
+<ul>{others}</ul>
+<p>This page stands in for a real video call: the fake provider serves it for local runs.</p>
+</body></html>
+"""
+    return web.Response(
+        text=body,
+        content_type="text/html",
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+@hookimpl
+def register_video_providers() -> list[VideoProviderPlugin]:
+    return [
+        VideoProviderPlugin(
+            name="fake",
+            create=_create,
+            description="In-process rooms and links, for local runs and tests.",
+        )
+    ]
+
+
+@hookimpl
+def register_routes() -> list[web.AbstractRouteDef]:
+    return [web.get(JOIN_PATH, join_page)]
