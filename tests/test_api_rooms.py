@@ -18,18 +18,7 @@ from conftest import (
     teleconsultation,
 )
 
-from teleconsult.domain import RoomParticipant, RoomSpec
-
-ALL_TOOLS = (
-    "chat",
-    "screen_sharing",
-    "file_upload",
-    "whiteboard",
-    "snapshot",
-    "live_edit",
-    "live_pointer",
-    "present_to_everyone",
-)
+from teleconsult.domain import TOOLS, RoomParticipant, RoomSpec
 
 
 async def test_room_gets_admins_tools_and_the_room_policy(make_client: MakeClient) -> None:
@@ -60,7 +49,7 @@ async def test_a_participant_in_both_levels_is_plus(client: Client) -> None:
     both = person("dual", ["patient", "doctor"], "Dee")
     await create(client, teleconsultation(2, both, PATIENT))
     [room] = fake_video(client).rooms.values()
-    assert room.spec.participants[0] == RoomParticipant("dual", is_admin=True, tools=ALL_TOOLS)
+    assert room.spec.participants[0] == RoomParticipant("dual", is_admin=True, tools=TOOLS)
 
 
 async def test_limited_rooms_take_their_duration_from_the_dates(make_client: MakeClient) -> None:

@@ -162,16 +162,19 @@ async def test_create_without_a_plus_user_is_the_documented_400(client: Client) 
     assert fake_video(client).users == {}  # refused before anyone was created on the provider
 
 
-async def test_patch_without_a_plus_user_is_the_documented_400(client: Client) -> None:
-    room_id = await create(client, USAGE_CREATE_SOME_UNKNOWN)
-    patch = {
+def two_patients(number: int) -> dict[str, object]:
+    return {
         "participants": {
-            "number": 2,
+            "number": number,
             "data": [person("a", ["patient"], "Ann"), person("b", ["patient"], "Bob")],
         }
     }
 
-    response = await client.patch(f"/teleconsultation/{room_id}", json=patch)
+
+async def test_patch_without_a_plus_user_is_the_documented_400(client: Client) -> None:
+    room_id = await create(client, USAGE_CREATE_SOME_UNKNOWN)
+
+    response = await client.patch(f"/teleconsultation/{room_id}", json=two_patients(2))
 
     assert response.status == 400
     assert await response.json() == error(
@@ -185,7 +188,8 @@ async def test_adding_the_last_participant_without_a_plus_user_is_the_documented
     client: Client,
 ) -> None:
     room_id = await create(client, USAGE_CREATE_SOME_UNKNOWN)
-    await _make_patient_only(client, room_id)
+    response = await client.patch(f"/teleconsultation/{room_id}", json=two_patients(3))
+    assert response.status == 204
 
     response = await client.post(
         f"/teleconsultation/{room_id}/participants/data",
@@ -198,17 +202,6 @@ async def test_adding_the_last_participant_without_a_plus_user_is_the_documented
         "At least one participant must belong to a group of the plus privilege level.",
         f"Failed POST /teleconsultation/{room_id}/participants/data: no plus user in room",
     )
-
-
-async def _make_patient_only(client: Client, room_id: str) -> None:
-    patch = {
-        "participants": {
-            "number": 3,
-            "data": [person("a", ["patient"], "Ann"), person("b", ["patient"], "Bob")],
-        }
-    }
-    response = await client.patch(f"/teleconsultation/{room_id}", json=patch)
-    assert response.status == 204
 
 
 async def test_a_body_without_content_type_is_read_as_json(client: Client) -> None:
