@@ -55,8 +55,6 @@ def create_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            store = await open_store(settings)
-            stack.push_async_callback(store.close)
             video = video_plugin.create(context)
             stack.push_async_callback(video.close)
             identity = identity_plugin.create(context)
@@ -67,6 +65,8 @@ def create_app(
                         f"the provider registered as {plugin.name!r} "
                         f"calls itself {provider.name!r}."
                     )
+            store = await open_store(settings)
+            stack.push_async_callback(store.close)
             app[keys.STORE] = store
             app[keys.VIDEO_PROVIDER] = video
             app[keys.IDENTITY_PROVIDER] = identity

@@ -74,7 +74,11 @@ class Settings:
             http_port=reader.integer("HTTP_PORT", minimum=0, maximum=65535),
             log_level=reader.choice("LOG_LEVEL", LOG_LEVELS),
             store_url=reader.text("STORE_URL"),
-            video_provider=reader.text("VIDEO_PROVIDER"),
+            video_provider=reader.text(
+                "VIDEO_PROVIDER",
+                # A Kaleyra key says which provider is meant, as it did for the original.
+                default="bandyer" if environ.get("BANDYER_API_SECRET_KEY") else None,
+            ),
             identity_provider=reader.text("IDENTITY_PROVIDER"),
             service_config_path=Path(config_path) if config_path else None,
             teleconsultations_collection=reader.collection("TELECONSULTATIONS_CRUD_NAME"),
@@ -91,10 +95,13 @@ class _Reader:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
-    def text(self, name: str, value: str | None = None) -> str:
+    def text(self, name: str, value: str | None = None, default: str | None = None) -> str:
+        """`value` (else the variable), or `default` (else the documented one) when empty."""
         if value is None:
             value = self._environ.get(name)
-        return DEFAULTS[name] if value is None or value == "" else value.strip()
+        if value is None or value.strip() == "":
+            return default or DEFAULTS[name]
+        return value.strip()
 
     def boolean(self, name: str) -> bool:
         value = self.text(name)

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 from teleconsult_fake import FakeVideo
 
 from teleconsult import keys
@@ -155,3 +156,29 @@ def error(status: int, message: str, error: str | None = None) -> dict[str, Any]
         504: "Gateway Timeout",
     }
     return {"statusCode": status, "error": error or phrases[status], "message": message}
+
+
+API_KEY = "test-api-key"
+
+
+@pytest.fixture
+def kaleyra() -> FakeKaleyra:
+    return FakeKaleyra(api_key=API_KEY)
+
+
+@pytest.fixture
+async def kaleyra_url(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]], kaleyra: FakeKaleyra
+) -> str:
+    server = await aiohttp_server(kaleyra.app())
+    return str(server.make_url("")).rstrip("/")
+
+
+def bandyer_env(base_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "VIDEO_PROVIDER": "bandyer",
+        "BANDYER_BASE_URL": base_url,
+        "BANDYER_API_SECRET_KEY": API_KEY,
+        "BANDYER_TIMEOUT_MS": "500",
+        **extra,
+    }

@@ -198,12 +198,35 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
         (
             {"VIDEO_PROVIDER": "zoom"},
             "teleconsult: configuration error: VIDEO_PROVIDER='zoom' names no installed video "
-            "provider (installed: fake).",
+            "provider (installed: bandyer, fake).",
         ),
         (
             {"STORE_URL": "postgres://db/teleconsult"},
             "teleconsult: configuration error: STORE_URL='postgres://db/teleconsult' has a scheme "
             "no store handles; use sqlite:///<path>.",
+        ),
+        (
+            {"VIDEO_PROVIDER": "bandyer", "BANDYER_API_SECRET_KEY": "k"},
+            "teleconsult: configuration error: VIDEO_PROVIDER=bandyer needs BANDYER_BASE_URL, the "
+            "Kaleyra v2 API base URL (for example https://api.sandbox.eu.bandyer.com).",
+        ),
+        (
+            {"VIDEO_PROVIDER": "bandyer", "BANDYER_BASE_URL": "https://api.eu.bandyer.com"},
+            "teleconsult: configuration error: VIDEO_PROVIDER=bandyer needs "
+            "BANDYER_API_SECRET_KEY, the Kaleyra API key.",
+        ),
+        (
+            {"BANDYER_API_SECRET_KEY": "k", "BANDYER_BASE_URL": "api.eu.bandyer.com"},
+            "teleconsult: configuration error: BANDYER_BASE_URL must be an http(s) URL; got "
+            "'api.eu.bandyer.com'.",
+        ),
+        (
+            {
+                "BANDYER_API_SECRET_KEY": "k",
+                "BANDYER_BASE_URL": "https://x",
+                "BANDYER_TIMEOUT_MS": "soon",
+            },
+            "teleconsult: configuration error: BANDYER_TIMEOUT_MS must be a whole number; got 'soon'.",
         ),
         (
             {"TELECONSULTATION_SERVICE_CONFIG_PATH": "/nonexistent/config.json"},
@@ -215,9 +238,11 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
 def test_serve_stops_with_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
     environ: dict[str, str],
     line: str,
 ) -> None:
+    monkeypatch.setenv("STORE_URL", f"sqlite:///{tmp_path / 'never-opened.db'}")
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
 

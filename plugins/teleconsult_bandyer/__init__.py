@@ -1,0 +1,113 @@
+"""Video provider `bandyer`: Kaleyra Video (formerly Bandyer) through its REST API v2.
+
+Selected with VIDEO_PROVIDER=bandyer, the default whenever BANDYER_API_SECRET_KEY
+is set. Needs BANDYER_BASE_URL and BANDYER_API_SECRET_KEY; BANDYER_TIMEOUT_MS and
+BANDYER_MAX_ATTEMPTS tune each call. `kaleyra.py` holds the API's paths and
+field names, `client.py` the HTTP calls, this module the provider the core uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+
+from teleconsult.domain import Level, ProviderLimits, RoomSpec
+from teleconsult.errors import ConfigurationError, ProviderError
+from teleconsult.hookspecs import hookimpl
+from teleconsult.providers import (
+    CreatedRoom,
+    ProviderContext,
+    VideoProviderPlugin,
+    stable_user_id,
+)
+from teleconsult_bandyer import kaleyra
+from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
+
+NAME = PROVIDER
+
+
+class BandyerVideo:
+    name = NAME
+    limits = ProviderLimits(
+        min_participants=2, max_participants=25, min_duration_seconds=60, max_duration_seconds=86400
+    )
+
+    def __init__(self, client: KaleyraClient) -> None:
+        self.client = client
+
+    async def ensure_user(self, external_id: str, level: Level) -> str:
+        # Our own id, derived from the external one: a repeat is a 409, i.e. one user.
+        user_id = stable_user_id(external_id, max_length=kaleyra.USER_ID_MAX_LENGTH)
+        return await self.client.create_user(user_id, level.value)
+
+    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        room = await self.client.create_room(spec)
+        missing = [
+            p.provider_user_id for p in spec.participants if p.provider_user_id not in room.links
+        ]
+        if missing:
+            await self.client.delete_room(room.room_id)  # a room we cannot hand out is an orphan
+            raise ProviderError(
+                NAME, "create a room", "bad_answer", f"no link for {len(missing)} participant(s)"
+            )
+        return CreatedRoom(provider_room_id=room.room_id, links=dict(room.links))
+
+    async def delete_room(self, provider_room_id: str) -> None:
+        await self.client.delete_room(provider_room_id)
+
+    async def check(self) -> None:
+        await self.client.list_users(limit=1)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def client_options(environ: Mapping[str, str]) -> ClientOptions:
+    """BANDYER_* variables, checked before anything is created: a bad one stops the start."""
+    base_url = environ.get("BANDYER_BASE_URL", "").strip()
+    api_key = environ.get("BANDYER_API_SECRET_KEY", "").strip()
+    if not base_url:
+        raise ConfigurationError(
+            "VIDEO_PROVIDER=bandyer needs BANDYER_BASE_URL, the Kaleyra v2 API base URL "
+            "(for example https://api.sandbox.eu.bandyer.com)."
+        )
+    if not base_url.startswith(("https://", "http://")):
+        raise ConfigurationError(f"BANDYER_BASE_URL must be an http(s) URL; got {base_url!r}.")
+    if not api_key:
+        raise ConfigurationError(
+            "VIDEO_PROVIDER=bandyer needs BANDYER_API_SECRET_KEY, the Kaleyra API key."
+        )
+    return ClientOptions(
+        base_url=base_url,
+        api_key=api_key,
+        timeout_seconds=_whole(environ, "BANDYER_TIMEOUT_MS", 10000, minimum=1) / 1000,
+        max_attempts=_whole(environ, "BANDYER_MAX_ATTEMPTS", 3, minimum=1),
+    )
+
+
+def _whole(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number; got {text!r}.") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}; got {value}.")
+    return value
+
+
+def create(context: ProviderContext) -> BandyerVideo:
+    options = client_options(context.environ)
+    return BandyerVideo(KaleyraClient(options, aiohttp.ClientSession()))
+
+
+@hookimpl
+def register_video_providers() -> list[VideoProviderPlugin]:
+    return [
+        VideoProviderPlugin(
+            name=NAME, create=create, description="Kaleyra Video (Bandyer) REST API v2."
+        )
+    ]
