@@ -3,8 +3,8 @@
 It speaks the API of `kaleyra.py` (the working assumptions of kaleyra.md),
 checks the `apikey` header, keeps users, rooms, uploads and backgrounds in
 memory, records every request, and can be told to misbehave on any operation:
-latency, an error status (429 with Retry-After, 5xx), a malformed body, or a
-delay long enough to time the client out.
+latency, an error status (429 with Retry-After, 5xx), a body that is not JSON or
+not of the expected shape, or a delay long enough to time the client out.
 
     kaleyra = FakeKaleyra()
     server = await aiohttp_server(kaleyra.app())
@@ -37,6 +37,8 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0
     malformed: bool = False
+    body: object = None
+    """A 201 with this JSON body instead of the real answer (an answer of the wrong shape)."""
     times: int = 1
 
 
@@ -109,6 +111,8 @@ class FakeKaleyra:
                     return _error(fault.status, "injected fault", headers)
                 if fault.malformed:
                     return web.Response(status=200, text="<html>not json", content_type="text/html")
+                if fault.body is not None:
+                    return web.json_response(fault.body, status=201)
             return await handler(request)
 
         return wrapped
