@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from teleconsult_bandyer import DEFAULTS as BANDYER_DEFAULTS
 
 from teleconsult.config import _ServiceConfig
 from teleconsult.settings import DEFAULTS
@@ -34,3 +35,15 @@ def test_every_configuration_option_is_in_the_readme(name: str) -> None:
 
 def test_plugin_variables_are_in_the_readme() -> None:
     assert readme_row("FAKE_VIDEO_PUBLIC_URL")[0] == "`http://<HTTP_HOST>:<HTTP_PORT>`"
+
+
+@pytest.mark.parametrize("name", ["BANDYER_BASE_URL", "BANDYER_API_SECRET_KEY"])
+def test_required_bandyer_variables_are_in_the_readme(name: str) -> None:
+    assert readme_row(name)[0] == "(unset)"
+
+
+@pytest.mark.parametrize(("name", "default"), sorted(BANDYER_DEFAULTS.items()))
+def test_optional_bandyer_variables_are_in_the_readme_with_their_default(
+    name: str, default: int
+) -> None:
+    assert readme_row(name)[0] == f"`{default}`"

@@ -25,6 +25,8 @@ from teleconsult_bandyer import kaleyra
 from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
 
 NAME = PROVIDER
+DEFAULTS = {"BANDYER_TIMEOUT_MS": 10000, "BANDYER_MAX_ATTEMPTS": 3}
+"""The optional variables and their defaults, as the README documents them."""
 
 
 class BandyerVideo:
@@ -81,15 +83,15 @@ def client_options(environ: Mapping[str, str]) -> ClientOptions:
     return ClientOptions(
         base_url=base_url,
         api_key=api_key,
-        timeout_seconds=_whole(environ, "BANDYER_TIMEOUT_MS", 10000, minimum=1) / 1000,
-        max_attempts=_whole(environ, "BANDYER_MAX_ATTEMPTS", 3, minimum=1),
+        timeout_seconds=_whole(environ, "BANDYER_TIMEOUT_MS", minimum=1) / 1000,
+        max_attempts=_whole(environ, "BANDYER_MAX_ATTEMPTS", minimum=1),
     )
 
 
-def _whole(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def _whole(environ: Mapping[str, str], name: str, *, minimum: int) -> int:
     text = environ.get(name, "").strip()
     if not text:
-        return default
+        return DEFAULTS[name]
     try:
         value = int(text)
     except ValueError:
