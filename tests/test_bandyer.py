@@ -25,6 +25,7 @@ from conftest import (
     person,
     teleconsultation,
 )
+from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 from test_serve import free_port
 
@@ -307,3 +308,17 @@ async def test_a_room_already_gone_counts_as_deleted(bandyer: Client, kaleyra: F
     response = await bandyer.delete(f"/teleconsultation/{room_id}")
 
     assert response.status == 204
+
+
+async def test_the_http_session_lives_and_dies_with_the_app(
+    make_client: MakeClient, kaleyra_url: str
+) -> None:
+    client = await make_client(**bandyer_env(kaleyra_url))
+    provider = client.app[keys.VIDEO_PROVIDER]
+    assert isinstance(provider, BandyerVideo)
+    session = provider.client._session
+    assert not session.closed
+
+    await client.close()
+
+    assert session.closed
