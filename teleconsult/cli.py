@@ -67,4 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Unavailable as error:
         print(f"teleconsult: cannot start: {error.message}", file=sys.stderr)
         return 1
+    except OSError as error:  # the address: taken, not ours, not resolvable
+        reason = error.strerror or str(error)
+        print(f"teleconsult: cannot listen on HTTP_HOST:HTTP_PORT: {reason}.", file=sys.stderr)
+        return 1
     return 0

@@ -81,17 +81,15 @@ class _Tools(_Strict):
     present_to_everyone = _switch()
 
 
-_GROUPS = fields.List(
-    fields.String(validate=validate.Length(min=1)), validate=validate.Length(min=1)
-)
+def _groups(**kwargs: Any) -> fields.List:
+    """A non-empty list of non-empty group names."""
+    return fields.List(
+        fields.String(validate=validate.Length(min=1)), validate=validate.Length(min=1), **kwargs
+    )
 
 
 class _Privilege(_Strict):
-    groups = fields.List(
-        fields.String(validate=validate.Length(min=1)),
-        required=True,
-        validate=validate.Length(min=1),
-    )
+    groups = _groups(required=True)
     tools = fields.Nested(_Tools, load_default=lambda: dict.fromkeys(TOOLS, True))
 
     @post_load
@@ -153,7 +151,7 @@ class _ServiceConfig(_Strict):
     theme = fields.Nested(_Theme, load_default=dict)
     companyLogo = fields.Nested(_CompanyLogo)
     mode = fields.String(validate=validate.OneOf(["light", "dark"]))
-    groupsWithBackgroundList = _GROUPS
+    groupsWithBackgroundList = _groups()
     userIdPathInRequest = fields.List(fields.Nested(_PathStep), validate=validate.Length(min=1))
     customUserId = fields.Nested(_CustomUserId, load_default=lambda: _CustomUserId().load({}))
 
@@ -186,6 +184,10 @@ def load_config(path: Path | None) -> ServiceConfig:
         return parse_config(DEFAULT_CONFIG, "built-in default configuration")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(
+            f"{path}: not UTF-8 text (byte {error.start} cannot be decoded)."
+        ) from None
     except OSError as error:
         raise ConfigurationError(
             f"{path}: cannot read the configuration: {error.strerror}."

@@ -3,8 +3,8 @@
 Each use case reads the record, lets the domain decide, does the provider work,
 and writes the record back with compare-and-set. When another replica wrote
 first, the work is redone on the fresh record (a bounded number of times) and
-any room made for the losing attempt is deleted, so concurrent requests lose
-nothing and leave exactly one room.
+the room made for the losing attempt is deleted, so concurrent requests lose
+nothing; a room whose deletion fails is logged and left for reconciliation.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 from teleconsult import domain
 from teleconsult.domain import (
@@ -31,6 +32,7 @@ from teleconsult.store import Store, VersionConflict
 from teleconsult.store.documents import is_object_id, new_object_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_ATTEMPTS = 10
 """Compare-and-set attempts before giving up with a 409; each lost attempt means another
@@ -43,8 +45,9 @@ ANONYMOUS = "public"
 @dataclass(frozen=True)
 class ParticipantsInput:
     number: int
-    entries: tuple[ParticipantEntry, ...]
-    bare_ids: bool
+    entries: tuple[ParticipantEntry, ...] | None
+    """The participants given; None (an update without `data`) keeps the known ones."""
+    bare_ids: bool = False
     """True for the array-of-user-ids form, which needs an identity provider that resolves ids."""
 
 
@@ -93,7 +96,7 @@ class TeleconsultationService:
         self, participants: ParticipantsInput, schedule: ScheduleInput, caller: str | None
     ) -> str:
         start, end = self._schedule(None, schedule)
-        self._check_counts(participants.number, participants.entries)
+        self._check_input(participants)
         members = await self._participants(
             participants, "Failed POST /teleconsultation: no plus user in room", caller
         )
@@ -122,19 +125,28 @@ class TeleconsultationService:
         schedule: ScheduleInput,
         caller: str | None,
     ) -> None:
+        failure = "Failed PATCH /teleconsultation: no plus user in room"
         if participants is not None:
-            self._check_counts(participants.number, participants.entries)
-        resolved: list[tuple[Participant, ...]] = []
+            self._check_input(participants)
+
+        async def replace_participants() -> tuple[Participant, ...]:
+            if participants is None or participants.entries is None:
+                return ()
+            return tuple(await self._participants(participants, failure, caller))
+
+        replacements = _Once(replace_participants)
 
         async def change(current: Teleconsultation, now: datetime) -> Teleconsultation:
             self._refuse_if_locked(current, now)
             start, end = self._schedule(current, schedule)
             number, members = current.participants_number, current.participants
-            if participants is not None:
-                if not resolved:  # identify once, however many attempts the write takes
-                    failure = "Failed PATCH /teleconsultation: no plus user in room"
-                    resolved.append(tuple(await self._participants(participants, failure, caller)))
-                number, members = participants.number, resolved[0]
+            if participants is not None and participants.entries is None:
+                number = participants.number  # a new count for the participants already known
+                self._check_counts(number, [m.external_id for m in members])
+                if len(members) == number:
+                    domain.check_plus_rule([m.level for m in members], failure)
+            elif participants is not None:
+                number, members = participants.number, await replacements.result()
             return replace(
                 current,
                 participants_number=number,
@@ -152,7 +164,7 @@ class TeleconsultationService:
             f"Failed POST /teleconsultation/{teleconsultation_id}/participants/data: "
             "no plus user in room"
         )
-        resolved: list[Participant] = []
+        newcomer = _Once(lambda: self._participants(ParticipantsInput(1, (entry,)), None, caller))
 
         async def change(current: Teleconsultation, now: datetime) -> Teleconsultation:
             self._refuse_if_locked(current, now)
@@ -165,10 +177,7 @@ class TeleconsultationService:
                     f"This teleconsultation already has all its {current.participants_number} "
                     "participants; PATCH its participants to change them."
                 )
-            if not resolved:  # identify once, however many attempts the write takes
-                identified = await self._identify(ParticipantsInput(1, (entry,), bare_ids=False))
-                resolved.extend(await self._with_provider_users(identified, caller))
-            members = (*current.participants, resolved[0])
+            members = (*current.participants, *await newcomer.result())
             if len(members) == current.participants_number:
                 domain.check_plus_rule([m.level for m in members], failure)
             return replace(current, participants=members)
@@ -310,10 +319,19 @@ class TeleconsultationService:
         domain.check_schedule(start, end, self.policy, self.video.limits)
         return start, end
 
-    def _check_counts(self, number: int, entries: Sequence[ParticipantEntry]) -> None:
-        domain.check_participant_counts(
-            number, [entry.external_id for entry in entries], self.video.limits
-        )
+    def _check_input(self, participants: ParticipantsInput) -> None:
+        """What can be refused before any I/O: the form of the list, then its counts."""
+        if participants.bare_ids and not self.identity.resolves_bare_ids:
+            raise InvalidRequest(
+                f"participants as an array of user ids needs an identity provider that knows "
+                f"the users; the {self.identity.name!r} identity provider does not. Send "
+                '{"number": n, "data": [{"userExternalId", "groups", "fullName"}]} instead.'
+            )
+        if participants.entries is not None:
+            self._check_counts(participants.number, [e.external_id for e in participants.entries])
+
+    def _check_counts(self, number: int, external_ids: Sequence[str]) -> None:
+        domain.check_participant_counts(number, external_ids, self.video.limits)
 
     def _refuse_if_locked(self, record: Teleconsultation, now: datetime) -> None:
         if domain.is_locked(record, self.policy, now):
@@ -325,21 +343,21 @@ class TeleconsultationService:
             )
 
     async def _participants(
-        self, participants: ParticipantsInput, plus_failure: str, caller: str | None
+        self, participants: ParticipantsInput, plus_failure: str | None, caller: str | None
     ) -> list[Participant]:
-        identified = await self._identify(participants)
-        if len(identified) == participants.number:
+        """Identify the given participants and give them provider users.
+
+        When they are everyone (`plus_failure` names the documented error), the plus
+        rule is checked first, so a refused request creates no provider user.
+        """
+        entries = participants.entries or ()
+        identified = await self._identify(entries)
+        if plus_failure is not None and len(identified) == participants.number:
             domain.check_plus_rule([i.level for i in identified], plus_failure)
         return await self._with_provider_users(identified, caller)
 
-    async def _identify(self, participants: ParticipantsInput) -> list[_Identified]:
-        if participants.bare_ids and not self.identity.resolves_bare_ids:
-            raise InvalidRequest(
-                f"participants as an array of user ids needs an identity provider that knows "
-                f"the users; the {self.identity.name!r} identity provider does not. Send "
-                '{"number": n, "data": [{"userExternalId", "groups", "fullName"}]} instead.'
-            )
-        identities = await self.identity.identify(participants.entries)
+    async def _identify(self, entries: Sequence[ParticipantEntry]) -> list[_Identified]:
+        identities = await self.identity.identify(entries)
         return [
             _Identified(
                 entry=entry,
@@ -348,13 +366,17 @@ class TeleconsultationService:
                     self.privileges, identity.external_id, identity.groups
                 ),
             )
-            for entry, identity in zip(participants.entries, identities, strict=True)
+            for entry, identity in zip(entries, identities, strict=True)
         ]
 
     async def _with_provider_users(
         self, identified: Sequence[_Identified], caller: str | None
     ) -> list[Participant]:
-        """Map each participant to a provider user, creating the new ones concurrently."""
+        """Map each participant to a provider user, creating the new ones concurrently.
+
+        Every call is awaited to its end before the first error is raised, so none is
+        left running unobserved (creating a user is idempotent, so nothing is undone).
+        """
         results = await asyncio.gather(
             *(self._provider_user(i.identity.external_id, i.level, caller) for i in identified),
             return_exceptions=True,
@@ -380,6 +402,19 @@ class TeleconsultationService:
             return known
         created = await self.video.ensure_user(external_id, level)
         return await self.store.add_user(self.video.name, external_id, created, caller or ANONYMOUS)
+
+
+class _Once(Generic[T]):
+    """Work a request does once, however many compare-and-set attempts its write takes."""
+
+    def __init__(self, work: Callable[[], Awaitable[T]]) -> None:
+        self._work = work
+        self._done: list[T] = []
+
+    async def result(self) -> T:
+        if not self._done:
+            self._done.append(await self._work())
+        return self._done[0]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,9 @@ from teleconsult.errors import ConfigurationError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "silent")
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+MAX_IMMUTABLE_PERIOD_MS = 30 * 24 * 3600 * 1000
+"""Thirty days: a window longer than that is a typo (and would overflow date arithmetic)."""
 
 DEFAULTS: dict[str, str] = {
     "HTTP_HOST": "127.0.0.1",
@@ -85,9 +88,11 @@ class Settings:
             user_map_collection=reader.collection("USER_ID_MAP_CRUD_NAME", user_map),
             unlimited_teleconsultation=reader.boolean("UNLIMITED_TELECONSULTATION"),
             live_teleconsultation=reader.boolean("LIVE_TELECONSULTATION"),
-            immutable_period_ms=reader.integer("IMMUTABLE_PERIOD_MS", minimum=0),
+            immutable_period_ms=reader.integer(
+                "IMMUTABLE_PERIOD_MS", minimum=0, maximum=MAX_IMMUTABLE_PERIOD_MS
+            ),
             default_recording_type=reader.choice("DEFAULT_RECORDING_TYPE", RECORDING_TYPES),
-            userid_header_key=reader.text("USERID_HEADER_KEY").lower(),
+            userid_header_key=reader.header_name("USERID_HEADER_KEY"),
         )
 
 
@@ -125,6 +130,12 @@ class _Reader:
         if value not in choices:
             raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
         return value
+
+    def header_name(self, name: str) -> str:
+        text = self.text(name)
+        if not _HEADER_NAME.match(text):
+            raise ConfigurationError(f"{name} must be an HTTP header name; got {text!r}.")
+        return text.lower()
 
     def collection(self, name: str, value: str | None = None) -> str:
         text = self.text(name, value)

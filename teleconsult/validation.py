@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def error_lines(messages: object, path: str = "", root: str = "$") -> list[str]:
     """Flatten marshmallow's nested errors: `{"a": {0: {"b": ["Bad."]}}}` -> `["a[0].b: Bad."]`.
@@ -22,3 +24,31 @@ def error_lines(messages: object, path: str = "", root: str = "$") -> list[str]:
     if isinstance(messages, list):
         return [line for item in messages for line in error_lines(item, path, root)]
     return [f"{path or root}: {messages}"]
+
+
+class JSONTextError(ValueError):
+    """A text that is not JSON we accept; the message says why, for a caller to act on."""
+
+
+def strict_json(text: str) -> object:
+    """Parse JSON, refusing what would break later: repeated keys, deep nesting, lone surrogates."""
+    try:
+        value = json.loads(text, object_pairs_hook=_without_duplicate_keys)
+    except RecursionError:
+        raise JSONTextError("it is nested too deeply") from None
+    except json.JSONDecodeError as error:
+        raise JSONTextError(str(error)) from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise JSONTextError("it holds an invalid \\u escape (an unpaired surrogate)") from None
+    return value
+
+
+def _without_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise JSONTextError(f"the key {key!r} appears twice in one object")
+        result[key] = value
+    return result

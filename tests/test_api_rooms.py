@@ -266,3 +266,30 @@ async def test_the_fake_join_page_shows_the_room(
 
     response = await client.get("/fake-video/join/not-a-code")
     assert response.status == 404
+
+
+async def test_a_new_number_without_data_keeps_the_known_participants(client: Client) -> None:
+    room_id = await create(client, teleconsultation(3, DOCTOR, PATIENT))
+
+    response = await client.patch(
+        f"/teleconsultation/{room_id}", json={"participants": {"number": 2}}
+    )
+
+    assert response.status == 204
+    _, body = await join(client, room_id, "doctor-1")
+    assert [p["bandyerUserId"] for p in body["participantsBandyerCall"]] == [
+        "doctor-1",
+        "patient-1",
+    ]
+    [room] = fake_video(client).rooms.values()  # now complete: the room exists
+    assert len(room.spec.participants) == 2
+
+    response = await client.patch(
+        f"/teleconsultation/{room_id}", json={"participants": {"number": 1}}
+    )
+    assert response.status == 400
+    response = await client.patch(
+        f"/teleconsultation/{room_id}", json={"participants": {"number": 2, "data": []}}
+    )
+    assert response.status == 204  # an explicit empty list does replace
+    assert fake_video(client).rooms == {}

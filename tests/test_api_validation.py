@@ -49,7 +49,7 @@ CREATE_CASES = [
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{**DOCTOR, "groups": []}]}),
-        "participants.data[0].groups: Shorter than minimum length 1.",
+        "participants.data[0].groups: Length must be between 1 and 50.",
         id="groups-empty",
     ),
     pytest.param(
@@ -75,7 +75,7 @@ CREATE_CASES = [
     ),
     pytest.param(
         with_(end_date="tomorrow"),
-        "end_date: Not an ISO 8601 date-time; use for example 2022-02-22T15:30:00.000Z.",
+        "end_date: Not a date-time like 2022-02-22T15:30:00.000Z (date, T, time, offset).",
         id="not-a-date",
     ),
     pytest.param(
@@ -100,7 +100,7 @@ CREATE_CASES = [
     ),
     pytest.param(
         with_(end_date=None, duration_in_seconds=0),
-        "duration_in_seconds: Must be greater than or equal to 1.",
+        "duration_in_seconds: Must be greater than or equal to 1 and less than or equal to 2592000.",
         id="zero-duration",
     ),
     pytest.param(
@@ -148,8 +148,40 @@ CREATE_CASES = [
         id="id-array-in-static-mode",
     ),
     pytest.param(
+        with_(participants=["doctor-1"]),
+        "participants as an array of user ids needs an identity provider that knows the users; "
+        "the 'static' identity provider does not. Send "
+        '{"number": n, "data": [{"userExternalId", "groups", "fullName"}]} instead.',
+        id="id-array-in-static-mode-is-refused-before-counting",
+    ),
+    pytest.param(
+        with_(end_date=None, duration_in_seconds=10**20),
+        "duration_in_seconds: Must be greater than or equal to 1 and less than or equal to 2592000.",
+        id="huge-duration",
+    ),
+    pytest.param(
+        with_(start_date="0001-01-01T00:00:00+14:00"),
+        "start_date: The date must be between 1970 and 9000.",
+        id="date-that-overflows-in-utc",
+    ),
+    pytest.param(
+        with_(start_date="9999-12-31T00:00:00Z", end_date=None, duration_in_seconds=172800),
+        "start_date: The date must be between 1970 and 9000.",
+        id="date-near-the-end-of-time",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [{**DOCTOR, "userExternalId": "x" * 257}]}),
+        "participants.data[0].userExternalId: Length must be between 1 and 256.",
+        id="external-id-too-long",
+    ),
+    pytest.param(
+        with_(participants={"number": 2, "data": [{**DOCTOR, "groups": ["g"] * 51}]}),
+        "participants.data[0].groups: Length must be between 1 and 50.",
+        id="too-many-groups",
+    ),
+    pytest.param(
         with_(participants=["doctor-1", 3]),
-        "participants: An array of participants must hold non-empty user id strings.",
+        "participants: An array of participants must hold user id strings of 1 to 256 characters.",
         id="id-array-with-a-number",
     ),
 ]
@@ -170,6 +202,43 @@ async def test_malformed_json_is_a_400(client: Client) -> None:
     assert response.status == 400
     assert await response.json() == error(
         400, "The body is not valid JSON: Expecting value: line 1 column 18 (char 17)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            b'{"a": 1, "a": 2}',
+            "The body is not valid JSON: the key 'a' appears twice in one object.",
+        ),
+        (b"[" * 100_000, "The body is not valid JSON: it is nested too deeply."),
+        (
+            b'{"userExternalId": "\\ud800"}',
+            "The body is not valid JSON: it holds an invalid \\u escape (an unpaired surrogate).",
+        ),
+        (b'{"a": "d\xe9"}', "The body is not valid UTF-8."),
+    ],
+)
+async def test_json_that_would_break_later_is_a_400(
+    client: Client, body: bytes, message: str
+) -> None:
+    response = await client.post(
+        "/teleconsultation", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert await response.json() == error(400, message)
+
+
+async def test_a_body_that_does_not_decompress_is_a_400(client: Client) -> None:
+    response = await client.post(
+        "/teleconsultation",
+        data=b"not gzip",
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status == 400
+    assert await response.json() == error(
+        400, "The body could not be read: Can not decode content-encoding: gzip."
     )
 
 
@@ -213,7 +282,7 @@ async def test_patch_keeps_the_end_when_only_the_start_moves(client: Client) -> 
     ("body", "message"),
     [
         ({}, "userExternalId: Missing data for required field."),
-        ({"userExternalId": ""}, "userExternalId: Shorter than minimum length 1."),
+        ({"userExternalId": ""}, "userExternalId: Length must be between 1 and 256."),
         (
             {"userExternalId": "x", "groups": ["patient"]},
             "body.fullName is required with the static identity provider.",

@@ -120,3 +120,12 @@ async def test_an_unidentified_caller_learns_nothing_about_ids(make_client: Make
     client = await make_client()
     response = await client.get("/teleconsultation/0123456789abcdef01234567")
     assert response.status == 401
+
+
+async def test_a_caller_header_nested_too_deeply_is_unauthorized(make_client: MakeClient) -> None:
+    client = await make_client(CONFIG)
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    response = await client.get(
+        f"/teleconsultation/{room_id}", headers={"miauserproperties": "[" * 5000}
+    )
+    assert response.status == 401

@@ -70,3 +70,21 @@ async def test_serve_stops_when_the_store_cannot_open(tmp_path: Path) -> None:
         f"teleconsult: cannot start: Cannot open the SQLite store at {tmp_path / 'dir.db'}: "
         "unable to open database file."
     )
+
+
+async def test_serve_stops_with_one_line_when_the_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "HTTP_PORT": str(port), "STORE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "teleconsult", "serve",
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 1
+    assert stderr.decode().splitlines() == [
+        "teleconsult: cannot listen on HTTP_HOST:HTTP_PORT: "
+        f"error while attempting to bind on address ('127.0.0.1', {port}): address already in use."
+    ]

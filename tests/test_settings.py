@@ -64,7 +64,9 @@ def test_values_are_read() -> None:
         ("LIVE_TELECONSULTATION", "True", "LIVE_TELECONSULTATION must be true or false; got 'True'."),
         ("HTTP_PORT", "http", "HTTP_PORT must be a whole number; got 'http'."),
         ("HTTP_PORT", "70000", "HTTP_PORT must be at least 0 and at most 65535; got 70000."),
-        ("IMMUTABLE_PERIOD_MS", "-1", "IMMUTABLE_PERIOD_MS must be at least 0; got -1."),
+        ("IMMUTABLE_PERIOD_MS", "-1", "IMMUTABLE_PERIOD_MS must be at least 0 and at most 2592000000; got -1."),
+        ("IMMUTABLE_PERIOD_MS", "99999999999999999999", "IMMUTABLE_PERIOD_MS must be at least 0 and at most 2592000000; got 99999999999999999999."),
+        ("USERID_HEADER_KEY", "bad header", "USERID_HEADER_KEY must be an HTTP header name; got 'bad header'."),
         ("IMMUTABLE_PERIOD_MS", "1.5", "IMMUTABLE_PERIOD_MS must be a whole number; got '1.5'."),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of trace, debug, info, warn, error, silent; got 'verbose'."),
         ("DEFAULT_RECORDING_TYPE", "always", "DEFAULT_RECORDING_TYPE must be one of none, manual, automatic; got 'always'."),
@@ -179,6 +181,14 @@ def test_a_configuration_file_that_is_not_json(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as raised:
         load_config(path)
     assert str(raised.value) == f"{path}: not valid JSON at line 1, column 16: Expecting value."
+
+
+def test_a_configuration_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(b'{"environment": "\xff"}')
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(path)
+    assert str(raised.value) == f"{path}: not UTF-8 text (byte 17 cannot be decoded)."
 
 
 def test_a_missing_configuration_file(tmp_path: Path) -> None:

@@ -60,7 +60,10 @@ class FakeVideo:
     async def create_room(self, spec: RoomSpec) -> CreatedRoom:
         count = len(spec.participants)
         if not self.limits.min_participants <= count <= self.limits.max_participants:
-            raise self._refused(f"a room needs 2 to 25 participants, not {count}")
+            raise self._refused(
+                f"a room needs {self.limits.min_participants} to "
+                f"{self.limits.max_participants} participants, not {count}"
+            )
         if not any(p.is_admin for p in spec.participants):
             raise self._refused("a room needs at least one admin")
         if spec.duration_seconds is not None and not (

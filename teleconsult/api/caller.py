@@ -9,10 +9,10 @@ the caller is unknown: None, which the service answers with 401.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 from teleconsult.config import PathStep
+from teleconsult.validation import JSONTextError, strict_json
 
 
 def default_path(userid_header_key: str) -> tuple[PathStep, ...]:
@@ -37,8 +37,8 @@ def _read(current: object, step: PathStep) -> object | None:
         if not isinstance(current, str):
             return None
         try:
-            current = json.loads(current)
-        except ValueError:
+            current = strict_json(current)
+        except JSONTextError:
             return None
         return _field(current, step.source)
     if step.extract == "array":

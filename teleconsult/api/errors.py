@@ -7,7 +7,6 @@ whose message holds nothing internal.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -15,11 +14,12 @@ from typing import Any, NoReturn
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import Schema, ValidationError
 from webargs.aiohttpparser import AIOHTTPParser
 
 from teleconsult.errors import InvalidRequest, ServiceError
-from teleconsult.validation import error_lines
+from teleconsult.validation import JSONTextError, error_lines, strict_json
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,18 @@ class RequestParser(AIOHTTPParser):
             raise _UnsupportedMediaType(req.content_type)
         if not req.body_exists:
             return {}
-        text = await req.text()
+        try:
+            text = (await req.read()).decode("utf-8")  # JSON is UTF-8 (RFC 8259)
+        except RequestPayloadError as error:
+            detail = getattr(error.__cause__, "message", None) or "it ended early"
+            raise InvalidRequest(f"The body could not be read: {detail}.") from None
+        except UnicodeDecodeError:
+            raise InvalidRequest("The body is not valid UTF-8.") from None
         if not text.strip():
             return {}
         try:
-            body = json.loads(text)
-        except ValueError as error:
+            body = strict_json(text)
+        except JSONTextError as error:
             raise InvalidRequest(f"The body is not valid JSON: {error}.") from None
         if not isinstance(body, dict):
             raise InvalidRequest("The body must be a JSON object.")

@@ -7,6 +7,7 @@ misspelt optional field is a 400 rather than silently ignored.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import (
@@ -19,7 +20,13 @@ from marshmallow import (
 )
 
 NON_EMPTY = validate.Length(min=1)
+NAME = validate.Length(min=1, max=256)
+GROUP = validate.Length(min=1, max=128)
 DATE_EXAMPLE = "2022-02-22T15:30:00.000Z"
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_DURATION_SECONDS = 30 * 24 * 3600
+"""Longer than any call; bounds the arithmetic on dates (rooms themselves last at most a day)."""
 
 
 class StrictSchema(Schema):
@@ -28,44 +35,55 @@ class StrictSchema(Schema):
 
 
 class AwareDate(fields.AwareDateTime):
-    """An ISO 8601 date-time that must carry its time-zone offset: no local-time guesses."""
+    """A date-time with its time-zone offset (no local-time guesses), between 1970 and 9000."""
 
     default_error_messages = {  # noqa: RUF012 - marshmallow's own convention
-        "invalid": ("Not an ISO 8601 date-time; use for example " + DATE_EXAMPLE + "."),
+        "invalid": "Not a date-time like " + DATE_EXAMPLE + " (date, T, time, offset).",
         "invalid_awareness": (
             "The date-time has no time-zone offset; add Z or +hh:mm, for example "
             + DATE_EXAMPLE
             + "."
         ),
+        "out_of_range": "The date must be between 1970 and 9000.",
     }
 
     def __init__(self, **kwargs: Any) -> None:
         metadata = {"example": DATE_EXAMPLE, **kwargs.pop("metadata", {})}
         super().__init__(format="iso", metadata=metadata, **kwargs)
 
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        parsed: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            in_utc = parsed.astimezone(UTC)
+        except OverflowError:
+            raise self.make_error("out_of_range") from None
+        if not EARLIEST <= in_utc < LATEST:
+            raise self.make_error("out_of_range")
+        return in_utc
+
 
 class ParticipantDataSchema(StrictSchema):
     userExternalId = fields.String(
         required=True,
-        validate=NON_EMPTY,
+        validate=NAME,
         metadata={
             "description": "The participant's id in the caller's system; "
             "GET matches the caller against it."
         },
     )
     groups = fields.List(
-        fields.String(validate=NON_EMPTY),
-        validate=NON_EMPTY,
+        fields.String(validate=GROUP),
+        validate=validate.Length(min=1, max=50),
         metadata={
             "description": "Groups that give the participant a level (static identity only)."
         },
     )
     group = fields.String(
-        validate=NON_EMPTY,
+        validate=GROUP,
         metadata={"description": "Alias of `groups` with one group; not together with `groups`."},
     )
     fullName = fields.String(
-        validate=NON_EMPTY,
+        validate=NAME,
         metadata={"description": "The name the call shows (static identity only)."},
     )
     language = fields.String(
@@ -87,8 +105,10 @@ class ParticipantsObjectSchema(StrictSchema):
     )
     data = fields.List(
         fields.Nested(ParticipantDataSchema),
-        load_default=list,
-        metadata={"description": "The participants known so far."},
+        metadata={
+            "description": "The participants known so far. Omitted: none when creating; "
+            "the ones already known when updating."
+        },
     )
 
 
@@ -104,9 +124,11 @@ class ParticipantsField(fields.Field):
 
     def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: Any) -> object:
         if isinstance(value, list):
-            if not value or not all(isinstance(item, str) and item for item in value):
+            if not value or not all(
+                isinstance(item, str) and 0 < len(item) <= 256 for item in value
+            ):
                 raise ValidationError(
-                    "An array of participants must hold non-empty user id strings."
+                    "An array of participants must hold user id strings of 1 to 256 characters."
                 )
             return value
         if isinstance(value, dict):
@@ -120,7 +142,7 @@ class CreateTeleconsultationSchema(StrictSchema):
     end_date = AwareDate(metadata={"description": "Required unless duration_in_seconds is given."})
     duration_in_seconds = fields.Integer(
         strict=True,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=MAX_DURATION_SECONDS),
         metadata={"description": "Alternative to end_date."},
     )
 
@@ -129,7 +151,9 @@ class UpdateTeleconsultationSchema(StrictSchema):
     participants = ParticipantsField()
     start_date = AwareDate()
     end_date = AwareDate()
-    duration_in_seconds = fields.Integer(strict=True, validate=validate.Range(min=1))
+    duration_in_seconds = fields.Integer(
+        strict=True, validate=validate.Range(min=1, max=MAX_DURATION_SECONDS)
+    )
 
     @validates_schema
     def not_empty(self, data: dict[str, Any], **_: Any) -> None:

@@ -55,7 +55,8 @@ def _caller(request: web.Request) -> str | None:
     return caller_id(request.headers, steps)
 
 
-def _participants(value: list[str] | dict[str, Any]) -> ParticipantsInput:
+def _participants(value: list[str] | dict[str, Any], *, creating: bool) -> ParticipantsInput:
+    """The body's participants; an update without `data` keeps the known participants."""
     if isinstance(value, list):
         entries = tuple(
             ParticipantEntry(
@@ -68,10 +69,12 @@ def _participants(value: list[str] | dict[str, Any]) -> ParticipantsInput:
             for index, user_id in enumerate(value)
         )
         return ParticipantsInput(number=len(entries), entries=entries, bare_ids=True)
+    if "data" not in value:
+        return ParticipantsInput(number=value["number"], entries=() if creating else None)
     entries = tuple(
         _entry(data, f"participants.data[{index}]") for index, data in enumerate(value["data"])
     )
-    return ParticipantsInput(number=value["number"], entries=entries, bare_ids=False)
+    return ParticipantsInput(number=value["number"], entries=entries)
 
 
 def _entry(data: dict[str, Any], path: str) -> ParticipantEntry:
@@ -106,7 +109,7 @@ def _schedule(body: dict[str, Any]) -> ScheduleInput:
 async def create_teleconsultation(request: web.Request) -> web.Response:
     body = request[BODY]
     room_id = await request.app[keys.SERVICE].create(
-        _participants(body["participants"]), _schedule(body), _caller(request)
+        _participants(body["participants"], creating=True), _schedule(body), _caller(request)
     )
     return web.json_response({"roomId": room_id}, status=201)
 
@@ -126,7 +129,7 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
     participants = body.get("participants")
     await request.app[keys.SERVICE].update(
         request.match_info["roomId"],
-        _participants(participants) if participants is not None else None,
+        _participants(participants, creating=False) if participants is not None else None,
         _schedule(body),
         _caller(request),
     )

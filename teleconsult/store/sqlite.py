@@ -76,8 +76,6 @@ class SQLiteStore:
         async with self._lock:
             try:
                 yield
-            except sqlite3.IntegrityError:
-                raise
             except sqlite3.Error as error:
                 raise Unavailable(f"The SQLite store failed: {error}.") from None
 
@@ -87,14 +85,18 @@ class SQLiteStore:
         IMMEDIATE takes the write lock first, waiting (busy_timeout) for other
         processes, so the statement always runs on the newest data: without it,
         WAL mode answers "database is locked" at once when another process wrote
-        since this connection last read.
+        since this connection last read. The transaction is shielded: a request
+        cancelled mid-write lets it finish, so its outcome is never a guess.
         """
+        return await asyncio.shield(self._transaction(sql, parameters))
+
+    async def _transaction(self, sql: str, parameters: tuple[object, ...]) -> int:
         async with self._guard():
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 cursor = await self._db.execute(sql, parameters)
                 await self._db.execute("COMMIT")
-            except BaseException:
+            except Exception:
                 await self._db.execute("ROLLBACK")
                 raise
             return cursor.rowcount
