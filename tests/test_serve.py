@@ -88,3 +88,38 @@ async def test_serve_stops_with_one_line_when_the_port_is_taken(tmp_path: Path) 
         "teleconsult: cannot listen on HTTP_HOST:HTTP_PORT: "
         f"error while attempting to bind on address ('127.0.0.1', {port}): address already in use."
     ]
+
+
+async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()  # noqa: ASYNC240
+    tour = readme.split("## A tour of the API", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    port = free_port()
+    assert "API=http://127.0.0.1:3000\n" in tour
+    tour = tour.replace("API=http://127.0.0.1:3000\n", f"API=http://127.0.0.1:{port}\n")
+    env = {**os.environ, "HTTP_PORT": str(port), "STORE_URL": f"sqlite:///{tmp_path / 't.db'}"}
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "teleconsult", "serve",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert server.stderr is not None
+        await asyncio.wait_for(server.stderr.readline(), timeout=20)  # the "listening" line
+        shell = await asyncio.create_subprocess_exec(
+            "bash", "-euo", "pipefail", "-c", tour,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(shell.communicate(), timeout=60)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(server.wait(), timeout=20)
+    output = stdout.decode()
+    assert shell.returncode == 0, stderr.decode()
+    for expected in [
+        "HTTP/1.1 201 Created",
+        '"accessLinkURL": null',
+        "HTTP/1.1 204 No Content",
+        f"http://127.0.0.1:{port}/fake-video/join/",
+        '"statusCode": 409, "error": "Conflict"',
+        '"statusCode": 404, "error": "Room with id',
+    ]:
+        assert expected in output, expected

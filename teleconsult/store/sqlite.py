@@ -33,6 +33,10 @@ def sqlite_path(url: str) -> str:
     return url[len(SCHEME) + 1 :]
 
 
+def _try_open(path: str) -> None:
+    sqlite3.connect(path).close()
+
+
 def _encode(document: dict[str, Any]) -> str:
     return json.dumps(document, default=_encode_value, separators=(",", ":"))
 
@@ -58,6 +62,9 @@ class SQLiteStore:
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Try the file first: a failed aiosqlite.connect leaves its worker thread to
+                # report to an event loop that may be closed by then (a stray traceback).
+                await asyncio.to_thread(_try_open, path)
             connection = await aiosqlite.connect(path, isolation_level=None, timeout=10)
         except (OSError, sqlite3.Error) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
