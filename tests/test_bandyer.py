@@ -316,7 +316,7 @@ async def test_the_http_session_lives_and_dies_with_the_app(
     client = await make_client(**bandyer_env(kaleyra_url))
     provider = client.app[keys.VIDEO_PROVIDER]
     assert isinstance(provider, BandyerVideo)
-    session = provider.client._session
+    session = provider.client.http.session
     assert not session.closed
 
     await client.close()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from teleconsult.domain import TOOLS, RoomSpec
+from teleconsult.outbound import UnexpectedAnswer
 
 API_KEY_HEADER = "apikey"
 
@@ -46,7 +47,6 @@ ACCESS_TOKEN = "access_token"  # noqa: S105 - a field name, not a secret
 EXPIRES_AT = "expires_at"
 VIRTUAL_BACKGROUND_FIELD = "virtual_background"
 BACKGROUND_ALIAS = "background_alias"
-ERROR_MESSAGE_FIELDS = ("message", "error")
 
 CALL_TYPE_DEFAULT = "audio_video"
 USER_ID_MAX_LENGTH = 128
@@ -63,10 +63,6 @@ ROOM_DETAIL_FIELDS = {
     "live": "live",
 }
 """Kaleyra's room details (snake_case) -> the names our API exposes under `details`."""
-
-
-class UnexpectedAnswer(ValueError):
-    """A 2xx answer whose body does not have the shape this module expects."""
 
 
 def create_user_body(user_id: str, role: str) -> dict[str, Any]:
@@ -128,16 +124,6 @@ def upload_keys(body: object) -> list[str]:
     if not isinstance(uploads, list):
         raise UnexpectedAnswer(f"no {UPLOAD_LIST} list")
     return [_text(_object(upload), UPLOAD_KEY) for upload in uploads]
-
-
-def error_message(body: object) -> str | None:
-    """The human-readable message of an error body, if it has one."""
-    if isinstance(body, dict):
-        for name in ERROR_MESSAGE_FIELDS:
-            value = body.get(name)
-            if isinstance(value, str) and value:
-                return value[:200]
-    return None
 
 
 def _object(value: object) -> dict[str, Any]:

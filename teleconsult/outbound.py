@@ -1,0 +1,213 @@
+"""Calls from provider plugins to the services behind them: timeouts, safe retries, named failures.
+
+A plugin describes each call (an operation name, whether repeating it is safe)
+and gets back a 2xx answer or a `ProviderError`. Retries follow what is safe. A
+call that never reached the service (no connection) or that the service refused
+unprocessed (429) is retried whatever it does; a call that may have been
+carried out (5xx, timeout, dropped connection) is retried only when `safe`.
+Failures are 502 (a bad answer), 503 (unreachable, rate limited) or 504 (no
+answer in time), and their messages name the operation. Headers (API keys,
+tokens) appear in no message and no log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from teleconsult.errors import ProviderError, ProviderFailure
+
+log = logging.getLogger(__name__)
+
+OK = frozenset({200, 201, 204})
+T = TypeVar("T")
+
+
+class UnexpectedAnswer(ValueError):
+    """A 2xx answer whose body does not have the shape a plugin expects."""
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    timeout_seconds: float = 10.0
+    max_attempts: int = 3
+    backoff_seconds: float = 0.2
+    max_wait_seconds: float = 5.0
+    """A rate-limit wait longer than this is not waited for: our caller is waiting on us."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: object
+    headers: CIMultiDictProxy[str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    kind: ProviderFailure
+    detail: str
+    retry: bool
+    wait: float | None = None
+
+
+def retry_after_seconds(headers: CIMultiDictProxy[str]) -> float | None:
+    """`Retry-After` in seconds; its HTTP-date form is ignored (we back off instead)."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def error_message(body: object) -> str | None:
+    """The human-readable `message` (or `error`) of an error body, if it has one."""
+    if isinstance(body, dict):
+        for name in ("message", "error_description", "error"):
+            value = body.get(name)
+            if isinstance(value, str) and value:
+                return value[:200]
+    return None
+
+
+class OutboundClient:
+    """One service behind a plugin, reached over one `aiohttp.ClientSession`."""
+
+    def __init__(
+        self,
+        provider: str,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        policy: CallPolicy,
+        *,
+        headers: Mapping[str, str] | None = None,
+        rate_limit_wait: Callable[[CIMultiDictProxy[str]], float | None] = retry_after_seconds,
+    ) -> None:
+        self.provider = provider
+        self.policy = policy
+        self.session = session
+        self._base_url = base_url.rstrip("/")
+        self._headers = dict(headers or {})
+        self._rate_limit_wait = rate_limit_wait
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def read(self, operation: str, answer: Answer, parse: Callable[[object], T]) -> T:
+        """Parse a 2xx body; a body of the wrong shape is a bad answer (502)."""
+        try:
+            return parse(answer.body)
+        except UnexpectedAnswer as error:
+            raise ProviderError(
+                self.provider, operation, "bad_answer", f"unexpected answer: {error}"
+            ) from None
+
+    async def call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        safe: bool,
+        json_body: object = None,
+        form: aiohttp.FormData | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        also_ok: Collection[int] = (),
+    ) -> Answer:
+        """One operation, with as many attempts as is safe; returns a 2xx (or `also_ok`) answer."""
+        url = self._base_url + path
+        request_headers = {**self._headers, **(headers or {})}
+        for attempt in range(1, self.policy.max_attempts + 1):
+            started = time.monotonic()
+            outcome = await self._attempt(
+                method, url, safe, json_body, form, params, request_headers, also_ok
+            )
+            elapsed_ms = (time.monotonic() - started) * 1000
+            if isinstance(outcome, Answer):
+                log.debug(
+                    "%s %s: %s in %.0f ms", self.provider, operation, outcome.status, elapsed_ms
+                )
+                return outcome
+            log.info(
+                "%s %s failed (attempt %d of %d, %.0f ms): %s",
+                self.provider, operation, attempt, self.policy.max_attempts, elapsed_ms,
+                outcome.detail,
+            )  # fmt: skip
+            if not outcome.retry or attempt == self.policy.max_attempts:
+                raise ProviderError(self.provider, operation, outcome.kind, outcome.detail)
+            await asyncio.sleep(self._pause(attempt, outcome.wait))
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        safe: bool,
+        json_body: object,
+        form: aiohttp.FormData | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        also_ok: Collection[int],
+    ) -> Answer | _Failure:
+        timeout = aiohttp.ClientTimeout(total=self.policy.timeout_seconds)
+        try:
+            async with self.session.request(
+                method, url, json=json_body if form is None else None, data=form,
+                params=params, headers=headers, timeout=timeout,
+            ) as response:  # fmt: skip
+                status = response.status
+                text = await response.text()
+                answer_headers = response.headers
+        except TimeoutError:
+            return _Failure(
+                "timeout", f"no answer within {self.policy.timeout_seconds:g} s", retry=safe
+            )
+        except aiohttp.ClientConnectorError:
+            return _Failure("unreachable", "cannot connect", retry=True)  # nothing was sent
+        except aiohttp.ClientError as error:
+            return _Failure(
+                "unreachable", f"connection failed ({type(error).__name__})", retry=safe
+            )
+        except UnicodeDecodeError:
+            return _Failure("bad_answer", "the answer is not text", retry=False)
+        body = _decode(text)
+        if status == 429:
+            wait = self._rate_limit_wait(answer_headers)
+            return _Failure("unreachable", "rate limited (HTTP 429)", retry=True, wait=wait)
+        if status in OK or status in also_ok:
+            if body is _MALFORMED:
+                return _Failure("bad_answer", f"the HTTP {status} answer is not JSON", retry=False)
+            return Answer(status, body, answer_headers)
+        message = error_message(body)
+        detail = f"HTTP {status}" + (f": {message}" if message else "")
+        return _Failure("bad_answer", detail, retry=safe and status >= 500)
+
+    def _pause(self, attempt: int, wait: float | None) -> float:
+        if wait is not None:
+            return min(wait, self.policy.max_wait_seconds)
+        backoff: float = self.policy.backoff_seconds * 2.0 ** (attempt - 1)
+        return backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+
+
+_MALFORMED = object()
+
+
+def _decode(text: str) -> object:
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _MALFORMED
