@@ -32,6 +32,18 @@ class ParticipantEntry:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who made the request (None when unknown), and its headers.
+
+    Identity providers that ask another service forward some of these headers
+    (a client type, tracing ids); they are kept out of reprs, and so out of logs.
+    """
+
+    id: str | None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
 class Identity:
     external_id: str
     groups: tuple[str, ...]
@@ -56,8 +68,8 @@ class IdentityProvider(Protocol):
         """True when callers may send bare user ids and let the provider find the rest."""
         ...
 
-    async def identify(self, entries: Sequence[ParticipantEntry]) -> list[Identity]:
-        """Return one identity per entry, in order.
+    async def identify(self, entries: Sequence[ParticipantEntry], caller: Caller) -> list[Identity]:
+        """Return one identity per entry, in order; `caller` made the request.
 
         Raise `InvalidRequest` naming `entry.path` for an entry the provider cannot use,
         and `ProviderError` when the provider itself fails.

@@ -27,7 +27,13 @@ from teleconsult.domain import (
     Teleconsultation,
 )
 from teleconsult.errors import Conflict, InvalidRequest, NotFound, ProviderError, Unauthorized
-from teleconsult.providers import Identity, IdentityProvider, ParticipantEntry, VideoProvider
+from teleconsult.providers import (
+    Caller,
+    Identity,
+    IdentityProvider,
+    ParticipantEntry,
+    VideoProvider,
+)
 from teleconsult.store import Store, VersionConflict
 from teleconsult.store.documents import is_object_id, new_object_id
 
@@ -93,7 +99,7 @@ class TeleconsultationService:
     # -- use cases ---------------------------------------------------------------------------
 
     async def create(
-        self, participants: ParticipantsInput, schedule: ScheduleInput, caller: str | None
+        self, participants: ParticipantsInput, schedule: ScheduleInput, caller: Caller
     ) -> str:
         start, end = self._schedule(None, schedule)
         self._check_input(participants)
@@ -112,8 +118,8 @@ class TeleconsultationService:
             version=1,
             created_at=now,
             updated_at=now,
-            creator_id=caller or ANONYMOUS,
-            updater_id=caller or ANONYMOUS,
+            creator_id=caller.id or ANONYMOUS,
+            updater_id=caller.id or ANONYMOUS,
         )
         await self._commit(None, record)
         return record.id
@@ -123,7 +129,7 @@ class TeleconsultationService:
         teleconsultation_id: str,
         participants: ParticipantsInput | None,
         schedule: ScheduleInput,
-        caller: str | None,
+        caller: Caller,
     ) -> None:
         failure = "Failed PATCH /teleconsultation: no plus user in room"
         if participants is not None:
@@ -158,7 +164,7 @@ class TeleconsultationService:
         await self._mutate(teleconsultation_id, caller, change)
 
     async def add_participant(
-        self, teleconsultation_id: str, entry: ParticipantEntry, caller: str | None
+        self, teleconsultation_id: str, entry: ParticipantEntry, caller: Caller
     ) -> None:
         failure = (
             f"Failed POST /teleconsultation/{teleconsultation_id}/participants/data: "
@@ -184,12 +190,12 @@ class TeleconsultationService:
 
         await self._mutate(teleconsultation_id, caller, change)
 
-    async def join(self, teleconsultation_id: str, caller: str | None) -> JoinInfo:
+    async def join(self, teleconsultation_id: str, caller: Caller) -> JoinInfo:
         """The caller's view: their link once the room can no longer change, else None."""
-        if caller is None:
+        if caller.id is None:
             raise Unauthorized("The request does not say who is calling (see userIdPathInRequest).")
         record = await self._load(teleconsultation_id)
-        me = record.participant(caller)
+        me = record.participant(caller.id)
         if me is None:
             raise Unauthorized("The caller is not a participant of this teleconsultation.")
         link = None
@@ -201,7 +207,7 @@ class TeleconsultationService:
             participants=tuple((p.provider_user_id, p.full_name) for p in record.participants),
         )
 
-    async def cancel(self, teleconsultation_id: str, caller: str | None) -> None:
+    async def cancel(self, teleconsultation_id: str, caller: Caller) -> None:
         """Delete the provider room, then trash the record (allowed even when locked)."""
         for _ in range(MAX_ATTEMPTS):
             current = await self._load(teleconsultation_id)
@@ -213,7 +219,7 @@ class TeleconsultationService:
                 room=None,
                 version=current.version + 1,
                 updated_at=self.clock(),
-                updater_id=caller or ANONYMOUS,
+                updater_id=caller.id or ANONYMOUS,
             )
             try:
                 await self.store.replace(trashed, current.version)
@@ -239,7 +245,7 @@ class TeleconsultationService:
     async def _mutate(
         self,
         teleconsultation_id: str,
-        caller: str | None,
+        caller: Caller,
         change: Callable[[Teleconsultation, datetime], Awaitable[Teleconsultation]],
     ) -> None:
         for _ in range(MAX_ATTEMPTS):
@@ -250,7 +256,7 @@ class TeleconsultationService:
                 proposed,
                 version=current.version + 1,
                 updated_at=now,
-                updater_id=caller or ANONYMOUS,
+                updater_id=caller.id or ANONYMOUS,
             )
             try:
                 await self._commit(current, proposed)
@@ -343,7 +349,7 @@ class TeleconsultationService:
             )
 
     async def _participants(
-        self, participants: ParticipantsInput, plus_failure: str | None, caller: str | None
+        self, participants: ParticipantsInput, plus_failure: str | None, caller: Caller
     ) -> list[Participant]:
         """Identify the given participants and give them provider users.
 
@@ -351,13 +357,15 @@ class TeleconsultationService:
         rule is checked first, so a refused request creates no provider user.
         """
         entries = participants.entries or ()
-        identified = await self._identify(entries)
+        identified = await self._identify(entries, caller)
         if plus_failure is not None and len(identified) == participants.number:
             domain.check_plus_rule([i.level for i in identified], plus_failure)
         return await self._with_provider_users(identified, caller)
 
-    async def _identify(self, entries: Sequence[ParticipantEntry]) -> list[_Identified]:
-        identities = await self.identity.identify(entries)
+    async def _identify(
+        self, entries: Sequence[ParticipantEntry], caller: Caller
+    ) -> list[_Identified]:
+        identities = await self.identity.identify(entries, caller)
         return [
             _Identified(
                 entry=entry,
@@ -370,7 +378,7 @@ class TeleconsultationService:
         ]
 
     async def _with_provider_users(
-        self, identified: Sequence[_Identified], caller: str | None
+        self, identified: Sequence[_Identified], caller: Caller
     ) -> list[Participant]:
         """Map each participant to a provider user, creating the new ones concurrently.
 
@@ -396,12 +404,14 @@ class TeleconsultationService:
             for i, provider_user_id in zip(identified, results, strict=True)
         ]
 
-    async def _provider_user(self, external_id: str, level: Level, caller: str | None) -> str:
+    async def _provider_user(self, external_id: str, level: Level, caller: Caller) -> str:
         known = await self.store.find_user(self.video.name, external_id)
         if known is not None:
             return known
         created = await self.video.ensure_user(external_id, level)
-        return await self.store.add_user(self.video.name, external_id, created, caller or ANONYMOUS)
+        return await self.store.add_user(
+            self.video.name, external_id, created, caller.id or ANONYMOUS
+        )
 
 
 class _Once(Generic[T]):

@@ -82,7 +82,13 @@ class Settings:
                 # A Kaleyra key says which provider is meant, as it did for the original.
                 default="bandyer" if environ.get("BANDYER_API_SECRET_KEY") else None,
             ),
-            identity_provider=reader.text("IDENTITY_PROVIDER"),
+            identity_provider=reader.text(
+                "IDENTITY_PROVIDER",
+                # As for the original: an auth0-client host or an Auth0 tenant means auth0.
+                default="auth0"
+                if environ.get("AUTH_SERVICE") or environ.get("AUTH0_DOMAIN")
+                else None,
+            ),
             service_config_path=Path(config_path) if config_path else None,
             teleconsultations_collection=reader.collection("TELECONSULTATIONS_CRUD_NAME"),
             user_map_collection=reader.collection("USER_ID_MAP_CRUD_NAME", user_map),

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from teleconsult.errors import InvalidRequest
 from teleconsult.hookspecs import hookimpl
 from teleconsult.providers import (
+    Caller,
     Identity,
     IdentityProviderPlugin,
     ParticipantEntry,
@@ -25,7 +26,7 @@ class StaticIdentity:
     def resolves_bare_ids(self) -> bool:
         return False
 
-    async def identify(self, entries: Sequence[ParticipantEntry]) -> list[Identity]:
+    async def identify(self, entries: Sequence[ParticipantEntry], caller: Caller) -> list[Identity]:
         identities = []
         for entry in entries:
             if not entry.groups:

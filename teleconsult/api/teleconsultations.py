@@ -21,7 +21,7 @@ from teleconsult.api.schemas import (
     UpdateTeleconsultationSchema,
 )
 from teleconsult.config import PathStep
-from teleconsult.providers import ParticipantEntry
+from teleconsult.providers import Caller, ParticipantEntry
 from teleconsult.service import ParticipantsInput, ScheduleInput
 
 BODY = web.RequestKey("body", dict)
@@ -50,9 +50,9 @@ def body(schema: type[Schema]) -> Callable[[Handler], Handler]:
     return json_schema(schema, put_into=BODY, required=True)  # type: ignore[arg-type]
 
 
-def _caller(request: web.Request) -> str | None:
+def _caller(request: web.Request) -> Caller:
     steps: tuple[PathStep, ...] = request.app[keys.CALLER_PATH]
-    return caller_id(request.headers, steps)
+    return Caller(caller_id(request.headers, steps), request.headers)
 
 
 def _participants(value: list[str] | dict[str, Any], *, creating: bool) -> ParticipantsInput:

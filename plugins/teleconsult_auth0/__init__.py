@@ -1,0 +1,240 @@
+"""Identity provider `auth0`: participants' groups and names come from Auth0, not the caller.
+
+Selected with IDENTITY_PROVIDER=auth0, the default whenever AUTH_SERVICE or
+AUTH0_DOMAIN is set. Users are looked up through the platform's auth0-client
+service (AUTH_SERVICE) or directly through the Auth0 Management API
+(AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET). Callers send user ids
+only: a request that supplies `groups`, `group` or `fullName` is refused, so
+nobody can pick a participant's role. Ids in another form (a database `_id`, an
+email) are resolved through CUSTOM_ID_USERS_API_ENDPOINT, when it is set, to the
+id Auth0 is asked about; the participant keeps the id as given, since that is
+the form its own requests carry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiohttp
+
+from teleconsult.errors import ConfigurationError, InvalidRequest
+from teleconsult.hookspecs import hookimpl
+from teleconsult.outbound import CallPolicy, OutboundClient, UnexpectedAnswer
+from teleconsult.providers import (
+    Caller,
+    Identity,
+    IdentityProviderPlugin,
+    ParticipantEntry,
+    ProviderContext,
+)
+from teleconsult_auth0.directories import (
+    Auth0ClientDirectory,
+    Directory,
+    ManagementApiDirectory,
+    ManagementCredentials,
+    UserRecord,
+    ratelimit_reset_wait,
+)
+
+NAME = "auth0"
+DEFAULTS = {
+    "AUTH_SERVICE_USER_PATH": "/users/{userId}",
+    "AUTH0_GROUPS_SOURCE": "app_metadata",
+    "AUTH0_CACHE_TTL_MS": "60000",
+    "AUTH0_TIMEOUT_MS": "5000",
+}
+"""The optional variables and their defaults, as the README documents them."""
+CACHE_SIZE = 10_000
+
+
+class CustomIdResolver:
+    """Turns an id in another form into the identity provider's id (`customUserId`)."""
+
+    def __init__(self, http: OutboundClient, source: str, target: str) -> None:
+        self.http = http
+        self.source = source
+        self.target = target
+
+    async def resolve(self, custom_id: str) -> str | None:
+        operation = "resolve a custom user id"
+        answer = await self.http.call(
+            operation, "GET", "", params={self.source: custom_id}, safe=True, also_ok={404}
+        )
+        if answer.status == 404:
+            return None
+        return self.http.read(operation, answer, self._target_of)
+
+    def _target_of(self, body: object) -> str | None:
+        records = body if isinstance(body, list) else [body]
+        for record in records:
+            if not isinstance(record, dict):
+                raise UnexpectedAnswer("expected user records")
+            value = record.get(self.target)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+class Auth0Identity:
+    name = NAME
+
+    def __init__(
+        self, directory: Directory, resolver: CustomIdResolver | None, cache_ttl_seconds: float
+    ) -> None:
+        self.directory = directory
+        self.resolver = resolver
+        self.cache_ttl_seconds = cache_ttl_seconds
+        self._cache: OrderedDict[str, tuple[float, UserRecord]] = OrderedDict()
+
+    @property
+    def resolves_bare_ids(self) -> bool:
+        return True
+
+    async def identify(self, entries: Sequence[ParticipantEntry], caller: Caller) -> list[Identity]:
+        for entry in entries:
+            for given, field_name in ((entry.groups, "groups"), (entry.full_name, "fullName")):
+                if given is not None:
+                    raise InvalidRequest(
+                        f"{entry.path}.{field_name} is not accepted with the auth0 identity "
+                        "provider: groups and names come from Auth0. Send userExternalId "
+                        "(and language) only."
+                    )
+        results = await asyncio.gather(
+            *(self._identity(entry, caller) for entry in entries), return_exceptions=True
+        )
+        identities = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            identities.append(result)
+        return identities
+
+    async def _identity(self, entry: ParticipantEntry, caller: Caller) -> Identity:
+        user_id = entry.external_id
+        if self.resolver is not None:
+            resolved = await self.resolver.resolve(user_id)
+            if resolved is None:
+                raise InvalidRequest(
+                    f"Participant {user_id!r}: no user has {self.resolver.source} {user_id!r}."
+                )
+            user_id = resolved
+        record = self._cached(user_id) or await self.directory.find(user_id, caller)
+        if record is None:
+            raise InvalidRequest(f"Participant {user_id!r} is not a user known to Auth0.")
+        self._remember(record)
+        # The participant keeps the id in the form given, which is the form callers present.
+        return Identity(external_id=entry.external_id, groups=record.groups, full_name=record.name)
+
+    def _cached(self, user_id: str) -> UserRecord | None:
+        found = self._cache.get(user_id)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def _remember(self, record: UserRecord) -> None:
+        self._cache[record.user_id] = (time.monotonic() + self.cache_ttl_seconds, record)
+        self._cache.move_to_end(record.user_id)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    async def close(self) -> None:
+        await self.directory.close()
+        if self.resolver is not None:
+            await self.resolver.close()
+
+
+def _setting(environ: Mapping[str, str], name: str) -> str:
+    return (environ.get(name) or "").strip() or DEFAULTS.get(name, "")
+
+
+def _milliseconds(environ: Mapping[str, str], name: str) -> float:
+    text = _setting(environ, name)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number; got {text!r}.") from None
+    if value < 0:
+        raise ConfigurationError(f"{name} must be at least 0; got {value}.")
+    return value / 1000
+
+
+def _base_url(value: str) -> str:
+    return value if value.startswith(("http://", "https://")) else f"http://{value}"
+
+
+def directory_from(environ: Mapping[str, str], session_for: Any) -> Directory:
+    """The directory the environment names: auth0-client first (the original's), else Auth0."""
+    policy = CallPolicy(timeout_seconds=_milliseconds(environ, "AUTH0_TIMEOUT_MS"))
+    auth_service = _setting(environ, "AUTH_SERVICE")
+    if auth_service:
+        proxied = [
+            h.strip().lower() for h in _setting(environ, "ADDITIONAL_HEADERS_TO_PROXY").split(",")
+        ]
+        return Auth0ClientDirectory(
+            OutboundClient("auth0-client", session_for(), _base_url(auth_service), policy),
+            user_path=_setting(environ, "AUTH_SERVICE_USER_PATH"),
+            default_client_type=_setting(environ, "DEFAULT_CLIENT_TYPE") or None,
+            proxied_headers=[h for h in proxied if h],
+        )
+    domain = _setting(environ, "AUTH0_DOMAIN")
+    client_id = _setting(environ, "AUTH0_CLIENT_ID")
+    client_secret = _setting(environ, "AUTH0_CLIENT_SECRET")
+    if not domain:
+        raise ConfigurationError(
+            "IDENTITY_PROVIDER=auth0 needs AUTH_SERVICE (the auth0-client host) or "
+            "AUTH0_DOMAIN with AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET."
+        )
+    if not client_id or not client_secret:
+        raise ConfigurationError(
+            "AUTH0_DOMAIN needs AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (a machine-to-machine "
+            "application allowed to read users)."
+        )
+    source = _setting(environ, "AUTH0_GROUPS_SOURCE")
+    if source not in ("app_metadata", "roles"):
+        raise ConfigurationError(
+            f"AUTH0_GROUPS_SOURCE must be app_metadata or roles; got {source!r}."
+        )
+    base_url = _setting(environ, "AUTH0_BASE_URL") or f"https://{domain}"
+    return ManagementApiDirectory(
+        OutboundClient(NAME, session_for(), base_url, policy, rate_limit_wait=ratelimit_reset_wait),
+        ManagementCredentials(domain=domain, client_id=client_id, client_secret=client_secret),
+        groups_from_roles=source == "roles",
+    )
+
+
+def create(context: ProviderContext) -> Auth0Identity:
+    environ = context.environ
+    cache_ttl = _milliseconds(environ, "AUTH0_CACHE_TTL_MS")
+    directory = directory_from(environ, aiohttp.ClientSession)
+    resolver = None
+    endpoint = _setting(environ, "CUSTOM_ID_USERS_API_ENDPOINT")
+    if endpoint:
+        resolver = CustomIdResolver(
+            OutboundClient(
+                "custom user ids",
+                aiohttp.ClientSession(),
+                _base_url(endpoint),
+                CallPolicy(timeout_seconds=_milliseconds(environ, "AUTH0_TIMEOUT_MS")),
+            ),
+            source=context.config.custom_user_id_source,
+            target=context.config.custom_user_id_target,
+        )
+    return Auth0Identity(directory, resolver, cache_ttl)
+
+
+@hookimpl
+def register_identity_providers() -> list[IdentityProviderPlugin]:
+    return [
+        IdentityProviderPlugin(
+            name=NAME,
+            create=create,
+            description="Groups and names from Auth0 (auth0-client service or Management API).",
+        )
+    ]
