@@ -6,15 +6,18 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 
+import aiohttp
 from aiohttp import web
 from aiohttp_apigami import validation_middleware
 
 from teleconsult import keys
 from teleconsult.api import setup_api
+from teleconsult.api.auth import Authenticator, JwksKeys, ManagerRule, TokenRules
 from teleconsult.api.caller import default_path
 from teleconsult.api.errors import error_middleware
-from teleconsult.config import ServiceConfig
+from teleconsult.config import PathStep, ServiceConfig
 from teleconsult.errors import ConfigurationError
+from teleconsult.outbound import CallPolicy, OutboundClient
 from teleconsult.plugins import choose, identity_providers, make_plugin_manager, video_providers
 from teleconsult.providers import ProviderContext
 from teleconsult.service import Clock, TeleconsultationService, utc_now
@@ -51,7 +54,7 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[keys.CONFIG] = config
     app[keys.PLUGINS] = manager
-    app[keys.CALLER_PATH] = config.user_id_path or default_path(settings.userid_header_key)
+    user_id_path = config.user_id_path or default_path(settings.userid_header_key)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -65,6 +68,9 @@ def create_app(
                         f"the provider registered as {plugin.name!r} "
                         f"calls itself {provider.name!r}."
                     )
+            authenticator = _authenticator(settings, user_id_path)
+            stack.push_async_callback(authenticator.close)
+            app[keys.AUTHENTICATOR] = authenticator
             store = await open_store(settings)
             stack.push_async_callback(store.close)
             app[keys.STORE] = store
@@ -85,3 +91,27 @@ def create_app(
     for routes in manager.hook.register_routes():
         app.router.add_routes(routes)
     return app
+
+
+def _authenticator(settings: Settings, user_id_path: tuple[PathStep, ...]) -> Authenticator:
+    manager = (
+        ManagerRule(groups=settings.manager_groups, header=settings.groups_header_key)
+        if settings.manager_groups
+        else None
+    )
+    if (
+        settings.jwt_audience is None
+        or settings.jwt_jwks_url is None
+        or settings.jwt_issuer is None
+    ):
+        return Authenticator(user_id_path, manager=manager)
+    keys_client = OutboundClient(
+        "token keys", aiohttp.ClientSession(), settings.jwt_jwks_url, CallPolicy(timeout_seconds=5)
+    )
+    rules = TokenRules(
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        user_claim=settings.jwt_user_id_claim,
+        groups_claim=settings.jwt_groups_claim,
+    )
+    return Authenticator(user_id_path, rules, JwksKeys(keys_client), manager)

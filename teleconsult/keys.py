@@ -5,7 +5,8 @@ from __future__ import annotations
 import pluggy
 from aiohttp import web
 
-from teleconsult.config import PathStep, ServiceConfig
+from teleconsult.api.auth import Authenticator
+from teleconsult.config import ServiceConfig
 from teleconsult.providers import IdentityProvider, VideoProvider
 from teleconsult.service import TeleconsultationService
 from teleconsult.settings import Settings
@@ -18,5 +19,5 @@ STORE = web.AppKey("store", Store)
 VIDEO_PROVIDER = web.AppKey("video_provider", VideoProvider)
 IDENTITY_PROVIDER = web.AppKey("identity_provider", IdentityProvider)
 SERVICE = web.AppKey("service", TeleconsultationService)
-CALLER_PATH: web.AppKey[tuple[PathStep, ...]] = web.AppKey("caller_path")
-"""The `userIdPathInRequest` steps in force: the configured ones, or USERID_HEADER_KEY's header."""
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+"""Says who is calling (userIdPathInRequest or a verified token) and who may manage."""

@@ -41,6 +41,8 @@ class Caller:
 
     id: str | None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    groups: frozenset[str] | None = None
+    """The caller's own groups, when the service was told where to read them (MANAGER_GROUPS)."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,13 @@ DEFAULTS: dict[str, str] = {
     "IMMUTABLE_PERIOD_MS": "0",
     "DEFAULT_RECORDING_TYPE": "none",
     "USERID_HEADER_KEY": "miauserid",
+    "JWT_JWKS_URL": "",
+    "JWT_AUDIENCE": "",
+    "JWT_ISSUER": "",
+    "JWT_USER_ID_CLAIM": "sub",
+    "JWT_GROUPS_CLAIM": "groups",
+    "MANAGER_GROUPS": "",
+    "GROUPS_HEADER_KEY": "miausergroups",
 }
 """Every core variable and its default, as the README documents them."""
 
@@ -57,6 +64,17 @@ class Settings:
     immutable_period_ms: int
     default_recording_type: str
     userid_header_key: str
+    jwt_jwks_url: str | None
+    jwt_audience: str | None
+    jwt_issuer: str | None
+    jwt_user_id_claim: str
+    jwt_groups_claim: str
+    manager_groups: frozenset[str]
+    groups_header_key: str
+
+    @property
+    def verifies_tokens(self) -> bool:
+        return self.jwt_audience is not None
 
     @property
     def room_policy(self) -> RoomPolicy:
@@ -70,6 +88,9 @@ class Settings:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         reader = _Reader(environ)
+        jwks_url, audience, issuer = _token_settings(
+            reader, environ.get("AUTH0_DOMAIN", "").strip()
+        )
         user_map = environ.get("USER_ID_MAP_CRUD_NAME") or environ.get("USER_MAP_ID_CRUD_NAME")
         config_path = reader.text("TELECONSULTATION_SERVICE_CONFIG_PATH")
         return cls(
@@ -99,7 +120,37 @@ class Settings:
             ),
             default_recording_type=reader.choice("DEFAULT_RECORDING_TYPE", RECORDING_TYPES),
             userid_header_key=reader.header_name("USERID_HEADER_KEY"),
+            jwt_jwks_url=jwks_url,
+            jwt_audience=audience,
+            jwt_issuer=issuer,
+            jwt_user_id_claim=reader.text("JWT_USER_ID_CLAIM"),
+            jwt_groups_claim=reader.text("JWT_GROUPS_CLAIM"),
+            manager_groups=frozenset(
+                group.strip() for group in reader.text("MANAGER_GROUPS").split(",") if group.strip()
+            ),
+            groups_header_key=reader.header_name("GROUPS_HEADER_KEY"),
         )
+
+
+def _token_settings(
+    reader: _Reader, auth0_domain: str
+) -> tuple[str | None, str | None, str | None]:
+    """Bearer-token verification: on when JWT_AUDIENCE is set; AUTH0_DOMAIN gives the defaults."""
+    audience = reader.text("JWT_AUDIENCE") or None
+    jwks_url = reader.text("JWT_JWKS_URL") or None
+    issuer = reader.text("JWT_ISSUER") or None
+    if audience is None:
+        if jwks_url is not None:
+            raise ConfigurationError("JWT_JWKS_URL needs JWT_AUDIENCE, the audience tokens carry.")
+        return None, None, None
+    if auth0_domain:
+        jwks_url = jwks_url or f"https://{auth0_domain}/.well-known/jwks.json"
+        issuer = issuer or f"https://{auth0_domain}/"
+    if jwks_url is None:
+        raise ConfigurationError("JWT_AUDIENCE needs JWT_JWKS_URL (or AUTH0_DOMAIN).")
+    if issuer is None:
+        raise ConfigurationError("JWT_AUDIENCE needs JWT_ISSUER (or AUTH0_DOMAIN).")
+    return jwks_url, audience, issuer
 
 
 class _Reader:
@@ -111,7 +162,7 @@ class _Reader:
         if value is None:
             value = self._environ.get(name)
         if value is None or value.strip() == "":
-            return default or DEFAULTS[name]
+            return default if default is not None else DEFAULTS[name]
         return value.strip()
 
     def boolean(self, name: str) -> bool:

@@ -147,6 +147,7 @@ def error(status: int, message: str, error: str | None = None) -> dict[str, Any]
     phrases = {
         400: "Bad Request",
         401: "Unauthorized",
+        403: "Forbidden",
         404: "Not Found",
         405: "Method Not Allowed",
         409: "Conflict",

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from teleconsult_auth0 import DEFAULTS as AUTH0_DEFAULTS
 from teleconsult_bandyer import DEFAULTS as BANDYER_DEFAULTS
 
 from teleconsult.config import _ServiceConfig
@@ -47,3 +48,25 @@ def test_optional_bandyer_variables_are_in_the_readme_with_their_default(
     name: str, default: int
 ) -> None:
     assert readme_row(name)[0] == f"`{default}`"
+
+
+@pytest.mark.parametrize("name", sorted(AUTH0_DEFAULTS))
+def test_auth0_variables_are_in_the_readme_with_their_default(name: str) -> None:
+    assert readme_row(name)[0] == f"`{AUTH0_DEFAULTS[name]}`"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "AUTH_SERVICE",
+        "DEFAULT_CLIENT_TYPE",
+        "ADDITIONAL_HEADERS_TO_PROXY",
+        "AUTH0_DOMAIN",
+        "AUTH0_CLIENT_ID",
+        "AUTH0_CLIENT_SECRET",
+        "AUTH0_BASE_URL",
+        "CUSTOM_ID_USERS_API_ENDPOINT",
+    ],
+)
+def test_auth0_variables_without_default_are_in_the_readme(name: str) -> None:
+    assert readme_row(name)[0] == "(unset)"

@@ -32,6 +32,13 @@ def test_defaults() -> None:
         immutable_period_ms=0,
         default_recording_type="none",
         userid_header_key="miauserid",
+        jwt_jwks_url=None,
+        jwt_audience=None,
+        jwt_issuer=None,
+        jwt_user_id_claim="sub",
+        jwt_groups_claim="groups",
+        manager_groups=frozenset(),
+        groups_header_key="miausergroups",
     )
     assert settings.room_policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)

@@ -11,7 +11,6 @@ from aiohttp_apigami import docs, json_schema, response_schema
 from marshmallow import Schema
 
 from teleconsult import keys
-from teleconsult.api.caller import caller_id
 from teleconsult.api.schemas import (
     CreatedSchema,
     CreateTeleconsultationSchema,
@@ -20,7 +19,6 @@ from teleconsult.api.schemas import (
     ParticipantDataSchema,
     UpdateTeleconsultationSchema,
 )
-from teleconsult.config import PathStep
 from teleconsult.providers import Caller, ParticipantEntry
 from teleconsult.service import ParticipantsInput, ScheduleInput
 
@@ -31,7 +29,9 @@ TAGS = ["teleconsultations"]
 def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
     reasons = {
         400: "The request is invalid; `message` says what to change.",
-        401: "`Unauthorized user`: the caller is unknown or not a participant.",
+        401: "`Unauthorized user`: the caller is unknown, not a participant, or has no valid "
+        "bearer token (when tokens are verified).",
+        403: "The caller is not in MANAGER_GROUPS (when set).",
         404: "`Room with id <id> not found on CRUD`: no such teleconsultation (or it was deleted).",
         409: "The teleconsultation is locked (immutable window) or kept changing.",
         415: "The body was not sent as JSON.",
@@ -42,7 +42,7 @@ def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
     return {status: {"schema": ErrorSchema, "description": reasons[status]} for status in statuses}
 
 
-WRITE_ERRORS = (400, 404, 409, 415, 502, 503, 504)
+WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 502, 503, 504)
 
 
 def body(schema: type[Schema]) -> Callable[[Handler], Handler]:
@@ -50,9 +50,16 @@ def body(schema: type[Schema]) -> Callable[[Handler], Handler]:
     return json_schema(schema, put_into=BODY, required=True)  # type: ignore[arg-type]
 
 
-def _caller(request: web.Request) -> Caller:
-    steps: tuple[PathStep, ...] = request.app[keys.CALLER_PATH]
-    return Caller(caller_id(request.headers, steps), request.headers)
+async def _caller(request: web.Request) -> Caller:
+    return await request.app[keys.AUTHENTICATOR].caller(request)
+
+
+async def _manager(request: web.Request) -> Caller:
+    """The caller of a POST, PATCH or DELETE, who must be a manager when MANAGER_GROUPS is set."""
+    authenticator = request.app[keys.AUTHENTICATOR]
+    caller = await authenticator.caller(request)
+    authenticator.authorize_management(caller)
+    return caller
 
 
 def _participants(value: list[str] | dict[str, Any], *, creating: bool) -> ParticipantsInput:
@@ -109,7 +116,7 @@ def _schedule(body: dict[str, Any]) -> ScheduleInput:
 async def create_teleconsultation(request: web.Request) -> web.Response:
     body = request[BODY]
     room_id = await request.app[keys.SERVICE].create(
-        _participants(body["participants"], creating=True), _schedule(body), _caller(request)
+        _participants(body["participants"], creating=True), _schedule(body), await _manager(request)
     )
     return web.json_response({"roomId": room_id}, status=201)
 
@@ -131,7 +138,7 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
         request.match_info["roomId"],
         _participants(participants, creating=False) if participants is not None else None,
         _schedule(body),
-        _caller(request),
+        await _manager(request),
     )
     return web.Response(status=204)
 
@@ -145,7 +152,7 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
 @body(ParticipantDataSchema)
 async def add_participant(request: web.Request) -> web.Response:
     await request.app[keys.SERVICE].add_participant(
-        request.match_info["roomId"], _entry(request[BODY], "body"), _caller(request)
+        request.match_info["roomId"], _entry(request[BODY], "body"), await _manager(request)
     )
     return web.Response(status=201)
 
@@ -161,7 +168,9 @@ async def add_participant(request: web.Request) -> web.Response:
 )
 @response_schema(JoinSchema, 200, description="The caller's view of the teleconsultation.")
 async def get_teleconsultation(request: web.Request) -> web.Response:
-    join = await request.app[keys.SERVICE].join(request.match_info["roomId"], _caller(request))
+    join = await request.app[keys.SERVICE].join(
+        request.match_info["roomId"], await _caller(request)
+    )
     return web.json_response(
         {
             "bandyerUserId": join.provider_user_id,
@@ -178,10 +187,10 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
     tags=TAGS,
     summary="Cancel a teleconsultation",
     description="Deletes the provider room, then marks the record TRASH. Allowed even when locked.",
-    responses={204: {"description": "Cancelled."}, **_errors(404, 502, 503, 504)},
+    responses={204: {"description": "Cancelled."}, **_errors(401, 403, 404, 502, 503, 504)},
 )
 async def delete_teleconsultation(request: web.Request) -> web.Response:
-    await request.app[keys.SERVICE].cancel(request.match_info["roomId"], _caller(request))
+    await request.app[keys.SERVICE].cancel(request.match_info["roomId"], await _manager(request))
     return web.Response(status=204)
 
 
