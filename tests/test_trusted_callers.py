@@ -42,7 +42,9 @@ class SigningKeys:
         if publish:
             self.published.append(kid)
 
-    def token(self, kid: str = "k1", **claims: object) -> str:
+    def token(
+        self, kid: str = "k1", extra: dict[str, object] | None = None, **claims: object
+    ) -> str:
         body: dict[str, object] = {
             "sub": "doctor-1",
             "aud": AUDIENCE,
@@ -50,6 +52,7 @@ class SigningKeys:
             "exp": int(time.time()) + 300,
         }
         body.update(claims)
+        body.update(extra or {})
         return jwt.encode(body, self.private[kid], algorithm="RS256", headers={"kid": kid})
 
     def app(self) -> web.Application:
@@ -288,8 +291,7 @@ async def test_manager_groups_from_the_token(
     )
     assert response.status == 403  # a header cannot grant what the token does not
 
-    groups: dict[str, object] = {"https://teleconsult.example/groups": ["scheduler"]}
-    token = signing.token(**groups)
+    token = signing.token(extra={"https://teleconsult.example/groups": ["scheduler"]})
     response = await client.post("/teleconsultation", json=body, headers=bearer(token))
     assert response.status == 201
 
