@@ -399,3 +399,69 @@ async def test_a_bad_auth0_setting_stops_the_start(
         await runner.setup()
     await runner.cleanup()
     assert str(raised.value) == line
+
+
+@pytest.fixture(params=["auth0-client", "management-api"])
+async def auth0_mode_client(
+    request: pytest.FixtureRequest,
+    make_client: MakeClient,
+    aiohttp_server: Server,
+    auth0_client_service: FakeAuth0Client,
+    management: FakeManagementApi,
+) -> Client:
+    if request.param == "auth0-client":
+        server = await aiohttp_server(auth0_client_service.app())
+        return await make_client(AUTH_SERVICE=url(server))
+    management.users.update(
+        {
+            "auth0|nurse": {
+                "user_id": "auth0|nurse",
+                "name": "Ann Lee",
+                "app_metadata": {"groups": ["patient"]},
+            }
+        }
+    )
+    server = await aiohttp_server(management.app())
+    return await make_client(
+        AUTH0_DOMAIN="tenant.eu.auth0.com",
+        AUTH0_BASE_URL=url(server),
+        AUTH0_CLIENT_ID="m2m-client",
+        AUTH0_CLIENT_SECRET="m2m-secret",
+    )
+
+
+async def test_the_usage_examples_in_auth0_mode(auth0_mode_client: Client) -> None:
+    client = auth0_mode_client
+    # All participants known, as an array of ids.
+    await create(client, body(["auth0|doc", "auth0|pat", "auth0|nurse"]))
+    # All known, object form with languages.
+    await create(
+        client,
+        body({"number": 3, "data": [
+            {"userExternalId": "auth0|doc", "language": "it"},
+            {"userExternalId": "auth0|pat", "language": "it"},
+            {"userExternalId": "auth0|nurse", "language": "it"},
+        ]}),
+    )  # fmt: skip
+    assert len(fake_video(client).rooms) == 2
+    # Some unknown, then added by id.
+    room_id = await create(
+        client,
+        body({"number": 3, "data": [
+            {"userExternalId": "auth0|doc", "language": "it"},
+            {"userExternalId": "auth0|pat", "language": "it"},
+        ]}),
+    )  # fmt: skip
+    assert len(fake_video(client).rooms) == 2
+    response = await client.post(
+        f"/teleconsultation/{room_id}/participants/data",
+        json={"userExternalId": "auth0|nurse", "language": "it"},
+    )
+    assert response.status == 201
+    assert len(fake_video(client).rooms) == 3
+    _, answer = await join(client, room_id, "auth0|nurse")
+    assert [p["fullName"] for p in answer["participantsBandyerCall"]] == [
+        "Joe Smith",
+        "Jane Doe",
+        "Ann Lee",
+    ]
