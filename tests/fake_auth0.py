@@ -23,6 +23,11 @@ class Received:
     body: Any = None
 
 
+def received(request: web.Request, body: Any = None) -> Received:
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    return Received(request.method, request.path, dict(request.query), headers, body)
+
+
 @dataclass
 class FakeAuth0Client:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -35,14 +40,7 @@ class FakeAuth0Client:
         return app
 
     async def _user(self, request: web.Request) -> web.Response:
-        self.received.append(
-            Received(
-                "GET",
-                request.path,
-                dict(request.query),
-                {k.lower(): v for k, v in request.headers.items()},
-            )
-        )
+        self.received.append(received(request))
         if self.fail_with:
             return web.json_response({"message": "injected"}, status=self.fail_with.pop(0))
         user = self.users.get(request.match_info["user_id"])
@@ -78,11 +76,7 @@ class FakeManagementApi:
 
     async def _token(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.received.append(
-            Received(
-                "POST", request.path, {}, {k.lower(): v for k, v in request.headers.items()}, body
-            )
-        )
+        self.received.append(received(request, body))
         if (body.get("client_id"), body.get("client_secret")) != (
             self.client_id,
             self.client_secret,
@@ -95,14 +89,7 @@ class FakeManagementApi:
         )
 
     def _authorized(self, request: web.Request) -> bool:
-        self.received.append(
-            Received(
-                "GET",
-                request.path,
-                dict(request.query),
-                {k.lower(): v for k, v in request.headers.items()},
-            )
-        )
+        self.received.append(received(request))
         header = request.headers.get("Authorization", "")
         return header.startswith("Bearer ") and header[len("Bearer ") :] in self.issued
 
@@ -140,14 +127,7 @@ class FakeUsersCrud:
         return app
 
     async def _find(self, request: web.Request) -> web.Response:
-        self.received.append(
-            Received(
-                "GET",
-                request.path,
-                dict(request.query),
-                {k.lower(): v for k, v in request.headers.items()},
-            )
-        )
+        self.received.append(received(request))
         found = [
             record
             for record in self.records

@@ -20,6 +20,14 @@ def free_port() -> int:
         return port
 
 
+async def serve(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m teleconsult serve` in a process of its own, its output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "teleconsult", "serve",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
 async def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -28,10 +36,7 @@ async def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
         "STORE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
         "LOG_LEVEL": "info",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "teleconsult", "serve",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    process = await serve(env)
     try:
         body = None
         async with aiohttp.ClientSession() as session:
@@ -60,10 +65,7 @@ async def test_serve_stops_when_the_store_cannot_open(tmp_path: Path) -> None:
         "HTTP_PORT": str(free_port()),
         "STORE_URL": f"sqlite:///{tmp_path / 'dir.db'}",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "teleconsult", "serve",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    process = await serve(env)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     assert process.returncode == 1
     assert stderr.decode().splitlines()[-1] == (
@@ -78,10 +80,7 @@ async def test_serve_stops_with_one_line_when_the_port_is_taken(tmp_path: Path) 
         taken.listen()
         port = taken.getsockname()[1]
         env = {**os.environ, "HTTP_PORT": str(port), "STORE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "teleconsult", "serve",
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        process = await serve(env)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     assert process.returncode == 1
     assert stderr.decode().splitlines() == [
