@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest format openapi clean
+.PHONY: run test lint typecheck pytest pytest-mongomock test-mongo format openapi clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -17,7 +17,7 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)  ## serve on http://127.0.0.1:3000 (SQLite, fake video, static identity)
 	$(BIN)/teleconsult serve
 
-test: lint typecheck pytest  ## everything CI runs
+test: lint typecheck pytest pytest-mongomock  ## everything CI runs
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -28,6 +28,15 @@ typecheck: $(INSTALLED)
 
 pytest: $(INSTALLED)
 	$(BIN)/pytest
+
+pytest-mongomock: $(INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
+	TEST_STORE=mongomock $(BIN)/pytest -q
+
+MONGO_URL ?= mongodb://127.0.0.1:27017
+test-mongo: $(INSTALLED)  ## the store contract and the API suite on a real MongoDB (needs Docker)
+	docker compose -f deploy/docker-compose.yml up -d --wait mongo
+	TEST_MONGODB_URL=$(MONGO_URL) $(BIN)/pytest -q tests/test_store_contract.py
+	TEST_MONGODB_URL=$(MONGO_URL) TEST_STORE=mongodb $(BIN)/pytest -q
 
 openapi: $(INSTALLED)  ## regenerate openapi/openapi.json from the code
 	$(BIN)/teleconsult openapi --output openapi/openapi.json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 
 import aiohttp
@@ -22,7 +22,7 @@ from teleconsult.plugins import choose, identity_providers, make_plugin_manager,
 from teleconsult.providers import ProviderContext
 from teleconsult.service import Clock, TeleconsultationService, utc_now
 from teleconsult.settings import Settings
-from teleconsult.store import check_store_url, open_store
+from teleconsult.store import Store, check_store_url, open_store
 
 
 def create_app(
@@ -32,6 +32,7 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     extra_plugins: Sequence[object] = (),
     clock: Clock = utc_now,
+    store_factory: Callable[[Settings], Awaitable[Store]] = open_store,
 ) -> web.Application:
     """Build the app; providers and the store open when it starts and close when it stops.
 
@@ -71,7 +72,7 @@ def create_app(
             authenticator = _authenticator(settings, user_id_path)
             stack.push_async_callback(authenticator.close)
             app[keys.AUTHENTICATOR] = authenticator
-            store = await open_store(settings)
+            store = await store_factory(settings)
             stack.push_async_callback(store.close)
             app[keys.STORE] = store
             app[keys.VIDEO_PROVIDER] = video

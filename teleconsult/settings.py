@@ -27,6 +27,8 @@ DEFAULTS: dict[str, str] = {
     "HTTP_PORT": "3000",
     "LOG_LEVEL": "info",
     "STORE_URL": "sqlite:///teleconsult.db",
+    "MONGODB_DATABASE": "",
+    "MONGODB_TIMEOUT_MS": "5000",
     "VIDEO_PROVIDER": "fake",
     "IDENTITY_PROVIDER": "static",
     "TELECONSULTATION_SERVICE_CONFIG_PATH": "",
@@ -54,6 +56,8 @@ class Settings:
     http_port: int
     log_level: str
     store_url: str
+    mongodb_database: str | None
+    mongodb_timeout_ms: int
     video_provider: str
     identity_provider: str
     service_config_path: Path | None
@@ -98,6 +102,8 @@ class Settings:
             http_port=reader.integer("HTTP_PORT", minimum=0, maximum=65535),
             log_level=reader.choice("LOG_LEVEL", LOG_LEVELS),
             store_url=reader.text("STORE_URL"),
+            mongodb_database=reader.text("MONGODB_DATABASE") or None,
+            mongodb_timeout_ms=reader.integer("MONGODB_TIMEOUT_MS", minimum=1, maximum=600_000),
             video_provider=reader.text(
                 "VIDEO_PROVIDER",
                 # A Kaleyra key says which provider is meant, as it did for the original.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from mongomock_motor import AsyncMongoMockClient
+from pymongo import AsyncMongoClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 from teleconsult_fake import FakeVideo
 
@@ -19,6 +23,8 @@ from teleconsult import keys
 from teleconsult.app import create_app
 from teleconsult.config import load_config
 from teleconsult.settings import Settings
+from teleconsult.store import Store
+from teleconsult.store.mongo import MongoStore
 
 JSON = {"Content-Type": "application/json"}
 START = "2030-02-22T15:30:00.000Z"
@@ -52,8 +58,48 @@ def store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'teleconsult.db'}"
 
 
+TEST_STORE = os.environ.get("TEST_STORE", "sqlite")
+"""Which store the API tests run on: `sqlite` (default), `mongomock`, or `mongodb` (a real
+server at TEST_MONGODB_URL). `make test` runs the API suite on the first two."""
+
+
 @pytest.fixture
-def build_app(store_url: str, clock: FrozenClock, tmp_path: Path) -> Callable[..., web.Application]:
+async def store_factory() -> AsyncIterator[Callable[[Settings], Awaitable[Store]] | None]:
+    """None for SQLite (STORE_URL decides); else one MongoDB database shared by the test's apps."""
+    if TEST_STORE == "sqlite":
+        yield None
+        return
+    if TEST_STORE == "mongomock":
+        database: Any = AsyncMongoMockClient()["teleconsult"]
+    elif TEST_STORE == "mongodb":
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            os.environ["TEST_MONGODB_URL"], tz_aware=True
+        )
+        name = f"teleconsult_test_{uuid.uuid4().hex[:12]}"
+        database = client[name]
+    else:
+        raise ValueError(f"TEST_STORE must be sqlite, mongomock or mongodb; got {TEST_STORE!r}")
+
+    async def factory(settings: Settings) -> Store:
+        store = MongoStore(
+            database, settings.teleconsultations_collection, settings.user_map_collection
+        )
+        await store.prepare()
+        return store
+
+    yield factory
+    if TEST_STORE == "mongodb":
+        await client.drop_database(name)
+        await client.close()
+
+
+@pytest.fixture
+def build_app(
+    store_url: str,
+    clock: FrozenClock,
+    tmp_path: Path,
+    store_factory: Callable[[Settings], Awaitable[Store]] | None,
+) -> Callable[..., web.Application]:
     """An app factory: environment variables as keyword arguments, `config` as a dict."""
 
     def build(
@@ -73,6 +119,7 @@ def build_app(store_url: str, clock: FrozenClock, tmp_path: Path) -> Callable[..
             environ=env,
             extra_plugins=plugins,
             clock=clock,
+            **({"store_factory": store_factory} if store_factory else {}),
         )
 
     return build

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from conftest import Client
+from aiohttp import web
+from conftest import DOCTOR, PATIENT, Client, error, teleconsultation
 
 from teleconsult import __version__, keys
+from teleconsult.app import create_app
+from teleconsult.config import load_config
 from teleconsult.errors import Unavailable
+from teleconsult.settings import Settings
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
@@ -65,3 +70,20 @@ async def test_the_checked_in_openapi_document_is_the_served_one(client: Client)
         for operation in path_item.values():
             assert operation["responses"], operation
             assert "produces" not in operation
+
+
+async def test_the_service_starts_and_answers_503_while_mongodb_is_down(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+) -> None:
+    environ = {"STORE_URL": "mongodb://127.0.0.1:9/teleconsult", "MONGODB_TIMEOUT_MS": "200"}
+    app = create_app(Settings.from_environ(environ), load_config(None), environ=environ)
+    client = await aiohttp_client(app)
+
+    assert (await client.get("/-/healthz")).status == 200
+    response = await client.get("/-/ready")
+    assert response.status == 503
+    response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
+    assert response.status == 503
+    assert await response.json() == error(
+        503, "The MongoDB store cannot be reached (ServerSelectionTimeoutError); retry later."
+    )

@@ -22,6 +22,8 @@ def test_defaults() -> None:
         http_port=3000,
         log_level="info",
         store_url="sqlite:///teleconsult.db",
+        mongodb_database=None,
+        mongodb_timeout_ms=5000,
         video_provider="fake",
         identity_provider="static",
         service_config_path=None,
@@ -219,8 +221,8 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
         ),
         (
             {"STORE_URL": "postgres://db/teleconsult"},
-            "teleconsult: configuration error: STORE_URL='postgres://db/teleconsult' has a scheme "
-            "no store handles; use sqlite:///<path>.",
+            "teleconsult: configuration error: STORE_URL has a scheme no store handles; use "
+            "sqlite:///<path>, mongodb://... or mongodb+srv://...",
         ),
         (
             {"VIDEO_PROVIDER": "bandyer", "BANDYER_API_SECRET_KEY": "k"},

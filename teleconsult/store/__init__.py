@@ -5,6 +5,8 @@ from __future__ import annotations
 from teleconsult.errors import ConfigurationError
 from teleconsult.settings import Settings
 from teleconsult.store.base import Store, VersionConflict
+from teleconsult.store.mongo import SCHEMES as MONGO_SCHEMES
+from teleconsult.store.mongo import MongoStore
 from teleconsult.store.sqlite import SCHEME as SQLITE_SCHEME
 from teleconsult.store.sqlite import SQLiteStore, sqlite_path
 
@@ -13,19 +15,33 @@ __all__ = ["Store", "VersionConflict", "check_store_url", "open_store"]
 
 def check_store_url(url: str) -> None:
     """Fail at start, with a line naming STORE_URL, on a URL no store understands."""
+    if url.startswith(MONGO_SCHEMES):
+        return
     if url.startswith(SQLITE_SCHEME):
         try:
             sqlite_path(url)
         except ValueError as error:
-            raise ConfigurationError(f"STORE_URL={url!r} is not a SQLite URL: {error}.") from None
+            raise ConfigurationError(f"STORE_URL is not a SQLite URL: {error}.") from None
         return
     raise ConfigurationError(
-        f"STORE_URL={url!r} has a scheme no store handles; use sqlite:///<path>."
+        "STORE_URL has a scheme no store handles; use sqlite:///<path>, mongodb://... "
+        "or mongodb+srv://..."
     )
 
 
 async def open_store(settings: Settings) -> Store:
+    """The store STORE_URL names. MongoDB may be down: the store then answers 503 until it is up."""
     check_store_url(settings.store_url)
+    if settings.store_url.startswith(MONGO_SCHEMES):
+        store = MongoStore.connect(
+            settings.store_url,
+            settings.mongodb_database,
+            settings.teleconsultations_collection,
+            settings.user_map_collection,
+            settings.mongodb_timeout_ms,
+        )
+        await store.prepare()
+        return store
     return await SQLiteStore.open(
         settings.store_url, settings.teleconsultations_collection, settings.user_map_collection
     )

@@ -1,0 +1,197 @@
+"""The production store: MongoDB, shared by any number of service replicas.
+
+Every write is a single-document operation, so no transaction (and no replica
+set) is needed: compare-and-set is `update_one({_id, version, __STATE__: PUBLIC})`
+and counts as won only if it matched. The user map has a unique index on
+(provider, receivedUserId): the first insert wins, a duplicate is read back.
+
+The service starts while MongoDB is down: pymongo connects lazily, each call
+that cannot reach the server is a 503 (`Unavailable`), `/-/ready` says 503 until
+a ping answers, and the indexes are created by the first call that gets through.
+The store keeps to the collection calls mongomock-motor supports (find_one,
+insert_one, update_one, create_index), so CI runs the same code without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from bson import ObjectId
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from teleconsult.domain import RecordState, Teleconsultation
+from teleconsult.errors import Unavailable
+from teleconsult.store.base import VersionConflict
+from teleconsult.store.documents import from_document, new_object_id, to_document
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("mongodb://", "mongodb+srv://")
+DEFAULT_DATABASE = "teleconsult"
+
+
+class Closable(Protocol):
+    def close(self) -> Any: ...
+
+
+def database_name(url: str, configured: str | None) -> str:
+    """MONGODB_DATABASE, else the URL's path (`mongodb://host/<name>`), else `teleconsult`."""
+    if configured:
+        return configured
+    path = urlsplit(url).path.lstrip("/")
+    return path or DEFAULT_DATABASE
+
+
+class MongoStore:
+    def __init__(
+        self,
+        database: Any,
+        teleconsultations: str,
+        users: str,
+        client: Closable | None = None,
+    ) -> None:
+        self._teleconsultations = database[teleconsultations]
+        self._users = database[users]
+        self._client = client
+        self._indexed = False
+        self._index_lock = asyncio.Lock()
+
+    @classmethod
+    def connect(
+        cls, url: str, database: str | None, teleconsultations: str, users: str, timeout_ms: int
+    ) -> MongoStore:
+        """A store over a new client; nothing is sent until the first call."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url,
+            tz_aware=True,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            appname="teleconsult",
+        )
+        return cls(client[database_name(url, database)], teleconsultations, users, client)
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        """MongoDB errors become 503s; the indexes come first, once the server answers."""
+        try:
+            await self._ensure_indexes()
+            yield
+        except DuplicateKeyError:
+            raise
+        except PyMongoError as error:
+            # The driver's text names hosts and topology: for the log, not for callers.
+            log.warning("MongoDB call failed: %s: %s", type(error).__name__, error)
+            raise Unavailable(
+                f"The MongoDB store cannot be reached ({type(error).__name__}); retry later."
+            ) from None
+
+    async def _ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        async with self._index_lock:
+            if self._indexed:
+                return
+            # Idempotent: creating an index that exists with the same keys is a no-op.
+            await self._users.create_index(
+                [("provider", ASCENDING), ("receivedUserId", ASCENDING)],
+                unique=True,
+                name="provider_receivedUserId_unique",
+            )
+            await self._teleconsultations.create_index(
+                [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
+                name="state_teleconsultationState",
+            )
+            self._indexed = True
+
+    async def prepare(self) -> None:
+        """Create the indexes now if the server answers; otherwise the first call will."""
+        try:
+            async with self._guard():
+                pass
+        except Unavailable:
+            return
+
+    async def insert(self, teleconsultation: Teleconsultation) -> None:
+        async with self._guard():
+            await self._teleconsultations.insert_one(_to_mongo(teleconsultation))
+
+    async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
+        async with self._guard():
+            document = await self._teleconsultations.find_one(
+                {"_id": ObjectId(teleconsultation_id), "__STATE__": RecordState.PUBLIC.value}
+            )
+        return None if document is None else _from_mongo(document)
+
+    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
+        document = _to_mongo(teleconsultation)
+        object_id = document.pop("_id")
+        async with self._guard():
+            result = await self._teleconsultations.update_one(
+                {
+                    "_id": object_id,
+                    "version": expected_version,
+                    "__STATE__": RecordState.PUBLIC.value,
+                },
+                {"$set": document},
+            )
+        if result.matched_count != 1:
+            raise VersionConflict(teleconsultation.id)
+
+    async def find_user(self, provider: str, external_id: str) -> str | None:
+        async with self._guard():
+            document = await self._users.find_one(
+                {"provider": provider, "receivedUserId": external_id}
+            )
+        return None if document is None else str(document["providerUserId"])
+
+    async def add_user(
+        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
+    ) -> str:
+        now = datetime.now(UTC)
+        document = {
+            "_id": ObjectId(new_object_id()),
+            "__STATE__": RecordState.PUBLIC.value,
+            "createdAt": now,
+            "updatedAt": now,
+            "creatorId": creator_id,
+            "updaterId": creator_id,
+            "provider": provider,
+            "receivedUserId": external_id,
+            "providerUserId": provider_user_id,
+        }
+        try:
+            async with self._guard():
+                await self._users.insert_one(document)
+        except DuplicateKeyError:
+            pass  # another request (or replica) mapped this user first: its mapping stands
+        stored = await self.find_user(provider, external_id)
+        if stored is None:
+            raise Unavailable("The MongoDB store lost a user mapping it had just written.")
+        return stored
+
+    async def ping(self) -> None:
+        async with self._guard():
+            await self._teleconsultations.find_one({"_id": None})
+
+    async def close(self) -> None:
+        if self._client is not None:
+            closed = self._client.close()
+            if asyncio.iscoroutine(closed):
+                await closed
+
+
+def _to_mongo(teleconsultation: Teleconsultation) -> dict[str, Any]:
+    document = to_document(teleconsultation)
+    document["_id"] = ObjectId(document["_id"])
+    return document
+
+
+def _from_mongo(document: dict[str, Any]) -> Teleconsultation:
+    return from_document({**document, "_id": str(document["_id"])})
