@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 from pymongo.errors import ServerSelectionTimeoutError
@@ -20,7 +21,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 from teleconsult.domain import Level, Participant, RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
 from teleconsult.store import Store, VersionConflict
-from teleconsult.store.documents import new_object_id
+from teleconsult.store.documents import UnreadableRecord, new_object_id
 from teleconsult.store.mongo import MongoStore, database_name
 from teleconsult.store.sqlite import SQLiteStore
 
@@ -283,3 +284,25 @@ async def test_an_unreachable_server_is_a_503_quickly() -> None:
         )
     finally:
         await store.close()
+
+
+async def test_a_record_of_the_original_service_is_refused_clearly() -> None:
+    database: Any = AsyncMongoMockClient()["original"]
+    store = MongoStore(database, "teleconsultations", "users")
+    legacy_id = new_object_id()
+    await database["teleconsultations"].insert_one(
+        {
+            "_id": ObjectId(legacy_id),
+            "__STATE__": "PUBLIC",
+            "bandyerRoomId": "room_x",
+            "participantsNumber": 2,
+            "participants": {"number": 2, "data": []},
+        }
+    )
+    with pytest.raises(UnreadableRecord) as raised:
+        await store.get(legacy_id)
+    assert raised.value.status == 500
+    assert raised.value.message == (
+        f"The stored teleconsultation {legacy_id} is not in the form this service writes "
+        "(it may come from the original service): migrate it as docs/operations.md says."
+    )

@@ -23,6 +23,7 @@ from teleconsult.domain import (
     RoomSpec,
     Teleconsultation,
 )
+from teleconsult.errors import ServiceError
 
 DATE_FIELDS = ("createdAt", "updatedAt", "startDate", "endDate")
 
@@ -91,6 +92,26 @@ def to_document(teleconsultation: Teleconsultation) -> dict[str, Any]:
 
 
 def from_document(document: dict[str, Any]) -> Teleconsultation:
+    """The record a document holds; one this service did not write is an `UnreadableRecord`."""
+    try:
+        return _from_document(document)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UnreadableRecord(str(document.get("_id"))) from None
+
+
+class UnreadableRecord(ServiceError):
+    """A stored document without the fields this service writes (one of the original's, say)."""
+
+    status = 500
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__(
+            f"The stored teleconsultation {record_id} is not in the form this service writes "
+            "(it may come from the original service): migrate it as docs/operations.md says."
+        )
+
+
+def _from_document(document: dict[str, Any]) -> Teleconsultation:
     room_doc = document.get("room")
     room = None
     if room_doc is not None and document.get("providerRoomId"):
