@@ -15,8 +15,10 @@ from teleconsult.api import setup_api
 from teleconsult.api.auth import Authenticator, JwksKeys, ManagerRule, TokenRules
 from teleconsult.api.caller import default_path
 from teleconsult.api.errors import error_middleware
+from teleconsult.api.observe import observe_middleware
 from teleconsult.config import PathStep, ServiceConfig
 from teleconsult.errors import ConfigurationError
+from teleconsult.metrics import MeasuredIdentity, MeasuredStore, MeasuredVideo, Metrics
 from teleconsult.outbound import CallPolicy, OutboundClient
 from teleconsult.plugins import choose, identity_providers, make_plugin_manager, video_providers
 from teleconsult.providers import ProviderContext
@@ -51,7 +53,8 @@ def create_app(
         settings=settings, config=config, environ=dict(os.environ if environ is None else environ)
     )
 
-    app = web.Application(middlewares=[error_middleware, validation_middleware])
+    app = web.Application(middlewares=[observe_middleware, error_middleware, validation_middleware])
+    metrics = app[keys.METRICS] = Metrics()
     app[keys.SETTINGS] = settings
     app[keys.CONFIG] = config
     app[keys.PLUGINS] = manager
@@ -72,15 +75,15 @@ def create_app(
             authenticator = _authenticator(settings, user_id_path)
             stack.push_async_callback(authenticator.close)
             app[keys.AUTHENTICATOR] = authenticator
-            store = await store_factory(settings)
+            store = MeasuredStore(await store_factory(settings), metrics)
             stack.push_async_callback(store.close)
             app[keys.STORE] = store
             app[keys.VIDEO_PROVIDER] = video
             app[keys.IDENTITY_PROVIDER] = identity
             app[keys.SERVICE] = TeleconsultationService(
                 store=store,
-                video=video,
-                identity=identity,
+                video=MeasuredVideo(video, metrics),
+                identity=MeasuredIdentity(identity, metrics),
                 privileges=config.privileges,
                 policy=settings.room_policy,
                 clock=clock,

@@ -92,7 +92,8 @@ class ProviderLimits:
 class Participant:
     external_id: str
     groups: tuple[str, ...]
-    full_name: str
+    full_name: str = field(repr=False)
+    """Health data: kept out of reprs, and so out of logs."""
     language: str | None
     level: Level
     provider_user_id: str

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from teleconsult.api.auth import Authenticator
 from teleconsult.config import ServiceConfig
+from teleconsult.metrics import Metrics
 from teleconsult.providers import IdentityProvider, VideoProvider
 from teleconsult.service import TeleconsultationService
 from teleconsult.settings import Settings
@@ -19,5 +20,6 @@ STORE = web.AppKey("store", Store)
 VIDEO_PROVIDER = web.AppKey("video_provider", VideoProvider)
 IDENTITY_PROVIDER = web.AppKey("identity_provider", IdentityProvider)
 SERVICE = web.AppKey("service", TeleconsultationService)
+METRICS = web.AppKey("metrics", Metrics)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 """Says who is calling (userIdPathInRequest or a verified token) and who may manage."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
-from teleconsult import domain
+from teleconsult import domain, logs
 from teleconsult.domain import (
     Level,
     Participant,
@@ -201,6 +201,7 @@ class TeleconsultationService:
         link = None
         if record.room is not None and domain.is_locked(record, self.policy, self.clock()):
             link = record.room.links.get(me.provider_user_id)
+        logs.sensitive([link, *(p.full_name for p in record.participants)])
         return JoinInfo(
             provider_user_id=me.provider_user_id,
             access_link=link,
@@ -366,6 +367,7 @@ class TeleconsultationService:
         self, entries: Sequence[ParticipantEntry], caller: Caller
     ) -> list[_Identified]:
         identities = await self.identity.identify(entries, caller)
+        logs.sensitive(identity.full_name for identity in identities)
         return [
             _Identified(
                 entry=entry,

@@ -52,7 +52,9 @@ async def test_the_api_documentation_is_served(client: Client) -> None:
     spec = await response.json()
     assert spec["openapi"] == "3.0.3"
     assert sorted(spec["paths"]) == [
+        "/-/check-up",
         "/-/healthz",
+        "/-/metrics",
         "/-/ready",
         "/teleconsultation",
         "/teleconsultation/{roomId}",

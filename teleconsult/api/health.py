@@ -1,4 +1,11 @@
-"""Probes: `/-/healthz` (the process answers) and `/-/ready` (the store answers)."""
+"""Probes and metrics.
+
+`/-/healthz`: the process answers (liveness). `/-/ready`: the store answers
+(readiness: a replica whose database is away is taken out of the load
+balancer). `/-/check-up`: the store and the video provider answer (for a
+dashboard; not a probe, since a provider outage should not restart pods).
+`/-/metrics`: Prometheus text.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,18 @@ import logging
 
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from teleconsult import __version__, keys
 from teleconsult.api.schemas import HealthSchema
-from teleconsult.errors import Unavailable
+from teleconsult.domain import Phase
+from teleconsult.errors import ProviderError, Unavailable
 
 log = logging.getLogger(__name__)
 
 NAME = "teleconsult"
+TAGS = ["health"]
+KO = {503: {"schema": HealthSchema, "description": "A dependency does not answer."}}
 
 
 def _status(ok: bool) -> web.Response:
@@ -21,17 +32,13 @@ def _status(ok: bool) -> web.Response:
     return web.json_response(body, status=200 if ok else 503)
 
 
-@docs(tags=["health"], summary="Liveness: the process answers")
+@docs(tags=TAGS, summary="Liveness: the process answers")
 @response_schema(HealthSchema, 200, description="Alive.")
 async def healthz(request: web.Request) -> web.Response:
     return _status(True)
 
 
-@docs(
-    tags=["health"],
-    summary="Readiness: the store answers",
-    responses={503: {"schema": HealthSchema, "description": "The store cannot be reached."}},
-)
+@docs(tags=TAGS, summary="Readiness: the store answers", responses=KO)
 @response_schema(HealthSchema, 200, description="Ready.")
 async def ready(request: web.Request) -> web.Response:
     try:
@@ -42,6 +49,39 @@ async def ready(request: web.Request) -> web.Response:
     return _status(True)
 
 
+@docs(tags=TAGS, summary="Check-up: the store and the video provider answer", responses=KO)
+@response_schema(HealthSchema, 200, description="Both answer.")
+async def check_up(request: web.Request) -> web.Response:
+    try:
+        await request.app[keys.STORE].ping()
+        await request.app[keys.SERVICE].video.check()
+    except (Unavailable, ProviderError) as error:
+        log.warning("check-up failed: %s", error.message)
+        return _status(False)
+    return _status(True)
+
+
+@docs(
+    tags=TAGS,
+    summary="Prometheus metrics",
+    responses={200: {"description": "Prometheus text format."}},
+)
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[keys.METRICS]
+    try:
+        counts = await request.app[keys.STORE].count_by_state()
+    except Unavailable:
+        counts = None  # the gauge keeps its last values; the store's own metrics show why
+    if counts is not None:
+        for phase in Phase:
+            registry.teleconsultations.labels(phase.value).set(counts.get(phase.value, 0))
+    return web.Response(
+        body=generate_latest(registry.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/-/healthz", healthz, allow_head=False)
     app.router.add_get("/-/ready", ready, allow_head=False)
+    app.router.add_get("/-/check-up", check_up, allow_head=False)
+    app.router.add_get("/-/metrics", metrics, allow_head=False)

@@ -46,6 +46,10 @@ class Store(Protocol):
         """Map `external_id` to `provider_user_id` unless already mapped; return the stored id."""
         ...
 
+    async def count_by_state(self) -> dict[str, int]:
+        """How many records are in each `teleconsultationState` (trashed ones are `cancelled`)."""
+        ...
+
     async def ping(self) -> None:
         """Raise `Unavailable` when the database cannot be reached."""
         ...

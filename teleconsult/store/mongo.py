@@ -9,7 +9,8 @@ The service starts while MongoDB is down: pymongo connects lazily, each call
 that cannot reach the server is a 503 (`Unavailable`), `/-/ready` says 503 until
 a ping answers, and the indexes are created by the first call that gets through.
 The store keeps to the collection calls mongomock-motor supports (find_one,
-insert_one, update_one, create_index), so CI runs the same code without a server.
+insert_one, update_one, count_documents, create_index), so CI runs the same code
+without a server.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from teleconsult.domain import RecordState, Teleconsultation
+from teleconsult.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
 from teleconsult.store.base import VersionConflict
 from teleconsult.store.documents import from_document, new_object_id, to_document
@@ -175,6 +176,15 @@ class MongoStore:
         if stored is None:
             raise Unavailable("The MongoDB store lost a user mapping it had just written.")
         return stored
+
+    async def count_by_state(self) -> dict[str, int]:
+        async with self._guard():
+            return {
+                phase.value: await self._teleconsultations.count_documents(
+                    {"teleconsultationState": phase.value}
+                )
+                for phase in Phase
+            }
 
     async def ping(self) -> None:
         async with self._guard():

@@ -197,6 +197,15 @@ class SQLiteStore:
             raise Unavailable("The SQLite store lost a user mapping it had just written.")
         return stored
 
+    async def count_by_state(self) -> dict[str, int]:
+        async with self._guard():
+            cursor = await self._db.execute(
+                "SELECT json_extract(document, '$.teleconsultationState'), count(*)"
+                f" FROM {self._teleconsultations} GROUP BY 1"
+            )
+            rows = await cursor.fetchall()
+        return {str(state): int(count) for state, count in rows}
+
     async def ping(self) -> None:
         async with self._guard():
             await self._db.execute("SELECT 1")

@@ -1,0 +1,72 @@
+"""Every request: a request id, one "request completed" log line, and HTTP metrics.
+
+The id comes from `x-request-id` when it is a sane token (else a new one) and is
+returned in the response's `x-request-id`; every log line written while the
+request runs carries it as `reqId`. Probes and scrapes are logged at debug, so
+they do not drown the lines that matter.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from teleconsult import keys, logs
+
+log = logging.getLogger("teleconsult.http")
+
+REQUEST_ID_HEADER = "x-request-id"
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+QUIET_PREFIX = "/-/"
+
+
+def request_id(request: web.Request) -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _SANE_ID.match(given) else uuid.uuid4().hex
+
+
+def route_of(request: web.Request) -> str:
+    """The route template (`/teleconsultation/{roomId}`): ids would make endless label values."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    reqid = request_id(request)
+    logs.begin_request(reqid)
+    authorization = request.headers.get("Authorization", "")
+    logs.sensitive([authorization, authorization.partition(" ")[2], request.headers.get("Cookie")])
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = reqid
+        return response
+    except web.HTTPException as error:  # redirects and the like pass through here
+        status = error.status
+        error.headers[REQUEST_ID_HEADER] = reqid
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = route_of(request)
+        metrics = request.app[keys.METRICS]
+        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        metrics.http_duration.labels(request.method, route).observe(elapsed)
+        log.log(
+            logging.DEBUG if request.path.startswith(QUIET_PREFIX) else logging.INFO,
+            "request completed",
+            extra={
+                "fields": {
+                    "req": {"method": request.method, "url": request.path, "route": route},
+                    "res": {"statusCode": status},
+                    "responseTime": round(elapsed * 1000, 1),
+                }
+            },
+        )

@@ -1,0 +1,190 @@
+"""Prometheus metrics, and the wrappers that measure providers and the store from outside.
+
+The core wraps whatever provider and store it was given in `Measured*` proxies,
+so every plugin and every store is measured alike without knowing about
+metrics. Metrics live in one registry per app (`Metrics.registry`), served at
+`/-/metrics`; label values are operation names and outcomes, never ids.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from teleconsult.domain import Level, ProviderLimits, RoomSpec, Teleconsultation
+from teleconsult.errors import ProviderError, Unavailable
+from teleconsult.providers import (
+    Caller,
+    CreatedRoom,
+    Identity,
+    IdentityProvider,
+    ParticipantEntry,
+    VideoProvider,
+)
+from teleconsult.store import Store
+
+T = TypeVar("T")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "teleconsult_http_requests", "HTTP requests answered.",
+            ["method", "route", "status"], registry=r,
+        )  # fmt: skip
+        self.http_duration = Histogram(
+            "teleconsult_http_request_duration_seconds", "Time to answer an HTTP request.",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.provider_calls = Counter(
+            "teleconsult_provider_calls", "Calls to video and identity providers.",
+            ["kind", "provider", "operation", "outcome"], registry=r,
+        )  # fmt: skip
+        self.provider_duration = Histogram(
+            "teleconsult_provider_call_duration_seconds", "Time a provider call took.",
+            ["kind", "provider", "operation"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.store_duration = Histogram(
+            "teleconsult_store_operation_duration_seconds", "Time a store operation took.",
+            ["operation", "outcome"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.rooms_created = Counter(
+            "teleconsult_rooms_created", "Provider rooms created.", ["provider"], registry=r
+        )
+        self.rooms_deleted = Counter(
+            "teleconsult_rooms_deleted", "Provider rooms deleted.", ["provider"], registry=r
+        )
+        self.teleconsultations = Gauge(
+            "teleconsultations", "Stored teleconsultations by state (read at each scrape).",
+            ["state"], registry=r,
+        )  # fmt: skip
+
+    async def measure_call(
+        self, kind: str, provider: str, operation: str, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await call()
+        except ProviderError as error:
+            outcome = error.kind
+            raise
+        except Exception:
+            outcome = "refused"  # the provider declined the request (a 4xx of ours), or a bug
+            raise
+        finally:
+            self.provider_calls.labels(kind, provider, operation, outcome).inc()
+            self.provider_duration.labels(kind, provider, operation).observe(
+                time.perf_counter() - started
+            )
+
+    async def measure_store(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await call()
+        except Unavailable:
+            outcome = "unavailable"
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            self.store_duration.labels(operation, outcome).observe(time.perf_counter() - started)
+
+
+class MeasuredVideo:
+    """A video provider, measured: every call timed and counted, rooms counted."""
+
+    def __init__(self, inner: VideoProvider, metrics: Metrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.name = inner.name
+        self.limits: ProviderLimits = inner.limits
+
+    def _measure(self, operation: str, call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        return self.metrics.measure_call("video", self.name, operation, call)
+
+    async def ensure_user(self, external_id: str, level: Level) -> str:
+        return await self._measure(
+            "ensure_user", lambda: self.inner.ensure_user(external_id, level)
+        )
+
+    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        room = await self._measure("create_room", lambda: self.inner.create_room(spec))
+        self.metrics.rooms_created.labels(self.name).inc()
+        return room
+
+    async def delete_room(self, provider_room_id: str) -> None:
+        await self._measure("delete_room", lambda: self.inner.delete_room(provider_room_id))
+        self.metrics.rooms_deleted.labels(self.name).inc()
+
+    async def check(self) -> None:
+        await self._measure("check", self.inner.check)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class MeasuredIdentity:
+    def __init__(self, inner: IdentityProvider, metrics: Metrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.name = inner.name
+
+    @property
+    def resolves_bare_ids(self) -> bool:
+        return self.inner.resolves_bare_ids
+
+    async def identify(self, entries: Sequence[ParticipantEntry], caller: Caller) -> list[Identity]:
+        return await self.metrics.measure_call(
+            "identity", self.name, "identify", lambda: self.inner.identify(entries, caller)
+        )
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class MeasuredStore:
+    def __init__(self, inner: Store, metrics: Metrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+
+    async def insert(self, teleconsultation: Teleconsultation) -> None:
+        await self.metrics.measure_store("insert", lambda: self.inner.insert(teleconsultation))
+
+    async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
+        return await self.metrics.measure_store("get", lambda: self.inner.get(teleconsultation_id))
+
+    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
+        await self.metrics.measure_store(
+            "replace", lambda: self.inner.replace(teleconsultation, expected_version)
+        )
+
+    async def find_user(self, provider: str, external_id: str) -> str | None:
+        return await self.metrics.measure_store(
+            "find_user", lambda: self.inner.find_user(provider, external_id)
+        )
+
+    async def add_user(
+        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
+    ) -> str:
+        return await self.metrics.measure_store(
+            "add_user",
+            lambda: self.inner.add_user(provider, external_id, provider_user_id, creator_id),
+        )
+
+    async def count_by_state(self) -> dict[str, int]:
+        return await self.metrics.measure_store("count_by_state", self.inner.count_by_state)
+
+    async def ping(self) -> None:
+        await self.metrics.measure_store("ping", self.inner.ping)
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -1,0 +1,233 @@
+"""Request ids, "request completed" lines, redaction, metrics and the check-up probe."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import (
+    DOCTOR,
+    PATIENT,
+    Client,
+    FrozenClock,
+    MakeClient,
+    bandyer_env,
+    create,
+    join,
+    person,
+    teleconsultation,
+)
+from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
+
+from teleconsult import __version__, keys, logs
+from teleconsult.errors import ProviderError
+
+
+class LogLines:
+    def __init__(self, stream: io.StringIO) -> None:
+        self.stream = stream
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def parsed(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text.splitlines()]
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    """Everything logged, at every level, as the service writes it (pino JSON lines)."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    chatty = {name: logging.getLogger(name).level for name in logs.CHATTY_LOGGERS}
+    logs.configure_logging("trace", stream)  # exactly as `teleconsult serve` with LOG_LEVEL=trace
+    yield LogLines(stream)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, chatty_level in chatty.items():
+        logging.getLogger(name).setLevel(chatty_level)
+
+
+async def test_the_request_id_is_taken_or_made_and_returned(client: Client) -> None:
+    response = await client.get("/-/healthz", headers={"x-request-id": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+
+    response = await client.get("/-/healthz")
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+    response = await client.get("/-/healthz", headers={"x-request-id": "bad id\twith spaces"})
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+
+async def test_one_request_completed_line_per_request(client: Client, log_lines: LogLines) -> None:
+    response = await client.post(
+        "/teleconsultation",
+        json=teleconsultation(2, DOCTOR, PATIENT),
+        headers={"x-request-id": "req-42"},
+    )
+    room_id = (await response.json())["roomId"]
+    await client.get(f"/teleconsultation/{room_id}", headers={"miauserid": "nobody"})
+
+    completed = [line for line in log_lines.parsed() if line["msg"] == "request completed"]
+    assert [(c["req"], c["res"], c["level"]) for c in completed] == [
+        (
+            {"method": "POST", "url": "/teleconsultation", "route": "/teleconsultation"},
+            {"statusCode": 201},
+            30,
+        ),
+        (
+            {
+                "method": "GET",
+                "url": f"/teleconsultation/{room_id}",
+                "route": "/teleconsultation/{roomId}",
+            },
+            {"statusCode": 401},
+            30,
+        ),
+    ]
+    assert completed[0]["reqId"] == "req-42"
+    assert all(
+        isinstance(c["responseTime"], float) and isinstance(c["time"], int) for c in completed
+    )
+
+
+async def test_probes_are_logged_at_debug(client: Client, log_lines: LogLines) -> None:
+    await client.get("/-/ready")
+    [line] = [line for line in log_lines.parsed() if line["msg"] == "request completed"]
+    assert line["level"] == 20
+
+
+def test_redaction_of_known_shapes() -> None:
+    logs.begin_request("r1")
+    logs.sensitive(["Jane Doe"])
+    text = (
+        "join https://acme.bandyer.com/eu/direct-rest-call-handler/abc123 or "
+        "http://127.0.0.1:3000/fake-video/join/Xyz_9 path /fake-video/join/Xyz_9; "
+        "Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl; "
+        "apikey=ak_live_123 client_secret: 's3cr3t' mongodb://user:pa55@db/x; name Jane Doe"
+    )
+    assert logs.redact(text) == (
+        "join [redacted] or [redacted] path [redacted]; "
+        "Authorization: [redacted]; "
+        "apikey=[redacted] client_secret: '[redacted]' mongodb://[redacted]@db/x; name [redacted]"
+    )
+
+
+async def test_no_secret_or_name_reaches_a_log_line(
+    make_client: MakeClient,
+    kaleyra_url: str,
+    kaleyra: FakeKaleyra,
+    clock: FrozenClock,
+    log_lines: LogLines,
+) -> None:
+    client = await make_client(**bandyer_env(kaleyra_url, LOG_LEVEL="trace"))
+    secrets_and_names = {"test-api-key", "Joe Smith", "Jane Doe", "Ann Lee", "session-cookie-42"}
+    cookie = {"Cookie": "sid=session-cookie-42", "Authorization": "Bearer opaque-token-77"}
+    secrets_and_names.add("opaque-token-77")
+
+    room_id = await create(client, teleconsultation(3, DOCTOR, PATIENT))
+    kaleyra.fail("create_room", Fault(status=500))
+    nurse = person("nurse-1", ["patient"], "Ann Lee")
+    response = await client.post(
+        f"/teleconsultation/{room_id}/participants/data", json=nurse, headers=cookie
+    )
+    assert response.status == 502
+    response = await client.post(
+        f"/teleconsultation/{room_id}/participants/data", json=nurse, headers=cookie
+    )
+    assert response.status == 201
+    clock.advance(hours=4)
+    for user in ("doctor-1", "patient-1", "nurse-1"):
+        status, body = await join(client, room_id, user)
+        assert status == 200
+        secrets_and_names.add(body["accessLinkURL"])
+    response = await client.post(
+        "/teleconsultation",
+        data=b'{"fullName": "Jane Doe"',
+        headers={"Content-Type": "application/json", **cookie},
+    )
+    assert response.status == 400
+    response = await client.delete(f"/teleconsultation/{room_id}", headers=cookie)
+    assert response.status == 204
+
+    assert log_lines.parsed(), "the flow was logged"
+    leaked = sorted(value for value in secrets_and_names if value in log_lines.text)
+    assert leaked == []
+
+
+async def test_a_malformed_header_with_a_token_is_not_logged_raw(
+    client: Client, log_lines: LogLines
+) -> None:
+    assert client.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(
+        b"GET /-/healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer leaky\x01secret\r\n\r\n"
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert b" 400 " in status_line
+    assert "leaky" not in log_lines.text
+    assert "secret" not in log_lines.text.replace("[redacted]", "")
+
+
+async def test_metrics(client: Client) -> None:
+    await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    await create(client, teleconsultation(3, DOCTOR))
+    await client.get("/teleconsultation/0123456789abcdef01234567", headers={"miauserid": "x"})
+
+    response = await client.get("/-/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    text = await response.text()
+    for expected in [
+        'teleconsult_http_requests_total{method="POST",route="/teleconsultation",status="201"} 2.0',
+        'teleconsult_http_requests_total{method="GET",route="/teleconsultation/{roomId}",status="404"} 1.0',
+        'teleconsult_http_request_duration_seconds_count{method="POST",route="/teleconsultation"} 2.0',
+        'teleconsult_provider_calls_total{kind="video",operation="ensure_user",outcome="ok",provider="fake"} 2.0',
+        'teleconsult_provider_calls_total{kind="identity",operation="identify",outcome="ok",provider="static"} 2.0',
+        'teleconsult_provider_calls_total{kind="video",operation="create_room",outcome="ok",provider="fake"} 1.0',
+        'teleconsult_rooms_created_total{provider="fake"} 1.0',
+        'teleconsultations{state="room_ready"} 1.0',
+        'teleconsultations{state="waiting_for_participants"} 1.0',
+        'teleconsultations{state="cancelled"} 0.0',
+        'teleconsult_store_operation_duration_seconds_count{operation="insert",outcome="ok"} 2.0',
+    ]:
+        assert expected in text, expected
+
+
+async def test_failed_provider_calls_are_counted_by_outcome(
+    make_client: MakeClient, kaleyra_url: str, kaleyra: FakeKaleyra
+) -> None:
+    client = await make_client(**bandyer_env(kaleyra_url))
+    kaleyra.fail("create_room", Fault(delay=1.0))
+    response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
+    assert response.status == 504
+    text = await (await client.get("/-/metrics")).text()
+    assert (
+        'teleconsult_provider_calls_total{kind="video",operation="create_room",outcome="timeout",provider="bandyer"} 1.0'
+        in text
+    )
+
+
+async def test_check_up(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = {"status": "OK", "name": "teleconsult", "version": __version__}
+    response = await client.get("/-/check-up")
+    assert (response.status, await response.json()) == (200, body)
+
+    async def unreachable() -> None:
+        raise ProviderError("fake", "check", "unreachable", "injected")
+
+    monkeypatch.setattr(client.app[keys.SERVICE].video.inner, "check", unreachable)  # type: ignore[attr-defined]
+    response = await client.get("/-/check-up")
+    assert (response.status, await response.json()) == (503, {**body, "status": "KO"})
+    assert (await client.get("/-/ready")).status == 200  # readiness ignores the provider
