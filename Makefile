@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest pytest-mongomock test-mongo format openapi clean
+.PHONY: run test lint typecheck pytest pytest-mongomock schemathesis test-mongo format openapi clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -17,7 +17,7 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)  ## serve on http://127.0.0.1:3000 (SQLite, fake video, static identity)
 	$(BIN)/teleconsult serve
 
-test: lint typecheck pytest pytest-mongomock  ## everything CI runs
+test: lint typecheck pytest pytest-mongomock schemathesis  ## everything CI runs
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -31,6 +31,9 @@ pytest: $(INSTALLED)
 
 pytest-mongomock: $(INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
 	TEST_STORE=mongomock $(BIN)/pytest -q
+
+schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document
+	$(BIN)/python tests/contract_check.py
 
 MONGO_URL ?= mongodb://127.0.0.1:27017
 test-mongo: $(INSTALLED)  ## the store contract and the API suite on a real MongoDB (needs Docker)

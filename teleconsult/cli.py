@@ -35,6 +35,9 @@ def serve(environ: Mapping[str, str]) -> None:
         host=settings.http_host,
         port=settings.http_port,
         access_log=None,
+        # On SIGTERM: stop accepting, let in-flight requests finish within the grace time,
+        # then close the store and HTTP sessions (the app's cleanup contexts).
+        shutdown_timeout=settings.shutdown_grace_ms / 1000,
         # Called once the store is open and the port is bound: the line a person waits for.
         print=lambda _: print(started, file=sys.stderr, flush=True),
     )

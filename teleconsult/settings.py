@@ -39,6 +39,7 @@ DEFAULTS: dict[str, str] = {
     "IMMUTABLE_PERIOD_MS": "0",
     "DEFAULT_RECORDING_TYPE": "none",
     "USERID_HEADER_KEY": "miauserid",
+    "SHUTDOWN_GRACE_MS": "25000",
     "JWT_JWKS_URL": "",
     "JWT_AUDIENCE": "",
     "JWT_ISSUER": "",
@@ -68,6 +69,7 @@ class Settings:
     immutable_period_ms: int
     default_recording_type: str
     userid_header_key: str
+    shutdown_grace_ms: int
     jwt_jwks_url: str | None
     jwt_audience: str | None
     jwt_issuer: str | None
@@ -126,6 +128,7 @@ class Settings:
             ),
             default_recording_type=reader.choice("DEFAULT_RECORDING_TYPE", RECORDING_TYPES),
             userid_header_key=reader.header_name("USERID_HEADER_KEY"),
+            shutdown_grace_ms=reader.integer("SHUTDOWN_GRACE_MS", minimum=0, maximum=3_600_000),
             jwt_jwks_url=jwks_url,
             jwt_audience=audience,
             jwt_issuer=issuer,

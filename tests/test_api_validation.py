@@ -351,3 +351,4 @@ async def test_unknown_route_and_method_get_json_errors(client: Client) -> None:
         405,
         "PUT is not allowed on /teleconsultation/0123456789abcdef01234567; use DELETE, GET, PATCH.",
     )
+    assert response.headers["Allow"] == "DELETE, GET, PATCH"

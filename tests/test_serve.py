@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 
 def free_port() -> int:
@@ -122,3 +123,41 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         '"statusCode": 404, "error": "Room with id',
     ]:
         assert expected in output, expected
+
+
+async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HTTP_PORT": str(port),
+        "STORE_URL": f"sqlite:///{tmp_path / 'grace.db'}",
+        "FAKE_VIDEO_LATENCY_MS": "1500",
+        "SHUTDOWN_GRACE_MS": "10000",
+    }
+    process = await serve(env)
+    assert process.stderr is not None
+    await asyncio.wait_for(process.stderr.readline(), timeout=20)  # listening
+    body = {
+        "participants": {
+            "number": 2,
+            "data": [
+                {"userExternalId": "d", "groups": ["doctor"], "fullName": "D"},
+                {"userExternalId": "p", "groups": ["patient"], "fullName": "P"},
+            ],
+        },
+        "start_date": "2030-02-22T15:30:00Z",
+        "end_date": "2030-02-22T16:30:00Z",
+    }
+    async with aiohttp.ClientSession() as session:
+        in_flight = asyncio.create_task(
+            session.post(f"http://127.0.0.1:{port}/teleconsultation", json=body)
+        )
+        await asyncio.sleep(0.5)  # the request is now waiting on the provider
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        with pytest.raises(aiohttp.ClientConnectionError):  # no longer accepting
+            await session.get(f"http://127.0.0.1:{port}/-/healthz")
+        response = await asyncio.wait_for(in_flight, timeout=20)
+        assert response.status == 201
+        await response.release()
+    assert await asyncio.wait_for(process.wait(), timeout=20) == 0

@@ -34,6 +34,7 @@ def test_defaults() -> None:
         immutable_period_ms=0,
         default_recording_type="none",
         userid_header_key="miauserid",
+        shutdown_grace_ms=25000,
         jwt_jwks_url=None,
         jwt_audience=None,
         jwt_issuer=None,

@@ -12,6 +12,7 @@ to rooms made before it open a "not found" page.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
 from html import escape
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from teleconsult import keys
 from teleconsult.domain import Level, ProviderLimits, RoomSpec
-from teleconsult.errors import ProviderError
+from teleconsult.errors import ConfigurationError, ProviderError
 from teleconsult.hookspecs import hookimpl
 from teleconsult.providers import (
     CreatedRoom,
@@ -46,18 +47,21 @@ class FakeVideo:
     name = "fake"
     limits = ProviderLimits()
 
-    def __init__(self, public_url: str) -> None:
+    def __init__(self, public_url: str, latency_seconds: float = 0.0) -> None:
         self.public_url = public_url.rstrip("/")
+        self.latency_seconds = latency_seconds
         self.users: dict[str, Level] = {}
         self.rooms: dict[str, FakeRoom] = {}
         self.created_room_count = 0
 
     async def ensure_user(self, external_id: str, level: Level) -> str:
+        await self._wait()
         user_id = stable_user_id(external_id)
         self.users.setdefault(user_id, level)
         return user_id
 
     async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        await self._wait()
         count = len(spec.participants)
         if not self.limits.min_participants <= count <= self.limits.max_participants:
             raise self._refused(
@@ -86,6 +90,7 @@ class FakeVideo:
         return CreatedRoom(provider_room_id=room_id, links=links)
 
     async def delete_room(self, provider_room_id: str) -> None:
+        await self._wait()
         self.rooms.pop(provider_room_id, None)
 
     async def check(self) -> None:
@@ -93,6 +98,10 @@ class FakeVideo:
 
     async def close(self) -> None:
         self.rooms.clear()
+
+    async def _wait(self) -> None:
+        if self.latency_seconds:
+            await asyncio.sleep(self.latency_seconds)
 
     def find_code(self, code: str) -> tuple[FakeRoom, str] | None:
         for room in self.rooms.values():
@@ -119,7 +128,10 @@ def public_url(context: ProviderContext) -> str:
 
 
 def _create(context: ProviderContext) -> FakeVideo:
-    return FakeVideo(public_url(context))
+    latency = context.environ.get("FAKE_VIDEO_LATENCY_MS", "0").strip() or "0"
+    if not latency.isdigit():
+        raise ConfigurationError(f"FAKE_VIDEO_LATENCY_MS must be a whole number; got {latency!r}.")
+    return FakeVideo(public_url(context), int(latency) / 1000)
 
 
 async def join_page(request: web.Request) -> web.Response:

@@ -40,7 +40,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return error_response(error.status, _http_error_message(request, error))
+        response = error_response(error.status, _http_error_message(request, error))
+        if isinstance(error, web.HTTPMethodNotAllowed):
+            response.headers["Allow"] = ", ".join(sorted(error.allowed_methods))
+        return response
     except Exception:
         log.exception("unexpected error in %s %s", request.method, _route(request))
         return error_response(500, "The service failed unexpectedly; the error was logged.")

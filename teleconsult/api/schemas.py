@@ -117,9 +117,12 @@ class ParticipantsField(fields.Field):
 
     def __init__(self, **kwargs: Any) -> None:
         schema_ref = {"$ref": "#/components/schemas/ParticipantsObject"}
-        one_of = {
-            "oneOf": [{"type": "array", "items": {"type": "string", "minLength": 1}}, schema_ref]
+        ids = {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "minLength": 1, "maxLength": 256},
         }
+        one_of = {"oneOf": [ids, schema_ref]}
         super().__init__(metadata={**one_of, **kwargs.pop("metadata", {})}, **kwargs)
 
     def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: Any) -> object:
