@@ -89,3 +89,15 @@ async def test_the_service_starts_and_answers_503_while_mongodb_is_down(
     assert await response.json() == error(
         503, "The MongoDB store cannot be reached (ServerSelectionTimeoutError); retry later."
     )
+
+
+async def test_the_document_covers_every_api_route(client: Client) -> None:
+    spec = await (await client.get("/documentation/json")).json()
+    documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    served = {
+        (route.resource.canonical, route.method)
+        for route in client.app.router.routes()
+        if route.resource is not None
+        and not route.resource.canonical.startswith(("/documentation", "/fake-video"))
+    }
+    assert served == documented
