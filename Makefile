@@ -17,7 +17,7 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)  ## serve on http://127.0.0.1:3000 (SQLite, fake video, static identity)
 	$(BIN)/teleconsult serve
 
-test: lint typecheck pytest pytest-mongomock schemathesis  ## everything CI runs
+test: lint typecheck schemathesis pytest-mongomock pytest  ## everything CI runs (pytest last: its summary closes the run)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
