@@ -41,6 +41,24 @@ def new_object_id() -> str:
     return (int(time.time()).to_bytes(4, "big") + _process_random + count.to_bytes(3, "big")).hex()
 
 
+def user_document(
+    provider: str, external_id: str, provider_user_id: str, creator_id: str
+) -> dict[str, Any]:
+    """A user-map entry (the original's "user id map", with `provider` added to the key)."""
+    now = datetime.now(UTC)
+    return {
+        "_id": new_object_id(),
+        "__STATE__": RecordState.PUBLIC.value,
+        "createdAt": now,
+        "updatedAt": now,
+        "creatorId": creator_id,
+        "updaterId": creator_id,
+        "provider": provider,
+        "receivedUserId": external_id,
+        "providerUserId": provider_user_id,
+    }
+
+
 def is_object_id(value: str) -> bool:
     return len(value) == 24 and all(c in "0123456789abcdef" for c in value)
 

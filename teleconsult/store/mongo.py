@@ -19,7 +19,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -30,7 +29,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from teleconsult.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
 from teleconsult.store.base import VersionConflict
-from teleconsult.store.documents import from_document, new_object_id, to_document
+from teleconsult.store.documents import from_document, to_document, user_document
 
 log = logging.getLogger(__name__)
 
@@ -155,18 +154,8 @@ class MongoStore:
     async def add_user(
         self, provider: str, external_id: str, provider_user_id: str, creator_id: str
     ) -> str:
-        now = datetime.now(UTC)
-        document = {
-            "_id": ObjectId(new_object_id()),
-            "__STATE__": RecordState.PUBLIC.value,
-            "createdAt": now,
-            "updatedAt": now,
-            "creatorId": creator_id,
-            "updaterId": creator_id,
-            "provider": provider,
-            "receivedUserId": external_id,
-            "providerUserId": provider_user_id,
-        }
+        document = user_document(provider, external_id, provider_user_id, creator_id)
+        document["_id"] = ObjectId(document["_id"])
         try:
             async with self._guard():
                 await self._users.insert_one(document)

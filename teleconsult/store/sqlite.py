@@ -21,7 +21,7 @@ import aiosqlite
 from teleconsult.domain import RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
 from teleconsult.store.base import VersionConflict
-from teleconsult.store.documents import from_document, new_object_id, to_document
+from teleconsult.store.documents import from_document, to_document, user_document
 
 SCHEME = "sqlite://"
 
@@ -175,18 +175,7 @@ class SQLiteStore:
     async def add_user(
         self, provider: str, external_id: str, provider_user_id: str, creator_id: str
     ) -> str:
-        now = datetime.now(UTC)
-        document = {
-            "_id": new_object_id(),
-            "__STATE__": RecordState.PUBLIC.value,
-            "createdAt": now,
-            "updatedAt": now,
-            "creatorId": creator_id,
-            "updaterId": creator_id,
-            "provider": provider,
-            "receivedUserId": external_id,
-            "providerUserId": provider_user_id,
-        }
+        document = user_document(provider, external_id, provider_user_id, creator_id)
         await self._write(
             f"INSERT INTO {self._users} (provider, external_id, provider_user_id, document)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING",
