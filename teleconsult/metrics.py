@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -25,6 +26,7 @@ from teleconsult.providers import (
     VideoProvider,
 )
 from teleconsult.store import Store
+from teleconsult.store.base import KeyedAnswer
 
 T = TypeVar("T")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -179,6 +181,21 @@ class MeasuredStore:
             "add_user",
             lambda: self.inner.add_user(provider, external_id, provider_user_id, creator_id),
         )
+
+    async def claim_key(
+        self, scope: str, fingerprint: str, now: datetime, expires_at: datetime
+    ) -> KeyedAnswer | None:
+        return await self.metrics.measure_store(
+            "claim_key", lambda: self.inner.claim_key(scope, fingerprint, now, expires_at)
+        )
+
+    async def finish_key(self, scope: str, status: int, body: str) -> None:
+        await self.metrics.measure_store(
+            "finish_key", lambda: self.inner.finish_key(scope, status, body)
+        )
+
+    async def release_key(self, scope: str) -> None:
+        await self.metrics.measure_store("release_key", lambda: self.inner.release_key(scope))
 
     async def count_by_state(self) -> dict[str, int]:
         return await self.metrics.measure_store("count_by_state", self.inner.count_by_state)

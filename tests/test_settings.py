@@ -35,6 +35,7 @@ def test_defaults() -> None:
         default_recording_type="none",
         userid_header_key="miauserid",
         shutdown_grace_ms=25000,
+        idempotency_key_ttl_ms=86400000,
         jwt_jwks_url=None,
         jwt_audience=None,
         jwt_issuer=None,

@@ -21,6 +21,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 from teleconsult.domain import Level, Participant, RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
 from teleconsult.store import Store, VersionConflict
+from teleconsult.store.base import KeyedAnswer
 from teleconsult.store.documents import UnreadableRecord, new_object_id
 from teleconsult.store.mongo import MongoStore, database_name
 from teleconsult.store.sqlite import SQLiteStore
@@ -306,3 +307,25 @@ async def test_a_record_of_the_original_service_is_refused_clearly() -> None:
         f"The stored teleconsultation {legacy_id} is not in the form this service writes "
         "(it may come from the original service): migrate it as docs/operations.md says."
     )
+
+
+async def test_idempotency_keys(open_store: Opener) -> None:
+    first, second = await open_store(), await open_store()
+    later = NOW + timedelta(minutes=1)
+
+    assert await first.claim_key("POST /t k", "fp-1", NOW, NOW + timedelta(hours=1)) is None
+    held = await second.claim_key("POST /t k", "fp-1", NOW, NOW + timedelta(hours=1))
+    assert held == KeyedAnswer(fingerprint="fp-1", status=None, body=None)  # still running
+
+    await first.finish_key("POST /t k", 201, '{"roomId": "x"}')
+    assert await second.claim_key("POST /t k", "fp-2", later, later) == KeyedAnswer(
+        "fp-1", 201, '{"roomId": "x"}'
+    )
+
+    expired = NOW + timedelta(hours=2)
+    assert (
+        await second.claim_key("POST /t k", "fp-3", expired, expired + timedelta(hours=1)) is None
+    )
+
+    await second.release_key("POST /t k")
+    assert await first.claim_key("POST /t k", "fp-4", expired, expired + timedelta(hours=1)) is None

@@ -11,6 +11,8 @@ from aiohttp_apigami import docs, json_schema, response_schema
 from marshmallow import Schema
 
 from teleconsult import keys
+from teleconsult.api.idempotency import DOC_PARAMETER as IDEMPOTENCY_PARAMETER
+from teleconsult.api.idempotency import idempotent
 from teleconsult.api.schemas import (
     CreatedSchema,
     CreateTeleconsultationSchema,
@@ -33,8 +35,10 @@ def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
         "bearer token (when tokens are verified).",
         403: "The caller is not in MANAGER_GROUPS (when set).",
         404: "`Room with id <id> not found on CRUD`: no such teleconsultation (or it was deleted).",
-        409: "The teleconsultation is locked (immutable window) or kept changing.",
+        409: "The teleconsultation is locked (immutable window) or kept changing, or a request "
+        "with the same Idempotency-Key is still running.",
         415: "The body was not sent as JSON.",
+        422: "The Idempotency-Key was already used for another request.",
         502: "The video or identity provider gave a bad answer; `message` names the operation.",
         503: "The store or a provider cannot be reached.",
         504: "A provider did not answer in time.",
@@ -43,6 +47,7 @@ def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
 
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 502, 503, 504)
+KEYED_WRITE_ERRORS = (*WRITE_ERRORS, 422)
 
 
 def body(schema: type[Schema]) -> Callable[[Handler], Handler]:
@@ -109,16 +114,22 @@ def _schedule(body: dict[str, Any]) -> ScheduleInput:
     tags=TAGS,
     summary="Create a teleconsultation",
     description="Creates the provider room at once when every participant is known.",
-    responses=_errors(*WRITE_ERRORS),
+    parameters=[IDEMPOTENCY_PARAMETER],
+    responses=_errors(*KEYED_WRITE_ERRORS),
 )
 @body(CreateTeleconsultationSchema)
 @response_schema(CreatedSchema, 201, description="Created; `roomId` is the teleconsultation id.")
 async def create_teleconsultation(request: web.Request) -> web.Response:
     body = request[BODY]
-    room_id = await request.app[keys.SERVICE].create(
-        _participants(body["participants"], creating=True), _schedule(body), await _manager(request)
-    )
-    return web.json_response({"roomId": room_id}, status=201)
+    caller = await _manager(request)
+
+    async def create() -> web.Response:
+        room_id = await request.app[keys.SERVICE].create(
+            _participants(body["participants"], creating=True), _schedule(body), caller
+        )
+        return web.json_response({"roomId": room_id}, status=201)
+
+    return await idempotent(request, caller, body, create)
 
 
 @docs(
@@ -147,14 +158,21 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
     tags=TAGS,
     summary="Add a participant",
     description="Creates the provider room when this participant is the last one expected.",
-    responses={201: {"description": "Added; empty body."}, **_errors(*WRITE_ERRORS)},
+    parameters=[IDEMPOTENCY_PARAMETER],
+    responses={201: {"description": "Added; empty body."}, **_errors(*KEYED_WRITE_ERRORS)},
 )
 @body(ParticipantDataSchema)
 async def add_participant(request: web.Request) -> web.Response:
-    await request.app[keys.SERVICE].add_participant(
-        request.match_info["roomId"], _entry(request[BODY], "body"), await _manager(request)
-    )
-    return web.Response(status=201)
+    body = request[BODY]
+    caller = await _manager(request)
+
+    async def add() -> web.Response:
+        await request.app[keys.SERVICE].add_participant(
+            request.match_info["roomId"], _entry(body, "body"), caller
+        )
+        return web.Response(status=201)
+
+    return await idempotent(request, caller, body, add)
 
 
 @docs(

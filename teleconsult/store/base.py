@@ -11,9 +11,21 @@ these semantics:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from teleconsult.domain import Teleconsultation
+
+
+@dataclass(frozen=True)
+class KeyedAnswer:
+    """What an Idempotency-Key holds: the request it was first used for, and its answer."""
+
+    fingerprint: str
+    status: int | None
+    """None while the first request is still being processed."""
+    body: str | None
 
 
 class VersionConflict(Exception):
@@ -44,6 +56,21 @@ class Store(Protocol):
         self, provider: str, external_id: str, provider_user_id: str, creator_id: str
     ) -> str:
         """Map `external_id` to `provider_user_id` unless already mapped; return the stored id."""
+        ...
+
+    async def claim_key(
+        self, scope: str, fingerprint: str, now: datetime, expires_at: datetime
+    ) -> KeyedAnswer | None:
+        """Claim an idempotency key for a new request and return None; or, when the key is
+        already held (and not expired at `now`), return what it holds."""
+        ...
+
+    async def finish_key(self, scope: str, status: int, body: str) -> None:
+        """Store the answer of the request that claimed the key."""
+        ...
+
+    async def release_key(self, scope: str) -> None:
+        """Forget a claimed key (its request failed without changing anything)."""
         ...
 
     async def count_by_state(self) -> dict[str, int]:

@@ -9,8 +9,8 @@ The service starts while MongoDB is down: pymongo connects lazily, each call
 that cannot reach the server is a 503 (`Unavailable`), `/-/ready` says 503 until
 a ping answers, and the indexes are created by the first call that gets through.
 The store keeps to the collection calls mongomock-motor supports (find_one,
-insert_one, update_one, count_documents, create_index), so CI runs the same code
-without a server.
+insert_one, update_one, delete_one, count_documents, create_index), so CI runs
+the same code without a server.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -28,12 +29,13 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from teleconsult.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
-from teleconsult.store.base import VersionConflict
+from teleconsult.store.base import KeyedAnswer, VersionConflict
 from teleconsult.store.documents import from_document, to_document, user_document
 
 log = logging.getLogger(__name__)
 
 SCHEMES = ("mongodb://", "mongodb+srv://")
+KEYS_COLLECTION = "teleconsult_idempotency_keys"
 DEFAULT_DATABASE = "teleconsult"
 
 
@@ -59,6 +61,7 @@ class MongoStore:
     ) -> None:
         self._teleconsultations = database[teleconsultations]
         self._users = database[users]
+        self._keys = database[KEYS_COLLECTION]
         self._client = client
         self._indexed = False
         self._index_lock = asyncio.Lock()
@@ -107,6 +110,10 @@ class MongoStore:
             await self._teleconsultations.create_index(
                 [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
                 name="state_teleconsultationState",
+            )
+            # MongoDB removes expired idempotency keys by itself (within a minute or so).
+            await self._keys.create_index(
+                [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
             )
             self._indexed = True
 
@@ -165,6 +172,35 @@ class MongoStore:
         if stored is None:
             raise Unavailable("The MongoDB store lost a user mapping it had just written.")
         return stored
+
+    async def claim_key(
+        self, scope: str, fingerprint: str, now: datetime, expires_at: datetime
+    ) -> KeyedAnswer | None:
+        fresh = {"fingerprint": fingerprint, "status": None, "body": None, "expiresAt": expires_at}
+        try:
+            async with self._guard():
+                await self._keys.insert_one({"_id": scope, **fresh})
+            return None
+        except DuplicateKeyError:
+            pass
+        async with self._guard():
+            expired = await self._keys.update_one(
+                {"_id": scope, "expiresAt": {"$lte": now}}, {"$set": fresh}
+            )
+            if expired.matched_count == 1:
+                return None
+            held = await self._keys.find_one({"_id": scope})
+        if held is None:  # expired and removed in between: claim it again
+            return await self.claim_key(scope, fingerprint, now, expires_at)
+        return KeyedAnswer(held["fingerprint"], held["status"], held["body"])
+
+    async def finish_key(self, scope: str, status: int, body: str) -> None:
+        async with self._guard():
+            await self._keys.update_one({"_id": scope}, {"$set": {"status": status, "body": body}})
+
+    async def release_key(self, scope: str) -> None:
+        async with self._guard():
+            await self._keys.delete_one({"_id": scope})
 
     async def count_by_state(self) -> dict[str, int]:
         async with self._guard():

@@ -20,7 +20,7 @@ import aiosqlite
 
 from teleconsult.domain import RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
-from teleconsult.store.base import VersionConflict
+from teleconsult.store.base import KeyedAnswer, VersionConflict
 from teleconsult.store.documents import from_document, to_document, user_document
 
 SCHEME = "sqlite://"
@@ -31,6 +31,13 @@ def sqlite_path(url: str) -> str:
     if not url.startswith(SCHEME + "/") or url == SCHEME + "/":
         raise ValueError("use sqlite:///<path>, for example sqlite:///teleconsult.db")
     return url[len(SCHEME) + 1 :]
+
+
+KEYS_TABLE = '"teleconsult_idempotency_keys"'
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def _try_open(path: str) -> None:
@@ -124,6 +131,11 @@ class SQLiteStore:
                 " provider_user_id TEXT NOT NULL, document TEXT NOT NULL,"
                 " PRIMARY KEY (provider, external_id))"
             )
+            await self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} ("
+                " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER,"
+                " body TEXT, expires_at INTEGER NOT NULL)"
+            )
 
     async def insert(self, teleconsultation: Teleconsultation) -> None:
         await self._write(
@@ -185,6 +197,35 @@ class SQLiteStore:
         if stored is None:  # only if someone deleted the row in between
             raise Unavailable("The SQLite store lost a user mapping it had just written.")
         return stored
+
+    async def claim_key(
+        self, scope: str, fingerprint: str, now: datetime, expires_at: datetime
+    ) -> KeyedAnswer | None:
+        claimed = await self._write(
+            f"INSERT INTO {KEYS_TABLE} (scope, fingerprint, status, body, expires_at)"
+            " VALUES (?, ?, NULL, NULL, ?) ON CONFLICT (scope) DO UPDATE SET"
+            " fingerprint = excluded.fingerprint, status = NULL, body = NULL,"
+            f" expires_at = excluded.expires_at WHERE {KEYS_TABLE}.expires_at <= ?",
+            (scope, fingerprint, _millis(expires_at), _millis(now)),
+        )
+        if claimed:
+            return None
+        async with self._guard():
+            cursor = await self._db.execute(
+                f"SELECT fingerprint, status, body FROM {KEYS_TABLE} WHERE scope = ?", (scope,)
+            )
+            row = await cursor.fetchone()
+        if row is None:  # expired and removed in between: claim it again
+            return await self.claim_key(scope, fingerprint, now, expires_at)
+        return KeyedAnswer(fingerprint=row[0], status=row[1], body=row[2])
+
+    async def finish_key(self, scope: str, status: int, body: str) -> None:
+        await self._write(
+            f"UPDATE {KEYS_TABLE} SET status = ?, body = ? WHERE scope = ?", (status, body, scope)
+        )
+
+    async def release_key(self, scope: str) -> None:
+        await self._write(f"DELETE FROM {KEYS_TABLE} WHERE scope = ?", (scope,))
 
     async def count_by_state(self) -> dict[str, int]:
         async with self._guard():
