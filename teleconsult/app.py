@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -22,6 +23,7 @@ from teleconsult.metrics import MeasuredIdentity, MeasuredStore, MeasuredVideo, 
 from teleconsult.outbound import CallPolicy, OutboundClient
 from teleconsult.plugins import choose, identity_providers, make_plugin_manager, video_providers
 from teleconsult.providers import ProviderContext
+from teleconsult.reconciler import Reconciler
 from teleconsult.service import Clock, TeleconsultationService, utc_now
 from teleconsult.settings import Settings
 from teleconsult.store import Store, check_store_url, open_store
@@ -80,9 +82,16 @@ def create_app(
             app[keys.STORE] = store
             app[keys.VIDEO_PROVIDER] = video
             app[keys.IDENTITY_PROVIDER] = identity
+            measured_video = MeasuredVideo(video, metrics)
+            reconciler = app[keys.RECONCILER] = Reconciler(store, measured_video, clock, metrics)
+            if settings.reconcile_interval_ms:
+                task = asyncio.create_task(
+                    reconciler.run_forever(settings.reconcile_interval_ms / 1000)
+                )
+                stack.callback(task.cancel)
             app[keys.SERVICE] = TeleconsultationService(
                 store=store,
-                video=MeasuredVideo(video, metrics),
+                video=measured_video,
                 identity=MeasuredIdentity(identity, metrics),
                 privileges=config.privileges,
                 policy=settings.room_policy,

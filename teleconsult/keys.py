@@ -9,6 +9,7 @@ from teleconsult.api.auth import Authenticator
 from teleconsult.config import ServiceConfig
 from teleconsult.metrics import Metrics
 from teleconsult.providers import IdentityProvider, VideoProvider
+from teleconsult.reconciler import Reconciler
 from teleconsult.service import TeleconsultationService
 from teleconsult.settings import Settings
 from teleconsult.store import Store
@@ -21,5 +22,6 @@ VIDEO_PROVIDER = web.AppKey("video_provider", VideoProvider)
 IDENTITY_PROVIDER = web.AppKey("identity_provider", IdentityProvider)
 SERVICE = web.AppKey("service", TeleconsultationService)
 METRICS = web.AppKey("metrics", Metrics)
+RECONCILER = web.AppKey("reconciler", Reconciler)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 """Says who is calling (userIdPathInRequest or a verified token) and who may manage."""

@@ -26,7 +26,7 @@ from teleconsult.providers import (
     VideoProvider,
 )
 from teleconsult.store import Store
-from teleconsult.store.base import KeyedAnswer
+from teleconsult.store.base import KeyedAnswer, RoomJob
 
 T = TypeVar("T")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -62,6 +62,18 @@ class Metrics:
         self.rooms_deleted = Counter(
             "teleconsult_rooms_deleted", "Provider rooms deleted.", ["provider"], registry=r
         )
+        self.pending_jobs = Gauge(
+            "teleconsult_reconciliation_pending_jobs",
+            "Room jobs waiting in the outbox (read at each scrape).", registry=r,
+        )  # fmt: skip
+        self.oldest_job_age = Gauge(
+            "teleconsult_reconciliation_oldest_job_age_seconds",
+            "Age of the oldest job in the outbox; 0 when empty (read at each scrape).", registry=r,
+        )  # fmt: skip
+        self.jobs_done = Counter(
+            "teleconsult_reconciliation_jobs", "Outbox jobs the reconciler finished.",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.teleconsultations = Gauge(
             "teleconsultations", "Stored teleconsultations by state (read at each scrape).",
             ["state"], registry=r,
@@ -196,6 +208,37 @@ class MeasuredStore:
 
     async def release_key(self, scope: str) -> None:
         await self.metrics.measure_store("release_key", lambda: self.inner.release_key(scope))
+
+    async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
+        return await self.metrics.measure_store(
+            "get_any", lambda: self.inner.get_any(teleconsultation_id)
+        )
+
+    async def add_job(self, job: RoomJob) -> None:
+        await self.metrics.measure_store("add_job", lambda: self.inner.add_job(job))
+
+    async def set_job_room(self, job_id: str, room_id: str) -> None:
+        await self.metrics.measure_store(
+            "set_job_room", lambda: self.inner.set_job_room(job_id, room_id)
+        )
+
+    async def finish_job(self, job_id: str) -> None:
+        await self.metrics.measure_store("finish_job", lambda: self.inner.finish_job(job_id))
+
+    async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
+        await self.metrics.measure_store(
+            "retry_job", lambda: self.inner.retry_job(job_id, not_before, error)
+        )
+
+    async def claim_jobs(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[RoomJob]:
+        return await self.metrics.measure_store(
+            "claim_jobs", lambda: self.inner.claim_jobs(owner, now, lease_until, limit)
+        )
+
+    async def job_backlog(self) -> tuple[int, datetime | None]:
+        return await self.metrics.measure_store("job_backlog", self.inner.job_backlog)
 
     async def count_by_state(self) -> dict[str, int]:
         return await self.metrics.measure_store("count_by_state", self.inner.count_by_state)

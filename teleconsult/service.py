@@ -10,6 +10,7 @@ nothing; a room whose deletion fails is logged and left for reconciliation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -26,7 +27,14 @@ from teleconsult.domain import (
     RoomPolicy,
     Teleconsultation,
 )
-from teleconsult.errors import Conflict, InvalidRequest, NotFound, ProviderError, Unauthorized
+from teleconsult.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ServiceError,
+    Unauthorized,
+    Unavailable,
+)
 from teleconsult.providers import (
     Caller,
     Identity,
@@ -35,6 +43,7 @@ from teleconsult.providers import (
     VideoProvider,
 )
 from teleconsult.store import Store, VersionConflict
+from teleconsult.store.base import RoomJob
 from teleconsult.store.documents import is_object_id, new_object_id
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,13 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 10
 """Compare-and-set attempts before giving up with a 409; each lost attempt means another
 request on the same teleconsultation succeeded, so this only runs out under heavy contention."""
+
+JOB_GRACE = timedelta(minutes=2)
+"""How long an outbox job belongs to the request that wrote it before the reconciler may take
+it: longer than any request can take (provider timeouts times attempts)."""
+
+RETRY_DELAY = timedelta(seconds=10)
+"""When a request could not delete a room itself, how soon the reconciler tries."""
 
 ANONYMOUS = "public"
 """`creatorId` / `updaterId` of a change whose caller could not be identified (as the CRUD does)."""
@@ -209,11 +225,17 @@ class TeleconsultationService:
         )
 
     async def cancel(self, teleconsultation_id: str, caller: Caller) -> None:
-        """Delete the provider room, then trash the record (allowed even when locked)."""
+        """Trash the record, then delete its room (allowed even when locked).
+
+        The record stops pointing to the room first, so no link to a room being
+        deleted is ever handed out; the deletion is an outbox job written before the
+        record changes, so a provider failure or a crash only delays it: the
+        reconciler finishes it. Cancelling never fails because of the provider.
+        """
         for _ in range(MAX_ATTEMPTS):
             current = await self._load(teleconsultation_id)
-            if current.room is not None:
-                await self.video.delete_room(current.room.provider_room_id)
+            room = current.room
+            job = await self._open_job(current.id, room.provider_room_id) if room else None
             trashed = replace(
                 current,
                 state=RecordState.TRASH,
@@ -225,7 +247,11 @@ class TeleconsultationService:
             try:
                 await self.store.replace(trashed, current.version)
             except VersionConflict:
+                if job is not None:
+                    await self._close_job(job)  # the room is still the record's: keep it
                 continue
+            if job is not None and room is not None:
+                await self._settle(job, room.provider_room_id, "the teleconsultation was cancelled")
             return
         raise _too_much_contention()
 
@@ -270,20 +296,33 @@ class TeleconsultationService:
         """Give `proposed` the room it needs, write it, then delete the room it no longer needs.
 
         A new room is created before the write and the old one deleted after it, so
-        the record never points to a deleted room; a room made for a write that lost
-        (or failed) is deleted at once.
+        a change never leaves its record pointing to a room it deleted. Each room
+        that could be orphaned (the new one if the write fails or the process dies,
+        the old one once replaced) has an outbox job written first: what this
+        request cannot finish, the reconciler does.
         """
         old_room = current.room if current is not None else None
         spec = domain.room_spec(proposed, self.privileges, self.policy)
+        creation: RoomJob | None = None
         if spec is None:
             new_room = None
         elif old_room is not None and old_room.spec == spec:
             new_room = old_room
         else:
-            created = await self.video.create_room(spec)
+            creation = await self._open_job(proposed.id, None)
+            try:
+                created = await self.video.create_room(spec)
+            except BaseException:
+                await self._close_job(creation)  # no room id to act on (see docs/operations.md)
+                raise
+            await self.store.set_job_room(creation.id, created.provider_room_id)
             new_room = Room(
                 provider_room_id=created.provider_room_id, spec=spec, links=created.links
             )
+        retiring = old_room if old_room is not None and old_room is not new_room else None
+        retirement = (
+            await self._open_job(proposed.id, retiring.provider_room_id) if retiring else None
+        )
         record = replace(proposed, room=new_room)
         try:
             if current is None:
@@ -291,20 +330,51 @@ class TeleconsultationService:
             else:
                 await self.store.replace(record, current.version)
         except Exception:
-            if new_room is not None and new_room is not old_room:
-                await self._discard_room(new_room, "its write did not happen")
+            if creation is not None and new_room is not None:
+                await self._settle(creation, new_room.provider_room_id, "its write did not happen")
+            if retirement is not None:
+                await self._close_job(retirement)  # the old room is still the record's
             raise
-        if old_room is not None and old_room is not new_room:
-            await self._discard_room(old_room, "it was replaced")
+        if creation is not None:
+            await self._close_job(creation)  # the new room is the record's now
+        if retirement is not None and retiring is not None:
+            await self._settle(retirement, retiring.provider_room_id, "it was replaced")
 
-    async def _discard_room(self, room: Room, why: str) -> None:
+    async def _open_job(self, teleconsultation_id: str, room_id: str | None) -> RoomJob:
+        """An outbox job, written before the step that could orphan the room.
+
+        The reconciler leaves it alone for JOB_GRACE, the time this request has to
+        settle it itself.
+        """
+        now = self.clock()
+        job = RoomJob(
+            id=new_object_id(),
+            teleconsultation_id=teleconsultation_id,
+            room_id=room_id,
+            created_at=now,
+            not_before=now + JOB_GRACE,
+        )
+        await self.store.add_job(job)
+        return job
+
+    async def _close_job(self, job: RoomJob) -> None:
         try:
-            await self.video.delete_room(room.provider_room_id)
+            await self.store.finish_job(job.id)
+        except Unavailable as error:  # the reconciler will find the room still in use
+            log.warning("could not close outbox job %s: %s", job.id, error.message)
+
+    async def _settle(self, job: RoomJob, room_id: str, why: str) -> None:
+        """Delete a room no record needs; if that fails, leave the job to the reconciler."""
+        try:
+            await self.video.delete_room(room_id)
         except Exception as error:  # the change stands (or its own error wins): only log
-            detail = error.message if isinstance(error, ProviderError) else type(error).__name__
-            log.warning(
-                "could not delete provider room %s (%s): %s", room.provider_room_id, why, detail
-            )
+            detail = error.message if isinstance(error, ServiceError) else type(error).__name__
+            log.warning("could not delete provider room %s (%s): %s", room_id, why, detail)
+            # If the store fails too, the job stays as written: taken after JOB_GRACE.
+            with contextlib.suppress(Unavailable):
+                await self.store.retry_job(job.id, self.clock() + RETRY_DELAY, detail)
+            return
+        await self._close_job(job)
 
     def _schedule(
         self, current: Teleconsultation | None, schedule: ScheduleInput

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, str] = {
     "USERID_HEADER_KEY": "miauserid",
     "SHUTDOWN_GRACE_MS": "25000",
     "IDEMPOTENCY_KEY_TTL_MS": "86400000",
+    "RECONCILE_INTERVAL_MS": "10000",
     "JWT_JWKS_URL": "",
     "JWT_AUDIENCE": "",
     "JWT_ISSUER": "",
@@ -72,6 +73,7 @@ class Settings:
     userid_header_key: str
     shutdown_grace_ms: int
     idempotency_key_ttl_ms: int
+    reconcile_interval_ms: int
     jwt_jwks_url: str | None
     jwt_audience: str | None
     jwt_issuer: str | None
@@ -131,6 +133,9 @@ class Settings:
             default_recording_type=reader.choice("DEFAULT_RECORDING_TYPE", RECORDING_TYPES),
             userid_header_key=reader.header_name("USERID_HEADER_KEY"),
             shutdown_grace_ms=reader.integer("SHUTDOWN_GRACE_MS", minimum=0, maximum=3_600_000),
+            reconcile_interval_ms=reader.integer(
+                "RECONCILE_INTERVAL_MS", minimum=0, maximum=3_600_000
+            ),
             idempotency_key_ttl_ms=reader.integer(
                 "IDEMPOTENCY_KEY_TTL_MS", minimum=1000, maximum=30 * 24 * 3600 * 1000
             ),

@@ -118,7 +118,8 @@ def build_app(
         plugins: Sequence[object] = (),
         **environ: str,
     ) -> web.Application:
-        env = {"STORE_URL": store_url, **environ}
+        # The reconciler runs when a test calls it (RECONCILER.run_once), unless asked for.
+        env = {"STORE_URL": store_url, "RECONCILE_INTERVAL_MS": "0", **environ}
         if config is not None:
             path = tmp_path / "service-config.json"
             path.write_text(json.dumps(config))

@@ -10,6 +10,7 @@ from conftest import (
     DOCTOR,
     PATIENT,
     Client,
+    FrozenClock,
     MakeClient,
     create,
     error,
@@ -217,20 +218,26 @@ async def test_a_failed_user_creation_stores_nothing(
     assert await failing_client.app[keys.STORE].find_user("failing", "doctor-1") is None
 
 
-async def test_a_failed_room_deletion_keeps_the_teleconsultation(
-    failing_client: Client, failing: FailingPlugin
+async def test_a_failed_room_deletion_on_cancel_is_retried_until_done(
+    failing_client: Client, failing: FailingPlugin, clock: FrozenClock
 ) -> None:
     room_id = await create(failing_client, teleconsultation(2, DOCTOR, PATIENT))
     failing.provider.failures["delete a room"] = "unreachable"
+    reconciler = failing_client.app[keys.RECONCILER]
 
     response = await failing_client.delete(f"/teleconsultation/{room_id}")
 
-    assert response.status == 503
-    assert await response.json() == error(
-        503, "The failing provider failed to delete a room: injected by the test"
-    )
-    assert (await join(failing_client, room_id, "doctor-1"))[0] == 200
+    assert response.status == 204
+    assert (await join(failing_client, room_id, "doctor-1"))[0] == 404
     assert len(failing.provider.rooms) == 1
+    assert await reconciler.run_once() == 0  # not due yet
+    clock.advance(seconds=11)
+    assert await reconciler.run_once() == 1  # still failing: tried, put back with backoff
+    del failing.provider.failures["delete a room"]
+    clock.advance(seconds=21)  # the backoff doubled: 10 s, then 20 s
+    assert await reconciler.run_once() == 1
+    assert failing.provider.rooms == {}
+    assert await reconciler.run_once() == 0
 
 
 async def test_a_failed_deletion_of_a_replaced_room_does_not_fail_the_change(

@@ -36,6 +36,7 @@ def test_defaults() -> None:
         userid_header_key="miauserid",
         shutdown_grace_ms=25000,
         idempotency_key_ttl_ms=86400000,
+        reconcile_interval_ms=10000,
         jwt_jwks_url=None,
         jwt_audience=None,
         jwt_issuer=None,

@@ -75,6 +75,14 @@ async def metrics(request: web.Request) -> web.Response:
     if counts is not None:
         for phase in Phase:
             registry.teleconsultations.labels(phase.value).set(counts.get(phase.value, 0))
+    try:
+        pending, oldest = await request.app[keys.STORE].job_backlog()
+    except Unavailable:
+        pending, oldest = None, None
+    if pending is not None:
+        registry.pending_jobs.set(pending)
+        age = (request.app[keys.SERVICE].clock() - oldest).total_seconds() if oldest else 0.0
+        registry.oldest_job_age.set(max(0.0, age))
     return web.Response(
         body=generate_latest(registry.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -28,6 +28,25 @@ class KeyedAnswer:
     body: str | None
 
 
+@dataclass(frozen=True)
+class RoomJob:
+    """Outbox work: room `room_id` of a teleconsultation may have lost its record; make sure.
+
+    Written before the step that could orphan the room (its creation, its replacement,
+    a cancel), so a crash or a failed deletion leaves the job behind. The reconciler
+    deletes the room unless the teleconsultation's live record still points to it.
+    `room_id` is None while the room's creation is under way (its id not yet known).
+    """
+
+    id: str
+    teleconsultation_id: str
+    room_id: str | None
+    created_at: datetime
+    not_before: datetime
+    attempts: int = 0
+    last_error: str | None = None
+
+
 class VersionConflict(Exception):
     """Another writer changed the record since it was read: re-read and try again."""
 
@@ -71,6 +90,32 @@ class Store(Protocol):
 
     async def release_key(self, scope: str) -> None:
         """Forget a claimed key (its request failed without changing anything)."""
+        ...
+
+    async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
+        """The record with this id, trashed or not (for the reconciler)."""
+        ...
+
+    async def add_job(self, job: RoomJob) -> None: ...
+
+    async def set_job_room(self, job_id: str, room_id: str) -> None:
+        """Record the room a job's creation made, as soon as the provider named it."""
+        ...
+
+    async def finish_job(self, job_id: str) -> None: ...
+
+    async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
+        """Count a failed attempt, release the job's lease, and wait until `not_before`."""
+        ...
+
+    async def claim_jobs(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[RoomJob]:
+        """Lease up to `limit` jobs that are due and not leased by a live owner."""
+        ...
+
+    async def job_backlog(self) -> tuple[int, datetime | None]:
+        """How many jobs wait, and when the oldest was written."""
         ...
 
     async def count_by_state(self) -> dict[str, int]:

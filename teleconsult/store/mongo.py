@@ -9,8 +9,8 @@ The service starts while MongoDB is down: pymongo connects lazily, each call
 that cannot reach the server is a 503 (`Unavailable`), `/-/ready` says 503 until
 a ping answers, and the indexes are created by the first call that gets through.
 The store keeps to the collection calls mongomock-motor supports (find_one,
-insert_one, update_one, delete_one, count_documents, create_index), so CI runs
-the same code without a server.
+insert_one, update_one, find_one_and_update, delete_one, count_documents,
+create_index), so CI runs the same code without a server.
 """
 
 from __future__ import annotations
@@ -19,23 +19,25 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from bson import ObjectId
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from teleconsult.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
-from teleconsult.store.base import KeyedAnswer, VersionConflict
-from teleconsult.store.documents import from_document, to_document, user_document
+from teleconsult.store.base import KeyedAnswer, RoomJob, VersionConflict
+from teleconsult.store.documents import as_datetime, from_document, to_document, user_document
 
 log = logging.getLogger(__name__)
 
 SCHEMES = ("mongodb://", "mongodb+srv://")
 KEYS_COLLECTION = "teleconsult_idempotency_keys"
+OUTBOX_COLLECTION = "teleconsult_outbox"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_DATABASE = "teleconsult"
 
 
@@ -62,6 +64,7 @@ class MongoStore:
         self._teleconsultations = database[teleconsultations]
         self._users = database[users]
         self._keys = database[KEYS_COLLECTION]
+        self._outbox = database[OUTBOX_COLLECTION]
         self._client = client
         self._indexed = False
         self._index_lock = asyncio.Lock()
@@ -110,6 +113,9 @@ class MongoStore:
             await self._teleconsultations.create_index(
                 [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
                 name="state_teleconsultationState",
+            )
+            await self._outbox.create_index(
+                [("notBefore", ASCENDING), ("leaseUntil", ASCENDING)], name="due"
             )
             # MongoDB removes expired idempotency keys by itself (within a minute or so).
             await self._keys.create_index(
@@ -172,6 +178,85 @@ class MongoStore:
         if stored is None:
             raise Unavailable("The MongoDB store lost a user mapping it had just written.")
         return stored
+
+    async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
+        async with self._guard():
+            document = await self._teleconsultations.find_one(
+                {"_id": ObjectId(teleconsultation_id)}
+            )
+        return None if document is None else _from_mongo(document)
+
+    async def add_job(self, job: RoomJob) -> None:
+        async with self._guard():
+            await self._outbox.insert_one(
+                {
+                    "_id": job.id,
+                    "teleconsultationId": job.teleconsultation_id,
+                    "roomId": job.room_id,
+                    "createdAt": job.created_at,
+                    "notBefore": job.not_before,
+                    "leaseUntil": EPOCH,
+                    "leaseOwner": None,
+                    "attempts": job.attempts,
+                    "lastError": job.last_error,
+                }
+            )
+
+    async def set_job_room(self, job_id: str, room_id: str) -> None:
+        async with self._guard():
+            await self._outbox.update_one({"_id": job_id}, {"$set": {"roomId": room_id}})
+
+    async def finish_job(self, job_id: str) -> None:
+        async with self._guard():
+            await self._outbox.delete_one({"_id": job_id})
+
+    async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
+        async with self._guard():
+            await self._outbox.update_one(
+                {"_id": job_id},
+                {
+                    "$set": {
+                        "notBefore": not_before,
+                        "lastError": error,
+                        "leaseUntil": EPOCH,
+                        "leaseOwner": None,
+                    },
+                    "$inc": {"attempts": 1},
+                },
+            )
+
+    async def claim_jobs(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[RoomJob]:
+        due = {"notBefore": {"$lte": now}, "leaseUntil": {"$lte": now}}
+        claimed = []
+        async with self._guard():
+            for _ in range(limit):  # one conditional update per job: a lease is won or not
+                document = await self._outbox.find_one_and_update(
+                    due,
+                    {"$set": {"leaseUntil": lease_until, "leaseOwner": owner}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if document is None:
+                    break
+                claimed.append(
+                    RoomJob(
+                        id=document["_id"],
+                        teleconsultation_id=document["teleconsultationId"],
+                        room_id=document["roomId"],
+                        created_at=as_datetime(document["createdAt"]),
+                        not_before=as_datetime(document["notBefore"]),
+                        attempts=document["attempts"],
+                        last_error=document["lastError"],
+                    )
+                )
+        return claimed
+
+    async def job_backlog(self) -> tuple[int, datetime | None]:
+        async with self._guard():
+            count = await self._outbox.count_documents({})
+            oldest = await self._outbox.find_one({}, sort=[("createdAt", ASCENDING)])
+        return count, None if oldest is None else as_datetime(oldest["createdAt"])
 
     async def claim_key(
         self, scope: str, fingerprint: str, now: datetime, expires_at: datetime

@@ -20,7 +20,7 @@ import aiosqlite
 
 from teleconsult.domain import RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
-from teleconsult.store.base import KeyedAnswer, VersionConflict
+from teleconsult.store.base import KeyedAnswer, RoomJob, VersionConflict
 from teleconsult.store.documents import from_document, to_document, user_document
 
 SCHEME = "sqlite://"
@@ -34,10 +34,15 @@ def sqlite_path(url: str) -> str:
 
 
 KEYS_TABLE = '"teleconsult_idempotency_keys"'
+OUTBOX_TABLE = '"teleconsult_outbox"'
 
 
 def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _from_millis(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def _try_open(path: str) -> None:
@@ -132,6 +137,16 @@ class SQLiteStore:
                 " PRIMARY KEY (provider, external_id))"
             )
             await self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} ("
+                " id TEXT PRIMARY KEY, teleconsultation_id TEXT NOT NULL, room_id TEXT,"
+                " created_at INTEGER NOT NULL, not_before INTEGER NOT NULL,"
+                " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT,"
+                " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)"
+            )
+            await self._db.execute(
+                f"CREATE INDEX IF NOT EXISTS outbox_due ON {OUTBOX_TABLE} (not_before)"
+            )
+            await self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} ("
                 " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER,"
                 " body TEXT, expires_at INTEGER NOT NULL)"
@@ -197,6 +212,91 @@ class SQLiteStore:
         if stored is None:  # only if someone deleted the row in between
             raise Unavailable("The SQLite store lost a user mapping it had just written.")
         return stored
+
+    async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
+        async with self._guard():
+            cursor = await self._db.execute(
+                f"SELECT document FROM {self._teleconsultations} WHERE id = ?",
+                (teleconsultation_id,),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else from_document(json.loads(row[0]))
+
+    async def add_job(self, job: RoomJob) -> None:
+        await self._write(
+            f"INSERT INTO {OUTBOX_TABLE} (id, teleconsultation_id, room_id, created_at,"
+            " not_before, attempts, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.id,
+                job.teleconsultation_id,
+                job.room_id,
+                _millis(job.created_at),
+                _millis(job.not_before),
+                job.attempts,
+                job.last_error,
+            ),
+        )
+
+    async def set_job_room(self, job_id: str, room_id: str) -> None:
+        await self._write(f"UPDATE {OUTBOX_TABLE} SET room_id = ? WHERE id = ?", (room_id, job_id))
+
+    async def finish_job(self, job_id: str) -> None:
+        await self._write(f"DELETE FROM {OUTBOX_TABLE} WHERE id = ?", (job_id,))
+
+    async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
+        await self._write(
+            f"UPDATE {OUTBOX_TABLE} SET attempts = attempts + 1, not_before = ?, last_error = ?,"
+            " lease_until = 0, lease_owner = NULL WHERE id = ?",
+            (_millis(not_before), error, job_id),
+        )
+
+    async def claim_jobs(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[RoomJob]:
+        async with self._guard():
+            cursor = await self._db.execute(
+                f"SELECT id FROM {OUTBOX_TABLE} WHERE not_before <= ? AND lease_until <= ?"
+                " ORDER BY not_before LIMIT ?",
+                (_millis(now), _millis(now), limit),
+            )
+            candidates = [row[0] for row in await cursor.fetchall()]
+        claimed = []
+        for job_id in candidates:  # one conditional update each: a lease is won or not
+            won = await self._write(
+                f"UPDATE {OUTBOX_TABLE} SET lease_until = ?, lease_owner = ?"
+                " WHERE id = ? AND lease_until <= ?",
+                (_millis(lease_until), owner, job_id, _millis(now)),
+            )
+            if won:
+                claimed.append(job_id)
+        if not claimed:
+            return []
+        async with self._guard():
+            cursor = await self._db.execute(
+                "SELECT id, teleconsultation_id, room_id, created_at, not_before, attempts,"
+                f" last_error FROM {OUTBOX_TABLE} WHERE id IN ({', '.join('?' * len(claimed))})",
+                claimed,
+            )
+            rows = await cursor.fetchall()
+        return [
+            RoomJob(
+                id=row[0],
+                teleconsultation_id=row[1],
+                room_id=row[2],
+                created_at=_from_millis(row[3]),
+                not_before=_from_millis(row[4]),
+                attempts=row[5],
+                last_error=row[6],
+            )
+            for row in rows
+        ]
+
+    async def job_backlog(self) -> tuple[int, datetime | None]:
+        async with self._guard():
+            cursor = await self._db.execute(f"SELECT count(*), min(created_at) FROM {OUTBOX_TABLE}")
+            row = await cursor.fetchone()
+        count, oldest = row or (0, None)
+        return int(count), None if oldest is None else _from_millis(oldest)
 
     async def claim_key(
         self, scope: str, fingerprint: str, now: datetime, expires_at: datetime

@@ -1,0 +1,98 @@
+"""The reconciler: finishes, in every replica, the room work that requests could not.
+
+Each outbox job names a room that may have lost its record (see
+`store.base.RoomJob`). A replica leases a batch of due jobs (a conditional
+update per job, so one replica does each), then for each job deletes the room
+unless the teleconsultation's live record still points to it. A failed deletion
+is retried with exponential backoff; a lease that expires (a replica that died
+mid-job) frees the job for another replica. Jobs live in the store, so they
+survive restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+
+from teleconsult.domain import RecordState
+from teleconsult.errors import ServiceError, Unavailable
+from teleconsult.metrics import Metrics
+from teleconsult.providers import VideoProvider
+from teleconsult.service import Clock
+from teleconsult.store import Store
+from teleconsult.store.base import RoomJob
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=1)
+BATCH = 20
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+def backoff(attempts: int) -> timedelta:
+    """10 s, 20 s, 40 s ... up to 10 minutes between attempts at one job."""
+    return min(timedelta(seconds=10 * 2**attempts), MAX_BACKOFF)
+
+
+class Reconciler:
+    def __init__(self, store: Store, video: VideoProvider, clock: Clock, metrics: Metrics) -> None:
+        self.store = store
+        self.video = video
+        self.clock = clock
+        self.metrics = metrics
+        self.owner = uuid.uuid4().hex  # this replica, for leases
+
+    async def run_once(self) -> int:
+        """Lease and process one batch of due jobs; return how many were processed."""
+        now = self.clock()
+        jobs = await self.store.claim_jobs(self.owner, now, now + LEASE, BATCH)
+        for job in jobs:
+            await self._process(job)
+        return len(jobs)
+
+    async def run_forever(self, interval_seconds: float) -> None:
+        while True:
+            try:
+                while await self.run_once() == BATCH:
+                    pass  # a full batch: there may be more due now
+            except Unavailable as error:
+                log.warning("reconciler: the store is unavailable: %s", error.message)
+            except Exception:
+                log.exception("reconciler: unexpected error; it will try again")
+            await asyncio.sleep(interval_seconds)
+
+    async def _process(self, job: RoomJob) -> None:
+        if job.room_id is None:
+            # The room's creation was interrupted before the provider named it: with no
+            # room id there is nothing to delete (docs/operations.md, "Limits").
+            log.warning("reconciler: job %s has no room id; dropped", job.id)
+            await self._done(job, "unknown_room")
+            return
+        record = await self.store.get_any(job.teleconsultation_id)
+        if (
+            record is not None
+            and record.state is RecordState.PUBLIC
+            and record.room is not None
+            and record.room.provider_room_id == job.room_id
+        ):
+            await self._done(job, "in_use")
+            return
+        try:
+            await self.video.delete_room(job.room_id)
+        except Exception as error:
+            detail = error.message if isinstance(error, ServiceError) else type(error).__name__
+            log.warning(
+                "reconciler: could not delete room %s (attempt %d): %s",
+                job.room_id, job.attempts + 1, detail,
+            )  # fmt: skip
+            await self.store.retry_job(job.id, self.clock() + backoff(job.attempts), detail)
+            self.metrics.jobs_done.labels("retry").inc()
+            return
+        log.info("reconciler: deleted orphan room %s", job.room_id)
+        await self._done(job, "deleted")
+
+    async def _done(self, job: RoomJob, outcome: str) -> None:
+        await self.store.finish_job(job.id)
+        self.metrics.jobs_done.labels(outcome).inc()
