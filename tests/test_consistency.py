@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +28,8 @@ from teleconsult.errors import ProviderError, ProviderFailure, Unavailable
 from teleconsult.hookspecs import hookimpl
 from teleconsult.providers import CreatedRoom, ProviderContext, VideoProviderPlugin
 from teleconsult.store import VersionConflict
+from teleconsult.store.base import RoomJob
+from teleconsult.store.documents import new_object_id
 
 
 class SharedFakeVideo(FakeVideo):
@@ -303,3 +306,48 @@ async def test_a_room_made_for_a_failed_write_is_deleted(
     assert await response.json() == error(503, "The SQLite store failed: disk I/O error.")
     assert fake_video(client).created_room_count == 1
     assert fake_video(client).rooms == {}
+
+
+async def test_replicas_racing_adds_patches_and_a_delete_converge(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    shared = SharedVideo()
+    replica_a = await make_client(plugins=[shared], VIDEO_PROVIDER="shared")
+    replica_b = await make_client(plugins=[shared], VIDEO_PROVIDER="shared")
+    room_id = await create(replica_a, teleconsultation(3, DOCTOR, PATIENT))
+    path = f"/teleconsultation/{room_id}"
+
+    responses = await asyncio.gather(
+        replica_a.post(f"{path}/participants/data", json=person("p1", ["patient"], "P1")),
+        replica_b.patch(path, json={"participants": {"number": 2, "data": [DOCTOR, PATIENT]}}),
+        replica_a.patch(path, json={"end_date": "2030-02-22T17:00:00.000Z"}),
+        replica_b.delete(path),
+    )
+
+    assert responses[3].status == 204
+    assert all(r.status in (201, 204, 400, 404) for r in responses)
+    clock.advance(minutes=3)
+    for replica in (replica_a, replica_b):  # both reconcilers run; leases keep them apart
+        await replica.app[keys.RECONCILER].run_once()
+    record = await replica_a.app[keys.STORE].get_any(room_id)
+    assert record is not None
+    assert record.room is None
+    assert shared.provider.rooms == {}  # a cancelled teleconsultation keeps no room
+    assert await replica_a.app[keys.STORE].job_backlog() == (0, None)
+
+
+async def test_the_reconciler_runs_in_the_background(make_client: MakeClient) -> None:
+    failing = FailingPlugin()
+    client = await make_client(
+        plugins=[failing], VIDEO_PROVIDER="failing", RECONCILE_INTERVAL_MS="20"
+    )
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    store = client.app[keys.STORE]
+    await store.add_job(
+        RoomJob(new_object_id(), room_id, "fake-room-gone", datetime.now(UTC), datetime.now(UTC))
+    )
+    for _ in range(100):
+        if await store.job_backlog() == (0, None):
+            break
+        await asyncio.sleep(0.02)
+    assert await store.job_backlog() == (0, None)

@@ -21,7 +21,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 from teleconsult.domain import Level, Participant, RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
 from teleconsult.store import Store, VersionConflict
-from teleconsult.store.base import KeyedAnswer
+from teleconsult.store.base import KeyedAnswer, RoomJob
 from teleconsult.store.documents import UnreadableRecord, new_object_id
 from teleconsult.store.mongo import MongoStore, database_name
 from teleconsult.store.sqlite import SQLiteStore
@@ -329,3 +329,44 @@ async def test_idempotency_keys(open_store: Opener) -> None:
 
     await second.release_key("POST /t k")
     assert await first.claim_key("POST /t k", "fp-4", expired, expired + timedelta(hours=1)) is None
+
+
+async def test_outbox_jobs_are_leased_to_one_replica(open_store: Opener) -> None:
+    first, second = await open_store(), await open_store()
+    for n in range(3):
+        await first.add_job(
+            RoomJob(id=new_object_id(), teleconsultation_id="t", room_id=f"room-{n}",
+                    created_at=NOW, not_before=NOW + timedelta(seconds=n))
+        )  # fmt: skip
+    assert await first.job_backlog() == (3, NOW)
+    assert await first.claim_jobs("a", NOW - timedelta(seconds=1), NOW, 10) == []  # not due
+
+    later = NOW + timedelta(seconds=5)
+    claims = await asyncio.gather(
+        first.claim_jobs("a", later, later + timedelta(minutes=1), 10),
+        second.claim_jobs("b", later, later + timedelta(minutes=1), 10),
+    )
+    rooms = [str(job.room_id) for batch in claims for job in batch]
+    assert sorted(rooms) == ["room-0", "room-1", "room-2"]  # each job leased once
+
+    job = claims[0][0] if claims[0] else claims[1][0]
+    await first.retry_job(job.id, later + timedelta(seconds=30), "HTTP 500")
+    assert await second.claim_jobs("b", later, later, 10) == []  # leased or waiting
+    expired = later + timedelta(minutes=2)
+    retried = await second.claim_jobs("b", expired, expired + timedelta(minutes=1), 10)
+    assert len(retried) == 3  # leases ran out: every job is due again
+    again = next(j for j in retried if j.id == job.id)
+    assert (again.attempts, again.last_error) == (1, "HTTP 500")
+
+    for leased in retried:
+        await second.finish_job(leased.id)
+    assert await first.job_backlog() == (0, None)
+
+
+async def test_a_job_learns_its_room(open_store: Opener) -> None:
+    store = await open_store()
+    job = RoomJob(new_object_id(), "t", None, NOW, NOW)
+    await store.add_job(job)
+    await store.set_job_room(job.id, "room-9")
+    [claimed] = await store.claim_jobs("a", NOW, NOW + timedelta(minutes=1), 10)
+    assert claimed.room_id == "room-9"

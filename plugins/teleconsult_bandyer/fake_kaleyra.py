@@ -39,6 +39,9 @@ class Fault:
     malformed: bool = False
     body: object = None
     """A 201 with this JSON body instead of the real answer (an answer of the wrong shape)."""
+    lost: bool = False
+    """Carry the request out, then wait `delay` before answering: an answer the client
+    never hears when `delay` is longer than its timeout."""
     times: int = 1
 
 
@@ -104,6 +107,10 @@ class FakeKaleyra:
             if request.headers.get(kaleyra.API_KEY_HEADER) != self.api_key:
                 return _error(401, "invalid api key")
             fault = self._take_fault(operation)
+            if fault is not None and fault.lost:
+                response = await handler(request)
+                await asyncio.sleep(fault.delay)
+                return response
             if fault is not None:
                 await asyncio.sleep(fault.delay)
                 if fault.status is not None:
