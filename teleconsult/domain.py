@@ -86,6 +86,8 @@ class ProviderLimits:
     max_participants: int = 25
     min_duration_seconds: int = 60
     max_duration_seconds: int = 24 * 3600
+    min_credentials_seconds: int = 360
+    max_credentials_seconds: int = 24 * 3600
 
 
 @dataclass(frozen=True)

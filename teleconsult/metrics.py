@@ -20,9 +20,11 @@ from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.providers import (
     Caller,
     CreatedRoom,
+    Credentials,
     Identity,
     IdentityProvider,
     ParticipantEntry,
+    Upload,
     VideoProvider,
 )
 from teleconsult.store import Store
@@ -141,6 +143,38 @@ class MeasuredVideo:
 
     async def check(self) -> None:
         await self._measure("check", self.inner.check)
+
+    def personal_link(self, link: str, language: str | None, background: bool) -> str:
+        return self.inner.personal_link(link, language, background)
+
+    async def describe_room(self, provider_room_id: str) -> dict[str, object]:
+        return await self._measure(
+            "describe_room", lambda: self.inner.describe_room(provider_room_id)
+        )
+
+    async def create_credentials(self, provider_user_id: str, expires_in: int) -> Credentials:
+        return await self._measure(
+            "create_credentials",
+            lambda: self.inner.create_credentials(provider_user_id, expires_in),
+        )
+
+    async def list_uploads(self, provider_room_id: str) -> list[str]:
+        return await self._measure(
+            "list_uploads", lambda: self.inner.list_uploads(provider_room_id)
+        )
+
+    async def delete_upload(self, key: str) -> None:
+        await self._measure("delete_upload", lambda: self.inner.delete_upload(key))
+
+    async def upload_background(self, upload: Upload) -> dict[str, object]:
+        return await self._measure(
+            "upload_background", lambda: self.inner.upload_background(upload)
+        )
+
+    async def set_default_background(self, alias: str) -> dict[str, object]:
+        return await self._measure(
+            "set_default_background", lambda: self.inner.set_default_background(alias)
+        )
 
     async def close(self) -> None:
         await self.inner.close()

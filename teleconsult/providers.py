@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from yarl import URL
+
 from teleconsult.domain import Level, ProviderLimits, RoomSpec
 
 if TYPE_CHECKING:
@@ -109,9 +111,55 @@ class VideoProvider(Protocol):
         """Raise `ProviderError` when the provider cannot be reached (for `/-/check-up`)."""
         ...
 
+    def personal_link(self, link: str, language: str | None, background: bool) -> str:
+        """`link` as one participant should open it: in `language`, with the company's
+        virtual background when `background` is true. No I/O: called on every poll."""
+        ...
+
+    async def describe_room(self, provider_room_id: str) -> dict[str, object]:
+        """The room as the provider describes it, with camelCase keys (`status`,
+        `durationInSeconds`, ...), for GET's `details`."""
+        ...
+
+    async def create_credentials(self, provider_user_id: str, expires_in: int) -> Credentials:
+        """SDK credentials for a user, valid `expires_in` seconds (within `limits`)."""
+        ...
+
+    async def list_uploads(self, provider_room_id: str) -> list[str]:
+        """The keys of the files uploaded in a room."""
+        ...
+
+    async def delete_upload(self, key: str) -> None:
+        """Delete an uploaded file; one already gone counts as deleted."""
+        ...
+
+    async def upload_background(self, upload: Upload) -> dict[str, object]:
+        """Add a company virtual background; answer `{background_alias, url, creation_date}`."""
+        ...
+
+    async def set_default_background(self, alias: str) -> dict[str, object]:
+        """Make a background the company default; answer the company as the provider does."""
+        ...
+
     async def close(self) -> None:
         """Release what the provider holds (HTTP sessions); called once at shutdown."""
         ...
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """SDK credentials for one provider user. The token is a credential: never log it."""
+
+    access_token: str = field(repr=False)
+    expires_at: str
+    provider_user_id: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    content: bytes = field(repr=False)
+    filename: str
+    content_type: str
 
 
 @dataclass(frozen=True)
@@ -140,6 +188,13 @@ class IdentityProviderPlugin:
     name: str
     create: Callable[[ProviderContext], IdentityProvider]
     description: str = ""
+
+
+def with_query(link: str, params: Mapping[str, str | None]) -> str:
+    """`link` with `params` added to its query (None values left out)."""
+    url = URL(link)
+    given = {name: value for name, value in params.items() if value is not None}
+    return str(url.update_query(given)) if given else link
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

@@ -17,9 +17,12 @@ from teleconsult.errors import ConfigurationError, ProviderError
 from teleconsult.hookspecs import hookimpl
 from teleconsult.providers import (
     CreatedRoom,
+    Credentials,
     ProviderContext,
+    Upload,
     VideoProviderPlugin,
     stable_user_id,
+    with_query,
 )
 from teleconsult_bandyer import kaleyra
 from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
@@ -60,6 +63,35 @@ class BandyerVideo:
 
     async def check(self) -> None:
         await self.client.list_users(limit=1)
+
+    def personal_link(self, link: str, language: str | None, background: bool) -> str:
+        return with_query(
+            link,
+            {
+                kaleyra.LINK_LANGUAGE: language,
+                kaleyra.LINK_BACKGROUND: kaleyra.LINK_BACKGROUND_IMAGE if background else None,
+            },
+        )
+
+    async def describe_room(self, provider_room_id: str) -> dict[str, object]:
+        return await self.client.get_room(provider_room_id)
+
+    async def create_credentials(self, provider_user_id: str, expires_in: int) -> Credentials:
+        return await self.client.create_sdk_credentials(provider_user_id, expires_in)
+
+    async def list_uploads(self, provider_room_id: str) -> list[str]:
+        return await self.client.list_uploads(provider_room_id)
+
+    async def delete_upload(self, key: str) -> None:
+        await self.client.delete_upload(key)
+
+    async def upload_background(self, upload: Upload) -> dict[str, object]:
+        return await self.client.upload_virtual_background(
+            upload.content, upload.filename, upload.content_type
+        )
+
+    async def set_default_background(self, alias: str) -> dict[str, object]:
+        return await self.client.set_default_background(alias)
 
     async def close(self) -> None:
         await self.client.close()

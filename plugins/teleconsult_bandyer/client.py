@@ -16,6 +16,7 @@ import aiohttp
 
 from teleconsult.domain import RoomSpec
 from teleconsult.outbound import CallPolicy, OutboundClient
+from teleconsult.providers import Credentials
 from teleconsult_bandyer import kaleyra
 
 PROVIDER = "bandyer"
@@ -96,13 +97,15 @@ class KaleyraClient:
             also_ok={404},
         )
 
-    async def create_sdk_credentials(self, user_id: str, expires_in: int) -> object:
+    async def create_sdk_credentials(self, user_id: str, expires_in: int) -> Credentials:
         # Each call mints a new token: repeating one that may have succeeded does no harm.
+        operation = "create SDK credentials"
         answer = await self.http.call(
-            "create SDK credentials", "POST", kaleyra.SDK_CREDENTIALS,
+            operation, "POST", kaleyra.SDK_CREDENTIALS,
             json_body=kaleyra.credentials_body(user_id, expires_in), safe=True,
         )  # fmt: skip
-        return answer.body
+        token, expires_at, provider_user_id = self.http.read(operation, answer, kaleyra.credentials)
+        return Credentials(token, expires_at, provider_user_id)
 
     async def list_uploads(self, room_id: str) -> list[str]:
         answer = await self.http.call(
@@ -118,7 +121,7 @@ class KaleyraClient:
 
     async def upload_virtual_background(
         self, content: bytes, filename: str, content_type: str
-    ) -> object:
+    ) -> dict[str, object]:
         form = aiohttp.FormData()
         form.add_field(
             kaleyra.VIRTUAL_BACKGROUND_FIELD, content, filename=filename, content_type=content_type
@@ -127,14 +130,14 @@ class KaleyraClient:
             "upload a virtual background", "POST", kaleyra.VIRTUAL_BACKGROUNDS,
             form=form, safe=False,
         )  # fmt: skip
-        return answer.body
+        return self.http.read("upload a virtual background", answer, kaleyra.background)
 
-    async def set_default_background(self, alias: str) -> object:
+    async def set_default_background(self, alias: str) -> dict[str, object]:
         answer = await self.http.call(
             "set the default background", "PUT", kaleyra.COMPANY,
             json_body={kaleyra.BACKGROUND_ALIAS: alias}, safe=True,
         )  # fmt: skip
-        return answer.body
+        return self.http.read("set the default background", answer, kaleyra.company)
 
 
 def _path(template: str, **values: str) -> str:

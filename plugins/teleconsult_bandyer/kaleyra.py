@@ -48,6 +48,11 @@ EXPIRES_AT = "expires_at"
 VIRTUAL_BACKGROUND_FIELD = "virtual_background"
 BACKGROUND_ALIAS = "background_alias"
 
+# Link query parameters (documented by Kaleyra).
+LINK_LANGUAGE = "l"
+LINK_BACKGROUND = "vb"
+LINK_BACKGROUND_IMAGE = "image"
+
 CALL_TYPE_DEFAULT = "audio_video"
 USER_ID_MAX_LENGTH = 128
 ROOM_DETAIL_FIELDS = {
@@ -117,6 +122,21 @@ def room_details(body: object) -> dict[str, Any]:
 
 def credentials_body(user_id: str, expires_in: int) -> dict[str, Any]:
     return {USER_ID: user_id, EXPIRES_IN: expires_in}
+
+
+def credentials(body: object) -> tuple[str, str, str]:
+    """(access token, expiry, user id) of an SDK credentials answer."""
+    answer = _object(body)
+    return _text(answer, ACCESS_TOKEN), _text(answer, EXPIRES_AT), _text(answer, USER_ID)
+
+
+def background(body: object) -> dict[str, object]:
+    answer = _object(body)
+    return {name: _text(answer, name) for name in (BACKGROUND_ALIAS, "url", "creation_date")}
+
+
+def company(body: object) -> dict[str, object]:
+    return dict(_object(body))
 
 
 def upload_keys(body: object) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from html import escape
 
 from aiohttp import web
@@ -25,9 +26,12 @@ from teleconsult.errors import ConfigurationError, ProviderError
 from teleconsult.hookspecs import hookimpl
 from teleconsult.providers import (
     CreatedRoom,
+    Credentials,
     ProviderContext,
+    Upload,
     VideoProviderPlugin,
     stable_user_id,
+    with_query,
 )
 
 JOIN_PATH = "/fake-video/join/{code}"
@@ -39,6 +43,7 @@ class FakeRoom:
     spec: RoomSpec
     codes: dict[str, str] = field(repr=False)
     """Provider user id -> join code."""
+    created_at: str = ""
 
 
 class FakeVideo:
@@ -53,6 +58,9 @@ class FakeVideo:
         self.users: dict[str, Level] = {}
         self.rooms: dict[str, FakeRoom] = {}
         self.created_room_count = 0
+        self.uploads: dict[str, list[str]] = {}
+        self.backgrounds: dict[str, str] = {}
+        self.default_background: str | None = None
 
     async def ensure_user(self, external_id: str, level: Level) -> str:
         await self._wait()
@@ -82,7 +90,8 @@ class FakeVideo:
             )
         room_id = "fake-room-" + secrets.token_hex(8)
         codes = {p.provider_user_id: secrets.token_urlsafe(24) for p in spec.participants}
-        self.rooms[room_id] = FakeRoom(id=room_id, spec=spec, codes=codes)
+        created_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self.rooms[room_id] = FakeRoom(id=room_id, spec=spec, codes=codes, created_at=created_at)
         self.created_room_count += 1
         links = {
             user: self.public_url + JOIN_PATH.format(code=code) for user, code in codes.items()
@@ -95,6 +104,69 @@ class FakeVideo:
 
     async def check(self) -> None:
         return None
+
+    def personal_link(self, link: str, language: str | None, background: bool) -> str:
+        return with_query(link, {"l": language, "vb": "image" if background else None})
+
+    async def describe_room(self, provider_room_id: str) -> dict[str, object]:
+        room = self._room(provider_room_id, "describe a room")
+        return {
+            "recording": room.spec.recording,
+            "recordingStatus": "stopped",
+            "callType": "audio_video",
+            "status": "pending",
+            "disabled": False,
+            "creationDate": room.created_at,
+            "durationInSeconds": room.spec.duration_seconds,
+            "durationUsedInSeconds": 0,
+            "live": room.spec.live,
+        }
+
+    async def create_credentials(self, provider_user_id: str, expires_in: int) -> Credentials:
+        await self._wait()
+        if provider_user_id not in self.users:
+            raise ProviderError(self.name, "create SDK credentials", "bad_answer", "unknown user")
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
+        return Credentials(
+            access_token="fake-token-" + secrets.token_urlsafe(24),
+            expires_at=expires_at.isoformat().replace("+00:00", "Z"),
+            provider_user_id=provider_user_id,
+        )
+
+    async def list_uploads(self, provider_room_id: str) -> list[str]:
+        await self._wait()
+        return list(self.uploads.get(provider_room_id, []))
+
+    async def delete_upload(self, key: str) -> None:
+        await self._wait()
+        for room_keys in self.uploads.values():
+            if key in room_keys:
+                room_keys.remove(key)
+
+    async def upload_background(self, upload: Upload) -> dict[str, object]:
+        await self._wait()
+        alias = "bg-" + secrets.token_hex(4)
+        self.backgrounds[alias] = upload.filename
+        return {
+            "background_alias": alias,
+            "url": f"{self.public_url}/fake-video/backgrounds/{alias}",
+            "creation_date": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+    async def set_default_background(self, alias: str) -> dict[str, object]:
+        await self._wait()
+        if alias not in self.backgrounds:
+            raise ProviderError(
+                self.name, "set the default background", "bad_answer", "unknown background"
+            )
+        self.default_background = alias
+        return {"name": "fake company", "background_alias": alias}
+
+    def _room(self, provider_room_id: str, operation: str) -> FakeRoom:
+        room = self.rooms.get(provider_room_id)
+        if room is None:
+            raise ProviderError(self.name, operation, "bad_answer", "unknown room")
+        return room
 
     async def close(self) -> None:
         self.rooms.clear()
@@ -160,6 +232,8 @@ async def join_page(request: web.Request) -> web.Response:
 <p>Your tools: {escape(", ".join(me.tools) or "none")}.</p>
 <p>Duration: {escape(duration)}; live: {"yes" if room.spec.live else "no"};
 recording: {escape(room.spec.recording)}.</p>
+<p>Language: {escape(request.query.get("l", "default"))}; virtual background:
+{"on" if request.query.get("vb") else "off"}.</p>
 <h2>Also invited</h2>
 <ul>{others}</ul>
 <p>This page stands in for a real video call: the fake provider serves it for local runs.</p>
