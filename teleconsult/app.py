@@ -22,6 +22,7 @@ from teleconsult.errors import ConfigurationError
 from teleconsult.metrics import MeasuredIdentity, MeasuredStore, MeasuredVideo, Metrics
 from teleconsult.outbound import CallPolicy, OutboundClient
 from teleconsult.plugins import choose, identity_providers, make_plugin_manager, video_providers
+from teleconsult.provider_features import ProviderFeatures
 from teleconsult.providers import ProviderContext
 from teleconsult.reconciler import Reconciler
 from teleconsult.service import Clock, TeleconsultationService, utc_now
@@ -89,14 +90,16 @@ def create_app(
                     reconciler.run_forever(settings.reconcile_interval_ms / 1000)
                 )
                 stack.callback(task.cancel)
-            app[keys.SERVICE] = TeleconsultationService(
+            service = app[keys.SERVICE] = TeleconsultationService(
                 store=store,
                 video=measured_video,
                 identity=MeasuredIdentity(identity, metrics),
                 privileges=config.privileges,
                 policy=settings.room_policy,
                 clock=clock,
+                background_groups=config.groups_with_background,
             )
+            app[keys.FEATURES] = ProviderFeatures(service, measured_video, config.privileges)
             yield
 
     app.cleanup_ctx.append(resources)

@@ -8,6 +8,7 @@ from aiohttp import web
 from teleconsult.api.auth import Authenticator
 from teleconsult.config import ServiceConfig
 from teleconsult.metrics import Metrics
+from teleconsult.provider_features import ProviderFeatures
 from teleconsult.providers import IdentityProvider, VideoProvider
 from teleconsult.reconciler import Reconciler
 from teleconsult.service import TeleconsultationService
@@ -23,5 +24,6 @@ IDENTITY_PROVIDER = web.AppKey("identity_provider", IdentityProvider)
 SERVICE = web.AppKey("service", TeleconsultationService)
 METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
+FEATURES = web.AppKey("features", ProviderFeatures)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 """Says who is calling (userIdPathInRequest or a verified token) and who may manage."""

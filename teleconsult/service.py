@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,9 @@ MAX_ATTEMPTS = 10
 """Compare-and-set attempts before giving up with a 409; each lost attempt means another
 request on the same teleconsultation succeeded, so this only runs out under heavy contention."""
 
+DETAILS_TTL_SECONDS = 10.0
+DETAILS_CACHE_SIZE = 10_000
+
 JOB_GRACE = timedelta(minutes=2)
 """How long an outbox job belongs to the request that wrote it before the reconciler may take
 it: longer than any request can take (provider timeouts times attempts)."""
@@ -86,6 +90,8 @@ class JoinInfo:
     access_link: str | None
     participants: tuple[tuple[str, str], ...]
     """(provider user id, full name) of every known participant."""
+    details: dict[str, object] | None = None
+    """The room as the provider describes it, when there is a room (and the provider answers)."""
 
 
 Clock = Callable[[], datetime]
@@ -104,6 +110,7 @@ class TeleconsultationService:
         privileges: Privileges,
         policy: RoomPolicy,
         clock: Clock = utc_now,
+        background_groups: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
         self.video = video
@@ -111,6 +118,8 @@ class TeleconsultationService:
         self.privileges = privileges
         self.policy = policy
         self.clock = clock
+        self.background_groups = background_groups
+        self._details: dict[str, tuple[float, dict[str, object]]] = {}
 
     # -- use cases ---------------------------------------------------------------------------
 
@@ -206,23 +215,59 @@ class TeleconsultationService:
 
         await self._mutate(teleconsultation_id, caller, change)
 
-    async def join(self, teleconsultation_id: str, caller: Caller) -> JoinInfo:
-        """The caller's view: their link once the room can no longer change, else None."""
+    async def join(
+        self,
+        teleconsultation_id: str,
+        caller: Caller,
+        language: str | None = None,
+        use_background: bool | None = None,
+    ) -> JoinInfo:
+        """The caller's view: their link once the room can no longer change, else None.
+
+        The link opens in `language` (else the participant's own) and with the virtual
+        background when `use_background` says so (else when the participant's groups
+        are in groupsWithBackgroundList).
+        """
         if caller.id is None:
             raise Unauthorized("The request does not say who is calling (see userIdPathInRequest).")
-        record = await self._load(teleconsultation_id)
+        record = await self.load(teleconsultation_id)
         me = record.participant(caller.id)
         if me is None:
             raise Unauthorized("The caller is not a participant of this teleconsultation.")
         link = None
         if record.room is not None and domain.is_locked(record, self.policy, self.clock()):
-            link = record.room.links.get(me.provider_user_id)
+            stored = record.room.links.get(me.provider_user_id)
+            if stored is not None:
+                background = (
+                    use_background
+                    if use_background is not None
+                    else bool(self.background_groups & set(me.groups))
+                )
+                link = self.video.personal_link(stored, language or me.language, background)
         logs.sensitive([link, *(p.full_name for p in record.participants)])
         return JoinInfo(
             provider_user_id=me.provider_user_id,
             access_link=link,
             participants=tuple((p.provider_user_id, p.full_name) for p in record.participants),
+            details=await self._room_details(record.room) if record.room else None,
         )
+
+    async def _room_details(self, room: Room) -> dict[str, object] | None:
+        """The provider's view of a room, kept DETAILS_TTL: participants poll, the room
+        changes little. A provider failure costs the details, not the answer."""
+        now = time.monotonic()
+        cached = self._details.get(room.provider_room_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            details = await self.video.describe_room(room.provider_room_id)
+        except ServiceError as error:
+            log.warning("room details unavailable for %s: %s", room.provider_room_id, error.message)
+            return None
+        if len(self._details) > DETAILS_CACHE_SIZE:
+            self._details.clear()
+        self._details[room.provider_room_id] = (now + DETAILS_TTL_SECONDS, details)
+        return details
 
     async def cancel(self, teleconsultation_id: str, caller: Caller) -> None:
         """Trash the record, then delete its room (allowed even when locked).
@@ -233,7 +278,7 @@ class TeleconsultationService:
         reconciler finishes it. Cancelling never fails because of the provider.
         """
         for _ in range(MAX_ATTEMPTS):
-            current = await self._load(teleconsultation_id)
+            current = await self.load(teleconsultation_id)
             room = current.room
             job = await self._open_job(current.id, room.provider_room_id) if room else None
             trashed = replace(
@@ -257,7 +302,8 @@ class TeleconsultationService:
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def _load(self, teleconsultation_id: str) -> Teleconsultation:
+    async def load(self, teleconsultation_id: str) -> Teleconsultation:
+        """The live record with this id, or 404 with the documented error."""
         record = None
         if is_object_id(teleconsultation_id):
             record = await self.store.get(teleconsultation_id)
@@ -276,7 +322,7 @@ class TeleconsultationService:
         change: Callable[[Teleconsultation, datetime], Awaitable[Teleconsultation]],
     ) -> None:
         for _ in range(MAX_ATTEMPTS):
-            current = await self._load(teleconsultation_id)
+            current = await self.load(teleconsultation_id)
             now = self.clock()
             proposed = await change(current, now)
             proposed = replace(
@@ -458,7 +504,7 @@ class TeleconsultationService:
         left running unobserved (creating a user is idempotent, so nothing is undone).
         """
         results = await asyncio.gather(
-            *(self._provider_user(i.identity.external_id, i.level, caller) for i in identified),
+            *(self.provider_user(i.identity.external_id, i.level, caller) for i in identified),
             return_exceptions=True,
         )
         for result in results:
@@ -476,7 +522,8 @@ class TeleconsultationService:
             for i, provider_user_id in zip(identified, results, strict=True)
         ]
 
-    async def _provider_user(self, external_id: str, level: Level, caller: Caller) -> str:
+    async def provider_user(self, external_id: str, level: Level, caller: Caller) -> str:
+        """The provider user of an external id, created and mapped the first time."""
         known = await self.store.find_user(self.video.name, external_id)
         if known is not None:
             return known

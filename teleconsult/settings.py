@@ -38,6 +38,7 @@ DEFAULTS: dict[str, str] = {
     "LIVE_TELECONSULTATION": "true",
     "IMMUTABLE_PERIOD_MS": "0",
     "DEFAULT_RECORDING_TYPE": "none",
+    "TELECONSULTATION_DELETE_UPLOADS": "false",
     "USERID_HEADER_KEY": "miauserid",
     "SHUTDOWN_GRACE_MS": "25000",
     "IDEMPOTENCY_KEY_TTL_MS": "86400000",
@@ -70,6 +71,7 @@ class Settings:
     live_teleconsultation: bool
     immutable_period_ms: int
     default_recording_type: str
+    delete_uploads: bool
     userid_header_key: str
     shutdown_grace_ms: int
     idempotency_key_ttl_ms: int
@@ -131,6 +133,7 @@ class Settings:
                 "IMMUTABLE_PERIOD_MS", minimum=0, maximum=MAX_IMMUTABLE_PERIOD_MS
             ),
             default_recording_type=reader.choice("DEFAULT_RECORDING_TYPE", RECORDING_TYPES),
+            delete_uploads=reader.boolean("TELECONSULTATION_DELETE_UPLOADS"),
             userid_header_key=reader.header_name("USERID_HEADER_KEY"),
             shutdown_grace_ms=reader.integer("SHUTDOWN_GRACE_MS", minimum=0, maximum=3_600_000),
             reconcile_interval_ms=reader.integer(

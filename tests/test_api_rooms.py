@@ -186,11 +186,23 @@ async def test_the_link_appears_when_the_immutable_window_opens(
     assert status == 200
     assert body == {
         "bandyerUserId": "patient-1",
-        "accessLinkURL": f"http://127.0.0.1:3000/fake-video/join/{room.codes['patient-1']}",
+        # in the participant's language ("it"), with no virtual background
+        "accessLinkURL": f"http://127.0.0.1:3000/fake-video/join/{room.codes['patient-1']}?l=it",
         "participantsBandyerCall": [
             {"bandyerUserId": "doctor-1", "fullName": "Joe Smith"},
             {"bandyerUserId": "patient-1", "fullName": "Jane Doe"},
         ],
+        "details": {
+            "recording": "none",
+            "recordingStatus": "stopped",
+            "callType": "audio_video",
+            "status": "pending",
+            "disabled": False,
+            "creationDate": room.created_at,
+            "durationInSeconds": None,
+            "durationUsedInSeconds": 0,
+            "live": True,
+        },
     }
     _, doctor = await join(client, room_id, "doctor-1")
     assert doctor["accessLinkURL"] != body["accessLinkURL"]

@@ -121,6 +121,7 @@ async def test_the_whole_flow_through_kaleyra(
     }
     assert all("/eu/direct-rest-call-handler/" in link for link in links.values())
     assert links["doctor-1"] != links["nurse-1"]
+    details = kaleyra.rooms[second_room]["details"]
     assert (await join(bandyer, room_id, "nurse-1"))[1] == {
         "bandyerUserId": "nurse-1",
         "accessLinkURL": links["nurse-1"],
@@ -128,7 +129,20 @@ async def test_the_whole_flow_through_kaleyra(
             {"bandyerUserId": "doctor-1", "fullName": "Joe Smith"},
             {"bandyerUserId": "nurse-1", "fullName": "Ann Lee"},
         ],
+        "details": {
+            "recording": "none",
+            "recordingStatus": "stopped",
+            "callType": "audio_video",
+            "description": None,
+            "status": "pending",
+            "disabled": False,
+            "creationDate": details["creation_date"],
+            "durationInSeconds": 1800,
+            "durationUsedInSeconds": 0,
+            "live": False,
+        },
     }
+    assert links["nurse-1"].endswith("?l=it")
 
     # Cancel: the room is deleted on Kaleyra.
     kaleyra.requests.clear()

@@ -56,9 +56,13 @@ async def test_the_api_documentation_is_served(client: Client) -> None:
         "/-/healthz",
         "/-/metrics",
         "/-/ready",
+        "/credentials",
+        "/settings/background-image",
+        "/settings/update",
         "/teleconsultation",
         "/teleconsultation/{roomId}",
         "/teleconsultation/{roomId}/participants/data",
+        "/teleconsultation/{roomId}/uploads",
     ]
     response = await client.get("/documentation/")
     assert response.status == 200

@@ -119,7 +119,8 @@ async def test_the_documented_example_plugin_runs_a_teleconsultation(
     assert provider.name == "echo"
     [provider_room] = provider.rooms  # type: ignore[attr-defined]
     assert status == 200
-    assert body["accessLinkURL"] == f"https://video.example/rooms/{provider_room}/patient-1"
+    assert body["accessLinkURL"] == f"https://video.example/rooms/{provider_room}/patient-1?lang=it"
+    assert body["details"] == {"status": "pending", "durationInSeconds": None}
     response = await client.delete(f"/teleconsultation/{room_id}")
     assert response.status == 204
     assert provider.rooms == {}  # type: ignore[attr-defined]

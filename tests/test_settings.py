@@ -33,6 +33,7 @@ def test_defaults() -> None:
         live_teleconsultation=True,
         immutable_period_ms=0,
         default_recording_type="none",
+        delete_uploads=False,
         userid_header_key="miauserid",
         shutdown_grace_ms=25000,
         idempotency_key_ttl_ms=86400000,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import (
+    EXCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -185,6 +186,11 @@ class JoinSchema(Schema):
         metadata={"description": "The caller's join link once the room is final; null until then."},
     )
     participantsBandyerCall = fields.List(fields.Nested(CallParticipantSchema), required=True)
+    details = fields.Dict(
+        metadata={
+            "description": "The room as the provider describes it (camelCase), once it exists."
+        }
+    )
 
 
 class ErrorSchema(Schema):
@@ -197,3 +203,58 @@ class HealthSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["OK", "KO"]))
     name = fields.String(required=True)
     version = fields.String(required=True)
+
+
+class JoinQuerySchema(Schema):
+    """Query parameters of GET; others (a cache-buster, say) are ignored, not refused."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    language = fields.String(
+        validate=validate.Length(min=2, max=16),
+        metadata={"description": "Language of the caller's link (e.g. it, en)."},
+    )
+    useBackground = fields.Boolean(
+        metadata={"description": "Virtual background in the caller's link; unset: by group."}
+    )
+
+
+class UploadsDeletedSchema(Schema):
+    total = fields.Integer(required=True, metadata={"description": "Files found in the room."})
+    deleted = fields.Integer(required=True, metadata={"description": "Files deleted now."})
+
+
+class CredentialsRequestSchema(StrictSchema):
+    expiresIn = fields.Integer(
+        strict=True,
+        metadata={
+            "description": "Seconds the token lasts; default 3600, within the provider's bounds."
+        },
+    )
+
+
+class CredentialsSchema(Schema):
+    accessToken = fields.String(required=True)
+    expiresAt = fields.String(required=True)
+    bandyerUserId = fields.String(required=True)
+
+
+class BackgroundSchema(Schema):
+    background_alias = fields.String(required=True)
+    url = fields.String(required=True)
+    creation_date = fields.String(required=True)
+
+
+class BackgroundUploadedSchema(Schema):
+    virtual_background = fields.Nested(BackgroundSchema, required=True)
+
+
+class SettingsUpdateSchema(StrictSchema):
+    background_alias = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class CompanySchema(Schema):
+    company = fields.Dict(
+        required=True, metadata={"description": "The company, as the provider describes it."}
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from aiohttp_apigami import docs, json_schema, response_schema
+from aiohttp_apigami import docs, json_schema, querystring_schema, response_schema
 from marshmallow import Schema
 
 from teleconsult import keys
@@ -17,6 +17,7 @@ from teleconsult.api.schemas import (
     CreatedSchema,
     CreateTeleconsultationSchema,
     ErrorSchema,
+    JoinQuerySchema,
     JoinSchema,
     ParticipantDataSchema,
     UpdateTeleconsultationSchema,
@@ -25,10 +26,11 @@ from teleconsult.providers import Caller, ParticipantEntry
 from teleconsult.service import ParticipantsInput, ScheduleInput
 
 BODY = web.RequestKey("body", dict)
+QUERY = web.RequestKey("query", dict)
 TAGS = ["teleconsultations"]
 
 
-def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
+def errors(*statuses: int) -> dict[int, dict[str, Any]]:
     reasons = {
         400: "The request is invalid; `message` says what to change.",
         401: "`Unauthorized user`: the caller is unknown, not a participant, or has no valid "
@@ -37,7 +39,8 @@ def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
         404: "`Room with id <id> not found on CRUD`: no such teleconsultation (or it was deleted).",
         409: "The teleconsultation is locked (immutable window) or kept changing, or a request "
         "with the same Idempotency-Key is still running.",
-        415: "The body was not sent as JSON.",
+        415: "The body was not sent as JSON (or, for an image, not a JPEG).",
+        413: "The file is too large.",
         422: "The Idempotency-Key was already used for another request.",
         502: "The video or identity provider gave a bad answer; `message` names the operation.",
         503: "The store or a provider cannot be reached.",
@@ -55,11 +58,11 @@ def body(schema: type[Schema]) -> Callable[[Handler], Handler]:
     return json_schema(schema, put_into=BODY, required=True)  # type: ignore[arg-type]
 
 
-async def _caller(request: web.Request) -> Caller:
+async def caller_of(request: web.Request) -> Caller:
     return await request.app[keys.AUTHENTICATOR].caller(request)
 
 
-async def _manager(request: web.Request) -> Caller:
+async def manager_of(request: web.Request) -> Caller:
     """The caller of a POST, PATCH or DELETE, who must be a manager when MANAGER_GROUPS is set."""
     authenticator = request.app[keys.AUTHENTICATOR]
     caller = await authenticator.caller(request)
@@ -115,13 +118,13 @@ def _schedule(body: dict[str, Any]) -> ScheduleInput:
     summary="Create a teleconsultation",
     description="Creates the provider room at once when every participant is known.",
     parameters=[IDEMPOTENCY_PARAMETER],
-    responses=_errors(*KEYED_WRITE_ERRORS),
+    responses=errors(*KEYED_WRITE_ERRORS),
 )
 @body(CreateTeleconsultationSchema)
 @response_schema(CreatedSchema, 201, description="Created; `roomId` is the teleconsultation id.")
 async def create_teleconsultation(request: web.Request) -> web.Response:
     body = request[BODY]
-    caller = await _manager(request)
+    caller = await manager_of(request)
 
     async def create() -> web.Response:
         room_id = await request.app[keys.SERVICE].create(
@@ -139,7 +142,7 @@ async def create_teleconsultation(request: web.Request) -> web.Response:
         "Only the fields given change. A change that affects the room replaces it. "
         "Refused with 409 once the teleconsultation is locked."
     ),
-    responses={204: {"description": "Updated."}, **_errors(*WRITE_ERRORS)},
+    responses={204: {"description": "Updated."}, **errors(*WRITE_ERRORS)},
 )
 @body(UpdateTeleconsultationSchema)
 async def update_teleconsultation(request: web.Request) -> web.Response:
@@ -149,7 +152,7 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
         request.match_info["roomId"],
         _participants(participants, creating=False) if participants is not None else None,
         _schedule(body),
-        await _manager(request),
+        await manager_of(request),
     )
     return web.Response(status=204)
 
@@ -159,12 +162,12 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
     summary="Add a participant",
     description="Creates the provider room when this participant is the last one expected.",
     parameters=[IDEMPOTENCY_PARAMETER],
-    responses={201: {"description": "Added; empty body."}, **_errors(*KEYED_WRITE_ERRORS)},
+    responses={201: {"description": "Added; empty body."}, **errors(*KEYED_WRITE_ERRORS)},
 )
 @body(ParticipantDataSchema)
 async def add_participant(request: web.Request) -> web.Response:
     body = request[BODY]
-    caller = await _manager(request)
+    caller = await manager_of(request)
 
     async def add() -> web.Response:
         await request.app[keys.SERVICE].add_participant(
@@ -182,33 +185,39 @@ async def add_participant(request: web.Request) -> web.Response:
         "`accessLinkURL` is null until the room can no longer change (all participants "
         "known and the immutable window begun): poll until then."
     ),
-    responses=_errors(401, 404, 503),
+    responses=errors(401, 404, 503),
 )
+@querystring_schema(JoinQuerySchema, put_into=QUERY)  # type: ignore[arg-type]
 @response_schema(JoinSchema, 200, description="The caller's view of the teleconsultation.")
 async def get_teleconsultation(request: web.Request) -> web.Response:
+    query = request[QUERY]
     join = await request.app[keys.SERVICE].join(
-        request.match_info["roomId"], await _caller(request)
+        request.match_info["roomId"],
+        await caller_of(request),
+        language=query.get("language"),
+        use_background=query.get("useBackground"),
     )
-    return web.json_response(
-        {
-            "bandyerUserId": join.provider_user_id,
-            "accessLinkURL": join.access_link,
-            "participantsBandyerCall": [
-                {"bandyerUserId": user_id, "fullName": full_name}
-                for user_id, full_name in join.participants
-            ],
-        }
-    )
+    body: dict[str, Any] = {
+        "bandyerUserId": join.provider_user_id,
+        "accessLinkURL": join.access_link,
+        "participantsBandyerCall": [
+            {"bandyerUserId": user_id, "fullName": full_name}
+            for user_id, full_name in join.participants
+        ],
+    }
+    if join.details is not None:
+        body["details"] = join.details
+    return web.json_response(body)
 
 
 @docs(
     tags=TAGS,
     summary="Cancel a teleconsultation",
     description="Deletes the provider room, then marks the record TRASH. Allowed even when locked.",
-    responses={204: {"description": "Cancelled."}, **_errors(401, 403, 404, 502, 503, 504)},
+    responses={204: {"description": "Cancelled."}, **errors(401, 403, 404, 502, 503, 504)},
 )
 async def delete_teleconsultation(request: web.Request) -> web.Response:
-    await request.app[keys.SERVICE].cancel(request.match_info["roomId"], await _manager(request))
+    await request.app[keys.SERVICE].cancel(request.match_info["roomId"], await manager_of(request))
     return web.Response(status=204)
 
 

@@ -1,0 +1,142 @@
+"""The original's later endpoints: SDK credentials, a room's uploads, virtual backgrounds."""
+
+from __future__ import annotations
+
+from aiohttp import BodyPartReader, web
+from aiohttp_apigami import docs, response_schema
+
+from teleconsult import keys
+from teleconsult.api.schemas import (
+    BackgroundUploadedSchema,
+    CompanySchema,
+    CredentialsRequestSchema,
+    CredentialsSchema,
+    SettingsUpdateSchema,
+    UploadsDeletedSchema,
+)
+from teleconsult.api.teleconsultations import BODY, body, caller_of, errors, manager_of
+from teleconsult.errors import InvalidRequest
+from teleconsult.provider_features import MAX_BACKGROUND_BYTES, TooLarge
+from teleconsult.providers import Upload
+
+BACKGROUND_FIELD = "virtual_background"
+
+
+@docs(
+    tags=["credentials"],
+    summary="SDK credentials for the caller",
+    description="Creates the caller's provider user if needed.",
+    responses=errors(400, 401, 415, 502, 503, 504),
+)
+@body(CredentialsRequestSchema)
+@response_schema(CredentialsSchema, 201, description="The caller's SDK credentials.")
+async def create_credentials(request: web.Request) -> web.Response:
+    credentials = await request.app[keys.FEATURES].credentials(
+        await caller_of(request), request[BODY].get("expiresIn")
+    )
+    return web.json_response(
+        {
+            "accessToken": credentials.access_token,
+            "expiresAt": credentials.expires_at,
+            "bandyerUserId": credentials.provider_user_id,
+        },
+        status=201,
+    )
+
+
+@docs(
+    tags=["teleconsultations"],
+    summary="Delete the files uploaded in the room",
+    description=(
+        "204 and nothing done unless TELECONSULTATION_DELETE_UPLOADS is true. "
+        "Files that could not be deleted stay: a retry finishes them."
+    ),
+    responses={
+        204: {"description": "Deleting uploads is turned off."},
+        **errors(401, 403, 404, 502, 503, 504),
+    },
+)
+@response_schema(UploadsDeletedSchema, 200, description="How many files there were and went.")
+async def delete_uploads(request: web.Request) -> web.Response:
+    await manager_of(request)
+    if not request.app[keys.SETTINGS].delete_uploads:
+        return web.Response(status=204)
+    result = await request.app[keys.FEATURES].delete_uploads(request.match_info["roomId"])
+    return web.json_response({"total": result.total, "deleted": result.deleted})
+
+
+@docs(
+    tags=["settings"],
+    summary="Add a company virtual background",
+    description=f"Multipart field `{BACKGROUND_FIELD}`: a JPEG image of at most 10 MB.",
+    requestBody={
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [BACKGROUND_FIELD],
+                    "properties": {BACKGROUND_FIELD: {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    },
+    responses=errors(400, 401, 403, 413, 415, 502, 503, 504),
+)
+@response_schema(BackgroundUploadedSchema, 200, description="The background the provider made.")
+async def upload_background(request: web.Request) -> web.Response:
+    await manager_of(request)
+    upload = await _read_background(request)
+    background = await request.app[keys.FEATURES].upload_background(upload)
+    return web.json_response({"virtual_background": background})
+
+
+@docs(
+    tags=["settings"],
+    summary="Make a virtual background the company default",
+    responses=errors(400, 401, 403, 415, 502, 503, 504),
+)
+@body(SettingsUpdateSchema)
+@response_schema(CompanySchema, 200, description="The company, as the provider describes it.")
+async def update_settings(request: web.Request) -> web.Response:
+    await manager_of(request)
+    company = await request.app[keys.FEATURES].set_default_background(
+        request[BODY]["background_alias"]
+    )
+    return web.json_response({"company": company})
+
+
+async def _read_background(request: web.Request) -> Upload:
+    """The image part of a multipart body, read up to the size limit and no further."""
+    if not request.content_type.startswith("multipart/"):
+        raise InvalidRequest(f"Send the image as multipart/form-data, field {BACKGROUND_FIELD}.")
+    if (
+        request.content_length is not None
+        and request.content_length > MAX_BACKGROUND_BYTES + 64 * 1024
+    ):
+        raise TooLarge()
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if isinstance(part, BodyPartReader) and part.name == BACKGROUND_FIELD:
+                content = bytearray()
+                while chunk := await part.read_chunk(64 * 1024):
+                    content.extend(chunk)
+                    if len(content) > MAX_BACKGROUND_BYTES:
+                        raise TooLarge()
+                return Upload(
+                    content=bytes(content),
+                    filename=part.filename or "background.jpg",
+                    content_type=part.headers.get("Content-Type", "").split(";")[0].strip(),
+                )
+            await part.release() if isinstance(part, BodyPartReader) else None
+    except (ValueError, AssertionError) as error:
+        raise InvalidRequest(f"The multipart body could not be read: {error}.") from None
+    raise InvalidRequest(f"The multipart body has no {BACKGROUND_FIELD} field.")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/credentials", create_credentials)
+    app.router.add_delete("/teleconsultation/{roomId}/uploads", delete_uploads)
+    app.router.add_post("/settings/background-image", upload_background)
+    app.router.add_patch("/settings/update", update_settings)
