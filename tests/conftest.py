@@ -210,6 +210,7 @@ def error(status: int, message: str, error: str | None = None) -> dict[str, Any]
         404: "Not Found",
         405: "Method Not Allowed",
         409: "Conflict",
+        413: "Request Entity Too Large",
         415: "Unsupported Media Type",
         502: "Bad Gateway",
         503: "Service Unavailable",

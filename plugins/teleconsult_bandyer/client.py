@@ -15,6 +15,7 @@ from urllib.parse import quote
 import aiohttp
 
 from teleconsult.domain import RoomSpec
+from teleconsult.errors import NotFound
 from teleconsult.outbound import CallPolicy, OutboundClient
 from teleconsult.providers import Credentials
 from teleconsult_bandyer import kaleyra
@@ -135,8 +136,10 @@ class KaleyraClient:
     async def set_default_background(self, alias: str) -> dict[str, object]:
         answer = await self.http.call(
             "set the default background", "PUT", kaleyra.COMPANY,
-            json_body={kaleyra.BACKGROUND_ALIAS: alias}, safe=True,
+            json_body={kaleyra.BACKGROUND_ALIAS: alias}, safe=True, also_ok={404},
         )  # fmt: skip
+        if answer.status == 404:
+            raise NotFound(f"background_alias {alias!r} names no background of the company.")
         return self.http.read("set the default background", answer, kaleyra.company)
 
 

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from teleconsult import keys
 from teleconsult.domain import Level, ProviderLimits, RoomSpec
-from teleconsult.errors import ConfigurationError, ProviderError
+from teleconsult.errors import ConfigurationError, NotFound, ProviderError
 from teleconsult.hookspecs import hookimpl
 from teleconsult.providers import (
     CreatedRoom,
@@ -156,9 +156,7 @@ class FakeVideo:
     async def set_default_background(self, alias: str) -> dict[str, object]:
         await self._wait()
         if alias not in self.backgrounds:
-            raise ProviderError(
-                self.name, "set the default background", "bad_answer", "unknown background"
-            )
+            raise NotFound(f"background_alias {alias!r} names no background of the company.")
         self.default_background = alias
         return {"name": "fake company", "background_alias": alias}
 

@@ -23,6 +23,8 @@ from teleconsult.validation import JSONTextError, error_lines, strict_json
 
 log = logging.getLogger(__name__)
 
+LOCATIONS = ("json", "querystring", "match_info", "headers", "form")
+
 
 def error_response(status: int, message: str, error: str | None = None) -> web.Response:
     return web.json_response(
@@ -105,8 +107,10 @@ class RequestParser(AIOHTTPParser):
         error_headers: Mapping[str, str] | None,
     ) -> NoReturn:
         messages = error.messages
-        if isinstance(messages, dict) and len(messages) == 1 and "json" in messages:
-            messages = messages["json"]  # webargs nests by location; the body is the only one
+        if isinstance(messages, dict) and len(messages) == 1:
+            [(location, inner)] = messages.items()
+            if location in LOCATIONS:
+                messages = inner  # webargs nests by location; there is one per request
         raise InvalidRequest("; ".join(error_lines(messages, root="body")))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp_apigami import docs, response_schema
 
 from teleconsult import keys
@@ -25,10 +26,10 @@ BACKGROUND_FIELD = "virtual_background"
 @docs(
     tags=["credentials"],
     summary="SDK credentials for the caller",
-    description="Creates the caller's provider user if needed.",
+    description="Creates the caller's provider user if needed. The body is optional.",
     responses=errors(400, 401, 415, 502, 503, 504),
 )
-@body(CredentialsRequestSchema)
+@body(CredentialsRequestSchema, required=False)
 @response_schema(CredentialsSchema, 201, description="The caller's SDK credentials.")
 async def create_credentials(request: web.Request) -> web.Response:
     credentials = await request.app[keys.FEATURES].credentials(
@@ -94,7 +95,7 @@ async def upload_background(request: web.Request) -> web.Response:
 @docs(
     tags=["settings"],
     summary="Make a virtual background the company default",
-    responses=errors(400, 401, 403, 415, 502, 503, 504),
+    responses=errors(400, 401, 403, 404, 415, 502, 503, 504),
 )
 @body(SettingsUpdateSchema)
 @response_schema(CompanySchema, 200, description="The company, as the provider describes it.")
@@ -130,8 +131,8 @@ async def _read_background(request: web.Request) -> Upload:
                     content_type=part.headers.get("Content-Type", "").split(";")[0].strip(),
                 )
             await part.release() if isinstance(part, BodyPartReader) else None
-    except (ValueError, AssertionError) as error:
-        raise InvalidRequest(f"The multipart body could not be read: {error}.") from None
+    except (ValueError, AssertionError, HttpProcessingError) as error:
+        raise InvalidRequest("The multipart body could not be read.") from error
     raise InvalidRequest(f"The multipart body has no {BACKGROUND_FIELD} field.")
 
 

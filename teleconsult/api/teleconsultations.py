@@ -53,9 +53,9 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 502, 503, 504)
 KEYED_WRITE_ERRORS = (*WRITE_ERRORS, 422)
 
 
-def body(schema: type[Schema]) -> Callable[[Handler], Handler]:
+def body(schema: type[Schema], *, required: bool = True) -> Callable[[Handler], Handler]:
     """Validate the JSON body with `schema` and put the result under `BODY`."""
-    return json_schema(schema, put_into=BODY, required=True)  # type: ignore[arg-type]
+    return json_schema(schema, put_into=BODY, required=required)  # type: ignore[arg-type]
 
 
 async def caller_of(request: web.Request) -> Caller:
@@ -185,7 +185,7 @@ async def add_participant(request: web.Request) -> web.Response:
         "`accessLinkURL` is null until the room can no longer change (all participants "
         "known and the immutable window begun): poll until then."
     ),
-    responses=errors(401, 404, 503),
+    responses=errors(400, 401, 404, 503),
 )
 @querystring_schema(JoinQuerySchema, put_into=QUERY)  # type: ignore[arg-type]
 @response_schema(JoinSchema, 200, description="The caller's view of the teleconsultation.")

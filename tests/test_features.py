@@ -1,0 +1,292 @@
+"""The original's later endpoints, on both video plugins (bandyer against the fake Kaleyra)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import (
+    DOCTOR,
+    PATIENT,
+    Client,
+    FrozenClock,
+    MakeClient,
+    bandyer_env,
+    create,
+    error,
+    fake_video,
+    join,
+    teleconsultation,
+)
+from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
+
+from teleconsult import keys
+
+JPEG = b"\xff\xd8\xff\xe0" + b"0" * 2048
+
+
+@dataclass
+class Plugin:
+    """A client on one video plugin, and a look at that provider's own state."""
+
+    name: str
+    client: Client
+    kaleyra: FakeKaleyra
+
+    def uploads(self, room: str) -> list[str]:
+        if self.name == "fake":
+            return fake_video(self.client).uploads.setdefault(room, [])
+        return self.kaleyra.uploads.setdefault(room, [])
+
+    def users(self) -> set[str]:
+        if self.name == "fake":
+            return set(fake_video(self.client).users)
+        return set(self.kaleyra.users)
+
+
+@pytest.fixture(params=["fake", "bandyer"])
+async def plugin(
+    request: pytest.FixtureRequest, make_client: MakeClient, kaleyra_url: str, kaleyra: FakeKaleyra
+) -> Plugin:
+    config = {
+        "privileges": {"basic": {"groups": ["patient"]}, "plus": {"groups": ["doctor"]}},
+        "groupsWithBackgroundList": ["doctor"],
+    }
+    environ: dict[str, str] = {"TELECONSULTATION_DELETE_UPLOADS": "true"}
+    if request.param == "bandyer":
+        environ.update(bandyer_env(kaleyra_url))
+    return Plugin(request.param, await make_client(config, **environ), kaleyra)
+
+
+async def provider_room(client: Client, room_id: str) -> str:
+    record = await client.app[keys.STORE].get(room_id)
+    assert record is not None
+    assert record.room is not None
+    return record.room.provider_room_id
+
+
+# -- GET: details, language, background ------------------------------------------------------
+
+
+async def test_links_follow_language_and_background(plugin: Plugin, clock: FrozenClock) -> None:
+    room_id = await create(plugin.client, teleconsultation(2, DOCTOR, PATIENT))
+    clock.advance(hours=4)
+
+    _, doctor = await join(plugin.client, room_id, "doctor-1")
+    _, patient = await join(plugin.client, room_id, "patient-1")
+    assert doctor["accessLinkURL"].endswith("?l=it&vb=image")  # doctors get the background
+    assert patient["accessLinkURL"].endswith("?l=it")
+    assert doctor["details"]["status"] == "pending"
+
+    response = await plugin.client.get(
+        f"/teleconsultation/{room_id}?language=en&useBackground=false&_=123",
+        headers={"miauserid": "doctor-1"},
+    )
+    assert response.status == 200
+    assert (await response.json())["accessLinkURL"].endswith("?l=en")
+
+    response = await plugin.client.get(
+        f"/teleconsultation/{room_id}?useBackground=maybe", headers={"miauserid": "doctor-1"}
+    )
+    assert response.status == 400
+    assert await response.json() == error(400, "useBackground: Not a valid boolean.")
+
+
+async def test_no_details_before_the_room(plugin: Plugin) -> None:
+    room_id = await create(plugin.client, teleconsultation(2, DOCTOR))
+    _, body = await join(plugin.client, room_id, "doctor-1")
+    assert "details" not in body
+
+
+async def test_details_are_dropped_when_the_provider_fails(
+    make_client: MakeClient, kaleyra_url: str, kaleyra: FakeKaleyra
+) -> None:
+    client = await make_client(**bandyer_env(kaleyra_url))
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    kaleyra.fail("get_room", Fault(status=500, times=3))
+    status, body = await join(client, room_id, "doctor-1")
+    assert status == 200
+    assert "details" not in body
+    assert [c.path for c in kaleyra.calls("get_room")] == [
+        f"/v2/rooms/{await provider_room(client, room_id)}"
+    ] * 3
+
+
+# -- DELETE uploads ------------------------------------------------------------------------------
+
+
+async def test_uploads_are_deleted_and_a_retry_finishes(plugin: Plugin) -> None:
+    room_id = await create(plugin.client, teleconsultation(2, DOCTOR, PATIENT))
+    room = await provider_room(plugin.client, room_id)
+    plugin.uploads(room).extend(["file-1", "file-2"])
+    if plugin.name == "bandyer":
+        plugin.kaleyra.fail("delete_upload", Fault(status=500, times=6))  # every attempt fails
+
+    response = await plugin.client.delete(f"/teleconsultation/{room_id}/uploads")
+    assert response.status == 200
+    first = await response.json()
+    if plugin.name == "bandyer":
+        assert first == {"total": 2, "deleted": 0}
+        assert plugin.uploads(room) == ["file-1", "file-2"]
+        response = await plugin.client.delete(f"/teleconsultation/{room_id}/uploads")
+        assert await response.json() == {"total": 2, "deleted": 2}  # the retry finishes
+        assert [c.query for c in plugin.kaleyra.calls("list_uploads")] == [{"room_id": room}] * 2
+    else:
+        assert first == {"total": 2, "deleted": 2}
+    assert plugin.uploads(room) == []
+
+
+async def test_uploads_without_a_room_or_teleconsultation(plugin: Plugin) -> None:
+    room_id = await create(plugin.client, teleconsultation(2, DOCTOR))
+    response = await plugin.client.delete(f"/teleconsultation/{room_id}/uploads")
+    assert (response.status, await response.json()) == (200, {"total": 0, "deleted": 0})
+
+    unknown = "0123456789abcdef01234567"
+    response = await plugin.client.delete(f"/teleconsultation/{unknown}/uploads")
+    assert response.status == 404
+
+
+async def test_deleting_uploads_is_off_by_default(client: Client) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    room = await provider_room(client, room_id)
+    fake_video(client).uploads[room] = ["file-1"]
+
+    response = await client.delete(f"/teleconsultation/{room_id}/uploads")
+
+    assert response.status == 204
+    assert fake_video(client).uploads[room] == ["file-1"]
+
+
+# -- POST /credentials ---------------------------------------------------------------------------
+
+
+async def test_credentials_for_the_caller(plugin: Plugin) -> None:
+    response = await plugin.client.post(
+        "/credentials", json={"expiresIn": 7200}, headers={"miauserid": "nurse-9"}
+    )
+    assert response.status == 201
+    body = await response.json()
+    assert sorted(body) == ["accessToken", "bandyerUserId", "expiresAt"]
+    assert body["bandyerUserId"] == "nurse-9"
+    assert "nurse-9" in plugin.users()  # the provider user was created on the way
+    if plugin.name == "bandyer":
+        [call] = plugin.kaleyra.calls("sdk_credentials")
+        assert call.body == {"user_id": "nurse-9", "expires_in": 7200}
+
+    response = await plugin.client.post("/credentials", json={}, headers={"miauserid": "nurse-9"})
+    assert response.status == 201  # the default lifetime, 3600 s
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        ({}, {}, 401, "The request does not say who is calling (see userIdPathInRequest)."),
+        (
+            {"expiresIn": 60},
+            {"miauserid": "u"},
+            400,
+            "expiresIn must be between 360 and 86400 seconds for this video provider; got 60.",
+        ),
+        ({"expiresIn": "3600"}, {"miauserid": "u"}, 400, "expiresIn: Not a valid integer."),
+    ],
+)
+async def test_credentials_refused(
+    plugin: Plugin, body: dict[str, Any], headers: dict[str, str], status: int, message: str
+) -> None:
+    response = await plugin.client.post("/credentials", json=body, headers=headers)
+    assert response.status == status
+    expected = error(status, message, "Unauthorized user" if status == 401 else None)
+    assert await response.json() == expected
+
+
+# -- virtual backgrounds ---------------------------------------------------------------------------
+
+
+def image(content: bytes, content_type: str, field: str = "virtual_background") -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field(field, io.BytesIO(content), filename="bg.jpg", content_type=content_type)
+    return form
+
+
+async def test_a_background_is_uploaded_and_made_the_default(plugin: Plugin) -> None:
+    response = await plugin.client.post(
+        "/settings/background-image", data=image(JPEG, "image/jpeg")
+    )
+    assert response.status == 200
+    background = (await response.json())["virtual_background"]
+    assert sorted(background) == ["background_alias", "creation_date", "url"]
+
+    response = await plugin.client.patch(
+        "/settings/update", json={"background_alias": background["background_alias"]}
+    )
+    assert response.status == 200
+    assert (await response.json())["company"]["background_alias"] == background["background_alias"]
+    if plugin.name == "bandyer":
+        assert [c.method for c in plugin.kaleyra.requests] == ["POST", "PUT"]
+        assert plugin.kaleyra.requests[1].body == {
+            "background_alias": background["background_alias"]
+        }
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        (
+            lambda: image(b"\x89PNG....", "image/png"),
+            415,
+            "virtual_background must be a JPEG image (image/jpeg); got image/png.",
+        ),
+        (
+            lambda: image(JPEG + b"0" * (10 * 1024 * 1024), "image/jpeg"),
+            413,
+            "virtual_background may be at most 10 MB.",
+        ),
+        (
+            lambda: image(JPEG, "image/jpeg", field="picture"),
+            400,
+            "The multipart body has no virtual_background field.",
+        ),
+    ],
+)
+async def test_a_bad_background_is_refused_before_anything_is_sent(
+    plugin: Plugin, data: Any, status: int, message: str
+) -> None:
+    response = await plugin.client.post("/settings/background-image", data=data())
+    assert response.status == status
+    assert await response.json() == error(status, message)
+    assert plugin.kaleyra.calls("upload_background") == []
+
+
+async def test_a_background_sent_as_json_is_refused(client: Client) -> None:
+    response = await client.post("/settings/background-image", json={"virtual_background": "x"})
+    assert response.status == 400
+    assert await response.json() == error(
+        400, "Send the image as multipart/form-data, field virtual_background."
+    )
+
+
+async def test_an_unknown_background_alias_is_a_404(plugin: Plugin) -> None:
+    response = await plugin.client.patch("/settings/update", json={"background_alias": "bg-nope"})
+    assert response.status == 404
+    assert await response.json() == error(
+        404, "background_alias 'bg-nope' names no background of the company."
+    )
+
+
+async def test_a_malformed_multipart_body_is_a_400(client: Client) -> None:
+    boundary = "e04daf0c7a063642e1206e19467a9090"
+    response = await client.post(
+        "/settings/background-image",
+        data=f"--{boundary}\r\n-82338--{boundary}--\r\n".encode(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status == 400
+    assert await response.json() == error(400, "The multipart body could not be read.")
+
+
+async def test_credentials_without_a_body_use_the_default(client: Client) -> None:
+    response = await client.post("/credentials", headers={"miauserid": "u-1"})
+    assert response.status == 201
