@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest pytest-mongomock schemathesis test-mongo format openapi clean
+.PHONY: run test lint typecheck pytest pytest-mongomock schemathesis test-mongo bench format openapi clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -34,6 +34,10 @@ pytest-mongomock: $(INSTALLED)  ## the whole suite again, every app on the Mongo
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document
 	$(BIN)/python tests/contract_check.py
+
+bench: $(INSTALLED)  ## benchmarks: bench/results/*.json and the table in docs/performance.md
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python bench/run.py
 
 MONGO_URL ?= mongodb://127.0.0.1:27017
 test-mongo: $(INSTALLED)  ## the store contract and the API suite on a real MongoDB (needs Docker)

@@ -45,6 +45,13 @@ def _from_millis(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
+def _reader(path: str) -> sqlite3.Connection:
+    """A read-only connection for the event loop's own thread."""
+    connection = sqlite3.connect(path, isolation_level=None, timeout=1)
+    connection.execute("PRAGMA query_only = 1")
+    return connection
+
+
 def _try_open(path: str) -> None:
     sqlite3.connect(path).close()
 
@@ -65,6 +72,7 @@ class SQLiteStore:
     ) -> None:
         self._db = connection
         self._lock = asyncio.Lock()
+        self._reader: sqlite3.Connection | None = None
         self._teleconsultations = f'"{teleconsultations}"'
         self._users = f'"{users}"'
 
@@ -87,6 +95,8 @@ class SQLiteStore:
         except Unavailable:
             await connection.close()
             raise
+        if path != ":memory:":  # a second connection to :memory: would be another database
+            store._reader = _reader(path)
         return store
 
     @asynccontextmanager
@@ -165,13 +175,27 @@ class SQLiteStore:
         )
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
-        async with self._guard():
-            cursor = await self._db.execute(
-                f"SELECT document FROM {self._teleconsultations} WHERE id = ? AND state = ?",
-                (teleconsultation_id, RecordState.PUBLIC.value),
-            )
-            row = await cursor.fetchone()
+        row = await self._read_one(
+            f"SELECT document FROM {self._teleconsultations} WHERE id = ? AND state = ?",
+            (teleconsultation_id, RecordState.PUBLIC.value),
+        )
         return None if row is None else from_document(json.loads(row[0]))
+
+    async def _read_one(self, sql: str, parameters: tuple[object, ...]) -> Any:
+        """One row by key. Read on the event loop's own connection when there is one.
+
+        A primary-key lookup takes microseconds, less than handing it to aiosqlite's
+        thread and back, and WAL readers never wait for writers: polling, the hot
+        path, stays on the loop. Writes keep their thread.
+        """
+        if self._reader is None:
+            async with self._guard():
+                cursor = await self._db.execute(sql, parameters)
+                return await cursor.fetchone()
+        try:
+            return self._reader.execute(sql, parameters).fetchone()
+        except sqlite3.Error as error:
+            raise Unavailable(f"The SQLite store failed: {error}.") from None
 
     async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
         changed = await self._write(
@@ -190,13 +214,10 @@ class SQLiteStore:
             raise VersionConflict(teleconsultation.id)
 
     async def find_user(self, provider: str, external_id: str) -> str | None:
-        async with self._guard():
-            cursor = await self._db.execute(
-                f"SELECT provider_user_id FROM {self._users}"
-                " WHERE provider = ? AND external_id = ?",
-                (provider, external_id),
-            )
-            row = await cursor.fetchone()
+        row = await self._read_one(
+            f"SELECT provider_user_id FROM {self._users} WHERE provider = ? AND external_id = ?",
+            (provider, external_id),
+        )
         return None if row is None else str(row[0])
 
     async def add_user(
@@ -214,12 +235,9 @@ class SQLiteStore:
         return stored
 
     async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
-        async with self._guard():
-            cursor = await self._db.execute(
-                f"SELECT document FROM {self._teleconsultations} WHERE id = ?",
-                (teleconsultation_id,),
-            )
-            row = await cursor.fetchone()
+        row = await self._read_one(
+            f"SELECT document FROM {self._teleconsultations} WHERE id = ?", (teleconsultation_id,)
+        )
         return None if row is None else from_document(json.loads(row[0]))
 
     async def add_job(self, job: RoomJob) -> None:
@@ -341,4 +359,6 @@ class SQLiteStore:
             await self._db.execute("SELECT 1")
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         await self._db.close()

@@ -1,0 +1,414 @@
+"""teleconsult's benchmarks: `make bench` runs them all and writes bench/results and docs.
+
+1. polling   GET /teleconsultation/:id at 100 connections (wrk), against a bare aiohttp app
+             answering a body of the same size from memory, in the same run;
+2. creation  POST /teleconsultation with N = 2, 5, 10, 25 new participants, bandyer against
+             a fake Kaleyra answering every call after 100 ms;
+3. size      polling p50/p99 with 100 and with 100,000 teleconsultations stored;
+4. memory    the service's peak RSS, idle and under the polling load.
+
+The server runs on CPU 1 and the load generator on CPU 0 (taskset), so wrk is not the
+server's bottleneck. Each step prints what it does; results are JSON in bench/results/
+and a table in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PYTHON = sys.executable
+POLL_SECONDS = int(os.environ.get("BENCH_POLL_SECONDS", "20"))
+SIZE_SECONDS = int(os.environ.get("BENCH_SIZE_SECONDS", "10"))
+CONNECTIONS = 100
+SERVER_CPU, LOAD_CPU = "1", "0"
+START = "2020-01-01T10:00:00Z"  # in the past: locked, so GET hands out a link (the full path)
+END = "2020-01-01T11:00:00Z"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing answered {url}")
+
+
+def request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - loopback
+    req.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    with urllib.request.urlopen(req, timeout=30) as response:  # noqa: S310 - loopback
+        text = response.read()
+        return json.loads(text) if text else None
+
+
+@contextmanager
+def process(
+    args: list[str], env: dict[str, str] | None = None, cpu: str = SERVER_CPU
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        ["taskset", "-c", cpu, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def teleconsult(folder: Path, **environ: str) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    env = {
+        "HTTP_PORT": str(port),
+        "STORE_URL": f"sqlite:///{folder / 'bench.db'}",
+        "LOG_LEVEL": "info",  # as in production: one "request completed" line per request
+        "RECONCILE_INTERVAL_MS": "10000",
+        **environ,
+    }
+    with process([PYTHON, "-m", "teleconsult", "serve"], env) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/-/healthz")
+        yield base, proc.pid
+
+
+def rss_kib(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of a process, in KiB. `taskset` execs, so pid is the server."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise SystemExit(f"no {field} for {pid}")
+
+
+WRK_LATENCY = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, seconds: int, headers: dict[str, str]) -> dict[str, float]:
+    args = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        "wrk",
+        "-t1",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds}s",
+        "--latency",
+    ]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    latencies = {f"p{p}_ms": float(v) * UNITS[u] for p, v, u in WRK_LATENCY.findall(output)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests_per_second": rps,
+        **latencies,
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def teleconsultation_body(participants: list[dict[str, Any]], number: int) -> dict[str, Any]:
+    return {
+        "participants": {"number": number, "data": participants},
+        "start_date": START,
+        "end_date": END,
+    }
+
+
+def person(external_id: str, group: str) -> dict[str, Any]:
+    return {
+        "userExternalId": external_id,
+        "groups": [group],
+        "fullName": f"Name {external_id}",
+        "language": "it",
+    }
+
+
+def seed_records(database: Path, count: int) -> None:
+    """Bulk-insert `count` teleconsultations straight into SQLite, as the service writes them."""
+    from teleconsult.domain import Level, Participant, RecordState, Teleconsultation
+    from teleconsult.store.documents import new_object_id, to_document
+    from teleconsult.store.sqlite import _encode
+
+    now = datetime.now(UTC)
+    rows = []
+    for n in range(count):
+        record = Teleconsultation(
+            id=new_object_id(),
+            participants_number=2,
+            participants=(Participant(f"d{n}", ("doctor",), "D", "it", Level.PLUS, f"d{n}"),),
+            start_date=now + timedelta(days=1),
+            end_date=now + timedelta(days=1, hours=1),
+            room=None,
+            state=RecordState.PUBLIC,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            creator_id="bench",
+            updater_id="bench",
+        )
+        rows.append((record.id, "PUBLIC", 1, _encode(to_document(record))))
+    with sqlite3.connect(database) as connection:
+        connection.executemany(
+            'INSERT INTO "teleconsultations" (id, state, version, document) VALUES (?, ?, ?, ?)',
+            rows,
+        )
+
+
+# -- the benchmarks ----------------------------------------------------------------------------
+
+
+def polling(folder: Path) -> dict[str, Any]:
+    print(f"polling: {CONNECTIONS} connections, {POLL_SECONDS} s each", flush=True)
+    with teleconsult(folder) as (base, pid):
+        idle_kib = rss_kib(pid, "VmRSS")
+        room = request(
+            "POST",
+            f"{base}/teleconsultation",
+            teleconsultation_body(
+                [person("doctor-1", "doctor"), person("patient-1", "patient")], 2
+            ),
+        )["roomId"]
+        url = f"{base}/teleconsultation/{room}"
+        headers = {"miauserid": "doctor-1"}
+        sample = json.dumps(request("GET", url, headers=headers)).encode()
+        service = wrk(url, POLL_SECONDS, headers)
+        peak_kib = rss_kib(pid, "VmHWM")
+    port = free_port()
+    with process([PYTHON, str(ROOT / "bench" / "bare.py"), str(port), str(len(sample))]):
+        wait_for(f"http://127.0.0.1:{port}/")
+        bare = wrk(f"http://127.0.0.1:{port}/", POLL_SECONDS, headers)
+    return {
+        "body_bytes": len(sample),
+        "service": service,
+        "bare_aiohttp": bare,
+        "ratio": service["requests_per_second"] / bare["requests_per_second"],
+        "memory": {"idle_rss_mib": idle_kib / 1024, "peak_rss_under_load_mib": peak_kib / 1024},
+    }
+
+
+def creation(folder: Path) -> dict[str, Any]:
+    latency = 0.1
+    print(
+        f"creation: bandyer against a fake Kaleyra answering after {latency * 1000:.0f} ms",
+        flush=True,
+    )
+    kaleyra_port = free_port()
+    results: dict[str, Any] = {"provider_latency_ms": latency * 1000, "by_participants": {}}
+    with process(
+        [PYTHON, str(ROOT / "bench" / "kaleyra.py"), str(kaleyra_port), str(latency)], cpu=LOAD_CPU
+    ):
+        wait_for(f"http://127.0.0.1:{kaleyra_port}/-/alive")
+        environ = {
+            "VIDEO_PROVIDER": "bandyer",
+            "BANDYER_BASE_URL": f"http://127.0.0.1:{kaleyra_port}",
+            "BANDYER_API_SECRET_KEY": "bench-key",
+        }
+        with teleconsult(folder, **environ) as (base, _):
+            for number in (2, 5, 10, 25):
+                timings = []
+                for attempt in range(10):
+                    people = [person(f"n{number}-a{attempt}-doctor", "doctor")] + [
+                        person(f"n{number}-a{attempt}-p{i}", "patient") for i in range(number - 1)
+                    ]
+                    started = time.perf_counter()
+                    request(
+                        "POST", f"{base}/teleconsultation", teleconsultation_body(people, number)
+                    )
+                    timings.append(time.perf_counter() - started)
+                median = statistics.median(timings)
+                results["by_participants"][str(number)] = {
+                    "median_ms": median * 1000,
+                    "max_ms": max(timings) * 1000,
+                    "multiple_of_provider_latency": median / latency,
+                }
+                print(f"  N={number}: {median * 1000:.0f} ms", flush=True)
+    return results
+
+
+def size(folder: Path) -> dict[str, Any]:
+    print(f"size: polling with 100 and 100,000 stored, {SIZE_SECONDS} s each", flush=True)
+    results: dict[str, Any] = {}
+    for stored in (100, 100_000):
+        run = folder / f"size-{stored}"
+        run.mkdir()
+        with teleconsult(run) as (base, _):
+            room = request(
+                "POST",
+                f"{base}/teleconsultation",
+                teleconsultation_body(
+                    [person("doctor-1", "doctor"), person("patient-1", "patient")], 2
+                ),
+            )["roomId"]
+            seed_records(run / "bench.db", stored - 1)
+            results[str(stored)] = wrk(
+                f"{base}/teleconsultation/{room}", SIZE_SECONDS, {"miauserid": "doctor-1"}
+            )
+    results["p50_ratio"] = results["100000"]["p50_ms"] / results["100"]["p50_ms"]
+    return results
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    wrk_version = (
+        subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+        .stdout.split("Copyright")[0]
+        .strip()
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "wrk": wrk_version,
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    p, c, s = results["polling"], results["creation"], results["size"]
+    rows = [
+        (
+            "Polling: requests/s, service vs bare aiohttp",
+            f"{p['service']['requests_per_second']:.0f} vs {p['bare_aiohttp']['requests_per_second']:.0f} ({p['ratio'] * 100:.0f}%)",
+            "at least 50%",
+            p["ratio"] >= 0.5,
+        ),
+        (
+            "Polling: p50 / p99, service",
+            f"{p['service']['p50_ms']:.1f} / {p['service']['p99_ms']:.1f} ms",
+            "",
+            None,
+        ),
+        (
+            "Polling: p50 / p99, bare aiohttp",
+            f"{p['bare_aiohttp']['p50_ms']:.1f} / {p['bare_aiohttp']['p99_ms']:.1f} ms",
+            "",
+            None,
+        ),
+    ]
+    for number, timing in c["by_participants"].items():
+        multiple = timing["multiple_of_provider_latency"]
+        rows.append(
+            (
+                f"Creation, N={number}: median latency",
+                f"{timing['median_ms']:.0f} ms = {multiple:.2f}x provider latency",
+                "at most 2.5x",
+                multiple <= 2.5,
+            )
+        )
+    rows.append(
+        (
+            "Size: polling p50 / p99, 100 stored",
+            f"{s['100']['p50_ms']:.1f} / {s['100']['p99_ms']:.1f} ms",
+            "",
+            None,
+        )
+    )
+    rows.append(
+        (
+            "Size: polling p50 / p99, 100,000 stored",
+            f"{s['100000']['p50_ms']:.1f} / {s['100000']['p99_ms']:.1f} ms (p50 x{s['p50_ratio']:.2f})",
+            "p50 within 1.2x",
+            s["p50_ratio"] <= 1.2,
+        )
+    )
+    m = p["memory"]
+    rows.append(("Memory: RSS idle", f"{m['idle_rss_mib']:.0f} MiB", "", None))
+    rows.append(
+        (
+            "Memory: peak RSS under the polling load",
+            f"{m['peak_rss_under_load_mib']:.0f} MiB",
+            "below 150 MB",
+            m["peak_rss_under_load_mib"] * 1.048576 < 150,
+        )
+    )
+    lines = ["| measure | result | goal | met |", "| --- | --- | --- | --- |"]
+    for name, result, goal, met in rows:
+        lines.append(
+            f"| {name} | {result} | {goal} | {'' if met is None else ('yes' if met else 'NO')} |"
+        )
+    return "\n".join(lines)
+
+
+def write_docs(results: dict[str, Any]) -> None:
+    doc = ROOT / "docs" / "performance.md"
+    text = doc.read_text() if doc.exists() else ""
+    start, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    m = results["machine"]
+    block = f"{start}\nMeasured {m['date']} on {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['wrk']} (`make bench`).\n\n{table(results)}\n{end}"
+    if start in text:
+        text = text.split(start)[0] + block + text.split(end, 1)[1]
+    else:
+        text = text + "\n" + block + "\n"
+    doc.write_text(text)
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": machine()}
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        for name, bench in (("polling", polling), ("creation", creation), ("size", size)):
+            (base / name).mkdir()
+            results[name] = bench(base / name)
+            (RESULTS / f"{name}.json").write_text(
+                json.dumps({"machine": results["machine"], **results[name]}, indent=2) + "\n"
+            )
+    (RESULTS / "memory.json").write_text(
+        json.dumps({"machine": results["machine"], **results["polling"]["memory"]}, indent=2) + "\n"
+    )
+    write_docs(results)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
