@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -27,7 +27,7 @@ QUIET_PREFIX = "/-/"
 
 def request_id(request: web.Request) -> str:
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    return given if _SANE_ID.match(given) else uuid.uuid4().hex
+    return given if given and _SANE_ID.match(given) else secrets.token_hex(16)
 
 
 def route_of(request: web.Request) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from aiohttp_apigami import docs, json_schema, querystring_schema, response_schema
-from marshmallow import Schema
+from aiohttp_apigami import docs, json_schema, response_schema
+from marshmallow import Schema, ValidationError
 
 from teleconsult import keys
 from teleconsult.api.idempotency import DOC_PARAMETER as IDEMPOTENCY_PARAMETER
@@ -22,11 +22,12 @@ from teleconsult.api.schemas import (
     ParticipantDataSchema,
     UpdateTeleconsultationSchema,
 )
+from teleconsult.errors import InvalidRequest
 from teleconsult.providers import Caller, ParticipantEntry
 from teleconsult.service import ParticipantsInput, ScheduleInput
+from teleconsult.validation import error_lines
 
 BODY = web.RequestKey("body", dict)
-QUERY = web.RequestKey("query", dict)
 TAGS = ["teleconsultations"]
 
 
@@ -56,6 +57,34 @@ KEYED_WRITE_ERRORS = (*WRITE_ERRORS, 422)
 def body(schema: type[Schema], *, required: bool = True) -> Callable[[Handler], Handler]:
     """Validate the JSON body with `schema` and put the result under `BODY`."""
     return json_schema(schema, put_into=BODY, required=required)  # type: ignore[arg-type]
+
+
+JOIN_QUERY_PARAMETERS = [
+    {
+        "in": "query",
+        "name": "language",
+        "required": False,
+        "schema": {"type": "string", "minLength": 2, "maxLength": 16},
+        "description": "Language of the caller's link (e.g. it, en).",
+    },
+    {
+        "in": "query",
+        "name": "useBackground",
+        "required": False,
+        "schema": {"type": "boolean"},
+        "description": "Virtual background in the caller's link; unset: by group.",
+    },
+]
+
+
+def _join_query(request: web.Request) -> dict[str, Any]:
+    if not request.query_string:
+        return {}
+    try:
+        query: dict[str, Any] = JoinQuerySchema().load(dict(request.query))
+    except ValidationError as error:
+        raise InvalidRequest("; ".join(error_lines(error.messages, root="query"))) from None
+    return query
 
 
 async def caller_of(request: web.Request) -> Caller:
@@ -185,12 +214,14 @@ async def add_participant(request: web.Request) -> web.Response:
         "`accessLinkURL` is null until the room can no longer change (all participants "
         "known and the immutable window begun): poll until then."
     ),
+    parameters=JOIN_QUERY_PARAMETERS,
     responses=errors(400, 401, 404, 503),
 )
-@querystring_schema(JoinQuerySchema, put_into=QUERY)  # type: ignore[arg-type]
 @response_schema(JoinSchema, 200, description="The caller's view of the teleconsultation.")
 async def get_teleconsultation(request: web.Request) -> web.Response:
-    query = request[QUERY]
+    # Parsed here rather than by a querystring schema: polling sends no query at all,
+    # and the hot path skips the parser when there is nothing to parse.
+    query = _join_query(request)
     join = await request.app[keys.SERVICE].join(
         request.match_info["roomId"],
         await caller_of(request),
