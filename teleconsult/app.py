@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -89,7 +90,7 @@ def create_app(
                 task = asyncio.create_task(
                     reconciler.run_forever(settings.reconcile_interval_ms / 1000)
                 )
-                stack.callback(task.cancel)
+                stack.push_async_callback(_stop, task)
             service = app[keys.SERVICE] = TeleconsultationService(
                 store=store,
                 video=measured_video,
@@ -131,3 +132,10 @@ def _authenticator(settings: Settings, user_id_path: tuple[PathStep, ...]) -> Au
         groups_claim=settings.jwt_groups_claim,
     )
     return Authenticator(user_id_path, rules, JwksKeys(keys_client), manager)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it, before the store it uses closes."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
