@@ -235,9 +235,9 @@ class MeasuredStore:
             "claim_key", lambda: self.inner.claim_key(scope, fingerprint, now, expires_at)
         )
 
-    async def finish_key(self, scope: str, status: int, body: str) -> None:
+    async def finish_key(self, scope: str, status: int, body: str, expires_at: datetime) -> None:
         await self.metrics.measure_store(
-            "finish_key", lambda: self.inner.finish_key(scope, status, body)
+            "finish_key", lambda: self.inner.finish_key(scope, status, body, expires_at)
         )
 
     async def release_key(self, scope: str) -> None:

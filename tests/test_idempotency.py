@@ -19,6 +19,7 @@ from conftest import (
 )
 
 from teleconsult import keys
+from teleconsult.api.idempotency import RUNNING_LEASE
 from teleconsult.errors import ProviderError
 
 
@@ -126,3 +127,19 @@ async def test_a_malformed_key_is_a_400(client: Client) -> None:
     assert await response.json() == error(
         400, "Idempotency-Key must be 1 to 255 visible ASCII characters."
     )
+
+
+async def test_a_key_whose_request_died_frees_itself(client: Client, clock: FrozenClock) -> None:
+    store = client.app[keys.STORE]
+    # A request claimed the key, then its process died before finishing.
+    held = await store.claim_key(
+        "POST /teleconsultation k-7", "someone", clock.now, clock.now + RUNNING_LEASE
+    )
+    assert held is None
+    body = teleconsultation(2, DOCTOR, PATIENT)
+    response = await client.post("/teleconsultation", json=body, headers=keyed("k-7"))
+    assert response.status == 422  # held by another request, still in its lease
+
+    clock.advance(minutes=3)
+    response = await client.post("/teleconsultation", json=body, headers=keyed("k-7"))
+    assert response.status == 201

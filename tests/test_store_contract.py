@@ -317,7 +317,7 @@ async def test_idempotency_keys(open_store: Opener) -> None:
     held = await second.claim_key("POST /t k", "fp-1", NOW, NOW + timedelta(hours=1))
     assert held == KeyedAnswer(fingerprint="fp-1", status=None, body=None)  # still running
 
-    await first.finish_key("POST /t k", 201, '{"roomId": "x"}')
+    await first.finish_key("POST /t k", 201, '{"roomId": "x"}', NOW + timedelta(hours=1))
     assert await second.claim_key("POST /t k", "fp-2", later, later) == KeyedAnswer(
         "fp-1", 201, '{"roomId": "x"}'
     )

@@ -5,7 +5,9 @@ who runs it. The answer is kept with the key until it expires
 (IDEMPOTENCY_KEY_TTL_MS), whether it was a success or a client error. A request
 that failed on our side (5xx) changed nothing, so its key is released and a
 retry runs again. The same key with another request (another body, another
-caller) is a 422; the same key while the first request still runs is a 409.
+caller) is a 422; the same key while the first request still runs is a 409. A
+key whose request never finished (the process died) frees itself after two
+minutes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from teleconsult.errors import Conflict, InvalidRequest, ServiceError
 from teleconsult.providers import Caller
 
 HEADER = "Idempotency-Key"
+RUNNING_LEASE = timedelta(minutes=2)
+"""How long a key is held by a request still running: longer than any request takes."""
 REPLAYED = "Idempotent-Replayed"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -63,7 +67,8 @@ async def idempotent(
     ttl = timedelta(milliseconds=request.app[keys.SETTINGS].idempotency_key_ttl_ms)
     scope = f"{request.method} {request.path} {key}"
     this_request = fingerprint(caller, body)
-    held = await store.claim_key(scope, this_request, now, now + ttl)
+    # Claimed briefly at first: if this process dies mid-request, the key frees itself.
+    held = await store.claim_key(scope, this_request, now, now + RUNNING_LEASE)
     if held is not None:
         if held.fingerprint != this_request:
             raise Unprocessable(
@@ -88,5 +93,6 @@ async def idempotent(
     except BaseException:
         await store.release_key(scope)
         raise
-    await store.finish_key(scope, response.status, response.text or "")
+    finished = request.app[keys.SERVICE].clock()
+    await store.finish_key(scope, response.status, response.text or "", finished + ttl)
     return response

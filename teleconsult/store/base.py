@@ -84,8 +84,8 @@ class Store(Protocol):
         already held (and not expired at `now`), return what it holds."""
         ...
 
-    async def finish_key(self, scope: str, status: int, body: str) -> None:
-        """Store the answer of the request that claimed the key."""
+    async def finish_key(self, scope: str, status: int, body: str, expires_at: datetime) -> None:
+        """Store the answer of the request that claimed the key, kept until `expires_at`."""
         ...
 
     async def release_key(self, scope: str) -> None:

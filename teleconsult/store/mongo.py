@@ -279,9 +279,12 @@ class MongoStore:
             return await self.claim_key(scope, fingerprint, now, expires_at)
         return KeyedAnswer(held["fingerprint"], held["status"], held["body"])
 
-    async def finish_key(self, scope: str, status: int, body: str) -> None:
+    async def finish_key(self, scope: str, status: int, body: str, expires_at: datetime) -> None:
         async with self._guard():
-            await self._keys.update_one({"_id": scope}, {"$set": {"status": status, "body": body}})
+            await self._keys.update_one(
+                {"_id": scope},
+                {"$set": {"status": status, "body": body, "expiresAt": expires_at}},
+            )
 
     async def release_key(self, scope: str) -> None:
         async with self._guard():

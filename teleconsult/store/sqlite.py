@@ -337,9 +337,10 @@ class SQLiteStore:
             return await self.claim_key(scope, fingerprint, now, expires_at)
         return KeyedAnswer(fingerprint=row[0], status=row[1], body=row[2])
 
-    async def finish_key(self, scope: str, status: int, body: str) -> None:
+    async def finish_key(self, scope: str, status: int, body: str, expires_at: datetime) -> None:
         await self._write(
-            f"UPDATE {KEYS_TABLE} SET status = ?, body = ? WHERE scope = ?", (status, body, scope)
+            f"UPDATE {KEYS_TABLE} SET status = ?, body = ?, expires_at = ? WHERE scope = ?",
+            (status, body, _millis(expires_at), scope),
         )
 
     async def release_key(self, scope: str) -> None:
