@@ -58,6 +58,8 @@ DETAILS_TTL_SECONDS = 10.0
 DETAILS_CACHE_SIZE = 10_000
 
 JOB_GRACE = timedelta(minutes=2)
+COMMIT_DEADLINE = timedelta(minutes=1)
+"""The most a change's provider calls and write may take: well inside JOB_GRACE."""
 """How long an outbox job belongs to the request that wrote it before the reconciler may take
 it: longer than any request can take (provider timeouts times attempts)."""
 
@@ -290,11 +292,16 @@ class TeleconsultationService:
                 updater_id=caller.id or ANONYMOUS,
             )
             try:
-                await self.store.replace(trashed, current.version)
+                async with asyncio.timeout(COMMIT_DEADLINE.total_seconds()):
+                    await self.store.replace(trashed, current.version)
             except VersionConflict:
                 if job is not None:
                     await self._close_job(job)  # the room is still the record's: keep it
                 continue
+            except TimeoutError:
+                raise TooSlow(
+                    "Cancelling did not complete in time; it may or may not have been applied."
+                ) from None
             if job is not None and room is not None:
                 await self._settle(job, room.provider_room_id, "the teleconsultation was cancelled")
             return
@@ -346,7 +353,22 @@ class TeleconsultationService:
         that could be orphaned (the new one if the write fails or the process dies,
         the old one once replaced) has an outbox job written first: what this
         request cannot finish, the reconciler does.
+
+        The whole step has a deadline (COMMIT_DEADLINE) well inside the jobs' grace,
+        so the reconciler never judges a room while its request may still write.
         """
+        try:
+            async with asyncio.timeout(COMMIT_DEADLINE.total_seconds()):
+                await self._commit_in_time(current, proposed)
+        except TimeoutError:
+            raise TooSlow(
+                "The change did not complete in time; it may or may not have been applied. "
+                "Read the teleconsultation before retrying."
+            ) from None
+
+    async def _commit_in_time(
+        self, current: Teleconsultation | None, proposed: Teleconsultation
+    ) -> None:
         old_room = current.room if current is not None else None
         spec = domain.room_spec(proposed, self.privileges, self.policy)
         creation: RoomJob | None = None
@@ -361,7 +383,12 @@ class TeleconsultationService:
             except BaseException:
                 await self._close_job(creation)  # no room id to act on (see docs/operations.md)
                 raise
-            await self.store.set_job_room(creation.id, created.provider_room_id)
+            try:
+                await self.store.set_job_room(creation.id, created.provider_room_id)
+            except BaseException:
+                # The job cannot learn the room: delete it now, while its id is known.
+                await self._settle(creation, created.provider_room_id, "its job lost track of it")
+                raise
             new_room = Room(
                 provider_room_id=created.provider_room_id, spec=spec, links=created.links
             )
@@ -375,12 +402,14 @@ class TeleconsultationService:
                 await self.store.insert(record)
             else:
                 await self.store.replace(record, current.version)
-        except Exception:
+        except VersionConflict:  # certainly not written: settle at once
             if creation is not None and new_room is not None:
-                await self._settle(creation, new_room.provider_room_id, "its write did not happen")
+                await self._settle(creation, new_room.provider_room_id, "its write lost a race")
             if retirement is not None:
                 await self._close_job(retirement)  # the old room is still the record's
             raise
+        # Any other failure may or may not have written the record (a lost acknowledgement):
+        # both jobs stay, and the reconciler judges them against the record as it is.
         if creation is not None:
             await self._close_job(creation)  # the new room is the record's now
         if retirement is not None and retiring is not None:
@@ -551,6 +580,10 @@ class _Identified:
     entry: ParticipantEntry
     identity: Identity
     level: Level
+
+
+class TooSlow(ServiceError):
+    status = 504
 
 
 def format_date(value: datetime) -> str:

@@ -79,6 +79,7 @@ class MongoStore:
             tz_aware=True,
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
+            timeoutMS=timeout_ms,  # every operation, so no write can outlast a change's deadline
             appname="teleconsult",
         )
         return cls(client[database_name(url, database)], teleconsultations, users, client)
