@@ -229,19 +229,23 @@ class MeasuredStore:
         )
 
     async def claim_key(
-        self, scope: str, fingerprint: str, now: datetime, expires_at: datetime
+        self, scope: str, fingerprint: str, token: str, now: datetime, expires_at: datetime
     ) -> KeyedAnswer | None:
         return await self.metrics.measure_store(
-            "claim_key", lambda: self.inner.claim_key(scope, fingerprint, now, expires_at)
+            "claim_key", lambda: self.inner.claim_key(scope, fingerprint, token, now, expires_at)
         )
 
-    async def finish_key(self, scope: str, status: int, body: str, expires_at: datetime) -> None:
+    async def finish_key(
+        self, scope: str, token: str, status: int, body: str, expires_at: datetime
+    ) -> None:
         await self.metrics.measure_store(
-            "finish_key", lambda: self.inner.finish_key(scope, status, body, expires_at)
+            "finish_key", lambda: self.inner.finish_key(scope, token, status, body, expires_at)
         )
 
-    async def release_key(self, scope: str) -> None:
-        await self.metrics.measure_store("release_key", lambda: self.inner.release_key(scope))
+    async def release_key(self, scope: str, token: str) -> None:
+        await self.metrics.measure_store(
+            "release_key", lambda: self.inner.release_key(scope, token)
+        )
 
     async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
         return await self.metrics.measure_store(

@@ -133,13 +133,44 @@ async def test_a_key_whose_request_died_frees_itself(client: Client, clock: Froz
     store = client.app[keys.STORE]
     # A request claimed the key, then its process died before finishing.
     held = await store.claim_key(
-        "POST /teleconsultation k-7", "someone", clock.now, clock.now + RUNNING_LEASE
+        "POST /teleconsultation k-7", "someone", "t-1", clock.now, clock.now + RUNNING_LEASE
     )
     assert held is None
     body = teleconsultation(2, DOCTOR, PATIENT)
     response = await client.post("/teleconsultation", json=body, headers=keyed("k-7"))
     assert response.status == 422  # held by another request, still in its lease
 
-    clock.advance(minutes=3)
+    clock.advance(minutes=11)
     response = await client.post("/teleconsultation", json=body, headers=keyed("k-7"))
     assert response.status == 201
+
+
+async def test_a_409_is_not_kept_with_the_key(make_client: MakeClient, clock: FrozenClock) -> None:
+    client = await make_client(IMMUTABLE_PERIOD_MS=str(4 * 3600 * 1000))  # locked once complete
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    path = f"/teleconsultation/{room_id}/participants/data"
+    response = await client.post(path, json=NURSE, headers=keyed("k-8"))
+    assert response.status == 409
+    response = await client.post(path, json=NURSE, headers=keyed("k-8"))
+    assert response.status == 409
+    assert "Idempotent-Replayed" not in response.headers  # run again, not replayed
+
+
+async def test_an_unknown_outcome_keeps_the_key(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from teleconsult.errors import Unavailable
+
+    async def lost_acknowledgement(record: object) -> None:
+        raise Unavailable("The MongoDB store cannot be reached (AutoReconnect); retry later.")
+
+    monkeypatch.setattr(client.app[keys.STORE], "insert", lost_acknowledgement)
+    body = teleconsultation(2, DOCTOR, PATIENT)
+    first = await client.post("/teleconsultation", json=body, headers=keyed("k-9"))
+    assert first.status == 503
+    monkeypatch.undo()
+    retry = await client.post("/teleconsultation", json=body, headers=keyed("k-9"))
+    assert retry.status == 409  # the first may have written: the key holds until its lease ends
+    assert await retry.json() == error(
+        409, "A request with this Idempotency-Key is still being processed; retry it later."
+    )

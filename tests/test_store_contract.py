@@ -312,23 +312,27 @@ async def test_a_record_of_the_original_service_is_refused_clearly() -> None:
 async def test_idempotency_keys(open_store: Opener) -> None:
     first, second = await open_store(), await open_store()
     later = NOW + timedelta(minutes=1)
+    hour = timedelta(hours=1)
 
-    assert await first.claim_key("POST /t k", "fp-1", NOW, NOW + timedelta(hours=1)) is None
-    held = await second.claim_key("POST /t k", "fp-1", NOW, NOW + timedelta(hours=1))
+    assert await first.claim_key("POST /t k", "fp-1", "a", NOW, NOW + hour) is None
+    held = await second.claim_key("POST /t k", "fp-1", "b", NOW, NOW + hour)
     assert held == KeyedAnswer(fingerprint="fp-1", status=None, body=None)  # still running
 
-    await first.finish_key("POST /t k", 201, '{"roomId": "x"}', NOW + timedelta(hours=1))
-    assert await second.claim_key("POST /t k", "fp-2", later, later) == KeyedAnswer(
+    await first.finish_key("POST /t k", "a", 201, '{"roomId": "x"}', NOW + hour)
+    assert await second.claim_key("POST /t k", "fp-2", "b", later, later) == KeyedAnswer(
         "fp-1", 201, '{"roomId": "x"}'
     )
 
-    expired = NOW + timedelta(hours=2)
-    assert (
-        await second.claim_key("POST /t k", "fp-3", expired, expired + timedelta(hours=1)) is None
-    )
+    expired = NOW + 2 * hour
+    assert await second.claim_key("POST /t k", "fp-3", "c", expired, expired + hour) is None
+    # The first claim lapsed and was retaken: its late answer and release change nothing.
+    await first.finish_key("POST /t k", "a", 500, "late", expired + hour)
+    await first.release_key("POST /t k", "a")
+    still = await first.claim_key("POST /t k", "fp-3", "d", expired, expired + hour)
+    assert still == KeyedAnswer("fp-3", None, None)
 
-    await second.release_key("POST /t k")
-    assert await first.claim_key("POST /t k", "fp-4", expired, expired + timedelta(hours=1)) is None
+    await second.release_key("POST /t k", "c")
+    assert await first.claim_key("POST /t k", "fp-4", "e", expired, expired + hour) is None
 
 
 async def test_outbox_jobs_are_leased_to_one_replica(open_store: Opener) -> None:

@@ -2,12 +2,13 @@
 
 The key is claimed in the store before the request runs, so replicas agree on
 who runs it. The answer is kept with the key until it expires
-(IDEMPOTENCY_KEY_TTL_MS), whether it was a success or a client error. A request
-that failed on our side (5xx) changed nothing, so its key is released and a
-retry runs again. The same key with another request (another body, another
-caller) is a 422; the same key while the first request still runs is a 409. A
-key whose request never finished (the process died) frees itself after two
-minutes.
+(IDEMPOTENCY_KEY_TTL_MS): successes and client errors. A request that certainly
+changed nothing (a provider failure, a 409) releases its key, so a retry runs
+afresh; one whose outcome is unknown (the store failed, a deadline passed, the
+process died) keeps it until its running lease ends (10 minutes), so a retry
+can never make the change twice. The same key with another request (another
+body, another caller) is a 422; the same key while the first request still
+runs is a 409.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -23,12 +25,13 @@ from aiohttp import web
 
 from teleconsult import keys
 from teleconsult.api.errors import error_response
-from teleconsult.errors import Conflict, InvalidRequest, ServiceError
+from teleconsult.errors import Conflict, InvalidRequest, ProviderError, ServiceError
 from teleconsult.providers import Caller
 
 HEADER = "Idempotency-Key"
-RUNNING_LEASE = timedelta(minutes=2)
-"""How long a key is held by a request still running: longer than any request takes."""
+RUNNING_LEASE = timedelta(minutes=10)
+"""How long a key is held by a request still running: far longer than any request takes
+(a change has a one-minute deadline), so a claim never lapses under a live request."""
 REPLAYED = "Idempotent-Replayed"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -63,12 +66,14 @@ async def idempotent(
     if not _KEY.match(key):
         raise InvalidRequest(f"{HEADER} must be 1 to 255 visible ASCII characters.")
     store = request.app[keys.STORE]
-    now = request.app[keys.SERVICE].clock()
+    clock = request.app[keys.SERVICE].clock
     ttl = timedelta(milliseconds=request.app[keys.SETTINGS].idempotency_key_ttl_ms)
     scope = f"{request.method} {request.path} {key}"
     this_request = fingerprint(caller, body)
-    # Claimed briefly at first: if this process dies mid-request, the key frees itself.
-    held = await store.claim_key(scope, this_request, now, now + RUNNING_LEASE)
+    token = secrets.token_hex(16)
+    now = clock()
+    # Held for RUNNING_LEASE while running: if this process dies, the key frees itself.
+    held = await store.claim_key(scope, this_request, token, now, now + RUNNING_LEASE)
     if held is not None:
         if held.fingerprint != this_request:
             raise Unprocessable(
@@ -86,13 +91,22 @@ async def idempotent(
     try:
         response = await run()
     except ServiceError as error:
-        if error.status >= 500:
-            await store.release_key(scope)
+        if not _changed_nothing(error):
+            raise  # the key stays claimed until its lease ends: a retry cannot run twice
+        if error.status >= 500 or error.status == 409:
+            await store.release_key(scope, token)  # nothing happened: a retry runs afresh
             raise
         response = error_response(error.status, error.message, error.error)
-    except BaseException:
-        await store.release_key(scope)
-        raise
-    finished = request.app[keys.SERVICE].clock()
-    await store.finish_key(scope, response.status, response.text or "", finished + ttl)
+    await store.finish_key(scope, token, response.status, response.text or "", clock() + ttl)
     return response
+
+
+def _changed_nothing(error: ServiceError) -> bool:
+    """Whether the failed request certainly wrote nothing.
+
+    Client errors are refused before any write; a provider failure happens before
+    the record is written (a room it made is deleted or left to the reconciler).
+    A store failure or a deadline may come after the write went through: those
+    keep the key, so that a retry cannot do the change a second time.
+    """
+    return error.status < 500 or isinstance(error, ProviderError)

@@ -78,18 +78,21 @@ class Store(Protocol):
         ...
 
     async def claim_key(
-        self, scope: str, fingerprint: str, now: datetime, expires_at: datetime
+        self, scope: str, fingerprint: str, token: str, now: datetime, expires_at: datetime
     ) -> KeyedAnswer | None:
-        """Claim an idempotency key for a new request and return None; or, when the key is
-        already held (and not expired at `now`), return what it holds."""
+        """Claim an idempotency key for a new request (as `token`) and return None; or, when
+        the key is already held (and not expired at `now`), return what it holds."""
         ...
 
-    async def finish_key(self, scope: str, status: int, body: str, expires_at: datetime) -> None:
-        """Store the answer of the request that claimed the key, kept until `expires_at`."""
+    async def finish_key(
+        self, scope: str, token: str, status: int, body: str, expires_at: datetime
+    ) -> None:
+        """Store the answer of the request that claimed the key, kept until `expires_at`.
+        Nothing happens if the claim is no longer `token`'s (it expired and was retaken)."""
         ...
 
-    async def release_key(self, scope: str) -> None:
-        """Forget a claimed key (its request failed without changing anything)."""
+    async def release_key(self, scope: str, token: str) -> None:
+        """Forget a key `token` claimed (its request failed without changing anything)."""
         ...
 
     async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:

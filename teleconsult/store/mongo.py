@@ -260,9 +260,15 @@ class MongoStore:
         return count, None if oldest is None else as_datetime(oldest["createdAt"])
 
     async def claim_key(
-        self, scope: str, fingerprint: str, now: datetime, expires_at: datetime
+        self, scope: str, fingerprint: str, token: str, now: datetime, expires_at: datetime
     ) -> KeyedAnswer | None:
-        fresh = {"fingerprint": fingerprint, "status": None, "body": None, "expiresAt": expires_at}
+        fresh = {
+            "fingerprint": fingerprint,
+            "token": token,
+            "status": None,
+            "body": None,
+            "expiresAt": expires_at,
+        }
         try:
             async with self._guard():
                 await self._keys.insert_one({"_id": scope, **fresh})
@@ -277,19 +283,21 @@ class MongoStore:
                 return None
             held = await self._keys.find_one({"_id": scope})
         if held is None:  # expired and removed in between: claim it again
-            return await self.claim_key(scope, fingerprint, now, expires_at)
+            return await self.claim_key(scope, fingerprint, token, now, expires_at)
         return KeyedAnswer(held["fingerprint"], held["status"], held["body"])
 
-    async def finish_key(self, scope: str, status: int, body: str, expires_at: datetime) -> None:
+    async def finish_key(
+        self, scope: str, token: str, status: int, body: str, expires_at: datetime
+    ) -> None:
         async with self._guard():
             await self._keys.update_one(
-                {"_id": scope},
+                {"_id": scope, "token": token},
                 {"$set": {"status": status, "body": body, "expiresAt": expires_at}},
             )
 
-    async def release_key(self, scope: str) -> None:
+    async def release_key(self, scope: str, token: str) -> None:
         async with self._guard():
-            await self._keys.delete_one({"_id": scope})
+            await self._keys.delete_one({"_id": scope, "token": token})
 
     async def count_by_state(self) -> dict[str, int]:
         async with self._guard():

@@ -158,8 +158,8 @@ class SQLiteStore:
             )
             await self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} ("
-                " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER,"
-                " body TEXT, expires_at INTEGER NOT NULL)"
+                " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
+                " status INTEGER, body TEXT, expires_at INTEGER NOT NULL)"
             )
 
     async def insert(self, teleconsultation: Teleconsultation) -> None:
@@ -317,34 +317,35 @@ class SQLiteStore:
         return int(count), None if oldest is None else _from_millis(oldest)
 
     async def claim_key(
-        self, scope: str, fingerprint: str, now: datetime, expires_at: datetime
+        self, scope: str, fingerprint: str, token: str, now: datetime, expires_at: datetime
     ) -> KeyedAnswer | None:
         claimed = await self._write(
-            f"INSERT INTO {KEYS_TABLE} (scope, fingerprint, status, body, expires_at)"
-            " VALUES (?, ?, NULL, NULL, ?) ON CONFLICT (scope) DO UPDATE SET"
-            " fingerprint = excluded.fingerprint, status = NULL, body = NULL,"
-            f" expires_at = excluded.expires_at WHERE {KEYS_TABLE}.expires_at <= ?",
-            (scope, fingerprint, _millis(expires_at), _millis(now)),
+            f"INSERT INTO {KEYS_TABLE} (scope, fingerprint, token, status, body, expires_at)"
+            " VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT (scope) DO UPDATE SET"
+            " fingerprint = excluded.fingerprint, token = excluded.token, status = NULL,"
+            f" body = NULL, expires_at = excluded.expires_at WHERE {KEYS_TABLE}.expires_at <= ?",
+            (scope, fingerprint, token, _millis(expires_at), _millis(now)),
         )
         if claimed:
             return None
-        async with self._guard():
-            cursor = await self._db.execute(
-                f"SELECT fingerprint, status, body FROM {KEYS_TABLE} WHERE scope = ?", (scope,)
-            )
-            row = await cursor.fetchone()
+        row = await self._read_one(
+            f"SELECT fingerprint, status, body FROM {KEYS_TABLE} WHERE scope = ?", (scope,)
+        )
         if row is None:  # expired and removed in between: claim it again
-            return await self.claim_key(scope, fingerprint, now, expires_at)
+            return await self.claim_key(scope, fingerprint, token, now, expires_at)
         return KeyedAnswer(fingerprint=row[0], status=row[1], body=row[2])
 
-    async def finish_key(self, scope: str, status: int, body: str, expires_at: datetime) -> None:
+    async def finish_key(
+        self, scope: str, token: str, status: int, body: str, expires_at: datetime
+    ) -> None:
         await self._write(
-            f"UPDATE {KEYS_TABLE} SET status = ?, body = ?, expires_at = ? WHERE scope = ?",
-            (status, body, _millis(expires_at), scope),
+            f"UPDATE {KEYS_TABLE} SET status = ?, body = ?, expires_at = ?"
+            " WHERE scope = ? AND token = ?",
+            (status, body, _millis(expires_at), scope, token),
         )
 
-    async def release_key(self, scope: str) -> None:
-        await self._write(f"DELETE FROM {KEYS_TABLE} WHERE scope = ?", (scope,))
+    async def release_key(self, scope: str, token: str) -> None:
+        await self._write(f"DELETE FROM {KEYS_TABLE} WHERE scope = ? AND token = ?", (scope, token))
 
     async def count_by_state(self) -> dict[str, int]:
         async with self._guard():
