@@ -47,7 +47,9 @@ def _from_millis(value: int) -> datetime:
 
 def _reader(path: str) -> sqlite3.Connection:
     """A read-only connection for the event loop's own thread."""
-    connection = sqlite3.connect(path, isolation_level=None, timeout=1)
+    # WAL readers do not wait for writers; the short timeout only bounds the rare wait
+    # (a checkpoint), since this connection blocks the event loop while it waits.
+    connection = sqlite3.connect(path, isolation_level=None, timeout=0.25)
     connection.execute("PRAGMA query_only = 1")
     return connection
 
@@ -96,7 +98,11 @@ class SQLiteStore:
             await connection.close()
             raise
         if path != ":memory:":  # a second connection to :memory: would be another database
-            store._reader = _reader(path)
+            try:
+                store._reader = _reader(path)
+            except sqlite3.Error as error:
+                await connection.close()
+                raise Unavailable(f"Cannot open the SQLite store at {path}: {error}.") from None
         return store
 
     @asynccontextmanager
