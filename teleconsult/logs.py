@@ -44,7 +44,7 @@ _SENSITIVE: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
 
 _PATTERNS = [
     # Join links of any provider: a bearer credential in a URL.
-    re.compile(r"[^\s\"'<>]*(?:direct-rest-call-handler|fake-video/join)/[^\s\"'<>;,]*"),
+    re.compile(r"[^\s\"'<>]*(?:direct-rest-call-handler|fake-video/join)/(?!\{)[^\s\"'<>;,]*"),
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"),  # a JWT
     re.compile(
@@ -81,6 +81,17 @@ def _keep_label(match: re.Match[str]) -> str:
     return f"{label}{REDACTED}"
 
 
+def _redacted(value: object) -> object:
+    """Every string inside structured fields, redacted (a request's url can hold a link)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
+
+
 class PinoFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
@@ -93,7 +104,7 @@ class PinoFormatter(logging.Formatter):
             line["reqId"] = request_id
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update(fields)
+            line.update({name: _redacted(value) for name, value in fields.items()})
         line["msg"] = redact(record.getMessage())
         if record.exc_info:
             line["err"] = redact(self.formatException(record.exc_info))

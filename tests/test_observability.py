@@ -231,3 +231,23 @@ async def test_check_up(client: Client, monkeypatch: pytest.MonkeyPatch) -> None
     response = await client.get("/-/check-up")
     assert (response.status, await response.json()) == (503, {**body, "status": "KO"})
     assert (await client.get("/-/ready")).status == 200  # readiness ignores the provider
+
+
+async def test_a_join_page_request_does_not_log_its_link(
+    client: Client, clock: FrozenClock, log_lines: LogLines
+) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    clock.advance(hours=4)
+    _, body = await join(client, room_id, "patient-1")
+    code = body["accessLinkURL"].split("/fake-video/join/")[1].split("?")[0]
+
+    response = await client.get(f"/fake-video/join/{code}")
+
+    assert response.status == 200
+    [completed] = [
+        line
+        for line in log_lines.parsed()
+        if line.get("req", {}).get("route") == "/fake-video/join/{code}"
+    ]
+    assert completed["req"]["url"] == "[redacted]"
+    assert code not in log_lines.text
