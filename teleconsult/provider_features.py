@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from teleconsult import logs
 from teleconsult.domain import Level, Privileges
-from teleconsult.errors import InvalidRequest, ServiceError, Unauthorized
+from teleconsult.errors import InvalidRequest, ServiceError
 from teleconsult.providers import Caller, Credentials, Upload, VideoProvider
-from teleconsult.service import TeleconsultationService
+from teleconsult.service import TeleconsultationService, require_caller
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,7 @@ class ProviderFeatures:
 
     async def credentials(self, caller: Caller, expires_in: int | None) -> Credentials:
         """SDK credentials for the caller, whose provider user is created if needed."""
-        if caller.id is None:
-            raise Unauthorized("The request does not say who is calling (see userIdPathInRequest).")
+        caller_id = require_caller(caller)
         seconds = DEFAULT_CREDENTIALS_SECONDS if expires_in is None else expires_in
         limits = self.video.limits
         if not limits.min_credentials_seconds <= seconds <= limits.max_credentials_seconds:
@@ -51,7 +50,7 @@ class ProviderFeatures:
                 f"{limits.max_credentials_seconds} seconds for this video provider; got {seconds}."
             )
         level = self.privileges.level_of(caller.groups or ()) or Level.BASIC
-        provider_user_id = await self.service.provider_user(caller.id, level, caller)
+        provider_user_id = await self.service.provider_user(caller_id, level, caller)
         credentials = await self.video.create_credentials(provider_user_id, seconds)
         logs.sensitive([credentials.access_token])
         return credentials

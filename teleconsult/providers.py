@@ -6,15 +6,18 @@ plugin manager; it never imports a provider's module.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from yarl import URL
 
 from teleconsult.domain import Level, ProviderLimits, RoomSpec
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from teleconsult.config import ServiceConfig
@@ -188,6 +191,18 @@ class IdentityProviderPlugin:
     name: str
     create: Callable[[ProviderContext], IdentityProvider]
     description: str = ""
+
+
+async def gather_all(*calls: Awaitable[T]) -> list[T]:
+    """Run calls concurrently, wait for every one, then raise the first error, if any.
+
+    Unlike a bare gather, no call is left running unobserved after another failed.
+    """
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return list(results)  # type: ignore[arg-type]
 
 
 def with_query(link: str, params: Mapping[str, str | None]) -> str:

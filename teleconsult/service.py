@@ -42,6 +42,7 @@ from teleconsult.providers import (
     IdentityProvider,
     ParticipantEntry,
     VideoProvider,
+    gather_all,
 )
 from teleconsult.store import Store, VersionConflict
 from teleconsult.store.base import RoomJob
@@ -230,10 +231,9 @@ class TeleconsultationService:
         background when `use_background` says so (else when the participant's groups
         are in groupsWithBackgroundList).
         """
-        if caller.id is None:
-            raise Unauthorized("The request does not say who is calling (see userIdPathInRequest).")
+        caller_id = require_caller(caller)  # before the lookup: an unknown caller learns nothing
         record = await self.load(teleconsultation_id)
-        me = record.participant(caller.id)
+        me = record.participant(caller_id)
         if me is None:
             raise Unauthorized("The caller is not a participant of this teleconsultation.")
         link = None
@@ -527,18 +527,11 @@ class TeleconsultationService:
     async def _with_provider_users(
         self, identified: Sequence[_Identified], caller: Caller
     ) -> list[Participant]:
-        """Map each participant to a provider user, creating the new ones concurrently.
-
-        Every call is awaited to its end before the first error is raised, so none is
-        left running unobserved (creating a user is idempotent, so nothing is undone).
-        """
-        results = await asyncio.gather(
-            *(self.provider_user(i.identity.external_id, i.level, caller) for i in identified),
-            return_exceptions=True,
+        """Map each participant to a provider user, creating the new ones concurrently
+        (creating a user is idempotent, so a failure undoes nothing)."""
+        provider_user_ids = await gather_all(
+            *(self.provider_user(i.identity.external_id, i.level, caller) for i in identified)
         )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
         return [
             Participant(
                 external_id=i.identity.external_id,
@@ -546,9 +539,9 @@ class TeleconsultationService:
                 full_name=i.identity.full_name,
                 language=i.entry.language,
                 level=i.level,
-                provider_user_id=str(provider_user_id),
+                provider_user_id=provider_user_id,
             )
-            for i, provider_user_id in zip(identified, results, strict=True)
+            for i, provider_user_id in zip(identified, provider_user_ids, strict=True)
         ]
 
     async def provider_user(self, external_id: str, level: Level, caller: Caller) -> str:
@@ -580,6 +573,13 @@ class _Identified:
     entry: ParticipantEntry
     identity: Identity
     level: Level
+
+
+def require_caller(caller: Caller) -> str:
+    """The caller's id, or 401 when the request does not say who is calling."""
+    if caller.id is None:
+        raise Unauthorized("The request does not say who is calling (see userIdPathInRequest).")
+    return caller.id
 
 
 class TooSlow(ServiceError):

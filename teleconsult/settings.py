@@ -154,6 +154,21 @@ class Settings:
         )
 
 
+def whole_number(name: str, text: str, *, minimum: int, maximum: int | None = None) -> int:
+    """The variable `name`'s value `text` as a bounded integer, or one line saying what is wrong.
+
+    Plugins read their own numeric variables with it, so every setting fails alike.
+    """
+    try:
+        number = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number; got {text!r}.") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise ConfigurationError(f"{name} must be at least {minimum}{upper}; got {number}.")
+    return number
+
+
 def _token_settings(
     reader: _Reader, auth0_domain: str
 ) -> tuple[str | None, str | None, str | None]:
@@ -194,15 +209,7 @@ class _Reader:
         return value == "true"
 
     def integer(self, name: str, *, minimum: int, maximum: int | None = None) -> int:
-        value = self.text(name)
-        try:
-            number = int(value)
-        except ValueError:
-            raise ConfigurationError(f"{name} must be a whole number; got {value!r}.") from None
-        if number < minimum or (maximum is not None and number > maximum):
-            upper = f" and at most {maximum}" if maximum is not None else ""
-            raise ConfigurationError(f"{name} must be at least {minimum}{upper}; got {number}.")
-        return number
+        return whole_number(name, self.text(name), minimum=minimum, maximum=maximum)
 
     def choice(self, name: str, choices: tuple[str, ...]) -> str:
         value = self.text(name)

@@ -13,7 +13,6 @@ the form its own requests carry.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,9 @@ from teleconsult.providers import (
     IdentityProviderPlugin,
     ParticipantEntry,
     ProviderContext,
+    gather_all,
 )
+from teleconsult.settings import whole_number
 from teleconsult_auth0.directories import (
     Auth0ClientDirectory,
     Directory,
@@ -106,15 +107,7 @@ class Auth0Identity:
                         "provider: groups and names come from Auth0. Send userExternalId "
                         "(and language) only."
                     )
-        results = await asyncio.gather(
-            *(self._identity(entry, caller) for entry in entries), return_exceptions=True
-        )
-        identities = []
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-            identities.append(result)
-        return identities
+        return await gather_all(*(self._identity(entry, caller) for entry in entries))
 
     async def _identity(self, entry: ParticipantEntry, caller: Caller) -> Identity:
         user_id = entry.external_id
@@ -155,14 +148,7 @@ def _setting(environ: Mapping[str, str], name: str) -> str:
 
 
 def _milliseconds(environ: Mapping[str, str], name: str) -> float:
-    text = _setting(environ, name)
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number; got {text!r}.") from None
-    if value < 0:
-        raise ConfigurationError(f"{name} must be at least 0; got {value}.")
-    return value / 1000
+    return whole_number(name, _setting(environ, name), minimum=0) / 1000
 
 
 def _base_url(value: str) -> str:

@@ -24,6 +24,7 @@ from teleconsult.providers import (
     stable_user_id,
     with_query,
 )
+from teleconsult.settings import whole_number
 from teleconsult_bandyer import kaleyra
 from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
 
@@ -122,15 +123,7 @@ def client_options(environ: Mapping[str, str]) -> ClientOptions:
 
 def _whole(environ: Mapping[str, str], name: str, *, minimum: int) -> int:
     text = environ.get(name, "").strip()
-    if not text:
-        return DEFAULTS[name]
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number; got {text!r}.") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}; got {value}.")
-    return value
+    return whole_number(name, text, minimum=minimum) if text else DEFAULTS[name]
 
 
 def create(context: ProviderContext) -> BandyerVideo:
