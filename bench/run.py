@@ -5,7 +5,10 @@
 2. creation  POST /teleconsultation with N = 2, 5, 10, 25 new participants, bandyer against
              a fake Kaleyra answering every call after 100 ms;
 3. size      polling p50/p99 with 100 and with 100,000 teleconsultations stored;
-4. memory    the service's peak RSS, idle and under the polling load.
+4. memory    the service's peak RSS, idle and under the polling load;
+5. durability  POST /teleconsultation (fake video, two participants) with SQLite's
+             synchronous=FULL (the default: durable on power loss) and NORMAL, sequentially
+             and 20 at a time: what the fsync at every commit costs.
 
 The server runs on CPU 1 and the load generator on CPU 0 (taskset), so wrk is not the
 server's bottleneck. Each step prints what it does; results are JSON in bench/results/
@@ -29,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -287,6 +291,42 @@ def size(folder: Path) -> dict[str, Any]:
     return results
 
 
+def durability(folder: Path) -> dict[str, Any]:
+    print("durability: creation with SQLITE_SYNCHRONOUS=full and normal", flush=True)
+    results: dict[str, Any] = {"filesystem": filesystem(folder)}
+    for mode in ("full", "normal"):
+        run = folder / mode
+        run.mkdir()
+        with teleconsult(run, SQLITE_SYNCHRONOUS=mode, LOG_LEVEL="warn") as (base, _):
+            people = [person("doctor-1", "doctor"), person("patient-1", "patient")]
+            url = f"{base}/teleconsultation"
+            timings = []
+            for _ in range(50):
+                started = time.perf_counter()
+                request("POST", url, teleconsultation_body(people, 2))
+                timings.append(time.perf_counter() - started)
+            body = teleconsultation_body(people, 2)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                list(pool.map(request, ["POST"] * 200, [url] * 200, [body] * 200))
+            concurrent = 200 / (time.perf_counter() - started)
+        results[mode] = {
+            "sequential_median_ms": statistics.median(timings) * 1000,
+            "concurrent_creations_per_second": concurrent,
+        }
+        print(
+            f"  {mode}: {results[mode]['sequential_median_ms']:.1f} ms, {concurrent:.0f}/s",
+            flush=True,
+        )
+    return results
+
+
+def filesystem(folder: Path) -> str:
+    """The file system the database is on: on tmpfs an fsync costs nothing, which would lie."""
+    output = subprocess.run(["df", "-T", str(folder)], capture_output=True, text=True).stdout
+    return output.splitlines()[-1].split()[1]
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (
@@ -368,6 +408,18 @@ def table(results: dict[str, Any]) -> str:
             m["peak_rss_under_load_mib"] * 1.048576 < 150,
         )
     )
+    d = results.get("durability")
+    if d is not None:
+        for mode in ("full", "normal"):
+            rows.append(
+                (
+                    f"Durability: creation with SQLITE_SYNCHRONOUS={mode} ({d['filesystem']})",
+                    f"{d[mode]['sequential_median_ms']:.1f} ms median, "
+                    f"{d[mode]['concurrent_creations_per_second']:.0f}/s at 20 concurrent",
+                    "",
+                    None,
+                )
+            )
     lines = ["| measure | result | goal | met |", "| --- | --- | --- | --- |"]
     for name, result, goal, met in rows:
         lines.append(
@@ -381,7 +433,12 @@ def write_docs(results: dict[str, Any]) -> None:
     text = doc.read_text() if doc.exists() else ""
     start, end = "<!-- bench:begin -->", "<!-- bench:end -->"
     m = results["machine"]
-    block = f"{start}\nMeasured {m['date']} on {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['wrk']} (`make bench`).\n\n{table(results)}\n{end}"
+    dates: dict[str, list[str]] = {}
+    for name in ("polling", "creation", "size", "durability"):
+        measured = results.get(name, {}).get("machine", m)["date"]
+        dates.setdefault(measured, []).append(name)
+    when = "; ".join(f"{', '.join(names)} on {date}" for date, names in sorted(dates.items()))
+    block = f"{start}\nMeasured ({when}) on {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['wrk']} (`make bench`).\n\n{table(results)}\n{end}"
     if start in text:
         text = text.split(start)[0] + block + text.split(end, 1)[1]
     else:
@@ -394,17 +451,21 @@ def main() -> int:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine": machine()}
-    with tempfile.TemporaryDirectory() as folder:
+    only = set(sys.argv[1:])  # `python bench/run.py durability` runs one benchmark
+    benchmarks = {"polling": polling, "creation": creation, "size": size, "durability": durability}
+    # On the project's own disk, not /tmp: a tmpfs would make fsync free.
+    with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as folder:
         base = Path(folder)
-        for name, bench in (("polling", polling), ("creation", creation), ("size", size)):
+        for name, bench in benchmarks.items():
+            if only and name not in only:
+                results[name] = json.loads((RESULTS / f"{name}.json").read_text())
+                continue
             (base / name).mkdir()
-            results[name] = bench(base / name)
-            (RESULTS / f"{name}.json").write_text(
-                json.dumps({"machine": results["machine"], **results[name]}, indent=2) + "\n"
-            )
-    (RESULTS / "memory.json").write_text(
-        json.dumps({"machine": results["machine"], **results["polling"]["memory"]}, indent=2) + "\n"
-    )
+            results[name] = {"machine": results["machine"], **bench(base / name)}
+            (RESULTS / f"{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
+    if not only or "polling" in only:
+        memory = {"machine": results["machine"], **results["polling"]["memory"]}
+        (RESULTS / "memory.json").write_text(json.dumps(memory, indent=2) + "\n")
     write_docs(results)
     print(table(results))
     return 0

@@ -12,13 +12,15 @@ import aiohttp
 from aiohttp import web
 from aiohttp_apigami import validation_middleware
 
-from teleconsult import keys
+from teleconsult import keys, logs
 from teleconsult.api import setup_api
-from teleconsult.api.auth import Authenticator, JwksKeys, ManagerRule, TokenRules
+from teleconsult.api.auth import Authenticator, JwksKeys, TokenRules
 from teleconsult.api.caller import default_path
 from teleconsult.api.errors import error_middleware
+from teleconsult.api.hardening import setup_hardening
 from teleconsult.api.observe import observe_middleware
 from teleconsult.config import PathStep, ServiceConfig
+from teleconsult.domain import WritePolicy
 from teleconsult.errors import ConfigurationError
 from teleconsult.metrics import MeasuredIdentity, MeasuredStore, MeasuredVideo, Metrics
 from teleconsult.outbound import CallPolicy, OutboundClient
@@ -29,6 +31,9 @@ from teleconsult.reconciler import Reconciler
 from teleconsult.service import Clock, TeleconsultationService, utc_now
 from teleconsult.settings import Settings
 from teleconsult.store import Store, check_store_url, open_store
+
+MAX_JSON_BODY_BYTES = 64 * 1024
+"""A request body of ours is a few KB (25 participants are about 5 KB); a larger one is a 413."""
 
 
 def create_app(
@@ -46,9 +51,11 @@ def create_app(
     is checked here, so a wrong setting fails before the server listens.
     """
     manager = make_plugin_manager(extra_plugins)
-    video_plugin = choose(
-        "video", "VIDEO_PROVIDER", settings.video_provider, video_providers(manager)
-    )
+    installed_video = video_providers(manager)
+    video_plugin = choose("video", "VIDEO_PROVIDER", settings.video_provider, installed_video)
+    for plugin in installed_video.values():  # links of any installed provider stay out of logs
+        for marker in plugin.link_markers:
+            logs.add_link_marker(marker)
     identity_plugin = choose(
         "identity", "IDENTITY_PROVIDER", settings.identity_provider, identity_providers(manager)
     )
@@ -57,7 +64,11 @@ def create_app(
         settings=settings, config=config, environ=dict(os.environ if environ is None else environ)
     )
 
-    app = web.Application(middlewares=[observe_middleware, error_middleware, validation_middleware])
+    app = web.Application(
+        middlewares=[observe_middleware, error_middleware, validation_middleware],
+        client_max_size=MAX_JSON_BODY_BYTES,  # image uploads are streamed, not held whole
+    )
+    setup_hardening(app)
     metrics = app[keys.METRICS] = Metrics()
     app[keys.SETTINGS] = settings
     app[keys.CONFIG] = config
@@ -76,7 +87,7 @@ def create_app(
                         f"the provider registered as {plugin.name!r} "
                         f"calls itself {provider.name!r}."
                     )
-            authenticator = _authenticator(settings, user_id_path)
+            authenticator = _authenticator(settings, user_id_path, clock)
             stack.push_async_callback(authenticator.close)
             app[keys.AUTHENTICATOR] = authenticator
             store = MeasuredStore(await store_factory(settings), metrics)
@@ -99,6 +110,10 @@ def create_app(
                 policy=settings.room_policy,
                 clock=clock,
                 background_groups=config.groups_with_background,
+                write_policy=WritePolicy(
+                    admin_groups=settings.admin_groups,
+                    allow_anonymous=settings.allow_anonymous_writes,
+                ),
             )
             app[keys.FEATURES] = ProviderFeatures(service, measured_video, config.privileges)
             yield
@@ -110,18 +125,21 @@ def create_app(
     return app
 
 
-def _authenticator(settings: Settings, user_id_path: tuple[PathStep, ...]) -> Authenticator:
-    manager = (
-        ManagerRule(groups=settings.manager_groups, header=settings.groups_header_key)
-        if settings.manager_groups
-        else None
-    )
+def _authenticator(
+    settings: Settings, user_id_path: tuple[PathStep, ...], clock: Clock
+) -> Authenticator:
     if (
         settings.jwt_audience is None
         or settings.jwt_jwks_url is None
         or settings.jwt_issuer is None
     ):
-        return Authenticator(user_id_path, manager=manager)
+        # The caller's groups come from a header only when a rule reads them.
+        groups_needed = settings.manager_groups or settings.admin_groups
+        return Authenticator(
+            user_id_path,
+            manager_groups=settings.manager_groups,
+            groups_header=settings.groups_header_key if groups_needed else None,
+        )
     keys_client = OutboundClient(
         "token keys", aiohttp.ClientSession(), settings.jwt_jwks_url, CallPolicy(timeout_seconds=5)
     )
@@ -131,7 +149,8 @@ def _authenticator(settings: Settings, user_id_path: tuple[PathStep, ...]) -> Au
         user_claim=settings.jwt_user_id_claim,
         groups_claim=settings.jwt_groups_claim,
     )
-    return Authenticator(user_id_path, rules, JwksKeys(keys_client), manager)
+    keys = JwksKeys(keys_client, settings.jwt_jwks_ttl_ms / 1000, clock=lambda: clock().timestamp())
+    return Authenticator(user_id_path, rules, keys, manager_groups=settings.manager_groups)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -38,6 +38,9 @@ def serve(environ: Mapping[str, str]) -> None:
         # On SIGTERM: stop accepting, let in-flight requests finish within the grace time,
         # then close the store and HTTP sessions (the app's cleanup contexts).
         shutdown_timeout=settings.shutdown_grace_ms / 1000,
+        # The one timer aiohttp keeps from a connection's start (or its last answer) until a
+        # request's headers are in: it bounds slow headers, and idle keep-alive connections.
+        keepalive_timeout=settings.http_read_timeout_ms / 1000,
         # Called once the store is open and the port is bound: the line a person waits for.
         print=lambda _: print(started, file=sys.stderr, flush=True),
     )

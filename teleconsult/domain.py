@@ -166,6 +166,46 @@ class RoomPolicy:
     immutable_period: timedelta
 
 
+@dataclass(frozen=True)
+class WritePolicy:
+    """Who may change a teleconsultation (issue 12): from the environment, fixed at start."""
+
+    admin_groups: frozenset[str]
+    """Members may change any teleconsultation (ADMIN_GROUPS)."""
+    allow_anonymous: bool
+    """Whether callers who do not say who they are may write (ALLOW_ANONYMOUS_WRITES)."""
+
+
+OPEN_WRITES = WritePolicy(admin_groups=frozenset(), allow_anonymous=True)
+"""The original's behaviour: anyone who may call may write."""
+
+ANONYMOUS = "public"
+"""`creatorId` / `updaterId` of a change whose caller could not be identified (as the CRUD does)."""
+
+
+def may_write(policy: WritePolicy, caller_id: str | None) -> bool:
+    """Whether a caller may write at all: an unidentified one only if the policy allows."""
+    return caller_id is not None or policy.allow_anonymous
+
+
+def may_change(
+    record: Teleconsultation,
+    caller_id: str | None,
+    caller_groups: frozenset[str],
+    policy: WritePolicy,
+) -> bool:
+    """A teleconsultation belongs to its creator and its plus participants; admins may change
+    any. An unidentified caller may change any only where the policy allows anonymous writes
+    (the original's behaviour)."""
+    if caller_id is None:
+        return policy.allow_anonymous
+    if caller_groups & policy.admin_groups:
+        return True
+    if caller_id == record.creator_id and record.creator_id != ANONYMOUS:
+        return True
+    return any(p.external_id == caller_id and p.level is Level.PLUS for p in record.participants)
+
+
 def level_of_participant(privileges: Privileges, external_id: str, groups: Sequence[str]) -> Level:
     level = privileges.level_of(groups)
     if level is None:

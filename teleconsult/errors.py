@@ -15,10 +15,19 @@ class ConfigurationError(Exception):
     """A setting or configuration file is wrong: the service must not start."""
 
 
+class ClientClosed(Exception):
+    """The client closed the connection before its request was read: nobody waits for an answer.
+
+    Not a failure of the service: counted apart (`client_closed`) and logged at debug.
+    """
+
+
 class ServiceError(Exception):
     """An error a caller can act on. `error` defaults to the HTTP reason phrase."""
 
     status: int = 500
+    close_connection: bool = False
+    """Close the connection after the answer: the request was not read to its end."""
 
     def __init__(self, message: str, *, error: str | None = None) -> None:
         super().__init__(message)
@@ -35,6 +44,10 @@ class Unauthorized(ServiceError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, error="Unauthorized user")
+
+
+class Forbidden(ServiceError):
+    status = 403
 
 
 class NotFound(ServiceError):

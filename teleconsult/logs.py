@@ -19,6 +19,8 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 TRACE = 5
 PINO_LEVELS = {
     TRACE: 10,
@@ -36,22 +38,36 @@ LEVELS = {
     "silent": logging.CRITICAL + 10,
 }
 REDACTED = "[redacted]"
+MAX_FIELD_CHARS = 2048
+"""A logged string longer than this is cut (after redaction): a hostile URL cannot fill the log."""
+MAX_TRACEBACK_CHARS = 16384
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SENSITIVE: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
     "sensitive", default=None
 )
+_SECRETS: set[str] = set()
+"""Configured secret values (API keys, client secrets): redacted in every log line and error."""
+_LINK_MARKERS: set[str] = set()
+"""Path fragments that only join links contain, declared by the providers that make them."""
+MIN_SECRET_CHARS = 4
 
+# Every pattern below runs in time linear in its input, whatever the input: an attacker
+# chooses the URL and headers that reach the log. No pattern has two unbounded repetitions
+# that can match the same text, and possessive quantifiers (*+, ++) never give back what
+# they took. Links and JWTs, which have no fixed prefix, are found in one pass over the
+# text's runs of URL characters (`_RUN`) instead of by a pattern tried at every position.
+_RUN = re.compile(r"[^\s\"'<>]++")
+_JWT_CHARACTERS = re.compile(r"[A-Za-z0-9_.-]++")
 _PATTERNS = [
-    # Join links of any provider: a bearer credential in a URL.
-    re.compile(r"[^\s\"'<>]*(?:direct-rest-call-handler|fake-video/join)/(?!\{)[^\s\"'<>;,]*"),
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"),  # a JWT
+    re.compile(r"(?i)\bbearer\s++[A-Za-z0-9._~+/=-]++"),
+    # The whole value of an Authorization header: its scheme (Basic, Bearer, ...) and more.
+    re.compile(r"(?i)((?:proxy-)?authorization[\"']?\s*+[:=]\s*+[\"']?)[^\r\n\"',;}]++"),
     re.compile(
-        r"(?i)((?:api[-_]?key|apikey|access_token|client_secret|password|secret|token|cookie|"
-        r"authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"
+        r"(?i)((?:api[-_]?key|apikey|access_token|client_secret|password|secret|token|cookie)"
+        r"[\"']?\s*+[:=]\s*+[\"']?)[^\s\"',;}]++"
     ),
-    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in a URL
+    re.compile(r"(?<=://)[^/\s:@]++:[^/\s@]++(?=@)"),  # user:password@ in a URL
 ]
 
 
@@ -68,11 +84,63 @@ def sensitive(values: Iterable[str | None]) -> None:
         found.update(value for value in values if value and len(value) >= 3)
 
 
-def redact(text: str) -> str:
-    for value in sorted(_SENSITIVE.get() or (), key=len, reverse=True):
-        text = text.replace(value, REDACTED)
+def add_secret(value: str | None) -> None:
+    """A configured secret (an API key, a client secret): never written, in logs or errors."""
+    if value and len(value) >= MIN_SECRET_CHARS:
+        _SECRETS.add(value)
+
+
+def add_link_marker(marker: str) -> None:
+    """A path fragment found only in join links (`/fake-video/join/`): such URLs are redacted."""
+    if marker:
+        _LINK_MARKERS.add(marker)
+
+
+def redact_secrets(text: str) -> str:
+    """`text` without any configured secret: for error messages a caller will read."""
+    for value in _SECRETS:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def redact(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """`text` as it may be logged: nothing sensitive, at most `limit` characters."""
+    request_values = _SENSITIVE.get() or ()
+    for value in sorted((*request_values, *_SECRETS), key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, REDACTED)
+    text = _RUN.sub(_redact_run, text)
     for pattern in _PATTERNS:
         text = pattern.sub(_keep_label, text)
+    if len(text) > limit:
+        text = f"{text[:limit]}...[{len(text) - limit} more characters]"
+    return text
+
+
+def _redact_run(match: re.Match[str]) -> str:
+    """One run of URL characters: a join link goes whole, a JWT from its first part on."""
+    run = match.group()
+    for marker in _LINK_MARKERS:
+        at = run.find(marker)
+        if at >= 0 and not run.startswith("{", at + len(marker)):  # `{code}` is a template
+            rest = run[at + len(marker) :]
+            cut = min((i for i in (rest.find(";"), rest.find(",")) if i >= 0), default=len(rest))
+            return REDACTED + rest[cut:]
+    if "eyJ" in run:
+        return _JWT_CHARACTERS.sub(_redact_jwt, run)
+    return run
+
+
+def _redact_jwt(match: re.Match[str]) -> str:
+    """A run of JWT characters; from an `eyJ` that starts a part and is followed by two dots."""
+    text = match.group()
+    second_last_dot = text.rfind(".", 0, max(text.rfind("."), 0))
+    at = text.find("eyJ")
+    while 0 <= at < second_last_dot:
+        if at == 0 or text[at - 1] in "._-":
+            return text[:at] + REDACTED
+        at = text.find("eyJ", at + 3)
     return text
 
 
@@ -107,8 +175,21 @@ class PinoFormatter(logging.Formatter):
             line.update({name: _redacted(value) for name, value in fields.items()})
         line["msg"] = redact(record.getMessage())
         if record.exc_info:
-            line["err"] = redact(self.formatException(record.exc_info))
+            line["err"] = redact(self.formatException(record.exc_info), MAX_TRACEBACK_CHARS)
         return json.dumps(line, default=str)
+
+
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a request it cannot parse at error level with a traceback; make it one
+    warning line (the request is the client's fault, and its bytes are redacted anyway)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.name == "aiohttp.server" and isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "malformed HTTP request: %s", (error.message,)
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 CHATTY_LOGGERS = ("aiosqlite", "pymongo", "asyncio")
@@ -120,6 +201,7 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.addLevelName(TRACE, "TRACE")
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(PinoFormatter())
+    handler.addFilter(MalformedRequests())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])

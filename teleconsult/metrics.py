@@ -228,11 +228,33 @@ class MeasuredStore:
             lambda: self.inner.add_user(provider, external_id, provider_user_id, creator_id),
         )
 
+    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
+        return await self.metrics.measure_store(
+            "find_external_id", lambda: self.inner.find_external_id(provider, provider_user_id)
+        )
+
     async def claim_key(
-        self, scope: str, fingerprint: str, token: str, now: datetime, expires_at: datetime
+        self,
+        scope: str,
+        caller: str,
+        fingerprint: str,
+        token: str,
+        now: datetime,
+        expires_at: datetime,
     ) -> KeyedAnswer | None:
         return await self.metrics.measure_store(
-            "claim_key", lambda: self.inner.claim_key(scope, fingerprint, token, now, expires_at)
+            "claim_key",
+            lambda: self.inner.claim_key(scope, caller, fingerprint, token, now, expires_at),
+        )
+
+    async def count_keys(self, caller: str, now: datetime) -> int:
+        return await self.metrics.measure_store(
+            "count_keys", lambda: self.inner.count_keys(caller, now)
+        )
+
+    async def purge_expired_keys(self, now: datetime, limit: int) -> int:
+        return await self.metrics.measure_store(
+            "purge_expired_keys", lambda: self.inner.purge_expired_keys(now, limit)
         )
 
     async def finish_key(

@@ -55,9 +55,9 @@ class ProviderFeatures:
         logs.sensitive([credentials.access_token])
         return credentials
 
-    async def delete_uploads(self, teleconsultation_id: str) -> UploadsDeleted:
+    async def delete_uploads(self, teleconsultation_id: str, caller: Caller) -> UploadsDeleted:
         """Delete the room's files; those that fail stay, for a retry to finish."""
-        record = await self.service.load(teleconsultation_id)
+        record = await self.service.load_for_change(teleconsultation_id, caller)
         if record.room is None:
             return UploadsDeleted(total=0, deleted=0)
         keys = await self.video.list_uploads(record.room.provider_room_id)

@@ -182,6 +182,9 @@ class VideoProviderPlugin:
     name: str
     create: Callable[[ProviderContext], VideoProvider]
     description: str = ""
+    link_markers: tuple[str, ...] = ()
+    """Path fragments found only in this provider's join links (`/fake-video/join/`): any
+    text holding one is redacted from logs, since a link is a bearer credential."""
 
 
 @dataclass(frozen=True)
@@ -213,16 +216,25 @@ def with_query(link: str, params: Mapping[str, str | None]) -> str:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+HASHED = "h-"
+"""Marks a derived id that is a digest: no id kept as it is may start with it."""
 
 
 def stable_user_id(external_id: str, *, prefix: str = "", max_length: int = 128) -> str:
     """A provider user id derived from an external id, so creating a user is idempotent.
 
-    Ids already within `[A-Za-z0-9._-]` and the length limit are kept readable;
-    anything else becomes a digest of the external id, which stays unique.
+    Injective: two external ids never share a provider user (one participant must
+    never get another's link or credentials). Ids within `[A-Za-z0-9._-]` and the
+    length limit are kept readable, unless they start with `h-`; every other id
+    becomes `h-` and the SHA-256 digest of the external id. A kept id cannot start
+    with `h-`, so it can never equal a digest.
     """
     candidate = prefix + external_id
-    if not _UNSAFE.search(external_id) and len(candidate) <= max_length:
+    if (
+        not _UNSAFE.search(external_id)
+        and not external_id.startswith(HASHED)
+        and len(candidate) <= max_length
+    ):
         return candidate
     digest = hashlib.sha256(external_id.encode()).hexdigest()
-    return (prefix + "h-" + digest)[:max_length]
+    return (prefix + HASHED + digest)[:max_length]

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=1)
 BATCH = 20
+PURGE_BATCH = 500
+"""Expired idempotency keys deleted per statement: each delete is short, so requests that
+write meanwhile never wait long."""
 MAX_BACKOFF = timedelta(minutes=10)
 
 
@@ -52,11 +55,22 @@ class Reconciler:
             await self._process(job)
         return len(jobs)
 
+    async def purge_expired_keys(self) -> int:
+        """Delete expired idempotency keys, a bounded batch at a time; return how many went."""
+        purged = 0
+        while (batch := await self.store.purge_expired_keys(self.clock(), PURGE_BATCH)) > 0:
+            purged += batch
+            if batch < PURGE_BATCH:
+                break
+            await asyncio.sleep(0)  # let requests run between batches
+        return purged
+
     async def run_forever(self, interval_seconds: float) -> None:
         while True:
             try:
                 while await self.run_once() == BATCH:
                     pass  # a full batch: there may be more due now
+                await self.purge_expired_keys()
             except Unavailable as error:
                 log.warning("reconciler: the store is unavailable: %s", error.message)
             except Exception:

@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 
 from teleconsult import domain, logs
 from teleconsult.domain import (
+    ANONYMOUS,
     Level,
     Participant,
     Privileges,
@@ -27,9 +28,11 @@ from teleconsult.domain import (
     Room,
     RoomPolicy,
     Teleconsultation,
+    WritePolicy,
 )
 from teleconsult.errors import (
     Conflict,
+    Forbidden,
     InvalidRequest,
     NotFound,
     ServiceError,
@@ -66,9 +69,6 @@ it: longer than any request can take (provider timeouts times attempts)."""
 
 RETRY_DELAY = timedelta(seconds=10)
 """When a request could not delete a room itself, how soon the reconciler tries."""
-
-ANONYMOUS = "public"
-"""`creatorId` / `updaterId` of a change whose caller could not be identified (as the CRUD does)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,10 @@ class TeleconsultationService:
         policy: RoomPolicy,
         clock: Clock = utc_now,
         background_groups: frozenset[str] = frozenset(),
+        write_policy: WritePolicy = domain.OPEN_WRITES,
     ) -> None:
         self.store = store
+        self.write_policy = write_policy
         self.video = video
         self.identity = identity
         self.privileges = privileges
@@ -129,6 +131,8 @@ class TeleconsultationService:
     async def create(
         self, participants: ParticipantsInput, schedule: ScheduleInput, caller: Caller
     ) -> str:
+        if not domain.may_write(self.write_policy, caller.id):
+            raise _anonymous_refused()
         start, end = self._schedule(None, schedule)
         self._check_input(participants)
         members = await self._participants(
@@ -280,7 +284,7 @@ class TeleconsultationService:
         reconciler finishes it. Cancelling never fails because of the provider.
         """
         for _ in range(MAX_ATTEMPTS):
-            current = await self.load(teleconsultation_id)
+            current = await self.load_for_change(teleconsultation_id, caller)
             room = current.room
             job = await self._open_job(current.id, room.provider_room_id) if room else None
             trashed = replace(
@@ -322,6 +326,21 @@ class TeleconsultationService:
             )
         return record
 
+    async def load_for_change(self, teleconsultation_id: str, caller: Caller) -> Teleconsultation:
+        """The live record, if `caller` may change it (its creator, a plus participant, an
+        admin); else 403."""
+        record = await self.load(teleconsultation_id)
+        if not domain.may_change(
+            record, caller.id, caller.groups or frozenset(), self.write_policy
+        ):
+            if caller.id is None:
+                raise _anonymous_refused()
+            raise Forbidden(
+                "Only the teleconsultation's creator, its plus participants and members of "
+                "ADMIN_GROUPS may change it."
+            )
+        return record
+
     async def _mutate(
         self,
         teleconsultation_id: str,
@@ -329,7 +348,7 @@ class TeleconsultationService:
         change: Callable[[Teleconsultation, datetime], Awaitable[Teleconsultation]],
     ) -> None:
         for _ in range(MAX_ATTEMPTS):
-            current = await self.load(teleconsultation_id)
+            current = await self.load_for_change(teleconsultation_id, caller)
             now = self.clock()
             proposed = await change(current, now)
             proposed = replace(
@@ -550,6 +569,17 @@ class TeleconsultationService:
         if known is not None:
             return known
         created = await self.video.ensure_user(external_id, level)
+        holder = await self.store.find_external_id(self.video.name, created)
+        if holder is not None and holder != external_id:
+            # Provider ids are derived injectively (`stable_user_id`), so this is a mapping
+            # written before that held, or a provider that reuses ids: never share a user.
+            log.warning("user map: %s provider user %s already stands for another id",
+                        self.video.name, created)  # fmt: skip
+            raise Conflict(
+                f"Participant {external_id!r} cannot be given a {self.video.name} user: the one "
+                "derived for it already stands for another user id. An operator must correct "
+                "the user map (docs/operations.md, Security)."
+            )
         return await self.store.add_user(
             self.video.name, external_id, created, caller.id or ANONYMOUS
         )
@@ -589,6 +619,13 @@ class TooSlow(ServiceError):
 def format_date(value: datetime) -> str:
     """ISO 8601 in UTC with milliseconds, as the original wrote dates."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _anonymous_refused() -> Forbidden:
+    return Forbidden(
+        "This service accepts changes only from callers who say who they are "
+        "(ALLOW_ANONYMOUS_WRITES=false); see userIdPathInRequest."
+    )
 
 
 def _too_much_contention() -> Conflict:

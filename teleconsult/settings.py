@@ -7,16 +7,20 @@ default: keep the two in step (a test compares them).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from teleconsult import logs
 from teleconsult.domain import RECORDING_TYPES, RoomPolicy
 from teleconsult.errors import ConfigurationError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "silent")
+SQLITE_SYNCHRONOUS_MODES = ("full", "normal", "extra")
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MAX_IMMUTABLE_PERIOD_MS = 30 * 24 * 3600 * 1000
@@ -48,8 +52,14 @@ DEFAULTS: dict[str, str] = {
     "JWT_ISSUER": "",
     "JWT_USER_ID_CLAIM": "sub",
     "JWT_GROUPS_CLAIM": "groups",
+    "JWT_JWKS_TTL_MS": "600000",
     "MANAGER_GROUPS": "",
+    "ADMIN_GROUPS": "",
+    "ALLOW_ANONYMOUS_WRITES": "true",
     "GROUPS_HEADER_KEY": "miausergroups",
+    "IDEMPOTENCY_MAX_KEYS_PER_CALLER": "10000",
+    "HTTP_READ_TIMEOUT_MS": "30000",
+    "SQLITE_SYNCHRONOUS": "full",
 }
 """Every core variable and its default, as the README documents them."""
 
@@ -81,8 +91,14 @@ class Settings:
     jwt_issuer: str | None
     jwt_user_id_claim: str
     jwt_groups_claim: str
+    jwt_jwks_ttl_ms: int
     manager_groups: frozenset[str]
+    admin_groups: frozenset[str]
+    allow_anonymous_writes: bool
     groups_header_key: str
+    idempotency_max_keys_per_caller: int
+    http_read_timeout_ms: int
+    sqlite_synchronous: str
 
     @property
     def verifies_tokens(self) -> bool:
@@ -99,17 +115,20 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        reader = _Reader(environ)
+        reader = SettingsReader(environ, DEFAULTS)
         jwks_url, audience, issuer = _token_settings(
             reader, environ.get("AUTH0_DOMAIN", "").strip()
         )
         user_map = environ.get("USER_ID_MAP_CRUD_NAME") or environ.get("USER_MAP_ID_CRUD_NAME")
         config_path = reader.text("TELECONSULTATION_SERVICE_CONFIG_PATH")
+        store_url = reader.text("STORE_URL")
+        with contextlib.suppress(ValueError):
+            logs.add_secret(urlsplit(store_url).password)  # mongodb://user:<password>@host
         return cls(
             http_host=reader.text("HTTP_HOST"),
             http_port=reader.integer("HTTP_PORT", minimum=0, maximum=65535),
             log_level=reader.choice("LOG_LEVEL", LOG_LEVELS),
-            store_url=reader.text("STORE_URL"),
+            store_url=store_url,
             mongodb_database=reader.text("MONGODB_DATABASE") or None,
             mongodb_timeout_ms=reader.integer("MONGODB_TIMEOUT_MS", minimum=1, maximum=600_000),
             video_provider=reader.text(
@@ -147,10 +166,18 @@ class Settings:
             jwt_issuer=issuer,
             jwt_user_id_claim=reader.text("JWT_USER_ID_CLAIM"),
             jwt_groups_claim=reader.text("JWT_GROUPS_CLAIM"),
-            manager_groups=frozenset(
-                group.strip() for group in reader.text("MANAGER_GROUPS").split(",") if group.strip()
-            ),
+            jwt_jwks_ttl_ms=reader.integer("JWT_JWKS_TTL_MS", minimum=1000, maximum=86_400_000),
+            manager_groups=reader.names("MANAGER_GROUPS"),
+            admin_groups=reader.names("ADMIN_GROUPS"),
+            allow_anonymous_writes=reader.boolean("ALLOW_ANONYMOUS_WRITES"),
             groups_header_key=reader.header_name("GROUPS_HEADER_KEY"),
+            idempotency_max_keys_per_caller=reader.integer(
+                "IDEMPOTENCY_MAX_KEYS_PER_CALLER", minimum=1, maximum=10_000_000
+            ),
+            http_read_timeout_ms=reader.integer(
+                "HTTP_READ_TIMEOUT_MS", minimum=1000, maximum=3_600_000
+            ),
+            sqlite_synchronous=reader.choice("SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS_MODES),
         )
 
 
@@ -170,7 +197,7 @@ def whole_number(name: str, text: str, *, minimum: int, maximum: int | None = No
 
 
 def _token_settings(
-    reader: _Reader, auth0_domain: str
+    reader: SettingsReader, auth0_domain: str
 ) -> tuple[str | None, str | None, str | None]:
     """Bearer-token verification: on when JWT_AUDIENCE is set; AUTH0_DOMAIN gives the defaults."""
     audience = reader.text("JWT_AUDIENCE") or None
@@ -190,17 +217,32 @@ def _token_settings(
     return jwks_url, audience, issuer
 
 
-class _Reader:
-    def __init__(self, environ: Mapping[str, str]) -> None:
+class SettingsReader:
+    """Reads environment variables as the README documents them: one place for every rule.
+
+    An unset or blank variable takes its default from `defaults`; a bad value raises
+    `ConfigurationError` with one line naming the variable. The core and every plugin
+    read their settings through it, so all settings fail alike. Secrets read with
+    `secret` are redacted wherever they would be written (logs, error bodies).
+    """
+
+    def __init__(self, environ: Mapping[str, str], defaults: Mapping[str, str]) -> None:
         self._environ = environ
+        self._defaults = defaults
 
     def text(self, name: str, value: str | None = None, default: str | None = None) -> str:
         """`value` (else the variable), or `default` (else the documented one) when empty."""
         if value is None:
             value = self._environ.get(name)
         if value is None or value.strip() == "":
-            return default if default is not None else DEFAULTS[name]
+            return default if default is not None else self._defaults.get(name, "")
         return value.strip()
+
+    def secret(self, name: str) -> str:
+        """A secret (an API key): read like `text`, and never written to a log or an answer."""
+        value = self.text(name)
+        logs.add_secret(value)
+        return value
 
     def boolean(self, name: str) -> bool:
         value = self.text(name)
@@ -216,6 +258,10 @@ class _Reader:
         if value not in choices:
             raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
         return value
+
+    def names(self, name: str) -> frozenset[str]:
+        """A comma-separated list of names (groups), blanks dropped."""
+        return frozenset(item.strip() for item in self.text(name).split(",") if item.strip())
 
     def header_name(self, name: str) -> str:
         text = self.text(name)

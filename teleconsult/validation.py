@@ -26,6 +26,18 @@ def error_lines(messages: object, path: str = "", root: str = "$") -> list[str]:
     return [f"{path or root}: {messages}"]
 
 
+MAX_REPORTED_PROBLEMS = 20
+"""An answer lists at most this many problems: a huge invalid body gets a short answer."""
+
+
+def problems(messages: object, root: str) -> str:
+    """Marshmallow's errors as one message: the first problems, and how many more there are."""
+    lines = error_lines(messages, root=root)
+    shown = "; ".join(lines[:MAX_REPORTED_PROBLEMS])
+    hidden = len(lines) - MAX_REPORTED_PROBLEMS
+    return f"{shown}; and {hidden} more problem{'s' if hidden > 1 else ''}" if hidden > 0 else shown
+
+
 class JSONTextError(ValueError):
     """A text that is not JSON we accept; the message says why, for a caller to act on."""
 
@@ -38,6 +50,8 @@ def strict_json(text: str) -> object:
         raise JSONTextError("it is nested too deeply") from None
     except json.JSONDecodeError as error:
         raise JSONTextError(str(error)) from None
+    except ValueError as error:  # an integer past Python's digit limit, say
+        raise JSONTextError(str(error).split(";")[0]) from None
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

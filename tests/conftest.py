@@ -189,8 +189,10 @@ def teleconsultation(
     }
 
 
-async def create(client: Client, body: dict[str, Any]) -> str:
-    response = await client.post("/teleconsultation", json=body)
+async def create(
+    client: Client, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> str:
+    response = await client.post("/teleconsultation", json=body, headers=headers)
     assert response.status == 201, await response.text()
     room_id = (await response.json())["roomId"]
     assert isinstance(room_id, str)

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "30")
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 def free_port() -> int:
@@ -59,7 +60,8 @@ def main() -> int:
             st = Path(sys.executable).with_name("st")
             return subprocess.call(  # noqa: S603
                 [
-                    str(st), "run", f"{base}/documentation/json", "--url", base,
+                    str(st), "--config-file", str(CONFIG), "run", f"{base}/documentation/json",
+                    "--url", base,
                     "--checks", "all", "--exclude-checks", "positive_data_acceptance",
                     "--max-examples", EXAMPLES, "--generation-deterministic",
                     "--request-timeout", "10", "--header", "miauserid: doctor-1",

@@ -204,13 +204,19 @@ async def test_adding_the_last_participant_without_a_plus_user_is_the_documented
     )
 
 
-async def test_a_body_without_content_type_is_read_as_json(client: Client) -> None:
+async def test_a_body_without_content_type_is_refused(client: Client) -> None:
+    """A cross-site form post can send a body with no type and no preflight: not read."""
     response = await client.post(
         "/teleconsultation",
         data=json.dumps(USAGE_CREATE_SOME_UNKNOWN).encode(),
         skip_auto_headers=["Content-Type"],
     )
-    assert response.status == 201, await response.text()
+    assert response.status == 415
+    assert await response.json() == error(
+        415,
+        "The body must be JSON sent with Content-Type: application/json, "
+        "and this one has no Content-Type.",
+    )
 
 
 async def test_the_group_alias_is_accepted(client: Client) -> None:

@@ -212,7 +212,7 @@ async def test_malformed_json_is_a_400(client: Client) -> None:
             b'{"a": 1, "a": 2}',
             "The body is not valid JSON: the key 'a' appears twice in one object.",
         ),
-        (b"[" * 100_000, "The body is not valid JSON: it is nested too deeply."),
+        (b"[" * 60_000, "The body is not valid JSON: it is nested too deeply."),
         (
             b'{"userExternalId": "\\ud800"}',
             "The body is not valid JSON: it holds an invalid \\u escape (an unpaired surrogate).",

@@ -206,6 +206,8 @@ def test_object_ids() -> None:
         ("x" * 129, False),
         ("auth0|5f8d", False),
         ("mario@example.com", False),
+        ("h-" + "0" * 64, False),
+        ("h-readable", False),
     ],
 )
 def test_stable_user_ids_fit_the_provider_alphabet(external_id: str, kept: bool) -> None:
@@ -217,3 +219,11 @@ def test_stable_user_ids_fit_the_provider_alphabet(external_id: str, kept: bool)
     else:
         assert re.fullmatch(r"h-[0-9a-f]{64}", user_id)
         assert user_id != stable_user_id(external_id + "!")
+
+
+def test_a_kept_id_never_equals_a_digest() -> None:
+    """An id that looks like another's digest must not become that user (issue 12, defect 2)."""
+    victim = stable_user_id("doctor 1")
+    assert victim.startswith("h-")
+    assert stable_user_id(victim) != victim
+    assert stable_user_id(victim, prefix="tc-") != stable_user_id("doctor 1", prefix="tc-")

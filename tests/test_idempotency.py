@@ -81,12 +81,15 @@ async def test_adding_a_participant_twice_with_one_key(client: Client) -> None:
     assert [p.external_id for p in record.participants] == ["doctor-1", "patient-1"]
 
 
-async def test_a_client_error_is_kept_with_the_key(client: Client) -> None:
+async def test_a_client_error_is_not_kept_with_the_key(client: Client, clock: FrozenClock) -> None:
+    """A refused request changed nothing: its answer is not stored, a retry runs again."""
     body = teleconsultation(2, PATIENT, NURSE)  # no plus user
     first = await client.post("/teleconsultation", json=body, headers=keyed("k-4"))
     again = await client.post("/teleconsultation", json=body, headers=keyed("k-4"))
     assert first.status == again.status == 400
     assert await first.json() == await again.json()
+    assert "Idempotent-Replayed" not in again.headers
+    assert await client.app[keys.STORE].count_keys("public", clock.now) == 0
 
 
 async def test_a_server_side_failure_frees_the_key_for_a_retry(
@@ -133,7 +136,12 @@ async def test_a_key_whose_request_died_frees_itself(client: Client, clock: Froz
     store = client.app[keys.STORE]
     # A request claimed the key, then its process died before finishing.
     held = await store.claim_key(
-        "POST /teleconsultation k-7", "someone", "t-1", clock.now, clock.now + RUNNING_LEASE
+        "POST /teleconsultation k-7",
+        "public",
+        "someone",
+        "t-1",
+        clock.now,
+        clock.now + RUNNING_LEASE,
     )
     assert held is None
     body = teleconsultation(2, DOCTOR, PATIENT)

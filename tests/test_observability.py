@@ -7,10 +7,11 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from conftest import (
     DOCTOR,
     PATIENT,
@@ -105,7 +106,8 @@ async def test_probes_are_logged_at_debug(client: Client, log_lines: LogLines) -
     assert line["level"] == 20
 
 
-def test_redaction_of_known_shapes() -> None:
+def test_redaction_of_known_shapes(build_app: Callable[..., web.Application]) -> None:
+    build_app()  # the installed providers declare their links' shapes
     logs.begin_request("r1")
     logs.sensitive(["Jane Doe"])
     text = (

@@ -45,7 +45,7 @@ def test_required_bandyer_variables_are_in_the_readme(name: str) -> None:
 
 @pytest.mark.parametrize(("name", "default"), sorted(BANDYER_DEFAULTS.items()))
 def test_optional_bandyer_variables_are_in_the_readme_with_their_default(
-    name: str, default: int
+    name: str, default: str
 ) -> None:
     assert readme_row(name)[0] == f"`{default}`"
 

@@ -43,8 +43,14 @@ def test_defaults() -> None:
         jwt_issuer=None,
         jwt_user_id_claim="sub",
         jwt_groups_claim="groups",
+        jwt_jwks_ttl_ms=600000,
         manager_groups=frozenset(),
+        admin_groups=frozenset(),
+        allow_anonymous_writes=True,
         groups_header_key="miausergroups",
+        idempotency_max_keys_per_caller=10000,
+        http_read_timeout_ms=30000,
+        sqlite_synchronous="full",
     )
     assert settings.room_policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)

@@ -36,6 +36,8 @@ class SigningKeys:
         self.private: dict[str, rsa.RSAPrivateKey] = {}
         self.published: list[str] = []
         self.fetches = 0
+        self.cache_control: str | None = None
+        self.down = False
 
     def add(self, kid: str, *, publish: bool = True) -> None:
         self.private[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -58,13 +60,16 @@ class SigningKeys:
     def app(self) -> web.Application:
         async def jwks(request: web.Request) -> web.Response:
             self.fetches += 1
+            if self.down:
+                return web.json_response({"message": "down"}, status=503)
             keys = []
             for kid in self.published:
                 public = jwt.algorithms.RSAAlgorithm.to_jwk(
                     self.private[kid].public_key(), as_dict=True
                 )
                 keys.append({**public, "kid": kid, "use": "sig", "alg": "RS256"})
-            return web.json_response({"keys": keys})
+            headers = {"Cache-Control": self.cache_control} if self.cache_control else None
+            return web.json_response({"keys": keys}, headers=headers)
 
         app = web.Application()
         app.router.add_get("/.well-known/jwks.json", jwks)

@@ -31,7 +31,7 @@ from teleconsult.providers import (
     ProviderContext,
     gather_all,
 )
-from teleconsult.settings import whole_number
+from teleconsult.settings import SettingsReader
 from teleconsult_auth0.directories import (
     Auth0ClientDirectory,
     Directory,
@@ -143,12 +143,8 @@ class Auth0Identity:
             await self.resolver.close()
 
 
-def _setting(environ: Mapping[str, str], name: str) -> str:
-    return (environ.get(name) or "").strip() or DEFAULTS.get(name, "")
-
-
-def _milliseconds(environ: Mapping[str, str], name: str) -> float:
-    return whole_number(name, _setting(environ, name), minimum=0) / 1000
+def _milliseconds(read: SettingsReader, name: str) -> float:
+    return read.integer(name, minimum=0) / 1000
 
 
 def _base_url(value: str) -> str:
@@ -157,21 +153,21 @@ def _base_url(value: str) -> str:
 
 def directory_from(environ: Mapping[str, str], session_for: Any) -> Directory:
     """The directory the environment names: auth0-client first (the original's), else Auth0."""
-    policy = CallPolicy(timeout_seconds=_milliseconds(environ, "AUTH0_TIMEOUT_MS"))
-    auth_service = _setting(environ, "AUTH_SERVICE")
+    read = SettingsReader(environ, DEFAULTS)
+    policy = CallPolicy(timeout_seconds=_milliseconds(read, "AUTH0_TIMEOUT_MS"))
+    auth_service = read.text("AUTH_SERVICE")
     if auth_service:
-        proxied = [
-            h.strip().lower() for h in _setting(environ, "ADDITIONAL_HEADERS_TO_PROXY").split(",")
-        ]
         return Auth0ClientDirectory(
             OutboundClient("auth0-client", session_for(), _base_url(auth_service), policy),
-            user_path=_setting(environ, "AUTH_SERVICE_USER_PATH"),
-            default_client_type=_setting(environ, "DEFAULT_CLIENT_TYPE") or None,
-            proxied_headers=[h for h in proxied if h],
+            user_path=read.text("AUTH_SERVICE_USER_PATH"),
+            default_client_type=read.text("DEFAULT_CLIENT_TYPE") or None,
+            proxied_headers=sorted(
+                header.lower() for header in read.names("ADDITIONAL_HEADERS_TO_PROXY")
+            ),
         )
-    domain = _setting(environ, "AUTH0_DOMAIN")
-    client_id = _setting(environ, "AUTH0_CLIENT_ID")
-    client_secret = _setting(environ, "AUTH0_CLIENT_SECRET")
+    domain = read.text("AUTH0_DOMAIN")
+    client_id = read.text("AUTH0_CLIENT_ID")
+    client_secret = read.secret("AUTH0_CLIENT_SECRET")
     if not domain:
         raise ConfigurationError(
             "IDENTITY_PROVIDER=auth0 needs AUTH_SERVICE (the auth0-client host) or "
@@ -182,12 +178,12 @@ def directory_from(environ: Mapping[str, str], session_for: Any) -> Directory:
             "AUTH0_DOMAIN needs AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (a machine-to-machine "
             "application allowed to read users)."
         )
-    source = _setting(environ, "AUTH0_GROUPS_SOURCE")
+    source = read.text("AUTH0_GROUPS_SOURCE")
     if source not in ("app_metadata", "roles"):
         raise ConfigurationError(
             f"AUTH0_GROUPS_SOURCE must be app_metadata or roles; got {source!r}."
         )
-    base_url = _setting(environ, "AUTH0_BASE_URL") or f"https://{domain}"
+    base_url = read.text("AUTH0_BASE_URL") or f"https://{domain}"
     return ManagementApiDirectory(
         OutboundClient(NAME, session_for(), base_url, policy, rate_limit_wait=ratelimit_reset_wait),
         ManagementCredentials(domain=domain, client_id=client_id, client_secret=client_secret),
@@ -196,18 +192,18 @@ def directory_from(environ: Mapping[str, str], session_for: Any) -> Directory:
 
 
 def create(context: ProviderContext) -> Auth0Identity:
-    environ = context.environ
-    cache_ttl = _milliseconds(environ, "AUTH0_CACHE_TTL_MS")
-    directory = directory_from(environ, aiohttp.ClientSession)
+    read = SettingsReader(context.environ, DEFAULTS)
+    cache_ttl = _milliseconds(read, "AUTH0_CACHE_TTL_MS")
+    directory = directory_from(context.environ, aiohttp.ClientSession)
     resolver = None
-    endpoint = _setting(environ, "CUSTOM_ID_USERS_API_ENDPOINT")
+    endpoint = read.text("CUSTOM_ID_USERS_API_ENDPOINT")
     if endpoint:
         resolver = CustomIdResolver(
             OutboundClient(
                 "custom user ids",
                 aiohttp.ClientSession(),
                 _base_url(endpoint),
-                CallPolicy(timeout_seconds=_milliseconds(environ, "AUTH0_TIMEOUT_MS")),
+                CallPolicy(timeout_seconds=_milliseconds(read, "AUTH0_TIMEOUT_MS")),
             ),
             source=context.config.custom_user_id_source,
             target=context.config.custom_user_id_target,

@@ -24,12 +24,12 @@ from teleconsult.providers import (
     stable_user_id,
     with_query,
 )
-from teleconsult.settings import whole_number
+from teleconsult.settings import SettingsReader
 from teleconsult_bandyer import kaleyra
 from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
 
 NAME = PROVIDER
-DEFAULTS = {"BANDYER_TIMEOUT_MS": 10000, "BANDYER_MAX_ATTEMPTS": 3}
+DEFAULTS = {"BANDYER_TIMEOUT_MS": "10000", "BANDYER_MAX_ATTEMPTS": "3"}
 """The optional variables and their defaults, as the README documents them."""
 
 
@@ -100,8 +100,9 @@ class BandyerVideo:
 
 def client_options(environ: Mapping[str, str]) -> ClientOptions:
     """BANDYER_* variables, checked before anything is created: a bad one stops the start."""
-    base_url = environ.get("BANDYER_BASE_URL", "").strip()
-    api_key = environ.get("BANDYER_API_SECRET_KEY", "").strip()
+    read = SettingsReader(environ, DEFAULTS)
+    base_url = read.text("BANDYER_BASE_URL")
+    api_key = read.secret("BANDYER_API_SECRET_KEY")
     if not base_url:
         raise ConfigurationError(
             "VIDEO_PROVIDER=bandyer needs BANDYER_BASE_URL, the Kaleyra v2 API base URL "
@@ -116,14 +117,9 @@ def client_options(environ: Mapping[str, str]) -> ClientOptions:
     return ClientOptions(
         base_url=base_url,
         api_key=api_key,
-        timeout_seconds=_whole(environ, "BANDYER_TIMEOUT_MS", minimum=1) / 1000,
-        max_attempts=_whole(environ, "BANDYER_MAX_ATTEMPTS", minimum=1),
+        timeout_seconds=read.integer("BANDYER_TIMEOUT_MS", minimum=1) / 1000,
+        max_attempts=read.integer("BANDYER_MAX_ATTEMPTS", minimum=1),
     )
-
-
-def _whole(environ: Mapping[str, str], name: str, *, minimum: int) -> int:
-    text = environ.get(name, "").strip()
-    return whole_number(name, text, minimum=minimum) if text else DEFAULTS[name]
 
 
 def create(context: ProviderContext) -> BandyerVideo:
@@ -135,6 +131,9 @@ def create(context: ProviderContext) -> BandyerVideo:
 def register_video_providers() -> list[VideoProviderPlugin]:
     return [
         VideoProviderPlugin(
-            name=NAME, create=create, description="Kaleyra Video (Bandyer) REST API v2."
+            name=NAME,
+            create=create,
+            description="Kaleyra Video (Bandyer) REST API v2.",
+            link_markers=(kaleyra.LINK_PATH_MARKER,),
         )
     ]

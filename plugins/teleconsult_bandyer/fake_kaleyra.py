@@ -39,6 +39,8 @@ class Fault:
     malformed: bool = False
     body: object = None
     """A 201 with this JSON body instead of the real answer (an answer of the wrong shape)."""
+    message: str = "injected fault"
+    """The error's message (a provider may echo what it was sent: a key, say)."""
     lost: bool = False
     """Carry the request out, then wait `delay` before answering: an answer the client
     never hears when `delay` is longer than its timeout."""
@@ -115,7 +117,7 @@ class FakeKaleyra:
                 await asyncio.sleep(fault.delay)
                 if fault.status is not None:
                     headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-                    return _error(fault.status, "injected fault", headers)
+                    return _error(fault.status, fault.message, headers)
                 if fault.malformed:
                     return web.Response(status=200, text="<html>not json", content_type="text/html")
                 if fault.body is not None:

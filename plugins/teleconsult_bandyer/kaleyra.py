@@ -48,6 +48,9 @@ EXPIRES_AT = "expires_at"
 VIRTUAL_BACKGROUND_FIELD = "virtual_background"
 BACKGROUND_ALIAS = "background_alias"
 
+# Join links: https://<company>.bandyer.com/<region>/direct-rest-call-handler/<code>.
+LINK_PATH_MARKER = "/direct-rest-call-handler/"
+
 # Link query parameters (documented by Kaleyra).
 LINK_LANGUAGE = "l"
 LINK_BACKGROUND = "vb"

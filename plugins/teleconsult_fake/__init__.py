@@ -22,7 +22,7 @@ from aiohttp import web
 
 from teleconsult import keys
 from teleconsult.domain import Level, ProviderLimits, RoomSpec
-from teleconsult.errors import ConfigurationError, NotFound, ProviderError
+from teleconsult.errors import NotFound, ProviderError
 from teleconsult.hookspecs import hookimpl
 from teleconsult.providers import (
     CreatedRoom,
@@ -33,6 +33,7 @@ from teleconsult.providers import (
     stable_user_id,
     with_query,
 )
+from teleconsult.settings import SettingsReader
 
 JOIN_PATH = "/fake-video/join/{code}"
 
@@ -198,10 +199,9 @@ def public_url(context: ProviderContext) -> str:
 
 
 def _create(context: ProviderContext) -> FakeVideo:
-    latency = context.environ.get("FAKE_VIDEO_LATENCY_MS", "0").strip() or "0"
-    if not latency.isdigit():
-        raise ConfigurationError(f"FAKE_VIDEO_LATENCY_MS must be a whole number; got {latency!r}.")
-    return FakeVideo(public_url(context), int(latency) / 1000)
+    read = SettingsReader(context.environ, {"FAKE_VIDEO_LATENCY_MS": "0"})
+    latency = read.integer("FAKE_VIDEO_LATENCY_MS", minimum=0, maximum=600_000)
+    return FakeVideo(public_url(context), latency / 1000)
 
 
 async def join_page(request: web.Request) -> web.Response:
@@ -251,6 +251,7 @@ def register_video_providers() -> list[VideoProviderPlugin]:
             name="fake",
             create=_create,
             description="In-process rooms and links, for local runs and tests.",
+            link_markers=(JOIN_PATH.split("{")[0],),
         )
     ]
 

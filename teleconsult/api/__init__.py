@@ -10,7 +10,7 @@ from aiohttp.web_exceptions import NotAppKeyWarning
 from aiohttp_apigami import AiohttpApiSpec
 from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
 
-from teleconsult import __version__
+from teleconsult import __version__, keys
 from teleconsult.api import features, health, teleconsultations
 from teleconsult.api.errors import RequestParser
 from teleconsult.api.schemas import ParticipantsObjectSchema
@@ -39,8 +39,8 @@ def setup_api(app: web.Application) -> None:
         warnings.simplefilter("ignore", NotAppKeyWarning)
         spec.register(app, in_place=True)
         _drop_swagger2_keys(app[SWAGGER_DICT])
-    # A parser of our own, per app: our error bodies, and JSON read whatever the Content-Type.
-    app[APISPEC_PARSER] = RequestParser()
+    # A parser of our own, per app: our error bodies, and JSON bodies read within bounds.
+    app[APISPEC_PARSER] = RequestParser(app[keys.SETTINGS].http_read_timeout_ms / 1000)
 
 
 def openapi_document(app: web.Application) -> dict[str, Any]:

@@ -15,28 +15,27 @@ header); otherwise 403.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import jwt
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from teleconsult.api.caller import caller_id
 from teleconsult.config import PathStep
-from teleconsult.errors import ServiceError, Unauthorized
+from teleconsult.errors import Forbidden, InvalidRequest, ProviderError, Unauthorized
 from teleconsult.outbound import OutboundClient, UnexpectedAnswer
 from teleconsult.providers import Caller
+
+log = logging.getLogger(__name__)
 
 LEEWAY_SECONDS = 30
 """Clock skew tolerated on `exp` and `nbf`."""
 MIN_REFRESH_SECONDS = 30
-"""After an unknown `kid` made us fetch the keys again, the next one waits this long, so a
-flood of forged kids cannot turn into a flood of fetches."""
-
-
-class Forbidden(ServiceError):
-    status = 403
+"""After an unknown `kid` made us fetch the keys again (or a fetch failed), the next fetch
+waits this long, so a flood of forged kids cannot turn into a flood of fetches."""
 
 
 @dataclass(frozen=True)
@@ -47,43 +46,90 @@ class TokenRules:
     groups_claim: str
 
 
-@dataclass(frozen=True)
-class ManagerRule:
-    groups: frozenset[str]
-    header: str
-
-
 class JwksKeys:
-    """The signing keys of a JWKS URL, cached, refreshed once for an unknown `kid`."""
+    """The signing keys of a JWKS URL, cached for a bounded time.
 
-    def __init__(self, http: OutboundClient) -> None:
+    The set is fetched again once it is older than `ttl_seconds` (JWT_JWKS_TTL_MS, or
+    the answer's `Cache-Control: max-age` when shorter), so a key removed from the
+    set stops verifying tokens within that time. An unknown `kid` also fetches it
+    again, at most every MIN_REFRESH_SECONDS. If a due fetch fails, the old set
+    serves for one more interval at most (an identity provider's outage does not
+    stop the service at once); after that, tokens are refused.
+    """
+
+    def __init__(
+        self, http: OutboundClient, ttl_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.http = http
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
         self._keys: dict[str, jwt.PyJWK] | None = None
-        self._refreshed_at: float | None = None
-        self._lock = asyncio.Lock()
+        self._expires_at = 0.0
+        self._kid_fetch_at: float | None = None
+        self._failed_at: float | None = None
+        self._lock = asyncio.Lock()  # one fetch at a time; not a guard of shared data
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         async with self._lock:
+            now = self.clock()
             if self._keys is None:
-                await self._fetch()
-            elif kid not in self._keys and self._may_refresh():
-                self._refreshed_at = time.monotonic()
-                await self._fetch()
+                await self._fetch(now)
+            elif now >= self._expires_at:
+                await self._renew(now)
+            elif kid not in self._keys and not _recent(self._kid_fetch_at, now):
+                self._kid_fetch_at = now
+                await self._fetch(now)
         return (self._keys or {}).get(kid)
 
-    def _may_refresh(self) -> bool:
-        return (
-            self._refreshed_at is None
-            or time.monotonic() - self._refreshed_at > MIN_REFRESH_SECONDS
-        )
+    async def _renew(self, now: float) -> None:
+        """Fetch an expired set again; if that fails, the old one serves one more interval."""
+        usable = now - self._expires_at < self.ttl_seconds
+        if not _recent(self._failed_at, now):  # after a failure, wait before asking again
+            try:
+                await self._fetch(now)
+                return
+            except ProviderError as error:
+                self._failed_at = now
+                if not usable:
+                    raise
+                log.warning("token signing keys not renewed; the old ones serve: %s", error.message)
+        if not usable:
+            raise ProviderError(
+                self.http.provider, "fetch the token signing keys", "unreachable",
+                "the cached keys expired and could not be fetched again",
+            )  # fmt: skip
 
-    async def _fetch(self) -> None:
+    async def _fetch(self, now: float) -> None:
         operation = "fetch the token signing keys"
         answer = await self.http.call(operation, "GET", "", safe=True)
         self._keys = self.http.read(operation, answer, _rsa_keys)
+        max_age = _max_age(answer.headers.get(hdrs.CACHE_CONTROL, ""))
+        ttl = self.ttl_seconds if max_age is None else min(self.ttl_seconds, max_age)
+        self._expires_at = now + ttl
 
     async def close(self) -> None:
         await self.http.close()
+
+
+def _user_id_header(steps: tuple[PathStep, ...]) -> str | None:
+    """The header `userIdPathInRequest` reads the caller's id from, if it starts with one."""
+    if len(steps) >= 2 and steps[0] == PathStep("headers", "object"):
+        source = steps[1].source
+        return source if isinstance(source, str) else None
+    return None
+
+
+def _recent(moment: float | None, now: float) -> bool:
+    return moment is not None and now - moment < MIN_REFRESH_SECONDS
+
+
+def _max_age(cache_control: str) -> float | None:
+    """`max-age` of a Cache-Control header, in seconds; None when absent or unreadable."""
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.lower() == "max-age" and value.strip().isdigit():
+            return float(value.strip())
+    return None
 
 
 def _rsa_keys(body: object) -> dict[str, jwt.PyJWK]:
@@ -110,14 +156,27 @@ class Authenticator:
         user_id_path: tuple[PathStep, ...],
         token_rules: TokenRules | None = None,
         keys: JwksKeys | None = None,
-        manager: ManagerRule | None = None,
+        *,
+        manager_groups: frozenset[str] = frozenset(),
+        groups_header: str | None = None,
     ) -> None:
+        """`groups_header` names the header with the caller's groups, when a rule needs them
+        (MANAGER_GROUPS, ADMIN_GROUPS) and tokens are not verified; None: groups unknown."""
         self.user_id_path = user_id_path
         self.token_rules = token_rules
         self.keys = keys
-        self.manager = manager
+        self.manager_groups = manager_groups
+        self.groups_header = groups_header
+        self._single_headers = tuple(
+            name.lower()
+            for name in (hdrs.AUTHORIZATION, groups_header, _user_id_header(user_id_path))
+            if name
+        )
 
     async def caller(self, request: web.Request) -> Caller:
+        for name in self._single_headers:
+            if len(request.headers.getall(name, ())) > 1:
+                raise InvalidRequest(f"The request has more than one {name} header; send one.")
         if self.token_rules is None or self.keys is None:
             return Caller(
                 caller_id(request.headers, self.user_id_path),
@@ -125,7 +184,7 @@ class Authenticator:
                 groups=self._header_groups(request.headers),
             )
         claims = await self._verified_claims(
-            request.headers.get("Authorization"), self.token_rules, self.keys
+            request.headers.get(hdrs.AUTHORIZATION), self.token_rules, self.keys
         )
         user_id = claims.get(self.token_rules.user_claim)
         if not isinstance(user_id, str) or not user_id:
@@ -140,19 +199,19 @@ class Authenticator:
         )
 
     def authorize_management(self, caller: Caller) -> None:
-        if self.manager is None:
+        if not self.manager_groups:
             return
-        if not (caller.groups or frozenset()) & self.manager.groups:
+        if not (caller.groups or frozenset()) & self.manager_groups:
             raise Forbidden(
                 "Only members of the manager groups "
-                f"({', '.join(sorted(self.manager.groups))}) may create, change or cancel "
+                f"({', '.join(sorted(self.manager_groups))}) may create, change or cancel "
                 "teleconsultations."
             )
 
     def _header_groups(self, headers: Mapping[str, str]) -> frozenset[str] | None:
-        if self.manager is None:
+        if self.groups_header is None:
             return None
-        value = headers.get(self.manager.header, "")
+        value = headers.get(self.groups_header, "")
         return frozenset(group.strip() for group in value.split(",") if group.strip())
 
     @staticmethod

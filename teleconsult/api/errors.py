@@ -7,6 +7,7 @@ whose message holds nothing internal.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -18,8 +19,9 @@ from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import Schema, ValidationError
 from webargs.aiohttpparser import AIOHTTPParser
 
-from teleconsult.errors import InvalidRequest, ServiceError
-from teleconsult.validation import JSONTextError, error_lines, strict_json
+from teleconsult import logs
+from teleconsult.errors import ClientClosed, InvalidRequest, ServiceError
+from teleconsult.validation import JSONTextError, problems, strict_json
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,14 @@ LOCATIONS = ("json", "querystring", "match_info", "headers", "form")
 
 
 def error_response(status: int, message: str, error: str | None = None) -> web.Response:
+    """The error body every failure has; no configured secret reaches it (a provider's error
+    text may echo what it was sent)."""
     return web.json_response(
-        {"statusCode": status, "error": error or HTTPStatus(status).phrase, "message": message},
+        {
+            "statusCode": status,
+            "error": error or HTTPStatus(status).phrase,
+            "message": logs.redact_secrets(message),
+        },
         status=status,
     )
 
@@ -37,8 +45,13 @@ def error_response(status: int, message: str, error: str | None = None) -> web.R
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except ClientClosed:
+        raise  # not an error of ours: the observing middleware counts it apart
     except ServiceError as error:
-        return error_response(error.status, error.message, error.error)
+        response = error_response(error.status, error.message, error.error)
+        if error.close_connection:
+            response.force_close()
+        return response
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -68,25 +81,26 @@ def _http_error_message(request: web.Request, error: web.HTTPException) -> str:
 
 
 class RequestParser(AIOHTTPParser):
-    """webargs' parser, made to raise our 400s and to read bodies sent without a Content-Type.
+    """webargs' parser, made to raise our 400s and to read JSON bodies within bounds.
 
-    A body declared as anything but JSON is a 415: form posts are what a browser
-    sends cross-site without asking, so refusing them closes that door.
+    A body must be declared as JSON (`Content-Type: application/json`); anything
+    else, or nothing, is a 415. A form post, or a body with no type at all, is
+    what a browser sends cross-site without asking: refusing it closes that door.
+    The body must arrive within HTTP_READ_TIMEOUT_MS (else 408) and is at most the
+    app's `client_max_size` (else 413).
     """
 
+    def __init__(self, read_timeout_seconds: float) -> None:
+        super().__init__()
+        self.read_timeout_seconds = read_timeout_seconds
+
     async def load_json(self, req: web.Request, schema: Schema) -> Any:
-        declared = hdrs.CONTENT_TYPE in req.headers  # aiohttp reports octet-stream when absent
-        if req.body_exists and declared and req.content_type.lower() != "application/json":
-            raise _UnsupportedMediaType(req.content_type)
         if not req.body_exists:
             return {}
-        try:
-            text = (await req.read()).decode("utf-8")  # JSON is UTF-8 (RFC 8259)
-        except RequestPayloadError as error:
-            detail = getattr(error.__cause__, "message", None) or "it ended early"
-            raise InvalidRequest(f"The body could not be read: {detail}.") from None
-        except UnicodeDecodeError:
-            raise InvalidRequest("The body is not valid UTF-8.") from None
+        declared = req.headers.get(hdrs.CONTENT_TYPE)  # aiohttp reports octet-stream when absent
+        if declared is None or req.content_type.lower() != "application/json":
+            raise _UnsupportedMediaType(declared)
+        text = await read_body(req, self.read_timeout_seconds)
         if not text.strip():
             return {}
         try:
@@ -111,13 +125,39 @@ class RequestParser(AIOHTTPParser):
             [(location, inner)] = messages.items()
             if location in LOCATIONS:
                 messages = inner  # webargs nests by location; there is one per request
-        raise InvalidRequest("; ".join(error_lines(messages, root="body")))
+        raise InvalidRequest(problems(messages, root="body"))
+
+
+async def read_body(request: web.Request, timeout_seconds: float) -> str:
+    """The whole body as UTF-8 text, read within `timeout_seconds` (a slow client gets a 408)."""
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            raw = await request.read()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The body did not arrive within {timeout_seconds:g} s (HTTP_READ_TIMEOUT_MS)."
+        ) from None
+    except RequestPayloadError as error:
+        detail = getattr(error.__cause__, "message", None) or "it ended early"
+        raise InvalidRequest(f"The body could not be read: {detail}.") from None
+    except ConnectionResetError:
+        raise ClientClosed() from None
+    try:
+        return raw.decode("utf-8")  # JSON is UTF-8 (RFC 8259)
+    except UnicodeDecodeError:
+        raise InvalidRequest("The body is not valid UTF-8.") from None
+
+
+class RequestTimeout(ServiceError):
+    status = 408
+    close_connection = True
 
 
 class _UnsupportedMediaType(ServiceError):
     status = 415
 
-    def __init__(self, content_type: str) -> None:
+    def __init__(self, content_type: str | None) -> None:
         super().__init__(
-            f"The body must be JSON sent with Content-Type: application/json, not {content_type}."
+            "The body must be JSON sent with Content-Type: application/json, "
+            + (f"not {content_type}." if content_type else "and this one has no Content-Type.")
         )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp_apigami import docs, response_schema
 
 from teleconsult import keys
+from teleconsult.api.errors import RequestTimeout
+from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import (
     BackgroundUploadedSchema,
     CompanySchema,
@@ -16,7 +20,7 @@ from teleconsult.api.schemas import (
     UploadsDeletedSchema,
 )
 from teleconsult.api.teleconsultations import BODY, body, caller_of, errors, manager_of
-from teleconsult.errors import InvalidRequest
+from teleconsult.errors import ClientClosed, InvalidRequest
 from teleconsult.provider_features import MAX_BACKGROUND_BYTES, TooLarge
 from teleconsult.providers import Upload
 
@@ -27,7 +31,7 @@ BACKGROUND_FIELD = "virtual_background"
     tags=["credentials"],
     summary="SDK credentials for the caller",
     description="Creates the caller's provider user if needed. The body is optional.",
-    responses=errors(400, 401, 415, 502, 503, 504),
+    responses=errors(400, 401, 408, 413, 415, 502, 503, 504),
 )
 @body(CredentialsRequestSchema, required=False)
 @response_schema(CredentialsSchema, 201, description="The caller's SDK credentials.")
@@ -42,6 +46,7 @@ async def create_credentials(request: web.Request) -> web.Response:
             "bandyerUserId": credentials.provider_user_id,
         },
         status=201,
+        headers=NO_STORE,
     )
 
 
@@ -54,15 +59,15 @@ async def create_credentials(request: web.Request) -> web.Response:
     ),
     responses={
         204: {"description": "Deleting uploads is turned off."},
-        **errors(401, 403, 404, 502, 503, 504),
+        **errors(400, 401, 403, 404, 502, 503, 504),
     },
 )
 @response_schema(UploadsDeletedSchema, 200, description="How many files there were and went.")
 async def delete_uploads(request: web.Request) -> web.Response:
-    await manager_of(request)
+    caller = await manager_of(request)
     if not request.app[keys.SETTINGS].delete_uploads:
         return web.Response(status=204)
-    result = await request.app[keys.FEATURES].delete_uploads(request.match_info["roomId"])
+    result = await request.app[keys.FEATURES].delete_uploads(request.match_info["roomId"], caller)
     return web.json_response({"total": result.total, "deleted": result.deleted})
 
 
@@ -82,7 +87,7 @@ async def delete_uploads(request: web.Request) -> web.Response:
             }
         },
     },
-    responses=errors(400, 401, 403, 413, 415, 502, 503, 504),
+    responses=errors(400, 401, 403, 408, 413, 415, 502, 503, 504),
 )
 @response_schema(BackgroundUploadedSchema, 200, description="The background the provider made.")
 async def upload_background(request: web.Request) -> web.Response:
@@ -95,7 +100,7 @@ async def upload_background(request: web.Request) -> web.Response:
 @docs(
     tags=["settings"],
     summary="Make a virtual background the company default",
-    responses=errors(400, 401, 403, 404, 415, 502, 503, 504),
+    responses=errors(400, 401, 403, 404, 408, 413, 415, 502, 503, 504),
 )
 @body(SettingsUpdateSchema)
 @response_schema(CompanySchema, 200, description="The company, as the provider describes it.")
@@ -108,7 +113,21 @@ async def update_settings(request: web.Request) -> web.Response:
 
 
 async def _read_background(request: web.Request) -> Upload:
-    """The image part of a multipart body, read up to the size limit and no further."""
+    """The image part of a multipart body, read up to the size limit and no further, within
+    HTTP_READ_TIMEOUT_MS."""
+    timeout = request.app[keys.SETTINGS].http_read_timeout_ms / 1000
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_image_part(request)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The body did not arrive within {timeout:g} s (HTTP_READ_TIMEOUT_MS)."
+        ) from None
+    except ConnectionResetError:
+        raise ClientClosed() from None
+
+
+async def _read_image_part(request: web.Request) -> Upload:
     if not request.content_type.startswith("multipart/"):
         raise InvalidRequest(f"Send the image as multipart/form-data, field {BACKGROUND_FIELD}.")
     if (

@@ -1,14 +1,15 @@
 """`Idempotency-Key`: a retried POST returns the first answer and does nothing more.
 
 The key is claimed in the store before the request runs, so replicas agree on
-who runs it. The answer is kept with the key until it expires
-(IDEMPOTENCY_KEY_TTL_MS): successes and client errors. A request that certainly
-changed nothing (a provider failure, a 409) releases its key, so a retry runs
-afresh; one whose outcome is unknown (the store failed, a deadline passed, the
-process died) keeps it until its running lease ends (10 minutes), so a retry
-can never make the change twice. The same key with another request (another
-body, another caller) is a 422; the same key while the first request still
-runs is a 409.
+who runs it. A success is kept with the key until it expires
+(IDEMPOTENCY_KEY_TTL_MS). A request that certainly changed nothing (any 4xx, a
+provider failure) releases its key, so a retry runs afresh and nothing is
+stored for it; one whose outcome is unknown (the store failed, a deadline
+passed, the process died) keeps it until its running lease ends (10 minutes),
+so a retry can never make the change twice. The same key with another request
+(another body, another caller) is a 422; the same key while the first request
+still runs is a 409. One caller holds at most IDEMPOTENCY_MAX_KEYS_PER_CALLER
+unexpired keys (else 429), and the reconciler deletes expired keys in batches.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from teleconsult import keys
-from teleconsult.api.errors import error_response
+from teleconsult.domain import ANONYMOUS
 from teleconsult.errors import Conflict, InvalidRequest, ProviderError, ServiceError
 from teleconsult.providers import Caller
 
@@ -49,6 +50,10 @@ class Unprocessable(ServiceError):
     status = 422
 
 
+class TooManyKeys(ServiceError):
+    status = 429
+
+
 def fingerprint(caller: Caller, body: dict[str, Any]) -> str:
     canonical = json.dumps({"caller": caller.id, "body": body}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -71,9 +76,16 @@ async def idempotent(
     scope = f"{request.method} {request.path} {key}"
     this_request = fingerprint(caller, body)
     token = secrets.token_hex(16)
+    holder = caller.id or ANONYMOUS
     now = clock()
+    limit = request.app[keys.SETTINGS].idempotency_max_keys_per_caller
+    if await store.count_keys(holder, now) >= limit:  # a quota, not a guarantee: may pass by a few
+        raise TooManyKeys(
+            f"This caller holds {limit} unexpired {HEADER}s (IDEMPOTENCY_MAX_KEYS_PER_CALLER); "
+            "retry without one, or once older keys expire."
+        )
     # Held for RUNNING_LEASE while running: if this process dies, the key frees itself.
-    held = await store.claim_key(scope, this_request, token, now, now + RUNNING_LEASE)
+    held = await store.claim_key(scope, holder, this_request, token, now, now + RUNNING_LEASE)
     if held is not None:
         if held.fingerprint != this_request:
             raise Unprocessable(
@@ -91,12 +103,10 @@ async def idempotent(
     try:
         response = await run()
     except ServiceError as error:
-        if not _changed_nothing(error):
-            raise  # the key stays claimed until its lease ends: a retry cannot run twice
-        if error.status >= 500 or error.status == 409:
+        if _changed_nothing(error):
             await store.release_key(scope, token)  # nothing happened: a retry runs afresh
-            raise
-        response = error_response(error.status, error.message, error.error)
+        # Otherwise the key stays claimed until its lease ends: a retry cannot run twice.
+        raise
     await store.finish_key(scope, token, response.status, response.text or "", clock() + ttl)
     return response
 

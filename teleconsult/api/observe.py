@@ -8,6 +8,7 @@ they do not drown the lines that matter.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -17,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from teleconsult import keys, logs
+from teleconsult.errors import ClientClosed
 
 log = logging.getLogger("teleconsult.http")
 
@@ -36,6 +38,11 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+CLIENT_CLOSED = 499
+"""The status logged (and `client_closed` the metric label) when the client went away first:
+client behaviour, which must not set off the alerts on 5xx answers."""
+
+
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     reqid = request_id(request)
@@ -53,14 +60,23 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = error.status
         error.headers[REQUEST_ID_HEADER] = reqid
         raise
+    except ClientClosed:
+        status = CLIENT_CLOSED
+        return web.Response(status=status)  # never sent: nobody is there to read it
+    except asyncio.CancelledError:
+        if request.transport is None or request.transport.is_closing():
+            status = CLIENT_CLOSED  # the server cancels a handler whose client left
+        raise
     finally:
         elapsed = time.perf_counter() - started
         route = route_of(request)
         metrics = request.app[keys.METRICS]
-        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        label = "client_closed" if status == CLIENT_CLOSED else str(status)
+        metrics.http_requests.labels(request.method, route, label).inc()
         metrics.http_duration.labels(request.method, route).observe(elapsed)
+        quiet = status == CLIENT_CLOSED or request.path.startswith(QUIET_PREFIX)
         log.log(
-            logging.DEBUG if request.path.startswith(QUIET_PREFIX) else logging.INFO,
+            logging.DEBUG if quiet else logging.INFO,
             "request completed",
             extra={
                 "fields": {

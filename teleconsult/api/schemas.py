@@ -7,6 +7,7 @@ misspelt optional field is a 400 rather than silently ignored.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,47 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_DURATION_SECONDS = 30 * 24 * 3600
 """Longer than any call; bounds the arithmetic on dates (rooms themselves last at most a day)."""
+MAX_PARTICIPANTS = 1000
+"""More participants than any provider takes: a longer list is refused before its items are read."""
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Control, format (zero-width, bidirectional overrides), surrogate and line-break characters."""
+
+
+def external_id_problem(value: str) -> str | None:
+    """Why `value` cannot be a user id, or None.
+
+    An id with invisible characters or surrounding spaces could never join (header
+    values are trimmed), and would show one id while meaning another.
+    """
+    if value != value.strip():
+        return "A user id must not start or end with whitespace."
+    for character in value:
+        if unicodedata.category(character) in _INVISIBLE_CATEGORIES:
+            return (
+                f"A user id must not hold control, zero-width or direction characters "
+                f"(found U+{ord(character):04X})."
+            )
+    return None
+
+
+def _valid_external_id(value: str) -> None:
+    problem = external_id_problem(value)
+    if problem is not None:
+        raise ValidationError(problem)
+
+
+class BoundedList(fields.List):
+    """A list whose length is checked before its items: a huge list costs no work per item."""
+
+    def __init__(self, inner: fields.Field, *, max_items: int, **kwargs: Any) -> None:
+        self.max_items = max_items
+        super().__init__(inner, validate=validate.Length(max=max_items), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if isinstance(value, list) and len(value) > self.max_items:
+            raise ValidationError(f"At most {self.max_items} items; got {len(value)}.")
+        result: list[Any] = super()._deserialize(value, attr, data, **kwargs)
+        return result
 
 
 class StrictSchema(Schema):
@@ -66,7 +108,7 @@ class AwareDate(fields.AwareDateTime):
 class ParticipantDataSchema(StrictSchema):
     userExternalId = fields.String(
         required=True,
-        validate=NAME,
+        validate=[NAME, _valid_external_id],
         metadata={
             "description": "The participant's id in the caller's system; "
             "GET matches the caller against it."
@@ -104,8 +146,9 @@ class ParticipantsObjectSchema(StrictSchema):
         strict=True,
         metadata={"description": "How many participants the call will have."},
     )
-    data = fields.List(
+    data = BoundedList(
         fields.Nested(ParticipantDataSchema),
+        max_items=MAX_PARTICIPANTS,
         metadata={
             "description": "The participants known so far. Omitted: none when creating; "
             "the ones already known when updating."
@@ -121,6 +164,7 @@ class ParticipantsField(fields.Field):
         ids = {
             "type": "array",
             "minItems": 1,
+            "maxItems": MAX_PARTICIPANTS,
             "items": {"type": "string", "minLength": 1, "maxLength": 256},
         }
         one_of = {"oneOf": [ids, schema_ref]}
@@ -128,12 +172,18 @@ class ParticipantsField(fields.Field):
 
     def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: Any) -> object:
         if isinstance(value, list):
+            if len(value) > MAX_PARTICIPANTS:
+                raise ValidationError(f"At most {MAX_PARTICIPANTS} participants; got {len(value)}.")
             if not value or not all(
                 isinstance(item, str) and 0 < len(item) <= 256 for item in value
             ):
                 raise ValidationError(
                     "An array of participants must hold user id strings of 1 to 256 characters."
                 )
+            for index, item in enumerate(value):
+                problem = external_id_problem(item)
+                if problem is not None:
+                    raise ValidationError({index: [problem]})
             return value
         if isinstance(value, dict):
             return ParticipantsObjectSchema().load(value)

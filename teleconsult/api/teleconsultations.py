@@ -11,6 +11,7 @@ from aiohttp_apigami import docs, json_schema, response_schema
 from marshmallow import Schema, ValidationError
 
 from teleconsult import keys
+from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.idempotency import DOC_PARAMETER as IDEMPOTENCY_PARAMETER
 from teleconsult.api.idempotency import idempotent
 from teleconsult.api.schemas import (
@@ -25,7 +26,7 @@ from teleconsult.api.schemas import (
 from teleconsult.errors import InvalidRequest
 from teleconsult.providers import Caller, ParticipantEntry
 from teleconsult.service import ParticipantsInput, ScheduleInput
-from teleconsult.validation import error_lines
+from teleconsult.validation import problems
 
 BODY = web.RequestKey("body", dict)
 TAGS = ["teleconsultations"]
@@ -36,13 +37,17 @@ def errors(*statuses: int) -> dict[int, dict[str, Any]]:
         400: "The request is invalid; `message` says what to change.",
         401: "`Unauthorized user`: the caller is unknown, not a participant, or has no valid "
         "bearer token (when tokens are verified).",
-        403: "The caller is not in MANAGER_GROUPS (when set).",
+        403: "The caller may not do this: not the teleconsultation's creator, a plus "
+        "participant or in ADMIN_GROUPS; not in MANAGER_GROUPS (when set); or not identified "
+        "while ALLOW_ANONYMOUS_WRITES is false.",
         404: "`Room with id <id> not found on CRUD`: no such teleconsultation (or it was deleted).",
         409: "The teleconsultation is locked (immutable window) or kept changing, or a request "
         "with the same Idempotency-Key is still running.",
+        408: "The body did not arrive within HTTP_READ_TIMEOUT_MS.",
+        413: "The body (64 KiB of JSON at most) or the file is too large.",
         415: "The body was not sent as JSON (or, for an image, not a JPEG).",
-        413: "The file is too large.",
         422: "The Idempotency-Key was already used for another request.",
+        429: "The caller holds IDEMPOTENCY_MAX_KEYS_PER_CALLER unexpired Idempotency-Keys.",
         502: "The video or identity provider gave a bad answer; `message` names the operation.",
         503: "The store or a provider cannot be reached.",
         504: "A provider did not answer in time.",
@@ -50,8 +55,8 @@ def errors(*statuses: int) -> dict[int, dict[str, Any]]:
     return {status: {"schema": ErrorSchema, "description": reasons[status]} for status in statuses}
 
 
-WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 502, 503, 504)
-KEYED_WRITE_ERRORS = (*WRITE_ERRORS, 422)
+WRITE_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 502, 503, 504)
+KEYED_WRITE_ERRORS = (*WRITE_ERRORS, 422, 429)
 
 
 def body(schema: type[Schema], *, required: bool = True) -> Callable[[Handler], Handler]:
@@ -83,7 +88,7 @@ def _join_query(request: web.Request) -> dict[str, Any]:
     try:
         query: dict[str, Any] = JoinQuerySchema().load(dict(request.query))
     except ValidationError as error:
-        raise InvalidRequest("; ".join(error_lines(error.messages, root="query"))) from None
+        raise InvalidRequest(problems(error.messages, root="query")) from None
     return query
 
 
@@ -238,14 +243,17 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
     }
     if join.details is not None:
         body["details"] = join.details
-    return web.json_response(body)
+    return web.json_response(body, headers=NO_STORE)  # a link is a bearer credential
 
 
 @docs(
     tags=TAGS,
     summary="Cancel a teleconsultation",
-    description="Deletes the provider room, then marks the record TRASH. Allowed even when locked.",
-    responses={204: {"description": "Cancelled."}, **errors(401, 403, 404, 502, 503, 504)},
+    description=(
+        "Marks the record TRASH, then deletes the provider room; allowed even when locked. "
+        "Never fails because of the provider: a room it cannot delete now is deleted later."
+    ),
+    responses={204: {"description": "Cancelled."}, **errors(400, 401, 403, 404, 503, 504)},
 )
 async def delete_teleconsultation(request: web.Request) -> web.Response:
     await request.app[keys.SERVICE].cancel(request.match_info["roomId"], await manager_of(request))

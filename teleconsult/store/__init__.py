@@ -43,5 +43,8 @@ async def open_store(settings: Settings) -> Store:
         await store.prepare()
         return store
     return await SQLiteStore.open(
-        settings.store_url, settings.teleconsultations_collection, settings.user_map_collection
+        settings.store_url,
+        settings.teleconsultations_collection,
+        settings.user_map_collection,
+        settings.sqlite_synchronous,
     )

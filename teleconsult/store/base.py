@@ -77,11 +77,30 @@ class Store(Protocol):
         """Map `external_id` to `provider_user_id` unless already mapped; return the stored id."""
         ...
 
+    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
+        """The external id mapped to `provider_user_id`, or None (the map read backwards)."""
+        ...
+
     async def claim_key(
-        self, scope: str, fingerprint: str, token: str, now: datetime, expires_at: datetime
+        self,
+        scope: str,
+        caller: str,
+        fingerprint: str,
+        token: str,
+        now: datetime,
+        expires_at: datetime,
     ) -> KeyedAnswer | None:
-        """Claim an idempotency key for a new request (as `token`) and return None; or, when
-        the key is already held (and not expired at `now`), return what it holds."""
+        """Claim an idempotency key for a new request of `caller` (as `token`) and return
+        None; or, when the key is already held (and not expired at `now`), return what it
+        holds."""
+        ...
+
+    async def count_keys(self, caller: str, now: datetime) -> int:
+        """How many unexpired idempotency keys `caller` holds."""
+        ...
+
+    async def purge_expired_keys(self, now: datetime, limit: int) -> int:
+        """Delete up to `limit` keys expired at `now`; return how many went."""
         ...
 
     async def finish_key(

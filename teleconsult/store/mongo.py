@@ -10,7 +10,7 @@ that cannot reach the server is a 503 (`Unavailable`), `/-/ready` says 503 until
 a ping answers, and the indexes are created by the first call that gets through.
 The store keeps to the collection calls mongomock-motor supports (find_one,
 insert_one, update_one, find_one_and_update, delete_one, count_documents,
-create_index), so CI runs the same code without a server.
+create_index, find, delete_many), so CI runs the same code without a server.
 """
 
 from __future__ import annotations
@@ -111,6 +111,10 @@ class MongoStore:
                 unique=True,
                 name="provider_receivedUserId_unique",
             )
+            await self._users.create_index(
+                [("provider", ASCENDING), ("providerUserId", ASCENDING)],
+                name="provider_providerUserId",
+            )
             await self._teleconsultations.create_index(
                 [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
                 name="state_teleconsultationState",
@@ -121,6 +125,9 @@ class MongoStore:
             # MongoDB removes expired idempotency keys by itself (within a minute or so).
             await self._keys.create_index(
                 [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
+            )
+            await self._keys.create_index(
+                [("caller", ASCENDING), ("expiresAt", ASCENDING)], name="caller_expiresAt"
             )
             self._indexed = True
 
@@ -179,6 +186,13 @@ class MongoStore:
         if stored is None:
             raise Unavailable("The MongoDB store lost a user mapping it had just written.")
         return stored
+
+    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
+        async with self._guard():
+            document = await self._users.find_one(
+                {"provider": provider, "providerUserId": provider_user_id}
+            )
+        return None if document is None else str(document["receivedUserId"])
 
     async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
         async with self._guard():
@@ -260,9 +274,16 @@ class MongoStore:
         return count, None if oldest is None else as_datetime(oldest["createdAt"])
 
     async def claim_key(
-        self, scope: str, fingerprint: str, token: str, now: datetime, expires_at: datetime
+        self,
+        scope: str,
+        caller: str,
+        fingerprint: str,
+        token: str,
+        now: datetime,
+        expires_at: datetime,
     ) -> KeyedAnswer | None:
         fresh = {
+            "caller": caller,
             "fingerprint": fingerprint,
             "token": token,
             "status": None,
@@ -283,8 +304,29 @@ class MongoStore:
                 return None
             held = await self._keys.find_one({"_id": scope})
         if held is None:  # expired and removed in between: claim it again
-            return await self.claim_key(scope, fingerprint, token, now, expires_at)
+            return await self.claim_key(scope, caller, fingerprint, token, now, expires_at)
         return KeyedAnswer(held["fingerprint"], held["status"], held["body"])
+
+    async def count_keys(self, caller: str, now: datetime) -> int:
+        async with self._guard():
+            count: int = await self._keys.count_documents(
+                {"caller": caller, "expiresAt": {"$gt": now}}
+            )
+        return count
+
+    async def purge_expired_keys(self, now: datetime, limit: int) -> int:
+        """MongoDB's TTL index removes expired keys too; this only makes it prompt."""
+        async with self._guard():
+            expired = [
+                document["_id"]
+                async for document in self._keys.find(
+                    {"expiresAt": {"$lte": now}}, projection={"_id": True}, limit=limit
+                )
+            ]
+            if not expired:
+                return 0
+            result = await self._keys.delete_many({"_id": {"$in": expired}})
+        return int(result.deleted_count)
 
     async def finish_key(
         self, scope: str, token: str, status: int, body: str, expires_at: datetime

@@ -33,6 +33,11 @@ def sqlite_path(url: str) -> str:
     return url[len(SCHEME) + 1 :]
 
 
+SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
+"""SQLITE_SYNCHRONOUS. In WAL mode, FULL syncs the log at every commit: an acknowledged write
+survives a power failure. NORMAL syncs at checkpoints only: it survives a crash of the
+process, but a power failure may lose the last commits (docs/operations.md, Security)."""
+
 KEYS_TABLE = '"teleconsult_idempotency_keys"'
 OUTBOX_TABLE = '"teleconsult_outbox"'
 
@@ -70,16 +75,24 @@ def _encode_value(value: object) -> str:
 
 class SQLiteStore:
     def __init__(
-        self, connection: aiosqlite.Connection, teleconsultations: str, users: str
+        self,
+        connection: aiosqlite.Connection,
+        teleconsultations: str,
+        users: str,
+        synchronous: str = "full",
     ) -> None:
         self._db = connection
+        self._synchronous = SYNCHRONOUS[synchronous]
         self._lock = asyncio.Lock()
         self._reader: sqlite3.Connection | None = None
         self._teleconsultations = f'"{teleconsultations}"'
         self._users = f'"{users}"'
+        self._users_by_provider_id = f'"{users}_provider_user_id"'
 
     @classmethod
-    async def open(cls, url: str, teleconsultations: str, users: str) -> SQLiteStore:
+    async def open(
+        cls, url: str, teleconsultations: str, users: str, synchronous: str = "full"
+    ) -> SQLiteStore:
         path = sqlite_path(url)
         try:
             if path != ":memory:":
@@ -91,7 +104,7 @@ class SQLiteStore:
         except (OSError, sqlite3.Error) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             raise Unavailable(f"Cannot open the SQLite store at {path}: {reason}.") from None
-        store = cls(connection, teleconsultations, users)
+        store = cls(connection, teleconsultations, users, synchronous)
         try:
             await store._create_schema()
         except Unavailable:
@@ -140,7 +153,7 @@ class SQLiteStore:
         async with self._guard():
             await self._db.execute("PRAGMA busy_timeout=10000")
             await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
             await self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._teleconsultations} ("
                 " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
@@ -151,6 +164,10 @@ class SQLiteStore:
                 " provider TEXT NOT NULL, external_id TEXT NOT NULL,"
                 " provider_user_id TEXT NOT NULL, document TEXT NOT NULL,"
                 " PRIMARY KEY (provider, external_id))"
+            )
+            await self._db.execute(
+                f"CREATE INDEX IF NOT EXISTS {self._users_by_provider_id}"
+                f" ON {self._users} (provider, provider_user_id)"
             )
             await self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} ("
@@ -165,7 +182,16 @@ class SQLiteStore:
             await self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} ("
                 " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
-                " status INTEGER, body TEXT, expires_at INTEGER NOT NULL)"
+                " status INTEGER, body TEXT, expires_at INTEGER NOT NULL, caller TEXT)"
+            )
+            cursor = await self._db.execute(f"PRAGMA table_info({KEYS_TABLE})")
+            if "caller" not in {row[1] for row in await cursor.fetchall()}:  # before 0.2
+                await self._db.execute(f"ALTER TABLE {KEYS_TABLE} ADD COLUMN caller TEXT")
+            await self._db.execute(
+                f"CREATE INDEX IF NOT EXISTS keys_by_caller ON {KEYS_TABLE} (caller, expires_at)"
+            )
+            await self._db.execute(
+                f"CREATE INDEX IF NOT EXISTS keys_by_expiry ON {KEYS_TABLE} (expires_at)"
             )
 
     async def insert(self, teleconsultation: Teleconsultation) -> None:
@@ -239,6 +265,14 @@ class SQLiteStore:
         if stored is None:  # only if someone deleted the row in between
             raise Unavailable("The SQLite store lost a user mapping it had just written.")
         return stored
+
+    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
+        row = await self._read_one(
+            f"SELECT external_id FROM {self._users} WHERE provider = ? AND provider_user_id = ?"
+            " LIMIT 1",
+            (provider, provider_user_id),
+        )
+        return None if row is None else str(row[0])
 
     async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
         row = await self._read_one(
@@ -323,14 +357,21 @@ class SQLiteStore:
         return int(count), None if oldest is None else _from_millis(oldest)
 
     async def claim_key(
-        self, scope: str, fingerprint: str, token: str, now: datetime, expires_at: datetime
+        self,
+        scope: str,
+        caller: str,
+        fingerprint: str,
+        token: str,
+        now: datetime,
+        expires_at: datetime,
     ) -> KeyedAnswer | None:
         claimed = await self._write(
-            f"INSERT INTO {KEYS_TABLE} (scope, fingerprint, token, status, body, expires_at)"
-            " VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT (scope) DO UPDATE SET"
-            " fingerprint = excluded.fingerprint, token = excluded.token, status = NULL,"
-            f" body = NULL, expires_at = excluded.expires_at WHERE {KEYS_TABLE}.expires_at <= ?",
-            (scope, fingerprint, token, _millis(expires_at), _millis(now)),
+            f"INSERT INTO {KEYS_TABLE} (scope, caller, fingerprint, token, status, body,"
+            " expires_at) VALUES (?, ?, ?, ?, NULL, NULL, ?) ON CONFLICT (scope) DO UPDATE SET"
+            " caller = excluded.caller, fingerprint = excluded.fingerprint,"
+            " token = excluded.token, status = NULL, body = NULL,"
+            f" expires_at = excluded.expires_at WHERE {KEYS_TABLE}.expires_at <= ?",
+            (scope, caller, fingerprint, token, _millis(expires_at), _millis(now)),
         )
         if claimed:
             return None
@@ -338,8 +379,24 @@ class SQLiteStore:
             f"SELECT fingerprint, status, body FROM {KEYS_TABLE} WHERE scope = ?", (scope,)
         )
         if row is None:  # expired and removed in between: claim it again
-            return await self.claim_key(scope, fingerprint, token, now, expires_at)
+            return await self.claim_key(scope, caller, fingerprint, token, now, expires_at)
         return KeyedAnswer(fingerprint=row[0], status=row[1], body=row[2])
+
+    async def count_keys(self, caller: str, now: datetime) -> int:
+        async with self._guard():
+            cursor = await self._db.execute(
+                f"SELECT count(*) FROM {KEYS_TABLE} WHERE caller = ? AND expires_at > ?",
+                (caller, _millis(now)),
+            )
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def purge_expired_keys(self, now: datetime, limit: int) -> int:
+        return await self._write(
+            f"DELETE FROM {KEYS_TABLE} WHERE scope IN (SELECT scope FROM {KEYS_TABLE}"
+            " WHERE expires_at <= ? LIMIT ?)",
+            (_millis(now), limit),
+        )
 
     async def finish_key(
         self, scope: str, token: str, status: int, body: str, expires_at: datetime
