@@ -1,52 +1,33 @@
-"""Shared fixtures: an app on a temporary SQLite file, the fake video provider, a settable clock."""
+"""Fixtures: an app on a temporary SQLite file (or MongoDB), the fake providers, a settable clock.
+
+Helpers that are not fixtures are in `tests/helpers.py`.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
-from teleconsult_fake import FakeVideo
 
-from teleconsult import keys
+from teleconsult import logs
 from teleconsult.app import create_app
 from teleconsult.config import load_config
 from teleconsult.settings import Settings
 from teleconsult.store import Store
 from teleconsult.store.mongo import MongoStore
-
-JSON = {"Content-Type": "application/json"}
-START = "2030-02-22T15:30:00.000Z"
-END = "2030-02-22T16:30:00.000Z"
-BEFORE_START = datetime(2030, 2, 22, 12, 0, tzinfo=UTC)
-"""The tests' default "now": three and a half hours before START."""
-
-
-@dataclass
-class FrozenClock:
-    now: datetime = BEFORE_START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
+from tests.helpers import API_KEY, TEST_STORE, Client, FrozenClock, LogLines, MakeClient
 
 
 @pytest.fixture(autouse=True)
@@ -67,11 +48,6 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'teleconsult.db'}"
-
-
-TEST_STORE = os.environ.get("TEST_STORE", "sqlite")
-"""Which store the API tests run on: `sqlite` (default), `mongomock`, or `mongodb` (a real
-server at TEST_MONGODB_URL). `make test` runs the API suite on the first two."""
 
 
 @pytest.fixture
@@ -155,73 +131,19 @@ async def client(make_client: MakeClient) -> Client:
     return await make_client()
 
 
-def fake_video(client: Client) -> FakeVideo:
-    provider = client.app[keys.VIDEO_PROVIDER]
-    assert isinstance(provider, FakeVideo)
-    return provider
-
-
-def person(
-    external_id: str, groups: Sequence[str], full_name: str, language: str | None = "it"
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "userExternalId": external_id,
-        "groups": list(groups),
-        "fullName": full_name,
-    }
-    if language is not None:
-        entry["language"] = language
-    return entry
-
-
-DOCTOR = person("doctor-1", ["doctor"], "Joe Smith")
-PATIENT = person("patient-1", ["patient"], "Jane Doe")
-NURSE = person("nurse-1", ["patient"], "Ann Lee")
-
-
-def teleconsultation(
-    number: int, *data: dict[str, Any], start: str = START, end: str = END
-) -> dict[str, Any]:
-    return {
-        "participants": {"number": number, "data": list(data)},
-        "start_date": start,
-        "end_date": end,
-    }
-
-
-async def create(
-    client: Client, body: dict[str, Any], headers: Mapping[str, str] | None = None
-) -> str:
-    response = await client.post("/teleconsultation", json=body, headers=headers)
-    assert response.status == 201, await response.text()
-    room_id = (await response.json())["roomId"]
-    assert isinstance(room_id, str)
-    return room_id
-
-
-async def join(client: Client, room_id: str, user: str) -> tuple[int, Any]:
-    response = await client.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
-    return response.status, await response.json()
-
-
-def error(status: int, message: str, error: str | None = None) -> dict[str, Any]:
-    phrases = {
-        400: "Bad Request",
-        401: "Unauthorized",
-        403: "Forbidden",
-        404: "Not Found",
-        405: "Method Not Allowed",
-        409: "Conflict",
-        413: "Request Entity Too Large",
-        415: "Unsupported Media Type",
-        502: "Bad Gateway",
-        503: "Service Unavailable",
-        504: "Gateway Timeout",
-    }
-    return {"statusCode": status, "error": error or phrases[status], "message": message}
-
-
-API_KEY = "test-api-key"
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    """Everything logged, at every level, as the service writes it (pino JSON lines)."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    chatty = {name: logging.getLogger(name).level for name in logs.CHATTY_LOGGERS}
+    logs.configure_logging("trace", stream)  # exactly as `teleconsult serve` with LOG_LEVEL=trace
+    yield LogLines(stream)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, chatty_level in chatty.items():
+        logging.getLogger(name).setLevel(chatty_level)
 
 
 @pytest.fixture
@@ -235,13 +157,3 @@ async def kaleyra_url(
 ) -> str:
     server = await aiohttp_server(kaleyra.app())
     return str(server.make_url("")).rstrip("/")
-
-
-def bandyer_env(base_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "VIDEO_PROVIDER": "bandyer",
-        "BANDYER_BASE_URL": base_url,
-        "BANDYER_API_SECRET_KEY": API_KEY,
-        "BANDYER_TIMEOUT_MS": "500",
-        **extra,
-    }

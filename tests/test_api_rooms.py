@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import (
+from teleconsult.domain import TOOLS, RoomParticipant, RoomSpec
+from tests.helpers import (
     DOCTOR,
     NURSE,
     PATIENT,
@@ -17,8 +18,6 @@ from conftest import (
     person,
     teleconsultation,
 )
-
-from teleconsult.domain import TOOLS, RoomParticipant, RoomSpec
 
 
 async def test_room_gets_admins_tools_and_the_room_policy(make_client: MakeClient) -> None:

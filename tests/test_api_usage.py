@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import Client, create, error, fake_video, join, person
+from tests.helpers import Client, create, error, fake_video, join, person
 
 # The usage document's own example bodies, with their missing commas and quote restored.
 USAGE_CREATE_SOME_UNKNOWN = {

@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import DOCTOR, END, PATIENT, START, Client, create, error, person, teleconsultation
+
+from tests.helpers import (
+    DOCTOR,
+    END,
+    PATIENT,
+    START,
+    Client,
+    create,
+    error,
+    person,
+    teleconsultation,
+)
 
 VALID = teleconsultation(2, DOCTOR)
 

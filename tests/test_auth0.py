@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import START, Client, MakeClient, create, error, fake_video, join
-from fake_auth0 import FakeAuth0Client, FakeManagementApi, FakeUsersCrud
 
 from teleconsult.providers import stable_user_id
 from teleconsult.settings import Settings
+from tests.fake_auth0 import FakeAuth0Client, FakeManagementApi, FakeUsersCrud
+from tests.helpers import START, Client, MakeClient, create, error, fake_video, free_port, join
 
 Server = Callable[[web.Application], Awaitable[TestServer]]
 
@@ -211,8 +211,6 @@ async def test_a_failing_auth0_client_is_a_502(
 
 
 async def test_an_unreachable_auth0_client_is_a_503(make_client: MakeClient) -> None:
-    from test_serve import free_port
-
     client = await make_client(AUTH_SERVICE=f"127.0.0.1:{free_port()}")
     response = await client.post("/teleconsultation", json=body(["auth0|doc", "auth0|pat"]))
     assert response.status == 503

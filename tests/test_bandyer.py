@@ -10,7 +10,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import (
+from teleconsult_bandyer import BandyerVideo
+from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
+
+from teleconsult import keys
+from teleconsult.domain import TOOLS
+from tests.helpers import (
     API_KEY,
     DOCTOR,
     NURSE,
@@ -21,16 +26,11 @@ from conftest import (
     bandyer_env,
     create,
     error,
+    free_port,
     join,
     person,
     teleconsultation,
 )
-from teleconsult_bandyer import BandyerVideo
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
-from test_serve import free_port
-
-from teleconsult import keys
-from teleconsult.domain import TOOLS
 
 CONFIG = {
     "privileges": {

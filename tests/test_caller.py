@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DOCTOR, PATIENT, MakeClient, create, error, teleconsultation
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from teleconsult.api.caller import caller_id, default_path
 from teleconsult.config import PathStep
+from tests.helpers import DOCTOR, PATIENT, MakeClient, create, error, teleconsultation
 
 PROPERTIES_PATH = (
     PathStep("headers", "object"),

@@ -7,7 +7,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import (
+from teleconsult_fake import FakeVideo
+
+from teleconsult import keys
+from teleconsult.domain import Level, RoomSpec
+from teleconsult.errors import ProviderError, ProviderFailure, Unavailable
+from teleconsult.hookspecs import hookimpl
+from teleconsult.providers import CreatedRoom, ProviderContext, VideoProviderPlugin
+from teleconsult.store import VersionConflict
+from teleconsult.store.base import RoomJob
+from teleconsult.store.documents import new_object_id
+from tests.helpers import (
     DOCTOR,
     PATIENT,
     Client,
@@ -20,16 +30,6 @@ from conftest import (
     person,
     teleconsultation,
 )
-from teleconsult_fake import FakeVideo
-
-from teleconsult import keys
-from teleconsult.domain import Level, RoomSpec
-from teleconsult.errors import ProviderError, ProviderFailure, Unavailable
-from teleconsult.hookspecs import hookimpl
-from teleconsult.providers import CreatedRoom, ProviderContext, VideoProviderPlugin
-from teleconsult.store import VersionConflict
-from teleconsult.store.base import RoomJob
-from teleconsult.store.documents import new_object_id
 
 
 class SharedFakeVideo(FakeVideo):

@@ -15,7 +15,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import (
+from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
+
+from teleconsult import keys
+from teleconsult.domain import RecordState
+from teleconsult.providers import Caller, ParticipantEntry
+from teleconsult.service import COMMIT_DEADLINE, JOB_GRACE
+from tests.helpers import (
     DOCTOR,
     NURSE,
     PATIENT,
@@ -25,12 +31,6 @@ from conftest import (
     bandyer_env,
     teleconsultation,
 )
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
-
-from teleconsult import keys
-from teleconsult.domain import RecordState
-from teleconsult.providers import Caller, ParticipantEntry
-from teleconsult.service import COMMIT_DEADLINE, JOB_GRACE
 
 FAULTS = {
     "error": lambda: Fault(status=500),

@@ -8,7 +8,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import (
+from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
+
+from teleconsult import keys
+from tests.helpers import (
     DOCTOR,
     PATIENT,
     Client,
@@ -21,9 +24,6 @@ from conftest import (
     join,
     teleconsultation,
 )
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
-
-from teleconsult import keys
 
 JPEG = b"\xff\xd8\xff\xe0" + b"0" * 2048
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import DOCTOR, PATIENT, Client, error, teleconsultation
 
 from teleconsult import __version__, keys
 from teleconsult.app import create_app
 from teleconsult.config import load_config
 from teleconsult.errors import Unavailable
 from teleconsult.settings import Settings
+from tests.helpers import DOCTOR, PATIENT, Client, error, teleconsultation
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 

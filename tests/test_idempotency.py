@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import (
+
+from teleconsult import keys
+from teleconsult.api.idempotency import RUNNING_LEASE
+from teleconsult.errors import ProviderError
+from tests.helpers import (
     DOCTOR,
     NURSE,
     PATIENT,
@@ -17,10 +21,6 @@ from conftest import (
     fake_video,
     teleconsultation,
 )
-
-from teleconsult import keys
-from teleconsult.api.idempotency import RUNNING_LEASE
-from teleconsult.errors import ProviderError
 
 
 def keyed(key: str) -> dict[str, str]:

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from conftest import API_KEY
 from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult.domain import TOOLS, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
+from tests.helpers import API_KEY
 
 SPEC = RoomSpec(
     participants=(

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-import logging
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
-from conftest import (
+from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
+
+from teleconsult import __version__, keys, logs
+from teleconsult.errors import ProviderError
+from tests.helpers import (
     DOCTOR,
     PATIENT,
     Client,
     FrozenClock,
+    LogLines,
     MakeClient,
     bandyer_env,
     create,
@@ -24,37 +25,6 @@ from conftest import (
     person,
     teleconsultation,
 )
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
-
-from teleconsult import __version__, keys, logs
-from teleconsult.errors import ProviderError
-
-
-class LogLines:
-    def __init__(self, stream: io.StringIO) -> None:
-        self.stream = stream
-
-    @property
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-    def parsed(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.text.splitlines()]
-
-
-@pytest.fixture
-def log_lines() -> Iterator[LogLines]:
-    """Everything logged, at every level, as the service writes it (pino JSON lines)."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    chatty = {name: logging.getLogger(name).level for name in logs.CHATTY_LOGGERS}
-    logs.configure_logging("trace", stream)  # exactly as `teleconsult serve` with LOG_LEVEL=trace
-    yield LogLines(stream)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, chatty_level in chatty.items():
-        logging.getLogger(name).setLevel(chatty_level)
 
 
 async def test_the_request_id_is_taken_or_made_and_returned(client: Client) -> None:

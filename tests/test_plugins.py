@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import DOCTOR, PATIENT, MakeClient, create, join, teleconsultation
 
 from teleconsult import hookspecs, keys
 from teleconsult.errors import ConfigurationError
 from teleconsult.hookspecs import hookimpl
 from teleconsult.plugins import identity_providers, make_plugin_manager, video_providers
 from teleconsult.providers import VideoProviderPlugin
+from tests.helpers import DOCTOR, PATIENT, MakeClient, create, join, teleconsultation
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_DOC = (ROOT / "docs" / "plugins.md").read_text()

@@ -17,25 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import (
-    API_KEY,
-    DOCTOR,
-    NURSE,
-    PATIENT,
-    Client,
-    FrozenClock,
-    MakeClient,
-    bandyer_env,
-    create,
-    error,
-    join,
-    person,
-    teleconsultation,
-)
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
-from test_observability import LogLines, log_lines  # noqa: F401 - a fixture
-from test_serve import free_port, serve
-from test_trusted_callers import AUDIENCE, ISSUER, SigningKeys, bearer
 
 from teleconsult import keys, logs
 from teleconsult.providers import stable_user_id
@@ -43,6 +25,28 @@ from teleconsult.reconciler import PURGE_BATCH
 from teleconsult.settings import Settings
 from teleconsult.store import open_store
 from teleconsult.store.sqlite import SQLiteStore
+from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
+from tests.helpers import (
+    API_KEY,
+    DOCTOR,
+    NURSE,
+    PATIENT,
+    Client,
+    FrozenClock,
+    LogLines,
+    MakeClient,
+    bandyer_env,
+    bearer,
+    create,
+    error,
+    free_port,
+    join,
+    person,
+    raw_get,
+    serve,
+    teleconsultation,
+    until_ready,
+)
 
 Server = Callable[[web.Application], Awaitable[TestServer]]
 JSON = {"Content-Type": "application/json"}
@@ -79,7 +83,7 @@ def test_a_megabyte_of_hostile_text_is_redacted_in_bounded_time(
 
 async def test_a_hostile_url_and_headers_are_logged_in_bounded_time(
     client: Client,
-    log_lines: LogLines,  # noqa: F811
+    log_lines: LogLines,
 ) -> None:
     started = time.perf_counter()
     for _ in range(4):
@@ -444,7 +448,7 @@ async def test_a_client_closing_mid_body_is_counted_apart_and_logged_at_debug(
     }
     process = await serve(env)
     try:
-        await _until_ready(port)
+        await until_ready(port)
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"POST /teleconsultation HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -455,7 +459,7 @@ async def test_a_client_closing_mid_body_is_counted_apart_and_logged_at_debug(
         writer.close()
         await writer.wait_closed()
         await asyncio.sleep(0.3)
-        metrics = await _get(port, "/-/metrics")
+        metrics = await raw_get(port, "/-/metrics")
     finally:
         process.terminate()
         stdout, _ = await asyncio.wait_for(process.communicate(), timeout=20)
@@ -467,26 +471,6 @@ async def test_a_client_closing_mid_body_is_counted_apart_and_logged_at_debug(
     lines = [json.loads(line) for line in stdout.decode().splitlines()]
     assert [line["level"] for line in lines if line.get("res", {}).get("statusCode") == 499] == [20]
     assert [line for line in lines if line["level"] >= 50] == []
-
-
-async def _until_ready(port: int) -> None:
-    for _ in range(100):
-        try:
-            await _get(port, "/-/ready")
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise AssertionError("the server did not start")
-
-
-async def _get(port: int, path: str) -> str:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    return answer.decode()
 
 
 # -- 8. An invalid body gets a short answer after bounded work ---------------------------------
@@ -526,7 +510,7 @@ async def test_a_body_over_64_kib_is_a_413(client: Client) -> None:
 
 async def test_basic_credentials_in_a_malformed_request_are_not_logged(
     client: Client,
-    log_lines: LogLines,  # noqa: F811
+    log_lines: LogLines,
 ) -> None:
     assert client.server.port is not None
     reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
@@ -550,7 +534,7 @@ async def test_a_provider_echoing_the_api_key_leaks_it_nowhere(
     make_client: MakeClient,
     kaleyra_url: str,
     kaleyra: FakeKaleyra,
-    log_lines: LogLines,  # noqa: F811
+    log_lines: LogLines,
 ) -> None:
     client = await make_client(**bandyer_env(kaleyra_url))
     kaleyra.fail("create_room", Fault(status=400, message=f"bad request with apikey {API_KEY}"))
@@ -680,7 +664,7 @@ async def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
     }
     process = await serve(env)
     try:
-        await _until_ready(port)
+        await until_ready(port)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /-/healthz HTTP/1.1\r\nHost: x\r\n")  # and never the end
         await writer.drain()
@@ -719,7 +703,7 @@ async def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> N
     acknowledged: list[str] = []
     enough = asyncio.Event()
     try:
-        await _until_ready(port)
+        await until_ready(port)
 
         async def create_one() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -13,20 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def serve(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`python -m teleconsult serve` in a process of its own, its output piped."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "teleconsult", "serve",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+from tests.helpers import free_port, serve
 
 
 async def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -9,71 +9,23 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import (
+
+from teleconsult.errors import ConfigurationError
+from teleconsult.settings import Settings
+from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
+from tests.helpers import (
     DOCTOR,
     PATIENT,
     Client,
     FrozenClock,
     MakeClient,
+    bearer,
     create,
     error,
     teleconsultation,
 )
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from teleconsult.errors import ConfigurationError
-from teleconsult.settings import Settings
-
-AUDIENCE = "https://teleconsult.example/api"
-ISSUER = "https://tenant.eu.auth0.com/"
 Server = Callable[[web.Application], Awaitable[TestServer]]
-
-
-class SigningKeys:
-    """RSA keys made in the test, served as a JWKS."""
-
-    def __init__(self) -> None:
-        self.private: dict[str, rsa.RSAPrivateKey] = {}
-        self.published: list[str] = []
-        self.fetches = 0
-        self.cache_control: str | None = None
-        self.down = False
-
-    def add(self, kid: str, *, publish: bool = True) -> None:
-        self.private[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if publish:
-            self.published.append(kid)
-
-    def token(
-        self, kid: str = "k1", extra: dict[str, object] | None = None, **claims: object
-    ) -> str:
-        body: dict[str, object] = {
-            "sub": "doctor-1",
-            "aud": AUDIENCE,
-            "iss": ISSUER,
-            "exp": int(time.time()) + 300,
-        }
-        body.update(claims)
-        body.update(extra or {})
-        return jwt.encode(body, self.private[kid], algorithm="RS256", headers={"kid": kid})
-
-    def app(self) -> web.Application:
-        async def jwks(request: web.Request) -> web.Response:
-            self.fetches += 1
-            if self.down:
-                return web.json_response({"message": "down"}, status=503)
-            keys = []
-            for kid in self.published:
-                public = jwt.algorithms.RSAAlgorithm.to_jwk(
-                    self.private[kid].public_key(), as_dict=True
-                )
-                keys.append({**public, "kid": kid, "use": "sig", "alg": "RS256"})
-            headers = {"Cache-Control": self.cache_control} if self.cache_control else None
-            return web.json_response({"keys": keys}, headers=headers)
-
-        app = web.Application()
-        app.router.add_get("/.well-known/jwks.json", jwks)
-        return app
 
 
 @pytest.fixture
@@ -93,10 +45,6 @@ async def token_client(
         JWT_AUDIENCE=AUDIENCE,
         JWT_ISSUER=ISSUER,
     )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_valid_token_names_the_caller(

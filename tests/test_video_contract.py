@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import aiohttp
 import pytest
-from conftest import API_KEY
 from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
@@ -22,6 +21,7 @@ from teleconsult_fake import FakeVideo
 from teleconsult.domain import TOOLS, Level, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
 from teleconsult.providers import VideoProvider
+from tests.helpers import API_KEY
 
 
 @dataclass

@@ -1,0 +1,188 @@
+"""What the tests share: the request bodies, the clients' types, small calls and checks.
+
+Fixtures live in `conftest.py`; everything else a test module needs from another is here,
+typed like the code it tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from teleconsult_fake import FakeVideo
+
+from teleconsult import keys
+
+JSON = {"Content-Type": "application/json"}
+START = "2030-02-22T15:30:00.000Z"
+END = "2030-02-22T16:30:00.000Z"
+BEFORE_START = datetime(2030, 2, 22, 12, 0, tzinfo=UTC)
+"""The tests' default "now": three and a half hours before START."""
+
+TEST_STORE = os.environ.get("TEST_STORE", "sqlite")
+"""Which store the API tests run on: `sqlite` (default), `mongomock`, or `mongodb` (a real
+server at TEST_MONGODB_URL). `make test` runs the API suite on the first two."""
+
+
+@dataclass
+class FrozenClock:
+    now: datetime = BEFORE_START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+def fake_video(client: Client) -> FakeVideo:
+    provider = client.app[keys.VIDEO_PROVIDER]
+    assert isinstance(provider, FakeVideo)
+    return provider
+
+
+def person(
+    external_id: str, groups: Sequence[str], full_name: str, language: str | None = "it"
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "userExternalId": external_id,
+        "groups": list(groups),
+        "fullName": full_name,
+    }
+    if language is not None:
+        entry["language"] = language
+    return entry
+
+
+DOCTOR = person("doctor-1", ["doctor"], "Joe Smith")
+PATIENT = person("patient-1", ["patient"], "Jane Doe")
+NURSE = person("nurse-1", ["patient"], "Ann Lee")
+
+
+def teleconsultation(
+    number: int, *data: dict[str, Any], start: str = START, end: str = END
+) -> dict[str, Any]:
+    return {
+        "participants": {"number": number, "data": list(data)},
+        "start_date": start,
+        "end_date": end,
+    }
+
+
+async def create(
+    client: Client, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> str:
+    response = await client.post("/teleconsultation", json=body, headers=headers)
+    assert response.status == 201, await response.text()
+    room_id = (await response.json())["roomId"]
+    assert isinstance(room_id, str)
+    return room_id
+
+
+async def join(client: Client, room_id: str, user: str) -> tuple[int, Any]:
+    response = await client.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
+    return response.status, await response.json()
+
+
+def error(status: int, message: str, error: str | None = None) -> dict[str, Any]:
+    phrases = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        408: "Request Timeout",
+        409: "Conflict",
+        413: "Request Entity Too Large",
+        415: "Unsupported Media Type",
+        429: "Too Many Requests",
+        501: "Not Implemented",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }
+    return {"statusCode": status, "error": error or phrases[status], "message": message}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+API_KEY = "test-api-key"
+
+
+def bandyer_env(base_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "VIDEO_PROVIDER": "bandyer",
+        "BANDYER_BASE_URL": base_url,
+        "BANDYER_API_SECRET_KEY": API_KEY,
+        "BANDYER_TIMEOUT_MS": "500",
+        **extra,
+    }
+
+
+class LogLines:
+    """What the service logged, as the lines it wrote (see the `log_lines` fixture)."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self.stream = stream
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def parsed(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text.splitlines()]
+
+
+# -- a served process -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def serve(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m teleconsult serve` in a process of its own, its output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "teleconsult", "serve",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def raw_get(port: int, path: str) -> str:
+    """One GET on a connection of its own, the whole answer as text."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer.decode()
+
+
+async def until_ready(port: int) -> None:
+    for _ in range(100):
+        try:
+            await raw_get(port, "/-/ready")
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise AssertionError("the server did not start")
