@@ -169,7 +169,7 @@ def person(external_id: str, group: str) -> dict[str, Any]:
 
 def seed_records(database: Path, count: int) -> None:
     """Bulk-insert `count` teleconsultations straight into SQLite, as the service writes them."""
-    from teleconsult.domain import Level, Participant, RecordState, Teleconsultation
+    from teleconsult.core.domain import Level, Participant, RecordState, Teleconsultation
     from teleconsult.store.documents import new_object_id, to_document
     from teleconsult.store.sqlite import _encode
 

@@ -12,24 +12,35 @@ import aiohttp
 from aiohttp import web
 from aiohttp_apigami import validation_middleware
 
-from teleconsult import keys, logs
+from teleconsult import keys
 from teleconsult.api import setup_api
 from teleconsult.api.auth import Authenticator, JwksKeys, TokenRules
 from teleconsult.api.caller import default_path
 from teleconsult.api.errors import error_middleware
 from teleconsult.api.hardening import setup_hardening
 from teleconsult.api.observe import observe_middleware
-from teleconsult.config import PathStep, ServiceConfig
-from teleconsult.domain import WritePolicy
+from teleconsult.configuration.service_config import PathStep, ServiceConfig
+from teleconsult.configuration.settings import Settings
+from teleconsult.core.domain import WritePolicy
+from teleconsult.core.features import ProviderFeatures
+from teleconsult.core.reconciler import Reconciler
+from teleconsult.core.service import Clock, TeleconsultationService, utc_now
 from teleconsult.errors import ConfigurationError
-from teleconsult.metrics import MeasuredIdentity, MeasuredStore, MeasuredVideo, Metrics
-from teleconsult.outbound import CallPolicy, OutboundClient
-from teleconsult.plugins import choose, identity_providers, make_plugin_manager, video_providers
-from teleconsult.provider_features import ProviderFeatures
-from teleconsult.providers import ProviderContext
-from teleconsult.reconciler import Reconciler
-from teleconsult.service import Clock, TeleconsultationService, utc_now
-from teleconsult.settings import Settings
+from teleconsult.observability import logs
+from teleconsult.observability.metrics import (
+    MeasuredIdentity,
+    MeasuredStore,
+    MeasuredVideo,
+    Metrics,
+)
+from teleconsult.providers.manager import (
+    choose,
+    identity_providers,
+    make_plugin_manager,
+    video_providers,
+)
+from teleconsult.providers.outbound import CallPolicy, OutboundClient
+from teleconsult.providers.protocols import ProviderContext
 from teleconsult.store import Store, check_store_url, open_store
 
 MAX_JSON_BODY_BYTES = 64 * 1024

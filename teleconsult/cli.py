@@ -14,10 +14,10 @@ from aiohttp import web
 from teleconsult import __version__
 from teleconsult.api import openapi_document
 from teleconsult.app import create_app
-from teleconsult.config import load_config
+from teleconsult.configuration.service_config import load_config
+from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError, Unavailable
-from teleconsult.logs import configure_logging
-from teleconsult.settings import Settings
+from teleconsult.observability.logs import configure_logging
 
 
 def serve(environ: Mapping[str, str]) -> None:

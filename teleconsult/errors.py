@@ -1,7 +1,13 @@
-"""Errors the core raises, each carrying the HTTP status a caller should see.
+"""Every error the core raises, in one hierarchy.
 
-The API layer turns them into `{"statusCode", "error", "message"}` bodies; nothing
-else in the core knows about HTTP.
+`ServiceError` and its subclasses carry the HTTP status a caller should see; the
+API layer turns them into `{"statusCode", "error", "message"}` bodies, and
+nothing else in the core knows about HTTP. Each says whether the request that
+raised it may have written something (`may_have_written`): idempotency keeps a
+key whose request may have changed state, and frees the others.
+
+The other classes are signals between layers (a lost compare-and-set, an answer
+of the wrong shape, a client that left) or a reason not to start.
 """
 
 from __future__ import annotations
@@ -22,10 +28,24 @@ class ClientClosed(Exception):
     """
 
 
+class VersionConflict(Exception):
+    """Another writer changed the record since it was read: re-read and try again."""
+
+
+class UnexpectedAnswer(ValueError):
+    """A 2xx answer from a provider whose body does not have the shape a plugin expects."""
+
+
+class JSONTextError(ValueError):
+    """A text that is not JSON we accept; the message says why, for a caller to act on."""
+
+
 class ServiceError(Exception):
     """An error a caller can act on. `error` defaults to the HTTP reason phrase."""
 
     status: int = 500
+    may_have_written: bool = False
+    """True when the failure may come after a write went through (a lost acknowledgement)."""
     close_connection: bool = False
     """Close the connection after the answer: the request was not read to its end."""
 
@@ -35,8 +55,21 @@ class ServiceError(Exception):
         self.error = error
 
 
+# -- 4xx: the request, as sent, cannot be carried out -------------------------------------------
+
+
 class InvalidRequest(ServiceError):
     status = 400
+
+
+class NoPlusUser(InvalidRequest):
+    """Everyone is known and nobody may run the call. The API gives it the original's
+    documented `error` string, which names the route (`Failed POST /teleconsultation: ...`)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "At least one participant must belong to a group of the plus privilege level."
+        )
 
 
 class Unauthorized(ServiceError):
@@ -54,21 +87,78 @@ class NotFound(ServiceError):
     status = 404
 
 
+class RequestTimeout(ServiceError):
+    status = 408
+    close_connection = True
+
+
 class Conflict(ServiceError):
     status = 409
 
 
+class TooLarge(ServiceError):
+    status = 413
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+
+
+class Unprocessable(ServiceError):
+    status = 422
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+
+
+# -- 5xx: the service or a dependency failed ----------------------------------------------------
+
+
+class UnreadableRecord(ServiceError):
+    """A stored document without the fields this service writes (one of the original's, say)."""
+
+    status = 500
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__(
+            f"The stored teleconsultation {record_id} is not in the form this service writes "
+            "(it may come from the original service): migrate it as docs/operations.md says."
+        )
+
+
+class MissingCapability(ServiceError):
+    """The configured video provider does not offer what the endpoint needs."""
+
+    status = 501
+
+    def __init__(self, provider: str, capability: str) -> None:
+        super().__init__(f"The {provider} video provider does not offer {capability}.")
+
+
 class Unavailable(ServiceError):
-    """A dependency (the store) cannot be reached right now; the caller may retry."""
+    """A dependency (the store) cannot be reached right now; the caller may retry.
+
+    A write whose acknowledgement was lost may still have been applied.
+    """
 
     status = 503
+    may_have_written = True
+
+
+class TooSlow(ServiceError):
+    """A change did not complete within its deadline: it may or may not have been applied."""
+
+    status = 504
+    may_have_written = True
 
 
 class ProviderError(ServiceError):
     """A provider (video or identity) failed; `operation` names what we asked of it.
 
     `kind` picks the status: a bad answer is 502, an unreachable provider 503,
-    a provider that did not answer in time 504.
+    a provider that did not answer in time 504. Provider calls come before the
+    record is written, so a provider failure never leaves a change half-made.
     """
 
     STATUS_BY_KIND: ClassVar[dict[str, int]] = {

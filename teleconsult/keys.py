@@ -6,13 +6,13 @@ import pluggy
 from aiohttp import web
 
 from teleconsult.api.auth import Authenticator
-from teleconsult.config import ServiceConfig
-from teleconsult.metrics import Metrics
-from teleconsult.provider_features import ProviderFeatures
-from teleconsult.providers import IdentityProvider, VideoProvider
-from teleconsult.reconciler import Reconciler
-from teleconsult.service import TeleconsultationService
-from teleconsult.settings import Settings
+from teleconsult.configuration.service_config import ServiceConfig
+from teleconsult.configuration.settings import Settings
+from teleconsult.core.features import ProviderFeatures
+from teleconsult.core.reconciler import Reconciler
+from teleconsult.core.service import TeleconsultationService
+from teleconsult.observability.metrics import Metrics
+from teleconsult.providers.protocols import IdentityProvider, VideoProvider
 from teleconsult.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)

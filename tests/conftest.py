@@ -21,10 +21,10 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 
-from teleconsult import logs
 from teleconsult.app import create_app
-from teleconsult.config import load_config
-from teleconsult.settings import Settings
+from teleconsult.configuration.service_config import load_config
+from teleconsult.configuration.settings import Settings
+from teleconsult.observability import logs
 from teleconsult.store import Store
 from teleconsult.store.mongo import MongoStore
 from tests.helpers import API_KEY, TEST_STORE, Client, FrozenClock, LogLines, MakeClient

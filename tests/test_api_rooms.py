@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from teleconsult.domain import TOOLS, RoomParticipant, RoomSpec
+from teleconsult.core.domain import TOOLS, RoomParticipant, RoomSpec
 from tests.helpers import (
     DOCTOR,
     NURSE,

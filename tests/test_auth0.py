@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from teleconsult.providers import stable_user_id
-from teleconsult.settings import Settings
+from teleconsult.configuration.settings import Settings
+from teleconsult.providers.protocols import stable_user_id
 from tests.fake_auth0 import FakeAuth0Client, FakeManagementApi, FakeUsersCrud
 from tests.helpers import START, Client, MakeClient, create, error, fake_video, free_port, join
 

@@ -14,7 +14,7 @@ from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import keys
-from teleconsult.domain import TOOLS
+from teleconsult.core.domain import TOOLS
 from tests.helpers import (
     API_KEY,
     DOCTOR,

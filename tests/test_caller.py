@@ -8,7 +8,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from teleconsult.api.caller import caller_id, default_path
-from teleconsult.config import PathStep
+from teleconsult.configuration.service_config import PathStep
 from tests.helpers import DOCTOR, PATIENT, MakeClient, create, error, teleconsultation
 
 PROPERTIES_PATH = (

@@ -10,10 +10,10 @@ import pytest
 from teleconsult_fake import FakeVideo
 
 from teleconsult import keys
-from teleconsult.domain import Level, RoomSpec
+from teleconsult.core.domain import Level, RoomSpec
 from teleconsult.errors import ProviderError, ProviderFailure, Unavailable
-from teleconsult.hookspecs import hookimpl
-from teleconsult.providers import CreatedRoom, ProviderContext, VideoProviderPlugin
+from teleconsult.providers.hookspecs import hookimpl
+from teleconsult.providers.protocols import CreatedRoom, ProviderContext, VideoProviderPlugin
 from teleconsult.store import VersionConflict
 from teleconsult.store.base import RoomJob
 from teleconsult.store.documents import new_object_id

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from teleconsult.config import parse_config
-from teleconsult.settings import Settings
+from teleconsult.configuration.service_config import parse_config
+from teleconsult.configuration.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 README = (DEPLOY.parent / "README.md").read_text()

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from teleconsult import domain
-from teleconsult.domain import (
+from teleconsult.core import domain
+from teleconsult.core.domain import (
     Level,
     Participant,
     Privilege,
@@ -22,7 +22,7 @@ from teleconsult.domain import (
     Teleconsultation,
 )
 from teleconsult.errors import InvalidRequest
-from teleconsult.providers import stable_user_id
+from teleconsult.providers.protocols import stable_user_id
 from teleconsult.store.documents import from_document, is_object_id, new_object_id, to_document
 
 PRIVILEGES = Privileges(

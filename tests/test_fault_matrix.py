@@ -18,9 +18,9 @@ import pytest
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import keys
-from teleconsult.domain import RecordState
-from teleconsult.providers import Caller, ParticipantEntry
-from teleconsult.service import COMMIT_DEADLINE, JOB_GRACE
+from teleconsult.core.domain import RecordState
+from teleconsult.core.service import COMMIT_DEADLINE, JOB_GRACE
+from teleconsult.providers.protocols import Caller, ParticipantEntry
 from tests.helpers import (
     DOCTOR,
     NURSE,

@@ -11,9 +11,9 @@ from aiohttp import web
 
 from teleconsult import __version__, keys
 from teleconsult.app import create_app
-from teleconsult.config import load_config
+from teleconsult.configuration.service_config import load_config
+from teleconsult.configuration.settings import Settings
 from teleconsult.errors import Unavailable
-from teleconsult.settings import Settings
 from tests.helpers import DOCTOR, PATIENT, Client, error, teleconsultation
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"

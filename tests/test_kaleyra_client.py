@@ -11,7 +11,7 @@ from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
-from teleconsult.domain import TOOLS, RoomParticipant, RoomSpec
+from teleconsult.core.domain import TOOLS, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
 from tests.helpers import API_KEY
 

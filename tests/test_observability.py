@@ -10,8 +10,9 @@ import pytest
 from aiohttp import web
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
-from teleconsult import __version__, keys, logs
+from teleconsult import __version__, keys
 from teleconsult.errors import ProviderError
+from teleconsult.observability import logs
 from tests.helpers import (
     DOCTOR,
     PATIENT,

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from teleconsult import hookspecs, keys
+from teleconsult import keys
 from teleconsult.errors import ConfigurationError
-from teleconsult.hookspecs import hookimpl
-from teleconsult.plugins import identity_providers, make_plugin_manager, video_providers
-from teleconsult.providers import VideoProviderPlugin
+from teleconsult.providers import hookspecs
+from teleconsult.providers.hookspecs import hookimpl
+from teleconsult.providers.manager import identity_providers, make_plugin_manager, video_providers
+from teleconsult.providers.protocols import VideoProviderPlugin
 from tests.helpers import DOCTOR, PATIENT, MakeClient, create, join, teleconsultation
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ import pytest
 from teleconsult_auth0 import DEFAULTS as AUTH0_DEFAULTS
 from teleconsult_bandyer import DEFAULTS as BANDYER_DEFAULTS
 
-from teleconsult.config import _ServiceConfig
-from teleconsult.settings import DEFAULTS
+from teleconsult.configuration.service_config import _ServiceConfig
+from teleconsult.configuration.settings import DEFAULTS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

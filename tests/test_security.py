@@ -19,10 +19,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
-from teleconsult import keys, logs
-from teleconsult.providers import stable_user_id
-from teleconsult.reconciler import PURGE_BATCH
-from teleconsult.settings import Settings
+from teleconsult import keys
+from teleconsult.configuration.settings import Settings
+from teleconsult.core.reconciler import PURGE_BATCH
+from teleconsult.observability import logs
+from teleconsult.providers.protocols import stable_user_id
 from teleconsult.store import open_store
 from teleconsult.store.sqlite import SQLiteStore
 from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys

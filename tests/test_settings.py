@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 
 from teleconsult.cli import main
-from teleconsult.config import DEFAULT_CONFIG, PathStep, load_config, parse_config
-from teleconsult.domain import TOOLS, Privilege, Privileges, RoomPolicy
+from teleconsult.configuration.service_config import (
+    DEFAULT_CONFIG,
+    PathStep,
+    load_config,
+    parse_config,
+)
+from teleconsult.configuration.settings import Settings
+from teleconsult.core.domain import TOOLS, Privilege, Privileges, RoomPolicy
 from teleconsult.errors import ConfigurationError
-from teleconsult.settings import Settings
 
 
 def test_defaults() -> None:

@@ -19,7 +19,7 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 from pymongo.errors import ServerSelectionTimeoutError
 
-from teleconsult.domain import Level, Participant, RecordState, Teleconsultation
+from teleconsult.core.domain import Level, Participant, RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
 from teleconsult.store import Store, VersionConflict
 from teleconsult.store.base import KeyedAnswer, RoomJob

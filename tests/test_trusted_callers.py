@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError
-from teleconsult.settings import Settings
 from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
 from tests.helpers import (
     DOCTOR,

@@ -18,9 +18,9 @@ from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 from teleconsult_fake import FakeVideo
 
-from teleconsult.domain import TOOLS, Level, RoomParticipant, RoomSpec
+from teleconsult.core.domain import TOOLS, Level, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
-from teleconsult.providers import VideoProvider
+from teleconsult.providers.protocols import VideoProvider
 from tests.helpers import API_KEY
 
 

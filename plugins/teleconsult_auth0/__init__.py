@@ -20,10 +20,11 @@ from typing import Any
 
 import aiohttp
 
+from teleconsult.configuration.settings import SettingsReader
 from teleconsult.errors import ConfigurationError, InvalidRequest
-from teleconsult.hookspecs import hookimpl
-from teleconsult.outbound import CallPolicy, OutboundClient, UnexpectedAnswer
-from teleconsult.providers import (
+from teleconsult.providers.hookspecs import hookimpl
+from teleconsult.providers.outbound import CallPolicy, OutboundClient, UnexpectedAnswer
+from teleconsult.providers.protocols import (
     Caller,
     Identity,
     IdentityProviderPlugin,
@@ -31,7 +32,6 @@ from teleconsult.providers import (
     ProviderContext,
     gather_all,
 )
-from teleconsult.settings import SettingsReader
 from teleconsult_auth0.directories import (
     Auth0ClientDirectory,
     Directory,

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 from multidict import CIMultiDictProxy
 
-from teleconsult.outbound import OutboundClient, UnexpectedAnswer
-from teleconsult.providers import Caller
+from teleconsult.providers.outbound import OutboundClient, UnexpectedAnswer
+from teleconsult.providers.protocols import Caller
 
 TOKEN_MARGIN_SECONDS = 60
 """A Management API token is renewed this long before it expires."""

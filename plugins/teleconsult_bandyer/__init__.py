@@ -12,10 +12,11 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from teleconsult.domain import Level, ProviderLimits, RoomSpec
+from teleconsult.configuration.settings import SettingsReader
+from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
 from teleconsult.errors import ConfigurationError, ProviderError
-from teleconsult.hookspecs import hookimpl
-from teleconsult.providers import (
+from teleconsult.providers.hookspecs import hookimpl
+from teleconsult.providers.protocols import (
     CreatedRoom,
     Credentials,
     ProviderContext,
@@ -24,7 +25,6 @@ from teleconsult.providers import (
     stable_user_id,
     with_query,
 )
-from teleconsult.settings import SettingsReader
 from teleconsult_bandyer import kaleyra
 from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
 

@@ -14,10 +14,10 @@ from urllib.parse import quote
 
 import aiohttp
 
-from teleconsult.domain import RoomSpec
+from teleconsult.core.domain import RoomSpec
 from teleconsult.errors import NotFound
-from teleconsult.outbound import CallPolicy, OutboundClient
-from teleconsult.providers import Credentials
+from teleconsult.providers.outbound import CallPolicy, OutboundClient
+from teleconsult.providers.protocols import Credentials
 from teleconsult_bandyer import kaleyra
 
 PROVIDER = "bandyer"

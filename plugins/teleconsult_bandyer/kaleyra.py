@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from teleconsult.domain import TOOLS, RoomSpec
-from teleconsult.outbound import UnexpectedAnswer
+from teleconsult.core.domain import TOOLS, RoomSpec
+from teleconsult.providers.outbound import UnexpectedAnswer
 
 API_KEY_HEADER = "apikey"
 

@@ -21,10 +21,11 @@ from html import escape
 from aiohttp import web
 
 from teleconsult import keys
-from teleconsult.domain import Level, ProviderLimits, RoomSpec
+from teleconsult.configuration.settings import SettingsReader
+from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
 from teleconsult.errors import NotFound, ProviderError
-from teleconsult.hookspecs import hookimpl
-from teleconsult.providers import (
+from teleconsult.providers.hookspecs import hookimpl
+from teleconsult.providers.protocols import (
     CreatedRoom,
     Credentials,
     ProviderContext,
@@ -33,7 +34,6 @@ from teleconsult.providers import (
     stable_user_id,
     with_query,
 )
-from teleconsult.settings import SettingsReader
 
 JOIN_PATH = "/fake-video/join/{code}"
 

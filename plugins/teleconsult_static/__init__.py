@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from teleconsult.errors import InvalidRequest
-from teleconsult.hookspecs import hookimpl
-from teleconsult.providers import (
+from teleconsult.providers.hookspecs import hookimpl
+from teleconsult.providers.protocols import (
     Caller,
     Identity,
     IdentityProviderPlugin,

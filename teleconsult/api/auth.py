@@ -24,10 +24,10 @@ import jwt
 from aiohttp import hdrs, web
 
 from teleconsult.api.caller import caller_id
-from teleconsult.config import PathStep
+from teleconsult.configuration.service_config import PathStep
 from teleconsult.errors import Forbidden, InvalidRequest, ProviderError, Unauthorized
-from teleconsult.outbound import OutboundClient, UnexpectedAnswer
-from teleconsult.providers import Caller
+from teleconsult.providers.outbound import OutboundClient, UnexpectedAnswer
+from teleconsult.providers.protocols import Caller
 
 log = logging.getLogger(__name__)
 

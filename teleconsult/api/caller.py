@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from teleconsult.config import PathStep
+from teleconsult.configuration.service_config import PathStep
 from teleconsult.validation import JSONTextError, strict_json
 
 

@@ -19,8 +19,8 @@ from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import Schema, ValidationError
 from webargs.aiohttpparser import AIOHTTPParser
 
-from teleconsult import logs
 from teleconsult.errors import ClientClosed, InvalidRequest, ServiceError
+from teleconsult.observability import logs
 from teleconsult.validation import JSONTextError, problems, strict_json
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from teleconsult.api.schemas import (
     UploadsDeletedSchema,
 )
 from teleconsult.api.teleconsultations import BODY, body, caller_of, errors, manager_of
+from teleconsult.core.features import MAX_BACKGROUND_BYTES, TooLarge
 from teleconsult.errors import ClientClosed, InvalidRequest
-from teleconsult.provider_features import MAX_BACKGROUND_BYTES, TooLarge
-from teleconsult.providers import Upload
+from teleconsult.providers.protocols import Upload
 
 BACKGROUND_FIELD = "virtual_background"
 

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from teleconsult import __version__, keys
 from teleconsult.api.schemas import HealthSchema
-from teleconsult.domain import Phase
+from teleconsult.core.domain import Phase
 from teleconsult.errors import ProviderError, Unavailable
 
 log = logging.getLogger(__name__)

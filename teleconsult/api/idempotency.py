@@ -25,9 +25,9 @@ from typing import Any
 from aiohttp import web
 
 from teleconsult import keys
-from teleconsult.domain import ANONYMOUS
+from teleconsult.core.domain import ANONYMOUS
 from teleconsult.errors import Conflict, InvalidRequest, ProviderError, ServiceError
-from teleconsult.providers import Caller
+from teleconsult.providers.protocols import Caller
 
 HEADER = "Idempotency-Key"
 RUNNING_LEASE = timedelta(minutes=10)

@@ -17,8 +17,9 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from teleconsult import keys, logs
+from teleconsult import keys
 from teleconsult.errors import ClientClosed
+from teleconsult.observability import logs
 
 log = logging.getLogger("teleconsult.http")
 

@@ -23,9 +23,9 @@ from teleconsult.api.schemas import (
     ParticipantDataSchema,
     UpdateTeleconsultationSchema,
 )
+from teleconsult.core.service import ParticipantsInput, ScheduleInput
 from teleconsult.errors import InvalidRequest
-from teleconsult.providers import Caller, ParticipantEntry
-from teleconsult.service import ParticipantsInput, ScheduleInput
+from teleconsult.providers.protocols import Caller, ParticipantEntry
 from teleconsult.validation import problems
 
 BODY = web.RequestKey("body", dict)

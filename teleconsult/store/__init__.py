@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError
-from teleconsult.settings import Settings
 from teleconsult.store.base import Store, VersionConflict
 from teleconsult.store.mongo import SCHEMES as MONGO_SCHEMES
 from teleconsult.store.mongo import MongoStore

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from teleconsult.domain import Teleconsultation
+from teleconsult.core.domain import Teleconsultation
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from teleconsult.domain import (
+from teleconsult.core.domain import (
     Level,
     Participant,
     RecordState,

@@ -27,7 +27,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from teleconsult.domain import Phase, RecordState, Teleconsultation
+from teleconsult.core.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
 from teleconsult.store.base import KeyedAnswer, RoomJob, VersionConflict
 from teleconsult.store.documents import as_datetime, from_document, to_document, user_document

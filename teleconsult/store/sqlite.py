@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 
-from teleconsult.domain import RecordState, Teleconsultation
+from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import Unavailable
 from teleconsult.store.base import KeyedAnswer, RoomJob, VersionConflict
 from teleconsult.store.documents import from_document, to_document, user_document

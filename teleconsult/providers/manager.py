@@ -7,9 +7,9 @@ from typing import TypeVar
 
 import pluggy
 
-from teleconsult import hookspecs
 from teleconsult.errors import ConfigurationError
-from teleconsult.providers import IdentityProviderPlugin, VideoProviderPlugin
+from teleconsult.providers import hookspecs
+from teleconsult.providers.protocols import IdentityProviderPlugin, VideoProviderPlugin
 
 ENTRY_POINT_GROUP = "teleconsult"
 

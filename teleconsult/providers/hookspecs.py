@@ -15,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from teleconsult.providers import IdentityProviderPlugin, VideoProviderPlugin
+    from teleconsult.providers.protocols import IdentityProviderPlugin, VideoProviderPlugin
 
 PROJECT = "teleconsult"
 

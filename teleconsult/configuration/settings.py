@@ -15,9 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from teleconsult import logs
-from teleconsult.domain import RECORDING_TYPES, RoomPolicy
+from teleconsult.core.domain import RECORDING_TYPES, RoomPolicy
 from teleconsult.errors import ConfigurationError
+from teleconsult.observability import logs
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "silent")
 SQLITE_SYNCHRONOUS_MODES = ("full", "normal", "extra")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
-from teleconsult.domain import TOOLS, Privilege, Privileges
+from teleconsult.core.domain import TOOLS, Privilege, Privileges
 from teleconsult.errors import ConfigurationError
 from teleconsult.validation import error_lines
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
-from teleconsult import domain, logs
-from teleconsult.domain import (
+from teleconsult.core import domain
+from teleconsult.core.domain import (
     ANONYMOUS,
     Level,
     Participant,
@@ -39,7 +39,8 @@ from teleconsult.errors import (
     Unauthorized,
     Unavailable,
 )
-from teleconsult.providers import (
+from teleconsult.observability import logs
+from teleconsult.providers.protocols import (
     Caller,
     Identity,
     IdentityProvider,

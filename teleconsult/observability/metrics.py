@@ -15,9 +15,9 @@ from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from teleconsult.domain import Level, ProviderLimits, RoomSpec, Teleconsultation
+from teleconsult.core.domain import Level, ProviderLimits, RoomSpec, Teleconsultation
 from teleconsult.errors import ProviderError, Unavailable
-from teleconsult.providers import (
+from teleconsult.providers.protocols import (
     Caller,
     CreatedRoom,
     Credentials,

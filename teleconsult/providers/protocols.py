@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from yarl import URL
 
-from teleconsult.domain import Level, ProviderLimits, RoomSpec
+from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
 
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from teleconsult.config import ServiceConfig
-    from teleconsult.settings import Settings
+    from teleconsult.configuration.service_config import ServiceConfig
+    from teleconsult.configuration.settings import Settings
 
 
 @dataclass(frozen=True)

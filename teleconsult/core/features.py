@@ -11,11 +11,11 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from teleconsult import logs
-from teleconsult.domain import Level, Privileges
+from teleconsult.core.domain import Level, Privileges
+from teleconsult.core.service import TeleconsultationService, require_caller
 from teleconsult.errors import InvalidRequest, ServiceError
-from teleconsult.providers import Caller, Credentials, Upload, VideoProvider
-from teleconsult.service import TeleconsultationService, require_caller
+from teleconsult.observability import logs
+from teleconsult.providers.protocols import Caller, Credentials, Upload, VideoProvider
 
 log = logging.getLogger(__name__)
 

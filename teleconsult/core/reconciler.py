@@ -16,11 +16,11 @@ import logging
 import uuid
 from datetime import timedelta
 
-from teleconsult.domain import RecordState
+from teleconsult.core.domain import RecordState
+from teleconsult.core.service import Clock
 from teleconsult.errors import ServiceError, Unavailable
-from teleconsult.metrics import Metrics
-from teleconsult.providers import VideoProvider
-from teleconsult.service import Clock
+from teleconsult.observability.metrics import Metrics
+from teleconsult.providers.protocols import VideoProvider
 from teleconsult.store import Store
 from teleconsult.store.base import RoomJob
 
