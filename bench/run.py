@@ -171,7 +171,7 @@ def seed_records(database: Path, count: int) -> None:
     """Bulk-insert `count` teleconsultations straight into SQLite, as the service writes them."""
     from teleconsult.core.domain import Level, Participant, RecordState, Teleconsultation
     from teleconsult.store.documents import new_object_id, to_document
-    from teleconsult.store.sqlite import _encode
+    from teleconsult.store.sqlite.connection import encode
 
     now = datetime.now(UTC)
     rows = []
@@ -190,7 +190,7 @@ def seed_records(database: Path, count: int) -> None:
             creator_id="bench",
             updater_id="bench",
         )
-        rows.append((record.id, "PUBLIC", 1, _encode(to_document(record))))
+        rows.append((record.id, "PUBLIC", 1, encode(to_document(record))))
     with sqlite3.connect(database) as connection:
         connection.executemany(
             'INSERT INTO "teleconsultations" (id, state, version, document) VALUES (?, ?, ?, ?)',

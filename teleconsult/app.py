@@ -21,18 +21,16 @@ from teleconsult.api.hardening import setup_hardening
 from teleconsult.api.observe import observe_middleware
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings
+from teleconsult.core.clock import Clock, utc_now
 from teleconsult.core.domain import WritePolicy
 from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.reconciler import Reconciler
-from teleconsult.core.service import Clock, TeleconsultationService, utc_now
+from teleconsult.core.room_details import RoomDetailsCache
+from teleconsult.core.service import TeleconsultationService
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability import logs
-from teleconsult.observability.metrics import (
-    MeasuredIdentity,
-    MeasuredStore,
-    MeasuredVideo,
-    Metrics,
-)
+from teleconsult.observability.measured import Observer, measured
+from teleconsult.observability.metrics import Metrics
 from teleconsult.providers.manager import (
     choose,
     identity_providers,
@@ -72,7 +70,10 @@ def create_app(
     )
     check_store_url(settings.store_url)
     context = ProviderContext(
-        settings=settings, config=config, environ=dict(os.environ if environ is None else environ)
+        settings=settings,
+        config=config,
+        environ=dict(os.environ if environ is None else environ),
+        clock=clock,
     )
 
     app = web.Application(
@@ -88,6 +89,9 @@ def create_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            store = measured_store(await store_factory(settings), metrics.observe_store())
+            stack.push_async_callback(store.health.close)
+            app[keys.STORE] = store
             video = video_plugin.create(context)
             stack.push_async_callback(video.close)
             identity = identity_plugin.create(context)
@@ -101,22 +105,13 @@ def create_app(
             authenticator = _authenticator(settings, user_id_path, clock)
             stack.push_async_callback(authenticator.close)
             app[keys.AUTHENTICATOR] = authenticator
-            store = MeasuredStore(await store_factory(settings), metrics)
-            stack.push_async_callback(store.close)
-            app[keys.STORE] = store
             app[keys.VIDEO_PROVIDER] = video
             app[keys.IDENTITY_PROVIDER] = identity
-            measured_video = MeasuredVideo(video, metrics)
-            reconciler = app[keys.RECONCILER] = Reconciler(store, measured_video, clock, metrics)
-            if settings.reconcile_interval_ms:
-                task = asyncio.create_task(
-                    reconciler.run_forever(settings.reconcile_interval_ms / 1000)
-                )
-                stack.push_async_callback(_stop, task)
+            measured_video = measured(video, metrics.observe_provider("video", video.name))
             service = app[keys.SERVICE] = TeleconsultationService(
                 store=store,
                 video=measured_video,
-                identity=MeasuredIdentity(identity, metrics),
+                identity=measured(identity, metrics.observe_provider("identity", identity.name)),
                 privileges=config.privileges,
                 policy=settings.room_policy,
                 clock=clock,
@@ -126,7 +121,14 @@ def create_app(
                     allow_anonymous=settings.allow_anonymous_writes,
                 ),
             )
+            reconciler = app[keys.RECONCILER] = Reconciler(store, service.jobs, clock, metrics)
+            if settings.reconcile_interval_ms:
+                task = asyncio.create_task(
+                    reconciler.run_forever(settings.reconcile_interval_ms / 1000)
+                )
+                stack.push_async_callback(_stop, task)
             app[keys.FEATURES] = ProviderFeatures(service, measured_video, config.privileges)
+            app[keys.ROOM_DETAILS] = RoomDetailsCache(measured_video)
             yield
 
     app.cleanup_ctx.append(resources)
@@ -162,6 +164,17 @@ def _authenticator(
     )
     keys = JwksKeys(keys_client, settings.jwt_jwks_ttl_ms / 1000, clock=lambda: clock().timestamp())
     return Authenticator(user_id_path, rules, keys, manager_groups=settings.manager_groups)
+
+
+def measured_store(store: Store, observe: Observer) -> Store:
+    """The store with every call of each aggregate timed and counted."""
+    return Store(
+        records=measured(store.records, observe),
+        users=measured(store.users, observe),
+        outbox=measured(store.outbox, observe),
+        idempotency=measured(store.idempotency, observe),
+        health=measured(store.health, observe),
+    )
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

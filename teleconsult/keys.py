@@ -10,6 +10,7 @@ from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.reconciler import Reconciler
+from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers.protocols import IdentityProvider, VideoProvider
@@ -25,5 +26,6 @@ SERVICE = web.AppKey("service", TeleconsultationService)
 METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 FEATURES = web.AppKey("features", ProviderFeatures)
+ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 """Says who is calling (userIdPathInRequest or a verified token) and who may manage."""

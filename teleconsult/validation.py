@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from teleconsult.errors import JSONTextError
+
 
 def error_lines(messages: object, path: str = "", root: str = "$") -> list[str]:
     """Flatten marshmallow's nested errors: `{"a": {0: {"b": ["Bad."]}}}` -> `["a[0].b: Bad."]`.
@@ -36,10 +38,6 @@ def problems(messages: object, root: str) -> str:
     shown = "; ".join(lines[:MAX_REPORTED_PROBLEMS])
     hidden = len(lines) - MAX_REPORTED_PROBLEMS
     return f"{shown}; and {hidden} more problem{'s' if hidden > 1 else ''}" if hidden > 0 else shown
-
-
-class JSONTextError(ValueError):
-    """A text that is not JSON we accept; the message says why, for a caller to act on."""
 
 
 def strict_json(text: str) -> object:

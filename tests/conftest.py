@@ -26,7 +26,7 @@ from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.observability import logs
 from teleconsult.store import Store
-from teleconsult.store.mongo import MongoStore
+from teleconsult.store.mongo import open_mongo
 from tests.helpers import API_KEY, TEST_STORE, Client, FrozenClock, LogLines, MakeClient
 
 
@@ -68,11 +68,9 @@ async def store_factory() -> AsyncIterator[Callable[[Settings], Awaitable[Store]
         raise ValueError(f"TEST_STORE must be sqlite, mongomock or mongodb; got {TEST_STORE!r}")
 
     async def factory(settings: Settings) -> Store:
-        store = MongoStore(
+        return await open_mongo(
             database, settings.teleconsultations_collection, settings.user_map_collection
         )
-        await store.prepare()
-        return store
 
     yield factory
     if TEST_STORE == "mongodb":

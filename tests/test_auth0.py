@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from teleconsult.configuration.settings import Settings
-from teleconsult.providers.protocols import stable_user_id
+from teleconsult.plugin import stable_user_id
 from tests.fake_auth0 import FakeAuth0Client, FakeManagementApi, FakeUsersCrud
 from tests.helpers import START, Client, MakeClient, create, error, fake_video, free_port, join
 

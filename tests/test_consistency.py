@@ -11,10 +11,9 @@ from teleconsult_fake import FakeVideo
 
 from teleconsult import keys
 from teleconsult.core.domain import Level, RoomSpec
-from teleconsult.errors import ProviderError, ProviderFailure, Unavailable
+from teleconsult.errors import ProviderError, ProviderFailure, Unavailable, VersionConflict
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.protocols import CreatedRoom, ProviderContext, VideoProviderPlugin
-from teleconsult.store import VersionConflict
 from teleconsult.store.base import RoomJob
 from teleconsult.store.documents import new_object_id
 from tests.helpers import (
@@ -70,7 +69,7 @@ async def test_ten_concurrent_additions_for_two_free_places(client: Client) -> N
                 "This teleconsultation already has all its 3 participants; "
                 "PATCH its participants to change them.",
             )
-    record = await client.app[keys.STORE].get(room_id)
+    record = await client.app[keys.STORE].records.get(room_id)
     assert record is not None
     assert len(record.participants) == 3
     rooms = fake_video(client).rooms
@@ -106,7 +105,7 @@ async def test_two_replicas_on_one_database_lose_no_update(make_client: MakeClie
     assert [response.status for response in responses] == [201] * 4 + [204, 204], [
         await response.text() for response in responses
     ]
-    record = await replica_b.app[keys.STORE].get(room_id)
+    record = await replica_b.app[keys.STORE].records.get(room_id)
     assert record is not None
     assert sorted(p.external_id for p in record.participants) == [
         "doctor-1",
@@ -133,7 +132,7 @@ async def test_data_survives_a_restart(make_client: MakeClient) -> None:
         {"bandyerUserId": "doctor-1", "fullName": "Joe Smith"},
         {"bandyerUserId": "patient-1", "fullName": "Jane Doe"},
     ]
-    assert await second.app[keys.STORE].find_user("fake", "patient-1") == "patient-1"
+    assert await second.app[keys.STORE].users.find_user("fake", "patient-1") == "patient-1"
 
 
 class FailingVideo(FakeVideo):
@@ -189,7 +188,7 @@ async def test_a_failed_room_creation_leaves_the_record_as_it_was(
     failing_client: Client, failing: FailingPlugin, kind: ProviderFailure, status: int
 ) -> None:
     room_id = await create(failing_client, teleconsultation(2, DOCTOR))
-    before = await failing_client.app[keys.STORE].get(room_id)
+    before = await failing_client.app[keys.STORE].records.get(room_id)
     failing.provider.failures["create a room"] = kind
 
     response = await failing_client.post(
@@ -200,7 +199,7 @@ async def test_a_failed_room_creation_leaves_the_record_as_it_was(
     assert await response.json() == error(
         status, "The failing provider failed to create a room: injected by the test"
     )
-    assert await failing_client.app[keys.STORE].get(room_id) == before
+    assert await failing_client.app[keys.STORE].records.get(room_id) == before
     assert failing.provider.rooms == {}
 
 
@@ -218,7 +217,7 @@ async def test_a_failed_user_creation_stores_nothing(
         504, "The failing provider failed to create a user: injected by the test"
     )
     assert failing.provider.rooms == {}
-    assert await failing_client.app[keys.STORE].find_user("failing", "doctor-1") is None
+    assert await failing_client.app[keys.STORE].users.find_user("failing", "doctor-1") is None
 
 
 async def test_a_failed_room_deletion_on_cancel_is_retried_until_done(
@@ -255,7 +254,7 @@ async def test_a_failed_deletion_of_a_replaced_room_does_not_fail_the_change(
     )
 
     assert response.status == 204
-    record = await failing_client.app[keys.STORE].get(room_id)
+    record = await failing_client.app[keys.STORE].records.get(room_id)
     assert record is not None
     assert record.room is not None
     assert record.room.provider_room_id in failing.provider.rooms  # the new room is live
@@ -267,7 +266,7 @@ async def test_a_room_made_for_a_lost_write_is_deleted(
 ) -> None:
     room_id = await create(client, teleconsultation(2, DOCTOR))
     store = client.app[keys.STORE]
-    real_replace = store.replace
+    real_replace = store.records.replace
     calls: list[int] = []
 
     async def lose_the_first_race(record: Any, expected_version: int) -> None:
@@ -276,14 +275,14 @@ async def test_a_room_made_for_a_lost_write_is_deleted(
             raise VersionConflict(record.id)
         await real_replace(record, expected_version)
 
-    monkeypatch.setattr(store, "replace", lose_the_first_race)
+    monkeypatch.setattr(store.records, "replace", lose_the_first_race)
 
     response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
 
     assert response.status == 201
     assert calls == [1, 1]
     assert fake_video(client).created_room_count == 2
-    record = await store.get(room_id)
+    record = await store.records.get(room_id)
     assert record is not None
     assert record.room is not None
     assert list(fake_video(client).rooms) == [record.room.provider_room_id]
@@ -298,7 +297,7 @@ async def test_a_room_made_for_a_failed_write_is_left_to_the_reconciler(
     async def unavailable(record: Any, expected_version: int) -> None:
         raise Unavailable("The SQLite store failed: disk I/O error.")
 
-    monkeypatch.setattr(store, "replace", unavailable)
+    monkeypatch.setattr(store.records, "replace", unavailable)
 
     response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
 
@@ -311,7 +310,7 @@ async def test_a_room_made_for_a_failed_write_is_left_to_the_reconciler(
     clock.advance(minutes=3)
     assert await client.app[keys.RECONCILER].run_once() == 1
     assert fake_video(client).rooms == {}
-    record = await store.get(room_id)
+    record = await store.records.get(room_id)
     assert record is not None
     assert record.room is None
 
@@ -337,11 +336,11 @@ async def test_replicas_racing_adds_patches_and_a_delete_converge(
     clock.advance(minutes=3)
     for replica in (replica_a, replica_b):  # both reconcilers run; leases keep them apart
         await replica.app[keys.RECONCILER].run_once()
-    record = await replica_a.app[keys.STORE].get_any(room_id)
+    record = await replica_a.app[keys.STORE].records.get_any(room_id)
     assert record is not None
     assert record.room is None
     assert shared.provider.rooms == {}  # a cancelled teleconsultation keeps no room
-    assert await replica_a.app[keys.STORE].job_backlog() == (0, None)
+    assert await replica_a.app[keys.STORE].outbox.job_backlog() == (0, None)
 
 
 async def test_the_reconciler_runs_in_the_background(make_client: MakeClient) -> None:
@@ -351,11 +350,11 @@ async def test_the_reconciler_runs_in_the_background(make_client: MakeClient) ->
     )
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
     store = client.app[keys.STORE]
-    await store.add_job(
+    await store.outbox.add_job(
         RoomJob(new_object_id(), room_id, "fake-room-gone", datetime.now(UTC), datetime.now(UTC))
     )
     for _ in range(100):
-        if await store.job_backlog() == (0, None):
+        if await store.outbox.job_backlog() == (0, None):
             break
         await asyncio.sleep(0.02)
-    assert await store.job_backlog() == (0, None)
+    assert await store.outbox.job_backlog() == (0, None)

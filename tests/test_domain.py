@@ -21,8 +21,8 @@ from teleconsult.core.domain import (
     RoomSpec,
     Teleconsultation,
 )
-from teleconsult.errors import InvalidRequest
-from teleconsult.providers.protocols import stable_user_id
+from teleconsult.errors import InvalidRequest, NoPlusUser
+from teleconsult.plugin import stable_user_id
 from teleconsult.store.documents import from_document, is_object_id, new_object_id, to_document
 
 PRIVILEGES = Privileges(
@@ -84,10 +84,14 @@ def test_a_participant_without_a_level_is_refused_by_name() -> None:
 
 
 def test_plus_rule() -> None:
-    domain.check_plus_rule([Level.BASIC, Level.PLUS], "failure")
-    with pytest.raises(InvalidRequest) as raised:
-        domain.check_plus_rule([Level.BASIC, Level.BASIC], "the documented string")
-    assert raised.value.error == "the documented string"
+    domain.check_plus_rule([Level.BASIC, Level.PLUS])
+    with pytest.raises(NoPlusUser) as raised:
+        domain.check_plus_rule([Level.BASIC, Level.BASIC])
+    assert raised.value.status == 400
+    assert raised.value.message == (
+        "At least one participant must belong to a group of the plus privilege level."
+    )
+    assert raised.value.error is None  # the API adds the documented string, which names the route
 
 
 @pytest.mark.parametrize(

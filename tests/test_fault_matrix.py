@@ -19,7 +19,7 @@ from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import keys
 from teleconsult.core.domain import RecordState
-from teleconsult.core.service import COMMIT_DEADLINE, JOB_GRACE
+from teleconsult.core.outbox import COMMIT_DEADLINE, JOB_GRACE
 from teleconsult.providers.protocols import Caller, ParticipantEntry
 from tests.helpers import (
     DOCTOR,
@@ -120,7 +120,7 @@ async def test_the_guarantees_hold_after_any_single_fault(
     store = client.app[keys.STORE]
     referenced = set()
     for teleconsultation_id in ids:
-        record = await store.get_any(teleconsultation_id)
+        record = await store.records.get_any(teleconsultation_id)
         assert record is not None
         if record.state is RecordState.TRASH:
             assert record.room is None
@@ -132,7 +132,7 @@ async def test_the_guarantees_hold_after_any_single_fault(
     orphans = set(kaleyra.rooms) - referenced
     expected_orphans = 1 if (operation, fault) in UNLEARNABLE else 0
     assert len(orphans) == expected_orphans
-    assert await store.job_backlog() == (0, None)
+    assert await store.outbox.job_backlog() == (0, None)
 
 
 async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restart(
@@ -154,7 +154,7 @@ async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restar
     async def die(*args: object) -> None:
         raise Crash
 
-    monkeypatch.setattr(first.app[keys.STORE], "replace", die)
+    monkeypatch.setattr(first.app[keys.STORE].records, "replace", die)
 
     patient = ParticipantEntry("patient-1", ("patient",), "Jane Doe", "it", path="body")
     with pytest.raises(Crash):
@@ -166,7 +166,7 @@ async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restar
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
     assert await restarted.app[keys.RECONCILER].run_once() == 1
     assert kaleyra.rooms == {}
-    record = await restarted.app[keys.STORE].get(room_id)
+    record = await restarted.app[keys.STORE].records.get(room_id)
     assert record is not None
     assert len(record.participants) == 1  # the interrupted change did not happen
 
@@ -174,7 +174,7 @@ async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restar
     assert response.status == 201  # the client's retry completes it
     [live] = kaleyra.rooms
     assert live != orphan
-    record = await restarted.app[keys.STORE].get(room_id)
+    record = await restarted.app[keys.STORE].records.get(room_id)
     assert record is not None
     assert record.room is not None
     assert record.room.provider_room_id == live

@@ -62,7 +62,7 @@ async def plugin(
 
 
 async def provider_room(client: Client, room_id: str) -> str:
-    record = await client.app[keys.STORE].get(room_id)
+    record = await client.app[keys.STORE].records.get(room_id)
     assert record is not None
     assert record.room is not None
     return record.room.provider_room_id

@@ -37,7 +37,7 @@ async def test_not_ready_when_the_store_fails(
     async def broken() -> None:
         raise Unavailable("The SQLite store failed: disk I/O error.")
 
-    monkeypatch.setattr(client.app[keys.STORE], "ping", broken)
+    monkeypatch.setattr(client.app[keys.STORE].health, "ping", broken)
 
     response = await client.get("/-/ready")
     assert response.status == 503

@@ -200,7 +200,7 @@ async def test_check_up(client: Client, monkeypatch: pytest.MonkeyPatch) -> None
     async def unreachable() -> None:
         raise ProviderError("fake", "check", "unreachable", "injected")
 
-    monkeypatch.setattr(client.app[keys.SERVICE].video.inner, "check", unreachable)  # type: ignore[attr-defined]
+    monkeypatch.setattr(client.app[keys.VIDEO_PROVIDER], "check", unreachable)
     response = await client.get("/-/check-up")
     assert (response.status, await response.json()) == (503, {**body, "status": "KO"})
     assert (await client.get("/-/ready")).status == 200  # readiness ignores the provider

@@ -11,13 +11,22 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from teleconsult import keys
+from teleconsult import keys, plugin
 from teleconsult.errors import ConfigurationError
 from teleconsult.providers import hookspecs
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.manager import identity_providers, make_plugin_manager, video_providers
 from teleconsult.providers.protocols import VideoProviderPlugin
-from tests.helpers import DOCTOR, PATIENT, MakeClient, create, join, teleconsultation
+from tests.helpers import (
+    DOCTOR,
+    PATIENT,
+    FrozenClock,
+    MakeClient,
+    create,
+    error,
+    join,
+    teleconsultation,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_DOC = (ROOT / "docs" / "plugins.md").read_text()
@@ -107,24 +116,92 @@ def load_documented_example() -> types.ModuleType:
 
 
 async def test_the_documented_example_plugin_runs_a_teleconsultation(
-    make_client: MakeClient,
+    make_client: MakeClient, clock: FrozenClock
 ) -> None:
+    """The minimal plugin offers the lifecycle only: the five core endpoints work through it."""
     client = await make_client(plugins=[load_documented_example()], VIDEO_PROVIDER="echo")
-    room_id = await create(
-        client, teleconsultation(2, DOCTOR, PATIENT, start="2030-02-22T11:00:00Z")
-    )
-
-    status, body = await join(client, room_id, "patient-1")
-
     provider = client.app[keys.VIDEO_PROVIDER]
     assert provider.name == "echo"
+
+    room_id = await create(client, teleconsultation(2, DOCTOR))
+    path = f"/teleconsultation/{room_id}"
+    response = await client.post(f"{path}/participants/data", json=PATIENT)
+    assert response.status == 201
     [provider_room] = provider.rooms  # type: ignore[attr-defined]
+    response = await client.patch(path, json={"start_date": "2030-02-22T11:00:00Z"})
+    assert response.status == 204
+    clock.advance(hours=1)
+
+    status, body = await join(client, room_id, "patient-1")
     assert status == 200
-    assert body["accessLinkURL"] == f"https://video.example/rooms/{provider_room}/patient-1?lang=it"
-    assert body["details"] == {"status": "pending", "durationInSeconds": None}
-    response = await client.delete(f"/teleconsultation/{room_id}")
+    assert body == {
+        "bandyerUserId": "patient-1",
+        "accessLinkURL": f"https://video.example/rooms/{provider_room}/patient-1?lang=it",
+        "participantsBandyerCall": [
+            {"bandyerUserId": "doctor-1", "fullName": "Joe Smith"},
+            {"bandyerUserId": "patient-1", "fullName": "Jane Doe"},
+        ],
+    }  # no `details`: the provider does not describe rooms
+    response = await client.delete(path)
     assert response.status == 204
     assert provider.rooms == {}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "capability"),
+    [
+        ("POST", "/credentials", "SDK credentials"),
+        ("DELETE", "/teleconsultation/{room_id}/uploads", "uploads"),
+        ("POST", "/settings/background-image", "virtual backgrounds"),
+        ("PATCH", "/settings/update", "virtual backgrounds"),
+    ],
+)
+async def test_an_endpoint_needing_a_missing_capability_is_a_501(
+    make_client: MakeClient, method: str, path: str, capability: str
+) -> None:
+    client = await make_client(
+        plugins=[load_documented_example()],
+        VIDEO_PROVIDER="echo",
+        TELECONSULTATION_DELETE_UPLOADS="true",
+    )
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    body = {"background_alias": "x"} if path == "/settings/update" else None
+    response = await client.request(
+        method, path.format(room_id=room_id), json=body, headers={"miauserid": "doctor-1"}
+    )
+    assert response.status == 501
+    assert await response.json() == error(
+        501, f"The echo video provider does not offer {capability}."
+    )
+
+
+def test_plugins_import_nothing_of_the_core_but_its_plugin_surface() -> None:
+    offenders = []
+    for path in (ROOT / "plugins").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = (
+                    [node.module]
+                    if node.module != "teleconsult"
+                    else [f"teleconsult.{alias.name}" for alias in node.names]
+                )
+            offenders += [
+                f"{path.relative_to(ROOT)}: {name}"
+                for name in names
+                if (name == "teleconsult" or name.startswith("teleconsult."))
+                and name != "teleconsult.plugin"
+            ]
+    assert offenders == []
+
+
+def test_the_plugin_surface_exports_what_it_names() -> None:
+    assert sorted(plugin.__all__) == sorted(
+        name for name in vars(plugin) if not name.startswith("_") and name != "annotations"
+    )
+    assert all(hasattr(plugin, name) for name in plugin.__all__)
 
 
 async def test_a_provider_must_call_itself_by_its_registered_name(

@@ -23,9 +23,9 @@ from teleconsult import keys
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.reconciler import PURGE_BATCH
 from teleconsult.observability import logs
-from teleconsult.providers.protocols import stable_user_id
+from teleconsult.plugin import stable_user_id
 from teleconsult.store import open_store
-from teleconsult.store.sqlite import SQLiteStore
+from teleconsult.store.sqlite.connection import SQLiteConnection
 from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
 from tests.helpers import (
     API_KEY,
@@ -157,7 +157,7 @@ async def test_a_mapping_planted_before_the_fix_is_not_shared(provider_client: C
     store = client.app[keys.STORE]
     provider = client.app[keys.VIDEO_PROVIDER].name
     planted = stable_user_id(VICTIM)
-    await store.add_user(provider, planted, planted, "public")
+    await store.users.add_user(provider, planted, planted, "public")
 
     doctor = person(VICTIM, ["doctor"], "Joe Smith")
     response = await client.post("/teleconsultation", json=teleconsultation(2, doctor, PATIENT))
@@ -169,8 +169,10 @@ async def test_a_mapping_planted_before_the_fix_is_not_shared(provider_client: C
         "already stands for another user id. An operator must correct the user map "
         "(docs/operations.md, Security).",
     )
-    assert await store.find_user(provider, VICTIM) is None
-    assert await store.find_user(provider, planted) == planted  # existing mappings keep working
+    assert await store.users.find_user(provider, VICTIM) is None
+    assert (
+        await store.users.find_user(provider, planted) == planted
+    )  # existing mappings keep working
 
 
 # -- 3. A signing key removed from the JWKS stops verifying ------------------------------------
@@ -357,7 +359,7 @@ async def test_a_refused_keyed_request_stores_nothing(client: Client, clock: Fro
             headers={"Idempotency-Key": f"k-{index}"},
         )
         assert response.status == 404
-    assert await client.app[keys.STORE].count_keys("public", clock.now) == 0
+    assert await client.app[keys.STORE].idempotency.count_keys("public", clock.now) == 0
 
 
 async def test_expired_keys_are_purged_in_batches(
@@ -366,11 +368,13 @@ async def test_expired_keys_are_purged_in_batches(
     client = await make_client(IDEMPOTENCY_KEY_TTL_MS="1000")
     store = client.app[keys.STORE]
     for index in range(PURGE_BATCH + 5):
-        await store.claim_key(f"scope-{index}", "c", "fp", "t", clock.now, clock.now)
-    await store.claim_key("fresh", "c", "fp", "t", clock.now, clock.now.replace(year=2031))
+        await store.idempotency.claim_key(f"scope-{index}", "c", "fp", "t", clock.now, clock.now)
+    await store.idempotency.claim_key(
+        "fresh", "c", "fp", "t", clock.now, clock.now.replace(year=2031)
+    )
 
     assert await client.app[keys.RECONCILER].purge_expired_keys() == PURGE_BATCH + 5
-    assert await store.count_keys("c", clock.now) == 1
+    assert await store.idempotency.count_keys("c", clock.now) == 1
 
 
 async def test_one_caller_holds_a_bounded_number_of_keys(make_client: MakeClient) -> None:
@@ -687,12 +691,13 @@ async def test_sqlite_syncs_every_commit_by_default(
 ) -> None:
     environ = {"STORE_URL": store_url, **({"SQLITE_SYNCHRONOUS": setting} if setting else {})}
     store = await open_store(Settings.from_environ(environ))
-    assert isinstance(store, SQLiteStore)
+    assert isinstance(store.health, SQLiteConnection)
     try:
-        cursor = await store._db.execute("PRAGMA synchronous")
-        assert await cursor.fetchone() == (pragma,)  # 2 is FULL, 1 NORMAL, 3 EXTRA
+        async with store.health.guard() as db:
+            cursor = await db.execute("PRAGMA synchronous")
+            assert await cursor.fetchone() == (pragma,)  # 2 is FULL, 1 NORMAL, 3 EXTRA
     finally:
-        await store.close()
+        await store.health.close()
 
 
 async def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> None:
@@ -732,8 +737,8 @@ async def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> N
         await process.wait()
     store = await open_store(Settings.from_environ({"STORE_URL": f"sqlite:///{database}"}))
     try:
-        missing = [room_id for room_id in acknowledged if await store.get(room_id) is None]
+        missing = [room_id for room_id in acknowledged if await store.records.get(room_id) is None]
     finally:
-        await store.close()
+        await store.health.close()
     assert len(acknowledged) >= 10
     assert missing == []

@@ -20,17 +20,20 @@ from typing import Any
 
 import aiohttp
 
-from teleconsult.configuration.settings import SettingsReader
-from teleconsult.errors import ConfigurationError, InvalidRequest
-from teleconsult.providers.hookspecs import hookimpl
-from teleconsult.providers.outbound import CallPolicy, OutboundClient, UnexpectedAnswer
-from teleconsult.providers.protocols import (
+from teleconsult.plugin import (
     Caller,
+    CallPolicy,
+    ConfigurationError,
     Identity,
     IdentityProviderPlugin,
+    InvalidRequest,
+    OutboundClient,
     ParticipantEntry,
     ProviderContext,
+    SettingsReader,
+    UnexpectedAnswer,
     gather_all,
+    hookimpl,
 )
 from teleconsult_auth0.directories import (
     Auth0ClientDirectory,

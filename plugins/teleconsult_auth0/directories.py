@@ -16,8 +16,7 @@ from urllib.parse import quote
 
 from multidict import CIMultiDictProxy
 
-from teleconsult.providers.outbound import OutboundClient, UnexpectedAnswer
-from teleconsult.providers.protocols import Caller
+from teleconsult.plugin import Caller, OutboundClient, UnexpectedAnswer
 
 TOKEN_MARGIN_SECONDS = 60
 """A Management API token is renewed this long before it expires."""

@@ -12,16 +12,20 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from teleconsult.configuration.settings import SettingsReader
-from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
-from teleconsult.errors import ConfigurationError, ProviderError
-from teleconsult.providers.hookspecs import hookimpl
-from teleconsult.providers.protocols import (
+from teleconsult.plugin import (
+    ConfigurationError,
     CreatedRoom,
     Credentials,
+    JoinRequest,
+    Level,
     ProviderContext,
+    ProviderError,
+    ProviderLimits,
+    RoomSpec,
+    SettingsReader,
     Upload,
     VideoProviderPlugin,
+    hookimpl,
     stable_user_id,
     with_query,
 )
@@ -38,6 +42,9 @@ class BandyerVideo:
     limits = ProviderLimits(
         min_participants=2, max_participants=25, min_duration_seconds=60, max_duration_seconds=86400
     )
+    credentials_seconds = (360, 86400)
+    background_types = frozenset({"image/jpeg"})
+    """Kaleyra documents JPEG backgrounds only: others are refused before anything is sent."""
 
     def __init__(self, client: KaleyraClient) -> None:
         self.client = client
@@ -65,12 +72,15 @@ class BandyerVideo:
     async def check(self) -> None:
         await self.client.list_users(limit=1)
 
-    def personal_link(self, link: str, language: str | None, background: bool) -> str:
+    def join_link(self, join: JoinRequest) -> str:
+        """The link Kaleyra made for the participant, with the language and background."""
+        if join.stored_link is None:
+            raise ProviderError(NAME, "make a join link", "bad_answer", "no link was stored")
         return with_query(
-            link,
+            join.stored_link,
             {
-                kaleyra.LINK_LANGUAGE: language,
-                kaleyra.LINK_BACKGROUND: kaleyra.LINK_BACKGROUND_IMAGE if background else None,
+                kaleyra.LINK_LANGUAGE: join.language,
+                kaleyra.LINK_BACKGROUND: kaleyra.LINK_BACKGROUND_IMAGE if join.background else None,
             },
         )
 

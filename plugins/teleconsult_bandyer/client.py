@@ -14,10 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from teleconsult.core.domain import RoomSpec
-from teleconsult.errors import NotFound
-from teleconsult.providers.outbound import CallPolicy, OutboundClient
-from teleconsult.providers.protocols import Credentials
+from teleconsult.plugin import CallPolicy, Credentials, NotFound, OutboundClient, RoomSpec
 from teleconsult_bandyer import kaleyra
 
 PROVIDER = "bandyer"

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from teleconsult.core.domain import TOOLS, RoomSpec
-from teleconsult.providers.outbound import UnexpectedAnswer
+from teleconsult.plugin import TOOLS, RoomSpec, UnexpectedAnswer
 
 API_KEY_HEADER = "apikey"
 

@@ -20,17 +20,21 @@ from html import escape
 
 from aiohttp import web
 
-from teleconsult import keys
-from teleconsult.configuration.settings import SettingsReader
-from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
-from teleconsult.errors import NotFound, ProviderError
-from teleconsult.providers.hookspecs import hookimpl
-from teleconsult.providers.protocols import (
+from teleconsult.plugin import (
+    VIDEO_PROVIDER,
     CreatedRoom,
     Credentials,
+    JoinRequest,
+    Level,
+    NotFound,
     ProviderContext,
+    ProviderError,
+    ProviderLimits,
+    RoomSpec,
+    SettingsReader,
     Upload,
     VideoProviderPlugin,
+    hookimpl,
     stable_user_id,
     with_query,
 )
@@ -52,6 +56,8 @@ class FakeVideo:
 
     name = "fake"
     limits = ProviderLimits()
+    credentials_seconds = (360, 24 * 3600)
+    background_types = frozenset({"image/jpeg"})
 
     def __init__(self, public_url: str, latency_seconds: float = 0.0) -> None:
         self.public_url = public_url.rstrip("/")
@@ -106,8 +112,12 @@ class FakeVideo:
     async def check(self) -> None:
         return None
 
-    def personal_link(self, link: str, language: str | None, background: bool) -> str:
-        return with_query(link, {"l": language, "vb": "image" if background else None})
+    def join_link(self, join: JoinRequest) -> str:
+        if join.stored_link is None:
+            raise ProviderError(self.name, "make a join link", "bad_answer", "no stored link")
+        return with_query(
+            join.stored_link, {"l": join.language, "vb": "image" if join.background else None}
+        )
 
     async def describe_room(self, provider_room_id: str) -> dict[str, object]:
         room = self._room(provider_room_id, "describe a room")
@@ -206,7 +216,7 @@ def _create(context: ProviderContext) -> FakeVideo:
 
 async def join_page(request: web.Request) -> web.Response:
     """The page a fake link opens. Not found unless the fake provider is the one running."""
-    provider = request.app[keys.VIDEO_PROVIDER]
+    provider = request.app[VIDEO_PROVIDER]
     found = (
         provider.find_code(request.match_info["code"]) if isinstance(provider, FakeVideo) else None
     )

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from teleconsult.errors import InvalidRequest
-from teleconsult.providers.hookspecs import hookimpl
-from teleconsult.providers.protocols import (
+from teleconsult.plugin import (
     Caller,
     Identity,
     IdentityProviderPlugin,
+    InvalidRequest,
     ParticipantEntry,
     ProviderContext,
+    hookimpl,
 )
 
 

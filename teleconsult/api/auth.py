@@ -25,8 +25,14 @@ from aiohttp import hdrs, web
 
 from teleconsult.api.caller import caller_id
 from teleconsult.configuration.service_config import PathStep
-from teleconsult.errors import Forbidden, InvalidRequest, ProviderError, Unauthorized
-from teleconsult.providers.outbound import OutboundClient, UnexpectedAnswer
+from teleconsult.errors import (
+    Forbidden,
+    InvalidRequest,
+    ProviderError,
+    Unauthorized,
+    UnexpectedAnswer,
+)
+from teleconsult.providers.outbound import OutboundClient
 from teleconsult.providers.protocols import Caller
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from teleconsult.configuration.service_config import PathStep
-from teleconsult.validation import JSONTextError, strict_json
+from teleconsult.errors import JSONTextError
+from teleconsult.validation import strict_json
 
 
 def default_path(userid_header_key: str) -> tuple[PathStep, ...]:

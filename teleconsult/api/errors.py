@@ -19,9 +19,16 @@ from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import Schema, ValidationError
 from webargs.aiohttpparser import AIOHTTPParser
 
-from teleconsult.errors import ClientClosed, InvalidRequest, ServiceError
+from teleconsult.errors import (
+    ClientClosed,
+    InvalidRequest,
+    JSONTextError,
+    RequestTimeout,
+    ServiceError,
+    UnsupportedMediaType,
+)
 from teleconsult.observability import logs
-from teleconsult.validation import JSONTextError, problems, strict_json
+from teleconsult.validation import problems, strict_json
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +106,7 @@ class RequestParser(AIOHTTPParser):
             return {}
         declared = req.headers.get(hdrs.CONTENT_TYPE)  # aiohttp reports octet-stream when absent
         if declared is None or req.content_type.lower() != "application/json":
-            raise _UnsupportedMediaType(declared)
+            raise not_json(declared)
         text = await read_body(req, self.read_timeout_seconds)
         if not text.strip():
             return {}
@@ -134,9 +141,7 @@ async def read_body(request: web.Request, timeout_seconds: float) -> str:
         async with asyncio.timeout(timeout_seconds):
             raw = await request.read()
     except TimeoutError:
-        raise RequestTimeout(
-            f"The body did not arrive within {timeout_seconds:g} s (HTTP_READ_TIMEOUT_MS)."
-        ) from None
+        raise read_timeout(timeout_seconds) from None
     except RequestPayloadError as error:
         detail = getattr(error.__cause__, "message", None) or "it ended early"
         raise InvalidRequest(f"The body could not be read: {detail}.") from None
@@ -148,16 +153,12 @@ async def read_body(request: web.Request, timeout_seconds: float) -> str:
         raise InvalidRequest("The body is not valid UTF-8.") from None
 
 
-class RequestTimeout(ServiceError):
-    status = 408
-    close_connection = True
+def read_timeout(seconds: float) -> RequestTimeout:
+    return RequestTimeout(f"The body did not arrive within {seconds:g} s (HTTP_READ_TIMEOUT_MS).")
 
 
-class _UnsupportedMediaType(ServiceError):
-    status = 415
-
-    def __init__(self, content_type: str | None) -> None:
-        super().__init__(
-            "The body must be JSON sent with Content-Type: application/json, "
-            + (f"not {content_type}." if content_type else "and this one has no Content-Type.")
-        )
+def not_json(content_type: str | None) -> UnsupportedMediaType:
+    return UnsupportedMediaType(
+        "The body must be JSON sent with Content-Type: application/json, "
+        + (f"not {content_type}." if content_type else "and this one has no Content-Type.")
+    )

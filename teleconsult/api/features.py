@@ -9,7 +9,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp_apigami import docs, response_schema
 
 from teleconsult import keys
-from teleconsult.api.errors import RequestTimeout
+from teleconsult.api.errors import read_timeout
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import (
     BackgroundUploadedSchema,
@@ -20,7 +20,7 @@ from teleconsult.api.schemas import (
     UploadsDeletedSchema,
 )
 from teleconsult.api.teleconsultations import BODY, body, caller_of, errors, manager_of
-from teleconsult.core.features import MAX_BACKGROUND_BYTES, TooLarge
+from teleconsult.core.features import MAX_BACKGROUND_BYTES, too_large
 from teleconsult.errors import ClientClosed, InvalidRequest
 from teleconsult.providers.protocols import Upload
 
@@ -31,7 +31,7 @@ BACKGROUND_FIELD = "virtual_background"
     tags=["credentials"],
     summary="SDK credentials for the caller",
     description="Creates the caller's provider user if needed. The body is optional.",
-    responses=errors(400, 401, 408, 413, 415, 502, 503, 504),
+    responses=errors(400, 401, 408, 413, 415, 501, 502, 503, 504),
 )
 @body(CredentialsRequestSchema, required=False)
 @response_schema(CredentialsSchema, 201, description="The caller's SDK credentials.")
@@ -59,7 +59,7 @@ async def create_credentials(request: web.Request) -> web.Response:
     ),
     responses={
         204: {"description": "Deleting uploads is turned off."},
-        **errors(400, 401, 403, 404, 502, 503, 504),
+        **errors(400, 401, 403, 404, 501, 502, 503, 504),
     },
 )
 @response_schema(UploadsDeletedSchema, 200, description="How many files there were and went.")
@@ -74,7 +74,8 @@ async def delete_uploads(request: web.Request) -> web.Response:
 @docs(
     tags=["settings"],
     summary="Add a company virtual background",
-    description=f"Multipart field `{BACKGROUND_FIELD}`: a JPEG image of at most 10 MB.",
+    description=f"Multipart field `{BACKGROUND_FIELD}`: an image of at most 10 MB, of a type "
+    "the video provider accepts (Kaleyra: JPEG).",
     requestBody={
         "required": True,
         "content": {
@@ -87,11 +88,12 @@ async def delete_uploads(request: web.Request) -> web.Response:
             }
         },
     },
-    responses=errors(400, 401, 403, 408, 413, 415, 502, 503, 504),
+    responses=errors(400, 401, 403, 408, 413, 415, 501, 502, 503, 504),
 )
 @response_schema(BackgroundUploadedSchema, 200, description="The background the provider made.")
 async def upload_background(request: web.Request) -> web.Response:
     await manager_of(request)
+    request.app[keys.FEATURES].backgrounds()  # a provider without them: 501 before any reading
     upload = await _read_background(request)
     background = await request.app[keys.FEATURES].upload_background(upload)
     return web.json_response({"virtual_background": background})
@@ -100,7 +102,7 @@ async def upload_background(request: web.Request) -> web.Response:
 @docs(
     tags=["settings"],
     summary="Make a virtual background the company default",
-    responses=errors(400, 401, 403, 404, 408, 413, 415, 502, 503, 504),
+    responses=errors(400, 401, 403, 404, 408, 413, 415, 501, 502, 503, 504),
 )
 @body(SettingsUpdateSchema)
 @response_schema(CompanySchema, 200, description="The company, as the provider describes it.")
@@ -120,9 +122,7 @@ async def _read_background(request: web.Request) -> Upload:
         async with asyncio.timeout(timeout):
             return await _read_image_part(request)
     except TimeoutError:
-        raise RequestTimeout(
-            f"The body did not arrive within {timeout:g} s (HTTP_READ_TIMEOUT_MS)."
-        ) from None
+        raise read_timeout(timeout) from None
     except ConnectionResetError:
         raise ClientClosed() from None
 
@@ -134,7 +134,7 @@ async def _read_image_part(request: web.Request) -> Upload:
         request.content_length is not None
         and request.content_length > MAX_BACKGROUND_BYTES + 64 * 1024
     ):
-        raise TooLarge()
+        raise too_large()
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
@@ -143,7 +143,7 @@ async def _read_image_part(request: web.Request) -> Upload:
                 while chunk := await part.read_chunk(64 * 1024):
                     content.extend(chunk)
                     if len(content) > MAX_BACKGROUND_BYTES:
-                        raise TooLarge()
+                        raise too_large()
                 return Upload(
                     content=bytes(content),
                     filename=part.filename or "background.jpg",

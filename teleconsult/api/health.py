@@ -42,7 +42,7 @@ async def healthz(request: web.Request) -> web.Response:
 @response_schema(HealthSchema, 200, description="Ready.")
 async def ready(request: web.Request) -> web.Response:
     try:
-        await request.app[keys.STORE].ping()
+        await request.app[keys.STORE].health.ping()
     except Unavailable as error:
         log.warning("not ready: %s", error.message)
         return _status(False)
@@ -53,7 +53,7 @@ async def ready(request: web.Request) -> web.Response:
 @response_schema(HealthSchema, 200, description="Both answer.")
 async def check_up(request: web.Request) -> web.Response:
     try:
-        await request.app[keys.STORE].ping()
+        await request.app[keys.STORE].health.ping()
         await request.app[keys.SERVICE].video.check()
     except (Unavailable, ProviderError) as error:
         log.warning("check-up failed: %s", error.message)
@@ -69,14 +69,14 @@ async def check_up(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     registry = request.app[keys.METRICS]
     try:
-        counts = await request.app[keys.STORE].count_by_state()
+        counts = await request.app[keys.STORE].records.count_by_state()
     except Unavailable:
         counts = None  # the gauge keeps its last values; the store's own metrics show why
     if counts is not None:
         for phase in Phase:
             registry.teleconsultations.labels(phase.value).set(counts.get(phase.value, 0))
     try:
-        pending, oldest = await request.app[keys.STORE].job_backlog()
+        pending, oldest = await request.app[keys.STORE].outbox.job_backlog()
     except Unavailable:
         pending, oldest = None, None
     if pending is not None:

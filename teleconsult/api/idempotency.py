@@ -26,7 +26,13 @@ from aiohttp import web
 
 from teleconsult import keys
 from teleconsult.core.domain import ANONYMOUS
-from teleconsult.errors import Conflict, InvalidRequest, ProviderError, ServiceError
+from teleconsult.errors import (
+    Conflict,
+    InvalidRequest,
+    ServiceError,
+    TooManyRequests,
+    Unprocessable,
+)
 from teleconsult.providers.protocols import Caller
 
 HEADER = "Idempotency-Key"
@@ -46,14 +52,6 @@ DOC_PARAMETER = {
 }
 
 
-class Unprocessable(ServiceError):
-    status = 422
-
-
-class TooManyKeys(ServiceError):
-    status = 429
-
-
 def fingerprint(caller: Caller, body: dict[str, Any]) -> str:
     canonical = json.dumps({"caller": caller.id, "body": body}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -70,7 +68,7 @@ async def idempotent(
         return await run()
     if not _KEY.match(key):
         raise InvalidRequest(f"{HEADER} must be 1 to 255 visible ASCII characters.")
-    store = request.app[keys.STORE]
+    stored_keys = request.app[keys.STORE].idempotency
     clock = request.app[keys.SERVICE].clock
     ttl = timedelta(milliseconds=request.app[keys.SETTINGS].idempotency_key_ttl_ms)
     scope = f"{request.method} {request.path} {key}"
@@ -79,13 +77,15 @@ async def idempotent(
     holder = caller.id or ANONYMOUS
     now = clock()
     limit = request.app[keys.SETTINGS].idempotency_max_keys_per_caller
-    if await store.count_keys(holder, now) >= limit:  # a quota, not a guarantee: may pass by a few
-        raise TooManyKeys(
+    if (
+        await stored_keys.count_keys(holder, now) >= limit
+    ):  # a quota, not a guarantee: may pass by a few
+        raise TooManyRequests(
             f"This caller holds {limit} unexpired {HEADER}s (IDEMPOTENCY_MAX_KEYS_PER_CALLER); "
             "retry without one, or once older keys expire."
         )
     # Held for RUNNING_LEASE while running: if this process dies, the key frees itself.
-    held = await store.claim_key(scope, holder, this_request, token, now, now + RUNNING_LEASE)
+    held = await stored_keys.claim_key(scope, holder, this_request, token, now, now + RUNNING_LEASE)
     if held is not None:
         if held.fingerprint != this_request:
             raise Unprocessable(
@@ -103,20 +103,9 @@ async def idempotent(
     try:
         response = await run()
     except ServiceError as error:
-        if _changed_nothing(error):
-            await store.release_key(scope, token)  # nothing happened: a retry runs afresh
+        if not error.may_have_written:
+            await stored_keys.release_key(scope, token)  # nothing happened: a retry runs afresh
         # Otherwise the key stays claimed until its lease ends: a retry cannot run twice.
         raise
-    await store.finish_key(scope, token, response.status, response.text or "", clock() + ttl)
+    await stored_keys.finish_key(scope, token, response.status, response.text or "", clock() + ttl)
     return response
-
-
-def _changed_nothing(error: ServiceError) -> bool:
-    """Whether the failed request certainly wrote nothing.
-
-    Client errors are refused before any write; a provider failure happens before
-    the record is written (a room it made is deleted or left to the reconciler).
-    A store failure or a deadline may come after the write went through: those
-    keep the key, so that a retry cannot do the change a second time.
-    """
-    return error.status < 500 or isinstance(error, ProviderError)

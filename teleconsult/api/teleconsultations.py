@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +25,7 @@ from teleconsult.api.schemas import (
     UpdateTeleconsultationSchema,
 )
 from teleconsult.core.service import ParticipantsInput, ScheduleInput
-from teleconsult.errors import InvalidRequest
+from teleconsult.errors import InvalidRequest, NoPlusUser
 from teleconsult.providers.protocols import Caller, ParticipantEntry
 from teleconsult.validation import problems
 
@@ -48,6 +49,8 @@ def errors(*statuses: int) -> dict[int, dict[str, Any]]:
         415: "The body was not sent as JSON (or, for an image, not a JPEG).",
         422: "The Idempotency-Key was already used for another request.",
         429: "The caller holds IDEMPOTENCY_MAX_KEYS_PER_CALLER unexpired Idempotency-Keys.",
+        501: "The configured video provider does not offer this (SDK credentials, uploads or "
+        "virtual backgrounds); `message` names the provider and what it lacks.",
         502: "The video or identity provider gave a bad answer; `message` names the operation.",
         503: "The store or a provider cannot be reached.",
         504: "A provider did not answer in time.",
@@ -139,6 +142,17 @@ def _entry(data: dict[str, Any], path: str) -> ParticipantEntry:
     )
 
 
+@contextmanager
+def documented_plus_failure(route: str) -> Iterator[None]:
+    """The plus rule's failure carries the original's documented `error`, which names the
+    route the caller used (`Failed POST /teleconsultation: no plus user in room`)."""
+    try:
+        yield
+    except NoPlusUser as failure:
+        failure.error = f"Failed {route}: no plus user in room"
+        raise
+
+
 def _schedule(body: dict[str, Any]) -> ScheduleInput:
     return ScheduleInput(
         start_date=body.get("start_date"),
@@ -161,9 +175,10 @@ async def create_teleconsultation(request: web.Request) -> web.Response:
     caller = await manager_of(request)
 
     async def create() -> web.Response:
-        room_id = await request.app[keys.SERVICE].create(
-            _participants(body["participants"], creating=True), _schedule(body), caller
-        )
+        with documented_plus_failure("POST /teleconsultation"):
+            room_id = await request.app[keys.SERVICE].create(
+                _participants(body["participants"], creating=True), _schedule(body), caller
+            )
         return web.json_response({"roomId": room_id}, status=201)
 
     return await idempotent(request, caller, body, create)
@@ -182,12 +197,14 @@ async def create_teleconsultation(request: web.Request) -> web.Response:
 async def update_teleconsultation(request: web.Request) -> web.Response:
     body = request[BODY]
     participants = body.get("participants")
-    await request.app[keys.SERVICE].update(
-        request.match_info["roomId"],
-        _participants(participants, creating=False) if participants is not None else None,
-        _schedule(body),
-        await manager_of(request),
-    )
+    caller = await manager_of(request)
+    with documented_plus_failure("PATCH /teleconsultation"):
+        await request.app[keys.SERVICE].update(
+            request.match_info["roomId"],
+            _participants(participants, creating=False) if participants is not None else None,
+            _schedule(body),
+            caller,
+        )
     return web.Response(status=204)
 
 
@@ -203,10 +220,11 @@ async def add_participant(request: web.Request) -> web.Response:
     body = request[BODY]
     caller = await manager_of(request)
 
+    room_id = request.match_info["roomId"]
+
     async def add() -> web.Response:
-        await request.app[keys.SERVICE].add_participant(
-            request.match_info["roomId"], _entry(body, "body"), caller
-        )
+        with documented_plus_failure(f"POST /teleconsultation/{room_id}/participants/data"):
+            await request.app[keys.SERVICE].add_participant(room_id, _entry(body, "body"), caller)
         return web.Response(status=201)
 
     return await idempotent(request, caller, body, add)
@@ -241,8 +259,10 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
             for user_id, full_name in join.participants
         ],
     }
-    if join.details is not None:
-        body["details"] = join.details
+    if join.provider_room_id is not None:
+        details = await request.app[keys.ROOM_DETAILS].describe(join.provider_room_id)
+        if details is not None:
+            body["details"] = details
     return web.json_response(body, headers=NO_STORE)  # a link is a bearer credential
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from teleconsult.errors import InvalidRequest
+from teleconsult.errors import InvalidRequest, NoPlusUser
 
 TOOLS: tuple[str, ...] = (
     "chat",
@@ -86,8 +86,6 @@ class ProviderLimits:
     max_participants: int = 25
     min_duration_seconds: int = 60
     max_duration_seconds: int = 24 * 3600
-    min_credentials_seconds: int = 360
-    max_credentials_seconds: int = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -237,13 +235,10 @@ def check_participant_counts(
         seen.add(external_id)
 
 
-def check_plus_rule(levels: Iterable[Level], failure: str) -> None:
+def check_plus_rule(levels: Iterable[Level]) -> None:
     """Once everyone is known, somebody must be able to run the call."""
     if Level.PLUS not in set(levels):
-        raise InvalidRequest(
-            "At least one participant must belong to a group of the plus privilege level.",
-            error=failure,
-        )
+        raise NoPlusUser()
 
 
 def check_schedule(

@@ -3,10 +3,11 @@
 Each outbox job names a room that may have lost its record (see
 `store.base.RoomJob`). A replica leases a batch of due jobs (a conditional
 update per job, so one replica does each), then for each job deletes the room
-unless the teleconsultation's live record still points to it. A failed deletion
-is retried with exponential backoff; a lease that expires (a replica that died
-mid-job) frees the job for another replica. Jobs live in the store, so they
-survive restarts.
+unless the teleconsultation's live record still points to it, with the same
+`RoomJobs.settle` a request uses. A failed deletion is retried with exponential
+backoff; a lease that expires (a replica that died mid-job) frees the job for
+another replica. Jobs live in the store, so they survive restarts. Each pass also
+deletes expired idempotency keys, a bounded batch at a time.
 """
 
 from __future__ import annotations
@@ -14,35 +15,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import timedelta
 
+from teleconsult.core.clock import Clock
 from teleconsult.core.domain import RecordState
-from teleconsult.core.service import Clock
-from teleconsult.errors import ServiceError, Unavailable
+from teleconsult.core.outbox import LEASE, RoomJobs, backoff
+from teleconsult.errors import Unavailable
 from teleconsult.observability.metrics import Metrics
-from teleconsult.providers.protocols import VideoProvider
-from teleconsult.store import Store
-from teleconsult.store.base import RoomJob
+from teleconsult.store.base import RoomJob, Store
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=1)
 BATCH = 20
 PURGE_BATCH = 500
 """Expired idempotency keys deleted per statement: each delete is short, so requests that
 write meanwhile never wait long."""
-MAX_BACKOFF = timedelta(minutes=10)
-
-
-def backoff(attempts: int) -> timedelta:
-    """10 s, 20 s, 40 s ... up to 10 minutes between attempts at one job."""
-    return min(timedelta(seconds=10 * 2**attempts), MAX_BACKOFF)
 
 
 class Reconciler:
-    def __init__(self, store: Store, video: VideoProvider, clock: Clock, metrics: Metrics) -> None:
+    def __init__(self, store: Store, jobs: RoomJobs, clock: Clock, metrics: Metrics) -> None:
         self.store = store
-        self.video = video
+        self.jobs = jobs
         self.clock = clock
         self.metrics = metrics
         self.owner = uuid.uuid4().hex  # this replica, for leases
@@ -50,7 +42,7 @@ class Reconciler:
     async def run_once(self) -> int:
         """Lease and process one batch of due jobs; return how many were processed."""
         now = self.clock()
-        jobs = await self.store.claim_jobs(self.owner, now, now + LEASE, BATCH)
+        jobs = await self.store.outbox.claim_jobs(self.owner, now, now + LEASE, BATCH)
         for job in jobs:
             await self._process(job)
         return len(jobs)
@@ -58,7 +50,8 @@ class Reconciler:
     async def purge_expired_keys(self) -> int:
         """Delete expired idempotency keys, a bounded batch at a time; return how many went."""
         purged = 0
-        while (batch := await self.store.purge_expired_keys(self.clock(), PURGE_BATCH)) > 0:
+        keys = self.store.idempotency
+        while (batch := await keys.purge_expired_keys(self.clock(), PURGE_BATCH)) > 0:
             purged += batch
             if batch < PURGE_BATCH:
                 break
@@ -84,7 +77,7 @@ class Reconciler:
             log.warning("reconciler: job %s has no room id; dropped", job.id)
             await self._done(job, "unknown_room")
             return
-        record = await self.store.get_any(job.teleconsultation_id)
+        record = await self.store.records.get_any(job.teleconsultation_id)
         if (
             record is not None
             and record.state is RecordState.PUBLIC
@@ -93,20 +86,13 @@ class Reconciler:
         ):
             await self._done(job, "in_use")
             return
-        try:
-            await self.video.delete_room(job.room_id)
-        except Exception as error:
-            detail = error.message if isinstance(error, ServiceError) else type(error).__name__
-            log.warning(
-                "reconciler: could not delete room %s (attempt %d): %s",
-                job.room_id, job.attempts + 1, detail,
-            )  # fmt: skip
-            await self.store.retry_job(job.id, self.clock() + backoff(job.attempts), detail)
-            self.metrics.jobs_done.labels("retry").inc()
-            return
-        log.info("reconciler: deleted orphan room %s", job.room_id)
-        await self._done(job, "deleted")
+        deleted = await self.jobs.settle(
+            job, job.room_id, "reconciler", retry_after=backoff(job.attempts)
+        )
+        if deleted:
+            log.info("reconciler: deleted orphan room %s", job.room_id)
+        self.metrics.jobs_done.labels("deleted" if deleted else "retry").inc()
 
     async def _done(self, job: RoomJob, outcome: str) -> None:
-        await self.store.finish_job(job.id)
+        await self.store.outbox.finish_job(job.id)
         self.metrics.jobs_done.labels(outcome).inc()

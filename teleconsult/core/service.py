@@ -4,21 +4,20 @@ Each use case reads the record, lets the domain decide, does the provider work,
 and writes the record back with compare-and-set. When another replica wrote
 first, the work is redone on the fresh record (a bounded number of times) and
 the room made for the losing attempt is deleted, so concurrent requests lose
-nothing; a room whose deletion fails is logged and left for reconciliation.
+nothing. The outbox bookkeeping around each room is `core.outbox.RoomJobs`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from teleconsult.core import domain
+from teleconsult.core.clock import Clock, format_date, utc_now
 from teleconsult.core.domain import (
     ANONYMOUS,
     Level,
@@ -30,26 +29,27 @@ from teleconsult.core.domain import (
     Teleconsultation,
     WritePolicy,
 )
+from teleconsult.core.outbox import COMMIT_DEADLINE, RoomJobs
 from teleconsult.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
     NotFound,
-    ServiceError,
+    TooSlow,
     Unauthorized,
-    Unavailable,
+    VersionConflict,
 )
 from teleconsult.observability import logs
+from teleconsult.providers.helpers import gather_all
 from teleconsult.providers.protocols import (
     Caller,
     Identity,
     IdentityProvider,
+    JoinRequest,
     ParticipantEntry,
     VideoProvider,
-    gather_all,
 )
-from teleconsult.store import Store, VersionConflict
-from teleconsult.store.base import RoomJob
+from teleconsult.store.base import Store
 from teleconsult.store.documents import is_object_id, new_object_id
 
 log = logging.getLogger(__name__)
@@ -58,18 +58,6 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 10
 """Compare-and-set attempts before giving up with a 409; each lost attempt means another
 request on the same teleconsultation succeeded, so this only runs out under heavy contention."""
-
-DETAILS_TTL_SECONDS = 10.0
-DETAILS_CACHE_SIZE = 10_000
-
-JOB_GRACE = timedelta(minutes=2)
-COMMIT_DEADLINE = timedelta(minutes=1)
-"""The most a change's provider calls and write may take: well inside JOB_GRACE."""
-"""How long an outbox job belongs to the request that wrote it before the reconciler may take
-it: longer than any request can take (provider timeouts times attempts)."""
-
-RETRY_DELAY = timedelta(seconds=10)
-"""When a request could not delete a room itself, how soon the reconciler tries."""
 
 
 @dataclass(frozen=True)
@@ -94,15 +82,8 @@ class JoinInfo:
     access_link: str | None
     participants: tuple[tuple[str, str], ...]
     """(provider user id, full name) of every known participant."""
-    details: dict[str, object] | None = None
-    """The room as the provider describes it, when there is a room (and the provider answers)."""
-
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+    provider_room_id: str | None
+    """The room, once everyone is known."""
 
 
 class TeleconsultationService:
@@ -125,7 +106,7 @@ class TeleconsultationService:
         self.policy = policy
         self.clock = clock
         self.background_groups = background_groups
-        self._details: dict[str, tuple[float, dict[str, object]]] = {}
+        self.jobs = RoomJobs(store.outbox, video, clock)
 
     # -- use cases ---------------------------------------------------------------------------
 
@@ -136,9 +117,7 @@ class TeleconsultationService:
             raise _anonymous_refused()
         start, end = self._schedule(None, schedule)
         self._check_input(participants)
-        members = await self._participants(
-            participants, "Failed POST /teleconsultation: no plus user in room", caller
-        )
+        members = await self._participants(participants, caller, check_plus=True)
         now = self.clock()
         record = Teleconsultation(
             id=new_object_id(),
@@ -164,14 +143,13 @@ class TeleconsultationService:
         schedule: ScheduleInput,
         caller: Caller,
     ) -> None:
-        failure = "Failed PATCH /teleconsultation: no plus user in room"
         if participants is not None:
             self._check_input(participants)
 
         async def replace_participants() -> tuple[Participant, ...]:
             if participants is None or participants.entries is None:
                 return ()
-            return tuple(await self._participants(participants, failure, caller))
+            return tuple(await self._participants(participants, caller, check_plus=True))
 
         replacements = _Once(replace_participants)
 
@@ -183,7 +161,7 @@ class TeleconsultationService:
                 number = participants.number  # a new count for the participants already known
                 self._check_counts(number, [m.external_id for m in members])
                 if len(members) == number:
-                    domain.check_plus_rule([m.level for m in members], failure)
+                    domain.check_plus_rule([m.level for m in members])
             elif participants is not None:
                 number, members = participants.number, await replacements.result()
             return replace(
@@ -199,11 +177,9 @@ class TeleconsultationService:
     async def add_participant(
         self, teleconsultation_id: str, entry: ParticipantEntry, caller: Caller
     ) -> None:
-        failure = (
-            f"Failed POST /teleconsultation/{teleconsultation_id}/participants/data: "
-            "no plus user in room"
+        newcomer = _Once(
+            lambda: self._participants(ParticipantsInput(1, (entry,)), caller, check_plus=False)
         )
-        newcomer = _Once(lambda: self._participants(ParticipantsInput(1, (entry,)), None, caller))
 
         async def change(current: Teleconsultation, now: datetime) -> Teleconsultation:
             self._refuse_if_locked(current, now)
@@ -218,7 +194,7 @@ class TeleconsultationService:
                 )
             members = (*current.participants, *await newcomer.result())
             if len(members) == current.participants_number:
-                domain.check_plus_rule([m.level for m in members], failure)
+                domain.check_plus_rule([m.level for m in members])
             return replace(current, participants=members)
 
         await self._mutate(teleconsultation_id, caller, change)
@@ -234,7 +210,7 @@ class TeleconsultationService:
 
         The link opens in `language` (else the participant's own) and with the virtual
         background when `use_background` says so (else when the participant's groups
-        are in groupsWithBackgroundList).
+        are in groupsWithBackgroundList). The provider makes it now, for this caller.
         """
         caller_id = require_caller(caller)  # before the lookup: an unknown caller learns nothing
         record = await self.load(teleconsultation_id)
@@ -243,38 +219,43 @@ class TeleconsultationService:
             raise Unauthorized("The caller is not a participant of this teleconsultation.")
         link = None
         if record.room is not None and domain.is_locked(record, self.policy, self.clock()):
-            stored = record.room.links.get(me.provider_user_id)
-            if stored is not None:
-                background = (
-                    use_background
-                    if use_background is not None
-                    else bool(self.background_groups & set(me.groups))
-                )
-                link = self.video.personal_link(stored, language or me.language, background)
+            request = self._join_request(record, record.room, me, language, use_background)
+            link = self.video.join_link(request)
         logs.sensitive([link, *(p.full_name for p in record.participants)])
         return JoinInfo(
             provider_user_id=me.provider_user_id,
             access_link=link,
             participants=tuple((p.provider_user_id, p.full_name) for p in record.participants),
-            details=await self._room_details(record.room) if record.room else None,
+            provider_room_id=record.room.provider_room_id if record.room else None,
         )
 
-    async def _room_details(self, room: Room) -> dict[str, object] | None:
-        """The provider's view of a room, kept DETAILS_TTL: participants poll, the room
-        changes little. A provider failure costs the details, not the answer."""
-        now = time.monotonic()
-        cached = self._details.get(room.provider_room_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        try:
-            details = await self.video.describe_room(room.provider_room_id)
-        except ServiceError as error:
-            log.warning("room details unavailable for %s: %s", room.provider_room_id, error.message)
-            return None
-        if len(self._details) > DETAILS_CACHE_SIZE:
-            self._details.clear()
-        self._details[room.provider_room_id] = (now + DETAILS_TTL_SECONDS, details)
-        return details
+    def _join_request(
+        self,
+        record: Teleconsultation,
+        room: Room,
+        me: Participant,
+        language: str | None,
+        use_background: bool | None,
+    ) -> JoinRequest:
+        background = (
+            use_background
+            if use_background is not None
+            else bool(self.background_groups & set(me.groups))
+        )
+        [seat] = [p for p in room.spec.participants if p.provider_user_id == me.provider_user_id]
+        return JoinRequest(
+            teleconsultation_id=record.id,
+            provider_room_id=room.provider_room_id,
+            participant=seat,
+            display_name=me.full_name,
+            stored_link=room.links.get(me.provider_user_id),
+            language=language or me.language,
+            background=background,
+            opens_at=domain.lock_time(record, self.policy),
+            starts_at=record.start_date,
+            ends_at=record.end_date,
+            limited=room.spec.duration_seconds is not None,
+        )
 
     async def cancel(self, teleconsultation_id: str, caller: Caller) -> None:
         """Trash the record, then delete its room (allowed even when locked).
@@ -287,7 +268,7 @@ class TeleconsultationService:
         for _ in range(MAX_ATTEMPTS):
             current = await self.load_for_change(teleconsultation_id, caller)
             room = current.room
-            job = await self._open_job(current.id, room.provider_room_id) if room else None
+            job = await self.jobs.open(current.id, room.provider_room_id) if room else None
             trashed = replace(
                 current,
                 state=RecordState.TRASH,
@@ -298,17 +279,19 @@ class TeleconsultationService:
             )
             try:
                 async with asyncio.timeout(COMMIT_DEADLINE.total_seconds()):
-                    await self.store.replace(trashed, current.version)
+                    await self.store.records.replace(trashed, current.version)
             except VersionConflict:
                 if job is not None:
-                    await self._close_job(job)  # the room is still the record's: keep it
+                    await self.jobs.close(job)  # the room is still the record's: keep it
                 continue
             except TimeoutError:
                 raise TooSlow(
                     "Cancelling did not complete in time; it may or may not have been applied."
                 ) from None
             if job is not None and room is not None:
-                await self._settle(job, room.provider_room_id, "the teleconsultation was cancelled")
+                await self.jobs.settle(
+                    job, room.provider_room_id, "the teleconsultation was cancelled"
+                )
             return
         raise _too_much_contention()
 
@@ -318,7 +301,7 @@ class TeleconsultationService:
         """The live record with this id, or 404 with the documented error."""
         record = None
         if is_object_id(teleconsultation_id):
-            record = await self.store.get(teleconsultation_id)
+            record = await self.store.records.get(teleconsultation_id)
         if record is None:
             raise NotFound(
                 f"No teleconsultation has the id {teleconsultation_id!r}: it never existed "
@@ -391,85 +374,44 @@ class TeleconsultationService:
     ) -> None:
         old_room = current.room if current is not None else None
         spec = domain.room_spec(proposed, self.privileges, self.policy)
-        creation: RoomJob | None = None
+        creation = None
         if spec is None:
             new_room = None
         elif old_room is not None and old_room.spec == spec:
             new_room = old_room
         else:
-            creation = await self._open_job(proposed.id, None)
+            creation = await self.jobs.open(proposed.id, None)
             try:
                 created = await self.video.create_room(spec)
             except BaseException:
-                await self._close_job(creation)  # no room id to act on (see docs/operations.md)
+                await self.jobs.close(creation)  # no room id to act on (see docs/operations.md)
                 raise
-            try:
-                await self.store.set_job_room(creation.id, created.provider_room_id)
-            except BaseException:
-                # The job cannot learn the room: delete it now, while its id is known.
-                await self._settle(creation, created.provider_room_id, "its job lost track of it")
-                raise
+            await self.jobs.learn_room(creation, created.provider_room_id)
             new_room = Room(
                 provider_room_id=created.provider_room_id, spec=spec, links=created.links
             )
         retiring = old_room if old_room is not None and old_room is not new_room else None
         retirement = (
-            await self._open_job(proposed.id, retiring.provider_room_id) if retiring else None
+            await self.jobs.open(proposed.id, retiring.provider_room_id) if retiring else None
         )
         record = replace(proposed, room=new_room)
         try:
             if current is None:
-                await self.store.insert(record)
+                await self.store.records.insert(record)
             else:
-                await self.store.replace(record, current.version)
+                await self.store.records.replace(record, current.version)
         except VersionConflict:  # certainly not written: settle at once
             if creation is not None and new_room is not None:
-                await self._settle(creation, new_room.provider_room_id, "its write lost a race")
+                await self.jobs.settle(creation, new_room.provider_room_id, "its write lost a race")
             if retirement is not None:
-                await self._close_job(retirement)  # the old room is still the record's
+                await self.jobs.close(retirement)  # the old room is still the record's
             raise
         # Any other failure may or may not have written the record (a lost acknowledgement):
         # both jobs stay, and the reconciler judges them against the record as it is.
         if creation is not None:
-            await self._close_job(creation)  # the new room is the record's now
+            await self.jobs.close(creation)  # the new room is the record's now
         if retirement is not None and retiring is not None:
-            await self._settle(retirement, retiring.provider_room_id, "it was replaced")
-
-    async def _open_job(self, teleconsultation_id: str, room_id: str | None) -> RoomJob:
-        """An outbox job, written before the step that could orphan the room.
-
-        The reconciler leaves it alone for JOB_GRACE, the time this request has to
-        settle it itself.
-        """
-        now = self.clock()
-        job = RoomJob(
-            id=new_object_id(),
-            teleconsultation_id=teleconsultation_id,
-            room_id=room_id,
-            created_at=now,
-            not_before=now + JOB_GRACE,
-        )
-        await self.store.add_job(job)
-        return job
-
-    async def _close_job(self, job: RoomJob) -> None:
-        try:
-            await self.store.finish_job(job.id)
-        except Unavailable as error:  # the reconciler will find the room still in use
-            log.warning("could not close outbox job %s: %s", job.id, error.message)
-
-    async def _settle(self, job: RoomJob, room_id: str, why: str) -> None:
-        """Delete a room no record needs; if that fails, leave the job to the reconciler."""
-        try:
-            await self.video.delete_room(room_id)
-        except Exception as error:  # the change stands (or its own error wins): only log
-            detail = error.message if isinstance(error, ServiceError) else type(error).__name__
-            log.warning("could not delete provider room %s (%s): %s", room_id, why, detail)
-            # If the store fails too, the job stays as written: taken after JOB_GRACE.
-            with contextlib.suppress(Unavailable):
-                await self.store.retry_job(job.id, self.clock() + RETRY_DELAY, detail)
-            return
-        await self._close_job(job)
+            await self.jobs.settle(retirement, retiring.provider_room_id, "it was replaced")
 
     def _schedule(
         self, current: Teleconsultation | None, schedule: ScheduleInput
@@ -515,17 +457,17 @@ class TeleconsultationService:
             )
 
     async def _participants(
-        self, participants: ParticipantsInput, plus_failure: str | None, caller: Caller
+        self, participants: ParticipantsInput, caller: Caller, *, check_plus: bool
     ) -> list[Participant]:
         """Identify the given participants and give them provider users.
 
-        When they are everyone (`plus_failure` names the documented error), the plus
-        rule is checked first, so a refused request creates no provider user.
+        When they are everyone and `check_plus` is set, the plus rule is checked
+        first, so a refused request creates no provider user.
         """
         entries = participants.entries or ()
         identified = await self._identify(entries, caller)
-        if plus_failure is not None and len(identified) == participants.number:
-            domain.check_plus_rule([i.level for i in identified], plus_failure)
+        if check_plus and len(identified) == participants.number:
+            domain.check_plus_rule([i.level for i in identified])
         return await self._with_provider_users(identified, caller)
 
     async def _identify(
@@ -566,11 +508,11 @@ class TeleconsultationService:
 
     async def provider_user(self, external_id: str, level: Level, caller: Caller) -> str:
         """The provider user of an external id, created and mapped the first time."""
-        known = await self.store.find_user(self.video.name, external_id)
+        known = await self.store.users.find_user(self.video.name, external_id)
         if known is not None:
             return known
         created = await self.video.ensure_user(external_id, level)
-        holder = await self.store.find_external_id(self.video.name, created)
+        holder = await self.store.users.find_external_id(self.video.name, created)
         if holder is not None and holder != external_id:
             # Provider ids are derived injectively (`stable_user_id`), so this is a mapping
             # written before that held, or a provider that reuses ids: never share a user.
@@ -581,7 +523,7 @@ class TeleconsultationService:
                 "derived for it already stands for another user id. An operator must correct "
                 "the user map (docs/operations.md, Security)."
             )
-        return await self.store.add_user(
+        return await self.store.users.add_user(
             self.video.name, external_id, created, caller.id or ANONYMOUS
         )
 
@@ -611,15 +553,6 @@ def require_caller(caller: Caller) -> str:
     if caller.id is None:
         raise Unauthorized("The request does not say who is calling (see userIdPathInRequest).")
     return caller.id
-
-
-class TooSlow(ServiceError):
-    status = 504
-
-
-def format_date(value: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds, as the original wrote dates."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _anonymous_refused() -> Forbidden:

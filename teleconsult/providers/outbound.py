@@ -24,16 +24,12 @@ from typing import TypeVar
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from teleconsult.errors import ProviderError, ProviderFailure
+from teleconsult.errors import ProviderError, ProviderFailure, UnexpectedAnswer
 
 log = logging.getLogger(__name__)
 
 OK = frozenset({200, 201, 204})
 T = TypeVar("T")
-
-
-class UnexpectedAnswer(ValueError):
-    """A 2xx answer whose body does not have the shape a plugin expects."""
 
 
 @dataclass(frozen=True)

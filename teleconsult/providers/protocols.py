@@ -6,18 +6,12 @@ plugin manager; it never imports a provider's module.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from yarl import URL
-
-from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
-
-T = TypeVar("T")
+from teleconsult.core.domain import Level, ProviderLimits, RoomParticipant, RoomSpec
 
 if TYPE_CHECKING:
     from teleconsult.configuration.service_config import ServiceConfig
@@ -61,8 +55,9 @@ class Identity:
 @dataclass(frozen=True)
 class CreatedRoom:
     provider_room_id: str
-    links: Mapping[str, str] = field(repr=False)
-    """One access link per provider user id of the room spec."""
+    links: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """One join link per provider user id, for providers whose links are fixed at creation;
+    empty for those that make each link when it is handed out (`join_link`)."""
 
 
 class IdentityProvider(Protocol):
@@ -88,8 +83,42 @@ class IdentityProvider(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class JoinRequest:
+    """What a provider needs to make one participant's join link, when the link is handed out.
+
+    Links are made at every GET once the teleconsultation is locked, not stored: a
+    provider whose links are tokens mints one bounded to the consultation
+    (`opens_at` to `ends_at` plus its grace), and one whose links are fixed
+    returns `stored_link` (what `create_room` gave) with the options applied.
+    """
+
+    teleconsultation_id: str
+    provider_room_id: str
+    participant: RoomParticipant
+    display_name: str = field(repr=False)
+    """The participant's name: health data, never to be logged."""
+    stored_link: str | None = field(repr=False)
+    """The link `create_room` returned for this participant, if it returned one."""
+    language: str | None
+    background: bool
+    """Whether the company's virtual background should be on."""
+    opens_at: datetime
+    """When links are first handed out: the lock time (start minus the immutable window)."""
+    starts_at: datetime
+    ends_at: datetime
+    limited: bool
+    """Whether the room has a duration (`UNLIMITED_TELECONSULTATION=false`)."""
+
+
 class VideoProvider(Protocol):
-    """Provider users, rooms and links. Every method is safe to call again after a failure."""
+    """The room lifecycle every video provider offers: users, rooms and each caller's link.
+
+    Every method is safe to call again after a failure. What only some providers
+    offer (room details, SDK credentials, uploads, virtual backgrounds) are the
+    capability protocols below; the endpoints that need one answer 501 when the
+    configured provider lacks it.
+    """
 
     name: str
     limits: ProviderLimits
@@ -98,55 +127,92 @@ class VideoProvider(Protocol):
         """Make sure a provider user stands for `external_id` and return its id.
 
         Must be idempotent: two calls for one external id, even at the same time,
-        end with a single provider user (derive the id from the external id).
+        end with a single provider user (derive the id with `stable_user_id`).
         """
         ...
 
     async def create_room(self, spec: RoomSpec) -> CreatedRoom:
-        """Create a room for `spec` and return its id and one link per participant."""
+        """Create a room for `spec`; return its id and, if the provider has fixed links,
+        one per participant (kept by the core and given back in `JoinRequest`)."""
         ...
 
     async def delete_room(self, provider_room_id: str) -> None:
         """Delete a room. A room that is already gone counts as deleted."""
         ...
 
+    def join_link(self, join: JoinRequest) -> str:
+        """The link one participant opens to join. No I/O: called on every poll once the
+        teleconsultation is locked."""
+        ...
+
     async def check(self) -> None:
         """Raise `ProviderError` when the provider cannot be reached (for `/-/check-up`)."""
         ...
 
-    def personal_link(self, link: str, language: str | None, background: bool) -> str:
-        """`link` as one participant should open it: in `language`, with the company's
-        virtual background when `background` is true. No I/O: called on every poll."""
+    async def close(self) -> None:
+        """Release what the provider holds (HTTP sessions); called once at shutdown."""
         ...
+
+
+@runtime_checkable
+class RoomDetails(Protocol):
+    """The provider describes a room (GET's `details`)."""
 
     async def describe_room(self, provider_room_id: str) -> dict[str, object]:
-        """The room as the provider describes it, with camelCase keys (`status`,
-        `durationInSeconds`, ...), for GET's `details`."""
+        """The room with camelCase keys (`status`, `durationInSeconds`, ...)."""
         ...
+
+
+@runtime_checkable
+class SdkCredentials(Protocol):
+    """Credentials for the provider's own SDK, for a custom frontend (`POST /credentials`)."""
+
+    credentials_seconds: tuple[int, int]
+    """The shortest and longest validity the provider grants, in seconds."""
 
     async def create_credentials(self, provider_user_id: str, expires_in: int) -> Credentials:
-        """SDK credentials for a user, valid `expires_in` seconds (within `limits`)."""
+        """SDK credentials for a user, valid `expires_in` seconds."""
         ...
 
+
+@runtime_checkable
+class Uploads(Protocol):
+    """Files participants uploaded in a room (`DELETE /teleconsultation/:id/uploads`)."""
+
     async def list_uploads(self, provider_room_id: str) -> list[str]:
-        """The keys of the files uploaded in a room."""
+        """The keys of every file uploaded in a room (all pages)."""
         ...
 
     async def delete_upload(self, key: str) -> None:
         """Delete an uploaded file; one already gone counts as deleted."""
         ...
 
+
+@runtime_checkable
+class VirtualBackgrounds(Protocol):
+    """The company's virtual backgrounds (`POST /settings/background-image`,
+    `PATCH /settings/update`)."""
+
+    background_types: frozenset[str]
+    """The image types the provider accepts (`image/jpeg`); others are a 415."""
+
     async def upload_background(self, upload: Upload) -> dict[str, object]:
-        """Add a company virtual background; answer `{background_alias, url, creation_date}`."""
+        """Add a background; answer `{background_alias, url, creation_date}`."""
         ...
 
     async def set_default_background(self, alias: str) -> dict[str, object]:
-        """Make a background the company default; answer the company as the provider does."""
+        """Make a background the company default; answer the company as the provider does.
+        Raise `NotFound` for an unknown alias."""
         ...
 
-    async def close(self) -> None:
-        """Release what the provider holds (HTTP sessions); called once at shutdown."""
-        ...
+
+CAPABILITIES: dict[type, str] = {
+    RoomDetails: "room details",
+    SdkCredentials: "SDK credentials",
+    Uploads: "uploads",
+    VirtualBackgrounds: "virtual backgrounds",
+}
+"""Each optional capability, with the name the 501 answer gives it."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +239,8 @@ class ProviderContext:
     config: ServiceConfig
     environ: Mapping[str, str]
     """The process environment: a plugin reads its own variables (API keys, URLs) here."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
+    """The service's clock: a provider that checks times (a link's window) asks it."""
 
 
 @dataclass(frozen=True)
@@ -194,47 +262,3 @@ class IdentityProviderPlugin:
     name: str
     create: Callable[[ProviderContext], IdentityProvider]
     description: str = ""
-
-
-async def gather_all(*calls: Awaitable[T]) -> list[T]:
-    """Run calls concurrently, wait for every one, then raise the first error, if any.
-
-    Unlike a bare gather, no call is left running unobserved after another failed.
-    """
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return list(results)  # type: ignore[arg-type]
-
-
-def with_query(link: str, params: Mapping[str, str | None]) -> str:
-    """`link` with `params` added to its query (None values left out)."""
-    url = URL(link)
-    given = {name: value for name, value in params.items() if value is not None}
-    return str(url.update_query(given)) if given else link
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-HASHED = "h-"
-"""Marks a derived id that is a digest: no id kept as it is may start with it."""
-
-
-def stable_user_id(external_id: str, *, prefix: str = "", max_length: int = 128) -> str:
-    """A provider user id derived from an external id, so creating a user is idempotent.
-
-    Injective: two external ids never share a provider user (one participant must
-    never get another's link or credentials). Ids within `[A-Za-z0-9._-]` and the
-    length limit are kept readable, unless they start with `h-`; every other id
-    becomes `h-` and the SHA-256 digest of the external id. A kept id cannot start
-    with `h-`, so it can never equal a digest.
-    """
-    candidate = prefix + external_id
-    if (
-        not _UNSAFE.search(external_id)
-        and not external_id.startswith(HASHED)
-        and len(candidate) <= max_length
-    ):
-        return candidate
-    digest = hashlib.sha256(external_id.encode()).hexdigest()
-    return (prefix + HASHED + digest)[:max_length]

@@ -1,16 +1,17 @@
-"""Storage: pick a store by the scheme of STORE_URL."""
+"""Storage: one protocol per aggregate (`base.py`), and a backend per package, picked by the
+scheme of STORE_URL."""
 
 from __future__ import annotations
 
 from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError
-from teleconsult.store.base import Store, VersionConflict
+from teleconsult.store.base import Store
 from teleconsult.store.mongo import SCHEMES as MONGO_SCHEMES
-from teleconsult.store.mongo import MongoStore
+from teleconsult.store.mongo import connect_mongo
 from teleconsult.store.sqlite import SCHEME as SQLITE_SCHEME
-from teleconsult.store.sqlite import SQLiteStore, sqlite_path
+from teleconsult.store.sqlite import open_sqlite, sqlite_path
 
-__all__ = ["Store", "VersionConflict", "check_store_url", "open_store"]
+__all__ = ["Store", "check_store_url", "open_store"]
 
 
 def check_store_url(url: str) -> None:
@@ -33,16 +34,14 @@ async def open_store(settings: Settings) -> Store:
     """The store STORE_URL names. MongoDB may be down: the store then answers 503 until it is up."""
     check_store_url(settings.store_url)
     if settings.store_url.startswith(MONGO_SCHEMES):
-        store = MongoStore.connect(
+        return await connect_mongo(
             settings.store_url,
             settings.mongodb_database,
             settings.teleconsultations_collection,
             settings.user_map_collection,
             settings.mongodb_timeout_ms,
         )
-        await store.prepare()
-        return store
-    return await SQLiteStore.open(
+    return await open_sqlite(
         settings.store_url,
         settings.teleconsultations_collection,
         settings.user_map_collection,

@@ -1,12 +1,17 @@
-"""The store interface: teleconsultation records and the user map.
+"""The store, one protocol per aggregate: records, the user map, the outbox, idempotency keys.
 
-Every store (SQLite embedded today; MongoDB for production is planned) must give
+A backend (SQLite, MongoDB, ...) is a package with one module per aggregate, and
+the contract suite in `tests/store_contract/` has one file per aggregate, so a
+new backend can be built and tested one part at a time. Every backend gives
 these semantics:
 - a record is written only if its `version` is still the one read
   (compare-and-set), so replicas sharing one database never lose an update;
-- trashed records are invisible to reads;
+- trashed records are invisible to `get`;
 - the user map holds one provider user per (provider, external id), whoever
-  writes first wins.
+  writes first wins;
+- an outbox job and an idempotency key are leased or claimed by one conditional
+  write each, so one replica wins.
+Failures to reach the database are `Unavailable` (503).
 """
 
 from __future__ import annotations
@@ -18,14 +23,49 @@ from typing import Protocol
 from teleconsult.core.domain import Teleconsultation
 
 
-@dataclass(frozen=True)
-class KeyedAnswer:
-    """What an Idempotency-Key holds: the request it was first used for, and its answer."""
+class Records(Protocol):
+    """Teleconsultation records."""
 
-    fingerprint: str
-    status: int | None
-    """None while the first request is still being processed."""
-    body: str | None
+    async def insert(self, teleconsultation: Teleconsultation) -> None:
+        """Store a new record (its id is new)."""
+        ...
+
+    async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
+        """The record with this id, or None when there is none or it is trashed."""
+        ...
+
+    async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
+        """The record with this id, trashed or not (for the reconciler)."""
+        ...
+
+    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
+        """Overwrite the record if its stored version is `expected_version`.
+
+        Raise `VersionConflict` otherwise (including when it was trashed meanwhile).
+        """
+        ...
+
+    async def count_by_state(self) -> dict[str, int]:
+        """How many records are in each `teleconsultationState` (trashed ones are `cancelled`)."""
+        ...
+
+
+class UserMap(Protocol):
+    """External user ids and the provider users that stand for them."""
+
+    async def find_user(self, provider: str, external_id: str) -> str | None:
+        """The provider user id mapped to `external_id`, or None."""
+        ...
+
+    async def add_user(
+        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
+    ) -> str:
+        """Map `external_id` to `provider_user_id` unless already mapped; return the stored id."""
+        ...
+
+    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
+        """The external id mapped to `provider_user_id`, or None (the map read backwards)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -47,76 +87,8 @@ class RoomJob:
     last_error: str | None = None
 
 
-class VersionConflict(Exception):
-    """Another writer changed the record since it was read: re-read and try again."""
-
-
-class Store(Protocol):
-    async def insert(self, teleconsultation: Teleconsultation) -> None:
-        """Store a new record (its id is new)."""
-        ...
-
-    async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
-        """The record with this id, or None when there is none or it is trashed."""
-        ...
-
-    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
-        """Overwrite the record if its stored version is `expected_version`.
-
-        Raise `VersionConflict` otherwise (including when it was trashed meanwhile).
-        """
-        ...
-
-    async def find_user(self, provider: str, external_id: str) -> str | None:
-        """The provider user id mapped to `external_id`, or None."""
-        ...
-
-    async def add_user(
-        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
-    ) -> str:
-        """Map `external_id` to `provider_user_id` unless already mapped; return the stored id."""
-        ...
-
-    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
-        """The external id mapped to `provider_user_id`, or None (the map read backwards)."""
-        ...
-
-    async def claim_key(
-        self,
-        scope: str,
-        caller: str,
-        fingerprint: str,
-        token: str,
-        now: datetime,
-        expires_at: datetime,
-    ) -> KeyedAnswer | None:
-        """Claim an idempotency key for a new request of `caller` (as `token`) and return
-        None; or, when the key is already held (and not expired at `now`), return what it
-        holds."""
-        ...
-
-    async def count_keys(self, caller: str, now: datetime) -> int:
-        """How many unexpired idempotency keys `caller` holds."""
-        ...
-
-    async def purge_expired_keys(self, now: datetime, limit: int) -> int:
-        """Delete up to `limit` keys expired at `now`; return how many went."""
-        ...
-
-    async def finish_key(
-        self, scope: str, token: str, status: int, body: str, expires_at: datetime
-    ) -> None:
-        """Store the answer of the request that claimed the key, kept until `expires_at`.
-        Nothing happens if the claim is no longer `token`'s (it expired and was retaken)."""
-        ...
-
-    async def release_key(self, scope: str, token: str) -> None:
-        """Forget a key `token` claimed (its request failed without changing anything)."""
-        ...
-
-    async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
-        """The record with this id, trashed or not (for the reconciler)."""
-        ...
+class Outbox(Protocol):
+    """Room jobs: what a request could not finish, the reconciler does."""
 
     async def add_job(self, job: RoomJob) -> None: ...
 
@@ -140,12 +112,69 @@ class Store(Protocol):
         """How many jobs wait, and when the oldest was written."""
         ...
 
-    async def count_by_state(self) -> dict[str, int]:
-        """How many records are in each `teleconsultationState` (trashed ones are `cancelled`)."""
+
+@dataclass(frozen=True)
+class KeyedAnswer:
+    """What an Idempotency-Key holds: the request it was first used for, and its answer."""
+
+    fingerprint: str
+    status: int | None
+    """None while the first request is still being processed."""
+    body: str | None
+
+
+class IdempotencyKeys(Protocol):
+    """`Idempotency-Key`s and the answers they keep."""
+
+    async def claim_key(
+        self,
+        scope: str,
+        caller: str,
+        fingerprint: str,
+        token: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> KeyedAnswer | None:
+        """Claim a key for a new request of `caller` (as `token`) and return None; or, when
+        the key is already held (and not expired at `now`), return what it holds."""
         ...
+
+    async def finish_key(
+        self, scope: str, token: str, status: int, body: str, expires_at: datetime
+    ) -> None:
+        """Store the answer of the request that claimed the key, kept until `expires_at`.
+        Nothing happens if the claim is no longer `token`'s (it expired and was retaken)."""
+        ...
+
+    async def release_key(self, scope: str, token: str) -> None:
+        """Forget a key `token` claimed (its request failed without changing anything)."""
+        ...
+
+    async def count_keys(self, caller: str, now: datetime) -> int:
+        """How many unexpired keys `caller` holds."""
+        ...
+
+    async def purge_expired_keys(self, now: datetime, limit: int) -> int:
+        """Delete up to `limit` keys expired at `now`; return how many went."""
+        ...
+
+
+class Health(Protocol):
+    """The connection itself."""
 
     async def ping(self) -> None:
         """Raise `Unavailable` when the database cannot be reached."""
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Store:
+    """One database, seen through its aggregates."""
+
+    records: Records
+    users: UserMap
+    outbox: Outbox
+    idempotency: IdempotencyKeys
+    health: Health

@@ -23,7 +23,7 @@ from teleconsult.core.domain import (
     RoomSpec,
     Teleconsultation,
 )
-from teleconsult.errors import ServiceError
+from teleconsult.errors import UnreadableRecord
 
 DATE_FIELDS = ("createdAt", "updatedAt", "startDate", "endDate")
 
@@ -115,18 +115,6 @@ def from_document(document: dict[str, Any]) -> Teleconsultation:
         return _from_document(document)
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UnreadableRecord(str(document.get("_id"))) from None
-
-
-class UnreadableRecord(ServiceError):
-    """A stored document without the fields this service writes (one of the original's, say)."""
-
-    status = 500
-
-    def __init__(self, record_id: str) -> None:
-        super().__init__(
-            f"The stored teleconsultation {record_id} is not in the form this service writes "
-            "(it may come from the original service): migrate it as docs/operations.md says."
-        )
 
 
 def _from_document(document: dict[str, Any]) -> Teleconsultation:

@@ -1,0 +1,102 @@
+"""The outbox bookkeeping around a room: what may orphan a room is written down first.
+
+A room job means "room R of teleconsultation T may have lost its record". A
+request opens one before each step that could orphan a room (creating one,
+replacing one, cancelling), and settles it itself: it closes the job when the
+room is the record's, or deletes the room and then closes it. What a request
+cannot finish (the provider failed, the process died) the reconciler finishes,
+in every replica, with the same `settle`. The timing rules of both live here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timedelta
+
+from teleconsult.core.clock import Clock
+from teleconsult.errors import ServiceError, Unavailable
+from teleconsult.providers.protocols import VideoProvider
+from teleconsult.store.base import Outbox, RoomJob
+from teleconsult.store.documents import new_object_id
+
+log = logging.getLogger(__name__)
+
+JOB_GRACE = timedelta(minutes=2)
+"""How long a job belongs to the request that wrote it before the reconciler may take it:
+longer than any request can take (provider timeouts times attempts)."""
+COMMIT_DEADLINE = timedelta(minutes=1)
+"""The most a change's provider calls and write may take: well inside JOB_GRACE, so the
+reconciler never judges a room while its request may still write."""
+RETRY_DELAY = timedelta(seconds=10)
+"""When a request could not delete a room itself, how soon the reconciler tries."""
+LEASE = timedelta(minutes=1)
+"""How long a replica holds a job it took; a replica that died frees it after this."""
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+def backoff(attempts: int) -> timedelta:
+    """10 s, 20 s, 40 s ... up to 10 minutes between the reconciler's attempts at one job."""
+    return min(RETRY_DELAY * (1 << min(attempts, 16)), MAX_BACKOFF)
+
+
+class RoomJobs:
+    """Opens, closes and settles room jobs in the outbox."""
+
+    def __init__(self, outbox: Outbox, video: VideoProvider, clock: Clock) -> None:
+        self.outbox = outbox
+        self.video = video
+        self.clock = clock
+
+    async def open(self, teleconsultation_id: str, room_id: str | None) -> RoomJob:
+        """A job, written before the step that could orphan the room; the reconciler leaves
+        it to this request for JOB_GRACE. `room_id` is None before a creation."""
+        now = self.clock()
+        job = RoomJob(
+            id=new_object_id(),
+            teleconsultation_id=teleconsultation_id,
+            room_id=room_id,
+            created_at=now,
+            not_before=now + JOB_GRACE,
+        )
+        await self.outbox.add_job(job)
+        return job
+
+    async def learn_room(self, job: RoomJob, room_id: str) -> None:
+        """Record the room a creation made. If the job cannot learn it, delete the room now,
+        while its id is known: nothing else could find it."""
+        try:
+            await self.outbox.set_job_room(job.id, room_id)
+        except BaseException:
+            await self.settle(job, room_id, "its job lost track of it")
+            raise
+
+    async def close(self, job: RoomJob) -> None:
+        """The room is the record's (or was deleted): the job is done."""
+        try:
+            await self.outbox.finish_job(job.id)
+        except Unavailable as error:  # the reconciler will find the room still in use
+            log.warning("could not close outbox job %s: %s", job.id, error.message)
+
+    async def settle(
+        self, job: RoomJob, room_id: str, why: str, retry_after: timedelta = RETRY_DELAY
+    ) -> bool:
+        """Delete a room no record needs and close its job; return whether it went.
+
+        A deletion that fails leaves the job, due again after `retry_after`: the
+        change that made the room an orphan stands (or its own error wins).
+        """
+        try:
+            await self.video.delete_room(room_id)
+        except Exception as error:
+            detail = error.message if isinstance(error, ServiceError) else type(error).__name__
+            log.warning(
+                "could not delete provider room %s (%s, attempt %d): %s",
+                room_id, why, job.attempts + 1, detail,
+            )  # fmt: skip
+            # If the store fails too, the job stays as written: taken after its grace.
+            with contextlib.suppress(Unavailable):
+                await self.outbox.retry_job(job.id, self.clock() + retry_after, detail)
+            return False
+        await self.close(job)
+        return True

@@ -1,0 +1,97 @@
+"""Everything a plugin may use from teleconsult, and nothing more.
+
+A plugin imports from this module only (a test fails when a module under
+`plugins/` imports another part of the core). What is here is the contract:
+
+- `hookimpl`, to mark the hook functions a plugin implements (`providers/hookspecs.py`);
+- the provider protocols: `VideoProvider` (the room lifecycle every video provider
+  offers) and the optional capabilities `RoomDetails`, `SdkCredentials`,
+  `Uploads`, `VirtualBackgrounds`; `IdentityProvider`;
+- the values they exchange, and the records a plugin registers its providers with;
+- the errors a provider raises;
+- `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
+- `SettingsReader`, to read a plugin's own environment variables the way the core does
+  (secrets read with it never reach a log or an error body);
+- small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`;
+- `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider.
+
+docs/plugins.md explains each, with a complete minimal plugin.
+"""
+
+from __future__ import annotations
+
+from teleconsult.configuration.settings import SettingsReader
+from teleconsult.core.domain import TOOLS, Level, ProviderLimits, RoomParticipant, RoomSpec
+from teleconsult.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    NotFound,
+    ProviderError,
+    ProviderFailure,
+    ServiceError,
+    UnexpectedAnswer,
+)
+from teleconsult.keys import VIDEO_PROVIDER
+from teleconsult.observability.logs import sensitive as mark_sensitive
+from teleconsult.providers.helpers import gather_all, stable_user_id, with_query
+from teleconsult.providers.hookspecs import hookimpl
+from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient
+from teleconsult.providers.protocols import (
+    Caller,
+    CreatedRoom,
+    Credentials,
+    Identity,
+    IdentityProvider,
+    IdentityProviderPlugin,
+    JoinRequest,
+    ParticipantEntry,
+    ProviderContext,
+    RoomDetails,
+    SdkCredentials,
+    Upload,
+    Uploads,
+    VideoProvider,
+    VideoProviderPlugin,
+    VirtualBackgrounds,
+)
+
+__all__ = [
+    "TOOLS",
+    "VIDEO_PROVIDER",
+    "Answer",
+    "CallPolicy",
+    "Caller",
+    "ConfigurationError",
+    "CreatedRoom",
+    "Credentials",
+    "Identity",
+    "IdentityProvider",
+    "IdentityProviderPlugin",
+    "InvalidRequest",
+    "JoinRequest",
+    "Level",
+    "NotFound",
+    "OutboundClient",
+    "ParticipantEntry",
+    "ProviderContext",
+    "ProviderError",
+    "ProviderFailure",
+    "ProviderLimits",
+    "RoomDetails",
+    "RoomParticipant",
+    "RoomSpec",
+    "SdkCredentials",
+    "ServiceError",
+    "SettingsReader",
+    "UnexpectedAnswer",
+    "Upload",
+    "Uploads",
+    "VideoProvider",
+    "VideoProviderPlugin",
+    "VirtualBackgrounds",
+    "gather_all",
+    "hookimpl",
+    "mark_sensitive",
+    "stable_user_id",
+    "with_query",
+]

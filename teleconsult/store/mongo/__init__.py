@@ -1,0 +1,50 @@
+"""The production store: MongoDB, one module per aggregate over a shared database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from teleconsult.store.base import Store
+from teleconsult.store.mongo.connection import (
+    SCHEMES,
+    Closable,
+    MongoDatabase,
+    client_for,
+    database_name,
+)
+from teleconsult.store.mongo.idempotency import MongoIdempotencyKeys
+from teleconsult.store.mongo.outbox import MongoOutbox
+from teleconsult.store.mongo.records import MongoRecords
+from teleconsult.store.mongo.users import MongoUserMap
+
+__all__ = ["SCHEMES", "connect_mongo", "database_name", "open_mongo"]
+
+
+async def connect_mongo(
+    url: str, database: str | None, teleconsultations: str, users: str, timeout_ms: int
+) -> Store:
+    """A store over a new client. MongoDB may be down: the store then answers 503 until it is
+    up, and creates its indexes on the first call that gets through."""
+    client = client_for(url, timeout_ms)
+    return await open_mongo(client[database_name(url, database)], teleconsultations, users, client)
+
+
+async def open_mongo(
+    database: Any, teleconsultations: str, users: str, client: Closable | None = None
+) -> Store:
+    """The store on `database` (a pymongo or mongomock-motor database)."""
+    index_steps = [
+        MongoRecords.indexes(teleconsultations),
+        MongoUserMap.indexes(users),
+        MongoOutbox.create_indexes,
+        MongoIdempotencyKeys.create_indexes,
+    ]
+    connection = MongoDatabase(database, index_steps, client)
+    await connection.prepare()
+    return Store(
+        records=MongoRecords(connection, teleconsultations),
+        users=MongoUserMap(connection, users),
+        outbox=MongoOutbox(connection),
+        idempotency=MongoIdempotencyKeys(connection),
+        health=connection,
+    )

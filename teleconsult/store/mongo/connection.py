@@ -1,0 +1,117 @@
+"""The production store's connection: MongoDB, shared by any number of service replicas.
+
+Every write is a single-document operation, so no transaction (and no replica
+set) is needed. The service starts while MongoDB is down: pymongo connects
+lazily, each call that cannot reach the server is a 503 (`Unavailable`),
+`/-/ready` says 503 until a ping answers, and each aggregate's indexes are
+created by the first call that gets through. The store keeps to the collection
+calls mongomock-motor supports (find_one, find, insert_one, update_one,
+find_one_and_update, delete_one, delete_many, count_documents, create_index),
+so CI runs the same code without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from teleconsult.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("mongodb://", "mongodb+srv://")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_DATABASE = "teleconsult"
+
+IndexStep = Callable[[Any], Awaitable[None]]
+"""Creates (idempotently) one aggregate's indexes, given the database."""
+
+
+class Closable(Protocol):
+    def close(self) -> Any: ...
+
+
+def database_name(url: str, configured: str | None) -> str:
+    """MONGODB_DATABASE, else the URL's path (`mongodb://host/<name>`), else `teleconsult`."""
+    if configured:
+        return configured
+    path = urlsplit(url).path.lstrip("/")
+    return path or DEFAULT_DATABASE
+
+
+def client_for(url: str, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
+    """A client that sends nothing until the first call."""
+    return AsyncMongoClient(
+        url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        timeoutMS=timeout_ms,  # every operation, so no write can outlast a change's deadline
+        appname="teleconsult",
+    )
+
+
+class MongoDatabase:
+    """One database, the call guard every aggregate uses, and the health part of the store."""
+
+    def __init__(
+        self, database: Any, index_steps: Sequence[IndexStep], client: Closable | None = None
+    ) -> None:
+        self.database = database
+        self._client = client
+        self._index_steps = index_steps
+        self._indexed = False
+        self._index_lock = asyncio.Lock()  # one index creation per process; idempotent anyway
+
+    @asynccontextmanager
+    async def guard(self) -> AsyncIterator[Any]:
+        """MongoDB errors become 503s; the indexes come first, once the server answers."""
+        try:
+            await self._ensure_indexes()
+            yield self.database
+        except DuplicateKeyError:
+            raise
+        except PyMongoError as error:
+            # The driver's text names hosts and topology: for the log, not for callers.
+            log.warning("MongoDB call failed: %s: %s", type(error).__name__, str(error))
+            raise Unavailable(
+                f"The MongoDB store cannot be reached ({type(error).__name__}); retry later."
+            ) from None
+
+    async def _ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        async with self._index_lock:
+            if self._indexed:
+                return
+            # Idempotent: creating an index that exists with the same keys is a no-op.
+            for step in self._index_steps:
+                await step(self.database)
+            self._indexed = True
+
+    async def prepare(self) -> None:
+        """Create the indexes now if the server answers; otherwise the first call will."""
+        try:
+            async with self.guard():
+                pass
+        except Unavailable:
+            return
+
+    async def ping(self) -> None:
+        """A read of nothing: answered only when a server is selected and reachable."""
+        async with self.guard() as database:
+            await database["teleconsult_outbox"].find_one({"_id": None})
+
+    async def close(self) -> None:
+        if self._client is not None:
+            closed = self._client.close()
+            if asyncio.iscoroutine(closed):
+                await closed

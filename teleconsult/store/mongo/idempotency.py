@@ -1,0 +1,97 @@
+"""Idempotency keys in MongoDB: claimed by one insert, removed by a TTL index (and the purge)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from teleconsult.store.base import KeyedAnswer
+from teleconsult.store.mongo.connection import MongoDatabase
+
+COLLECTION = "teleconsult_idempotency_keys"
+
+
+class MongoIdempotencyKeys:
+    def __init__(self, database: MongoDatabase) -> None:
+        self._database = database
+
+    @staticmethod
+    async def create_indexes(database: Any) -> None:
+        # MongoDB removes expired keys by itself (within a minute or so).
+        await database[COLLECTION].create_index(
+            [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
+        )
+        await database[COLLECTION].create_index(
+            [("caller", ASCENDING), ("expiresAt", ASCENDING)], name="caller_expiresAt"
+        )
+
+    async def claim_key(
+        self,
+        scope: str,
+        caller: str,
+        fingerprint: str,
+        token: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> KeyedAnswer | None:
+        fresh = {
+            "caller": caller,
+            "fingerprint": fingerprint,
+            "token": token,
+            "status": None,
+            "body": None,
+            "expiresAt": expires_at,
+        }
+        try:
+            async with self._database.guard() as database:
+                await database[COLLECTION].insert_one({"_id": scope, **fresh})
+            return None
+        except DuplicateKeyError:
+            pass
+        async with self._database.guard() as database:
+            expired = await database[COLLECTION].update_one(
+                {"_id": scope, "expiresAt": {"$lte": now}}, {"$set": fresh}
+            )
+            if expired.matched_count == 1:
+                return None
+            held = await database[COLLECTION].find_one({"_id": scope})
+        if held is None:  # expired and removed in between: claim it again
+            return await self.claim_key(scope, caller, fingerprint, token, now, expires_at)
+        return KeyedAnswer(held["fingerprint"], held["status"], held["body"])
+
+    async def finish_key(
+        self, scope: str, token: str, status: int, body: str, expires_at: datetime
+    ) -> None:
+        async with self._database.guard() as database:
+            await database[COLLECTION].update_one(
+                {"_id": scope, "token": token},
+                {"$set": {"status": status, "body": body, "expiresAt": expires_at}},
+            )
+
+    async def release_key(self, scope: str, token: str) -> None:
+        async with self._database.guard() as database:
+            await database[COLLECTION].delete_one({"_id": scope, "token": token})
+
+    async def count_keys(self, caller: str, now: datetime) -> int:
+        async with self._database.guard() as database:
+            count: int = await database[COLLECTION].count_documents(
+                {"caller": caller, "expiresAt": {"$gt": now}}
+            )
+        return count
+
+    async def purge_expired_keys(self, now: datetime, limit: int) -> int:
+        """The TTL index removes expired keys too; this only makes it prompt."""
+        async with self._database.guard() as database:
+            expired = [
+                document["_id"]
+                async for document in database[COLLECTION].find(
+                    {"expiresAt": {"$lte": now}}, projection={"_id": True}, limit=limit
+                )
+            ]
+            if not expired:
+                return 0
+            result = await database[COLLECTION].delete_many({"_id": {"$in": expired}})
+        return int(result.deleted_count)

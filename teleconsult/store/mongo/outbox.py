@@ -1,0 +1,97 @@
+"""The outbox in MongoDB: room jobs, leased to one replica by one find_one_and_update each."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+
+from teleconsult.store.base import RoomJob
+from teleconsult.store.documents import as_datetime
+from teleconsult.store.mongo.connection import EPOCH, MongoDatabase
+
+COLLECTION = "teleconsult_outbox"
+
+
+class MongoOutbox:
+    def __init__(self, database: MongoDatabase) -> None:
+        self._database = database
+
+    @staticmethod
+    async def create_indexes(database: Any) -> None:
+        await database[COLLECTION].create_index(
+            [("notBefore", ASCENDING), ("leaseUntil", ASCENDING)], name="due"
+        )
+
+    async def add_job(self, job: RoomJob) -> None:
+        async with self._database.guard() as database:
+            await database[COLLECTION].insert_one(
+                {
+                    "_id": job.id,
+                    "teleconsultationId": job.teleconsultation_id,
+                    "roomId": job.room_id,
+                    "createdAt": job.created_at,
+                    "notBefore": job.not_before,
+                    "leaseUntil": EPOCH,
+                    "leaseOwner": None,
+                    "attempts": job.attempts,
+                    "lastError": job.last_error,
+                }
+            )
+
+    async def set_job_room(self, job_id: str, room_id: str) -> None:
+        async with self._database.guard() as database:
+            await database[COLLECTION].update_one({"_id": job_id}, {"$set": {"roomId": room_id}})
+
+    async def finish_job(self, job_id: str) -> None:
+        async with self._database.guard() as database:
+            await database[COLLECTION].delete_one({"_id": job_id})
+
+    async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
+        async with self._database.guard() as database:
+            await database[COLLECTION].update_one(
+                {"_id": job_id},
+                {
+                    "$set": {
+                        "notBefore": not_before,
+                        "lastError": error,
+                        "leaseUntil": EPOCH,
+                        "leaseOwner": None,
+                    },
+                    "$inc": {"attempts": 1},
+                },
+            )
+
+    async def claim_jobs(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[RoomJob]:
+        due = {"notBefore": {"$lte": now}, "leaseUntil": {"$lte": now}}
+        claimed = []
+        async with self._database.guard() as database:
+            for _ in range(limit):  # one conditional update per job: a lease is won or not
+                document = await database[COLLECTION].find_one_and_update(
+                    due,
+                    {"$set": {"leaseUntil": lease_until, "leaseOwner": owner}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if document is None:
+                    break
+                claimed.append(
+                    RoomJob(
+                        id=document["_id"],
+                        teleconsultation_id=document["teleconsultationId"],
+                        room_id=document["roomId"],
+                        created_at=as_datetime(document["createdAt"]),
+                        not_before=as_datetime(document["notBefore"]),
+                        attempts=document["attempts"],
+                        last_error=document["lastError"],
+                    )
+                )
+        return claimed
+
+    async def job_backlog(self) -> tuple[int, datetime | None]:
+        async with self._database.guard() as database:
+            count: int = await database[COLLECTION].count_documents({})
+            oldest = await database[COLLECTION].find_one({}, sort=[("createdAt", ASCENDING)])
+        return count, None if oldest is None else as_datetime(oldest["createdAt"])

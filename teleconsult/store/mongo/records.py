@@ -1,0 +1,80 @@
+"""Teleconsultation records in MongoDB: compare-and-set is `update_one({_id, version, PUBLIC})`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING
+
+from teleconsult.core.domain import Phase, RecordState, Teleconsultation
+from teleconsult.errors import VersionConflict
+from teleconsult.store.documents import from_document, to_document
+from teleconsult.store.mongo.connection import IndexStep, MongoDatabase
+
+
+class MongoRecords:
+    def __init__(self, database: MongoDatabase, collection: str) -> None:
+        self._database = database
+        self._collection = collection
+
+    @staticmethod
+    def indexes(collection: str) -> IndexStep:
+        async def create(database: Any) -> None:
+            await database[collection].create_index(
+                [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
+                name="state_teleconsultationState",
+            )
+
+        return create
+
+    async def insert(self, teleconsultation: Teleconsultation) -> None:
+        async with self._database.guard() as database:
+            await database[self._collection].insert_one(_to_mongo(teleconsultation))
+
+    async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
+        return await self._find(
+            {"_id": ObjectId(teleconsultation_id), "__STATE__": RecordState.PUBLIC.value}
+        )
+
+    async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
+        return await self._find({"_id": ObjectId(teleconsultation_id)})
+
+    async def _find(self, query: dict[str, Any]) -> Teleconsultation | None:
+        async with self._database.guard() as database:
+            document = await database[self._collection].find_one(query)
+        return None if document is None else _from_mongo(document)
+
+    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
+        document = _to_mongo(teleconsultation)
+        object_id = document.pop("_id")
+        async with self._database.guard() as database:
+            result = await database[self._collection].update_one(
+                {
+                    "_id": object_id,
+                    "version": expected_version,
+                    "__STATE__": RecordState.PUBLIC.value,
+                },
+                {"$set": document},
+            )
+        if result.matched_count != 1:
+            raise VersionConflict(teleconsultation.id)
+
+    async def count_by_state(self) -> dict[str, int]:
+        async with self._database.guard() as database:
+            return {
+                phase.value: await database[self._collection].count_documents(
+                    {"teleconsultationState": phase.value}
+                )
+                for phase in Phase
+            }
+
+
+def _to_mongo(teleconsultation: Teleconsultation) -> dict[str, Any]:
+    document = to_document(teleconsultation)
+    document["_id"] = ObjectId(document["_id"])
+    return document
+
+
+def _from_mongo(document: dict[str, Any]) -> Teleconsultation:
+    return from_document({**document, "_id": str(document["_id"])})

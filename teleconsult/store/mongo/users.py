@@ -1,0 +1,61 @@
+"""The user map in MongoDB: a unique index on (provider, receivedUserId); the first insert wins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from teleconsult.errors import Unavailable
+from teleconsult.store.documents import user_document
+from teleconsult.store.mongo.connection import IndexStep, MongoDatabase
+
+
+class MongoUserMap:
+    def __init__(self, database: MongoDatabase, collection: str) -> None:
+        self._database = database
+        self._collection = collection
+
+    @staticmethod
+    def indexes(collection: str) -> IndexStep:
+        async def create(database: Any) -> None:
+            await database[collection].create_index(
+                [("provider", ASCENDING), ("receivedUserId", ASCENDING)],
+                unique=True,
+                name="provider_receivedUserId_unique",
+            )
+            await database[collection].create_index(
+                [("provider", ASCENDING), ("providerUserId", ASCENDING)],
+                name="provider_providerUserId",
+            )
+
+        return create
+
+    async def find_user(self, provider: str, external_id: str) -> str | None:
+        document = await self._find({"provider": provider, "receivedUserId": external_id})
+        return None if document is None else str(document["providerUserId"])
+
+    async def add_user(
+        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
+    ) -> str:
+        document = user_document(provider, external_id, provider_user_id, creator_id)
+        document["_id"] = ObjectId(document["_id"])
+        try:
+            async with self._database.guard() as database:
+                await database[self._collection].insert_one(document)
+        except DuplicateKeyError:
+            pass  # another request (or replica) mapped this user first: its mapping stands
+        stored = await self.find_user(provider, external_id)
+        if stored is None:
+            raise Unavailable("The MongoDB store lost a user mapping it had just written.")
+        return stored
+
+    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
+        document = await self._find({"provider": provider, "providerUserId": provider_user_id})
+        return None if document is None else str(document["receivedUserId"])
+
+    async def _find(self, query: dict[str, Any]) -> Any:
+        async with self._database.guard() as database:
+            return await database[self._collection].find_one(query)

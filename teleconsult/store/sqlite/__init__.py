@@ -1,0 +1,32 @@
+"""The embedded store: one SQLite file, one module per aggregate over a shared connection."""
+
+from __future__ import annotations
+
+from teleconsult.store.base import Store
+from teleconsult.store.sqlite.connection import SCHEME, SQLiteConnection, sqlite_path
+from teleconsult.store.sqlite.idempotency import SQLiteIdempotencyKeys
+from teleconsult.store.sqlite.outbox import SQLiteOutbox
+from teleconsult.store.sqlite.records import SQLiteRecords
+from teleconsult.store.sqlite.users import SQLiteUserMap
+
+__all__ = ["SCHEME", "open_sqlite", "sqlite_path"]
+
+
+async def open_sqlite(
+    url: str, teleconsultations: str, users: str, synchronous: str = "full"
+) -> Store:
+    """The store in the file `url` names, each aggregate's tables created if missing."""
+    schema = [
+        SQLiteRecords.schema(teleconsultations),
+        SQLiteUserMap.schema(users),
+        SQLiteOutbox.create_schema,
+        SQLiteIdempotencyKeys.create_schema,
+    ]
+    connection = await SQLiteConnection.open(url, synchronous, schema)
+    return Store(
+        records=SQLiteRecords(connection, teleconsultations),
+        users=SQLiteUserMap(connection, users),
+        outbox=SQLiteOutbox(connection),
+        idempotency=SQLiteIdempotencyKeys(connection),
+        health=connection,
+    )

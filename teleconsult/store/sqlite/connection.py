@@ -1,0 +1,177 @@
+"""One SQLite file, no server to run: the connection every aggregate of the embedded store shares.
+
+Each write is one statement in its own IMMEDIATE transaction, so compare-and-set
+is one atomic `UPDATE ... WHERE version = ?`; WAL mode lets several processes
+share the file. Reads by key run on a read-only connection of the event loop's
+own thread (microseconds, and WAL readers never wait for writers); writes and
+scans go through aiosqlite's thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from teleconsult.errors import Unavailable
+
+SCHEME = "sqlite://"
+SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
+"""SQLITE_SYNCHRONOUS. In WAL mode, FULL syncs the log at every commit: an acknowledged write
+survives a power failure. NORMAL syncs at checkpoints only: it survives a crash of the
+process, but a power failure may lose the last commits (docs/operations.md, Security)."""
+
+
+SchemaStep = Callable[[aiosqlite.Connection], Awaitable[None]]
+"""Creates (idempotently) what one aggregate needs: its tables, indexes and migrations."""
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite:///:memory:`."""
+    if not url.startswith(SCHEME + "/") or url == SCHEME + "/":
+        raise ValueError("use sqlite:///<path>, for example sqlite:///teleconsult.db")
+    return url[len(SCHEME) + 1 :]
+
+
+def millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_millis(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def encode(document: dict[str, Any]) -> str:
+    return json.dumps(document, default=_encode_value, separators=(",", ":"))
+
+
+def _encode_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def quoted(name: str) -> str:
+    """A table or index name, quoted (names come from settings checked against [A-Za-z0-9_-])."""
+    return f'"{name}"'
+
+
+class SQLiteConnection:
+    """The file's connections, and the health part of the store (`ping`, `close`)."""
+
+    def __init__(self, db: aiosqlite.Connection, reader: sqlite3.Connection | None) -> None:
+        self._db = db
+        self._reader = reader
+        self._lock = asyncio.Lock()  # aiosqlite runs one statement at a time per connection
+
+    @classmethod
+    async def open(
+        cls, url: str, synchronous: str, schema: Iterable[SchemaStep]
+    ) -> SQLiteConnection:
+        """Open the file (created if missing), then run each aggregate's schema step."""
+        path = sqlite_path(url)
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Try the file first: a failed aiosqlite.connect leaves its worker thread to
+                # report to an event loop that may be closed by then (a stray traceback).
+                await asyncio.to_thread(_try_open, path)
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=10)
+        except (OSError, sqlite3.Error) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise Unavailable(f"Cannot open the SQLite store at {path}: {reason}.") from None
+        connection = cls(db, None)
+        try:
+            await connection._prepare(synchronous, schema)
+            if path != ":memory:":  # a second connection to :memory: would be another database
+                connection._reader = _reader(path)
+        except (Unavailable, sqlite3.Error) as error:
+            await db.close()
+            if isinstance(error, Unavailable):
+                raise
+            raise Unavailable(f"Cannot open the SQLite store at {path}: {error}.") from None
+        return connection
+
+    async def _prepare(self, synchronous: str, schema: Iterable[SchemaStep]) -> None:
+        async with self.guard() as db:
+            await db.execute("PRAGMA busy_timeout=10000")
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute(f"PRAGMA synchronous={SYNCHRONOUS[synchronous]}")
+            for step in schema:
+                await step(db)
+
+    @asynccontextmanager
+    async def guard(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One operation at a time on the connection; SQLite errors become 503s."""
+        async with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as error:
+                raise Unavailable(f"The SQLite store failed: {error}.") from None
+
+    async def write(self, sql: str, parameters: Iterable[object]) -> int:
+        """Run one write in its own IMMEDIATE transaction and return the rows it changed.
+
+        IMMEDIATE takes the write lock first, waiting (busy_timeout) for other
+        processes, so the statement always runs on the newest data: without it,
+        WAL mode answers "database is locked" at once when another process wrote
+        since this connection last read. The transaction is shielded: a request
+        cancelled mid-write lets it finish, so its outcome is never a guess.
+        """
+        return await asyncio.shield(self._transaction(sql, tuple(parameters)))
+
+    async def _transaction(self, sql: str, parameters: tuple[object, ...]) -> int:
+        async with self.guard() as db:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = await db.execute(sql, parameters)
+                await db.execute("COMMIT")
+            except Exception:
+                await db.execute("ROLLBACK")
+                raise
+            return cursor.rowcount
+
+    async def read_one(self, sql: str, parameters: Iterable[object]) -> Any:
+        """One row by key, on the event loop's own connection when there is one."""
+        if self._reader is None:
+            async with self.guard() as db:
+                cursor = await db.execute(sql, tuple(parameters))
+                return await cursor.fetchone()
+        try:
+            return self._reader.execute(sql, tuple(parameters)).fetchone()
+        except sqlite3.Error as error:
+            raise Unavailable(f"The SQLite store failed: {error}.") from None
+
+    async def read_all(self, sql: str, parameters: Iterable[object] = ()) -> list[Any]:
+        """Every row of a query, through aiosqlite's thread (scans may take a while)."""
+        async with self.guard() as db:
+            cursor = await db.execute(sql, tuple(parameters))
+            return list(await cursor.fetchall())
+
+    async def ping(self) -> None:
+        await self.read_all("SELECT 1")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        await self._db.close()
+
+
+def _reader(path: str) -> sqlite3.Connection:
+    """A read-only connection for the event loop's own thread."""
+    # WAL readers do not wait for writers; the short timeout only bounds the rare wait
+    # (a checkpoint), since this connection blocks the event loop while it waits.
+    connection = sqlite3.connect(path, isolation_level=None, timeout=0.25)
+    connection.execute("PRAGMA query_only = 1")
+    return connection
+
+
+def _try_open(path: str) -> None:
+    sqlite3.connect(path).close()

@@ -1,0 +1,100 @@
+"""The outbox in SQLite: room jobs, leased to one replica by one conditional update each."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from teleconsult.store.base import RoomJob
+from teleconsult.store.sqlite.connection import SQLiteConnection, from_millis, millis, quoted
+
+TABLE = quoted("teleconsult_outbox")
+
+
+class SQLiteOutbox:
+    def __init__(self, connection: SQLiteConnection) -> None:
+        self._connection = connection
+
+    @staticmethod
+    async def create_schema(db: aiosqlite.Connection) -> None:
+        await db.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+            " id TEXT PRIMARY KEY, teleconsultation_id TEXT NOT NULL, room_id TEXT,"
+            " created_at INTEGER NOT NULL, not_before INTEGER NOT NULL,"
+            " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT,"
+            " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)"
+        )
+        await db.execute(f"CREATE INDEX IF NOT EXISTS outbox_due ON {TABLE} (not_before)")
+
+    async def add_job(self, job: RoomJob) -> None:
+        await self._connection.write(
+            f"INSERT INTO {TABLE} (id, teleconsultation_id, room_id, created_at,"
+            " not_before, attempts, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.id,
+                job.teleconsultation_id,
+                job.room_id,
+                millis(job.created_at),
+                millis(job.not_before),
+                job.attempts,
+                job.last_error,
+            ),
+        )
+
+    async def set_job_room(self, job_id: str, room_id: str) -> None:
+        await self._connection.write(
+            f"UPDATE {TABLE} SET room_id = ? WHERE id = ?", (room_id, job_id)
+        )
+
+    async def finish_job(self, job_id: str) -> None:
+        await self._connection.write(f"DELETE FROM {TABLE} WHERE id = ?", (job_id,))
+
+    async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
+        await self._connection.write(
+            f"UPDATE {TABLE} SET attempts = attempts + 1, not_before = ?, last_error = ?,"
+            " lease_until = 0, lease_owner = NULL WHERE id = ?",
+            (millis(not_before), error, job_id),
+        )
+
+    async def claim_jobs(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[RoomJob]:
+        candidates = await self._connection.read_all(
+            f"SELECT id FROM {TABLE} WHERE not_before <= ? AND lease_until <= ?"
+            " ORDER BY not_before LIMIT ?",
+            (millis(now), millis(now), limit),
+        )
+        claimed = []
+        for (job_id,) in candidates:  # one conditional update each: a lease is won or not
+            won = await self._connection.write(
+                f"UPDATE {TABLE} SET lease_until = ?, lease_owner = ?"
+                " WHERE id = ? AND lease_until <= ?",
+                (millis(lease_until), owner, job_id, millis(now)),
+            )
+            if won:
+                claimed.append(job_id)
+        if not claimed:
+            return []
+        rows = await self._connection.read_all(
+            "SELECT id, teleconsultation_id, room_id, created_at, not_before, attempts,"
+            f" last_error FROM {TABLE} WHERE id IN ({', '.join('?' * len(claimed))})",
+            claimed,
+        )
+        return [
+            RoomJob(
+                id=row[0],
+                teleconsultation_id=row[1],
+                room_id=row[2],
+                created_at=from_millis(row[3]),
+                not_before=from_millis(row[4]),
+                attempts=row[5],
+                last_error=row[6],
+            )
+            for row in rows
+        ]
+
+    async def job_backlog(self) -> tuple[int, datetime | None]:
+        rows = await self._connection.read_all(f"SELECT count(*), min(created_at) FROM {TABLE}")
+        count, oldest = rows[0] if rows else (0, None)
+        return int(count), None if oldest is None else from_millis(oldest)

@@ -1,0 +1,76 @@
+"""Teleconsultation records in SQLite: a JSON document plus the columns the queries need."""
+
+from __future__ import annotations
+
+import json
+
+import aiosqlite
+
+from teleconsult.core.domain import RecordState, Teleconsultation
+from teleconsult.errors import VersionConflict
+from teleconsult.store.documents import from_document, to_document
+from teleconsult.store.sqlite.connection import SchemaStep, SQLiteConnection, encode, quoted
+
+
+class SQLiteRecords:
+    def __init__(self, connection: SQLiteConnection, table: str) -> None:
+        self._connection = connection
+        self._table = quoted(table)
+
+    @staticmethod
+    def schema(table: str) -> SchemaStep:
+        async def create(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                f"CREATE TABLE IF NOT EXISTS {quoted(table)} ("
+                " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
+                " document TEXT NOT NULL)"
+            )
+
+        return create
+
+    async def insert(self, teleconsultation: Teleconsultation) -> None:
+        await self._connection.write(
+            f"INSERT INTO {self._table} (id, state, version, document) VALUES (?, ?, ?, ?)",
+            (
+                teleconsultation.id,
+                teleconsultation.state.value,
+                teleconsultation.version,
+                encode(to_document(teleconsultation)),
+            ),
+        )
+
+    async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
+        row = await self._connection.read_one(
+            f"SELECT document FROM {self._table} WHERE id = ? AND state = ?",
+            (teleconsultation_id, RecordState.PUBLIC.value),
+        )
+        return None if row is None else from_document(json.loads(row[0]))
+
+    async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
+        row = await self._connection.read_one(
+            f"SELECT document FROM {self._table} WHERE id = ?", (teleconsultation_id,)
+        )
+        return None if row is None else from_document(json.loads(row[0]))
+
+    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
+        changed = await self._connection.write(
+            f"UPDATE {self._table} SET state = ?, version = ?, document = ?"
+            " WHERE id = ? AND version = ? AND state = ?",
+            (
+                teleconsultation.state.value,
+                teleconsultation.version,
+                encode(to_document(teleconsultation)),
+                teleconsultation.id,
+                expected_version,
+                RecordState.PUBLIC.value,
+            ),
+        )
+        if changed != 1:
+            raise VersionConflict(teleconsultation.id)
+
+    async def count_by_state(self) -> dict[str, int]:
+        rows = await self._connection.read_all(
+            "SELECT json_extract(document, '$.teleconsultationState'), count(*)"
+            f" FROM {self._table} GROUP BY 1"
+        )
+        return {str(state): int(count) for state, count in rows}

@@ -1,0 +1,60 @@
+"""The user map in SQLite: one row per (provider, external id), the first writer wins."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from teleconsult.errors import Unavailable
+from teleconsult.store.documents import user_document
+from teleconsult.store.sqlite.connection import SchemaStep, SQLiteConnection, encode, quoted
+
+
+class SQLiteUserMap:
+    def __init__(self, connection: SQLiteConnection, table: str) -> None:
+        self._connection = connection
+        self._table = quoted(table)
+
+    @staticmethod
+    def schema(table: str) -> SchemaStep:
+        async def create(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                f"CREATE TABLE IF NOT EXISTS {quoted(table)} ("
+                " provider TEXT NOT NULL, external_id TEXT NOT NULL,"
+                " provider_user_id TEXT NOT NULL, document TEXT NOT NULL,"
+                " PRIMARY KEY (provider, external_id))"
+            )
+            await db.execute(
+                f"CREATE INDEX IF NOT EXISTS {quoted(table + '_provider_user_id')}"
+                f" ON {quoted(table)} (provider, provider_user_id)"
+            )
+
+        return create
+
+    async def find_user(self, provider: str, external_id: str) -> str | None:
+        row = await self._connection.read_one(
+            f"SELECT provider_user_id FROM {self._table} WHERE provider = ? AND external_id = ?",
+            (provider, external_id),
+        )
+        return None if row is None else str(row[0])
+
+    async def add_user(
+        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
+    ) -> str:
+        document = user_document(provider, external_id, provider_user_id, creator_id)
+        await self._connection.write(
+            f"INSERT INTO {self._table} (provider, external_id, provider_user_id, document)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING",
+            (provider, external_id, provider_user_id, encode(document)),
+        )
+        stored = await self.find_user(provider, external_id)
+        if stored is None:  # only if someone deleted the row in between
+            raise Unavailable("The SQLite store lost a user mapping it had just written.")
+        return stored
+
+    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
+        row = await self._connection.read_one(
+            f"SELECT external_id FROM {self._table} WHERE provider = ? AND provider_user_id = ?"
+            " LIMIT 1",
+            (provider, provider_user_id),
+        )
+        return None if row is None else str(row[0])

@@ -1,0 +1,143 @@
+"""MongoDB only: indexes made once, a server that starts down, the database name, old records."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from mongomock_motor import AsyncMongoMockClient
+from pymongo.errors import ServerSelectionTimeoutError
+
+from teleconsult.errors import Unavailable, UnreadableRecord
+from teleconsult.store.documents import new_object_id
+from teleconsult.store.mongo import connect_mongo, database_name, open_mongo
+from tests.store_contract.helpers import record
+
+
+async def test_starting_twice_creates_no_duplicate_index_and_changes_no_data() -> None:
+    database: Any = AsyncMongoMockClient()["twice"]
+    first = await open_mongo(database, "teleconsultations", "users")
+    original = record()
+    await first.records.insert(original)
+
+    second = await open_mongo(database, "teleconsultations", "users")
+
+    assert await database["users"].index_information() == {
+        "_id_": {"key": [("_id", 1)], "v": 2},
+        "provider_providerUserId": {"key": [("provider", 1), ("providerUserId", 1)], "v": 2},
+        "provider_receivedUserId_unique": {
+            "key": [("provider", 1), ("receivedUserId", 1)],
+            "unique": True,
+            "v": 2,
+        },
+    }
+    assert sorted(await database["teleconsultations"].index_information()) == [
+        "_id_",
+        "state_teleconsultationState",
+    ]
+    assert await second.records.get(original.id) == original
+
+
+class Outage:
+    """A collection that fails like an unreachable server until its database comes up."""
+
+    def __init__(self, collection: Any, database: OutageDatabase) -> None:
+        self._collection = collection
+        self._database = database
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._collection, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if not self._database.up:
+                raise ServerSelectionTimeoutError("no servers found (injected)")
+            return await method(*args, **kwargs)
+
+        return call
+
+
+class OutageDatabase:
+    def __init__(self) -> None:
+        self._database: Any = AsyncMongoMockClient()["outage"]
+        self.up = False
+
+    def __getitem__(self, name: str) -> Outage:
+        return Outage(self._database[name], self)
+
+    def come_up(self) -> None:
+        self.up = True
+
+
+async def test_a_store_that_starts_down_answers_503_then_recovers() -> None:
+    database = OutageDatabase()
+    store = await open_mongo(database, "teleconsultations", "users")  # the service starts
+
+    with pytest.raises(Unavailable) as raised:
+        await store.health.ping()
+    assert raised.value.message == (
+        "The MongoDB store cannot be reached (ServerSelectionTimeoutError); retry later."
+    )
+    with pytest.raises(Unavailable):
+        await store.records.insert(record())
+
+    database.come_up()
+    await store.health.ping()
+    original = record()
+    await store.records.insert(original)
+    assert await store.records.get(original.id) == original
+    indexes = await database["users"].index_information()
+    assert "provider_receivedUserId_unique" in indexes
+
+
+@pytest.mark.parametrize(
+    ("url", "configured", "expected"),
+    [
+        ("mongodb://db:27017/clinic", None, "clinic"),
+        ("mongodb://u:p@db1,db2/clinic?replicaSet=rs0", None, "clinic"),
+        ("mongodb+srv://cluster.example.net/?retryWrites=true", None, "teleconsult"),
+        ("mongodb://db:27017", "override", "override"),
+    ],
+)
+def test_the_database_name(url: str, configured: str | None, expected: str) -> None:
+    assert database_name(url, configured) == expected
+
+
+# pymongo leaves the socket of a refused connection unclosed, held by the error it keeps; its
+# ResourceWarning belongs to this test, not to whichever test the garbage collector meets next.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_an_unreachable_server_is_a_503_quickly() -> None:
+    store = await connect_mongo(
+        "mongodb://127.0.0.1:9/", None, "teleconsultations", "users", timeout_ms=200
+    )
+    with pytest.raises(Unavailable) as raised:
+        await store.health.ping()
+    assert raised.value.message == (
+        "The MongoDB store cannot be reached (ServerSelectionTimeoutError); retry later."
+    )
+    await store.health.close()
+    del store, raised
+    gc.collect()
+
+
+async def test_a_record_of_the_original_service_is_refused_clearly() -> None:
+    database: Any = AsyncMongoMockClient()["original"]
+    store = await open_mongo(database, "teleconsultations", "users")
+    legacy_id = new_object_id()
+    await database["teleconsultations"].insert_one(
+        {
+            "_id": ObjectId(legacy_id),
+            "__STATE__": "PUBLIC",
+            "bandyerRoomId": "room_x",
+            "participantsNumber": 2,
+            "participants": {"number": 2, "data": []},
+        }
+    )
+    with pytest.raises(UnreadableRecord) as raised:
+        await store.records.get(legacy_id)
+    assert raised.value.status == 500
+    assert raised.value.message == (
+        f"The stored teleconsultation {legacy_id} is not in the form this service writes "
+        "(it may come from the original service): migrate it as docs/operations.md says."
+    )

@@ -1,0 +1,97 @@
+"""Records: written as given, compare-and-set, trashed ones invisible, kept through a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from teleconsult.core.domain import RecordState
+from teleconsult.errors import VersionConflict
+from teleconsult.store.documents import new_object_id
+from tests.store_contract.helpers import Opener, record
+
+
+async def test_a_record_comes_back_as_written(open_store: Opener) -> None:
+    store = await open_store()
+    original = record()
+    await store.records.insert(original)
+    assert await store.records.get(original.id) == original
+    assert await store.records.get(new_object_id()) is None
+
+
+async def test_compare_and_set(open_store: Opener) -> None:
+    store = await open_store()
+    original = record()
+    await store.records.insert(original)
+
+    second = replace(original, version=2, participants_number=3)
+    await store.records.replace(second, expected_version=1)
+    assert await store.records.get(original.id) == second
+
+    with pytest.raises(VersionConflict):
+        await store.records.replace(replace(original, version=2), expected_version=1)
+    assert await store.records.get(original.id) == second
+
+
+async def test_concurrent_writers_of_one_version_one_wins(open_store: Opener) -> None:
+    first, second = await open_store(), await open_store()  # two replicas, one database
+    original = record()
+    await first.records.insert(original)
+
+    results = await asyncio.gather(
+        *(
+            store.records.replace(
+                replace(original, version=2, participants_number=n), expected_version=1
+            )
+            for n, store in [(3, first), (4, second), (5, first), (6, second)]
+        ),
+        return_exceptions=True,
+    )
+
+    assert sum(result is None for result in results) == 1
+    assert all(isinstance(r, VersionConflict) for r in results if r is not None)
+    stored = await second.records.get(original.id)
+    assert stored is not None
+    assert stored.version == 2
+
+
+async def test_trashed_records_are_invisible_and_final(open_store: Opener) -> None:
+    store = await open_store()
+    original = record()
+    await store.records.insert(original)
+    trashed = replace(original, version=2, state=RecordState.TRASH)
+    await store.records.replace(trashed, expected_version=1)
+
+    assert await store.records.get(original.id) is None
+    assert await store.records.get_any(original.id) == trashed
+    with pytest.raises(VersionConflict):
+        await store.records.replace(replace(original, version=3), expected_version=2)
+
+
+async def test_records_are_counted_by_state(open_store: Opener) -> None:
+    store = await open_store()
+    await store.records.insert(record())
+    cancelled = record()
+    await store.records.insert(cancelled)
+    await store.records.replace(
+        replace(cancelled, version=2, state=RecordState.TRASH), expected_version=1
+    )
+    counts = await store.records.count_by_state()
+    assert {state: n for state, n in counts.items() if n} == {
+        "waiting_for_participants": 1,
+        "cancelled": 1,
+    }
+
+
+async def test_data_survives_a_restart(open_store: Opener) -> None:
+    store = await open_store()
+    original = record()
+    await store.records.insert(original)
+    await store.users.add_user("fake", "doctor-1", "doctor-1", "creator")
+    await store.health.close()
+
+    reopened = await open_store()
+    assert await reopened.records.get(original.id) == original
+    assert await reopened.users.find_user("fake", "doctor-1") == "doctor-1"
