@@ -152,6 +152,7 @@ def _authenticator(
             user_id_path,
             manager_groups=settings.manager_groups,
             groups_header=settings.groups_header_key if groups_needed else None,
+            allow_anonymous_writes=settings.allow_anonymous_writes,
         )
     keys_client = OutboundClient(
         "token keys", aiohttp.ClientSession(), settings.jwt_jwks_url, CallPolicy(timeout_seconds=5)

@@ -225,6 +225,12 @@ def test_stable_user_ids_fit_the_provider_alphabet(external_id: str, kept: bool)
         assert user_id != stable_user_id(external_id + "!")
 
 
+def test_a_derived_id_always_keeps_enough_of_its_digest() -> None:
+    with pytest.raises(ValueError, match="leaves no room for a digest"):
+        stable_user_id("a b", prefix="p" * 126)
+    assert stable_user_id("a b", prefix="p" * 94) != stable_user_id("c d", prefix="p" * 94)
+
+
 def test_a_kept_id_never_equals_a_digest() -> None:
     """An id that looks like another's digest must not become that user (issue 12, defect 2)."""
     victim = stable_user_id("doctor 1")

@@ -215,6 +215,19 @@ def test_a_configuration_file_that_is_not_utf8(tmp_path: Path) -> None:
     assert str(raised.value) == f"{path}: not UTF-8 text (byte 17 cannot be decoded)."
 
 
+def test_a_huge_integer_in_the_configuration_file_is_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"environment": ' + "9" * 5000 + "}")
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(path)
+    assert str(raised.value) == (
+        f"{path}: not valid JSON: Exceeds the limit (4300 digits) for integer string "
+        "conversion: value has 5000 digits."
+    )
+
+
 def test_a_missing_configuration_file(tmp_path: Path) -> None:
     path = tmp_path / "absent.json"
     with pytest.raises(ConfigurationError) as raised:

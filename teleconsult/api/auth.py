@@ -25,6 +25,7 @@ from aiohttp import hdrs, web
 
 from teleconsult.api.caller import caller_id
 from teleconsult.configuration.service_config import PathStep
+from teleconsult.core.domain import ANONYMOUS_WRITES_REFUSED
 from teleconsult.errors import (
     Forbidden,
     InvalidRequest,
@@ -78,9 +79,7 @@ class JwksKeys:
     async def key(self, kid: str) -> jwt.PyJWK | None:
         async with self._lock:
             now = self.clock()
-            if self._keys is None:
-                await self._fetch(now)
-            elif now >= self._expires_at:
+            if self._keys is None or now >= self._expires_at:
                 await self._renew(now)
             elif kid not in self._keys and not _recent(self._kid_fetch_at, now):
                 self._kid_fetch_at = now
@@ -88,8 +87,9 @@ class JwksKeys:
         return (self._keys or {}).get(kid)
 
     async def _renew(self, now: float) -> None:
-        """Fetch an expired set again; if that fails, the old one serves one more interval."""
-        usable = now - self._expires_at < self.ttl_seconds
+        """Fetch the set (the first time, or once it expired). If that fails, an old set
+        serves one more interval at most, and the next fetch waits MIN_REFRESH_SECONDS."""
+        usable = self._keys is not None and now - self._expires_at < self.ttl_seconds
         if not _recent(self._failed_at, now):  # after a failure, wait before asking again
             try:
                 await self._fetch(now)
@@ -111,7 +111,8 @@ class JwksKeys:
         self._keys = self.http.read(operation, answer, _rsa_keys)
         max_age = _max_age(answer.headers.get(hdrs.CACHE_CONTROL, ""))
         ttl = self.ttl_seconds if max_age is None else min(self.ttl_seconds, max_age)
-        self._expires_at = now + ttl
+        self._expires_at = now + max(ttl, MIN_REFRESH_SECONDS)  # max-age=0 is no flood either
+        self._failed_at = None
 
     async def close(self) -> None:
         await self.http.close()
@@ -165,6 +166,7 @@ class Authenticator:
         *,
         manager_groups: frozenset[str] = frozenset(),
         groups_header: str | None = None,
+        allow_anonymous_writes: bool = True,
     ) -> None:
         """`groups_header` names the header with the caller's groups, when a rule needs them
         (MANAGER_GROUPS, ADMIN_GROUPS) and tokens are not verified; None: groups unknown."""
@@ -173,6 +175,7 @@ class Authenticator:
         self.keys = keys
         self.manager_groups = manager_groups
         self.groups_header = groups_header
+        self.allow_anonymous_writes = allow_anonymous_writes
         self._single_headers = tuple(
             name.lower()
             for name in (hdrs.AUTHORIZATION, groups_header, _user_id_header(user_id_path))
@@ -204,7 +207,11 @@ class Authenticator:
             else frozenset(),
         )
 
-    def authorize_management(self, caller: Caller) -> None:
+    def authorize_write(self, caller: Caller) -> None:
+        """Any change (teleconsultations, uploads, company settings) needs a caller who says
+        who they are, unless ALLOW_ANONYMOUS_WRITES; and one in MANAGER_GROUPS, when set."""
+        if caller.id is None and not self.allow_anonymous_writes:
+            raise Forbidden(ANONYMOUS_WRITES_REFUSED)
         if not self.manager_groups:
             return
         if not (caller.groups or frozenset()) & self.manager_groups:

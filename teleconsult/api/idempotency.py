@@ -76,17 +76,9 @@ async def idempotent(
     token = secrets.token_hex(16)
     holder = caller.id or ANONYMOUS
     now = clock()
-    limit = request.app[keys.SETTINGS].idempotency_max_keys_per_caller
-    if (
-        await stored_keys.count_keys(holder, now) >= limit
-    ):  # a quota, not a guarantee: may pass by a few
-        raise TooManyRequests(
-            f"This caller holds {limit} unexpired {HEADER}s (IDEMPOTENCY_MAX_KEYS_PER_CALLER); "
-            "retry without one, or once older keys expire."
-        )
     # Held for RUNNING_LEASE while running: if this process dies, the key frees itself.
     held = await stored_keys.claim_key(scope, holder, this_request, token, now, now + RUNNING_LEASE)
-    if held is not None:
+    if held is not None:  # a retry: answered whatever the caller's allowance
         if held.fingerprint != this_request:
             raise Unprocessable(
                 f"This {HEADER} was used for another request; use a new key for a new request."
@@ -100,6 +92,16 @@ async def idempotent(
             replay.content_type = "application/json"
         replay.headers[REPLAYED] = "true"
         return replay
+    limit = request.app[keys.SETTINGS].idempotency_max_keys_per_caller
+    # A new key counts against the caller's allowance (a quota: concurrent requests may
+    # pass it by a few). Over it, the key is given back and the request does not run.
+    if await stored_keys.count_keys(holder, now) > limit:
+        await stored_keys.release_key(scope, token)
+        raise TooManyRequests(
+            f"This caller holds {limit} unexpired {HEADER}s (IDEMPOTENCY_MAX_KEYS_PER_CALLER); "
+            "a retry with a key already used is still answered, a new key only once older "
+            "ones expire."
+        )
     try:
         response = await run()
     except ServiceError as error:

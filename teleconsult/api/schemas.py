@@ -29,10 +29,28 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_DURATION_SECONDS = 30 * 24 * 3600
 """Longer than any call; bounds the arithmetic on dates (rooms themselves last at most a day)."""
+MAX_GROUPS = 50
 MAX_PARTICIPANTS = 1000
 """More participants than any provider takes: a longer list is refused before its items are read."""
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-"""Control, format (zero-width, bidirectional overrides), surrogate and line-break characters."""
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+"""Control, format (zero-width, bidirectional overrides), surrogate, private, unassigned,
+line-break and space characters (an ordinary space is allowed, other spaces look like it)."""
+_IGNORABLE = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2800, 0x2800),
+    (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0x1D173, 0x1D17A),
+    (0xE0100, 0xE01EF),
+)  # fmt: skip
+"""Characters drawn as nothing that are not of those categories: Unicode's default-ignorable
+combining and filler characters, variation selectors, and the blank Braille pattern."""
+
+
+def _invisible(character: str) -> bool:
+    if character == " ":
+        return False
+    code = ord(character)
+    return unicodedata.category(character) in _INVISIBLE_CATEGORIES or any(
+        low <= code <= high for low, high in _IGNORABLE
+    )
 
 
 def external_id_problem(value: str) -> str | None:
@@ -44,7 +62,7 @@ def external_id_problem(value: str) -> str | None:
     if value != value.strip():
         return "A user id must not start or end with whitespace."
     for character in value:
-        if unicodedata.category(character) in _INVISIBLE_CATEGORIES:
+        if _invisible(character):
             return (
                 f"A user id must not hold control, zero-width or direction characters "
                 f"(found U+{ord(character):04X})."
@@ -61,13 +79,15 @@ def _valid_external_id(value: str) -> None:
 class BoundedList(fields.List):
     """A list whose length is checked before its items: a huge list costs no work per item."""
 
-    def __init__(self, inner: fields.Field, *, max_items: int, **kwargs: Any) -> None:
-        self.max_items = max_items
-        super().__init__(inner, validate=validate.Length(max=max_items), **kwargs)
+    def __init__(
+        self, inner: fields.Field, *, max_items: int, min_items: int | None = None, **kwargs: Any
+    ) -> None:
+        self.length = validate.Length(min=min_items, max=max_items)
+        super().__init__(inner, validate=self.length, **kwargs)  # and documented as such
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
-        if isinstance(value, list) and len(value) > self.max_items:
-            raise ValidationError(f"At most {self.max_items} items; got {len(value)}.")
+        if isinstance(value, list):
+            self.length(value)  # raises, with marshmallow's own message, before any item
         result: list[Any] = super()._deserialize(value, attr, data, **kwargs)
         return result
 
@@ -114,9 +134,10 @@ class ParticipantDataSchema(StrictSchema):
             "GET matches the caller against it."
         },
     )
-    groups = fields.List(
+    groups = BoundedList(
         fields.String(validate=GROUP),
-        validate=validate.Length(min=1, max=50),
+        max_items=MAX_GROUPS,
+        min_items=1,
         metadata={
             "description": "Groups that give the participant a level (static identity only)."
         },
@@ -173,7 +194,7 @@ class ParticipantsField(fields.Field):
     def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: Any) -> object:
         if isinstance(value, list):
             if len(value) > MAX_PARTICIPANTS:
-                raise ValidationError(f"At most {MAX_PARTICIPANTS} participants; got {len(value)}.")
+                raise ValidationError(f"Longer than maximum length {MAX_PARTICIPANTS}.")
             if not value or not all(
                 isinstance(item, str) and 0 < len(item) <= 256 for item in value
             ):

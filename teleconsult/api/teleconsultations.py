@@ -103,7 +103,7 @@ async def manager_of(request: web.Request) -> Caller:
     """The caller of a POST, PATCH or DELETE, who must be a manager when MANAGER_GROUPS is set."""
     authenticator = request.app[keys.AUTHENTICATOR]
     caller = await authenticator.caller(request)
-    authenticator.authorize_management(caller)
+    authenticator.authorize_write(caller)
     return caller
 
 

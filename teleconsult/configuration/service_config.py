@@ -196,4 +196,6 @@ def load_config(path: Path | None) -> ServiceConfig:
         raise ConfigurationError(
             f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}."
         ) from None
+    except ValueError as error:  # an integer past Python's digit limit, say
+        raise ConfigurationError(f"{path}: not valid JSON: {str(error).split(';')[0]}.") from None
     return parse_config(raw, str(path))

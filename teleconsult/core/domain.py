@@ -181,9 +181,14 @@ ANONYMOUS = "public"
 """`creatorId` / `updaterId` of a change whose caller could not be identified (as the CRUD does)."""
 
 
-def may_write(policy: WritePolicy, caller_id: str | None) -> bool:
-    """Whether a caller may write at all: an unidentified one only if the policy allows."""
-    return caller_id is not None or policy.allow_anonymous
+ANONYMOUS_WRITES_REFUSED = (
+    "This service accepts changes only from callers who say who they are "
+    "(ALLOW_ANONYMOUS_WRITES=false); see userIdPathInRequest."
+)
+NOT_AN_OWNER = (
+    "Only the teleconsultation's creator, its plus participants and members of "
+    "ADMIN_GROUPS may change it."
+)
 
 
 def may_change(

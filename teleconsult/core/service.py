@@ -113,8 +113,6 @@ class TeleconsultationService:
     async def create(
         self, participants: ParticipantsInput, schedule: ScheduleInput, caller: Caller
     ) -> str:
-        if not domain.may_write(self.write_policy, caller.id):
-            raise _anonymous_refused()
         start, end = self._schedule(None, schedule)
         self._check_input(participants)
         members = await self._participants(participants, caller, check_plus=True)
@@ -317,12 +315,8 @@ class TeleconsultationService:
         if not domain.may_change(
             record, caller.id, caller.groups or frozenset(), self.write_policy
         ):
-            if caller.id is None:
-                raise _anonymous_refused()
-            raise Forbidden(
-                "Only the teleconsultation's creator, its plus participants and members of "
-                "ADMIN_GROUPS may change it."
-            )
+            refused = domain.NOT_AN_OWNER if caller.id else domain.ANONYMOUS_WRITES_REFUSED
+            raise Forbidden(refused)
         return record
 
     async def _mutate(
@@ -507,25 +501,26 @@ class TeleconsultationService:
         ]
 
     async def provider_user(self, external_id: str, level: Level, caller: Caller) -> str:
-        """The provider user of an external id, created and mapped the first time."""
-        known = await self.store.users.find_user(self.video.name, external_id)
-        if known is not None:
-            return known
-        created = await self.video.ensure_user(external_id, level)
-        holder = await self.store.users.find_external_id(self.video.name, created)
-        if holder is not None and holder != external_id:
-            # Provider ids are derived injectively (`stable_user_id`), so this is a mapping
-            # written before that held, or a provider that reuses ids: never share a user.
-            log.warning("user map: %s provider user %s already stands for another id",
-                        self.video.name, created)  # fmt: skip
+        """The provider user of an external id, created and mapped the first time.
+
+        A provider user never stands for two external ids: one participant must not get
+        another's link or credentials. Provider ids are derived injectively
+        (`stable_user_id`); a mapping that shares one anyway (written by a version before
+        that held, or by a provider that reuses ids) is refused, not used.
+        """
+        provider = self.video.name
+        known = await self.store.users.find_user(provider, external_id)
+        user = known or await self.video.ensure_user(external_id, level)
+        if any(holder != external_id for holder in await self.store.users.holders(provider, user)):
+            log.warning("user map: %s provider user %s stands for several ids", provider, user)
             raise Conflict(
-                f"Participant {external_id!r} cannot be given a {self.video.name} user: the one "
+                f"Participant {external_id!r} cannot be given a {provider} user: the one "
                 "derived for it already stands for another user id. An operator must correct "
                 "the user map (docs/operations.md, Security)."
             )
-        return await self.store.users.add_user(
-            self.video.name, external_id, created, caller.id or ANONYMOUS
-        )
+        if known is not None:
+            return known
+        return await self.store.users.add_user(provider, external_id, user, caller.id or ANONYMOUS)
 
 
 class _Once(Generic[T]):
@@ -553,13 +548,6 @@ def require_caller(caller: Caller) -> str:
     if caller.id is None:
         raise Unauthorized("The request does not say who is calling (see userIdPathInRequest).")
     return caller.id
-
-
-def _anonymous_refused() -> Forbidden:
-    return Forbidden(
-        "This service accepts changes only from callers who say who they are "
-        "(ALLOW_ANONYMOUS_WRITES=false); see userIdPathInRequest."
-    )
 
 
 def _too_much_contention() -> Conflict:

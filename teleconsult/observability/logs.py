@@ -59,10 +59,14 @@ MIN_SECRET_CHARS = 4
 # text's runs of URL characters (`_RUN`) instead of by a pattern tried at every position.
 _RUN = re.compile(r"[^\s\"'<>]++")
 _JWT_CHARACTERS = re.compile(r"[A-Za-z0-9_.-]++")
+_PIECES = re.compile(r"([;,])")
 _PATTERNS = [
     re.compile(r"(?i)\bbearer\s++[A-Za-z0-9._~+/=-]++"),
     # The whole value of an Authorization header: its scheme (Basic, Bearer, ...) and more.
     re.compile(r"(?i)((?:proxy-)?authorization[\"']?\s*+[:=]\s*+[\"']?)[^\r\n\"',;}]++"),
+    # The whole value of headers that hold several secrets: `a=1; b=2` cookies, API keys.
+    re.compile(r"(?i)\b((?:set-)?cookie\s*+:\s*+)[^\r\n\"'}]++"),
+    re.compile(r"(?i)\b((?:x-)?api-?key\s*+:\s*+)[^\r\n\"'}]++"),
     re.compile(
         r"(?i)((?:api[-_]?key|apikey|access_token|client_secret|password|secret|token|cookie)"
         r"[\"']?\s*+[:=]\s*+[\"']?)[^\s\"',;}]++"
@@ -119,17 +123,25 @@ def redact(text: str, limit: int = MAX_FIELD_CHARS) -> str:
 
 
 def _redact_run(match: re.Match[str]) -> str:
-    """One run of URL characters: a join link goes whole, a JWT from its first part on."""
+    """One run of URL characters: each `;`- or `,`-separated piece holding a join link goes
+    whole, and a JWT goes from its first part on."""
     run = match.group()
-    for marker in _LINK_MARKERS:
-        at = run.find(marker)
-        if at >= 0 and not run.startswith("{", at + len(marker)):  # `{code}` is a template
-            rest = run[at + len(marker) :]
-            cut = min((i for i in (rest.find(";"), rest.find(",")) if i >= 0), default=len(rest))
-            return REDACTED + rest[cut:]
+    if any(marker in run for marker in _LINK_MARKERS):
+        run = "".join(REDACTED if _is_link(piece) else piece for piece in _PIECES.split(run))
     if "eyJ" in run:
         return _JWT_CHARACTERS.sub(_redact_jwt, run)
     return run
+
+
+def _is_link(piece: str) -> bool:
+    """Whether a piece holds a link: a marker followed by anything but a `{template}`."""
+    for marker in _LINK_MARKERS:
+        at = piece.find(marker)
+        while at >= 0:
+            if not piece.startswith("{", at + len(marker)):
+                return True
+            at = piece.find(marker, at + len(marker))
+    return False
 
 
 def _redact_jwt(match: re.Match[str]) -> str:

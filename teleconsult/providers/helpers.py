@@ -34,6 +34,8 @@ def with_query(link: str, params: Mapping[str, str | None]) -> str:
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 HASHED = "h-"
+DIGEST_CHARS = 32
+"""The least of the digest a derived id keeps (128 bits): ids stay distinct when cut."""
 """Marks a derived id that is a digest: no id kept as it is may start with it."""
 
 
@@ -46,6 +48,8 @@ def stable_user_id(external_id: str, *, prefix: str = "", max_length: int = 128)
     becomes `h-` and the SHA-256 digest of the external id. A kept id cannot start
     with `h-`, so it can never equal a digest.
     """
+    if len(prefix) + len(HASHED) + DIGEST_CHARS > max_length:
+        raise ValueError(f"max_length {max_length} leaves no room for a digest after {prefix!r}")
     candidate = prefix + external_id
     if (
         not _UNSAFE.search(external_id)

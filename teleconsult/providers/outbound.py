@@ -25,6 +25,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from teleconsult.errors import ProviderError, ProviderFailure, UnexpectedAnswer
+from teleconsult.observability import logs
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,13 @@ def retry_after_seconds(headers: CIMultiDictProxy[str]) -> float | None:
 
 
 def error_message(body: object) -> str | None:
-    """The human-readable `message` (or `error`) of an error body, if it has one."""
+    """The human-readable `message` (or `error`) of an error body, if it has one: cut to 200
+    characters after any configured secret in it is redacted (never half a key)."""
     if isinstance(body, dict):
         for name in ("message", "error_description", "error"):
             value = body.get(name)
             if isinstance(value, str) and value:
-                return value[:200]
+                return logs.redact_secrets(value)[:200]
     return None
 
 

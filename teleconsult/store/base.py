@@ -63,8 +63,9 @@ class UserMap(Protocol):
         """Map `external_id` to `provider_user_id` unless already mapped; return the stored id."""
         ...
 
-    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
-        """The external id mapped to `provider_user_id`, or None (the map read backwards)."""
+    async def holders(self, provider: str, provider_user_id: str) -> list[str]:
+        """The external ids mapped to `provider_user_id` (the map read backwards), two at
+        most: more than one means a mapping no one should use."""
         ...
 
 

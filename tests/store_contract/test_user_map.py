@@ -24,6 +24,11 @@ async def test_the_first_user_mapping_wins(open_store: Opener) -> None:
 async def test_the_map_reads_backwards(open_store: Opener) -> None:
     store = await open_store()
     await store.users.add_user("fake", "patient-1", "p-1", "creator")
-    assert await store.users.find_external_id("fake", "p-1") == "patient-1"
-    assert await store.users.find_external_id("other", "p-1") is None
-    assert await store.users.find_external_id("fake", "p-2") is None
+    assert await store.users.holders("fake", "p-1") == ["patient-1"]
+    assert await store.users.holders("other", "p-1") == []
+    assert await store.users.holders("fake", "p-2") == []
+    for shared in ("b", "a", "c"):  # written by an older version: two at most are read
+        await store.users.add_user("fake", shared, "p-9", "creator")
+    holders = await store.users.holders("fake", "p-9")
+    assert len(holders) == 2
+    assert set(holders) <= {"a", "b", "c"}

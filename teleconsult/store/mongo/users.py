@@ -52,9 +52,16 @@ class MongoUserMap:
             raise Unavailable("The MongoDB store lost a user mapping it had just written.")
         return stored
 
-    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
-        document = await self._find({"provider": provider, "providerUserId": provider_user_id})
-        return None if document is None else str(document["receivedUserId"])
+    async def holders(self, provider: str, provider_user_id: str) -> list[str]:
+        async with self._database.guard() as database:
+            return sorted(
+                [
+                    str(document["receivedUserId"])
+                    async for document in database[self._collection].find(
+                        {"provider": provider, "providerUserId": provider_user_id}, limit=2
+                    )
+                ]
+            )
 
     async def _find(self, query: dict[str, Any]) -> Any:
         async with self._database.guard() as database:

@@ -51,10 +51,10 @@ class SQLiteUserMap:
             raise Unavailable("The SQLite store lost a user mapping it had just written.")
         return stored
 
-    async def find_external_id(self, provider: str, provider_user_id: str) -> str | None:
-        row = await self._connection.read_one(
+    async def holders(self, provider: str, provider_user_id: str) -> list[str]:
+        rows = await self._connection.read_all(
             f"SELECT external_id FROM {self._table} WHERE provider = ? AND provider_user_id = ?"
-            " LIMIT 1",
+            " ORDER BY external_id LIMIT 2",
             (provider, provider_user_id),
         )
-        return None if row is None else str(row[0])
+        return [str(row[0]) for row in rows]
