@@ -4,7 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest pytest-mongomock schemathesis test-mongo bench format openapi clean
+.PHONY: help run test lint typecheck pytest pytest-mongomock schemathesis test-mongo bench format openapi clean
+.DEFAULT_GOAL := help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 24
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -19,14 +23,14 @@ run: $(INSTALLED)  ## serve on http://127.0.0.1:3000 (SQLite, fake video, static
 
 test: lint typecheck schemathesis pytest-mongomock pytest  ## everything CI runs (pytest last: its summary closes the run)
 
-lint: $(INSTALLED)
+lint: $(INSTALLED)  ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(INSTALLED)
+typecheck: $(INSTALLED)  ## mypy --strict
 	$(BIN)/mypy
 
-pytest: $(INSTALLED)
+pytest: $(INSTALLED)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
 pytest-mongomock: $(INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
@@ -42,15 +46,15 @@ bench: $(INSTALLED)  ## benchmarks: bench/results/*.json and the table in docs/p
 MONGO_URL ?= mongodb://127.0.0.1:27017
 test-mongo: $(INSTALLED)  ## the store contract and the API suite on a real MongoDB (needs Docker)
 	docker compose -f deploy/docker-compose.yml up -d --wait mongo
-	TEST_MONGODB_URL=$(MONGO_URL) $(BIN)/pytest -q tests/test_store_contract.py
+	TEST_MONGODB_URL=$(MONGO_URL) $(BIN)/pytest -q tests/store_contract
 	TEST_MONGODB_URL=$(MONGO_URL) TEST_STORE=mongodb $(BIN)/pytest -q
 
 openapi: $(INSTALLED)  ## regenerate openapi/openapi.json from the code
 	$(BIN)/teleconsult openapi --output openapi/openapi.json
 
-format: $(INSTALLED)
+format: $(INSTALLED)  ## ruff format and ruff check --fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache teleconsult.db*
+clean:  ## remove the virtualenv, caches and the local database
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .schemathesis .hypothesis teleconsult.db*

@@ -28,7 +28,7 @@ from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.errors import ConfigurationError
-from teleconsult.observability import logs
+from teleconsult.observability import redaction
 from teleconsult.observability.measured import Observer, measured
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers.manager import (
@@ -64,7 +64,7 @@ def create_app(
     video_plugin = choose("video", "VIDEO_PROVIDER", settings.video_provider, installed_video)
     for plugin in installed_video.values():  # links of any installed provider stay out of logs
         for marker in plugin.link_markers:
-            logs.add_link_marker(marker)
+            redaction.add_link_marker(marker)
     identity_plugin = choose(
         "identity", "IDENTITY_PROVIDER", settings.identity_provider, identity_providers(manager)
     )

@@ -32,7 +32,7 @@ from teleconsult.errors import (
     UnexpectedAnswer,
 )
 from teleconsult.keys import VIDEO_PROVIDER
-from teleconsult.observability.logs import sensitive as mark_sensitive
+from teleconsult.observability.redaction import sensitive as mark_sensitive
 from teleconsult.providers.helpers import gather_all, stable_user_id, with_query
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient

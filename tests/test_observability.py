@@ -12,7 +12,7 @@ from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import __version__, keys
 from teleconsult.errors import ProviderError
-from teleconsult.observability import logs
+from teleconsult.observability import logs, redaction
 from tests.helpers import (
     DOCTOR,
     PATIENT,
@@ -80,14 +80,14 @@ async def test_probes_are_logged_at_debug(client: Client, log_lines: LogLines) -
 def test_redaction_of_known_shapes(build_app: Callable[..., web.Application]) -> None:
     build_app()  # the installed providers declare their links' shapes
     logs.begin_request("r1")
-    logs.sensitive(["Jane Doe"])
+    redaction.sensitive(["Jane Doe"])
     text = (
         "join https://acme.bandyer.com/eu/direct-rest-call-handler/abc123 or "
         "http://127.0.0.1:3000/fake-video/join/Xyz_9 path /fake-video/join/Xyz_9; "
         "Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl; "
         "apikey=ak_live_123 client_secret: 's3cr3t' mongodb://user:pa55@db/x; name Jane Doe"
     )
-    assert logs.redact(text) == (
+    assert redaction.redact(text) == (
         "join [redacted] or [redacted] path [redacted]; "
         "Authorization: [redacted]; "
         "apikey=[redacted] client_secret: '[redacted]' mongodb://[redacted]@db/x; name [redacted]"

@@ -27,7 +27,7 @@ from teleconsult.errors import (
     ServiceError,
     UnsupportedMediaType,
 )
-from teleconsult.observability import logs
+from teleconsult.observability import redaction
 from teleconsult.validation import problems, strict_json
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def error_response(status: int, message: str, error: str | None = None) -> web.R
         {
             "statusCode": status,
             "error": error or HTTPStatus(status).phrase,
-            "message": logs.redact_secrets(message),
+            "message": redaction.redact_secrets(message),
         },
         status=status,
     )

@@ -19,7 +19,7 @@ from aiohttp.typedefs import Handler
 
 from teleconsult import keys
 from teleconsult.errors import ClientClosed
-from teleconsult.observability import logs
+from teleconsult.observability import logs, redaction
 
 log = logging.getLogger("teleconsult.http")
 
@@ -49,7 +49,9 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     reqid = request_id(request)
     logs.begin_request(reqid)
     authorization = request.headers.get("Authorization", "")
-    logs.sensitive([authorization, authorization.partition(" ")[2], request.headers.get("Cookie")])
+    redaction.sensitive(
+        [authorization, authorization.partition(" ")[2], request.headers.get("Cookie")]
+    )
     started = time.perf_counter()
     status = 500
     try:

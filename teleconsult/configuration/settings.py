@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from teleconsult.core.domain import RECORDING_TYPES, RoomPolicy
 from teleconsult.errors import ConfigurationError
-from teleconsult.observability import logs
+from teleconsult.observability import redaction
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "silent")
 SQLITE_SYNCHRONOUS_MODES = ("full", "normal", "extra")
@@ -123,7 +123,7 @@ class Settings:
         config_path = reader.text("TELECONSULTATION_SERVICE_CONFIG_PATH")
         store_url = reader.text("STORE_URL")
         with contextlib.suppress(ValueError):
-            logs.add_secret(urlsplit(store_url).password)  # mongodb://user:<password>@host
+            redaction.add_secret(urlsplit(store_url).password)  # mongodb://user:<password>@host
         return cls(
             http_host=reader.text("HTTP_HOST"),
             http_port=reader.integer("HTTP_PORT", minimum=0, maximum=65535),
@@ -241,7 +241,7 @@ class SettingsReader:
     def secret(self, name: str) -> str:
         """A secret (an API key): read like `text`, and never written to a log or an answer."""
         value = self.text(name)
-        logs.add_secret(value)
+        redaction.add_secret(value)
         return value
 
     def boolean(self, name: str) -> bool:

@@ -22,7 +22,7 @@ from teleconsult.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
-from teleconsult.observability import logs
+from teleconsult.observability import redaction
 from teleconsult.providers.protocols import (
     CAPABILITIES,
     Caller,
@@ -77,7 +77,7 @@ class ProviderFeatures:
         level = self.privileges.level_of(caller.groups or ()) or Level.BASIC
         provider_user_id = await self.service.provider_user(caller_id, level, caller)
         credentials = await sdk.create_credentials(provider_user_id, seconds)
-        logs.sensitive([credentials.access_token])
+        redaction.sensitive([credentials.access_token])
         return credentials
 
     async def delete_uploads(self, teleconsultation_id: str, caller: Caller) -> UploadsDeleted:

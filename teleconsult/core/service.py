@@ -39,7 +39,7 @@ from teleconsult.errors import (
     Unauthorized,
     VersionConflict,
 )
-from teleconsult.observability import logs
+from teleconsult.observability import redaction
 from teleconsult.providers.helpers import gather_all
 from teleconsult.providers.protocols import (
     Caller,
@@ -219,7 +219,7 @@ class TeleconsultationService:
         if record.room is not None and domain.is_locked(record, self.policy, self.clock()):
             request = self._join_request(record, record.room, me, language, use_background)
             link = self.video.join_link(request)
-        logs.sensitive([link, *(p.full_name for p in record.participants)])
+        redaction.sensitive([link, *(p.full_name for p in record.participants)])
         return JoinInfo(
             provider_user_id=me.provider_user_id,
             access_link=link,
@@ -468,7 +468,7 @@ class TeleconsultationService:
         self, entries: Sequence[ParticipantEntry], caller: Caller
     ) -> list[_Identified]:
         identities = await self.identity.identify(entries, caller)
-        logs.sensitive(identity.full_name for identity in identities)
+        redaction.sensitive(identity.full_name for identity in identities)
         return [
             _Identified(
                 entry=entry,

@@ -25,7 +25,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from teleconsult.errors import ProviderError, ProviderFailure, UnexpectedAnswer
-from teleconsult.observability import logs
+from teleconsult.observability import redaction
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def error_message(body: object) -> str | None:
         for name in ("message", "error_description", "error"):
             value = body.get(name)
             if isinstance(value, str) and value:
-                return logs.redact_secrets(value)[:200]
+                return redaction.redact_secrets(value)[:200]
     return None
 
 
