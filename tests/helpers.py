@@ -10,11 +10,14 @@ import asyncio
 import io
 import json
 import os
+import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -159,12 +162,54 @@ def free_port() -> int:
         return port
 
 
+@dataclass
+class Served:
+    """A `teleconsult serve` process on `port`; its output once it has stopped."""
+
+    port: int
+    process: asyncio.subprocess.Process
+    stdout: str = ""
+    stderr: str = ""
+
+
+@asynccontextmanager
+async def served(tmp_path: Path, **environ: str) -> AsyncIterator[Served]:
+    """`teleconsult serve` on a free port with a fresh SQLite file, ready; SIGTERM at the end."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HTTP_PORT": str(port),
+        "STORE_URL": f"sqlite:///{tmp_path / 'served.db'}",
+        **environ,
+    }
+    running = Served(port, await serve(env))
+    try:
+        await until_ready(port)
+        yield running
+    finally:
+        if running.process.returncode is None:
+            running.process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(running.process.communicate(), timeout=20)
+        running.stdout, running.stderr = stdout.decode(), stderr.decode()
+
+
 async def serve(env: dict[str, str]) -> asyncio.subprocess.Process:
     """`python -m teleconsult serve` in a process of its own, its output piped."""
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "teleconsult", "serve",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+
+
+async def first_line(port: int, request: bytes) -> bytes:
+    """Send raw bytes (a malformed request, say) and read the status line of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return status_line
 
 
 async def raw_get(port: int, path: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -43,13 +42,12 @@ from tests.helpers import (
     bearer,
     create,
     error,
-    free_port,
+    first_line,
     join,
     person,
     raw_get,
-    serve,
+    served,
     teleconsultation,
-    until_ready,
 )
 
 Server = Callable[[web.Application], Awaitable[TestServer]]
@@ -521,17 +519,8 @@ async def test_a_5000_digit_integer_in_a_json_header_is_a_401(make_client: MakeC
 async def test_a_client_closing_mid_body_is_counted_apart_and_logged_at_debug(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "HTTP_PORT": str(port),
-        "STORE_URL": f"sqlite:///{tmp_path / 'abort.db'}",
-        "LOG_LEVEL": "debug",
-    }
-    process = await serve(env)
-    try:
-        await until_ready(port)
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    async with served(tmp_path, LOG_LEVEL="debug") as server:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
             b"POST /teleconsultation HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b'Content-Length: 1000\r\n\r\n{"partic'
@@ -541,16 +530,13 @@ async def test_a_client_closing_mid_body_is_counted_apart_and_logged_at_debug(
         writer.close()
         await writer.wait_closed()
         await asyncio.sleep(0.3)
-        metrics = await raw_get(port, "/-/metrics")
-    finally:
-        process.terminate()
-        stdout, _ = await asyncio.wait_for(process.communicate(), timeout=20)
+        metrics = await raw_get(server.port, "/-/metrics")
     assert (
         'teleconsult_http_requests_total{method="POST",route="/teleconsultation",'
         'status="client_closed"} 1.0' in metrics
     )
     assert 'status="500"' not in metrics
-    lines = [json.loads(line) for line in stdout.decode().splitlines()]
+    lines = [json.loads(line) for line in server.stdout.splitlines()]
     assert [line["level"] for line in lines if line.get("res", {}).get("statusCode") == 499] == [20]
     assert [line for line in lines if line["level"] >= 50] == []
 
@@ -608,15 +594,10 @@ async def test_basic_credentials_in_a_malformed_request_are_not_logged(
     log_lines: LogLines,
 ) -> None:
     assert client.server.port is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    writer.write(
-        b"GET /-/healthz HTTP/1.1\r\nHost: x\r\n"
-        b"Authorization: Basic dXNlcjpodW50ZXIy\x01xyz\r\n\r\n"
+    status_line = await first_line(
+        client.server.port,
+        b"GET /-/healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpodW50ZXIy\x01xyz\r\n\r\n",
     )
-    await writer.drain()
-    status_line = await reader.readline()
-    writer.close()
-    await writer.wait_closed()
     assert b" 400 " in status_line
     assert "dXNlcjpodW50ZXIy" not in log_lines.text
     [line] = [line for line in log_lines.parsed() if line["logger"] == "aiohttp.server"]
@@ -795,26 +776,14 @@ async def test_a_slow_body_is_a_408(make_client: MakeClient) -> None:
 
 
 async def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "HTTP_PORT": str(port),
-        "STORE_URL": f"sqlite:///{tmp_path / 'slow.db'}",
-        "HTTP_READ_TIMEOUT_MS": "1000",
-    }
-    process = await serve(env)
-    try:
-        await until_ready(port)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async with served(tmp_path, HTTP_READ_TIMEOUT_MS="1000") as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /-/healthz HTTP/1.1\r\nHost: x\r\n")  # and never the end
         await writer.drain()
         started = time.monotonic()
         assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed, no answer
         assert time.monotonic() - started < 5
         writer.close()
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.communicate(), timeout=20)
 
 
 # -- 11. The embedded store is durable on power loss by default --------------------------------
@@ -837,17 +806,12 @@ async def test_sqlite_syncs_every_commit_by_default(
 
 async def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> None:
     """kill -9 in the middle of a burst of creations: every 201 is in the file afterwards."""
-    port = free_port()
-    database = tmp_path / "crash.db"
-    env = {**os.environ, "HTTP_PORT": str(port), "STORE_URL": f"sqlite:///{database}"}
-    process = await serve(env)
     acknowledged: list[str] = []
     enough = asyncio.Event()
-    try:
-        await until_ready(port)
+    async with served(tmp_path) as server:
 
         async def create_one() -> None:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             body = json.dumps(teleconsultation(2, DOCTOR, PATIENT)).encode()
             writer.write(
                 b"POST /teleconsultation HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -864,13 +828,11 @@ async def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> N
 
         burst = [asyncio.create_task(create_one()) for _ in range(60)]
         await asyncio.wait_for(enough.wait(), timeout=30)
-        process.kill()
+        server.process.kill()
         await asyncio.gather(*burst, return_exceptions=True)
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-    store = await open_store(Settings.from_environ({"STORE_URL": f"sqlite:///{database}"}))
+    store = await open_store(
+        Settings.from_environ({"STORE_URL": f"sqlite:///{tmp_path / 'served.db'}"})
+    )
     try:
         missing = [room_id for room_id in acknowledged if await store.records.get(room_id) is None]
     finally:

@@ -13,36 +13,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import free_port, serve
+from tests.helpers import free_port, raw_get, serve, served
 
 
 async def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "HTTP_PORT": str(port),
-        "STORE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-        "LOG_LEVEL": "info",
-    }
-    process = await serve(env)
-    try:
-        body = None
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/-/ready") as response:
-                        body = await response.json()
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
-        assert body is not None
-        assert body["status"] == "OK"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode == 0
-    assert stderr.decode().startswith(f"teleconsult 0.1.0 listening on http://127.0.0.1:{port}")
-    for line in stdout.decode().splitlines():
+    async with served(tmp_path, LOG_LEVEL="info") as server:
+        answer = await raw_get(server.port, "/-/ready")
+        assert json.loads(answer.split("\r\n\r\n", 1)[1])["status"] == "OK"
+    assert server.process.returncode == 0
+    assert server.stderr.startswith(
+        f"teleconsult 0.1.0 listening on http://127.0.0.1:{server.port}"
+    )
+    for line in server.stdout.splitlines():
         json.loads(line)  # every log line is one JSON object
 
 

@@ -10,6 +10,7 @@ dashboard; not a probe, since a provider outage should not restart pods).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
@@ -41,22 +42,26 @@ async def healthz(request: web.Request) -> web.Response:
 @docs(tags=TAGS, summary="Readiness: the store answers", responses=KO)
 @response_schema(HealthSchema, 200, description="Ready.")
 async def ready(request: web.Request) -> web.Response:
-    try:
-        await request.app[keys.STORE].health.ping()
-    except Unavailable as error:
-        log.warning("not ready: %s", error.message)
-        return _status(False)
-    return _status(True)
+    return await _probe("not ready", request.app[keys.STORE].health.ping)
 
 
 @docs(tags=TAGS, summary="Check-up: the store and the video provider answer", responses=KO)
 @response_schema(HealthSchema, 200, description="Both answer.")
 async def check_up(request: web.Request) -> web.Response:
+    return await _probe(
+        "check-up failed",
+        request.app[keys.STORE].health.ping,
+        request.app[keys.SERVICE].video.check,
+    )
+
+
+async def _probe(failure: str, *checks: Callable[[], Awaitable[None]]) -> web.Response:
+    """OK when every check passes; KO (logged) at the first that fails."""
     try:
-        await request.app[keys.STORE].health.ping()
-        await request.app[keys.SERVICE].video.check()
+        for check in checks:
+            await check()
     except (Unavailable, ProviderError) as error:
-        log.warning("check-up failed: %s", error.message)
+        log.warning("%s: %s", failure, error.message)
         return _status(False)
     return _status(True)
 

@@ -33,18 +33,12 @@ async def open_mongo(
     database: Any, teleconsultations: str, users: str, client: Closable | None = None
 ) -> Store:
     """The store on `database` (a pymongo or mongomock-motor database)."""
-    index_steps = [
-        MongoRecords.indexes(teleconsultations),
-        MongoUserMap.indexes(users),
-        MongoOutbox.create_indexes,
-        MongoIdempotencyKeys.create_indexes,
-    ]
-    connection = MongoDatabase(database, index_steps, client)
-    await connection.prepare()
+    connection = MongoDatabase(database, client)
+    records = MongoRecords(connection, teleconsultations)
+    user_map = MongoUserMap(connection, users)
+    outbox = MongoOutbox(connection)
+    keys = MongoIdempotencyKeys(connection)
+    await connection.prepare([part.create_indexes for part in (records, user_map, outbox, keys)])
     return Store(
-        records=MongoRecords(connection, teleconsultations),
-        users=MongoUserMap(connection, users),
-        outbox=MongoOutbox(connection),
-        idempotency=MongoIdempotencyKeys(connection),
-        health=connection,
+        records=records, users=user_map, outbox=outbox, idempotency=keys, health=connection
     )

@@ -62,12 +62,10 @@ def client_for(url: str, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
 class MongoDatabase:
     """One database, the call guard every aggregate uses, and the health part of the store."""
 
-    def __init__(
-        self, database: Any, index_steps: Sequence[IndexStep], client: Closable | None = None
-    ) -> None:
+    def __init__(self, database: Any, client: Closable | None = None) -> None:
         self.database = database
         self._client = client
-        self._index_steps = index_steps
+        self._index_steps: Sequence[IndexStep] = ()
         self._indexed = False
         self._index_lock = asyncio.Lock()  # one index creation per process; idempotent anyway
 
@@ -97,8 +95,9 @@ class MongoDatabase:
                 await step(self.database)
             self._indexed = True
 
-    async def prepare(self) -> None:
-        """Create the indexes now if the server answers; otherwise the first call will."""
+    async def prepare(self, index_steps: Sequence[IndexStep]) -> None:
+        """Create each aggregate's indexes now if the server answers; else the first call will."""
+        self._index_steps = index_steps
         try:
             async with self.guard():
                 pass
@@ -115,3 +114,11 @@ class MongoDatabase:
             closed = self._client.close()
             if asyncio.iscoroutine(closed):
                 await closed
+
+
+class MongoCollection:
+    """One aggregate's collection; its `create_indexes` makes its indexes, idempotently."""
+
+    def __init__(self, database: MongoDatabase, collection: str) -> None:
+        self._database = database
+        self._collection = collection

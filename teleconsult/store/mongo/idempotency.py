@@ -9,22 +9,21 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from teleconsult.store.base import KeyedAnswer
-from teleconsult.store.mongo.connection import MongoDatabase
+from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase
 
 COLLECTION = "teleconsult_idempotency_keys"
 
 
-class MongoIdempotencyKeys:
+class MongoIdempotencyKeys(MongoCollection):
     def __init__(self, database: MongoDatabase) -> None:
-        self._database = database
+        super().__init__(database, COLLECTION)
 
-    @staticmethod
-    async def create_indexes(database: Any) -> None:
+    async def create_indexes(self, database: Any) -> None:
         # MongoDB removes expired keys by itself (within a minute or so).
-        await database[COLLECTION].create_index(
+        await database[self._collection].create_index(
             [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
         )
-        await database[COLLECTION].create_index(
+        await database[self._collection].create_index(
             [("caller", ASCENDING), ("expiresAt", ASCENDING)], name="caller_expiresAt"
         )
 
@@ -47,17 +46,17 @@ class MongoIdempotencyKeys:
         }
         try:
             async with self._database.guard() as database:
-                await database[COLLECTION].insert_one({"_id": scope, **fresh})
+                await database[self._collection].insert_one({"_id": scope, **fresh})
             return None
         except DuplicateKeyError:
             pass
         async with self._database.guard() as database:
-            expired = await database[COLLECTION].update_one(
+            expired = await database[self._collection].update_one(
                 {"_id": scope, "expiresAt": {"$lte": now}}, {"$set": fresh}
             )
             if expired.matched_count == 1:
                 return None
-            held = await database[COLLECTION].find_one({"_id": scope})
+            held = await database[self._collection].find_one({"_id": scope})
         if held is None:  # expired and removed in between: claim it again
             return await self.claim_key(scope, caller, fingerprint, token, now, expires_at)
         return KeyedAnswer(held["fingerprint"], held["status"], held["body"])
@@ -66,18 +65,18 @@ class MongoIdempotencyKeys:
         self, scope: str, token: str, status: int, body: str, expires_at: datetime
     ) -> None:
         async with self._database.guard() as database:
-            await database[COLLECTION].update_one(
+            await database[self._collection].update_one(
                 {"_id": scope, "token": token},
                 {"$set": {"status": status, "body": body, "expiresAt": expires_at}},
             )
 
     async def release_key(self, scope: str, token: str) -> None:
         async with self._database.guard() as database:
-            await database[COLLECTION].delete_one({"_id": scope, "token": token})
+            await database[self._collection].delete_one({"_id": scope, "token": token})
 
     async def count_keys(self, caller: str, now: datetime) -> int:
         async with self._database.guard() as database:
-            count: int = await database[COLLECTION].count_documents(
+            count: int = await database[self._collection].count_documents(
                 {"caller": caller, "expiresAt": {"$gt": now}}
             )
         return count
@@ -87,11 +86,11 @@ class MongoIdempotencyKeys:
         async with self._database.guard() as database:
             expired = [
                 document["_id"]
-                async for document in database[COLLECTION].find(
+                async for document in database[self._collection].find(
                     {"expiresAt": {"$lte": now}}, projection={"_id": True}, limit=limit
                 )
             ]
             if not expired:
                 return 0
-            result = await database[COLLECTION].delete_many({"_id": {"$in": expired}})
+            result = await database[self._collection].delete_many({"_id": {"$in": expired}})
         return int(result.deleted_count)

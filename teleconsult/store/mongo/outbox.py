@@ -9,24 +9,23 @@ from pymongo import ASCENDING, ReturnDocument
 
 from teleconsult.store.base import RoomJob
 from teleconsult.store.documents import as_datetime
-from teleconsult.store.mongo.connection import EPOCH, MongoDatabase
+from teleconsult.store.mongo.connection import EPOCH, MongoCollection, MongoDatabase
 
 COLLECTION = "teleconsult_outbox"
 
 
-class MongoOutbox:
+class MongoOutbox(MongoCollection):
     def __init__(self, database: MongoDatabase) -> None:
-        self._database = database
+        super().__init__(database, COLLECTION)
 
-    @staticmethod
-    async def create_indexes(database: Any) -> None:
-        await database[COLLECTION].create_index(
+    async def create_indexes(self, database: Any) -> None:
+        await database[self._collection].create_index(
             [("notBefore", ASCENDING), ("leaseUntil", ASCENDING)], name="due"
         )
 
     async def add_job(self, job: RoomJob) -> None:
         async with self._database.guard() as database:
-            await database[COLLECTION].insert_one(
+            await database[self._collection].insert_one(
                 {
                     "_id": job.id,
                     "teleconsultationId": job.teleconsultation_id,
@@ -42,15 +41,17 @@ class MongoOutbox:
 
     async def set_job_room(self, job_id: str, room_id: str) -> None:
         async with self._database.guard() as database:
-            await database[COLLECTION].update_one({"_id": job_id}, {"$set": {"roomId": room_id}})
+            await database[self._collection].update_one(
+                {"_id": job_id}, {"$set": {"roomId": room_id}}
+            )
 
     async def finish_job(self, job_id: str) -> None:
         async with self._database.guard() as database:
-            await database[COLLECTION].delete_one({"_id": job_id})
+            await database[self._collection].delete_one({"_id": job_id})
 
     async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
         async with self._database.guard() as database:
-            await database[COLLECTION].update_one(
+            await database[self._collection].update_one(
                 {"_id": job_id},
                 {
                     "$set": {
@@ -70,7 +71,7 @@ class MongoOutbox:
         claimed = []
         async with self._database.guard() as database:
             for _ in range(limit):  # one conditional update per job: a lease is won or not
-                document = await database[COLLECTION].find_one_and_update(
+                document = await database[self._collection].find_one_and_update(
                     due,
                     {"$set": {"leaseUntil": lease_until, "leaseOwner": owner}},
                     return_document=ReturnDocument.AFTER,
@@ -92,6 +93,6 @@ class MongoOutbox:
 
     async def job_backlog(self) -> tuple[int, datetime | None]:
         async with self._database.guard() as database:
-            count: int = await database[COLLECTION].count_documents({})
-            oldest = await database[COLLECTION].find_one({}, sort=[("createdAt", ASCENDING)])
+            count: int = await database[self._collection].count_documents({})
+            oldest = await database[self._collection].find_one({}, sort=[("createdAt", ASCENDING)])
         return count, None if oldest is None else as_datetime(oldest["createdAt"])

@@ -10,23 +10,15 @@ from pymongo import ASCENDING
 from teleconsult.core.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
 from teleconsult.store.documents import from_document, to_document
-from teleconsult.store.mongo.connection import IndexStep, MongoDatabase
+from teleconsult.store.mongo.connection import MongoCollection
 
 
-class MongoRecords:
-    def __init__(self, database: MongoDatabase, collection: str) -> None:
-        self._database = database
-        self._collection = collection
-
-    @staticmethod
-    def indexes(collection: str) -> IndexStep:
-        async def create(database: Any) -> None:
-            await database[collection].create_index(
-                [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
-                name="state_teleconsultationState",
-            )
-
-        return create
+class MongoRecords(MongoCollection):
+    async def create_indexes(self, database: Any) -> None:
+        await database[self._collection].create_index(
+            [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
+            name="state_teleconsultationState",
+        )
 
     async def insert(self, teleconsultation: Teleconsultation) -> None:
         async with self._database.guard() as database:

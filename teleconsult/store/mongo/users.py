@@ -10,28 +10,20 @@ from pymongo.errors import DuplicateKeyError
 
 from teleconsult.errors import Unavailable
 from teleconsult.store.documents import user_document
-from teleconsult.store.mongo.connection import IndexStep, MongoDatabase
+from teleconsult.store.mongo.connection import MongoCollection
 
 
-class MongoUserMap:
-    def __init__(self, database: MongoDatabase, collection: str) -> None:
-        self._database = database
-        self._collection = collection
-
-    @staticmethod
-    def indexes(collection: str) -> IndexStep:
-        async def create(database: Any) -> None:
-            await database[collection].create_index(
-                [("provider", ASCENDING), ("receivedUserId", ASCENDING)],
-                unique=True,
-                name="provider_receivedUserId_unique",
-            )
-            await database[collection].create_index(
-                [("provider", ASCENDING), ("providerUserId", ASCENDING)],
-                name="provider_providerUserId",
-            )
-
-        return create
+class MongoUserMap(MongoCollection):
+    async def create_indexes(self, database: Any) -> None:
+        await database[self._collection].create_index(
+            [("provider", ASCENDING), ("receivedUserId", ASCENDING)],
+            unique=True,
+            name="provider_receivedUserId_unique",
+        )
+        await database[self._collection].create_index(
+            [("provider", ASCENDING), ("providerUserId", ASCENDING)],
+            name="provider_providerUserId",
+        )
 
     async def find_user(self, provider: str, external_id: str) -> str | None:
         document = await self._find({"provider": provider, "receivedUserId": external_id})

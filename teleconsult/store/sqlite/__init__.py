@@ -16,17 +16,14 @@ async def open_sqlite(
     url: str, teleconsultations: str, users: str, synchronous: str = "full"
 ) -> Store:
     """The store in the file `url` names, each aggregate's tables created if missing."""
-    schema = [
-        SQLiteRecords.schema(teleconsultations),
-        SQLiteUserMap.schema(users),
-        SQLiteOutbox.create_schema,
-        SQLiteIdempotencyKeys.create_schema,
-    ]
-    connection = await SQLiteConnection.open(url, synchronous, schema)
+    connection = await SQLiteConnection.open(url, synchronous)
+    records = SQLiteRecords(connection, teleconsultations)
+    user_map = SQLiteUserMap(connection, users)
+    outbox = SQLiteOutbox(connection)
+    keys = SQLiteIdempotencyKeys(connection)
+    await connection.create_schema(
+        [part.create_schema for part in (records, user_map, outbox, keys)]
+    )
     return Store(
-        records=SQLiteRecords(connection, teleconsultations),
-        users=SQLiteUserMap(connection, users),
-        outbox=SQLiteOutbox(connection),
-        idempotency=SQLiteIdempotencyKeys(connection),
-        health=connection,
+        records=records, users=user_map, outbox=outbox, idempotency=keys, health=connection
     )

@@ -72,10 +72,8 @@ class SQLiteConnection:
         self._lock = asyncio.Lock()  # aiosqlite runs one statement at a time per connection
 
     @classmethod
-    async def open(
-        cls, url: str, synchronous: str, schema: Iterable[SchemaStep]
-    ) -> SQLiteConnection:
-        """Open the file (created if missing), then run each aggregate's schema step."""
+    async def open(cls, url: str, synchronous: str) -> SQLiteConnection:
+        """Open the file (created if missing), in WAL mode with `synchronous`."""
         path = sqlite_path(url)
         try:
             if path != ":memory:":
@@ -89,7 +87,7 @@ class SQLiteConnection:
             raise Unavailable(f"Cannot open the SQLite store at {path}: {reason}.") from None
         connection = cls(db, None)
         try:
-            await connection._prepare(synchronous, schema)
+            await connection._prepare(synchronous)
             if path != ":memory:":  # a second connection to :memory: would be another database
                 connection._reader = _reader(path)
         except (Unavailable, sqlite3.Error) as error:
@@ -99,13 +97,21 @@ class SQLiteConnection:
             raise Unavailable(f"Cannot open the SQLite store at {path}: {error}.") from None
         return connection
 
-    async def _prepare(self, synchronous: str, schema: Iterable[SchemaStep]) -> None:
+    async def _prepare(self, synchronous: str) -> None:
         async with self.guard() as db:
             await db.execute("PRAGMA busy_timeout=10000")
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={SYNCHRONOUS[synchronous]}")
-            for step in schema:
-                await step(db)
+
+    async def create_schema(self, steps: Iterable[SchemaStep]) -> None:
+        """Run each aggregate's schema step; close the connection if one fails."""
+        try:
+            async with self.guard() as db:
+                for step in steps:
+                    await step(db)
+        except Unavailable:
+            await self.close()
+            raise
 
     @asynccontextmanager
     async def guard(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -162,6 +168,16 @@ class SQLiteConnection:
         if self._reader is not None:
             self._reader.close()
         await self._db.close()
+
+
+class SQLiteTable:
+    """One aggregate's table on the shared connection; its `create_schema` makes the table
+    and its indexes, idempotently."""
+
+    def __init__(self, connection: SQLiteConnection, table: str) -> None:
+        self._connection = connection
+        self._name = table
+        self._table = quoted(table)
 
 
 def _reader(path: str) -> sqlite3.Connection:

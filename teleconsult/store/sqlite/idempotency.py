@@ -7,29 +7,28 @@ from datetime import datetime
 import aiosqlite
 
 from teleconsult.store.base import KeyedAnswer
-from teleconsult.store.sqlite.connection import SQLiteConnection, millis, quoted
+from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, millis
 
-TABLE = quoted("teleconsult_idempotency_keys")
+TABLE = "teleconsult_idempotency_keys"
 
 
-class SQLiteIdempotencyKeys:
+class SQLiteIdempotencyKeys(SQLiteTable):
     def __init__(self, connection: SQLiteConnection) -> None:
-        self._connection = connection
+        super().__init__(connection, TABLE)
 
-    @staticmethod
-    async def create_schema(db: aiosqlite.Connection) -> None:
+    async def create_schema(self, db: aiosqlite.Connection) -> None:
         await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+            f"CREATE TABLE IF NOT EXISTS {self._table} ("
             " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
             " status INTEGER, body TEXT, expires_at INTEGER NOT NULL, caller TEXT)"
         )
-        cursor = await db.execute(f"PRAGMA table_info({TABLE})")
+        cursor = await db.execute(f"PRAGMA table_info({self._table})")
         if "caller" not in {row[1] for row in await cursor.fetchall()}:  # files before 0.2
-            await db.execute(f"ALTER TABLE {TABLE} ADD COLUMN caller TEXT")
+            await db.execute(f"ALTER TABLE {self._table} ADD COLUMN caller TEXT")
         await db.execute(
-            f"CREATE INDEX IF NOT EXISTS keys_by_caller ON {TABLE} (caller, expires_at)"
+            f"CREATE INDEX IF NOT EXISTS keys_by_caller ON {self._table} (caller, expires_at)"
         )
-        await db.execute(f"CREATE INDEX IF NOT EXISTS keys_by_expiry ON {TABLE} (expires_at)")
+        await db.execute(f"CREATE INDEX IF NOT EXISTS keys_by_expiry ON {self._table} (expires_at)")
 
     async def claim_key(
         self,
@@ -41,17 +40,17 @@ class SQLiteIdempotencyKeys:
         expires_at: datetime,
     ) -> KeyedAnswer | None:
         claimed = await self._connection.write(
-            f"INSERT INTO {TABLE} (scope, caller, fingerprint, token, status, body,"
+            f"INSERT INTO {self._table} (scope, caller, fingerprint, token, status, body,"
             " expires_at) VALUES (?, ?, ?, ?, NULL, NULL, ?) ON CONFLICT (scope) DO UPDATE SET"
             " caller = excluded.caller, fingerprint = excluded.fingerprint,"
             " token = excluded.token, status = NULL, body = NULL,"
-            f" expires_at = excluded.expires_at WHERE {TABLE}.expires_at <= ?",
+            f" expires_at = excluded.expires_at WHERE {self._table}.expires_at <= ?",
             (scope, caller, fingerprint, token, millis(expires_at), millis(now)),
         )
         if claimed:
             return None
         row = await self._connection.read_one(
-            f"SELECT fingerprint, status, body FROM {TABLE} WHERE scope = ?", (scope,)
+            f"SELECT fingerprint, status, body FROM {self._table} WHERE scope = ?", (scope,)
         )
         if row is None:  # expired and removed in between: claim it again
             return await self.claim_key(scope, caller, fingerprint, token, now, expires_at)
@@ -61,26 +60,26 @@ class SQLiteIdempotencyKeys:
         self, scope: str, token: str, status: int, body: str, expires_at: datetime
     ) -> None:
         await self._connection.write(
-            f"UPDATE {TABLE} SET status = ?, body = ?, expires_at = ?"
+            f"UPDATE {self._table} SET status = ?, body = ?, expires_at = ?"
             " WHERE scope = ? AND token = ?",
             (status, body, millis(expires_at), scope, token),
         )
 
     async def release_key(self, scope: str, token: str) -> None:
         await self._connection.write(
-            f"DELETE FROM {TABLE} WHERE scope = ? AND token = ?", (scope, token)
+            f"DELETE FROM {self._table} WHERE scope = ? AND token = ?", (scope, token)
         )
 
     async def count_keys(self, caller: str, now: datetime) -> int:
         rows = await self._connection.read_all(
-            f"SELECT count(*) FROM {TABLE} WHERE caller = ? AND expires_at > ?",
+            f"SELECT count(*) FROM {self._table} WHERE caller = ? AND expires_at > ?",
             (caller, millis(now)),
         )
         return int(rows[0][0]) if rows else 0
 
     async def purge_expired_keys(self, now: datetime, limit: int) -> int:
         return await self._connection.write(
-            f"DELETE FROM {TABLE} WHERE scope IN (SELECT scope FROM {TABLE}"
+            f"DELETE FROM {self._table} WHERE scope IN (SELECT scope FROM {self._table}"
             " WHERE expires_at <= ? LIMIT ?)",
             (millis(now), limit),
         )

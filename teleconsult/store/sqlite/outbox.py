@@ -7,29 +7,28 @@ from datetime import datetime
 import aiosqlite
 
 from teleconsult.store.base import RoomJob
-from teleconsult.store.sqlite.connection import SQLiteConnection, from_millis, millis, quoted
+from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, from_millis, millis
 
-TABLE = quoted("teleconsult_outbox")
+TABLE = "teleconsult_outbox"
 
 
-class SQLiteOutbox:
+class SQLiteOutbox(SQLiteTable):
     def __init__(self, connection: SQLiteConnection) -> None:
-        self._connection = connection
+        super().__init__(connection, TABLE)
 
-    @staticmethod
-    async def create_schema(db: aiosqlite.Connection) -> None:
+    async def create_schema(self, db: aiosqlite.Connection) -> None:
         await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+            f"CREATE TABLE IF NOT EXISTS {self._table} ("
             " id TEXT PRIMARY KEY, teleconsultation_id TEXT NOT NULL, room_id TEXT,"
             " created_at INTEGER NOT NULL, not_before INTEGER NOT NULL,"
             " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT,"
             " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)"
         )
-        await db.execute(f"CREATE INDEX IF NOT EXISTS outbox_due ON {TABLE} (not_before)")
+        await db.execute(f"CREATE INDEX IF NOT EXISTS outbox_due ON {self._table} (not_before)")
 
     async def add_job(self, job: RoomJob) -> None:
         await self._connection.write(
-            f"INSERT INTO {TABLE} (id, teleconsultation_id, room_id, created_at,"
+            f"INSERT INTO {self._table} (id, teleconsultation_id, room_id, created_at,"
             " not_before, attempts, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 job.id,
@@ -44,15 +43,15 @@ class SQLiteOutbox:
 
     async def set_job_room(self, job_id: str, room_id: str) -> None:
         await self._connection.write(
-            f"UPDATE {TABLE} SET room_id = ? WHERE id = ?", (room_id, job_id)
+            f"UPDATE {self._table} SET room_id = ? WHERE id = ?", (room_id, job_id)
         )
 
     async def finish_job(self, job_id: str) -> None:
-        await self._connection.write(f"DELETE FROM {TABLE} WHERE id = ?", (job_id,))
+        await self._connection.write(f"DELETE FROM {self._table} WHERE id = ?", (job_id,))
 
     async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
         await self._connection.write(
-            f"UPDATE {TABLE} SET attempts = attempts + 1, not_before = ?, last_error = ?,"
+            f"UPDATE {self._table} SET attempts = attempts + 1, not_before = ?, last_error = ?,"
             " lease_until = 0, lease_owner = NULL WHERE id = ?",
             (millis(not_before), error, job_id),
         )
@@ -61,14 +60,14 @@ class SQLiteOutbox:
         self, owner: str, now: datetime, lease_until: datetime, limit: int
     ) -> list[RoomJob]:
         candidates = await self._connection.read_all(
-            f"SELECT id FROM {TABLE} WHERE not_before <= ? AND lease_until <= ?"
+            f"SELECT id FROM {self._table} WHERE not_before <= ? AND lease_until <= ?"
             " ORDER BY not_before LIMIT ?",
             (millis(now), millis(now), limit),
         )
         claimed = []
         for (job_id,) in candidates:  # one conditional update each: a lease is won or not
             won = await self._connection.write(
-                f"UPDATE {TABLE} SET lease_until = ?, lease_owner = ?"
+                f"UPDATE {self._table} SET lease_until = ?, lease_owner = ?"
                 " WHERE id = ? AND lease_until <= ?",
                 (millis(lease_until), owner, job_id, millis(now)),
             )
@@ -78,7 +77,7 @@ class SQLiteOutbox:
             return []
         rows = await self._connection.read_all(
             "SELECT id, teleconsultation_id, room_id, created_at, not_before, attempts,"
-            f" last_error FROM {TABLE} WHERE id IN ({', '.join('?' * len(claimed))})",
+            f" last_error FROM {self._table} WHERE id IN ({', '.join('?' * len(claimed))})",
             claimed,
         )
         return [
@@ -95,6 +94,8 @@ class SQLiteOutbox:
         ]
 
     async def job_backlog(self) -> tuple[int, datetime | None]:
-        rows = await self._connection.read_all(f"SELECT count(*), min(created_at) FROM {TABLE}")
+        rows = await self._connection.read_all(
+            f"SELECT count(*), min(created_at) FROM {self._table}"
+        )
         count, oldest = rows[0] if rows else (0, None)
         return int(count), None if oldest is None else from_millis(oldest)

@@ -9,24 +9,16 @@ import aiosqlite
 from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
 from teleconsult.store.documents import from_document, to_document
-from teleconsult.store.sqlite.connection import SchemaStep, SQLiteConnection, encode, quoted
+from teleconsult.store.sqlite.connection import SQLiteTable, encode
 
 
-class SQLiteRecords:
-    def __init__(self, connection: SQLiteConnection, table: str) -> None:
-        self._connection = connection
-        self._table = quoted(table)
-
-    @staticmethod
-    def schema(table: str) -> SchemaStep:
-        async def create(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                f"CREATE TABLE IF NOT EXISTS {quoted(table)} ("
-                " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
-                " document TEXT NOT NULL)"
-            )
-
-        return create
+class SQLiteRecords(SQLiteTable):
+    async def create_schema(self, db: aiosqlite.Connection) -> None:
+        await db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._table} ("
+            " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
+            " document TEXT NOT NULL)"
+        )
 
     async def insert(self, teleconsultation: Teleconsultation) -> None:
         await self._connection.write(

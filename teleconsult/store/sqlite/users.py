@@ -6,29 +6,21 @@ import aiosqlite
 
 from teleconsult.errors import Unavailable
 from teleconsult.store.documents import user_document
-from teleconsult.store.sqlite.connection import SchemaStep, SQLiteConnection, encode, quoted
+from teleconsult.store.sqlite.connection import SQLiteTable, encode, quoted
 
 
-class SQLiteUserMap:
-    def __init__(self, connection: SQLiteConnection, table: str) -> None:
-        self._connection = connection
-        self._table = quoted(table)
-
-    @staticmethod
-    def schema(table: str) -> SchemaStep:
-        async def create(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                f"CREATE TABLE IF NOT EXISTS {quoted(table)} ("
-                " provider TEXT NOT NULL, external_id TEXT NOT NULL,"
-                " provider_user_id TEXT NOT NULL, document TEXT NOT NULL,"
-                " PRIMARY KEY (provider, external_id))"
-            )
-            await db.execute(
-                f"CREATE INDEX IF NOT EXISTS {quoted(table + '_provider_user_id')}"
-                f" ON {quoted(table)} (provider, provider_user_id)"
-            )
-
-        return create
+class SQLiteUserMap(SQLiteTable):
+    async def create_schema(self, db: aiosqlite.Connection) -> None:
+        await db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._table} ("
+            " provider TEXT NOT NULL, external_id TEXT NOT NULL,"
+            " provider_user_id TEXT NOT NULL, document TEXT NOT NULL,"
+            " PRIMARY KEY (provider, external_id))"
+        )
+        await db.execute(
+            f"CREATE INDEX IF NOT EXISTS {quoted(self._name + '_provider_user_id')}"
+            f" ON {self._table} (provider, provider_user_id)"
+        )
 
     async def find_user(self, provider: str, external_id: str) -> str | None:
         row = await self._connection.read_one(
