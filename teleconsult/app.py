@@ -26,6 +26,7 @@ from teleconsult.core.domain import WritePolicy
 from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
+from teleconsult.core.roster import Rosters
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability import redaction
@@ -39,6 +40,7 @@ from teleconsult.providers.manager import (
 )
 from teleconsult.providers.outbound import CallPolicy, OutboundClient
 from teleconsult.providers.protocols import ProviderContext
+from teleconsult.providers.storage import ProviderStorage
 from teleconsult.store import Store, check_store_url, open_store
 
 MAX_JSON_BODY_BYTES = 64 * 1024
@@ -69,12 +71,7 @@ def create_app(
         "identity", "IDENTITY_PROVIDER", settings.identity_provider, identity_providers(manager)
     )
     check_store_url(settings.store_url)
-    context = ProviderContext(
-        settings=settings,
-        config=config,
-        environ=dict(os.environ if environ is None else environ),
-        clock=clock,
-    )
+    environment = dict(os.environ if environ is None else environ)
 
     app = web.Application(
         middlewares=[observe_middleware, error_middleware, validation_middleware],
@@ -92,9 +89,17 @@ def create_app(
             store = measured_store(await store_factory(settings), metrics.observe_store())
             stack.push_async_callback(store.health.close)
             app[keys.STORE] = store
-            video = video_plugin.create(context)
+            rosters = Rosters(store.records, settings.room_policy)
+
+            def context(plugin: str) -> ProviderContext:
+                storage = ProviderStorage(store.provider_data, plugin, clock)
+                return ProviderContext(
+                    settings, config, environment, clock, storage, rosters.roster
+                )
+
+            video = video_plugin.create(context(video_plugin.name))
             stack.push_async_callback(video.close)
-            identity = identity_plugin.create(context)
+            identity = identity_plugin.create(context(identity_plugin.name))
             stack.push_async_callback(identity.close)
             for plugin, provider in ((video_plugin, video), (identity_plugin, identity)):
                 if provider.name != plugin.name:  # the user map is keyed by the provider's name
@@ -174,6 +179,7 @@ def measured_store(store: Store, observe: Observer) -> Store:
         users=measured(store.users, observe),
         outbox=measured(store.outbox, observe),
         idempotency=measured(store.idempotency, observe),
+        provider_data=measured(store.provider_data, observe),
         health=measured(store.health, observe),
     )
 

@@ -11,7 +11,10 @@ A plugin imports from this module only (a test fails when a module under
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
 - `SettingsReader`, to read a plugin's own environment variables the way the core does
-  (secrets read with it never reach a log or an error body);
+  (secrets read with it never reach a log or an error body; URLs must be https);
+- `ProviderStorage` (`ProviderContext.storage`): the provider's documents and mailboxes in
+  the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
+  a teleconsultation as the provider's own pages may see it;
 - small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider.
 
@@ -30,6 +33,7 @@ from teleconsult.errors import (
     ProviderFailure,
     ServiceError,
     UnexpectedAnswer,
+    VersionConflict,
 )
 from teleconsult.keys import VIDEO_PROVIDER
 from teleconsult.observability.redaction import sensitive as mark_sensitive
@@ -54,6 +58,13 @@ from teleconsult.providers.protocols import (
     VideoProviderPlugin,
     VirtualBackgrounds,
 )
+from teleconsult.providers.storage import (
+    ProviderStorage,
+    RoomRoster,
+    Roster,
+    RosterEntry,
+    StoredDocument,
+)
 
 __all__ = [
     "TOOLS",
@@ -77,15 +88,21 @@ __all__ = [
     "ProviderError",
     "ProviderFailure",
     "ProviderLimits",
+    "ProviderStorage",
     "RoomDetails",
     "RoomParticipant",
+    "RoomRoster",
     "RoomSpec",
+    "Roster",
+    "RosterEntry",
     "SdkCredentials",
     "ServiceError",
     "SettingsReader",
+    "StoredDocument",
     "UnexpectedAnswer",
     "Upload",
     "Uploads",
+    "VersionConflict",
     "VideoProvider",
     "VideoProviderPlugin",
     "VirtualBackgrounds",

@@ -15,7 +15,7 @@ from teleconsult.configuration.service_config import (
     load_config,
     parse_config,
 )
-from teleconsult.configuration.settings import Settings
+from teleconsult.configuration.settings import Settings, SettingsReader
 from teleconsult.core.domain import TOOLS, Privilege, Privileges, RoomPolicy
 from teleconsult.errors import ConfigurationError
 
@@ -295,3 +295,35 @@ def test_serve_stops_with_one_line(
 
     assert main(["serve"]) == 2
     assert capsys.readouterr().err == line + "\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://api.example.com/", "https://api.example.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://localhost:9", "http://localhost:9"),
+        ("http://[::1]:9", "http://[::1]:9"),
+        ("", ""),
+    ],
+)
+def test_a_provider_url_is_https_or_loopback(value: str, expected: str) -> None:
+    assert SettingsReader({"X_URL": value}, {}).url("X_URL") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "http://api.example.com",
+            "X_URL must be an https URL (http is accepted for a loopback host only); "
+            "got 'http://api.example.com'.",
+        ),
+        ("ftp://api.example.com", "X_URL must be an https URL; got 'ftp://api.example.com'."),
+        ("api.example.com", "X_URL must be an https URL; got 'api.example.com'."),
+    ],
+)
+def test_a_provider_url_in_clear_over_a_network_stops_the_start(value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        SettingsReader({"X_URL": value}, {}).url("X_URL")
+    assert str(raised.value) == message

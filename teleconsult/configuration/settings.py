@@ -8,6 +8,7 @@ default: keep the two in step (a test compares them).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -217,6 +218,15 @@ def _token_settings(
     return jwks_url, audience, issuer
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class SettingsReader:
     """Reads environment variables as the README documents them: one place for every rule.
 
@@ -258,6 +268,22 @@ class SettingsReader:
         if value not in choices:
             raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
         return value
+
+    def url(self, name: str) -> str:
+        """An https URL (plain http only to a loopback host, for tests and local runs), or ""
+        when unset. A provider's credentials never travel in clear over a network."""
+        value = self.text(name)
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(f"{name} must be an https URL; got {value!r}.")
+        if parts.scheme == "http" and not _loopback(parts.hostname):
+            raise ConfigurationError(
+                f"{name} must be an https URL (http is accepted for a loopback host only); "
+                f"got {value!r}."
+            )
+        return value.rstrip("/")
 
     def names(self, name: str) -> frozenset[str]:
         """A comma-separated list of names (groups), blanks dropped."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from teleconsult.core.clock import Clock
 from teleconsult.core.domain import RecordState
@@ -49,9 +51,15 @@ class Reconciler:
 
     async def purge_expired_keys(self) -> int:
         """Delete expired idempotency keys, a bounded batch at a time; return how many went."""
+        return await self._purge(self.store.idempotency.purge_expired_keys)
+
+    async def purge_provider_data(self) -> int:
+        """Delete providers' expired documents and messages, a bounded batch at a time."""
+        return await self._purge(self.store.provider_data.purge_expired)
+
+    async def _purge(self, batch_of: Callable[[datetime, int], Awaitable[int]]) -> int:
         purged = 0
-        keys = self.store.idempotency
-        while (batch := await keys.purge_expired_keys(self.clock(), PURGE_BATCH)) > 0:
+        while (batch := await batch_of(self.clock(), PURGE_BATCH)) > 0:
             purged += batch
             if batch < PURGE_BATCH:
                 break
@@ -64,6 +72,7 @@ class Reconciler:
                 while await self.run_once() == BATCH:
                     pass  # a full batch: there may be more due now
                 await self.purge_expired_keys()
+                await self.purge_provider_data()
             except Unavailable as error:
                 log.warning("reconciler: the store is unavailable: %s", error.message)
             except Exception:

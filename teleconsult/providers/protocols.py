@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from teleconsult.core.domain import Level, ProviderLimits, RoomParticipant, RoomSpec
+from teleconsult.providers.storage import ProviderStorage, Roster
 
 if TYPE_CHECKING:
     from teleconsult.configuration.service_config import ServiceConfig
@@ -241,6 +242,10 @@ class ProviderContext:
     """The process environment: a plugin reads its own variables (API keys, URLs) here."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
     """The service's clock: a provider that checks times (a link's window) asks it."""
+    storage: ProviderStorage | None = field(default=None, repr=False)
+    """The provider's own documents and mailboxes in the service's store (set by the app)."""
+    roster: Roster | None = field(default=None, repr=False)
+    """Reads a teleconsultation as the provider's own pages may see it (set by the app)."""
 
 
 @dataclass(frozen=True)

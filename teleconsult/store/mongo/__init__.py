@@ -14,6 +14,7 @@ from teleconsult.store.mongo.connection import (
 )
 from teleconsult.store.mongo.idempotency import MongoIdempotencyKeys
 from teleconsult.store.mongo.outbox import MongoOutbox
+from teleconsult.store.mongo.provider_data import MongoProviderData
 from teleconsult.store.mongo.records import MongoRecords
 from teleconsult.store.mongo.users import MongoUserMap
 
@@ -38,7 +39,14 @@ async def open_mongo(
     user_map = MongoUserMap(connection, users)
     outbox = MongoOutbox(connection)
     keys = MongoIdempotencyKeys(connection)
-    await connection.prepare([part.create_indexes for part in (records, user_map, outbox, keys)])
+    provider_data = MongoProviderData(connection)
+    parts = (records, user_map, outbox, keys, provider_data)
+    await connection.prepare([part.create_indexes for part in parts])
     return Store(
-        records=records, users=user_map, outbox=outbox, idempotency=keys, health=connection
+        records=records,
+        users=user_map,
+        outbox=outbox,
+        idempotency=keys,
+        provider_data=provider_data,
+        health=connection,
     )

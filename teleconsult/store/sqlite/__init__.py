@@ -6,6 +6,7 @@ from teleconsult.store.base import Store
 from teleconsult.store.sqlite.connection import SCHEME, SQLiteConnection, sqlite_path
 from teleconsult.store.sqlite.idempotency import SQLiteIdempotencyKeys
 from teleconsult.store.sqlite.outbox import SQLiteOutbox
+from teleconsult.store.sqlite.provider_data import SQLiteProviderData
 from teleconsult.store.sqlite.records import SQLiteRecords
 from teleconsult.store.sqlite.users import SQLiteUserMap
 
@@ -21,9 +22,14 @@ async def open_sqlite(
     user_map = SQLiteUserMap(connection, users)
     outbox = SQLiteOutbox(connection)
     keys = SQLiteIdempotencyKeys(connection)
-    await connection.create_schema(
-        [part.create_schema for part in (records, user_map, outbox, keys)]
-    )
+    provider_data = SQLiteProviderData(connection)
+    parts = (records, user_map, outbox, keys, provider_data)
+    await connection.create_schema([part.create_schema for part in parts])
     return Store(
-        records=records, users=user_map, outbox=outbox, idempotency=keys, health=connection
+        records=records,
+        users=user_map,
+        outbox=outbox,
+        idempotency=keys,
+        provider_data=provider_data,
+        health=connection,
     )

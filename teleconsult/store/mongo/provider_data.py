@@ -1,0 +1,143 @@
+"""What providers keep, in MongoDB: documents with compare-and-set, and mailboxes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from teleconsult.errors import VersionConflict
+from teleconsult.store.base import StoredDocument
+from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase
+
+DOCUMENTS = "teleconsult_provider_documents"
+MESSAGES = "teleconsult_provider_messages"
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class MongoProviderData(MongoCollection):
+    def __init__(self, database: MongoDatabase) -> None:
+        super().__init__(database, DOCUMENTS)
+
+    async def create_indexes(self, database: Any) -> None:
+        # MongoDB removes expired entries by itself too (within a minute or so).
+        for collection in (DOCUMENTS, MESSAGES):
+            await database[collection].create_index(
+                [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
+            )
+        await database[DOCUMENTS].create_index(
+            [("namespace", ASCENDING), ("key", ASCENDING)], unique=True, name="namespace_key"
+        )
+        await database[MESSAGES].create_index(
+            [("namespace", ASCENDING), ("recipient", ASCENDING), ("_id", ASCENDING)],
+            name="namespace_recipient",
+        )
+
+    async def get_document(self, namespace: str, key: str, now: datetime) -> StoredDocument | None:
+        async with self._database.guard() as database:
+            found = await database[DOCUMENTS].find_one(
+                {"namespace": namespace, "key": key, "expiresAt": {"$gt": now}}
+            )
+        return None if found is None else _stored(found)
+
+    async def put_document(
+        self,
+        namespace: str,
+        key: str,
+        document: dict[str, Any],
+        expected_version: int | None,
+        expires_at: datetime | None,
+    ) -> int:
+        fields = {"document": document, "expiresAt": expires_at or NEVER}
+        if expected_version is None:
+            try:
+                async with self._database.guard() as database:
+                    await database[DOCUMENTS].insert_one(
+                        {"namespace": namespace, "key": key, "version": 1, **fields}
+                    )
+            except DuplicateKeyError:
+                raise VersionConflict(key) from None
+            return 1
+        async with self._database.guard() as database:
+            result = await database[DOCUMENTS].update_one(
+                {"namespace": namespace, "key": key, "version": expected_version},
+                {"$set": {**fields, "version": expected_version + 1}},
+            )
+        if result.matched_count != 1:
+            raise VersionConflict(key)
+        return expected_version + 1
+
+    async def delete_document(self, namespace: str, key: str) -> None:
+        async with self._database.guard() as database:
+            await database[DOCUMENTS].delete_one({"namespace": namespace, "key": key})
+
+    async def find_documents(
+        self, namespace: str, prefix: str, now: datetime
+    ) -> list[StoredDocument]:
+        # A range of keys rather than a regex: a prefix is never a pattern, and the index serves.
+        keys = {"$gte": prefix, "$lt": prefix + "\U0010ffff"}
+        async with self._database.guard() as database:
+            return [
+                _stored(document)
+                async for document in database[DOCUMENTS].find(
+                    {"namespace": namespace, "key": keys, "expiresAt": {"$gt": now}},
+                    sort=[("key", ASCENDING)],
+                )
+            ]
+
+    async def post(
+        self, namespace: str, recipient: str, message: dict[str, Any], expires_at: datetime
+    ) -> None:
+        async with self._database.guard() as database:
+            await database[MESSAGES].insert_one(
+                {
+                    "_id": ObjectId(),
+                    "namespace": namespace,
+                    "recipient": recipient,
+                    "message": message,
+                    "expiresAt": expires_at,
+                }
+            )
+
+    async def take(self, namespace: str, recipient: str, now: datetime) -> list[dict[str, Any]]:
+        async with self._database.guard() as database:
+            found = [
+                document
+                async for document in database[MESSAGES].find(
+                    {"namespace": namespace, "recipient": recipient}, sort=[("_id", ASCENDING)]
+                )
+            ]
+            if found:
+                await database[MESSAGES].delete_many(
+                    {"_id": {"$in": [document["_id"] for document in found]}}
+                )
+        return [
+            dict(document["message"]) for document in found if _aware(document["expiresAt"]) > now
+        ]
+
+    async def purge_expired(self, now: datetime, limit: int) -> int:
+        """The TTL indexes remove expired entries too; this only makes it prompt."""
+        purged = 0
+        async with self._database.guard() as database:
+            for collection in (DOCUMENTS, MESSAGES):
+                expired = [
+                    document["_id"]
+                    async for document in database[collection].find(
+                        {"expiresAt": {"$lte": now}}, projection={"_id": True}, limit=limit
+                    )
+                ]
+                if expired:
+                    result = await database[collection].delete_many({"_id": {"$in": expired}})
+                    purged += int(result.deleted_count)
+        return purged
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _stored(found: dict[str, Any]) -> StoredDocument:
+    return StoredDocument(key=found["key"], version=found["version"], document=found["document"])

@@ -1,0 +1,136 @@
+"""What providers keep, in SQLite: documents with compare-and-set, and mailboxes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from teleconsult.errors import VersionConflict
+from teleconsult.store.base import StoredDocument
+from teleconsult.store.documents import new_object_id
+from teleconsult.store.sqlite.connection import (
+    SQLiteConnection,
+    SQLiteTable,
+    encode,
+    millis,
+    quoted,
+)
+
+DOCUMENTS = "teleconsult_provider_documents"
+MESSAGES = "teleconsult_provider_messages"
+NEVER = 2**62
+"""The expiry of what does not expire (epoch milliseconds)."""
+
+
+class SQLiteProviderData(SQLiteTable):
+    def __init__(self, connection: SQLiteConnection) -> None:
+        super().__init__(connection, DOCUMENTS)
+        self._messages = quoted(MESSAGES)
+
+    async def create_schema(self, db: aiosqlite.Connection) -> None:
+        await db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._table} ("
+            " namespace TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,"
+            " document TEXT NOT NULL, expires_at INTEGER NOT NULL,"
+            " PRIMARY KEY (namespace, key))"
+        )
+        await db.execute(
+            f"CREATE INDEX IF NOT EXISTS provider_documents_expiry ON {self._table} (expires_at)"
+        )
+        await db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._messages} ("
+            " id TEXT PRIMARY KEY, namespace TEXT NOT NULL, recipient TEXT NOT NULL,"
+            " message TEXT NOT NULL, expires_at INTEGER NOT NULL)"
+        )
+        await db.execute(
+            "CREATE INDEX IF NOT EXISTS provider_messages_recipient"
+            f" ON {self._messages} (namespace, recipient, id)"
+        )
+
+    async def get_document(self, namespace: str, key: str, now: datetime) -> StoredDocument | None:
+        row = await self._connection.read_one(
+            f"SELECT key, version, document FROM {self._table}"
+            " WHERE namespace = ? AND key = ? AND expires_at > ?",
+            (namespace, key, millis(now)),
+        )
+        return None if row is None else _stored(row)
+
+    async def put_document(
+        self,
+        namespace: str,
+        key: str,
+        document: dict[str, Any],
+        expected_version: int | None,
+        expires_at: datetime | None,
+    ) -> int:
+        expiry = NEVER if expires_at is None else millis(expires_at)
+        if expected_version is None:
+            written = await self._connection.write(
+                f"INSERT INTO {self._table} (namespace, key, version, document, expires_at)"
+                " VALUES (?, ?, 1, ?, ?) ON CONFLICT (namespace, key) DO NOTHING",
+                (namespace, key, encode(document), expiry),
+            )
+        else:
+            written = await self._connection.write(
+                f"UPDATE {self._table} SET version = version + 1, document = ?, expires_at = ?"
+                " WHERE namespace = ? AND key = ? AND version = ?",
+                (encode(document), expiry, namespace, key, expected_version),
+            )
+        if written != 1:
+            raise VersionConflict(key)
+        return 1 if expected_version is None else expected_version + 1
+
+    async def delete_document(self, namespace: str, key: str) -> None:
+        await self._connection.write(
+            f"DELETE FROM {self._table} WHERE namespace = ? AND key = ?", (namespace, key)
+        )
+
+    async def find_documents(
+        self, namespace: str, prefix: str, now: datetime
+    ) -> list[StoredDocument]:
+        rows = await self._connection.read_all(
+            f"SELECT key, version, document FROM {self._table} WHERE namespace = ?"
+            " AND substr(key, 1, ?) = ? AND expires_at > ? ORDER BY key",
+            (namespace, len(prefix), prefix, millis(now)),
+        )
+        return [_stored(row) for row in rows]
+
+    async def post(
+        self, namespace: str, recipient: str, message: dict[str, Any], expires_at: datetime
+    ) -> None:
+        await self._connection.write(
+            f"INSERT INTO {self._messages} (id, namespace, recipient, message, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (new_object_id(), namespace, recipient, encode(message), millis(expires_at)),
+        )
+
+    async def take(self, namespace: str, recipient: str, now: datetime) -> list[dict[str, Any]]:
+        rows = await self._connection.read_all(
+            f"SELECT id, message, expires_at FROM {self._messages}"
+            " WHERE namespace = ? AND recipient = ? ORDER BY id",
+            (namespace, recipient),
+        )
+        if not rows:
+            return []
+        taken = [row[0] for row in rows]
+        await self._connection.write(
+            f"DELETE FROM {self._messages} WHERE id IN ({', '.join('?' * len(taken))})", taken
+        )
+        return [json.loads(row[1]) for row in rows if row[2] > millis(now)]
+
+    async def purge_expired(self, now: datetime, limit: int) -> int:
+        purged = 0
+        for table, column in ((self._table, "rowid"), (self._messages, "id")):
+            purged += await self._connection.write(
+                f"DELETE FROM {table} WHERE {column} IN (SELECT {column} FROM {table}"
+                " WHERE expires_at <= ? LIMIT ?)",
+                (millis(now), limit),
+            )
+        return purged
+
+
+def _stored(row: Any) -> StoredDocument:
+    return StoredDocument(key=row[0], version=row[1], document=json.loads(row[2]))
