@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -237,3 +238,28 @@ def test_a_kept_id_never_equals_a_digest() -> None:
     assert victim.startswith("h-")
     assert stable_user_id(victim) != victim
     assert stable_user_id(victim, prefix="tc-") != stable_user_id("doctor 1", prefix="tc-")
+
+
+def test_a_join_window_runs_from_the_lock_to_the_end_plus_grace() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from teleconsult.plugin import JoinRequest, RoomParticipant
+
+    opens = datetime(2030, 2, 22, 15, 0, tzinfo=UTC)
+    join = JoinRequest(
+        teleconsultation_id="t",
+        provider_room_id="r",
+        participant=RoomParticipant("u", False, ()),
+        display_name="Jane",
+        stored_link=None,
+        language=None,
+        background=False,
+        opens_at=opens,
+        starts_at=opens + timedelta(minutes=30),
+        ends_at=opens + timedelta(minutes=90),
+        limited=True,
+    )
+    grace, lifetime = timedelta(minutes=15), timedelta(hours=24)
+    assert join.window(grace, lifetime) == (opens, opens + timedelta(minutes=105))
+    unlimited = replace(join, limited=False)
+    assert unlimited.window(grace, lifetime) == (opens, opens + timedelta(hours=24, minutes=30))

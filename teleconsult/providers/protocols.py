@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from teleconsult.core.domain import Level, ProviderLimits, RoomParticipant, RoomSpec
@@ -110,6 +110,13 @@ class JoinRequest:
     ends_at: datetime
     limited: bool
     """Whether the room has a duration (`UNLIMITED_TELECONSULTATION=false`)."""
+
+    def window(self, grace: timedelta, max_lifetime: timedelta) -> tuple[datetime, datetime]:
+        """When a credential for this link may be used: from `opens_at` (links are handed
+        out from then on) until `ends_at` plus `grace`, or, for a room without a duration,
+        until `starts_at` plus `max_lifetime`. Token providers bound their tokens to it."""
+        expires = self.ends_at + grace if self.limited else self.starts_at + max_lifetime
+        return self.opens_at, max(expires, self.opens_at)
 
 
 class VideoProvider(Protocol):
