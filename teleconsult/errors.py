@@ -167,9 +167,22 @@ class ProviderError(ServiceError):
         "timeout": 504,
     }
 
-    def __init__(self, provider: str, operation: str, kind: ProviderFailure, detail: str) -> None:
+    def __init__(
+        self,
+        provider: str,
+        operation: str,
+        kind: ProviderFailure,
+        detail: str,
+        *,
+        may_have_acted: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.provider = provider
         self.operation = operation
         self.kind = kind
         self.status = self.STATUS_BY_KIND[kind]
+        self.may_have_acted = may_have_acted
+        """The provider may have carried the operation out (a room made whose answer was lost)."""
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (a 429's Retry-After) before trying again."""
         super().__init__(f"The {provider} provider failed to {operation}: {detail}")

@@ -15,7 +15,8 @@ A plugin imports from this module only (a test fails when a module under
 - `ProviderStorage` (`ProviderContext.storage`): the provider's documents and mailboxes in
   the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
   a teleconsultation as the provider's own pages may see it;
-- small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`;
+- small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
+  (an answer's keys and value types, never its values: safe to log);
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider.
 
 docs/plugins.md explains each, with a complete minimal plugin.
@@ -37,9 +38,9 @@ from teleconsult.errors import (
 )
 from teleconsult.keys import VIDEO_PROVIDER
 from teleconsult.observability.redaction import sensitive as mark_sensitive
-from teleconsult.providers.helpers import gather_all, stable_user_id, with_query
+from teleconsult.providers.helpers import gather_all, shape, stable_user_id, with_query
 from teleconsult.providers.hookspecs import hookimpl
-from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient
+from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient, error_message
 from teleconsult.providers.protocols import (
     Caller,
     CreatedRoom,
@@ -106,9 +107,11 @@ __all__ = [
     "VideoProvider",
     "VideoProviderPlugin",
     "VirtualBackgrounds",
+    "error_message",
     "gather_all",
     "hookimpl",
     "mark_sensitive",
+    "shape",
     "stable_user_id",
     "with_query",
 ]

@@ -77,8 +77,8 @@ async def test_the_whole_flow_through_kaleyra(
     room_id = await create(bandyer, teleconsultation(3, DOCTOR, PATIENT))
     # (users are created concurrently, so in no particular order)
     assert sorted((r.method, r.path, str(r.body)) for r in kaleyra.requests) == [
-        ("POST", "/v2/users", str({"user_id": "doctor-1", "role": "plus"})),
-        ("POST", "/v2/users", str({"user_id": "patient-1", "role": "basic"})),
+        ("POST", "/v2/users", str({"id": "doctor-1", "role": "plus"})),
+        ("POST", "/v2/users", str({"id": "patient-1", "role": "basic"})),
     ]
     assert {r.api_key for r in kaleyra.requests} == {API_KEY}
     assert (await join(bandyer, room_id, "doctor-1"))[1]["accessLinkURL"] is None
@@ -88,7 +88,7 @@ async def test_the_whole_flow_through_kaleyra(
     response = await bandyer.post(f"/teleconsultation/{room_id}/participants/data", json=NURSE)
     assert response.status == 201
     assert [(r.method, r.path, r.body) for r in kaleyra.requests] == [
-        ("POST", "/v2/users", {"user_id": "nurse-1", "role": "basic"}),
+        ("POST", "/v2/users", {"id": "nurse-1", "role": "basic"}),
         (
             "POST",
             "/v2/rooms",
@@ -205,9 +205,9 @@ async def test_external_ids_outside_kaleyras_alphabet_get_a_derived_id(
     auth0_doctor = person("auth0|doc", ["doctor"], "Doc")
     room_id = await create(bandyer, teleconsultation(2, auth0_doctor, PATIENT))
     [user_call] = [c for c in kaleyra.calls("create_user") if c.body["role"] == "plus"]
-    assert user_call.body["user_id"].startswith("h-")
+    assert user_call.body["id"].startswith("h-")
     _, body = await join(bandyer, room_id, "auth0|doc")
-    assert body["bandyerUserId"] == user_call.body["user_id"]
+    assert body["bandyerUserId"] == user_call.body["id"]
 
 
 # -- faults -------------------------------------------------------------------------------------

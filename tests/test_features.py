@@ -133,7 +133,9 @@ async def test_uploads_are_deleted_and_a_retry_finishes(plugin: Plugin) -> None:
         assert plugin.uploads(room) == ["file-1", "file-2"]
         response = await plugin.client.delete(f"/teleconsultation/{room_id}/uploads")
         assert await response.json() == {"total": 2, "deleted": 2}  # the retry finishes
-        assert [c.query for c in plugin.kaleyra.calls("list_uploads")] == [{"room_id": room}] * 2
+        assert [c.query for c in plugin.kaleyra.calls("list_uploads")] == [
+            {"room_id": room, "offset": "0", "limit": "100"}
+        ] * 2
     else:
         assert first == {"total": 2, "deleted": 2}
     assert plugin.uploads(room) == []
@@ -223,11 +225,12 @@ async def test_a_background_is_uploaded_and_made_the_default(plugin: Plugin) -> 
         "/settings/update", json={"background_alias": background["background_alias"]}
     )
     assert response.status == 200
-    assert (await response.json())["company"]["background_alias"] == background["background_alias"]
+    company = (await response.json())["company"]
+    assert company["default_background"] == background["background_alias"]  # v2's name
     if plugin.name == "bandyer":
         assert [c.method for c in plugin.kaleyra.requests] == ["POST", "PUT"]
         assert plugin.kaleyra.requests[1].body == {
-            "background_alias": background["background_alias"]
+            "default_background": background["background_alias"]
         }
 
 

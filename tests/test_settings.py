@@ -264,8 +264,13 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
         ),
         (
             {"BANDYER_API_SECRET_KEY": "k", "BANDYER_BASE_URL": "api.eu.bandyer.com"},
-            "teleconsult: configuration error: BANDYER_BASE_URL must be an http(s) URL; got "
+            "teleconsult: configuration error: BANDYER_BASE_URL must be an https URL; got "
             "'api.eu.bandyer.com'.",
+        ),
+        (
+            {"BANDYER_API_SECRET_KEY": "k", "BANDYER_BASE_URL": "http://api.eu.bandyer.com"},
+            "teleconsult: configuration error: BANDYER_BASE_URL must be an https URL (http is "
+            "accepted for a loopback host only); got 'http://api.eu.bandyer.com'.",
         ),
         (
             {

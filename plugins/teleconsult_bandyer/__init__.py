@@ -8,6 +8,7 @@ field names, `client.py` the HTTP calls, this module the provider the core uses.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import aiohttp
@@ -33,6 +34,7 @@ from teleconsult_bandyer import kaleyra
 from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
 
 NAME = PROVIDER
+log = logging.getLogger(__name__)
 DEFAULTS = {"BANDYER_TIMEOUT_MS": "10000", "BANDYER_MAX_ATTEMPTS": "3"}
 """The optional variables and their defaults, as the README documents them."""
 
@@ -59,11 +61,16 @@ class BandyerVideo:
         missing = [
             p.provider_user_id for p in spec.participants if p.provider_user_id not in room.links
         ]
-        if missing:
-            await self.client.delete_room(room.room_id)  # a room we cannot hand out is an orphan
-            raise ProviderError(
-                NAME, "create a room", "bad_answer", f"no link for {len(missing)} participant(s)"
-            )
+        if missing:  # a room we cannot hand out: delete it at once, while its id is known
+            detail = f"no link for {len(missing)} participant(s)"
+            try:
+                await self.client.delete_room(room.room_id)
+            except ProviderError:
+                log.warning("could not delete Kaleyra room %s made without links", room.room_id)
+                raise ProviderError(
+                    NAME, "create a room", "bad_answer", detail, may_have_acted=True
+                ) from None
+            raise ProviderError(NAME, "create a room", "bad_answer", detail)
         return CreatedRoom(provider_room_id=room.room_id, links=dict(room.links))
 
     async def delete_room(self, provider_room_id: str) -> None:
@@ -111,15 +118,13 @@ class BandyerVideo:
 def client_options(environ: Mapping[str, str]) -> ClientOptions:
     """BANDYER_* variables, checked before anything is created: a bad one stops the start."""
     read = SettingsReader(environ, DEFAULTS)
-    base_url = read.text("BANDYER_BASE_URL")
+    base_url = read.url("BANDYER_BASE_URL")
     api_key = read.secret("BANDYER_API_SECRET_KEY")
     if not base_url:
         raise ConfigurationError(
             "VIDEO_PROVIDER=bandyer needs BANDYER_BASE_URL, the Kaleyra v2 API base URL "
             "(for example https://api.sandbox.eu.bandyer.com)."
         )
-    if not base_url.startswith(("https://", "http://")):
-        raise ConfigurationError(f"BANDYER_BASE_URL must be an http(s) URL; got {base_url!r}.")
     if not api_key:
         raise ConfigurationError(
             "VIDEO_PROVIDER=bandyer needs BANDYER_API_SECRET_KEY, the Kaleyra API key."

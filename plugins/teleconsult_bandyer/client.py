@@ -8,16 +8,29 @@ The API key travels in the `apikey` header and appears nowhere else.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from teleconsult.plugin import CallPolicy, Credentials, NotFound, OutboundClient, RoomSpec
+from teleconsult.plugin import (
+    CallPolicy,
+    Credentials,
+    NotFound,
+    OutboundClient,
+    ProviderError,
+    RoomSpec,
+    error_message,
+    shape,
+)
 from teleconsult_bandyer import kaleyra
 
 PROVIDER = "bandyer"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,13 @@ class ClientOptions:
     timeout_seconds: float = 10.0
     max_attempts: int = 3
     backoff_seconds: float = 0.2
+
+
+@dataclass(frozen=True)
+class KaleyraRoom:
+    room_id: str
+    links: Mapping[str, str] = field(repr=False)
+    """The participants' links the answer carried (bearer credentials: never logged)."""
 
 
 class KaleyraClient:
@@ -50,14 +70,21 @@ class KaleyraClient:
     # -- operations (kaleyra.md) ----------------------------------------------------------------
 
     async def create_user(self, user_id: str, role: str) -> str:
-        """Create a user with our own id; one that already exists (409) counts as created."""
+        """Create a user with our own id; an answer saying the id exists counts as created."""
+        operation = "create a user"
         answer = await self.http.call(
-            "create a user", "POST", kaleyra.USERS,
-            json_body=kaleyra.create_user_body(user_id, role), safe=True, also_ok={409},
+            operation, "POST", kaleyra.USERS,
+            json_body=kaleyra.create_user_body(user_id, role), safe=True, also_ok={400, 409, 422},
         )  # fmt: skip
-        if answer.status == 409:
-            return user_id
-        return self.http.read("create a user", answer, kaleyra.created_user_id)
+        if answer.status in (400, 409, 422):
+            if kaleyra.says_user_exists(answer.status, answer.body):
+                return user_id
+            message = error_message(answer.body)
+            raise ProviderError(
+                PROVIDER, operation, "bad_answer",
+                f"HTTP {answer.status}" + (f": {message}" if message else ""),
+            )  # fmt: skip
+        return self.http.read(operation, answer, kaleyra.created_user_id)
 
     async def list_users(self, limit: int = 1) -> object:
         answer = await self.http.call(
@@ -69,7 +96,7 @@ class KaleyraClient:
         )
         return answer.body
 
-    async def create_room(self, spec: RoomSpec) -> kaleyra.RoomAnswer:
+    async def create_room(self, spec: RoomSpec) -> KaleyraRoom:
         answer = await self.http.call(
             "create a room",
             "POST",
@@ -77,7 +104,17 @@ class KaleyraClient:
             json_body=kaleyra.create_room_body(spec),
             safe=False,
         )
-        return self.http.read("create a room", answer, kaleyra.created_room)
+        room = self.http.read("create a room", answer, kaleyra.created_room)
+        if room.room_id is None:
+            # Without an id the room cannot be deleted: say what came back (never its values),
+            # and let the core count the room that may be left (the reconciler's accounting).
+            log.error("Kaleyra answered a room creation without a room id: %s", shape(answer.body))
+            raise ProviderError(
+                PROVIDER, "create a room", "bad_answer",
+                "the answer has no room id (docs/operations.md: a room may be left)",
+                may_have_acted=True,
+            )  # fmt: skip
+        return KaleyraRoom(room.room_id, room.links)
 
     async def get_room(self, room_id: str) -> dict[str, Any]:
         answer = await self.http.call(
@@ -106,11 +143,25 @@ class KaleyraClient:
         return Credentials(token, expires_at, provider_user_id)
 
     async def list_uploads(self, room_id: str) -> list[str]:
-        answer = await self.http.call(
-            "list the room's files", "GET", kaleyra.UPLOADS,
-            params={kaleyra.ROOM_ID_QUERY: room_id}, safe=True,
-        )  # fmt: skip
-        return self.http.read("list the room's files", answer, kaleyra.upload_keys)
+        """Every file of the room: v2 lists are paginated, so every page is read."""
+        operation = "list the room's files"
+        keys: list[str] = []
+        for page in range(kaleyra.MAX_PAGES):
+            params = {
+                kaleyra.ROOM_ID_QUERY: room_id,
+                "offset": str(page * kaleyra.PAGE_SIZE),
+                "limit": str(kaleyra.PAGE_SIZE),
+            }
+            answer = await self.http.call(
+                operation, "GET", kaleyra.UPLOADS, params=params, safe=True
+            )
+            found, more = self.http.read(operation, answer, kaleyra.upload_page)
+            keys.extend(found)
+            if not more or not found:
+                return keys
+        raise ProviderError(
+            PROVIDER, operation, "bad_answer", f"more than {kaleyra.MAX_PAGES} pages of files"
+        )
 
     async def delete_upload(self, key: str) -> None:
         await self.http.call(
@@ -133,7 +184,7 @@ class KaleyraClient:
     async def set_default_background(self, alias: str) -> dict[str, object]:
         answer = await self.http.call(
             "set the default background", "PUT", kaleyra.COMPANY,
-            json_body={kaleyra.BACKGROUND_ALIAS: alias}, safe=True, also_ok={404},
+            json_body={kaleyra.DEFAULT_BACKGROUND: alias}, safe=True, also_ok={404},
         )  # fmt: skip
         if answer.status == 404:
             raise NotFound(f"background_alias {alias!r} names no background of the company.")

@@ -61,6 +61,14 @@ class FakeKaleyra:
     def __init__(self, api_key: str = "test-api-key", latency: float = 0.0) -> None:
         self.api_key = api_key
         self.latency = latency
+        self.room_answer = "v2"
+        """The form of a room creation answer: "v2" (`id`, `participants[].link`, as assumed),
+        "v1" (`room.room_id`, `room.user_urls`, as documented), "no_links" (an id only) or
+        "no_id" (links only)."""
+        self.duplicate_user = (409, "user already exists")
+        """How an existing custom id is refused: Kaleyra does not document it."""
+        self.page_size = 100
+        """Files per page of a room's uploads; `limit` asks for fewer."""
         self.users: dict[str, str] = {}
         self.rooms: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, list[str]] = {}
@@ -138,12 +146,12 @@ class FakeKaleyra:
 
     async def _create_user(self, request: web.Request) -> web.Response:
         body = await request.json()
-        user_id = body.get(kaleyra.USER_ID) or "u-" + secrets.token_hex(6)
+        user_id = body.get(kaleyra.CUSTOM_USER_ID) or "u-" + secrets.token_hex(6)
         role = body.get(kaleyra.ROLE)
         if role not in ("basic", "plus") or not USER_ID.match(user_id):
             return _error(400, "invalid user")
         if user_id in self.users:
-            return _error(409, "user already exists")
+            return _error(*self.duplicate_user)
         self.users[user_id] = role
         return web.json_response({kaleyra.ID: user_id, kaleyra.ROLE: role}, status=201)
 
@@ -202,7 +210,17 @@ class FakeKaleyra:
             },
         }
         self.uploads[room_id] = []
-        return web.json_response({kaleyra.ID: room_id, kaleyra.PARTICIPANTS: links}, status=201)
+        return web.json_response(self._room_answer(room_id, links), status=201)
+
+    def _room_answer(self, room_id: str, links: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.room_answer == "v1":
+            urls = [{"user": p[kaleyra.USER_ID], "url": p[kaleyra.LINK]} for p in links]
+            return {"room": {"room_id": room_id, "user_urls": urls}}
+        if self.room_answer == "no_links":
+            return {kaleyra.ID: room_id}
+        if self.room_answer == "no_id":
+            return {"room_identifier": room_id, kaleyra.PARTICIPANTS: links}
+        return {kaleyra.ID: room_id, kaleyra.PARTICIPANTS: links}
 
     async def _get_room(self, request: web.Request) -> web.Response:
         room = self.rooms.get(request.match_info["room_id"])
@@ -235,7 +253,17 @@ class FakeKaleyra:
 
     async def _list_uploads(self, request: web.Request) -> web.Response:
         keys = self.uploads.get(request.query.get(kaleyra.ROOM_ID_QUERY, ""), [])
-        return web.json_response({kaleyra.UPLOAD_LIST: [{kaleyra.UPLOAD_KEY: key} for key in keys]})
+        offset = int(request.query.get("offset", "0"))
+        limit = min(int(request.query.get("limit", "100")), self.page_size)
+        page = keys[offset : offset + limit]
+        return web.json_response(
+            {
+                kaleyra.UPLOAD_LIST: [{kaleyra.UPLOAD_KEY: key} for key in page],
+                "offset": offset,
+                "limit": limit,
+                "has_more": offset + limit < len(keys),
+            }
+        )
 
     async def _delete_upload(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
@@ -261,10 +289,10 @@ class FakeKaleyra:
 
     async def _set_background(self, request: web.Request) -> web.Response:
         body = await request.json()
-        alias = body.get(kaleyra.BACKGROUND_ALIAS)
+        alias = body.get(kaleyra.DEFAULT_BACKGROUND)
         if alias not in self.backgrounds:
             return _error(404, "background not found")
-        self.company[kaleyra.BACKGROUND_ALIAS] = alias
+        self.company[kaleyra.DEFAULT_BACKGROUND] = alias
         return web.json_response(self.company)
 
 

@@ -169,7 +169,7 @@ class FakeVideo:
         if alias not in self.backgrounds:
             raise NotFound(f"background_alias {alias!r} names no background of the company.")
         self.default_background = alias
-        return {"name": "fake company", "background_alias": alias}
+        return {"name": "fake company", "default_background": alias}
 
     def _room(self, provider_room_id: str, operation: str) -> FakeRoom:
         room = self.rooms.get(provider_room_id)

@@ -15,7 +15,7 @@ import logging
 from datetime import timedelta
 
 from teleconsult.core.clock import Clock
-from teleconsult.errors import ServiceError, Unavailable
+from teleconsult.errors import ProviderError, ServiceError, Unavailable
 from teleconsult.providers.protocols import VideoProvider
 from teleconsult.store.base import Outbox, RoomJob
 from teleconsult.store.documents import new_object_id
@@ -90,6 +90,8 @@ class RoomJobs:
             await self.video.delete_room(room_id)
         except Exception as error:
             detail = error.message if isinstance(error, ServiceError) else type(error).__name__
+            if isinstance(error, ProviderError) and error.retry_after:  # the provider said when
+                retry_after = max(retry_after, timedelta(seconds=error.retry_after))
             log.warning(
                 "could not delete provider room %s (%s, attempt %d): %s",
                 room_id, why, job.attempts + 1, detail,

@@ -23,6 +23,7 @@ from teleconsult.core.domain import RecordState
 from teleconsult.core.outbox import LEASE, RoomJobs, backoff
 from teleconsult.errors import Unavailable
 from teleconsult.observability.metrics import Metrics
+from teleconsult.providers import outbound
 from teleconsult.store.base import RoomJob, Store
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,14 @@ class Reconciler:
 
     async def _process(self, job: RoomJob) -> None:
         if job.room_id is None:
-            # The room's creation was interrupted before the provider named it: with no
-            # room id there is nothing to delete (docs/operations.md, "Limits").
-            log.warning("reconciler: job %s has no room id; dropped", job.id)
+            # The room's creation was interrupted, or answered, without the provider naming
+            # the room: nothing can delete it (docs/operations.md, "Limits"). Counted as
+            # `unknown_room`, so an operator can look for it on the provider.
+            log.warning(
+                "reconciler: teleconsultation %s: a provider room may have been left "
+                "(its creation gave no room id); job %s dropped",
+                job.teleconsultation_id, job.id,
+            )  # fmt: skip
             await self._done(job, "unknown_room")
             return
         record = await self.store.records.get_any(job.teleconsultation_id)
@@ -95,9 +101,11 @@ class Reconciler:
         ):
             await self._done(job, "in_use")
             return
-        deleted = await self.jobs.settle(
-            job, job.room_id, "reconciler", retry_after=backoff(job.attempts)
-        )
+        # No caller waits here: a rate limit's longer wait is honoured by the job's next date.
+        with outbound.deadline(LEASE.total_seconds() / 2):
+            deleted = await self.jobs.settle(
+                job, job.room_id, "reconciler", retry_after=backoff(job.attempts)
+            )
         if deleted:
             log.info("reconciler: deleted orphan room %s", job.room_id)
         self.metrics.jobs_done.labels("deleted" if deleted else "retry").inc()

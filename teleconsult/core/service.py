@@ -35,11 +35,13 @@ from teleconsult.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    ProviderError,
     TooSlow,
     Unauthorized,
     VersionConflict,
 )
 from teleconsult.observability import redaction
+from teleconsult.providers import outbound
 from teleconsult.providers.helpers import gather_all
 from teleconsult.providers.protocols import (
     Caller,
@@ -354,9 +356,11 @@ class TeleconsultationService:
         The whole step has a deadline (COMMIT_DEADLINE) well inside the jobs' grace,
         so the reconciler never judges a room while its request may still write.
         """
+        seconds = COMMIT_DEADLINE.total_seconds()
         try:
-            async with asyncio.timeout(COMMIT_DEADLINE.total_seconds()):
-                await self._commit_in_time(current, proposed)
+            async with asyncio.timeout(seconds):
+                with outbound.deadline(seconds):  # rate-limit waits fit inside it too
+                    await self._commit_in_time(current, proposed)
         except TimeoutError:
             raise TooSlow(
                 "The change did not complete in time; it may or may not have been applied. "
@@ -377,8 +381,14 @@ class TeleconsultationService:
             creation = await self.jobs.open(proposed.id, None)
             try:
                 created = await self.video.create_room(spec)
+            except ProviderError as error:
+                if not error.may_have_acted:
+                    await self.jobs.close(creation)  # certainly no room
+                # Else a room may exist that nobody can name: the job stays, and the
+                # reconciler counts it (docs/operations.md, "Limits").
+                raise
             except BaseException:
-                await self.jobs.close(creation)  # no room id to act on (see docs/operations.md)
+                await self.jobs.close(creation)
                 raise
             await self.jobs.learn_room(creation, created.provider_room_id)
             new_room = Room(

@@ -59,3 +59,21 @@ def stable_user_id(external_id: str, *, prefix: str = "", max_length: int = 128)
         return candidate
     digest = hashlib.sha256(external_id.encode()).hexdigest()
     return (prefix + HASHED + digest)[:max_length]
+
+
+MAX_SHAPE_KEYS = 50
+
+
+def shape(value: object, depth: int = 8) -> object:
+    """An answer's shape: its keys and the types of its values, never the values themselves
+    (an answer holds links and tokens). Lists show the shape of their first item."""
+    if depth == 0:
+        return "..."
+    if isinstance(value, dict):
+        keys = list(value)[:MAX_SHAPE_KEYS]
+        return {str(key): shape(value[key], depth - 1) for key in keys}
+    if isinstance(value, list | tuple):
+        return [shape(value[0], depth - 1)] if value else []
+    if value is None:
+        return "null"
+    return type(value).__name__

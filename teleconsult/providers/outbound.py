@@ -13,11 +13,13 @@ tokens) appear in no message and no log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -55,6 +57,23 @@ class _Failure:
     detail: str
     retry: bool
     wait: float | None = None
+    sent: bool = True
+    """Whether the request reached the service (so it may have acted on it)."""
+
+
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+"""When (event loop time) whoever waits on these calls stops waiting: a rate-limit wait longer
+than what is left is not waited for. Unset, `CallPolicy.max_wait_seconds` bounds it."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Calls made inside may wait for a rate limit up to `seconds` from now, all told."""
+    token = DEADLINE.set(asyncio.get_running_loop().time() + seconds)
+    try:
+        yield
+    finally:
+        DEADLINE.reset(token)
 
 
 def retry_after_seconds(headers: CIMultiDictProxy[str]) -> float | None:
@@ -107,9 +126,10 @@ class OutboundClient:
         try:
             return parse(answer.body)
         except UnexpectedAnswer as error:
-            raise ProviderError(
-                self.provider, operation, "bad_answer", f"unexpected answer: {error}"
-            ) from None
+            raise ProviderError(  # a 2xx: whatever was asked was done
+                self.provider, operation, "bad_answer", f"unexpected answer: {error}",
+                may_have_acted=True,
+            ) from None  # fmt: skip
 
     async def call(
         self,
@@ -143,9 +163,13 @@ class OutboundClient:
                 self.provider, operation, attempt, self.policy.max_attempts, elapsed_ms,
                 outcome.detail,
             )  # fmt: skip
-            if not outcome.retry or attempt == self.policy.max_attempts:
-                raise ProviderError(self.provider, operation, outcome.kind, outcome.detail)
-            await asyncio.sleep(self._pause(attempt, outcome.wait))
+            pause = self._pause(attempt, outcome.wait)
+            if not outcome.retry or attempt == self.policy.max_attempts or pause is None:
+                raise ProviderError(
+                    self.provider, operation, outcome.kind, outcome.detail,
+                    may_have_acted=outcome.sent and not safe, retry_after=outcome.wait,
+                )  # fmt: skip
+            await asyncio.sleep(pause)
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _attempt(
@@ -173,7 +197,7 @@ class OutboundClient:
                 "timeout", f"no answer within {self.policy.timeout_seconds:g} s", retry=safe
             )
         except aiohttp.ClientConnectorError:
-            return _Failure("unreachable", "cannot connect", retry=True)  # nothing was sent
+            return _Failure("unreachable", "cannot connect", retry=True, sent=False)
         except aiohttp.ClientError as error:
             return _Failure(
                 "unreachable", f"connection failed ({type(error).__name__})", retry=safe
@@ -181,22 +205,34 @@ class OutboundClient:
         except UnicodeDecodeError:
             return _Failure("bad_answer", "the answer is not text", retry=False)
         body = _decode(text)
-        if status == 429:
+        if status == 429:  # refused unprocessed: safe to send again
             wait = self._rate_limit_wait(answer_headers)
-            return _Failure("unreachable", "rate limited (HTTP 429)", retry=True, wait=wait)
+            return _Failure(
+                "unreachable", "rate limited (HTTP 429)", retry=True, wait=wait, sent=False
+            )
         if status in OK or status in also_ok:
             if body is _MALFORMED:
                 return _Failure("bad_answer", f"the HTTP {status} answer is not JSON", retry=False)
             return Answer(status, body, answer_headers)
         message = error_message(body)
         detail = f"HTTP {status}" + (f": {message}" if message else "")
-        return _Failure("bad_answer", detail, retry=safe and status >= 500)
+        # A 4xx is a refusal: the service did nothing. A 5xx may come after it acted.
+        return _Failure("bad_answer", detail, retry=safe and status >= 500, sent=status >= 500)
 
-    def _pause(self, attempt: int, wait: float | None) -> float:
+    def _pause(self, attempt: int, wait: float | None) -> float | None:
+        """How long to wait before the next attempt; None when the wait a rate limit asks for
+        is longer than whoever waits on us can wait (what is left of `DEADLINE`)."""
         if wait is not None:
-            return min(wait, self.policy.max_wait_seconds)
+            return wait if wait <= self._patience() else None
         backoff: float = self.policy.backoff_seconds * 2.0 ** (attempt - 1)
         return backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+
+    def _patience(self) -> float:
+        until = DEADLINE.get()
+        if until is None:
+            return self.policy.max_wait_seconds
+        # Leave room for the call itself after the wait.
+        return until - asyncio.get_running_loop().time() - self.policy.timeout_seconds
 
 
 _MALFORMED = object()
