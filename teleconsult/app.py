@@ -7,8 +7,10 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 import aiohttp
+import pluggy
 from aiohttp import web
 from aiohttp_apigami import validation_middleware
 
@@ -39,7 +41,13 @@ from teleconsult.providers.manager import (
     video_providers,
 )
 from teleconsult.providers.outbound import CallPolicy, OutboundClient
-from teleconsult.providers.protocols import ProviderContext
+from teleconsult.providers.protocols import (
+    IdentityProvider,
+    IdentityProviderPlugin,
+    ProviderContext,
+    VideoProvider,
+    VideoProviderPlugin,
+)
 from teleconsult.providers.storage import ProviderStorage
 from teleconsult.store import Store, check_store_url, open_store
 
@@ -61,15 +69,7 @@ def create_app(
     Everything that can be checked without I/O (provider names, the store URL)
     is checked here, so a wrong setting fails before the server listens.
     """
-    manager = make_plugin_manager(extra_plugins)
-    installed_video = video_providers(manager)
-    video_plugin = choose("video", "VIDEO_PROVIDER", settings.video_provider, installed_video)
-    for plugin in installed_video.values():  # links of any installed provider stay out of logs
-        for marker in plugin.link_markers:
-            redaction.add_link_marker(marker)
-    identity_plugin = choose(
-        "identity", "IDENTITY_PROVIDER", settings.identity_provider, identity_providers(manager)
-    )
+    plugins = choose_plugins(settings, extra_plugins)
     check_store_url(settings.store_url)
     environment = dict(os.environ if environ is None else environ)
 
@@ -81,7 +81,7 @@ def create_app(
     metrics = app[keys.METRICS] = Metrics()
     app[keys.SETTINGS] = settings
     app[keys.CONFIG] = config
-    app[keys.PLUGINS] = manager
+    app[keys.PLUGINS] = plugins.manager
     user_id_path = config.user_id_path or default_path(settings.userid_header_key)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -89,24 +89,9 @@ def create_app(
             store = measured_store(await store_factory(settings), metrics.observe_store())
             stack.push_async_callback(store.health.close)
             app[keys.STORE] = store
-            rosters = Rosters(store.records, settings.room_policy)
-
-            def context(plugin: str) -> ProviderContext:
-                storage = ProviderStorage(store.provider_data, plugin, clock)
-                return ProviderContext(
-                    settings, config, environment, clock, storage, rosters.roster
-                )
-
-            video = video_plugin.create(context(video_plugin.name))
-            stack.push_async_callback(video.close)
-            identity = identity_plugin.create(context(identity_plugin.name))
-            stack.push_async_callback(identity.close)
-            for plugin, provider in ((video_plugin, video), (identity_plugin, identity)):
-                if provider.name != plugin.name:  # the user map is keyed by the provider's name
-                    raise ConfigurationError(
-                        f"the provider registered as {plugin.name!r} "
-                        f"calls itself {provider.name!r}."
-                    )
+            video, identity = await open_providers(
+                stack, plugins, settings, config, environment, clock, store
+            )
             authenticator = _authenticator(settings, user_id_path, clock)
             stack.push_async_callback(authenticator.close)
             app[keys.AUTHENTICATOR] = authenticator
@@ -138,7 +123,7 @@ def create_app(
 
     app.cleanup_ctx.append(resources)
     setup_api(app)
-    for routes in manager.hook.register_routes():
+    for routes in plugins.manager.hook.register_routes():
         app.router.add_routes(routes)
     return app
 
@@ -170,6 +155,58 @@ def _authenticator(
     )
     keys = JwksKeys(keys_client, settings.jwt_jwks_ttl_ms / 1000, clock=lambda: clock().timestamp())
     return Authenticator(user_id_path, rules, keys, manager_groups=settings.manager_groups)
+
+
+@dataclass(frozen=True)
+class ChosenPlugins:
+    manager: pluggy.PluginManager
+    video: VideoProviderPlugin
+    identity: IdentityProviderPlugin
+
+
+def choose_plugins(settings: Settings, extra_plugins: Sequence[object] = ()) -> ChosenPlugins:
+    """The installed plugins, and the providers the settings name (a name nobody registered
+    stops the start). The links of any installed video provider are kept out of logs."""
+    manager = make_plugin_manager(extra_plugins)
+    installed_video = video_providers(manager)
+    for plugin in installed_video.values():
+        for marker in plugin.link_markers:
+            redaction.add_link_marker(marker)
+    return ChosenPlugins(
+        manager,
+        choose("video", "VIDEO_PROVIDER", settings.video_provider, installed_video),
+        choose(
+            "identity", "IDENTITY_PROVIDER", settings.identity_provider, identity_providers(manager)
+        ),
+    )
+
+
+async def open_providers(
+    stack: AsyncExitStack,
+    plugins: ChosenPlugins,
+    settings: Settings,
+    config: ServiceConfig,
+    environ: Mapping[str, str],
+    clock: Clock,
+    store: Store,
+) -> tuple[VideoProvider, IdentityProvider]:
+    """Create the two chosen providers, each with its context; `stack` closes them."""
+    rosters = Rosters(store.records, settings.room_policy)
+
+    def context(plugin: str) -> ProviderContext:
+        storage = ProviderStorage(store.provider_data, plugin, clock)
+        return ProviderContext(settings, config, environ, clock, storage, rosters.roster)
+
+    video = plugins.video.create(context(plugins.video.name))
+    stack.push_async_callback(video.close)
+    identity = plugins.identity.create(context(plugins.identity.name))
+    stack.push_async_callback(identity.close)
+    for plugin, provider in ((plugins.video, video), (plugins.identity, identity)):
+        if provider.name != plugin.name:  # the user map is keyed by the provider's name
+            raise ConfigurationError(
+                f"the provider registered as {plugin.name!r} calls itself {provider.name!r}."
+            )
+    return video, identity
 
 
 def measured_store(store: Store, observe: Observer) -> Store:

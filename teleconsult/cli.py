@@ -1,8 +1,9 @@
-"""`teleconsult serve` (read the environment, build the app, listen) and `teleconsult openapi`."""
+"""The commands: `teleconsult serve`, `teleconsult openapi`, `teleconsult provider-check`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError, Unavailable
 from teleconsult.observability.logs import configure_logging
+from teleconsult.provider_check import check, report
 
 
 def serve(environ: Mapping[str, str]) -> None:
@@ -54,6 +56,16 @@ def write_openapi(output: Path) -> None:
     output.write_text(json.dumps(openapi_document(app), indent=2, sort_keys=True) + "\n")
 
 
+def provider_check(environ: Mapping[str, str], user_ids: Sequence[str], as_json: bool) -> int:
+    """Exercise the configured providers; 1 when any step failed."""
+    settings = Settings.from_environ(environ)
+    config = load_config(settings.service_config_path)
+    configure_logging(settings.log_level, sys.stderr)  # stdout is the report
+    video, identity, steps = asyncio.run(check(settings, config, environ, user_ids))
+    report(video, identity, steps, as_json=as_json)
+    return 1 if any(step.outcome == "fail" for step in steps) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="teleconsult", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -61,12 +73,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("serve", help="serve the HTTP API (configured by environment variables)")
     openapi = commands.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
+    checker = commands.add_parser(
+        "provider-check",
+        help="check that the configured providers' accounts answer as teleconsult expects",
+        description=(
+            "Create two throwaway users and a room on the configured video provider, use every "
+            "capability it offers, delete the room; look up USER_IDs with the identity provider. "
+            "Prints each step's outcome and the answer's shape (never its values)."
+        ),
+    )
+    checker.add_argument("user_ids", nargs="*", metavar="USER_ID", help="ids to look up")
+    checker.add_argument("--json", action="store_true", help="one JSON document, for a pipeline")
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "serve":
             serve(os.environ)
         elif arguments.command == "openapi":
             write_openapi(arguments.output)
+        elif arguments.command == "provider-check":
+            return provider_check(os.environ, arguments.user_ids, arguments.json)
     except ConfigurationError as error:
         print(f"teleconsult: configuration error: {error}", file=sys.stderr)
         return 2

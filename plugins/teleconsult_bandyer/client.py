@@ -146,10 +146,10 @@ class KaleyraClient:
         """Every file of the room: v2 lists are paginated, so every page is read."""
         operation = "list the room's files"
         keys: list[str] = []
-        for page in range(kaleyra.MAX_PAGES):
+        for _ in range(kaleyra.MAX_PAGES):
             params = {
                 kaleyra.ROOM_ID_QUERY: room_id,
-                "offset": str(page * kaleyra.PAGE_SIZE),
+                "offset": str(len(keys)),  # a page may hold fewer than asked for
                 "limit": str(kaleyra.PAGE_SIZE),
             }
             answer = await self.http.call(

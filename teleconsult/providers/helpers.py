@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 from collections.abc import Awaitable, Mapping
@@ -69,6 +70,11 @@ def shape(value: object, depth: int = 8) -> object:
     (an answer holds links and tokens). Lists show the shape of their first item."""
     if depth == 0:
         return "..."
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: shape(getattr(value, field.name), depth - 1)
+            for field in dataclasses.fields(value)
+        }
     if isinstance(value, dict):
         keys = list(value)[:MAX_SHAPE_KEYS]
         return {str(key): shape(value[key], depth - 1) for key in keys}
