@@ -1,10 +1,12 @@
-"""Every error the core raises, in one hierarchy.
+"""Every error the core raises, in one hierarchy, and the codes callers switch on.
 
-`ServiceError` and its subclasses carry the HTTP status a caller should see; the
-API layer turns them into `{"statusCode", "error", "message"}` bodies, and
-nothing else in the core knows about HTTP. Each says whether the request that
-raised it may have written something (`may_have_written`): idempotency keeps a
-key whose request may have changed state, and frees the others.
+`ServiceError` and its subclasses carry the HTTP status a caller should see and a
+stable `code` (one of `ERROR_CODES`); the API layer turns them into
+`{"statusCode", "error", "message", "code"}` bodies (with `details` for a
+`validation` error), and nothing else in the core knows about HTTP. Each says
+whether the request that raised it may have written something
+(`may_have_written`): idempotency keeps a key whose request may have changed
+state, and frees the others.
 
 The other classes are signals between layers (a lost compare-and-set, an answer
 of the wrong shape, a client that left) or a reason not to start.
@@ -12,9 +14,73 @@ of the wrong shape, a client that left) or a reason not to start.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypedDict
 
 ProviderFailure = Literal["bad_answer", "unreachable", "timeout"]
+
+ErrorCode = Literal[
+    "validation",
+    "malformed_body",
+    "no_plus_user",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "no_route",
+    "method_not_allowed",
+    "request_timeout",
+    "locked",
+    "contention",
+    "user_map_conflict",
+    "idempotency_in_progress",
+    "too_large",
+    "unsupported_media_type",
+    "idempotency_key_reused",
+    "too_many_idempotency_keys",
+    "internal",
+    "unreadable_record",
+    "not_supported",
+    "provider_bad_answer",
+    "provider_unavailable",
+    "provider_timeout",
+    "store_unavailable",
+    "deadline_exceeded",
+]
+
+ERROR_CODES: dict[ErrorCode, str] = {
+    "validation": "400: the request does not follow the API (`details` lists each problem).",
+    "malformed_body": "400: the body is not JSON (or UTF-8), or ended early.",
+    "no_plus_user": "400: everyone is known and nobody belongs to a `plus` group.",
+    "unauthorized": "401: the caller is unknown, not a participant, or has no valid token.",
+    "forbidden": "403: the caller may not change this teleconsultation, or may not write.",
+    "not_found": "404: no such teleconsultation (or it was cancelled), or background.",
+    "no_route": "404: no such route.",
+    "method_not_allowed": "405: the route exists, not with this method (see `Allow`).",
+    "request_timeout": "408: the body did not arrive within HTTP_READ_TIMEOUT_MS.",
+    "locked": "409: the teleconsultation is in its immutable window; cancel it instead.",
+    "contention": "409: the teleconsultation kept changing while the request was applied; retry.",
+    "user_map_conflict": "409: a participant's provider user already stands for another id.",
+    "idempotency_in_progress": "409: a request with this Idempotency-Key is still running.",
+    "too_large": "413: the body (64 KiB of JSON) or the file (10 MB) is too large.",
+    "unsupported_media_type": "415: the body is not sent as JSON (or the image is not JPEG).",
+    "idempotency_key_reused": "422: the Idempotency-Key was used for another request.",
+    "too_many_idempotency_keys": "429: the caller holds too many unexpired Idempotency-Keys.",
+    "internal": "500: the service failed unexpectedly; the error was logged.",
+    "unreadable_record": "500: a stored record is not in this service's form (migrate it).",
+    "not_supported": "501: the configured video provider does not offer this.",
+    "provider_bad_answer": "502: a provider answered wrongly; `message` names the operation.",
+    "provider_unavailable": "503: a provider cannot be reached; retry later.",
+    "provider_timeout": "504: a provider did not answer in time.",
+    "store_unavailable": "503: the store cannot be reached; retry later.",
+    "deadline_exceeded": "504: a change did not complete in time; it may have been applied.",
+}
+"""Every `code` an error body may carry, with its status and meaning (docs/api.md shows them)."""
+
+
+class Problem(TypedDict):
+    """One problem of an invalid request: where (`participants.data[0].groups`) and what."""
+
+    path: str
+    message: str
 
 
 class ConfigurationError(Exception):
@@ -41,30 +107,60 @@ class JSONTextError(ValueError):
 
 
 class ServiceError(Exception):
-    """An error a caller can act on. `error` defaults to the HTTP reason phrase."""
+    """An error a caller can act on. `error` defaults to the HTTP reason phrase; `code`
+    to the class's."""
 
     status: int = 500
+    code: ErrorCode = "internal"
     may_have_written: bool = False
     """True when the failure may come after a write went through (a lost acknowledgement)."""
     close_connection: bool = False
     """Close the connection after the answer: the request was not read to its end."""
 
-    def __init__(self, message: str, *, error: str | None = None) -> None:
+    details: tuple[Problem, ...] = ()
+    """The problems of an invalid request, each with its path (a `validation` error)."""
+
+    def __init__(
+        self, message: str, *, error: str | None = None, code: ErrorCode | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.error = error
+        if code is not None:
+            self.code = code
 
 
 # -- 4xx: the request, as sent, cannot be carried out -------------------------------------------
 
 
 class InvalidRequest(ServiceError):
+    """The request does not follow the API. `path` names the part at fault, as a caller
+    wrote it (`participants.number`, `start_date`; `body` for the whole body), or
+    `details` lists several problems."""
+
     status = 400
+    code: ErrorCode = "validation"
+
+    def __init__(
+        self, message: str, *, path: str = "body", details: tuple[Problem, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.details = details or (Problem(path=path, message=message),)
 
 
-class NoPlusUser(InvalidRequest):
+class MalformedBody(ServiceError):
+    """The body cannot be read as JSON at all: nothing in it could be validated."""
+
+    status = 400
+    code: ErrorCode = "malformed_body"
+
+
+class NoPlusUser(ServiceError):
     """Everyone is known and nobody may run the call. The API gives it the original's
     documented `error` string, which names the route (`Failed POST /teleconsultation: ...`)."""
+
+    status = 400
+    code: ErrorCode = "no_plus_user"
 
     def __init__(self) -> None:
         super().__init__(
@@ -74,6 +170,7 @@ class NoPlusUser(InvalidRequest):
 
 class Unauthorized(ServiceError):
     status = 401
+    code: ErrorCode = "unauthorized"
 
     def __init__(self, message: str) -> None:
         super().__init__(message, error="Unauthorized user")
@@ -81,35 +178,46 @@ class Unauthorized(ServiceError):
 
 class Forbidden(ServiceError):
     status = 403
+    code: ErrorCode = "forbidden"
 
 
 class NotFound(ServiceError):
     status = 404
+    code: ErrorCode = "not_found"
 
 
 class RequestTimeout(ServiceError):
     status = 408
+    code: ErrorCode = "request_timeout"
     close_connection = True
 
 
 class Conflict(ServiceError):
+    """409; `code` says which: `locked`, `contention`, `user_map_conflict`,
+    `idempotency_in_progress`."""
+
     status = 409
+    code: ErrorCode = "contention"
 
 
 class TooLarge(ServiceError):
     status = 413
+    code: ErrorCode = "too_large"
 
 
 class UnsupportedMediaType(ServiceError):
     status = 415
+    code: ErrorCode = "unsupported_media_type"
 
 
 class Unprocessable(ServiceError):
     status = 422
+    code: ErrorCode = "idempotency_key_reused"
 
 
 class TooManyRequests(ServiceError):
     status = 429
+    code: ErrorCode = "too_many_idempotency_keys"
 
 
 # -- 5xx: the service or a dependency failed ----------------------------------------------------
@@ -119,6 +227,7 @@ class UnreadableRecord(ServiceError):
     """A stored document without the fields this service writes (one of the original's, say)."""
 
     status = 500
+    code: ErrorCode = "unreadable_record"
 
     def __init__(self, record_id: str) -> None:
         super().__init__(
@@ -131,6 +240,7 @@ class MissingCapability(ServiceError):
     """The configured video provider does not offer what the endpoint needs."""
 
     status = 501
+    code: ErrorCode = "not_supported"
 
     def __init__(self, provider: str, capability: str) -> None:
         super().__init__(f"The {provider} video provider does not offer {capability}.")
@@ -143,6 +253,7 @@ class Unavailable(ServiceError):
     """
 
     status = 503
+    code: ErrorCode = "store_unavailable"
     may_have_written = True
 
 
@@ -150,6 +261,7 @@ class TooSlow(ServiceError):
     """A change did not complete within its deadline: it may or may not have been applied."""
 
     status = 504
+    code: ErrorCode = "deadline_exceeded"
     may_have_written = True
 
 
@@ -166,6 +278,11 @@ class ProviderError(ServiceError):
         "unreachable": 503,
         "timeout": 504,
     }
+    CODE_BY_KIND: ClassVar[dict[str, ErrorCode]] = {
+        "bad_answer": "provider_bad_answer",
+        "unreachable": "provider_unavailable",
+        "timeout": "provider_timeout",
+    }
 
     def __init__(
         self,
@@ -181,6 +298,7 @@ class ProviderError(ServiceError):
         self.operation = operation
         self.kind = kind
         self.status = self.STATUS_BY_KIND[kind]
+        self.code = self.CODE_BY_KIND[kind]
         self.may_have_acted = may_have_acted
         """The provider may have carried the operation out (a room made whose answer was lost)."""
         self.retry_after = retry_after

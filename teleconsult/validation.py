@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 
-from teleconsult.errors import JSONTextError
+from teleconsult.errors import InvalidRequest, JSONTextError, Problem
 
 
-def error_lines(messages: object, path: str = "", root: str = "$") -> list[str]:
-    """Flatten marshmallow's nested errors: `{"a": {0: {"b": ["Bad."]}}}` -> `["a[0].b: Bad."]`.
+def error_problems(messages: object, path: str = "", root: str = "$") -> list[Problem]:
+    """Flatten marshmallow's nested errors:
+    `{"a": {0: {"b": ["Bad."]}}}` -> `[{"path": "a[0].b", "message": "Bad."}]`.
 
     Errors about the whole document are named `root`.
     """
     if isinstance(messages, dict):
-        lines: list[str] = []
+        found: list[Problem] = []
         for key, value in messages.items():
             if isinstance(key, int):
                 child = f"{path}[{key}]"
@@ -21,23 +22,32 @@ def error_lines(messages: object, path: str = "", root: str = "$") -> list[str]:
                 child = path
             else:
                 child = f"{path}.{key}" if path else str(key)
-            lines.extend(error_lines(value, child, root))
-        return lines
+            found.extend(error_problems(value, child, root))
+        return found
     if isinstance(messages, list):
-        return [line for item in messages for line in error_lines(item, path, root)]
-    return [f"{path or root}: {messages}"]
+        return [line for item in messages for line in error_problems(item, path, root)]
+    return [Problem(path=path or root, message=str(messages))]
+
+
+def error_lines(messages: object, root: str = "$") -> list[str]:
+    """Marshmallow's errors as `path: message` lines (for a configuration file's errors)."""
+    return [f"{p['path']}: {p['message']}" for p in error_problems(messages, root=root)]
 
 
 MAX_REPORTED_PROBLEMS = 20
 """An answer lists at most this many problems: a huge invalid body gets a short answer."""
 
 
-def problems(messages: object, root: str) -> str:
-    """Marshmallow's errors as one message: the first problems, and how many more there are."""
-    lines = error_lines(messages, root=root)
-    shown = "; ".join(lines[:MAX_REPORTED_PROBLEMS])
-    hidden = len(lines) - MAX_REPORTED_PROBLEMS
-    return f"{shown}; and {hidden} more problem{'s' if hidden > 1 else ''}" if hidden > 0 else shown
+def invalid(messages: object, root: str) -> InvalidRequest:
+    """Marshmallow's errors as a 400: the first problems in `details` and in one message,
+    which says how many more there are."""
+    found = error_problems(messages, root=root)
+    shown = found[:MAX_REPORTED_PROBLEMS]
+    message = "; ".join(f"{p['path']}: {p['message']}" for p in shown)
+    hidden = len(found) - MAX_REPORTED_PROBLEMS
+    if hidden > 0:
+        message += f"; and {hidden} more problem{'s' if hidden > 1 else ''}"
+    return InvalidRequest(message, details=tuple(shown))
 
 
 def strict_json(text: str) -> object:

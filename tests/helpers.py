@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -101,24 +102,74 @@ async def join(client: Client, room_id: str, user: str) -> tuple[int, Any]:
     return response.status, await response.json()
 
 
-def error(status: int, message: str, error: str | None = None) -> dict[str, Any]:
-    phrases = {
-        400: "Bad Request",
-        401: "Unauthorized",
-        403: "Forbidden",
-        404: "Not Found",
-        405: "Method Not Allowed",
-        408: "Request Timeout",
-        409: "Conflict",
-        413: "Request Entity Too Large",
-        415: "Unsupported Media Type",
-        429: "Too Many Requests",
-        501: "Not Implemented",
-        502: "Bad Gateway",
-        503: "Service Unavailable",
-        504: "Gateway Timeout",
+CODES = {
+    400: "validation",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "idempotency_key_reused",
+    429: "too_many_idempotency_keys",
+    501: "not_supported",
+    502: "provider_bad_answer",
+    504: "provider_timeout",
+}
+"""The code an error of each status has unless the test names another (409 and 503 have
+several: a test names them)."""
+
+
+def error(
+    status: int,
+    message: str,
+    error: str | None = None,
+    *,
+    code: str | None = None,
+    path: str | None = None,
+    details: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The error body a test expects. A `validation` error lists its problems in `details`:
+    those `message` spells as `path: problem; ...`, else one at `path` (default `body`)."""
+    code = code or CODES[status]
+    body: dict[str, Any] = {
+        "statusCode": status,
+        "error": error or PHRASES[status],
+        "message": message,
+        "code": code,
     }
-    return {"statusCode": status, "error": error or phrases[status], "message": message}
+    if code == "validation":
+        body["details"] = details or problems_of(message, path)
+    return body
+
+
+_PROBLEM = re.compile(r"^([\w$.\[\]-]+): (.+)$", re.DOTALL)
+
+
+def problems_of(message: str, path: str | None) -> list[dict[str, str]]:
+    parts = [_PROBLEM.match(part) for part in message.split("; ")]
+    if path is None and all(parts):
+        return [{"path": part[1], "message": part[2]} for part in parts if part]
+    return [{"path": path or "body", "message": message}]
+
+
+PHRASES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -76,7 +76,9 @@ async def test_limited_rooms_last_at_least_300_seconds_and_at_most_a_day(
     response = await client.post("/teleconsultation", json=short)
     assert response.status == 400
     assert await response.json() == error(
-        400, "A teleconsultation must last at least 300 seconds; this one lasts 299."
+        400,
+        "A teleconsultation must last at least 300 seconds; this one lasts 299.",
+        path="end_date",
     )
 
     long = teleconsultation(2, DOCTOR, end="2030-02-23T15:30:01.000Z")
@@ -86,6 +88,7 @@ async def test_limited_rooms_last_at_least_300_seconds_and_at_most_a_day(
         400,
         "A teleconsultation may last at most 86400 seconds with this video provider; "
         "this one lasts 86401.",
+        path="end_date",
     )
 
 
@@ -218,6 +221,7 @@ async def test_a_locked_teleconsultation_refuses_changes_but_can_be_cancelled(
         "The teleconsultation is locked since 2030-02-22T15:29:00.000Z: all participants are "
         "known and its start is within IMMUTABLE_PERIOD_MS, so its room can no longer change. "
         "Cancel it and create a new one instead.",
+        code="locked",
     )
 
     response = await client.patch(f"/teleconsultation/{room_id}", json={"start_date": START})

@@ -158,6 +158,7 @@ async def test_create_without_a_plus_user_is_the_documented_400(client: Client) 
         400,
         "At least one participant must belong to a group of the plus privilege level.",
         "Failed POST /teleconsultation: no plus user in room",
+        code="no_plus_user",
     )
     assert fake_video(client).users == {}  # refused before anyone was created on the provider
 
@@ -181,6 +182,7 @@ async def test_patch_without_a_plus_user_is_the_documented_400(client: Client) -
         400,
         "At least one participant must belong to a group of the plus privilege level.",
         "Failed PATCH /teleconsultation: no plus user in room",
+        code="no_plus_user",
     )
 
 
@@ -201,6 +203,7 @@ async def test_adding_the_last_participant_without_a_plus_user_is_the_documented
         400,
         "At least one participant must belong to a group of the plus privilege level.",
         f"Failed POST /teleconsultation/{room_id}/participants/data: no plus user in room",
+        code="no_plus_user",
     )
 
 

@@ -31,124 +31,148 @@ CREATE_CASES = [
         {},
         "participants: Missing data for required field.; "
         "start_date: Missing data for required field.",
+        None,
         id="empty-body",
     ),
     pytest.param(
         with_(participants="doctor-1"),
         "participants: Must be an object {number, data} or an array of user ids.",
+        None,
         id="participants-wrong-type",
     ),
     pytest.param(
         with_(participants={"data": [DOCTOR]}),
         "participants.number: Missing data for required field.",
+        None,
         id="number-missing",
     ),
     pytest.param(
         with_(participants={"number": "2", "data": [DOCTOR]}),
         "participants.number: Not a valid integer.",
+        None,
         id="number-as-string",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{"groups": ["doctor"], "fullName": "Joe"}]}),
         "participants.data[0].userExternalId: Missing data for required field.",
+        None,
         id="external-id-missing",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{**DOCTOR, "groups": "doctor"}]}),
         "participants.data[0].groups: Not a valid list.",
+        None,
         id="groups-not-a-list",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{**DOCTOR, "groups": []}]}),
         "participants.data[0].groups: Length must be between 1 and 50.",
+        None,
         id="groups-empty",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{**DOCTOR, "group": "doctor"}]}),
         "participants.data[0].group: Give either groups or group, not both.",
+        None,
         id="group-and-groups",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{**DOCTOR, "role": "admin"}]}),
         "participants.data[0].role: Unknown field.",
+        None,
         id="unknown-participant-field",
     ),
     pytest.param(
         with_(title="Check-up"),
         "title: Unknown field.",
+        None,
         id="unknown-field",
     ),
     pytest.param(
         with_(start_date="2030-02-22T15:30:00"),
-        "start_date: The date-time has no time-zone offset; add Z or +hh:mm, "
-        "for example 2022-02-22T15:30:00.000Z.",
+        "start_date: The date-time has no time-zone offset (add Z or +hh:mm, "
+        "as in 2030-02-22T15:30:00.000Z).",
+        None,
         id="naive-date",
     ),
     pytest.param(
         with_(end_date="tomorrow"),
-        "end_date: Not a date-time like 2022-02-22T15:30:00.000Z (date, T, time, offset).",
+        "end_date: Not a date-time like 2030-02-22T15:30:00.000Z (date, T, time, offset).",
+        None,
         id="not-a-date",
     ),
     pytest.param(
         with_(end_date="2030-02-22T15:00:00.000Z"),
         "end_date must be after start_date.",
+        "end_date",
         id="end-before-start",
     ),
     pytest.param(
         with_(end_date=START),
         "end_date must be after start_date.",
+        "end_date",
         id="end-equals-start",
     ),
     pytest.param(
         with_(end_date=None),
         "end_date (or duration_in_seconds) is required.",
+        "end_date",
         id="no-end",
     ),
     pytest.param(
         with_(duration_in_seconds=3600),
         "Give either end_date or duration_in_seconds, not both.",
+        "duration_in_seconds",
         id="end-and-duration",
     ),
     pytest.param(
         with_(end_date=None, duration_in_seconds=0),
         "duration_in_seconds: Must be greater than or equal to 1 and less than or equal to 2592000.",
+        None,
         id="zero-duration",
     ),
     pytest.param(
         with_(participants={"number": 1, "data": [DOCTOR]}),
         "participants.number must be between 2 and 25 for this video provider; got 1.",
+        "participants.number",
         id="number-too-small",
     ),
     pytest.param(
         with_(participants={"number": 26, "data": [DOCTOR]}),
         "participants.number must be between 2 and 25 for this video provider; got 26.",
+        "participants.number",
         id="number-too-large",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [DOCTOR, PATIENT, person("x", ["patient"], "X")]}),
         "3 participants were given but participants.number is 2.",
+        "participants.data",
         id="more-data-than-number",
     ),
     pytest.param(
         with_(participants={"number": 3, "data": [DOCTOR, DOCTOR]}),
         "Participant 'doctor-1' appears more than once.",
+        "participants.data",
         id="repeated-participant",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [person("x", ["visitor"], "X")]}),
         "Participant 'x' belongs to none of the configured groups (doctor, patient); "
         "got ['visitor'].",
+        "participants.data[0]",
         id="group-matches-no-level",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{"userExternalId": "x", "groups": ["doctor"]}]}),
         "participants.data[0].fullName is required with the static identity provider.",
+        "participants.data[0].fullName",
         id="static-needs-full-name",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{"userExternalId": "x", "fullName": "X"}]}),
         "participants.data[0].groups is required with the static identity provider: "
         "a non-empty array of group names.",
+        "participants.data[0].groups",
         id="static-needs-groups",
     ),
     pytest.param(
@@ -156,6 +180,7 @@ CREATE_CASES = [
         "participants as an array of user ids needs an identity provider that knows the users; "
         "the 'static' identity provider does not. Send "
         '{"number": n, "data": [{"userExternalId", "groups", "fullName"}]} instead.',
+        "participants",
         id="id-array-in-static-mode",
     ),
     pytest.param(
@@ -163,47 +188,56 @@ CREATE_CASES = [
         "participants as an array of user ids needs an identity provider that knows the users; "
         "the 'static' identity provider does not. Send "
         '{"number": n, "data": [{"userExternalId", "groups", "fullName"}]} instead.',
+        "participants",
         id="id-array-in-static-mode-is-refused-before-counting",
     ),
     pytest.param(
         with_(end_date=None, duration_in_seconds=10**20),
         "duration_in_seconds: Must be greater than or equal to 1 and less than or equal to 2592000.",
+        None,
         id="huge-duration",
     ),
     pytest.param(
         with_(start_date="0001-01-01T00:00:00+14:00"),
         "start_date: The date must be between 1970 and 9000.",
+        None,
         id="date-that-overflows-in-utc",
     ),
     pytest.param(
         with_(start_date="9999-12-31T00:00:00Z", end_date=None, duration_in_seconds=172800),
         "start_date: The date must be between 1970 and 9000.",
+        None,
         id="date-near-the-end-of-time",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{**DOCTOR, "userExternalId": "x" * 257}]}),
         "participants.data[0].userExternalId: Length must be between 1 and 256.",
+        None,
         id="external-id-too-long",
     ),
     pytest.param(
         with_(participants={"number": 2, "data": [{**DOCTOR, "groups": ["g"] * 51}]}),
         "participants.data[0].groups: Length must be between 1 and 50.",
+        None,
         id="too-many-groups",
     ),
     pytest.param(
         with_(participants=["doctor-1", 3]),
         "participants: An array of participants must hold user id strings of 1 to 256 characters.",
+        None,
         id="id-array-with-a-number",
     ),
 ]
 
 
-@pytest.mark.parametrize(("body", "message"), CREATE_CASES)
-async def test_create_refuses_bad_input(client: Client, body: Any, message: str) -> None:
+@pytest.mark.parametrize(("body", "message", "path"), CREATE_CASES)
+async def test_create_refuses_bad_input(
+    client: Client, body: Any, message: str, path: str | None
+) -> None:
     response = await client.post("/teleconsultation", json=body)
 
     assert response.status == 400
-    assert await response.json() == error(400, message)
+    assert await response.json() == error(400, message, path=path)
 
 
 async def test_malformed_json_is_a_400(client: Client) -> None:
@@ -212,7 +246,9 @@ async def test_malformed_json_is_a_400(client: Client) -> None:
     )
     assert response.status == 400
     assert await response.json() == error(
-        400, "The body is not valid JSON: Expecting value: line 1 column 18 (char 17)."
+        400,
+        "The body is not valid JSON: Expecting value: line 1 column 18 (char 17).",
+        code="malformed_body",
     )
 
 
@@ -238,7 +274,7 @@ async def test_json_that_would_break_later_is_a_400(
         "/teleconsultation", data=body, headers={"Content-Type": "application/json"}
     )
     assert response.status == 400
-    assert await response.json() == error(400, message)
+    assert await response.json() == error(400, message, code="malformed_body")
 
 
 async def test_a_body_that_does_not_decompress_is_a_400(client: Client) -> None:
@@ -249,7 +285,9 @@ async def test_a_body_that_does_not_decompress_is_a_400(client: Client) -> None:
     )
     assert response.status == 400
     assert await response.json() == error(
-        400, "The body could not be read: Can not decode content-encoding: gzip."
+        400,
+        "The body could not be read: Can not decode content-encoding: gzip.",
+        code="malformed_body",
     )
 
 
@@ -286,31 +324,35 @@ async def test_patch_keeps_the_end_when_only_the_start_moves(client: Client) -> 
     room_id = await create(client, VALID)
     response = await client.patch(f"/teleconsultation/{room_id}", json={"start_date": END})
     assert response.status == 400
-    assert await response.json() == error(400, "end_date must be after start_date.")
+    assert await response.json() == error(
+        400, "end_date must be after start_date.", path="end_date"
+    )
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "message", "path"),
     [
-        ({}, "userExternalId: Missing data for required field."),
-        ({"userExternalId": ""}, "userExternalId: Length must be between 1 and 256."),
+        ({}, "userExternalId: Missing data for required field.", None),
+        ({"userExternalId": ""}, "userExternalId: Length must be between 1 and 256.", None),
         (
             {"userExternalId": "x", "groups": ["patient"]},
             "body.fullName is required with the static identity provider.",
+            "body.fullName",
         ),
         (
             {**DOCTOR, "userExternalId": "doctor-1"},
             "Participant 'doctor-1' is already in this teleconsultation.",
+            "userExternalId",
         ),
     ],
 )
 async def test_add_participant_refuses_bad_input(
-    client: Client, body: dict[str, Any], message: str
+    client: Client, body: dict[str, Any], message: str, path: str | None
 ) -> None:
     room_id = await create(client, teleconsultation(3, DOCTOR))
     response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=body)
     assert response.status == 400
-    assert await response.json() == error(400, message)
+    assert await response.json() == error(400, message, path=path)
 
 
 async def test_add_to_a_complete_teleconsultation_is_a_400(client: Client) -> None:
@@ -354,7 +396,9 @@ async def test_malformed_ids_are_404(
 async def test_unknown_route_and_method_get_json_errors(client: Client) -> None:
     response = await client.get("/teleconsultations")
     assert response.status == 404
-    assert await response.json() == error(404, "There is no route GET /teleconsultations.")
+    assert await response.json() == error(
+        404, "There is no route GET /teleconsultations.", code="no_route"
+    )
 
     response = await client.put("/teleconsultation/0123456789abcdef01234567")
     assert response.status == 405

@@ -152,7 +152,7 @@ async def test_a_caller_cannot_pick_a_role_or_a_name(
         "/teleconsultation", json=body({"number": 2, "data": [data]})
     )
     assert response.status == 400
-    assert await response.json() == error(400, message)
+    assert await response.json() == error(400, message, path=message.split(" ")[0])
 
 
 async def test_adding_a_participant_with_groups_is_refused(auth_service_client: Client) -> None:
@@ -176,6 +176,7 @@ async def test_the_level_always_comes_from_auth0(auth_service_client: Client) ->
         400,
         "At least one participant must belong to a group of the plus privilege level.",
         "Failed POST /teleconsultation: no plus user in room",
+        code="no_plus_user",
     )
 
 
@@ -194,7 +195,7 @@ async def test_unknown_or_groupless_users_are_named(
 ) -> None:
     response = await auth_service_client.post("/teleconsultation", json=body(ids))
     assert response.status == 400
-    assert await response.json() == error(400, message)
+    assert await response.json() == error(400, message, path="participants[1]")
 
 
 async def test_a_failing_auth0_client_is_a_502(
@@ -215,7 +216,9 @@ async def test_an_unreachable_auth0_client_is_a_503(make_client: MakeClient) -> 
     response = await client.post("/teleconsultation", json=body(["auth0|doc", "auth0|pat"]))
     assert response.status == 503
     assert await response.json() == error(
-        503, "The auth0-client provider failed to look up a user: cannot connect"
+        503,
+        "The auth0-client provider failed to look up a user: cannot connect",
+        code="provider_unavailable",
     )
 
 
@@ -356,7 +359,9 @@ async def test_custom_ids_are_resolved_before_the_lookup(
         "/teleconsultation", json=body(["64b000000000000000000001", "nope"])
     )
     assert response.status == 400
-    assert await response.json() == error(400, "Participant 'nope': no user has _id 'nope'.")
+    assert await response.json() == error(
+        400, "Participant 'nope': no user has _id 'nope'.", path="participants[1]"
+    )
 
 
 @pytest.mark.parametrize(

@@ -271,7 +271,9 @@ async def test_an_unreachable_provider_is_a_503(make_client: MakeClient) -> None
 
     assert response.status == 503
     assert await response.json() == error(
-        503, "The bandyer provider failed to create a user: cannot connect"
+        503,
+        "The bandyer provider failed to create a user: cannot connect",
+        code="provider_unavailable",
     )
 
 

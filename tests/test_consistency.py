@@ -197,7 +197,11 @@ async def test_a_failed_room_creation_leaves_the_record_as_it_was(
 
     assert response.status == status
     assert await response.json() == error(
-        status, "The failing provider failed to create a room: injected by the test"
+        status,
+        "The failing provider failed to create a room: injected by the test",
+        code={502: "provider_bad_answer", 503: "provider_unavailable", 504: "provider_timeout"}[
+            status
+        ],
     )
     assert await failing_client.app[keys.STORE].records.get(room_id) == before
     assert failing.provider.rooms == {}
@@ -302,7 +306,9 @@ async def test_a_room_made_for_a_failed_write_is_left_to_the_reconciler(
     response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
 
     assert response.status == 503
-    assert await response.json() == error(503, "The SQLite store failed: disk I/O error.")
+    assert await response.json() == error(
+        503, "The SQLite store failed: disk I/O error.", code="store_unavailable"
+    )
     # A failed write may still have happened (an acknowledgement lost on the way back):
     # the room is not deleted blindly; the reconciler looks at the record first.
     assert len(fake_video(client).rooms) == 1

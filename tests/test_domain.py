@@ -77,11 +77,13 @@ def test_the_highest_matching_level_wins(groups: list[str], level: Level | None)
 
 def test_a_participant_without_a_level_is_refused_by_name() -> None:
     with pytest.raises(InvalidRequest) as raised:
-        domain.level_of_participant(PRIVILEGES, "x", ["visitor"])
-    assert raised.value.message == (
+        domain.level_of_participant(PRIVILEGES, "x", ["visitor"], "participants.data[1]")
+    message = (
         "Participant 'x' belongs to none of the configured groups (doctor, patient); "
         "got ['visitor']."
     )
+    assert raised.value.message == message
+    assert raised.value.details == ({"path": "participants.data[1]", "message": message},)
 
 
 def test_plus_rule() -> None:

@@ -183,24 +183,30 @@ async def test_credentials_for_the_caller(plugin: Plugin) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "headers", "status", "message"),
+    ("body", "headers", "status", "message", "path"),
     [
-        ({}, {}, 401, "The request does not say who is calling (see userIdPathInRequest)."),
+        ({}, {}, 401, "The request does not say who is calling (see userIdPathInRequest).", None),
         (
             {"expiresIn": 60},
             {"miauserid": "u"},
             400,
             "expiresIn must be between 360 and 86400 seconds for this video provider; got 60.",
+            "expiresIn",
         ),
-        ({"expiresIn": "3600"}, {"miauserid": "u"}, 400, "expiresIn: Not a valid integer."),
+        ({"expiresIn": "3600"}, {"miauserid": "u"}, 400, "expiresIn: Not a valid integer.", None),
     ],
 )
 async def test_credentials_refused(
-    plugin: Plugin, body: dict[str, Any], headers: dict[str, str], status: int, message: str
+    plugin: Plugin,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    status: int,
+    message: str,
+    path: str | None,
 ) -> None:
     response = await plugin.client.post("/credentials", json=body, headers=headers)
     assert response.status == status
-    expected = error(status, message, "Unauthorized user" if status == 401 else None)
+    expected = error(status, message, "Unauthorized user" if status == 401 else None, path=path)
     assert await response.json() == expected
 
 
@@ -259,7 +265,7 @@ async def test_a_bad_background_is_refused_before_anything_is_sent(
 ) -> None:
     response = await plugin.client.post("/settings/background-image", data=data())
     assert response.status == status
-    assert await response.json() == error(status, message)
+    assert await response.json() == error(status, message, path="virtual_background")
     assert plugin.kaleyra.calls("upload_background") == []
 
 
@@ -267,7 +273,9 @@ async def test_a_background_sent_as_json_is_refused(client: Client) -> None:
     response = await client.post("/settings/background-image", json={"virtual_background": "x"})
     assert response.status == 400
     assert await response.json() == error(
-        400, "Send the image as multipart/form-data, field virtual_background."
+        400,
+        "Send the image as multipart/form-data, field virtual_background.",
+        path="virtual_background",
     )
 
 
@@ -287,7 +295,9 @@ async def test_a_malformed_multipart_body_is_a_400(client: Client) -> None:
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert response.status == 400
-    assert await response.json() == error(400, "The multipart body could not be read.")
+    assert await response.json() == error(
+        400, "The multipart body could not be read.", code="malformed_body"
+    )
 
 
 async def test_credentials_without_a_body_use_the_default(client: Client) -> None:

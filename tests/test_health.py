@@ -91,7 +91,9 @@ async def test_the_service_starts_and_answers_503_while_mongodb_is_down(
     response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
     assert response.status == 503
     assert await response.json() == error(
-        503, "The MongoDB store cannot be reached (ServerSelectionTimeoutError); retry later."
+        503,
+        "The MongoDB store cannot be reached (ServerSelectionTimeoutError); retry later.",
+        code="store_unavailable",
     )
 
 

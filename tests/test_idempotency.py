@@ -128,7 +128,7 @@ async def test_a_malformed_key_is_a_400(client: Client) -> None:
     )
     assert response.status == 400
     assert await response.json() == error(
-        400, "Idempotency-Key must be 1 to 255 visible ASCII characters."
+        400, "Idempotency-Key must be 1 to 255 visible ASCII characters.", path="Idempotency-Key"
     )
 
 
@@ -180,5 +180,7 @@ async def test_an_unknown_outcome_keeps_the_key(
     retry = await client.post("/teleconsultation", json=body, headers=keyed("k-9"))
     assert retry.status == 409  # the first may have written: the key holds until its lease ends
     assert await retry.json() == error(
-        409, "A request with this Idempotency-Key is still being processed; retry it later."
+        409,
+        "A request with this Idempotency-Key is still being processed; retry it later.",
+        code="idempotency_in_progress",
     )

@@ -137,7 +137,9 @@ async def test_a_rate_limit_beyond_the_deadline_is_not_waited_for(
     response = await bandyer.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
     assert response.status == 503
     assert await response.json() == error(
-        503, "The bandyer provider failed to create a room: rate limited (HTTP 429)"
+        503,
+        "The bandyer provider failed to create a room: rate limited (HTTP 429)",
+        code="provider_unavailable",
     )
     assert len(kaleyra.calls("create_room")) == 1
     assert kaleyra.rooms == {}

@@ -11,6 +11,7 @@ from teleconsult_bandyer import DEFAULTS as BANDYER_DEFAULTS
 
 from teleconsult.configuration.service_config import _ServiceConfig
 from teleconsult.configuration.settings import DEFAULTS
+from teleconsult.errors import ERROR_CODES
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -70,3 +71,10 @@ def test_auth0_variables_are_in_the_readme_with_their_default(name: str) -> None
 )
 def test_auth0_variables_without_default_are_in_the_readme(name: str) -> None:
     assert readme_row(name)[0] == "(unset)"
+
+
+def test_every_error_code_is_in_the_readme_table() -> None:
+    table = re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \| (.*) \|$", README, re.MULTILINE)
+    assert [(code, f"{status}: {meaning}") for code, status, meaning in table] == list(
+        ERROR_CODES.items()
+    )

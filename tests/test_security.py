@@ -171,6 +171,7 @@ async def test_a_mapping_planted_before_the_fix_is_not_shared(provider_client: C
         f"Participant {VICTIM!r} cannot be given a {provider} user: the one derived for it "
         "already stands for another user id. An operator must correct the user map "
         "(docs/operations.md, Security).",
+        code="user_map_conflict",
     )
     assert await store.users.find_user(provider, VICTIM) is None
     assert (
@@ -467,6 +468,7 @@ async def test_one_caller_holds_a_bounded_number_of_keys(make_client: MakeClient
         "message": "This caller holds 2 unexpired Idempotency-Keys "
         "(IDEMPOTENCY_MAX_KEYS_PER_CALLER); a retry with a key already used is still "
         "answered, a new key only once older ones expire.",
+        "code": "too_many_idempotency_keys",
     }
     retry = await client.post(
         "/teleconsultation",
@@ -491,6 +493,7 @@ async def test_a_5000_digit_integer_in_the_body_is_a_400(client: Client) -> None
         400,
         "The body is not valid JSON: Exceeds the limit (4300 digits) for integer string "
         "conversion: value has 5000 digits.",
+        code="malformed_body",
     )
 
 
@@ -709,7 +712,9 @@ async def test_a_repeated_identity_header_is_a_400(
     )
     assert response.status == 400
     assert await response.json() == error(
-        400, f"The request has more than one {header.lower()} header; send one."
+        400,
+        f"The request has more than one {header.lower()} header; send one.",
+        path=header.lower(),
     )
 
 

@@ -108,7 +108,8 @@ class Auth0Identity:
                     raise InvalidRequest(
                         f"{entry.path}.{field_name} is not accepted with the auth0 identity "
                         "provider: groups and names come from Auth0. Send userExternalId "
-                        "(and language) only."
+                        "(and language) only.",
+                        path=f"{entry.path}.{field_name}",
                     )
         return await gather_all(*(self._identity(entry, caller) for entry in entries))
 
@@ -118,12 +119,15 @@ class Auth0Identity:
             resolved = await self.resolver.resolve(user_id)
             if resolved is None:
                 raise InvalidRequest(
-                    f"Participant {user_id!r}: no user has {self.resolver.source} {user_id!r}."
+                    f"Participant {user_id!r}: no user has {self.resolver.source} {user_id!r}.",
+                    path=entry.path,
                 )
             user_id = resolved
         record = self._cached(user_id) or await self.directory.find(user_id, caller)
         if record is None:
-            raise InvalidRequest(f"Participant {user_id!r} is not a user known to Auth0.")
+            raise InvalidRequest(
+                f"Participant {user_id!r} is not a user known to Auth0.", path=entry.path
+            )
         self._remember(record)
         # The participant keeps the id in the form given, which is the form callers present.
         return Identity(external_id=entry.external_id, groups=record.groups, full_name=record.name)

@@ -32,11 +32,13 @@ class StaticIdentity:
             if not entry.groups:
                 raise InvalidRequest(
                     f"{entry.path}.groups is required with the static identity provider: "
-                    "a non-empty array of group names."
+                    "a non-empty array of group names.",
+                    path=f"{entry.path}.groups",
                 )
             if not entry.full_name:
                 raise InvalidRequest(
-                    f"{entry.path}.fullName is required with the static identity provider."
+                    f"{entry.path}.fullName is required with the static identity provider.",
+                    path=f"{entry.path}.fullName",
                 )
             identities.append(
                 Identity(

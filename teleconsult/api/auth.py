@@ -185,7 +185,9 @@ class Authenticator:
     async def caller(self, request: web.Request) -> Caller:
         for name in self._single_headers:
             if len(request.headers.getall(name, ())) > 1:
-                raise InvalidRequest(f"The request has more than one {name} header; send one.")
+                raise InvalidRequest(
+                    f"The request has more than one {name} header; send one.", path=name
+                )
         if self.token_rules is None or self.keys is None:
             return Caller(
                 caller_id(request.headers, self.user_id_path),

@@ -1,15 +1,15 @@
-"""Every error leaves as `{"statusCode", "error", "message"}`: never a stack trace.
+"""Every error leaves as `{"statusCode", "error", "message", "code"}`: never a stack trace.
 
-Service errors carry their status; aiohttp's own HTTP errors (unknown route,
-wrong method) are reshaped; anything unexpected is logged and becomes a 500
-whose message holds nothing internal.
+Service errors carry their status and code; aiohttp's own HTTP errors (unknown
+route, wrong method, a body over the size limit) are reshaped; anything
+unexpected is logged and becomes a 500 whose message holds nothing internal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, NoReturn
 
@@ -21,30 +21,58 @@ from webargs.aiohttpparser import AIOHTTPParser
 
 from teleconsult.errors import (
     ClientClosed,
+    ErrorCode,
     InvalidRequest,
     JSONTextError,
+    MalformedBody,
+    Problem,
     RequestTimeout,
     ServiceError,
     UnsupportedMediaType,
 )
 from teleconsult.observability import redaction
-from teleconsult.validation import problems, strict_json
+from teleconsult.validation import invalid, strict_json
 
 log = logging.getLogger(__name__)
 
 LOCATIONS = ("json", "querystring", "match_info", "headers", "form")
+HTTP_ERROR_CODES: dict[int, ErrorCode] = {
+    404: "no_route",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+"""The code of an error aiohttp raises itself (no route, no such method, a body too large)."""
 
 
-def error_response(status: int, message: str, error: str | None = None) -> web.Response:
+def error_response(
+    status: int,
+    message: str,
+    code: ErrorCode,
+    *,
+    error: str | None = None,
+    details: Sequence[Problem] = (),
+) -> web.Response:
     """The error body every failure has; no configured secret reaches it (a provider's error
     text may echo what it was sent)."""
-    return web.json_response(
-        {
-            "statusCode": status,
-            "error": error or HTTPStatus(status).phrase,
-            "message": redaction.redact_secrets(message),
-        },
-        status=status,
+    body: dict[str, Any] = {
+        "statusCode": status,
+        "error": error or HTTPStatus(status).phrase,
+        "message": redaction.redact_secrets(message),
+        "code": code,
+    }
+    if details:
+        body["details"] = [
+            Problem(path=problem["path"], message=redaction.redact_secrets(problem["message"]))
+            for problem in details
+        ]
+    return web.json_response(body, status=status)
+
+
+def service_error_response(error: ServiceError) -> web.Response:
+    return error_response(
+        error.status, error.message, error.code, error=error.error, details=error.details
     )
 
 
@@ -55,25 +83,35 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ClientClosed:
         raise  # not an error of ours: the observing middleware counts it apart
     except ServiceError as error:
-        response = error_response(error.status, error.message, error.error)
+        response = service_error_response(error)
         if error.close_connection:
             response.force_close()
         return response
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        response = error_response(error.status, _http_error_message(request, error))
+        response = error_response(
+            error.status, _http_error_message(request, error), _http_error_code(request, error)
+        )
         if isinstance(error, web.HTTPMethodNotAllowed):
             response.headers["Allow"] = ", ".join(sorted(error.allowed_methods))
         return response
     except Exception:
         log.exception("unexpected error in %s %s", request.method, _route(request))
-        return error_response(500, "The service failed unexpectedly; the error was logged.")
+        return error_response(
+            500, "The service failed unexpectedly; the error was logged.", "internal"
+        )
 
 
 def _route(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "(no route)"
+
+
+def _http_error_code(request: web.Request, error: web.HTTPException) -> ErrorCode:
+    if error.status == 404 and request.match_info.route.resource is not None:
+        return "not_found"  # a route of ours (a plugin's page) found nothing
+    return HTTP_ERROR_CODES.get(error.status, "validation" if error.status < 500 else "internal")
 
 
 def _http_error_message(request: web.Request, error: web.HTTPException) -> str:
@@ -113,7 +151,7 @@ class RequestParser(AIOHTTPParser):
         try:
             body = strict_json(text)
         except JSONTextError as error:
-            raise InvalidRequest(f"The body is not valid JSON: {error}.") from None
+            raise MalformedBody(f"The body is not valid JSON: {error}.") from None
         if not isinstance(body, dict):
             raise InvalidRequest("The body must be a JSON object.")
         return body
@@ -132,7 +170,7 @@ class RequestParser(AIOHTTPParser):
             [(location, inner)] = messages.items()
             if location in LOCATIONS:
                 messages = inner  # webargs nests by location; there is one per request
-        raise InvalidRequest(problems(messages, root="body"))
+        raise invalid(messages, root="body")
 
 
 async def read_body(request: web.Request, timeout_seconds: float) -> str:
@@ -144,13 +182,13 @@ async def read_body(request: web.Request, timeout_seconds: float) -> str:
         raise read_timeout(timeout_seconds) from None
     except RequestPayloadError as error:
         detail = getattr(error.__cause__, "message", None) or "it ended early"
-        raise InvalidRequest(f"The body could not be read: {detail}.") from None
+        raise MalformedBody(f"The body could not be read: {detail}.") from None
     except ConnectionResetError:
         raise ClientClosed() from None
     try:
         return raw.decode("utf-8")  # JSON is UTF-8 (RFC 8259)
     except UnicodeDecodeError:
-        raise InvalidRequest("The body is not valid UTF-8.") from None
+        raise MalformedBody("The body is not valid UTF-8.") from None
 
 
 def read_timeout(seconds: float) -> RequestTimeout:

@@ -21,7 +21,7 @@ from teleconsult.api.schemas import (
 )
 from teleconsult.api.teleconsultations import BODY, body, caller_of, errors, manager_of
 from teleconsult.core.features import MAX_BACKGROUND_BYTES, too_large
-from teleconsult.errors import ClientClosed, InvalidRequest
+from teleconsult.errors import ClientClosed, InvalidRequest, MalformedBody
 from teleconsult.providers.protocols import Upload
 
 BACKGROUND_FIELD = "virtual_background"
@@ -129,7 +129,10 @@ async def _read_background(request: web.Request) -> Upload:
 
 async def _read_image_part(request: web.Request) -> Upload:
     if not request.content_type.startswith("multipart/"):
-        raise InvalidRequest(f"Send the image as multipart/form-data, field {BACKGROUND_FIELD}.")
+        raise InvalidRequest(
+            f"Send the image as multipart/form-data, field {BACKGROUND_FIELD}.",
+            path=BACKGROUND_FIELD,
+        )
     if (
         request.content_length is not None
         and request.content_length > MAX_BACKGROUND_BYTES + 64 * 1024
@@ -151,8 +154,10 @@ async def _read_image_part(request: web.Request) -> Upload:
                 )
             await part.release() if isinstance(part, BodyPartReader) else None
     except (ValueError, AssertionError, HttpProcessingError) as error:
-        raise InvalidRequest("The multipart body could not be read.") from error
-    raise InvalidRequest(f"The multipart body has no {BACKGROUND_FIELD} field.")
+        raise MalformedBody("The multipart body could not be read.") from error
+    raise InvalidRequest(
+        f"The multipart body has no {BACKGROUND_FIELD} field.", path=BACKGROUND_FIELD
+    )
 
 
 def setup_routes(app: web.Application) -> None:

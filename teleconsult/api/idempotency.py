@@ -67,7 +67,7 @@ async def idempotent(
     if key is None:
         return await run()
     if not _KEY.match(key):
-        raise InvalidRequest(f"{HEADER} must be 1 to 255 visible ASCII characters.")
+        raise InvalidRequest(f"{HEADER} must be 1 to 255 visible ASCII characters.", path=HEADER)
     stored_keys = request.app[keys.STORE].idempotency
     clock = request.app[keys.SERVICE].clock
     ttl = timedelta(milliseconds=request.app[keys.SETTINGS].idempotency_key_ttl_ms)
@@ -85,7 +85,8 @@ async def idempotent(
             )
         if held.status is None:
             raise Conflict(
-                f"A request with this {HEADER} is still being processed; retry it later."
+                f"A request with this {HEADER} is still being processed; retry it later.",
+                code="idempotency_in_progress",
             )
         replay = web.Response(status=held.status, text=held.body or None)
         if held.body:

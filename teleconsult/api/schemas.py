@@ -21,10 +21,12 @@ from marshmallow import (
     validates_schema,
 )
 
+from teleconsult.errors import ERROR_CODES
+
 NON_EMPTY = validate.Length(min=1)
 NAME = validate.Length(min=1, max=256)
 GROUP = validate.Length(min=1, max=128)
-DATE_EXAMPLE = "2022-02-22T15:30:00.000Z"
+DATE_EXAMPLE = "2030-02-22T15:30:00.000Z"
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_DURATION_SECONDS = 30 * 24 * 3600
@@ -103,9 +105,7 @@ class AwareDate(fields.AwareDateTime):
     default_error_messages = {  # noqa: RUF012 - marshmallow's own convention
         "invalid": "Not a date-time like " + DATE_EXAMPLE + " (date, T, time, offset).",
         "invalid_awareness": (
-            "The date-time has no time-zone offset; add Z or +hh:mm, for example "
-            + DATE_EXAMPLE
-            + "."
+            "The date-time has no time-zone offset (add Z or +hh:mm, as in " + DATE_EXAMPLE + ")."
         ),
         "out_of_range": "The date must be between 1970 and 9000.",
     }
@@ -264,10 +264,29 @@ class JoinSchema(Schema):
     )
 
 
+class ProblemSchema(Schema):
+    path = fields.String(
+        required=True,
+        metadata={"description": "Where, as the caller wrote it: `participants.data[0].groups`."},
+    )
+    message = fields.String(required=True, metadata={"description": "What is wrong there."})
+
+
 class ErrorSchema(Schema):
     statusCode = fields.Integer(required=True)
-    error = fields.String(required=True)
-    message = fields.String(required=True)
+    error = fields.String(
+        required=True, metadata={"description": "The HTTP reason, or the original's string."}
+    )
+    message = fields.String(required=True, metadata={"description": "What to change."})
+    code = fields.String(
+        required=True,
+        validate=validate.OneOf(list(ERROR_CODES)),
+        metadata={"description": "Stable and machine-readable: switch on it (docs/api.md)."},
+    )
+    details = fields.List(
+        fields.Nested(ProblemSchema),
+        metadata={"description": "A `validation` error's problems (at most 20)."},
+    )
 
 
 class HealthSchema(Schema):

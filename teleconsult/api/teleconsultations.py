@@ -25,9 +25,9 @@ from teleconsult.api.schemas import (
     UpdateTeleconsultationSchema,
 )
 from teleconsult.core.service import ParticipantsInput, ScheduleInput
-from teleconsult.errors import InvalidRequest, NoPlusUser
+from teleconsult.errors import NoPlusUser
 from teleconsult.providers.protocols import Caller, ParticipantEntry
-from teleconsult.validation import problems
+from teleconsult.validation import invalid
 
 BODY = web.RequestKey("body", dict)
 TAGS = ["teleconsultations"]
@@ -91,7 +91,7 @@ def _join_query(request: web.Request) -> dict[str, Any]:
     try:
         query: dict[str, Any] = JoinQuerySchema().load(dict(request.query))
     except ValidationError as error:
-        raise InvalidRequest(problems(error.messages, root="query")) from None
+        raise invalid(error.messages, root="query") from None
     return query
 
 

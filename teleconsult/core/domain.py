@@ -209,13 +209,17 @@ def may_change(
     return any(p.external_id == caller_id and p.level is Level.PLUS for p in record.participants)
 
 
-def level_of_participant(privileges: Privileges, external_id: str, groups: Sequence[str]) -> Level:
+def level_of_participant(
+    privileges: Privileges, external_id: str, groups: Sequence[str], path: str
+) -> Level:
+    """The participant's level; a 400 at `path` (where the request named them) without one."""
     level = privileges.level_of(groups)
     if level is None:
         known = sorted(privileges.basic.groups | privileges.plus.groups)
         raise InvalidRequest(
             f"Participant {external_id!r} belongs to none of the configured groups "
-            f"({', '.join(known)}); got {list(groups)}."
+            f"({', '.join(known)}); got {list(groups)}.",
+            path=path,
         )
     return level
 
@@ -227,16 +231,20 @@ def check_participant_counts(
     if not limits.min_participants <= number <= limits.max_participants:
         raise InvalidRequest(
             f"participants.number must be between {limits.min_participants} and "
-            f"{limits.max_participants} for this video provider; got {number}."
+            f"{limits.max_participants} for this video provider; got {number}.",
+            path="participants.number",
         )
     if len(external_ids) > number:
         raise InvalidRequest(
-            f"{len(external_ids)} participants were given but participants.number is {number}."
+            f"{len(external_ids)} participants were given but participants.number is {number}.",
+            path="participants.data",
         )
     seen: set[str] = set()
     for external_id in external_ids:
         if external_id in seen:
-            raise InvalidRequest(f"Participant {external_id!r} appears more than once.")
+            raise InvalidRequest(
+                f"Participant {external_id!r} appears more than once.", path="participants.data"
+            )
         seen.add(external_id)
 
 
@@ -250,19 +258,21 @@ def check_schedule(
     start: datetime, end: datetime, policy: RoomPolicy, limits: ProviderLimits
 ) -> None:
     if end <= start:
-        raise InvalidRequest("end_date must be after start_date.")
+        raise InvalidRequest("end_date must be after start_date.", path="end_date")
     if policy.unlimited:
         return
     seconds = duration_seconds(start, end)
     floor = max(MIN_DURATION_SECONDS, limits.min_duration_seconds)
     if seconds < floor:
         raise InvalidRequest(
-            f"A teleconsultation must last at least {floor} seconds; this one lasts {seconds}."
+            f"A teleconsultation must last at least {floor} seconds; this one lasts {seconds}.",
+            path="end_date",
         )
     if seconds > limits.max_duration_seconds:
         raise InvalidRequest(
             f"A teleconsultation may last at most {limits.max_duration_seconds} seconds with "
-            f"this video provider; this one lasts {seconds}."
+            f"this video provider; this one lasts {seconds}.",
+            path="end_date",
         )
 
 

@@ -72,7 +72,8 @@ class ProviderFeatures:
         if not shortest <= seconds <= longest:
             raise InvalidRequest(
                 f"expiresIn must be between {shortest} and {longest} seconds for this video "
-                f"provider; got {seconds}."
+                f"provider; got {seconds}.",
+                path="expiresIn",
             )
         level = self.privileges.level_of(caller.groups or ()) or Level.BASIC
         provider_user_id = await self.service.provider_user(caller_id, level, caller)

@@ -185,7 +185,8 @@ class TeleconsultationService:
             self._refuse_if_locked(current, now)
             if current.participant(entry.external_id) is not None:
                 raise InvalidRequest(
-                    f"Participant {entry.external_id!r} is already in this teleconsultation."
+                    f"Participant {entry.external_id!r} is already in this teleconsultation.",
+                    path="userExternalId",
                 )
             if current.complete:
                 raise InvalidRequest(
@@ -422,10 +423,12 @@ class TeleconsultationService:
     ) -> tuple[datetime, datetime]:
         """Start and end after applying `schedule` to `current` (None when creating)."""
         if schedule.end_date is not None and schedule.duration_in_seconds is not None:
-            raise InvalidRequest("Give either end_date or duration_in_seconds, not both.")
+            raise InvalidRequest(
+                "Give either end_date or duration_in_seconds, not both.", path="duration_in_seconds"
+            )
         start = schedule.start_date or (current.start_date if current else None)
         if start is None:
-            raise InvalidRequest("start_date is required.")
+            raise InvalidRequest("start_date is required.", path="start_date")
         if schedule.duration_in_seconds is not None:
             end = start + timedelta(seconds=schedule.duration_in_seconds)
         elif schedule.end_date is not None:
@@ -433,7 +436,7 @@ class TeleconsultationService:
         elif current is not None:
             end = current.end_date
         else:
-            raise InvalidRequest("end_date (or duration_in_seconds) is required.")
+            raise InvalidRequest("end_date (or duration_in_seconds) is required.", path="end_date")
         domain.check_schedule(start, end, self.policy, self.video.limits)
         return start, end
 
@@ -443,7 +446,8 @@ class TeleconsultationService:
             raise InvalidRequest(
                 f"participants as an array of user ids needs an identity provider that knows "
                 f"the users; the {self.identity.name!r} identity provider does not. Send "
-                '{"number": n, "data": [{"userExternalId", "groups", "fullName"}]} instead.'
+                '{"number": n, "data": [{"userExternalId", "groups", "fullName"}]} instead.',
+                path="participants",
             )
         if participants.entries is not None:
             self._check_counts(participants.number, [e.external_id for e in participants.entries])
@@ -457,7 +461,8 @@ class TeleconsultationService:
             raise Conflict(
                 f"The teleconsultation is locked since {format_date(since)}: all participants "
                 "are known and its start is within IMMUTABLE_PERIOD_MS, so its room can no "
-                "longer change. Cancel it and create a new one instead."
+                "longer change. Cancel it and create a new one instead.",
+                code="locked",
             )
 
     async def _participants(
@@ -484,7 +489,7 @@ class TeleconsultationService:
                 entry=entry,
                 identity=identity,
                 level=domain.level_of_participant(
-                    self.privileges, identity.external_id, identity.groups
+                    self.privileges, identity.external_id, identity.groups, entry.path
                 ),
             )
             for entry, identity in zip(entries, identities, strict=True)
@@ -526,7 +531,8 @@ class TeleconsultationService:
             raise Conflict(
                 f"Participant {external_id!r} cannot be given a {provider} user: the one "
                 "derived for it already stands for another user id. An operator must correct "
-                "the user map (docs/operations.md, Security)."
+                "the user map (docs/operations.md, Security).",
+                code="user_map_conflict",
             )
         if known is not None:
             return known
