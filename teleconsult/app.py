@@ -22,7 +22,7 @@ from teleconsult.api.errors import error_middleware
 from teleconsult.api.hardening import setup_hardening
 from teleconsult.api.observe import observe_middleware
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
-from teleconsult.configuration.settings import Settings
+from teleconsult.configuration.settings import Settings, placeholder_variables
 from teleconsult.core.clock import Clock, utc_now
 from teleconsult.core.domain import WritePolicy
 from teleconsult.core.features import ProviderFeatures
@@ -81,6 +81,7 @@ def create_app(
     metrics = app[keys.METRICS] = Metrics()
     app[keys.SETTINGS] = settings
     app[keys.CONFIG] = config
+    app[keys.PLACEHOLDERS] = placeholder_variables(environment)
     app[keys.PLUGINS] = plugins.manager
     user_id_path = config.user_id_path or default_path(settings.userid_header_key)
 

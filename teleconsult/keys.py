@@ -27,5 +27,7 @@ METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
+PLACEHOLDERS = web.AppKey("placeholders", tuple[str, ...])
+"""Variables still set to a placeholder value: the replica is not ready (`/-/ready`)."""
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 """Says who is calling (userIdPathInRequest or a verified token) and who may manage."""

@@ -281,6 +281,8 @@ async def test_the_fake_join_page_shows_the_room(
 
     response = await client.get("/fake-video/join/not-a-code")
     assert response.status == 404
+    assert response.content_type == "text/html"  # a person opened it, not an API client
+    assert "<h1>This link is unknown or its room was deleted.</h1>" in await response.text()
 
 
 async def test_a_new_number_without_data_keeps_the_known_participants(client: Client) -> None:

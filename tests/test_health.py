@@ -12,9 +12,9 @@ from aiohttp import web
 from teleconsult import __version__, keys
 from teleconsult.app import create_app
 from teleconsult.configuration.service_config import load_config
-from teleconsult.configuration.settings import Settings
+from teleconsult.configuration.settings import Settings, placeholder_variables
 from teleconsult.errors import Unavailable
-from tests.helpers import DOCTOR, PATIENT, Client, error, teleconsultation
+from tests.helpers import DOCTOR, PATIENT, Client, MakeClient, error, teleconsultation
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
@@ -68,6 +68,19 @@ async def test_the_api_documentation_is_served(client: Client) -> None:
     assert response.status == 200
 
 
+async def test_documentation_without_its_slash_redirects(client: Client) -> None:
+    response = await client.get("/documentation", allow_redirects=False)
+    assert response.status == 308
+    assert response.headers["Location"] == "/documentation/"
+
+
+@pytest.mark.parametrize("path", ["/-/healthz", "/-/ready", "/-/check-up"])
+async def test_probes_answer_head(client: Client, path: str) -> None:
+    response = await client.head(path)
+    assert response.status == 200
+    assert await response.read() == b""
+
+
 async def test_the_checked_in_openapi_document_is_the_served_one(client: Client) -> None:
     checked_in = json.loads(OPENAPI_FILE.read_text())
     response = await client.get("/documentation/json")
@@ -107,3 +120,30 @@ async def test_the_document_covers_every_api_route(client: Client) -> None:
         and not route.resource.canonical.startswith(("/documentation", "/fake-video"))
     }
     assert served == documented
+
+
+async def test_a_placeholder_secret_keeps_the_replica_out_of_the_load_balancer(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shipped examples set every secret to CHANGE_ME: deployed as they are, nothing is
+    served, and the probes say which variables to fill in (never a value)."""
+    client = await make_client(
+        VIDEO_PROVIDER="fake", BANDYER_API_SECRET_KEY="CHANGE_ME", AUTH0_CLIENT_SECRET="<change-me>"
+    )
+    ko = {
+        "status": "KO",
+        "name": "teleconsult",
+        "version": __version__,
+        "placeholders": ["AUTH0_CLIENT_SECRET", "BANDYER_API_SECRET_KEY"],
+    }
+    for path in ("/-/ready", "/-/check-up"):
+        response = await client.get(path)
+        assert (response.status, await response.json()) == (503, ko)
+    response = await client.get("/-/healthz")
+    assert response.status == 200  # alive: a restart would not help
+    assert "AUTH0_CLIENT_SECRET, BANDYER_API_SECRET_KEY still set to a placeholder" in caplog.text
+
+
+def test_only_placeholder_values_count() -> None:
+    environ = {"A": "CHANGE_ME", "B": "change-me", "C": "changed-me", "D": "", "E": "secret"}
+    assert placeholder_variables(environ) == ("A", "B")

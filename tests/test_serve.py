@@ -63,8 +63,10 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()  # noqa: ASYNC240
     tour = readme.split("## A tour of the API", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     port = free_port()
-    assert "API=http://127.0.0.1:3000\n" in tour
-    tour = tour.replace("API=http://127.0.0.1:3000\n", f"API=http://127.0.0.1:{port}\n")
+    assert "API=http://127.0.0.1:${HTTP_PORT:-3000}\n" in tour  # another port, as it says
+    writes = [line for line in tour.splitlines() if " -X " in line]
+    assert len(writes) == 6
+    assert all("-H 'miauserid: doctor-1'" in line for line in writes)  # the caller, from step 1
     env = {**os.environ, "HTTP_PORT": str(port), "STORE_URL": f"sqlite:///{tmp_path / 't.db'}"}
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "teleconsult", "serve",
@@ -74,7 +76,7 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         assert server.stderr is not None
         await asyncio.wait_for(server.stderr.readline(), timeout=20)  # the "listening" line
         shell = await asyncio.create_subprocess_exec(
-            "bash", "-euo", "pipefail", "-c", tour,
+            "bash", "-euo", "pipefail", "-c", tour, env={**os.environ, "HTTP_PORT": str(port)},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         stdout, stderr = await asyncio.wait_for(shell.communicate(), timeout=60)

@@ -214,14 +214,21 @@ def _create(context: ProviderContext) -> FakeVideo:
     return FakeVideo(public_url(context), latency / 1000)
 
 
+UNKNOWN_LINK_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Link not found</title></head>
+<body><h1>This link is unknown or its room was deleted.</h1>
+<p>Ask for a new link: open the teleconsultation again in your application.</p></body></html>
+"""
+
+
 async def join_page(request: web.Request) -> web.Response:
     """The page a fake link opens. Not found unless the fake provider is the one running."""
     provider = request.app[VIDEO_PROVIDER]
     found = (
         provider.find_code(request.match_info["code"]) if isinstance(provider, FakeVideo) else None
     )
-    if found is None:
-        raise web.HTTPNotFound(text="This link is unknown or its room was deleted.")
+    if found is None:  # a person opened it: a page, not an API error body
+        return web.Response(status=404, content_type="text/html", text=UNKNOWN_LINK_PAGE)
     room, user = found
     me = next(p for p in room.spec.participants if p.provider_user_id == user)
     others = "".join(

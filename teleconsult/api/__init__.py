@@ -39,8 +39,14 @@ def setup_api(app: web.Application) -> None:
         warnings.simplefilter("ignore", NotAppKeyWarning)
         spec.register(app, in_place=True)
         _drop_swagger2_keys(app[SWAGGER_DICT])
+    app.router.add_get("/documentation", _to_documentation, allow_head=False)
     # A parser of our own, per app: our error bodies, and JSON bodies read within bounds.
     app[APISPEC_PARSER] = RequestParser(app[keys.SETTINGS].http_read_timeout_ms / 1000)
+
+
+async def _to_documentation(request: web.Request) -> web.Response:
+    """`/documentation` is where people type; Swagger UI is served at `/documentation/`."""
+    raise web.HTTPPermanentRedirect("/documentation/")
 
 
 def openapi_document(app: web.Application) -> dict[str, Any]:

@@ -28,8 +28,10 @@ TAGS = ["health"]
 KO = {503: {"schema": HealthSchema, "description": "A dependency does not answer."}}
 
 
-def _status(ok: bool) -> web.Response:
-    body = {"status": "OK" if ok else "KO", "name": NAME, "version": __version__}
+def _status(ok: bool, placeholders: tuple[str, ...] = ()) -> web.Response:
+    body: dict[str, object] = {"status": "OK" if ok else "KO", "name": NAME, "version": __version__}
+    if placeholders:
+        body["placeholders"] = list(placeholders)
     return web.json_response(body, status=200 if ok else 503)
 
 
@@ -39,24 +41,40 @@ async def healthz(request: web.Request) -> web.Response:
     return _status(True)
 
 
-@docs(tags=TAGS, summary="Readiness: the store answers", responses=KO)
+@docs(
+    tags=TAGS,
+    summary="Readiness: the store answers and no setting is a placeholder",
+    responses=KO,
+)
 @response_schema(HealthSchema, 200, description="Ready.")
 async def ready(request: web.Request) -> web.Response:
-    return await _probe("not ready", request.app[keys.STORE].health.ping)
+    return await _probe("not ready", request, request.app[keys.STORE].health.ping)
 
 
-@docs(tags=TAGS, summary="Check-up: the store and the video provider answer", responses=KO)
+@docs(
+    tags=TAGS,
+    summary="Check-up: the store and the video provider answer, no setting is a placeholder",
+    responses=KO,
+)
 @response_schema(HealthSchema, 200, description="Both answer.")
 async def check_up(request: web.Request) -> web.Response:
     return await _probe(
         "check-up failed",
+        request,
         request.app[keys.STORE].health.ping,
         request.app[keys.SERVICE].video.check,
     )
 
 
-async def _probe(failure: str, *checks: Callable[[], Awaitable[None]]) -> web.Response:
-    """OK when every check passes; KO (logged) at the first that fails."""
+async def _probe(
+    failure: str, request: web.Request, *checks: Callable[[], Awaitable[None]]
+) -> web.Response:
+    """OK when every check passes; KO (logged) at the first that fails, or while a setting
+    is a placeholder (the KO names the variables, never their values)."""
+    placeholders = request.app[keys.PLACEHOLDERS]
+    if placeholders:
+        log.warning("%s: %s still set to a placeholder", failure, ", ".join(placeholders))
+        return _status(False, placeholders)
     try:
         for check in checks:
             await check()
@@ -94,7 +112,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/-/healthz", healthz, allow_head=False)
-    app.router.add_get("/-/ready", ready, allow_head=False)
-    app.router.add_get("/-/check-up", check_up, allow_head=False)
+    # HEAD too: some load balancers and uptime checks probe with it.
+    app.router.add_get("/-/healthz", healthz)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_get("/-/check-up", check_up)
     app.router.add_get("/-/metrics", metrics, allow_head=False)

@@ -293,6 +293,13 @@ class HealthSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["OK", "KO"]))
     name = fields.String(required=True)
     version = fields.String(required=True)
+    placeholders = fields.List(
+        fields.String(),
+        metadata={
+            "description": "Variables still set to a placeholder such as CHANGE_ME (KO until "
+            "they are given real values)."
+        },
+    )
 
 
 class JoinQuerySchema(Schema):

@@ -182,6 +182,23 @@ class Settings:
         )
 
 
+PLACEHOLDER = "CHANGE_ME"
+"""The value the shipped examples (deploy/kubernetes, .env) give every secret."""
+
+
+def placeholder_variables(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The variables still set to a placeholder (`CHANGE_ME`, `changeme`, `<change-me>`...):
+    a replica that runs with one is not ready, so an example deployed as shipped serves
+    nothing rather than failing on every call."""
+    return tuple(
+        sorted(
+            name
+            for name, value in environ.items()
+            if "".join(c for c in value.upper() if c.isalnum()) == "CHANGEME"
+        )
+    )
+
+
 def whole_number(name: str, text: str, *, minimum: int, maximum: int | None = None) -> int:
     """The variable `name`'s value `text` as a bounded integer, or one line saying what is wrong.
 
