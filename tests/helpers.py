@@ -138,6 +138,32 @@ def bandyer_env(base_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+JITSI_DOMAIN = "meet.example.test"
+JITSI_SECRET = "jitsi-app-secret-of-32-characters!"
+
+
+def jitsi_env(**extra: str) -> dict[str, str]:
+    return {
+        "VIDEO_PROVIDER": "jitsi",
+        "JITSI_DOMAIN": JITSI_DOMAIN,
+        "JITSI_APP_ID": "teleconsult",
+        "JITSI_APP_SECRET": JITSI_SECRET,
+        **extra,
+    }
+
+
+async def provider_room(client: Client, room_id: str) -> str:
+    """The provider room the teleconsultation's record points to now."""
+    record = await client.app[keys.STORE].records.get(room_id)
+    assert record is not None
+    assert record.room is not None
+    return record.room.provider_room_id
+
+
+def unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
 class LogLines:
     """What the service logged, as the lines it wrote (see the `log_lines` fixture)."""
 

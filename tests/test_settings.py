@@ -245,7 +245,7 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
         (
             {"VIDEO_PROVIDER": "zoom"},
             "teleconsult: configuration error: VIDEO_PROVIDER='zoom' names no installed video "
-            "provider (installed: bandyer, fake).",
+            "provider (installed: bandyer, fake, jitsi).",
         ),
         (
             {"STORE_URL": "postgres://db/teleconsult"},
