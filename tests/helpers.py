@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from teleconsult_fake import FakeVideo
+from teleconsult_livekit import fake_livekit
 
 from teleconsult import keys
 
@@ -138,6 +139,21 @@ def bandyer_env(base_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+LIVEKIT_KEY = fake_livekit.API_KEY
+LIVEKIT_SECRET = fake_livekit.API_SECRET
+
+
+def livekit_env(url: str, **extra: str) -> dict[str, str]:
+    return {
+        "VIDEO_PROVIDER": "livekit",
+        "LIVEKIT_URL": url,
+        "LIVEKIT_API_KEY": LIVEKIT_KEY,
+        "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
+        "LIVEKIT_TIMEOUT_MS": "500",
+        **extra,
+    }
+
+
 JITSI_DOMAIN = "meet.example.test"
 JITSI_SECRET = "jitsi-app-secret-of-32-characters!"
 
@@ -176,6 +192,20 @@ class LogLines:
 
     def parsed(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.text.splitlines()]
+
+
+Server = Callable[[web.Application], Awaitable[TestServer]]
+"""pytest-aiohttp's `aiohttp_server` fixture."""
+
+
+async def base_url(aiohttp_server: Server, app: web.Application) -> str:
+    """`app` (a vendor's fake) served in this process on loopback: its base URL."""
+    return str((await aiohttp_server(app)).make_url("")).rstrip("/")
+
+
+Refusal = Callable[[Mapping[str, str]], str]
+"""The `serve_refusal` fixture: what `teleconsult serve` prints to stderr when it refuses to
+start with these variables."""
 
 
 # -- a served process -----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -18,7 +17,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from yarl import URL
 
-from teleconsult.cli import main
 from tests.helpers import (
     DOCTOR,
     JITSI_DOMAIN,
@@ -29,6 +27,7 @@ from tests.helpers import (
     FrozenClock,
     LogLines,
     MakeClient,
+    Refusal,
     create,
     error,
     jitsi_env,
@@ -333,23 +332,12 @@ GOOD = jitsi_env()
     ],
 )
 def test_bad_configuration_stops_the_start_with_one_line(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    environ: dict[str, str],
-    line: str,
+    serve_refusal: Refusal, environ: dict[str, str], line: str
 ) -> None:
-    monkeypatch.setenv("STORE_URL", f"sqlite:///{tmp_path / 'never-opened.db'}")
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-
-    assert main(["serve"]) == 2
-    assert capsys.readouterr().err == f"teleconsult: configuration error: {line}\n"
+    assert serve_refusal(environ) == f"teleconsult: configuration error: {line}\n"
 
 
-def test_jaas_settings_must_agree_with_the_appid(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_jaas_settings_must_agree_with_the_appid(serve_refusal: Refusal) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -362,13 +350,9 @@ def test_jaas_settings_must_agree_with_the_appid(
         "JITSI_PRIVATE_KEY": pem,
         "JITSI_TENANT": "vpaas-magic-cookie-abc",
         "JITSI_KEY_ID": "vpaas-magic-cookie-xyz/1",
-        "STORE_URL": f"sqlite:///{tmp_path / 'never-opened.db'}",
     }
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
 
-    assert main(["serve"]) == 2
-    assert capsys.readouterr().err == (
+    assert serve_refusal(environ) == (
         "teleconsult: configuration error: With 8x8 JaaS "
         "(JITSI_TENANT=vpaas-magic-cookie-abc), JITSI_KEY_ID must be <JITSI_TENANT>/<key>, "
         "JITSI_APP_ID chat and JITSI_AUDIENCE jitsi; check JITSI_KEY_ID, JITSI_APP_ID.\n"

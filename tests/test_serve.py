@@ -14,9 +14,24 @@ from pathlib import Path
 import aiohttp
 import jwt
 import pytest
+from livekit import api
+from teleconsult_livekit.fake_livekit import FakeLiveKit
 from yarl import URL
 
-from tests.helpers import JITSI_DOMAIN, JITSI_SECRET, free_port, jitsi_env, raw_get, serve, served
+from tests.helpers import (
+    JITSI_DOMAIN,
+    JITSI_SECRET,
+    LIVEKIT_KEY,
+    LIVEKIT_SECRET,
+    Server,
+    base_url,
+    free_port,
+    jitsi_env,
+    livekit_env,
+    raw_get,
+    serve,
+    served,
+)
 
 
 async def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -129,6 +144,34 @@ async def test_the_readme_tour_runs_on_jitsi(tmp_path: Path) -> None:
         "moderator": "false",
     }
     assert claims["exp"] - claims["nbf"] == 24 * 3600  # no duration: the maximum lifetime
+
+
+async def test_the_readme_tour_runs_on_livekit(tmp_path: Path, aiohttp_server: Server) -> None:
+    livekit = FakeLiveKit()  # in this process, on loopback: the served process calls it
+    url = await base_url(aiohttp_server, livekit.app())
+
+    output = await run_the_readme_tour(tmp_path, **livekit_env(url))
+
+    [link] = handed_out(output)  # the patient's, once the call is due
+    assert link.startswith("https://meet.livekit.io/custom?liveKitUrl=ws%3A%2F%2F127.0.0.1%3A")
+    claims = api.TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET).verify(URL(link).query["token"])
+    assert claims.video is not None
+    assert (claims.identity, claims.name, claims.video.room_admin) == (
+        "patient-1",
+        "Jane Doe",
+        False,
+    )
+    rooms = [
+        (call.method, call.request)
+        for call in livekit.calls
+        if call.method in ("CreateRoom", "DeleteRoom")
+    ]
+    room = claims.video.room
+    assert rooms == [
+        ("CreateRoom", api.CreateRoomRequest(name=room, max_participants=2)),
+        ("DeleteRoom", api.DeleteRoomRequest(room=room)),
+    ]
+    assert livekit.rooms == {}
 
 
 async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
-"""One contract, every video plugin: the same tests against `fake`, `bandyer` and `jitsi`.
+"""One contract, every video plugin: the same tests against `fake`, `bandyer`, `livekit`
+and `jitsi`.
 
 Each test checks the provider's own state where it has one (the fake's memory, the fake
-Kaleyra server's users and rooms), and for providers whose links are tokens, what each
-link's token opens. Jitsi keeps no state at all: its rooms and users exist only in the
-tokens, so what can be checked there is the tokens.
+Kaleyra server's users and rooms, the fake LiveKit server's rooms), and for providers
+whose links are tokens, what each link's token opens (LiveKit's verified with the SDK's
+`TokenVerifier`). LiveKit has no users, and Jitsi keeps no state at all: its rooms and
+users exist only in the tokens, so what can be checked there is the tokens.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import jwt
 import pytest
+from livekit import api
 from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 from teleconsult_fake import FakeVideo
 from teleconsult_jitsi import create as create_jitsi
+from teleconsult_livekit import create as create_livekit
+from teleconsult_livekit.fake_livekit import FakeLiveKit
 from yarl import URL
 
 from teleconsult.configuration.service_config import load_config
@@ -34,9 +39,16 @@ from teleconsult.providers.protocols import (
     ProviderContext,
     VideoProvider,
 )
-from tests.helpers import API_KEY, JITSI_SECRET, jitsi_env
+from tests.helpers import (
+    API_KEY,
+    JITSI_SECRET,
+    LIVEKIT_KEY,
+    LIVEKIT_SECRET,
+    jitsi_env,
+    livekit_env,
+)
 
-PROVIDERS = ["fake", "bandyer", "jitsi"]
+PROVIDERS = ["fake", "bandyer", "livekit", "jitsi"]
 
 
 @dataclass
@@ -57,13 +69,23 @@ def jitsi_opens(link: str) -> tuple[str, str]:
     return claims["room"], claims["context"]["user"]["id"]
 
 
+def livekit_opens(link: str) -> tuple[str, str]:
+    claims = api.TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET).verify(URL(link).query["token"])
+    assert claims.video is not None
+    return claims.video.room, claims.identity
+
+
 def context(environ: dict[str, str]) -> ProviderContext:
     return ProviderContext(Settings.from_environ({}), load_config(None), environ)
 
 
 @pytest.fixture(params=PROVIDERS)
 async def subject(
-    request: pytest.FixtureRequest, kaleyra: FakeKaleyra, kaleyra_url: str
+    request: pytest.FixtureRequest,
+    kaleyra: FakeKaleyra,
+    kaleyra_url: str,
+    livekit: FakeLiveKit,
+    livekit_url: str,
 ) -> AsyncIterator[Subject]:
     if request.param == "fake":
         fake = FakeVideo("http://video.test")
@@ -74,6 +96,10 @@ async def subject(
         bandyer = BandyerVideo(KaleyraClient(options, aiohttp.ClientSession()))
         yield Subject(bandyer, lambda: set(kaleyra.users), lambda: set(kaleyra.rooms))
         await bandyer.close()
+    elif request.param == "livekit":
+        provider = create_livekit(context(livekit_env(livekit_url)))
+        yield Subject(provider, None, lambda: set(livekit.rooms), livekit_opens)
+        await provider.close()
     else:
         jitsi = create_jitsi(context(jitsi_env()))
         yield Subject(jitsi, None, None, jitsi_opens)
