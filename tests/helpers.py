@@ -26,6 +26,7 @@ from teleconsult_fake import FakeVideo
 from teleconsult_livekit import fake_livekit
 
 from teleconsult import keys
+from teleconsult.store.documents import to_document
 
 JSON = {"Content-Type": "application/json"}
 START = "2030-02-22T15:30:00.000Z"
@@ -174,6 +175,13 @@ async def provider_room(client: Client, room_id: str) -> str:
     assert record is not None
     assert record.room is not None
     return record.room.provider_room_id
+
+
+async def stored_document(client: Client, room_id: str) -> dict[str, Any]:
+    """The teleconsultation as the store keeps it."""
+    record = await client.app[keys.STORE].records.get(room_id)
+    assert record is not None
+    return to_document(record)
 
 
 def unix(moment: datetime) -> int:

@@ -34,6 +34,7 @@ from tests.helpers import (
     join,
     person,
     provider_room,
+    stored_document,
     teleconsultation,
     unix,
 )
@@ -110,6 +111,7 @@ async def test_each_participant_gets_a_token_for_this_room_and_this_window(
     room_id = await create(jitsi, teleconsultation(2, DOCTOR, PATIENT))
     room = await provider_room(jitsi, room_id)
     assert ROOM_NAME.fullmatch(room)
+    assert (await stored_document(jitsi, room_id))["room"]["links"] == {}  # no token kept
     assert (await join(jitsi, room_id, "doctor-1"))[1]["accessLinkURL"] is None  # not locked
 
     clock.now = LOCK

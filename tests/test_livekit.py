@@ -14,6 +14,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 from livekit import api
@@ -41,6 +42,7 @@ from tests.helpers import (
     livekit_env,
     person,
     provider_room,
+    stored_document,
     teleconsultation,
     unix,
 )
@@ -162,6 +164,7 @@ async def test_the_whole_flow_through_livekit(
         assert window_of(token) == (unix(lock), unix(end + timedelta(minutes=15)))
         livekit.join(token)  # as the participant's LiveKit client connects
     assert set(livekit.participants[room]) == {"doctor-1", "patient-1"}
+    assert (await stored_document(livekit_client, room_id))["room"]["links"] == {}  # none kept
 
     # Cancelled: the room is deleted, which disconnects everyone.
     livekit.calls.clear()
@@ -506,3 +509,29 @@ async def test_a_custom_template_gets_each_field_url_encoded(
     assert VERIFIER.verify(url.fragment).video == join_grants(
         room, True, True, CAMERA_AND_MICROPHONE + SCREEN
     )
+
+
+async def test_the_fake_answers_json_as_livekit_does(
+    livekit: FakeLiveKit, livekit_url: str
+) -> None:
+    """The fake speaks Twirp's JSON too (what LiveKit's docs show with curl), though the SDK
+    sends protobuf; a call without the grant its method needs is refused."""
+    creator = api.AccessToken(LIVEKIT_KEY, LIVEKIT_SECRET).with_grants(
+        api.VideoGrants(room_create=True)
+    )
+    url = f"{livekit_url}/twirp/livekit.RoomService/CreateRoom"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            url, json={"name": "room-1"}, headers={"Authorization": f"Bearer {creator.to_jwt()}"}
+        ) as response:
+            assert response.status == 200
+            assert (await response.json())["name"] == "room-1"
+        lister = api.AccessToken(LIVEKIT_KEY, LIVEKIT_SECRET).with_grants(
+            api.VideoGrants(room_list=True)
+        )
+        async with session.post(
+            url, json={"name": "room-2"}, headers={"Authorization": f"Bearer {lister.to_jwt()}"}
+        ) as response:
+            assert response.status == 401
+            assert await response.json() == {"code": "unauthenticated", "msg": "permissions denied"}
+    assert set(livekit.rooms) == {"room-1"}
