@@ -17,6 +17,7 @@ A plugin imports from this module only (a test fails when a module under
   a teleconsultation as the provider's own pages may see it;
 - small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
   (an answer's keys and value types, never its values: safe to log);
+- `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider.
 
 docs/plugins.md explains each, with a complete minimal plugin.
@@ -38,7 +39,13 @@ from teleconsult.errors import (
 )
 from teleconsult.keys import VIDEO_PROVIDER
 from teleconsult.observability.redaction import sensitive as mark_sensitive
-from teleconsult.providers.helpers import gather_all, shape, stable_user_id, with_query
+from teleconsult.providers.helpers import (
+    TokenWindow,
+    gather_all,
+    shape,
+    stable_user_id,
+    with_query,
+)
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient, error_message
 from teleconsult.providers.protocols import (
@@ -100,6 +107,7 @@ __all__ = [
     "ServiceError",
     "SettingsReader",
     "StoredDocument",
+    "TokenWindow",
     "UnexpectedAnswer",
     "Upload",
     "Uploads",

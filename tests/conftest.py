@@ -16,18 +16,29 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
+from teleconsult_livekit.fake_livekit import FakeLiveKit
 
 from teleconsult.app import create_app
+from teleconsult.cli import main
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.observability import logs
 from teleconsult.store import Store
 from teleconsult.store.mongo import open_mongo
-from tests.helpers import API_KEY, TEST_STORE, Client, FrozenClock, LogLines, MakeClient
+from tests.helpers import (
+    API_KEY,
+    TEST_STORE,
+    Client,
+    FrozenClock,
+    LogLines,
+    MakeClient,
+    Refusal,
+    Server,
+    base_url,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -150,8 +161,32 @@ def kaleyra() -> FakeKaleyra:
 
 
 @pytest.fixture
-async def kaleyra_url(
-    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]], kaleyra: FakeKaleyra
-) -> str:
-    server = await aiohttp_server(kaleyra.app())
-    return str(server.make_url("")).rstrip("/")
+async def kaleyra_url(aiohttp_server: Server, kaleyra: FakeKaleyra) -> str:
+    return await base_url(aiohttp_server, kaleyra.app())
+
+
+@pytest.fixture
+def livekit() -> FakeLiveKit:
+    return FakeLiveKit()
+
+
+@pytest.fixture
+async def livekit_url(aiohttp_server: Server, livekit: FakeLiveKit) -> str:
+    return await base_url(aiohttp_server, livekit.app())
+
+
+@pytest.fixture
+def serve_refusal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> Refusal:
+    """`teleconsult serve` with the given variables, which must refuse to start (exit 2)
+    before opening the store: what it printed."""
+
+    def refusal(environ: Mapping[str, str]) -> str:
+        monkeypatch.setenv("STORE_URL", f"sqlite:///{tmp_path / 'never-opened.db'}")
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        assert main(["serve"]) == 2
+        return capsys.readouterr().err
+
+    return refusal

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from teleconsult_fake import FakeVideo
+from teleconsult_livekit import fake_livekit
 
 from teleconsult import keys
+from teleconsult.store.documents import to_document
 
 JSON = {"Content-Type": "application/json"}
 START = "2030-02-22T15:30:00.000Z"
@@ -115,10 +117,11 @@ CODES = {
     429: "too_many_idempotency_keys",
     501: "not_supported",
     502: "provider_bad_answer",
+    503: "provider_unavailable",
     504: "provider_timeout",
 }
-"""The code an error of each status has unless the test names another (409 and 503 have
-several: a test names them)."""
+"""The code an error of each status has unless the test names another (409 has several: a
+test names it; a store's 503 is `store_unavailable`)."""
 
 
 def error(
@@ -189,6 +192,54 @@ def bandyer_env(base_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+LIVEKIT_KEY = fake_livekit.API_KEY
+LIVEKIT_SECRET = fake_livekit.API_SECRET
+
+
+def livekit_env(url: str, **extra: str) -> dict[str, str]:
+    return {
+        "VIDEO_PROVIDER": "livekit",
+        "LIVEKIT_URL": url,
+        "LIVEKIT_API_KEY": LIVEKIT_KEY,
+        "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
+        "LIVEKIT_TIMEOUT_MS": "500",
+        **extra,
+    }
+
+
+JITSI_DOMAIN = "meet.example.test"
+JITSI_SECRET = "jitsi-app-secret-of-32-characters!"
+
+
+def jitsi_env(**extra: str) -> dict[str, str]:
+    return {
+        "VIDEO_PROVIDER": "jitsi",
+        "JITSI_DOMAIN": JITSI_DOMAIN,
+        "JITSI_APP_ID": "teleconsult",
+        "JITSI_APP_SECRET": JITSI_SECRET,
+        **extra,
+    }
+
+
+async def provider_room(client: Client, room_id: str) -> str:
+    """The provider room the teleconsultation's record points to now."""
+    record = await client.app[keys.STORE].records.get(room_id)
+    assert record is not None
+    assert record.room is not None
+    return record.room.provider_room_id
+
+
+async def stored_document(client: Client, room_id: str) -> dict[str, Any]:
+    """The teleconsultation as the store keeps it."""
+    record = await client.app[keys.STORE].records.get(room_id)
+    assert record is not None
+    return to_document(record)
+
+
+def unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
 class LogLines:
     """What the service logged, as the lines it wrote (see the `log_lines` fixture)."""
 
@@ -201,6 +252,20 @@ class LogLines:
 
     def parsed(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.text.splitlines()]
+
+
+Server = Callable[[web.Application], Awaitable[TestServer]]
+"""pytest-aiohttp's `aiohttp_server` fixture."""
+
+
+async def base_url(aiohttp_server: Server, app: web.Application) -> str:
+    """`app` (a vendor's fake) served in this process on loopback: its base URL."""
+    return str((await aiohttp_server(app)).make_url("")).rstrip("/")
+
+
+Refusal = Callable[[Mapping[str, str]], str]
+"""The `serve_refusal` fixture: what `teleconsult serve` prints to stderr when it refuses to
+start with these variables."""
 
 
 # -- a served process -----------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from teleconsult.core.domain import (
     RoomSpec,
     Teleconsultation,
 )
-from teleconsult.errors import InvalidRequest, NoPlusUser
-from teleconsult.plugin import stable_user_id
+from teleconsult.errors import ConfigurationError, InvalidRequest, NoPlusUser
+from teleconsult.plugin import JoinRequest, SettingsReader, TokenWindow, stable_user_id
 from teleconsult.store.documents import from_document, is_object_id, new_object_id, to_document
 
 PRIVILEGES = Privileges(
@@ -242,26 +242,72 @@ def test_a_kept_id_never_equals_a_digest() -> None:
     assert stable_user_id(victim, prefix="tc-") != stable_user_id("doctor 1", prefix="tc-")
 
 
+OPENS = datetime(2030, 2, 22, 15, 0, tzinfo=UTC)
+JOIN = JoinRequest(
+    teleconsultation_id="t",
+    provider_room_id="r",
+    participant=RoomParticipant("u", False, ()),
+    display_name="Jane",
+    stored_link=None,
+    language=None,
+    background=False,
+    opens_at=OPENS,
+    starts_at=OPENS + timedelta(minutes=30),
+    ends_at=OPENS + timedelta(minutes=90),
+    limited=True,
+)
+
+
 def test_a_join_window_runs_from_the_lock_to_the_end_plus_grace() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from teleconsult.plugin import JoinRequest, RoomParticipant
-
-    opens = datetime(2030, 2, 22, 15, 0, tzinfo=UTC)
-    join = JoinRequest(
-        teleconsultation_id="t",
-        provider_room_id="r",
-        participant=RoomParticipant("u", False, ()),
-        display_name="Jane",
-        stored_link=None,
-        language=None,
-        background=False,
-        opens_at=opens,
-        starts_at=opens + timedelta(minutes=30),
-        ends_at=opens + timedelta(minutes=90),
-        limited=True,
-    )
     grace, lifetime = timedelta(minutes=15), timedelta(hours=24)
-    assert join.window(grace, lifetime) == (opens, opens + timedelta(minutes=105))
-    unlimited = replace(join, limited=False)
-    assert unlimited.window(grace, lifetime) == (opens, opens + timedelta(hours=24, minutes=30))
+    assert JOIN.window(grace, lifetime) == (OPENS, OPENS + timedelta(minutes=105))
+    unlimited = replace(JOIN, limited=False)
+    assert unlimited.window(grace, lifetime) == (OPENS, OPENS + timedelta(hours=24, minutes=30))
+
+
+def test_a_token_window_is_whole_seconds_inside_the_join_window() -> None:
+    window = TokenWindow(grace=timedelta(minutes=15), max_lifetime=timedelta(hours=24))
+    opens = int(OPENS.timestamp())
+    assert window.claims(JOIN) == (opens, opens + 105 * 60)
+
+    fractional = replace(
+        JOIN, opens_at=OPENS + timedelta(milliseconds=1), ends_at=OPENS + timedelta(seconds=1.9)
+    )
+    assert window.claims(fractional) == (opens + 1, opens + 15 * 60 + 1)  # never wider
+    ended = replace(JOIN, ends_at=OPENS - timedelta(hours=1))
+    assert window.claims(ended) == (opens, opens)  # a window in the past opens nothing
+
+
+def test_a_token_window_is_read_from_the_providers_variables() -> None:
+    defaults = {"X_TOKEN_GRACE_MS": "900000", "X_MAX_LIFETIME_MS": "86400000"}
+    assert TokenWindow.read(SettingsReader({}, defaults), "X") == TokenWindow(
+        timedelta(minutes=15), timedelta(hours=24)
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        TokenWindow.read(SettingsReader({"X_MAX_LIFETIME_MS": "10"}, defaults), "X")
+    assert (
+        str(raised.value)
+        == "X_MAX_LIFETIME_MS must be at least 60000 and at most 604800000; got 10."
+    )
+
+
+@pytest.mark.parametrize(
+    ("users", "duration", "why"),
+    [
+        ((("a", True), ("b", False)), 600, None),
+        ((("a", True), ("b", False)), None, None),
+        ((("a", True),), None, "a room needs 2 to 25 participants, not 1"),
+        ((("a", False), ("b", False)), None, "a room needs at least one admin"),
+        ((("a", True), ("b", False)), 59, "duration 59s is out of bounds"),
+    ],
+)
+def test_the_rooms_a_provider_refuses(
+    users: tuple[tuple[str, bool], ...], duration: int | None, why: str | None
+) -> None:
+    spec = RoomSpec(
+        participants=tuple(RoomParticipant(user, admin, ()) for user, admin in users),
+        duration_seconds=duration,
+        live=True,
+        recording="none",
+    )
+    assert LIMITS.refusal(spec) == why

@@ -1,43 +1,99 @@
-"""Every provider call of every use case failing once: error, timeout, lost answer.
+"""Every provider call of every use case failing once: error, timeout, lost answer; on each
+provider that has an API, behind its in-process fake (Kaleyra, LiveKit).
 
 After the fault clears and the reconciler has run, the guarantees hold, checked
-against the fake Kaleyra server's own rooms:
+against the fake server's own rooms:
 - a live record never points to a room that does not exist;
 - a trashed record points to no room;
 - every room on the provider belongs to a live record, but for the one case a
-  provider without custom room ids makes impossible (docs/operations.md): a room
-  whose creation answer was lost, so its id was never learned.
+  provider without custom room ids makes impossible (docs/operations.md): a Kaleyra
+  room whose creation answer was lost, so its id was never learned. LiveKit rooms are
+  named by us before the call, and a creation whose answer was lost is asked again
+  under that name, which answers the room it made: LiveKit has no such case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
+from teleconsult_bandyer import fake_kaleyra
+from teleconsult_livekit import fake_livekit
 
 from teleconsult import keys
 from teleconsult.core.domain import RecordState
 from teleconsult.core.outbox import COMMIT_DEADLINE, JOB_GRACE
 from teleconsult.providers.protocols import Caller, ParticipantEntry
 from tests.helpers import (
+    API_KEY,
     DOCTOR,
     NURSE,
     PATIENT,
     Client,
     FrozenClock,
     MakeClient,
+    Server,
     bandyer_env,
+    base_url,
+    livekit_env,
     teleconsultation,
 )
 
-FAULTS = {
-    "error": lambda: Fault(status=500),
-    "timeout": lambda: Fault(delay=0.6),
-    "lost answer": lambda: Fault(lost=True, delay=0.6),
-    "error on every attempt": lambda: Fault(status=500, times=3),
+FAULTS: dict[str, dict[str, Any]] = {
+    "error": {"status": 500},
+    "timeout": {"delay": 0.6},
+    "lost answer": {"lost": True, "delay": 0.6},
+    "error on every attempt": {"status": 500, "times": 3},
 }
+"""Each fault in the words both fakes' `Fault` understand (calls time out after 0.3 s, and
+are made at most 3 times)."""
+
+
+@dataclass
+class Vendor:
+    """A video provider behind its in-process fake: how to reach it, how to make one of its
+    operations fail, and what rooms it has."""
+
+    fake: fake_kaleyra.FakeKaleyra | fake_livekit.FakeLiveKit
+    fault: Callable[..., Any]
+    """The fake's `Fault`: each of `FAULTS` is in words both understand."""
+    environ: dict[str, str]
+    operations: dict[str, str]
+    """The matrix's name of each operation the provider calls -> the fake's name for it."""
+    unlearnable: frozenset[tuple[str, str]]
+    """(operation, fault) that leave a room whose id no call can learn."""
+
+    def fail(self, operation: str, fault: str) -> None:
+        inject: Callable[[str, Any], None] = self.fake.fail
+        inject(self.operations[operation], self.fault(**FAULTS[fault]))
+
+    def rooms(self) -> set[str]:
+        return set(self.fake.rooms)
+
+
+OPERATIONS = {
+    "bandyer": {"create_user": "create_user", "create_room": "create_room",
+                "delete_room": "delete_room"},
+    "livekit": {"create_room": "CreateRoom", "delete_room": "DeleteRoom"},  # no users in LiveKit
+}  # fmt: skip
+
+
+@pytest.fixture
+async def vendor(request: pytest.FixtureRequest, aiohttp_server: Server) -> Vendor:
+    if request.param == "bandyer":
+        kaleyra = fake_kaleyra.FakeKaleyra(api_key=API_KEY)
+        environ = bandyer_env(await base_url(aiohttp_server, kaleyra.app()))
+        environ["BANDYER_TIMEOUT_MS"] = "300"
+        lost = frozenset({("create_room", "lost answer")})
+        return Vendor(kaleyra, fake_kaleyra.Fault, environ, OPERATIONS["bandyer"], lost)
+    livekit = fake_livekit.FakeLiveKit()
+    environ = livekit_env(await base_url(aiohttp_server, livekit.app()))
+    environ["LIVEKIT_TIMEOUT_MS"] = "300"
+    return Vendor(livekit, fake_livekit.Fault, environ, OPERATIONS["livekit"], frozenset())
+
+
 UseCase = Callable[[Client, list[str]], Awaitable[Any]]
 
 
@@ -83,33 +139,34 @@ CASES = [
     ("cancel", one_with_a_room, cancel, ["delete_room"]),
 ]
 MATRIX = [
-    pytest.param(setup, action, operation, fault, id=f"{name}-{operation}-{fault}")
+    pytest.param(vendor, setup, action, operation, fault, id=f"{vendor}-{name}-{operation}-{fault}")
+    for vendor, calls in OPERATIONS.items()
     for name, setup, action, operations in CASES
     for operation in operations
+    if operation in calls
     for fault in FAULTS
 ]
-UNLEARNABLE = {("create_room", "lost answer")}
-"""A room created on the provider whose id never reached us: no provider call finds it."""
 
 
-@pytest.mark.parametrize(("setup", "action", "operation", "fault"), MATRIX)
+@pytest.mark.parametrize(
+    ("vendor", "setup", "action", "operation", "fault"), MATRIX, indirect=["vendor"]
+)
 async def test_the_guarantees_hold_after_any_single_fault(
     make_client: MakeClient,
-    kaleyra_url: str,
-    kaleyra: FakeKaleyra,
+    vendor: Vendor,
     clock: FrozenClock,
     setup: UseCase,
     action: UseCase,
     operation: str,
     fault: str,
 ) -> None:
-    client = await make_client(**bandyer_env(kaleyra_url, BANDYER_TIMEOUT_MS="300"))
+    client = await make_client(**vendor.environ)
     ids: list[str] = []
     await setup(client, ids)
 
-    kaleyra.fail(operation, FAULTS[fault]())
+    vendor.fail(operation, fault)
     await action(client, ids)
-    kaleyra.faults.clear()  # the fault clears
+    vendor.fake.faults.clear()  # the fault clears
 
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
     reconciler = client.app[keys.RECONCILER]
@@ -125,27 +182,27 @@ async def test_the_guarantees_hold_after_any_single_fault(
         if record.state is RecordState.TRASH:
             assert record.room is None
         elif record.room is not None:
-            assert record.room.provider_room_id in kaleyra.rooms  # never a deleted room
+            assert record.room.provider_room_id in vendor.rooms()  # never a deleted room
             referenced.add(record.room.provider_room_id)
         if record.state is RecordState.PUBLIC and record.complete:
             assert record.room is not None  # a complete, active one has its room
-    orphans = set(kaleyra.rooms) - referenced
-    expected_orphans = 1 if (operation, fault) in UNLEARNABLE else 0
+    orphans = vendor.rooms() - referenced
+    expected_orphans = 1 if (operation, fault) in vendor.unlearnable else 0
     assert len(orphans) == expected_orphans
     assert await store.outbox.job_backlog() == (0, None)
 
 
+@pytest.mark.parametrize("vendor", list(OPERATIONS), indirect=True)
 async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restart(
     make_client: MakeClient,
-    kaleyra_url: str,
-    kaleyra: FakeKaleyra,
+    vendor: Vendor,
     clock: FrozenClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     class Crash(BaseException):
         """The process dies here: no cleanup code runs."""
 
-    env = bandyer_env(kaleyra_url)
+    env = vendor.environ
     first = await make_client(**env)
     response = await first.post("/teleconsultation", json=teleconsultation(2, DOCTOR))
     room_id = (await response.json())["roomId"]
@@ -159,20 +216,20 @@ async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restar
     patient = ParticipantEntry("patient-1", ("patient",), "Jane Doe", "it", path="body")
     with pytest.raises(Crash):
         await service.add_participant(room_id, patient, Caller(None))
-    [orphan] = kaleyra.rooms  # made on the provider, never written down
+    [orphan] = vendor.rooms()  # made on the provider, never written down
     await first.close()
 
     restarted = await make_client(**env)  # same database, same provider
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
     assert await restarted.app[keys.RECONCILER].run_once() == 1
-    assert kaleyra.rooms == {}
+    assert vendor.rooms() == set()
     record = await restarted.app[keys.STORE].records.get(room_id)
     assert record is not None
     assert len(record.participants) == 1  # the interrupted change did not happen
 
     response = await restarted.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
     assert response.status == 201  # the client's retry completes it
-    [live] = kaleyra.rooms
+    [live] = vendor.rooms()
     assert live != orphan
     record = await restarted.app[keys.STORE].records.get(room_id)
     assert record is not None

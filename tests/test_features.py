@@ -10,7 +10,6 @@ import aiohttp
 import pytest
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
-from teleconsult import keys
 from tests.helpers import (
     DOCTOR,
     PATIENT,
@@ -22,6 +21,7 @@ from tests.helpers import (
     error,
     fake_video,
     join,
+    provider_room,
     teleconsultation,
 )
 
@@ -59,13 +59,6 @@ async def plugin(
     if request.param == "bandyer":
         environ.update(bandyer_env(kaleyra_url))
     return Plugin(request.param, await make_client(config, **environ), kaleyra)
-
-
-async def provider_room(client: Client, room_id: str) -> str:
-    record = await client.app[keys.STORE].records.get(room_id)
-    assert record is not None
-    assert record.room is not None
-    return record.room.provider_room_id
 
 
 # -- GET: details, language, background ------------------------------------------------------

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from teleconsult_auth0 import DEFAULTS as AUTH0_DEFAULTS
 from teleconsult_bandyer import DEFAULTS as BANDYER_DEFAULTS
+from teleconsult_jitsi import DEFAULTS as JITSI_DEFAULTS
+from teleconsult_livekit import DEFAULTS as LIVEKIT_DEFAULTS
 
 from teleconsult.configuration.service_config import _ServiceConfig
 from teleconsult.configuration.settings import DEFAULTS
@@ -78,3 +80,29 @@ def test_every_error_code_is_in_the_readme_table() -> None:
     assert [(code, f"{status}: {meaning}") for code, status, meaning in table] == list(
         ERROR_CODES.items()
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "default"), sorted({**JITSI_DEFAULTS, **LIVEKIT_DEFAULTS}.items())
+)
+def test_optional_token_provider_variables_are_in_the_readme_with_their_default(
+    name: str, default: str
+) -> None:
+    assert readme_row(name)[0] == f"`{default}`"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "JITSI_DOMAIN",
+        "JITSI_APP_ID",
+        "JITSI_APP_SECRET",
+        "JITSI_PRIVATE_KEY",
+        "JITSI_KEY_ID",
+        "LIVEKIT_URL",
+        "LIVEKIT_API_KEY",
+        "LIVEKIT_API_SECRET",
+    ],
+)
+def test_token_provider_variables_without_default_are_in_the_readme(name: str) -> None:
+    assert readme_row(name)[0] == "(unset)"

@@ -5,15 +5,33 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sys
 from pathlib import Path
 
 import aiohttp
+import jwt
 import pytest
+from livekit import api
+from teleconsult_livekit.fake_livekit import FakeLiveKit
+from yarl import URL
 
-from tests.helpers import free_port, raw_get, serve, served
+from tests.helpers import (
+    JITSI_DOMAIN,
+    JITSI_SECRET,
+    LIVEKIT_KEY,
+    LIVEKIT_SECRET,
+    Server,
+    base_url,
+    free_port,
+    jitsi_env,
+    livekit_env,
+    raw_get,
+    serve,
+    served,
+)
 
 
 async def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -59,7 +77,8 @@ async def test_serve_stops_with_one_line_when_the_port_is_taken(tmp_path: Path) 
     ]
 
 
-async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
+async def run_the_readme_tour(tmp_path: Path, **environ: str) -> str:
+    """The README's tour, as written, against `teleconsult serve` with `environ`: its output."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()  # noqa: ASYNC240
     tour = readme.split("## A tour of the API", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     port = free_port()
@@ -67,7 +86,12 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     writes = [line for line in tour.splitlines() if " -X " in line]
     assert len(writes) == 6
     assert all("-H 'miauserid: doctor-1'" in line for line in writes)  # the caller, from step 1
-    env = {**os.environ, "HTTP_PORT": str(port), "STORE_URL": f"sqlite:///{tmp_path / 't.db'}"}
+    env = {
+        **os.environ,
+        "HTTP_PORT": str(port),
+        "STORE_URL": f"sqlite:///{tmp_path / 't.db'}",
+        **environ,
+    }
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "teleconsult", "serve",
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
@@ -89,11 +113,67 @@ async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         "HTTP/1.1 201 Created",
         '"accessLinkURL": null',
         "HTTP/1.1 204 No Content",
-        f"http://127.0.0.1:{port}/fake-video/join/",
         '"statusCode": 409, "error": "Conflict"',
         '"statusCode": 404, "error": "Room with id',
     ]:
         assert expected in output, expected
+    return output
+
+
+def handed_out(output: str) -> list[str]:
+    """Every link the tour's output shows."""
+    return re.findall(r'"accessLinkURL": "([^"]+)"', output)
+
+
+async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
+    output = await run_the_readme_tour(tmp_path)
+    [link] = handed_out(output)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/fake-video/join/[\w-]+\?l=it", link)
+
+
+async def test_the_readme_tour_runs_on_jitsi(tmp_path: Path) -> None:
+    output = await run_the_readme_tour(tmp_path, **jitsi_env())
+    [link] = handed_out(output)  # the patient's, once the call is due
+
+    url = URL(link)
+    assert (url.scheme, url.host) == ("https", JITSI_DOMAIN)
+    assert url.fragment == 'config.defaultLanguage="it"'
+    claims = jwt.decode(url.query["jwt"], JITSI_SECRET, algorithms=["HS256"], audience="jitsi")
+    assert claims["room"] == url.path.removeprefix("/")
+    assert claims["context"]["user"] == {
+        "id": "patient-1",
+        "name": "Jane Doe",
+        "moderator": "false",
+    }
+    assert claims["exp"] - claims["nbf"] == 24 * 3600  # no duration: the maximum lifetime
+
+
+async def test_the_readme_tour_runs_on_livekit(tmp_path: Path, aiohttp_server: Server) -> None:
+    livekit = FakeLiveKit()  # in this process, on loopback: the served process calls it
+    url = await base_url(aiohttp_server, livekit.app())
+
+    output = await run_the_readme_tour(tmp_path, **livekit_env(url))
+
+    [link] = handed_out(output)  # the patient's, once the call is due
+    assert link.startswith("https://meet.livekit.io/custom?liveKitUrl=ws%3A%2F%2F127.0.0.1%3A")
+    claims = api.TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET).verify(URL(link).query["token"])
+    assert claims.video is not None
+    assert (claims.identity, claims.name, claims.video.room_admin) == (
+        "patient-1",
+        "Jane Doe",
+        False,
+    )
+    rooms = [
+        (call.method, call.request)
+        for call in livekit.calls
+        if call.method in ("CreateRoom", "DeleteRoom")
+    ]
+    room = claims.video.room
+    assert rooms == [
+        ("CreateRoom", api.CreateRoomRequest(name=room, max_participants=2)),
+        ("DeleteRoom", api.DeleteRoomRequest(room=room)),
+    ]
+    assert livekit.rooms == {}
 
 
 async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from teleconsult.cli import main
 from teleconsult.configuration.service_config import (
     DEFAULT_CONFIG,
     PathStep,
@@ -18,6 +17,7 @@ from teleconsult.configuration.service_config import (
 from teleconsult.configuration.settings import Settings, SettingsReader
 from teleconsult.core.domain import TOOLS, Privilege, Privileges, RoomPolicy
 from teleconsult.errors import ConfigurationError
+from tests.helpers import Refusal
 
 
 def test_defaults() -> None:
@@ -245,7 +245,7 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
         (
             {"VIDEO_PROVIDER": "zoom"},
             "teleconsult: configuration error: VIDEO_PROVIDER='zoom' names no installed video "
-            "provider (installed: bandyer, fake).",
+            "provider (installed: bandyer, fake, jitsi, livekit).",
         ),
         (
             {"STORE_URL": "postgres://db/teleconsult"},
@@ -288,18 +288,9 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
     ],
 )
 def test_serve_stops_with_one_line(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    environ: dict[str, str],
-    line: str,
+    serve_refusal: Refusal, environ: dict[str, str], line: str
 ) -> None:
-    monkeypatch.setenv("STORE_URL", f"sqlite:///{tmp_path / 'never-opened.db'}")
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-
-    assert main(["serve"]) == 2
-    assert capsys.readouterr().err == line + "\n"
+    assert serve_refusal(environ) == line + "\n"
 
 
 @pytest.mark.parametrize(

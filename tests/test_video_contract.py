@@ -1,7 +1,11 @@
-"""One contract, every video plugin: the same tests against `fake` and `bandyer`.
+"""One contract, every video plugin: the same tests against `fake`, `bandyer`, `livekit`
+and `jitsi`.
 
-Each test checks the provider's own state (the fake's memory, the fake Kaleyra
-server's users and rooms), not only what the provider object returned.
+Each test checks the provider's own state where it has one (the fake's memory, the fake
+Kaleyra server's users and rooms, the fake LiveKit server's rooms), and for providers
+whose links are tokens, what each link's token opens (LiveKit's verified with the SDK's
+`TokenVerifier`). LiveKit has no users, and Jitsi keeps no state at all: its rooms and
+users exist only in the tokens, so what can be checked there is the tokens.
 """
 
 from __future__ import annotations
@@ -10,40 +14,96 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import jwt
 import pytest
+from livekit import api
 from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 from teleconsult_fake import FakeVideo
+from teleconsult_jitsi import create as create_jitsi
+from teleconsult_livekit import create as create_livekit
+from teleconsult_livekit.fake_livekit import FakeLiveKit
+from yarl import URL
 
+from teleconsult.configuration.service_config import load_config
+from teleconsult.configuration.settings import Settings
 from teleconsult.core.domain import TOOLS, Level, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
-from teleconsult.providers.protocols import VideoProvider
-from tests.helpers import API_KEY
+from teleconsult.providers.protocols import (
+    CreatedRoom,
+    JoinRequest,
+    ProviderContext,
+    VideoProvider,
+)
+from tests.helpers import (
+    API_KEY,
+    JITSI_SECRET,
+    LIVEKIT_KEY,
+    LIVEKIT_SECRET,
+    jitsi_env,
+    livekit_env,
+)
+
+PROVIDERS = ["fake", "bandyer", "livekit", "jitsi"]
 
 
 @dataclass
 class Subject:
     provider: VideoProvider
-    users: Callable[[], set[str]]
-    rooms: Callable[[], set[str]]
+    users: Callable[[], set[str]] | None
+    """The provider's users, or None when it keeps none (identities live in its tokens)."""
+    rooms: Callable[[], set[str]] | None
+    """The provider's rooms, or None when a room exists only once someone joins it."""
+    opens: Callable[[str], tuple[str, str]] | None = None
+    """For links that are tokens: the (room, user) a link's token lets in."""
 
 
-@pytest.fixture(params=["fake", "bandyer"])
+def jitsi_opens(link: str) -> tuple[str, str]:
+    claims = jwt.decode(
+        URL(link).query["jwt"], JITSI_SECRET, algorithms=["HS256"], audience="jitsi"
+    )
+    return claims["room"], claims["context"]["user"]["id"]
+
+
+def livekit_opens(link: str) -> tuple[str, str]:
+    claims = api.TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET).verify(URL(link).query["token"])
+    assert claims.video is not None
+    return claims.video.room, claims.identity
+
+
+def context(environ: dict[str, str]) -> ProviderContext:
+    return ProviderContext(Settings.from_environ({}), load_config(None), environ)
+
+
+@pytest.fixture(params=PROVIDERS)
 async def subject(
-    request: pytest.FixtureRequest, kaleyra: FakeKaleyra, kaleyra_url: str
+    request: pytest.FixtureRequest,
+    kaleyra: FakeKaleyra,
+    kaleyra_url: str,
+    livekit: FakeLiveKit,
+    livekit_url: str,
 ) -> AsyncIterator[Subject]:
     if request.param == "fake":
         fake = FakeVideo("http://video.test")
         yield Subject(fake, lambda: set(fake.users), lambda: set(fake.rooms))
         await fake.close()
-        return
-    options = ClientOptions(base_url=kaleyra_url, api_key=API_KEY, timeout_seconds=2)
-    bandyer = BandyerVideo(KaleyraClient(options, aiohttp.ClientSession()))
-    yield Subject(bandyer, lambda: set(kaleyra.users), lambda: set(kaleyra.rooms))
-    await bandyer.close()
+    elif request.param == "bandyer":
+        options = ClientOptions(base_url=kaleyra_url, api_key=API_KEY, timeout_seconds=2)
+        bandyer = BandyerVideo(KaleyraClient(options, aiohttp.ClientSession()))
+        yield Subject(bandyer, lambda: set(kaleyra.users), lambda: set(kaleyra.rooms))
+        await bandyer.close()
+    elif request.param == "livekit":
+        provider = create_livekit(context(livekit_env(livekit_url)))
+        yield Subject(provider, None, lambda: set(livekit.rooms), livekit_opens)
+        await provider.close()
+    else:
+        jitsi = create_jitsi(context(jitsi_env()))
+        yield Subject(jitsi, None, None, jitsi_opens)
+        await jitsi.close()
 
 
 def spec(*users: tuple[str, bool], duration: int | None = None) -> RoomSpec:
@@ -71,7 +131,8 @@ async def test_ensure_user_is_idempotent(subject: Subject) -> None:
 
     assert first == again
     assert re.fullmatch(r"[A-Za-z0-9._-]{1,128}", first)
-    assert subject.users() == {first}
+    if subject.users is not None:
+        assert subject.users() == {first}
 
 
 async def test_concurrent_ensure_user_makes_one_user(subject: Subject) -> None:
@@ -79,7 +140,8 @@ async def test_concurrent_ensure_user_makes_one_user(subject: Subject) -> None:
         *(subject.provider.ensure_user("auth0|patient", Level.BASIC) for _ in range(5))
     )
     assert len(set(ids)) == 1
-    assert subject.users() == set(ids)
+    if subject.users is not None:
+        assert subject.users() == set(ids)
 
 
 async def test_distinct_external_ids_make_distinct_users(subject: Subject) -> None:
@@ -87,15 +149,55 @@ async def test_distinct_external_ids_make_distinct_users(subject: Subject) -> No
     assert len(set(ids)) == 2
 
 
-async def test_create_room_gives_each_participant_a_link(subject: Subject) -> None:
+def join_request(room: CreatedRoom, seat: RoomParticipant) -> JoinRequest:
+    """The link asked for now, inside the consultation's window (as GET asks for it)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return JoinRequest(
+        teleconsultation_id="0123456789abcdef01234567",
+        provider_room_id=room.provider_room_id,
+        participant=seat,
+        display_name=f"Name of {seat.provider_user_id}",
+        stored_link=room.links.get(seat.provider_user_id),
+        language="it",
+        background=False,
+        opens_at=now - timedelta(minutes=5),
+        starts_at=now,
+        ends_at=now + timedelta(minutes=30),
+        limited=True,
+    )
+
+
+async def test_each_participant_gets_their_own_link(subject: Subject) -> None:
     doctor, patient = await users(subject, ("doctor-1", Level.PLUS), ("patient-1", Level.BASIC))
+    room_spec = spec((doctor, True), (patient, False), duration=600)
 
-    room = await subject.provider.create_room(spec((doctor, True), (patient, False), duration=600))
+    room = await subject.provider.create_room(room_spec)
 
-    assert subject.rooms() == {room.provider_room_id}
-    assert set(room.links) == {doctor, patient}
-    assert room.links[doctor] != room.links[patient]
-    assert all(link.startswith("http") for link in room.links.values())
+    if subject.rooms is not None:
+        assert subject.rooms() == {room.provider_room_id}
+    links = {
+        seat.provider_user_id: subject.provider.join_link(join_request(room, seat))
+        for seat in room_spec.participants
+    }
+    assert links[doctor] != links[patient]
+    assert all(link.startswith(("https://", "http://")) for link in links.values())
+    if subject.opens is not None:
+        assert {user: subject.opens(link) for user, link in links.items()} == {
+            doctor: (room.provider_room_id, doctor),
+            patient: (room.provider_room_id, patient),
+        }
+
+
+async def test_each_room_is_a_new_one(subject: Subject) -> None:
+    doctor, patient = await users(subject, ("doctor-1", Level.PLUS), ("patient-1", Level.BASIC))
+    same = spec((doctor, True), (patient, False))
+
+    first = await subject.provider.create_room(same)
+    second = await subject.provider.create_room(same)
+
+    assert first.provider_room_id != second.provider_room_id
+    if subject.rooms is not None:
+        assert subject.rooms() == {first.provider_room_id, second.provider_room_id}
 
 
 async def test_delete_room_removes_it_and_tolerates_repeats(subject: Subject) -> None:
@@ -107,7 +209,8 @@ async def test_delete_room_removes_it_and_tolerates_repeats(subject: Subject) ->
     await subject.provider.delete_room(drop.provider_room_id)
     await subject.provider.delete_room("no-such-room")
 
-    assert subject.rooms() == {keep.provider_room_id}
+    if subject.rooms is not None:
+        assert subject.rooms() == {keep.provider_room_id}
 
 
 async def test_a_room_without_an_admin_is_refused(subject: Subject) -> None:
@@ -118,7 +221,8 @@ async def test_a_room_without_an_admin_is_refused(subject: Subject) -> None:
 
     assert raised.value.status == 502
     assert raised.value.operation == "create a room"
-    assert subject.rooms() == set()
+    if subject.rooms is not None:
+        assert subject.rooms() == set()
 
 
 async def test_check_passes_when_the_provider_answers(subject: Subject) -> None:

@@ -77,20 +77,9 @@ class FakeVideo:
 
     async def create_room(self, spec: RoomSpec) -> CreatedRoom:
         await self._wait()
-        count = len(spec.participants)
-        if not self.limits.min_participants <= count <= self.limits.max_participants:
-            raise self._refused(
-                f"a room needs {self.limits.min_participants} to "
-                f"{self.limits.max_participants} participants, not {count}"
-            )
-        if not any(p.is_admin for p in spec.participants):
-            raise self._refused("a room needs at least one admin")
-        if spec.duration_seconds is not None and not (
-            self.limits.min_duration_seconds
-            <= spec.duration_seconds
-            <= self.limits.max_duration_seconds
-        ):
-            raise self._refused(f"duration {spec.duration_seconds}s is out of bounds")
+        refusal = self.limits.refusal(spec)
+        if refusal is not None:
+            raise ProviderError(self.name, "create a room", "bad_answer", refusal)
         for participant in spec.participants:  # known before a restart (see the module doc)
             self.users.setdefault(
                 participant.provider_user_id, Level.PLUS if participant.is_admin else Level.BASIC
@@ -190,9 +179,6 @@ class FakeVideo:
                 if secrets.compare_digest(user_code, code):
                     return room, user
         return None
-
-    def _refused(self, why: str) -> ProviderError:
-        return ProviderError(self.name, "create a room", "bad_answer", why)
 
 
 def public_url(context: ProviderContext) -> str:

@@ -87,6 +87,28 @@ class ProviderLimits:
     min_duration_seconds: int = 60
     max_duration_seconds: int = 24 * 3600
 
+    def refusal(self, spec: RoomSpec) -> str | None:
+        """Why a provider with these limits would not make `spec`'s room, or None.
+
+        The core never asks for such a room; a provider with no vendor to check rooms for
+        it (one that only names rooms and signs tokens) checks them with this, so that every
+        provider refuses the same rooms in the same words.
+        """
+        count = len(spec.participants)
+        if not self.min_participants <= count <= self.max_participants:
+            return (
+                f"a room needs {self.min_participants} to {self.max_participants} "
+                f"participants, not {count}"
+            )
+        if not any(participant.is_admin for participant in spec.participants):
+            return "a room needs at least one admin"
+        duration = spec.duration_seconds
+        if duration is not None and not (
+            self.min_duration_seconds <= duration <= self.max_duration_seconds
+        ):
+            return f"duration {duration}s is out of bounds"
+        return None
+
 
 @dataclass(frozen=True)
 class Participant:

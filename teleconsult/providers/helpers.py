@@ -1,15 +1,22 @@
-"""Small tools providers share: derived user ids, links with options, concurrent calls."""
+"""Small tools providers share: derived user ids, links with options, concurrent calls,
+the window of a join token."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import hashlib
+import math
 import re
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 from yarl import URL
+
+from teleconsult.configuration.settings import SettingsReader
+from teleconsult.providers.protocols import JoinRequest
 
 T = TypeVar("T")
 
@@ -83,3 +90,34 @@ def shape(value: object, depth: int = 8) -> object:
     if value is None:
         return "null"
     return type(value).__name__
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TokenWindow:
+    """When a token provider's join credentials may be used: `JoinRequest.window` with the
+    provider's grace and maximum lifetime, in the whole seconds of JWT claims.
+
+    Every provider whose link is a signed token bounds it the same way, so one reading of
+    the settings and one rounding serve them all: `nbf` is rounded up and `exp` down, so a
+    token never opens before the lock time nor outlives the consultation's end plus grace.
+    """
+
+    grace: timedelta
+    max_lifetime: timedelta
+
+    @classmethod
+    def read(cls, read: SettingsReader, prefix: str) -> TokenWindow:
+        """From `<prefix>_TOKEN_GRACE_MS` (up to a day) and `<prefix>_MAX_LIFETIME_MS` (a
+        minute to a week), whose defaults the provider's `SettingsReader` holds."""
+        grace = read.integer(f"{prefix}_TOKEN_GRACE_MS", minimum=0, maximum=DAY_MS)
+        lifetime = read.integer(f"{prefix}_MAX_LIFETIME_MS", minimum=60_000, maximum=7 * DAY_MS)
+        return cls(timedelta(milliseconds=grace), timedelta(milliseconds=lifetime))
+
+    def claims(self, join: JoinRequest) -> tuple[int, int]:
+        """`(nbf, exp)` for a token handed out for `join`, in Unix seconds."""
+        opens, closes = join.window(self.grace, self.max_lifetime)
+        not_before = math.ceil(opens.timestamp())
+        return not_before, max(math.floor(closes.timestamp()), not_before)

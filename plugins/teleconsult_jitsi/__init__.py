@@ -1,0 +1,220 @@
+"""Video provider `jitsi`: Jitsi Meet, self-hosted with token authentication, or 8x8 JaaS.
+
+Jitsi has no room API: a room exists once its first participant joins, and anyone
+holding a valid token for it may. So the provider only chooses an unguessable room
+name per room and, each time a link is handed out (every GET once the call is
+locked), signs the participant a token for that room alone, valid from the lock time
+to the end plus JITSI_TOKEN_GRACE_MS (`tokens.py`). Nothing is stored but the room
+name, and nothing is called. Deleting a room does nothing: a cancelled call's tokens
+stay valid until they expire, which is why they expire soon after the consultation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from urllib.parse import quote
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from teleconsult.plugin import (
+    ConfigurationError,
+    CreatedRoom,
+    JoinRequest,
+    Level,
+    ProviderContext,
+    ProviderError,
+    ProviderLimits,
+    RoomSpec,
+    SettingsReader,
+    TokenWindow,
+    VideoProviderPlugin,
+    hookimpl,
+    stable_user_id,
+)
+from teleconsult_jitsi import tokens
+
+NAME = "jitsi"
+DEFAULTS = {
+    "JITSI_AUDIENCE": "jitsi",
+    "JITSI_TENANT": tokens.ANY_TENANT,
+    "JITSI_TOKEN_GRACE_MS": "900000",
+    "JITSI_MAX_LIFETIME_MS": "86400000",
+}
+"""The optional variables and their defaults, as the README documents them."""
+
+ROOM_PREFIX = "teleconsult-"
+LINK_MARKER = "?jwt="
+"""Found in every link this provider makes: the token follows it."""
+MIN_SECRET_CHARS = 32
+"""An HS256 secret shorter than its hash (RFC 7518) could be guessed from any token a
+patient was handed."""
+MIN_RSA_BITS = 2048
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+_TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class JitsiVideo:
+    name = NAME
+    limits = ProviderLimits()
+    """Jitsi sets no limits of its own that we know of: the service's defaults (2 to 25)."""
+
+    def __init__(self, domain: str, issuer: tokens.Issuer, window: TokenWindow) -> None:
+        self.domain = domain
+        self.issuer = issuer
+        self.window = window
+        tenant = issuer.tenant
+        # JaaS and multi-tenant deployments serve a tenant's rooms under /<tenant>/<room>.
+        self.rooms_url = f"https://{domain}/" + (
+            "" if tenant in (tokens.ANY_TENANT, domain.split(":")[0]) else f"{tenant}/"
+        )
+
+    async def ensure_user(self, external_id: str, level: Level) -> str:
+        # Jitsi has no users: the id only goes into the participant's token.
+        return stable_user_id(external_id)
+
+    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        """An unguessable name (128 random bits, lower case as Jitsi compares room names):
+        a room's name is all a Jitsi link says about it."""
+        refusal = self.limits.refusal(spec)
+        if refusal is not None:
+            raise ProviderError(NAME, "create a room", "bad_answer", refusal)
+        return CreatedRoom(provider_room_id=ROOM_PREFIX + secrets.token_hex(16))
+
+    async def delete_room(self, provider_room_id: str) -> None:
+        """Nothing to delete: the room's tokens expire at the end of their window."""
+        return None
+
+    def join_link(self, join: JoinRequest) -> str:
+        """`https://<domain>/[<tenant>/]<room>?jwt=<token>`, opening in the participant's
+        language (`#config.defaultLanguage`, whose value jitsi-meet reads as JSON)."""
+        not_before, expires = self.window.claims(join)
+        token = self.issuer.token(
+            join.provider_room_id,
+            user_id=join.participant.provider_user_id,
+            name=join.display_name,
+            moderator=join.participant.is_admin,
+            tools=join.participant.tools,
+            not_before=not_before,
+            expires=expires,
+        )
+        link = f"{self.rooms_url}{join.provider_room_id}{LINK_MARKER}{token}"
+        if join.language:
+            link += "#config.defaultLanguage=" + quote(json.dumps(join.language), safe="")
+        return link
+
+    async def check(self) -> None:
+        return None  # nothing to reach: Jitsi is only met by the participants' browsers
+
+    async def close(self) -> None:
+        return None
+
+
+def settings(environ: Mapping[str, str]) -> tuple[str, tokens.Issuer, TokenWindow]:
+    """JITSI_* variables, checked at start: a bad one stops it with one line."""
+    read = SettingsReader(environ, DEFAULTS)
+    domain = read.text("JITSI_DOMAIN").lower()
+    if not domain:
+        raise ConfigurationError(
+            "VIDEO_PROVIDER=jitsi needs JITSI_DOMAIN, the host of the Jitsi Meet deployment "
+            "(for example meet.example.org, or 8x8.vc for 8x8 JaaS)."
+        )
+    if not _HOST.match(domain):
+        raise ConfigurationError(
+            f"JITSI_DOMAIN must be a host name (links are https://<JITSI_DOMAIN>/<room>); "
+            f"got {domain!r}."
+        )
+    app_id = read.text("JITSI_APP_ID")
+    if not app_id:
+        raise ConfigurationError(
+            "VIDEO_PROVIDER=jitsi needs JITSI_APP_ID, the issuer of its tokens "
+            "(prosody's app_id; chat for 8x8 JaaS)."
+        )
+    tenant = read.text("JITSI_TENANT")
+    if tenant != tokens.ANY_TENANT and not _TENANT.match(tenant):
+        raise ConfigurationError(
+            f"JITSI_TENANT must be * or a lower-case tenant name; got {tenant!r}."
+        )
+    issuer = tokens.Issuer(
+        app_id=app_id,
+        audience=read.text("JITSI_AUDIENCE"),
+        tenant=tenant,
+        key=_signing_key(read),
+        key_id=read.text("JITSI_KEY_ID") or None,
+    )
+    _check_key_id(issuer)
+    return domain, issuer, TokenWindow.read(read, "JITSI")
+
+
+def _signing_key(read: SettingsReader) -> str | RSAPrivateKey:
+    """The HS256 secret or the RS256 key (a PEM whose line breaks may be written `\\n`)."""
+    secret = read.secret("JITSI_APP_SECRET")
+    pem = read.secret("JITSI_PRIVATE_KEY").replace("\\n", "\n")
+    if secret and pem:
+        raise ConfigurationError(
+            "Set JITSI_APP_SECRET (HS256) or JITSI_PRIVATE_KEY (RS256), not both."
+        )
+    if secret:
+        if len(secret) < MIN_SECRET_CHARS:
+            raise ConfigurationError(
+                f"JITSI_APP_SECRET must be at least {MIN_SECRET_CHARS} characters: a shorter "
+                "HS256 secret could be guessed from any token handed out."
+            )
+        return secret
+    if not pem:
+        raise ConfigurationError(
+            "VIDEO_PROVIDER=jitsi needs JITSI_APP_SECRET (HS256), or JITSI_PRIVATE_KEY and "
+            "JITSI_KEY_ID (RS256, as 8x8 JaaS requires)."
+        )
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, RSAPrivateKey) or key.key_size < MIN_RSA_BITS:
+        raise ConfigurationError(
+            f"JITSI_PRIVATE_KEY must be an unencrypted RSA private key of at least "
+            f"{MIN_RSA_BITS} bits, in PEM form."
+        )
+    return key
+
+
+def _check_key_id(issuer: tokens.Issuer) -> None:
+    """A kid goes with an RS256 key; JaaS ties the kid, the issuer and the audience to the
+    AppID (jitsi-meet refuses its tokens otherwise)."""
+    if issuer.algorithm == tokens.RS256 and not issuer.key_id:
+        raise ConfigurationError("JITSI_PRIVATE_KEY needs JITSI_KEY_ID, the id of its key (kid).")
+    if issuer.algorithm == tokens.HS256 and issuer.key_id:
+        raise ConfigurationError("JITSI_KEY_ID goes with JITSI_PRIVATE_KEY (RS256 tokens).")
+    if not issuer.tenant.startswith(tokens.JAAS_TENANT_PREFIX):
+        return
+    expected = {
+        "JITSI_KEY_ID": (issuer.key_id or "").split("/")[0] == issuer.tenant,
+        "JITSI_APP_ID": issuer.app_id == tokens.JAAS_ISSUER,
+        "JITSI_AUDIENCE": issuer.audience == tokens.JAAS_AUDIENCE,
+    }
+    wrong = [name for name, right in expected.items() if not right]
+    if wrong:
+        raise ConfigurationError(
+            f"With 8x8 JaaS (JITSI_TENANT={issuer.tenant}), JITSI_KEY_ID must be "
+            f"<JITSI_TENANT>/<key>, JITSI_APP_ID {tokens.JAAS_ISSUER} and JITSI_AUDIENCE "
+            f"{tokens.JAAS_AUDIENCE}; check {', '.join(wrong)}."
+        )
+
+
+def create(context: ProviderContext) -> JitsiVideo:
+    return JitsiVideo(*settings(context.environ))
+
+
+@hookimpl
+def register_video_providers() -> list[VideoProviderPlugin]:
+    return [
+        VideoProviderPlugin(
+            name=NAME,
+            create=create,
+            description="Jitsi Meet (self-hosted token auth, or 8x8 JaaS): a token per link.",
+            link_markers=(LINK_MARKER,),
+        )
+    ]

@@ -1,0 +1,217 @@
+"""Video provider `livekit`: LiveKit (self-hosted or Cloud) through its server SDK, livekit-api.
+
+Rooms are made and deleted through LiveKit's RoomService (`rooms.py`), under names
+we choose: `teleconsult-` and 128 random bits, chosen before the call, so that a
+creation whose answer was lost is repaired by asking again (CreateRoom answers the
+room of that name if there is one). Each participant's link is made when it is
+handed out: LIVEKIT_JOIN_URL_TEMPLATE filled with a LiveKit access token for that
+room alone, valid from the lock time to the end plus LIVEKIT_TOKEN_GRACE_MS
+(`tokens.py`); no token is stored. `POST /credentials` answers a token that names
+the caller and opens no room; GET's `details` say who is connected.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+import aiohttp
+from livekit import api
+from livekit.protocol import models
+
+from teleconsult.plugin import (
+    CallPolicy,
+    ConfigurationError,
+    CreatedRoom,
+    Credentials,
+    JoinRequest,
+    Level,
+    ProviderContext,
+    ProviderError,
+    ProviderLimits,
+    RoomSpec,
+    SettingsReader,
+    TokenWindow,
+    VideoProviderPlugin,
+    hookimpl,
+    stable_user_id,
+)
+from teleconsult_livekit.rooms import PROVIDER, RoomClient
+from teleconsult_livekit.tokens import Minter
+
+NAME = PROVIDER
+DEFAULTS = {
+    "LIVEKIT_JOIN_URL_TEMPLATE": "https://meet.livekit.io/custom?liveKitUrl={url}&token={token}",
+    "LIVEKIT_MAX_PARTICIPANTS": "25",
+    "LIVEKIT_TOKEN_GRACE_MS": "900000",
+    "LIVEKIT_MAX_LIFETIME_MS": "86400000",
+    "LIVEKIT_TIMEOUT_MS": "10000",
+    "LIVEKIT_MAX_ATTEMPTS": "3",
+}
+"""The optional variables and their defaults, as the README documents them."""
+
+ROOM_PREFIX = "teleconsult-"
+TEMPLATE_FIELDS = ("url", "token", "room")
+LINK_MARKER = "liveKitUrl="
+"""Found in every link of the default template (and LiveKit Meet's): such text is redacted.
+Whatever the template, the token in a link is a JWT, which the logs never keep."""
+MIN_SECRET_CHARS = 32
+"""livekit-server refuses shorter secrets, and a short HS256 secret could be guessed from any
+token a patient was handed."""
+
+
+@dataclass(frozen=True)
+class Options:
+    url: str
+    api_key: str
+    api_secret: str = field(repr=False)
+    template: str
+    max_participants: int
+    window: TokenWindow
+    policy: CallPolicy
+
+    @property
+    def client_url(self) -> str:
+        """Where a LiveKit client connects: the same server, over WebSocket."""
+        return "ws" + self.url.removeprefix("http")
+
+
+class LiveKitVideo:
+    name = NAME
+    credentials_seconds = (60, 24 * 3600)
+
+    def __init__(self, options: Options, rooms: RoomClient, clock: Callable[[], datetime]) -> None:
+        self.options = options
+        self.rooms = rooms
+        self.clock = clock
+        self.tokens = Minter(options.api_key, options.api_secret, options.window)
+        self.limits = ProviderLimits(max_participants=options.max_participants)
+
+    async def ensure_user(self, external_id: str, level: Level) -> str:
+        # LiveKit has no users: the id is the identity in the participant's tokens.
+        return stable_user_id(external_id)
+
+    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        """A room for exactly the invited participants. LiveKit itself ends no call: a
+        limited room's duration bounds its tokens instead."""
+        refusal = self.limits.refusal(spec)
+        if refusal is not None:
+            raise ProviderError(NAME, "create a room", "bad_answer", refusal)
+        name = ROOM_PREFIX + secrets.token_hex(16)
+        await self.rooms.create_room(name, max_participants=len(spec.participants))
+        return CreatedRoom(provider_room_id=name)
+
+    async def delete_room(self, provider_room_id: str) -> None:
+        await self.rooms.delete_room(provider_room_id)
+
+    def join_link(self, join: JoinRequest) -> str:
+        """The template with the server's address, a fresh token and the room, URL-encoded."""
+        values = {
+            "url": self.options.client_url,
+            "token": self.tokens.join_token(join),
+            "room": join.provider_room_id,
+        }
+        return self.options.template.format_map(
+            {name: quote(value, safe="") for name, value in values.items()}
+        )
+
+    async def describe_room(self, provider_room_id: str) -> dict[str, object]:
+        """Who is connected now (provider user ids; names stay out of details)."""
+        present = [
+            member.identity
+            for member in await self.rooms.participants(provider_room_id)
+            if member.state != models.ParticipantInfo.DISCONNECTED
+        ]
+        return {"status": "ongoing" if present else "waiting", "connected": present}
+
+    async def create_credentials(self, provider_user_id: str, expires_in: int) -> Credentials:
+        now = self.clock().replace(microsecond=0)
+        expires = now + timedelta(seconds=expires_in)
+        token = self.tokens.identity_token(
+            provider_user_id, int(now.timestamp()), int(expires.timestamp())
+        )
+        expires_at = expires.isoformat().replace("+00:00", "Z")
+        return Credentials(token, expires_at, provider_user_id)
+
+    async def check(self) -> None:
+        await self.rooms.check()
+
+    async def close(self) -> None:
+        await self.rooms.close()
+
+
+def options(environ: Mapping[str, str]) -> Options:
+    """LIVEKIT_* variables, checked before anything is created: a bad one stops the start."""
+    read = SettingsReader(environ, DEFAULTS)
+    url = read.url("LIVEKIT_URL")
+    api_key = read.secret("LIVEKIT_API_KEY")
+    api_secret = read.secret("LIVEKIT_API_SECRET")
+    for name, value, what in [
+        ("LIVEKIT_URL", url, "the LiveKit server's https URL (for example https://lk.example.org)"),
+        ("LIVEKIT_API_KEY", api_key, "the API key"),
+        ("LIVEKIT_API_SECRET", api_secret, "the API key's secret"),
+    ]:
+        if not value:
+            raise ConfigurationError(f"VIDEO_PROVIDER=livekit needs {name}, {what}.")
+    if len(api_secret) < MIN_SECRET_CHARS:
+        raise ConfigurationError(
+            f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_CHARS} characters, as LiveKit "
+            "requires."
+        )
+    return Options(
+        url=url,
+        api_key=api_key,
+        api_secret=api_secret,
+        template=join_url_template(read),
+        max_participants=read.integer("LIVEKIT_MAX_PARTICIPANTS", minimum=2, maximum=1000),
+        window=TokenWindow.read(read, "LIVEKIT"),
+        policy=CallPolicy(
+            timeout_seconds=read.integer("LIVEKIT_TIMEOUT_MS", minimum=1, maximum=600_000) / 1000,
+            max_attempts=read.integer("LIVEKIT_MAX_ATTEMPTS", minimum=1, maximum=10),
+        ),
+    )
+
+
+def join_url_template(read: SettingsReader) -> str:
+    """An https (or loopback http) URL naming only the fields a link is made of, with {token}."""
+    name = "LIVEKIT_JOIN_URL_TEMPLATE"
+    template = read.url(name)
+    try:
+        fields = [part for _, part, _, _ in string.Formatter().parse(template) if part is not None]
+    except ValueError as error:
+        raise ConfigurationError(
+            f"{name} is not a valid template ({error}); got {template!r}."
+        ) from None
+    unknown = sorted(set(fields) - set(TEMPLATE_FIELDS))
+    if unknown or "token" not in fields:
+        raise ConfigurationError(
+            f"{name} may use the fields {{url}}, {{token}} and {{room}}, and must use "
+            f"{{token}}; got {template!r}."
+        )
+    return template
+
+
+def create(context: ProviderContext) -> LiveKitVideo:
+    settings = options(context.environ)
+    session = aiohttp.ClientSession()
+    # failover=False: one attempt per call, so retries and timeouts are ours (rooms.py).
+    lk = api.LiveKitAPI(
+        settings.url, settings.api_key, settings.api_secret, session=session, failover=False
+    )
+    return LiveKitVideo(settings, RoomClient(lk, session, settings.policy), context.clock)
+
+
+@hookimpl
+def register_video_providers() -> list[VideoProviderPlugin]:
+    return [
+        VideoProviderPlugin(
+            name=NAME,
+            create=create,
+            description="LiveKit through livekit-api: RoomService rooms, a token per link.",
+            link_markers=(LINK_MARKER,),
+        )
+    ]
