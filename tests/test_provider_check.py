@@ -16,12 +16,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
+from teleconsult_livekit.fake_livekit import FakeLiveKit
 
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.provider_check import check, report
 from tests.fake_auth0 import FakeAuth0Client
-from tests.helpers import bandyer_env
+from tests.helpers import bandyer_env, jitsi_env, livekit_env
 
 Server = Callable[[web.Application], Awaitable[TestServer]]
 VIDEO_STEPS = [
@@ -198,3 +199,31 @@ async def test_the_command_exits_1_when_a_step_failed(
         assert process.returncode == code
         assert json.loads(stdout)["ok"] is not fault
     assert kaleyra.rooms == {}
+
+
+async def test_every_step_passes_against_the_fake_livekit(
+    environ: dict[str, str], livekit_url: str, livekit: FakeLiveKit
+) -> None:
+    document = await run_check({**environ, **livekit_env(livekit_url)})
+    assert (document["video"], document["ok"]) == ("livekit", True)
+    assert outcomes(document) == [
+        # LiveKit keeps no files of a room: the one capability it lacks
+        *((name, "skipped" if name == "list the room's files" else "ok") for name in VIDEO_STEPS),
+        ("look up users", "skipped"),
+    ]
+    assert livekit.rooms == {}  # the room is gone
+
+
+async def test_every_step_a_token_provider_has_passes_for_jitsi(environ: dict[str, str]) -> None:
+    """Jitsi has no API: users and rooms are names, links are tokens; nothing else is offered."""
+    document = await run_check({**environ, **jitsi_env()})
+    assert (document["video"], document["ok"]) == ("jitsi", True)
+    not_offered = [
+        "read the room's details",
+        "issue SDK credentials",
+        "list the room's files",
+    ]
+    assert outcomes(document) == [
+        *((name, "skipped" if name in not_offered else "ok") for name in VIDEO_STEPS),
+        ("look up users", "skipped"),
+    ]
