@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help run test lint typecheck pytest pytest-mongomock schemathesis test-mongo bench format openapi clean
+.PHONY: help run test lint lint-deploy typecheck pytest pytest-mongomock schemathesis test-mongo bench format openapi clean
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -21,11 +21,31 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)  ## serve on http://127.0.0.1:3000 (SQLite, fake video, static identity)
 	$(BIN)/teleconsult serve
 
-test: lint typecheck schemathesis pytest-mongomock pytest  ## everything CI runs (pytest last: its summary closes the run)
+test: lint typecheck lint-deploy schemathesis pytest-mongomock pytest  ## everything CI runs (pytest last: its summary closes the run)
 
 lint: $(INSTALLED)  ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The deploy linters (pyproject's deploy-lint extra) live in a virtualenv of their own: checkov
+# pins dozens of packages (packaging among them) that would shift under the test suite's.
+LINT_VENV := $(VENV)/deploy-lint
+LINT_BIN := $(LINT_VENV)/bin
+LINT_INSTALLED := $(LINT_VENV)/.installed
+RENDERED := build/kubernetes.yaml
+
+$(LINT_INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_BIN)/python -m pip install --quiet --upgrade pip
+	$(LINT_BIN)/python -m pip install --quiet -e '.[deploy-lint]'
+	@touch $@
+
+lint-deploy: $(INSTALLED) $(LINT_INSTALLED)  ## kubernetes-validate --strict, checkov and hadolint on deploy/
+	@mkdir -p $(dir $(RENDERED))
+	$(BIN)/python tests/render_kustomization.py deploy/kubernetes > $(RENDERED)
+	$(LINT_BIN)/kubernetes-validate --strict --quiet $(RENDERED)
+	$(LINT_BIN)/checkov --config-file deploy/checkov.yaml --file $(RENDERED) --file deploy/Dockerfile
+	$(LINT_BIN)/hadolint deploy/Dockerfile
 
 typecheck: $(INSTALLED)  ## mypy --strict
 	$(BIN)/mypy
@@ -57,4 +77,4 @@ format: $(INSTALLED)  ## ruff format and ruff check --fix
 	$(BIN)/ruff check --fix .
 
 clean:  ## remove the virtualenv, caches and the local database
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .schemathesis .hypothesis teleconsult.db*
+	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache .schemathesis .hypothesis teleconsult.db*
