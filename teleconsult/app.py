@@ -30,6 +30,7 @@ from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.roster import Rosters
 from teleconsult.core.service import TeleconsultationService
+from teleconsult.core.store_gauges import StoreGauges
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability import redaction
 from teleconsult.observability.measured import Observer, measured
@@ -118,6 +119,9 @@ def create_app(
                     reconciler.run_forever(settings.reconcile_interval_ms / 1000)
                 )
                 stack.push_async_callback(_stop, task)
+            gauges = app[keys.STORE_GAUGES] = StoreGauges(store, metrics, clock)
+            gauges_task = asyncio.create_task(gauges.run_forever())
+            stack.push_async_callback(_stop, gauges_task)
             app[keys.FEATURES] = ProviderFeatures(service, measured_video, config.privileges)
             app[keys.ROOM_DETAILS] = RoomDetailsCache(measured_video)
             yield

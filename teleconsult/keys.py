@@ -12,6 +12,7 @@ from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.service import TeleconsultationService
+from teleconsult.core.store_gauges import StoreGauges
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers.protocols import IdentityProvider, VideoProvider
 from teleconsult.store import Store
@@ -25,6 +26,7 @@ IDENTITY_PROVIDER = web.AppKey("identity_provider", IdentityProvider)
 SERVICE = web.AppKey("service", TeleconsultationService)
 METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
+STORE_GAUGES = web.AppKey("store_gauges", StoreGauges)
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
 PLACEHOLDERS = web.AppKey("placeholders", tuple[str, ...])

@@ -10,7 +10,7 @@ from aiohttp import web
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import __version__, keys
-from teleconsult.errors import ProviderError
+from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability import logs, redaction
 from tests.helpers import (
     DOCTOR,
@@ -153,6 +153,7 @@ async def test_metrics(client: Client) -> None:
     await create(client, teleconsultation(2, DOCTOR, PATIENT))
     await create(client, teleconsultation(3, DOCTOR))
     await client.get("/teleconsultation/0123456789abcdef01234567", headers={"miauserid": "x"})
+    await client.app[keys.STORE_GAUGES].refresh()  # as the background task does
 
     response = await client.get("/-/metrics")
     assert response.status == 200
@@ -166,12 +167,48 @@ async def test_metrics(client: Client) -> None:
         'teleconsult_provider_calls_total{kind="identity",operation="identify",outcome="ok",provider="static"} 2.0',
         'teleconsult_provider_calls_total{kind="video",operation="create_room",outcome="ok",provider="fake"} 1.0',
         'teleconsult_rooms_created_total{provider="fake"} 1.0',
-        'teleconsultations{state="room_ready"} 1.0',
-        'teleconsultations{state="waiting_for_participants"} 1.0',
-        'teleconsultations{state="cancelled"} 0.0',
+        'teleconsult_teleconsultations{state="room_ready"} 1.0',
+        'teleconsult_teleconsultations{state="waiting_for_participants"} 1.0',
+        'teleconsult_teleconsultations{state="cancelled"} 0.0',
         'teleconsult_store_operation_duration_seconds_count{operation="insert",outcome="ok"} 2.0',
+        'teleconsult_http_request_duration_seconds_bucket{le="0.0005",method="POST",route="/teleconsultation"}',
+        f'teleconsult_build_info{{version="{__version__}"}} 1.0',
+        "process_resident_memory_bytes ",
+        "teleconsult_reconciliation_pending_jobs 0.0",
     ]:
         assert expected in text, expected
+    names = re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE)
+    assert [name for name in names if not name.startswith(("teleconsult_", "process_"))] == []
+    assert re.findall(r"^\w+_created[{ ]", text, re.MULTILINE) == []  # no `_created` series
+
+
+async def test_a_scrape_never_waits_on_the_store(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During an outage a scrape answers at once with the last counts and their age."""
+    await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    gauges = client.app[keys.STORE_GAUGES]
+    await gauges.refresh()
+    calls: list[str] = []
+
+    async def down() -> dict[str, int]:
+        calls.append("count_by_state")
+        raise Unavailable("The MongoDB store cannot be reached (injected); retry later.")
+
+    monkeypatch.setattr(client.app[keys.STORE].records, "count_by_state", down)
+    response = await client.get("/-/metrics")
+    assert response.status == 200
+    text = await response.text()
+    assert calls == []  # the scrape asked the store nothing
+    assert 'teleconsult_teleconsultations{state="room_ready"} 1.0' in text
+    age = re.search(r"^teleconsult_store_gauges_age_seconds (\S+)$", text, re.MULTILINE)
+    assert age is not None
+    assert float(age[1]) >= 0
+
+    await gauges.refresh()  # the background refresh fails: the last counts stay
+    assert calls == ["count_by_state"]
+    text = await (await client.get("/-/metrics")).text()
+    assert 'teleconsult_teleconsultations{state="room_ready"} 1.0' in text
 
 
 async def test_failed_provider_calls_are_counted_by_outcome(

@@ -18,7 +18,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from teleconsult import __version__, keys
 from teleconsult.api.schemas import HealthSchema
-from teleconsult.core.domain import Phase
 from teleconsult.errors import ProviderError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -90,24 +89,10 @@ async def _probe(
     responses={200: {"description": "Prometheus text format."}},
 )
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[keys.METRICS]
-    try:
-        counts = await request.app[keys.STORE].records.count_by_state()
-    except Unavailable:
-        counts = None  # the gauge keeps its last values; the store's own metrics show why
-    if counts is not None:
-        for phase in Phase:
-            registry.teleconsultations.labels(phase.value).set(counts.get(phase.value, 0))
-    try:
-        pending, oldest = await request.app[keys.STORE].outbox.job_backlog()
-    except Unavailable:
-        pending, oldest = None, None
-    if pending is not None:
-        registry.pending_jobs.set(pending)
-        age = (request.app[keys.SERVICE].clock() - oldest).total_seconds() if oldest else 0.0
-        registry.oldest_job_age.set(max(0.0, age))
+    """What is in memory only: a scrape never waits on the store or a provider."""
+    registry = request.app[keys.METRICS].registry
     return web.Response(
-        body=generate_latest(registry.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
 
 
