@@ -15,6 +15,18 @@ from teleconsult.api import features, health, teleconsultations
 from teleconsult.api.errors import RequestParser
 from teleconsult.api.schemas import ParticipantsObjectSchema
 
+DESCRIPTION = """Video teleconsultations between doctors and patients.
+
+Create a teleconsultation with its participants; the video provider's room is made once
+every participant is known. Each participant polls `GET /teleconsultation/{roomId}` for
+their own join link, which stays null until the room can no longer change (the immutable
+window before the start).
+
+The caller says who they are in the caller-id header (`miauserid` unless configured
+otherwise), or with a bearer token when the service verifies tokens. Every error body is
+`{statusCode, error, message, code}`; switch on `code`. Send an `Idempotency-Key` with the
+two POSTs to make retries safe, and an `x-request-id` to find a request in the logs."""
+
 VALIDATED = web.RequestKey("validated", dict)
 """Where aiohttp-apigami puts data of schemas without their own key (none of ours)."""
 
@@ -32,6 +44,8 @@ def setup_api(app: web.Application) -> None:
         static_path="/documentation/static",
         openapi_version="3.0.3",
         request_data_name=VALIDATED,  # type: ignore[arg-type]
+        info={"description": DESCRIPTION},
+        servers=[{"url": "/", "description": "This service, where the document is served."}],
     )
     spec.spec.components.schema("ParticipantsObject", schema=ParticipantsObjectSchema)
     with warnings.catch_warnings():
@@ -58,8 +72,11 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
 
 
 def _drop_swagger2_keys(document: dict[str, Any]) -> None:
-    """aiohttp-apigami adds Swagger 2's `produces` to every operation; OpenAPI 3 has no such key."""
+    """aiohttp-apigami adds Swagger 2's `produces` to every operation; OpenAPI 3 has no such key.
+    It also documents HEAD as a copy of GET, with GET's operationId: HEAD is implied by GET
+    (RFC 9110), and one name per operation is what generated clients need."""
     for path_item in document["paths"].values():
+        path_item.pop("head", None)
         for operation in path_item.values():
             operation.pop("produces", None)
             operation.pop("consumes", None)

@@ -29,6 +29,7 @@ BACKGROUND_FIELD = "virtual_background"
 
 @docs(
     tags=["credentials"],
+    operationId="createCredentials",
     summary="SDK credentials for the caller",
     description="Creates the caller's provider user if needed. The body is optional.",
     responses=errors(400, 401, 408, 413, 415, 501, 502, 503, 504),
@@ -52,6 +53,7 @@ async def create_credentials(request: web.Request) -> web.Response:
 
 @docs(
     tags=["teleconsultations"],
+    operationId="deleteUploads",
     summary="Delete the files uploaded in the room",
     description=(
         "204 and nothing done unless TELECONSULTATION_DELETE_UPLOADS is true. "
@@ -73,6 +75,7 @@ async def delete_uploads(request: web.Request) -> web.Response:
 
 @docs(
     tags=["settings"],
+    operationId="uploadBackground",
     summary="Add a company virtual background",
     description=f"Multipart field `{BACKGROUND_FIELD}`: an image of at most 10 MB, of a type "
     "the video provider accepts (Kaleyra: JPEG).",
@@ -101,6 +104,7 @@ async def upload_background(request: web.Request) -> web.Response:
 
 @docs(
     tags=["settings"],
+    operationId="updateSettings",
     summary="Make a virtual background the company default",
     responses=errors(400, 401, 403, 404, 408, 413, 415, 501, 502, 503, 504),
 )

@@ -34,7 +34,7 @@ def _status(ok: bool, placeholders: tuple[str, ...] = ()) -> web.Response:
     return web.json_response(body, status=200 if ok else 503)
 
 
-@docs(tags=TAGS, summary="Liveness: the process answers")
+@docs(tags=TAGS, operationId="getLiveness", summary="Liveness: the process answers")
 @response_schema(HealthSchema, 200, description="Alive.")
 async def healthz(request: web.Request) -> web.Response:
     return _status(True)
@@ -42,6 +42,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 @docs(
     tags=TAGS,
+    operationId="getReadiness",
     summary="Readiness: the store answers and no setting is a placeholder",
     responses=KO,
 )
@@ -52,6 +53,7 @@ async def ready(request: web.Request) -> web.Response:
 
 @docs(
     tags=TAGS,
+    operationId="getCheckUp",
     summary="Check-up: the store and the video provider answer, no setting is a placeholder",
     responses=KO,
 )
@@ -85,6 +87,7 @@ async def _probe(
 
 @docs(
     tags=TAGS,
+    operationId="getMetrics",
     summary="Prometheus metrics",
     responses={200: {"description": "Prometheus text format."}},
 )

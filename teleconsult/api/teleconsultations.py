@@ -163,6 +163,7 @@ def _schedule(body: dict[str, Any]) -> ScheduleInput:
 
 @docs(
     tags=TAGS,
+    operationId="createTeleconsultation",
     summary="Create a teleconsultation",
     description="Creates the provider room at once when every participant is known.",
     parameters=[IDEMPOTENCY_PARAMETER],
@@ -186,6 +187,7 @@ async def create_teleconsultation(request: web.Request) -> web.Response:
 
 @docs(
     tags=TAGS,
+    operationId="updateTeleconsultation",
     summary="Update a teleconsultation",
     description=(
         "Only the fields given change. A change that affects the room replaces it. "
@@ -210,6 +212,7 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
 
 @docs(
     tags=TAGS,
+    operationId="addParticipant",
     summary="Add a participant",
     description="Creates the provider room when this participant is the last one expected.",
     parameters=[IDEMPOTENCY_PARAMETER],
@@ -232,6 +235,7 @@ async def add_participant(request: web.Request) -> web.Response:
 
 @docs(
     tags=TAGS,
+    operationId="getTeleconsultation",
     summary="The caller's join link",
     description=(
         "`accessLinkURL` is null until the room can no longer change (all participants "
@@ -268,6 +272,7 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
 
 @docs(
     tags=TAGS,
+    operationId="deleteTeleconsultation",
     summary="Cancel a teleconsultation",
     description=(
         "Marks the record TRASH, then deletes the provider room; allowed even when locked. "
