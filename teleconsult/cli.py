@@ -1,10 +1,11 @@
-"""The commands: `teleconsult serve`, `teleconsult openapi`, `teleconsult provider-check`."""
+"""The commands: `teleconsult serve`, `check-config`, `settings`, `openapi`, `provider-check`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,18 +15,37 @@ from aiohttp import web
 
 from teleconsult import __version__
 from teleconsult.api import openapi_document
-from teleconsult.app import create_app
+from teleconsult.app import choose_plugins, create_app
+from teleconsult.configuration.catalog import Section, help_text, markdown_table, unknown_variables
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError, Unavailable
 from teleconsult.observability.logs import configure_logging
 from teleconsult.provider_check import check, report
+from teleconsult.providers.manager import declared_settings, make_plugin_manager
+from teleconsult.providers.protocols import ProviderContext
+from teleconsult.store import check_store_url
+
+log = logging.getLogger(__name__)
 
 
-def serve(environ: Mapping[str, str]) -> None:
+def warn_of_unknown_variables(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
+    """One warning line for each variable that looks like a setting but is none (a typo),
+    naming it and the closest setting: names only, never values."""
+    for variable, closest in unknown_variables(environ, sections):
+        log.warning(
+            "%s is not a teleconsult setting and is ignored; did you mean %s?",
+            variable,
+            closest,
+            extra={"fields": {"variable": variable, "closest": closest}},
+        )
+
+
+def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
     settings = Settings.from_environ(environ)
     config = load_config(settings.service_config_path)
     configure_logging(settings.log_level)
+    warn_of_unknown_variables(environ, sections)
     app = create_app(settings, config, environ=environ)
     started = (
         f"teleconsult {__version__} listening on http://{settings.http_host}:{settings.http_port} "
@@ -48,6 +68,25 @@ def serve(environ: Mapping[str, str]) -> None:
     )
 
 
+def check_config(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
+    """What `serve` checks before it opens anything, and the chosen providers' own
+    settings (without I/O); one line on stdout when all is well."""
+    settings = Settings.from_environ(environ)
+    config = load_config(settings.service_config_path)
+    configure_logging(settings.log_level, sys.stderr)  # stdout is the verdict
+    warn_of_unknown_variables(environ, sections)
+    plugins = choose_plugins(settings)
+    check_store_url(settings.store_url)
+    for plugin in (plugins.video, plugins.identity):
+        if plugin.check_settings is not None:
+            plugin.check_settings(ProviderContext(settings, config, environ))
+    print(
+        f"teleconsult: configuration OK (store {settings.store_url.split(':', 1)[0]}, "
+        f"video {settings.video_provider}, identity {settings.identity_provider}, "
+        f"service configuration {settings.service_config_path or 'built-in'})"
+    )
+
+
 def write_openapi(output: Path) -> None:
     """The document depends on the code only, so it is built from the default settings."""
     settings = Settings.from_environ({})
@@ -66,11 +105,37 @@ def provider_check(environ: Mapping[str, str], user_ids: Sequence[str], as_json:
     return 1 if any(step.outcome == "fail" for step in steps) else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="teleconsult", description=__doc__)
+def command_line(settings_help: str) -> argparse.ArgumentParser:
+    """The command line; `teleconsult --help` and `teleconsult serve --help` end with the
+    settings (`settings_help`)."""
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="teleconsult", description=__doc__, epilog=settings_help, formatter_class=raw
+    )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve the HTTP API (configured by environment variables)")
+    commands.add_parser(
+        "serve",
+        help="serve the HTTP API (configured by environment variables)",
+        description="Serve the HTTP API, configured by the environment variables below.",
+        epilog=settings_help,
+        formatter_class=raw,
+    )
+    commands.add_parser(
+        "check-config",
+        help="check the environment and the configuration file, then exit",
+        description=(
+            "Check the settings, the configuration file and the chosen providers' own settings "
+            "as serve does, without opening the store or calling a provider; print one line "
+            "and exit (2 when something is wrong)."
+        ),
+    )
+    listing = commands.add_parser(
+        "settings", help="list the settings (environment variables) with their defaults"
+    )
+    listing.add_argument(
+        "--markdown", action="store_true", help="as the README's table of environment variables"
+    )
     openapi = commands.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
     checker = commands.add_parser(
@@ -84,14 +149,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     checker.add_argument("user_ids", nargs="*", metavar="USER_ID", help="ids to look up")
     checker.add_argument("--json", action="store_true", help="one JSON document, for a pipeline")
-    arguments = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
     try:
+        sections = declared_settings(make_plugin_manager())
+        arguments = command_line(help_text(sections)).parse_args(argv)
         if arguments.command == "serve":
-            serve(os.environ)
+            serve(environ, sections)
+        elif arguments.command == "check-config":
+            check_config(environ, sections)
+        elif arguments.command == "settings":
+            print(markdown_table(sections) if arguments.markdown else help_text(sections), end="")
         elif arguments.command == "openapi":
             write_openapi(arguments.output)
         elif arguments.command == "provider-check":
-            return provider_check(os.environ, arguments.user_ids, arguments.json)
+            return provider_check(environ, arguments.user_ids, arguments.json)
     except ConfigurationError as error:
         print(f"teleconsult: configuration error: {error}", file=sys.stderr)
         return 2

@@ -10,8 +10,10 @@ A plugin imports from this module only (a test fails when a module under
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
-- `SettingsReader`, to read a plugin's own environment variables the way the core does
-  (secrets read with it never reach a log or an error body; URLs must be https);
+- `Setting`, to declare a provider's own environment variables on its registration
+  (listed by `teleconsult --help` and the README), and `SettingsReader`, to read them
+  the way the core does (secrets read with it may come from `<NAME>_FILE` and never
+  reach a log or an error body; URLs must be https);
 - `ProviderStorage` (`ProviderContext.storage`): the provider's documents and mailboxes in
   the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
   a teleconsultation as the provider's own pages may see it;
@@ -25,6 +27,7 @@ docs/plugins.md explains each, with a complete minimal plugin.
 
 from __future__ import annotations
 
+from teleconsult.configuration.catalog import Setting
 from teleconsult.configuration.settings import SettingsReader
 from teleconsult.core.domain import TOOLS, Level, ProviderLimits, RoomParticipant, RoomSpec
 from teleconsult.errors import (
@@ -105,6 +108,7 @@ __all__ = [
     "RosterEntry",
     "SdkCredentials",
     "ServiceError",
+    "Setting",
     "SettingsReader",
     "StoredDocument",
     "TokenWindow",

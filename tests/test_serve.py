@@ -46,6 +46,22 @@ async def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
         json.loads(line)  # every log line is one JSON object
 
 
+async def test_serve_warns_at_start_of_a_variable_that_looks_like_a_setting(
+    tmp_path: Path,
+) -> None:
+    async with served(tmp_path, IMMUTABLE_PERIOD="ten-minutes") as server:
+        pass
+    lines = [json.loads(line) for line in server.stdout.splitlines()]
+    [warning] = [line for line in lines if line.get("variable") == "IMMUTABLE_PERIOD"]
+    assert (warning["level"], warning["closest"], warning["msg"]) == (
+        40,
+        "IMMUTABLE_PERIOD_MS",
+        "IMMUTABLE_PERIOD is not a teleconsult setting and is ignored; did you mean "
+        "IMMUTABLE_PERIOD_MS?",
+    )
+    assert "ten-minutes" not in server.stdout
+
+
 async def test_serve_stops_when_the_store_cannot_open(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     env = {

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from teleconsult.configuration.catalog import Setting
 from teleconsult.configuration.service_config import (
     DEFAULT_CONFIG,
     PathStep,
@@ -17,6 +18,7 @@ from teleconsult.configuration.service_config import (
 from teleconsult.configuration.settings import Settings, SettingsReader
 from teleconsult.core.domain import TOOLS, Privilege, Privileges, RoomPolicy
 from teleconsult.errors import ConfigurationError
+from teleconsult.observability import redaction
 from tests.helpers import Refusal
 
 
@@ -260,7 +262,7 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
         (
             {"VIDEO_PROVIDER": "bandyer", "BANDYER_BASE_URL": "https://api.eu.bandyer.com"},
             "teleconsult: configuration error: VIDEO_PROVIDER=bandyer needs "
-            "BANDYER_API_SECRET_KEY, the Kaleyra API key.",
+            "BANDYER_API_SECRET_KEY (or BANDYER_API_SECRET_KEY_FILE), the Kaleyra API key.",
         ),
         (
             {"BANDYER_API_SECRET_KEY": "k", "BANDYER_BASE_URL": "api.eu.bandyer.com"},
@@ -323,3 +325,77 @@ def test_a_provider_url_in_clear_over_a_network_stops_the_start(value: str, mess
     with pytest.raises(ConfigurationError) as raised:
         SettingsReader({"X_URL": value}, {}).url("X_URL")
     assert str(raised.value) == message
+
+
+def test_a_secret_is_read_from_the_file_its_file_variable_names(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    path.write_text("  s3cret-from-a-file\n")
+    read = SettingsReader({"X_KEY_FILE": str(path)}, {})
+    assert read.secret("X_KEY") == "s3cret-from-a-file"  # blanks and the final newline dropped
+    assert redaction.redact("key s3cret-from-a-file sent") == "key [redacted] sent"
+
+
+def test_a_secret_from_the_environment_is_redacted_and_a_default_is_not() -> None:
+    read = SettingsReader({"X_KEY": "s3cret-from-env"}, {"X_URL": "sqlite:///default.db"})
+    assert read.secret("X_KEY") == "s3cret-from-env"
+    assert read.secret("X_URL") == "sqlite:///default.db"
+    assert redaction.redact("s3cret-from-env, sqlite:///default.db") == (
+        "[redacted], sqlite:///default.db"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "Cannot read X_KEY_FILE '{path}': no such file or directory."),
+        ("", "X_KEY_FILE '{path}' is empty."),
+        ("\n", "X_KEY_FILE '{path}' is empty."),
+        (b"\xff\xfe", "X_KEY_FILE '{path}' is not UTF-8 text."),
+        ("k" * (64 * 1024 + 1), "X_KEY_FILE '{path}' is larger than 64 KB: not a secret."),
+    ],
+)
+def test_a_secret_file_that_cannot_be_used_is_named_with_its_path(
+    tmp_path: Path, content: str | bytes | None, message: str
+) -> None:
+    path = tmp_path / "key"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigurationError) as raised:
+        SettingsReader({"X_KEY_FILE": str(path)}, {}).secret("X_KEY")
+    assert str(raised.value) == message.format(path=path)
+
+
+def test_a_secret_file_that_is_a_directory_is_named_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        SettingsReader({"X_KEY_FILE": str(tmp_path)}, {}).secret("X_KEY")
+    assert str(raised.value) == f"Cannot read X_KEY_FILE '{tmp_path}': is a directory."
+
+
+def test_a_secret_and_its_file_both_set_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    path.write_text("from-the-file")
+    with pytest.raises(ConfigurationError) as raised:
+        SettingsReader({"X_KEY": "from-env", "X_KEY_FILE": str(path)}, {}).secret("X_KEY")
+    assert str(raised.value) == "Set X_KEY or X_KEY_FILE, not both."
+
+
+def test_the_store_url_and_the_kaleyra_key_may_come_from_files(tmp_path: Path) -> None:
+    (tmp_path / "store").write_text("mongodb://teleconsult:pa55word@db.example/t?tls=true\n")
+    (tmp_path / "key").write_text("kaleyra-key\n")
+    settings = Settings.from_environ(
+        {
+            "STORE_URL_FILE": str(tmp_path / "store"),
+            "BANDYER_API_SECRET_KEY_FILE": str(tmp_path / "key"),
+        }
+    )
+    assert settings.store_url == "mongodb://teleconsult:pa55word@db.example/t?tls=true"
+    assert settings.video_provider == "bandyer"  # as when the key itself is set
+    assert redaction.redact("auth failed for pa55word") == "auth failed for [redacted]"
+
+
+def test_a_reader_takes_the_declared_settings_for_defaults() -> None:
+    declared = (Setting("X_TIMEOUT_MS", "5000", "a timeout"), Setting("X_URL", "", "a URL"))
+    read = SettingsReader({}, declared)
+    assert (read.integer("X_TIMEOUT_MS", minimum=1), read.text("X_URL")) == (5000, "")

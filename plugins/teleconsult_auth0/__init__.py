@@ -30,6 +30,7 @@ from teleconsult.plugin import (
     OutboundClient,
     ParticipantEntry,
     ProviderContext,
+    Setting,
     SettingsReader,
     UnexpectedAnswer,
     gather_all,
@@ -45,13 +46,75 @@ from teleconsult_auth0.directories import (
 )
 
 NAME = "auth0"
-DEFAULTS = {
-    "AUTH_SERVICE_USER_PATH": "/users/{userId}",
-    "AUTH0_GROUPS_SOURCE": "app_metadata",
-    "AUTH0_CACHE_TTL_MS": "60000",
-    "AUTH0_TIMEOUT_MS": "5000",
-}
-"""The optional variables and their defaults, as the README documents them."""
+SETTINGS = (
+    Setting(
+        "AUTH_SERVICE",
+        "",
+        "`auth0` provider: host of the platform's auth0-client service (`http://<AUTH_SERVICE>`); "
+        "preferred over `AUTH0_DOMAIN` when both are set",
+    ),
+    Setting(
+        "AUTH_SERVICE_USER_PATH",
+        "/users/{userId}",
+        "`auth0` provider: the auth0-client path that answers a user",
+    ),
+    Setting(
+        "DEFAULT_CLIENT_TYPE",
+        "",
+        "`auth0` provider: `client-type` sent to auth0-client when the request has none",
+    ),
+    Setting(
+        "ADDITIONAL_HEADERS_TO_PROXY",
+        "",
+        "`auth0` provider: comma-separated request headers forwarded to auth0-client",
+    ),
+    Setting(
+        "AUTH0_DOMAIN",
+        "",
+        "`auth0` provider: the Auth0 tenant, reached directly through the Management API",
+    ),
+    Setting(
+        "AUTH0_CLIENT_ID",
+        "",
+        "`auth0` provider with `AUTH0_DOMAIN`: a machine-to-machine application allowed to read "
+        "users",
+    ),
+    Setting(
+        "AUTH0_CLIENT_SECRET",
+        "",
+        "`auth0` provider with `AUTH0_DOMAIN`: that application's secret (never logged)",
+        secret=True,
+    ),
+    Setting(
+        "AUTH0_BASE_URL",
+        "",
+        "`auth0` provider: the Management API's address; unset = `https://<AUTH0_DOMAIN>`",
+    ),
+    Setting(
+        "AUTH0_GROUPS_SOURCE",
+        "app_metadata",
+        "`auth0` provider: `app_metadata` (groups in `app_metadata.groups`) or `roles` (the "
+        "user's Auth0 role names)",
+    ),
+    Setting(
+        "AUTH0_CACHE_TTL_MS",
+        "60000",
+        "`auth0` provider: how long a looked-up user is reused, to spare the tenant's quota",
+    ),
+    Setting(
+        "AUTH0_TIMEOUT_MS",
+        "5000",
+        "`auth0` provider: timeout of each call to auth0-client, the Management API or the "
+        "custom id endpoint",
+    ),
+    Setting(
+        "CUSTOM_ID_USERS_API_ENDPOINT",
+        "",
+        "`auth0` provider: a CRUD of users that resolves participant ids given in another form "
+        "(`GET <endpoint>?<customUserId.source>=<id>`, reading `customUserId.target`)",
+    ),
+)
+"""The provider's variables, with their defaults and meanings (the README's rows)."""
 CACHE_SIZE = 10_000
 
 
@@ -160,7 +223,7 @@ def _base_url(value: str) -> str:
 
 def directory_from(environ: Mapping[str, str], session_for: Any) -> Directory:
     """The directory the environment names: auth0-client first (the original's), else Auth0."""
-    read = SettingsReader(environ, DEFAULTS)
+    read = SettingsReader(environ, SETTINGS)
     policy = CallPolicy(timeout_seconds=_milliseconds(read, "AUTH0_TIMEOUT_MS"))
     auth_service = read.text("AUTH_SERVICE")
     if auth_service:
@@ -172,6 +235,16 @@ def directory_from(environ: Mapping[str, str], session_for: Any) -> Directory:
                 header.lower() for header in read.names("ADDITIONAL_HEADERS_TO_PROXY")
             ),
         )
+    credentials, groups_from_roles, base_url = _management_api(read)
+    return ManagementApiDirectory(
+        OutboundClient(NAME, session_for(), base_url, policy, rate_limit_wait=ratelimit_reset_wait),
+        credentials,
+        groups_from_roles=groups_from_roles,
+    )
+
+
+def _management_api(read: SettingsReader) -> tuple[ManagementCredentials, bool, str]:
+    """The Management API's credentials, whether groups are role names, and its address."""
     domain = read.text("AUTH0_DOMAIN")
     client_id = read.text("AUTH0_CLIENT_ID")
     client_secret = read.secret("AUTH0_CLIENT_SECRET")
@@ -191,15 +264,23 @@ def directory_from(environ: Mapping[str, str], session_for: Any) -> Directory:
             f"AUTH0_GROUPS_SOURCE must be app_metadata or roles; got {source!r}."
         )
     base_url = read.text("AUTH0_BASE_URL") or f"https://{domain}"
-    return ManagementApiDirectory(
-        OutboundClient(NAME, session_for(), base_url, policy, rate_limit_wait=ratelimit_reset_wait),
-        ManagementCredentials(domain=domain, client_id=client_id, client_secret=client_secret),
-        groups_from_roles=source == "roles",
+    credentials = ManagementCredentials(
+        domain=domain, client_id=client_id, client_secret=client_secret
     )
+    return credentials, source == "roles", base_url
+
+
+def check_settings(context: ProviderContext) -> None:
+    """What `create` reads, checked in the same order, without making a session."""
+    read = SettingsReader(context.environ, SETTINGS)
+    _milliseconds(read, "AUTH0_CACHE_TTL_MS")
+    _milliseconds(read, "AUTH0_TIMEOUT_MS")
+    if not read.text("AUTH_SERVICE"):
+        _management_api(read)
 
 
 def create(context: ProviderContext) -> Auth0Identity:
-    read = SettingsReader(context.environ, DEFAULTS)
+    read = SettingsReader(context.environ, SETTINGS)
     cache_ttl = _milliseconds(read, "AUTH0_CACHE_TTL_MS")
     directory = directory_from(context.environ, aiohttp.ClientSession)
     resolver = None
@@ -225,5 +306,7 @@ def register_identity_providers() -> list[IdentityProviderPlugin]:
             name=NAME,
             create=create,
             description="Groups and names from Auth0 (auth0-client service or Management API).",
+            settings=SETTINGS,
+            check_settings=check_settings,
         )
     ]

@@ -23,6 +23,7 @@ from teleconsult.plugin import (
     ProviderError,
     ProviderLimits,
     RoomSpec,
+    Setting,
     SettingsReader,
     Upload,
     VideoProviderPlugin,
@@ -35,8 +36,29 @@ from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
 
 NAME = PROVIDER
 log = logging.getLogger(__name__)
-DEFAULTS = {"BANDYER_TIMEOUT_MS": "10000", "BANDYER_MAX_ATTEMPTS": "3"}
-"""The optional variables and their defaults, as the README documents them."""
+SETTINGS = (
+    Setting(
+        "BANDYER_BASE_URL",
+        "",
+        "`bandyer` provider, required: the Kaleyra Video v2 API base URL, e.g. "
+        "`https://api.sandbox.eu.bandyer.com` (sandbox) or `https://api.eu.bandyer.com`",
+    ),
+    Setting(
+        "BANDYER_API_SECRET_KEY",
+        "",
+        "`bandyer` provider, required: the Kaleyra API key (sent only in the `apikey` header, "
+        "never logged)",
+        secret=True,
+    ),
+    Setting("BANDYER_TIMEOUT_MS", "10000", "`bandyer` provider: timeout of each call to Kaleyra"),
+    Setting(
+        "BANDYER_MAX_ATTEMPTS",
+        "3",
+        "`bandyer` provider: attempts per call, for the calls that are safe to repeat (and for "
+        "429 and refused connections)",
+    ),
+)
+"""The provider's variables, with their defaults and meanings (the README's rows)."""
 
 
 class BandyerVideo:
@@ -117,7 +139,7 @@ class BandyerVideo:
 
 def client_options(environ: Mapping[str, str]) -> ClientOptions:
     """BANDYER_* variables, checked before anything is created: a bad one stops the start."""
-    read = SettingsReader(environ, DEFAULTS)
+    read = SettingsReader(environ, SETTINGS)
     base_url = read.url("BANDYER_BASE_URL")
     api_key = read.secret("BANDYER_API_SECRET_KEY")
     if not base_url:
@@ -127,7 +149,8 @@ def client_options(environ: Mapping[str, str]) -> ClientOptions:
         )
     if not api_key:
         raise ConfigurationError(
-            "VIDEO_PROVIDER=bandyer needs BANDYER_API_SECRET_KEY, the Kaleyra API key."
+            "VIDEO_PROVIDER=bandyer needs BANDYER_API_SECRET_KEY (or BANDYER_API_SECRET_KEY_FILE), "
+            "the Kaleyra API key."
         )
     return ClientOptions(
         base_url=base_url,
@@ -150,5 +173,7 @@ def register_video_providers() -> list[VideoProviderPlugin]:
             create=create,
             description="Kaleyra Video (Bandyer) REST API v2.",
             link_markers=(kaleyra.LINK_PATH_MARKER,),
+            settings=SETTINGS,
+            check_settings=lambda context: client_options(context.environ),
         )
     ]

@@ -31,6 +31,7 @@ from teleconsult.plugin import (
     ProviderError,
     ProviderLimits,
     RoomSpec,
+    Setting,
     SettingsReader,
     Upload,
     VideoProviderPlugin,
@@ -40,6 +41,20 @@ from teleconsult.plugin import (
 )
 
 JOIN_PATH = "/fake-video/join/{code}"
+SETTINGS = (
+    Setting(
+        "FAKE_VIDEO_LATENCY_MS",
+        "0",
+        "`fake` provider only: a delay before each of its calls, to try timeouts and benchmarks",
+    ),
+    Setting(
+        "FAKE_VIDEO_PUBLIC_URL",
+        "",
+        "`fake` provider only: where its links point; unset = `http://<HTTP_HOST>:<HTTP_PORT>` "
+        "(`0.0.0.0` becomes `127.0.0.1`)",
+    ),
+)
+"""The provider's variables, with their defaults and meanings (the README's rows)."""
 
 
 @dataclass
@@ -194,10 +209,14 @@ def public_url(context: ProviderContext) -> str:
     return f"http://{host}:{context.settings.http_port}"
 
 
+def latency_ms(context: ProviderContext) -> int:
+    """FAKE_VIDEO_LATENCY_MS, checked (up to ten minutes)."""
+    read = SettingsReader(context.environ, SETTINGS)
+    return read.integer("FAKE_VIDEO_LATENCY_MS", minimum=0, maximum=600_000)
+
+
 def _create(context: ProviderContext) -> FakeVideo:
-    read = SettingsReader(context.environ, {"FAKE_VIDEO_LATENCY_MS": "0"})
-    latency = read.integer("FAKE_VIDEO_LATENCY_MS", minimum=0, maximum=600_000)
-    return FakeVideo(public_url(context), latency / 1000)
+    return FakeVideo(public_url(context), latency_ms(context) / 1000)
 
 
 UNKNOWN_LINK_PAGE = """<!doctype html>
@@ -255,6 +274,8 @@ def register_video_providers() -> list[VideoProviderPlugin]:
             create=_create,
             description="In-process rooms and links, for local runs and tests.",
             link_markers=(JOIN_PATH.split("{")[0],),
+            settings=SETTINGS,
+            check_settings=latency_ms,
         )
     ]
 

@@ -29,6 +29,7 @@ from teleconsult.plugin import (
     ProviderError,
     ProviderLimits,
     RoomSpec,
+    Setting,
     SettingsReader,
     TokenWindow,
     VideoProviderPlugin,
@@ -38,13 +39,63 @@ from teleconsult.plugin import (
 from teleconsult_jitsi import tokens
 
 NAME = "jitsi"
-DEFAULTS = {
-    "JITSI_AUDIENCE": "jitsi",
-    "JITSI_TENANT": tokens.ANY_TENANT,
-    "JITSI_TOKEN_GRACE_MS": "900000",
-    "JITSI_MAX_LIFETIME_MS": "86400000",
-}
-"""The optional variables and their defaults, as the README documents them."""
+SETTINGS = (
+    Setting(
+        "JITSI_DOMAIN",
+        "",
+        "`jitsi` provider, required: the host of the Jitsi Meet deployment (`meet.example.org`; "
+        "`8x8.vc` for 8x8 JaaS); links are `https://<JITSI_DOMAIN>/<room>?jwt=<token>`",
+    ),
+    Setting(
+        "JITSI_APP_ID",
+        "",
+        "`jitsi` provider, required: the tokens' `iss`, prosody's `app_id` (`chat` for 8x8 JaaS)",
+    ),
+    Setting(
+        "JITSI_APP_SECRET",
+        "",
+        "`jitsi` provider: the HS256 secret prosody shares (`app_secret`), at least 32 characters;"
+        " this or `JITSI_PRIVATE_KEY` (never logged)",
+        secret=True,
+    ),
+    Setting(
+        "JITSI_PRIVATE_KEY",
+        "",
+        "`jitsi` provider: an RSA private key in PEM form (line breaks may be written `\\n`) to "
+        "sign RS256 tokens, as 8x8 JaaS requires; with `JITSI_KEY_ID` (never logged)",
+        secret=True,
+    ),
+    Setting(
+        "JITSI_KEY_ID",
+        "",
+        "`jitsi` provider with `JITSI_PRIVATE_KEY`: the key's id, the tokens' `kid` (JaaS: "
+        "`<AppID>/<key id>`)",
+    ),
+    Setting(
+        "JITSI_AUDIENCE",
+        "jitsi",
+        "`jitsi` provider: the tokens' `aud` (one of prosody's `asap_accepted_audiences`)",
+    ),
+    Setting(
+        "JITSI_TENANT",
+        tokens.ANY_TENANT,
+        "`jitsi` provider: the tokens' `sub`: `*` for any, or a tenant (the AppID for 8x8 JaaS), "
+        "whose rooms links then open under `/<tenant>/<room>`",
+    ),
+    Setting(
+        "JITSI_TOKEN_GRACE_MS",
+        "900000",
+        "`jitsi` provider: how long after `end_date` a token still lets its holder join (15 "
+        "minutes)",
+    ),
+    Setting(
+        "JITSI_MAX_LIFETIME_MS",
+        "86400000",
+        "`jitsi` provider, rooms without a duration: how long after `start_date` a token still "
+        "lets its holder join (a day)",
+    ),
+)
+"""The provider's variables, with their defaults and meanings (the README's rows)."""
 
 ROOM_PREFIX = "teleconsult-"
 LINK_MARKER = "?jwt="
@@ -115,7 +166,7 @@ class JitsiVideo:
 
 def settings(environ: Mapping[str, str]) -> tuple[str, tokens.Issuer, TokenWindow]:
     """JITSI_* variables, checked at start: a bad one stops it with one line."""
-    read = SettingsReader(environ, DEFAULTS)
+    read = SettingsReader(environ, SETTINGS)
     domain = read.text("JITSI_DOMAIN").lower()
     if not domain:
         raise ConfigurationError(
@@ -216,5 +267,7 @@ def register_video_providers() -> list[VideoProviderPlugin]:
             create=create,
             description="Jitsi Meet (self-hosted token auth, or 8x8 JaaS): a token per link.",
             link_markers=(LINK_MARKER,),
+            settings=SETTINGS,
+            check_settings=lambda context: settings(context.environ),
         )
     ]

@@ -34,6 +34,7 @@ from teleconsult.plugin import (
     ProviderError,
     ProviderLimits,
     RoomSpec,
+    Setting,
     SettingsReader,
     TokenWindow,
     VideoProviderPlugin,
@@ -44,15 +45,64 @@ from teleconsult_livekit.rooms import PROVIDER, RoomClient
 from teleconsult_livekit.tokens import Minter
 
 NAME = PROVIDER
-DEFAULTS = {
-    "LIVEKIT_JOIN_URL_TEMPLATE": "https://meet.livekit.io/custom?liveKitUrl={url}&token={token}",
-    "LIVEKIT_MAX_PARTICIPANTS": "25",
-    "LIVEKIT_TOKEN_GRACE_MS": "900000",
-    "LIVEKIT_MAX_LIFETIME_MS": "86400000",
-    "LIVEKIT_TIMEOUT_MS": "10000",
-    "LIVEKIT_MAX_ATTEMPTS": "3",
-}
-"""The optional variables and their defaults, as the README documents them."""
+SETTINGS = (
+    Setting(
+        "LIVEKIT_URL",
+        "",
+        "`livekit` provider, required: the LiveKit server's URL, `https://...` (`http://` for a "
+        "loopback host only); clients connect to the same host over `wss://`",
+    ),
+    Setting(
+        "LIVEKIT_API_KEY",
+        "",
+        "`livekit` provider, required: the API key (the tokens' `iss`; never logged)",
+        secret=True,
+    ),
+    Setting(
+        "LIVEKIT_API_SECRET",
+        "",
+        "`livekit` provider, required: the API key's secret, at least 32 characters (signs the "
+        "calls and the tokens; never logged)",
+        secret=True,
+    ),
+    Setting(
+        "LIVEKIT_JOIN_URL_TEMPLATE",
+        "https://meet.livekit.io/custom?liveKitUrl={url}&token={token}",
+        "`livekit` provider: the link handed out (LiveKit Meet's form by default; point it at your"
+        " own frontend): `{url}` the server's `wss://` URL, `{token}` the participant's token, "
+        "`{room}` the room name, each URL-encoded; `{token}` is required, any other field stops "
+        "the start",
+    ),
+    Setting(
+        "LIVEKIT_MAX_PARTICIPANTS",
+        "25",
+        "`livekit` provider: the most participants a teleconsultation may have",
+    ),
+    Setting(
+        "LIVEKIT_TOKEN_GRACE_MS",
+        "900000",
+        "`livekit` provider: how long after `end_date` a token still lets its holder join (15 "
+        "minutes)",
+    ),
+    Setting(
+        "LIVEKIT_MAX_LIFETIME_MS",
+        "86400000",
+        "`livekit` provider, rooms without a duration: how long after `start_date` a token still "
+        "lets its holder join (a day)",
+    ),
+    Setting(
+        "LIVEKIT_TIMEOUT_MS",
+        "10000",
+        "`livekit` provider: timeout of each call to LiveKit's RoomService",
+    ),
+    Setting(
+        "LIVEKIT_MAX_ATTEMPTS",
+        "3",
+        "`livekit` provider: attempts per call (every call it makes is safe to repeat) after a "
+        "timeout, a 5xx, a 429 or no connection",
+    ),
+)
+"""The provider's variables, with their defaults and meanings (the README's rows)."""
 
 ROOM_PREFIX = "teleconsult-"
 TEMPLATE_FIELDS = ("url", "token", "room")
@@ -146,7 +196,7 @@ class LiveKitVideo:
 
 def options(environ: Mapping[str, str]) -> Options:
     """LIVEKIT_* variables, checked before anything is created: a bad one stops the start."""
-    read = SettingsReader(environ, DEFAULTS)
+    read = SettingsReader(environ, SETTINGS)
     url = read.url("LIVEKIT_URL")
     api_key = read.secret("LIVEKIT_API_KEY")
     api_secret = read.secret("LIVEKIT_API_SECRET")
@@ -213,5 +263,7 @@ def register_video_providers() -> list[VideoProviderPlugin]:
             create=create,
             description="LiveKit through livekit-api: RoomService rooms, a token per link.",
             link_markers=(LINK_MARKER,),
+            settings=SETTINGS,
+            check_settings=lambda context: options(context.environ),
         )
     ]

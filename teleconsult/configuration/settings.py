@@ -1,8 +1,9 @@
 """Environment variables, parsed once at start into a frozen `Settings`.
 
 A bad value raises `ConfigurationError` with one line that names the variable;
-the CLI prints that line and exits. The README lists every variable with its
-default: keep the two in step (a test compares them).
+the CLI prints that line and exits. `SETTINGS` declares every core variable with
+its default and meaning: the README's table and `teleconsult --help` show them
+(a test compares the README with the declarations).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from teleconsult.configuration import catalog
+from teleconsult.configuration.catalog import FILE_SUFFIX, Setting
 from teleconsult.core.domain import RECORDING_TYPES, RoomPolicy
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability import redaction
@@ -27,42 +30,193 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MAX_IMMUTABLE_PERIOD_MS = 30 * 24 * 3600 * 1000
 """Thirty days: a window longer than that is a typo (and would overflow date arithmetic)."""
 
-DEFAULTS: dict[str, str] = {
-    "HTTP_HOST": "127.0.0.1",
-    "HTTP_PORT": "3000",
-    "LOG_LEVEL": "info",
-    "STORE_URL": "sqlite:///teleconsult.db",
-    "MONGODB_DATABASE": "",
-    "MONGODB_TIMEOUT_MS": "5000",
-    "VIDEO_PROVIDER": "fake",
-    "IDENTITY_PROVIDER": "static",
-    "TELECONSULTATION_SERVICE_CONFIG_PATH": "",
-    "TELECONSULTATIONS_CRUD_NAME": "teleconsultations",
-    "USER_ID_MAP_CRUD_NAME": "users",
-    "UNLIMITED_TELECONSULTATION": "true",
-    "LIVE_TELECONSULTATION": "true",
-    "IMMUTABLE_PERIOD_MS": "0",
-    "DEFAULT_RECORDING_TYPE": "none",
-    "TELECONSULTATION_DELETE_UPLOADS": "false",
-    "USERID_HEADER_KEY": "miauserid",
-    "SHUTDOWN_GRACE_MS": "25000",
-    "IDEMPOTENCY_KEY_TTL_MS": "86400000",
-    "RECONCILE_INTERVAL_MS": "10000",
-    "JWT_JWKS_URL": "",
-    "JWT_AUDIENCE": "",
-    "JWT_ISSUER": "",
-    "JWT_USER_ID_CLAIM": "sub",
-    "JWT_GROUPS_CLAIM": "groups",
-    "JWT_JWKS_TTL_MS": "600000",
-    "MANAGER_GROUPS": "",
-    "ADMIN_GROUPS": "",
-    "ALLOW_ANONYMOUS_WRITES": "true",
-    "GROUPS_HEADER_KEY": "miausergroups",
-    "IDEMPOTENCY_MAX_KEYS_PER_CALLER": "10000",
-    "HTTP_READ_TIMEOUT_MS": "30000",
-    "SQLITE_SYNCHRONOUS": "full",
-}
-"""Every core variable and its default, as the README documents them."""
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HTTP_HOST", "127.0.0.1", "address to listen on (`0.0.0.0` in a container)"),
+    Setting("HTTP_PORT", "3000", "port to listen on"),
+    Setting(
+        "LOG_LEVEL",
+        "info",
+        "`trace`, `debug`, `info`, `warn`, `error` or `silent`; logs are JSON lines on stdout",
+    ),
+    Setting(
+        "STORE_URL",
+        "sqlite:///teleconsult.db",
+        "the store: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (the default is a "
+        "file in the working directory, created on first start), or MongoDB: "
+        "`mongodb://user:password@host:27017/teleconsult?replicaSet=rs0`, `mongodb+srv://...`",
+        secret=True,
+    ),
+    Setting("MONGODB_DATABASE", "", "MongoDB database; unset = the URL's path, else `teleconsult`"),
+    Setting(
+        "MONGODB_TIMEOUT_MS",
+        "5000",
+        "how long a MongoDB call waits for a server before the request gets a 503",
+    ),
+    Setting(
+        "VIDEO_PROVIDER",
+        "fake",
+        "name of the video provider plugin to use: `fake`, `bandyer`, `livekit` or `jitsi` (see "
+        '"Video providers"); when unset and '
+        "`BANDYER_API_SECRET_KEY` (or `BANDYER_API_SECRET_KEY_FILE`) is set, `bandyer`",
+    ),
+    Setting(
+        "IDENTITY_PROVIDER",
+        "static",
+        "name of the identity provider plugin to use: `static` or `auth0`; when unset and "
+        "`AUTH_SERVICE` or `AUTH0_DOMAIN` is set, `auth0`",
+    ),
+    Setting(
+        "TELECONSULTATION_SERVICE_CONFIG_PATH",
+        "",
+        "JSON service configuration file; unset = the built-in default (README, "
+        '"Service configuration file")',
+    ),
+    Setting(
+        "TELECONSULTATIONS_CRUD_NAME",
+        "teleconsultations",
+        "collection (table) of teleconsultations",
+    ),
+    Setting(
+        "USER_ID_MAP_CRUD_NAME",
+        "users",
+        "collection (table) of the user map; `USER_MAP_ID_CRUD_NAME`, the original docs' other "
+        "spelling, is read too",
+        aliases=("USER_MAP_ID_CRUD_NAME",),
+    ),
+    Setting(
+        "UNLIMITED_TELECONSULTATION",
+        "true",
+        "rooms without a duration; `false` gives rooms `end_date - start_date` (300 s to 24 h)",
+    ),
+    Setting(
+        "LIVE_TELECONSULTATION",
+        "true",
+        "the call ends when fewer than two participants remain (passed to the provider)",
+    ),
+    Setting(
+        "IMMUTABLE_PERIOD_MS",
+        "0",
+        "the immutable window: how long before `start_date` a complete teleconsultation locks and "
+        "links are handed out",
+    ),
+    Setting(
+        "TELECONSULTATION_DELETE_UPLOADS",
+        "false",
+        "`DELETE /teleconsultation/{roomId}/uploads` really deletes the room's files (else it "
+        "answers 204 and does nothing)",
+    ),
+    Setting(
+        "DEFAULT_RECORDING_TYPE",
+        "none",
+        "`none`, `manual` or `automatic`, passed to new rooms",
+    ),
+    Setting(
+        "USERID_HEADER_KEY",
+        "miauserid",
+        "the header that holds the caller's id (when `userIdPathInRequest` is not configured)",
+    ),
+    Setting(
+        "JWT_AUDIENCE",
+        "",
+        "turns on bearer-token verification: the caller is the token's subject, not a header; a "
+        "missing or invalid token is a 401",
+    ),
+    Setting(
+        "JWT_JWKS_URL",
+        "",
+        "where the token signing keys are (RS256, chosen by `kid`); with `AUTH0_DOMAIN`, "
+        "`https://<AUTH0_DOMAIN>/.well-known/jwks.json`",
+    ),
+    Setting(
+        "JWT_ISSUER",
+        "",
+        "the `iss` tokens must carry; with `AUTH0_DOMAIN`, `https://<AUTH0_DOMAIN>/`",
+    ),
+    Setting("JWT_USER_ID_CLAIM", "sub", "the token claim that holds the caller's id"),
+    Setting(
+        "JWT_GROUPS_CLAIM",
+        "groups",
+        "the token claim that holds the caller's groups (for `MANAGER_GROUPS`)",
+    ),
+    Setting(
+        "JWT_JWKS_TTL_MS",
+        "600000",
+        "how long fetched token signing keys are trusted before the JWKS is fetched again (less "
+        "when its answer's `Cache-Control: max-age` says so): a key removed from the JWKS stops "
+        "verifying within this time; if the JWKS cannot be fetched, the old keys serve one more "
+        "interval at most",
+    ),
+    Setting(
+        "MANAGER_GROUPS",
+        "",
+        "comma-separated groups; when set, `POST`, `PATCH` and `DELETE` on teleconsultations need "
+        "a caller in one of them (else 403)",
+    ),
+    Setting(
+        "ADMIN_GROUPS",
+        "",
+        "comma-separated groups whose members may change and cancel any teleconsultation; any "
+        "other identified caller only those they created or take part in as a `plus` participant "
+        "(else 403)",
+    ),
+    Setting(
+        "ALLOW_ANONYMOUS_WRITES",
+        "true",
+        "callers who do not say who they are (no `miauserid`, no token) may create, change and "
+        "cancel teleconsultations, as with the original; set `false` wherever a gateway always "
+        "names the caller, so that a request that slips past it changes nothing",
+    ),
+    Setting(
+        "GROUPS_HEADER_KEY",
+        "miausergroups",
+        "the header with the caller's comma-separated groups, read for `MANAGER_GROUPS` when "
+        "tokens are not verified",
+    ),
+    Setting(
+        "IDEMPOTENCY_KEY_TTL_MS",
+        "86400000",
+        "how long an `Idempotency-Key` (on `POST /teleconsultation` and `POST "
+        ".../participants/data`) keeps its first answer: a day",
+    ),
+    Setting(
+        "IDEMPOTENCY_MAX_KEYS_PER_CALLER",
+        "10000",
+        "how many unexpired `Idempotency-Key`s one caller may hold; a keyed request beyond that is"
+        " a 429 (callers who do not say who they are share one allowance)",
+    ),
+    Setting(
+        "HTTP_READ_TIMEOUT_MS",
+        "30000",
+        "how long a client may take to send a request's headers (from the moment it connects or "
+        "got its last answer) and, separately, its body (else 408); an idle keep-alive connection "
+        "is closed after the same time, so keep it above your load balancer's idle timeout",
+    ),
+    Setting(
+        "SQLITE_SYNCHRONOUS",
+        "full",
+        "SQLite's `synchronous` mode: `full` (every acknowledged write survives a power failure), "
+        "`normal` (faster; survives a crash of the process, but a power failure may lose the last "
+        "writes) or `extra`",
+    ),
+    Setting(
+        "RECONCILE_INTERVAL_MS",
+        "10000",
+        "how often each replica's reconciler looks for room work left over (orphan rooms to "
+        "delete); `0` turns it off",
+    ),
+    Setting(
+        "SHUTDOWN_GRACE_MS",
+        "25000",
+        "on SIGTERM, how long in-flight requests may take to finish before the store and sessions "
+        "close (keep it below Kubernetes' `terminationGracePeriodSeconds`)",
+    ),
+)
+"""Every core variable: its default and what it means, as the README's table and
+`teleconsult --help` show them (a test compares the README with this)."""
+DEFAULTS = catalog.defaults(SETTINGS)
+"""Each core variable's default, by name."""
+MAX_SECRET_FILE_BYTES = 64 * 1024
+"""A secret file larger than this is not a secret file (a key in PEM form is a few KB)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +276,7 @@ class Settings:
         )
         user_map = environ.get("USER_ID_MAP_CRUD_NAME") or environ.get("USER_MAP_ID_CRUD_NAME")
         config_path = reader.text("TELECONSULTATION_SERVICE_CONFIG_PATH")
-        store_url = reader.text("STORE_URL")
+        store_url = reader.secret("STORE_URL")
         with contextlib.suppress(ValueError):
             redaction.add_secret(urlsplit(store_url).password)  # mongodb://user:<password>@host
         return cls(
@@ -135,7 +289,10 @@ class Settings:
             video_provider=reader.text(
                 "VIDEO_PROVIDER",
                 # A Kaleyra key says which provider is meant, as it did for the original.
-                default="bandyer" if environ.get("BANDYER_API_SECRET_KEY") else None,
+                default="bandyer"
+                if environ.get("BANDYER_API_SECRET_KEY")
+                or environ.get("BANDYER_API_SECRET_KEY" + FILE_SUFFIX)
+                else None,
             ),
             identity_provider=reader.text(
                 "IDENTITY_PROVIDER",
@@ -235,6 +392,28 @@ def _token_settings(
     return jwks_url, audience, issuer
 
 
+def _secret_file(variable: str, path: str) -> str:
+    """The secret in the file at `path`; an error names the variable and the path, never
+    what the file holds."""
+    try:
+        with open(path, "rb") as file:
+            content = file.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as error:
+        reason = (error.strerror or type(error).__name__).lower()
+        raise ConfigurationError(f"Cannot read {variable} {path!r}: {reason}.") from None
+    if len(content) > MAX_SECRET_FILE_BYTES:
+        raise ConfigurationError(
+            f"{variable} {path!r} is larger than {MAX_SECRET_FILE_BYTES // 1024} KB: not a secret."
+        )
+    try:
+        value = content.decode().strip()
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{variable} {path!r} is not UTF-8 text.") from None
+    if not value:
+        raise ConfigurationError(f"{variable} {path!r} is empty.")
+    return value
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -247,15 +426,20 @@ def _loopback(host: str) -> bool:
 class SettingsReader:
     """Reads environment variables as the README documents them: one place for every rule.
 
-    An unset or blank variable takes its default from `defaults`; a bad value raises
-    `ConfigurationError` with one line naming the variable. The core and every plugin
-    read their settings through it, so all settings fail alike. Secrets read with
-    `secret` are redacted wherever they would be written (logs, error bodies).
+    An unset or blank variable takes its default from `defaults` (a mapping of names to
+    defaults, or the `Setting`s declared); a bad value raises `ConfigurationError` with
+    one line naming the variable. The core and every plugin read their settings through
+    it, so all settings fail alike. Secrets read with `secret` may come from a file
+    (`<NAME>_FILE`) and are redacted wherever they would be written (logs, error bodies).
     """
 
-    def __init__(self, environ: Mapping[str, str], defaults: Mapping[str, str]) -> None:
+    def __init__(
+        self, environ: Mapping[str, str], defaults: Mapping[str, str] | Iterable[Setting]
+    ) -> None:
         self._environ = environ
-        self._defaults = defaults
+        self._defaults = (
+            dict(defaults) if isinstance(defaults, Mapping) else catalog.defaults(defaults)
+        )
 
     def text(self, name: str, value: str | None = None, default: str | None = None) -> str:
         """`value` (else the variable), or `default` (else the documented one) when empty."""
@@ -266,9 +450,19 @@ class SettingsReader:
         return value.strip()
 
     def secret(self, name: str) -> str:
-        """A secret (an API key): read like `text`, and never written to a log or an answer."""
-        value = self.text(name)
-        redaction.add_secret(value)
+        """A secret (an API key): read like `text`, or from the file `<name>_FILE` names (as
+        container platforms mount secrets; surrounding blanks and the final newline dropped),
+        never both. Its value is never written to a log or an answer."""
+        file_variable = name + FILE_SUFFIX
+        path = self.text(file_variable, default="")
+        if not path:
+            value = self.text(name)
+        elif self.text(name, default=""):
+            raise ConfigurationError(f"Set {name} or {file_variable}, not both.")
+        else:
+            value = _secret_file(file_variable, path)
+        if value != self._defaults.get(name):  # a default is no secret (the store's)
+            redaction.add_secret(value)
         return value
 
     def boolean(self, name: str) -> bool:

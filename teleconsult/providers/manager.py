@@ -7,6 +7,8 @@ from typing import TypeVar
 
 import pluggy
 
+from teleconsult.configuration.catalog import Section, merged
+from teleconsult.configuration.settings import SETTINGS
 from teleconsult.errors import ConfigurationError
 from teleconsult.providers import hookspecs
 from teleconsult.providers.protocols import IdentityProviderPlugin, VideoProviderPlugin
@@ -63,3 +65,26 @@ def choose(kind: str, setting: str, name: str, available: dict[str, Registered])
         raise ConfigurationError(
             f"{setting}={name!r} names no installed {kind} provider (installed: {names})."
         ) from None
+
+
+def declared_settings(manager: pluggy.PluginManager) -> list[Section]:
+    """Every environment variable declared: the core's, then each installed provider's
+    (video providers, then identity providers, by name), each once."""
+    video = video_providers(manager)
+    identity = identity_providers(manager)
+    return merged(
+        [
+            Section("teleconsult", SETTINGS),
+            *(
+                Section(f"video provider {name} (VIDEO_PROVIDER={name})", video[name].settings)
+                for name in sorted(video)
+            ),
+            *(
+                Section(
+                    f"identity provider {name} (IDENTITY_PROVIDER={name})",
+                    identity[name].settings,
+                )
+                for name in sorted(identity)
+            ),
+        ]
+    )

@@ -15,6 +15,7 @@ from teleconsult.core.domain import Level, ProviderLimits, RoomParticipant, Room
 from teleconsult.providers.storage import ProviderStorage, Roster
 
 if TYPE_CHECKING:
+    from teleconsult.configuration.catalog import Setting
     from teleconsult.configuration.service_config import ServiceConfig
     from teleconsult.configuration.settings import Settings
 
@@ -265,6 +266,13 @@ class VideoProviderPlugin:
     link_markers: tuple[str, ...] = ()
     """Path fragments found only in this provider's join links (`/fake-video/join/`): any
     text holding one is redacted from logs, since a link is a bearer credential."""
+    settings: tuple[Setting, ...] = ()
+    """The provider's own environment variables, with their defaults and meanings: listed
+    by `teleconsult --help` and the README, and known (never warned about as a typo)."""
+    check_settings: Callable[[ProviderContext], object] | None = None
+    """Reads and checks the provider's variables as `create` would, without I/O (no session,
+    no connection; the context has no storage or roster), raising `ConfigurationError`:
+    `teleconsult check-config` calls it when the provider is the one chosen."""
 
 
 @dataclass(frozen=True)
@@ -274,3 +282,7 @@ class IdentityProviderPlugin:
     name: str
     create: Callable[[ProviderContext], IdentityProvider]
     description: str = ""
+    settings: tuple[Setting, ...] = ()
+    """As `VideoProviderPlugin.settings`."""
+    check_settings: Callable[[ProviderContext], object] | None = None
+    """As `VideoProviderPlugin.check_settings`."""
