@@ -15,7 +15,7 @@ A plugin imports from this module only (a test fails when a module under
 - `ProviderStorage` (`ProviderContext.storage`): the provider's documents and mailboxes in
   the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
   a teleconsultation as the provider's own pages may see it;
-- small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`;
+- small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `server_url`;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider.
 
 docs/plugins.md explains each, with a complete minimal plugin.
@@ -37,7 +37,7 @@ from teleconsult.errors import (
 )
 from teleconsult.keys import VIDEO_PROVIDER
 from teleconsult.observability.redaction import sensitive as mark_sensitive
-from teleconsult.providers.helpers import gather_all, stable_user_id, with_query
+from teleconsult.providers.helpers import gather_all, server_url, stable_user_id, with_query
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient
 from teleconsult.providers.protocols import (
@@ -109,6 +109,7 @@ __all__ = [
     "gather_all",
     "hookimpl",
     "mark_sensitive",
+    "server_url",
     "stable_user_id",
     "with_query",
 ]
