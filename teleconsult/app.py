@@ -39,7 +39,7 @@ from teleconsult.providers.manager import (
     video_providers,
 )
 from teleconsult.providers.outbound import CallPolicy, OutboundClient
-from teleconsult.providers.protocols import ProviderContext
+from teleconsult.providers.protocols import LiveConnections, ProviderContext
 from teleconsult.providers.storage import ProviderStorage
 from teleconsult.store import Store, check_store_url, open_store
 
@@ -137,6 +137,7 @@ def create_app(
             yield
 
     app.cleanup_ctx.append(resources)
+    app.on_shutdown.append(_close_live_connections)
     setup_api(app)
     for routes in manager.hook.register_routes():
         app.router.add_routes(routes)
@@ -182,6 +183,14 @@ def measured_store(store: Store, observe: Observer) -> Store:
         provider_data=measured(store.provider_data, observe),
         health=measured(store.health, observe),
     )
+
+
+async def _close_live_connections(app: web.Application) -> None:
+    """At the start of a stop, before the grace for requests in flight: a provider's open
+    WebSockets would otherwise hold the server for the whole grace."""
+    video = app.get(keys.VIDEO_PROVIDER)
+    if isinstance(video, LiveConnections):
+        await video.close_connections()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

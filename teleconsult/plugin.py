@@ -6,7 +6,8 @@ A plugin imports from this module only (a test fails when a module under
 - `hookimpl`, to mark the hook functions a plugin implements (`providers/hookspecs.py`);
 - the provider protocols: `VideoProvider` (the room lifecycle every video provider
   offers) and the optional capabilities `RoomDetails`, `SdkCredentials`,
-  `Uploads`, `VirtualBackgrounds`; `IdentityProvider`;
+  `Uploads`, `VirtualBackgrounds`; `LiveConnections` (a provider whose own
+  WebSockets are closed as the server begins to stop); `IdentityProvider`;
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
@@ -48,6 +49,7 @@ from teleconsult.providers.protocols import (
     IdentityProvider,
     IdentityProviderPlugin,
     JoinRequest,
+    LiveConnections,
     ParticipantEntry,
     ProviderContext,
     RoomDetails,
@@ -81,6 +83,7 @@ __all__ = [
     "InvalidRequest",
     "JoinRequest",
     "Level",
+    "LiveConnections",
     "NotFound",
     "OutboundClient",
     "ParticipantEntry",
