@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from teleconsult_auth0 import DEFAULTS as AUTH0_DEFAULTS
 from teleconsult_bandyer import DEFAULTS as BANDYER_DEFAULTS
+from teleconsult_webrtc import DEFAULTS as WEBRTC_DEFAULTS
 
 from teleconsult.configuration.service_config import _ServiceConfig
 from teleconsult.configuration.settings import DEFAULTS
@@ -34,8 +35,22 @@ def test_every_configuration_option_is_in_the_readme(name: str) -> None:
     assert re.search(rf"^\| `{re.escape(name)}[.`,]", README, re.MULTILINE), name
 
 
-def test_plugin_variables_are_in_the_readme() -> None:
-    assert readme_row("FAKE_VIDEO_PUBLIC_URL")[0] == "`http://<HTTP_HOST>:<HTTP_PORT>`"
+@pytest.mark.parametrize("name", ["FAKE_VIDEO_PUBLIC_URL", "WEBRTC_PUBLIC_URL"])
+def test_public_url_variables_are_in_the_readme(name: str) -> None:
+    assert readme_row(name)[0] == "`http://<HTTP_HOST>:<HTTP_PORT>`"
+
+
+@pytest.mark.parametrize(("name", "default"), sorted(WEBRTC_DEFAULTS.items()))
+def test_webrtc_variables_are_in_the_readme_with_their_default(name: str, default: str) -> None:
+    assert readme_row(name)[0] == f"`{default}`"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["WEBRTC_LINK_SECRET", "WEBRTC_STUN_URLS", "WEBRTC_TURN_URLS", "WEBRTC_TURN_SECRET"],
+)
+def test_webrtc_variables_without_default_are_in_the_readme(name: str) -> None:
+    assert readme_row(name)[0] == "(unset)"
 
 
 @pytest.mark.parametrize("name", ["BANDYER_BASE_URL", "BANDYER_API_SECRET_KEY"])

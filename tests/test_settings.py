@@ -245,7 +245,12 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
         (
             {"VIDEO_PROVIDER": "zoom"},
             "teleconsult: configuration error: VIDEO_PROVIDER='zoom' names no installed video "
-            "provider (installed: bandyer, fake).",
+            "provider (installed: bandyer, fake, webrtc).",
+        ),
+        (
+            {"VIDEO_PROVIDER": "webrtc", "WEBRTC_TURN_URLS": "turn:turn.example.org"},
+            "teleconsult: configuration error: WEBRTC_TURN_URLS needs WEBRTC_TURN_SECRET, the "
+            "TURN server's static-auth-secret.",
         ),
         (
             {"STORE_URL": "postgres://db/teleconsult"},
