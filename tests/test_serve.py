@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -59,39 +58,54 @@ async def test_serve_stops_with_one_line_when_the_port_is_taken(tmp_path: Path) 
     ]
 
 
-async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()  # noqa: ASYNC240
-    tour = readme.split("## A tour of the API", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
-    port = free_port()
-    assert "API=http://127.0.0.1:3000\n" in tour
-    tour = tour.replace("API=http://127.0.0.1:3000\n", f"API=http://127.0.0.1:{port}\n")
-    env = {**os.environ, "HTTP_PORT": str(port), "STORE_URL": f"sqlite:///{tmp_path / 't.db'}"}
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "teleconsult", "serve",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+def readme_block(heading: str) -> str:
+    """The first shell block of a README section, its API address left for the test to set."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split(f"## {heading}\n", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    assert "API=http://127.0.0.1:3000\n" in block
+    return block
+
+
+async def run_block(block: str, port: int) -> str:
+    """Run a README block in bash against the server on `port`; its output."""
+    script = block.replace("API=http://127.0.0.1:3000\n", f"API=http://127.0.0.1:{port}\n")
+    shell = await asyncio.create_subprocess_exec(
+        "bash", "-euo", "pipefail", "-c", script,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    try:
-        assert server.stderr is not None
-        await asyncio.wait_for(server.stderr.readline(), timeout=20)  # the "listening" line
-        shell = await asyncio.create_subprocess_exec(
-            "bash", "-euo", "pipefail", "-c", tour,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        stdout, stderr = await asyncio.wait_for(shell.communicate(), timeout=60)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(server.wait(), timeout=20)
-    output = stdout.decode()
+    stdout, stderr = await asyncio.wait_for(shell.communicate(), timeout=60)
     assert shell.returncode == 0, stderr.decode()
+    return stdout.decode()
+
+
+async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
+    """On the default provider (webrtc): the link opens the call page, and stops once the
+    teleconsultation is cancelled."""
+    tour = readme_block("A tour of the API")
+    async with served(tmp_path) as server:
+        output = await run_block(tour, server.port)
     for expected in [
         "HTTP/1.1 201 Created",
         '"accessLinkURL": null',
         "HTTP/1.1 204 No Content",
-        f"http://127.0.0.1:{port}/fake-video/join/",
+        f"http://127.0.0.1:{server.port}/webrtc/call/",
+        "the link: 200 text/html; charset=utf-8",
         '"statusCode": 409, "error": "Conflict"',
         '"statusCode": 404, "error": "Room with id',
+        "the link: 410",
     ]:
         assert expected in output, expected
+
+
+async def test_the_readme_call_prints_a_link_for_each_participant(tmp_path: Path) -> None:
+    async with served(tmp_path) as server, aiohttp.ClientSession() as session:
+        links = (await run_block(readme_block("Make a call"), server.port)).split()
+        assert len(links) == 2
+        for link, language in zip(links, ("en", "it"), strict=True):
+            assert link.startswith(f"http://127.0.0.1:{server.port}/webrtc/call/")
+            async with session.get(link) as page:
+                assert page.status == 200
+                assert f'<html lang="{language}">' in await page.text()
 
 
 async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
@@ -100,6 +114,7 @@ async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
         **os.environ,
         "HTTP_PORT": str(port),
         "STORE_URL": f"sqlite:///{tmp_path / 'grace.db'}",
+        "VIDEO_PROVIDER": "fake",
         "FAKE_VIDEO_LATENCY_MS": "1500",
         "SHUTDOWN_GRACE_MS": "10000",
     }

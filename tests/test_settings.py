@@ -29,7 +29,7 @@ def test_defaults() -> None:
         store_url="sqlite:///teleconsult.db",
         mongodb_database=None,
         mongodb_timeout_ms=5000,
-        video_provider="fake",
+        video_provider="webrtc",
         identity_provider="static",
         service_config_path=None,
         teleconsultations_collection="teleconsultations",

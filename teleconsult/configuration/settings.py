@@ -34,7 +34,7 @@ DEFAULTS: dict[str, str] = {
     "STORE_URL": "sqlite:///teleconsult.db",
     "MONGODB_DATABASE": "",
     "MONGODB_TIMEOUT_MS": "5000",
-    "VIDEO_PROVIDER": "fake",
+    "VIDEO_PROVIDER": "webrtc",
     "IDENTITY_PROVIDER": "static",
     "TELECONSULTATION_SERVICE_CONFIG_PATH": "",
     "TELECONSULTATIONS_CRUD_NAME": "teleconsultations",
