@@ -282,3 +282,30 @@ async def closing(ws: ClientWebSocketResponse) -> tuple[list[Any], int | None, s
             return seen, int(message.data), message.extra or ""  # socket before it replied
         assert message.type is WSMsgType.CLOSED, message
         return seen, ws.close_code, ""
+
+
+async def relay(
+    sender: ClientWebSocketResponse,
+    sender_id: str,
+    receiver: ClientWebSocketResponse,
+    receiver_id: str,
+    kind: str,
+    sdp: str,
+) -> None:
+    """An offer or answer one page sends reaches the other as the server relays it: named
+    by its sender, with nothing but the description (an extra field is dropped)."""
+    await sender.send_json({"type": kind, "to": receiver_id, "sdp": sdp, "extra": "dropped"})
+    assert await receiver.receive_json(timeout=5) == {"type": kind, "from": sender_id, "sdp": sdp}
+
+
+async def introduced(
+    first: ClientWebSocketResponse, joined_first: dict[str, Any], joined_second: dict[str, Any]
+) -> tuple[str, str]:
+    """The second page was told of the first (to offer to it), and the first of the second;
+    their peer ids."""
+    assert joined_second["peers"] == [joined_first["self"]]
+    assert await first.receive_json(timeout=5) == {
+        "type": "peer-joined",
+        "peer": joined_second["self"],
+    }
+    return joined_first["self"]["id"], joined_second["self"]["id"]

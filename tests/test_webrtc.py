@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -40,10 +41,12 @@ from tests.helpers import (
     MakeClient,
     closing,
     error,
+    introduced,
     join,
     open_call,
     path_of,
     person,
+    relay,
     teleconsultation,
     webrtc_call,
 )
@@ -65,6 +68,40 @@ async def room_of(client: Client, room_id: str) -> str:
     assert record is not None
     assert record.room is not None
     return record.room.provider_room_id
+
+
+@dataclass
+class InCall:
+    """A locked teleconsultation whose pages are connected."""
+
+    client: Client
+    room_id: str
+    links: dict[str, str]
+    pages: dict[str, ClientWebSocketResponse]
+    """Each connected page's WebSocket, by external id."""
+    ids: dict[str, str]
+    """Each connected page's peer id, by external id."""
+
+
+async def in_call(
+    make_client: MakeClient,
+    clock: FrozenClock,
+    people: tuple[dict[str, Any], ...] = (DOCTOR, PATIENT),
+    connected: tuple[str, ...] = ("doctor-1", "patient-1"),
+    **environ: str,
+) -> InCall:
+    """`people`'s teleconsultation, locked, with the pages of `connected` joined in that
+    order; each page has read the arrival of those after it."""
+    client = await make_client(**WEBRTC, **environ)
+    room_id, links = await webrtc_call(client, clock, *people)
+    pages, ids = {}, {}
+    for user in connected:
+        pages[user], joined = await open_call(client, links[user])
+        ids[user] = joined["self"]["id"]
+    for earlier, user in enumerate(connected):
+        for _ in connected[earlier + 1 :]:
+            assert (await pages[user].receive_json(timeout=5))["type"] == "peer-joined"
+    return InCall(client, room_id, links, pages, ids)
 
 
 def payload(link: str) -> Any:
@@ -331,30 +368,16 @@ async def test_offers_answers_and_candidates_are_relayed_between_the_peers(
 
     doctor, joined_doctor = await open_call(client, links["doctor-1"])
     patient, joined_patient = await open_call(client, links["patient-1"])
-    doctor_id, patient_id = joined_doctor["self"]["id"], joined_patient["self"]["id"]
+    doctor_id, patient_id = await introduced(doctor, joined_doctor, joined_patient)
 
     assert joined_doctor == {
         "type": "joined",
         "self": {"id": doctor_id, "name": "Joe Smith", "isAdmin": True},
         "peers": [],
     }
-    assert joined_patient["peers"] == [{"id": doctor_id, "name": "Joe Smith", "isAdmin": True}]
-    assert await doctor.receive_json(timeout=5) == {
-        "type": "peer-joined",
-        "peer": {"id": patient_id, "name": "Jane Doe", "isAdmin": False},
-    }
-    await patient.send_json({"type": "offer", "to": doctor_id, "sdp": "v=0 o", "extra": "x"})
-    assert await doctor.receive_json(timeout=5) == {
-        "type": "offer",
-        "from": patient_id,
-        "sdp": "v=0 o",
-    }
-    await doctor.send_json({"type": "answer", "to": patient_id, "sdp": "v=0 a"})
-    assert await patient.receive_json(timeout=5) == {
-        "type": "answer",
-        "from": doctor_id,
-        "sdp": "v=0 a",
-    }
+    assert joined_patient["self"] == {"id": patient_id, "name": "Jane Doe", "isAdmin": False}
+    await relay(patient, patient_id, doctor, doctor_id, "offer", "v=0 o")
+    await relay(doctor, doctor_id, patient, patient_id, "answer", "v=0 a")
     candidate = {
         "candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host",
         "sdpMid": "0",
@@ -422,18 +445,15 @@ def test_a_full_room_refuses_a_fifth_connection() -> None:
 async def test_a_second_connection_of_a_participant_replaces_the_first(
     make_client: MakeClient, clock: FrozenClock
 ) -> None:
-    client = await make_client(**WEBRTC)
-    _, links = await webrtc_call(client, clock, DOCTOR, PATIENT)
-    doctor, _ = await open_call(client, links["doctor-1"])
-    old, joined_old = await open_call(client, links["patient-1"])
-    await doctor.receive_json(timeout=5)  # peer-joined
+    call = await in_call(make_client, clock)
+    doctor = call.pages["doctor-1"]
 
-    new, joined_new = await open_call(client, links["patient-1"])
+    new, joined_new = await open_call(call.client, call.links["patient-1"])
 
-    assert await closing(old) == ([], 4002, "replaced by a newer connection")
+    assert await closing(call.pages["patient-1"]) == ([], 4002, "replaced by a newer connection")
     assert await doctor.receive_json(timeout=5) == {
         "type": "peer-left",
-        "id": joined_old["self"]["id"],
+        "id": call.ids["patient-1"],
     }
     assert (await doctor.receive_json(timeout=5))["peer"]["id"] == joined_new["self"]["id"]
     assert [peer["name"] for peer in joined_new["peers"]] == ["Joe Smith"]
@@ -470,23 +490,20 @@ MALFORMED: list[tuple[str | bytes, str]] = [
 async def test_a_malformed_message_closes_only_its_connection(
     make_client: MakeClient, clock: FrozenClock, frame: str | bytes, reason: str
 ) -> None:
-    client = await make_client(**WEBRTC)
-    _, links = await webrtc_call(client, clock, DOCTOR, PATIENT, NURSE)
-    doctor, _ = await open_call(client, links["doctor-1"])
-    patient, joined_patient = await open_call(client, links["patient-1"])
-    await doctor.receive_json(timeout=5)  # peer-joined
+    call = await in_call(make_client, clock, (DOCTOR, PATIENT, NURSE))
+    doctor, patient = call.pages["doctor-1"], call.pages["patient-1"]
 
     if isinstance(frame, bytes):
         await patient.send_bytes(frame)
     else:
-        await patient.send_str(frame.replace("<self>", joined_patient["self"]["id"]))
+        await patient.send_str(frame.replace("<self>", call.ids["patient-1"]))
 
     assert await closing(patient) == ([], 1008, reason)
     assert await doctor.receive_json(timeout=5) == {
         "type": "peer-left",
-        "id": joined_patient["self"]["id"],
+        "id": call.ids["patient-1"],
     }
-    nurse, joined_nurse = await open_call(client, links["nurse-1"])  # the room still works
+    nurse, joined_nurse = await open_call(call.client, call.links["nurse-1"])  # still works
     assert [peer["name"] for peer in joined_nurse["peers"]] == ["Joe Smith"]
     await doctor.close()
     await nurse.close()
@@ -495,14 +512,13 @@ async def test_a_malformed_message_closes_only_its_connection(
 async def test_an_oversized_message_closes_its_connection(
     make_client: MakeClient, clock: FrozenClock
 ) -> None:
-    client = await make_client(**WEBRTC)
-    _, links = await webrtc_call(client, clock, DOCTOR, PATIENT, NURSE)
-    doctor, joined = await open_call(client, links["doctor-1"])
-    patient, _ = await open_call(client, links["patient-1"])
-    nurse, _ = await open_call(client, links["nurse-1"])
+    call = await in_call(
+        make_client, clock, (DOCTOR, PATIENT, NURSE), ("doctor-1", "patient-1", "nurse-1")
+    )
+    doctor, patient, nurse = call.pages.values()
     limit = signaling.MAX_MESSAGE_BYTES
 
-    await patient.send_json({"type": "offer", "to": joined["self"]["id"], "sdp": "a" * limit})
+    await patient.send_json({"type": "offer", "to": call.ids["doctor-1"], "sdp": "a" * limit})
     await nurse.send_str("x" * (4 * limit))  # past aiohttp's own limit: refused unbuffered
 
     assert await closing(patient) == ([], 1009, f"message too big (limit {limit} bytes)")
@@ -530,9 +546,8 @@ async def test_the_first_message_must_be_a_join_within_its_time(
 async def test_a_flood_of_messages_closes_its_connection(
     make_client: MakeClient, clock: FrozenClock
 ) -> None:
-    client = await make_client(**WEBRTC)
-    _, links = await webrtc_call(client, clock, DOCTOR, PATIENT)
-    ws, _ = await open_call(client, links["doctor-1"])
+    call = await in_call(make_client, clock, connected=("doctor-1",))
+    ws = call.pages["doctor-1"]
 
     with contextlib.suppress(ConnectionError):
         for _ in range(int(signaling.RATE_BURST) + 100):
@@ -547,19 +562,15 @@ async def test_a_flood_of_messages_closes_its_connection(
 async def test_the_admin_ends_the_call_for_everyone(
     make_client: MakeClient, clock: FrozenClock
 ) -> None:
-    client = await make_client(**WEBRTC)
-    room_id, links = await webrtc_call(client, clock, DOCTOR, PATIENT)
-    doctor, _ = await open_call(client, links["doctor-1"])
-    patient, _ = await open_call(client, links["patient-1"])
-    await doctor.receive_json(timeout=5)
+    call = await in_call(make_client, clock)
 
-    await doctor.send_json({"type": "end"})
+    await call.pages["doctor-1"].send_json({"type": "end"})
 
     ended = [{"type": "ended", "reason": "ended_by_host"}]
-    assert await closing(doctor) == (ended, 4000, "call ended")
-    assert await closing(patient) == (ended, 4000, "call ended")
-    await refused(client, links["patient-1"], 410, IT["gone"])
-    details = await provider(client).describe_room(await room_of(client, room_id))
+    for page in call.pages.values():
+        assert await closing(page) == (ended, 4000, "call ended")
+    await refused(call.client, call.links["patient-1"], 410, IT["gone"])
+    details = await provider(call.client).describe_room(await room_of(call.client, call.room_id))
     assert (details["status"], details["endReason"], details["connected"]) == (
         "ended",
         "ended_by_host",
@@ -571,31 +582,26 @@ async def test_the_admin_ends_the_call_for_everyone(
 async def test_cancelling_ends_open_calls_and_stops_the_links(
     make_client: MakeClient, clock: FrozenClock
 ) -> None:
-    client = await make_client(**WEBRTC)
-    room_id, links = await webrtc_call(client, clock, DOCTOR, PATIENT)
-    room = await room_of(client, room_id)
-    doctor, _ = await open_call(client, links["doctor-1"])
-    patient, _ = await open_call(client, links["patient-1"])
-    await doctor.receive_json(timeout=5)
+    call = await in_call(make_client, clock)
+    room = await room_of(call.client, call.room_id)
 
-    response = await client.delete(f"/teleconsultation/{room_id}")
+    response = await call.client.delete(f"/teleconsultation/{call.room_id}")
 
     assert response.status == 204
     ended = [{"type": "ended", "reason": "cancelled"}]
-    assert await closing(doctor) == (ended, 4000, "call ended")
-    assert await closing(patient) == (ended, 4000, "call ended")
-    await refused(client, links["doctor-1"], 410, IT["gone"])
-    assert await provider(client).rooms.get(room) is None
+    for page in call.pages.values():
+        assert await closing(page) == (ended, 4000, "call ended")
+    await refused(call.client, call.links["doctor-1"], 410, IT["gone"])
+    assert await provider(call.client).rooms.get(room) is None
 
 
 async def test_shutting_down_closes_the_calls_connections(
     make_client: MakeClient, clock: FrozenClock
 ) -> None:
-    client = await make_client(**WEBRTC)
-    _, links = await webrtc_call(client, clock, DOCTOR, PATIENT)
-    ws, _ = await open_call(client, links["doctor-1"])
+    call = await in_call(make_client, clock, connected=("doctor-1",))
+    ws = call.pages["doctor-1"]
 
-    await provider(client).close_connections()  # as the server begins to stop
+    await provider(call.client).close_connections()  # as the server begins to stop
 
     assert await closing(ws) == ([], 1001, "server shutting down")
 
@@ -695,25 +701,22 @@ async def test_a_configured_link_secret_signs_the_links(
 async def test_no_link_name_or_sdp_reaches_the_logs(
     make_client: MakeClient, clock: FrozenClock, log_lines: LogLines
 ) -> None:
-    client = await make_client(**WEBRTC, WEBRTC_LINK_SECRET=SECRET)
-    room_id, links = await webrtc_call(client, clock, DOCTOR, PATIENT)
-    doctor, joined = await open_call(client, links["doctor-1"])
-    patient, _ = await open_call(client, links["patient-1"])
-    await patient.send_json({"type": "offer", "to": joined["self"]["id"], "sdp": "v=0 sdp-body"})
-    await doctor.receive_json(timeout=5)
-    await doctor.receive_json(timeout=5)
+    call = await in_call(make_client, clock, WEBRTC_LINK_SECRET=SECRET)
+    client, links = call.client, call.links
+    doctor, patient = call.pages["doctor-1"], call.pages["patient-1"]
+    await relay(patient, call.ids["patient-1"], doctor, call.ids["doctor-1"], "offer", "v=0 body")
     await client.get(path_of(links["patient-1"]) + "/info")
     await client.get(path_of(forged(links["patient-1"])))
     await patient.send_str("not json")
     await closing(patient)
-    await client.delete(f"/teleconsultation/{room_id}")
+    await client.delete(f"/teleconsultation/{call.room_id}")
     await closing(doctor)
 
     text = log_lines.text
     assert "/webrtc/call/{credential}/ws" in text  # the request lines are there, by route
     for secret in [*(path_of(link).rsplit("/", 1)[1] for link in links.values()), SECRET]:
         assert secret[:40] not in text
-    for name in ("Joe Smith", "Jane Doe", "sdp-body"):
+    for name in ("Joe Smith", "Jane Doe", "v=0 body"):
         assert name not in text
 
 

@@ -19,8 +19,10 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from teleconsult_webrtc import WebRTCVideo
 from teleconsult_webrtc.texts import TEXTS
 
+from teleconsult import keys
 from tests.helpers import (
     PATIENT,
     STARTED,
@@ -133,6 +135,8 @@ class Call:
     doctor: Page
     patient: Page
     problems: list[str]
+    provider: WebRTCVideo
+    """The first replica's provider (the doctor's)."""
 
 
 @pytest.fixture
@@ -146,8 +150,8 @@ async def call(
     call: each saw its own preview, the doctor waited, then both connected."""
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api}
-    await aiohttp_server(build_app(**settings), port=port)
+    settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api, "WEBRTC_HEARTBEAT_MS": "200"}
+    first = await aiohttp_server(build_app(**settings), port=port)
     second = await aiohttp_server(build_app(**settings))
     async with ClientSession(api) as session:
         created = await session.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
@@ -176,7 +180,9 @@ async def call(
     await enter.click()
     await doctor.wait_for_function(CONNECTED, arg=1, polling=100)
     await patient.wait_for_function(CONNECTED, arg=1, polling=100)
-    yield Call(api, room_id, doctor, patient, problems)
+    provider = first.app[keys.VIDEO_PROVIDER]
+    assert isinstance(provider, WebRTCVideo)
+    yield Call(api, room_id, doctor, patient, problems, provider)
     await doctor_context.close()
     await patient_context.close()
 
@@ -216,7 +222,9 @@ async def test_two_browsers_on_two_replicas_see_each_other_until_the_call_is_can
     assert call.problems == []
 
 
-async def test_the_controls_toggle_leave_rejoin_and_end_the_call_for_everyone(call: Call) -> None:
+async def test_the_controls_leave_rejoin_reconnect_and_end_the_call_for_everyone(
+    call: Call,
+) -> None:
     doctor, patient = call.doctor, call.patient
     camera = doctor.locator("#toggle-camera")
     await camera.click()
@@ -236,6 +244,16 @@ async def test_the_controls_toggle_leave_rejoin_and_end_the_call_for_everyone(ca
     await doctor.wait_for_function(CONNECTED, arg=1, polling=100)
     await patient.wait_for_function(CONNECTED, arg=1, polling=100)
     await frames_decoded(patient, {})
+
+    # The doctor's replica loses its presence (as when its heartbeats stop reaching the
+    # store): the connection closes (1013), and the page joins again by itself.
+    [room] = await call.provider.rooms.ids()
+    before = await doctor.evaluate("window.__call.selfId")
+    await call.provider.rooms.leave(room, before)
+    await doctor.wait_for_function("(id) => window.__call.selfId !== id", arg=before)
+    await doctor.wait_for_function(CONNECTED, arg=1, polling=100)
+    await patient.wait_for_function(CONNECTED, arg=1, polling=100)
+    await frames_decoded(doctor, {})
 
     end = doctor.locator("#end-all")
     await expect(end).to_have_text(EN["end_for_all"])

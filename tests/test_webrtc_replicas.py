@@ -26,8 +26,10 @@ from tests.helpers import (
     MakeClient,
     Served,
     closing,
+    introduced,
     open_call,
     path_of,
+    relay,
     served,
     teleconsultation,
     webrtc_call,
@@ -43,25 +45,9 @@ async def test_peers_on_two_replicas_signal_through_the_store(
 
     doctor, joined_doctor = await open_call(first, links["doctor-1"])
     patient, joined_patient = await open_call(second, links["patient-1"])
-    doctor_id, patient_id = joined_doctor["self"]["id"], joined_patient["self"]["id"]
-
-    assert joined_patient["peers"] == [{"id": doctor_id, "name": "Joe Smith", "isAdmin": True}]
-    assert await doctor.receive_json(timeout=5) == {
-        "type": "peer-joined",
-        "peer": {"id": patient_id, "name": "Jane Doe", "isAdmin": False},
-    }
-    await patient.send_json({"type": "offer", "to": doctor_id, "sdp": "v=0 offer"})
-    assert await doctor.receive_json(timeout=5) == {
-        "type": "offer",
-        "from": patient_id,
-        "sdp": "v=0 offer",
-    }
-    await doctor.send_json({"type": "answer", "to": patient_id, "sdp": "v=0 answer"})
-    assert await patient.receive_json(timeout=5) == {
-        "type": "answer",
-        "from": doctor_id,
-        "sdp": "v=0 answer",
-    }
+    doctor_id, patient_id = await introduced(doctor, joined_doctor, joined_patient)
+    await relay(patient, patient_id, doctor, doctor_id, "offer", "v=0 offer")
+    await relay(doctor, doctor_id, patient, patient_id, "answer", "v=0 answer")
     nurse, joined_nurse = await open_call(second, links["nurse-1"])
     nurse_id = joined_nurse["self"]["id"]
     await nurse.close()
