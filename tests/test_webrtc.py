@@ -670,6 +670,25 @@ async def test_a_peer_whose_heartbeat_stopped_is_dropped_and_the_others_told(
     await doctor.close()
 
 
+async def test_a_call_ends_once_its_links_window_closes(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    call = await in_call(make_client, clock, WEBRTC_HEARTBEAT_MS="100")
+
+    clock.advance(hours=24)  # past the start plus WEBRTC_MAX_LIFETIME_MS
+
+    for page in call.pages.values():
+        seen, code, reason = await closing(page)  # one may see the other leave first
+        assert (seen[-1], code, reason) == (
+            {"type": "ended", "reason": "expired"},
+            4000,
+            "call ended",
+        )
+    room = await provider(call.client).rooms.get(await room_of(call.client, call.room_id))
+    assert room is not None
+    assert room.peers == {}  # each left its room
+
+
 # -- secrets, logs, settings -------------------------------------------------------------------
 
 

@@ -126,6 +126,7 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
         members,
         provider.options.timing,
         provider.connections,
+        found.credential.expires_at,
     )
     await connection.serve()
     return ws

@@ -224,7 +224,7 @@ class Rooms:
     async def leave(self, room_id: str, peer_id: str) -> None:
         def change(state: RoomState) -> tuple[list[str], bool]:
             here = state.peers.pop(peer_id, None) is not None
-            return list(state.peers), here
+            return (list(state.peers) if here else []), here
 
         remaining = await self._update(room_id, "let a participant leave", change)
         await self._tell(remaining or [], *self._left([peer_id]))

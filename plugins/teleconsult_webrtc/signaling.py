@@ -11,7 +11,7 @@ The browser protocol (JSON text frames):
 | both ways | `offer`, `answer` | `to` / `from`, `sdp` | relayed; the server sets `from` |
 | both ways | `candidate` | `to` / `from`, `candidate` | rebuilt from its known fields |
 | page -> server | `end` | | the admin ends the call for everyone |
-| server -> page | `ended` | `reason` | the call is over (then close 4000) |
+| server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
 
 Peers are named by a per-connection id, never by participant: an answer meant for a
 closed connection cannot reach its successor. The newcomer offers to everyone
@@ -116,6 +116,7 @@ class Connection:
         members: Mapping[str, Member],
         timing: Timing,
         registry: set[Connection],
+        expires_at: int,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
         self.ws = ws
@@ -124,6 +125,8 @@ class Connection:
         self.user = user
         self.members = members
         self.timing = timing
+        self.expires_at = expires_at
+        """When the link's window closes (epoch seconds): the connection ends then too."""
         self.peers: dict[str, str] = {}
         """The other peers this connection was told about: peer id -> provider user id."""
         self.joined = False
@@ -286,6 +289,10 @@ class Connection:
                     self._deliver(message)
                 if loop.time() >= next_beat and not self._closing:
                     next_beat = loop.time() + self.timing.heartbeat_seconds
+                    if self.rooms.clock().timestamp() >= self.expires_at:
+                        await self._leave()  # the others are told, then the page
+                        self.end("expired")
+                        return
                     beat = await self.rooms.heartbeat(self.room_id, self.id)
                     if beat.outcome == "evicted":
                         self.gone = True

@@ -167,7 +167,7 @@ function onMessage(data) {
       break;
     }
     case "ended":
-      finish("ended");
+      finish(msg.reason === "expired" ? "expired" : "ended");
       return;
     default:
       console.warn("unknown signaling message", msg.type);
