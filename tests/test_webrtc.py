@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -27,6 +27,9 @@ from teleconsult_webrtc.rooms import Peer, Refused, RoomState, seat
 from teleconsult_webrtc.texts import TEXTS
 
 from teleconsult import keys
+from teleconsult.app import create_app
+from teleconsult.configuration.service_config import load_config
+from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError
 from teleconsult.plugin import VIDEO_PROVIDER
 from tests.helpers import (
@@ -745,6 +748,21 @@ async def test_the_check_up_reaches_the_store(make_client: MakeClient) -> None:
     response = await client.get("/-/check-up")
 
     assert response.status == 200
+
+
+async def test_when_the_store_is_down_a_link_gets_a_page_saying_so(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+) -> None:
+    environ = {
+        **WEBRTC,
+        "STORE_URL": "mongodb://127.0.0.1:9/teleconsult",
+        "MONGODB_TIMEOUT_MS": "200",
+    }
+    app = create_app(Settings.from_environ(environ), load_config(None), environ=environ)
+    client = await aiohttp_client(app)
+
+    await refused(client, "http://x/webrtc/call/abc.def", 503, TEXTS["en"]["connection_lost"])
+    assert (await client.get("/-/check-up")).status == 503
 
 
 @pytest.mark.parametrize(

@@ -59,9 +59,10 @@ ETAGS = {
 
 
 async def call_page(request: web.Request) -> web.Response:
-    found = await _admit(request)
-    if isinstance(found, web.Response):
-        return found
+    admitted = await _admit(request)
+    if isinstance(admitted, web.Response):
+        return admitted
+    _, found = admitted
     return web.Response(
         text=PAGE.replace('lang="en"', f'lang="{found.language}"', 1),
         content_type="text/html",
@@ -73,11 +74,10 @@ async def call_page(request: web.Request) -> web.Response:
 async def call_info(request: web.Request) -> web.Response:
     """What the page shows: names (from the record, never in the URL), the schedule, its
     texts, and the ICE servers (TURN credentials as long as the link)."""
-    found = await _admit(request, html=False)
-    if isinstance(found, web.Response):
-        return found
-    provider = _provider(request)
-    assert provider is not None  # admitted
+    admitted = await _admit(request, html=False)
+    if isinstance(admitted, web.Response):
+        return admitted
+    provider, found = admitted
     roster = found.roster
     return web.json_response(
         {
@@ -102,11 +102,10 @@ async def call_info(request: web.Request) -> web.Response:
 
 
 async def call_socket(request: web.Request) -> web.StreamResponse:
-    found = await _admit(request)
-    if isinstance(found, web.Response):
-        return found
-    provider = _provider(request)
-    assert provider is not None  # admitted
+    admitted = await _admit(request)
+    if isinstance(admitted, web.Response):
+        return admitted
+    provider, found = admitted
     if not _same_origin(request, provider.options.public_url):
         return _refusal(Refusal("invalid", 403, found.language))
     ws = web.WebSocketResponse(
@@ -160,27 +159,29 @@ def _provider(request: web.Request) -> WebRTCVideo | None:
     return provider if isinstance(provider, WebRTCVideo) else None
 
 
-async def _admit(request: web.Request, *, html: bool = True) -> Seat | web.Response:
-    """The seat a request's credential opens, or the answer that refuses it."""
+async def _admit(
+    request: web.Request, *, html: bool = True
+) -> tuple[WebRTCVideo, Seat] | web.Response:
+    """The running provider and the seat a request's credential opens, or the answer that
+    refuses it."""
     credential = request.match_info["credential"]
     mark_sensitive([credential])
     provider = _provider(request)
-    if provider is None:
-        found: Seat | Refusal = Refusal("invalid", 404)
-    else:
+    refusal = Refusal("invalid", 404)
+    if provider is not None:
         try:
             found = await provider.admit(credential)
         except ServiceError as error:  # the store is down: say so, in the page's form
             log.warning("webrtc: a call link could not be checked: %s", error.message)
             found = Refusal("connection_lost", 503)
-    if isinstance(found, Seat):
-        mark_sensitive(p.display_name for p in found.roster.participants)
-        return found
-    if found.language is None:
-        found = Refusal(
-            found.why, found.status, texts.from_header(request.headers.get("Accept-Language"))
-        )
-    return _refusal(found) if html else _refusal_json(found)
+        if isinstance(found, Seat):
+            mark_sensitive(p.display_name for p in found.roster.participants)
+            return provider, found
+        refusal = found
+    if refusal.language is None:  # a link that names no participant: the browser's language
+        language = texts.from_header(request.headers.get("Accept-Language"))
+        refusal = Refusal(refusal.why, refusal.status, language)
+    return _refusal(refusal) if html else _refusal_json(refusal)
 
 
 def _refusal(refusal: Refusal) -> web.Response:
