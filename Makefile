@@ -50,10 +50,16 @@ lint-deploy: $(INSTALLED) $(LINT_INSTALLED)  ## kubernetes-validate --strict, ch
 typecheck: $(INSTALLED)  ## mypy --strict
 	$(BIN)/mypy
 
-pytest: $(INSTALLED)  ## the whole suite on SQLite
+# The browser tests drive Debian's chromium (never a browser downloaded by Playwright).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium || \
+		{ echo "the browser tests need Debian's chromium: apt-get install -y chromium, as root"; exit 1; }
+
+pytest: $(INSTALLED) $(CHROMIUM)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
-pytest-mongomock: $(INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
+pytest-mongomock: $(INSTALLED) $(CHROMIUM)  ## the whole suite again, every app on the MongoDB store (mongomock)
 	TEST_STORE=mongomock $(BIN)/pytest -q
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document

@@ -106,6 +106,7 @@ def teleconsult(folder: Path, **environ: str) -> Iterator[tuple[str, int]]:
         "STORE_URL": f"sqlite:///{folder / 'bench.db'}",
         "LOG_LEVEL": "info",  # as in production: one "request completed" line per request
         "RECONCILE_INTERVAL_MS": "10000",
+        "VIDEO_PROVIDER": "fake",  # the figures measure the service, not a video provider
         **environ,
     }
     with process([PYTHON, "-m", "teleconsult", "serve"], env) as proc:

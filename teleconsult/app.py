@@ -45,6 +45,7 @@ from teleconsult.providers.outbound import CallPolicy, OutboundClient
 from teleconsult.providers.protocols import (
     IdentityProvider,
     IdentityProviderPlugin,
+    LiveConnections,
     ProviderContext,
     VideoProvider,
     VideoProviderPlugin,
@@ -127,6 +128,7 @@ def create_app(
             yield
 
     app.cleanup_ctx.append(resources)
+    app.on_shutdown.append(_close_live_connections)
     setup_api(app)
     for routes in plugins.manager.hook.register_routes():
         app.router.add_routes(routes)
@@ -224,6 +226,14 @@ def measured_store(store: Store, observe: Observer) -> Store:
         provider_data=measured(store.provider_data, observe),
         health=measured(store.health, observe),
     )
+
+
+async def _close_live_connections(app: web.Application) -> None:
+    """At the start of a stop, before the grace for requests in flight: a provider's open
+    WebSockets would otherwise hold the server for the whole grace."""
+    video = app.get(keys.VIDEO_PROVIDER)
+    if isinstance(video, LiveConnections):
+        await video.close_connections()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -6,7 +6,8 @@ A plugin imports from this module only (a test fails when a module under
 - `hookimpl`, to mark the hook functions a plugin implements (`providers/hookspecs.py`);
 - the provider protocols: `VideoProvider` (the room lifecycle every video provider
   offers) and the optional capabilities `RoomDetails`, `SdkCredentials`,
-  `Uploads`, `VirtualBackgrounds`; `IdentityProvider`;
+  `Uploads`, `VirtualBackgrounds`; `LiveConnections` (a provider whose own
+  WebSockets are closed as the server begins to stop); `IdentityProvider`;
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
@@ -18,7 +19,7 @@ A plugin imports from this module only (a test fails when a module under
   the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
   a teleconsultation as the provider's own pages may see it;
 - small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
-  (an answer's keys and value types, never its values: safe to log);
+  (an answer's keys and value types, never its values: safe to log), `server_url`;
 - `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider.
 
@@ -45,6 +46,7 @@ from teleconsult.observability.redaction import sensitive as mark_sensitive
 from teleconsult.providers.helpers import (
     TokenWindow,
     gather_all,
+    server_url,
     shape,
     stable_user_id,
     with_query,
@@ -59,6 +61,7 @@ from teleconsult.providers.protocols import (
     IdentityProvider,
     IdentityProviderPlugin,
     JoinRequest,
+    LiveConnections,
     ParticipantEntry,
     ProviderContext,
     RoomDetails,
@@ -92,6 +95,7 @@ __all__ = [
     "InvalidRequest",
     "JoinRequest",
     "Level",
+    "LiveConnections",
     "NotFound",
     "OutboundClient",
     "ParticipantEntry",
@@ -123,6 +127,7 @@ __all__ = [
     "gather_all",
     "hookimpl",
     "mark_sensitive",
+    "server_url",
     "shape",
     "stable_user_id",
     "with_query",

@@ -103,8 +103,14 @@ def build_app(
         plugins: Sequence[object] = (),
         **environ: str,
     ) -> web.Application:
-        # The reconciler runs when a test calls it (RECONCILER.run_once), unless asked for.
-        env = {"STORE_URL": store_url, "RECONCILE_INTERVAL_MS": "0", **environ}
+        # The reconciler runs when a test calls it (RECONCILER.run_once), unless asked for;
+        # the video provider is the in-memory fake, with its fault injection, unless asked for.
+        env = {
+            "STORE_URL": store_url,
+            "RECONCILE_INTERVAL_MS": "0",
+            "VIDEO_PROVIDER": "fake",
+            **environ,
+        }
         if config is not None:
             path = tmp_path / "service-config.json"
             path.write_text(json.dumps(config))

@@ -1,7 +1,8 @@
 """Schemathesis against a served teleconsult: no 5xx, every answer as documented.
 
 Run by `make schemathesis` (part of `make test`). It starts `teleconsult serve`
-on a free port with a fresh SQLite file, runs `st run` with a bounded number of
+on a free port with a fresh SQLite file and the fake video provider (every
+capability, so no 501), runs `st run` with a bounded number of
 examples per operation in deterministic mode, and stops the server.
 
 Excluded check: `positive_data_acceptance` (ST202). It expects every
@@ -53,6 +54,8 @@ def main() -> int:
             "HTTP_PORT": str(port),
             "STORE_URL": f"sqlite:///{Path(folder) / 'schemathesis.db'}",
             "LOG_LEVEL": "warn",
+            # The fake provider offers every capability, so no endpoint answers 501 (a 5xx).
+            "VIDEO_PROVIDER": "fake",
         }
         server = subprocess.Popen([sys.executable, "-m", "teleconsult", "serve"], env=env)
         try:

@@ -21,10 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientWebSocketResponse, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from teleconsult_fake import FakeVideo
 from teleconsult_livekit import fake_livekit
+from yarl import URL
 
 from teleconsult import keys
 from teleconsult.store.documents import to_document
@@ -347,3 +348,80 @@ async def until_ready(port: int) -> None:
         except OSError:
             await asyncio.sleep(0.1)
     raise AssertionError("the server did not start")
+
+
+# -- the webrtc provider --------------------------------------------------------------------------
+
+WEBRTC = {"VIDEO_PROVIDER": "webrtc", "WEBRTC_POLL_INTERVAL_MS": "20"}
+"""An app on the webrtc provider whose pages' mailboxes are taken every 20 ms."""
+STARTED = datetime(2030, 2, 22, 15, 30, tzinfo=UTC)
+"""START as a time: the moment the tests' teleconsultations lock (IMMUTABLE_PERIOD_MS=0)."""
+
+
+async def webrtc_call(
+    client: Client, clock: FrozenClock, *people: dict[str, Any]
+) -> tuple[str, dict[str, str]]:
+    """A teleconsultation of `people`, now locked: its id and each one's link, by external id."""
+    room_id = await create(client, teleconsultation(len(people), *people))
+    clock.now = STARTED
+    links = {}
+    for entry in people:
+        status, body = await join(client, room_id, entry["userExternalId"])
+        assert status == 200, body
+        links[entry["userExternalId"]] = body["accessLinkURL"]
+    return room_id, links
+
+
+def path_of(link: str) -> str:
+    """A link's path, to open it on a test server wherever the link points."""
+    return URL(link).raw_path
+
+
+async def open_call(client: Client, link: str) -> tuple[ClientWebSocketResponse, dict[str, Any]]:
+    """A page's WebSocket, joined: the socket and the `joined` message."""
+    ws = await client.ws_connect(path_of(link) + "/ws")
+    await ws.send_json({"type": "join"})
+    joined = await ws.receive_json(timeout=5)
+    assert joined["type"] == "joined", joined
+    return ws, joined
+
+
+async def closing(ws: ClientWebSocketResponse) -> tuple[list[Any], int | None, str]:
+    """Read until the close: the messages before it, its code and its reason."""
+    seen: list[Any] = []
+    while True:
+        message = await ws.receive(timeout=5)
+        if message.type is WSMsgType.TEXT:
+            seen.append(json.loads(message.data))
+            continue
+        if message.type is WSMsgType.CLOSE:  # the frame's code: the client may have lost the
+            return seen, int(message.data), message.extra or ""  # socket before it replied
+        assert message.type is WSMsgType.CLOSED, message
+        return seen, ws.close_code, ""
+
+
+async def relay(
+    sender: ClientWebSocketResponse,
+    sender_id: str,
+    receiver: ClientWebSocketResponse,
+    receiver_id: str,
+    kind: str,
+    sdp: str,
+) -> None:
+    """An offer or answer one page sends reaches the other as the server relays it: named
+    by its sender, with nothing but the description (an extra field is dropped)."""
+    await sender.send_json({"type": kind, "to": receiver_id, "sdp": sdp, "extra": "dropped"})
+    assert await receiver.receive_json(timeout=5) == {"type": kind, "from": sender_id, "sdp": sdp}
+
+
+async def introduced(
+    first: ClientWebSocketResponse, joined_first: dict[str, Any], joined_second: dict[str, Any]
+) -> tuple[str, str]:
+    """The second page was told of the first (to offer to it), and the first of the second;
+    their peer ids."""
+    assert joined_second["peers"] == [joined_first["self"]]
+    assert await first.receive_json(timeout=5) == {
+        "type": "peer-joined",
+        "peer": joined_second["self"],
+    }
+    return joined_first["self"]["id"], joined_second["self"]["id"]

@@ -73,7 +73,7 @@ def test_the_readme_lists_the_settings_as_declared() -> None:
     assert ["| variable | default | meaning |", *table.splitlines()] == (
         markdown_table(SECTIONS).splitlines()
     )
-    assert len(ROWS) == 69
+    assert len(ROWS) == 78
 
 
 def test_the_core_and_each_built_in_provider_declare_their_settings() -> None:
@@ -83,6 +83,7 @@ def test_the_core_and_each_built_in_provider_declare_their_settings() -> None:
         ("video provider fake (VIDEO_PROVIDER=fake)", 2),
         ("video provider jitsi (VIDEO_PROVIDER=jitsi)", 9),
         ("video provider livekit (VIDEO_PROVIDER=livekit)", 9),
+        ("video provider webrtc (VIDEO_PROVIDER=webrtc)", 9),
         ("identity provider auth0 (IDENTITY_PROVIDER=auth0)", 12),
     ]
 
@@ -191,7 +192,7 @@ def test_check_config_says_ok_and_serves_nothing(
     store = tmp_path / "never-made.db"
     assert run(capsys, "check-config", STORE_URL=f"sqlite:///{store}") == (
         0,
-        "teleconsult: configuration OK (store sqlite, video fake, identity static, service "
+        "teleconsult: configuration OK (store sqlite, video webrtc, identity static, service "
         "configuration built-in)\n",
         "",
     )
@@ -229,7 +230,7 @@ CONFIGURATION_ERRORS = [
     ({"LIVE_TELECONSULTATION": "1"}, "LIVE_TELECONSULTATION must be true or false; got '1'."),
     (
         {"VIDEO_PROVIDER": "zoom"},
-        "VIDEO_PROVIDER='zoom' names no installed video provider (installed: bandyer, fake, jitsi, livekit).",
+        "VIDEO_PROVIDER='zoom' names no installed video provider (installed: bandyer, fake, jitsi, livekit, webrtc).",
     ),
     (
         {"STORE_URL": "postgres://db/teleconsult"},
@@ -279,7 +280,7 @@ CONFIGURATION_ERRORS = [
         "LIVEKIT_MAX_PARTICIPANTS must be at least 2 and at most 1000; got 1.",
     ),
     (
-        {"FAKE_VIDEO_LATENCY_MS": "-1"},
+        {"VIDEO_PROVIDER": "fake", "FAKE_VIDEO_LATENCY_MS": "-1"},
         "FAKE_VIDEO_LATENCY_MS must be at least 0 and at most 600000; got -1.",
     ),
     (
@@ -338,6 +339,8 @@ def test_the_secret_settings() -> None:
         "LIVEKIT_API_KEY",
         "LIVEKIT_API_SECRET",
         "STORE_URL",
+        "WEBRTC_LINK_SECRET",
+        "WEBRTC_TURN_SECRET",
     ]
 
 
@@ -354,6 +357,8 @@ LIVEKIT = {"VIDEO_PROVIDER": "livekit", "LIVEKIT_URL": "https://lk.example.org"}
         ({**LIVEKIT, "LIVEKIT_API_SECRET": "s" * 32}, "LIVEKIT_API_KEY", "livekit-key-from-a-file"),
         ({**LIVEKIT, "LIVEKIT_API_KEY": "k"}, "LIVEKIT_API_SECRET", "livekit-secret-from-a-file-0123456789"),
         ({"AUTH0_DOMAIN": "t", "AUTH0_CLIENT_ID": "i"}, "AUTH0_CLIENT_SECRET", "file-secret-2"),
+        ({}, "WEBRTC_LINK_SECRET", "webrtc-link-secret-from-a-file-0123456789"),
+        ({"WEBRTC_TURN_URLS": "turn:turn.example.org"}, "WEBRTC_TURN_SECRET", "turn-secret-from-a-file"),
     ],
 )  # fmt: skip
 def test_each_secret_is_read_from_its_file_and_never_shown(
@@ -464,7 +469,7 @@ def test_check_config_prints_the_warnings_then_ok(capsys: pytest.CaptureFixture[
     code, out, err = run(
         capsys, "check-config", IMMUTABLE_PERIOD="ten-minutes", HTTP_POR="port-eighty", PATH="/bin"
     )
-    assert (code, out) == (0, "teleconsult: configuration OK (store sqlite, video fake, "
+    assert (code, out) == (0, "teleconsult: configuration OK (store sqlite, video webrtc, "
                                 "identity static, service configuration built-in)\n")  # fmt: skip
     assert logged(err) == WARNINGS
     assert "ten-minutes" not in err
@@ -485,7 +490,7 @@ def test_serve_logs_the_warnings_before_it_starts(
     assert (code, err) == (
         2,
         "teleconsult: configuration error: VIDEO_PROVIDER='zoom' names no installed video "
-        "provider (installed: bandyer, fake, jitsi, livekit).\n",
+        "provider (installed: bandyer, fake, jitsi, livekit, webrtc).\n",
     )
     assert logged(out) == WARNINGS
     assert "ten-minutes" not in out

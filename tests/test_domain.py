@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from teleconsult.configuration.settings import Settings
 from teleconsult.core import domain
 from teleconsult.core.domain import (
     Level,
@@ -23,7 +24,7 @@ from teleconsult.core.domain import (
     Teleconsultation,
 )
 from teleconsult.errors import ConfigurationError, InvalidRequest, NoPlusUser
-from teleconsult.plugin import JoinRequest, SettingsReader, TokenWindow, stable_user_id
+from teleconsult.plugin import JoinRequest, SettingsReader, TokenWindow, server_url, stable_user_id
 from teleconsult.store.documents import from_document, is_object_id, new_object_id, to_document
 
 PRIVILEGES = Privileges(
@@ -256,6 +257,20 @@ JOIN = JoinRequest(
     ends_at=OPENS + timedelta(minutes=90),
     limited=True,
 )
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:3000"),
+        ("0.0.0.0", "http://127.0.0.1:3000"),  # noqa: S104 - a wildcard is no address to open
+        ("::", "http://127.0.0.1:3000"),
+        ("::1", "http://[::1]:3000"),
+        ("teleconsult.local", "http://teleconsult.local:3000"),
+    ],
+)
+def test_the_server_url_is_an_address_a_browser_can_open(host: str, url: str) -> None:
+    assert server_url(Settings.from_environ({"HTTP_HOST": host})) == url
 
 
 def test_a_join_window_runs_from_the_lock_to_the_end_plus_grace() -> None:

@@ -12,11 +12,12 @@ import pytest
 from aiohttp import web
 
 from teleconsult import keys, plugin
+from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
 from teleconsult.errors import ConfigurationError
 from teleconsult.providers import hookspecs
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.manager import identity_providers, make_plugin_manager, video_providers
-from teleconsult.providers.protocols import VideoProviderPlugin
+from teleconsult.providers.protocols import CreatedRoom, JoinRequest, VideoProviderPlugin
 from tests.helpers import (
     DOCTOR,
     PATIENT,
@@ -57,7 +58,7 @@ def test_every_hook_is_implemented_by_a_built_in_plugin(hook: str) -> None:
 
 def test_built_in_providers_come_through_the_entry_point_group() -> None:
     manager = make_plugin_manager()
-    assert sorted(video_providers(manager)) == ["bandyer", "fake", "jitsi", "livekit"]
+    assert sorted(video_providers(manager)) == ["bandyer", "fake", "jitsi", "livekit", "webrtc"]
     assert sorted(identity_providers(manager)) == ["auth0", "static"]
     assert {name for name, _ in manager.list_name_plugin()} >= {
         "auth0",
@@ -66,6 +67,7 @@ def test_built_in_providers_come_through_the_entry_point_group() -> None:
         "jitsi",
         "livekit",
         "static",
+        "webrtc",
     }
 
 
@@ -221,3 +223,47 @@ async def test_a_provider_must_call_itself_by_its_registered_name(
         await runner.setup()
     await runner.cleanup()
     assert str(raised.value) == "the provider registered as 'other' calls itself 'echo'."
+
+
+async def test_live_connections_close_as_the_server_begins_to_stop(
+    build_app: Callable[..., web.Application],
+) -> None:
+    """Before the grace for requests in flight, which an open WebSocket would hold."""
+    calls: list[str] = []
+
+    class Live:
+        name = "live"
+        limits = ProviderLimits()
+
+        async def ensure_user(self, external_id: str, level: Level) -> str:
+            return external_id
+
+        async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+            return CreatedRoom("room")
+
+        async def delete_room(self, provider_room_id: str) -> None:
+            return None
+
+        def join_link(self, join: JoinRequest) -> str:
+            return "https://live.example/room"
+
+        async def check(self) -> None:
+            return None
+
+        async def close_connections(self) -> None:
+            calls.append("close_connections")
+
+        async def close(self) -> None:
+            calls.append("close")
+
+    class Plugin:
+        @hookimpl
+        def register_video_providers(self) -> list[VideoProviderPlugin]:
+            return [VideoProviderPlugin(name="live", create=lambda context: Live())]
+
+    runner = web.AppRunner(build_app(plugins=[Plugin()], VIDEO_PROVIDER="live"))
+    await runner.setup()
+    assert isinstance(runner.app[keys.VIDEO_PROVIDER], plugin.LiveConnections)
+    await runner.cleanup()
+
+    assert calls == ["close_connections", "close"]

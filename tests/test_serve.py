@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -93,38 +92,37 @@ async def test_serve_stops_with_one_line_when_the_port_is_taken(tmp_path: Path) 
     ]
 
 
-async def run_the_readme_tour(tmp_path: Path, **environ: str) -> str:
-    """The README's tour, as written, against `teleconsult serve` with `environ`: its output."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()  # noqa: ASYNC240
-    tour = readme.split("## A tour of the API", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
-    port = free_port()
-    assert "API=http://127.0.0.1:${HTTP_PORT:-3000}\n" in tour  # another port, as it says
+def readme_block(heading: str) -> str:
+    """The first shell block of a README section."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split(f"## {heading}\n", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    assert "API=http://127.0.0.1:${HTTP_PORT:-3000}\n" in block  # another port, as it says
+    return block
+
+
+async def run_block(block: str, port: int) -> str:
+    """Run a README block in bash, as its reader would, against the server on `port`."""
+    shell = await asyncio.create_subprocess_exec(
+        "bash", "-euo", "pipefail", "-c", block, env={**os.environ, "HTTP_PORT": str(port)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(shell.communicate(), timeout=60)
+    assert shell.returncode == 0, stderr.decode()
+    return stdout.decode()
+
+
+async def run_the_readme_tour(tmp_path: Path, *, vendor_links: bool = False, **environ: str) -> str:
+    """The README's tour, as written, against `teleconsult serve` with `environ`: its output.
+    With `vendor_links`, the lines that open the link are left out (a vendor's host is not
+    reachable from here)."""
+    tour = readme_block("A tour of the API")
     writes = [line for line in tour.splitlines() if " -X " in line]
     assert len(writes) == 6
     assert all("-H 'miauserid: doctor-1'" in line for line in writes)  # the caller, from step 1
-    env = {
-        **os.environ,
-        "HTTP_PORT": str(port),
-        "STORE_URL": f"sqlite:///{tmp_path / 't.db'}",
-        **environ,
-    }
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "teleconsult", "serve",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert server.stderr is not None
-        await asyncio.wait_for(server.stderr.readline(), timeout=20)  # the "listening" line
-        shell = await asyncio.create_subprocess_exec(
-            "bash", "-euo", "pipefail", "-c", tour, env={**os.environ, "HTTP_PORT": str(port)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        stdout, stderr = await asyncio.wait_for(shell.communicate(), timeout=60)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(server.wait(), timeout=20)
-    output = stdout.decode()
-    assert shell.returncode == 0, stderr.decode()
+    if vendor_links:
+        tour = "\n".join(line for line in tour.splitlines() if '"$LINK"' not in line)
+    async with served(tmp_path, **environ) as server:
+        output = await run_block(tour, server.port)
     for expected in [
         "HTTP/1.1 201 Created",
         '"accessLinkURL": null',
@@ -142,13 +140,36 @@ def handed_out(output: str) -> list[str]:
 
 
 async def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
+    """On the default provider (webrtc): the link opens the call page, and stops once the
+    teleconsultation is cancelled."""
     output = await run_the_readme_tour(tmp_path)
     [link] = handed_out(output)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/webrtc/call/[\w.-]+", link), link
+    assert "the link: 200 text/html; charset=utf-8\n" in output
+    assert output.endswith("the link: 410\n")
+
+
+async def test_the_readme_tour_runs_on_fake(tmp_path: Path) -> None:
+    output = await run_the_readme_tour(tmp_path, VIDEO_PROVIDER="fake")
+    [link] = handed_out(output)
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/fake-video/join/[\w-]+\?l=it", link)
+    assert "the link: 200 text/html; charset=utf-8\n" in output
+    assert output.endswith("the link: 404\n")
+
+
+async def test_the_readme_call_prints_a_link_for_each_participant(tmp_path: Path) -> None:
+    async with served(tmp_path) as server, aiohttp.ClientSession() as session:
+        links = (await run_block(readme_block("Make a call"), server.port)).split()
+        assert len(links) == 2
+        for link, language in zip(links, ("en", "it"), strict=True):
+            assert link.startswith(f"http://127.0.0.1:{server.port}/webrtc/call/")
+            async with session.get(link) as page:
+                assert page.status == 200
+                assert f'<html lang="{language}">' in await page.text()
 
 
 async def test_the_readme_tour_runs_on_jitsi(tmp_path: Path) -> None:
-    output = await run_the_readme_tour(tmp_path, **jitsi_env())
+    output = await run_the_readme_tour(tmp_path, vendor_links=True, **jitsi_env())
     [link] = handed_out(output)  # the patient's, once the call is due
 
     url = URL(link)
@@ -168,7 +189,7 @@ async def test_the_readme_tour_runs_on_livekit(tmp_path: Path, aiohttp_server: S
     livekit = FakeLiveKit()  # in this process, on loopback: the served process calls it
     url = await base_url(aiohttp_server, livekit.app())
 
-    output = await run_the_readme_tour(tmp_path, **livekit_env(url))
+    output = await run_the_readme_tour(tmp_path, vendor_links=True, **livekit_env(url))
 
     [link] = handed_out(output)  # the patient's, once the call is due
     assert link.startswith("https://meet.livekit.io/custom?liveKitUrl=ws%3A%2F%2F127.0.0.1%3A")
@@ -198,6 +219,7 @@ async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
         **os.environ,
         "HTTP_PORT": str(port),
         "STORE_URL": f"sqlite:///{tmp_path / 'grace.db'}",
+        "VIDEO_PROVIDER": "fake",
         "FAKE_VIDEO_LATENCY_MS": "1500",
         "SHUTDOWN_GRACE_MS": "10000",
     }

@@ -31,7 +31,7 @@ def test_defaults() -> None:
         store_url="sqlite:///teleconsult.db",
         mongodb_database=None,
         mongodb_timeout_ms=5000,
-        video_provider="fake",
+        video_provider="webrtc",
         identity_provider="static",
         service_config_path=None,
         teleconsultations_collection="teleconsultations",
@@ -247,7 +247,12 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
         (
             {"VIDEO_PROVIDER": "zoom"},
             "teleconsult: configuration error: VIDEO_PROVIDER='zoom' names no installed video "
-            "provider (installed: bandyer, fake, jitsi, livekit).",
+            "provider (installed: bandyer, fake, jitsi, livekit, webrtc).",
+        ),
+        (
+            {"VIDEO_PROVIDER": "webrtc", "WEBRTC_TURN_URLS": "turn:turn.example.org"},
+            "teleconsult: configuration error: WEBRTC_TURN_URLS needs WEBRTC_TURN_SECRET, the "
+            "TURN server's static-auth-secret.",
         ),
         (
             {"STORE_URL": "postgres://db/teleconsult"},

@@ -1,18 +1,19 @@
-"""One contract, every video plugin: the same tests against `fake`, `bandyer`, `livekit`
-and `jitsi`.
+"""One contract, every video plugin: the same tests against `fake`, `bandyer`, `livekit`,
+`jitsi` and `webrtc`.
 
 Each test checks the provider's own state where it has one (the fake's memory, the fake
-Kaleyra server's users and rooms, the fake LiveKit server's rooms), and for providers
-whose links are tokens, what each link's token opens (LiveKit's verified with the SDK's
-`TokenVerifier`). LiveKit has no users, and Jitsi keeps no state at all: its rooms and
-users exist only in the tokens, so what can be checked there is the tokens.
+Kaleyra server's users and rooms, the fake LiveKit server's rooms, the webrtc provider's
+documents in the store), and for providers whose links are tokens, what each link's token
+opens (LiveKit's verified with the SDK's `TokenVerifier`). LiveKit has no users, and Jitsi
+keeps no state at all: its rooms and users exist only in the tokens, so what can be
+checked there is the tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,7 @@ from teleconsult_fake import FakeVideo
 from teleconsult_jitsi import create as create_jitsi
 from teleconsult_livekit import create as create_livekit
 from teleconsult_livekit.fake_livekit import FakeLiveKit
+from teleconsult_webrtc import create as create_webrtc
 from yarl import URL
 
 from teleconsult.configuration.service_config import load_config
@@ -39,27 +41,39 @@ from teleconsult.providers.protocols import (
     ProviderContext,
     VideoProvider,
 )
+from teleconsult.providers.storage import ProviderStorage
+from teleconsult.store import Store, open_store
 from tests.helpers import (
     API_KEY,
     JITSI_SECRET,
     LIVEKIT_KEY,
     LIVEKIT_SECRET,
+    FrozenClock,
     jitsi_env,
     livekit_env,
 )
 
-PROVIDERS = ["fake", "bandyer", "livekit", "jitsi"]
+PROVIDERS = ["fake", "bandyer", "livekit", "jitsi", "webrtc"]
 
 
 @dataclass
 class Subject:
     provider: VideoProvider
-    users: Callable[[], set[str]] | None
+    users: Callable[[], Awaitable[set[str]]] | None
     """The provider's users, or None when it keeps none (identities live in its tokens)."""
-    rooms: Callable[[], set[str]] | None
+    rooms: Callable[[], Awaitable[set[str]]] | None
     """The provider's rooms, or None when a room exists only once someone joins it."""
     opens: Callable[[str], tuple[str, str]] | None = None
     """For links that are tokens: the (room, user) a link's token lets in."""
+
+
+def known(names: Callable[[], Iterable[str]]) -> Callable[[], Awaitable[set[str]]]:
+    """A provider's state kept in memory, read as the contract reads any state."""
+
+    async def read() -> set[str]:
+        return set(names())
+
+    return read
 
 
 def jitsi_opens(link: str) -> tuple[str, str]:
@@ -86,24 +100,45 @@ async def subject(
     kaleyra_url: str,
     livekit: FakeLiveKit,
     livekit_url: str,
+    store_url: str,
+    store_factory: Callable[[Settings], Awaitable[Store]] | None,
+    clock: FrozenClock,
 ) -> AsyncIterator[Subject]:
     if request.param == "fake":
         fake = FakeVideo("http://video.test")
-        yield Subject(fake, lambda: set(fake.users), lambda: set(fake.rooms))
+        yield Subject(fake, known(lambda: fake.users), known(lambda: fake.rooms))
         await fake.close()
     elif request.param == "bandyer":
         options = ClientOptions(base_url=kaleyra_url, api_key=API_KEY, timeout_seconds=2)
         bandyer = BandyerVideo(KaleyraClient(options, aiohttp.ClientSession()))
-        yield Subject(bandyer, lambda: set(kaleyra.users), lambda: set(kaleyra.rooms))
+        yield Subject(bandyer, known(lambda: kaleyra.users), known(lambda: kaleyra.rooms))
         await bandyer.close()
     elif request.param == "livekit":
         provider = create_livekit(context(livekit_env(livekit_url)))
-        yield Subject(provider, None, lambda: set(livekit.rooms), livekit_opens)
+        yield Subject(provider, None, known(lambda: livekit.rooms), livekit_opens)
         await provider.close()
-    else:
+    elif request.param == "jitsi":
         jitsi = create_jitsi(context(jitsi_env()))
         yield Subject(jitsi, None, None, jitsi_opens)
         await jitsi.close()
+    else:
+        settings = Settings.from_environ({"STORE_URL": store_url})
+        store = await (store_factory or open_store)(settings)
+        storage = ProviderStorage(store.provider_data, "webrtc", clock)
+
+        async def no_roster(teleconsultation_id: str) -> None:
+            return None
+
+        webrtc = create_webrtc(
+            ProviderContext(settings, load_config(None), {}, clock, storage, no_roster)
+        )
+
+        async def stored_users() -> set[str]:
+            return {found.key.removeprefix("user/") for found in await storage.find("user/")}
+
+        yield Subject(webrtc, stored_users, webrtc.rooms.ids)
+        await webrtc.close()
+        await store.health.close()
 
 
 def spec(*users: tuple[str, bool], duration: int | None = None) -> RoomSpec:
@@ -132,7 +167,7 @@ async def test_ensure_user_is_idempotent(subject: Subject) -> None:
     assert first == again
     assert re.fullmatch(r"[A-Za-z0-9._-]{1,128}", first)
     if subject.users is not None:
-        assert subject.users() == {first}
+        assert await subject.users() == {first}
 
 
 async def test_concurrent_ensure_user_makes_one_user(subject: Subject) -> None:
@@ -141,7 +176,7 @@ async def test_concurrent_ensure_user_makes_one_user(subject: Subject) -> None:
     )
     assert len(set(ids)) == 1
     if subject.users is not None:
-        assert subject.users() == set(ids)
+        assert await subject.users() == set(ids)
 
 
 async def test_distinct_external_ids_make_distinct_users(subject: Subject) -> None:
@@ -174,7 +209,7 @@ async def test_each_participant_gets_their_own_link(subject: Subject) -> None:
     room = await subject.provider.create_room(room_spec)
 
     if subject.rooms is not None:
-        assert subject.rooms() == {room.provider_room_id}
+        assert await subject.rooms() == {room.provider_room_id}
     links = {
         seat.provider_user_id: subject.provider.join_link(join_request(room, seat))
         for seat in room_spec.participants
@@ -197,7 +232,7 @@ async def test_each_room_is_a_new_one(subject: Subject) -> None:
 
     assert first.provider_room_id != second.provider_room_id
     if subject.rooms is not None:
-        assert subject.rooms() == {first.provider_room_id, second.provider_room_id}
+        assert await subject.rooms() == {first.provider_room_id, second.provider_room_id}
 
 
 async def test_delete_room_removes_it_and_tolerates_repeats(subject: Subject) -> None:
@@ -210,7 +245,7 @@ async def test_delete_room_removes_it_and_tolerates_repeats(subject: Subject) ->
     await subject.provider.delete_room("no-such-room")
 
     if subject.rooms is not None:
-        assert subject.rooms() == {keep.provider_room_id}
+        assert await subject.rooms() == {keep.provider_room_id}
 
 
 async def test_a_room_without_an_admin_is_refused(subject: Subject) -> None:
@@ -222,7 +257,7 @@ async def test_a_room_without_an_admin_is_refused(subject: Subject) -> None:
     assert raised.value.status == 502
     assert raised.value.operation == "create a room"
     if subject.rooms is not None:
-        assert subject.rooms() == set()
+        assert await subject.rooms() == set()
 
 
 async def test_check_passes_when_the_provider_answers(subject: Subject) -> None:

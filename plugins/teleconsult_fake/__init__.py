@@ -36,6 +36,7 @@ from teleconsult.plugin import (
     Upload,
     VideoProviderPlugin,
     hookimpl,
+    server_url,
     stable_user_id,
     with_query,
 )
@@ -198,15 +199,7 @@ class FakeVideo:
 
 def public_url(context: ProviderContext) -> str:
     """Where links should point: FAKE_VIDEO_PUBLIC_URL, else this server's own address."""
-    configured = context.environ.get("FAKE_VIDEO_PUBLIC_URL")
-    if configured:
-        return configured
-    host = context.settings.http_host
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a listening address, not a bind
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{context.settings.http_port}"
+    return context.environ.get("FAKE_VIDEO_PUBLIC_URL") or server_url(context.settings)
 
 
 def latency_ms(context: ProviderContext) -> int:

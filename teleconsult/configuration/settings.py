@@ -54,8 +54,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "VIDEO_PROVIDER",
-        "fake",
-        "name of the video provider plugin to use: `fake`, `bandyer`, `livekit` or `jitsi` (see "
+        "webrtc",
+        "name of the video provider plugin to use: `webrtc` (calls served by teleconsult itself), "
+        "`bandyer` (Kaleyra Video), `livekit`, `jitsi` or `fake` (in memory, for tests; see "
         '"Video providers"); when unset and '
         "`BANDYER_API_SECRET_KEY` (or `BANDYER_API_SECRET_KEY_FILE`) is set, `bandyer`",
     ),

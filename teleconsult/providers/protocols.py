@@ -215,6 +215,17 @@ class VirtualBackgrounds(Protocol):
         ...
 
 
+@runtime_checkable
+class LiveConnections(Protocol):
+    """The provider holds long-lived connections of its own (its pages' WebSockets)."""
+
+    async def close_connections(self) -> None:
+        """Close them as the server begins to stop, before the grace given to requests in
+        flight (which an open WebSocket would hold to its end); their clients reconnect to
+        another replica. `close()` still comes later."""
+        ...
+
+
 CAPABILITIES: dict[type, str] = {
     RoomDetails: "room details",
     SdkCredentials: "SDK credentials",

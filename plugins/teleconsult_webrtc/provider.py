@@ -1,0 +1,245 @@
+"""The `webrtc` video provider: rooms in the store, links to this server's call page.
+
+It keeps nothing a replica needs in memory: rooms and presence are documents in
+its `ProviderStorage`, signaling goes through mailboxes there (`rooms.py`), and
+the link secret is configured or stored. Any replica can hand out a link, serve
+its page, or carry its WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aiohttp import WSCloseCode
+
+from teleconsult.plugin import (
+    CreatedRoom,
+    JoinRequest,
+    Level,
+    ProviderError,
+    ProviderLimits,
+    ProviderStorage,
+    RoomRoster,
+    RoomSpec,
+    Roster,
+    RosterEntry,
+    ServiceError,
+    VersionConflict,
+    stable_user_id,
+)
+
+from . import links, texts
+from .ice import IceServers
+from .links import Credential, LinkSigner
+from .rooms import MAX_PARTICIPANTS, NAME, USER_PREFIX, Rooms
+from .signaling import Connection, Timing
+
+log = logging.getLogger("teleconsult.webrtc")
+
+CALL_PATH = "/webrtc/call/"
+"""Every link starts with it after the public URL: the link marker, redacted from logs."""
+CLOSE_SECONDS = 5.0
+"""How long a stopping provider waits for its connections to leave their rooms."""
+PRESENCE_HEARTBEATS = 3
+"""A peer is gone once it missed this many heartbeats."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """The provider's settings, read once by the factory."""
+
+    public_url: str
+    link_secret: bytes | None = field(repr=False)
+    link_grace: timedelta
+    max_lifetime: timedelta
+    timing: Timing
+    ice: IceServers
+
+    @property
+    def presence_ttl(self) -> timedelta:
+        return timedelta(seconds=self.timing.heartbeat_seconds * PRESENCE_HEARTBEATS)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A credential the page and its WebSocket accept, with what it opens."""
+
+    credential: Credential
+    roster: RoomRoster
+    me: RosterEntry
+    language: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a credential opens nothing: a key of `texts.TEXTS`, its status, its language."""
+
+    why: str
+    status: int
+    language: str | None = None
+
+
+class WebRTCVideo:
+    name = NAME
+    limits = ProviderLimits(min_participants=2, max_participants=MAX_PARTICIPANTS)
+
+    def __init__(
+        self,
+        options: Options,
+        storage: ProviderStorage,
+        roster: Roster,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.options = options
+        self.storage = storage
+        self.roster = roster
+        self.clock = clock
+        self.rooms = Rooms(storage, clock, options.presence_ttl)
+        self.connections: set[Connection] = set()
+        self._signer = None if options.link_secret is None else LinkSigner(options.link_secret)
+        self._loading: asyncio.Task[LinkSigner] | None = None
+        self._start_loading()
+
+    # -- the lifecycle -------------------------------------------------------------------------
+
+    async def ensure_user(self, external_id: str, level: Level) -> str:
+        user_id = stable_user_id(external_id)
+        with contextlib.suppress(VersionConflict):  # made before: the same user
+            await self.storage.put(USER_PREFIX + user_id, {"level": str(level)}, None)
+        return user_id
+
+    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        """A room document; its links are made when handed out. The core keeps counts and
+        durations within `limits`; a room is refused here only if it could never run."""
+        count, limits = len(spec.participants), self.limits
+        if not limits.min_participants <= count <= limits.max_participants:
+            raise self._refused(f"a full mesh takes 2 to {MAX_PARTICIPANTS} people, not {count}")
+        if not any(p.is_admin for p in spec.participants):
+            raise self._refused("a room needs at least one admin")
+        return CreatedRoom(provider_room_id=await self.rooms.create(spec))
+
+    async def delete_room(self, provider_room_id: str) -> None:
+        await self.rooms.delete(provider_room_id)
+
+    def join_link(self, join: JoinRequest) -> str:
+        if self._signer is None:  # only in the first moments after a start, or the store is down
+            self._start_loading()
+            raise ProviderError(
+                self.name, "make a join link", "unreachable", "its link secret is not loaded yet"
+            )
+        opens, expires = join.window(self.options.link_grace, self.options.max_lifetime)
+        credential = Credential(
+            teleconsultation_id=join.teleconsultation_id,
+            room_id=join.provider_room_id,
+            user_id=join.participant.provider_user_id,
+            opens_at=math.floor(opens.timestamp()),
+            expires_at=math.ceil(expires.timestamp()),
+            language=texts.supported(join.language),
+        )
+        return self.options.public_url + CALL_PATH + self._signer.sign(credential)
+
+    async def check(self) -> None:
+        try:
+            await self.signer()
+            await self.storage.get(links.SECRET_KEY)
+        except ServiceError as error:
+            if isinstance(error, ProviderError):
+                raise
+            raise ProviderError(
+                self.name, "reach its storage", "unreachable", error.message
+            ) from None
+
+    async def close(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
+        await self.close_connections()
+
+    # -- LiveConnections -----------------------------------------------------------------------
+
+    async def close_connections(self) -> None:
+        """Close the calls' WebSockets and wait until each left its room (the others are
+        told); the pages join again through another replica."""
+        for connection in self.connections:
+            connection.close(WSCloseCode.GOING_AWAY, "server shutting down")
+        if self.connections:
+            await asyncio.wait([c.finished for c in self.connections], timeout=CLOSE_SECONDS)
+
+    # -- RoomDetails ---------------------------------------------------------------------------
+
+    async def describe_room(self, provider_room_id: str) -> dict[str, object]:
+        state = await self.rooms.get(provider_room_id)
+        if state is None:
+            raise ProviderError(self.name, "describe a room", "bad_answer", "unknown room")
+        return self.rooms.describe(state)
+
+    # -- the call page's side ------------------------------------------------------------------
+
+    async def signer(self) -> LinkSigner:
+        if self._signer is not None:
+            return self._signer
+        self._start_loading()
+        assert self._loading is not None
+        return await asyncio.shield(self._loading)
+
+    async def admit(self, text: str) -> Seat | Refusal:
+        """Whether a credential opens its call now: signed by us, inside its window, for a
+        teleconsultation that is not cancelled, whose room is still this one, which names
+        this participant, and whose room exists and has not ended. Read at every request,
+        so a cancelled or replaced room's links stop working at once, on every replica."""
+        credential = (await self.signer()).verify(text)
+        if credential is None:
+            return Refusal("invalid", 404)
+        language = credential.language
+        now = self.clock().timestamp()
+        if now < credential.opens_at:
+            return Refusal("not_open", 403, language)
+        if now >= credential.expires_at:
+            return Refusal("expired", 410, language)
+        roster = await self.roster(credential.teleconsultation_id)
+        me = None if roster is None else _entry(roster, credential.user_id)
+        if roster is None or me is None:
+            return Refusal("gone", 410, language)
+        language = language or texts.supported(me.language)
+        if roster.cancelled or roster.provider_room_id != credential.room_id:
+            return Refusal("gone", 410, language)
+        room = await self.rooms.get(credential.room_id)
+        if room is None or room.ended_at is not None:
+            return Refusal("gone", 410, language)
+        return Seat(credential, roster, me, language or texts.DEFAULT_LANGUAGE)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _start_loading(self) -> None:
+        """Load (or create) the shared link secret in the background: `join_link` cannot wait
+        for the store, so it is fetched as the provider starts, and again after a failure."""
+        if self._signer is not None or (self._loading is not None and not self._loading.done()):
+            return
+        try:
+            self._loading = asyncio.get_running_loop().create_task(self._load())
+        except RuntimeError:  # no loop yet: the first async call loads it
+            self._loading = None
+            return
+        self._loading.add_done_callback(_report)
+
+    async def _load(self) -> LinkSigner:
+        self._signer = LinkSigner(await links.stored_secret(self.storage))
+        return self._signer
+
+    def _refused(self, why: str) -> ProviderError:
+        return ProviderError(self.name, "create a room", "bad_answer", why)
+
+
+def _entry(roster: RoomRoster, user_id: str) -> RosterEntry | None:
+    return next((p for p in roster.participants if p.provider_user_id == user_id), None)
+
+
+def _report(loading: asyncio.Task[LinkSigner]) -> None:
+    if not loading.cancelled() and (error := loading.exception()) is not None:
+        message = error.message if isinstance(error, ServiceError) else repr(error)
+        log.warning("webrtc: the link secret could not be loaded: %s", message)
