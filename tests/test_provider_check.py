@@ -227,3 +227,14 @@ async def test_every_step_a_token_provider_has_passes_for_jitsi(environ: dict[st
         *((name, "skipped" if name in not_offered else "ok") for name in VIDEO_STEPS),
         ("look up users", "skipped"),
     ]
+
+
+async def test_every_step_the_webrtc_provider_has_passes(environ: dict[str, str]) -> None:
+    """The built-in provider keeps its users and rooms in the store the check opens."""
+    document = await run_check({**environ, "VIDEO_PROVIDER": "webrtc"})
+    assert (document["video"], document["ok"]) == ("webrtc", True)
+    not_offered = ["issue SDK credentials", "list the room's files"]
+    assert outcomes(document) == [
+        *((name, "skipped" if name in not_offered else "ok") for name in VIDEO_STEPS),
+        ("look up users", "skipped"),
+    ]

@@ -426,7 +426,9 @@ async def test_four_participants_make_a_full_mesh_and_a_fifth_is_refused(
 
     assert response.status == 400
     assert await response.json() == error(
-        400, "participants.number must be between 2 and 4 for this video provider; got 5."
+        400,
+        "participants.number must be between 2 and 4 for this video provider; got 5.",
+        path="participants.number",
     )
     assert all(not ws.closed for ws in sockets)
     for ws in sockets:
@@ -533,16 +535,15 @@ async def test_an_oversized_message_closes_its_connection(
 async def test_the_first_message_must_be_a_join_within_its_time(
     make_client: MakeClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(signaling, "JOIN_TIMEOUT_SECONDS", 0.2)
     client = await make_client(**WEBRTC)
     _, links = await webrtc_call(client, clock, DOCTOR, PATIENT)
     path = path_of(links["doctor-1"]) + "/ws"
     early = await client.ws_connect(path)
-    silent = await client.ws_connect(path)
-
     await early.send_json({"type": "offer", "to": "x", "sdp": "v=0"})
-
     assert await closing(early) == ([], 1008, "expected 'join'")
+
+    monkeypatch.setattr(signaling, "JOIN_TIMEOUT_SECONDS", 0.2)  # read as each socket opens
+    silent = await client.ws_connect(path)
     assert await closing(silent) == ([], 1008, "join timeout")
 
 
