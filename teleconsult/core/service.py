@@ -139,14 +139,7 @@ class TeleconsultationService:
         )
 
         def created(written: Teleconsultation) -> None:
-            logs.event(
-                log,
-                "teleconsultation created",
-                teleconsultationId=written.id,
-                callerId=caller.id,
-                participantsNumber=written.participants_number,
-                participantsKnown=len(written.participants),
-            )
+            _event("teleconsultation created", written, caller, **_counts(written))
 
         await self._commit(None, record, created)
         return record.id
@@ -188,13 +181,8 @@ class TeleconsultationService:
             )
 
         def changed(before: Teleconsultation, written: Teleconsultation) -> None:
-            logs.event(
-                log,
-                "teleconsultation changed",
-                teleconsultationId=written.id,
-                callerId=caller.id,
-                changed=domain.changed_fields(before, written),
-            )
+            fields = domain.changed_fields(before, written)
+            _event("teleconsultation changed", written, caller, changed=fields)
 
         await self._mutate(teleconsultation_id, caller, change, changed)
 
@@ -223,15 +211,8 @@ class TeleconsultationService:
             return replace(current, participants=members)
 
         def added(_: Teleconsultation, written: Teleconsultation) -> None:
-            logs.event(
-                log,
-                "participant added",
-                teleconsultationId=written.id,
-                callerId=caller.id,
-                participantId=entry.external_id,
-                participantsNumber=written.participants_number,
-                participantsKnown=len(written.participants),
-            )
+            newcomer = entry.external_id
+            _event("participant added", written, caller, participantId=newcomer, **_counts(written))
 
         await self._mutate(teleconsultation_id, caller, change, added)
 
@@ -324,13 +305,8 @@ class TeleconsultationService:
                 raise TooSlow(
                     "Cancelling did not complete in time; it may or may not have been applied."
                 ) from None
-            logs.event(
-                log,
-                "teleconsultation cancelled",
-                teleconsultationId=current.id,
-                callerId=caller.id,
-                providerRoomId=room.provider_room_id if room else None,
-            )
+            deleting = room.provider_room_id if room else None
+            _event("teleconsultation cancelled", current, caller, providerRoomId=deleting)
             if job is not None and room is not None:
                 await self.jobs.settle(job, room.provider_room_id, "cancelled")
             return
@@ -467,10 +443,9 @@ class TeleconsultationService:
         # both jobs stay, and the reconciler judges them against the record as it is.
         announce(record)
         if new_room is not None and creation is not None:
-            logs.event(
-                log,
+            _event(
                 "room replaced" if retiring is not None else "room created",
-                teleconsultationId=record.id,
+                record,
                 providerRoomId=new_room.provider_room_id,
                 previousProviderRoomId=retiring.provider_room_id if retiring else None,
             )
@@ -618,6 +593,21 @@ class _Identified:
     entry: ParticipantEntry
     identity: Identity
     level: Level
+
+
+def _event(
+    name: str, record: Teleconsultation, caller: Caller | None = None, **fields: object
+) -> None:
+    """A change's event line: the teleconsultation's id, the caller's (when known), ids."""
+    caller_id = caller.id if caller is not None else None
+    logs.event(log, name, teleconsultationId=record.id, callerId=caller_id, **fields)
+
+
+def _counts(record: Teleconsultation) -> dict[str, object]:
+    return {
+        "participantsNumber": record.participants_number,
+        "participantsKnown": len(record.participants),
+    }
 
 
 def require_caller(caller: Caller) -> str:
