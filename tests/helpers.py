@@ -300,14 +300,22 @@ async def served(tmp_path: Path, **environ: str) -> AsyncIterator[Served]:
         **environ,
     }
     running = Served(port, await serve(env))
+    # Read as it comes: a process whose pipe is full would stop at its next log line.
+    output = asyncio.gather(read_all(running.process.stdout), read_all(running.process.stderr))
     try:
         await until_ready(port)
         yield running
     finally:
         if running.process.returncode is None:
             running.process.send_signal(signal.SIGTERM)
-        stdout, stderr = await asyncio.wait_for(running.process.communicate(), timeout=20)
+        stdout, stderr = await asyncio.wait_for(output, timeout=20)
+        await asyncio.wait_for(running.process.wait(), timeout=20)
         running.stdout, running.stderr = stdout.decode(), stderr.decode()
+
+
+async def read_all(stream: asyncio.StreamReader | None) -> bytes:
+    assert stream is not None
+    return await stream.read()
 
 
 async def serve(env: dict[str, str]) -> asyncio.subprocess.Process:

@@ -4,7 +4,7 @@ Each line has a numeric `level` (10 trace ... 60 fatal), `time` in epoch ms,
 `pid`, `hostname` and `msg` as pino writes them, and, while a request runs, its
 `reqId` and (once known) its `callerId`. Every string of a line is redacted
 (`observability.redaction`) before it is written. Domain events are info lines
-with an `event` field (`event`); a failure that repeats is logged when it starts
+with an `event` field (see `event`); a failure that repeats is logged when it starts
 and when it ends (`Outage`).
 """
 

@@ -5,7 +5,7 @@ set) is needed. The service starts while MongoDB is down: pymongo connects
 lazily, each call that cannot reach the server is a 503 (`Unavailable`),
 `/-/ready` says 503 until a ping answers, and each aggregate's indexes are
 created by the first call that gets through. An outage is logged in one short
-line when it starts ("store unreachable: host:port reason") and one when it
+line when it starts ("store unreachable: host:port: reason") and one when it
 ends, not on every call. The store keeps to the collection
 calls mongomock-motor supports (find_one, find, insert_one, update_one,
 find_one_and_update, delete_one, delete_many, count_documents, create_index),
