@@ -28,6 +28,8 @@ from teleconsult_livekit import fake_livekit
 from yarl import URL
 
 from teleconsult import keys
+from teleconsult.errors import VersionConflict
+from teleconsult.store.base import Store
 from teleconsult.store.documents import to_document
 
 JSON = {"Content-Type": "application/json"}
@@ -235,6 +237,22 @@ async def stored_document(client: Client, room_id: str) -> dict[str, Any]:
     record = await client.app[keys.STORE].records.get(room_id)
     assert record is not None
     return to_document(record)
+
+
+def lose_the_first_race(store: Store, monkeypatch: Any) -> list[int]:
+    """The store's next compare-and-set write loses, as if another replica wrote first; the
+    versions every write from now on expected (a pytest `MonkeyPatch` undoes it)."""
+    real_replace = store.records.replace
+    calls: list[int] = []
+
+    async def replace(record: Any, expected_version: int) -> None:
+        calls.append(expected_version)
+        if len(calls) == 1:
+            raise VersionConflict(record.id)
+        await real_replace(record, expected_version)
+
+    monkeypatch.setattr(store.records, "replace", replace)
+    return calls
 
 
 def unix(moment: datetime) -> int:

@@ -16,7 +16,7 @@ from teleconsult import keys
 from teleconsult.app import create_app
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
-from teleconsult.errors import ProviderError, Unavailable, VersionConflict
+from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.store.mongo.connection import MongoDatabase, short_reason
 from tests.helpers import (
     DOCTOR,
@@ -28,6 +28,7 @@ from tests.helpers import (
     create,
     fake_video,
     join,
+    lose_the_first_race,
     person,
     provider_room,
     teleconsultation,
@@ -155,17 +156,7 @@ async def test_a_change_that_lost_a_race_is_announced_once(
 ) -> None:
     """The compare-and-set loop redoes the work; the lines say what was written, once."""
     room_id = await create(client, teleconsultation(2, DOCTOR), headers=caller("d", "r-1"))
-    store = client.app[keys.STORE]
-    real_replace = store.records.replace
-    calls: list[int] = []
-
-    async def lose_the_first_race(record: Any, expected_version: int) -> None:
-        calls.append(expected_version)
-        if len(calls) == 1:
-            raise VersionConflict(record.id)
-        await real_replace(record, expected_version)
-
-    monkeypatch.setattr(store.records, "replace", lose_the_first_race)
+    calls = lose_the_first_race(client.app[keys.STORE], monkeypatch)
     response = await client.post(
         f"/teleconsultation/{room_id}/participants/data", json=PATIENT, headers=caller("d", "r-2")
     )
