@@ -21,6 +21,7 @@ from teleconsult.api.caller import default_path
 from teleconsult.api.errors import error_middleware
 from teleconsult.api.hardening import setup_hardening
 from teleconsult.api.observe import observe_middleware
+from teleconsult.configuration.catalog import secret_names
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings, placeholder_variables
 from teleconsult.core.clock import Clock, utc_now
@@ -37,6 +38,7 @@ from teleconsult.observability.measured import Observer, measured
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers.manager import (
     choose,
+    declared_settings,
     identity_providers,
     make_plugin_manager,
     video_providers,
@@ -83,7 +85,9 @@ def create_app(
     metrics = app[keys.METRICS] = Metrics()
     app[keys.SETTINGS] = settings
     app[keys.CONFIG] = config
-    app[keys.PLACEHOLDERS] = placeholder_variables(environment)
+    app[keys.PLACEHOLDERS] = placeholder_variables(
+        environment, secret_names(declared_settings(plugins.manager))
+    )
     app[keys.PLUGINS] = plugins.manager
     user_id_path = config.user_id_path or default_path(settings.userid_header_key)
 

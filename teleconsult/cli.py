@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,11 +48,36 @@ def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
     configure_logging(settings.log_level)
     warn_of_unknown_variables(environ, sections)
     app = create_app(settings, config, environ=environ)
-    started = (
-        f"teleconsult {__version__} listening on http://{settings.http_host}:{settings.http_port} "
-        f"(store {settings.store_url.split(':', 1)[0]}, video {settings.video_provider}, "
-        f"identity {settings.identity_provider})"
-    )
+    parts = {
+        "version": __version__,
+        "store": settings.store_url.split(":", 1)[0],
+        "video": settings.video_provider,
+        "identity": settings.identity_provider,
+    }
+
+    def started(aiohttp_says: str) -> None:
+        """The start line, once the store is open and the port bound: a JSON line like every
+        other, and a line for a person when one watches the terminal. aiohttp's own text
+        names the addresses bound (the real port, when HTTP_PORT is 0)."""
+        bound = re.findall(r"\bhttps?://[^\s,]+", aiohttp_says)
+        where = ", ".join(bound) or f"http://{settings.http_host}:{settings.http_port}"
+        log.info("listening on %s", where, extra={"fields": parts})
+        if sys.stderr.isatty():
+            print(
+                f"teleconsult {__version__} listening on {where} (store {parts['store']}, "
+                f"video {parts['video']}, identity {parts['identity']})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    async def stopping(app: web.Application) -> None:
+        log.info(
+            "shutting down: no new connections; requests in flight have %g s",
+            settings.shutdown_grace_ms / 1000,
+            extra={"fields": {"graceMs": settings.shutdown_grace_ms}},
+        )
+
+    app.on_shutdown.insert(0, stopping)  # first: before the providers close their sockets
     web.run_app(
         app,
         host=settings.http_host,
@@ -63,9 +89,9 @@ def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
         # The one timer aiohttp keeps from a connection's start (or its last answer) until a
         # request's headers are in: it bounds slow headers, and idle keep-alive connections.
         keepalive_timeout=settings.http_read_timeout_ms / 1000,
-        # Called once the store is open and the port is bound: the line a person waits for.
-        print=lambda _: print(started, file=sys.stderr, flush=True),
+        print=started,
     )
+    log.info("stopped")
 
 
 def check_config(environ: Mapping[str, str], sections: Sequence[Section]) -> None:

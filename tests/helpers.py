@@ -28,6 +28,8 @@ from teleconsult_livekit import fake_livekit
 from yarl import URL
 
 from teleconsult import keys
+from teleconsult.errors import VersionConflict
+from teleconsult.store.base import Store
 from teleconsult.store.documents import to_document
 
 JSON = {"Content-Type": "application/json"}
@@ -237,6 +239,22 @@ async def stored_document(client: Client, room_id: str) -> dict[str, Any]:
     return to_document(record)
 
 
+def lose_the_first_race(store: Store, monkeypatch: Any) -> list[int]:
+    """The store's next compare-and-set write loses, as if another replica wrote first; the
+    versions every write from now on expected (a pytest `MonkeyPatch` undoes it)."""
+    real_replace = store.records.replace
+    calls: list[int] = []
+
+    async def replace(record: Any, expected_version: int) -> None:
+        calls.append(expected_version)
+        if len(calls) == 1:
+            raise VersionConflict(record.id)
+        await real_replace(record, expected_version)
+
+    monkeypatch.setattr(store.records, "replace", replace)
+    return calls
+
+
 def unix(moment: datetime) -> int:
     return int(moment.timestamp())
 
@@ -300,14 +318,22 @@ async def served(tmp_path: Path, **environ: str) -> AsyncIterator[Served]:
         **environ,
     }
     running = Served(port, await serve(env))
+    # Read as it comes: a process whose pipe is full would stop at its next log line.
+    output = asyncio.gather(read_all(running.process.stdout), read_all(running.process.stderr))
     try:
         await until_ready(port)
         yield running
     finally:
         if running.process.returncode is None:
             running.process.send_signal(signal.SIGTERM)
-        stdout, stderr = await asyncio.wait_for(running.process.communicate(), timeout=20)
+        stdout, stderr = await asyncio.wait_for(output, timeout=20)
+        await asyncio.wait_for(running.process.wait(), timeout=20)
         running.stdout, running.stderr = stdout.decode(), stderr.decode()
+
+
+async def read_all(stream: asyncio.StreamReader | None) -> bytes:
+    assert stream is not None
+    return await stream.read()
 
 
 async def serve(env: dict[str, str]) -> asyncio.subprocess.Process:

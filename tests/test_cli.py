@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -459,9 +461,11 @@ WARNINGS = [
 
 
 def logged(text: str) -> list[dict[str, object]]:
+    """The JSON lines, without `time`, `pid` and `hostname` once checked (pino's shape)."""
     lines = [json.loads(line) for line in text.splitlines()]
     for line in lines:
         assert isinstance(line.pop("time"), int)
+        assert (line.pop("pid"), line.pop("hostname")) == (os.getpid(), socket.gethostname())
     return lines
 
 

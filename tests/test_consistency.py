@@ -11,7 +11,7 @@ from teleconsult_fake import FakeVideo
 
 from teleconsult import keys
 from teleconsult.core.domain import Level, RoomSpec
-from teleconsult.errors import ProviderError, ProviderFailure, Unavailable, VersionConflict
+from teleconsult.errors import ProviderError, ProviderFailure, Unavailable
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.protocols import CreatedRoom, ProviderContext, VideoProviderPlugin
 from teleconsult.store.base import RoomJob
@@ -26,6 +26,7 @@ from tests.helpers import (
     error,
     fake_video,
     join,
+    lose_the_first_race,
     person,
     teleconsultation,
 )
@@ -270,16 +271,7 @@ async def test_a_room_made_for_a_lost_write_is_deleted(
 ) -> None:
     room_id = await create(client, teleconsultation(2, DOCTOR))
     store = client.app[keys.STORE]
-    real_replace = store.records.replace
-    calls: list[int] = []
-
-    async def lose_the_first_race(record: Any, expected_version: int) -> None:
-        calls.append(expected_version)
-        if len(calls) == 1:
-            raise VersionConflict(record.id)
-        await real_replace(record, expected_version)
-
-    monkeypatch.setattr(store.records, "replace", lose_the_first_race)
+    calls = lose_the_first_race(store, monkeypatch)
 
     response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
 

@@ -326,3 +326,16 @@ def test_the_rooms_a_provider_refuses(
         recording="none",
     )
     assert LIMITS.refusal(spec) == why
+
+
+def test_a_change_names_the_fields_it_changed_never_their_values() -> None:
+    before = record(3, participant("d", Level.PLUS), participant("p", Level.BASIC))
+    later = START + timedelta(minutes=30)
+    assert domain.changed_fields(before, replace(before, version=2)) == []
+    assert domain.changed_fields(
+        before, replace(before, participants_number=2, start_date=later)
+    ) == ["participants.number", "start_date"]
+    assert domain.changed_fields(
+        before,
+        replace(before, participants=(participant("d", Level.PLUS),), end_date=later),
+    ) == ["participants", "end_date"]

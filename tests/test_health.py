@@ -150,6 +150,35 @@ def test_only_placeholder_values_count() -> None:
     assert placeholder_variables(environ) == ("A", "B")
 
 
+async def test_a_placeholder_in_a_mounted_secret_file_counts_too(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """A Secret made from the shipped examples and mounted as files (`<NAME>_FILE`) is no
+    more ready than one in the environment."""
+    placeholder, real = tmp_path / "placeholder", tmp_path / "real"
+    placeholder.write_text("CHANGE_ME\n")
+    real.write_text("a-real-secret-of-32-characters-or-more\n")
+    client = await make_client(
+        BANDYER_API_SECRET_KEY_FILE=str(placeholder),
+        AUTH0_CLIENT_SECRET_FILE=str(real),
+        LIVEKIT_API_SECRET_FILE=str(tmp_path / "missing"),  # not judged here: reading says why
+    )
+    for path in ("/-/ready", "/-/check-up"):
+        response = await client.get(path)
+        assert (response.status, await response.json()) == (
+            503,
+            {
+                "status": "KO",
+                "name": "teleconsult",
+                "version": __version__,
+                "placeholders": ["BANDYER_API_SECRET_KEY_FILE"],
+            },
+        )
+    assert (
+        placeholder_variables({"OTHER_FILE": str(placeholder)}, ["BANDYER_API_SECRET_KEY"]) == ()
+    )  # only a secret's file is read
+
+
 async def test_the_document_names_every_operation_and_says_how_to_call(client: Client) -> None:
     spec = await (await client.get("/documentation/json")).json()
     operations = [operation for path in spec["paths"].values() for operation in path.values()]

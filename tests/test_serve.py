@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import re
 import signal
 import socket
+import sys
 from pathlib import Path
+from socket import gethostname
 
 import aiohttp
 import jwt
@@ -30,19 +33,79 @@ from tests.helpers import (
     raw_get,
     serve,
     served,
+    until_ready,
 )
 
 
 async def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
-    async with served(tmp_path, LOG_LEVEL="info") as server:
+    """The start and the stop are JSON lines like every other; nothing on stderr, which is
+    not a terminal here."""
+    async with served(tmp_path, LOG_LEVEL="info", SHUTDOWN_GRACE_MS="3000") as server:
         answer = await raw_get(server.port, "/-/ready")
         assert json.loads(answer.split("\r\n\r\n", 1)[1])["status"] == "OK"
     assert server.process.returncode == 0
-    assert server.stderr.startswith(
-        f"teleconsult 0.1.0 listening on http://127.0.0.1:{server.port}"
+    assert server.stderr == ""
+    lines = [json.loads(line) for line in server.stdout.splitlines()]  # every line is JSON
+    for line in lines:
+        assert (line.pop("pid"), line.pop("hostname")) == (server.process.pid, gethostname())
+        assert isinstance(line.pop("time"), int)
+    cli = "teleconsult.cli"
+    assert [line for line in lines if line["logger"] == cli] == [
+        {
+            "level": 30,
+            "logger": cli,
+            "version": "0.1.0",
+            "store": "sqlite",
+            "video": "webrtc",
+            "identity": "static",
+            "msg": f"listening on http://127.0.0.1:{server.port}",
+        },
+        {
+            "level": 30,
+            "logger": cli,
+            "graceMs": 3000,
+            "msg": "shutting down: no new connections; requests in flight have 3 s",
+        },
+        {"level": 30, "logger": cli, "msg": "stopped"},
+    ]
+
+
+async def test_a_person_at_a_terminal_also_reads_the_start_on_stderr(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "HTTP_PORT": str(port), "STORE_URL": f"sqlite:///{tmp_path / 't.db'}"}
+    terminal, stderr = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "teleconsult", "serve",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+    )  # fmt: skip
+    os.close(stderr)
+    try:
+        await until_ready(port)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = await asyncio.wait_for(process.communicate(), timeout=20)
+    shown = read_terminal(terminal)
+    assert shown == (
+        f"teleconsult 0.1.0 listening on http://127.0.0.1:{port} "
+        "(store sqlite, video webrtc, identity static)\r\n"
     )
-    for line in server.stdout.splitlines():
-        json.loads(line)  # every log line is one JSON object
+    [started] = [line for line in stdout.decode().splitlines() if '"listening on' in line]
+    assert json.loads(started)["msg"] == f"listening on http://127.0.0.1:{port}"
+
+
+def read_terminal(terminal: int) -> str:
+    """All a pseudo-terminal showed, once its other end is closed."""
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the other end is closed and everything was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    return shown.decode()
 
 
 async def test_serve_warns_at_start_of_a_variable_that_looks_like_a_setting(
@@ -224,8 +287,7 @@ async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
         "SHUTDOWN_GRACE_MS": "10000",
     }
     process = await serve(env)
-    assert process.stderr is not None
-    await asyncio.wait_for(process.stderr.readline(), timeout=20)  # listening
+    await until_ready(port)
     body = {
         "participants": {
             "number": 2,

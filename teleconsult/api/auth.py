@@ -33,6 +33,7 @@ from teleconsult.errors import (
     Unauthorized,
     UnexpectedAnswer,
 )
+from teleconsult.observability import logs
 from teleconsult.providers.outbound import OutboundClient
 from teleconsult.providers.protocols import Caller
 
@@ -183,6 +184,12 @@ class Authenticator:
         )
 
     async def caller(self, request: web.Request) -> Caller:
+        """Who is calling; from now on every log line of the request names them."""
+        caller = await self._caller(request)
+        logs.know_caller(caller.id)
+        return caller
+
+    async def _caller(self, request: web.Request) -> Caller:
         for name in self._single_headers:
             if len(request.headers.getall(name, ())) > 1:
                 raise InvalidRequest(

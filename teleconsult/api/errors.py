@@ -3,6 +3,9 @@
 Service errors carry their status and code; aiohttp's own HTTP errors (unknown
 route, wrong method, a body over the size limit) are reshaped; anything
 unexpected is logged and becomes a 500 whose message holds nothing internal.
+The reason of each 4xx is logged at debug ("request refused", its code and
+message: messages name fields and ids, never values a caller sent as names or
+links, and the line is redacted like any other).
 """
 
 from __future__ import annotations
@@ -84,15 +87,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise  # not an error of ours: the observing middleware counts it apart
     except ServiceError as error:
         response = service_error_response(error)
+        _log_refusal(error.status, error.code, error.message)
         if error.close_connection:
             response.force_close()
         return response
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        response = error_response(
-            error.status, _http_error_message(request, error), _http_error_code(request, error)
-        )
+        message, code = _http_error_message(request, error), _http_error_code(request, error)
+        response = error_response(error.status, message, code)
+        _log_refusal(error.status, code, message)
         if isinstance(error, web.HTTPMethodNotAllowed):
             response.headers["Allow"] = ", ".join(sorted(error.allowed_methods))
         return response
@@ -100,6 +104,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unexpected error in %s %s", request.method, _route(request))
         return error_response(
             500, "The service failed unexpectedly; the error was logged.", "internal"
+        )
+
+
+def _log_refusal(status: int, code: ErrorCode, message: str) -> None:
+    """A 4xx's reason, at debug: the caller's mistake, not the service's."""
+    if status < 500:
+        log.debug(
+            "request refused: %s",
+            message,
+            extra={"fields": {"statusCode": status, "code": code}},
         )
 
 

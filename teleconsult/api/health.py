@@ -4,7 +4,9 @@
 (readiness: a replica whose database is away is taken out of the load
 balancer). `/-/check-up`: the store and the video provider answer (for a
 dashboard; not a probe, since a provider outage should not restart pods).
-`/-/metrics`: Prometheus text.
+`/-/metrics`: Prometheus text. A probe that keeps failing (every few seconds while
+the store is down) logs a warning when it starts failing and a line when it
+passes again, not one per probe.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from teleconsult import __version__, keys
 from teleconsult.api.schemas import HealthSchema
 from teleconsult.errors import ProviderError, Unavailable
+from teleconsult.observability.logs import Outage
 
 log = logging.getLogger(__name__)
 
 NAME = "teleconsult"
 TAGS = ["health"]
 KO = {503: {"schema": HealthSchema, "description": "A dependency does not answer."}}
+NOT_READY, CHECK_UP_FAILED = "not ready", "check-up failed"
+PROBE_LOGS = web.AppKey("probe_logs", dict[str, Outage])
+"""Each probe's failures, logged when they start and when they end."""
 
 
 def _status(ok: bool, placeholders: tuple[str, ...] = ()) -> web.Response:
@@ -48,7 +54,7 @@ async def healthz(request: web.Request) -> web.Response:
 )
 @response_schema(HealthSchema, 200, description="Ready.")
 async def ready(request: web.Request) -> web.Response:
-    return await _probe("not ready", request, request.app[keys.STORE].health.ping)
+    return await _probe(NOT_READY, request, request.app[keys.STORE].health.ping)
 
 
 @docs(
@@ -60,7 +66,7 @@ async def ready(request: web.Request) -> web.Response:
 @response_schema(HealthSchema, 200, description="Both answer.")
 async def check_up(request: web.Request) -> web.Response:
     return await _probe(
-        "check-up failed",
+        CHECK_UP_FAILED,
         request,
         request.app[keys.STORE].health.ping,
         request.app[keys.SERVICE].video.check,
@@ -72,16 +78,18 @@ async def _probe(
 ) -> web.Response:
     """OK when every check passes; KO (logged) at the first that fails, or while a setting
     is a placeholder (the KO names the variables, never their values)."""
+    outage = request.app[PROBE_LOGS][failure]
     placeholders = request.app[keys.PLACEHOLDERS]
     if placeholders:
-        log.warning("%s: %s still set to a placeholder", failure, ", ".join(placeholders))
+        outage.failed(f"{', '.join(placeholders)} still set to a placeholder")
         return _status(False, placeholders)
     try:
         for check in checks:
             await check()
     except (Unavailable, ProviderError) as error:
-        log.warning("%s: %s", failure, error.message)
+        outage.failed(error.message)
         return _status(False)
+    outage.recovered()
     return _status(True)
 
 
@@ -100,6 +108,10 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[PROBE_LOGS] = {
+        NOT_READY: Outage(log, NOT_READY, "ready again"),
+        CHECK_UP_FAILED: Outage(log, CHECK_UP_FAILED, "check-up passes again"),
+    }
     # HEAD too: some load balancers and uptime checks probe with it.
     app.router.add_get("/-/healthz", healthz)
     app.router.add_get("/-/ready", ready)

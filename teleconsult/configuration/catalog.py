@@ -86,6 +86,11 @@ def merged(sections: Iterable[Section]) -> list[Section]:
     return result
 
 
+def secret_names(sections: Iterable[Section]) -> list[str]:
+    """The settings that hold a secret, each of which may come from `<name>_FILE`."""
+    return [s.name for section in sections for s in section.settings if s.secret]
+
+
 def markdown_table(sections: Iterable[Section]) -> str:
     """The README's table of environment variables."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]

@@ -344,17 +344,27 @@ PLACEHOLDER = "CHANGE_ME"
 """The value the shipped examples (deploy/kubernetes, .env) give every secret."""
 
 
-def placeholder_variables(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The variables still set to a placeholder (`CHANGE_ME`, `changeme`, `<change-me>`...):
-    a replica that runs with one is not ready, so an example deployed as shipped serves
-    nothing rather than failing on every call."""
-    return tuple(
-        sorted(
-            name
-            for name, value in environ.items()
-            if "".join(c for c in value.upper() if c.isalnum()) == "CHANGEME"
-        )
-    )
+def placeholder_variables(
+    environ: Mapping[str, str], secrets: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """The variables still set to a placeholder (`CHANGE_ME`, `changeme`, `<change-me>`...),
+    and the `<NAME>_FILE` of each secret in `secrets` whose file holds one (as a mounted
+    Secret made from the shipped examples would): a replica that runs with one is not
+    ready, so an example deployed as shipped serves nothing rather than failing on every
+    call. A file that cannot be read is not judged here: reading the secret says why."""
+    found = {name for name, value in environ.items() if _is_placeholder(value)}
+    for name in secrets:
+        variable = name + FILE_SUFFIX
+        path = environ.get(variable, "").strip()
+        if path and variable not in found:
+            with contextlib.suppress(ConfigurationError):
+                if _is_placeholder(_secret_file(variable, path)):
+                    found.add(variable)
+    return tuple(sorted(found))
+
+
+def _is_placeholder(value: str) -> bool:
+    return "".join(c for c in value.upper() if c.isalnum()) == "CHANGEME"
 
 
 def whole_number(name: str, text: str, *, minimum: int, maximum: int | None = None) -> int:

@@ -311,6 +311,21 @@ def is_locked(teleconsultation: Teleconsultation, policy: RoomPolicy, now: datet
     return teleconsultation.complete and now >= lock_time(teleconsultation, policy)
 
 
+def changed_fields(before: Teleconsultation, after: Teleconsultation) -> list[str]:
+    """What a change changed, by the API's names (`participants.number`, `participants`,
+    `start_date`, `end_date`): for the event line, which never holds the values."""
+    changed = []
+    if before.participants_number != after.participants_number:
+        changed.append("participants.number")
+    if before.participants != after.participants:
+        changed.append("participants")
+    if before.start_date != after.start_date:
+        changed.append("start_date")
+    if before.end_date != after.end_date:
+        changed.append("end_date")
+    return changed
+
+
 def room_spec(
     teleconsultation: Teleconsultation, privileges: Privileges, policy: RoomPolicy
 ) -> RoomSpec | None:

@@ -6,6 +6,7 @@ replacing one, cancelling), and settles it itself: it closes the job when the
 room is the record's, or deletes the room and then closes it. What a request
 cannot finish (the provider failed, the process died) the reconciler finishes,
 in every replica, with the same `settle`. The timing rules of both live here.
+Each room deleted is one "room deleted" event line, with the reason it went.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 from teleconsult.core.clock import Clock
 from teleconsult.errors import ProviderError, ServiceError, Unavailable
+from teleconsult.observability import logs
 from teleconsult.providers.protocols import VideoProvider
 from teleconsult.store.base import Outbox, RoomJob
 from teleconsult.store.documents import new_object_id
@@ -33,6 +35,10 @@ RETRY_DELAY = timedelta(seconds=10)
 LEASE = timedelta(minutes=1)
 """How long a replica holds a job it took; a replica that died frees it after this."""
 MAX_BACKOFF = timedelta(minutes=10)
+UNANNOUNCED = frozenset({"lost_race", "untracked"})
+"""Why a room no record ever pointed to goes (made for an attempt that lost its write, or
+whose job lost track of it): its creation was never announced, so its deletion is logged
+at debug only."""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -68,7 +74,7 @@ class RoomJobs:
         try:
             await self.outbox.set_job_room(job.id, room_id)
         except BaseException:
-            await self.settle(job, room_id, "its job lost track of it")
+            await self.settle(job, room_id, "untracked")
             raise
 
     async def close(self, job: RoomJob) -> None:
@@ -83,9 +89,18 @@ class RoomJobs:
     ) -> bool:
         """Delete a room no record needs and close its job; return whether it went.
 
-        A deletion that fails leaves the job, due again after `retry_after`: the
-        change that made the room an orphan stands (or its own error wins).
+        `why` is the reason the event line gives: `cancelled`, `replaced`,
+        `no_longer_needed` (its teleconsultation waits for a participant again), `lost_race`,
+        `untracked`, and the reconciler's `orphan` and `retry`. A deletion that fails
+        leaves the job, due again after `retry_after`: the change that made the room an
+        orphan stands (or its own error wins).
         """
+        fields = {
+            "teleconsultationId": job.teleconsultation_id,
+            "providerRoomId": room_id,
+            "reason": why,
+            "attempt": job.attempts + 1,
+        }
         try:
             await self.video.delete_room(room_id)
         except Exception as error:
@@ -94,11 +109,15 @@ class RoomJobs:
                 retry_after = max(retry_after, timedelta(seconds=error.retry_after))
             log.warning(
                 "could not delete provider room %s (%s, attempt %d): %s",
-                room_id, why, job.attempts + 1, detail,
+                room_id, why, job.attempts + 1, detail, extra={"fields": fields},
             )  # fmt: skip
             # If the store fails too, the job stays as written: taken after its grace.
             with contextlib.suppress(Unavailable):
                 await self.outbox.retry_job(job.id, self.clock() + retry_after, detail)
             return False
+        if why in UNANNOUNCED:
+            log.debug("room deleted", extra={"fields": fields})
+        else:
+            logs.event(log, "room deleted", **fields)
         await self.close(job)
         return True

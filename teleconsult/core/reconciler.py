@@ -7,7 +7,10 @@ unless the teleconsultation's live record still points to it, with the same
 `RoomJobs.settle` a request uses. A failed deletion is retried with exponential
 backoff; a lease that expires (a replica that died mid-job) frees the job for
 another replica. Jobs live in the store, so they survive restarts. Each pass also
-deletes expired idempotency keys, a bounded batch at a time.
+deletes expired idempotency keys and providers' expired data, a bounded batch at a
+time. Each repair is an event line ("room deleted" with the reason `orphan` or
+`retry`, "expired idempotency keys purged", "expired provider data purged"); a
+store that stays unavailable is logged when it starts and when it ends.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from teleconsult.core.clock import Clock
 from teleconsult.core.domain import RecordState
 from teleconsult.core.outbox import LEASE, RoomJobs, backoff
 from teleconsult.errors import Unavailable
+from teleconsult.observability import logs
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers import outbound
 from teleconsult.store.base import RoomJob, Store
@@ -41,6 +45,9 @@ class Reconciler:
         self.clock = clock
         self.metrics = metrics
         self.owner = uuid.uuid4().hex  # this replica, for leases
+        self._outage = logs.Outage(
+            log, "reconciler: the store is unavailable", "reconciler: the store answers again"
+        )
 
     async def run_once(self) -> int:
         """Lease and process one batch of due jobs; return how many were processed."""
@@ -52,19 +59,27 @@ class Reconciler:
 
     async def purge_expired_keys(self) -> int:
         """Delete expired idempotency keys, a bounded batch at a time; return how many went."""
-        return await self._purge(self.store.idempotency.purge_expired_keys)
+        return await self._purge(
+            self.store.idempotency.purge_expired_keys, "expired idempotency keys purged"
+        )
 
     async def purge_provider_data(self) -> int:
         """Delete providers' expired documents and messages, a bounded batch at a time."""
-        return await self._purge(self.store.provider_data.purge_expired)
+        return await self._purge(
+            self.store.provider_data.purge_expired, "expired provider data purged"
+        )
 
-    async def _purge(self, batch_of: Callable[[datetime, int], Awaitable[int]]) -> int:
+    async def _purge(self, batch_of: Callable[[datetime, int], Awaitable[int]], event: str) -> int:
+        """Purge in batches; one event line when anything went (a pass that finds nothing
+        says nothing)."""
         purged = 0
         while (batch := await batch_of(self.clock(), PURGE_BATCH)) > 0:
             purged += batch
             if batch < PURGE_BATCH:
                 break
             await asyncio.sleep(0)  # let requests run between batches
+        if purged:
+            logs.event(log, event, count=purged)
         return purged
 
     async def run_forever(self, interval_seconds: float) -> None:
@@ -75,9 +90,11 @@ class Reconciler:
                 await self.purge_expired_keys()
                 await self.purge_provider_data()
             except Unavailable as error:
-                log.warning("reconciler: the store is unavailable: %s", error.message)
+                self._outage.failed(error.message)
             except Exception:
                 log.exception("reconciler: unexpected error; it will try again")
+            else:
+                self._outage.recovered()
             await asyncio.sleep(interval_seconds)
 
     async def _process(self, job: RoomJob) -> None:
@@ -89,6 +106,7 @@ class Reconciler:
                 "reconciler: teleconsultation %s: a provider room may have been left "
                 "(its creation gave no room id); job %s dropped",
                 job.teleconsultation_id, job.id,
+                extra={"fields": {"teleconsultationId": job.teleconsultation_id, "jobId": job.id}},
             )  # fmt: skip
             await self._done(job, "unknown_room")
             return
@@ -99,15 +117,19 @@ class Reconciler:
             and record.room is not None
             and record.room.provider_room_id == job.room_id
         ):
+            log.debug(
+                "reconciler: provider room %s is still its teleconsultation's; job closed",
+                job.room_id,
+            )
             await self._done(job, "in_use")
             return
         # No caller waits here: a rate limit's longer wait is honoured by the job's next date.
+        # `retry`: a request (or an earlier pass) tried and failed; `orphan`: nobody tried.
+        why = "retry" if job.attempts else "orphan"
         with outbound.deadline(LEASE.total_seconds() / 2):
             deleted = await self.jobs.settle(
-                job, job.room_id, "reconciler", retry_after=backoff(job.attempts)
+                job, job.room_id, why, retry_after=backoff(job.attempts)
             )
-        if deleted:
-            log.info("reconciler: deleted orphan room %s", job.room_id)
         self.metrics.jobs_done.labels("deleted" if deleted else "retry").inc()
 
     async def _done(self, job: RoomJob, outcome: str) -> None:

@@ -5,6 +5,9 @@ and writes the record back with compare-and-set. When another replica wrote
 first, the work is redone on the fresh record (a bounded number of times) and
 the room made for the losing attempt is deleted, so concurrent requests lose
 nothing. The outbox bookkeeping around each room is `core.outbox.RoomJobs`.
+
+Each change is logged as one event line (`observability.logs.event`) once its
+write succeeded: never for an attempt that lost, never with a name or a link.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Generic, TypeVar
 
 from teleconsult.core import domain
@@ -40,7 +44,7 @@ from teleconsult.errors import (
     Unauthorized,
     VersionConflict,
 )
-from teleconsult.observability import redaction
+from teleconsult.observability import logs, redaction
 from teleconsult.providers import outbound
 from teleconsult.providers.helpers import gather_all
 from teleconsult.providers.protocols import (
@@ -133,7 +137,11 @@ class TeleconsultationService:
             creator_id=caller.id or ANONYMOUS,
             updater_id=caller.id or ANONYMOUS,
         )
-        await self._commit(None, record)
+
+        def created(written: Teleconsultation) -> None:
+            _event("teleconsultation created", written, caller, **_counts(written))
+
+        await self._commit(None, record, created)
         return record.id
 
     async def update(
@@ -172,7 +180,11 @@ class TeleconsultationService:
                 end_date=end,
             )
 
-        await self._mutate(teleconsultation_id, caller, change)
+        def changed(before: Teleconsultation, written: Teleconsultation) -> None:
+            fields = domain.changed_fields(before, written)
+            _event("teleconsultation changed", written, caller, changed=fields)
+
+        await self._mutate(teleconsultation_id, caller, change, changed)
 
     async def add_participant(
         self, teleconsultation_id: str, entry: ParticipantEntry, caller: Caller
@@ -198,7 +210,11 @@ class TeleconsultationService:
                 domain.check_plus_rule([m.level for m in members])
             return replace(current, participants=members)
 
-        await self._mutate(teleconsultation_id, caller, change)
+        def added(_: Teleconsultation, written: Teleconsultation) -> None:
+            newcomer = entry.external_id
+            _event("participant added", written, caller, participantId=newcomer, **_counts(written))
+
+        await self._mutate(teleconsultation_id, caller, change, added)
 
     async def join(
         self,
@@ -289,10 +305,10 @@ class TeleconsultationService:
                 raise TooSlow(
                     "Cancelling did not complete in time; it may or may not have been applied."
                 ) from None
+            deleting = room.provider_room_id if room else None
+            _event("teleconsultation cancelled", current, caller, providerRoomId=deleting)
             if job is not None and room is not None:
-                await self.jobs.settle(
-                    job, room.provider_room_id, "the teleconsultation was cancelled"
-                )
+                await self.jobs.settle(job, room.provider_room_id, "cancelled")
             return
         raise _too_much_contention()
 
@@ -327,7 +343,10 @@ class TeleconsultationService:
         teleconsultation_id: str,
         caller: Caller,
         change: Callable[[Teleconsultation, datetime], Awaitable[Teleconsultation]],
+        announce: Callable[[Teleconsultation, Teleconsultation], None],
     ) -> None:
+        """Apply `change` with compare-and-set; `announce(before, written)` logs the one
+        attempt whose write succeeded."""
         for _ in range(MAX_ATTEMPTS):
             current = await self.load_for_change(teleconsultation_id, caller)
             now = self.clock()
@@ -339,20 +358,26 @@ class TeleconsultationService:
                 updater_id=caller.id or ANONYMOUS,
             )
             try:
-                await self._commit(current, proposed)
+                await self._commit(current, proposed, partial(announce, current))
             except VersionConflict:
                 continue
             return
         raise _too_much_contention()
 
-    async def _commit(self, current: Teleconsultation | None, proposed: Teleconsultation) -> None:
+    async def _commit(
+        self,
+        current: Teleconsultation | None,
+        proposed: Teleconsultation,
+        announce: Callable[[Teleconsultation], None],
+    ) -> None:
         """Give `proposed` the room it needs, write it, then delete the room it no longer needs.
 
         A new room is created before the write and the old one deleted after it, so
         a change never leaves its record pointing to a room it deleted. Each room
         that could be orphaned (the new one if the write fails or the process dies,
         the old one once replaced) has an outbox job written first: what this
-        request cannot finish, the reconciler does.
+        request cannot finish, the reconciler does. Once the write succeeded, `announce`
+        logs the change, then the room's own event (created, replaced) is logged.
 
         The whole step has a deadline (COMMIT_DEADLINE) well inside the jobs' grace,
         so the reconciler never judges a room while its request may still write.
@@ -361,7 +386,7 @@ class TeleconsultationService:
         try:
             async with asyncio.timeout(seconds):
                 with outbound.deadline(seconds):  # rate-limit waits fit inside it too
-                    await self._commit_in_time(current, proposed)
+                    await self._commit_in_time(current, proposed, announce)
         except TimeoutError:
             raise TooSlow(
                 "The change did not complete in time; it may or may not have been applied. "
@@ -369,7 +394,10 @@ class TeleconsultationService:
             ) from None
 
     async def _commit_in_time(
-        self, current: Teleconsultation | None, proposed: Teleconsultation
+        self,
+        current: Teleconsultation | None,
+        proposed: Teleconsultation,
+        announce: Callable[[Teleconsultation], None],
     ) -> None:
         old_room = current.room if current is not None else None
         spec = domain.room_spec(proposed, self.privileges, self.policy)
@@ -407,16 +435,24 @@ class TeleconsultationService:
                 await self.store.records.replace(record, current.version)
         except VersionConflict:  # certainly not written: settle at once
             if creation is not None and new_room is not None:
-                await self.jobs.settle(creation, new_room.provider_room_id, "its write lost a race")
+                await self.jobs.settle(creation, new_room.provider_room_id, "lost_race")
             if retirement is not None:
                 await self.jobs.close(retirement)  # the old room is still the record's
             raise
         # Any other failure may or may not have written the record (a lost acknowledgement):
         # both jobs stay, and the reconciler judges them against the record as it is.
-        if creation is not None:
+        announce(record)
+        if new_room is not None and creation is not None:
+            _event(
+                "room replaced" if retiring is not None else "room created",
+                record,
+                providerRoomId=new_room.provider_room_id,
+                previousProviderRoomId=retiring.provider_room_id if retiring else None,
+            )
             await self.jobs.close(creation)  # the new room is the record's now
         if retirement is not None and retiring is not None:
-            await self.jobs.settle(retirement, retiring.provider_room_id, "it was replaced")
+            why = "replaced" if new_room is not None else "no_longer_needed"
+            await self.jobs.settle(retirement, retiring.provider_room_id, why)
 
     def _schedule(
         self, current: Teleconsultation | None, schedule: ScheduleInput
@@ -557,6 +593,21 @@ class _Identified:
     entry: ParticipantEntry
     identity: Identity
     level: Level
+
+
+def _event(
+    name: str, record: Teleconsultation, caller: Caller | None = None, **fields: object
+) -> None:
+    """A change's event line: the teleconsultation's id, the caller's (when known), ids."""
+    caller_id = caller.id if caller is not None else None
+    logs.event(log, name, teleconsultationId=record.id, callerId=caller_id, **fields)
+
+
+def _counts(record: Teleconsultation) -> dict[str, object]:
+    return {
+        "participantsNumber": record.participants_number,
+        "participantsKnown": len(record.participants),
+    }
 
 
 def require_caller(caller: Caller) -> str:

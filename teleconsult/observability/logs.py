@@ -1,8 +1,11 @@
 """Logs as one JSON object per line, in pino's shape, with nothing a log must not hold.
 
 Each line has a numeric `level` (10 trace ... 60 fatal), `time` in epoch ms,
-`msg`, and the `reqId` of the request it belongs to. Every string of a line is
-redacted (`observability.redaction`) before it is written.
+`pid`, `hostname` and `msg` as pino writes them, and, while a request runs, its
+`reqId` and (once known) its `callerId`. Every string of a line is redacted
+(`observability.redaction`) before it is written. Domain events are info lines
+with an `event` field (see `event`); a failure that repeats is logged when it starts
+and when it ends (`Outage`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
+import socket
 import sys
+from dataclasses import dataclass
 from typing import TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
@@ -33,13 +39,66 @@ LEVELS = {
     "error": logging.ERROR,
     "silent": logging.CRITICAL + 10,
 }
-REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+HOSTNAME = socket.gethostname()
+
+
+@dataclass
+class RequestScope:
+    """What every line written while a request runs carries: its id, and its caller once
+    known. Mutable, so a caller learned deep in a handler reaches the "request completed"
+    line the middleware writes."""
+
+    request_id: str
+    caller_id: str | None = None
+
+
+_SCOPE: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
+    "log_scope", default=None
+)
 
 
 def begin_request(request_id: str) -> None:
     """Start a request's log scope: its id on every line, and its own sensitive values."""
-    REQUEST_ID.set(request_id)
+    _SCOPE.set(RequestScope(request_id))
     redaction.begin_scope()
+
+
+def know_caller(caller_id: str | None) -> None:
+    """The current request's caller: on every line it writes from now on (`callerId`)."""
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope.caller_id = caller_id
+
+
+def event(log: logging.Logger, name: str, **fields: object) -> None:
+    """One domain event, at info: `msg` and `event` say what happened, `fields` which
+    ids it concerns (never names, links or tokens); None fields are left out."""
+    given = {key: value for key, value in fields.items() if value is not None}
+    log.info(name, extra={"fields": {"event": name, **given}})
+
+
+class Outage:
+    """A failure that repeats on every call while it lasts (a store that does not answer):
+    a warning when it starts, debug lines while it lasts, an info line when it ends.
+
+    Logging only: nothing depends on this state, and each replica has its own.
+    """
+
+    def __init__(self, log: logging.Logger, failing: str, recovered: str) -> None:
+        self.log = log
+        self.failing = failing
+        self.recovered_message = recovered
+        self.down = False
+
+    def failed(self, reason: str, **fields: object) -> None:
+        level = logging.DEBUG if self.down else logging.WARNING
+        self.down = True
+        self.log.log(level, "%s: %s", self.failing, reason, extra={"fields": fields})
+
+    def recovered(self) -> None:
+        if self.down:
+            self.down = False
+            self.log.info(self.recovered_message)
 
 
 class PinoFormatter(logging.Formatter):
@@ -47,11 +106,15 @@ class PinoFormatter(logging.Formatter):
         line: dict[str, object] = {
             "level": PINO_LEVELS.get(record.levelno, 60),
             "time": int(record.created * 1000),
+            "pid": record.process if record.process is not None else os.getpid(),
+            "hostname": HOSTNAME,
             "logger": record.name,
         }
-        request_id = REQUEST_ID.get()
-        if request_id is not None:
-            line["reqId"] = request_id
+        scope = _SCOPE.get()
+        if scope is not None:
+            line["reqId"] = scope.request_id
+            if scope.caller_id is not None:
+                line["callerId"] = redaction.redact(scope.caller_id)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line.update({name: redaction.redacted(value) for name, value in fields.items()})

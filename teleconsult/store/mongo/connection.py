@@ -4,7 +4,9 @@ Every write is a single-document operation, so no transaction (and no replica
 set) is needed. The service starts while MongoDB is down: pymongo connects
 lazily, each call that cannot reach the server is a 503 (`Unavailable`),
 `/-/ready` says 503 until a ping answers, and each aggregate's indexes are
-created by the first call that gets through. The store keeps to the collection
+created by the first call that gets through. An outage is logged in one short
+line when it starts ("store unreachable: host:port: reason") and one when it
+ends, not on every call. The store keeps to the collection
 calls mongomock-motor supports (find_one, find, insert_one, update_one,
 find_one_and_update, delete_one, delete_many, count_documents, create_index),
 so CI runs the same code without a server.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,9 +24,10 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from teleconsult.errors import Unavailable
+from teleconsult.observability.logs import Outage
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +72,34 @@ class MongoDatabase:
         self._index_steps: Sequence[IndexStep] = ()
         self._indexed = False
         self._index_lock = asyncio.Lock()  # one index creation per process; idempotent anyway
+        self._outage = Outage(log, "store unreachable", "store reachable again")
 
     @asynccontextmanager
     async def guard(self) -> AsyncIterator[Any]:
-        """MongoDB errors become 503s; the indexes come first, once the server answers."""
+        """MongoDB errors become 503s; the indexes come first, once the server answers.
+
+        While the server cannot be reached every call fails alike: that is logged once
+        when it starts and once when a call gets through again."""
         try:
             await self._ensure_indexes()
             yield self.database
         except DuplicateKeyError:
+            self._outage.recovered()  # the server answered
             raise
         except PyMongoError as error:
-            # The driver's text names hosts and topology: for the log, not for callers.
-            log.warning("MongoDB call failed: %s: %s", type(error).__name__, str(error))
+            # The driver's text names hosts and topology: shortened for the log, and only
+            # the error's kind for callers.
+            if isinstance(error, ConnectionFailure):
+                self._outage.failed(short_reason(error), store="mongodb")
+            else:
+                log.warning(
+                    "MongoDB call failed: %s: %s", type(error).__name__, short_reason(error)
+                )
             raise Unavailable(
                 f"The MongoDB store cannot be reached ({type(error).__name__}); retry later."
             ) from None
+        else:
+            self._outage.recovered()
 
     async def _ensure_indexes(self) -> None:
         if self._indexed:
@@ -114,6 +131,23 @@ class MongoDatabase:
             closed = self._client.close()
             if asyncio.iscoroutine(closed):
                 await closed
+
+
+_CONFIGURED_TIMEOUTS = re.compile(r"\s*\(configured timeouts:[^)]*\)")
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+_NEXT_SERVER = re.compile(r",\s*(?=\S+:\d+: )")
+MAX_REASON_CHARS = 300
+
+
+def short_reason(error: PyMongoError) -> str:
+    """The driver's message without what repeats on every call: the topology dump, the
+    configured timeouts, the server's whole reply. `127.0.0.1:27017: Connection refused`."""
+    text = str(error).split(", Timeout: ", 1)[0].split(", full error: ", 1)[0]
+    text = _ERRNO.sub("", _CONFIGURED_TIMEOUTS.sub("", text))
+    text = _NEXT_SERVER.sub("; ", text.splitlines()[0] if text else "")
+    if len(text) > MAX_REASON_CHARS:
+        text = text[:MAX_REASON_CHARS] + "..."
+    return text or type(error).__name__
 
 
 class MongoCollection:
