@@ -30,6 +30,7 @@ from teleconsult.store import Store
 from teleconsult.store.mongo import open_mongo
 from tests.helpers import (
     API_KEY,
+    CHROMIUM,
     TEST_STORE,
     Client,
     FrozenClock,
@@ -196,3 +197,10 @@ def serve_refusal(
         return capsys.readouterr().err
 
     return refusal
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The browser tests' Chromium: Debian's, at CHROMIUM."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get)"
+    return CHROMIUM
