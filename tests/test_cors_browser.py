@@ -8,16 +8,16 @@ whether the page may send it and read the answer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from teleconsult import keys
-from tests.helpers import CHROMIUM_OFFLINE, DOCTOR, PATIENT, teleconsultation
+from tests.helpers import DOCTOR, PATIENT, teleconsultation
 
 Server = Callable[..., Awaitable[TestServer]]
 
@@ -52,14 +52,6 @@ FRONTEND = """<!doctype html>
 </body>
 </html>
 """
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_OFFLINE)
-        yield launched
-        await launched.close()
 
 
 @pytest.fixture

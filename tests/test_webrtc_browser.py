@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from teleconsult_webrtc import WebRTCVideo
 from teleconsult_webrtc.texts import TEXTS
 
@@ -75,11 +75,8 @@ CONNECTED = """(n) => {
 
 
 @pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
+def chromium_args() -> list[str]:
+    return CHROMIUM_ARGS
 
 
 async def new_page(browser: Browser, problems: list[str]) -> tuple[BrowserContext, Page]:
