@@ -316,6 +316,8 @@ async def test_the_allowed_headers_follow_the_caller_and_groups_headers(
         ("http://localhost:5173", "http://localhost:5173"),
         ("http://127.0.0.1:80", "http://127.0.0.1"),
         ("http://[::1]:8080", "http://[::1]:8080"),
+        ("http://[0:0:0:0:0:0:0:1]:8080", "http://[::1]:8080"),
+        ("https://[2001:DB8::1]", "https://[2001:db8::1]"),
         ("https://xn--bcher-kva.example", "https://xn--bcher-kva.example"),
     ],
 )
@@ -351,6 +353,7 @@ WITH_PATH = "CORS_ALLOWED_ORIGINS must list origins without a path or a trailing
         ("https://app.example.org:99999", NOT_ORIGINS.format("https://app.example.org:99999")),
         ("https://app example.org", NOT_ORIGINS.format("https://app example.org")),
         ("https://bücher.example", NOT_ORIGINS.format("https://bücher.example")),
+        ("https://[1:2:3]", NOT_ORIGINS.format("https://[1:2:3]")),
         ("http://app.example.org", "CORS_ALLOWED_ORIGINS must list https origins (http is accepted for a loopback host only); got 'http://app.example.org'."),
         ("https://ok.example.org, https://bad.example.org/", WITH_PATH.format("https://bad.example.org/")),
     ],

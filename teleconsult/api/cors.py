@@ -1,12 +1,13 @@
 """CORS: the pages of the origins in CORS_ALLOWED_ORIGINS may call the API from a browser.
 
-Off unless CORS_ALLOWED_ORIGINS is set: then nothing here runs and the API stays
-same-origin only, as before. When set, it covers the API's routes (the
-teleconsultations, /credentials, /settings/...), not the probes, the
-documentation or a plugin's pages:
+Off unless CORS_ALLOWED_ORIGINS is set: then the middleware passes every request
+on untouched and the API stays same-origin only, as before. When set, it covers
+the API's routes (the teleconsultations, /credentials, /settings/...), not the
+probes, the documentation or a plugin's pages:
 - a preflight (OPTIONS with `Origin` and `Access-Control-Request-Method`) from a
   listed origin is a 204 naming that origin, the route's methods, the request
-  headers the API reads and how long the browser may keep the answer; from any
+  headers the API reads and how long the browser may keep the answer (the
+  browser compares what its page wants to send with these); from any
   other origin it is a 403 `origin_not_allowed` without them, so the browser
   sends nothing more;
 - every other answer of these routes, errors included, names a listed origin
@@ -140,6 +141,8 @@ def request_headers(settings: Settings, config: ServiceConfig) -> set[str]:
 
 @web.middleware
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Between the request id and the error bodies: a preflight is answered (and logged)
+    with its request id, and every error body is an answer by the time it comes back here."""
     policy = request.app.get(keys.CORS)
     if policy is None:
         return await handler(request)

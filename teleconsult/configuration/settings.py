@@ -443,9 +443,11 @@ def web_origin(name: str, text: str) -> str:
     try:
         parts = urlsplit(text)
         port = parts.port
+        hostname = parts.hostname or ""
+        if ":" in hostname:  # IPv6, in the compressed form browsers write
+            hostname = ipaddress.IPv6Address(hostname).compressed
     except ValueError:
-        parts, port = urlsplit(""), None
-    hostname = parts.hostname or ""
+        parts, port, hostname = urlsplit(""), None, ""
     if (
         parts.scheme not in _DEFAULT_PORTS
         or not _ORIGIN_HOST.match(hostname)
