@@ -18,6 +18,7 @@ from teleconsult import keys
 from teleconsult.api import setup_api
 from teleconsult.api.auth import Authenticator, JwksKeys, TokenRules
 from teleconsult.api.caller import default_path
+from teleconsult.api.cors import cors_middleware
 from teleconsult.api.errors import error_middleware
 from teleconsult.api.hardening import setup_hardening
 from teleconsult.api.observe import observe_middleware
@@ -78,7 +79,7 @@ def create_app(
     environment = dict(os.environ if environ is None else environ)
 
     app = web.Application(
-        middlewares=[observe_middleware, error_middleware, validation_middleware],
+        middlewares=[observe_middleware, cors_middleware, error_middleware, validation_middleware],
         client_max_size=MAX_JSON_BODY_BYTES,  # image uploads are streamed, not held whole
     )
     setup_hardening(app)

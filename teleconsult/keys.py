@@ -6,6 +6,7 @@ import pluggy
 from aiohttp import web
 
 from teleconsult.api.auth import Authenticator
+from teleconsult.api.cors import CorsPolicy
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.features import ProviderFeatures
@@ -33,3 +34,5 @@ PLACEHOLDERS = web.AppKey("placeholders", tuple[str, ...])
 """Variables still set to a placeholder value: the replica is not ready (`/-/ready`)."""
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 """Says who is calling (userIdPathInRequest or a verified token) and who may manage."""
+CORS = web.AppKey("cors", CorsPolicy)
+"""Set when CORS_ALLOWED_ORIGINS lists origins: the API answers their pages' calls."""

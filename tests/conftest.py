@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from mongomock_motor import AsyncMongoMockClient
+from playwright.async_api import Browser, async_playwright
 from pymongo import AsyncMongoClient
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 from teleconsult_livekit.fake_livekit import FakeLiveKit
@@ -30,6 +31,8 @@ from teleconsult.store import Store
 from teleconsult.store.mongo import open_mongo
 from tests.helpers import (
     API_KEY,
+    CHROMIUM,
+    CHROMIUM_OFFLINE,
     TEST_STORE,
     Client,
     FrozenClock,
@@ -196,3 +199,24 @@ def serve_refusal(
         return capsys.readouterr().err
 
     return refusal
+
+
+@pytest.fixture
+def chromium_args() -> list[str]:
+    """The browser's flags; a module that needs more (a fake camera) overrides this fixture."""
+    return CHROMIUM_OFFLINE
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium, at CHROMIUM (Playwright never downloads a browser here)."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get)"
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str, chromium_args: list[str]) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium, args=chromium_args)
+        yield launched
+        await launched.close()

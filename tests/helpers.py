@@ -33,6 +33,17 @@ from teleconsult.store.base import Store
 from teleconsult.store.documents import to_document
 
 JSON = {"Content-Type": "application/json"}
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+"""Debian's chromium, which the browser tests drive (Playwright never downloads one)."""
+CHROMIUM_OFFLINE = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+]
+"""A Chromium that calls nobody of its own accord: only the loopback pages a test opens."""
 START = "2030-02-22T15:30:00.000Z"
 END = "2030-02-22T16:30:00.000Z"
 BEFORE_START = datetime(2030, 2, 22, 12, 0, tzinfo=UTC)

@@ -75,12 +75,12 @@ def test_the_readme_lists_the_settings_as_declared() -> None:
     assert ["| variable | default | meaning |", *table.splitlines()] == (
         markdown_table(SECTIONS).splitlines()
     )
-    assert len(ROWS) == 78
+    assert len(ROWS) == 79
 
 
 def test_the_core_and_each_built_in_provider_declare_their_settings() -> None:
     assert [(section.title, len(section.settings)) for section in SECTIONS] == [
-        ("teleconsult", 33),
+        ("teleconsult", 34),
         ("video provider bandyer (VIDEO_PROVIDER=bandyer)", 4),
         ("video provider fake (VIDEO_PROVIDER=fake)", 2),
         ("video provider jitsi (VIDEO_PROVIDER=jitsi)", 9),
@@ -230,6 +230,10 @@ def test_check_config_checks_the_configuration_file_and_the_providers(
 
 CONFIGURATION_ERRORS = [
     ({"LIVE_TELECONSULTATION": "1"}, "LIVE_TELECONSULTATION must be true or false; got '1'."),
+    (
+        {"CORS_ALLOWED_ORIGINS": "https://app.example.org/"},
+        "CORS_ALLOWED_ORIGINS must list origins without a path or a trailing slash; got 'https://app.example.org/'.",
+    ),
     (
         {"VIDEO_PROVIDER": "zoom"},
         "VIDEO_PROVIDER='zoom' names no installed video provider (installed: bandyer, fake, jitsi, livekit, webrtc).",

@@ -58,6 +58,7 @@ def test_defaults() -> None:
         idempotency_max_keys_per_caller=10000,
         http_read_timeout_ms=30000,
         sqlite_synchronous="full",
+        cors_allowed_origins=frozenset(),
     )
     assert settings.room_policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)

@@ -9,21 +9,20 @@ not 127.x, so the media stays on this machine (loopback, never the network).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from teleconsult_webrtc import WebRTCVideo
 from teleconsult_webrtc.texts import TEXTS
 
 from teleconsult import keys
 from tests.helpers import (
+    CHROMIUM_OFFLINE,
     PATIENT,
     STARTED,
     WEBRTC,
@@ -34,17 +33,11 @@ from tests.helpers import (
     teleconsultation,
 )
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",  # a synthetic camera and microphone
     "--use-fake-ui-for-media-stream",  # no permission prompt
     "--allow-loopback-in-peer-connection",  # 127.0.0.1 ICE candidates
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
+    *CHROMIUM_OFFLINE,
 ]
 TIMEOUT_MS = 15_000
 DOCTOR = person("doctor-1", ["doctor"], "Joe Smith", "en")
@@ -82,17 +75,8 @@ CONNECTED = """(n) => {
 
 
 @pytest.fixture
-def chromium() -> str:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get)"
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
+def chromium_args() -> list[str]:
+    return CHROMIUM_ARGS
 
 
 async def new_page(browser: Browser, problems: list[str]) -> tuple[BrowserContext, Page]:

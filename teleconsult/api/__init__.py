@@ -12,6 +12,7 @@ from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
 
 from teleconsult import __version__, keys
 from teleconsult.api import features, health, teleconsultations
+from teleconsult.api.cors import setup_cors
 from teleconsult.api.errors import RequestParser
 from teleconsult.api.schemas import ParticipantsObjectSchema
 
@@ -33,9 +34,8 @@ VALIDATED = web.RequestKey("validated", dict)
 
 def setup_api(app: web.Application) -> None:
     """Add the API routes, then build the OpenAPI document from them (served at /documentation)."""
-    teleconsultations.setup_routes(app)
-    features.setup_routes(app)
-    health.setup_routes(app)
+    setup_cors(app, [*teleconsultations.setup_routes(app), *features.setup_routes(app)])
+    health.setup_routes(app)  # probes: not for browsers
     spec = AiohttpApiSpec(
         title="teleconsult",
         version=__version__,

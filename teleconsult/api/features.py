@@ -164,8 +164,10 @@ async def _read_image_part(request: web.Request) -> Upload:
     )
 
 
-def setup_routes(app: web.Application) -> None:
-    app.router.add_post("/credentials", create_credentials)
-    app.router.add_delete("/teleconsultation/{roomId}/uploads", delete_uploads)
-    app.router.add_post("/settings/background-image", upload_background)
-    app.router.add_patch("/settings/update", update_settings)
+def setup_routes(app: web.Application) -> list[web.AbstractRoute]:
+    return [
+        app.router.add_post("/credentials", create_credentials),
+        app.router.add_delete("/teleconsultation/{roomId}/uploads", delete_uploads),
+        app.router.add_post("/settings/background-image", upload_background),
+        app.router.add_patch("/settings/update", update_settings),
+    ]

@@ -285,9 +285,11 @@ async def delete_teleconsultation(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def setup_routes(app: web.Application) -> None:
-    app.router.add_post("/teleconsultation", create_teleconsultation)
-    app.router.add_patch("/teleconsultation/{roomId}", update_teleconsultation)
-    app.router.add_post("/teleconsultation/{roomId}/participants/data", add_participant)
-    app.router.add_get("/teleconsultation/{roomId}", get_teleconsultation, allow_head=False)
-    app.router.add_delete("/teleconsultation/{roomId}", delete_teleconsultation)
+def setup_routes(app: web.Application) -> list[web.AbstractRoute]:
+    return [
+        app.router.add_post("/teleconsultation", create_teleconsultation),
+        app.router.add_patch("/teleconsultation/{roomId}", update_teleconsultation),
+        app.router.add_post("/teleconsultation/{roomId}/participants/data", add_participant),
+        app.router.add_get("/teleconsultation/{roomId}", get_teleconsultation, allow_head=False),
+        app.router.add_delete("/teleconsultation/{roomId}", delete_teleconsultation),
+    ]

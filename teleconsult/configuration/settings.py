@@ -206,6 +206,14 @@ SETTINGS: tuple[Setting, ...] = (
         "delete); `0` turns it off",
     ),
     Setting(
+        "CORS_ALLOWED_ORIGINS",
+        "",
+        "comma-separated origins (`https://app.example.org`: scheme, host, port if not the "
+        "default; no path, no `*`; `http` for a loopback host only) whose pages may call the API "
+        "from a browser; unset = same-origin only; never with credentials (cookies); leave it "
+        "unset behind a gateway that answers CORS itself",
+    ),
+    Setting(
         "SHUTDOWN_GRACE_MS",
         "25000",
         "on SIGTERM, how long in-flight requests may take to finish before the store and sessions "
@@ -255,6 +263,7 @@ class Settings:
     idempotency_max_keys_per_caller: int
     http_read_timeout_ms: int
     sqlite_synchronous: str
+    cors_allowed_origins: frozenset[str]
 
     @property
     def verifies_tokens(self) -> bool:
@@ -337,6 +346,7 @@ class Settings:
                 "HTTP_READ_TIMEOUT_MS", minimum=1000, maximum=3_600_000
             ),
             sqlite_synchronous=reader.choice("SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS_MODES),
+            cors_allowed_origins=reader.origins("CORS_ALLOWED_ORIGINS"),
         )
 
 
@@ -425,6 +435,52 @@ def _secret_file(variable: str, path: str) -> str:
     return value
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_ORIGIN_HOST = re.compile(r"^([a-z0-9.-]+|[0-9a-f:.]+)$")
+"""A host as browsers send it in an origin: a name in ASCII (punycode), IPv4, or IPv6."""
+
+
+def web_origin(name: str, text: str) -> str:
+    """`text` as a browser serializes an origin (`https://app.example.org`, `http://[::1]:8080`),
+    or one line saying what is wrong. An origin is exact: no `*` (every site would be let in),
+    no path; `http` only for a loopback host, since a page served in clear can be altered on its
+    way to the browser that then calls us with the caller's token."""
+    if "*" in text:
+        raise ConfigurationError(
+            f"{name} lists exact origins (https://app.example.org); '*' is not accepted; "
+            f"got {text!r}."
+        )
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+        hostname = parts.hostname or ""
+        if ":" in hostname:  # IPv6, in the compressed form browsers write
+            hostname = ipaddress.IPv6Address(hostname).compressed
+    except ValueError:
+        parts, port, hostname = urlsplit(""), None, ""
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or not _ORIGIN_HOST.match(hostname)
+        or parts.username is not None
+    ):
+        raise ConfigurationError(
+            f"{name} must list origins such as https://app.example.org (a scheme, a host and "
+            f"a port if not the default); got {text!r}."
+        )
+    if parts.path or parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ConfigurationError(
+            f"{name} must list origins without a path or a trailing slash; got {text!r}."
+        )
+    if parts.scheme == "http" and not _loopback(hostname):
+        raise ConfigurationError(
+            f"{name} must list https origins (http is accepted for a loopback host only); "
+            f"got {text!r}."
+        )
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    shown_port = f":{port}" if port is not None and port != _DEFAULT_PORTS[parts.scheme] else ""
+    return f"{parts.scheme}://{host}{shown_port}"
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -510,6 +566,13 @@ class SettingsReader:
     def names(self, name: str) -> frozenset[str]:
         """A comma-separated list of names (groups), blanks dropped."""
         return frozenset(item.strip() for item in self.text(name).split(",") if item.strip())
+
+    def origins(self, name: str) -> frozenset[str]:
+        """A comma-separated list of web origins, each as browsers send it in `Origin`
+        (lower case, without the scheme's default port), blanks dropped."""
+        return frozenset(
+            web_origin(name, item.strip()) for item in self.text(name).split(",") if item.strip()
+        )
 
     def header_name(self, name: str) -> str:
         text = self.text(name)
