@@ -222,6 +222,7 @@ def measured_store(store: Store, observe: Observer) -> Store:
         records=measured(store.records, observe),
         users=measured(store.users, observe),
         outbox=measured(store.outbox, observe),
+        webhooks=measured(store.webhooks, observe),
         idempotency=measured(store.idempotency, observe),
         provider_data=measured(store.provider_data, observe),
         health=measured(store.health, observe),

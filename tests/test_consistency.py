@@ -273,11 +273,11 @@ async def test_a_room_made_for_a_lost_write_is_deleted(
     real_replace = store.records.replace
     calls: list[int] = []
 
-    async def lose_the_first_race(record: Any, expected_version: int) -> None:
+    async def lose_the_first_race(record: Any, expected_version: int, deliveries: Any = ()) -> None:
         calls.append(expected_version)
         if len(calls) == 1:
             raise VersionConflict(record.id)
-        await real_replace(record, expected_version)
+        await real_replace(record, expected_version, deliveries)
 
     monkeypatch.setattr(store.records, "replace", lose_the_first_race)
 
@@ -298,7 +298,7 @@ async def test_a_room_made_for_a_failed_write_is_left_to_the_reconciler(
     room_id = await create(client, teleconsultation(2, DOCTOR))
     store = client.app[keys.STORE]
 
-    async def unavailable(record: Any, expected_version: int) -> None:
+    async def unavailable(record: Any, expected_version: int, deliveries: Any = ()) -> None:
         raise Unavailable("The SQLite store failed: disk I/O error.")
 
     monkeypatch.setattr(store.records, "replace", unavailable)

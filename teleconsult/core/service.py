@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from teleconsult.core import domain
+from teleconsult.core import domain, events
 from teleconsult.core.clock import Clock, format_date, utc_now
 from teleconsult.core.domain import (
     ANONYMOUS,
@@ -29,6 +29,7 @@ from teleconsult.core.domain import (
     Teleconsultation,
     WritePolicy,
 )
+from teleconsult.core.events import Announcer
 from teleconsult.core.outbox import COMMIT_DEADLINE, RoomJobs
 from teleconsult.errors import (
     Conflict,
@@ -99,8 +100,10 @@ class TeleconsultationService:
         clock: Clock = utc_now,
         background_groups: frozenset[str] = frozenset(),
         write_policy: WritePolicy = domain.OPEN_WRITES,
+        announcer: Announcer | None = None,
     ) -> None:
         self.store = store
+        self.announcer = announcer or Announcer()
         self.write_policy = write_policy
         self.video = video
         self.identity = identity
@@ -133,7 +136,7 @@ class TeleconsultationService:
             creator_id=caller.id or ANONYMOUS,
             updater_id=caller.id or ANONYMOUS,
         )
-        await self._commit(None, record)
+        await self._commit(None, record, events.CREATED)
         return record.id
 
     async def update(
@@ -172,7 +175,7 @@ class TeleconsultationService:
                 end_date=end,
             )
 
-        await self._mutate(teleconsultation_id, caller, change)
+        await self._mutate(teleconsultation_id, caller, change, events.UPDATED)
 
     async def add_participant(
         self, teleconsultation_id: str, entry: ParticipantEntry, caller: Caller
@@ -198,7 +201,7 @@ class TeleconsultationService:
                 domain.check_plus_rule([m.level for m in members])
             return replace(current, participants=members)
 
-        await self._mutate(teleconsultation_id, caller, change)
+        await self._mutate(teleconsultation_id, caller, change, events.PARTICIPANT_ADDED)
 
     async def join(
         self,
@@ -278,9 +281,10 @@ class TeleconsultationService:
                 updated_at=self.clock(),
                 updater_id=caller.id or ANONYMOUS,
             )
+            deliveries = self.announcer.deliveries(events.CANCELLED, current, trashed)
             try:
                 async with asyncio.timeout(COMMIT_DEADLINE.total_seconds()):
-                    await self.store.records.replace(trashed, current.version)
+                    await self.store.records.replace(trashed, current.version, deliveries)
             except VersionConflict:
                 if job is not None:
                     await self.jobs.close(job)  # the room is still the record's: keep it
@@ -289,6 +293,8 @@ class TeleconsultationService:
                 raise TooSlow(
                     "Cancelling did not complete in time; it may or may not have been applied."
                 ) from None
+            if deliveries:
+                self.announcer.on_written()
             if job is not None and room is not None:
                 await self.jobs.settle(
                     job, room.provider_room_id, "the teleconsultation was cancelled"
@@ -327,6 +333,7 @@ class TeleconsultationService:
         teleconsultation_id: str,
         caller: Caller,
         change: Callable[[Teleconsultation, datetime], Awaitable[Teleconsultation]],
+        kind: str,
     ) -> None:
         for _ in range(MAX_ATTEMPTS):
             current = await self.load_for_change(teleconsultation_id, caller)
@@ -339,14 +346,17 @@ class TeleconsultationService:
                 updater_id=caller.id or ANONYMOUS,
             )
             try:
-                await self._commit(current, proposed)
+                await self._commit(current, proposed, kind)
             except VersionConflict:
                 continue
             return
         raise _too_much_contention()
 
-    async def _commit(self, current: Teleconsultation | None, proposed: Teleconsultation) -> None:
-        """Give `proposed` the room it needs, write it, then delete the room it no longer needs.
+    async def _commit(
+        self, current: Teleconsultation | None, proposed: Teleconsultation, kind: str
+    ) -> None:
+        """Give `proposed` the room it needs, write it (with the events of `kind` of change),
+        then delete the room it no longer needs.
 
         A new room is created before the write and the old one deleted after it, so
         a change never leaves its record pointing to a room it deleted. Each room
@@ -361,7 +371,7 @@ class TeleconsultationService:
         try:
             async with asyncio.timeout(seconds):
                 with outbound.deadline(seconds):  # rate-limit waits fit inside it too
-                    await self._commit_in_time(current, proposed)
+                    await self._commit_in_time(current, proposed, kind)
         except TimeoutError:
             raise TooSlow(
                 "The change did not complete in time; it may or may not have been applied. "
@@ -369,7 +379,7 @@ class TeleconsultationService:
             ) from None
 
     async def _commit_in_time(
-        self, current: Teleconsultation | None, proposed: Teleconsultation
+        self, current: Teleconsultation | None, proposed: Teleconsultation, kind: str
     ) -> None:
         old_room = current.room if current is not None else None
         spec = domain.room_spec(proposed, self.privileges, self.policy)
@@ -400,11 +410,12 @@ class TeleconsultationService:
             await self.jobs.open(proposed.id, retiring.provider_room_id) if retiring else None
         )
         record = replace(proposed, room=new_room)
+        deliveries = self.announcer.deliveries(kind, current, record)
         try:
             if current is None:
-                await self.store.records.insert(record)
+                await self.store.records.insert(record, deliveries)
             else:
-                await self.store.records.replace(record, current.version)
+                await self.store.records.replace(record, current.version, deliveries)
         except VersionConflict:  # certainly not written: settle at once
             if creation is not None and new_room is not None:
                 await self.jobs.settle(creation, new_room.provider_room_id, "its write lost a race")
@@ -413,6 +424,8 @@ class TeleconsultationService:
             raise
         # Any other failure may or may not have written the record (a lost acknowledgement):
         # both jobs stay, and the reconciler judges them against the record as it is.
+        if deliveries:
+            self.announcer.on_written()
         if creation is not None:
             await self.jobs.close(creation)  # the new room is the record's now
         if retirement is not None and retiring is not None:
