@@ -8,7 +8,7 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,11 @@ from tests.helpers import (
     STARTED,
     Client,
     FrozenClock,
+    LogLines,
     MakeClient,
     Server,
     create,
+    error,
     provider_room,
     teleconsultation,
 )
@@ -363,6 +365,104 @@ async def test_endpoints_of_the_configuration_file_get_the_events_they_filter(
     ]
     assert ehr.types == ["room.created", "teleconsultation.cancelled"]
     assert ehr.ids == [receiver.ids[1], receiver.ids[2]]  # the same events, the same ids
+
+
+async def test_an_event_not_accepted_within_the_max_age_fails_is_listed_and_retried(
+    hooked: Hooked, receiver: Receiver, clock: FrozenClock
+) -> None:
+    client = await hooked(WEBHOOK_MAX_AGE_MS="60000")
+    receiver.answers = [500] * 50
+    room_id = await create(client, teleconsultation(2, DOCTOR))
+    created_at = clock()
+    for _ in range(20):  # a minute of attempts, backing off: the last one at the deadline
+        await deliver_all(client)
+        clock.advance(seconds=10)
+    attempts = len(receiver.received)
+    assert 4 <= attempts <= 12
+    event_id = f"evt_{room_id}_1_0"
+    assert receiver.ids == [event_id] * attempts
+
+    response = await client.get("/webhooks/failed")
+    assert response.status == 200
+    [failed] = (await response.json())["failed"]
+    assert failed == {
+        "id": f"default.{event_id}",
+        "eventId": event_id,
+        "endpoint": "default",
+        "type": "teleconsultation.created",
+        "teleconsultationId": room_id,
+        "attempts": attempts,
+        "lastError": "HTTP 500",
+        "occurredAt": "2030-02-22T12:00:00.000Z",
+        "failedAt": failed["failedAt"],
+        "payload": receiver.received[0].payload,
+    }
+    assert created_at + timedelta(seconds=60) <= datetime.fromisoformat(failed["failedAt"])
+    metrics = await (await client.get("/-/metrics")).text()
+    assert (
+        'teleconsult_webhook_deliveries_total{endpoint="default",outcome="failed"} 1.0' in metrics
+    )
+    assert (
+        f'teleconsult_webhook_deliveries_total{{endpoint="default",outcome="retried"}} '
+        f"{attempts - 1}.0"
+    ) in metrics
+
+    receiver.answers = []
+    response = await client.post(f"/webhooks/failed/default.{event_id}/retry")
+    assert response.status == 202
+    await deliver_all(client)
+    assert receiver.ids == [event_id] * (attempts + 1)
+    assert await (await client.get("/webhooks/failed")).json() == {"failed": []}
+    response = await client.post(f"/webhooks/failed/default.{event_id}/retry")
+    assert response.status == 404
+    assert await response.json() == error(
+        404,
+        f"No failed webhook delivery has the id 'default.{event_id}' (GET /webhooks/failed "
+        "lists them; one already retried is no longer failed).",
+    )
+
+
+async def test_a_410_turns_the_endpoint_off_for_every_replica_until_a_retry(
+    hooked: Hooked, receiver: Receiver, log_lines: LogLines
+) -> None:
+    first, second = await hooked(), await hooked()
+    receiver.answers = [410]
+    room_id = await create(first, teleconsultation(2, DOCTOR))
+    await deliver_all(first)
+    other = await create(second, teleconsultation(2, DOCTOR))
+    await deliver_all(second)  # the other replica sends nothing more
+    assert receiver.ids == [f"evt_{room_id}_1_0"]
+    warning = next(line for line in log_lines.parsed() if "410 Gone" in line["msg"])
+    assert warning["msg"] == (
+        "webhook endpoint default answered 410 Gone: it is turned off for every replica, and "
+        "its events fail until a retry (POST /webhooks/failed/{id}/retry) turns it on"
+    )
+    failed = (await (await second.get("/webhooks/failed")).json())["failed"]
+    assert sorted(f["id"] for f in failed) == sorted(
+        [f"default.evt_{room_id}_1_0", f"default.evt_{other}_1_0"]
+    )
+    assert {f["lastError"] for f in failed} == {"the endpoint answered 410 Gone and was turned off"}
+    assert SECRET not in log_lines.text
+
+    response = await second.post(f"/webhooks/failed/default.evt_{other}_1_0/retry")
+    assert response.status == 202
+    await deliver_all(first)
+    assert receiver.ids == [f"evt_{room_id}_1_0", f"evt_{other}_1_0"]
+
+
+async def test_failed_deliveries_are_for_managers(hooked: Hooked) -> None:
+    client = await hooked(MANAGER_GROUPS="ops")
+    response = await client.get("/webhooks/failed", headers={"miausergroups": "doctor"})
+    assert response.status == 403
+    response = await client.post("/webhooks/failed/default.x/retry")
+    assert response.status == 403
+    response = await client.get("/webhooks/failed?limit=2", headers={"miausergroups": "ops"})
+    assert (response.status, await response.json()) == (200, {"failed": []})
+    response = await client.get("/webhooks/failed?limit=0", headers={"miausergroups": "ops"})
+    assert response.status == 400
+    assert await response.json() == error(
+        400, "limit: Must be greater than or equal to 1 and less than or equal to 500."
+    )
 
 
 async def test_no_endpoint_no_event(make_client: MakeClient) -> None:
