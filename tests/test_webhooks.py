@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 from standardwebhooks import Webhook
 
 from teleconsult import keys
@@ -463,6 +464,67 @@ async def test_failed_deliveries_are_for_managers(hooked: Hooked) -> None:
     assert await response.json() == error(
         400, "limit: Must be greater than or equal to 1 and less than or equal to 500."
     )
+
+
+def readme_receiver() -> str:
+    """The receiver README.md shows, in its "Webhooks" section."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Webhooks\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_readmes_receiver_verifies_and_takes_each_event_once(
+    make_client: MakeClient,
+    aiohttp_server: Server,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    clock: FrozenClock,
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    example: dict[str, Any] = {}
+    exec(readme_receiver(), example)  # noqa: S102  # the README's own code
+    app = web.Application()
+    app.router.add_post("/hooks", example["receive"])
+    server = await aiohttp_server(app)
+    client = await make_client(WEBHOOK_URL=str(server.make_url("/hooks")), WEBHOOK_SECRET=SECRET)
+    room_id = await create(client, teleconsultation(2, DOCTOR))
+    store = client.app[keys.STORE]
+    await deliver_all(client)
+    assert await store.webhooks.claim("test", clock(), clock(), 1) == []  # nothing more is due
+    delivered = await store.webhooks.get(f"default.evt_{room_id}_1_0")
+    assert delivered is not None
+    assert delivered.status is DeliveryStatus.DELIVERED
+    assert capsys.readouterr().out == f"teleconsultation.created {room_id}\n"
+
+    async with ClientSession() as session:
+        body = json.dumps(delivered.payload)
+        signed = Webhook(SECRET).sign(delivered.event_id, datetime.now(UTC), body)
+        headers = {"webhook-id": delivered.event_id, "webhook-signature": signed}
+        now = str(int(datetime.now(UTC).timestamp()))
+        replayed = await session.post(
+            server.make_url("/hooks"), data=body, headers={**headers, "webhook-timestamp": now}
+        )
+        assert replayed.status == 204  # sent again (a lease ran out mid-send): dropped
+        forged = await session.post(
+            server.make_url("/hooks"),
+            data=body.replace("created", "cancelled"),
+            headers={**headers, "webhook-timestamp": now},
+        )
+        assert forged.status == 401
+        stale = str(int(datetime.now(UTC).timestamp()) - 600)
+        old = await session.post(
+            server.make_url("/hooks"),
+            data=body,
+            headers={
+                **headers,
+                "webhook-timestamp": stale,
+                "webhook-signature": Webhook(SECRET).sign(
+                    delivered.event_id, datetime.fromtimestamp(int(stale), UTC), body
+                ),
+            },
+        )
+        assert old.status == 401
+    assert capsys.readouterr().out == ""
 
 
 async def test_no_endpoint_no_event(make_client: MakeClient) -> None:

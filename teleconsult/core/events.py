@@ -90,6 +90,8 @@ def events_of_change(
 ) -> list[Event]:
     """The events of one write: `kind` (created, updated, participant added, cancelled), then
     what happened to the room, then where `links.available` stands."""
+    if before is not None:  # a replica whose clock is behind still orders them after
+        now = max(now, before.updated_at)
     events: list[Event] = []
 
     def add(event_type: str, due_at: datetime = now, withdrawn: bool = False, **extra: Any) -> None:

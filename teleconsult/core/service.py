@@ -1,10 +1,12 @@
 """Use cases: create, update, add a participant, join, cancel.
 
 Each use case reads the record, lets the domain decide, does the provider work,
-and writes the record back with compare-and-set. When another replica wrote
-first, the work is redone on the fresh record (a bounded number of times) and
-the room made for the losing attempt is deleted, so concurrent requests lose
-nothing. The outbox bookkeeping around each room is `core.outbox.RoomJobs`.
+and writes the record back with compare-and-set, together with the webhook
+deliveries of the events it makes (`core.events`), in the same store write.
+When another replica wrote first, the work is redone on the fresh record (a
+bounded number of times) and the room made for the losing attempt is deleted,
+so concurrent requests lose nothing. The outbox bookkeeping around each room is
+`core.outbox.RoomJobs`.
 """
 
 from __future__ import annotations
