@@ -211,7 +211,8 @@ class Webhooks(Protocol):
         ...
 
     async def retry_failed(self, delivery_id: str, now: datetime, deadline: datetime) -> bool:
-        """Make a failed delivery pending again, due now; False when none has this id."""
+        """Make a failed delivery pending again, due now (or when it was to happen, if that
+        is later); False when none has this id."""
         ...
 
     async def get(self, delivery_id: str) -> Delivery | None: ...

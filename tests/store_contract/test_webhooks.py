@@ -187,6 +187,15 @@ async def test_an_endpoint_turned_off_fails_its_pending_deliveries(open_store: O
     await second.webhooks.turn_on("a")
     assert await first.webhooks.turned_off() == {}
 
+    later = delivery(other.id, 1, endpoint="c", due_at=NOW + DAY)  # failed before it was due
+    await first.records.replace(replace(other, version=2), 1, [later])
+    await first.webhooks.relay(100)
+    assert await first.webhooks.fail_endpoint("c", NOW, "410 Gone") == 1
+    assert await first.webhooks.retry_failed(later.id, NOW, NOW + DAY) is True
+    retried = await first.webhooks.get(later.id)
+    assert retried is not None
+    assert (retried.status, retried.next_at) == (DeliveryStatus.PENDING, NOW + DAY)
+
 
 async def test_finished_deliveries_are_purged(open_store: Opener) -> None:
     store = await open_store()

@@ -236,15 +236,15 @@ class MongoWebhooks(MongoCollection):
             result = await database[DELIVERIES].update_one(
                 {"_id": delivery_id, "status": DeliveryStatus.FAILED.value},
                 {
+                    "$max": {"nextAt": now},  # an event not yet due keeps its time
                     "$set": {
                         "status": PENDING,
-                        "nextAt": now,
                         "deadline": deadline,
                         "attempts": 0,
                         "finishedAt": None,
                         "leaseUntil": EPOCH,
                         "leaseOwner": None,
-                    }
+                    },
                 },
             )
         return bool(result.matched_count)

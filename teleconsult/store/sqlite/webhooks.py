@@ -168,7 +168,8 @@ class SQLiteWebhooks(SQLiteTable):
 
     async def retry_failed(self, delivery_id: str, now: datetime, deadline: datetime) -> bool:
         retried = await self._connection.write(
-            f"UPDATE {self._table} SET status = ?, next_at = ?, deadline = ?, attempts = 0,"
+            f"UPDATE {self._table} SET status = ?, next_at = max(next_at, ?), deadline = ?,"
+            " attempts = 0,"
             " finished_at = NULL, lease_until = 0, lease_owner = NULL WHERE id = ? AND status = ?",
             (PENDING, millis(now), millis(deadline), delivery_id, DeliveryStatus.FAILED.value),
         )
