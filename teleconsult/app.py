@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 
 import aiohttp
 import pluggy
@@ -25,14 +26,17 @@ from teleconsult.api.observe import observe_middleware
 from teleconsult.configuration.catalog import secret_names
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings, placeholder_variables
+from teleconsult.configuration.webhooks import webhook_endpoints
 from teleconsult.core.clock import Clock, utc_now
 from teleconsult.core.domain import WritePolicy
+from teleconsult.core.events import Announcer
 from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.roster import Rosters
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.core.store_gauges import StoreGauges
+from teleconsult.core.webhooks import Deliverer
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability import redaction
 from teleconsult.observability.measured import Observer, measured
@@ -76,6 +80,7 @@ def create_app(
     """
     plugins = choose_plugins(settings, extra_plugins)
     check_store_url(settings.store_url)
+    endpoints = webhook_endpoints(settings, config)
     environment = dict(os.environ if environ is None else environ)
 
     app = web.Application(
@@ -106,6 +111,16 @@ def create_app(
             app[keys.VIDEO_PROVIDER] = video
             app[keys.IDENTITY_PROVIDER] = identity
             measured_video = measured(video, metrics.observe_provider("video", video.name))
+            max_age = timedelta(milliseconds=settings.webhook_max_age_ms)
+            deliverer = app[keys.DELIVERER] = Deliverer(
+                store,
+                endpoints,
+                clock,
+                metrics,
+                timeout=timedelta(milliseconds=settings.webhook_timeout_ms),
+                max_age=max_age,
+            )
+            stack.push_async_callback(deliverer.close)
             service = app[keys.SERVICE] = TeleconsultationService(
                 store=store,
                 video=measured_video,
@@ -118,6 +133,12 @@ def create_app(
                     admin_groups=settings.admin_groups,
                     allow_anonymous=settings.allow_anonymous_writes,
                 ),
+                announcer=Announcer(
+                    [endpoint.filter for endpoint in endpoints],
+                    settings.room_policy,
+                    max_age,
+                    on_written=deliverer.wake,
+                ),
             )
             reconciler = app[keys.RECONCILER] = Reconciler(store, service.jobs, clock, metrics)
             if settings.reconcile_interval_ms:
@@ -125,6 +146,11 @@ def create_app(
                     reconciler.run_forever(settings.reconcile_interval_ms / 1000)
                 )
                 stack.push_async_callback(_stop, task)
+            if settings.webhook_poll_interval_ms and endpoints:
+                sending = asyncio.create_task(
+                    deliverer.run_forever(settings.webhook_poll_interval_ms / 1000)
+                )
+                stack.push_async_callback(_stop, sending)
             gauges = app[keys.STORE_GAUGES] = StoreGauges(store, metrics, clock)
             gauges_task = asyncio.create_task(gauges.run_forever())
             stack.push_async_callback(_stop, gauges_task)
@@ -227,6 +253,7 @@ def measured_store(store: Store, observe: Observer) -> Store:
         records=measured(store.records, observe),
         users=measured(store.users, observe),
         outbox=measured(store.outbox, observe),
+        webhooks=measured(store.webhooks, observe),
         idempotency=measured(store.idempotency, observe),
         provider_data=measured(store.provider_data, observe),
         health=measured(store.health, observe),

@@ -20,6 +20,7 @@ from teleconsult.app import choose_plugins, create_app
 from teleconsult.configuration.catalog import Section, help_text, markdown_table, unknown_variables
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
+from teleconsult.configuration.webhooks import webhook_endpoints
 from teleconsult.errors import ConfigurationError, Unavailable
 from teleconsult.observability.logs import configure_logging
 from teleconsult.provider_check import check, report
@@ -103,6 +104,7 @@ def check_config(environ: Mapping[str, str], sections: Sequence[Section]) -> Non
     warn_of_unknown_variables(environ, sections)
     plugins = choose_plugins(settings)
     check_store_url(settings.store_url)
+    webhook_endpoints(settings, config)
     for plugin in (plugins.video, plugins.identity):
         if plugin.check_settings is not None:
             plugin.check_settings(ProviderContext(settings, config, environ))

@@ -14,6 +14,7 @@ from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.core.store_gauges import StoreGauges
+from teleconsult.core.webhooks import Deliverer
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers.protocols import IdentityProvider, VideoProvider
 from teleconsult.store import Store
@@ -28,6 +29,8 @@ SERVICE = web.AppKey("service", TeleconsultationService)
 METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 STORE_GAUGES = web.AppKey("store_gauges", StoreGauges)
+DELIVERER = web.AppKey("deliverer", Deliverer)
+"""Sends the webhook deliveries (`run_once`), and re-sends failed ones (`retry`)."""
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
 PLACEHOLDERS = web.AppKey("placeholders", tuple[str, ...])

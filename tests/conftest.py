@@ -106,11 +106,13 @@ def build_app(
         plugins: Sequence[object] = (),
         **environ: str,
     ) -> web.Application:
-        # The reconciler runs when a test calls it (RECONCILER.run_once), unless asked for;
-        # the video provider is the in-memory fake, with its fault injection, unless asked for.
+        # The reconciler and the webhook deliverer run when a test calls them (RECONCILER and
+        # DELIVERER .run_once), unless asked for; the video provider is the in-memory fake,
+        # with its fault injection, unless asked for.
         env = {
             "STORE_URL": store_url,
             "RECONCILE_INTERVAL_MS": "0",
+            "WEBHOOK_POLL_INTERVAL_MS": "0",
             "VIDEO_PROVIDER": "fake",
             **environ,
         }

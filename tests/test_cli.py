@@ -75,12 +75,12 @@ def test_the_readme_lists_the_settings_as_declared() -> None:
     assert ["| variable | default | meaning |", *table.splitlines()] == (
         markdown_table(SECTIONS).splitlines()
     )
-    assert len(ROWS) == 79
+    assert len(ROWS) == 84
 
 
 def test_the_core_and_each_built_in_provider_declare_their_settings() -> None:
     assert [(section.title, len(section.settings)) for section in SECTIONS] == [
-        ("teleconsult", 34),
+        ("teleconsult", 39),
         ("video provider bandyer (VIDEO_PROVIDER=bandyer)", 4),
         ("video provider fake (VIDEO_PROVIDER=fake)", 2),
         ("video provider jitsi (VIDEO_PROVIDER=jitsi)", 9),
@@ -345,6 +345,7 @@ def test_the_secret_settings() -> None:
         "LIVEKIT_API_KEY",
         "LIVEKIT_API_SECRET",
         "STORE_URL",
+        "WEBHOOK_SECRET",
         "WEBRTC_LINK_SECRET",
         "WEBRTC_TURN_SECRET",
     ]
@@ -365,6 +366,7 @@ LIVEKIT = {"VIDEO_PROVIDER": "livekit", "LIVEKIT_URL": "https://lk.example.org"}
         ({"AUTH0_DOMAIN": "t", "AUTH0_CLIENT_ID": "i"}, "AUTH0_CLIENT_SECRET", "file-secret-2"),
         ({}, "WEBRTC_LINK_SECRET", "webrtc-link-secret-from-a-file-0123456789"),
         ({"WEBRTC_TURN_URLS": "turn:turn.example.org"}, "WEBRTC_TURN_SECRET", "turn-secret-from-a-file"),
+        ({"WEBHOOK_URL": "https://hooks.example.org/in"}, "WEBHOOK_SECRET", "whsec_" + "QUJD" * 8),
     ],
 )  # fmt: skip
 def test_each_secret_is_read_from_its_file_and_never_shown(

@@ -81,6 +81,8 @@ async def api(make_client: MakeClient) -> Client:
         ("/credentials", "POST"),
         ("/settings/background-image", "POST"),
         ("/settings/update", "PATCH"),
+        ("/webhooks/failed", "GET"),
+        ("/webhooks/failed/default.evt_1/retry", "POST"),
     ],
 )
 async def test_a_preflight_from_an_allowed_origin_names_the_route_methods_and_headers(

@@ -59,6 +59,11 @@ def test_defaults() -> None:
         http_read_timeout_ms=30000,
         sqlite_synchronous="full",
         cors_allowed_origins=frozenset(),
+        webhook_url=None,
+        webhook_secret=None,
+        webhook_timeout_ms=5000,
+        webhook_max_age_ms=86400000,
+        webhook_poll_interval_ms=1000,
     )
     assert settings.room_policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)

@@ -355,3 +355,37 @@ class CompanySchema(Schema):
     company = fields.Dict(
         required=True, metadata={"description": "The company, as the provider describes it."}
     )
+
+
+class FailedWebhookSchema(Schema):
+    id = fields.String(
+        required=True, metadata={"description": "The delivery: `<endpoint>.<event id>`."}
+    )
+    eventId = fields.String(required=True, metadata={"description": "Its `webhook-id`."})
+    endpoint = fields.String(required=True)
+    type = fields.String(required=True)
+    teleconsultationId = fields.String(required=True)
+    attempts = fields.Integer(required=True)
+    lastError = fields.String(
+        required=True, allow_none=True, metadata={"description": "What the last attempt got."}
+    )
+    occurredAt = fields.String(required=True)
+    failedAt = fields.String(required=True, allow_none=True)
+    payload = fields.Dict(
+        required=True, metadata={"description": "The body it carries (ids, states, times)."}
+    )
+
+
+class FailedWebhooksSchema(Schema):
+    failed = fields.List(fields.Nested(FailedWebhookSchema), required=True)
+
+
+class FailedQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Integer(
+        strict=False,
+        validate=validate.Range(min=1, max=500),
+        metadata={"description": "At most this many, the most recently failed first (100)."},
+    )

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from teleconsult.core.domain import TOOLS, Privilege, Privileges
+from teleconsult.core.events import EVENT_TYPES
 from teleconsult.errors import ConfigurationError
 from teleconsult.validation import error_lines
 
@@ -30,6 +31,18 @@ class PathStep:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """One webhook endpoint of the configuration file's `webhooks`."""
+
+    name: str
+    url: str
+    events: frozenset[str]
+    """The event types it receives (all when the file names none)."""
+    secret_file: str | None
+    """Where its signing secret is; None: WEBHOOK_SECRET's."""
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     privileges: Privileges
     environment: str
@@ -41,6 +54,7 @@ class ServiceConfig:
     """None means the default: the header named by USERID_HEADER_KEY."""
     custom_user_id_source: str
     custom_user_id_target: str
+    webhooks: tuple[WebhookConfig, ...] = ()
 
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -143,6 +157,29 @@ class _CustomUserId(_Strict):
     target = fields.String(load_default="authUserId")
 
 
+class _Webhook(_Strict):
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z0-9_-]{1,32}$", error="Use 1 to 32 lowercase letters, digits, '_' or '-'."
+        ),
+    )
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+    events = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)), validate=validate.Length(min=1)
+    )
+    secretFile = fields.String(validate=validate.Length(min=1))
+
+    @post_load
+    def to_webhook(self, data: dict[str, Any], **_: Any) -> WebhookConfig:
+        return WebhookConfig(
+            name=data["name"],
+            url=data["url"],
+            events=frozenset(data.get("events", EVENT_TYPES)),
+            secret_file=data.get("secretFile"),
+        )
+
+
 class _ServiceConfig(_Strict):
     privileges = fields.Nested(_Privileges, required=True)
     environment = fields.String(
@@ -154,6 +191,7 @@ class _ServiceConfig(_Strict):
     groupsWithBackgroundList = _groups()
     userIdPathInRequest = fields.List(fields.Nested(_PathStep), validate=validate.Length(min=1))
     customUserId = fields.Nested(_CustomUserId, load_default=lambda: _CustomUserId().load({}))
+    webhooks = fields.List(fields.Nested(_Webhook), validate=validate.Length(max=16))
 
 
 def parse_config(raw: object, origin: str) -> ServiceConfig:
@@ -175,6 +213,7 @@ def parse_config(raw: object, origin: str) -> ServiceConfig:
         user_id_path=tuple(steps) if steps else None,
         custom_user_id_source=data["customUserId"]["source"],
         custom_user_id_target=data["customUserId"]["target"],
+        webhooks=tuple(data.get("webhooks", ())),
     )
 
 

@@ -8,6 +8,8 @@ its default and meaning: the README's table and `teleconsult --help` show them
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import ipaddress
 import re
@@ -214,6 +216,39 @@ SETTINGS: tuple[Setting, ...] = (
         "unset behind a gateway that answers CORS itself",
     ),
     Setting(
+        "WEBHOOK_URL",
+        "",
+        'where each change\'s signed events are sent (README, "Webhooks"): an https URL (http '
+        "for a loopback host only); unset = none (endpoints with event filters can be listed in "
+        "the service configuration file's `webhooks`)",
+    ),
+    Setting(
+        "WEBHOOK_SECRET",
+        "",
+        "the Standard Webhooks signing secret: `whsec_` and 24 to 64 random bytes in base64 "
+        "(`echo whsec_$(openssl rand -base64 32)`); needed by `WEBHOOK_URL` and by configured "
+        "endpoints without a `secretFile` (never logged)",
+        secret=True,
+    ),
+    Setting(
+        "WEBHOOK_TIMEOUT_MS",
+        "5000",
+        "how long a webhook receiver may take to answer a delivery before it counts as failed "
+        "(and is retried)",
+    ),
+    Setting(
+        "WEBHOOK_MAX_AGE_MS",
+        "86400000",
+        "how long an event is retried, with exponential backoff and jitter, before it is marked "
+        "failed (listed by `GET /webhooks/failed`): a day",
+    ),
+    Setting(
+        "WEBHOOK_POLL_INTERVAL_MS",
+        "1000",
+        "how often each replica looks in the store for events to deliver (events made by the "
+        "replica itself go out at once); `0`: this replica delivers none",
+    ),
+    Setting(
         "SHUTDOWN_GRACE_MS",
         "25000",
         "on SIGTERM, how long in-flight requests may take to finish before the store and sessions "
@@ -264,6 +299,11 @@ class Settings:
     http_read_timeout_ms: int
     sqlite_synchronous: str
     cors_allowed_origins: frozenset[str]
+    webhook_url: str | None
+    webhook_secret: str | None
+    webhook_timeout_ms: int
+    webhook_max_age_ms: int
+    webhook_poll_interval_ms: int
 
     @property
     def verifies_tokens(self) -> bool:
@@ -287,6 +327,14 @@ class Settings:
         user_map = environ.get("USER_ID_MAP_CRUD_NAME") or environ.get("USER_MAP_ID_CRUD_NAME")
         config_path = reader.text("TELECONSULTATION_SERVICE_CONFIG_PATH")
         store_url = reader.secret("STORE_URL")
+        webhook_url = reader.url("WEBHOOK_URL", strip_slash=False) or None
+        webhook_secret = reader.secret("WEBHOOK_SECRET") or None
+        if webhook_secret is not None:
+            check_webhook_secret("WEBHOOK_SECRET", webhook_secret)
+        elif webhook_url is not None:
+            raise ConfigurationError(
+                "WEBHOOK_URL needs WEBHOOK_SECRET, the key its events are signed with."
+            )
         with contextlib.suppress(ValueError):
             redaction.add_secret(urlsplit(store_url).password)  # mongodb://user:<password>@host
         return cls(
@@ -347,6 +395,15 @@ class Settings:
             ),
             sqlite_synchronous=reader.choice("SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS_MODES),
             cors_allowed_origins=reader.origins("CORS_ALLOWED_ORIGINS"),
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            webhook_timeout_ms=reader.integer("WEBHOOK_TIMEOUT_MS", minimum=100, maximum=60_000),
+            webhook_max_age_ms=reader.integer(
+                "WEBHOOK_MAX_AGE_MS", minimum=1000, maximum=30 * 24 * 3600 * 1000
+            ),
+            webhook_poll_interval_ms=reader.integer(
+                "WEBHOOK_POLL_INTERVAL_MS", minimum=0, maximum=3_600_000
+            ),
         )
 
 
@@ -411,6 +468,31 @@ def _token_settings(
     if issuer is None:
         raise ConfigurationError("JWT_AUDIENCE needs JWT_ISSUER (or AUTH0_DOMAIN).")
     return jwks_url, audience, issuer
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105  # the form's prefix, not a secret
+
+
+def check_webhook_secret(origin: str, secret: str) -> None:
+    """A Standard Webhooks secret: `whsec_` and 24 to 64 bytes in base64. The error names
+    where the secret came from, never the secret."""
+    body = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        key = base64.b64decode(body, validate=True) if body != secret else b""
+    except binascii.Error:
+        key = b""
+    if not 24 <= len(key) <= 64:
+        raise ConfigurationError(
+            f"{origin} must be {WEBHOOK_SECRET_PREFIX} followed by 24 to 64 bytes in base64 "
+            f"(echo {WEBHOOK_SECRET_PREFIX}$(openssl rand -base64 32))."
+        )
+
+
+def read_secret_file(variable: str, path: str) -> str:
+    """The secret in the file at `path` (see `_secret_file`), redacted from then on."""
+    value = _secret_file(variable, path)
+    redaction.add_secret(value)
+    return value
 
 
 def _secret_file(variable: str, path: str) -> str:
@@ -481,6 +563,23 @@ def web_origin(name: str, text: str) -> str:
     return f"{parts.scheme}://{host}{shown_port}"
 
 
+def secure_url(origin: str, value: str) -> str:
+    """`value` if it is an https URL, or an http one to a loopback host; else one line naming
+    `origin` (a variable, or a place in the configuration file)."""
+    try:
+        scheme, hostname = urlsplit(value).scheme, urlsplit(value).hostname
+    except ValueError:  # an unclosed [IPv6 literal, a bad port
+        scheme, hostname = "", None
+    if scheme not in ("http", "https") or not hostname:
+        raise ConfigurationError(f"{origin} must be an https URL; got {value!r}.")
+    if scheme == "http" and not _loopback(hostname):
+        raise ConfigurationError(
+            f"{origin} must be an https URL (http is accepted for a loopback host only); "
+            f"got {value!r}."
+        )
+    return value
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -547,21 +646,15 @@ class SettingsReader:
             raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
         return value
 
-    def url(self, name: str) -> str:
+    def url(self, name: str, *, strip_slash: bool = True) -> str:
         """An https URL (plain http only to a loopback host, for tests and local runs), or ""
-        when unset. A provider's credentials never travel in clear over a network."""
+        when unset; without its final slash unless `strip_slash` is False (a receiver's URL
+        is used as given). A provider's credentials never travel in clear over a network."""
         value = self.text(name)
         if not value:
             return ""
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError(f"{name} must be an https URL; got {value!r}.")
-        if parts.scheme == "http" and not _loopback(parts.hostname):
-            raise ConfigurationError(
-                f"{name} must be an https URL (http is accepted for a loopback host only); "
-                f"got {value!r}."
-            )
-        return value.rstrip("/")
+        checked = secure_url(name, value)
+        return checked.rstrip("/") if strip_slash else checked
 
     def names(self, name: str) -> frozenset[str]:
         """A comma-separated list of names (groups), blanks dropped."""

@@ -1,10 +1,12 @@
 """Use cases: create, update, add a participant, join, cancel.
 
 Each use case reads the record, lets the domain decide, does the provider work,
-and writes the record back with compare-and-set. When another replica wrote
-first, the work is redone on the fresh record (a bounded number of times) and
-the room made for the losing attempt is deleted, so concurrent requests lose
-nothing. The outbox bookkeeping around each room is `core.outbox.RoomJobs`.
+and writes the record back with compare-and-set, together with the webhook
+deliveries of the events it makes (`core.events`), in the same store write.
+When another replica wrote first, the work is redone on the fresh record (a
+bounded number of times) and the room made for the losing attempt is deleted,
+so concurrent requests lose nothing. The outbox bookkeeping around each room is
+`core.outbox.RoomJobs`.
 
 Each change is logged as one event line (`observability.logs.event`) once its
 write succeeded: never for an attempt that lost, never with a name or a link.
@@ -20,7 +22,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Generic, TypeVar
 
-from teleconsult.core import domain
+from teleconsult.core import domain, events
 from teleconsult.core.clock import Clock, format_date, utc_now
 from teleconsult.core.domain import (
     ANONYMOUS,
@@ -33,6 +35,7 @@ from teleconsult.core.domain import (
     Teleconsultation,
     WritePolicy,
 )
+from teleconsult.core.events import Announcer
 from teleconsult.core.outbox import COMMIT_DEADLINE, RoomJobs
 from teleconsult.errors import (
     Conflict,
@@ -103,8 +106,10 @@ class TeleconsultationService:
         clock: Clock = utc_now,
         background_groups: frozenset[str] = frozenset(),
         write_policy: WritePolicy = domain.OPEN_WRITES,
+        announcer: Announcer | None = None,
     ) -> None:
         self.store = store
+        self.announcer = announcer or Announcer()
         self.write_policy = write_policy
         self.video = video
         self.identity = identity
@@ -141,7 +146,7 @@ class TeleconsultationService:
         def created(written: Teleconsultation) -> None:
             _event("teleconsultation created", written, caller, **_counts(written))
 
-        await self._commit(None, record, created)
+        await self._commit(None, record, events.CREATED, created)
         return record.id
 
     async def update(
@@ -184,7 +189,7 @@ class TeleconsultationService:
             fields = domain.changed_fields(before, written)
             _event("teleconsultation changed", written, caller, changed=fields)
 
-        await self._mutate(teleconsultation_id, caller, change, changed)
+        await self._mutate(teleconsultation_id, caller, change, events.UPDATED, changed)
 
     async def add_participant(
         self, teleconsultation_id: str, entry: ParticipantEntry, caller: Caller
@@ -214,7 +219,7 @@ class TeleconsultationService:
             newcomer = entry.external_id
             _event("participant added", written, caller, participantId=newcomer, **_counts(written))
 
-        await self._mutate(teleconsultation_id, caller, change, added)
+        await self._mutate(teleconsultation_id, caller, change, events.PARTICIPANT_ADDED, added)
 
     async def join(
         self,
@@ -294,9 +299,10 @@ class TeleconsultationService:
                 updated_at=self.clock(),
                 updater_id=caller.id or ANONYMOUS,
             )
+            deliveries = self.announcer.deliveries(events.CANCELLED, current, trashed)
             try:
                 async with asyncio.timeout(COMMIT_DEADLINE.total_seconds()):
-                    await self.store.records.replace(trashed, current.version)
+                    await self.store.records.replace(trashed, current.version, deliveries)
             except VersionConflict:
                 if job is not None:
                     await self.jobs.close(job)  # the room is still the record's: keep it
@@ -307,6 +313,8 @@ class TeleconsultationService:
                 ) from None
             deleting = room.provider_room_id if room else None
             _event("teleconsultation cancelled", current, caller, providerRoomId=deleting)
+            if deliveries:
+                self.announcer.on_written()
             if job is not None and room is not None:
                 await self.jobs.settle(job, room.provider_room_id, "cancelled")
             return
@@ -343,6 +351,7 @@ class TeleconsultationService:
         teleconsultation_id: str,
         caller: Caller,
         change: Callable[[Teleconsultation, datetime], Awaitable[Teleconsultation]],
+        kind: str,
         announce: Callable[[Teleconsultation, Teleconsultation], None],
     ) -> None:
         """Apply `change` with compare-and-set; `announce(before, written)` logs the one
@@ -358,7 +367,7 @@ class TeleconsultationService:
                 updater_id=caller.id or ANONYMOUS,
             )
             try:
-                await self._commit(current, proposed, partial(announce, current))
+                await self._commit(current, proposed, kind, partial(announce, current))
             except VersionConflict:
                 continue
             return
@@ -368,9 +377,11 @@ class TeleconsultationService:
         self,
         current: Teleconsultation | None,
         proposed: Teleconsultation,
+        kind: str,
         announce: Callable[[Teleconsultation], None],
     ) -> None:
-        """Give `proposed` the room it needs, write it, then delete the room it no longer needs.
+        """Give `proposed` the room it needs, write it (with the events of `kind` of change),
+        then delete the room it no longer needs.
 
         A new room is created before the write and the old one deleted after it, so
         a change never leaves its record pointing to a room it deleted. Each room
@@ -386,7 +397,7 @@ class TeleconsultationService:
         try:
             async with asyncio.timeout(seconds):
                 with outbound.deadline(seconds):  # rate-limit waits fit inside it too
-                    await self._commit_in_time(current, proposed, announce)
+                    await self._commit_in_time(current, proposed, kind, announce)
         except TimeoutError:
             raise TooSlow(
                 "The change did not complete in time; it may or may not have been applied. "
@@ -397,6 +408,7 @@ class TeleconsultationService:
         self,
         current: Teleconsultation | None,
         proposed: Teleconsultation,
+        kind: str,
         announce: Callable[[Teleconsultation], None],
     ) -> None:
         old_room = current.room if current is not None else None
@@ -428,11 +440,12 @@ class TeleconsultationService:
             await self.jobs.open(proposed.id, retiring.provider_room_id) if retiring else None
         )
         record = replace(proposed, room=new_room)
+        deliveries = self.announcer.deliveries(kind, current, record)
         try:
             if current is None:
-                await self.store.records.insert(record)
+                await self.store.records.insert(record, deliveries)
             else:
-                await self.store.records.replace(record, current.version)
+                await self.store.records.replace(record, current.version, deliveries)
         except VersionConflict:  # certainly not written: settle at once
             if creation is not None and new_room is not None:
                 await self.jobs.settle(creation, new_room.provider_room_id, "lost_race")
@@ -442,6 +455,8 @@ class TeleconsultationService:
         # Any other failure may or may not have written the record (a lost acknowledgement):
         # both jobs stay, and the reconciler judges them against the record as it is.
         announce(record)
+        if deliveries:
+            self.announcer.on_written()
         if new_room is not None and creation is not None:
             _event(
                 "room replaced" if retiring is not None else "room created",

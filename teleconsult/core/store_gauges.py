@@ -33,11 +33,13 @@ class StoreGauges:
         self.clock = clock
 
     async def refresh(self) -> None:
-        """Count teleconsultations by state and the outbox backlog; keep the last values
+        """Count teleconsultations by state, the outbox backlog and the webhook deliveries; keep
+        the last values
         when the store does not answer."""
         try:
             counts = await self.store.records.count_by_state()
             pending, oldest = await self.store.outbox.job_backlog()
+            deliveries, failed, oldest_delivery = await self.store.webhooks.backlog()
         except Unavailable as error:
             log.debug("store gauges not refreshed: %s", error.message)
             return
@@ -46,6 +48,10 @@ class StoreGauges:
         self.metrics.pending_jobs.set(pending)
         age = (self.clock() - oldest).total_seconds() if oldest else 0.0
         self.metrics.oldest_job_age.set(max(0.0, age))
+        self.metrics.webhook_pending.set(deliveries)
+        self.metrics.webhook_failed.set(failed)
+        waited = (self.clock() - oldest_delivery).total_seconds() if oldest_delivery else 0.0
+        self.metrics.webhook_oldest_pending_age.set(max(0.0, waited))
         self.metrics.store_gauges_refreshed = time.monotonic()
 
     async def run_forever(self) -> None:

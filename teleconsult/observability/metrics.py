@@ -84,6 +84,32 @@ class Metrics:
             "teleconsult_reconciliation_jobs", "Outbox jobs the reconciler finished.",
             ["outcome"], registry=r,
         )  # fmt: skip
+        self.webhook_deliveries = Counter(
+            "teleconsult_webhook_deliveries",
+            "Webhook deliveries by endpoint and outcome: delivered, retried (an attempt failed), "
+            "failed (for good: GET /webhooks/failed), gone (the endpoint answered 410).",
+            ["endpoint", "outcome"], registry=r,
+        )  # fmt: skip
+        self.webhook_delay = Histogram(
+            "teleconsult_webhook_delay_seconds",
+            "From an event (a change, or a due time) to its delivery.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600), registry=r,
+        )  # fmt: skip
+        self.webhook_pending = Gauge(
+            "teleconsult_webhook_pending",
+            "Webhook deliveries waiting to be sent, future ones included (database-wide).",
+            registry=r,
+        )  # fmt: skip
+        self.webhook_failed = Gauge(
+            "teleconsult_webhook_failed",
+            "Webhook deliveries that failed for good and wait for an operator (database-wide).",
+            registry=r,
+        )  # fmt: skip
+        self.webhook_oldest_pending_age = Gauge(
+            "teleconsult_webhook_oldest_pending_age_seconds",
+            "How long the oldest due webhook delivery has waited; 0 when none (database-wide).",
+            registry=r,
+        )  # fmt: skip
         self.teleconsultations = Gauge(
             "teleconsult_teleconsultations",
             "Stored teleconsultations by state (database-wide: aggregate with max).",

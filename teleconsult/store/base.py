@@ -1,5 +1,5 @@
-"""The store, one protocol per aggregate: records, the user map, the outbox, idempotency keys,
-and what providers keep.
+"""The store, one protocol per aggregate: records, the user map, the outbox, webhook deliveries,
+idempotency keys, and what providers keep.
 
 A backend (SQLite, MongoDB, ...) is a package with one module per aggregate, and
 the contract suite in `tests/store_contract/` has one file per aggregate, so a
@@ -10,25 +10,72 @@ these semantics:
 - trashed records are invisible to `get`;
 - the user map holds one provider user per (provider, external id), whoever
   writes first wins;
-- an outbox job and an idempotency key are leased or claimed by one conditional
-  write each, so one replica wins.
+- an outbox job, a webhook delivery and an idempotency key are leased or claimed
+  by one conditional write each, so one replica wins;
+- a change's webhook deliveries are written in the same write as its record
+  (one transaction in SQLite; inside the record's own document in MongoDB,
+  moved to the deliveries by `Webhooks.relay`), so none is lost or invented.
 Failures to reach the database are `Unavailable` (503).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from teleconsult.core.domain import Teleconsultation
 
 
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    """Not delivered within WEBHOOK_MAX_AGE_MS, or its endpoint is off: for an operator."""
+    DROPPED = "dropped"
+    """Withdrawn before it was sent (a `links.available` whose room went)."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one webhook endpoint, and where its sending stands.
+
+    Deliveries of one endpoint and teleconsultation go out one at a time, in the
+    order of (`due_at`, `seq`). Writing a delivery whose id exists changes it only
+    when the stored one is pending or dropped and of an older `version`: so a
+    time-based event is moved or withdrawn by later changes, and a write repeated
+    (the MongoDB relay after a crash) changes nothing.
+    """
+
+    id: str
+    event_id: str
+    """The `webhook-id`: the same at every attempt, so receivers can drop duplicates."""
+    endpoint: str
+    teleconsultation_id: str
+    type: str
+    payload: dict[str, Any]
+    due_at: datetime
+    seq: int
+    version: int
+    status: DeliveryStatus
+    next_at: datetime
+    """When it may be tried (again)."""
+    deadline: datetime
+    """After a failed attempt past this, it fails for good."""
+    attempts: int = 0
+    last_error: str | None = None
+    finished_at: datetime | None = None
+
+
 class Records(Protocol):
     """Teleconsultation records."""
 
-    async def insert(self, teleconsultation: Teleconsultation) -> None:
-        """Store a new record (its id is new)."""
+    async def insert(
+        self, teleconsultation: Teleconsultation, deliveries: Sequence[Delivery] = ()
+    ) -> None:
+        """Store a new record (its id is new) and, in the same write, its deliveries."""
         ...
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
@@ -39,10 +86,17 @@ class Records(Protocol):
         """The record with this id, trashed or not (for the reconciler)."""
         ...
 
-    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
-        """Overwrite the record if its stored version is `expected_version`.
+    async def replace(
+        self,
+        teleconsultation: Teleconsultation,
+        expected_version: int,
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
+        """Overwrite the record if its stored version is `expected_version`, and write its
+        deliveries in the same write.
 
-        Raise `VersionConflict` otherwise (including when it was trashed meanwhile).
+        Raise `VersionConflict` otherwise (including when it was trashed meanwhile); then
+        no delivery is written.
         """
         ...
 
@@ -112,6 +166,75 @@ class Outbox(Protocol):
 
     async def job_backlog(self) -> tuple[int, datetime | None]:
         """How many jobs wait, and when the oldest was written."""
+        ...
+
+
+class Webhooks(Protocol):
+    """Webhook deliveries, leased to one replica at a time, and the endpoints turned off."""
+
+    async def relay(self, limit: int) -> int:
+        """Make the deliveries written with up to `limit` records claimable; return how many
+        records had some. A store that writes them in place (SQLite) has none to relay."""
+        ...
+
+    async def claim(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Delivery]:
+        """Lease up to `limit` pending deliveries that are due, not leased by a live owner,
+        and first of their endpoint and teleconsultation (none pending before them)."""
+        ...
+
+    async def delivered(self, delivery_id: str, owner: str, version: int, now: datetime) -> bool:
+        """Mark a delivery `owner` leases delivered; False when the lease was lost or a
+        later change rewrote it (it will be sent again)."""
+        ...
+
+    async def retry_later(
+        self, delivery_id: str, owner: str, version: int, next_at: datetime, error: str
+    ) -> bool:
+        """Count a failed attempt, release the lease, wait until `next_at`; the deliveries
+        queued behind it wait as long."""
+        ...
+
+    async def fail(
+        self, delivery_id: str, owner: str, version: int, now: datetime, error: str
+    ) -> bool:
+        """Mark a delivery `owner` leases failed (counting the attempt)."""
+        ...
+
+    async def fail_endpoint(self, endpoint: str, now: datetime, error: str) -> int:
+        """Mark failed the pending, unleased deliveries of an endpoint that is off."""
+        ...
+
+    async def list_failed(self, limit: int) -> list[Delivery]:
+        """The failed deliveries, the most recently failed first."""
+        ...
+
+    async def retry_failed(self, delivery_id: str, now: datetime, deadline: datetime) -> bool:
+        """Make a failed delivery pending again, due now (or when it was to happen, if that
+        is later); False when none has this id."""
+        ...
+
+    async def get(self, delivery_id: str) -> Delivery | None: ...
+
+    async def turn_off(self, endpoint: str, url: str, now: datetime) -> None:
+        """Remember that `endpoint`, at `url`, answered 410 Gone: every replica stops."""
+        ...
+
+    async def turned_off(self) -> dict[str, str]:
+        """The endpoints turned off, each with the URL that answered 410."""
+        ...
+
+    async def turn_on(self, endpoint: str) -> None: ...
+
+    async def purge(self, done_before: datetime, failed_before: datetime, limit: int) -> int:
+        """Delete up to `limit` deliveries delivered or dropped before `done_before`, and
+        as many failed before `failed_before`; return how many went."""
+        ...
+
+    async def backlog(self) -> tuple[int, int, datetime | None]:
+        """How many deliveries are pending and failed, and when the oldest pending one was
+        due."""
         ...
 
 
@@ -234,6 +357,7 @@ class Store:
     records: Records
     users: UserMap
     outbox: Outbox
+    webhooks: Webhooks
     idempotency: IdempotencyKeys
     provider_data: ProviderData
     health: Health

@@ -17,6 +17,7 @@ from teleconsult.store.mongo.outbox import MongoOutbox
 from teleconsult.store.mongo.provider_data import MongoProviderData
 from teleconsult.store.mongo.records import MongoRecords
 from teleconsult.store.mongo.users import MongoUserMap
+from teleconsult.store.mongo.webhooks import MongoWebhooks
 
 __all__ = ["SCHEMES", "connect_mongo", "database_name", "open_mongo"]
 
@@ -40,12 +41,14 @@ async def open_mongo(
     outbox = MongoOutbox(connection)
     keys = MongoIdempotencyKeys(connection)
     provider_data = MongoProviderData(connection)
-    parts = (records, user_map, outbox, keys, provider_data)
+    webhooks = MongoWebhooks(connection, teleconsultations)
+    parts = (records, user_map, outbox, webhooks, keys, provider_data)
     await connection.prepare([part.create_indexes for part in parts])
     return Store(
         records=records,
         users=user_map,
         outbox=outbox,
+        webhooks=webhooks,
         idempotency=keys,
         provider_data=provider_data,
         health=connection,

@@ -1,15 +1,16 @@
 """The production store's connection: MongoDB, shared by any number of service replicas.
 
-Every write is a single-document operation, so no transaction (and no replica
-set) is needed. The service starts while MongoDB is down: pymongo connects
+Every write that must be atomic is a single-document operation (a change and
+its webhook deliveries share the record's document), so no transaction (and no
+replica set) is needed. The service starts while MongoDB is down: pymongo connects
 lazily, each call that cannot reach the server is a 503 (`Unavailable`),
 `/-/ready` says 503 until a ping answers, and each aggregate's indexes are
 created by the first call that gets through. An outage is logged in one short
 line when it starts ("store unreachable: host:port: reason") and one when it
 ends, not on every call. The store keeps to the collection
 calls mongomock-motor supports (find_one, find, insert_one, update_one,
-find_one_and_update, delete_one, delete_many, count_documents, create_index),
-so CI runs the same code without a server.
+find_one_and_update, update_many, delete_one, delete_many, count_documents,
+create_index), so CI runs the same code without a server.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -9,8 +10,10 @@ from pymongo import ASCENDING
 
 from teleconsult.core.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
+from teleconsult.store.base import Delivery
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.mongo.connection import MongoCollection
+from teleconsult.store.mongo.webhooks import OUTBOX_FIELD, outbox_entries
 
 
 class MongoRecords(MongoCollection):
@@ -20,9 +23,14 @@ class MongoRecords(MongoCollection):
             name="state_teleconsultationState",
         )
 
-    async def insert(self, teleconsultation: Teleconsultation) -> None:
+    async def insert(
+        self, teleconsultation: Teleconsultation, deliveries: Sequence[Delivery] = ()
+    ) -> None:
+        document = _to_mongo(teleconsultation)
+        if deliveries:  # in the record's own document: written exactly when it is
+            document[OUTBOX_FIELD] = outbox_entries(list(deliveries))
         async with self._database.guard() as database:
-            await database[self._collection].insert_one(_to_mongo(teleconsultation))
+            await database[self._collection].insert_one(document)
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
         return await self._find(
@@ -37,9 +45,17 @@ class MongoRecords(MongoCollection):
             document = await database[self._collection].find_one(query)
         return None if document is None else _from_mongo(document)
 
-    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
+    async def replace(
+        self,
+        teleconsultation: Teleconsultation,
+        expected_version: int,
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
         document = _to_mongo(teleconsultation)
         object_id = document.pop("_id")
+        update: dict[str, Any] = {"$set": document}
+        if deliveries:  # in the same single-document write as the record
+            update["$push"] = {OUTBOX_FIELD: {"$each": outbox_entries(list(deliveries))}}
         async with self._database.guard() as database:
             result = await database[self._collection].update_one(
                 {
@@ -47,7 +63,7 @@ class MongoRecords(MongoCollection):
                     "version": expected_version,
                     "__STATE__": RecordState.PUBLIC.value,
                 },
-                {"$set": document},
+                update,
             )
         if result.matched_count != 1:
             raise VersionConflict(teleconsultation.id)

@@ -9,6 +9,7 @@ from teleconsult.store.sqlite.outbox import SQLiteOutbox
 from teleconsult.store.sqlite.provider_data import SQLiteProviderData
 from teleconsult.store.sqlite.records import SQLiteRecords
 from teleconsult.store.sqlite.users import SQLiteUserMap
+from teleconsult.store.sqlite.webhooks import SQLiteWebhooks
 
 __all__ = ["SCHEME", "open_sqlite", "sqlite_path"]
 
@@ -18,17 +19,19 @@ async def open_sqlite(
 ) -> Store:
     """The store in the file `url` names, each aggregate's tables created if missing."""
     connection = await SQLiteConnection.open(url, synchronous)
-    records = SQLiteRecords(connection, teleconsultations)
+    webhooks = SQLiteWebhooks(connection)
+    records = SQLiteRecords(connection, teleconsultations, webhooks)
     user_map = SQLiteUserMap(connection, users)
     outbox = SQLiteOutbox(connection)
     keys = SQLiteIdempotencyKeys(connection)
     provider_data = SQLiteProviderData(connection)
-    parts = (records, user_map, outbox, keys, provider_data)
+    parts = (records, user_map, outbox, webhooks, keys, provider_data)
     await connection.create_schema([part.create_schema for part in parts])
     return Store(
         records=records,
         users=user_map,
         outbox=outbox,
+        webhooks=webhooks,
         idempotency=keys,
         provider_data=provider_data,
         health=connection,

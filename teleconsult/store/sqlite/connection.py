@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,8 @@ survives a power failure. NORMAL syncs at checkpoints only: it survives a crash 
 process, but a power failure may lose the last commits (docs/operations.md, Security)."""
 
 
+Statement = tuple[str, Iterable[object]]
+"""One SQL statement and its parameters."""
 SchemaStep = Callable[[aiosqlite.Connection], Awaitable[None]]
 """Creates (idempotently) what one aggregate needs: its tables, indexes and migrations."""
 
@@ -134,15 +136,29 @@ class SQLiteConnection:
         return await asyncio.shield(self._transaction(sql, tuple(parameters)))
 
     async def _transaction(self, sql: str, parameters: tuple[object, ...]) -> int:
+        return await self._together([(sql, parameters)])
+
+    async def write_together(self, statements: Sequence[Statement]) -> int:
+        """Run writes in one IMMEDIATE transaction, all or none: the first must change a
+        row (a compare-and-set), else nothing is written. Return the rows the first changed."""
+        return await asyncio.shield(self._together(statements))
+
+    async def _together(self, statements: Sequence[Statement]) -> int:
         async with self.guard() as db:
             await db.execute("BEGIN IMMEDIATE")
             try:
-                cursor = await db.execute(sql, parameters)
-                await db.execute("COMMIT")
+                changed = 0
+                for index, (sql, parameters) in enumerate(statements):
+                    cursor = await db.execute(sql, tuple(parameters))
+                    if index == 0:
+                        changed = cursor.rowcount
+                        if changed == 0:
+                            break
+                await db.execute("COMMIT" if changed else "ROLLBACK")
             except Exception:
                 await db.execute("ROLLBACK")
                 raise
-            return cursor.rowcount
+            return changed
 
     async def read_one(self, sql: str, parameters: Iterable[object]) -> Any:
         """One row by key, on the event loop's own connection when there is one."""

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import aiosqlite
 
 from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
+from teleconsult.store.base import Delivery
 from teleconsult.store.documents import from_document, to_document
-from teleconsult.store.sqlite.connection import SQLiteTable, encode
+from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, encode
+from teleconsult.store.sqlite.webhooks import SQLiteWebhooks
 
 
 class SQLiteRecords(SQLiteTable):
+    """A record and its webhook deliveries are written in one transaction."""
+
+    def __init__(self, connection: SQLiteConnection, table: str, webhooks: SQLiteWebhooks) -> None:
+        super().__init__(connection, table)
+        self._webhooks = webhooks
+
     async def create_schema(self, db: aiosqlite.Connection) -> None:
         await db.execute(
             f"CREATE TABLE IF NOT EXISTS {self._table} ("
@@ -20,8 +29,10 @@ class SQLiteRecords(SQLiteTable):
             " document TEXT NOT NULL)"
         )
 
-    async def insert(self, teleconsultation: Teleconsultation) -> None:
-        await self._connection.write(
+    async def insert(
+        self, teleconsultation: Teleconsultation, deliveries: Sequence[Delivery] = ()
+    ) -> None:
+        insert = (
             f"INSERT INTO {self._table} (id, state, version, document) VALUES (?, ?, ?, ?)",
             (
                 teleconsultation.id,
@@ -30,6 +41,7 @@ class SQLiteRecords(SQLiteTable):
                 encode(to_document(teleconsultation)),
             ),
         )
+        await self._connection.write_together([insert, *self._webhooks.put(deliveries)])
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
         row = await self._connection.read_one(
@@ -44,8 +56,13 @@ class SQLiteRecords(SQLiteTable):
         )
         return None if row is None else from_document(json.loads(row[0]))
 
-    async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
-        changed = await self._connection.write(
+    async def replace(
+        self,
+        teleconsultation: Teleconsultation,
+        expected_version: int,
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
+        update = (
             f"UPDATE {self._table} SET state = ?, version = ?, document = ?"
             " WHERE id = ? AND version = ? AND state = ?",
             (
@@ -57,6 +74,7 @@ class SQLiteRecords(SQLiteTable):
                 RecordState.PUBLIC.value,
             ),
         )
+        changed = await self._connection.write_together([update, *self._webhooks.put(deliveries)])
         if changed != 1:
             raise VersionConflict(teleconsultation.id)
 

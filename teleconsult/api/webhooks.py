@@ -1,0 +1,96 @@
+"""Failed webhook deliveries, for an operator: list them, send one again (manager calls)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import docs, response_schema
+from marshmallow import ValidationError
+
+from teleconsult import keys
+from teleconsult.api.schemas import FailedQuerySchema, FailedWebhooksSchema
+from teleconsult.api.teleconsultations import errors, manager_of
+from teleconsult.core.clock import format_date
+from teleconsult.errors import NotFound
+from teleconsult.store.base import Delivery
+from teleconsult.validation import invalid
+
+TAGS = ["webhooks"]
+DEFAULT_LIMIT = 100
+
+
+@docs(
+    tags=TAGS,
+    operationId="listFailedWebhooks",
+    summary="Webhook deliveries that failed for good",
+    description=(
+        "Deliveries not accepted within WEBHOOK_MAX_AGE_MS, or whose endpoint answered "
+        "410 Gone, the most recently failed first. Kept 30 days."
+    ),
+    parameters=[
+        {
+            "in": "query",
+            "name": "limit",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+            "description": "At most this many (default 100).",
+        }
+    ],
+    responses=errors(400, 401, 403, 503),
+)
+@response_schema(FailedWebhooksSchema, 200, description="The failed deliveries.")
+async def list_failed(request: web.Request) -> web.Response:
+    await manager_of(request)
+    try:
+        query: dict[str, Any] = FailedQuerySchema().load(dict(request.query))
+    except ValidationError as error:
+        raise invalid(error.messages, root="query") from None
+    failed = await request.app[keys.STORE].webhooks.list_failed(query.get("limit", DEFAULT_LIMIT))
+    return web.json_response({"failed": [_failed(delivery) for delivery in failed]})
+
+
+@docs(
+    tags=TAGS,
+    operationId="retryFailedWebhook",
+    summary="Send a failed webhook delivery again",
+    description=(
+        "It is due at once, with the same `webhook-id`, and retried for another "
+        "WEBHOOK_MAX_AGE_MS; an endpoint turned off by a 410 is turned on again."
+    ),
+    responses={
+        202: {"description": "Queued again."},
+        **errors(400, 401, 403, 404, 503),
+    },
+)
+async def retry_failed(request: web.Request) -> web.Response:
+    await manager_of(request)
+    delivery_id = request.match_info["id"]
+    if await request.app[keys.DELIVERER].retry(delivery_id) is None:
+        raise NotFound(
+            f"No failed webhook delivery has the id {delivery_id!r} (GET /webhooks/failed "
+            "lists them; one already retried is no longer failed)."
+        )
+    return web.Response(status=202)
+
+
+def _failed(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "eventId": delivery.event_id,
+        "endpoint": delivery.endpoint,
+        "type": delivery.type,
+        "teleconsultationId": delivery.teleconsultation_id,
+        "attempts": delivery.attempts,
+        "lastError": delivery.last_error,
+        "occurredAt": format_date(delivery.due_at),
+        "failedAt": format_date(delivery.finished_at) if delivery.finished_at else None,
+        "payload": delivery.payload,
+    }
+
+
+def setup_routes(app: web.Application) -> list[web.AbstractRoute]:
+    return [
+        app.router.add_get("/webhooks/failed", list_failed, allow_head=False),
+        app.router.add_post("/webhooks/failed/{id}/retry", retry_failed),
+    ]

@@ -1,0 +1,215 @@
+"""Which events a change makes, and what they say: pure functions, no I/O.
+
+A change's events are written in the same store write as the change itself
+(`Records.insert` and `Records.replace` take them), so an event is never lost
+and never announces a change that did not happen. Each event is fanned out to
+the webhook endpoints whose filter takes its type, as one `Delivery` per
+endpoint, which the deliverer (`core.webhooks`) sends.
+
+Ids are stable: `evt_<teleconsultation>_<version>_<n>`, from the record version
+the change wrote, so a retry of a delivery carries the same `webhook-id`. The
+time-based `links.available` has one id per teleconsultation: each change that
+affects it writes it again (due at the new lock time) or withdraws it, and the
+store keeps the newest version's (see `store.base.Delivery`). Payloads carry
+ids, states, times and provider user ids, never names or join links: health
+data and bearer credentials stay in the service, and receivers call back for
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from teleconsult.core import domain
+from teleconsult.core.clock import format_date
+from teleconsult.core.domain import RoomPolicy, Teleconsultation
+from teleconsult.store.base import Delivery, DeliveryStatus
+
+CREATED = "teleconsultation.created"
+UPDATED = "teleconsultation.updated"
+PARTICIPANT_ADDED = "participant.added"
+ROOM_CREATED = "room.created"
+ROOM_REPLACED = "room.replaced"
+LINKS_AVAILABLE = "links.available"
+CANCELLED = "teleconsultation.cancelled"
+EVENT_TYPES: tuple[str, ...] = (
+    CREATED,
+    UPDATED,
+    PARTICIPANT_ADDED,
+    ROOM_CREATED,
+    ROOM_REPLACED,
+    LINKS_AVAILABLE,
+    CANCELLED,
+)
+"""Every type an endpoint's filter may name. Provider events will add theirs here."""
+PER_VERSION = 10
+"""Events one change may write: `seq` is `version * PER_VERSION + n`, so a teleconsultation's
+events sort in the order its changes wrote them."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to a teleconsultation (or, withdrawn, that no longer will)."""
+
+    id: str
+    type: str
+    teleconsultation_id: str
+    version: int
+    """The record version whose write made (or last moved) it."""
+    seq: int
+    due_at: datetime
+    """When it happened; for `links.available`, when it will."""
+    data: dict[str, Any]
+    withdrawn: bool = False
+    """A `links.available` that will not happen after all (the room went, or the
+    teleconsultation was cancelled): pending deliveries of it are dropped."""
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The body a receiver gets, in the Standard Webhooks payload structure."""
+        return {"type": self.type, "timestamp": format_date(self.due_at), "data": self.data}
+
+
+@dataclass(frozen=True)
+class EndpointFilter:
+    """A webhook endpoint as the outbox sees it: its name and the types it takes."""
+
+    name: str
+    types: frozenset[str]
+
+
+def events_of_change(
+    kind: str,
+    before: Teleconsultation | None,
+    after: Teleconsultation,
+    policy: RoomPolicy,
+    now: datetime,
+) -> list[Event]:
+    """The events of one write: `kind` (created, updated, participant added, cancelled), then
+    what happened to the room, then where `links.available` stands."""
+    if before is not None:  # a replica whose clock is behind still orders them after
+        now = max(now, before.updated_at)
+    events: list[Event] = []
+
+    def add(event_type: str, due_at: datetime = now, withdrawn: bool = False, **extra: Any) -> None:
+        n = len(events)
+        # `links.available` has one id per teleconsultation: a later change moves or withdraws it.
+        suffix = "links" if event_type == LINKS_AVAILABLE else f"{after.version}_{n}"
+        events.append(
+            Event(
+                id=f"evt_{after.id}_{suffix}",
+                type=event_type,
+                teleconsultation_id=after.id,
+                version=after.version,
+                seq=after.version * PER_VERSION + n,
+                due_at=due_at,
+                data={} if withdrawn else {**snapshot(after), **extra},
+                withdrawn=withdrawn,
+            )
+        )
+
+    if kind == PARTICIPANT_ADDED and before is not None:
+        [newcomer] = [p for p in after.participants if before.participant(p.external_id) is None]
+        add(kind, participant=_participant(newcomer))
+    else:
+        add(kind)
+    old_room = before.room if before is not None else None
+    if after.room is not None and old_room is None:
+        add(ROOM_CREATED)
+    elif (
+        after.room is not None
+        and old_room is not None
+        and after.room.provider_room_id != old_room.provider_room_id
+    ):
+        add(ROOM_REPLACED, previousProviderRoomId=old_room.provider_room_id)
+    if after.room is not None and after.phase is domain.Phase.ROOM_READY:
+        opens = domain.lock_time(after, policy)
+        # Never before the change that scheduled it: it follows that change's events.
+        add(LINKS_AVAILABLE, due_at=max(opens, now), availableAt=format_date(opens))
+    elif old_room is not None:
+        add(LINKS_AVAILABLE, withdrawn=True)
+    return events
+
+
+def snapshot(record: Teleconsultation) -> dict[str, Any]:
+    """What every event says of its teleconsultation: ids, state, times, provider users."""
+    return {
+        "teleconsultationId": record.id,
+        "version": record.version,
+        "state": record.phase.value,
+        "startDate": format_date(record.start_date),
+        "endDate": format_date(record.end_date),
+        "participantsNumber": record.participants_number,
+        "participants": [_participant(p) for p in record.participants],
+        "providerRoomId": record.room.provider_room_id if record.room else None,
+        "updatedAt": format_date(record.updated_at),
+    }
+
+
+def _participant(participant: domain.Participant) -> dict[str, Any]:
+    return {
+        "userExternalId": participant.external_id,
+        "providerUserId": participant.provider_user_id,
+        "level": participant.level.value,
+    }
+
+
+def deliveries(
+    events: Sequence[Event], endpoints: Sequence[EndpointFilter], max_age: timedelta
+) -> tuple[Delivery, ...]:
+    """One delivery per event and endpoint that takes its type; a withdrawn event becomes a
+    dropped delivery, which ends a pending one of the same id."""
+    return tuple(
+        Delivery(
+            id=delivery_id(endpoint.name, event.id),
+            event_id=event.id,
+            endpoint=endpoint.name,
+            teleconsultation_id=event.teleconsultation_id,
+            type=event.type,
+            payload={} if event.withdrawn else event.payload,
+            due_at=event.due_at,
+            seq=event.seq,
+            version=event.version,
+            status=DeliveryStatus.DROPPED if event.withdrawn else DeliveryStatus.PENDING,
+            next_at=event.due_at,
+            deadline=event.due_at + max_age,
+            finished_at=event.due_at if event.withdrawn else None,
+        )
+        for event in events
+        for endpoint in endpoints
+        if event.type in endpoint.types
+    )
+
+
+def delivery_id(endpoint: str, event_id: str) -> str:
+    """A delivery is an event for one endpoint: `<endpoint>.<event id>`."""
+    return f"{endpoint}.{event_id}"
+
+
+class Announcer:
+    """What the use cases ask: the deliveries a change's write carries, for the endpoints
+    configured (none: nothing is written), and a word once they are written."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[EndpointFilter] = (),
+        policy: RoomPolicy | None = None,
+        max_age: timedelta = timedelta(days=1),
+        on_written: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.endpoints = tuple(endpoints)
+        self.policy = policy
+        self.max_age = max_age
+        self.on_written = on_written
+        """Wakes this replica's deliverer: sooner than its next look at the store."""
+
+    def deliveries(
+        self, kind: str, before: Teleconsultation | None, after: Teleconsultation
+    ) -> tuple[Delivery, ...]:
+        if not self.endpoints or self.policy is None:
+            return ()
+        events = events_of_change(kind, before, after, self.policy, after.updated_at)
+        return deliveries(events, self.endpoints, self.max_age)
