@@ -333,14 +333,14 @@ class CredentialsRequestSchema(StrictSchema):
 
 class CredentialsSchema(Schema):
     accessToken = fields.String(required=True)
-    expiresAt = fields.String(required=True)
+    expiresAt = fields.DateTime(required=True, metadata={"description": "When the token expires."})
     bandyerUserId = fields.String(required=True)
 
 
 class BackgroundSchema(Schema):
     background_alias = fields.String(required=True)
     url = fields.String(required=True)
-    creation_date = fields.String(required=True)
+    creation_date = fields.DateTime(required=True)
 
 
 class BackgroundUploadedSchema(Schema):
