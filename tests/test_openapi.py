@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from openapi_spec_validator import validate
 
 from teleconsult.cli import write_openapi
@@ -31,13 +30,13 @@ from tests.helpers import (
     Client,
     FrozenClock,
     MakeClient,
+    Server,
     create,
     error,
     fake_video,
     teleconsultation,
 )
 
-Server = Callable[[web.Application], Awaitable[TestServer]]
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_FILE = ROOT / "openapi" / "openapi.json"
 REDOCLY = Path(sys.prefix) / "redocly" / "node_modules" / ".bin" / "redocly"
@@ -443,7 +442,7 @@ async def lint(document: dict[str, Any], folder: Path) -> dict[str, Any]:
     assert REDOCLY.exists(), "install the linter with `make .venv/redocly/.installed`"
     process = await asyncio.create_subprocess_exec(
         str(REDOCLY), "lint", "--config", str(REDOCLY_CONFIG), "--format", "json", str(path),
-        env={"PATH": "/usr/bin:/bin", "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"},
+        env={**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser
 
 from teleconsult.plugin import stable_user_id
-from tests.helpers import DOCTOR, PATIENT, FrozenClock, teleconsultation
+from tests.helpers import DOCTOR, PATIENT, FrozenClock, Server, teleconsultation
 from tests.test_webrtc_browser import TIMEOUT_MS, browser, chromium  # noqa: F401 - fixtures
-
-Server = Callable[[web.Application], Awaitable[TestServer]]
 
 
 async def test_authorize_then_try_it_out_shows_a_participant_their_link(

@@ -165,14 +165,10 @@ def _security(
     with_groups: Requirement = {name: [] for name in (CALLER_ID, CALLER_GROUPS) if name in schemes}
     writer = [with_groups]
     if CALLER_GROUPS in schemes and not groups_required and header is not None:
-        writer.append({CALLER_ID: []})
-    if settings.allow_anonymous_writes:
-        writer.extend([{k: v for k, v in r.items() if k != CALLER_ID} for r in list(writer)])
-    unique = []
-    for requirement in writer:
-        if requirement not in unique:
-            unique.append(requirement)
-    return schemes, caller, unique
+        writer.append({CALLER_ID: []})  # an admin's groups are optional
+    if settings.allow_anonymous_writes:  # each way again, without the caller's id
+        writer += [{k: v for k, v in r.items() if k != CALLER_ID} for r in writer]
+    return schemes, caller, [r for i, r in enumerate(writer) if r not in writer[:i]]
 
 
 def _add_shared(operation: dict[str, Any]) -> None:
@@ -240,9 +236,10 @@ def describe(
         schemas["CredentialsRequest"]["properties"]["expiresIn"].update(
             minimum=shortest, maximum=longest
         )
+    by_operation = _examples(resolves_ids)
     for path_item in document["paths"].values():
         for operation in path_item.values():
-            examples = _examples(resolves_ids).get(operation["operationId"])
+            examples = by_operation.get(operation["operationId"])
             if examples is not None:
                 operation["requestBody"]["content"][JSON]["examples"] = examples
 
