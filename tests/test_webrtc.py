@@ -426,7 +426,9 @@ async def test_four_participants_make_a_full_mesh_and_a_fifth_is_refused(
 
     assert response.status == 400
     assert await response.json() == error(
-        400, "participants.number must be between 2 and 4 for this video provider; got 5."
+        400,
+        "participants.number must be between 2 and 4 for this video provider; got 5.",
+        path="participants.number",
     )
     assert all(not ws.closed for ws in sockets)
     for ws in sockets:
