@@ -9,8 +9,9 @@ steps, each with what is known by then:
   answer; the `x-request-id` header of every request and answer;
 - when the app starts, once its providers are open (`describe_providers`, an on_startup
   step): `participants.number` within the video provider's limits, the array-of-ids
-  form only when the identity provider resolves ids, and request examples the server
-  accepts as they are.
+  form only when the identity provider resolves ids, `expiresIn` within the provider's
+  credential bounds, durations within its room bounds when rooms are limited, and
+  request examples the server accepts as they are.
 
 So the served document follows the running configuration; `teleconsult openapi` starts
 the app with the default one (on a temporary store) to write the checked-in document.
@@ -214,6 +215,7 @@ def describe(
     policy: RoomPolicy,
     credentials_seconds: tuple[int, int] | None,
 ) -> None:
+    """The bounds and forms the core checks against the providers, as schema keywords."""
     schemas = document["components"]["schemas"]
     participants = schemas["ParticipantsObject"]["properties"]
     participants["number"].update(
