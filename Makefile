@@ -56,10 +56,23 @@ $(CHROMIUM):
 	apt-get update && apt-get install -y chromium || \
 		{ echo "the browser tests need Debian's chromium: apt-get install -y chromium, as root"; exit 1; }
 
-pytest: $(INSTALLED) $(CHROMIUM)  ## the whole suite on SQLite
+# The OpenAPI linter, Redocly CLI from the npm registry: the version tests/redocly pins (its
+# lock file), installed by npm ci into a folder of the virtualenv, never globally.
+REDOCLY_DIR := $(VENV)/redocly
+REDOCLY_INSTALLED := $(REDOCLY_DIR)/.installed
+
+$(REDOCLY_INSTALLED): tests/redocly/package.json tests/redocly/package-lock.json
+	@command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; } || \
+		{ echo "the OpenAPI lint needs Node.js 20.19+ and npm: apt-get install -y nodejs npm"; exit 1; }
+	@mkdir -p $(REDOCLY_DIR)
+	cp tests/redocly/package.json tests/redocly/package-lock.json $(REDOCLY_DIR)/
+	npm ci --prefix $(REDOCLY_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+pytest: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
-pytest-mongomock: $(INSTALLED) $(CHROMIUM)  ## the whole suite again, every app on the MongoDB store (mongomock)
+pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
 	TEST_STORE=mongomock $(BIN)/pytest -q
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document

@@ -160,7 +160,7 @@ def create_app(
 
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(_close_live_connections)
-    setup_api(app)
+    setup_api(app, user_id_path)
     for routes in plugins.manager.hook.register_routes():
         app.router.add_routes(routes)
     return app

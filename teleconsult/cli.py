@@ -9,13 +9,14 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from teleconsult import __version__
-from teleconsult.api import openapi_document
+from teleconsult.api.document import started_document
 from teleconsult.app import choose_plugins, create_app
 from teleconsult.configuration.catalog import Section, help_text, markdown_table, unknown_variables
 from teleconsult.configuration.service_config import load_config
@@ -116,11 +117,17 @@ def check_config(environ: Mapping[str, str], sections: Sequence[Section]) -> Non
 
 
 def write_openapi(output: Path) -> None:
-    """The document depends on the code only, so it is built from the default settings."""
-    settings = Settings.from_environ({})
-    app = create_app(settings, load_config(None), environ={})
+    """The document of the default configuration (the checked-in one). The served document
+    follows the running configuration, partly from the providers opened at startup: so the
+    app starts here too, on a temporary store, without listening."""
+    with tempfile.TemporaryDirectory() as folder:
+        # Neither the store nor the reconciler shows in the document.
+        environ = {"STORE_URL": f"sqlite:///{Path(folder) / 'openapi.db'}"}
+        environ["RECONCILE_INTERVAL_MS"] = "0"
+        app = create_app(Settings.from_environ(environ), load_config(None), environ=environ)
+        document = asyncio.run(started_document(app))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(openapi_document(app), indent=2, sort_keys=True) + "\n")
+    output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 def provider_check(environ: Mapping[str, str], user_ids: Sequence[str], as_json: bool) -> int:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 from aiohttp_apigami import AiohttpApiSpec
-from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
+from aiohttp_apigami.constants import APISPEC_PARSER
 
 from teleconsult import __version__, keys
-from teleconsult.api import features, health, teleconsultations, webhooks
+from teleconsult.api import document, features, health, teleconsultations, webhooks
 from teleconsult.api.cors import setup_cors
+from teleconsult.api.document import openapi_document
 from teleconsult.api.errors import RequestParser
 from teleconsult.api.schemas import ParticipantsObjectSchema
+from teleconsult.configuration.service_config import PathStep
+
+__all__ = ["openapi_document", "setup_api"]
 
 DESCRIPTION = """Video teleconsultations between doctors and patients.
 
@@ -24,7 +27,8 @@ their own join link, which stays null until the room can no longer change (the i
 window before the start).
 
 The caller says who they are in the caller-id header (`miauserid` unless configured
-otherwise), or with a bearer token when the service verifies tokens. Every error body is
+otherwise), or with a bearer token when the service verifies tokens: the security schemes
+of this document are this deployment's (Authorize, in Swagger UI). Every error body is
 `{statusCode, error, message, code}`; switch on `code`. Send an `Idempotency-Key` with the
 two POSTs to make retries safe, and an `x-request-id` to find a request in the logs."""
 
@@ -32,8 +36,9 @@ VALIDATED = web.RequestKey("validated", dict)
 """Where aiohttp-apigami puts data of schemas without their own key (none of ours)."""
 
 
-def setup_api(app: web.Application) -> None:
-    """Add the API routes, then build the OpenAPI document from them (served at /documentation)."""
+def setup_api(app: web.Application, user_id_path: tuple[PathStep, ...]) -> None:
+    """Add the API routes, then build the OpenAPI document from them (served at /documentation):
+    finished now for the settings, and at startup for the providers (`document`)."""
     setup_cors(
         app,
         [
@@ -59,7 +64,8 @@ def setup_api(app: web.Application) -> None:
         # aiohttp-apigami keeps its spec under a plain string key; harmless, but aiohttp warns.
         warnings.simplefilter("ignore", NotAppKeyWarning)
         spec.register(app, in_place=True)
-        _drop_swagger2_keys(app[SWAGGER_DICT])
+    document.finish(openapi_document(app), app[keys.SETTINGS], user_id_path)
+    app.on_startup.append(document.describe_providers)  # after the cleanup contexts: opened
     app.router.add_get("/documentation", _to_documentation, allow_head=False)
     # A parser of our own, per app: our error bodies, and JSON bodies read within bounds.
     app[APISPEC_PARSER] = RequestParser(app[keys.SETTINGS].http_read_timeout_ms / 1000)
@@ -68,22 +74,3 @@ def setup_api(app: web.Application) -> None:
 async def _to_documentation(request: web.Request) -> web.Response:
     """`/documentation` is where people type; Swagger UI is served at `/documentation/`."""
     raise web.HTTPPermanentRedirect("/documentation/")
-
-
-def openapi_document(app: web.Application) -> dict[str, Any]:
-    """The OpenAPI document the app serves at /documentation/json."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotAppKeyWarning)
-        document: dict[str, Any] = app[SWAGGER_DICT]
-    return document
-
-
-def _drop_swagger2_keys(document: dict[str, Any]) -> None:
-    """aiohttp-apigami adds Swagger 2's `produces` to every operation; OpenAPI 3 has no such key.
-    It also documents HEAD as a copy of GET, with GET's operationId: HEAD is implied by GET
-    (RFC 9110), and one name per operation is what generated clients need."""
-    for path_item in document["paths"].values():
-        path_item.pop("head", None)
-        for operation in path_item.values():
-            operation.pop("produces", None)
-            operation.pop("consumes", None)

@@ -119,7 +119,7 @@ class JwksKeys:
         await self.http.close()
 
 
-def _user_id_header(steps: tuple[PathStep, ...]) -> str | None:
+def user_id_header(steps: tuple[PathStep, ...]) -> str | None:
     """The header `userIdPathInRequest` reads the caller's id from, if it starts with one."""
     if len(steps) >= 2 and steps[0] == PathStep("headers", "object"):
         source = steps[1].source
@@ -179,7 +179,7 @@ class Authenticator:
         self.allow_anonymous_writes = allow_anonymous_writes
         self._single_headers = tuple(
             name.lower()
-            for name in (hdrs.AUTHORIZATION, groups_header, _user_id_header(user_id_path))
+            for name in (hdrs.AUTHORIZATION, groups_header, user_id_header(user_id_path))
             if name
         )
 

@@ -333,14 +333,14 @@ class CredentialsRequestSchema(StrictSchema):
 
 class CredentialsSchema(Schema):
     accessToken = fields.String(required=True)
-    expiresAt = fields.String(required=True)
+    expiresAt = fields.DateTime(required=True, metadata={"description": "When the token expires."})
     bandyerUserId = fields.String(required=True)
 
 
 class BackgroundSchema(Schema):
     background_alias = fields.String(required=True)
     url = fields.String(required=True)
-    creation_date = fields.String(required=True)
+    creation_date = fields.DateTime(required=True)
 
 
 class BackgroundUploadedSchema(Schema):
@@ -369,8 +369,8 @@ class FailedWebhookSchema(Schema):
     lastError = fields.String(
         required=True, allow_none=True, metadata={"description": "What the last attempt got."}
     )
-    occurredAt = fields.String(required=True)
-    failedAt = fields.String(required=True, allow_none=True)
+    occurredAt = fields.DateTime(required=True)
+    failedAt = fields.DateTime(required=True, allow_none=True)
     payload = fields.Dict(
         required=True, metadata={"description": "The body it carries (ids, states, times)."}
     )

@@ -275,10 +275,26 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
     operationId="deleteTeleconsultation",
     summary="Cancel a teleconsultation",
     description=(
-        "Marks the record TRASH, then deletes the provider room; allowed even when locked. "
-        "Never fails because of the provider: a room it cannot delete now is deleted later."
+        "Allowed even when locked, to the caller who may change it. First the deletion of "
+        "the provider room is written down (an outbox job in the store), then the record is "
+        "marked TRASH and stops pointing to the room: from then on GET answers 404 and no "
+        "link is handed out. Then the room is deleted. This never fails because of the video "
+        "provider: if the room cannot be deleted now, the answer is still 204 and the "
+        "reconciler (every RECONCILE_INTERVAL_MS, in any replica) retries the deletion until "
+        "it succeeds. A second DELETE answers 404."
     ),
-    responses={204: {"description": "Cancelled."}, **errors(400, 401, 403, 404, 503, 504)},
+    responses={
+        204: {
+            "description": "Cancelled: the record is trashed; the room is deleted, now or "
+            "by the reconciler."
+        },
+        **errors(400, 401, 403, 404, 503, 504),
+        409: {
+            "schema": ErrorSchema,
+            "description": "`contention`: the teleconsultation kept changing while it was "
+            "being cancelled; nothing was done, retry.",
+        },
+    },
 )
 async def delete_teleconsultation(request: web.Request) -> web.Response:
     await request.app[keys.SERVICE].cancel(request.match_info["roomId"], await manager_of(request))

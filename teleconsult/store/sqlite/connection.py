@@ -181,9 +181,12 @@ class SQLiteConnection:
         await self.read_all("SELECT 1")
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-        await self._db.close()
+        """After the operation in progress, and any already waiting: a shielded write whose
+        caller was cancelled (a provider's, at a quick stop) still finishes."""
+        async with self._lock:
+            if self._reader is not None:
+                self._reader.close()
+            await self._db.close()
 
 
 class SQLiteTable:
