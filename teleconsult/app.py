@@ -26,6 +26,7 @@ from teleconsult.configuration.settings import Settings, placeholder_variables
 from teleconsult.core.clock import Clock, utc_now
 from teleconsult.core.domain import WritePolicy
 from teleconsult.core.features import ProviderFeatures
+from teleconsult.core.listing import Listing
 from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.roster import Rosters
@@ -125,6 +126,7 @@ def create_app(
             stack.push_async_callback(_stop, gauges_task)
             app[keys.FEATURES] = ProviderFeatures(service, measured_video, config.privileges)
             app[keys.ROOM_DETAILS] = RoomDetailsCache(measured_video)
+            app[keys.LISTING] = Listing(store.records)
             yield
 
     app.cleanup_ctx.append(resources)

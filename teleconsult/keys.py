@@ -9,6 +9,7 @@ from teleconsult.api.auth import Authenticator
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.features import ProviderFeatures
+from teleconsult.core.listing import Listing
 from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.service import TeleconsultationService
@@ -29,6 +30,7 @@ RECONCILER = web.AppKey("reconciler", Reconciler)
 STORE_GAUGES = web.AppKey("store_gauges", StoreGauges)
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
+LISTING = web.AppKey("listing", Listing)
 PLACEHOLDERS = web.AppKey("placeholders", tuple[str, ...])
 """Variables still set to a placeholder value: the replica is not ready (`/-/ready`)."""
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)

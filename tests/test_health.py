@@ -63,6 +63,7 @@ async def test_the_api_documentation_is_served(client: Client) -> None:
         "/teleconsultation/{roomId}",
         "/teleconsultation/{roomId}/participants/data",
         "/teleconsultation/{roomId}/uploads",
+        "/teleconsultations",
     ]
     response = await client.get("/documentation/")
     assert response.status == 200

@@ -21,6 +21,8 @@ from marshmallow import (
     validates_schema,
 )
 
+from teleconsult.core.domain import Phase
+from teleconsult.core.listing import DEFAULT_LIMIT, MAX_LIMIT
 from teleconsult.errors import ERROR_CODES
 
 NON_EMPTY = validate.Length(min=1)
@@ -354,4 +356,64 @@ class SettingsUpdateSchema(StrictSchema):
 class CompanySchema(Schema):
     company = fields.Dict(
         required=True, metadata={"description": "The company, as the provider describes it."}
+    )
+
+
+class ListQuerySchema(StrictSchema):
+    """The filters of GET /teleconsultations; an unknown one is a 400, not silently ignored."""
+
+    participant = fields.String(
+        validate=NAME,
+        metadata={
+            "description": "A participant's external id; managers only, for anyone but the "
+            "caller (default: the caller; for a manager, every teleconsultation)."
+        },
+    )
+    from_ = AwareDate(
+        data_key="from",
+        metadata={"description": "Teleconsultations starting at or after this date."},
+    )
+    to = AwareDate(metadata={"description": "Teleconsultations starting before this date."})
+    state = fields.String(
+        validate=validate.OneOf([phase.value for phase in Phase]),
+        metadata={"description": "Only teleconsultations in this state."},
+    )
+    limit = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Items per page, {DEFAULT_LIMIT} by default."},
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=256),
+        metadata={"description": "`nextCursor` of the previous page."},
+    )
+
+
+class KnownParticipantSchema(Schema):
+    userExternalId = fields.String(required=True)
+    fullName = fields.String(required=True)
+
+
+class ListedTeleconsultationSchema(Schema):
+    id = fields.String(required=True)
+    start_date = fields.String(required=True, metadata={"example": DATE_EXAMPLE})
+    end_date = fields.String(required=True, metadata={"example": DATE_EXAMPLE})
+    createdAt = fields.String(required=True, metadata={"example": DATE_EXAMPLE})
+    updatedAt = fields.String(required=True, metadata={"example": DATE_EXAMPLE})
+    state = fields.String(required=True, validate=validate.OneOf([phase.value for phase in Phase]))
+    participantsNumber = fields.Integer(
+        required=True, metadata={"description": "How many participants it is for."}
+    )
+    participants = fields.List(
+        fields.Nested(KnownParticipantSchema),
+        required=True,
+        metadata={"description": "The participants known so far (never their links)."},
+    )
+
+
+class TeleconsultationListSchema(Schema):
+    items = fields.List(fields.Nested(ListedTeleconsultationSchema), required=True)
+    nextCursor = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
     )

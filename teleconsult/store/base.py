@@ -21,7 +21,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from teleconsult.core.domain import Teleconsultation
+from teleconsult.core.domain import Phase, Teleconsultation
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """A page of records in (start date, id) order: a keyset page, stable while records change."""
+
+    limit: int
+    participant: str | None = None
+    """Only records with this participant (an external id); None: every record."""
+    start_from: datetime | None = None
+    """Inclusive."""
+    start_before: datetime | None = None
+    """Exclusive."""
+    phase: Phase | None = None
+    after: tuple[datetime, str] | None = None
+    """The (start date, id) of the last record of the previous page."""
 
 
 class Records(Protocol):
@@ -48,6 +64,10 @@ class Records(Protocol):
 
     async def count_by_state(self) -> dict[str, int]:
         """How many records are in each `teleconsultationState` (trashed ones are `cancelled`)."""
+        ...
+
+    async def find_page(self, query: RecordQuery) -> list[Teleconsultation]:
+        """Records (trashed ones too) matching `query`, by start date then id, `limit` at most."""
         ...
 
 

@@ -35,6 +35,8 @@ async def test_starting_twice_creates_no_duplicate_index_and_changes_no_data() -
     }
     assert sorted(await database["teleconsultations"].index_information()) == [
         "_id_",
+        "participant_startDate",
+        "startDate",
         "state_teleconsultationState",
     ]
     assert await second.records.get(original.id) == original

@@ -9,6 +9,7 @@ from pymongo import ASCENDING
 
 from teleconsult.core.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
+from teleconsult.store.base import RecordQuery
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.mongo.connection import MongoCollection
 
@@ -18,6 +19,18 @@ class MongoRecords(MongoCollection):
         await database[self._collection].create_index(
             [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
             name="state_teleconsultationState",
+        )
+        # Listing: a participant's records by start date, and every record by start date.
+        await database[self._collection].create_index(
+            [
+                ("participants.userExternalId", ASCENDING),
+                ("startDate", ASCENDING),
+                ("_id", ASCENDING),
+            ],
+            name="participant_startDate",
+        )
+        await database[self._collection].create_index(
+            [("startDate", ASCENDING), ("_id", ASCENDING)], name="startDate"
         )
 
     async def insert(self, teleconsultation: Teleconsultation) -> None:
@@ -60,6 +73,36 @@ class MongoRecords(MongoCollection):
                 )
                 for phase in Phase
             }
+
+    async def find_page(self, query: RecordQuery) -> list[Teleconsultation]:
+        conditions: list[dict[str, Any]] = []
+        if query.participant is not None:
+            conditions.append({"participants.userExternalId": query.participant})
+        if query.start_from is not None:
+            conditions.append({"startDate": {"$gte": query.start_from}})
+        if query.start_before is not None:
+            conditions.append({"startDate": {"$lt": query.start_before}})
+        if query.phase is not None:
+            conditions.append({"teleconsultationState": query.phase.value})
+        if query.after is not None:
+            start, last_id = query.after
+            conditions.append(
+                {
+                    "$or": [
+                        {"startDate": {"$gt": start}},
+                        {"startDate": start, "_id": {"$gt": ObjectId(last_id)}},
+                    ]
+                }
+            )
+        async with self._database.guard() as database:
+            return [
+                _from_mongo(document)
+                async for document in database[self._collection].find(
+                    {"$and": conditions} if conditions else {},
+                    sort=[("startDate", ASCENDING), ("_id", ASCENDING)],
+                    limit=query.limit,
+                )
+            ]
 
 
 def _to_mongo(teleconsultation: Teleconsultation) -> dict[str, Any]:

@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from teleconsult.errors import Unavailable
 
+T = TypeVar("T")
 SCHEME = "sqlite://"
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
 """SQLITE_SYNCHRONOUS. In WAL mode, FULL syncs the log at every commit: an acknowledged write
@@ -134,15 +135,27 @@ class SQLiteConnection:
         return await asyncio.shield(self._transaction(sql, tuple(parameters)))
 
     async def _transaction(self, sql: str, parameters: tuple[object, ...]) -> int:
+        async def one(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(sql, parameters)
+            return cursor.rowcount
+
+        return await self._in_transaction(one)
+
+    async def transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run several statements as one IMMEDIATE transaction, shielded like `write`: a record
+        and the rows that index it are written together or not at all."""
+        return await asyncio.shield(self._in_transaction(work))
+
+    async def _in_transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         async with self.guard() as db:
             await db.execute("BEGIN IMMEDIATE")
             try:
-                cursor = await db.execute(sql, parameters)
+                result = await work(db)
                 await db.execute("COMMIT")
-            except Exception:
+            except BaseException:
                 await db.execute("ROLLBACK")
                 raise
-            return cursor.rowcount
+            return result
 
     async def read_one(self, sql: str, parameters: Iterable[object]) -> Any:
         """One row by key, on the event loop's own connection when there is one."""

@@ -1,35 +1,94 @@
-"""Teleconsultation records in SQLite: a JSON document plus the columns the queries need."""
+"""Teleconsultation records in SQLite: a JSON document plus the columns the queries need.
+
+A side table (`<records>_participants`) holds one row per (participant, record), keyed
+by external id then start date, so a participant's listing reads an index range
+whatever the number of records; it is written in the record's own transaction.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import Any
 
 import aiosqlite
 
+from teleconsult.core.clock import to_micros as micros
 from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
+from teleconsult.store.base import RecordQuery
 from teleconsult.store.documents import from_document, to_document
-from teleconsult.store.sqlite.connection import SQLiteTable, encode
+from teleconsult.store.sqlite.connection import SQLiteTable, encode, quoted
+
+COLUMNS = (("start_us", "INTEGER"), ("end_us", "INTEGER"), ("updated_us", "INTEGER"))
+"""Columns added in 0.3 (listing, retention); older files get them, filled, at start."""
 
 
 class SQLiteRecords(SQLiteTable):
+    @property
+    def _participants(self) -> str:
+        return quoted(self._name + "_participants")
+
     async def create_schema(self, db: aiosqlite.Connection) -> None:
         await db.execute(
             f"CREATE TABLE IF NOT EXISTS {self._table} ("
             " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
             " document TEXT NOT NULL)"
         )
+        cursor = await db.execute(f"PRAGMA table_info({self._table})")
+        present = {row[1] for row in await cursor.fetchall()}
+        for column, kind in COLUMNS:
+            if column not in present:
+                await db.execute(f"ALTER TABLE {self._table} ADD COLUMN {column} {kind}")
+        await db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._participants} ("
+            " external_id TEXT NOT NULL, start_us INTEGER NOT NULL, id TEXT NOT NULL,"
+            " PRIMARY KEY (external_id, start_us, id)) WITHOUT ROWID"
+        )
+        for index, columns in (
+            ("_by_start", f"{self._table} (start_us, id)"),
+            ("_trashed", f"{self._table} (state, updated_us)"),
+            ("_by_end", f"{self._table} (end_us)"),
+            ("_participants_id", f"{self._participants} (id)"),
+        ):
+            await db.execute(
+                f"CREATE INDEX IF NOT EXISTS {quoted(self._name + index)} ON {columns}"
+            )
+        await self._fill_new_columns(db)
+
+    async def _fill_new_columns(self, db: aiosqlite.Connection) -> None:
+        """Records written before 0.3 get their columns and participant rows, once."""
+        cursor = await db.execute(
+            f"SELECT document FROM {self._table} WHERE start_us IS NULL OR updated_us IS NULL"
+        )
+        for (document,) in await cursor.fetchall():
+            record = from_document(json.loads(document))
+            await db.execute(
+                f"UPDATE {self._table} SET start_us = ?, end_us = ?, updated_us = ? WHERE id = ?",
+                (*_dates(record), record.id),
+            )
+            await db.execute(f"DELETE FROM {self._participants} WHERE id = ?", (record.id,))
+            await db.executemany(self._insert_participant, _participant_rows(record))
+
+    @property
+    def _insert_participant(self) -> str:
+        return (
+            f"INSERT OR IGNORE INTO {self._participants} (external_id, start_us, id)"
+            " VALUES (?, ?, ?)"
+        )
 
     async def insert(self, teleconsultation: Teleconsultation) -> None:
-        await self._connection.write(
-            f"INSERT INTO {self._table} (id, state, version, document) VALUES (?, ?, ?, ?)",
-            (
-                teleconsultation.id,
-                teleconsultation.state.value,
-                teleconsultation.version,
-                encode(to_document(teleconsultation)),
-            ),
-        )
+        t = teleconsultation
+
+        async def write(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                f"INSERT INTO {self._table} (id, state, version, document, start_us, end_us,"
+                " updated_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (t.id, t.state.value, t.version, encode(to_document(t)), *_dates(t)),
+            )
+            await db.executemany(self._insert_participant, _participant_rows(t))
+
+        await self._connection.transaction(write)
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
         row = await self._connection.read_one(
@@ -45,19 +104,28 @@ class SQLiteRecords(SQLiteTable):
         return None if row is None else from_document(json.loads(row[0]))
 
     async def replace(self, teleconsultation: Teleconsultation, expected_version: int) -> None:
-        changed = await self._connection.write(
-            f"UPDATE {self._table} SET state = ?, version = ?, document = ?"
-            " WHERE id = ? AND version = ? AND state = ?",
-            (
-                teleconsultation.state.value,
-                teleconsultation.version,
-                encode(to_document(teleconsultation)),
-                teleconsultation.id,
-                expected_version,
-                RecordState.PUBLIC.value,
-            ),
-        )
-        if changed != 1:
+        t = teleconsultation
+
+        async def write(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                f"UPDATE {self._table} SET state = ?, version = ?, document = ?, start_us = ?,"
+                " end_us = ?, updated_us = ? WHERE id = ? AND version = ? AND state = ?",
+                (
+                    t.state.value,
+                    t.version,
+                    encode(to_document(t)),
+                    *_dates(t),
+                    t.id,
+                    expected_version,
+                    RecordState.PUBLIC.value,
+                ),
+            )
+            if cursor.rowcount == 1:
+                await db.execute(f"DELETE FROM {self._participants} WHERE id = ?", (t.id,))
+                await db.executemany(self._insert_participant, _participant_rows(t))
+            return cursor.rowcount
+
+        if await self._connection.transaction(write) != 1:
             raise VersionConflict(teleconsultation.id)
 
     async def count_by_state(self) -> dict[str, int]:
@@ -66,3 +134,42 @@ class SQLiteRecords(SQLiteTable):
             f" FROM {self._table} GROUP BY 1"
         )
         return {str(state): int(count) for state, count in rows}
+
+    async def find_page(self, query: RecordQuery) -> list[Teleconsultation]:
+        # One index range: the participant's rows (or every record's) from the cursor on.
+        if query.participant is None:
+            source, k = f"{self._table} r", "r"
+        else:
+            source, k = f"{self._participants} k JOIN {self._table} r ON r.id = k.id", "k"
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if query.participant is not None:
+            conditions.append("k.external_id = ?")
+            parameters.append(query.participant)
+        if query.start_from is not None:
+            conditions.append(f"{k}.start_us >= ?")
+            parameters.append(micros(query.start_from))
+        if query.start_before is not None:
+            conditions.append(f"{k}.start_us < ?")
+            parameters.append(micros(query.start_before))
+        if query.after is not None:
+            conditions.append(f"({k}.start_us, {k}.id) > (?, ?)")
+            parameters += [micros(query.after[0]), query.after[1]]
+        if query.phase is not None:
+            conditions.append("json_extract(r.document, '$.teleconsultationState') = ?")
+            parameters.append(query.phase.value)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._connection.read_all(
+            f"SELECT r.document FROM {source}{where} ORDER BY {k}.start_us, {k}.id LIMIT ?",
+            (*parameters, query.limit),
+        )
+        return [from_document(json.loads(row[0])) for row in rows]
+
+
+def _dates(record: Teleconsultation) -> tuple[int, int, int]:
+    return micros(record.start_date), micros(record.end_date), micros(record.updated_at)
+
+
+def _participant_rows(record: Teleconsultation) -> Iterable[tuple[str, int, str]]:
+    start = micros(record.start_date)
+    return [(p.external_id, start, record.id) for p in record.participants]
