@@ -23,6 +23,7 @@ from teleconsult.api.hardening import setup_hardening
 from teleconsult.api.observe import observe_middleware
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings, placeholder_variables
+from teleconsult.core.audit import AuditLog
 from teleconsult.core.clock import Clock, utc_now
 from teleconsult.core.domain import WritePolicy
 from teleconsult.core.features import ProviderFeatures
@@ -127,6 +128,7 @@ def create_app(
             app[keys.FEATURES] = ProviderFeatures(service, measured_video, config.privileges)
             app[keys.ROOM_DETAILS] = RoomDetailsCache(measured_video)
             app[keys.LISTING] = Listing(store.records)
+            app[keys.AUDIT] = AuditLog(store.audit, clock, settings.audit_retention_days)
             yield
 
     app.cleanup_ctx.append(resources)
@@ -227,6 +229,7 @@ def measured_store(store: Store, observe: Observer) -> Store:
         idempotency=measured(store.idempotency, observe),
         provider_data=measured(store.provider_data, observe),
         health=measured(store.health, observe),
+        audit=measured(store.audit, observe),
     )
 
 

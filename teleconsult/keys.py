@@ -8,6 +8,7 @@ from aiohttp import web
 from teleconsult.api.auth import Authenticator
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
+from teleconsult.core.audit import AuditLog
 from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.listing import Listing
 from teleconsult.core.reconciler import Reconciler
@@ -31,6 +32,8 @@ STORE_GAUGES = web.AppKey("store_gauges", StoreGauges)
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
 LISTING = web.AppKey("listing", Listing)
+AUDIT = web.AppKey("audit", AuditLog)
+"""The audit trail: links and credentials handed out, changes."""
 PLACEHOLDERS = web.AppKey("placeholders", tuple[str, ...])
 """Variables still set to a placeholder value: the replica is not ready (`/-/ready`)."""
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)

@@ -11,7 +11,7 @@ from aiohttp_apigami import AiohttpApiSpec
 from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
 
 from teleconsult import __version__, keys
-from teleconsult.api import features, health, listing, teleconsultations
+from teleconsult.api import audit, features, health, listing, teleconsultations
 from teleconsult.api.errors import RequestParser
 from teleconsult.api.schemas import ParticipantsObjectSchema
 
@@ -35,6 +35,7 @@ def setup_api(app: web.Application) -> None:
     """Add the API routes, then build the OpenAPI document from them (served at /documentation)."""
     teleconsultations.setup_routes(app)
     listing.setup_routes(app)
+    audit.setup_routes(app)
     features.setup_routes(app)
     health.setup_routes(app)
     spec = AiohttpApiSpec(

@@ -21,6 +21,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from teleconsult.core.audit import ACTIONS
 from teleconsult.core.domain import Phase
 from teleconsult.core.listing import DEFAULT_LIMIT, MAX_LIMIT
 from teleconsult.errors import ERROR_CODES
@@ -412,6 +413,53 @@ class ListedTeleconsultationSchema(Schema):
 
 class TeleconsultationListSchema(Schema):
     items = fields.List(fields.Nested(ListedTeleconsultationSchema), required=True)
+    nextCursor = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
+    )
+
+
+class AuditQuerySchema(StrictSchema):
+    limit = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Entries per page, {DEFAULT_LIMIT} by default."},
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=256),
+        metadata={"description": "`nextCursor` of the previous page."},
+    )
+
+
+class AuditEntrySchema(Schema):
+    id = fields.String(required=True)
+    at = fields.String(required=True, metadata={"example": DATE_EXAMPLE})
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    actor = fields.String(
+        required=True, metadata={"description": "The caller's user id (`public` when unknown)."}
+    )
+    participant = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Whose link, or who was added: a user id."},
+    )
+    fields_ = fields.List(
+        fields.String(),
+        data_key="fields",
+        required=True,
+        metadata={"description": "The fields a change gave (names, never values)."},
+    )
+    requestId = fields.String(required=True)
+    clientAddress = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The peer, or X-Forwarded-For from a TRUSTED_PROXIES peer."},
+    )
+    userAgent = fields.String(required=True, allow_none=True)
+
+
+class AuditPageSchema(Schema):
+    items = fields.List(fields.Nested(AuditEntrySchema), required=True)
     nextCursor = fields.String(
         required=True,
         allow_none=True,

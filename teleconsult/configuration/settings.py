@@ -27,6 +27,7 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "silent")
 SQLITE_SYNCHRONOUS_MODES = ("full", "normal", "extra")
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_IMMUTABLE_PERIOD_MS = 30 * 24 * 3600 * 1000
 """Thirty days: a window longer than that is a typo (and would overflow date arithmetic)."""
 
@@ -206,6 +207,18 @@ SETTINGS: tuple[Setting, ...] = (
         "delete); `0` turns it off",
     ),
     Setting(
+        "TRUSTED_PROXIES",
+        "",
+        "comma-separated CIDRs (`10.0.0.0/8, 192.168.1.7/32`) of the proxies in front: only when "
+        "the direct peer is in one is `X-Forwarded-For` believed for the client address the audit "
+        "trail records (the rightmost address not in them); else the peer's address is recorded",
+    ),
+    Setting(
+        "AUDIT_RETENTION_DAYS",
+        "365",
+        "how long audit-trail entries (links and credentials handed out, changes) are kept",
+    ),
+    Setting(
         "SHUTDOWN_GRACE_MS",
         "25000",
         "on SIGTERM, how long in-flight requests may take to finish before the store and sessions "
@@ -255,6 +268,8 @@ class Settings:
     idempotency_max_keys_per_caller: int
     http_read_timeout_ms: int
     sqlite_synchronous: str
+    trusted_proxies: tuple[IPNetwork, ...]
+    audit_retention_days: int
 
     @property
     def verifies_tokens(self) -> bool:
@@ -337,6 +352,8 @@ class Settings:
                 "HTTP_READ_TIMEOUT_MS", minimum=1000, maximum=3_600_000
             ),
             sqlite_synchronous=reader.choice("SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS_MODES),
+            trusted_proxies=reader.networks("TRUSTED_PROXIES"),
+            audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", minimum=1, maximum=36500),
         )
 
 
@@ -500,6 +517,20 @@ class SettingsReader:
     def names(self, name: str) -> frozenset[str]:
         """A comma-separated list of names (groups), blanks dropped."""
         return frozenset(item.strip() for item in self.text(name).split(",") if item.strip())
+
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        """A comma-separated list of CIDRs (an address alone is a /32 or /128)."""
+        found = []
+        for item in (part.strip() for part in self.text(name).split(",")):
+            if not item:
+                continue
+            try:
+                found.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigurationError(
+                    f"{name} must be comma-separated CIDRs like 10.0.0.0/8; got {item!r}."
+                ) from None
+        return tuple(found)
 
     def header_name(self, name: str) -> str:
         text = self.text(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from teleconsult.store.base import Store
+from teleconsult.store.mongo.audit import MongoAuditTrail
 from teleconsult.store.mongo.connection import (
     SCHEMES,
     Closable,
@@ -40,7 +41,8 @@ async def open_mongo(
     outbox = MongoOutbox(connection)
     keys = MongoIdempotencyKeys(connection)
     provider_data = MongoProviderData(connection)
-    parts = (records, user_map, outbox, keys, provider_data)
+    audit = MongoAuditTrail(connection)
+    parts = (records, user_map, outbox, keys, provider_data, audit)
     await connection.prepare([part.create_indexes for part in parts])
     return Store(
         records=records,
@@ -49,4 +51,5 @@ async def open_mongo(
         idempotency=keys,
         provider_data=provider_data,
         health=connection,
+        audit=audit,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from teleconsult.store.base import Store
+from teleconsult.store.sqlite.audit import SQLiteAuditTrail
 from teleconsult.store.sqlite.connection import SCHEME, SQLiteConnection, sqlite_path
 from teleconsult.store.sqlite.idempotency import SQLiteIdempotencyKeys
 from teleconsult.store.sqlite.outbox import SQLiteOutbox
@@ -23,7 +24,8 @@ async def open_sqlite(
     outbox = SQLiteOutbox(connection)
     keys = SQLiteIdempotencyKeys(connection)
     provider_data = SQLiteProviderData(connection)
-    parts = (records, user_map, outbox, keys, provider_data)
+    audit = SQLiteAuditTrail(connection)
+    parts = (records, user_map, outbox, keys, provider_data, audit)
     await connection.create_schema([part.create_schema for part in parts])
     return Store(
         records=records,
@@ -32,4 +34,5 @@ async def open_sqlite(
         idempotency=keys,
         provider_data=provider_data,
         health=connection,
+        audit=audit,
     )

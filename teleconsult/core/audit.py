@@ -1,0 +1,87 @@
+"""The audit trail: who was handed which link or credentials, and who changed what.
+
+An entry is written for every join link or SDK credential handed out (before it
+is handed out: no entry, no link) and for every change, after it is applied.
+Entries hold ids, dates, the request id, the client's address and user agent,
+and the names of the fields a change touched; never a link, a token or a
+person's name. They are appended, never changed, and deleted only once older
+than AUDIT_RETENTION_DAYS. Only managers read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from teleconsult.core.clock import Clock
+from teleconsult.core.cursor import decode_cursor, keyset_page
+from teleconsult.core.domain import ANONYMOUS
+from teleconsult.store.base import AuditEntry, AuditTrail
+from teleconsult.store.documents import new_object_id
+
+MAX_USER_AGENT = 256
+"""A user agent is kept to this many characters: enough to tell browsers apart."""
+
+LINK = "link_handed_out"
+CREDENTIALS = "credentials_handed_out"
+CREATED = "created"
+UPDATED = "updated"
+PARTICIPANT_ADDED = "participant_added"
+CANCELLED = "cancelled"
+UPLOADS_DELETED = "uploads_deleted"
+ACTIONS = (LINK, CREDENTIALS, CREATED, UPDATED, PARTICIPANT_ADDED, CANCELLED, UPLOADS_DELETED)
+
+
+@dataclass(frozen=True)
+class RequestTrace:
+    """Where a request came from, as the audit records it."""
+
+    request_id: str
+    client_address: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    entries: tuple[AuditEntry, ...]
+    next_cursor: str | None
+
+
+class AuditLog:
+    def __init__(self, trail: AuditTrail, clock: Clock, retention_days: int) -> None:
+        self.trail = trail
+        self.clock = clock
+        self.retention = timedelta(days=retention_days)
+
+    async def record(
+        self,
+        action: str,
+        teleconsultation_id: str | None,
+        actor: str | None,
+        trace: RequestTrace,
+        *,
+        participant: str | None = None,
+        fields: Iterable[str] = (),
+    ) -> None:
+        now = self.clock()
+        agent = trace.user_agent[:MAX_USER_AGENT] if trace.user_agent else None
+        entry = AuditEntry(
+            id=new_object_id(),
+            at=now,
+            action=action,
+            teleconsultation_id=teleconsultation_id,
+            actor=actor or ANONYMOUS,
+            participant=participant,
+            fields=tuple(sorted(fields)),
+            request_id=trace.request_id,
+            client_address=trace.client_address,
+            user_agent=agent,
+        )
+        await self.trail.append(entry, now + self.retention)
+
+    async def page(self, teleconsultation_id: str, cursor: str | None, limit: int) -> AuditPage:
+        after = decode_cursor(cursor) if cursor is not None else None
+        found = await self.trail.entries(teleconsultation_id, after, limit + 1)
+        entries, next_cursor = keyset_page(found, limit, lambda entry: (entry.at, entry.id))
+        return AuditPage(entries=entries, next_cursor=next_cursor)

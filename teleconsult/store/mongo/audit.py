@@ -1,0 +1,92 @@
+"""The audit trail in MongoDB: one document per entry; a TTL index removes expired ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+
+from teleconsult.store.base import AuditEntry
+from teleconsult.store.documents import as_datetime
+from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase
+
+COLLECTION = "teleconsult_audit"
+
+
+class MongoAuditTrail(MongoCollection):
+    def __init__(self, database: MongoDatabase) -> None:
+        super().__init__(database, COLLECTION)
+
+    async def create_indexes(self, database: Any) -> None:
+        # Each entry carries its expiry (AUDIT_RETENTION_DAYS when written): MongoDB removes
+        # it by itself; the reconciler's purge applies a shortened retention at once.
+        await database[self._collection].create_index(
+            [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
+        )
+        await database[self._collection].create_index(
+            [("teleconsultationId", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)],
+            name="teleconsultationId_at",
+        )
+        await database[self._collection].create_index([("at", ASCENDING)], name="at")
+
+    async def append(self, entry: AuditEntry, expires_at: datetime) -> None:
+        async with self._database.guard() as database:
+            await database[self._collection].insert_one(
+                {
+                    "_id": entry.id,
+                    "at": entry.at,
+                    "expiresAt": expires_at,
+                    "action": entry.action,
+                    "teleconsultationId": entry.teleconsultation_id,
+                    "actor": entry.actor,
+                    "participant": entry.participant,
+                    "fields": list(entry.fields),
+                    "requestId": entry.request_id,
+                    "clientAddress": entry.client_address,
+                    "userAgent": entry.user_agent,
+                }
+            )
+
+    async def entries(
+        self, teleconsultation_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[AuditEntry]:
+        query: dict[str, Any] = {"teleconsultationId": teleconsultation_id}
+        if after is not None:
+            at, last_id = after
+            query["$or"] = [{"at": {"$gt": at}}, {"at": at, "_id": {"$gt": last_id}}]
+        async with self._database.guard() as database:
+            return [
+                _entry(document)
+                async for document in database[self._collection].find(
+                    query, sort=[("at", ASCENDING), ("_id", ASCENDING)], limit=limit
+                )
+            ]
+
+    async def purge_before(self, cutoff: datetime, limit: int) -> int:
+        async with self._database.guard() as database:
+            expired = [
+                document["_id"]
+                async for document in database[self._collection].find(
+                    {"at": {"$lt": cutoff}}, projection={"_id": True}, limit=limit
+                )
+            ]
+            if not expired:
+                return 0
+            result = await database[self._collection].delete_many({"_id": {"$in": expired}})
+        return int(result.deleted_count)
+
+
+def _entry(document: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=document["_id"],
+        at=as_datetime(document["at"]),
+        action=document["action"],
+        teleconsultation_id=document["teleconsultationId"],
+        actor=document["actor"],
+        participant=document["participant"],
+        fields=tuple(document["fields"]),
+        request_id=document["requestId"],
+        client_address=document["clientAddress"],
+        user_agent=document["userAgent"],
+    )
