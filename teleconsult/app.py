@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 
 import aiohttp
 import pluggy
@@ -29,6 +30,7 @@ from teleconsult.core.domain import WritePolicy
 from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.listing import Listing
 from teleconsult.core.reconciler import Reconciler
+from teleconsult.core.retention import Retention, RetentionPolicy
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.roster import Rosters
 from teleconsult.core.service import TeleconsultationService
@@ -116,7 +118,12 @@ def create_app(
                     allow_anonymous=settings.allow_anonymous_writes,
                 ),
             )
-            reconciler = app[keys.RECONCILER] = Reconciler(store, service.jobs, clock, metrics)
+            retention = app[keys.RETENTION] = Retention(
+                store, clock, metrics, _retention_policy(settings)
+            )
+            reconciler = app[keys.RECONCILER] = Reconciler(
+                store, service.jobs, clock, metrics, retention=retention
+            )
             if settings.reconcile_interval_ms:
                 task = asyncio.create_task(
                     reconciler.run_forever(settings.reconcile_interval_ms / 1000)
@@ -137,6 +144,15 @@ def create_app(
     for routes in plugins.manager.hook.register_routes():
         app.router.add_routes(routes)
     return app
+
+
+def _retention_policy(settings: Settings) -> RetentionPolicy:
+    ended = settings.retention_ended_days
+    return RetentionPolicy(
+        trashed=timedelta(days=settings.retention_trashed_days),
+        ended=timedelta(days=ended) if ended is not None else None,
+        audit=timedelta(days=settings.audit_retention_days),
+    )
 
 
 def _authenticator(
@@ -230,6 +246,7 @@ def measured_store(store: Store, observe: Observer) -> Store:
         provider_data=measured(store.provider_data, observe),
         health=measured(store.health, observe),
         audit=measured(store.audit, observe),
+        leases=measured(store.leases, observe),
     )
 
 

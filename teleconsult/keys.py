@@ -12,6 +12,7 @@ from teleconsult.core.audit import AuditLog
 from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.listing import Listing
 from teleconsult.core.reconciler import Reconciler
+from teleconsult.core.retention import Retention
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.core.store_gauges import StoreGauges
@@ -28,6 +29,7 @@ IDENTITY_PROVIDER = web.AppKey("identity_provider", IdentityProvider)
 SERVICE = web.AppKey("service", TeleconsultationService)
 METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
+RETENTION = web.AppKey("retention", Retention)
 STORE_GAUGES = web.AppKey("store_gauges", StoreGauges)
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)

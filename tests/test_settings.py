@@ -61,6 +61,8 @@ def test_defaults() -> None:
         sqlite_synchronous="full",
         trusted_proxies=(),
         audit_retention_days=365,
+        retention_trashed_days=30,
+        retention_ended_days=None,
     )
     assert settings.room_policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)

@@ -214,6 +214,17 @@ SETTINGS: tuple[Setting, ...] = (
         "trail records (the rightmost address not in them); else the peer's address is recorded",
     ),
     Setting(
+        "RETENTION_TRASHED_DAYS",
+        "30",
+        "days after its cancellation that a cancelled teleconsultation is deleted for good (by the "
+        "reconciler's retention pass); `0` deletes it at the next pass",
+    ),
+    Setting(
+        "RETENTION_ENDED_DAYS",
+        "",
+        "days after its end that a teleconsultation is deleted for good; unset keeps them",
+    ),
+    Setting(
         "AUDIT_RETENTION_DAYS",
         "365",
         "how long audit-trail entries (links and credentials handed out, changes) are kept",
@@ -270,6 +281,8 @@ class Settings:
     sqlite_synchronous: str
     trusted_proxies: tuple[IPNetwork, ...]
     audit_retention_days: int
+    retention_trashed_days: int
+    retention_ended_days: int | None
 
     @property
     def verifies_tokens(self) -> bool:
@@ -354,6 +367,12 @@ class Settings:
             sqlite_synchronous=reader.choice("SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS_MODES),
             trusted_proxies=reader.networks("TRUSTED_PROXIES"),
             audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", minimum=1, maximum=36500),
+            retention_trashed_days=reader.integer(
+                "RETENTION_TRASHED_DAYS", minimum=0, maximum=36500
+            ),
+            retention_ended_days=reader.integer("RETENTION_ENDED_DAYS", minimum=0, maximum=36500)
+            if reader.text("RETENTION_ENDED_DAYS")
+            else None,
         )
 
 

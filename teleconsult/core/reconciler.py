@@ -7,7 +7,9 @@ unless the teleconsultation's live record still points to it, with the same
 `RoomJobs.settle` a request uses. A failed deletion is retried with exponential
 backoff; a lease that expires (a replica that died mid-job) frees the job for
 another replica. Jobs live in the store, so they survive restarts. Each pass also
-deletes expired idempotency keys, a bounded batch at a time.
+deletes expired provider data, a bounded batch at a time, and runs the retention
+pass (`core.retention`: leased, so one replica does it), which deletes expired
+idempotency keys among the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import datetime
 from teleconsult.core.clock import Clock
 from teleconsult.core.domain import RecordState
 from teleconsult.core.outbox import LEASE, RoomJobs, backoff
+from teleconsult.core.retention import Retention
 from teleconsult.errors import Unavailable
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers import outbound
@@ -35,7 +38,15 @@ write meanwhile never wait long."""
 
 
 class Reconciler:
-    def __init__(self, store: Store, jobs: RoomJobs, clock: Clock, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        jobs: RoomJobs,
+        clock: Clock,
+        metrics: Metrics,
+        retention: Retention | None = None,
+    ) -> None:
+        self.retention = retention
         self.store = store
         self.jobs = jobs
         self.clock = clock
@@ -72,8 +83,11 @@ class Reconciler:
             try:
                 while await self.run_once() == BATCH:
                     pass  # a full batch: there may be more due now
-                await self.purge_expired_keys()
                 await self.purge_provider_data()
+                if self.retention is not None:
+                    await self.retention.run_once()
+                else:
+                    await self.purge_expired_keys()
             except Unavailable as error:
                 log.warning("reconciler: the store is unavailable: %s", error.message)
             except Exception:

@@ -84,6 +84,12 @@ class Metrics:
             "teleconsult_reconciliation_jobs", "Outbox jobs the reconciler finished.",
             ["outcome"], registry=r,
         )  # fmt: skip
+        self.retention_purged = Counter(
+            "teleconsult_retention_purged",
+            "What the retention pass deleted for good, by kind (teleconsultations, user_map, "
+            "audit_entries, idempotency_keys).",
+            ["kind"], registry=r,
+        )  # fmt: skip
         self.teleconsultations = Gauge(
             "teleconsult_teleconsultations",
             "Stored teleconsultations by state (database-wide: aggregate with max).",

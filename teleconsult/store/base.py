@@ -17,6 +17,7 @@ Failures to reach the database are `Unavailable` (503).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -70,6 +71,17 @@ class Records(Protocol):
         """Records (trashed ones too) matching `query`, by start date then id, `limit` at most."""
         ...
 
+    async def purge(
+        self, trashed_before: datetime, ended_before: datetime | None, limit: int
+    ) -> list[Teleconsultation]:
+        """Delete up to `limit` records trashed (cancelled) before `trashed_before` and, when
+        `ended_before` is given, live ones that ended before it; return those deleted."""
+        ...
+
+    async def in_use(self, external_ids: Sequence[str]) -> set[str]:
+        """Which of these external ids some record (trashed or not) has as a participant."""
+        ...
+
 
 class UserMap(Protocol):
     """External user ids and the provider users that stand for them."""
@@ -87,6 +99,10 @@ class UserMap(Protocol):
     async def holders(self, provider: str, provider_user_id: str) -> list[str]:
         """The external ids mapped to `provider_user_id` (the map read backwards), two at
         most: more than one means a mapping no one should use."""
+        ...
+
+    async def forget(self, external_ids: Sequence[str]) -> int:
+        """Delete these external ids' mappings, for every provider; return how many went."""
         ...
 
 
@@ -276,6 +292,15 @@ class AuditTrail(Protocol):
         ...
 
 
+class Leases(Protocol):
+    """Named leases, so that one replica at a time does a job all could do (retention)."""
+
+    async def take(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Hold `name` until `until` if it is free, expired at `now`, or already `owner`'s
+        (one conditional write: one replica wins); return whether `owner` holds it."""
+        ...
+
+
 class Health(Protocol):
     """The connection itself."""
 
@@ -297,3 +322,4 @@ class Store:
     provider_data: ProviderData
     health: Health
     audit: AuditTrail
+    leases: Leases

@@ -14,6 +14,7 @@ from teleconsult.store.mongo.connection import (
     database_name,
 )
 from teleconsult.store.mongo.idempotency import MongoIdempotencyKeys
+from teleconsult.store.mongo.leases import MongoLeases
 from teleconsult.store.mongo.outbox import MongoOutbox
 from teleconsult.store.mongo.provider_data import MongoProviderData
 from teleconsult.store.mongo.records import MongoRecords
@@ -42,7 +43,8 @@ async def open_mongo(
     keys = MongoIdempotencyKeys(connection)
     provider_data = MongoProviderData(connection)
     audit = MongoAuditTrail(connection)
-    parts = (records, user_map, outbox, keys, provider_data, audit)
+    leases = MongoLeases(connection)
+    parts = (records, user_map, outbox, keys, provider_data, audit, leases)
     await connection.prepare([part.create_indexes for part in parts])
     return Store(
         records=records,
@@ -52,4 +54,5 @@ async def open_mongo(
         provider_data=provider_data,
         health=connection,
         audit=audit,
+        leases=leases,
     )

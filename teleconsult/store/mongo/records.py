@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -31,6 +33,13 @@ class MongoRecords(MongoCollection):
         )
         await database[self._collection].create_index(
             [("startDate", ASCENDING), ("_id", ASCENDING)], name="startDate"
+        )
+        # Retention: cancelled records by cancellation (their last update), live ones by end.
+        await database[self._collection].create_index(
+            [("__STATE__", ASCENDING), ("updatedAt", ASCENDING)], name="state_updatedAt"
+        )
+        await database[self._collection].create_index(
+            [("__STATE__", ASCENDING), ("endDate", ASCENDING)], name="state_endDate"
         )
 
     async def insert(self, teleconsultation: Teleconsultation) -> None:
@@ -103,6 +112,38 @@ class MongoRecords(MongoCollection):
                     limit=query.limit,
                 )
             ]
+
+    async def purge(
+        self, trashed_before: datetime, ended_before: datetime | None, limit: int
+    ) -> list[Teleconsultation]:
+        due: list[dict[str, Any]] = [
+            {"__STATE__": RecordState.TRASH.value, "updatedAt": {"$lt": trashed_before}}
+        ]
+        if ended_before is not None:
+            due.append({"__STATE__": RecordState.PUBLIC.value, "endDate": {"$lt": ended_before}})
+        async with self._database.guard() as database:
+            found = [
+                document
+                async for document in database[self._collection].find({"$or": due}, limit=limit)
+            ]
+            if not found:
+                return []
+            # The condition again: a record changed since it was read stays.
+            await database[self._collection].delete_many(
+                {"_id": {"$in": [document["_id"] for document in found]}, "$or": due}
+            )
+        return [_from_mongo(document) for document in found]
+
+    async def in_use(self, external_ids: Sequence[str]) -> set[str]:
+        used = set()
+        async with self._database.guard() as database:
+            for external_id in external_ids:
+                held = await database[self._collection].find_one(
+                    {"participants.userExternalId": external_id}, projection={"_id": True}
+                )
+                if held is not None:
+                    used.add(external_id)
+        return used
 
 
 def _to_mongo(teleconsultation: Teleconsultation) -> dict[str, Any]:

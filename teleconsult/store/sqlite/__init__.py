@@ -6,6 +6,7 @@ from teleconsult.store.base import Store
 from teleconsult.store.sqlite.audit import SQLiteAuditTrail
 from teleconsult.store.sqlite.connection import SCHEME, SQLiteConnection, sqlite_path
 from teleconsult.store.sqlite.idempotency import SQLiteIdempotencyKeys
+from teleconsult.store.sqlite.leases import SQLiteLeases
 from teleconsult.store.sqlite.outbox import SQLiteOutbox
 from teleconsult.store.sqlite.provider_data import SQLiteProviderData
 from teleconsult.store.sqlite.records import SQLiteRecords
@@ -25,7 +26,8 @@ async def open_sqlite(
     keys = SQLiteIdempotencyKeys(connection)
     provider_data = SQLiteProviderData(connection)
     audit = SQLiteAuditTrail(connection)
-    parts = (records, user_map, outbox, keys, provider_data, audit)
+    leases = SQLiteLeases(connection)
+    parts = (records, user_map, outbox, keys, provider_data, audit, leases)
     await connection.create_schema([part.create_schema for part in parts])
     return Store(
         records=records,
@@ -35,4 +37,5 @@ async def open_sqlite(
         provider_data=provider_data,
         health=connection,
         audit=audit,
+        leases=leases,
     )

@@ -8,7 +8,8 @@ whatever the number of records; it is written in the record's own transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
@@ -18,7 +19,7 @@ from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
 from teleconsult.store.base import RecordQuery
 from teleconsult.store.documents import from_document, to_document
-from teleconsult.store.sqlite.connection import SQLiteTable, encode, quoted
+from teleconsult.store.sqlite.connection import SQLiteTable, chunks, encode, quoted
 
 COLUMNS = (("start_us", "INTEGER"), ("end_us", "INTEGER"), ("updated_us", "INTEGER"))
 """Columns added in 0.3 (listing, retention); older files get them, filled, at start."""
@@ -48,7 +49,7 @@ class SQLiteRecords(SQLiteTable):
         for index, columns in (
             ("_by_start", f"{self._table} (start_us, id)"),
             ("_trashed", f"{self._table} (state, updated_us)"),
-            ("_by_end", f"{self._table} (end_us)"),
+            ("_ended", f"{self._table} (state, end_us)"),
             ("_participants_id", f"{self._participants} (id)"),
         ):
             await db.execute(
@@ -164,6 +165,42 @@ class SQLiteRecords(SQLiteTable):
             (*parameters, query.limit),
         )
         return [from_document(json.loads(row[0])) for row in rows]
+
+    async def purge(
+        self, trashed_before: datetime, ended_before: datetime | None, limit: int
+    ) -> list[Teleconsultation]:
+        async def delete(db: aiosqlite.Connection) -> list[Teleconsultation]:
+            # The first `limit` due records, then exactly those: one short transaction.
+            cursor = await db.execute(
+                f"SELECT id, document FROM {self._table} WHERE state = ? AND updated_us < ?"
+                f" UNION ALL SELECT id, document FROM {self._table} WHERE state = ? AND end_us < ?"
+                " LIMIT ?",
+                (
+                    RecordState.TRASH.value,
+                    micros(trashed_before),
+                    RecordState.PUBLIC.value,
+                    micros(ended_before) if ended_before is not None else -1,
+                    limit,
+                ),
+            )
+            rows = list(await cursor.fetchall())
+            ids = [(row[0],) for row in rows]
+            await db.executemany(f"DELETE FROM {self._table} WHERE id = ?", ids)
+            await db.executemany(f"DELETE FROM {self._participants} WHERE id = ?", ids)
+            return [from_document(json.loads(row[1])) for row in rows]
+
+        return await self._connection.transaction(delete)
+
+    async def in_use(self, external_ids: Sequence[str]) -> set[str]:
+        used: set[str] = set()
+        for chunk in chunks(external_ids):
+            rows = await self._connection.read_all(
+                f"SELECT DISTINCT external_id FROM {self._participants}"
+                f" WHERE external_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            used.update(str(row[0]) for row in rows)
+        return used
 
 
 def _dates(record: Teleconsultation) -> tuple[int, int, int]:
