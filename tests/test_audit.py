@@ -3,6 +3,7 @@ from where and which request; read by managers only; never a link, a token or a 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 
 from teleconsult import keys
 from teleconsult.api.client_address import client_address
+from teleconsult.core.audit import AuditLog, RequestTrace
+from teleconsult.errors import Unavailable
 from teleconsult.store.base import AuditEntry
 from tests.helpers import (
     DOCTOR,
@@ -135,9 +138,9 @@ async def test_sdk_credentials_are_recorded_without_the_token(
     store_audit = client.app[keys.STORE].audit
     append = store_audit.append
 
-    async def spy(entry: AuditEntry, expires_at: Any) -> None:
-        written.append(entry)
-        await append(entry, expires_at)
+    async def spy(entries: list[tuple[AuditEntry, Any]]) -> None:
+        written.extend(entry for entry, _ in entries)
+        await append(entries)
 
     monkeypatch.setattr(store_audit, "append", spy)
     response = await client.post(
@@ -237,3 +240,60 @@ async def test_the_trail_is_read_a_page_at_a_time(
     assert await response.json() == error(
         400, "limit: Must be greater than or equal to 1 and less than or equal to 100."
     )
+
+
+async def test_no_entry_no_link(
+    client: Client, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    clock.advance(hours=4)
+
+    async def down(entries: Any) -> None:
+        raise Unavailable("The SQLite store failed: disk I/O error.")
+
+    monkeypatch.setattr(client.app[keys.STORE].audit, "append", down)
+    response = await client.get(f"/teleconsultation/{room_id}", headers={"miauserid": "doctor-1"})
+    assert response.status == 503
+    assert await response.json() == error(
+        503, "The SQLite store failed: disk I/O error.", code="store_unavailable"
+    )
+
+
+class SlowTrail:
+    """An audit trail whose writes wait for the test to let them through."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[str]] = []
+        self.gate = asyncio.Event()
+        self.failure: Exception | None = None
+
+    async def append(self, entries: Any) -> None:
+        await self.gate.wait()
+        if self.failure is not None:
+            raise self.failure
+        self.writes.append([entry.request_id for entry, _ in entries])
+
+
+async def test_entries_that_arrive_during_a_write_share_the_next_one() -> None:
+    trail = SlowTrail()
+    log = AuditLog(trail, FrozenClock(), 365)  # type: ignore[arg-type]
+
+    def recording(n: int) -> asyncio.Task[None]:
+        trace = RequestTrace(f"req-{n}", "192.0.2.1", None)
+        return asyncio.create_task(log.record("link_handed_out", "t-1", "doctor-1", trace))
+
+    first = recording(0)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the first write is under way, waiting at the gate
+    others = [recording(n) for n in range(1, 5)]
+    await asyncio.sleep(0)
+    assert not first.done()
+    trail.gate.set()
+    await asyncio.gather(first, *others)
+    assert trail.writes == [["req-0"], ["req-1", "req-2", "req-3", "req-4"]]
+
+    trail.failure = Unavailable("down")
+    failing = [recording(n) for n in (5, 6)]
+    results = await asyncio.gather(*failing, return_exceptions=True)
+    assert [type(result) for result in results] == [Unavailable, Unavailable]
+    assert trail.writes == [["req-0"], ["req-1", "req-2", "req-3", "req-4"]]

@@ -6,13 +6,19 @@ Entries hold ids, dates, the request id, the client's address and user agent,
 and the names of the fields a change touched; never a link, a token or a
 person's name. They are appended, never changed, and deleted only once older
 than AUDIT_RETENTION_DAYS. Only managers read them.
+
+Entries are written with group commit: a request waits until its entry is
+stored, but the entries of requests that arrive while a write is under way are
+written together by the next one (one transaction, one fsync on SQLite), so
+polling clients handed their links do not queue behind one sync each.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from teleconsult.core.clock import Clock
 from teleconsult.core.cursor import decode_cursor, keyset_page
@@ -53,6 +59,8 @@ class AuditLog:
         self.trail = trail
         self.clock = clock
         self.retention = timedelta(days=retention_days)
+        self._waiting: list[tuple[AuditEntry, datetime, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(
         self,
@@ -78,7 +86,29 @@ class AuditLog:
             client_address=trace.client_address,
             user_agent=agent,
         )
-        await self.trail.append(entry, now + self.retention)
+        written = asyncio.get_running_loop().create_future()
+        self._waiting.append((entry, now + self.retention, written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting())
+        await written
+
+    async def _write_waiting(self) -> None:
+        """Write what waits, in batches, until nothing does; each waiter learns its outcome."""
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self.trail.append([(entry, expires) for entry, expires, _ in batch])
+            except Exception as error:
+                outcome: Exception | None = error
+            else:
+                outcome = None
+            for *_, written in batch:
+                if written.done():
+                    continue  # its request was cancelled: nobody waits
+                if outcome is None:
+                    written.set_result(None)
+                else:
+                    written.set_exception(outcome)
 
     async def page(self, teleconsultation_id: str, cursor: str | None, limit: int) -> AuditPage:
         after = decode_cursor(cursor) if cursor is not None else None

@@ -277,8 +277,9 @@ class AuditEntry:
 class AuditTrail(Protocol):
     """An append-only trail: entries are added, read, and deleted only once expired."""
 
-    async def append(self, entry: AuditEntry, expires_at: datetime) -> None:
-        """Add an entry; `expires_at` lets a store expire it by itself (MongoDB's TTL)."""
+    async def append(self, entries: Sequence[tuple[AuditEntry, datetime]]) -> None:
+        """Add entries, each with the date a store may expire it by itself (MongoDB's TTL),
+        in one write (one transaction in SQLite)."""
         ...
 
     async def entries(

@@ -30,8 +30,8 @@ async def test_entries_by_teleconsultation_oldest_first(open_store: Opener) -> N
     first = replace(ENTRY, id=new_object_id())
     same_time = replace(ENTRY, id=new_object_id(), participant=None, client_address=None)
     other = replace(ENTRY, id=new_object_id(), teleconsultation_id="t-2")
-    for entry in (later, first, same_time, other):
-        await trail.append(entry, NOW + timedelta(days=365))
+    await trail.append([(later, NOW + timedelta(days=365)), (first, NOW + timedelta(days=365))])
+    await trail.append([(entry, NOW + timedelta(days=365)) for entry in (same_time, other)])
 
     assert await trail.entries("t-1", None, 10) == [first, same_time, later]
     assert await trail.entries("t-1", (first.at, first.id), 1) == [same_time]
@@ -43,7 +43,7 @@ async def test_old_entries_are_purged_in_batches(open_store: Opener) -> None:
     trail = (await open_store()).audit
     for minutes in range(5):
         entry = replace(ENTRY, id=new_object_id(), at=NOW + timedelta(minutes=minutes))
-        await trail.append(entry, entry.at + timedelta(days=1))
+        await trail.append([(entry, entry.at + timedelta(days=1))])
     cutoff = NOW + timedelta(minutes=3)
     assert await trail.purge_before(cutoff, 2) == 2
     assert await trail.purge_before(cutoff, 2) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,23 +31,25 @@ class MongoAuditTrail(MongoCollection):
         )
         await database[self._collection].create_index([("at", ASCENDING)], name="at")
 
-    async def append(self, entry: AuditEntry, expires_at: datetime) -> None:
+    async def append(self, entries: Sequence[tuple[AuditEntry, datetime]]) -> None:
+        documents = [
+            {
+                "_id": entry.id,
+                "at": entry.at,
+                "expiresAt": expires_at,
+                "action": entry.action,
+                "teleconsultationId": entry.teleconsultation_id,
+                "actor": entry.actor,
+                "participant": entry.participant,
+                "fields": list(entry.fields),
+                "requestId": entry.request_id,
+                "clientAddress": entry.client_address,
+                "userAgent": entry.user_agent,
+            }
+            for entry, expires_at in entries
+        ]
         async with self._database.guard() as database:
-            await database[self._collection].insert_one(
-                {
-                    "_id": entry.id,
-                    "at": entry.at,
-                    "expiresAt": expires_at,
-                    "action": entry.action,
-                    "teleconsultationId": entry.teleconsultation_id,
-                    "actor": entry.actor,
-                    "participant": entry.participant,
-                    "fields": list(entry.fields),
-                    "requestId": entry.request_id,
-                    "clientAddress": entry.client_address,
-                    "userAgent": entry.user_agent,
-                }
-            )
+            await database[self._collection].insert_many(documents, ordered=False)
 
     async def entries(
         self, teleconsultation_id: str, after: tuple[datetime, str] | None, limit: int

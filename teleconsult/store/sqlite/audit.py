@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 import aiosqlite
@@ -36,15 +37,23 @@ class SQLiteAuditTrail(SQLiteTable):
         )
         await db.execute(f"CREATE INDEX IF NOT EXISTS audit_by_date ON {self._table} (at_us)")
 
-    async def append(self, entry: AuditEntry, expires_at: datetime) -> None:
-        e = entry
-        await self._connection.write(
-            f"INSERT INTO {self._table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 10)})",
+    async def append(self, entries: Sequence[tuple[AuditEntry, datetime]]) -> None:
+        rows = [
             (
                 e.id, e.teleconsultation_id, to_micros(e.at), e.action, e.actor, e.participant,
                 json.dumps(list(e.fields)), e.request_id, e.client_address, e.user_agent,
-            ),
-        )  # fmt: skip
+            )
+            for e, _ in entries
+        ]  # fmt: skip
+
+        async def insert(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                f"INSERT INTO {self._table} ({', '.join(COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(COLUMNS))})",
+                rows,
+            )
+
+        await self._connection.transaction(insert)
 
     async def entries(
         self, teleconsultation_id: str, after: tuple[datetime, str] | None, limit: int
