@@ -152,7 +152,8 @@ SETTINGS: tuple[Setting, ...] = (
         "MANAGER_GROUPS",
         "",
         "comma-separated groups; when set, `POST`, `PATCH` and `DELETE` on teleconsultations need "
-        "a caller in one of them (else 403)",
+        "a caller in one of them (else 403); its members may also list anyone's teleconsultations "
+        "and read audit trails (nobody may while it is unset)",
     ),
     Setting(
         "ADMIN_GROUPS",
