@@ -9,7 +9,7 @@ from aiohttp_apigami import docs, querystring_schema, response_schema
 
 from teleconsult import keys
 from teleconsult.api.hardening import NO_STORE
-from teleconsult.api.schemas import AuditPageSchema, AuditQuerySchema
+from teleconsult.api.schemas import AuditPageSchema, PageQuerySchema
 from teleconsult.api.teleconsultations import caller_of, errors
 from teleconsult.core.clock import format_date
 from teleconsult.core.listing import DEFAULT_LIMIT
@@ -31,7 +31,7 @@ QUERY = web.RequestKey("audit_query", dict)
     ),
     responses=errors(400, 401, 403, 503),
 )
-@querystring_schema(AuditQuerySchema, put_into=QUERY)  # type: ignore[arg-type]
+@querystring_schema(PageQuerySchema, put_into=QUERY)  # type: ignore[arg-type]
 @response_schema(AuditPageSchema, 200, description="One page of entries.")
 async def get_audit_trail(request: web.Request) -> web.Response:
     query = request[QUERY]

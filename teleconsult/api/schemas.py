@@ -360,8 +360,30 @@ class CompanySchema(Schema):
     )
 
 
-class ListQuerySchema(StrictSchema):
-    """The filters of GET /teleconsultations; an unknown one is a 400, not silently ignored."""
+class PageQuerySchema(StrictSchema):
+    """A keyset page's query: its size and where it starts; an unknown parameter is a 400,
+    not silently ignored."""
+
+    limit = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Items per page, {DEFAULT_LIMIT} by default."},
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=256),
+        metadata={"description": "`nextCursor` of the previous page."},
+    )
+
+
+def next_cursor() -> fields.String:
+    return fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
+    )
+
+
+class ListQuerySchema(PageQuerySchema):
+    """The filters of GET /teleconsultations."""
 
     participant = fields.String(
         validate=NAME,
@@ -378,14 +400,6 @@ class ListQuerySchema(StrictSchema):
     state = fields.String(
         validate=validate.OneOf([phase.value for phase in Phase]),
         metadata={"description": "Only teleconsultations in this state."},
-    )
-    limit = fields.Integer(
-        validate=validate.Range(min=1, max=MAX_LIMIT),
-        metadata={"description": f"Items per page, {DEFAULT_LIMIT} by default."},
-    )
-    cursor = fields.String(
-        validate=validate.Length(min=1, max=256),
-        metadata={"description": "`nextCursor` of the previous page."},
     )
 
 
@@ -413,22 +427,7 @@ class ListedTeleconsultationSchema(Schema):
 
 class TeleconsultationListSchema(Schema):
     items = fields.List(fields.Nested(ListedTeleconsultationSchema), required=True)
-    nextCursor = fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
-    )
-
-
-class AuditQuerySchema(StrictSchema):
-    limit = fields.Integer(
-        validate=validate.Range(min=1, max=MAX_LIMIT),
-        metadata={"description": f"Entries per page, {DEFAULT_LIMIT} by default."},
-    )
-    cursor = fields.String(
-        validate=validate.Length(min=1, max=256),
-        metadata={"description": "`nextCursor` of the previous page."},
-    )
+    nextCursor = next_cursor()
 
 
 class AuditEntrySchema(Schema):
@@ -460,8 +459,4 @@ class AuditEntrySchema(Schema):
 
 class AuditPageSchema(Schema):
     items = fields.List(fields.Nested(AuditEntrySchema), required=True)
-    nextCursor = fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
-    )
+    nextCursor = next_cursor()

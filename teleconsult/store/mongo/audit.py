@@ -10,7 +10,7 @@ from pymongo import ASCENDING
 
 from teleconsult.store.base import AuditEntry
 from teleconsult.store.documents import as_datetime
-from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase
+from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
 
 COLLECTION = "teleconsult_audit"
 
@@ -68,16 +68,7 @@ class MongoAuditTrail(MongoCollection):
 
     async def purge_before(self, cutoff: datetime, limit: int) -> int:
         async with self._database.guard() as database:
-            expired = [
-                document["_id"]
-                async for document in database[self._collection].find(
-                    {"at": {"$lt": cutoff}}, projection={"_id": True}, limit=limit
-                )
-            ]
-            if not expired:
-                return 0
-            result = await database[self._collection].delete_many({"_id": {"$in": expired}})
-        return int(result.deleted_count)
+            return await delete_first(database[self._collection], {"at": {"$lt": cutoff}}, limit)
 
 
 def _entry(document: dict[str, Any]) -> AuditEntry:
