@@ -60,7 +60,7 @@ class SQLiteRecords(SQLiteTable):
     async def _fill_new_columns(self, db: aiosqlite.Connection) -> None:
         """Records written before 0.3 get their columns and participant rows, once."""
         cursor = await db.execute(
-            f"SELECT document FROM {self._table} WHERE start_us IS NULL OR updated_us IS NULL"
+            f"SELECT document FROM {self._table} WHERE start_us IS NULL"  # an index lookup
         )
         for (document,) in await cursor.fetchall():
             record = from_document(json.loads(document))
