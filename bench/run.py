@@ -5,6 +5,8 @@
 2. creation  POST /teleconsultation with N = 2, 5, 10, 25 new participants, bandyer against
              a fake Kaleyra answering every call after 100 ms;
 3. size      polling p50/p99 with 100 and with 100,000 teleconsultations stored;
+   listing   GET /teleconsultations p50/p99 (one participant's page of 20) with 100 and with
+             100,000 stored;
 4. memory    the service's peak RSS, idle and under the polling load;
 5. durability  POST /teleconsultation (fake video, two participants) with SQLite's
              synchronous=FULL (the default: durable on power loss) and NORMAL, sequentially
@@ -168,21 +170,26 @@ def person(external_id: str, group: str) -> dict[str, Any]:
     }
 
 
-def seed_records(database: Path, count: int) -> None:
-    """Bulk-insert `count` teleconsultations straight into SQLite, as the service writes them."""
+def seed_records(database: Path, count: int, participant: str | None = None) -> None:
+    """Bulk-insert `count` teleconsultations straight into SQLite, as the service writes them
+    (the record and the rows that index its participants): each with a participant of its
+    own, or all with `participant`."""
+    from teleconsult.core.clock import to_micros
     from teleconsult.core.domain import Level, Participant, RecordState, Teleconsultation
     from teleconsult.store.documents import new_object_id, to_document
     from teleconsult.store.sqlite.connection import encode
 
     now = datetime.now(UTC)
-    rows = []
+    rows, participants = [], []
     for n in range(count):
+        who = participant or f"d{n}"
+        start = now + timedelta(days=1, minutes=n)
         record = Teleconsultation(
             id=new_object_id(),
             participants_number=2,
-            participants=(Participant(f"d{n}", ("doctor",), "D", "it", Level.PLUS, f"d{n}"),),
-            start_date=now + timedelta(days=1),
-            end_date=now + timedelta(days=1, hours=1),
+            participants=(Participant(who, ("doctor",), "D", "it", Level.PLUS, who),),
+            start_date=start,
+            end_date=start + timedelta(hours=1),
             room=None,
             state=RecordState.PUBLIC,
             version=1,
@@ -191,11 +198,19 @@ def seed_records(database: Path, count: int) -> None:
             creator_id="bench",
             updater_id="bench",
         )
-        rows.append((record.id, "PUBLIC", 1, encode(to_document(record))))
+        dates = (to_micros(record.start_date), to_micros(record.end_date), to_micros(now))
+        rows.append((record.id, "PUBLIC", 1, encode(to_document(record)), *dates))
+        participants.append((who, dates[0], record.id))
     with sqlite3.connect(database) as connection:
         connection.executemany(
-            'INSERT INTO "teleconsultations" (id, state, version, document) VALUES (?, ?, ?, ?)',
+            'INSERT INTO "teleconsultations" (id, state, version, document, start_us, end_us,'
+            " updated_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
+        )
+        connection.executemany(
+            'INSERT INTO "teleconsultations_participants" (external_id, start_us, id)'
+            " VALUES (?, ?, ?)",
+            participants,
         )
 
 
@@ -287,6 +302,29 @@ def size(folder: Path) -> dict[str, Any]:
             seed_records(run / "bench.db", stored - 1)
             results[str(stored)] = wrk(
                 f"{base}/teleconsultation/{room}", SIZE_SECONDS, {"miauserid": "doctor-1"}
+            )
+    results["p50_ratio"] = results["100000"]["p50_ms"] / results["100"]["p50_ms"]
+    return results
+
+
+LISTED = 20
+"""The participant's own teleconsultations: one page (the default limit)."""
+
+
+def listing(folder: Path) -> dict[str, Any]:
+    print(f"listing: a participant's page with 100 and 100,000 stored, {SIZE_SECONDS} s each")
+    results: dict[str, Any] = {}
+    for stored in (100, 100_000):
+        run = folder / f"listing-{stored}"
+        run.mkdir()
+        with teleconsult(run) as (base, _):
+            seed_records(run / "bench.db", stored - LISTED)  # everyone else's
+            seed_records(run / "bench.db", LISTED, participant="doctor-1")
+            page = request("GET", f"{base}/teleconsultations", headers={"miauserid": "doctor-1"})
+            if len(page["items"]) != LISTED:
+                raise SystemExit(f"listing: expected {LISTED} items, got {len(page['items'])}")
+            results[str(stored)] = wrk(
+                f"{base}/teleconsultations", SIZE_SECONDS, {"miauserid": "doctor-1"}
             )
     results["p50_ratio"] = results["100000"]["p50_ms"] / results["100"]["p50_ms"]
     return results
@@ -399,6 +437,25 @@ def table(results: dict[str, Any]) -> str:
             s["p50_ratio"] <= 1.2,
         )
     )
+    listed = results.get("listing")
+    if listed is not None:
+        rows.append(
+            (
+                "Listing: a participant's page p50 / p99, 100 stored",
+                f"{listed['100']['p50_ms']:.1f} / {listed['100']['p99_ms']:.1f} ms",
+                "",
+                None,
+            )
+        )
+        rows.append(
+            (
+                "Listing: a participant's page p50 / p99, 100,000 stored",
+                f"{listed['100000']['p50_ms']:.1f} / {listed['100000']['p99_ms']:.1f} ms "
+                f"(p50 x{listed['p50_ratio']:.2f})",
+                "p50 within 1.2x",
+                listed["p50_ratio"] <= 1.2,
+            )
+        )
     m = p["memory"]
     rows.append(("Memory: RSS idle", f"{m['idle_rss_mib']:.0f} MiB", "", None))
     rows.append(
@@ -435,8 +492,10 @@ def write_docs(results: dict[str, Any]) -> None:
     start, end = "<!-- bench:begin -->", "<!-- bench:end -->"
     m = results["machine"]
     dates: dict[str, list[str]] = {}
-    for name in ("polling", "creation", "size", "durability"):
-        measured = results.get(name, {}).get("machine", m)["date"]
+    for name in ("polling", "creation", "size", "listing", "durability"):
+        if name not in results:
+            continue
+        measured = results[name].get("machine", m)["date"]
         dates.setdefault(measured, []).append(name)
     when = "; ".join(f"{', '.join(names)} on {date}" for date, names in sorted(dates.items()))
     block = f"{start}\nMeasured ({when}) on {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['wrk']} (`make bench`).\n\n{table(results)}\n{end}"
@@ -453,13 +512,21 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine": machine()}
     only = set(sys.argv[1:])  # `python bench/run.py durability` runs one benchmark
-    benchmarks = {"polling": polling, "creation": creation, "size": size, "durability": durability}
+    benchmarks = {
+        "polling": polling,
+        "creation": creation,
+        "size": size,
+        "listing": listing,
+        "durability": durability,
+    }
     # On the project's own disk, not /tmp: a tmpfs would make fsync free.
     with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as folder:
         base = Path(folder)
         for name, bench in benchmarks.items():
             if only and name not in only:
-                results[name] = json.loads((RESULTS / f"{name}.json").read_text())
+                earlier = RESULTS / f"{name}.json"
+                if earlier.exists():
+                    results[name] = json.loads(earlier.read_text())
                 continue
             (base / name).mkdir()
             results[name] = {"machine": results["machine"], **bench(base / name)}

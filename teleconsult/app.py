@@ -27,11 +27,14 @@ from teleconsult.configuration.catalog import secret_names
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings, placeholder_variables
 from teleconsult.configuration.webhooks import webhook_endpoints
+from teleconsult.core.audit import AuditLog
 from teleconsult.core.clock import Clock, utc_now
 from teleconsult.core.domain import WritePolicy
 from teleconsult.core.events import Announcer
 from teleconsult.core.features import ProviderFeatures
+from teleconsult.core.listing import Listing
 from teleconsult.core.reconciler import Reconciler
+from teleconsult.core.retention import Retention, RetentionPolicy
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.roster import Rosters
 from teleconsult.core.service import TeleconsultationService
@@ -140,7 +143,12 @@ def create_app(
                     on_written=deliverer.wake,
                 ),
             )
-            reconciler = app[keys.RECONCILER] = Reconciler(store, service.jobs, clock, metrics)
+            retention = app[keys.RETENTION] = Retention(
+                store, clock, metrics, _retention_policy(settings)
+            )
+            reconciler = app[keys.RECONCILER] = Reconciler(
+                store, service.jobs, clock, metrics, retention=retention
+            )
             if settings.reconcile_interval_ms:
                 task = asyncio.create_task(
                     reconciler.run_forever(settings.reconcile_interval_ms / 1000)
@@ -156,6 +164,8 @@ def create_app(
             stack.push_async_callback(_stop, gauges_task)
             app[keys.FEATURES] = ProviderFeatures(service, measured_video, config.privileges)
             app[keys.ROOM_DETAILS] = RoomDetailsCache(measured_video)
+            app[keys.LISTING] = Listing(store.records)
+            app[keys.AUDIT] = AuditLog(store.audit, clock, settings.audit_retention_days)
             yield
 
     app.cleanup_ctx.append(resources)
@@ -164,6 +174,15 @@ def create_app(
     for routes in plugins.manager.hook.register_routes():
         app.router.add_routes(routes)
     return app
+
+
+def _retention_policy(settings: Settings) -> RetentionPolicy:
+    ended = settings.retention_ended_days
+    return RetentionPolicy(
+        trashed=timedelta(days=settings.retention_trashed_days),
+        ended=timedelta(days=ended) if ended is not None else None,
+        audit=timedelta(days=settings.audit_retention_days),
+    )
 
 
 def _authenticator(
@@ -257,6 +276,8 @@ def measured_store(store: Store, observe: Observer) -> Store:
         idempotency=measured(store.idempotency, observe),
         provider_data=measured(store.provider_data, observe),
         health=measured(store.health, observe),
+        audit=measured(store.audit, observe),
+        leases=measured(store.leases, observe),
     )
 
 

@@ -52,7 +52,8 @@ ERROR_CODES: dict[ErrorCode, str] = {
     "malformed_body": "400: the body is not JSON (or UTF-8), or ended early.",
     "no_plus_user": "400: everyone is known and nobody belongs to a `plus` group.",
     "unauthorized": "401: the caller is unknown, not a participant, or has no valid token.",
-    "forbidden": "403: the caller may not change this teleconsultation, or may not write.",
+    "forbidden": "403: the caller may not change this teleconsultation, may not write, or is "
+    "not a manager (another's listing, audit trails).",
     "origin_not_allowed": "403: a browser's preflight from an origin not in CORS_ALLOWED_ORIGINS.",
     "not_found": "404: no such teleconsultation (or it was cancelled), or background.",
     "no_route": "404: no such route.",

@@ -9,8 +9,11 @@ from teleconsult.api.auth import Authenticator
 from teleconsult.api.cors import CorsPolicy
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
+from teleconsult.core.audit import AuditLog
 from teleconsult.core.features import ProviderFeatures
+from teleconsult.core.listing import Listing
 from teleconsult.core.reconciler import Reconciler
+from teleconsult.core.retention import Retention
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.core.store_gauges import StoreGauges
@@ -28,11 +31,15 @@ IDENTITY_PROVIDER = web.AppKey("identity_provider", IdentityProvider)
 SERVICE = web.AppKey("service", TeleconsultationService)
 METRICS = web.AppKey("metrics", Metrics)
 RECONCILER = web.AppKey("reconciler", Reconciler)
+RETENTION = web.AppKey("retention", Retention)
 STORE_GAUGES = web.AppKey("store_gauges", StoreGauges)
 DELIVERER = web.AppKey("deliverer", Deliverer)
 """Sends the webhook deliveries (`run_once`), and re-sends failed ones (`retry`)."""
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
+LISTING = web.AppKey("listing", Listing)
+AUDIT = web.AppKey("audit", AuditLog)
+"""The audit trail: links and credentials handed out, changes."""
 PLACEHOLDERS = web.AppKey("placeholders", tuple[str, ...])
 """Variables still set to a placeholder value: the replica is not ready (`/-/ready`)."""
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)

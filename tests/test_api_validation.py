@@ -394,10 +394,10 @@ async def test_malformed_ids_are_404(
 
 
 async def test_unknown_route_and_method_get_json_errors(client: Client) -> None:
-    response = await client.get("/teleconsultations")
+    response = await client.get("/consultations")
     assert response.status == 404
     assert await response.json() == error(
-        404, "There is no route GET /teleconsultations.", code="no_route"
+        404, "There is no route GET /consultations.", code="no_route"
     )
 
     response = await client.put("/teleconsultation/0123456789abcdef01234567")

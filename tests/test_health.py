@@ -61,8 +61,10 @@ async def test_the_api_documentation_is_served(client: Client) -> None:
         "/settings/update",
         "/teleconsultation",
         "/teleconsultation/{roomId}",
+        "/teleconsultation/{roomId}/audit",
         "/teleconsultation/{roomId}/participants/data",
         "/teleconsultation/{roomId}/uploads",
+        "/teleconsultations",
         "/webhooks/failed",
         "/webhooks/failed/{id}/retry",
     ]

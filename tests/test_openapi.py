@@ -120,6 +120,8 @@ async def test_the_caller_id_header_is_the_security_scheme_while_tokens_are_not_
         **PROBES,
         "getTeleconsultation": [{"callerId": []}],
         "createCredentials": [{"callerId": []}],
+        "listTeleconsultations": [{"callerId": []}],
+        "getAuditTrail": [{"callerId": []}],
         **dict.fromkeys(WRITES, anonymous_writes),
     }
     response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR))
@@ -140,10 +142,13 @@ async def test_the_groups_header_is_a_scheme_when_manager_groups_read_it(
         {"callerId": [], "callerGroups": []},
         {"callerGroups": []},
     ]
+    # a manager's groups let them list anyone's and read audit trails
+    manager_reads = [{"callerId": []}, {"callerId": [], "callerGroups": []}]
     assert security(document) == {
         **PROBES,
         "getTeleconsultation": [{"callerId": []}],
         "createCredentials": [{"callerId": []}],
+        **dict.fromkeys(("listTeleconsultations", "getAuditTrail"), manager_reads),
         **dict.fromkeys(WRITES, writes),
     }
     body = teleconsultation(2, DOCTOR)
@@ -191,7 +196,13 @@ async def test_a_bearer_jwt_is_the_only_scheme_when_tokens_are_verified(
         **PROBES,
         **{
             name: [{"bearerToken": []}]
-            for name in (*WRITES, "getTeleconsultation", "createCredentials")
+            for name in (
+                *WRITES,
+                "getTeleconsultation",
+                "createCredentials",
+                "listTeleconsultations",
+                "getAuditTrail",
+            )
         },
     }
     response = await client.post(
@@ -312,6 +323,10 @@ async def test_every_date_is_a_date_time(client: Client) -> None:
         ("Background", "creation_date"): "date-time",
         ("FailedWebhook", "occurredAt"): "date-time",
         ("FailedWebhook", "failedAt"): "date-time",
+        ("ListedTeleconsultation", "start_date"): "date-time",
+        ("ListedTeleconsultation", "end_date"): "date-time",
+        ("ListedTeleconsultation", "createdAt"): "date-time",
+        ("ListedTeleconsultation", "updatedAt"): "date-time",
     }
 
 

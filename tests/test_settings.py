@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -64,9 +65,27 @@ def test_defaults() -> None:
         webhook_timeout_ms=5000,
         webhook_max_age_ms=86400000,
         webhook_poll_interval_ms=1000,
+        trusted_proxies=(),
+        audit_retention_days=365,
+        retention_trashed_days=30,
+        retention_ended_days=None,
     )
     assert settings.room_policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)
+    )
+
+
+def test_trusted_proxies_are_cidrs() -> None:
+    settings = Settings.from_environ({"TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7 ,fd00::/8"})
+    assert settings.trusted_proxies == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.168.1.7/32"),
+        ipaddress.ip_network("fd00::/8"),
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_environ({"TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"})
+    assert str(refused.value) == (
+        "TRUSTED_PROXIES must be comma-separated CIDRs like 10.0.0.0/8; got 'proxy.local'."
     )
 
 

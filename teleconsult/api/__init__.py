@@ -10,7 +10,7 @@ from aiohttp_apigami import AiohttpApiSpec
 from aiohttp_apigami.constants import APISPEC_PARSER
 
 from teleconsult import __version__, keys
-from teleconsult.api import document, features, health, teleconsultations, webhooks
+from teleconsult.api import audit, document, features, health, listing, teleconsultations, webhooks
 from teleconsult.api.cors import setup_cors
 from teleconsult.api.document import openapi_document
 from teleconsult.api.errors import RequestParser
@@ -43,6 +43,8 @@ def setup_api(app: web.Application, user_id_path: tuple[PathStep, ...]) -> None:
         app,
         [
             *teleconsultations.setup_routes(app),
+            *listing.setup_routes(app),
+            *audit.setup_routes(app),
             *features.setup_routes(app),
             *webhooks.setup_routes(app),
         ],

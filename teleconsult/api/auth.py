@@ -230,6 +230,11 @@ class Authenticator:
                 "teleconsultations."
             )
 
+    def is_manager(self, caller: Caller) -> bool:
+        """In MANAGER_GROUPS (never when it is unset): may list anyone's teleconsultations
+        and read audit trails."""
+        return bool((caller.groups or frozenset()) & self.manager_groups)
+
     def _header_groups(self, headers: Mapping[str, str]) -> frozenset[str] | None:
         if self.groups_header is None:
             return None

@@ -44,7 +44,10 @@ BEARER = "bearerToken"
 PUBLIC_PREFIX = "/-/"
 """Probes and metrics: served to anyone (a load balancer, Prometheus)."""
 CALLER_ONLY = frozenset({"getTeleconsultation", "createCredentials"})
-"""Operations that need the caller's id and never a manager: every other one writes."""
+"""Operations that need the caller's id and never a manager."""
+MANAGER_READS = frozenset({"listTeleconsultations", "getAuditTrail"})
+"""Reads that need the caller's id, and a manager's groups for more (anyone's listing, audit
+trails): every other operation writes."""
 SCHEMAS = "#/components/schemas/"
 JSON = "application/json"
 
@@ -82,6 +85,11 @@ def finish(
     """What the settings decide: security, and what every operation shares."""
     components = document.setdefault("components", {})
     schemes, caller, writer = _security(settings, user_id_path)
+    manager_reader = caller + ([_together(schemes)] if CALLER_GROUPS in schemes else [])
+    security_of = {
+        **dict.fromkeys(CALLER_ONLY, caller),
+        **dict.fromkeys(MANAGER_READS, manager_reader),
+    }
     components["securitySchemes"] = schemes
     components.setdefault("parameters", {})["RequestId"] = {
         "in": "header",
@@ -114,7 +122,7 @@ def finish(
             operation.pop("consumes", None)
             public = path.startswith(PUBLIC_PREFIX)
             operation["security"] = (
-                [] if public else caller if operation["operationId"] in CALLER_ONLY else writer
+                [] if public else security_of.get(operation["operationId"], writer)
             )
             _add_shared(operation)
 
@@ -163,13 +171,18 @@ def _security(
             ),
         }
     caller: list[Requirement] = [{CALLER_ID: []}] if header is not None else [{}]
-    with_groups: Requirement = {name: [] for name in (CALLER_ID, CALLER_GROUPS) if name in schemes}
+    with_groups = _together(schemes)
     writer = [with_groups]
     if CALLER_GROUPS in schemes and not groups_required and header is not None:
         writer.append({CALLER_ID: []})  # an admin's groups are optional
     if settings.allow_anonymous_writes:  # each way again, without the caller's id
         writer += [{k: v for k, v in r.items() if k != CALLER_ID} for r in writer]
     return schemes, caller, [r for i, r in enumerate(writer) if r not in writer[:i]]
+
+
+def _together(schemes: dict[str, Any]) -> Requirement:
+    """The caller's id and groups headers together, as far as they are declared."""
+    return {name: [] for name in (CALLER_ID, CALLER_GROUPS) if name in schemes}
 
 
 def _add_shared(operation: dict[str, Any]) -> None:

@@ -20,6 +20,8 @@ from teleconsult.api.schemas import (
     UploadsDeletedSchema,
 )
 from teleconsult.api.teleconsultations import BODY, body, caller_of, errors, manager_of
+from teleconsult.api.trace import audited
+from teleconsult.core import audit
 from teleconsult.core.features import MAX_BACKGROUND_BYTES, too_large
 from teleconsult.errors import ClientClosed, InvalidRequest, MalformedBody
 from teleconsult.providers.protocols import Upload
@@ -37,9 +39,11 @@ BACKGROUND_FIELD = "virtual_background"
 @body(CredentialsRequestSchema, required=False)
 @response_schema(CredentialsSchema, 201, description="The caller's SDK credentials.")
 async def create_credentials(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
     credentials = await request.app[keys.FEATURES].credentials(
-        await caller_of(request), request[BODY].get("expiresIn")
+        caller, request[BODY].get("expiresIn")
     )
+    await audited(request, audit.CREDENTIALS, None, caller, participant=caller.id)
     return web.json_response(
         {
             "accessToken": credentials.access_token,
@@ -69,7 +73,9 @@ async def delete_uploads(request: web.Request) -> web.Response:
     caller = await manager_of(request)
     if not request.app[keys.SETTINGS].delete_uploads:
         return web.Response(status=204)
-    result = await request.app[keys.FEATURES].delete_uploads(request.match_info["roomId"], caller)
+    room_id = request.match_info["roomId"]
+    result = await request.app[keys.FEATURES].delete_uploads(room_id, caller)
+    await audited(request, audit.UPLOADS_DELETED, room_id, caller)
     return web.json_response({"total": result.total, "deleted": result.deleted})
 
 

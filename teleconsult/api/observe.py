@@ -24,6 +24,8 @@ from teleconsult.observability import logs, redaction
 log = logging.getLogger("teleconsult.http")
 
 REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID = web.RequestKey("request_id", str)
+"""The request's id, for what records it (the audit trail)."""
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 QUIET_PREFIX = "/-/"
 
@@ -46,7 +48,7 @@ client behaviour, which must not set off the alerts on 5xx answers."""
 
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    reqid = request_id(request)
+    reqid = request[REQUEST_ID] = request_id(request)
     logs.begin_request(reqid)
     authorization = request.headers.get("Authorization", "")
     redaction.sensitive(

@@ -21,6 +21,9 @@ from marshmallow import (
     validates_schema,
 )
 
+from teleconsult.core.audit import ACTIONS
+from teleconsult.core.domain import Phase
+from teleconsult.core.listing import DEFAULT_LIMIT, MAX_LIMIT
 from teleconsult.errors import ERROR_CODES
 
 NON_EMPTY = validate.Length(min=1)
@@ -389,3 +392,105 @@ class FailedQuerySchema(Schema):
         validate=validate.Range(min=1, max=500),
         metadata={"description": "At most this many, the most recently failed first (100)."},
     )
+
+
+class PageQuerySchema(StrictSchema):
+    """A keyset page's query: its size and where it starts; an unknown parameter is a 400,
+    not silently ignored."""
+
+    limit = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Items per page, {DEFAULT_LIMIT} by default."},
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=256),
+        metadata={"description": "`nextCursor` of the previous page."},
+    )
+
+
+def next_cursor() -> fields.String:
+    return fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
+    )
+
+
+class ListQuerySchema(PageQuerySchema):
+    """The filters of GET /teleconsultations."""
+
+    participant = fields.String(
+        validate=NAME,
+        metadata={
+            "description": "A participant's external id; managers only, for anyone but the "
+            "caller (default: the caller; for a manager, every teleconsultation)."
+        },
+    )
+    from_ = AwareDate(
+        data_key="from",
+        metadata={"description": "Teleconsultations starting at or after this date."},
+    )
+    to = AwareDate(metadata={"description": "Teleconsultations starting before this date."})
+    state = fields.String(
+        validate=validate.OneOf([phase.value for phase in Phase]),
+        metadata={"description": "Only teleconsultations in this state."},
+    )
+
+
+class KnownParticipantSchema(Schema):
+    userExternalId = fields.String(required=True)
+    fullName = fields.String(required=True)
+
+
+class ListedTeleconsultationSchema(Schema):
+    id = fields.String(required=True)
+    start_date = fields.DateTime(required=True, metadata={"example": DATE_EXAMPLE})
+    end_date = fields.DateTime(required=True, metadata={"example": DATE_EXAMPLE})
+    createdAt = fields.DateTime(required=True, metadata={"example": DATE_EXAMPLE})
+    updatedAt = fields.DateTime(required=True, metadata={"example": DATE_EXAMPLE})
+    state = fields.String(required=True, validate=validate.OneOf([phase.value for phase in Phase]))
+    participantsNumber = fields.Integer(
+        required=True, metadata={"description": "How many participants it is for."}
+    )
+    participants = fields.List(
+        fields.Nested(KnownParticipantSchema),
+        required=True,
+        metadata={"description": "The participants known so far (never their links)."},
+    )
+
+
+class TeleconsultationListSchema(Schema):
+    items = fields.List(fields.Nested(ListedTeleconsultationSchema), required=True)
+    nextCursor = next_cursor()
+
+
+class AuditEntrySchema(Schema):
+    id = fields.String(required=True)
+    at = fields.DateTime(required=True, metadata={"example": DATE_EXAMPLE})
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    actor = fields.String(
+        required=True, metadata={"description": "The caller's user id (`public` when unknown)."}
+    )
+    participant = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Whose link, or who was added: a user id."},
+    )
+    fields_ = fields.List(
+        fields.String(),
+        data_key="fields",
+        required=True,
+        metadata={"description": "The fields a change gave (names, never values)."},
+    )
+    requestId = fields.String(required=True)
+    clientAddress = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The peer, or X-Forwarded-For from a TRUSTED_PROXIES peer."},
+    )
+    userAgent = fields.String(required=True, allow_none=True)
+
+
+class AuditPageSchema(Schema):
+    items = fields.List(fields.Nested(AuditEntrySchema), required=True)
+    nextCursor = next_cursor()

@@ -24,6 +24,8 @@ from teleconsult.api.schemas import (
     ParticipantDataSchema,
     UpdateTeleconsultationSchema,
 )
+from teleconsult.api.trace import audited
+from teleconsult.core import audit
 from teleconsult.core.service import ParticipantsInput, ScheduleInput
 from teleconsult.errors import NoPlusUser
 from teleconsult.providers.protocols import Caller, ParticipantEntry
@@ -180,6 +182,7 @@ async def create_teleconsultation(request: web.Request) -> web.Response:
             room_id = await request.app[keys.SERVICE].create(
                 _participants(body["participants"], creating=True), _schedule(body), caller
             )
+        await audited(request, audit.CREATED, room_id, caller, fields=body)
         return web.json_response({"roomId": room_id}, status=201)
 
     return await idempotent(request, caller, body, create)
@@ -200,13 +203,15 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
     body = request[BODY]
     participants = body.get("participants")
     caller = await manager_of(request)
+    room_id = request.match_info["roomId"]
     with documented_plus_failure("PATCH /teleconsultation"):
         await request.app[keys.SERVICE].update(
-            request.match_info["roomId"],
+            room_id,
             _participants(participants, creating=False) if participants is not None else None,
             _schedule(body),
             caller,
         )
+    await audited(request, audit.UPDATED, room_id, caller, fields=body)
     return web.Response(status=204)
 
 
@@ -227,7 +232,11 @@ async def add_participant(request: web.Request) -> web.Response:
 
     async def add() -> web.Response:
         with documented_plus_failure(f"POST /teleconsultation/{room_id}/participants/data"):
-            await request.app[keys.SERVICE].add_participant(room_id, _entry(body, "body"), caller)
+            entry = _entry(body, "body")
+            await request.app[keys.SERVICE].add_participant(room_id, entry, caller)
+        await audited(
+            request, audit.PARTICIPANT_ADDED, room_id, caller, participant=entry.external_id
+        )
         return web.Response(status=201)
 
     return await idempotent(request, caller, body, add)
@@ -249,12 +258,15 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
     # Parsed here rather than by a querystring schema: polling sends no query at all,
     # and the hot path skips the parser when there is nothing to parse.
     query = _join_query(request)
+    room_id, caller = request.match_info["roomId"], await caller_of(request)
     join = await request.app[keys.SERVICE].join(
-        request.match_info["roomId"],
-        await caller_of(request),
+        room_id,
+        caller,
         language=query.get("language"),
         use_background=query.get("useBackground"),
     )
+    if join.access_link is not None:  # recorded before it is handed out: no entry, no link
+        await audited(request, audit.LINK, room_id, caller, participant=caller.id)
     body: dict[str, Any] = {
         "bandyerUserId": join.provider_user_id,
         "accessLinkURL": join.access_link,
@@ -297,7 +309,9 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
     },
 )
 async def delete_teleconsultation(request: web.Request) -> web.Response:
-    await request.app[keys.SERVICE].cancel(request.match_info["roomId"], await manager_of(request))
+    room_id, caller = request.match_info["roomId"], await manager_of(request)
+    await request.app[keys.SERVICE].cancel(room_id, caller)
+    await audited(request, audit.CANCELLED, room_id, caller)
     return web.Response(status=204)
 
 

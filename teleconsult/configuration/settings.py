@@ -29,6 +29,7 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "silent")
 SQLITE_SYNCHRONOUS_MODES = ("full", "normal", "extra")
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_IMMUTABLE_PERIOD_MS = 30 * 24 * 3600 * 1000
 """Thirty days: a window longer than that is a typo (and would overflow date arithmetic)."""
 
@@ -153,7 +154,8 @@ SETTINGS: tuple[Setting, ...] = (
         "MANAGER_GROUPS",
         "",
         "comma-separated groups; when set, `POST`, `PATCH` and `DELETE` on teleconsultations need "
-        "a caller in one of them (else 403)",
+        "a caller in one of them (else 403); its members may also list anyone's teleconsultations "
+        "and read audit trails (nobody may while it is unset)",
     ),
     Setting(
         "ADMIN_GROUPS",
@@ -249,6 +251,29 @@ SETTINGS: tuple[Setting, ...] = (
         "replica itself go out at once); `0`: this replica delivers none",
     ),
     Setting(
+        "TRUSTED_PROXIES",
+        "",
+        "comma-separated CIDRs (`10.0.0.0/8, 192.168.1.7/32`) of the proxies in front: only when "
+        "the direct peer is in one is `X-Forwarded-For` believed for the client address the audit "
+        "trail records (the rightmost address not in them); else the peer's address is recorded",
+    ),
+    Setting(
+        "RETENTION_TRASHED_DAYS",
+        "30",
+        "days after its cancellation that a cancelled teleconsultation is deleted for good (by the "
+        "reconciler's retention pass); `0` deletes it at the next pass",
+    ),
+    Setting(
+        "RETENTION_ENDED_DAYS",
+        "",
+        "days after its end that a teleconsultation is deleted for good; unset keeps them",
+    ),
+    Setting(
+        "AUDIT_RETENTION_DAYS",
+        "365",
+        "how long audit-trail entries (links and credentials handed out, changes) are kept",
+    ),
+    Setting(
         "SHUTDOWN_GRACE_MS",
         "25000",
         "on SIGTERM, how long in-flight requests may take to finish before the store and sessions "
@@ -304,6 +329,10 @@ class Settings:
     webhook_timeout_ms: int
     webhook_max_age_ms: int
     webhook_poll_interval_ms: int
+    trusted_proxies: tuple[IPNetwork, ...]
+    audit_retention_days: int
+    retention_trashed_days: int
+    retention_ended_days: int | None
 
     @property
     def verifies_tokens(self) -> bool:
@@ -404,6 +433,14 @@ class Settings:
             webhook_poll_interval_ms=reader.integer(
                 "WEBHOOK_POLL_INTERVAL_MS", minimum=0, maximum=3_600_000
             ),
+            trusted_proxies=reader.networks("TRUSTED_PROXIES"),
+            audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", minimum=1, maximum=36500),
+            retention_trashed_days=reader.integer(
+                "RETENTION_TRASHED_DAYS", minimum=0, maximum=36500
+            ),
+            retention_ended_days=reader.integer("RETENTION_ENDED_DAYS", minimum=0, maximum=36500)
+            if reader.text("RETENTION_ENDED_DAYS")
+            else None,
         )
 
 
@@ -666,6 +703,20 @@ class SettingsReader:
         return frozenset(
             web_origin(name, item.strip()) for item in self.text(name).split(",") if item.strip()
         )
+
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        """A comma-separated list of CIDRs (an address alone is a /32 or /128)."""
+        found = []
+        for item in (part.strip() for part in self.text(name).split(",")):
+            if not item:
+                continue
+            try:
+                found.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigurationError(
+                    f"{name} must be comma-separated CIDRs like 10.0.0.0/8; got {item!r}."
+                ) from None
+        return tuple(found)
 
     def header_name(self, name: str) -> str:
         text = self.text(name)

@@ -7,10 +7,11 @@ unless the teleconsultation's live record still points to it, with the same
 `RoomJobs.settle` a request uses. A failed deletion is retried with exponential
 backoff; a lease that expires (a replica that died mid-job) frees the job for
 another replica. Jobs live in the store, so they survive restarts. Each pass also
-deletes expired idempotency keys and providers' expired data, a bounded batch at a
-time. Each repair is an event line ("room deleted" with the reason `orphan` or
-`retry`, "expired idempotency keys purged", "expired provider data purged"); a
-store that stays unavailable is logged when it starts and when it ends.
+deletes providers' expired data, a bounded batch at a time, and runs the retention
+pass (`core.retention`: leased, so one replica does it), which deletes expired
+idempotency keys among the rest. Each repair is an event line ("room deleted" with
+the reason `orphan` or `retry`, "expired provider data purged", the retention pass's
+counts); a store that stays unavailable is logged when it starts and when it ends.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import datetime
 from teleconsult.core.clock import Clock
 from teleconsult.core.domain import RecordState
 from teleconsult.core.outbox import LEASE, RoomJobs, backoff
+from teleconsult.core.retention import Retention
 from teleconsult.errors import Unavailable
 from teleconsult.observability import logs
 from teleconsult.observability.metrics import Metrics
@@ -39,7 +41,15 @@ write meanwhile never wait long."""
 
 
 class Reconciler:
-    def __init__(self, store: Store, jobs: RoomJobs, clock: Clock, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        jobs: RoomJobs,
+        clock: Clock,
+        metrics: Metrics,
+        retention: Retention | None = None,
+    ) -> None:
+        self.retention = retention
         self.store = store
         self.jobs = jobs
         self.clock = clock
@@ -87,8 +97,11 @@ class Reconciler:
             try:
                 while await self.run_once() == BATCH:
                     pass  # a full batch: there may be more due now
-                await self.purge_expired_keys()
                 await self.purge_provider_data()
+                if self.retention is not None:
+                    await self.retention.run_once()
+                else:
+                    await self.purge_expired_keys()
             except Unavailable as error:
                 self._outage.failed(error.message)
             except Exception:

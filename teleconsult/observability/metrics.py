@@ -110,6 +110,12 @@ class Metrics:
             "How long the oldest due webhook delivery has waited; 0 when none (database-wide).",
             registry=r,
         )  # fmt: skip
+        self.retention_purged = Counter(
+            "teleconsult_retention_purged",
+            "What the retention pass deleted for good, by kind (teleconsultations, user_map, "
+            "audit_entries, idempotency_keys).",
+            ["kind"], registry=r,
+        )  # fmt: skip
         self.teleconsultations = Gauge(
             "teleconsult_teleconsultations",
             "Stored teleconsultations by state (database-wide: aggregate with max).",

@@ -26,7 +26,23 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from teleconsult.core.domain import Teleconsultation
+from teleconsult.core.domain import Phase, Teleconsultation
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """A page of records in (start date, id) order: a keyset page, stable while records change."""
+
+    limit: int
+    participant: str | None = None
+    """Only records with this participant (an external id); None: every record."""
+    start_from: datetime | None = None
+    """Inclusive."""
+    start_before: datetime | None = None
+    """Exclusive."""
+    phase: Phase | None = None
+    after: tuple[datetime, str] | None = None
+    """The (start date, id) of the last record of the previous page."""
 
 
 class DeliveryStatus(StrEnum):
@@ -104,6 +120,21 @@ class Records(Protocol):
         """How many records are in each `teleconsultationState` (trashed ones are `cancelled`)."""
         ...
 
+    async def find_page(self, query: RecordQuery) -> list[Teleconsultation]:
+        """Records (trashed ones too) matching `query`, by start date then id, `limit` at most."""
+        ...
+
+    async def purge(
+        self, trashed_before: datetime, ended_before: datetime | None, limit: int
+    ) -> list[Teleconsultation]:
+        """Delete up to `limit` records trashed (cancelled) before `trashed_before` and, when
+        `ended_before` is given, live ones that ended before it; return those deleted."""
+        ...
+
+    async def in_use(self, external_ids: Sequence[str]) -> set[str]:
+        """Which of these external ids some record (trashed or not) has as a participant."""
+        ...
+
 
 class UserMap(Protocol):
     """External user ids and the provider users that stand for them."""
@@ -121,6 +152,10 @@ class UserMap(Protocol):
     async def holders(self, provider: str, provider_user_id: str) -> list[str]:
         """The external ids mapped to `provider_user_id` (the map read backwards), two at
         most: more than one means a mapping no one should use."""
+        ...
+
+    async def forget(self, external_ids: Sequence[str]) -> int:
+        """Delete these external ids' mappings, for every provider; return how many went."""
         ...
 
 
@@ -340,6 +375,55 @@ class ProviderData(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who was handed a link or credentials, or changed a teleconsultation: ids, never names,
+    links or tokens."""
+
+    id: str
+    at: datetime
+    action: str
+    teleconsultation_id: str | None
+    """None for SDK credentials, which belong to no teleconsultation."""
+    actor: str
+    """The caller's external id (`public` when unknown)."""
+    participant: str | None
+    """Whose link or credentials, or who was added: an external id."""
+    fields: tuple[str, ...]
+    """What a change changed: field names, never values."""
+    request_id: str
+    client_address: str | None
+    user_agent: str | None
+
+
+class AuditTrail(Protocol):
+    """An append-only trail: entries are added, read, and deleted only once expired."""
+
+    async def append(self, entries: Sequence[tuple[AuditEntry, datetime]]) -> None:
+        """Add entries, each with the date a store may expire it by itself (MongoDB's TTL),
+        in one write (one transaction in SQLite)."""
+        ...
+
+    async def entries(
+        self, teleconsultation_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[AuditEntry]:
+        """A teleconsultation's entries, oldest first (by date, then id), after a position."""
+        ...
+
+    async def purge_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` entries written before `cutoff`; return how many went."""
+        ...
+
+
+class Leases(Protocol):
+    """Named leases, so that one replica at a time does a job all could do (retention)."""
+
+    async def take(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Hold `name` until `until` if it is free, expired at `now`, or already `owner`'s
+        (one conditional write: one replica wins); return whether `owner` holds it."""
+        ...
+
+
 class Health(Protocol):
     """The connection itself."""
 
@@ -361,3 +445,5 @@ class Store:
     idempotency: IdempotencyKeys
     provider_data: ProviderData
     health: Health
+    audit: AuditTrail
+    leases: Leases

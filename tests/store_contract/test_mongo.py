@@ -32,10 +32,15 @@ async def test_starting_twice_creates_no_duplicate_index_and_changes_no_data() -
             "unique": True,
             "v": 2,
         },
+        "receivedUserId": {"key": [("receivedUserId", 1)], "v": 2},
     }
     assert sorted(await database["teleconsultations"].index_information()) == [
         "_id_",
+        "participant_startDate",
+        "startDate",
+        "state_endDate",
         "state_teleconsultationState",
+        "state_updatedAt",
         "webhookOutbox",  # sparse: only records with deliveries not yet relayed
     ]
     assert await second.records.get(original.id) == original

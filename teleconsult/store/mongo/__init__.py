@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from teleconsult.store.base import Store
+from teleconsult.store.mongo.audit import MongoAuditTrail
 from teleconsult.store.mongo.connection import (
     SCHEMES,
     Closable,
@@ -13,6 +14,7 @@ from teleconsult.store.mongo.connection import (
     database_name,
 )
 from teleconsult.store.mongo.idempotency import MongoIdempotencyKeys
+from teleconsult.store.mongo.leases import MongoLeases
 from teleconsult.store.mongo.outbox import MongoOutbox
 from teleconsult.store.mongo.provider_data import MongoProviderData
 from teleconsult.store.mongo.records import MongoRecords
@@ -42,7 +44,9 @@ async def open_mongo(
     keys = MongoIdempotencyKeys(connection)
     provider_data = MongoProviderData(connection)
     webhooks = MongoWebhooks(connection, teleconsultations)
-    parts = (records, user_map, outbox, webhooks, keys, provider_data)
+    audit = MongoAuditTrail(connection)
+    leases = MongoLeases(connection)
+    parts = (records, user_map, outbox, webhooks, keys, provider_data, audit, leases)
     await connection.prepare([part.create_indexes for part in parts])
     return Store(
         records=records,
@@ -52,4 +56,6 @@ async def open_mongo(
         idempotency=keys,
         provider_data=provider_data,
         health=connection,
+        audit=audit,
+        leases=leases,
     )

@@ -157,3 +157,15 @@ class MongoCollection:
     def __init__(self, database: MongoDatabase, collection: str) -> None:
         self._database = database
         self._collection = collection
+
+
+async def delete_first(collection: Any, query: dict[str, Any], limit: int) -> int:
+    """Delete up to `limit` documents matching `query` (a bounded purge); return how many went."""
+    found = [
+        document["_id"]
+        async for document in collection.find(query, projection={"_id": True}, limit=limit)
+    ]
+    if not found:
+        return 0
+    result = await collection.delete_many({"_id": {"$in": found}})
+    return int(result.deleted_count)

@@ -9,7 +9,7 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from teleconsult.store.base import KeyedAnswer
-from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase
+from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
 
 COLLECTION = "teleconsult_idempotency_keys"
 
@@ -84,13 +84,6 @@ class MongoIdempotencyKeys(MongoCollection):
     async def purge_expired_keys(self, now: datetime, limit: int) -> int:
         """The TTL index removes expired keys too; this only makes it prompt."""
         async with self._database.guard() as database:
-            expired = [
-                document["_id"]
-                async for document in database[self._collection].find(
-                    {"expiresAt": {"$lte": now}}, projection={"_id": True}, limit=limit
-                )
-            ]
-            if not expired:
-                return 0
-            result = await database[self._collection].delete_many({"_id": {"$in": expired}})
-        return int(result.deleted_count)
+            return await delete_first(
+                database[self._collection], {"expiresAt": {"$lte": now}}, limit
+            )

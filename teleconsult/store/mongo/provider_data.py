@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from teleconsult.errors import VersionConflict
 from teleconsult.store.base import StoredDocument
-from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase
+from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
 
 DOCUMENTS = "teleconsult_provider_documents"
 MESSAGES = "teleconsult_provider_messages"
@@ -123,15 +123,9 @@ class MongoProviderData(MongoCollection):
         purged = 0
         async with self._database.guard() as database:
             for collection in (DOCUMENTS, MESSAGES):
-                expired = [
-                    document["_id"]
-                    async for document in database[collection].find(
-                        {"expiresAt": {"$lte": now}}, projection={"_id": True}, limit=limit
-                    )
-                ]
-                if expired:
-                    result = await database[collection].delete_many({"_id": {"$in": expired}})
-                    purged += int(result.deleted_count)
+                purged += await delete_first(
+                    database[collection], {"expiresAt": {"$lte": now}}, limit
+                )
         return purged
 
 

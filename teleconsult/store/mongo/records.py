@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -10,7 +11,7 @@ from pymongo import ASCENDING
 
 from teleconsult.core.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
-from teleconsult.store.base import Delivery
+from teleconsult.store.base import Delivery, RecordQuery
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.mongo.connection import MongoCollection
 from teleconsult.store.mongo.webhooks import OUTBOX_FIELD, outbox_entries
@@ -21,6 +22,25 @@ class MongoRecords(MongoCollection):
         await database[self._collection].create_index(
             [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
             name="state_teleconsultationState",
+        )
+        # Listing: a participant's records by start date, and every record by start date.
+        await database[self._collection].create_index(
+            [
+                ("participants.userExternalId", ASCENDING),
+                ("startDate", ASCENDING),
+                ("_id", ASCENDING),
+            ],
+            name="participant_startDate",
+        )
+        await database[self._collection].create_index(
+            [("startDate", ASCENDING), ("_id", ASCENDING)], name="startDate"
+        )
+        # Retention: cancelled records by cancellation (their last update), live ones by end.
+        await database[self._collection].create_index(
+            [("__STATE__", ASCENDING), ("updatedAt", ASCENDING)], name="state_updatedAt"
+        )
+        await database[self._collection].create_index(
+            [("__STATE__", ASCENDING), ("endDate", ASCENDING)], name="state_endDate"
         )
 
     async def insert(
@@ -76,6 +96,68 @@ class MongoRecords(MongoCollection):
                 )
                 for phase in Phase
             }
+
+    async def find_page(self, query: RecordQuery) -> list[Teleconsultation]:
+        conditions: list[dict[str, Any]] = []
+        if query.participant is not None:
+            conditions.append({"participants.userExternalId": query.participant})
+        if query.start_from is not None:
+            conditions.append({"startDate": {"$gte": query.start_from}})
+        if query.start_before is not None:
+            conditions.append({"startDate": {"$lt": query.start_before}})
+        if query.phase is not None:
+            conditions.append({"teleconsultationState": query.phase.value})
+        if query.after is not None:
+            start, last_id = query.after
+            conditions.append(
+                {
+                    "$or": [
+                        {"startDate": {"$gt": start}},
+                        {"startDate": start, "_id": {"$gt": ObjectId(last_id)}},
+                    ]
+                }
+            )
+        async with self._database.guard() as database:
+            return [
+                _from_mongo(document)
+                async for document in database[self._collection].find(
+                    {"$and": conditions} if conditions else {},
+                    sort=[("startDate", ASCENDING), ("_id", ASCENDING)],
+                    limit=query.limit,
+                )
+            ]
+
+    async def purge(
+        self, trashed_before: datetime, ended_before: datetime | None, limit: int
+    ) -> list[Teleconsultation]:
+        due: list[dict[str, Any]] = [
+            {"__STATE__": RecordState.TRASH.value, "updatedAt": {"$lt": trashed_before}}
+        ]
+        if ended_before is not None:
+            due.append({"__STATE__": RecordState.PUBLIC.value, "endDate": {"$lt": ended_before}})
+        async with self._database.guard() as database:
+            found = [
+                document
+                async for document in database[self._collection].find({"$or": due}, limit=limit)
+            ]
+            if not found:
+                return []
+            # The condition again: a record changed since it was read stays.
+            await database[self._collection].delete_many(
+                {"_id": {"$in": [document["_id"] for document in found]}, "$or": due}
+            )
+        return [_from_mongo(document) for document in found]
+
+    async def in_use(self, external_ids: Sequence[str]) -> set[str]:
+        used = set()
+        async with self._database.guard() as database:
+            for external_id in external_ids:
+                held = await database[self._collection].find_one(
+                    {"participants.userExternalId": external_id}, projection={"_id": True}
+                )
+                if held is not None:
+                    used.add(external_id)
+        return used
 
 
 def _to_mongo(teleconsultation: Teleconsultation) -> dict[str, Any]:

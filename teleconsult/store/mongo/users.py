@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -23,6 +24,9 @@ class MongoUserMap(MongoCollection):
         await database[self._collection].create_index(
             [("provider", ASCENDING), ("providerUserId", ASCENDING)],
             name="provider_providerUserId",
+        )
+        await database[self._collection].create_index(
+            [("receivedUserId", ASCENDING)], name="receivedUserId"
         )
 
     async def find_user(self, provider: str, external_id: str) -> str | None:
@@ -54,6 +58,15 @@ class MongoUserMap(MongoCollection):
                     )
                 ]
             )
+
+    async def forget(self, external_ids: Sequence[str]) -> int:
+        if not external_ids:
+            return 0
+        async with self._database.guard() as database:
+            result = await database[self._collection].delete_many(
+                {"receivedUserId": {"$in": list(external_ids)}}
+            )
+        return int(result.deleted_count)
 
     async def _find(self, query: dict[str, Any]) -> Any:
         async with self._database.guard() as database:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from teleconsult.store.base import Store
+from teleconsult.store.sqlite.audit import SQLiteAuditTrail
 from teleconsult.store.sqlite.connection import SCHEME, SQLiteConnection, sqlite_path
 from teleconsult.store.sqlite.idempotency import SQLiteIdempotencyKeys
+from teleconsult.store.sqlite.leases import SQLiteLeases
 from teleconsult.store.sqlite.outbox import SQLiteOutbox
 from teleconsult.store.sqlite.provider_data import SQLiteProviderData
 from teleconsult.store.sqlite.records import SQLiteRecords
@@ -25,7 +27,9 @@ async def open_sqlite(
     outbox = SQLiteOutbox(connection)
     keys = SQLiteIdempotencyKeys(connection)
     provider_data = SQLiteProviderData(connection)
-    parts = (records, user_map, outbox, webhooks, keys, provider_data)
+    audit = SQLiteAuditTrail(connection)
+    leases = SQLiteLeases(connection)
+    parts = (records, user_map, outbox, webhooks, keys, provider_data, audit, leases)
     await connection.create_schema([part.create_schema for part in parts])
     return Store(
         records=records,
@@ -35,4 +39,6 @@ async def open_sqlite(
         idempotency=keys,
         provider_data=provider_data,
         health=connection,
+        audit=audit,
+        leases=leases,
     )

@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from teleconsult.errors import Unavailable
 
+T = TypeVar("T")
 SCHEME = "sqlite://"
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
 """SQLITE_SYNCHRONOUS. In WAL mode, FULL syncs the log at every commit: an acknowledged write
@@ -58,6 +59,16 @@ def _encode_value(value: object) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     raise TypeError(f"cannot store {type(value).__name__}")
+
+
+MAX_PARAMETERS = 500
+"""Values bound in one `IN (...)`: well under SQLite's limit on parameters."""
+
+
+def chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`values` in slices small enough for one `IN (...)` each."""
+    for start in range(0, len(values), MAX_PARAMETERS):
+        yield values[start : start + MAX_PARAMETERS]
 
 
 def quoted(name: str) -> str:
@@ -136,29 +147,36 @@ class SQLiteConnection:
         return await asyncio.shield(self._transaction(sql, tuple(parameters)))
 
     async def _transaction(self, sql: str, parameters: tuple[object, ...]) -> int:
-        return await self._together([(sql, parameters)])
+        async def one(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(sql, parameters)
+            return cursor.rowcount
+
+        return await self._in_transaction(one)
+
+    async def transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run several statements as one IMMEDIATE transaction, shielded like `write`: a record
+        and the rows that index it are written together or not at all."""
+        return await asyncio.shield(self._in_transaction(work))
 
     async def write_together(self, statements: Sequence[Statement]) -> int:
-        """Run writes in one IMMEDIATE transaction, all or none: the first must change a
-        row (a compare-and-set), else nothing is written. Return the rows the first changed."""
-        return await asyncio.shield(self._together(statements))
+        """Run writes in one transaction, shielded like `write`: the first must change a row
+        (a compare-and-set), else nothing else is run. Return the rows the first changed."""
 
-    async def _together(self, statements: Sequence[Statement]) -> int:
+        async def together(db: aiosqlite.Connection) -> int:
+            return await run_together(db, statements)
+
+        return await self.transaction(together)
+
+    async def _in_transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         async with self.guard() as db:
             await db.execute("BEGIN IMMEDIATE")
             try:
-                changed = 0
-                for index, (sql, parameters) in enumerate(statements):
-                    cursor = await db.execute(sql, tuple(parameters))
-                    if index == 0:
-                        changed = cursor.rowcount
-                        if changed == 0:
-                            break
-                await db.execute("COMMIT" if changed else "ROLLBACK")
-            except Exception:
+                result = await work(db)
+                await db.execute("COMMIT")
+            except BaseException:
                 await db.execute("ROLLBACK")
                 raise
-            return changed
+            return result
 
     async def read_one(self, sql: str, parameters: Iterable[object]) -> Any:
         """One row by key, on the event loop's own connection when there is one."""
@@ -210,3 +228,22 @@ def _reader(path: str) -> sqlite3.Connection:
 
 def _try_open(path: str) -> None:
     sqlite3.connect(path).close()
+
+
+async def run_together(db: aiosqlite.Connection, statements: Sequence[Statement]) -> int:
+    """Run `statements` in the open transaction; the first is a compare-and-set: when it
+    changes no row, the others are not run. The rows the first changed."""
+    changed = 0
+    for index, (sql, parameters) in enumerate(statements):
+        cursor = await db.execute(sql, tuple(parameters))
+        if index == 0:
+            changed = cursor.rowcount
+            if changed == 0:
+                break
+    return changed
+
+
+async def run_all(db: aiosqlite.Connection, statements: Iterable[Statement]) -> None:
+    """Run every one of `statements` in the open transaction."""
+    for sql, parameters in statements:
+        await db.execute(sql, tuple(parameters))

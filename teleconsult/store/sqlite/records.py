@@ -1,26 +1,49 @@
-"""Teleconsultation records in SQLite: a JSON document plus the columns the queries need."""
+"""Teleconsultation records in SQLite: a JSON document plus the columns the queries need.
+
+A side table (`<records>_participants`) holds one row per (participant, record), keyed
+by external id then start date, so a participant's listing reads an index range
+whatever the number of records; it is written in the record's own transaction.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
 
 import aiosqlite
 
+from teleconsult.core.clock import to_micros as micros
 from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
-from teleconsult.store.base import Delivery
+from teleconsult.store.base import Delivery, RecordQuery
 from teleconsult.store.documents import from_document, to_document
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, encode
+from teleconsult.store.sqlite.connection import (
+    SQLiteConnection,
+    SQLiteTable,
+    chunks,
+    encode,
+    quoted,
+    run_all,
+)
 from teleconsult.store.sqlite.webhooks import SQLiteWebhooks
+
+COLUMNS = (("start_us", "INTEGER"), ("end_us", "INTEGER"), ("updated_us", "INTEGER"))
+"""Columns added in 0.3 (listing, retention); older files get them, filled, at start."""
 
 
 class SQLiteRecords(SQLiteTable):
-    """A record and its webhook deliveries are written in one transaction."""
+    """A record, the rows that index it and its webhook deliveries are written in one
+    transaction."""
 
     def __init__(self, connection: SQLiteConnection, table: str, webhooks: SQLiteWebhooks) -> None:
         super().__init__(connection, table)
         self._webhooks = webhooks
+
+    @property
+    def _participants(self) -> str:
+        return quoted(self._name + "_participants")
 
     async def create_schema(self, db: aiosqlite.Connection) -> None:
         await db.execute(
@@ -28,20 +51,63 @@ class SQLiteRecords(SQLiteTable):
             " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
             " document TEXT NOT NULL)"
         )
+        cursor = await db.execute(f"PRAGMA table_info({self._table})")
+        present = {row[1] for row in await cursor.fetchall()}
+        for column, kind in COLUMNS:
+            if column not in present:
+                await db.execute(f"ALTER TABLE {self._table} ADD COLUMN {column} {kind}")
+        await db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._participants} ("
+            " external_id TEXT NOT NULL, start_us INTEGER NOT NULL, id TEXT NOT NULL,"
+            " PRIMARY KEY (external_id, start_us, id)) WITHOUT ROWID"
+        )
+        for index, columns in (
+            ("_by_start", f"{self._table} (start_us, id)"),
+            ("_trashed", f"{self._table} (state, updated_us)"),
+            ("_ended", f"{self._table} (state, end_us)"),
+            ("_participants_id", f"{self._participants} (id)"),
+        ):
+            await db.execute(
+                f"CREATE INDEX IF NOT EXISTS {quoted(self._name + index)} ON {columns}"
+            )
+        await self._fill_new_columns(db)
+
+    async def _fill_new_columns(self, db: aiosqlite.Connection) -> None:
+        """Records written before 0.3 get their columns and participant rows, once."""
+        cursor = await db.execute(
+            f"SELECT document FROM {self._table} WHERE start_us IS NULL"  # an index lookup
+        )
+        for (document,) in await cursor.fetchall():
+            record = from_document(json.loads(document))
+            await db.execute(
+                f"UPDATE {self._table} SET start_us = ?, end_us = ?, updated_us = ? WHERE id = ?",
+                (*_dates(record), record.id),
+            )
+            await db.execute(f"DELETE FROM {self._participants} WHERE id = ?", (record.id,))
+            await db.executemany(self._insert_participant, _participant_rows(record))
+
+    @property
+    def _insert_participant(self) -> str:
+        return (
+            f"INSERT OR IGNORE INTO {self._participants} (external_id, start_us, id)"
+            " VALUES (?, ?, ?)"
+        )
 
     async def insert(
         self, teleconsultation: Teleconsultation, deliveries: Sequence[Delivery] = ()
     ) -> None:
-        insert = (
-            f"INSERT INTO {self._table} (id, state, version, document) VALUES (?, ?, ?, ?)",
-            (
-                teleconsultation.id,
-                teleconsultation.state.value,
-                teleconsultation.version,
-                encode(to_document(teleconsultation)),
-            ),
-        )
-        await self._connection.write_together([insert, *self._webhooks.put(deliveries)])
+        t = teleconsultation
+
+        async def write(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                f"INSERT INTO {self._table} (id, state, version, document, start_us, end_us,"
+                " updated_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (t.id, t.state.value, t.version, encode(to_document(t)), *_dates(t)),
+            )
+            await db.executemany(self._insert_participant, _participant_rows(t))
+            await run_all(db, self._webhooks.put(deliveries))
+
+        await self._connection.transaction(write)
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
         row = await self._connection.read_one(
@@ -62,20 +128,29 @@ class SQLiteRecords(SQLiteTable):
         expected_version: int,
         deliveries: Sequence[Delivery] = (),
     ) -> None:
-        update = (
-            f"UPDATE {self._table} SET state = ?, version = ?, document = ?"
-            " WHERE id = ? AND version = ? AND state = ?",
-            (
-                teleconsultation.state.value,
-                teleconsultation.version,
-                encode(to_document(teleconsultation)),
-                teleconsultation.id,
-                expected_version,
-                RecordState.PUBLIC.value,
-            ),
-        )
-        changed = await self._connection.write_together([update, *self._webhooks.put(deliveries)])
-        if changed != 1:
+        t = teleconsultation
+
+        async def write(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                f"UPDATE {self._table} SET state = ?, version = ?, document = ?, start_us = ?,"
+                " end_us = ?, updated_us = ? WHERE id = ? AND version = ? AND state = ?",
+                (
+                    t.state.value,
+                    t.version,
+                    encode(to_document(t)),
+                    *_dates(t),
+                    t.id,
+                    expected_version,
+                    RecordState.PUBLIC.value,
+                ),
+            )
+            if cursor.rowcount == 1:
+                await db.execute(f"DELETE FROM {self._participants} WHERE id = ?", (t.id,))
+                await db.executemany(self._insert_participant, _participant_rows(t))
+                await run_all(db, self._webhooks.put(deliveries))
+            return cursor.rowcount
+
+        if await self._connection.transaction(write) != 1:
             raise VersionConflict(teleconsultation.id)
 
     async def count_by_state(self) -> dict[str, int]:
@@ -84,3 +159,78 @@ class SQLiteRecords(SQLiteTable):
             f" FROM {self._table} GROUP BY 1"
         )
         return {str(state): int(count) for state, count in rows}
+
+    async def find_page(self, query: RecordQuery) -> list[Teleconsultation]:
+        # One index range: the participant's rows (or every record's) from the cursor on.
+        if query.participant is None:
+            source, k = f"{self._table} r", "r"
+        else:
+            source, k = f"{self._participants} k JOIN {self._table} r ON r.id = k.id", "k"
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if query.participant is not None:
+            conditions.append("k.external_id = ?")
+            parameters.append(query.participant)
+        if query.start_from is not None:
+            conditions.append(f"{k}.start_us >= ?")
+            parameters.append(micros(query.start_from))
+        if query.start_before is not None:
+            conditions.append(f"{k}.start_us < ?")
+            parameters.append(micros(query.start_before))
+        if query.after is not None:
+            conditions.append(f"({k}.start_us, {k}.id) > (?, ?)")
+            parameters += [micros(query.after[0]), query.after[1]]
+        if query.phase is not None:
+            conditions.append("json_extract(r.document, '$.teleconsultationState') = ?")
+            parameters.append(query.phase.value)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._connection.read_all(
+            f"SELECT r.document FROM {source}{where} ORDER BY {k}.start_us, {k}.id LIMIT ?",
+            (*parameters, query.limit),
+        )
+        return [from_document(json.loads(row[0])) for row in rows]
+
+    async def purge(
+        self, trashed_before: datetime, ended_before: datetime | None, limit: int
+    ) -> list[Teleconsultation]:
+        async def delete(db: aiosqlite.Connection) -> list[Teleconsultation]:
+            # The first `limit` due records, then exactly those: one short transaction.
+            cursor = await db.execute(
+                f"SELECT id, document FROM {self._table} WHERE state = ? AND updated_us < ?"
+                f" UNION ALL SELECT id, document FROM {self._table} WHERE state = ? AND end_us < ?"
+                " LIMIT ?",
+                (
+                    RecordState.TRASH.value,
+                    micros(trashed_before),
+                    RecordState.PUBLIC.value,
+                    micros(ended_before) if ended_before is not None else -1,
+                    limit,
+                ),
+            )
+            rows = list(await cursor.fetchall())
+            ids = [(row[0],) for row in rows]
+            await db.executemany(f"DELETE FROM {self._table} WHERE id = ?", ids)
+            await db.executemany(f"DELETE FROM {self._participants} WHERE id = ?", ids)
+            return [from_document(json.loads(row[1])) for row in rows]
+
+        return await self._connection.transaction(delete)
+
+    async def in_use(self, external_ids: Sequence[str]) -> set[str]:
+        used: set[str] = set()
+        for chunk in chunks(external_ids):
+            rows = await self._connection.read_all(
+                f"SELECT DISTINCT external_id FROM {self._participants}"
+                f" WHERE external_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            used.update(str(row[0]) for row in rows)
+        return used
+
+
+def _dates(record: Teleconsultation) -> tuple[int, int, int]:
+    return micros(record.start_date), micros(record.end_date), micros(record.updated_at)
+
+
+def _participant_rows(record: Teleconsultation) -> Iterable[tuple[str, int, str]]:
+    start = micros(record.start_date)
+    return [(p.external_id, start, record.id) for p in record.participants]

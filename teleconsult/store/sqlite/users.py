@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aiosqlite
 
 from teleconsult.errors import Unavailable
 from teleconsult.store.documents import user_document
-from teleconsult.store.sqlite.connection import SQLiteTable, encode, quoted
+from teleconsult.store.sqlite.connection import SQLiteTable, chunks, encode, quoted
 
 
 class SQLiteUserMap(SQLiteTable):
@@ -20,6 +22,10 @@ class SQLiteUserMap(SQLiteTable):
         await db.execute(
             f"CREATE INDEX IF NOT EXISTS {quoted(self._name + '_provider_user_id')}"
             f" ON {self._table} (provider, provider_user_id)"
+        )
+        await db.execute(
+            f"CREATE INDEX IF NOT EXISTS {quoted(self._name + '_external_id')}"
+            f" ON {self._table} (external_id)"
         )
 
     async def find_user(self, provider: str, external_id: str) -> str | None:
@@ -50,3 +56,12 @@ class SQLiteUserMap(SQLiteTable):
             (provider, provider_user_id),
         )
         return [str(row[0]) for row in rows]
+
+    async def forget(self, external_ids: Sequence[str]) -> int:
+        forgotten = 0
+        for chunk in chunks(external_ids):
+            forgotten += await self._connection.write(
+                f"DELETE FROM {self._table} WHERE external_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+        return forgotten

@@ -1,0 +1,65 @@
+"""`GET /teleconsultation/:id/audit`: a teleconsultation's audit trail, for managers only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import docs, querystring_schema, response_schema
+
+from teleconsult import keys
+from teleconsult.api.hardening import NO_STORE
+from teleconsult.api.schemas import AuditPageSchema, PageQuerySchema
+from teleconsult.api.teleconsultations import caller_of, errors
+from teleconsult.core.clock import format_date
+from teleconsult.core.listing import DEFAULT_LIMIT
+from teleconsult.errors import Forbidden
+from teleconsult.store.base import AuditEntry
+
+QUERY = web.RequestKey("audit_query", dict)
+
+
+@docs(
+    tags=["teleconsultations"],
+    operationId="getAuditTrail",
+    summary="Who was handed links, and who changed what",
+    description=(
+        "The teleconsultation's audit trail, oldest first, a page at a time: every join link "
+        "handed out (to whom, when, from which address) and every change (who, when, which "
+        "fields). Never links, tokens or names. Managers (MANAGER_GROUPS) only; entries "
+        "outlive a cancelled teleconsultation until AUDIT_RETENTION_DAYS."
+    ),
+    responses=errors(400, 401, 403, 503),
+)
+@querystring_schema(PageQuerySchema, put_into=QUERY)  # type: ignore[arg-type]
+@response_schema(AuditPageSchema, 200, description="One page of entries.")
+async def get_audit_trail(request: web.Request) -> web.Response:
+    query = request[QUERY]
+    caller = await caller_of(request)
+    if not request.app[keys.AUTHENTICATOR].is_manager(caller):
+        raise Forbidden("Only members of MANAGER_GROUPS may read audit trails.")
+    page = await request.app[keys.AUDIT].page(
+        request.match_info["roomId"], query.get("cursor"), query.get("limit", DEFAULT_LIMIT)
+    )
+    body = {"items": [_entry(e) for e in page.entries], "nextCursor": page.next_cursor}
+    return web.json_response(body, headers=NO_STORE)
+
+
+def _entry(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": format_date(entry.at),
+        "action": entry.action,
+        "actor": entry.actor,
+        "participant": entry.participant,
+        "fields": list(entry.fields),
+        "requestId": entry.request_id,
+        "clientAddress": entry.client_address,
+        "userAgent": entry.user_agent,
+    }
+
+
+def setup_routes(app: web.Application) -> list[web.AbstractRoute]:
+    return [
+        app.router.add_get("/teleconsultation/{roomId}/audit", get_audit_trail, allow_head=False)
+    ]

@@ -1,0 +1,71 @@
+"""`GET /teleconsultations`: the caller's teleconsultations (a manager's: anyone's), by page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import docs, querystring_schema, response_schema
+
+from teleconsult import keys
+from teleconsult.api.hardening import NO_STORE
+from teleconsult.api.schemas import ListQuerySchema, TeleconsultationListSchema
+from teleconsult.api.teleconsultations import caller_of, errors
+from teleconsult.core.clock import format_date
+from teleconsult.core.domain import Phase, Teleconsultation
+from teleconsult.core.listing import DEFAULT_LIMIT, ListFilters
+from teleconsult.core.service import require_caller
+from teleconsult.observability import redaction
+
+QUERY = web.RequestKey("query", dict)
+
+
+@docs(
+    tags=["teleconsultations"],
+    operationId="listTeleconsultations",
+    summary="List teleconsultations",
+    description=(
+        "The caller's teleconsultations (a manager's, in MANAGER_GROUPS: any participant's, "
+        "or all), by start date then id, a page at a time: pass `nextCursor` as `cursor` for "
+        "the next page. Pages stay stable while records change. Items never carry links."
+    ),
+    responses=errors(400, 401, 403, 503),
+)
+@querystring_schema(ListQuerySchema, put_into=QUERY)  # type: ignore[arg-type]
+@response_schema(TeleconsultationListSchema, 200, description="One page.")
+async def list_teleconsultations(request: web.Request) -> web.Response:
+    query = request[QUERY]
+    caller = await caller_of(request)
+    caller_id = require_caller(caller)
+    filters = ListFilters(
+        participant=query.get("participant"),
+        start_from=query.get("from_"),
+        start_before=query.get("to"),
+        phase=Phase(query["state"]) if "state" in query else None,
+        limit=query.get("limit", DEFAULT_LIMIT),
+        cursor=query.get("cursor"),
+    )
+    manager = request.app[keys.AUTHENTICATOR].is_manager(caller)
+    page = await request.app[keys.LISTING].page(filters, caller_id, manager)
+    redaction.sensitive(p.full_name for item in page.items for p in item.participants)
+    body = {"items": [_item(item) for item in page.items], "nextCursor": page.next_cursor}
+    return web.json_response(body, headers=NO_STORE)
+
+
+def _item(record: Teleconsultation) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "start_date": format_date(record.start_date),
+        "end_date": format_date(record.end_date),
+        "createdAt": format_date(record.created_at),
+        "updatedAt": format_date(record.updated_at),
+        "state": record.phase.value,
+        "participantsNumber": record.participants_number,
+        "participants": [
+            {"userExternalId": p.external_id, "fullName": p.full_name} for p in record.participants
+        ],
+    }
+
+
+def setup_routes(app: web.Application) -> list[web.AbstractRoute]:
+    return [app.router.add_get("/teleconsultations", list_teleconsultations, allow_head=False)]

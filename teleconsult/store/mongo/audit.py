@@ -1,0 +1,86 @@
+"""The audit trail in MongoDB: one document per entry; a TTL index removes expired ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+
+from teleconsult.store.base import AuditEntry
+from teleconsult.store.documents import as_datetime
+from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
+
+COLLECTION = "teleconsult_audit"
+
+
+class MongoAuditTrail(MongoCollection):
+    def __init__(self, database: MongoDatabase) -> None:
+        super().__init__(database, COLLECTION)
+
+    async def create_indexes(self, database: Any) -> None:
+        # Each entry carries its expiry (AUDIT_RETENTION_DAYS when written): MongoDB removes
+        # it by itself; the reconciler's purge applies a shortened retention at once.
+        await database[self._collection].create_index(
+            [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
+        )
+        await database[self._collection].create_index(
+            [("teleconsultationId", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)],
+            name="teleconsultationId_at",
+        )
+        await database[self._collection].create_index([("at", ASCENDING)], name="at")
+
+    async def append(self, entries: Sequence[tuple[AuditEntry, datetime]]) -> None:
+        documents = [
+            {
+                "_id": entry.id,
+                "at": entry.at,
+                "expiresAt": expires_at,
+                "action": entry.action,
+                "teleconsultationId": entry.teleconsultation_id,
+                "actor": entry.actor,
+                "participant": entry.participant,
+                "fields": list(entry.fields),
+                "requestId": entry.request_id,
+                "clientAddress": entry.client_address,
+                "userAgent": entry.user_agent,
+            }
+            for entry, expires_at in entries
+        ]
+        async with self._database.guard() as database:
+            await database[self._collection].insert_many(documents, ordered=False)
+
+    async def entries(
+        self, teleconsultation_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[AuditEntry]:
+        query: dict[str, Any] = {"teleconsultationId": teleconsultation_id}
+        if after is not None:
+            at, last_id = after
+            query["$or"] = [{"at": {"$gt": at}}, {"at": at, "_id": {"$gt": last_id}}]
+        async with self._database.guard() as database:
+            return [
+                _entry(document)
+                async for document in database[self._collection].find(
+                    query, sort=[("at", ASCENDING), ("_id", ASCENDING)], limit=limit
+                )
+            ]
+
+    async def purge_before(self, cutoff: datetime, limit: int) -> int:
+        async with self._database.guard() as database:
+            return await delete_first(database[self._collection], {"at": {"$lt": cutoff}}, limit)
+
+
+def _entry(document: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=document["_id"],
+        at=as_datetime(document["at"]),
+        action=document["action"],
+        teleconsultation_id=document["teleconsultationId"],
+        actor=document["actor"],
+        participant=document["participant"],
+        fields=tuple(document["fields"]),
+        request_id=document["requestId"],
+        client_address=document["clientAddress"],
+        user_agent=document["userAgent"],
+    )
