@@ -81,6 +81,8 @@ async def api(make_client: MakeClient) -> Client:
         ("/credentials", "POST"),
         ("/settings/background-image", "POST"),
         ("/settings/update", "PATCH"),
+        ("/teleconsultations", "GET"),
+        ("/teleconsultation/room-1/audit", "GET"),
         ("/webhooks/failed", "GET"),
         ("/webhooks/failed/default.evt_1/retry", "POST"),
     ],

@@ -143,7 +143,10 @@ async def test_the_groups_header_is_a_scheme_when_manager_groups_read_it(
         {"callerGroups": []},
     ]
     # a manager's groups let them list anyone's and read audit trails
-    manager_reads = [{"callerId": []}, {"callerId": [], "callerGroups": []}]
+    manager_reads: list[dict[str, list[str]]] = [
+        {"callerId": []},
+        {"callerId": [], "callerGroups": []},
+    ]
     assert security(document) == {
         **PROBES,
         "getTeleconsultation": [{"callerId": []}],
