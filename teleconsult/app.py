@@ -36,6 +36,7 @@ from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.roster import Rosters
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.core.store_gauges import StoreGauges
+from teleconsult.core.waiting import LinkWaiter
 from teleconsult.core.webhooks import Deliverer
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability import redaction
@@ -121,6 +122,10 @@ def create_app(
                 max_age=max_age,
             )
             stack.push_async_callback(deliverer.close)
+            waiter = app[keys.WAITER] = LinkWaiter(
+                store.records, clock, settings.wait_refresh_ms / 1000
+            )
+            stack.push_async_callback(waiter.close)
             service = app[keys.SERVICE] = TeleconsultationService(
                 store=store,
                 video=measured_video,
@@ -139,6 +144,7 @@ def create_app(
                     max_age,
                     on_written=deliverer.wake,
                 ),
+                on_change=waiter.changed,
             )
             reconciler = app[keys.RECONCILER] = Reconciler(store, service.jobs, clock, metrics)
             if settings.reconcile_interval_ms:
@@ -160,6 +166,7 @@ def create_app(
 
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(_close_live_connections)
+    app.on_shutdown.append(_answer_waiting_gets)
     setup_api(app)
     for routes in plugins.manager.hook.register_routes():
         app.router.add_routes(routes)
@@ -266,6 +273,13 @@ async def _close_live_connections(app: web.Application) -> None:
     video = app.get(keys.VIDEO_PROVIDER)
     if isinstance(video, LiveConnections):
         await video.close_connections()
+
+
+async def _answer_waiting_gets(app: web.Application) -> None:
+    """At the start of a stop: waiting GETs answer now rather than hold the grace."""
+    waiter = app.get(keys.WAITER)
+    if waiter is not None:
+        waiter.wake_all()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -14,6 +14,7 @@ from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.core.store_gauges import StoreGauges
+from teleconsult.core.waiting import LinkWaiter
 from teleconsult.core.webhooks import Deliverer
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers.protocols import IdentityProvider, VideoProvider
@@ -31,6 +32,8 @@ RECONCILER = web.AppKey("reconciler", Reconciler)
 STORE_GAUGES = web.AppKey("store_gauges", StoreGauges)
 DELIVERER = web.AppKey("deliverer", Deliverer)
 """Sends the webhook deliveries (`run_once`), and re-sends failed ones (`retry`)."""
+WAITER = web.AppKey("waiter", LinkWaiter)
+"""Holds `GET ?waitSeconds=` until the teleconsultation may have changed."""
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
 PLACEHOLDERS = web.AppKey("placeholders", tuple[str, ...])

@@ -64,6 +64,8 @@ def test_defaults() -> None:
         webhook_timeout_ms=5000,
         webhook_max_age_ms=86400000,
         webhook_poll_interval_ms=1000,
+        no_show_after_ms=600_000,
+        wait_refresh_ms=1000,
     )
     assert settings.room_policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)

@@ -21,6 +21,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from teleconsult.core.waiting import MAX_WAIT_SECONDS
 from teleconsult.errors import ERROR_CODES
 
 NON_EMPTY = validate.Length(min=1)
@@ -302,6 +303,13 @@ class HealthSchema(Schema):
     )
 
 
+WAIT_DESCRIPTION = (
+    f"Hold the answer up to this many seconds (0 to {MAX_WAIT_SECONDS}) while the caller's "
+    "link is not available yet; it answers as soon as it is (or at the end), exactly as "
+    "without this parameter."
+)
+
+
 class JoinQuerySchema(Schema):
     """Query parameters of GET; others (a cache-buster, say) are ignored, not refused."""
 
@@ -314,6 +322,10 @@ class JoinQuerySchema(Schema):
     )
     useBackground = fields.Boolean(
         metadata={"description": "Virtual background in the caller's link; unset: by group."}
+    )
+    waitSeconds = fields.Integer(
+        validate=validate.Range(min=0, max=MAX_WAIT_SECONDS),
+        metadata={"description": WAIT_DESCRIPTION},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.idempotency import DOC_PARAMETER as IDEMPOTENCY_PARAMETER
 from teleconsult.api.idempotency import idempotent
 from teleconsult.api.schemas import (
+    WAIT_DESCRIPTION,
     CreatedSchema,
     CreateTeleconsultationSchema,
     ErrorSchema,
@@ -24,7 +26,8 @@ from teleconsult.api.schemas import (
     ParticipantDataSchema,
     UpdateTeleconsultationSchema,
 )
-from teleconsult.core.service import ParticipantsInput, ScheduleInput
+from teleconsult.core.service import JoinInfo, ParticipantsInput, ScheduleInput
+from teleconsult.core.waiting import MAX_WAIT_SECONDS
 from teleconsult.errors import NoPlusUser
 from teleconsult.providers.protocols import Caller, ParticipantEntry
 from teleconsult.validation import invalid
@@ -81,6 +84,13 @@ JOIN_QUERY_PARAMETERS = [
         "required": False,
         "schema": {"type": "boolean"},
         "description": "Virtual background in the caller's link; unset: by group.",
+    },
+    {
+        "in": "query",
+        "name": "waitSeconds",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+        "description": WAIT_DESCRIPTION,
     },
 ]
 
@@ -239,7 +249,8 @@ async def add_participant(request: web.Request) -> web.Response:
     summary="The caller's join link",
     description=(
         "`accessLinkURL` is null until the room can no longer change (all participants "
-        "known and the immutable window begun): poll until then."
+        "known and the immutable window begun): poll until then, or pass `waitSeconds` and "
+        "the answer comes as soon as the link is available (within that many seconds)."
     ),
     parameters=JOIN_QUERY_PARAMETERS,
     responses=errors(400, 401, 404, 503),
@@ -249,12 +260,15 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
     # Parsed here rather than by a querystring schema: polling sends no query at all,
     # and the hot path skips the parser when there is nothing to parse.
     query = _join_query(request)
-    join = await request.app[keys.SERVICE].join(
-        request.match_info["roomId"],
-        await caller_of(request),
-        language=query.get("language"),
-        use_background=query.get("useBackground"),
-    )
+    join = await _join(request, query)
+    wait = query.get("waitSeconds", 0)
+    if wait and join.access_link is None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while join.access_link is None and (left := deadline - loop.time()) > 0:
+            waiter = request.app[keys.WAITER]
+            await waiter.wait(request.match_info["roomId"], join.version, join.opens_at, left)
+            join = await _join(request, query)
     body: dict[str, Any] = {
         "bandyerUserId": join.provider_user_id,
         "accessLinkURL": join.access_link,
@@ -268,6 +282,15 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
         if details is not None:
             body["details"] = details
     return web.json_response(body, headers=NO_STORE)  # a link is a bearer credential
+
+
+async def _join(request: web.Request, query: dict[str, Any]) -> JoinInfo:
+    return await request.app[keys.SERVICE].join(
+        request.match_info["roomId"],
+        await caller_of(request),
+        language=query.get("language"),
+        use_background=query.get("useBackground"),
+    )
 
 
 @docs(

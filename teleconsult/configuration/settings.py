@@ -249,6 +249,19 @@ SETTINGS: tuple[Setting, ...] = (
         "replica itself go out at once); `0`: this replica delivers none",
     ),
     Setting(
+        "NO_SHOW_AFTER_MS",
+        "600000",
+        "a participant who has not joined the call this long after `start_date` is reported by "
+        "a `call.no_show` event: ten minutes",
+    ),
+    Setting(
+        "WAIT_REFRESH_MS",
+        "1000",
+        "while `GET ?waitSeconds=` requests wait, how often each replica reads the versions of "
+        "their teleconsultations (one query for all) to see changes made by other replicas; "
+        "its own changes and lock times wake them at once",
+    ),
+    Setting(
         "SHUTDOWN_GRACE_MS",
         "25000",
         "on SIGTERM, how long in-flight requests may take to finish before the store and sessions "
@@ -304,6 +317,8 @@ class Settings:
     webhook_timeout_ms: int
     webhook_max_age_ms: int
     webhook_poll_interval_ms: int
+    no_show_after_ms: int
+    wait_refresh_ms: int
 
     @property
     def verifies_tokens(self) -> bool:
@@ -404,6 +419,10 @@ class Settings:
             webhook_poll_interval_ms=reader.integer(
                 "WEBHOOK_POLL_INTERVAL_MS", minimum=0, maximum=3_600_000
             ),
+            no_show_after_ms=reader.integer(
+                "NO_SHOW_AFTER_MS", minimum=0, maximum=24 * 3600 * 1000
+            ),
+            wait_refresh_ms=reader.integer("WAIT_REFRESH_MS", minimum=10, maximum=60_000),
         )
 
 

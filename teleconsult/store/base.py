@@ -100,6 +100,11 @@ class Records(Protocol):
         """
         ...
 
+    async def versions(self, teleconsultation_ids: Sequence[str]) -> dict[str, int]:
+        """The stored version of each of these records, trashed or not (absent: no such
+        record); one query, for the waiting GETs (`core.waiting`)."""
+        ...
+
     async def count_by_state(self) -> dict[str, int]:
         """How many records are in each `teleconsultationState` (trashed ones are `cancelled`)."""
         ...

@@ -95,3 +95,16 @@ async def test_data_survives_a_restart(open_store: Opener) -> None:
     reopened = await open_store()
     assert await reopened.records.get(original.id) == original
     assert await reopened.users.find_user("fake", "doctor-1") == "doctor-1"
+
+
+async def test_versions_of_many_records_in_one_read(open_store: Opener) -> None:
+    first, second = await open_store(), await open_store()
+    live, trashed = record(), record()
+    await first.records.insert(live)
+    await first.records.insert(trashed)
+    await first.records.replace(replace(trashed, version=2, state=RecordState.TRASH), 1)
+    await first.records.replace(replace(live, version=2), 1)
+
+    asked = [live.id, trashed.id, new_object_id()]
+    assert await second.records.versions(asked) == {live.id: 2, trashed.id: 2}
+    assert await second.records.versions([]) == {}

@@ -68,6 +68,14 @@ class MongoRecords(MongoCollection):
         if result.matched_count != 1:
             raise VersionConflict(teleconsultation.id)
 
+    async def versions(self, teleconsultation_ids: Sequence[str]) -> dict[str, int]:
+        ids = [ObjectId(i) for i in teleconsultation_ids if ObjectId.is_valid(i)]
+        if not ids:
+            return {}
+        async with self._database.guard() as database:
+            cursor = database[self._collection].find({"_id": {"$in": ids}}, {"version": 1})
+            return {str(document["_id"]): int(document["version"]) async for document in cursor}
+
     async def count_by_state(self) -> dict[str, int]:
         async with self._database.guard() as database:
             return {

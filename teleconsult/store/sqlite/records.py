@@ -78,6 +78,16 @@ class SQLiteRecords(SQLiteTable):
         if changed != 1:
             raise VersionConflict(teleconsultation.id)
 
+    async def versions(self, teleconsultation_ids: Sequence[str]) -> dict[str, int]:
+        if not teleconsultation_ids:
+            return {}
+        marks = ", ".join("?" * len(teleconsultation_ids))
+        rows = await self._connection.read_all(
+            f"SELECT id, version FROM {self._table} WHERE id IN ({marks})",
+            tuple(teleconsultation_ids),
+        )
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def count_by_state(self) -> dict[str, int]:
         rows = await self._connection.read_all(
             "SELECT json_extract(document, '$.teleconsultationState'), count(*)"
