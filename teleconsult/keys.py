@@ -9,6 +9,7 @@ from teleconsult.api.auth import Authenticator
 from teleconsult.api.cors import CorsPolicy
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
+from teleconsult.core.attendance import AttendanceRecorder
 from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.reconciler import Reconciler
 from teleconsult.core.room_details import RoomDetailsCache
@@ -34,6 +35,8 @@ DELIVERER = web.AppKey("deliverer", Deliverer)
 """Sends the webhook deliveries (`run_once`), and re-sends failed ones (`retry`)."""
 WAITER = web.AppKey("waiter", LinkWaiter)
 """Holds `GET ?waitSeconds=` until the teleconsultation may have changed."""
+ATTENDANCE = web.AppKey("attendance", AttendanceRecorder)
+"""Records provider events on their teleconsultations (`POST /providers/{name}/events`)."""
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
 PLACEHOLDERS = web.AppKey("placeholders", tuple[str, ...])

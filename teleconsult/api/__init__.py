@@ -11,7 +11,7 @@ from aiohttp_apigami import AiohttpApiSpec
 from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
 
 from teleconsult import __version__, keys
-from teleconsult.api import features, health, teleconsultations, webhooks
+from teleconsult.api import features, health, provider_events, teleconsultations, webhooks
 from teleconsult.api.cors import setup_cors
 from teleconsult.api.errors import RequestParser
 from teleconsult.api.schemas import ParticipantsObjectSchema
@@ -43,6 +43,7 @@ def setup_api(app: web.Application) -> None:
         ],
     )
     health.setup_routes(app)  # probes: not for browsers
+    provider_events.setup_routes(app)  # the provider's servers: not for browsers
     spec = AiohttpApiSpec(
         title="teleconsult",
         version=__version__,

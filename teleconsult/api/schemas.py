@@ -260,7 +260,10 @@ class JoinSchema(Schema):
     participantsBandyerCall = fields.List(fields.Nested(CallParticipantSchema), required=True)
     details = fields.Dict(
         metadata={
-            "description": "The room as the provider describes it (camelCase), once it exists."
+            "description": "The room as the provider describes it (camelCase), once it exists; "
+            "`attendance` (who joined the call when: `callStartedAt`, `callEndedAt`, "
+            "`presences` [{bandyerUserId, joinedAt, leftAt}], `noShow`), once the provider "
+            "reported any."
         }
     )
 
@@ -400,4 +403,14 @@ class FailedQuerySchema(Schema):
         strict=False,
         validate=validate.Range(min=1, max=500),
         metadata={"description": "At most this many, the most recently failed first (100)."},
+    )
+
+
+class ProviderEventsReceivedSchema(Schema):
+    received = fields.Integer(
+        required=True, metadata={"description": "Events the request carried that the core uses."}
+    )
+    recorded = fields.Integer(
+        required=True,
+        metadata={"description": "Of those, how many changed a teleconsultation (and went out)."},
     )

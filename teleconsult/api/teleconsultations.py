@@ -281,6 +281,8 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
         details = await request.app[keys.ROOM_DETAILS].describe(join.provider_room_id)
         if details is not None:
             body["details"] = details
+    if join.attendance is not None:  # the cached description is shared: not changed in place
+        body["details"] = {**body.get("details", {}), "attendance": join.attendance}
     return web.json_response(body, headers=NO_STORE)  # a link is a bearer credential
 
 

@@ -97,6 +97,8 @@ class JoinInfo:
     """The record version read: a waiting GET waits for a later one (`core.waiting`)."""
     opens_at: datetime | None = None
     """When the link is handed out, once the room exists (the lock time)."""
+    attendance: dict[str, object] | None = None
+    """Who joined the call when (`events.attendance`), once the provider reported any."""
 
 
 class TeleconsultationService:
@@ -258,6 +260,9 @@ class TeleconsultationService:
             provider_room_id=record.room.provider_room_id if record.room else None,
             version=record.version,
             opens_at=domain.lock_time(record, self.policy) if record.room else None,
+            attendance=None
+            if record.attendance == domain.NO_ATTENDANCE
+            else events.attendance(record, self.clock(), self.announcer.no_show_after),
         )
 
     def _join_request(

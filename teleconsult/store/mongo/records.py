@@ -22,6 +22,9 @@ class MongoRecords(MongoCollection):
             [("__STATE__", ASCENDING), ("teleconsultationState", ASCENDING)],
             name="state_teleconsultationState",
         )
+        await database[self._collection].create_index(
+            [("providerRoomId", ASCENDING)], name="providerRoomId"
+        )
 
     async def insert(
         self, teleconsultation: Teleconsultation, deliveries: Sequence[Delivery] = ()
@@ -67,6 +70,11 @@ class MongoRecords(MongoCollection):
             )
         if result.matched_count != 1:
             raise VersionConflict(teleconsultation.id)
+
+    async def find_by_room(self, provider_room_id: str) -> Teleconsultation | None:
+        return await self._find(
+            {"providerRoomId": provider_room_id, "__STATE__": RecordState.PUBLIC.value}
+        )
 
     async def versions(self, teleconsultation_ids: Sequence[str]) -> dict[str, int]:
         ids = [ObjectId(i) for i in teleconsultation_ids if ObjectId.is_valid(i)]

@@ -11,7 +11,7 @@ from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
 from teleconsult.store.base import Delivery
 from teleconsult.store.documents import from_document, to_document
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, encode
+from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, encode, quoted
 from teleconsult.store.sqlite.webhooks import SQLiteWebhooks
 
 
@@ -27,6 +27,10 @@ class SQLiteRecords(SQLiteTable):
             f"CREATE TABLE IF NOT EXISTS {self._table} ("
             " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
             " document TEXT NOT NULL)"
+        )
+        await db.execute(
+            f"CREATE INDEX IF NOT EXISTS {quoted(self._name + '_room')}"
+            f" ON {self._table} (json_extract(document, '$.providerRoomId'))"
         )
 
     async def insert(
@@ -77,6 +81,14 @@ class SQLiteRecords(SQLiteTable):
         changed = await self._connection.write_together([update, *self._webhooks.put(deliveries)])
         if changed != 1:
             raise VersionConflict(teleconsultation.id)
+
+    async def find_by_room(self, provider_room_id: str) -> Teleconsultation | None:
+        row = await self._connection.read_one(
+            f"SELECT document FROM {self._table}"
+            " WHERE json_extract(document, '$.providerRoomId') = ? AND state = ?",
+            (provider_room_id, RecordState.PUBLIC.value),
+        )
+        return None if row is None else from_document(json.loads(row[0]))
 
     async def versions(self, teleconsultation_ids: Sequence[str]) -> dict[str, int]:
         if not teleconsultation_ids:
