@@ -357,8 +357,14 @@ def attend(
     attendance = record.attendance
     if kind == CALL_STARTED:
         return None if attendance.call_started_at else replace(attendance, call_started_at=at)
-    if kind == CALL_ENDED:
-        return None if attendance.call_ended_at else replace(attendance, call_ended_at=at)
+    if kind == CALL_ENDED:  # whoever is still in leaves with the call
+        if attendance.call_ended_at:
+            return None
+        closed = tuple(
+            p if p.left_at else replace(p, left_at=max(at, p.joined_at))
+            for p in attendance.presences
+        )
+        return replace(attendance, call_ended_at=at, presences=closed)
     if provider_user_id is None or not any(
         p.provider_user_id == provider_user_id for p in record.participants
     ):
