@@ -35,6 +35,7 @@ async def test_starting_twice_creates_no_duplicate_index_and_changes_no_data() -
     }
     assert sorted(await database["teleconsultations"].index_information()) == [
         "_id_",
+        "providerRoomId",  # provider events find their record by room
         "state_teleconsultationState",
         "webhookOutbox",  # sparse: only records with deliveries not yet relayed
     ]
