@@ -27,6 +27,7 @@ from tests.helpers import (
     STARTED,
     Client,
     FrozenClock,
+    LogLines,
     MakeClient,
     Server,
     bandyer_env,
@@ -281,3 +282,21 @@ async def test_livekit_events_are_verified_with_its_sdk(
         response = await client.post("/providers/livekit/events", data=sent, headers=sent_headers)
         assert response.status == 401, sent
         assert (await response.json())["code"] == "unauthorized"
+
+
+async def test_a_recorded_event_is_an_event_line_with_ids_only(
+    bandyer: Client, kaleyra: FakeKaleyra, clock: FrozenClock, log_lines: LogLines
+) -> None:
+    room_id, room = await ready_room(bandyer)
+    clock.now = STARTED
+    data = {"room_id": room, "user_id": "patient-1"}
+    await post_kaleyra(bandyer, kaleyra, "on_participant_joined", data, STARTED)
+
+    [line] = [line for line in log_lines.parsed() if line.get("msg") == "participant joined"]
+    assert (line["teleconsultationId"], line["providerRoomId"], line["providerUserId"]) == (
+        room_id,
+        room,
+        "patient-1",
+    )
+    assert "Jane Doe" not in log_lines.text
+    assert "bandyer-signature" not in log_lines.text

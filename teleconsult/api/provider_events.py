@@ -33,7 +33,7 @@ from teleconsult.providers.protocols import ProviderEvents
         "`call.started` and `call.ended` webhook events. An event already recorded, or for a "
         "room no teleconsultation has, is accepted and changes nothing."
     ),
-    responses=errors(401, 404, 408, 413, 501, 503),
+    responses=errors(400, 401, 404, 408, 409, 413, 501, 503),
 )
 @response_schema(ProviderEventsReceivedSchema, 200, description="The events were checked.")
 async def receive_provider_events(request: web.Request) -> web.Response:

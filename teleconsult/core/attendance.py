@@ -77,7 +77,7 @@ class AttendanceRecorder:
                 continue
             logs.event(
                 log,
-                event.kind,
+                event.kind.replace(".", " "),  # "participant joined", as the other event lines
                 teleconsultationId=written.id,
                 providerRoomId=event.provider_room_id,
                 providerUserId=event.provider_user_id,
