@@ -11,6 +11,13 @@
 5. durability  POST /teleconsultation (fake video, two participants) with SQLite's
              synchronous=FULL (the default: durable on power loss) and NORMAL, sequentially
              and 20 at a time: what the fsync at every commit costs.
+6. waiting   BENCH_WAITERS (2,000) teleconsultations locking at the same instant, one
+             participant each holding GET ?waitSeconds=30 (bench/waiters.py): the delay from
+             the lock time to each answer with the link (p50/p99), the server's CPU and
+             memory while they wait.
+7. webhooks  deliveries/s to a local receiver (bench/receiver.py) draining a backlog of
+             BENCH_WEBHOOK_CHANGES creations' events, and the delay from a change to its
+             delivery (p50/p99) at a steady 20 creations/s.
 
 The server runs on CPU 1 and the load generator on CPU 0 (taskset), so wrk is not the
 server's bottleneck. Each step prints what it does; results are JSON in bench/results/
@@ -360,6 +367,154 @@ def durability(folder: Path) -> dict[str, Any]:
     return results
 
 
+WAITERS = int(os.environ.get("BENCH_WAITERS", "2000"))
+WEBHOOK_CHANGES = int(os.environ.get("BENCH_WEBHOOK_CHANGES", "500"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def create_many(base: str, bodies: list[dict[str, Any]], workers: int = 20) -> list[str]:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        answers = pool.map(
+            request, ["POST"] * len(bodies), [f"{base}/teleconsultation"] * len(bodies), bodies
+        )
+        return [answer["roomId"] for answer in answers]
+
+
+def at(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def waiting(folder: Path) -> dict[str, Any]:
+    print(f"waiting: {WAITERS} GET ?waitSeconds=30 held until one lock time", flush=True)
+    people = [person("doctor-1", "doctor"), person("patient-1", "patient")]
+    with teleconsult(folder, IMMUTABLE_PERIOD_MS="0") as (base, pid):
+        lock = float(int(time.time() + WAITERS / 100 + 40))  # whole seconds, as start_date
+        body = {
+            **teleconsultation_body(people, 2),
+            "start_date": at(lock),
+            "end_date": at(lock + 3600),
+        }
+        ids = create_many(base, [body] * WAITERS)
+        (folder / "ids.json").write_text(json.dumps(ids))
+        idle_kib = rss_kib(pid, "VmRSS")
+        out = folder / "delays.json"
+        client = subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                LOAD_CPU,
+                PYTHON,
+                str(ROOT / "bench" / "waiters.py"),
+                base,
+                str(lock),
+                str(folder / "ids.json"),
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert client.stdout is not None
+        client.stdout.readline()  # "held": every request sent
+        time.sleep(5)  # every request reaches the server and waits
+        window = max(1.0, min(10.0, lock - time.time() - 3))
+        cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
+        time.sleep(window)
+        cpu_share = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - wall_before)
+        waiting_kib = rss_kib(pid, "VmRSS")
+        if time.time() > lock:
+            print("  warning: the CPU window reached the lock time", flush=True)
+        client.wait(timeout=lock - time.time() + 120)
+        peak_kib = rss_kib(pid, "VmHWM")
+    delays = json.loads(out.read_text())
+    result = {
+        "waiters": WAITERS,
+        "cpu_window_seconds": window,
+        "server_cpu_share_while_waiting": cpu_share,
+        "delay_p50_ms": percentile(delays, 0.5) * 1000,
+        "delay_p99_ms": percentile(delays, 0.99) * 1000,
+        "delay_max_ms": max(delays) * 1000,
+        "rss_idle_mib": idle_kib / 1024,
+        "rss_while_waiting_mib": waiting_kib / 1024,
+        "peak_rss_mib": peak_kib / 1024,
+    }
+    print(
+        f"  p50 {result['delay_p50_ms']:.0f} ms, p99 {result['delay_p99_ms']:.0f} ms, "
+        f"CPU {cpu_share * 100:.1f}% while waiting",
+        flush=True,
+    )
+    return result
+
+
+def webhooks(folder: Path) -> dict[str, Any]:
+    print(
+        f"webhooks: a backlog of {WEBHOOK_CHANGES} creations' events, then 20 creations/s",
+        flush=True,
+    )
+    people = [person("doctor-1", "doctor"), person("patient-1", "patient")]
+    body = teleconsultation_body(people, 2)
+    port = free_port()
+    secret = "whsec_" + "QmVuY2htYXJrIHNlY3JldCBvZiAzMiBieXRlcyEhISE="
+    hooks = {
+        "WEBHOOK_URL": f"http://127.0.0.1:{port}/hooks",
+        "WEBHOOK_SECRET": secret,
+        "LOG_LEVEL": "warn",
+    }
+    results: dict[str, Any] = {"changes": WEBHOOK_CHANGES}
+    with process([PYTHON, str(ROOT / "bench" / "receiver.py"), str(port)], cpu=LOAD_CPU):
+        wait_for(f"http://127.0.0.1:{port}/-/alive")
+        received = f"http://127.0.0.1:{port}/-/received"
+        # 1. Throughput: the events are written with delivery off, then a replica drains them.
+        with teleconsult(folder, **hooks, WEBHOOK_POLL_INTERVAL_MS="0") as (base, _):
+            create_many(base, [body] * WEBHOOK_CHANGES)
+        backlog = (
+            sqlite3.connect(folder / "bench.db")
+            .execute("SELECT count(*) FROM teleconsult_webhook_deliveries WHERE status = 'pending'")
+            .fetchone()[0]
+        )
+        with teleconsult(folder, **hooks):
+            deadline = time.monotonic() + 300
+            while len(request("GET", received)) < backlog and time.monotonic() < deadline:
+                time.sleep(0.5)
+        drained = request("GET", received)
+        span = max(a[0] for a in drained) - min(a[0] for a in drained)
+        results["backlog_deliveries"] = backlog
+        results["deliveries_per_second"] = len(drained) / span if span else float(len(drained))
+        # 2. Delay: the replica delivers while changes come at a steady rate.
+        steady_folder = folder / "steady"
+        steady_folder.mkdir()
+        with teleconsult(steady_folder, **hooks) as (base, _):
+            before = len(request("GET", received))
+            for _ in range(10):
+                started = time.monotonic()
+                create_many(base, [body] * 20)
+                time.sleep(max(0.0, 1 - (time.monotonic() - started)))
+            expected = before + 200 * backlog // WEBHOOK_CHANGES  # as many events a creation
+            deadline = time.monotonic() + 120
+            while len(request("GET", received)) < expected and time.monotonic() < deadline:
+                time.sleep(0.5)
+            steady = request("GET", received)[before:]
+        delays = [arrival - stamp for arrival, stamp, _ in steady]
+        results["steady_deliveries"] = len(steady)
+        results["delay_p50_ms"] = percentile(delays, 0.5) * 1000
+        results["delay_p99_ms"] = percentile(delays, 0.99) * 1000
+    print(
+        f"  {results['deliveries_per_second']:.0f} deliveries/s; delay p50 "
+        f"{results['delay_p50_ms']:.0f} ms, p99 {results['delay_p99_ms']:.0f} ms",
+        flush=True,
+    )
+    return results
+
+
 def filesystem(folder: Path) -> str:
     """The file system the database is on: on tmpfs an fsync costs nothing, which would lie."""
     output = subprocess.run(["df", "-T", str(folder)], capture_output=True, text=True).stdout
@@ -478,6 +633,44 @@ def table(results: dict[str, Any]) -> str:
                     None,
                 )
             )
+    w = results.get("waiting")
+    if w is not None:
+        rows += [
+            (
+                f"Waiting room, {w['waiters']} GET ?waitSeconds=30: lock time to link, p50 / p99",
+                f"{w['delay_p50_ms']:.0f} / {w['delay_p99_ms']:.0f} ms",
+                "p99 under 1 s",
+                w["delay_p99_ms"] < 1000,
+            ),
+            (
+                "Waiting room: server CPU while they wait",
+                f"{w['server_cpu_share_while_waiting'] * 100:.1f}% of a core",
+                "under 5%",
+                w["server_cpu_share_while_waiting"] < 0.05,
+            ),
+            (
+                "Waiting room: server RSS idle / while they wait / peak",
+                f"{w['rss_idle_mib']:.0f} / {w['rss_while_waiting_mib']:.0f} / {w['peak_rss_mib']:.0f} MiB",
+                "",
+                None,
+            ),
+        ]
+    h = results.get("webhooks")
+    if h is not None:
+        rows += [
+            (
+                f"Webhooks: deliveries/s draining a backlog of {h['backlog_deliveries']}",
+                f"{h['deliveries_per_second']:.0f}/s",
+                "",
+                None,
+            ),
+            (
+                "Webhooks: change to delivery at 20 changes/s, p50 / p99",
+                f"{h['delay_p50_ms']:.0f} / {h['delay_p99_ms']:.0f} ms",
+                "",
+                None,
+            ),
+        ]
     lines = ["| measure | result | goal | met |", "| --- | --- | --- | --- |"]
     for name, result, goal, met in rows:
         lines.append(
@@ -492,7 +685,7 @@ def write_docs(results: dict[str, Any]) -> None:
     start, end = "<!-- bench:begin -->", "<!-- bench:end -->"
     m = results["machine"]
     dates: dict[str, list[str]] = {}
-    for name in ("polling", "creation", "size", "listing", "durability"):
+    for name in ("polling", "creation", "size", "listing", "durability", "waiting", "webhooks"):
         if name not in results:
             continue
         measured = results[name].get("machine", m)["date"]
@@ -518,6 +711,8 @@ def main() -> int:
         "size": size,
         "listing": listing,
         "durability": durability,
+        "waiting": waiting,
+        "webhooks": webhooks,
     }
     # On the project's own disk, not /tmp: a tmpfs would make fsync free.
     with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as folder:

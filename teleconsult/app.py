@@ -27,6 +27,7 @@ from teleconsult.configuration.catalog import secret_names
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings, placeholder_variables
 from teleconsult.configuration.webhooks import webhook_endpoints
+from teleconsult.core.attendance import AttendanceRecorder
 from teleconsult.core.audit import AuditLog
 from teleconsult.core.clock import Clock, utc_now
 from teleconsult.core.domain import WritePolicy
@@ -39,6 +40,7 @@ from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.roster import Rosters
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.core.store_gauges import StoreGauges
+from teleconsult.core.waiting import LinkWaiter
 from teleconsult.core.webhooks import Deliverer
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability import redaction
@@ -57,6 +59,7 @@ from teleconsult.providers.protocols import (
     IdentityProviderPlugin,
     LiveConnections,
     ProviderContext,
+    ReportEvents,
     VideoProvider,
     VideoProviderPlugin,
 )
@@ -105,15 +108,6 @@ def create_app(
             store = measured_store(await store_factory(settings), metrics.observe_store())
             stack.push_async_callback(store.health.close)
             app[keys.STORE] = store
-            video, identity = await open_providers(
-                stack, plugins, settings, config, environment, clock, store
-            )
-            authenticator = _authenticator(settings, user_id_path, clock)
-            stack.push_async_callback(authenticator.close)
-            app[keys.AUTHENTICATOR] = authenticator
-            app[keys.VIDEO_PROVIDER] = video
-            app[keys.IDENTITY_PROVIDER] = identity
-            measured_video = measured(video, metrics.observe_provider("video", video.name))
             max_age = timedelta(milliseconds=settings.webhook_max_age_ms)
             deliverer = app[keys.DELIVERER] = Deliverer(
                 store,
@@ -124,6 +118,29 @@ def create_app(
                 max_age=max_age,
             )
             stack.push_async_callback(deliverer.close)
+            waiter = app[keys.WAITER] = LinkWaiter(
+                store.records, clock, settings.wait_refresh_ms / 1000
+            )
+            stack.push_async_callback(waiter.close)
+            announcer = Announcer(
+                [endpoint.filter for endpoint in endpoints],
+                settings.room_policy,
+                max_age,
+                on_written=deliverer.wake,
+                no_show_after=timedelta(milliseconds=settings.no_show_after_ms),
+            )
+            recorder = app[keys.ATTENDANCE] = AttendanceRecorder(
+                store.records, announcer, clock, on_change=waiter.changed
+            )
+            video, identity = await open_providers(
+                stack, plugins, settings, config, environment, clock, store, recorder.record
+            )
+            authenticator = _authenticator(settings, user_id_path, clock)
+            stack.push_async_callback(authenticator.close)
+            app[keys.AUTHENTICATOR] = authenticator
+            app[keys.VIDEO_PROVIDER] = video
+            app[keys.IDENTITY_PROVIDER] = identity
+            measured_video = measured(video, metrics.observe_provider("video", video.name))
             service = app[keys.SERVICE] = TeleconsultationService(
                 store=store,
                 video=measured_video,
@@ -136,12 +153,8 @@ def create_app(
                     admin_groups=settings.admin_groups,
                     allow_anonymous=settings.allow_anonymous_writes,
                 ),
-                announcer=Announcer(
-                    [endpoint.filter for endpoint in endpoints],
-                    settings.room_policy,
-                    max_age,
-                    on_written=deliverer.wake,
-                ),
+                announcer=announcer,
+                on_change=waiter.changed,
             )
             retention = app[keys.RETENTION] = Retention(
                 store, clock, metrics, _retention_policy(settings)
@@ -170,6 +183,7 @@ def create_app(
 
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(_close_live_connections)
+    app.on_shutdown.append(_answer_waiting_gets)
     setup_api(app, user_id_path)
     for routes in plugins.manager.hook.register_routes():
         app.router.add_routes(routes)
@@ -246,13 +260,16 @@ async def open_providers(
     environ: Mapping[str, str],
     clock: Clock,
     store: Store,
+    report_events: ReportEvents | None = None,
 ) -> tuple[VideoProvider, IdentityProvider]:
     """Create the two chosen providers, each with its context; `stack` closes them."""
     rosters = Rosters(store.records, settings.room_policy)
 
     def context(plugin: str) -> ProviderContext:
         storage = ProviderStorage(store.provider_data, plugin, clock)
-        return ProviderContext(settings, config, environ, clock, storage, rosters.roster)
+        return ProviderContext(
+            settings, config, environ, clock, storage, rosters.roster, report_events
+        )
 
     video = plugins.video.create(context(plugins.video.name))
     stack.push_async_callback(video.close)
@@ -287,6 +304,13 @@ async def _close_live_connections(app: web.Application) -> None:
     video = app.get(keys.VIDEO_PROVIDER)
     if isinstance(video, LiveConnections):
         await video.close_connections()
+
+
+async def _answer_waiting_gets(app: web.Application) -> None:
+    """At the start of a stop: waiting GETs answer now rather than hold the grace."""
+    waiter = app.get(keys.WAITER)
+    if waiter is not None:
+        waiter.wake_all()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

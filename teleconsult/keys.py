@@ -9,6 +9,7 @@ from teleconsult.api.auth import Authenticator
 from teleconsult.api.cors import CorsPolicy
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
+from teleconsult.core.attendance import AttendanceRecorder
 from teleconsult.core.audit import AuditLog
 from teleconsult.core.features import ProviderFeatures
 from teleconsult.core.listing import Listing
@@ -17,6 +18,7 @@ from teleconsult.core.retention import Retention
 from teleconsult.core.room_details import RoomDetailsCache
 from teleconsult.core.service import TeleconsultationService
 from teleconsult.core.store_gauges import StoreGauges
+from teleconsult.core.waiting import LinkWaiter
 from teleconsult.core.webhooks import Deliverer
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers.protocols import IdentityProvider, VideoProvider
@@ -35,6 +37,10 @@ RETENTION = web.AppKey("retention", Retention)
 STORE_GAUGES = web.AppKey("store_gauges", StoreGauges)
 DELIVERER = web.AppKey("deliverer", Deliverer)
 """Sends the webhook deliveries (`run_once`), and re-sends failed ones (`retry`)."""
+WAITER = web.AppKey("waiter", LinkWaiter)
+"""Holds `GET ?waitSeconds=` until the teleconsultation may have changed."""
+ATTENDANCE = web.AppKey("attendance", AttendanceRecorder)
+"""Records provider events on their teleconsultations (`POST /providers/{name}/events`)."""
 FEATURES = web.AppKey("features", ProviderFeatures)
 ROOM_DETAILS = web.AppKey("room_details", RoomDetailsCache)
 LISTING = web.AppKey("listing", Listing)

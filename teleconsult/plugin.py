@@ -6,8 +6,12 @@ A plugin imports from this module only (a test fails when a module under
 - `hookimpl`, to mark the hook functions a plugin implements (`providers/hookspecs.py`);
 - the provider protocols: `VideoProvider` (the room lifecycle every video provider
   offers) and the optional capabilities `RoomDetails`, `SdkCredentials`,
-  `Uploads`, `VirtualBackgrounds`; `LiveConnections` (a provider whose own
-  WebSockets are closed as the server begins to stop); `IdentityProvider`;
+  `Uploads`, `VirtualBackgrounds`, `ProviderEvents` (the provider's own webhooks,
+  verified with its scheme, read as `ProviderEvent`s of the kinds `PARTICIPANT_JOINED`,
+  `PARTICIPANT_LEFT`, `CALL_STARTED`, `CALL_ENDED`, refused past `EVENT_MAX_AGE`);
+  `LiveConnections` (a provider whose own WebSockets are closed as the server begins
+  to stop); `IdentityProvider`; `ProviderContext.report_events`, for a provider that
+  sees joins and leaves itself;
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
@@ -30,7 +34,17 @@ from __future__ import annotations
 
 from teleconsult.configuration.catalog import Setting
 from teleconsult.configuration.settings import SettingsReader
-from teleconsult.core.domain import TOOLS, Level, ProviderLimits, RoomParticipant, RoomSpec
+from teleconsult.core.domain import (
+    CALL_ENDED,
+    CALL_STARTED,
+    TOOLS,
+    Level,
+    ProviderLimits,
+    RoomParticipant,
+    RoomSpec,
+)
+from teleconsult.core.domain import JOINED as PARTICIPANT_JOINED
+from teleconsult.core.domain import LEFT as PARTICIPANT_LEFT
 from teleconsult.errors import (
     ConfigurationError,
     InvalidRequest,
@@ -38,6 +52,7 @@ from teleconsult.errors import (
     ProviderError,
     ProviderFailure,
     ServiceError,
+    Unauthorized,
     UnexpectedAnswer,
     VersionConflict,
 )
@@ -54,6 +69,7 @@ from teleconsult.providers.helpers import (
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient, error_message
 from teleconsult.providers.protocols import (
+    EVENT_MAX_AGE,
     Caller,
     CreatedRoom,
     Credentials,
@@ -64,6 +80,9 @@ from teleconsult.providers.protocols import (
     LiveConnections,
     ParticipantEntry,
     ProviderContext,
+    ProviderEvent,
+    ProviderEvents,
+    ReportEvents,
     RoomDetails,
     SdkCredentials,
     Upload,
@@ -81,6 +100,11 @@ from teleconsult.providers.storage import (
 )
 
 __all__ = [
+    "CALL_ENDED",
+    "CALL_STARTED",
+    "EVENT_MAX_AGE",
+    "PARTICIPANT_JOINED",
+    "PARTICIPANT_LEFT",
     "TOOLS",
     "VIDEO_PROVIDER",
     "Answer",
@@ -101,9 +125,12 @@ __all__ = [
     "ParticipantEntry",
     "ProviderContext",
     "ProviderError",
+    "ProviderEvent",
+    "ProviderEvents",
     "ProviderFailure",
     "ProviderLimits",
     "ProviderStorage",
+    "ReportEvents",
     "RoomDetails",
     "RoomParticipant",
     "RoomRoster",
@@ -116,6 +143,7 @@ __all__ = [
     "SettingsReader",
     "StoredDocument",
     "TokenWindow",
+    "Unauthorized",
     "UnexpectedAnswer",
     "Upload",
     "Uploads",

@@ -31,6 +31,11 @@ def test_the_last_participant_makes_the_room_and_schedules_the_links() -> None:
         ("participant.added", f"evt_{before.id}_2_0", NOW),
         ("room.created", f"evt_{before.id}_2_1", NOW),
         ("links.available", f"evt_{before.id}_links", before.start_date),
+        ("call.no_show", f"evt_{before.id}_no_show", before.start_date + timedelta(minutes=10)),
+    ]
+    assert made[-1].data["absent"] == [
+        {"userExternalId": p.external_id, "providerUserId": p.provider_user_id, "level": p.level}
+        for p in after.participants
     ]
     assert made[0].data["participant"] == {
         "userExternalId": "patient-1",
@@ -48,6 +53,7 @@ def test_a_cancel_withdraws_the_links_and_only_filtered_endpoints_hear_of_it() -
     assert [(e.type, e.withdrawn) for e in made] == [
         ("teleconsultation.cancelled", False),
         ("links.available", True),
+        ("call.no_show", True),
     ]
     everything = EndpointFilter("default", frozenset(events.EVENT_TYPES))
     ehr = EndpointFilter("ehr", frozenset({events.CANCELLED}))
@@ -56,5 +62,6 @@ def test_a_cancel_withdraws_the_links_and_only_filtered_endpoints_hear_of_it() -
         (f"default.evt_{before.id}_2_0", DeliveryStatus.PENDING, "teleconsultation.cancelled"),
         (f"ehr.evt_{before.id}_2_0", DeliveryStatus.PENDING, "teleconsultation.cancelled"),
         (f"default.evt_{before.id}_links", DeliveryStatus.DROPPED, None),
+        (f"default.evt_{before.id}_no_show", DeliveryStatus.DROPPED, None),
     ]
     assert written[0].deadline == NOW + timedelta(days=1)

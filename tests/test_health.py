@@ -57,6 +57,7 @@ async def test_the_api_documentation_is_served(client: Client) -> None:
         "/-/metrics",
         "/-/ready",
         "/credentials",
+        "/providers/{name}/events",
         "/settings/background-image",
         "/settings/update",
         "/teleconsultation",

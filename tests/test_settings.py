@@ -69,6 +69,8 @@ def test_defaults() -> None:
         audit_retention_days=365,
         retention_trashed_days=30,
         retention_ended_days=None,
+        no_show_after_ms=600_000,
+        wait_refresh_ms=1000,
     )
     assert settings.room_policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)

@@ -222,9 +222,9 @@ async def test_a_receiver_that_fails_three_times_gets_every_event_in_order(
         clock.advance(hours=1)  # past any backoff (and, at last, the lock time)
 
     created, added, room = f"evt_{room_id}_1_0", f"evt_{room_id}_2_0", f"evt_{room_id}_2_1"
-    links = f"evt_{room_id}_links"
-    assert receiver.ids == [created, created, created, created, added, room, links]
-    assert list(dict.fromkeys(receiver.ids)) == [created, added, room, links]
+    links, no_show = f"evt_{room_id}_links", f"evt_{room_id}_no_show"
+    assert receiver.ids == [created, created, created, created, added, room, links, no_show]
+    assert list(dict.fromkeys(receiver.ids)) == [created, added, room, links, no_show]
     assert {r.body for r in receiver.received[:4]} == {receiver.received[0].body}  # the same
     delivered = await client.app[keys.STORE].webhooks.get(f"default.{created}")
     assert delivered is not None
@@ -567,7 +567,7 @@ def test_a_bad_webhook_setting_names_the_variable(environ: dict[str, str], messa
 @pytest.mark.parametrize(
     ("webhooks", "environ", "message"),
     [
-        ([{"name": "ehr", "url": "https://ehr.example.com/in", "events": ["room.exploded"]}], {}, "/etc/t.json: webhooks[0].events[0]: Must be one of: teleconsultation.created, teleconsultation.updated, participant.added, room.created, room.replaced, links.available, teleconsultation.cancelled."),
+        ([{"name": "ehr", "url": "https://ehr.example.com/in", "events": ["room.exploded"]}], {}, "/etc/t.json: webhooks[0].events[0]: Must be one of: teleconsultation.created, teleconsultation.updated, participant.added, room.created, room.replaced, links.available, teleconsultation.cancelled, participant.joined, participant.left, call.started, call.ended, call.no_show."),
         ([{"name": "EHR", "url": "https://ehr.example.com/in"}], {}, "/etc/t.json: webhooks[0].name: Use 1 to 32 lowercase letters, digits, '_' or '-'."),
         ([{"name": "ehr", "url": "http://ehr.example.com/in"}], {"WEBHOOK_SECRET": SECRET}, "the configuration file's webhooks[0].url must be an https URL (http is accepted for a loopback host only); got 'http://ehr.example.com/in'."),
         ([{"name": "ehr", "url": "https://ehr.example.com/in"}], {}, "the configuration file's webhooks[0] (ehr) needs a signing secret: set WEBHOOK_SECRET, or give the endpoint a secretFile."),

@@ -42,6 +42,7 @@ from tests.helpers import (
     FrozenClock,
     LogLines,
     MakeClient,
+    Server,
     closing,
     error,
     introduced,
@@ -53,6 +54,8 @@ from tests.helpers import (
     teleconsultation,
     webrtc_call,
 )
+from tests.test_webhooks import SECRET as WEBHOOK_SECRET
+from tests.test_webhooks import Receiver, deliver_all, start_receiver
 
 RELATIVE = person("relative-1", ["patient"], "Bob Ray", "en")
 SECRET = "s" * 32
@@ -583,6 +586,50 @@ async def test_the_admin_ends_the_call_for_everyone(
     assert details["endedAt"] == "2030-02-22T15:30:00.000Z"
 
 
+async def test_the_calls_moments_are_recorded_and_go_out_as_events(
+    make_client: MakeClient, clock: FrozenClock, aiohttp_server: Server
+) -> None:
+    receiver = await start_receiver(aiohttp_server, Receiver())
+    call = await in_call(
+        make_client, clock, WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=WEBHOOK_SECRET
+    )
+    clock.advance(minutes=5)
+    await call.pages["patient-1"].close()
+    assert (await call.pages["doctor-1"].receive_json(timeout=5))["type"] == "peer-left"
+    clock.advance(minutes=1)
+
+    await call.pages["doctor-1"].send_json({"type": "end"})
+    await closing(call.pages["doctor-1"])
+
+    status, body = await join(call.client, call.room_id, "doctor-1")
+    assert status == 200
+    assert body["details"]["attendance"] == {
+        "callStartedAt": "2030-02-22T15:30:00.000Z",
+        "callEndedAt": "2030-02-22T15:36:00.000Z",
+        "presences": [
+            {
+                "bandyerUserId": "doctor-1",
+                "joinedAt": "2030-02-22T15:30:00.000Z",
+                "leftAt": "2030-02-22T15:36:00.000Z",  # with the end of the call
+            },
+            {
+                "bandyerUserId": "patient-1",
+                "joinedAt": "2030-02-22T15:30:00.000Z",
+                "leftAt": "2030-02-22T15:35:00.000Z",
+            },
+        ],
+        "noShow": [],
+    }
+    await deliver_all(call.client)
+    assert receiver.types[receiver.types.index("participant.joined") :] == [
+        "participant.joined",
+        "participant.joined",
+        "call.started",
+        "participant.left",
+        "call.ended",
+    ]
+
+
 async def test_cancelling_ends_open_calls_and_stops_the_links(
     make_client: MakeClient, clock: FrozenClock
 ) -> None:
@@ -640,6 +687,23 @@ async def test_details_say_who_is_connected_and_since_when(
         "live": True,
         "recording": "none",
         "maxParticipants": 4,
+        "attendance": {  # the provider's own events, recorded on the teleconsultation
+            "callStartedAt": "2030-02-22T15:30:20.000Z",
+            "callEndedAt": None,
+            "presences": [
+                {
+                    "bandyerUserId": "doctor-1",
+                    "joinedAt": "2030-02-22T15:30:00.000Z",
+                    "leftAt": None,
+                },
+                {
+                    "bandyerUserId": "patient-1",
+                    "joinedAt": "2030-02-22T15:30:20.000Z",
+                    "leftAt": None,
+                },
+            ],
+            "noShow": [],
+        },
     }
     assert (await doctor.receive_json(timeout=5))["type"] == "peer-joined"
     await patient.close()

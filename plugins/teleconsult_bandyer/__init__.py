@@ -9,7 +9,8 @@ field names, `client.py` the HTTP calls, this module the provider the core uses.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 
 import aiohttp
 
@@ -21,6 +22,7 @@ from teleconsult.plugin import (
     Level,
     ProviderContext,
     ProviderError,
+    ProviderEvent,
     ProviderLimits,
     RoomSpec,
     Setting,
@@ -31,7 +33,7 @@ from teleconsult.plugin import (
     stable_user_id,
     with_query,
 )
-from teleconsult_bandyer import kaleyra
+from teleconsult_bandyer import events, kaleyra
 from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
 
 NAME = PROVIDER
@@ -70,8 +72,17 @@ class BandyerVideo:
     background_types = frozenset({"image/jpeg"})
     """Kaleyra documents JPEG backgrounds only: others are refused before anything is sent."""
 
-    def __init__(self, client: KaleyraClient) -> None:
+    def __init__(
+        self, client: KaleyraClient, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.client = client
+        self.clock = clock
+
+    async def verify_event(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> Sequence[ProviderEvent]:
+        """Kaleyra's own webhooks, signed with the API key (`events.py`)."""
+        return events.verify(self.client.options.api_key, headers, body, self.clock())
 
     async def ensure_user(self, external_id: str, level: Level) -> str:
         # Our own id, derived from the external one: a repeat is a 409, i.e. one user.
@@ -162,7 +173,7 @@ def client_options(environ: Mapping[str, str]) -> ClientOptions:
 
 def create(context: ProviderContext) -> BandyerVideo:
     options = client_options(context.environ)
-    return BandyerVideo(KaleyraClient(options, aiohttp.ClientSession()))
+    return BandyerVideo(KaleyraClient(options, aiohttp.ClientSession()), context.clock)
 
 
 @hookimpl

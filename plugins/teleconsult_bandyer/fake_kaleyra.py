@@ -14,6 +14,7 @@ not of the expected shape, or a delay long enough to time the client out.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from teleconsult_bandyer import kaleyra
+from teleconsult_bandyer import events, kaleyra
 
 USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -76,6 +77,27 @@ class FakeKaleyra:
         self.company: dict[str, Any] = {"name": "fake company"}
         self.requests: list[Recorded] = []
         self.faults: dict[str, list[Fault]] = {}
+
+    def signed_event(
+        self, event: str, data: dict[str, Any], at: datetime, signed_at: datetime | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """The headers and body of a webhook Kaleyra would post for `event` (the envelope of
+        kaleyra.md), signed with this fake's API key at `signed_at` (default `at`): post them
+        to `/providers/bandyer/events`."""
+        body = json.dumps(
+            {
+                "event": event,
+                "event_version": "1.0",
+                "namespace": "video",
+                "timestamp": at.isoformat().replace("+00:00", "Z"),
+                "data": data,
+            }
+        ).encode()
+        stamp = int((signed_at or at).timestamp())
+        return {
+            "content-type": "application/json",
+            events.SIGNATURE_HEADER: events.sign(self.api_key, body, stamp),
+        }, body
 
     def fail(self, operation: str, fault: Fault) -> None:
         self.faults.setdefault(operation, []).append(fault)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -32,6 +32,7 @@ from teleconsult.plugin import (
     Level,
     ProviderContext,
     ProviderError,
+    ProviderEvent,
     ProviderLimits,
     RoomSpec,
     Setting,
@@ -41,6 +42,7 @@ from teleconsult.plugin import (
     hookimpl,
     stable_user_id,
 )
+from teleconsult_livekit import events
 from teleconsult_livekit.rooms import PROVIDER, RoomClient
 from teleconsult_livekit.tokens import Minter
 
@@ -139,6 +141,7 @@ class LiveKitVideo:
         self.rooms = rooms
         self.clock = clock
         self.tokens = Minter(options.api_key, options.api_secret, options.window)
+        self.receiver = api.WebhookReceiver(api.TokenVerifier(options.api_key, options.api_secret))
         self.limits = ProviderLimits(max_participants=options.max_participants)
 
     async def ensure_user(self, external_id: str, level: Level) -> str:
@@ -186,6 +189,12 @@ class LiveKitVideo:
         )
         expires_at = expires.isoformat().replace("+00:00", "Z")
         return Credentials(token, expires_at, provider_user_id)
+
+    async def verify_event(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> Sequence[ProviderEvent]:
+        """LiveKit's own webhooks, checked by the SDK's `WebhookReceiver` (`events.py`)."""
+        return events.verify(self.receiver, headers, body, self.clock())
 
     async def check(self) -> None:
         await self.rooms.check()

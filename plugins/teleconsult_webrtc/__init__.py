@@ -125,7 +125,9 @@ def options(context: ProviderContext) -> Options:
 def create(context: ProviderContext) -> WebRTCVideo:
     if context.storage is None or context.roster is None:
         raise ConfigurationError("the webrtc provider needs the service's store (set by the app).")
-    return WebRTCVideo(options(context), context.storage, context.roster, context.clock)
+    return WebRTCVideo(
+        options(context), context.storage, context.roster, context.clock, context.report_events
+    )
 
 
 def _milliseconds(read: SettingsReader, name: str, minimum: int, maximum: int) -> timedelta:

@@ -25,6 +25,7 @@ from teleconsult.plugin import (
     ProviderError,
     ProviderLimits,
     ProviderStorage,
+    ReportEvents,
     RoomRoster,
     RoomSpec,
     Roster,
@@ -95,12 +96,13 @@ class WebRTCVideo:
         storage: ProviderStorage,
         roster: Roster,
         clock: Callable[[], datetime],
+        report_events: ReportEvents | None = None,
     ) -> None:
         self.options = options
         self.storage = storage
         self.roster = roster
         self.clock = clock
-        self.rooms = Rooms(storage, clock, options.presence_ttl)
+        self.rooms = Rooms(storage, clock, options.presence_ttl, report_events)
         self.connections: set[Connection] = set()
         self._signer = None if options.link_secret is None else LinkSigner(options.link_secret)
         self._loading: asyncio.Task[LinkSigner] | None = None

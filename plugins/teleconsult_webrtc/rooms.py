@@ -29,8 +29,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from teleconsult.plugin import (
+    CALL_ENDED,
+    CALL_STARTED,
+    PARTICIPANT_JOINED,
+    PARTICIPANT_LEFT,
     ProviderError,
+    ProviderEvent,
     ProviderStorage,
+    ReportEvents,
     RoomSpec,
     VersionConflict,
     gather_all,
@@ -173,11 +179,17 @@ class Rooms:
     """The room documents and mailboxes of one provider, through its `ProviderStorage`."""
 
     def __init__(
-        self, storage: ProviderStorage, clock: Callable[[], datetime], presence_ttl: timedelta
+        self,
+        storage: ProviderStorage,
+        clock: Callable[[], datetime],
+        presence_ttl: timedelta,
+        report_events: ReportEvents | None = None,
     ) -> None:
         self.storage = storage
         self.clock = clock
         self.presence_ttl = presence_ttl
+        self.report_events = report_events
+        """Tells the core who joined and left, and when the call started and ended."""
 
     async def create(self, spec: RoomSpec) -> str:
         room_id = "webrtc-" + secrets.token_hex(12)
@@ -207,14 +219,25 @@ class Rooms:
     async def join(self, room_id: str, peer: Peer) -> Joined | Refused:
         now = self.clock()
 
-        def change(state: RoomState) -> tuple[Joined | Refused, bool]:
+        def change(state: RoomState) -> tuple[tuple[Joined | Refused, list[str], bool], bool]:
+            users, was_started = _users(state), state.started_at is not None
             outcome = seat(state, peer, now, self._oldest_heartbeat(now))
-            return outcome, isinstance(outcome, Joined)
+            stale = [users[p] for p in outcome.stale] if isinstance(outcome, Joined) else []
+            started = not was_started and state.started_at is not None
+            return (outcome, stale, started), isinstance(outcome, Joined)
 
-        outcome = await self._update(room_id, "let a participant join", change)
-        if outcome is None:
+        found = await self._update(room_id, "let a participant join", change)
+        if found is None:
             return Refused("gone")
+        outcome, stale_users, started = found
         if isinstance(outcome, Joined):
+            await self._report(
+                room_id,
+                now,
+                *((PARTICIPANT_LEFT, user) for user in stale_users),
+                (PARTICIPANT_JOINED, peer.user),
+                *([(CALL_STARTED, None)] if started else []),
+            )
             arrived = {"type": "peer-joined", "peer": peer.id, "user": peer.user}
             gone = self._left(outcome.replaced + outcome.stale)
             await self._tell(outcome.replaced, {"type": "replaced"})
@@ -222,32 +245,41 @@ class Rooms:
         return outcome
 
     async def leave(self, room_id: str, peer_id: str) -> None:
-        def change(state: RoomState) -> tuple[list[str], bool]:
-            here = state.peers.pop(peer_id, None) is not None
-            return (list(state.peers) if here else []), here
+        now = self.clock()
 
-        remaining = await self._update(room_id, "let a participant leave", change)
-        await self._tell(remaining or [], *self._left([peer_id]))
+        def change(state: RoomState) -> tuple[tuple[list[str], str | None], bool]:
+            gone = state.peers.pop(peer_id, None)
+            return ((list(state.peers), gone.user) if gone else ([], None)), gone is not None
+
+        remaining, user = await self._update(room_id, "let a participant leave", change) or (
+            [],
+            None,
+        )
+        await self._tell(remaining, *self._left([peer_id]))
+        if user is not None:
+            await self._report(room_id, now, (PARTICIPANT_LEFT, user))
 
     async def heartbeat(self, room_id: str, peer_id: str) -> Beat:
         """Say the peer is still connected; drop the peers whose replica stopped saying so."""
         now = self.clock()
 
-        def change(state: RoomState) -> tuple[tuple[Beat, list[str], list[str]], bool]:
+        def change(state: RoomState) -> tuple[tuple[Beat, list[str], list[str], list[str]], bool]:
             if state.ended_at is not None:
-                return (Beat("ended", state.end_reason), [], []), False
+                return (Beat("ended", state.end_reason), [], [], []), False
             presence = state.peers.get(peer_id)
             if presence is None:
-                return (Beat("evicted"), [], []), False
+                return (Beat("evicted"), [], [], []), False
             presence.seen = millis(now)
+            users = _users(state)
             stale = state.drop_stale(self._oldest_heartbeat(now), keep=peer_id)
-            return (Beat("ok"), stale, list(state.peers)), True
+            return (Beat("ok"), stale, [users[p] for p in stale], list(state.peers)), True
 
         found = await self._update(room_id, "keep a participant in a room", change)
         if found is None:
             return Beat("gone")
-        beat, stale, remaining = found
+        beat, stale, stale_users, remaining = found
         await self._tell(remaining if stale else [], *self._left(stale))
+        await self._report(room_id, now, *((PARTICIPANT_LEFT, user) for user in stale_users))
         return beat
 
     async def end(self, room_id: str, reason: str, by: str | None = None) -> None:
@@ -255,15 +287,18 @@ class Rooms:
         refuses joins from now on."""
         now = self.clock()
 
-        def change(state: RoomState) -> tuple[list[str], bool]:
+        def change(state: RoomState) -> tuple[tuple[list[str], bool], bool]:
             if state.ended_at is not None:
-                return [], False
+                return ([], False), False
             peers = [peer for peer in state.peers if peer != by]
+            started = state.started_at is not None
             state.ended_at, state.end_reason, state.peers = iso(now), reason, {}
-            return peers, True
+            return (peers, started), True
 
-        told = await self._update(room_id, "end a call", change)
-        await self._tell(told or [], {"type": "ended", "reason": reason})
+        told, ended_a_call = await self._update(room_id, "end a call", change) or ([], False)
+        await self._tell(told, {"type": "ended", "reason": reason})
+        if ended_a_call:
+            await self._report(room_id, now, (CALL_ENDED, None))
 
     async def post(self, peer_id: str, message: dict[str, Any]) -> None:
         await self.storage.post(peer_id, message, MESSAGE_TTL)
@@ -297,6 +332,18 @@ class Rooms:
             "recording": state.recording,
             "maxParticipants": MAX_PARTICIPANTS,
         }
+
+    async def _report(self, room_id: str, now: datetime, *moments: tuple[str, str | None]) -> None:
+        """Tell the core (which records them and sends them out); a failure there costs the
+        events, never the call."""
+        if self.report_events is None or not moments:
+            return
+        try:
+            await self.report_events(
+                [ProviderEvent(kind, room_id, now, user) for kind, user in moments]
+            )
+        except Exception:
+            log.warning("room %s: the core did not take its events", room_id, exc_info=True)
 
     def _oldest_heartbeat(self, now: datetime) -> int:
         return millis(now - self.presence_ttl)
@@ -337,6 +384,11 @@ class Rooms:
                 continue
             return result
         raise ProviderError(NAME, operation, "unreachable", "the room kept changing; retry")
+
+
+def _users(state: RoomState) -> dict[str, str]:
+    """Each connected peer's participant."""
+    return {peer: presence.user for peer, presence in state.peers.items()}
 
 
 def iso(moment: datetime) -> str:

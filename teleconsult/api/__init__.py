@@ -10,7 +10,16 @@ from aiohttp_apigami import AiohttpApiSpec
 from aiohttp_apigami.constants import APISPEC_PARSER
 
 from teleconsult import __version__, keys
-from teleconsult.api import audit, document, features, health, listing, teleconsultations, webhooks
+from teleconsult.api import (
+    audit,
+    document,
+    features,
+    health,
+    listing,
+    provider_events,
+    teleconsultations,
+    webhooks,
+)
 from teleconsult.api.cors import setup_cors
 from teleconsult.api.document import openapi_document
 from teleconsult.api.errors import RequestParser
@@ -50,6 +59,7 @@ def setup_api(app: web.Application, user_id_path: tuple[PathStep, ...]) -> None:
         ],
     )
     health.setup_routes(app)  # probes: not for browsers
+    provider_events.setup_routes(app)  # the provider's servers: not for browsers
     spec = AiohttpApiSpec(
         title="teleconsult",
         version=__version__,

@@ -45,6 +45,9 @@ PUBLIC_PREFIX = "/-/"
 """Probes and metrics: served to anyone (a load balancer, Prometheus)."""
 CALLER_ONLY = frozenset({"getTeleconsultation", "createCredentials"})
 """Operations that need the caller's id and never a manager."""
+SIGNED_BY_PROVIDER = frozenset({"receiveProviderEvents"})
+"""Called by the video provider's servers, who sign each request (the provider's own scheme,
+checked by its plugin): no caller's header or token."""
 MANAGER_READS = frozenset({"listTeleconsultations", "getAuditTrail"})
 """Reads that need the caller's id, and a manager's groups for more (anyone's listing, audit
 trails): every other operation writes."""
@@ -89,6 +92,7 @@ def finish(
     security_of = {
         **dict.fromkeys(CALLER_ONLY, caller),
         **dict.fromkeys(MANAGER_READS, manager_reader),
+        **{name: [] for name in SIGNED_BY_PROVIDER},
     }
     components["securitySchemes"] = schemes
     components.setdefault("parameters", {})["RequestId"] = {

@@ -189,6 +189,15 @@ class RequestParser(AIOHTTPParser):
 
 async def read_body(request: web.Request, timeout_seconds: float) -> str:
     """The whole body as UTF-8 text, read within `timeout_seconds` (a slow client gets a 408)."""
+    raw = await read_raw_body(request, timeout_seconds)
+    try:
+        return raw.decode("utf-8")  # JSON is UTF-8 (RFC 8259)
+    except UnicodeDecodeError:
+        raise MalformedBody("The body is not valid UTF-8.") from None
+
+
+async def read_raw_body(request: web.Request, timeout_seconds: float) -> bytes:
+    """The whole body as sent (a signature covers these bytes), within `timeout_seconds`."""
     try:
         async with asyncio.timeout(timeout_seconds):
             raw = await request.read()
@@ -199,10 +208,7 @@ async def read_body(request: web.Request, timeout_seconds: float) -> str:
         raise MalformedBody(f"The body could not be read: {detail}.") from None
     except ConnectionResetError:
         raise ClientClosed() from None
-    try:
-        return raw.decode("utf-8")  # JSON is UTF-8 (RFC 8259)
-    except UnicodeDecodeError:
-        raise MalformedBody("The body is not valid UTF-8.") from None
+    return raw
 
 
 def read_timeout(seconds: float) -> RequestTimeout:

@@ -24,6 +24,7 @@ from marshmallow import (
 from teleconsult.core.audit import ACTIONS
 from teleconsult.core.domain import Phase
 from teleconsult.core.listing import DEFAULT_LIMIT, MAX_LIMIT
+from teleconsult.core.waiting import MAX_WAIT_SECONDS
 from teleconsult.errors import ERROR_CODES
 
 NON_EMPTY = validate.Length(min=1)
@@ -262,7 +263,10 @@ class JoinSchema(Schema):
     participantsBandyerCall = fields.List(fields.Nested(CallParticipantSchema), required=True)
     details = fields.Dict(
         metadata={
-            "description": "The room as the provider describes it (camelCase), once it exists."
+            "description": "The room as the provider describes it (camelCase), once it exists; "
+            "`attendance` (who joined the call when: `callStartedAt`, `callEndedAt`, "
+            "`presences` [{bandyerUserId, joinedAt, leftAt}], `noShow`), once the provider "
+            "reported any."
         }
     )
 
@@ -305,6 +309,13 @@ class HealthSchema(Schema):
     )
 
 
+WAIT_DESCRIPTION = (
+    f"Hold the answer up to this many seconds (0 to {MAX_WAIT_SECONDS}) while the caller's "
+    "link is not available yet; it answers as soon as it is (or at the end), exactly as "
+    "without this parameter."
+)
+
+
 class JoinQuerySchema(Schema):
     """Query parameters of GET; others (a cache-buster, say) are ignored, not refused."""
 
@@ -317,6 +328,10 @@ class JoinQuerySchema(Schema):
     )
     useBackground = fields.Boolean(
         metadata={"description": "Virtual background in the caller's link; unset: by group."}
+    )
+    waitSeconds = fields.Integer(
+        validate=validate.Range(min=0, max=MAX_WAIT_SECONDS),
+        metadata={"description": WAIT_DESCRIPTION},
     )
 
 
@@ -494,3 +509,13 @@ class AuditEntrySchema(Schema):
 class AuditPageSchema(Schema):
     items = fields.List(fields.Nested(AuditEntrySchema), required=True)
     nextCursor = next_cursor()
+
+
+class ProviderEventsReceivedSchema(Schema):
+    received = fields.Integer(
+        required=True, metadata={"description": "Events the request carried that the core uses."}
+    )
+    recorded = fields.Integer(
+        required=True,
+        metadata={"description": "Of those, how many changed a teleconsultation (and went out)."},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.idempotency import DOC_PARAMETER as IDEMPOTENCY_PARAMETER
 from teleconsult.api.idempotency import idempotent
 from teleconsult.api.schemas import (
+    WAIT_DESCRIPTION,
     CreatedSchema,
     CreateTeleconsultationSchema,
     ErrorSchema,
@@ -26,7 +28,8 @@ from teleconsult.api.schemas import (
 )
 from teleconsult.api.trace import audited
 from teleconsult.core import audit
-from teleconsult.core.service import ParticipantsInput, ScheduleInput
+from teleconsult.core.service import JoinInfo, ParticipantsInput, ScheduleInput
+from teleconsult.core.waiting import MAX_WAIT_SECONDS
 from teleconsult.errors import NoPlusUser
 from teleconsult.providers.protocols import Caller, ParticipantEntry
 from teleconsult.validation import invalid
@@ -83,6 +86,13 @@ JOIN_QUERY_PARAMETERS = [
         "required": False,
         "schema": {"type": "boolean"},
         "description": "Virtual background in the caller's link; unset: by group.",
+    },
+    {
+        "in": "query",
+        "name": "waitSeconds",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+        "description": WAIT_DESCRIPTION,
     },
 ]
 
@@ -248,7 +258,8 @@ async def add_participant(request: web.Request) -> web.Response:
     summary="The caller's join link",
     description=(
         "`accessLinkURL` is null until the room can no longer change (all participants "
-        "known and the immutable window begun): poll until then."
+        "known and the immutable window begun): poll until then, or pass `waitSeconds` and "
+        "the answer comes as soon as the link is available (within that many seconds)."
     ),
     parameters=JOIN_QUERY_PARAMETERS,
     responses=errors(400, 401, 404, 503),
@@ -259,12 +270,15 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
     # and the hot path skips the parser when there is nothing to parse.
     query = _join_query(request)
     room_id, caller = request.match_info["roomId"], await caller_of(request)
-    join = await request.app[keys.SERVICE].join(
-        room_id,
-        caller,
-        language=query.get("language"),
-        use_background=query.get("useBackground"),
-    )
+    join = await _join(request, caller, query)
+    wait = query.get("waitSeconds", 0)
+    if wait and join.access_link is None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while join.access_link is None and (left := deadline - loop.time()) > 0:
+            waiter = request.app[keys.WAITER]
+            await waiter.wait(room_id, join.version, join.opens_at, left)
+            join = await _join(request, caller, query)
     if join.access_link is not None:  # recorded before it is handed out: no entry, no link
         await audited(request, audit.LINK, room_id, caller, participant=caller.id)
     body: dict[str, Any] = {
@@ -279,7 +293,18 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
         details = await request.app[keys.ROOM_DETAILS].describe(join.provider_room_id)
         if details is not None:
             body["details"] = details
+    if join.attendance is not None:  # the cached description is shared: not changed in place
+        body["details"] = {**body.get("details", {}), "attendance": join.attendance}
     return web.json_response(body, headers=NO_STORE)  # a link is a bearer credential
+
+
+async def _join(request: web.Request, caller: Caller, query: dict[str, Any]) -> JoinInfo:
+    return await request.app[keys.SERVICE].join(
+        request.match_info["roomId"],
+        caller,
+        language=query.get("language"),
+        use_background=query.get("useBackground"),
+    )
 
 
 @docs(

@@ -274,6 +274,19 @@ SETTINGS: tuple[Setting, ...] = (
         "how long audit-trail entries (links and credentials handed out, changes) are kept",
     ),
     Setting(
+        "NO_SHOW_AFTER_MS",
+        "600000",
+        "a participant who has not joined the call this long after `start_date` is reported by "
+        "a `call.no_show` event: ten minutes",
+    ),
+    Setting(
+        "WAIT_REFRESH_MS",
+        "1000",
+        "while `GET ?waitSeconds=` requests wait, how often each replica reads the versions of "
+        "their teleconsultations (one query for all) to see changes made by other replicas; "
+        "its own changes and lock times wake them at once",
+    ),
+    Setting(
         "SHUTDOWN_GRACE_MS",
         "25000",
         "on SIGTERM, how long in-flight requests may take to finish before the store and sessions "
@@ -333,6 +346,8 @@ class Settings:
     audit_retention_days: int
     retention_trashed_days: int
     retention_ended_days: int | None
+    no_show_after_ms: int
+    wait_refresh_ms: int
 
     @property
     def verifies_tokens(self) -> bool:
@@ -441,6 +456,10 @@ class Settings:
             retention_ended_days=reader.integer("RETENTION_ENDED_DAYS", minimum=0, maximum=36500)
             if reader.text("RETENTION_ENDED_DAYS")
             else None,
+            no_show_after_ms=reader.integer(
+                "NO_SHOW_AFTER_MS", minimum=0, maximum=24 * 3600 * 1000
+            ),
+            wait_refresh_ms=reader.integer("WAIT_REFRESH_MS", minimum=10, maximum=60_000),
         )
 
 

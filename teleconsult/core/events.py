@@ -35,6 +35,11 @@ ROOM_CREATED = "room.created"
 ROOM_REPLACED = "room.replaced"
 LINKS_AVAILABLE = "links.available"
 CANCELLED = "teleconsultation.cancelled"
+PARTICIPANT_JOINED = domain.JOINED
+PARTICIPANT_LEFT = domain.LEFT
+CALL_STARTED = domain.CALL_STARTED
+CALL_ENDED = domain.CALL_ENDED
+NO_SHOW = "call.no_show"
 EVENT_TYPES: tuple[str, ...] = (
     CREATED,
     UPDATED,
@@ -43,8 +48,13 @@ EVENT_TYPES: tuple[str, ...] = (
     ROOM_REPLACED,
     LINKS_AVAILABLE,
     CANCELLED,
+    PARTICIPANT_JOINED,
+    PARTICIPANT_LEFT,
+    CALL_STARTED,
+    CALL_ENDED,
+    NO_SHOW,
 )
-"""Every type an endpoint's filter may name. Provider events will add theirs here."""
+"""Every type an endpoint's filter may name."""
 PER_VERSION = 10
 """Events one change may write: `seq` is `version * PER_VERSION + n`, so a teleconsultation's
 events sort in the order its changes wrote them."""
@@ -81,23 +91,30 @@ class EndpointFilter:
     types: frozenset[str]
 
 
+SCHEDULED = {LINKS_AVAILABLE: "links", NO_SHOW: "no_show"}
+"""The time-based events, with their one id per teleconsultation: a later change moves or
+withdraws them."""
+
+
 def events_of_change(
     kind: str,
     before: Teleconsultation | None,
     after: Teleconsultation,
     policy: RoomPolicy,
     now: datetime,
+    no_show_after: timedelta = timedelta(minutes=10),
+    **about: Any,
 ) -> list[Event]:
-    """The events of one write: `kind` (created, updated, participant added, cancelled), then
-    what happened to the room, then where `links.available` stands."""
+    """The events of one write: `kind` (created, updated, participant added, cancelled, or a
+    provider event with `about` it), then what happened to the room, then where
+    `links.available` and `call.no_show` stand."""
     if before is not None:  # a replica whose clock is behind still orders them after
         now = max(now, before.updated_at)
     events: list[Event] = []
 
     def add(event_type: str, due_at: datetime = now, withdrawn: bool = False, **extra: Any) -> None:
         n = len(events)
-        # `links.available` has one id per teleconsultation: a later change moves or withdraws it.
-        suffix = "links" if event_type == LINKS_AVAILABLE else f"{after.version}_{n}"
+        suffix = SCHEDULED.get(event_type, f"{after.version}_{n}")
         events.append(
             Event(
                 id=f"evt_{after.id}_{suffix}",
@@ -113,9 +130,34 @@ def events_of_change(
 
     if kind == PARTICIPANT_ADDED and before is not None:
         [newcomer] = [p for p in after.participants if before.participant(p.external_id) is None]
-        add(kind, participant=_participant(newcomer))
+        add(kind, participant=participant_data(newcomer))
     else:
-        add(kind)
+        add(kind, **about)
+    if kind not in domain.PROVIDER_EVENT_TYPES:  # those leave the room and the dates be
+        _room_events(add, before, after, policy, now)
+    was = domain.no_show(before, no_show_after) if before is not None else None
+    will = domain.no_show(after, no_show_after)
+    if will is not None and will != was:
+        deadline, absent = will
+        add(
+            NO_SHOW,
+            due_at=max(deadline, now),
+            noShowAt=format_date(deadline),
+            absent=[participant_data(p) for p in absent],
+        )
+    elif will is None and was is not None:
+        add(NO_SHOW, withdrawn=True)
+    return events
+
+
+def _room_events(
+    add: Callable[..., None],
+    before: Teleconsultation | None,
+    after: Teleconsultation,
+    policy: RoomPolicy,
+    now: datetime,
+) -> None:
+    """What happened to the room, then where `links.available` stands."""
     old_room = before.room if before is not None else None
     if after.room is not None and old_room is None:
         add(ROOM_CREATED)
@@ -131,7 +173,6 @@ def events_of_change(
         add(LINKS_AVAILABLE, due_at=max(opens, now), availableAt=format_date(opens))
     elif old_room is not None:
         add(LINKS_AVAILABLE, withdrawn=True)
-    return events
 
 
 def snapshot(record: Teleconsultation) -> dict[str, Any]:
@@ -143,13 +184,39 @@ def snapshot(record: Teleconsultation) -> dict[str, Any]:
         "startDate": format_date(record.start_date),
         "endDate": format_date(record.end_date),
         "participantsNumber": record.participants_number,
-        "participants": [_participant(p) for p in record.participants],
+        "participants": [participant_data(p) for p in record.participants],
         "providerRoomId": record.room.provider_room_id if record.room else None,
         "updatedAt": format_date(record.updated_at),
     }
 
 
-def _participant(participant: domain.Participant) -> dict[str, Any]:
+def attendance(record: Teleconsultation, now: datetime, no_show_after: timedelta) -> dict[str, Any]:
+    """Who joined the call when (GET's `details.attendance`): provider user ids and times;
+    `noShow` lists who had not joined by the start plus NO_SHOW_AFTER_MS, once it passed."""
+    known = record.attendance
+    missing = domain.no_show(record, no_show_after)
+    return {
+        "callStartedAt": _date(known.call_started_at),
+        "callEndedAt": _date(known.call_ended_at),
+        "presences": [
+            {
+                "bandyerUserId": p.provider_user_id,
+                "joinedAt": format_date(p.joined_at),
+                "leftAt": _date(p.left_at),
+            }
+            for p in known.presences
+        ],
+        "noShow": [p.provider_user_id for p in missing[1]]
+        if missing is not None and missing[0] <= now
+        else [],
+    }
+
+
+def _date(value: datetime | None) -> str | None:
+    return None if value is None else format_date(value)
+
+
+def participant_data(participant: domain.Participant) -> dict[str, Any]:
     return {
         "userExternalId": participant.external_id,
         "providerUserId": participant.provider_user_id,
@@ -199,17 +266,28 @@ class Announcer:
         policy: RoomPolicy | None = None,
         max_age: timedelta = timedelta(days=1),
         on_written: Callable[[], None] = lambda: None,
+        no_show_after: timedelta = timedelta(minutes=10),
     ) -> None:
         self.endpoints = tuple(endpoints)
         self.policy = policy
         self.max_age = max_age
+        self.no_show_after = no_show_after
         self.on_written = on_written
         """Wakes this replica's deliverer: sooner than its next look at the store."""
 
     def deliveries(
-        self, kind: str, before: Teleconsultation | None, after: Teleconsultation
+        self,
+        kind: str,
+        before: Teleconsultation | None,
+        after: Teleconsultation,
+        now: datetime | None = None,
+        **about: Any,
     ) -> tuple[Delivery, ...]:
+        """`now` is the write's time, `after.updated_at` unless the write keeps it (a
+        provider event); `about` is what a provider event adds to the payload."""
         if not self.endpoints or self.policy is None:
             return ()
-        events = events_of_change(kind, before, after, self.policy, after.updated_at)
+        events = events_of_change(
+            kind, before, after, self.policy, now or after.updated_at, self.no_show_after, **about
+        )
         return deliveries(events, self.endpoints, self.max_age)

@@ -93,6 +93,12 @@ class JoinInfo:
     """(provider user id, full name) of every known participant."""
     provider_room_id: str | None
     """The room, once everyone is known."""
+    version: int = 0
+    """The record version read: a waiting GET waits for a later one (`core.waiting`)."""
+    opens_at: datetime | None = None
+    """When the link is handed out, once the room exists (the lock time)."""
+    attendance: dict[str, object] | None = None
+    """Who joined the call when (`events.attendance`), once the provider reported any."""
 
 
 class TeleconsultationService:
@@ -107,8 +113,11 @@ class TeleconsultationService:
         background_groups: frozenset[str] = frozenset(),
         write_policy: WritePolicy = domain.OPEN_WRITES,
         announcer: Announcer | None = None,
+        on_change: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.store = store
+        self.on_change = on_change
+        """Told the id of each record this replica wrote: wakes its waiting GETs."""
         self.announcer = announcer or Announcer()
         self.write_policy = write_policy
         self.video = video
@@ -249,6 +258,11 @@ class TeleconsultationService:
             access_link=link,
             participants=tuple((p.provider_user_id, p.full_name) for p in record.participants),
             provider_room_id=record.room.provider_room_id if record.room else None,
+            version=record.version,
+            opens_at=domain.lock_time(record, self.policy) if record.room else None,
+            attendance=None
+            if record.attendance == domain.NO_ATTENDANCE
+            else events.attendance(record, self.clock(), self.announcer.no_show_after),
         )
 
     def _join_request(
@@ -313,6 +327,7 @@ class TeleconsultationService:
                 ) from None
             deleting = room.provider_room_id if room else None
             _event("teleconsultation cancelled", current, caller, providerRoomId=deleting)
+            self.on_change(current.id)
             if deliveries:
                 self.announcer.on_written()
             if job is not None and room is not None:
@@ -455,6 +470,7 @@ class TeleconsultationService:
         # Any other failure may or may not have written the record (a lost acknowledgement):
         # both jobs stay, and the reconciler judges them against the record as it is.
         announce(record)
+        self.on_change(record.id)
         if deliveries:
             self.announcer.on_written()
         if new_room is not None and creation is not None:

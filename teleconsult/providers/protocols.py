@@ -6,7 +6,7 @@ plugin manager; it never imports a provider's module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -226,11 +226,46 @@ class LiveConnections(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ProviderEvent:
+    """Something the provider saw happen in one of its rooms: `kind` is one of
+    `participant.joined`, `participant.left` (with the provider user), `call.started`,
+    `call.ended`."""
+
+    kind: str
+    provider_room_id: str
+    at: datetime
+    provider_user_id: str | None = None
+    event_id: str = ""
+    """The provider's own id for the event, if it has one (for logs)."""
+
+
+@runtime_checkable
+class ProviderEvents(Protocol):
+    """The provider sends its own webhooks (`POST /providers/{name}/events`)."""
+
+    async def verify_event(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> Sequence[ProviderEvent]:
+        """Check the request's signature with the provider's scheme and read its events
+        (none for an event the core has no use for). Raise `Unauthorized` when it is unsigned,
+        badly signed, or older than `EVENT_MAX_AGE` (a replay): then nothing changes."""
+        ...
+
+
+EVENT_MAX_AGE = timedelta(minutes=5)
+"""A signed provider event older than this (by its signed timestamp) is refused as a replay."""
+
+ReportEvents = Callable[[Sequence[ProviderEvent]], Awaitable[object]]
+"""How a provider that sees the moments itself (the built-in `webrtc`) tells the core."""
+
+
 CAPABILITIES: dict[type, str] = {
     RoomDetails: "room details",
     SdkCredentials: "SDK credentials",
     Uploads: "uploads",
     VirtualBackgrounds: "virtual backgrounds",
+    ProviderEvents: "provider events",
 }
 """Each optional capability, with the name the 501 answer gives it."""
 
@@ -265,6 +300,9 @@ class ProviderContext:
     """The provider's own documents and mailboxes in the service's store (set by the app)."""
     roster: Roster | None = field(default=None, repr=False)
     """Reads a teleconsultation as the provider's own pages may see it (set by the app)."""
+    report_events: ReportEvents | None = field(default=None, repr=False)
+    """Records provider events on their teleconsultations and sends them out as webhooks,
+    for a provider that sees joins and leaves itself (set by the app)."""
 
 
 @dataclass(frozen=True)

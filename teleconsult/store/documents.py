@@ -15,8 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from teleconsult.core.domain import (
+    NO_ATTENDANCE,
+    Attendance,
     Level,
     Participant,
+    Presence,
     RecordState,
     Room,
     RoomParticipant,
@@ -106,7 +109,45 @@ def to_document(teleconsultation: Teleconsultation) -> dict[str, Any]:
             "recording": room.spec.recording,
             "links": dict(room.links),
         },
+        **_attendance_document(t.attendance),
     }
+
+
+def _attendance_document(attendance: Attendance) -> dict[str, Any]:
+    """Kept only once a provider event came: a record without one looks as it always did."""
+    if attendance == NO_ATTENDANCE:
+        return {}
+    return {
+        "attendance": {
+            "callStartedAt": attendance.call_started_at,
+            "callEndedAt": attendance.call_ended_at,
+            "presences": [
+                {"providerUserId": p.provider_user_id, "joinedAt": p.joined_at, "leftAt": p.left_at}
+                for p in attendance.presences
+            ],
+        }
+    }
+
+
+def _attendance(document: dict[str, Any] | None) -> Attendance:
+    if not document:
+        return NO_ATTENDANCE
+    return Attendance(
+        call_started_at=_maybe_date(document.get("callStartedAt")),
+        call_ended_at=_maybe_date(document.get("callEndedAt")),
+        presences=tuple(
+            Presence(
+                provider_user_id=p["providerUserId"],
+                joined_at=as_datetime(p["joinedAt"]),
+                left_at=_maybe_date(p.get("leftAt")),
+            )
+            for p in document["presences"]
+        ),
+    )
+
+
+def _maybe_date(value: datetime | str | None) -> datetime | None:
+    return None if value is None else as_datetime(value)
 
 
 def from_document(document: dict[str, Any]) -> Teleconsultation:
@@ -161,6 +202,7 @@ def _from_document(document: dict[str, Any]) -> Teleconsultation:
         updated_at=as_datetime(document["updatedAt"]),
         creator_id=document["creatorId"],
         updater_id=document["updaterId"],
+        attendance=_attendance(document.get("attendance")),
     )
 
 

@@ -37,6 +37,7 @@ async def test_starting_twice_creates_no_duplicate_index_and_changes_no_data() -
     assert sorted(await database["teleconsultations"].index_information()) == [
         "_id_",
         "participant_startDate",
+        "providerRoomId",  # provider events find their record by room
         "startDate",
         "state_endDate",
         "state_teleconsultationState",

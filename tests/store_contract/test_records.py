@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from teleconsult.core.domain import RecordState
+from teleconsult.core.domain import Attendance, Presence, RecordState, Room, RoomSpec
 from teleconsult.errors import VersionConflict
 from teleconsult.store.documents import new_object_id
-from tests.store_contract.helpers import Opener, record
+from tests.store_contract.helpers import NOW, Opener, record
 
 
 async def test_a_record_comes_back_as_written(open_store: Opener) -> None:
@@ -95,3 +95,42 @@ async def test_data_survives_a_restart(open_store: Opener) -> None:
     reopened = await open_store()
     assert await reopened.records.get(original.id) == original
     assert await reopened.users.find_user("fake", "doctor-1") == "doctor-1"
+
+
+async def test_versions_of_many_records_in_one_read(open_store: Opener) -> None:
+    first, second = await open_store(), await open_store()
+    live, trashed = record(), record()
+    await first.records.insert(live)
+    await first.records.insert(trashed)
+    await first.records.replace(replace(trashed, version=2, state=RecordState.TRASH), 1)
+    await first.records.replace(replace(live, version=2), 1)
+
+    asked = [live.id, trashed.id, new_object_id()]
+    assert await second.records.versions(asked) == {live.id: 2, trashed.id: 2}
+    assert await second.records.versions([]) == {}
+
+
+async def test_a_live_record_is_found_by_its_room(open_store: Opener) -> None:
+    store = await open_store()
+    room = Room(f"room-{new_object_id()}", RoomSpec((), None, False, "none"), {})
+    with_room, other = record(room=room), record()
+    await store.records.insert(with_room)
+    await store.records.insert(other)
+
+    assert await store.records.find_by_room(room.provider_room_id) == with_room
+    assert await store.records.find_by_room("no-such-room") is None
+    await store.records.replace(replace(with_room, version=2, state=RecordState.TRASH), 1)
+    assert await store.records.find_by_room(room.provider_room_id) is None
+
+
+async def test_attendance_comes_back_as_written(open_store: Opener) -> None:
+    store = await open_store()
+    joined = NOW.replace(microsecond=123000)
+    attendance = Attendance(
+        call_started_at=joined,
+        call_ended_at=None,
+        presences=(Presence("doctor-1", joined, joined.replace(minute=(joined.minute + 1) % 60)),),
+    )
+    original = record(attendance=attendance)
+    await store.records.insert(original)
+    assert await store.records.get(original.id) == original

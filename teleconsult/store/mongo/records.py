@@ -42,6 +42,9 @@ class MongoRecords(MongoCollection):
         await database[self._collection].create_index(
             [("__STATE__", ASCENDING), ("endDate", ASCENDING)], name="state_endDate"
         )
+        await database[self._collection].create_index(
+            [("providerRoomId", ASCENDING)], name="providerRoomId"
+        )
 
     async def insert(
         self, teleconsultation: Teleconsultation, deliveries: Sequence[Delivery] = ()
@@ -87,6 +90,19 @@ class MongoRecords(MongoCollection):
             )
         if result.matched_count != 1:
             raise VersionConflict(teleconsultation.id)
+
+    async def find_by_room(self, provider_room_id: str) -> Teleconsultation | None:
+        return await self._find(
+            {"providerRoomId": provider_room_id, "__STATE__": RecordState.PUBLIC.value}
+        )
+
+    async def versions(self, teleconsultation_ids: Sequence[str]) -> dict[str, int]:
+        ids = [ObjectId(i) for i in teleconsultation_ids if ObjectId.is_valid(i)]
+        if not ids:
+            return {}
+        async with self._database.guard() as database:
+            cursor = database[self._collection].find({"_id": {"$in": ids}}, {"version": 1})
+            return {str(document["_id"]): int(document["version"]) async for document in cursor}
 
     async def count_by_state(self) -> dict[str, int]:
         async with self._database.guard() as database:

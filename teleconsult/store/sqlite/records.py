@@ -70,6 +70,10 @@ class SQLiteRecords(SQLiteTable):
             await db.execute(
                 f"CREATE INDEX IF NOT EXISTS {quoted(self._name + index)} ON {columns}"
             )
+        await db.execute(
+            f"CREATE INDEX IF NOT EXISTS {quoted(self._name + '_room')}"
+            f" ON {self._table} (json_extract(document, '$.providerRoomId'))"
+        )
         await self._fill_new_columns(db)
 
     async def _fill_new_columns(self, db: aiosqlite.Connection) -> None:
@@ -152,6 +156,24 @@ class SQLiteRecords(SQLiteTable):
 
         if await self._connection.transaction(write) != 1:
             raise VersionConflict(teleconsultation.id)
+
+    async def find_by_room(self, provider_room_id: str) -> Teleconsultation | None:
+        row = await self._connection.read_one(
+            f"SELECT document FROM {self._table}"
+            " WHERE json_extract(document, '$.providerRoomId') = ? AND state = ?",
+            (provider_room_id, RecordState.PUBLIC.value),
+        )
+        return None if row is None else from_document(json.loads(row[0]))
+
+    async def versions(self, teleconsultation_ids: Sequence[str]) -> dict[str, int]:
+        if not teleconsultation_ids:
+            return {}
+        marks = ", ".join("?" * len(teleconsultation_ids))
+        rows = await self._connection.read_all(
+            f"SELECT id, version FROM {self._table} WHERE id IN ({marks})",
+            tuple(teleconsultation_ids),
+        )
+        return {str(row[0]): int(row[1]) for row in rows}
 
     async def count_by_state(self) -> dict[str, int]:
         rows = await self._connection.read_all(

@@ -1,0 +1,65 @@
+"""Provider events in: `POST /providers/{name}/events`, the video provider's own webhooks.
+
+The provider checks the request with its own scheme (`ProviderEvents.verify_event`):
+an unsigned, badly signed or replayed request is a 401 and changes nothing. The
+events it reads are recorded on their teleconsultations (`core.attendance`) and
+sent out as webhook events. No caller identity is asked: the signature is the
+credential.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_apigami import docs, response_schema
+
+from teleconsult import keys
+from teleconsult.api.errors import read_raw_body
+from teleconsult.api.schemas import ProviderEventsReceivedSchema
+from teleconsult.api.teleconsultations import errors
+from teleconsult.core.features import missing
+from teleconsult.errors import NotFound
+from teleconsult.providers.protocols import ProviderEvents
+
+
+@docs(
+    tags=["providers"],
+    operationId="receiveProviderEvents",
+    summary="The video provider's own webhooks",
+    description=(
+        "Where the configured video provider posts its events (Kaleyra: `bandyer-signature`; "
+        "LiveKit: a JWT in `Authorization` carrying the body's SHA-256). Joins, leaves and the "
+        "call's start and end are recorded on the teleconsultation (GET's "
+        "`details.attendance`) and sent out as `participant.joined`, `participant.left`, "
+        "`call.started` and `call.ended` webhook events. An event already recorded, or for a "
+        "room no teleconsultation has, is accepted and changes nothing."
+    ),
+    requestBody={
+        "required": True,
+        "description": "The provider's own event, as it sends it (read as raw bytes: the "
+        "signature covers them).",
+        "content": {
+            media_type: {"schema": {"type": "object", "additionalProperties": True}}
+            for media_type in ("application/json", "application/webhook+json")
+        },
+    },
+    responses=errors(400, 401, 404, 408, 409, 413, 501, 503),
+)
+@response_schema(ProviderEventsReceivedSchema, 200, description="The events were checked.")
+async def receive_provider_events(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    video = request.app[keys.VIDEO_PROVIDER]
+    if name != video.name:
+        raise NotFound(
+            f"No video provider named {name!r} is configured here; this service uses "
+            f"{video.name!r} (VIDEO_PROVIDER): post its events to /providers/{video.name}/events."
+        )
+    if not isinstance(video, ProviderEvents):
+        raise missing(video, ProviderEvents)
+    body = await read_raw_body(request, request.app[keys.SETTINGS].http_read_timeout_ms / 1000)
+    events = await video.verify_event(request.headers, body)
+    recorded = await request.app[keys.ATTENDANCE].record(events)
+    return web.json_response({"received": len(events), "recorded": recorded})
+
+
+def setup_routes(app: web.Application) -> list[web.AbstractRoute]:
+    return [app.router.add_post("/providers/{name}/events", receive_provider_events)]

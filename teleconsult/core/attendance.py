@@ -1,0 +1,108 @@
+"""Provider events in: who joined the call when, stored on the teleconsultation and sent out.
+
+A provider's event (verified by the provider, `ProviderEvents.verify_event`, or
+reported by the provider itself, `ProviderContext.report_events`) names a room;
+the live record pointing to that room takes it (`domain.attend`) with a
+compare-and-set write that carries the event's webhook deliveries, as every
+change does, and moves or withdraws the scheduled `call.no_show`. An event that
+changes nothing (a provider's retry, a room no record points to any more, a user
+who is not a participant) writes nothing and announces nothing, so a provider
+may send an event any number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from teleconsult.core import domain
+from teleconsult.core.clock import Clock, format_date
+from teleconsult.core.events import Announcer, participant_data
+from teleconsult.errors import Conflict, VersionConflict
+from teleconsult.observability import logs
+from teleconsult.providers.protocols import ProviderEvent
+from teleconsult.store.base import Records
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 10
+
+
+class AttendanceRecorder:
+    def __init__(
+        self,
+        records: Records,
+        announcer: Announcer,
+        clock: Clock,
+        on_change: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.records = records
+        self.announcer = announcer
+        self.clock = clock
+        self.on_change = on_change
+
+    async def record(self, events: Sequence[ProviderEvent]) -> int:
+        """Take each event in order; return how many changed a teleconsultation."""
+        changed = 0
+        for event in events:
+            changed += await self._record(event)
+        return changed
+
+    async def _record(self, event: ProviderEvent) -> bool:
+        if event.kind not in domain.PROVIDER_EVENT_TYPES:
+            return False
+        at = _milliseconds(event.at)  # as every store keeps dates
+        for _ in range(MAX_ATTEMPTS):
+            current = await self.records.find_by_room(event.provider_room_id)
+            if current is None:
+                log.info(
+                    "provider event %s for room %s: no teleconsultation has it",
+                    event.kind,
+                    event.provider_room_id,
+                )
+                return False
+            attendance = domain.attend(current, event.kind, event.provider_user_id, at)
+            if attendance is None:
+                return False
+            written = replace(current, attendance=attendance, version=current.version + 1)
+            deliveries = self.announcer.deliveries(
+                event.kind, current, written, self.clock(), **_about(written, event, at)
+            )
+            try:
+                await self.records.replace(written, current.version, deliveries)
+            except VersionConflict:
+                continue
+            logs.event(
+                log,
+                event.kind.replace(".", " "),  # "participant joined", as the other event lines
+                teleconsultationId=written.id,
+                providerRoomId=event.provider_room_id,
+                providerUserId=event.provider_user_id,
+                providerEventId=event.event_id or None,
+            )
+            self.on_change(written.id)
+            if deliveries:
+                self.announcer.on_written()
+            return True
+        raise Conflict(
+            "The teleconsultation kept changing while the provider event was recorded; the "
+            "provider should send it again."
+        )
+
+
+def _about(record: domain.Teleconsultation, event: ProviderEvent, at: datetime) -> dict[str, Any]:
+    """What a provider event's payload adds to the teleconsultation's snapshot."""
+    about: dict[str, Any] = {"at": format_date(at)}
+    if event.kind in (domain.JOINED, domain.LEFT):
+        [participant] = [
+            p for p in record.participants if p.provider_user_id == event.provider_user_id
+        ]
+        about["participant"] = participant_data(participant)
+    return about
+
+
+def _milliseconds(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
