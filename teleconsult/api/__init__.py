@@ -72,6 +72,7 @@ def setup_api(app: web.Application, user_id_path: tuple[PathStep, ...]) -> None:
         servers=[{"url": "/", "description": "This service, where the document is served."}],
     )
     spec.spec.components.schema("ParticipantsObject", schema=ParticipantsObjectSchema)
+    spec.spec.components.schema("ProviderEvent", provider_events.EVENT_SCHEMA)
     with warnings.catch_warnings():
         # aiohttp-apigami keeps its spec under a plain string key; harmless, but aiohttp warns.
         warnings.simplefilter("ignore", NotAppKeyWarning)

@@ -20,6 +20,13 @@ from teleconsult.core.features import missing
 from teleconsult.errors import NotFound
 from teleconsult.providers.protocols import ProviderEvents
 
+EVENT_SCHEMA = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "A video provider's own event, in its own form.",
+}
+"""Documented once, as `ProviderEvent`, for both media types providers send."""
+
 
 @docs(
     tags=["providers"],
@@ -38,7 +45,7 @@ from teleconsult.providers.protocols import ProviderEvents
         "description": "The provider's own event, as it sends it (read as raw bytes: the "
         "signature covers them).",
         "content": {
-            media_type: {"schema": {"type": "object", "additionalProperties": True}}
+            media_type: {"schema": {"$ref": "#/components/schemas/ProviderEvent"}}
             for media_type in ("application/json", "application/webhook+json")
         },
     },
