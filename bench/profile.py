@@ -3,7 +3,9 @@
 Usage: profile.py RAW [TOP]. RAW is `py-spy record --format raw` output (one stack a
 line, frames separated by `;`, then its sample count). Prints each function's share of
 the samples with it anywhere on the stack (inclusive) and on top (self), largest first;
-the event loop's wait for sockets is left out of the total, so shares are of work done.
+the event loop's wait for sockets and every other thread (aiosqlite's and the executor's,
+idle while polling: a poll reads on the loop's own connection) are left out of the total,
+so shares are of the event loop's work.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-IDLE = ("select (selectors.py", "_run_once (asyncio/base_events.py")
+IDLE = "Selector.select (selectors.py)"
+OTHER_THREAD = "Thread._bootstrap (threading.py"
 FRAME = re.compile(r"^(.*) \((.*?):\d+\)$")
 
 
@@ -35,8 +38,8 @@ def summary(raw: str, top: int = 40) -> str:
         if not stack or not count.isdigit():
             continue
         named = frames(stack)
-        if named[-1].startswith(IDLE[0]):
-            continue  # waiting for the network: not work
+        if named[-1].endswith(IDLE) or named[0].startswith(OTHER_THREAD):
+            continue  # waiting for the network, or another thread: not the loop's work
         samples = int(count)
         total += samples
         own[named[-1]] += samples

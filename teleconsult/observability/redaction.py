@@ -72,8 +72,11 @@ def add_secret(value: str | None) -> None:
 
 def add_link_marker(marker: str) -> None:
     """A path fragment found only in join links (`/fake-video/join/`): such URLs are redacted."""
+    global _RUN_NEEDED
     if marker:
         _LINK_MARKERS.add(marker)
+        needed = ("eyJ", *sorted(_LINK_MARKERS, key=len, reverse=True))
+        _RUN_NEEDED = re.compile("|".join(re.escape(word) for word in needed))
 
 
 def redact_secrets(text: str) -> str:
@@ -84,24 +87,29 @@ def redact_secrets(text: str) -> str:
     return text
 
 
-_TRIGGERS = ("bearer", "authorization", "cookie", "api", "token", "secret", "password")
-"""Words one of `_PATTERNS` needs (lower-cased): a text with none of them, and no `://`
-followed by an `@`, is left as it is by every pattern, so they need not run."""
+_PATTERN_WORDS = re.compile(r"(?i)bearer|authorization|cookie|api|token|secret|password")
+"""What one of `_PATTERNS` needs: a text without any of these, nor a `://` and an `@`, is
+left as it is by every pattern, so they need not run."""
+_RUN_NEEDED = re.compile("eyJ")
+"""What `_redact_run` acts on: a JWT's start, or (added by `add_link_marker`) a link marker."""
 
 
 def redact(text: str, limit: int = MAX_FIELD_CHARS) -> str:
     """`text` as it may be logged: nothing sensitive, at most `limit` characters.
 
-    Each step runs only when the text could hold what it removes (most logged strings
-    hold nothing of the kind: checking is a few substring searches, a pattern is a scan)."""
-    present = [value for value in (*(_SENSITIVE.get() or ()), *_SECRETS) if value in text]
-    for value in sorted(present, key=len, reverse=True):  # the longest first: a name's parts
-        if value in text:
-            text = text.replace(value, REDACTED)
-    if "eyJ" in text or any(marker in text for marker in _LINK_MARKERS):
+    Each step runs only when the text could hold what it removes: most logged strings
+    hold nothing of the kind, and checking costs a substring search, not a scan per pattern."""
+    request_values = _SENSITIVE.get()
+    present = [value for value in request_values if value in text] if request_values else []
+    if _SECRETS:
+        present += [value for value in _SECRETS if value in text]
+    if present:
+        for value in sorted(present, key=len, reverse=True):  # the longest first: a name's parts
+            if value in text:
+                text = text.replace(value, REDACTED)
+    if _RUN_NEEDED.search(text):
         text = _RUN.sub(_redact_run, text)
-    lowered = text.lower()
-    if any(word in lowered for word in _TRIGGERS) or ("://" in text and "@" in text):
+    if _PATTERN_WORDS.search(text) or ("://" in text and "@" in text):
         for pattern in _PATTERNS:
             text = pattern.sub(_keep_label, text)
     if len(text) > limit:
