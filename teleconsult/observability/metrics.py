@@ -39,6 +39,7 @@ class Metrics:
         r = self.registry
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes...
         Info("teleconsult_build", "The running version.", registry=r).info({"version": __version__})
+        self._http_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self.store_gauges_refreshed: float | None = None
         """`time.monotonic()` of the last refresh of the store gauges that succeeded."""
         Gauge(
@@ -115,6 +116,19 @@ class Metrics:
             "Stored teleconsultations by state (database-wide: aggregate with max).",
             ["state"], registry=r,
         )  # fmt: skip
+
+    def observe_http(self, method: str, route: str, status: str, seconds: float) -> None:
+        """Count and time one answered request. Each (method, route, status)'s children are
+        looked up once: `labels()` checks and hashes its values at every call."""
+        children = self._http_children.get((method, route, status))
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, status),
+                self.http_duration.labels(method, route),
+            )
+            self._http_children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def _store_gauges_age(self) -> float:
         if self.store_gauges_refreshed is None:
