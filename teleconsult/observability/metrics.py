@@ -156,6 +156,8 @@ class Metrics:
         return observe
 
     def observe_store(self) -> Observer:
+        children: dict[tuple[str, str], Histogram] = {}  # looked up once each, as observe_http
+
         def observe(operation: str, error: BaseException | None, seconds: float) -> None:
             outcome = "ok"
             if isinstance(error, Unavailable):
@@ -164,6 +166,11 @@ class Metrics:
                 outcome = "error"
             elif error is not None:
                 outcome = "cancelled"
-            self.store_duration.labels(operation, outcome).observe(seconds)
+            child = children.get((operation, outcome))
+            if child is None:
+                child = children[(operation, outcome)] = self.store_duration.labels(
+                    operation, outcome
+                )
+            child.observe(seconds)
 
         return observe

@@ -72,11 +72,11 @@ def add_secret(value: str | None) -> None:
 
 def add_link_marker(marker: str) -> None:
     """A path fragment found only in join links (`/fake-video/join/`): such URLs are redacted."""
-    global _RUN_NEEDED
+    global _NEEDED
     if marker:
         _LINK_MARKERS.add(marker)
-        needed = ("eyJ", *sorted(_LINK_MARKERS, key=len, reverse=True))
-        _RUN_NEEDED = re.compile("|".join(re.escape(word) for word in needed))
+        markers = "|".join(re.escape(known) for known in sorted(_LINK_MARKERS))
+        _NEEDED = re.compile(f"(?i){_NEEDED_WORDS}|{markers}")
 
 
 def redact_secrets(text: str) -> str:
@@ -87,18 +87,17 @@ def redact_secrets(text: str) -> str:
     return text
 
 
-_PATTERN_WORDS = re.compile(r"(?i)bearer|authorization|cookie|api|token|secret|password")
-"""What one of `_PATTERNS` needs: a text without any of these, nor a `://` and an `@`, is
-left as it is by every pattern, so they need not run."""
-_RUN_NEEDED = re.compile("eyJ")
-"""What `_redact_run` acts on: a JWT's start, or (added by `add_link_marker`) a link marker."""
+_NEEDED_WORDS = r"bearer|authorization|cookie|api|token|secret|password|eyJ|://"
+"""What a step of `redact` after the request's values acts on: a word one of `_PATTERNS`
+needs, a JWT's start, a URL (a password in it); `add_link_marker` adds the markers."""
+_NEEDED = re.compile(f"(?i){_NEEDED_WORDS}")
 
 
 def redact(text: str, limit: int = MAX_FIELD_CHARS) -> str:
     """`text` as it may be logged: nothing sensitive, at most `limit` characters.
 
-    Each step runs only when the text could hold what it removes: most logged strings
-    hold nothing of the kind, and checking costs a substring search, not a scan per pattern."""
+    The scans run only when one search finds what they act on: most logged strings
+    (methods, paths, messages) hold nothing of the kind."""
     request_values = _SENSITIVE.get()
     present = [value for value in request_values if value in text] if request_values else []
     if _SECRETS:
@@ -107,9 +106,8 @@ def redact(text: str, limit: int = MAX_FIELD_CHARS) -> str:
         for value in sorted(present, key=len, reverse=True):  # the longest first: a name's parts
             if value in text:
                 text = text.replace(value, REDACTED)
-    if _RUN_NEEDED.search(text):
+    if _NEEDED.search(text):
         text = _RUN.sub(_redact_run, text)
-    if _PATTERN_WORDS.search(text) or ("://" in text and "@" in text):
         for pattern in _PATTERNS:
             text = pattern.sub(_keep_label, text)
     if len(text) > limit:
