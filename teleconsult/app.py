@@ -13,16 +13,13 @@ from datetime import timedelta
 import aiohttp
 import pluggy
 from aiohttp import web
-from aiohttp_apigami import validation_middleware
 
 from teleconsult import keys
 from teleconsult.api import setup_api
 from teleconsult.api.auth import Authenticator, JwksKeys, TokenRules
 from teleconsult.api.caller import default_path
-from teleconsult.api.cors import cors_middleware
-from teleconsult.api.errors import error_middleware
 from teleconsult.api.hardening import setup_hardening
-from teleconsult.api.observe import observe_middleware
+from teleconsult.api.middleware import request_middleware
 from teleconsult.configuration.catalog import secret_names
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings, placeholder_variables
@@ -90,7 +87,7 @@ def create_app(
     environment = dict(os.environ if environ is None else environ)
 
     app = web.Application(
-        middlewares=[observe_middleware, cors_middleware, error_middleware, validation_middleware],
+        middlewares=[request_middleware],
         client_max_size=MAX_JSON_BODY_BYTES,  # image uploads are streamed, not held whole
     )
     setup_hardening(app)

@@ -18,7 +18,7 @@ probes, the documentation or a plugin's pages:
 Credentials (cookies) are never allowed (no `Access-Control-Allow-Credentials`): a
 caller says who it is in a header or a bearer token, which the page sends itself.
 
-Our own middleware rather than aiohttp-cors (0.8.1): that package adds an OPTIONS
+Our own code rather than aiohttp-cors (0.8.1): that package adds an OPTIONS
 route to each resource (which would then be in the OpenAPI document and in every
 405's `Allow`), never says `Vary: Origin`, and refuses a preflight with a plain-text
 403 rather than our error body; what we need fits in this module.
@@ -35,7 +35,7 @@ from multidict import CIMultiDict
 
 from teleconsult import keys
 from teleconsult.api.caller import default_path
-from teleconsult.api.errors import error_response
+from teleconsult.api.errors import answer_errors, error_response
 from teleconsult.api.idempotency import HEADER as IDEMPOTENCY_KEY
 from teleconsult.api.idempotency import REPLAYED
 from teleconsult.api.observe import REQUEST_ID_HEADER
@@ -139,16 +139,14 @@ def request_headers(settings: Settings, config: ServiceConfig) -> set[str]:
     return {name.lower() for name in names}
 
 
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Between the request id and the error bodies: a preflight is answered (and logged)
-    with its request id, and every error body is an answer by the time it comes back here."""
-    policy = request.app.get(keys.CORS)
-    if policy is None:
-        return await handler(request)
+async def with_cors(
+    policy: CorsPolicy, request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """The answer (`answer_errors`: error bodies included) with what a browser needs, or the
+    answer to a preflight; called by `api.middleware` when CORS is on."""
     methods = await policy.methods(request)
     if not methods:
-        return await handler(request)
+        return await answer_errors(request, handler)
     origin = request.headers.get(hdrs.ORIGIN)
     if (
         request.method == hdrs.METH_OPTIONS
@@ -157,7 +155,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     ):
         return policy.preflight(origin, methods)
     try:
-        response = await handler(request)
+        response = await answer_errors(request, handler)
     except web.HTTPException as error:  # a redirect; errors are answers by now
         policy.mark(error.headers, origin)
         raise

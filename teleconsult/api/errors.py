@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
+from aiohttp_apigami import validation_middleware
+from aiohttp_apigami.constants import SCHEMAS_ATTR
 from marshmallow import Schema, ValidationError
 from webargs.aiohttpparser import AIOHTTPParser
 
@@ -79,9 +81,11 @@ def service_error_response(error: ServiceError) -> web.Response:
     )
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def answer_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's answer, or its error as an error body (called by `api.middleware`)."""
     try:
+        if getattr(handler, SCHEMAS_ATTR, None):  # a body to read: aiohttp-apigami validates it
+            return await validation_middleware(request, handler)
         return await handler(request)
     except ClientClosed:
         raise  # not an error of ours: the observing middleware counts it apart

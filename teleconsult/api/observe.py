@@ -1,4 +1,5 @@
-"""Every request: a request id, one "request completed" log line, and HTTP metrics.
+"""Every request: a request id, one "request completed" log line, and HTTP metrics
+(`observed`, the outermost part of `api.middleware`).
 
 The id comes from `x-request-id` when it is a sane token (else a new one) and is
 returned in the response's `x-request-id`; every log line written while the
@@ -13,6 +14,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -41,13 +43,16 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+Answer = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+"""What `observed` measures: the request's answer, error bodies included."""
+
 CLIENT_CLOSED = 499
 """The status logged (and `client_closed` the metric label) when the client went away first:
 client behaviour, which must not set off the alerts on 5xx answers."""
 
 
-@web.middleware
-async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def observed(request: web.Request, handler: Handler, answer: Answer) -> web.StreamResponse:
+    """`answer(request, handler)`, with its request id, its metrics and its log line."""
     reqid = request[REQUEST_ID] = request_id(request)
     logs.begin_request(reqid)
     authorization = request.headers.get("Authorization", "")
@@ -57,7 +62,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        response = await answer(request, handler)
         status = response.status
         response.headers[REQUEST_ID_HEADER] = reqid
         return response
@@ -75,10 +80,8 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         elapsed = time.perf_counter() - started
         route = route_of(request)
-        metrics = request.app[keys.METRICS]
         label = "client_closed" if status == CLIENT_CLOSED else str(status)
-        metrics.http_requests.labels(request.method, route, label).inc()
-        metrics.http_duration.labels(request.method, route).observe(elapsed)
+        request.app[keys.METRICS].observe_http(request.method, route, label, elapsed)
         quiet = status == CLIENT_CLOSED or request.path.startswith(QUIET_PREFIX)
         log.log(
             logging.DEBUG if quiet else logging.INFO,

@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
+import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 
 from teleconsult.observability import redaction
@@ -123,7 +124,22 @@ class PinoFormatter(logging.Formatter):
             line["err"] = redaction.redact(
                 self.formatException(record.exc_info), redaction.MAX_TRACEBACK_CHARS
             )
+        return dumps(line)
+
+
+ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+"""Dates and dataclasses go through `str`, as `json.dumps(line, default=str)` writes them."""
+
+
+def dumps(line: dict[str, object]) -> str:
+    """The line as compact JSON, by orjson (a tenth of json's time). A line orjson cannot
+    write (a key that is not a string, an integer past 64 bits) or that is not ASCII (json
+    escapes it, so the line survives any stream encoding) is written by json."""
+    try:
+        text = orjson.dumps(line, default=str, option=ORJSON_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError included
         return json.dumps(line, default=str)
+    return text if text.isascii() else json.dumps(line, default=str)
 
 
 class MalformedRequests(logging.Filter):

@@ -28,9 +28,15 @@ class _Measured:
     def __init__(self, inner: object, observe: Observer) -> None:
         self._inner = inner
         self._observe = observe
+        self._calls: dict[str, tuple[Any, Callable[..., Any]]] = {}
 
     def __getattr__(self, name: str) -> Any:
+        """A coroutine method's measured form is made once and kept while the inner object
+        has the same method (a test may replace one)."""
         attribute = getattr(self._inner, name)
+        kept = self._calls.get(name)
+        if kept is not None and kept[0] == attribute:
+            return kept[1]
         if not inspect.iscoroutinefunction(attribute):
             return attribute
         observe = self._observe
@@ -45,6 +51,7 @@ class _Measured:
             observe(name, None, time.perf_counter() - started)
             return result
 
+        self._calls[name] = (attribute, call)
         return call
 
     def __repr__(self) -> str:

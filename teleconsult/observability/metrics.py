@@ -39,6 +39,7 @@ class Metrics:
         r = self.registry
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes...
         Info("teleconsult_build", "The running version.", registry=r).info({"version": __version__})
+        self._http_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self.store_gauges_refreshed: float | None = None
         """`time.monotonic()` of the last refresh of the store gauges that succeeded."""
         Gauge(
@@ -122,6 +123,19 @@ class Metrics:
             ["state"], registry=r,
         )  # fmt: skip
 
+    def observe_http(self, method: str, route: str, status: str, seconds: float) -> None:
+        """Count and time one answered request. Each (method, route, status)'s children are
+        looked up once: `labels()` checks and hashes its values at every call."""
+        children = self._http_children.get((method, route, status))
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, status),
+                self.http_duration.labels(method, route),
+            )
+            self._http_children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def _store_gauges_age(self) -> float:
         if self.store_gauges_refreshed is None:
             return -1.0
@@ -148,6 +162,8 @@ class Metrics:
         return observe
 
     def observe_store(self) -> Observer:
+        children: dict[tuple[str, str], Histogram] = {}  # looked up once each, as observe_http
+
         def observe(operation: str, error: BaseException | None, seconds: float) -> None:
             outcome = "ok"
             if isinstance(error, Unavailable):
@@ -156,6 +172,11 @@ class Metrics:
                 outcome = "error"
             elif error is not None:
                 outcome = "cancelled"
-            self.store_duration.labels(operation, outcome).observe(seconds)
+            child = children.get((operation, outcome))
+            if child is None:
+                child = children[(operation, outcome)] = self.store_duration.labels(
+                    operation, outcome
+                )
+            child.observe(seconds)
 
         return observe

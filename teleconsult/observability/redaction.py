@@ -72,8 +72,11 @@ def add_secret(value: str | None) -> None:
 
 def add_link_marker(marker: str) -> None:
     """A path fragment found only in join links (`/fake-video/join/`): such URLs are redacted."""
+    global _NEEDED
     if marker:
         _LINK_MARKERS.add(marker)
+        markers = "|".join(re.escape(known) for known in sorted(_LINK_MARKERS))
+        _NEEDED = re.compile(f"(?i){_NEEDED_WORDS}|{markers}")
 
 
 def redact_secrets(text: str) -> str:
@@ -84,15 +87,29 @@ def redact_secrets(text: str) -> str:
     return text
 
 
+_NEEDED_WORDS = r"bearer|authorization|cookie|api|token|secret|password|eyJ|://"
+"""What a step of `redact` after the request's values acts on: a word one of `_PATTERNS`
+needs, a JWT's start, a URL (a password in it); `add_link_marker` adds the markers."""
+_NEEDED = re.compile(f"(?i){_NEEDED_WORDS}")
+
+
 def redact(text: str, limit: int = MAX_FIELD_CHARS) -> str:
-    """`text` as it may be logged: nothing sensitive, at most `limit` characters."""
-    request_values = _SENSITIVE.get() or ()
-    for value in sorted((*request_values, *_SECRETS), key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, REDACTED)
-    text = _RUN.sub(_redact_run, text)
-    for pattern in _PATTERNS:
-        text = pattern.sub(_keep_label, text)
+    """`text` as it may be logged: nothing sensitive, at most `limit` characters.
+
+    The scans run only when one search finds what they act on: most logged strings
+    (methods, paths, messages) hold nothing of the kind."""
+    request_values = _SENSITIVE.get()
+    present = [value for value in request_values if value in text] if request_values else []
+    if _SECRETS:
+        present += [value for value in _SECRETS if value in text]
+    if present:
+        for value in sorted(present, key=len, reverse=True):  # the longest first: a name's parts
+            if value in text:
+                text = text.replace(value, REDACTED)
+    if _NEEDED.search(text):
+        text = _RUN.sub(_redact_run, text)
+        for pattern in _PATTERNS:
+            text = pattern.sub(_keep_label, text)
     if len(text) > limit:
         text = f"{text[:limit]}...[{len(text) - limit} more characters]"
     return text

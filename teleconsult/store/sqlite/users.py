@@ -50,7 +50,7 @@ class SQLiteUserMap(SQLiteTable):
         return stored
 
     async def holders(self, provider: str, provider_user_id: str) -> list[str]:
-        rows = await self._connection.read_all(
+        rows = await self._connection.read_few(
             f"SELECT external_id FROM {self._table} WHERE provider = ? AND provider_user_id = ?"
             " ORDER BY external_id LIMIT 2",
             (provider, provider_user_id),
