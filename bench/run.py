@@ -516,12 +516,6 @@ WAITERS = int(os.environ.get("BENCH_WAITERS", "2000"))
 WEBHOOK_CHANGES = int(os.environ.get("BENCH_WEBHOOK_CHANGES", "500"))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def create_many(base: str, bodies: list[dict[str, Any]], workers: int = 20) -> list[str]:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         answers = pool.map(
