@@ -77,7 +77,9 @@ async def test_probes_are_logged_at_debug(client: Client, log_lines: LogLines) -
     assert line["level"] == 20
 
 
-def test_redaction_of_known_shapes(build_app: Callable[..., web.Application]) -> None:
+async def test_redaction_of_known_shapes(build_app: Callable[..., web.Application]) -> None:
+    """Async, so the request scope it begins stays in its own task's context: a scope begun
+    in the test runner's context would be inherited by the tests after it."""
     build_app()  # the installed providers declare their links' shapes
     logs.begin_request("r1")
     redaction.sensitive(["Jane Doe"])
