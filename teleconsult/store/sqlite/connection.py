@@ -162,8 +162,13 @@ class SQLiteConnection:
         """Run writes in one transaction, shielded like `write`: the first must change a row
         (a compare-and-set), else nothing else is run. Return the rows the first changed."""
 
+        (sql, parameters), *rest = statements
+
         async def together(db: aiosqlite.Connection) -> int:
-            return await run_together(db, statements)
+            cursor = await db.execute(sql, tuple(parameters))
+            if cursor.rowcount:
+                await run_all(db, rest)
+            return cursor.rowcount
 
         return await self.transaction(together)
 
@@ -238,19 +243,6 @@ def _reader(path: str) -> sqlite3.Connection:
 
 def _try_open(path: str) -> None:
     sqlite3.connect(path).close()
-
-
-async def run_together(db: aiosqlite.Connection, statements: Sequence[Statement]) -> int:
-    """Run `statements` in the open transaction; the first is a compare-and-set: when it
-    changes no row, the others are not run. The rows the first changed."""
-    changed = 0
-    for index, (sql, parameters) in enumerate(statements):
-        cursor = await db.execute(sql, tuple(parameters))
-        if index == 0:
-            changed = cursor.rowcount
-            if changed == 0:
-                break
-    return changed
 
 
 async def run_all(db: aiosqlite.Connection, statements: Iterable[Statement]) -> None:
