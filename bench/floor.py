@@ -4,8 +4,10 @@ A minimal aiohttp app answering GET /teleconsultation/{roomId} as teleconsult do
 caller from the `miauserid` header, the record read by primary key from the SQLite file
 the service wrote (at every request: nothing is cached), the caller's participant, the
 link once the room is locked (the fake provider's: the stored link with the language),
-the same JSON body byte for byte, one Prometheus counter and one histogram, and one JSON
-log line per request at info. What it leaves out (the request id's checks, CORS, error
+the hand-out's audit entry written before the answer (the service's table and file, so its
+fsync too; entries arriving while a write is under way share the next one), the same JSON
+body byte for byte, one Prometheus counter and one histogram, and one JSON log line per
+request at info. What it leaves out (the request id's checks, CORS, error
 bodies, redaction, the authenticator's rules) is what teleconsult's own layers cost.
 
 Usage: floor.py PORT DATABASE DETAILS_JSON IMMUTABLE_PERIOD_SECONDS
@@ -15,6 +17,7 @@ service keeps in memory too.)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -53,6 +56,33 @@ def main() -> None:
     immutable = timedelta(seconds=float(sys.argv[4]))
     reader = sqlite3.connect(database, isolation_level=None)
     reader.execute("PRAGMA query_only = 1")
+    writer = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    writer.execute("PRAGMA synchronous = FULL")
+    waiting: list[tuple[tuple[object, ...], asyncio.Future[None]]] = []
+    writing: list[asyncio.Task[None]] = []
+
+    def insert(rows: list[tuple[object, ...]]) -> None:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.executemany(
+            "INSERT INTO teleconsult_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+        writer.execute("COMMIT")
+
+    async def write_waiting() -> None:
+        while waiting:
+            batch = waiting[:]
+            del waiting[:]
+            await asyncio.to_thread(insert, [row for row, _ in batch])
+            for _, written in batch:
+                written.set_result(None)
+
+    async def audit(row: tuple[object, ...]) -> None:
+        written = asyncio.get_running_loop().create_future()
+        waiting.append((row, written))
+        if not writing or writing[0].done():
+            writing[:] = [asyncio.create_task(write_waiting())]
+        await written
+
     registry = CollectorRegistry()
     requests = Counter("http_requests", "", ["method", "route", "status"], registry=registry)
     duration = Histogram("http_duration", "", ["method", "route"], registry=registry)
@@ -64,10 +94,12 @@ def main() -> None:
 
     async def poll(request: web.Request) -> web.Response:
         started = time.perf_counter()
+        request_id = secrets.token_hex(16)
         caller = request.headers.get("miauserid")
+        room_id = request.match_info["roomId"]
         row = reader.execute(
             'SELECT document FROM "teleconsultations" WHERE id = ? AND state = ?',
-            (request.match_info["roomId"], "PUBLIC"),
+            (room_id, "PUBLIC"),
         ).fetchone()
         if row is None:
             raise web.HTTPNotFound()
@@ -80,6 +112,12 @@ def main() -> None:
         if room and locked and len(record["participants"]) == record["participantsNumber"]:
             stored = room["links"][me["providerUserId"]]
             link = str(URL(stored).update_query({"l": me["language"]}))
+            row = (
+                secrets.token_hex(12), room_id, time.time_ns() // 1000, "link_handed_out",
+                caller, caller, "[]", request_id, request.remote,
+                request.headers.get("User-Agent"),
+            )  # fmt: skip
+            await audit(row)
         body = {
             "bandyerUserId": me["providerUserId"],
             "accessLinkURL": link,
@@ -95,7 +133,7 @@ def main() -> None:
         requests.labels("GET", route, "200").inc()
         duration.labels("GET", route).observe(elapsed)
         fields = {
-            "reqId": secrets.token_hex(16),
+            "reqId": request_id,
             "callerId": caller,
             "req": {"method": "GET", "url": request.path, "route": route},
             "res": {"statusCode": 200},
