@@ -19,8 +19,8 @@ from teleconsult.configuration.settings import IPNetwork
 def client_address(
     peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[IPNetwork]
 ) -> str | None:
-    if peer is None or not _trusted(peer, trusted):
-        return peer
+    if peer is None or not trusted or not _trusted(peer, trusted):
+        return peer  # without trusted proxies (the default), no address is parsed
     hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
     address = peer
     for hop in reversed(hops):

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from teleconsult import keys
@@ -83,14 +83,17 @@ async def observed(request: web.Request, handler: Handler, answer: Answer) -> we
         label = "client_closed" if status == CLIENT_CLOSED else str(status)
         request.app[keys.METRICS].observe_http(request.method, route, label, elapsed)
         quiet = status == CLIENT_CLOSED or request.path.startswith(QUIET_PREFIX)
-        log.log(
-            logging.DEBUG if quiet else logging.INFO,
-            "request completed",
-            extra={
-                "fields": {
-                    "req": {"method": request.method, "url": request.path, "route": route},
-                    "res": {"statusCode": status},
-                    "responseTime": round(elapsed * 1000, 1),
-                }
+        method = request.method
+        # Redacted here, where it is known which values can hold anything: the path and a
+        # method of the client's invention; the route is our template, the rest numbers.
+        fields = {
+            "req": {
+                "method": method if method in hdrs.METH_ALL else redaction.redact(method),
+                "url": redaction.redact(request.path),
+                "route": route,
             },
-        )
+            "res": {"statusCode": status},
+            "responseTime": round(elapsed * 1000, 1),
+        }
+        level = logging.DEBUG if quiet else logging.INFO
+        log.log(level, "request completed", extra={"fields": fields, "redacted": True})

@@ -3,7 +3,9 @@
 Each line has a numeric `level` (10 trace ... 60 fatal), `time` in epoch ms,
 `pid`, `hostname` and `msg` as pino writes them, and, while a request runs, its
 `reqId` and (once known) its `callerId`. Every string of a line is redacted
-(`observability.redaction`) before it is written. Domain events are info lines
+(`observability.redaction`) before it is written: by the formatter, or, for a line whose
+writer knows which of its values can hold anything (the request line), by that writer,
+which says so with `extra={"redacted": True}`. Domain events are info lines
 with an `event` field (see `event`); a failure that repeats is logged when it starts
 and when it ends (`Outage`).
 """
@@ -118,7 +120,10 @@ class PinoFormatter(logging.Formatter):
                 line["callerId"] = redaction.redact(scope.caller_id)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update({name: redaction.redacted(value) for name, value in fields.items()})
+            if getattr(record, "redacted", False):  # its writer redacted what needed it
+                line.update(fields)
+            else:
+                line.update({name: redaction.redacted(value) for name, value in fields.items()})
         line["msg"] = redaction.redact(record.getMessage())
         if record.exc_info:
             line["err"] = redaction.redact(

@@ -75,8 +75,7 @@ def add_link_marker(marker: str) -> None:
     global _NEEDED
     if marker:
         _LINK_MARKERS.add(marker)
-        markers = "|".join(re.escape(known) for known in sorted(_LINK_MARKERS))
-        _NEEDED = re.compile(f"(?i){_NEEDED_WORDS}|{markers}")
+        _NEEDED = (*NEEDED_WORDS, *sorted(known.lower() for known in _LINK_MARKERS))
 
 
 def redact_secrets(text: str) -> str:
@@ -87,10 +86,27 @@ def redact_secrets(text: str) -> str:
     return text
 
 
-_NEEDED_WORDS = r"bearer|authorization|cookie|api|token|secret|password|eyJ|://"
-"""What a step of `redact` after the request's values acts on: a word one of `_PATTERNS`
-needs, a JWT's start, a URL (a password in it); `add_link_marker` adds the markers."""
-_NEEDED = re.compile(f"(?i){_NEEDED_WORDS}")
+NEEDED_WORDS = (
+    "bearer",
+    "authorization",
+    "cookie",
+    "api",
+    "token",
+    "secret",
+    "password",
+    "eyj",
+    "://",
+)
+"""What a step of `redact` after the request's values acts on, in lower case: a word one of
+`_PATTERNS` needs, a JWT's start, a URL (a password in it); `add_link_marker` adds the
+markers. Looked for as substrings of the lowered text: a case-insensitive alternation
+pattern took four times as long on a short path."""
+_NEEDED = NEEDED_WORDS
+
+
+def _needs_scan(text: str) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in _NEEDED)
 
 
 def redact(text: str, limit: int = MAX_FIELD_CHARS) -> str:
@@ -106,7 +122,7 @@ def redact(text: str, limit: int = MAX_FIELD_CHARS) -> str:
         for value in sorted(present, key=len, reverse=True):  # the longest first: a name's parts
             if value in text:
                 text = text.replace(value, REDACTED)
-    if _NEEDED.search(text):
+    if _needs_scan(text):
         text = _RUN.sub(_redact_run, text)
         for pattern in _PATTERNS:
             text = pattern.sub(_keep_label, text)

@@ -9,6 +9,7 @@ after Bandyer use provider-neutral names here (`providerRoomId`,
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -62,8 +63,11 @@ def user_document(
     }
 
 
+_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
+
+
 def is_object_id(value: str) -> bool:
-    return len(value) == 24 and all(c in "0123456789abcdef" for c in value)
+    return _OBJECT_ID.fullmatch(value) is not None
 
 
 def to_document(teleconsultation: Teleconsultation) -> dict[str, Any]:

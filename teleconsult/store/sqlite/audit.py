@@ -41,7 +41,8 @@ class SQLiteAuditTrail(SQLiteTable):
         rows = [
             (
                 e.id, e.teleconsultation_id, to_micros(e.at), e.action, e.actor, e.participant,
-                json.dumps(list(e.fields)), e.request_id, e.client_address, e.user_agent,
+                json.dumps(list(e.fields)) if e.fields else "[]",  # a hand-out names no fields
+                e.request_id, e.client_address, e.user_agent,
             )
             for e, _ in entries
         ]  # fmt: skip

@@ -7,6 +7,7 @@ whatever the number of records; it is written in the record's own transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -28,6 +29,21 @@ from teleconsult.store.sqlite.connection import (
     run_all,
 )
 from teleconsult.store.sqlite.webhooks import SQLiteWebhooks
+
+PARSED_DOCUMENTS = 1024
+"""How many stored documents' parses are remembered (`parsed`): a few MiB at most."""
+
+
+@functools.lru_cache(maxsize=PARSED_DOCUMENTS)
+def parsed(document: str) -> Teleconsultation:
+    """The record a stored document's text holds.
+
+    Remembered by the exact text, so a teleconsultation polled again and unchanged is not
+    parsed again. This is not a cache of records: every request still reads its row, and a
+    changed, cancelled or deleted record is a different text (or no row) at once, on every
+    replica. The records are frozen dataclasses, never changed in place."""
+    return from_document(json.loads(document))
+
 
 COLUMNS = (("start_us", "INTEGER"), ("end_us", "INTEGER"), ("updated_us", "INTEGER"))
 """Columns added in 0.3 (listing, retention); older files get them, filled, at start."""
@@ -82,7 +98,7 @@ class SQLiteRecords(SQLiteTable):
             f"SELECT document FROM {self._table} WHERE start_us IS NULL"  # an index lookup
         )
         for (document,) in await cursor.fetchall():
-            record = from_document(json.loads(document))
+            record = parsed(document)
             await db.execute(
                 f"UPDATE {self._table} SET start_us = ?, end_us = ?, updated_us = ? WHERE id = ?",
                 (*_dates(record), record.id),
@@ -118,13 +134,13 @@ class SQLiteRecords(SQLiteTable):
             f"SELECT document FROM {self._table} WHERE id = ? AND state = ?",
             (teleconsultation_id, RecordState.PUBLIC.value),
         )
-        return None if row is None else from_document(json.loads(row[0]))
+        return None if row is None else parsed(row[0])
 
     async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
         row = await self._connection.read_one(
             f"SELECT document FROM {self._table} WHERE id = ?", (teleconsultation_id,)
         )
-        return None if row is None else from_document(json.loads(row[0]))
+        return None if row is None else parsed(row[0])
 
     async def replace(
         self,
@@ -163,7 +179,7 @@ class SQLiteRecords(SQLiteTable):
             " WHERE json_extract(document, '$.providerRoomId') = ? AND state = ?",
             (provider_room_id, RecordState.PUBLIC.value),
         )
-        return None if row is None else from_document(json.loads(row[0]))
+        return None if row is None else parsed(row[0])
 
     async def versions(self, teleconsultation_ids: Sequence[str]) -> dict[str, int]:
         if not teleconsultation_ids:
@@ -210,7 +226,7 @@ class SQLiteRecords(SQLiteTable):
             f"SELECT r.document FROM {source}{where} ORDER BY {k}.start_us, {k}.id LIMIT ?",
             (*parameters, query.limit),
         )
-        return [from_document(json.loads(row[0])) for row in rows]
+        return [parsed(row[0]) for row in rows]
 
     async def purge(
         self, trashed_before: datetime, ended_before: datetime | None, limit: int
@@ -233,7 +249,7 @@ class SQLiteRecords(SQLiteTable):
             ids = [(row[0],) for row in rows]
             await db.executemany(f"DELETE FROM {self._table} WHERE id = ?", ids)
             await db.executemany(f"DELETE FROM {self._participants} WHERE id = ?", ids)
-            return [from_document(json.loads(row[1])) for row in rows]
+            return [parsed(row[1]) for row in rows]
 
         return await self._connection.transaction(delete)
 
