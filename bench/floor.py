@@ -51,6 +51,11 @@ class Line(logging.Formatter):
 HOSTNAME = socket.gethostname()
 
 
+def compact(body: object) -> str:
+    """The service's answers are compact JSON in UTF-8 (it writes them with orjson)."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
 def main() -> None:
     port, database, details = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
     immutable = timedelta(seconds=float(sys.argv[4]))
@@ -128,7 +133,7 @@ def main() -> None:
         }
         if record["providerRoomId"] in details:
             body["details"] = details[record["providerRoomId"]]
-        response = web.json_response(body, headers={"Cache-Control": "no-store"})
+        response = web.json_response(body, headers={"Cache-Control": "no-store"}, dumps=compact)
         elapsed = time.perf_counter() - started
         requests.labels("GET", route, "200").inc()
         duration.labels("GET", route).observe(elapsed)

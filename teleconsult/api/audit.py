@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, response_schema
 
 from teleconsult import keys
+from teleconsult.api.answers import json_answer
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import AuditPageSchema, PageQuerySchema
 from teleconsult.api.teleconsultations import caller_of, errors
@@ -42,7 +43,7 @@ async def get_audit_trail(request: web.Request) -> web.Response:
         request.match_info["roomId"], query.get("cursor"), query.get("limit", DEFAULT_LIMIT)
     )
     body = {"items": [_entry(e) for e in page.entries], "nextCursor": page.next_cursor}
-    return web.json_response(body, headers=NO_STORE)
+    return json_answer(body, headers=NO_STORE)
 
 
 def _entry(entry: AuditEntry) -> dict[str, Any]:

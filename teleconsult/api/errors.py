@@ -24,6 +24,7 @@ from aiohttp_apigami.constants import SCHEMAS_ATTR
 from marshmallow import Schema, ValidationError
 from webargs.aiohttpparser import AIOHTTPParser
 
+from teleconsult.api.answers import json_answer
 from teleconsult.errors import (
     ClientClosed,
     ErrorCode,
@@ -72,7 +73,7 @@ def error_response(
             Problem(path=problem["path"], message=redaction.redact_secrets(problem["message"]))
             for problem in details
         ]
-    return web.json_response(body, status=status)
+    return json_answer(body, status=status)
 
 
 def service_error_response(error: ServiceError) -> web.Response:

@@ -9,6 +9,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp_apigami import docs, response_schema
 
 from teleconsult import keys
+from teleconsult.api.answers import json_answer
 from teleconsult.api.errors import read_timeout
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import (
@@ -44,7 +45,7 @@ async def create_credentials(request: web.Request) -> web.Response:
         caller, request[BODY].get("expiresIn")
     )
     await audited(request, audit.CREDENTIALS, None, caller, participant=caller.id)
-    return web.json_response(
+    return json_answer(
         {
             "accessToken": credentials.access_token,
             "expiresAt": credentials.expires_at,
@@ -76,7 +77,7 @@ async def delete_uploads(request: web.Request) -> web.Response:
     room_id = request.match_info["roomId"]
     result = await request.app[keys.FEATURES].delete_uploads(room_id, caller)
     await audited(request, audit.UPLOADS_DELETED, room_id, caller)
-    return web.json_response({"total": result.total, "deleted": result.deleted})
+    return json_answer({"total": result.total, "deleted": result.deleted})
 
 
 @docs(
@@ -105,7 +106,7 @@ async def upload_background(request: web.Request) -> web.Response:
     request.app[keys.FEATURES].backgrounds()  # a provider without them: 501 before any reading
     upload = await _read_background(request)
     background = await request.app[keys.FEATURES].upload_background(upload)
-    return web.json_response({"virtual_background": background})
+    return json_answer({"virtual_background": background})
 
 
 @docs(
@@ -121,7 +122,7 @@ async def update_settings(request: web.Request) -> web.Response:
     company = await request.app[keys.FEATURES].set_default_background(
         request[BODY]["background_alias"]
     )
-    return web.json_response({"company": company})
+    return json_answer({"company": company})
 
 
 async def _read_background(request: web.Request) -> Upload:

@@ -19,6 +19,7 @@ from aiohttp_apigami import docs, response_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from teleconsult import __version__, keys
+from teleconsult.api.answers import json_answer
 from teleconsult.api.schemas import HealthSchema
 from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability.logs import Outage
@@ -37,7 +38,7 @@ def _status(ok: bool, placeholders: tuple[str, ...] = ()) -> web.Response:
     body: dict[str, object] = {"status": "OK" if ok else "KO", "name": NAME, "version": __version__}
     if placeholders:
         body["placeholders"] = list(placeholders)
-    return web.json_response(body, status=200 if ok else 503)
+    return json_answer(body, status=200 if ok else 503)
 
 
 @docs(tags=TAGS, operationId="getLiveness", summary="Liveness: the process answers")

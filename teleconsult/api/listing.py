@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, response_schema
 
 from teleconsult import keys
+from teleconsult.api.answers import json_answer
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import ListQuerySchema, TeleconsultationListSchema
 from teleconsult.api.teleconsultations import caller_of, errors
@@ -49,7 +50,7 @@ async def list_teleconsultations(request: web.Request) -> web.Response:
     page = await request.app[keys.LISTING].page(filters, caller_id, manager)
     redaction.sensitive(p.full_name for item in page.items for p in item.participants)
     body = {"items": [_item(item) for item in page.items], "nextCursor": page.next_cursor}
-    return web.json_response(body, headers=NO_STORE)
+    return json_answer(body, headers=NO_STORE)
 
 
 def _item(record: Teleconsultation) -> dict[str, Any]:

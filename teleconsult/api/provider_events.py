@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 
 from teleconsult import keys
+from teleconsult.api.answers import json_answer
 from teleconsult.api.errors import read_raw_body
 from teleconsult.api.schemas import ProviderEventsReceivedSchema
 from teleconsult.api.teleconsultations import errors
@@ -65,7 +66,7 @@ async def receive_provider_events(request: web.Request) -> web.Response:
     body = await read_raw_body(request, request.app[keys.SETTINGS].http_read_timeout_ms / 1000)
     events = await video.verify_event(request.headers, body)
     recorded = await request.app[keys.ATTENDANCE].record(events)
-    return web.json_response({"received": len(events), "recorded": recorded})
+    return json_answer({"received": len(events), "recorded": recorded})
 
 
 def setup_routes(app: web.Application) -> list[web.AbstractRoute]:

@@ -13,6 +13,7 @@ from aiohttp_apigami import docs, json_schema, response_schema
 from marshmallow import Schema, ValidationError
 
 from teleconsult import keys
+from teleconsult.api.answers import json_answer
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.idempotency import DOC_PARAMETER as IDEMPOTENCY_PARAMETER
 from teleconsult.api.idempotency import idempotent
@@ -193,7 +194,7 @@ async def create_teleconsultation(request: web.Request) -> web.Response:
                 _participants(body["participants"], creating=True), _schedule(body), caller
             )
         await audited(request, audit.CREATED, room_id, caller, fields=body)
-        return web.json_response({"roomId": room_id}, status=201)
+        return json_answer({"roomId": room_id}, status=201)
 
     return await idempotent(request, caller, body, create)
 
@@ -295,7 +296,7 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
             body["details"] = details
     if join.attendance is not None:  # the cached description is shared: not changed in place
         body["details"] = {**body.get("details", {}), "attendance": join.attendance}
-    return web.json_response(body, headers=NO_STORE)  # a link is a bearer credential
+    return json_answer(body, headers=NO_STORE)  # a link is a bearer credential
 
 
 async def _join(request: web.Request, caller: Caller, query: dict[str, Any]) -> JoinInfo:

@@ -9,6 +9,7 @@ from aiohttp_apigami import docs, response_schema
 from marshmallow import ValidationError
 
 from teleconsult import keys
+from teleconsult.api.answers import json_answer
 from teleconsult.api.schemas import FailedQuerySchema, FailedWebhooksSchema
 from teleconsult.api.teleconsultations import errors, manager_of
 from teleconsult.core.clock import format_date
@@ -47,7 +48,7 @@ async def list_failed(request: web.Request) -> web.Response:
     except ValidationError as error:
         raise invalid(error.messages, root="query") from None
     failed = await request.app[keys.STORE].webhooks.list_failed(query.get("limit", DEFAULT_LIMIT))
-    return web.json_response({"failed": [_failed(delivery) for delivery in failed]})
+    return json_answer({"failed": [_failed(delivery) for delivery in failed]})
 
 
 @docs(

@@ -101,7 +101,7 @@ NEEDED_WORDS = (
 `_PATTERNS` needs, a JWT's start, a URL (a password in it); `add_link_marker` adds the
 markers. Looked for as substrings of the lowered text: a case-insensitive alternation
 pattern took four times as long on a short path."""
-_NEEDED = NEEDED_WORDS
+_NEEDED: tuple[str, ...] = NEEDED_WORDS
 
 
 def _needs_scan(text: str) -> bool:
