@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -44,6 +45,16 @@ def warn_of_unknown_variables(environ: Mapping[str, str], sections: Sequence[Sec
         )
 
 
+async def _freeze_what_start_up_made(app: web.Application) -> None:
+    """Move what start-up allocated (the app, plugins, schemas, the OpenAPI document: most of
+    the process's objects, living as long as it does) out of the garbage collector's sight.
+    The oldest generation's collections, which run now and then under load, walk only what
+    was made since: a poll's p99 went from about 85-90 ms to 40-50 ms under 100 connections
+    (docs/performance.md). In `serve` only: tests make many apps in one process."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
     settings = Settings.from_environ(environ)
     config = load_config(settings.service_config_path)
@@ -79,6 +90,7 @@ def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
             extra={"fields": {"graceMs": settings.shutdown_grace_ms}},
         )
 
+    app.on_startup.append(_freeze_what_start_up_made)  # last: once the store and providers opened
     app.on_shutdown.insert(0, stopping)  # first: before the providers close their sockets
     web.run_app(
         app,
