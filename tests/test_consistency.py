@@ -121,6 +121,44 @@ async def test_two_replicas_on_one_database_lose_no_update(make_client: MakeClie
     assert list(shared.provider.rooms) == [record.room.provider_room_id]
 
 
+async def test_a_replica_that_answered_a_poll_keeps_no_copy(make_client: MakeClient) -> None:
+    """Every poll reads the record: what another replica changed or cancelled shows at the
+    next poll (the SQLite store remembers parses by the stored text, not records)."""
+    shared = SharedVideo()
+    replica_a = await make_client(plugins=[shared], VIDEO_PROVIDER="shared")
+    replica_b = await make_client(plugins=[shared], VIDEO_PROVIDER="shared")
+    room_id = await create(replica_a, teleconsultation(2, DOCTOR))
+    status, body = await join(replica_a, room_id, "doctor-1")
+    assert (status, body["participantsBandyerCall"]) == (
+        200,
+        [{"bandyerUserId": "doctor-1", "fullName": "Joe Smith"}],
+    )
+
+    added = await replica_b.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
+    assert added.status == 201, await added.text()
+    status, body = await join(replica_a, room_id, "doctor-1")
+    assert (status, body["participantsBandyerCall"]) == (
+        200,
+        [
+            {"bandyerUserId": "doctor-1", "fullName": "Joe Smith"},
+            {"bandyerUserId": "patient-1", "fullName": "Jane Doe"},
+        ],
+    )
+
+    cancelled = await replica_b.delete(
+        f"/teleconsultation/{room_id}", headers={"miauserid": "doctor-1"}
+    )
+    assert cancelled.status == 204, await cancelled.text()
+    assert await join(replica_a, room_id, "doctor-1") == (
+        404,
+        error(
+            404,
+            f"No teleconsultation has the id {room_id!r}: it never existed or was deleted.",
+            f"Room with id {room_id} not found on CRUD",
+        ),
+    )
+
+
 async def test_data_survives_a_restart(make_client: MakeClient) -> None:
     first = await make_client()
     room_id = await create(first, teleconsultation(2, DOCTOR, PATIENT))
