@@ -342,10 +342,12 @@ async def delete_teleconsultation(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> list[web.AbstractRoute]:
+    # The three methods of /teleconsultation/{roomId} one after the other: aiohttp gives them
+    # one resource, so a poll is matched by the first pattern it tries after the plain path.
     return [
         app.router.add_post("/teleconsultation", create_teleconsultation),
-        app.router.add_patch("/teleconsultation/{roomId}", update_teleconsultation),
-        app.router.add_post("/teleconsultation/{roomId}/participants/data", add_participant),
         app.router.add_get("/teleconsultation/{roomId}", get_teleconsultation, allow_head=False),
+        app.router.add_patch("/teleconsultation/{roomId}", update_teleconsultation),
         app.router.add_delete("/teleconsultation/{roomId}", delete_teleconsultation),
+        app.router.add_post("/teleconsultation/{roomId}/participants/data", add_participant),
     ]
