@@ -565,11 +565,9 @@ class TeleconsultationService:
     async def _with_provider_users(
         self, identified: Sequence[_Identified], caller: Caller
     ) -> list[Participant]:
-        """Map each participant to a provider user, creating the new ones concurrently
-        (creating a user is idempotent, so a failure undoes nothing)."""
-        provider_user_ids = await gather_all(
-            *(self.provider_user(i.identity.external_id, i.level, caller) for i in identified)
-        )
+        """Map each participant to a provider user (`provider_users`)."""
+        wanted = [(i.identity.external_id, i.level) for i in identified]
+        provider_user_ids = await self.provider_users(wanted, caller)
         return [
             Participant(
                 external_id=i.identity.external_id,
@@ -583,27 +581,46 @@ class TeleconsultationService:
         ]
 
     async def provider_user(self, external_id: str, level: Level, caller: Caller) -> str:
-        """The provider user of an external id, created and mapped the first time.
+        """The provider user of one external id (`provider_users`)."""
+        [user] = await self.provider_users([(external_id, level)], caller)
+        return user
+
+    async def provider_users(
+        self, wanted: Sequence[tuple[str, Level]], caller: Caller
+    ) -> list[str]:
+        """The provider user of each (external id, level), created and mapped the first time.
+
+        The new ones are created at the provider concurrently (creating a user is
+        idempotent, so a failure undoes nothing), then mapped in one store write: one
+        commit for them all, not one each on the request's critical path. A mapping a
+        concurrent request wrote first wins.
 
         A provider user never stands for two external ids: one participant must not get
         another's link or credentials. Provider ids are derived injectively
         (`stable_user_id`); a mapping that shares one anyway (written by a version before
-        that held, or by a provider that reuses ids) is refused, not used.
+        that held, or by a provider that reuses ids) is refused, not used, and then no new
+        mapping is written.
         """
-        provider = self.video.name
-        known = await self.store.users.find_user(provider, external_id)
-        user = known or await self.video.ensure_user(external_id, level)
-        if any(holder != external_id for holder in await self.store.users.holders(provider, user)):
-            log.warning("user map: %s provider user %s stands for several ids", provider, user)
-            raise Conflict(
-                f"Participant {external_id!r} cannot be given a {provider} user: the one "
-                "derived for it already stands for another user id. An operator must correct "
-                "the user map (docs/operations.md, Security).",
-                code="user_map_conflict",
-            )
-        if known is not None:
-            return known
-        return await self.store.users.add_user(provider, external_id, user, caller.id or ANONYMOUS)
+        provider, users = self.video.name, self.store.users
+        external_ids = [external_id for external_id, _ in wanted]
+        found = await gather_all(*(users.find_user(provider, e) for e in external_ids))
+        known = {e: user for e, user in zip(external_ids, found, strict=True) if user is not None}
+        unknown = {e: level for e, level in wanted if e not in known}
+        created = await gather_all(*(self.video.ensure_user(e, lv) for e, lv in unknown.items()))
+        new = dict(zip(unknown, created, strict=True))
+        chosen = {e: known[e] if e in known else new[e] for e in external_ids}
+        holders = await gather_all(*(users.holders(provider, u) for u in chosen.values()))
+        for (external_id, user), held_by in zip(chosen.items(), holders, strict=True):
+            if any(holder != external_id for holder in held_by):
+                log.warning("user map: %s provider user %s stands for several ids", provider, user)
+                raise Conflict(
+                    f"Participant {external_id!r} cannot be given a {provider} user: the one "
+                    "derived for it already stands for another user id. An operator must "
+                    "correct the user map (docs/operations.md, Security).",
+                    code="user_map_conflict",
+                )
+        stored = known | await users.add_users(provider, new, caller.id or ANONYMOUS)
+        return [stored[e] for e in external_ids]
 
 
 class _Once(Generic[T]):

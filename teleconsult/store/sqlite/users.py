@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiosqlite
 
-from teleconsult.errors import Unavailable
 from teleconsult.store.documents import user_document
 from teleconsult.store.sqlite.connection import SQLiteTable, chunks, encode, quoted
 
@@ -35,19 +34,40 @@ class SQLiteUserMap(SQLiteTable):
         )
         return None if row is None else str(row[0])
 
-    async def add_user(
-        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
-    ) -> str:
-        document = user_document(provider, external_id, provider_user_id, creator_id)
-        await self._connection.write(
-            f"INSERT INTO {self._table} (provider, external_id, provider_user_id, document)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING",
-            (provider, external_id, provider_user_id, encode(document)),
-        )
-        stored = await self.find_user(provider, external_id)
-        if stored is None:  # only if someone deleted the row in between
-            raise Unavailable("The SQLite store lost a user mapping it had just written.")
-        return stored
+    async def add_users(
+        self, provider: str, users: Mapping[str, str], creator_id: str
+    ) -> dict[str, str]:
+        rows = [
+            (
+                provider,
+                external_id,
+                user,
+                encode(user_document(provider, external_id, user, creator_id)),
+            )
+            for external_id, user in users.items()
+        ]
+        external_ids = list(users)
+
+        async def insert_then_read(db: aiosqlite.Connection) -> dict[str, str]:
+            await db.executemany(
+                f"INSERT INTO {self._table} (provider, external_id, provider_user_id, document)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING",
+                rows,
+            )
+            stored: dict[str, str] = {}
+            for chunk in chunks(external_ids):
+                cursor = await db.execute(
+                    f"SELECT external_id, provider_user_id FROM {self._table}"
+                    f" WHERE provider = ? AND external_id IN ({', '.join('?' * len(chunk))})",
+                    (provider, *chunk),
+                )
+                stored.update((str(e), str(u)) for e, u in await cursor.fetchall())
+            return stored
+
+        if not rows:
+            return {}
+        # One transaction: the rows are read back before anyone could delete them.
+        return await self._connection.transaction(insert_then_read)
 
     async def holders(self, provider: str, provider_user_id: str) -> list[str]:
         rows = await self._connection.read_few(
