@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
+from teleconsult.store.sqlite import open_sqlite
+from teleconsult.store.sqlite.users import HOLDERS
 from tests.store_contract.helpers import Opener
 
 
@@ -69,3 +73,17 @@ async def test_the_map_reads_backwards(open_store: Opener) -> None:
     holders = await store.users.holders("fake", "p-9")
     assert len(holders) == 2
     assert set(holders) <= {"a", "b", "c"}
+
+
+async def test_sqlite_reads_the_map_backwards_by_its_index(tmp_path: Path) -> None:
+    """`holders` searches the (provider, provider_user_id) index: a creation checks every
+    participant's provider user, and a walk over all the provider's users grows with them."""
+    store = await open_sqlite(f"sqlite:///{tmp_path / 'plan.db'}", "teleconsultations", "users")
+    await store.health.close()
+    with sqlite3.connect(tmp_path / "plan.db") as db:
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN " + HOLDERS.format(table='"users"'), ("fake", "p-1")
+        ).fetchall()
+    assert [step[3] for step in plan] == [
+        "SEARCH users USING INDEX users_provider_user_id (provider=? AND provider_user_id=?)"
+    ]

@@ -9,6 +9,12 @@ import aiosqlite
 from teleconsult.store.documents import user_document
 from teleconsult.store.sqlite.connection import SQLiteTable, chunks, encode, quoted
 
+HOLDERS = "SELECT external_id FROM {table} WHERE provider = ? AND provider_user_id = ? LIMIT 2"
+"""The map read backwards. No ORDER BY: with one, SQLite walks the primary key (provider,
+external_id) over every user of the provider to keep the order (O(users): 0.3 ms a read at
+1,000 users); without, it searches the (provider, provider_user_id) index. The two rows at
+most are sorted in Python."""
+
 
 class SQLiteUserMap(SQLiteTable):
     async def create_schema(self, db: aiosqlite.Connection) -> None:
@@ -71,11 +77,9 @@ class SQLiteUserMap(SQLiteTable):
 
     async def holders(self, provider: str, provider_user_id: str) -> list[str]:
         rows = await self._connection.read_few(
-            f"SELECT external_id FROM {self._table} WHERE provider = ? AND provider_user_id = ?"
-            " ORDER BY external_id LIMIT 2",
-            (provider, provider_user_id),
+            HOLDERS.format(table=self._table), (provider, provider_user_id)
         )
-        return [str(row[0]) for row in rows]
+        return sorted(str(row[0]) for row in rows)
 
     async def forget(self, external_ids: Sequence[str]) -> int:
         forgotten = 0
