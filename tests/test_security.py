@@ -174,6 +174,8 @@ async def test_a_mapping_planted_before_the_fix_is_not_shared(provider_client: C
         code="user_map_conflict",
     )
     assert await store.users.find_user(provider, VICTIM) is None
+    assert await store.users.find_user(provider, PATIENT["userExternalId"]) is None
+    assert await store.outbox.job_backlog() == (0, None)
     assert (
         await store.users.find_user(provider, planted) == planted
     )  # existing mappings keep working

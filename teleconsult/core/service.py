@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -58,7 +59,7 @@ from teleconsult.providers.protocols import (
     ParticipantEntry,
     VideoProvider,
 )
-from teleconsult.store.base import Store
+from teleconsult.store.base import RoomJob, Store
 from teleconsult.store.documents import is_object_id, new_object_id
 
 log = logging.getLogger(__name__)
@@ -135,28 +136,39 @@ class TeleconsultationService:
     ) -> str:
         start, end = self._schedule(None, schedule)
         self._check_input(participants)
-        members = await self._participants(participants, caller, check_plus=True)
-        now = self.clock()
-        record = Teleconsultation(
-            id=new_object_id(),
-            participants_number=participants.number,
-            participants=tuple(members),
-            start_date=start,
-            end_date=end,
-            room=None,
-            state=RecordState.PUBLIC,
-            version=1,
-            created_at=now,
-            updated_at=now,
-            creator_id=caller.id or ANONYMOUS,
-            updater_id=caller.id or ANONYMOUS,
-        )
+        record_id = new_object_id()
+
+        def record(members: Sequence[Participant]) -> Teleconsultation:
+            now = self.clock()
+            return Teleconsultation(
+                id=record_id,
+                participants_number=participants.number,
+                participants=tuple(members),
+                start_date=start,
+                end_date=end,
+                room=None,
+                state=RecordState.PUBLIC,
+                version=1,
+                created_at=now,
+                updated_at=now,
+                creator_id=caller.id or ANONYMOUS,
+                updater_id=caller.id or ANONYMOUS,
+            )
 
         def created(written: Teleconsultation) -> None:
             _event("teleconsultation created", written, caller, **_counts(written))
 
-        await self._commit(None, record, events.CREATED, created)
-        return record.id
+        members = self._participants(participants, caller, check_plus=True)
+        if len(participants.entries or ()) < participants.number:  # no room yet
+            await self._commit(None, record(await members), events.CREATED, created)
+            return record_id
+        # Everyone is known, so a room will be created: its job is written while the
+        # users are, not after them, and the deadline covers both (the job's grace runs
+        # from its opening).
+        async with _in_time():
+            creation, known = await self.jobs.open_during(record_id, members)
+            await self._commit_in_time(None, record(known), events.CREATED, created, creation)
+        return record_id
 
     async def update(
         self,
@@ -408,16 +420,8 @@ class TeleconsultationService:
         The whole step has a deadline (COMMIT_DEADLINE) well inside the jobs' grace,
         so the reconciler never judges a room while its request may still write.
         """
-        seconds = COMMIT_DEADLINE.total_seconds()
-        try:
-            async with asyncio.timeout(seconds):
-                with outbound.deadline(seconds):  # rate-limit waits fit inside it too
-                    await self._commit_in_time(current, proposed, kind, announce)
-        except TimeoutError:
-            raise TooSlow(
-                "The change did not complete in time; it may or may not have been applied. "
-                "Read the teleconsultation before retrying."
-            ) from None
+        async with _in_time():
+            await self._commit_in_time(current, proposed, kind, announce)
 
     async def _commit_in_time(
         self,
@@ -425,7 +429,9 @@ class TeleconsultationService:
         proposed: Teleconsultation,
         kind: str,
         announce: Callable[[Teleconsultation], None],
+        opened: RoomJob | None = None,
     ) -> None:
+        """`_commit` within its deadline; `opened`: the new room's job, if already written."""
         old_room = current.room if current is not None else None
         spec = domain.room_spec(proposed, self.privileges, self.policy)
         creation = None
@@ -434,7 +440,7 @@ class TeleconsultationService:
         elif old_room is not None and old_room.spec == spec:
             new_room = old_room
         else:
-            creation = await self.jobs.open(proposed.id, None)
+            creation = opened or await self.jobs.open(proposed.id, None)
             try:
                 created = await self.video.create_room(spec)
             except ProviderError as error:
@@ -450,6 +456,8 @@ class TeleconsultationService:
             new_room = Room(
                 provider_room_id=created.provider_room_id, spec=spec, links=created.links
             )
+        if opened is not None and creation is None:  # no room was needed after all
+            await self.jobs.close(opened)
         retiring = old_room if old_room is not None and old_room is not new_room else None
         retirement = (
             await self.jobs.open(proposed.id, retiring.provider_room_id) if retiring else None
@@ -649,6 +657,22 @@ def _event(
     """A change's event line: the teleconsultation's id, the caller's (when known), ids."""
     caller_id = caller.id if caller is not None else None
     logs.event(log, name, teleconsultationId=record.id, callerId=caller_id, **fields)
+
+
+@asynccontextmanager
+async def _in_time() -> AsyncIterator[None]:
+    """A change's deadline (COMMIT_DEADLINE), rate-limit waits included: well inside the
+    jobs' grace, so the reconciler never judges a room while its request may still write."""
+    seconds = COMMIT_DEADLINE.total_seconds()
+    try:
+        async with asyncio.timeout(seconds):
+            with outbound.deadline(seconds):  # rate-limit waits fit inside it too
+                yield
+    except TimeoutError:
+        raise TooSlow(
+            "The change did not complete in time; it may or may not have been applied. "
+            "Read the teleconsultation before retrying."
+        ) from None
 
 
 def _counts(record: Teleconsultation) -> dict[str, object]:
