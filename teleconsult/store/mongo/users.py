@@ -53,8 +53,12 @@ class MongoUserMap(MongoCollection):
                 await collection.insert_many(documents, ordered=False)  # one round trip
             except BulkWriteError as error:
                 # Duplicates: another request (or replica) mapped these users first, and its
-                # mappings stand. Anything else fails the call (the guard makes it a 503).
-                if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                # mappings stand. Anything else (a write concern error too) fails the call:
+                # the guard makes it a 503.
+                details = error.details
+                if details.get("writeConcernErrors") or any(
+                    e.get("code") != DUPLICATE_KEY for e in details.get("writeErrors", ())
+                ):
                     raise
             stored = {
                 str(document["receivedUserId"]): str(document["providerUserId"])
