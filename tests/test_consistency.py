@@ -260,7 +260,10 @@ async def test_a_failed_user_creation_stores_nothing(
         504, "The failing provider failed to create a user: injected by the test"
     )
     assert failing.provider.rooms == {}
-    assert await failing_client.app[keys.STORE].users.find_user("failing", "doctor-1") is None
+    store = failing_client.app[keys.STORE]
+    assert await store.users.find_user("failing", "doctor-1") is None
+    # the room's job, written while the users were being created, is closed again
+    assert await store.outbox.job_backlog() == (0, None)
 
 
 async def test_a_failed_room_deletion_on_cancel_is_retried_until_done(

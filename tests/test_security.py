@@ -160,7 +160,7 @@ async def test_a_mapping_planted_before_the_fix_is_not_shared(provider_client: C
     store = client.app[keys.STORE]
     provider = client.app[keys.VIDEO_PROVIDER].name
     planted = stable_user_id(VICTIM)
-    await store.users.add_user(provider, planted, planted, "public")
+    await store.users.add_users(provider, {planted: planted}, "public")
 
     doctor = person(VICTIM, ["doctor"], "Joe Smith")
     response = await client.post("/teleconsultation", json=teleconsultation(2, doctor, PATIENT))
@@ -174,6 +174,8 @@ async def test_a_mapping_planted_before_the_fix_is_not_shared(provider_client: C
         code="user_map_conflict",
     )
     assert await store.users.find_user(provider, VICTIM) is None
+    assert await store.users.find_user(provider, PATIENT["userExternalId"]) is None
+    assert await store.outbox.job_backlog() == (0, None)
     assert (
         await store.users.find_user(provider, planted) == planted
     )  # existing mappings keep working
@@ -187,8 +189,7 @@ async def test_two_ids_sharing_a_user_before_the_fix_are_both_refused(
     users = client.app[keys.STORE].users
     provider = client.app[keys.VIDEO_PROVIDER].name
     shared = stable_user_id(VICTIM)
-    await users.add_user(provider, VICTIM, shared, "public")
-    await users.add_user(provider, shared, shared, "public")
+    await users.add_users(provider, {VICTIM: shared, shared: shared}, "public")
 
     for external_id in (VICTIM, shared):
         response = await client.post("/credentials", headers={"miauserid": external_id})

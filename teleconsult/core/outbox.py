@@ -11,9 +11,12 @@ Each room deleted is one "room deleted" event line, with the reason it went.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 from teleconsult.core.clock import Clock
 from teleconsult.errors import ProviderError, ServiceError, Unavailable
@@ -23,6 +26,7 @@ from teleconsult.store.base import Outbox, RoomJob
 from teleconsult.store.documents import new_object_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 JOB_GRACE = timedelta(minutes=2)
 """How long a job belongs to the request that wrote it before the reconciler may take it:
@@ -67,6 +71,21 @@ class RoomJobs:
         )
         await self.outbox.add_job(job)
         return job
+
+    async def open_during(self, teleconsultation_id: str, work: Awaitable[T]) -> tuple[RoomJob, T]:
+        """A creation's job (as `open(teleconsultation_id, None)`), written while `work` runs:
+        the work that comes before the room's creation (its users'), so the job's commit is
+        off the request's way. Still written before the room's creation starts; closed
+        again if `work` fails or is cancelled (no room was created). The caller's deadline
+        must cover `work` too: the job's grace runs from its opening."""
+        opening = asyncio.create_task(self.open(teleconsultation_id, None))
+        try:
+            result = await work
+        except BaseException:
+            with contextlib.suppress(Exception):  # work's error is the answer
+                await self.close(await opening)
+            raise
+        return await opening, result
 
     async def learn_room(self, job: RoomJob, room_id: str) -> None:
         """Record the room a creation made. If the job cannot learn it, delete the room now,

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -58,7 +59,7 @@ from teleconsult.providers.protocols import (
     ParticipantEntry,
     VideoProvider,
 )
-from teleconsult.store.base import Store
+from teleconsult.store.base import RoomJob, Store
 from teleconsult.store.documents import is_object_id, new_object_id
 
 log = logging.getLogger(__name__)
@@ -135,28 +136,39 @@ class TeleconsultationService:
     ) -> str:
         start, end = self._schedule(None, schedule)
         self._check_input(participants)
-        members = await self._participants(participants, caller, check_plus=True)
-        now = self.clock()
-        record = Teleconsultation(
-            id=new_object_id(),
-            participants_number=participants.number,
-            participants=tuple(members),
-            start_date=start,
-            end_date=end,
-            room=None,
-            state=RecordState.PUBLIC,
-            version=1,
-            created_at=now,
-            updated_at=now,
-            creator_id=caller.id or ANONYMOUS,
-            updater_id=caller.id or ANONYMOUS,
-        )
+        record_id = new_object_id()
+
+        def record(members: Sequence[Participant]) -> Teleconsultation:
+            now = self.clock()
+            return Teleconsultation(
+                id=record_id,
+                participants_number=participants.number,
+                participants=tuple(members),
+                start_date=start,
+                end_date=end,
+                room=None,
+                state=RecordState.PUBLIC,
+                version=1,
+                created_at=now,
+                updated_at=now,
+                creator_id=caller.id or ANONYMOUS,
+                updater_id=caller.id or ANONYMOUS,
+            )
 
         def created(written: Teleconsultation) -> None:
             _event("teleconsultation created", written, caller, **_counts(written))
 
-        await self._commit(None, record, events.CREATED, created)
-        return record.id
+        members = self._participants(participants, caller, check_plus=True)
+        if len(participants.entries or ()) < participants.number:  # no room yet
+            await self._commit(None, record(await members), events.CREATED, created)
+            return record_id
+        # Everyone is known, so a room will be created: its job is written while the
+        # users are, not after them, and the deadline covers both (the job's grace runs
+        # from its opening).
+        async with _in_time():
+            creation, known = await self.jobs.open_during(record_id, members)
+            await self._commit_in_time(None, record(known), events.CREATED, created, creation)
+        return record_id
 
     async def update(
         self,
@@ -408,16 +420,8 @@ class TeleconsultationService:
         The whole step has a deadline (COMMIT_DEADLINE) well inside the jobs' grace,
         so the reconciler never judges a room while its request may still write.
         """
-        seconds = COMMIT_DEADLINE.total_seconds()
-        try:
-            async with asyncio.timeout(seconds):
-                with outbound.deadline(seconds):  # rate-limit waits fit inside it too
-                    await self._commit_in_time(current, proposed, kind, announce)
-        except TimeoutError:
-            raise TooSlow(
-                "The change did not complete in time; it may or may not have been applied. "
-                "Read the teleconsultation before retrying."
-            ) from None
+        async with _in_time():
+            await self._commit_in_time(current, proposed, kind, announce)
 
     async def _commit_in_time(
         self,
@@ -425,7 +429,9 @@ class TeleconsultationService:
         proposed: Teleconsultation,
         kind: str,
         announce: Callable[[Teleconsultation], None],
+        opened: RoomJob | None = None,
     ) -> None:
+        """`_commit` within its deadline; `opened`: the new room's job, if already written."""
         old_room = current.room if current is not None else None
         spec = domain.room_spec(proposed, self.privileges, self.policy)
         creation = None
@@ -434,7 +440,7 @@ class TeleconsultationService:
         elif old_room is not None and old_room.spec == spec:
             new_room = old_room
         else:
-            creation = await self.jobs.open(proposed.id, None)
+            creation = opened or await self.jobs.open(proposed.id, None)
             try:
                 created = await self.video.create_room(spec)
             except ProviderError as error:
@@ -450,6 +456,8 @@ class TeleconsultationService:
             new_room = Room(
                 provider_room_id=created.provider_room_id, spec=spec, links=created.links
             )
+        if opened is not None and creation is None:  # no room was needed after all
+            await self.jobs.close(opened)
         retiring = old_room if old_room is not None and old_room is not new_room else None
         retirement = (
             await self.jobs.open(proposed.id, retiring.provider_room_id) if retiring else None
@@ -565,11 +573,9 @@ class TeleconsultationService:
     async def _with_provider_users(
         self, identified: Sequence[_Identified], caller: Caller
     ) -> list[Participant]:
-        """Map each participant to a provider user, creating the new ones concurrently
-        (creating a user is idempotent, so a failure undoes nothing)."""
-        provider_user_ids = await gather_all(
-            *(self.provider_user(i.identity.external_id, i.level, caller) for i in identified)
-        )
+        """Map each participant to a provider user (`provider_users`)."""
+        wanted = [(i.identity.external_id, i.level) for i in identified]
+        provider_user_ids = await self.provider_users(wanted, caller)
         return [
             Participant(
                 external_id=i.identity.external_id,
@@ -583,27 +589,46 @@ class TeleconsultationService:
         ]
 
     async def provider_user(self, external_id: str, level: Level, caller: Caller) -> str:
-        """The provider user of an external id, created and mapped the first time.
+        """The provider user of one external id (`provider_users`)."""
+        [user] = await self.provider_users([(external_id, level)], caller)
+        return user
+
+    async def provider_users(
+        self, wanted: Sequence[tuple[str, Level]], caller: Caller
+    ) -> list[str]:
+        """The provider user of each (external id, level), created and mapped the first time.
+
+        The new ones are created at the provider concurrently (creating a user is
+        idempotent, so a failure undoes nothing), then mapped in one store write: one
+        commit for them all, not one each on the request's critical path. A mapping a
+        concurrent request wrote first wins.
 
         A provider user never stands for two external ids: one participant must not get
         another's link or credentials. Provider ids are derived injectively
         (`stable_user_id`); a mapping that shares one anyway (written by a version before
-        that held, or by a provider that reuses ids) is refused, not used.
+        that held, or by a provider that reuses ids) is refused, not used, and then no new
+        mapping is written.
         """
-        provider = self.video.name
-        known = await self.store.users.find_user(provider, external_id)
-        user = known or await self.video.ensure_user(external_id, level)
-        if any(holder != external_id for holder in await self.store.users.holders(provider, user)):
-            log.warning("user map: %s provider user %s stands for several ids", provider, user)
-            raise Conflict(
-                f"Participant {external_id!r} cannot be given a {provider} user: the one "
-                "derived for it already stands for another user id. An operator must correct "
-                "the user map (docs/operations.md, Security).",
-                code="user_map_conflict",
-            )
-        if known is not None:
-            return known
-        return await self.store.users.add_user(provider, external_id, user, caller.id or ANONYMOUS)
+        provider, users = self.video.name, self.store.users
+        external_ids = [external_id for external_id, _ in wanted]
+        found = await gather_all(*(users.find_user(provider, e) for e in external_ids))
+        known = {e: user for e, user in zip(external_ids, found, strict=True) if user is not None}
+        unknown = {e: level for e, level in wanted if e not in known}
+        created = await gather_all(*(self.video.ensure_user(e, lv) for e, lv in unknown.items()))
+        new = dict(zip(unknown, created, strict=True))
+        chosen = {e: known[e] if e in known else new[e] for e in external_ids}
+        holders = await gather_all(*(users.holders(provider, u) for u in chosen.values()))
+        for (external_id, user), held_by in zip(chosen.items(), holders, strict=True):
+            if any(holder != external_id for holder in held_by):
+                log.warning("user map: %s provider user %s stands for several ids", provider, user)
+                raise Conflict(
+                    f"Participant {external_id!r} cannot be given a {provider} user: the one "
+                    "derived for it already stands for another user id. An operator must "
+                    "correct the user map (docs/operations.md, Security).",
+                    code="user_map_conflict",
+                )
+        stored = known | await users.add_users(provider, new, caller.id or ANONYMOUS)
+        return [stored[e] for e in external_ids]
 
 
 class _Once(Generic[T]):
@@ -632,6 +657,22 @@ def _event(
     """A change's event line: the teleconsultation's id, the caller's (when known), ids."""
     caller_id = caller.id if caller is not None else None
     logs.event(log, name, teleconsultationId=record.id, callerId=caller_id, **fields)
+
+
+@asynccontextmanager
+async def _in_time() -> AsyncIterator[None]:
+    """A change's deadline (COMMIT_DEADLINE), rate-limit waits included: well inside the
+    jobs' grace, so the reconciler never judges a room while its request may still write."""
+    seconds = COMMIT_DEADLINE.total_seconds()
+    try:
+        async with asyncio.timeout(seconds):
+            with outbound.deadline(seconds):  # rate-limit waits fit inside it too
+                yield
+    except TimeoutError:
+        raise TooSlow(
+            "The change did not complete in time; it may or may not have been applied. "
+            "Read the teleconsultation before retrying."
+        ) from None
 
 
 def _counts(record: Teleconsultation) -> dict[str, object]:

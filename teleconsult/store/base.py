@@ -20,7 +20,7 @@ Failures to reach the database are `Unavailable` (503).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -152,10 +152,12 @@ class UserMap(Protocol):
         """The provider user id mapped to `external_id`, or None."""
         ...
 
-    async def add_user(
-        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
-    ) -> str:
-        """Map `external_id` to `provider_user_id` unless already mapped; return the stored id."""
+    async def add_users(
+        self, provider: str, users: Mapping[str, str], creator_id: str
+    ) -> dict[str, str]:
+        """Map each external id of `users` to its provider user id unless already mapped, all in
+        one write (one commit, not one per user); return the provider user id stored for each.
+        A mapping written first (by a concurrent request or replica) wins."""
         ...
 
     async def holders(self, provider: str, provider_user_id: str) -> list[str]:

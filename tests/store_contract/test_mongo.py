@@ -1,4 +1,5 @@
-"""MongoDB only: indexes made once, a server that starts down, the database name, old records."""
+"""MongoDB only: indexes made once, a server that starts down, the database name, old records,
+the errors of a bulk write of user mappings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 from mongomock_motor import AsyncMongoMockClient
-from pymongo.errors import ServerSelectionTimeoutError
+from pymongo.errors import BulkWriteError, ServerSelectionTimeoutError
 
 from teleconsult.errors import Unavailable, UnreadableRecord
 from teleconsult.store.documents import new_object_id
@@ -148,3 +149,52 @@ async def test_a_record_of_the_original_service_is_refused_clearly() -> None:
         f"The stored teleconsultation {legacy_id} is not in the form this service writes "
         "(it may come from the original service): migrate it as docs/operations.md says."
     )
+
+
+class FailingWrites:
+    """A collection whose insert_many fails, after writing, with the errors given."""
+
+    def __init__(self, collection: Any, details: dict[str, Any]) -> None:
+        self._collection = collection
+        self._details = details
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    async def insert_many(self, documents: list[Any], ordered: bool = True) -> None:
+        await self._collection.insert_many(documents, ordered=ordered)
+        raise BulkWriteError(self._details)
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"writeErrors": [{"index": 0, "code": 121, "errmsg": "validation"}]},
+        {"writeErrors": [], "writeConcernErrors": [{"code": 64, "errmsg": "timeout"}]},
+    ],
+)
+async def test_user_mappings_failing_otherwise_than_duplicates_are_a_503(
+    details: dict[str, Any],
+) -> None:
+    """Only a duplicate (a mapping written first elsewhere) is taken as written."""
+    database: Any = AsyncMongoMockClient()["users_fail"]
+    store = await open_mongo(database, "teleconsultations", "users")
+    failing = {"users": FailingWrites(database["users"], details)}
+    store.users._database.database = _Swapped(database, failing)  # type: ignore[attr-defined]
+
+    with pytest.raises(Unavailable, match="BulkWriteError"):
+        await store.users.add_users("fake", {"patient-1": "p-1"}, "creator")
+
+
+class _Swapped:
+    """A database whose named collections are replaced."""
+
+    def __init__(self, database: Any, collections: dict[str, Any]) -> None:
+        self._database = database
+        self._collections = collections
+
+    def __getitem__(self, name: str) -> Any:
+        return self._collections.get(name) or self._database[name]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._database, name)

@@ -89,7 +89,7 @@ async def test_data_survives_a_restart(open_store: Opener) -> None:
     store = await open_store()
     original = record()
     await store.records.insert(original)
-    await store.users.add_user("fake", "doctor-1", "doctor-1", "creator")
+    await store.users.add_users("fake", {"doctor-1": "doctor-1"}, "creator")
     await store.health.close()
 
     reopened = await open_store()

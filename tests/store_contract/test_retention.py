@@ -58,9 +58,8 @@ async def test_purges_are_bounded(open_store: Opener) -> None:
 
 async def test_users_are_forgotten_for_every_provider(open_store: Opener) -> None:
     users = (await open_store()).users
-    await users.add_user("fake", "nurse-1", "n1", "c")
-    await users.add_user("livekit", "nurse-1", "n1-lk", "c")
-    await users.add_user("fake", "doctor-1", "d1", "c")
+    await users.add_users("fake", {"nurse-1": "n1", "doctor-1": "d1"}, "c")
+    await users.add_users("livekit", {"nurse-1": "n1-lk"}, "c")
     assert await users.forget(["nurse-1", "nobody"]) == 2
     assert await users.find_user("fake", "nurse-1") is None
     assert await users.find_user("livekit", "nurse-1") is None

@@ -8,7 +8,7 @@ lazily, each call that cannot reach the server is a 503 (`Unavailable`),
 created by the first call that gets through. An outage is logged in one short
 line when it starts ("store unreachable: host:port: reason") and one when it
 ends, not on every call. The store keeps to the collection
-calls mongomock-motor supports (find_one, find, insert_one, update_one,
+calls mongomock-motor supports (find_one, find, insert_one, insert_many, update_one,
 find_one_and_update, update_many, delete_one, delete_many, count_documents,
 create_index), so CI runs the same code without a server.
 """

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from teleconsult.errors import Unavailable
 from teleconsult.store.documents import user_document
 from teleconsult.store.mongo.connection import MongoCollection
+
+DUPLICATE_KEY = 11000
+"""MongoDB's error code for a write refused by a unique index."""
 
 
 class MongoUserMap(MongoCollection):
@@ -33,18 +36,35 @@ class MongoUserMap(MongoCollection):
         document = await self._find({"provider": provider, "receivedUserId": external_id})
         return None if document is None else str(document["providerUserId"])
 
-    async def add_user(
-        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
-    ) -> str:
-        document = user_document(provider, external_id, provider_user_id, creator_id)
-        document["_id"] = ObjectId(document["_id"])
-        try:
-            async with self._database.guard() as database:
-                await database[self._collection].insert_one(document)
-        except DuplicateKeyError:
-            pass  # another request (or replica) mapped this user first: its mapping stands
-        stored = await self.find_user(provider, external_id)
-        if stored is None:
+    async def add_users(
+        self, provider: str, users: Mapping[str, str], creator_id: str
+    ) -> dict[str, str]:
+        if not users:
+            return {}
+        documents = []
+        for external_id, user in users.items():
+            document = user_document(provider, external_id, user, creator_id)
+            document["_id"] = ObjectId(document["_id"])
+            documents.append(document)
+        query = {"provider": provider, "receivedUserId": {"$in": list(users)}}
+        async with self._database.guard() as database:
+            collection = database[self._collection]
+            try:
+                await collection.insert_many(documents, ordered=False)  # one round trip
+            except BulkWriteError as error:
+                # Duplicates: another request (or replica) mapped these users first, and its
+                # mappings stand. Anything else (a write concern error too) fails the call:
+                # the guard makes it a 503.
+                details = error.details
+                if details.get("writeConcernErrors") or any(
+                    e.get("code") != DUPLICATE_KEY for e in details.get("writeErrors", ())
+                ):
+                    raise
+            stored = {
+                str(document["receivedUserId"]): str(document["providerUserId"])
+                async for document in collection.find(query)
+            }
+        if len(stored) != len(users):  # only if someone deleted a mapping in between
             raise Unavailable("The MongoDB store lost a user mapping it had just written.")
         return stored
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiosqlite
 
-from teleconsult.errors import Unavailable
 from teleconsult.store.documents import user_document
 from teleconsult.store.sqlite.connection import SQLiteTable, chunks, encode, quoted
+
+HOLDERS = "SELECT external_id FROM {table} WHERE provider = ? AND provider_user_id = ? LIMIT 2"
+"""The map read backwards. No ORDER BY: with one, SQLite walks the primary key (provider,
+external_id) over every user of the provider to keep the order (O(users): 0.3 ms a read at
+1,000 users); without, it searches the (provider, provider_user_id) index. The two rows at
+most are sorted in Python."""
 
 
 class SQLiteUserMap(SQLiteTable):
@@ -35,27 +40,46 @@ class SQLiteUserMap(SQLiteTable):
         )
         return None if row is None else str(row[0])
 
-    async def add_user(
-        self, provider: str, external_id: str, provider_user_id: str, creator_id: str
-    ) -> str:
-        document = user_document(provider, external_id, provider_user_id, creator_id)
-        await self._connection.write(
-            f"INSERT INTO {self._table} (provider, external_id, provider_user_id, document)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING",
-            (provider, external_id, provider_user_id, encode(document)),
-        )
-        stored = await self.find_user(provider, external_id)
-        if stored is None:  # only if someone deleted the row in between
-            raise Unavailable("The SQLite store lost a user mapping it had just written.")
-        return stored
+    async def add_users(
+        self, provider: str, users: Mapping[str, str], creator_id: str
+    ) -> dict[str, str]:
+        rows = [
+            (
+                provider,
+                external_id,
+                user,
+                encode(user_document(provider, external_id, user, creator_id)),
+            )
+            for external_id, user in users.items()
+        ]
+        external_ids = list(users)
+
+        async def insert_then_read(db: aiosqlite.Connection) -> dict[str, str]:
+            await db.executemany(
+                f"INSERT INTO {self._table} (provider, external_id, provider_user_id, document)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING",
+                rows,
+            )
+            stored: dict[str, str] = {}
+            for chunk in chunks(external_ids):
+                cursor = await db.execute(
+                    f"SELECT external_id, provider_user_id FROM {self._table}"
+                    f" WHERE provider = ? AND external_id IN ({', '.join('?' * len(chunk))})",
+                    (provider, *chunk),
+                )
+                stored.update((str(e), str(u)) for e, u in await cursor.fetchall())
+            return stored
+
+        if not rows:
+            return {}
+        # One transaction: the rows are read back before anyone could delete them.
+        return await self._connection.transaction(insert_then_read)
 
     async def holders(self, provider: str, provider_user_id: str) -> list[str]:
         rows = await self._connection.read_few(
-            f"SELECT external_id FROM {self._table} WHERE provider = ? AND provider_user_id = ?"
-            " ORDER BY external_id LIMIT 2",
-            (provider, provider_user_id),
+            HOLDERS.format(table=self._table), (provider, provider_user_id)
         )
-        return [str(row[0]) for row in rows]
+        return sorted(str(row[0]) for row in rows)
 
     async def forget(self, external_ids: Sequence[str]) -> int:
         forgotten = 0
