@@ -256,11 +256,13 @@ def lose_the_first_race(store: Store, monkeypatch: Any) -> list[int]:
     real_replace = store.records.replace
     calls: list[int] = []
 
-    async def replace(record: Any, expected_version: int, deliveries: Any = ()) -> None:
+    async def replace(
+        record: Any, expected_version: int, deliveries: Any = (), finished_job: Any = None
+    ) -> bool:
         calls.append(expected_version)
         if len(calls) == 1:
             raise VersionConflict(record.id)
-        await real_replace(record, expected_version, deliveries)
+        return await real_replace(record, expected_version, deliveries, finished_job)
 
     monkeypatch.setattr(store.records, "replace", replace)
     return calls

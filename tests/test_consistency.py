@@ -331,7 +331,7 @@ async def test_a_room_made_for_a_failed_write_is_left_to_the_reconciler(
     room_id = await create(client, teleconsultation(2, DOCTOR))
     store = client.app[keys.STORE]
 
-    async def unavailable(record: Any, expected_version: int, deliveries: Any = ()) -> None:
+    async def unavailable(*args: Any, **kwargs: Any) -> None:
         raise Unavailable("The SQLite store failed: disk I/O error.")
 
     monkeypatch.setattr(store.records, "replace", unavailable)

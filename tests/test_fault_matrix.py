@@ -208,7 +208,7 @@ async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restar
     room_id = (await response.json())["roomId"]
     service = first.app[keys.SERVICE]
 
-    async def die(*args: object) -> None:
+    async def die(*args: object, **kwargs: object) -> None:
         raise Crash
 
     monkeypatch.setattr(first.app[keys.STORE].records, "replace", die)

@@ -169,7 +169,7 @@ async def test_an_unknown_outcome_keeps_the_key(
 ) -> None:
     from teleconsult.errors import Unavailable
 
-    async def lost_acknowledgement(record: object, deliveries: object = ()) -> None:
+    async def lost_acknowledgement(*args: object, **kwargs: object) -> None:
         raise Unavailable("The MongoDB store cannot be reached (AutoReconnect); retry later.")
 
     monkeypatch.setattr(client.app[keys.STORE].records, "insert", lost_acknowledgement)

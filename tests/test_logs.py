@@ -201,7 +201,7 @@ async def test_the_reconciler_s_repairs_are_event_lines(
     # A room whose write failed: nobody tried to delete it.
     orphaned = await create(client, teleconsultation(2, DOCTOR))
 
-    async def store_down(record: Any, expected_version: int, deliveries: Any = ()) -> None:
+    async def store_down(*args: Any, **kwargs: Any) -> None:
         raise Unavailable("The SQLite store failed: disk I/O error.")
 
     monkeypatch.setattr(store.records, "replace", store_down)

@@ -464,11 +464,17 @@ class TeleconsultationService:
         )
         record = replace(proposed, room=new_room)
         deliveries = self.announcer.deliveries(kind, current, record)
+        # Once written, the record names the new room: its job is done, in the same write
+        # where the store can (SQLite), else just after.
+        done = creation.id if creation is not None else None
+        records = self.store.records
         try:
             if current is None:
-                await self.store.records.insert(record, deliveries)
+                finished = await records.insert(record, deliveries, finished_job=done)
             else:
-                await self.store.records.replace(record, current.version, deliveries)
+                finished = await records.replace(
+                    record, current.version, deliveries, finished_job=done
+                )
         except VersionConflict:  # certainly not written: settle at once
             if creation is not None and new_room is not None:
                 await self.jobs.settle(creation, new_room.provider_room_id, "lost_race")
@@ -488,7 +494,8 @@ class TeleconsultationService:
                 providerRoomId=new_room.provider_room_id,
                 previousProviderRoomId=retiring.provider_room_id if retiring else None,
             )
-            await self.jobs.close(creation)  # the new room is the record's now
+            if not finished:
+                await self.jobs.close(creation)  # the new room is the record's now
         if retirement is not None and retiring is not None:
             why = "replaced" if new_room is not None else "no_longer_needed"
             await self.jobs.settle(retirement, retiring.provider_room_id, why)

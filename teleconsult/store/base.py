@@ -89,9 +89,18 @@ class Records(Protocol):
     """Teleconsultation records."""
 
     async def insert(
-        self, teleconsultation: Teleconsultation, deliveries: Sequence[Delivery] = ()
-    ) -> None:
-        """Store a new record (its id is new) and, in the same write, its deliveries."""
+        self,
+        teleconsultation: Teleconsultation,
+        deliveries: Sequence[Delivery] = (),
+        finished_job: str | None = None,
+    ) -> bool:
+        """Store a new record (its id is new) and, in the same write, its deliveries.
+
+        `finished_job`: an outbox job the write makes needless (the job of the room the
+        record now names). A store that can delete it in the same write does, and answers
+        True; one that cannot (MongoDB: no write spans two collections here) leaves it and
+        answers False, and the caller finishes it.
+        """
         ...
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
@@ -107,12 +116,13 @@ class Records(Protocol):
         teleconsultation: Teleconsultation,
         expected_version: int,
         deliveries: Sequence[Delivery] = (),
-    ) -> None:
+        finished_job: str | None = None,
+    ) -> bool:
         """Overwrite the record if its stored version is `expected_version`, and write its
-        deliveries in the same write.
+        deliveries in the same write; `finished_job` and the answer as for `insert`.
 
         Raise `VersionConflict` otherwise (including when it was trashed meanwhile); then
-        no delivery is written.
+        no delivery is written and no job finished.
         """
         ...
 

@@ -47,13 +47,18 @@ class MongoRecords(MongoCollection):
         )
 
     async def insert(
-        self, teleconsultation: Teleconsultation, deliveries: Sequence[Delivery] = ()
-    ) -> None:
+        self,
+        teleconsultation: Teleconsultation,
+        deliveries: Sequence[Delivery] = (),
+        finished_job: str | None = None,
+    ) -> bool:
+        """`finished_job` is left to the caller: it lives in another collection."""
         document = _to_mongo(teleconsultation)
         if deliveries:  # in the record's own document: written exactly when it is
             document[OUTBOX_FIELD] = outbox_entries(list(deliveries))
         async with self._database.guard() as database:
             await database[self._collection].insert_one(document)
+        return False
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
         return await self._find(
@@ -73,7 +78,9 @@ class MongoRecords(MongoCollection):
         teleconsultation: Teleconsultation,
         expected_version: int,
         deliveries: Sequence[Delivery] = (),
-    ) -> None:
+        finished_job: str | None = None,
+    ) -> bool:
+        """`finished_job` is left to the caller, as in `insert`."""
         document = _to_mongo(teleconsultation)
         object_id = document.pop("_id")
         update: dict[str, Any] = {"$set": document}
@@ -90,6 +97,7 @@ class MongoRecords(MongoCollection):
             )
         if result.matched_count != 1:
             raise VersionConflict(teleconsultation.id)
+        return False
 
     async def find_by_room(self, provider_room_id: str) -> Teleconsultation | None:
         return await self._find(

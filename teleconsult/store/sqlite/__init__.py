@@ -22,9 +22,9 @@ async def open_sqlite(
     """The store in the file `url` names, each aggregate's tables created if missing."""
     connection = await SQLiteConnection.open(url, synchronous)
     webhooks = SQLiteWebhooks(connection)
-    records = SQLiteRecords(connection, teleconsultations, webhooks)
-    user_map = SQLiteUserMap(connection, users)
     outbox = SQLiteOutbox(connection)
+    records = SQLiteRecords(connection, teleconsultations, webhooks, outbox)
+    user_map = SQLiteUserMap(connection, users)
     keys = SQLiteIdempotencyKeys(connection)
     provider_data = SQLiteProviderData(connection)
     audit = SQLiteAuditTrail(connection)

@@ -7,7 +7,13 @@ from datetime import datetime
 import aiosqlite
 
 from teleconsult.store.base import RoomJob
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, from_millis, millis
+from teleconsult.store.sqlite.connection import (
+    SQLiteConnection,
+    SQLiteTable,
+    Statement,
+    from_millis,
+    millis,
+)
 
 TABLE = "teleconsult_outbox"
 
@@ -47,7 +53,11 @@ class SQLiteOutbox(SQLiteTable):
         )
 
     async def finish_job(self, job_id: str) -> None:
-        await self._connection.write(f"DELETE FROM {self._table} WHERE id = ?", (job_id,))
+        await self._connection.write(*self.finished(job_id))
+
+    def finished(self, job_id: str) -> Statement:
+        """The statement that finishes a job, for a write that makes it needless."""
+        return f"DELETE FROM {self._table} WHERE id = ?", (job_id,)
 
     async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
         await self._connection.write(

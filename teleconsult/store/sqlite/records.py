@@ -23,11 +23,13 @@ from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
+    Statement,
     chunks,
     encode,
     quoted,
     run_all,
 )
+from teleconsult.store.sqlite.outbox import SQLiteOutbox
 from teleconsult.store.sqlite.webhooks import SQLiteWebhooks
 
 PARSED_DOCUMENTS = 1024
@@ -53,9 +55,16 @@ class SQLiteRecords(SQLiteTable):
     """A record, the rows that index it and its webhook deliveries are written in one
     transaction."""
 
-    def __init__(self, connection: SQLiteConnection, table: str, webhooks: SQLiteWebhooks) -> None:
+    def __init__(
+        self,
+        connection: SQLiteConnection,
+        table: str,
+        webhooks: SQLiteWebhooks,
+        outbox: SQLiteOutbox,
+    ) -> None:
         super().__init__(connection, table)
         self._webhooks = webhooks
+        self._outbox = outbox
 
     @property
     def _participants(self) -> str:
@@ -114,8 +123,11 @@ class SQLiteRecords(SQLiteTable):
         )
 
     async def insert(
-        self, teleconsultation: Teleconsultation, deliveries: Sequence[Delivery] = ()
-    ) -> None:
+        self,
+        teleconsultation: Teleconsultation,
+        deliveries: Sequence[Delivery] = (),
+        finished_job: str | None = None,
+    ) -> bool:
         t = teleconsultation
 
         async def write(db: aiosqlite.Connection) -> None:
@@ -125,9 +137,10 @@ class SQLiteRecords(SQLiteTable):
                 (t.id, t.state.value, t.version, encode(to_document(t)), *_dates(t)),
             )
             await db.executemany(self._insert_participant, _participant_rows(t))
-            await run_all(db, self._webhooks.put(deliveries))
+            await run_all(db, self._along(deliveries, finished_job))
 
         await self._connection.transaction(write)
+        return True
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
         row = await self._connection.read_one(
@@ -147,7 +160,8 @@ class SQLiteRecords(SQLiteTable):
         teleconsultation: Teleconsultation,
         expected_version: int,
         deliveries: Sequence[Delivery] = (),
-    ) -> None:
+        finished_job: str | None = None,
+    ) -> bool:
         t = teleconsultation
 
         async def write(db: aiosqlite.Connection) -> int:
@@ -167,11 +181,20 @@ class SQLiteRecords(SQLiteTable):
             if cursor.rowcount == 1:
                 await db.execute(f"DELETE FROM {self._participants} WHERE id = ?", (t.id,))
                 await db.executemany(self._insert_participant, _participant_rows(t))
-                await run_all(db, self._webhooks.put(deliveries))
+                await run_all(db, self._along(deliveries, finished_job))
             return cursor.rowcount
 
         if await self._connection.transaction(write) != 1:
             raise VersionConflict(teleconsultation.id)
+        return True
+
+    def _along(self, deliveries: Sequence[Delivery], finished_job: str | None) -> list[Statement]:
+        """What a record's transaction writes besides it: its deliveries, and the end of the
+        outbox job it makes needless (one synced commit fewer for a creation)."""
+        statements = list(self._webhooks.put(deliveries))
+        if finished_job is not None:
+            statements.append(self._outbox.finished(finished_job))
+        return statements
 
     async def find_by_room(self, provider_room_id: str) -> Teleconsultation | None:
         row = await self._connection.read_one(
