@@ -7,6 +7,7 @@ typed like the code it tests.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import json
 import os
@@ -19,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
@@ -29,8 +30,11 @@ from yarl import URL
 
 from teleconsult import keys
 from teleconsult.errors import VersionConflict
+from teleconsult.observability import logs
 from teleconsult.store.base import Store
 from teleconsult.store.documents import to_document
+
+T = TypeVar("T")
 
 JSON = {"Content-Type": "application/json"}
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -248,6 +252,17 @@ async def stored_document(client: Client, room_id: str) -> dict[str, Any]:
     record = await client.app[keys.STORE].records.get(room_id)
     assert record is not None
     return to_document(record)
+
+
+def in_a_request_scope(request_id: str, work: Callable[[], T]) -> T:
+    """`work()` inside a request's log scope, in a context of its own: the scope (its
+    `reqId`, its sensitive values) must not reach the tests that run after."""
+
+    def scoped() -> T:
+        logs.begin_request(request_id)
+        return work()
+
+    return contextvars.copy_context().run(scoped)
 
 
 def lose_the_first_race(store: Store, monkeypatch: Any) -> list[int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -307,6 +309,28 @@ async def test_a_form_body_is_a_415(client: Client) -> None:
         415,
         "The body must be JSON sent with Content-Type: application/json, "
         "not application/x-www-form-urlencoded.",
+    )
+
+
+async def test_a_content_type_that_is_not_utf_8_is_a_415(client: Client) -> None:
+    """The message quotes the header, which aiohttp read with a lone surrogate: the answer
+    is still our JSON error, escaped, not a 500."""
+    assert client.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(
+        b"POST /teleconsultation HTTP/1.1\r\nHost: x\r\nmiauserid: doctor-1\r\n"
+        b"Content-Type: text/\xff\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 415 Unsupported Media Type\r\n"), head
+    assert b"Content-Type: application/json; charset=utf-8\r\n" in head
+    assert json.loads(body) == error(
+        415,
+        "The body must be JSON sent with Content-Type: application/json, not text/\udcff.",
     )
 
 
