@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from teleconsult.core.domain import Attendance, Presence, RecordState, Room, RoomSpec
 from teleconsult.errors import VersionConflict
 from teleconsult.store.base import RoomJob
-from teleconsult.store.documents import new_object_id
+from teleconsult.store.documents import new_object_id, to_document
+from teleconsult.store.sqlite import open_sqlite
+from teleconsult.store.sqlite import records as sqlite_records
+from teleconsult.store.sqlite.connection import encode
 from teleconsult.store.sqlite.records import SQLiteRecords
 from tests.store_contract.helpers import NOW, Opener, record
 
@@ -163,3 +170,36 @@ async def test_a_record_write_finishes_the_job_it_makes_needless_where_it_can(
     assert await store.records.replace(second, 1, finished_job=replacing.id) is in_one_write
     assert await store.outbox.job_backlog() == ((0, None) if in_one_write else (2, NOW))
     assert await store.records.get(original.id) == second
+
+
+async def test_sqlite_reads_what_another_process_wrote_and_forgets_purged_texts(
+    tmp_path: Path,
+) -> None:
+    """SQLite remembers parses by the stored text, not records: a change or a cancellation
+    written by another process (a replica; here a bare sqlite3 connection) shows at the next
+    read, and a purge forgets every remembered text (names and links go with the records)."""
+    path = tmp_path / "replicas.db"
+    store = await open_sqlite(f"sqlite:///{path}", "teleconsultations", "users")
+    original = record()
+    await store.records.insert(original)
+    assert await store.records.get(original.id) == original
+
+    changed = replace(original, participants_number=3, version=2)
+    with closing(sqlite3.connect(path)) as other, other:
+        other.execute(
+            'UPDATE "teleconsultations" SET document = ?, version = 2 WHERE id = ?',
+            (encode(to_document(changed)), original.id),
+        )
+    assert await store.records.get(original.id) == changed
+
+    with closing(sqlite3.connect(path)) as other, other:
+        other.execute(
+            'UPDATE "teleconsultations" SET state = ? WHERE id = ?', ("TRASH", original.id)
+        )
+    assert await store.records.get(original.id) is None
+
+    assert sqlite_records.parsed_cache_size() > 0
+    purged = await store.records.purge(NOW + timedelta(days=365), None, 10)
+    assert [gone.id for gone in purged] == [original.id]
+    assert sqlite_records.parsed_cache_size() == 0
+    await store.health.close()

@@ -33,18 +33,34 @@ from teleconsult.store.sqlite.outbox import SQLiteOutbox
 from teleconsult.store.sqlite.webhooks import SQLiteWebhooks
 
 PARSED_DOCUMENTS = 1024
-"""How many stored documents' parses are remembered (`parsed`): a few MiB at most."""
+"""How many stored documents' parses are remembered (`parsed`)."""
+PARSED_MAX_CHARS = 8192
+"""Only texts up to this long are remembered (a record with a few participants is about
+2,000 characters): the memory stays bounded, some 30 MiB at the very worst."""
 
 
-@functools.lru_cache(maxsize=PARSED_DOCUMENTS)
-def parsed(document: str) -> Teleconsultation:
-    """The record a stored document's text holds.
-
-    Remembered by the exact text, so a teleconsultation polled again and unchanged is not
-    parsed again. This is not a cache of records: every request still reads its row, and a
-    changed, cancelled or deleted record is a different text (or no row) at once, on every
-    replica. The records are frozen dataclasses, never changed in place."""
+def decoded(document: str) -> Teleconsultation:
+    """The record a stored document's text holds."""
     return from_document(json.loads(document))
+
+
+_remembered = functools.lru_cache(maxsize=PARSED_DOCUMENTS)(decoded)
+
+
+def parsed_cache_size() -> int:
+    """How many parses are remembered now (for the tests of `parsed`)."""
+    return _remembered.cache_info().currsize
+
+
+def parsed(document: str) -> Teleconsultation:
+    """`decoded`, remembered by the exact text for the texts reads meet again and again.
+
+    A teleconsultation polled again and unchanged is not parsed again. This is not a cache
+    of records: every request still reads its row, and a changed, cancelled or deleted
+    record is a different text (or no row) at once, on every replica. The records are
+    frozen dataclasses, never changed in place. Forgotten whenever retention deletes
+    records, so their names and links leave this memory with them."""
+    return _remembered(document) if len(document) <= PARSED_MAX_CHARS else decoded(document)
 
 
 COLUMNS = (("start_us", "INTEGER"), ("end_us", "INTEGER"), ("updated_us", "INTEGER"))
@@ -107,7 +123,7 @@ class SQLiteRecords(SQLiteTable):
             f"SELECT document FROM {self._table} WHERE start_us IS NULL"  # an index lookup
         )
         for (document,) in await cursor.fetchall():
-            record = parsed(document)
+            record = decoded(document)
             await db.execute(
                 f"UPDATE {self._table} SET start_us = ?, end_us = ?, updated_us = ? WHERE id = ?",
                 (*_dates(record), record.id),
@@ -272,9 +288,12 @@ class SQLiteRecords(SQLiteTable):
             ids = [(row[0],) for row in rows]
             await db.executemany(f"DELETE FROM {self._table} WHERE id = ?", ids)
             await db.executemany(f"DELETE FROM {self._participants} WHERE id = ?", ids)
-            return [parsed(row[1]) for row in rows]
+            return [decoded(row[1]) for row in rows]
 
-        return await self._connection.transaction(delete)
+        purged = await self._connection.transaction(delete)
+        if purged:
+            _remembered.cache_clear()  # their earlier texts, with names and links, go too
+        return purged
 
     async def in_use(self, external_ids: Sequence[str]) -> set[str]:
         used: set[str] = set()
