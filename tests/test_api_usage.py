@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
+from teleconsult import keys
+from teleconsult.store.base import RoomJob
 from tests.helpers import Client, create, error, fake_video, join, person
 
 # The usage document's own example bodies, with their missing commas and quote restored.
@@ -139,7 +143,9 @@ async def test_caller_who_is_not_a_participant_is_unauthorized(client: Client) -
     )
 
 
-async def test_create_without_a_plus_user_is_the_documented_400(client: Client) -> None:
+async def test_create_without_a_plus_user_is_the_documented_400(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     body = {
         **USAGE_CREATE_SOME_UNKNOWN,
         "participants": {
@@ -151,6 +157,15 @@ async def test_create_without_a_plus_user_is_the_documented_400(client: Client) 
         },
     }
 
+    outbox = client.app[keys.STORE].outbox
+    jobs_written: list[RoomJob] = []
+    add_job = outbox.add_job
+
+    async def write_down(job: RoomJob) -> None:
+        jobs_written.append(job)
+        await add_job(job)
+
+    monkeypatch.setattr(outbox, "add_job", write_down)
     response = await client.post("/teleconsultation", json=body)
 
     assert response.status == 400
@@ -161,6 +176,7 @@ async def test_create_without_a_plus_user_is_the_documented_400(client: Client) 
         code="no_plus_user",
     )
     assert fake_video(client).users == {}  # refused before anyone was created on the provider
+    assert jobs_written == []  # nor a room job written down, even for a moment
 
 
 def two_patients(number: int) -> dict[str, object]:

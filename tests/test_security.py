@@ -42,6 +42,7 @@ from tests.helpers import (
     bearer,
     create,
     error,
+    fake_video,
     first_line,
     in_a_request_scope,
     join,
@@ -194,6 +195,32 @@ async def test_two_ids_sharing_a_user_before_the_fix_are_both_refused(
     for external_id in (VICTIM, shared):
         response = await client.post("/credentials", headers={"miauserid": external_id})
         assert response.status == 409, external_id
+
+
+async def test_a_provider_that_gives_two_new_ids_one_user_is_refused(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within one creation too: two participants never share a provider user (each would be
+    handed the other's link), and nothing is mapped."""
+    video = fake_video(client)
+
+    async def the_same_user(external_id: str, level: object) -> str:
+        return "shared-user"
+
+    monkeypatch.setattr(video, "ensure_user", the_same_user)
+    response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
+
+    assert response.status == 409
+    assert await response.json() == error(
+        409,
+        f"Participant {PATIENT['userExternalId']!r} cannot be given a fake user: the one "
+        "derived for it already stands for another user id. An operator must correct the "
+        "user map (docs/operations.md, Security).",
+        code="user_map_conflict",
+    )
+    users = client.app[keys.STORE].users
+    assert await users.find_user("fake", DOCTOR["userExternalId"]) is None
+    assert await users.find_user("fake", PATIENT["userExternalId"]) is None
 
 
 # -- 3. A signing key removed from the JWKS stops verifying ------------------------------------

@@ -158,13 +158,14 @@ class TeleconsultationService:
         def created(written: Teleconsultation) -> None:
             _event("teleconsultation created", written, caller, **_counts(written))
 
-        members = self._participants(participants, caller, check_plus=True)
-        if len(participants.entries or ()) < participants.number:  # no room yet
+        identified = await self._identified(participants, caller, check_plus=True)
+        members = self._with_provider_users(identified, caller)
+        if len(identified) < participants.number:  # no room yet
             await self._commit(None, record(await members), events.CREATED, created)
             return record_id
-        # Everyone is known, so a room will be created: its job is written while the
-        # users are, not after them, and the deadline covers both (the job's grace runs
-        # from its opening).
+        # Everyone is known and accepted, so a room will be created: its job is written
+        # while the users are, not after them, and the deadline covers both (the job's
+        # grace runs from its opening).
         async with _in_time():
             creation, known = await self.jobs.open_during(record_id, members)
             await self._commit_in_time(None, record(known), events.CREATED, created, creation)
@@ -550,16 +551,19 @@ class TeleconsultationService:
     async def _participants(
         self, participants: ParticipantsInput, caller: Caller, *, check_plus: bool
     ) -> list[Participant]:
-        """Identify the given participants and give them provider users.
+        """Identify the given participants and give them provider users."""
+        identified = await self._identified(participants, caller, check_plus=check_plus)
+        return await self._with_provider_users(identified, caller)
 
-        When they are everyone and `check_plus` is set, the plus rule is checked
-        first, so a refused request creates no provider user.
-        """
-        entries = participants.entries or ()
-        identified = await self._identify(entries, caller)
+    async def _identified(
+        self, participants: ParticipantsInput, caller: Caller, *, check_plus: bool
+    ) -> list[_Identified]:
+        """Identify the given participants. When they are everyone and `check_plus` is set,
+        the plus rule is checked too, so a refused request creates no provider user."""
+        identified = await self._identify(participants.entries or (), caller)
         if check_plus and len(identified) == participants.number:
             domain.check_plus_rule([i.level for i in identified])
-        return await self._with_provider_users(identified, caller)
+        return identified
 
     async def _identify(
         self, entries: Sequence[ParticipantEntry], caller: Caller
@@ -625,8 +629,10 @@ class TeleconsultationService:
         new = dict(zip(unknown, created, strict=True))
         chosen = {e: known[e] if e in known else new[e] for e in external_ids}
         holders = await gather_all(*(users.holders(provider, u) for u in chosen.values()))
+        first_holder: dict[str, str] = {}  # within this request: a provider reusing ids
         for (external_id, user), held_by in zip(chosen.items(), holders, strict=True):
-            if any(holder != external_id for holder in held_by):
+            shared = first_holder.setdefault(user, external_id) != external_id
+            if shared or any(holder != external_id for holder in held_by):
                 log.warning("user map: %s provider user %s stands for several ids", provider, user)
                 raise Conflict(
                     f"Participant {external_id!r} cannot be given a {provider} user: the one "
