@@ -18,6 +18,7 @@ service keeps in memory too.)
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import secrets
@@ -149,6 +150,8 @@ def main() -> None:
 
     app = web.Application()
     app.router.add_get(route, poll)
+    gc.collect()
+    gc.freeze()  # as `teleconsult serve` does once started
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
