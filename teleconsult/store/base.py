@@ -99,7 +99,7 @@ class Records(Protocol):
         `finished_job`: an outbox job the write makes needless (the job of the room the
         record now names). A store that can delete it in the same write does, and answers
         True; one that cannot (MongoDB: no write spans two collections here) leaves it and
-        answers False, and the caller finishes it.
+        answers False, and the caller finishes it. Without a job the answer is False.
         """
         ...
 

@@ -62,6 +62,8 @@ async def test_concurrent_writers_of_one_version_one_wins(open_store: Opener) ->
     failed = [result for result in results if isinstance(result, BaseException)]
     assert len(failed) == 3
     assert all(isinstance(error, VersionConflict) for error in failed)
+    # The winner's answer: whether it closed an outbox job; none was given.
+    assert [result for result in results if not isinstance(result, BaseException)] == [False]
     stored = await second.records.get(original.id)
     assert stored is not None
     assert stored.version == 2

@@ -156,7 +156,7 @@ class SQLiteRecords(SQLiteTable):
             await run_all(db, self._along(deliveries, finished_job))
 
         await self._connection.transaction(write)
-        return True
+        return finished_job is not None
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
         row = await self._connection.read_one(
@@ -202,7 +202,7 @@ class SQLiteRecords(SQLiteTable):
 
         if await self._connection.transaction(write) != 1:
             raise VersionConflict(teleconsultation.id)
-        return True
+        return finished_job is not None
 
     def _along(self, deliveries: Sequence[Delivery], finished_job: str | None) -> list[Statement]:
         """What a record's transaction writes besides it: its deliveries, and the end of the
