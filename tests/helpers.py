@@ -385,13 +385,20 @@ async def first_line(port: int, request: bytes) -> bytes:
 
 async def raw_get(port: int, path: str) -> str:
     """One GET on a connection of its own, the whole answer as text."""
+    request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    return (await raw_answer(port, request)).decode()
+
+
+async def raw_answer(port: int, request: bytes) -> bytes:
+    """Send raw bytes on a connection of their own (which they must ask to close) and read
+    the whole answer."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    writer.write(request)
     await writer.drain()
     answer = await reader.read()
     writer.close()
     await writer.wait_closed()
-    return answer.decode()
+    return answer
 
 
 async def until_ready(port: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -17,6 +16,7 @@ from tests.helpers import (
     create,
     error,
     person,
+    raw_answer,
     teleconsultation,
 )
 
@@ -316,15 +316,11 @@ async def test_a_content_type_that_is_not_utf_8_is_a_415(client: Client) -> None
     """The message quotes the header, which aiohttp read with a lone surrogate: the answer
     is still our JSON error, escaped, not a 500."""
     assert client.server.port is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    writer.write(
+    answer = await raw_answer(
+        client.server.port,
         b"POST /teleconsultation HTTP/1.1\r\nHost: x\r\nmiauserid: doctor-1\r\n"
-        b"Content-Type: text/\xff\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        b"Content-Type: text/\xff\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
     )
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 415 Unsupported Media Type\r\n"), head
     assert b"Content-Type: application/json; charset=utf-8\r\n" in head

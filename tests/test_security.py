@@ -133,6 +133,16 @@ async def provider_client(
     return await make_client(**bandyer_env(kaleyra_url))
 
 
+def user_map_conflict(external_id: str, provider: str) -> dict[str, object]:
+    return error(
+        409,
+        f"Participant {external_id!r} cannot be given a {provider} user: the one derived for "
+        "it already stands for another user id. An operator must correct the user map "
+        "(docs/operations.md, Security).",
+        code="user_map_conflict",
+    )
+
+
 async def test_an_id_shaped_like_a_digest_does_not_become_its_user(
     provider_client: Client, clock: FrozenClock
 ) -> None:
@@ -167,13 +177,7 @@ async def test_a_mapping_planted_before_the_fix_is_not_shared(provider_client: C
     response = await client.post("/teleconsultation", json=teleconsultation(2, doctor, PATIENT))
 
     assert response.status == 409
-    assert await response.json() == error(
-        409,
-        f"Participant {VICTIM!r} cannot be given a {provider} user: the one derived for it "
-        "already stands for another user id. An operator must correct the user map "
-        "(docs/operations.md, Security).",
-        code="user_map_conflict",
-    )
+    assert await response.json() == user_map_conflict(VICTIM, provider)
     assert await store.users.find_user(provider, VICTIM) is None
     assert await store.users.find_user(provider, PATIENT["userExternalId"]) is None
     assert await store.outbox.job_backlog() == (0, None)
@@ -211,13 +215,7 @@ async def test_a_provider_that_gives_two_new_ids_one_user_is_refused(
     response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
 
     assert response.status == 409
-    assert await response.json() == error(
-        409,
-        f"Participant {PATIENT['userExternalId']!r} cannot be given a fake user: the one "
-        "derived for it already stands for another user id. An operator must correct the "
-        "user map (docs/operations.md, Security).",
-        code="user_map_conflict",
-    )
+    assert await response.json() == user_map_conflict(PATIENT["userExternalId"], "fake")
     users = client.app[keys.STORE].users
     assert await users.find_user("fake", DOCTOR["userExternalId"]) is None
     assert await users.find_user("fake", PATIENT["userExternalId"]) is None
