@@ -187,7 +187,7 @@ async def test_bad_filters_are_400s_that_say_what_to_change(client: Client) -> N
         ),
         "?state=done": error(
             400,
-            "state: Must be one of: waiting_for_participants, room_ready, cancelled.",
+            "state: Must be one of: waiting_for_participants, room_ready, ended, cancelled.",
         ),
         "?limit=0": error(
             400, "limit: Must be greater than or equal to 1 and less than or equal to 100."

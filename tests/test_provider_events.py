@@ -117,6 +117,7 @@ async def test_signed_kaleyra_events_change_the_record_and_go_out(
 
     status, body = await join(bandyer, room_id, "doctor-1")
     assert status == 200
+    assert (body["accessLinkURL"], body["state"]) == (None, "ended")  # no link to a past call
     assert body["details"]["attendance"] == {
         "callStartedAt": iso(joined),
         "callEndedAt": iso(left),

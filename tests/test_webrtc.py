@@ -586,6 +586,44 @@ async def test_the_admin_ends_the_call_for_everyone(
     assert details["endedAt"] == "2030-02-22T15:30:00.000Z"
 
 
+async def test_a_call_ended_for_everyone_hands_out_no_link_and_is_listed_as_ended(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    call = await in_call(make_client, clock)
+    await call.pages["doctor-1"].send_json({"type": "end"})
+    for page in call.pages.values():
+        await closing(page)
+
+    for user in ("doctor-1", "patient-1"):
+        status, body = await join(call.client, call.room_id, user)
+        body.pop("details")
+        assert (status, body) == (
+            200,
+            {
+                "bandyerUserId": user,
+                "accessLinkURL": None,
+                "participantsBandyerCall": [
+                    {"bandyerUserId": "doctor-1", "fullName": "Joe Smith"},
+                    {"bandyerUserId": "patient-1", "fullName": "Jane Doe"},
+                ],
+                "state": "ended",
+            },
+        )
+    for query in ("", "?state=ended"):
+        response = await call.client.get(
+            f"/teleconsultations{query}", headers={"miauserid": "doctor-1"}
+        )
+        listed = await response.json()
+        assert response.status == 200, listed
+        assert [(item["id"], item["state"]) for item in listed["items"]] == [
+            (call.room_id, "ended")
+        ]
+    response = await call.client.get(
+        "/teleconsultations?state=room_ready", headers={"miauserid": "doctor-1"}
+    )
+    assert (await response.json())["items"] == []
+
+
 async def test_the_calls_moments_are_recorded_and_go_out_as_events(
     make_client: MakeClient, clock: FrozenClock, aiohttp_server: Server
 ) -> None:

@@ -261,6 +261,13 @@ class JoinSchema(Schema):
         metadata={"description": "The caller's join link once the room is final; null until then."},
     )
     participantsBandyerCall = fields.List(fields.Nested(CallParticipantSchema), required=True)
+    state = fields.String(
+        validate=validate.OneOf([Phase.ENDED.value]),
+        metadata={
+            "description": "`ended` once the provider reported that the call ended for "
+            "everyone: `accessLinkURL` stays null from then on (absent before)."
+        },
+    )
     details = fields.Dict(
         metadata={
             "description": "The room as the provider describes it (camelCase), once it exists; "

@@ -29,6 +29,7 @@ from teleconsult.api.schemas import (
 )
 from teleconsult.api.trace import audited
 from teleconsult.core import audit
+from teleconsult.core.domain import Phase
 from teleconsult.core.service import JoinInfo, ParticipantsInput, ScheduleInput
 from teleconsult.core.waiting import MAX_WAIT_SECONDS
 from teleconsult.errors import NoPlusUser
@@ -260,7 +261,9 @@ async def add_participant(request: web.Request) -> web.Response:
     description=(
         "`accessLinkURL` is null until the room can no longer change (all participants "
         "known and the immutable window begun): poll until then, or pass `waitSeconds` and "
-        "the answer comes as soon as the link is available (within that many seconds)."
+        "the answer comes as soon as the link is available (within that many seconds). "
+        "Once the provider reported that the call ended for everyone, `state` is `ended` "
+        "and `accessLinkURL` stays null."
     ),
     parameters=JOIN_QUERY_PARAMETERS,
     responses=errors(400, 401, 404, 503),
@@ -273,10 +276,10 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
     room_id, caller = request.match_info["roomId"], await caller_of(request)
     join = await _join(request, caller, query)
     wait = query.get("waitSeconds", 0)
-    if wait and join.access_link is None:
+    if wait and join.access_link is None and not join.ended:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        while join.access_link is None and (left := deadline - loop.time()) > 0:
+        while join.access_link is None and not join.ended and (left := deadline - loop.time()) > 0:
             waiter = request.app[keys.WAITER]
             await waiter.wait(room_id, join.version, join.opens_at, left)
             join = await _join(request, caller, query)
@@ -290,6 +293,8 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
             for user_id, full_name in join.participants
         ],
     }
+    if join.ended:
+        body["state"] = Phase.ENDED.value
     if join.provider_room_id is not None:
         details = await request.app[keys.ROOM_DETAILS].describe(join.provider_room_id)
         if details is not None:

@@ -51,6 +51,8 @@ class Phase(StrEnum):
 
     WAITING_FOR_PARTICIPANTS = "waiting_for_participants"
     ROOM_READY = "room_ready"
+    ENDED = "ended"
+    """The provider reported that the call ended (for everyone): no link is handed out."""
     CANCELLED = "cancelled"
 
 
@@ -201,7 +203,9 @@ class Teleconsultation:
     def phase(self) -> Phase:
         if self.state is RecordState.TRASH:
             return Phase.CANCELLED
-        return Phase.ROOM_READY if self.room is not None else Phase.WAITING_FOR_PARTICIPANTS
+        if self.room is None:
+            return Phase.WAITING_FOR_PARTICIPANTS
+        return Phase.ENDED if self.attendance.call_ended_at else Phase.ROOM_READY
 
     def participant(self, external_id: str) -> Participant | None:
         return next((p for p in self.participants if p.external_id == external_id), None)
@@ -396,7 +400,7 @@ def no_show(
 ) -> tuple[datetime, tuple[Participant, ...]] | None:
     """When `call.no_show` is due (start plus NO_SHOW_AFTER_MS) and who will not have joined
     by then, as known now; None when no room exists or everyone joined in time."""
-    if record.phase is not Phase.ROOM_READY:
+    if record.phase not in (Phase.ROOM_READY, Phase.ENDED):
         return None
     deadline = record.start_date + after
     absent = tuple(

@@ -100,6 +100,8 @@ class JoinInfo:
     """When the link is handed out, once the room exists (the lock time)."""
     attendance: dict[str, object] | None = None
     """Who joined the call when (`events.attendance`), once the provider reported any."""
+    ended: bool = False
+    """The provider reported the call's end: no link any more, and nothing to wait for."""
 
 
 class TeleconsultationService:
@@ -262,7 +264,12 @@ class TeleconsultationService:
         if me is None:
             raise Unauthorized("The caller is not a participant of this teleconsultation.")
         link = None
-        if record.room is not None and domain.is_locked(record, self.policy, self.clock()):
+        ended = record.phase is domain.Phase.ENDED
+        if (
+            not ended
+            and record.room is not None
+            and domain.is_locked(record, self.policy, self.clock())
+        ):
             request = self._join_request(record, record.room, me, language, use_background)
             link = self.video.join_link(request)
         redaction.sensitive([link, *(p.full_name for p in record.participants)])
@@ -276,6 +283,7 @@ class TeleconsultationService:
             attendance=None
             if record.attendance == domain.NO_ATTENDANCE
             else events.attendance(record, self.clock(), self.announcer.no_show_after),
+            ended=ended,
         )
 
     def _join_request(
