@@ -38,7 +38,7 @@ from teleconsult.plugin import (
 from . import links, texts
 from .ice import IceServers
 from .links import Credential, LinkSigner
-from .rooms import MAX_PARTICIPANTS, NAME, USER_PREFIX, Rooms
+from .rooms import MAX_PARTICIPANTS, NAME, USER_PREFIX, Rooms, new_room_id
 from .signaling import Connection, Timing
 
 log = logging.getLogger("teleconsult.webrtc")
@@ -117,14 +117,24 @@ class WebRTCVideo:
         return user_id
 
     async def create_room(self, spec: RoomSpec) -> CreatedRoom:
-        """A room document; its links are made when handed out. The core keeps counts and
-        durations within `limits`; a room is refused here only if it could never run."""
+        return await self.create_named_room(self.room_name(), spec)
+
+    # -- NamedRooms ----------------------------------------------------------------------------
+
+    def room_name(self) -> str:
+        return new_room_id()
+
+    async def create_named_room(self, name: str, spec: RoomSpec) -> CreatedRoom:
+        """A room document under the name the core chose (and wrote in the room's job
+        first); its links are made when handed out. The core keeps counts and durations
+        within `limits`; a room is refused here only if it could never run."""
         count, limits = len(spec.participants), self.limits
         if not limits.min_participants <= count <= limits.max_participants:
             raise self._refused(f"a full mesh takes 2 to {MAX_PARTICIPANTS} people, not {count}")
         if not any(p.is_admin for p in spec.participants):
             raise self._refused("a room needs at least one admin")
-        return CreatedRoom(provider_room_id=await self.rooms.create(spec))
+        await self.rooms.create(name, spec)
+        return CreatedRoom(provider_room_id=name)
 
     async def delete_room(self, provider_room_id: str) -> None:
         await self.rooms.delete(provider_room_id)
