@@ -77,3 +77,17 @@ async def test_a_room_whose_record_was_written_is_kept_by_the_reconciler(
 
     assert await webrtc(client).rooms.ids() == {record.room.provider_room_id}
     assert await client.app[keys.STORE].outbox.job_backlog() == (0, None)
+
+
+async def test_user_documents_left_by_earlier_versions_go_as_a_replica_starts(
+    make_client: MakeClient,
+) -> None:
+    first = await make_client(**WEBRTC)
+    storage = webrtc(first).storage
+    await storage.put("user/patient-1", {"level": "basic"}, None)  # as earlier versions did
+
+    second = await make_client(**WEBRTC)  # a replica (re)starting on the same store
+    await webrtc(second).signer()  # what it loads as it starts
+
+    assert await storage.get("user/patient-1") is None
+    assert [found.key for found in await storage.find("")] == ["link-secret"]

@@ -9,7 +9,6 @@ its page, or carry its WebSocket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -31,14 +30,13 @@ from teleconsult.plugin import (
     Roster,
     RosterEntry,
     ServiceError,
-    VersionConflict,
     stable_user_id,
 )
 
 from . import links, texts
 from .ice import IceServers
 from .links import Credential, LinkSigner
-from .rooms import MAX_PARTICIPANTS, NAME, USER_PREFIX, Rooms, new_room_id
+from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
 from .signaling import Connection, Timing
 
 log = logging.getLogger("teleconsult.webrtc")
@@ -111,10 +109,8 @@ class WebRTCVideo:
     # -- the lifecycle -------------------------------------------------------------------------
 
     async def ensure_user(self, external_id: str, level: Level) -> str:
-        user_id = stable_user_id(external_id)
-        with contextlib.suppress(VersionConflict):  # made before: the same user
-            await self.storage.put(USER_PREFIX + user_id, {"level": str(level)}, None)
-        return user_id
+        # Nothing to store: the id is derived, and a room lists its participants itself.
+        return stable_user_id(external_id)
 
     async def create_room(self, spec: RoomSpec) -> CreatedRoom:
         return await self.create_named_room(self.room_name(), spec)
@@ -229,8 +225,9 @@ class WebRTCVideo:
 
     def _start_loading(self) -> None:
         """Load (or create) the shared link secret in the background: `join_link` cannot wait
-        for the store, so it is fetched as the provider starts, and again after a failure."""
-        if self._signer is not None or (self._loading is not None and not self._loading.done()):
+        for the store, so it is fetched as the provider starts, and again after a failure.
+        The same task deletes what earlier versions left, even when the secret is configured."""
+        if self._loading is not None and (self._signer is not None or not self._loading.done()):
             return
         try:
             self._loading = asyncio.get_running_loop().create_task(self._load())
@@ -240,8 +237,19 @@ class WebRTCVideo:
         self._loading.add_done_callback(_report)
 
     async def _load(self) -> LinkSigner:
-        self._signer = LinkSigner(await links.stored_secret(self.storage))
+        if self._signer is None:
+            self._signer = LinkSigner(await links.stored_secret(self.storage))
+        await self._forget_users()
         return self._signer
+
+    async def _forget_users(self) -> None:
+        """Delete the `user/<provider user id>` documents earlier versions wrote (never read,
+        never expiring, each naming a participant); a failure waits for the next start."""
+        try:
+            for found in await self.storage.find(LEGACY_USER_PREFIX):
+                await self.storage.delete(found.key)
+        except ServiceError as error:
+            log.warning("webrtc: earlier user documents not deleted yet: %s", error.message)
 
     def _refused(self, why: str) -> ProviderError:
         return ProviderError(self.name, "create a room", "bad_answer", why)

@@ -9,7 +9,6 @@ and any replica may serve any participant. In the `webrtc` namespace:
   and the time of its last heartbeat). Every change is a compare-and-set on
   this one document, redone on a conflict: who gets a seat, the capacity and
   the end of the call are decided by whichever write lands first.
-- `user/<provider user id>`: one document per user `ensure_user` made.
 - mailboxes, one per connected peer (its id): what the other peers send it
   (offer, answer, ICE candidates) and what happens in the room (a peer joined
   or left, the call ended). The replica serving the peer takes them (`take`).
@@ -46,7 +45,8 @@ log = logging.getLogger("teleconsult.webrtc")
 
 NAME = "webrtc"
 ROOM_PREFIX = "room/"
-USER_PREFIX = "user/"
+LEGACY_USER_PREFIX = "user/"
+"""Earlier versions kept a document per user there; the provider deletes them as it starts."""
 MAX_PARTICIPANTS = 4
 """A full mesh: each browser sends its media to every other one, so four is the most a
 home connection carries."""
