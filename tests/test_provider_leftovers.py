@@ -6,7 +6,9 @@ store the suite runs on)."""
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -34,6 +36,8 @@ from tests.helpers import (
     teleconsultation,
 )
 from tests.test_webhooks import SECRET, Receiver, deliver_all, start_receiver
+
+OPERATIONS = Path(__file__).parent.parent / "docs" / "operations.md"
 
 
 def webrtc(client: Client) -> WebRTCVideo:
@@ -144,6 +148,14 @@ async def test_after_the_purge_a_participant_is_named_only_in_the_audit_trail(
     stored = await everything_stored(client, store_url)
     assert {name for name, text in stored.items() if "patient-1" in text} == {AUDIT}
     assert not [name for name, text in stored.items() if "Jane Doe" in text]
+    assert set(stored) <= documented_tables()
+
+
+def documented_tables() -> set[str]:
+    """The tables and collections docs/operations.md's data-protection table names."""
+    text = OPERATIONS.read_text().split("### Data protection", 1)[1].split("\n\n", 3)[2]
+    first_cells = [row.split("|")[1] for row in text.splitlines()]
+    return {name for cell in first_cells for name in re.findall(r"`([a-z_]+)`", cell)}
 
 
 async def everything_stored(client: Client, store_url: str) -> dict[str, str]:
