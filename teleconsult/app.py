@@ -193,6 +193,11 @@ def _retention_policy(settings: Settings) -> RetentionPolicy:
         trashed=timedelta(days=settings.retention_trashed_days),
         ended=timedelta(days=ended) if ended is not None else None,
         audit=timedelta(days=settings.audit_retention_days),
+        webhooks_failed=timedelta(days=settings.webhook_retention_days),
+        webhooks_done=min(
+            timedelta(milliseconds=settings.webhook_max_age_ms),
+            timedelta(days=settings.webhook_retention_days),
+        ),
     )
 
 

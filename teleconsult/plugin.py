@@ -10,7 +10,8 @@ A plugin imports from this module only (a test fails when a module under
   verified with its scheme, read as `ProviderEvent`s of the kinds `PARTICIPANT_JOINED`,
   `PARTICIPANT_LEFT`, `CALL_STARTED`, `CALL_ENDED`, refused past `EVENT_MAX_AGE`);
   `LiveConnections` (a provider whose own WebSockets are closed as the server begins
-  to stop); `IdentityProvider`; `ProviderContext.report_events`, for a provider that
+  to stop); `NamedRooms` (a provider that creates rooms under names chosen before the
+  call); `IdentityProvider`; `ProviderContext.report_events`, for a provider that
   sees joins and leaves itself;
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
@@ -78,6 +79,7 @@ from teleconsult.providers.protocols import (
     IdentityProviderPlugin,
     JoinRequest,
     LiveConnections,
+    NamedRooms,
     ParticipantEntry,
     ProviderContext,
     ProviderEvent,
@@ -120,6 +122,7 @@ __all__ = [
     "JoinRequest",
     "Level",
     "LiveConnections",
+    "NamedRooms",
     "NotFound",
     "OutboundClient",
     "ParticipantEntry",

@@ -53,6 +53,7 @@ def purged(**counts: int) -> dict[str, int]:
         "user_map": 0,
         "audit_entries": 0,
         "idempotency_keys": 0,
+        "webhook_deliveries": 0,
         **counts,
     }
 
@@ -120,9 +121,12 @@ async def test_each_period_purges_exactly_what_is_due(
         assert line in metrics
     logged = [line["msg"] for line in log_lines.parsed() if line["msg"].startswith("retention")]
     assert logged == [
-        "retention: purged teleconsultations=1, user_map=1, audit_entries=0, idempotency_keys=1",
-        "retention: purged teleconsultations=1, user_map=1, audit_entries=0, idempotency_keys=0",
-        "retention: purged teleconsultations=0, user_map=0, audit_entries=5, idempotency_keys=0",
+        "retention: purged teleconsultations=1, user_map=1, audit_entries=0, "
+        "idempotency_keys=1, webhook_deliveries=0",
+        "retention: purged teleconsultations=1, user_map=1, audit_entries=0, "
+        "idempotency_keys=0, webhook_deliveries=0",
+        "retention: purged teleconsultations=0, user_map=0, audit_entries=5, "
+        "idempotency_keys=0, webhook_deliveries=0",
     ]
 
 

@@ -67,6 +67,7 @@ def test_defaults() -> None:
         webhook_poll_interval_ms=1000,
         trusted_proxies=(),
         audit_retention_days=365,
+        webhook_retention_days=30,
         retention_trashed_days=30,
         retention_ended_days=None,
         no_show_after_ms=600_000,

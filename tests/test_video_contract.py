@@ -133,10 +133,7 @@ async def subject(
             ProviderContext(settings, load_config(None), {}, clock, storage, no_roster)
         )
 
-        async def stored_users() -> set[str]:
-            return {found.key.removeprefix("user/") for found in await storage.find("user/")}
-
-        yield Subject(webrtc, stored_users, webrtc.rooms.ids)
+        yield Subject(webrtc, None, webrtc.rooms.ids)  # users are derived, never stored
         await webrtc.close()
         await store.health.close()
 

@@ -149,12 +149,18 @@ class LiveKitVideo:
         return stable_user_id(external_id)
 
     async def create_room(self, spec: RoomSpec) -> CreatedRoom:
-        """A room for exactly the invited participants. LiveKit itself ends no call: a
-        limited room's duration bounds its tokens instead."""
+        return await self.create_named_room(self.room_name(), spec)
+
+    def room_name(self) -> str:
+        return ROOM_PREFIX + secrets.token_hex(16)
+
+    async def create_named_room(self, name: str, spec: RoomSpec) -> CreatedRoom:
+        """A room for exactly the invited participants, under the name the core chose (and
+        wrote in the room's job first). LiveKit itself ends no call: a limited room's
+        duration bounds its tokens instead."""
         refusal = self.limits.refusal(spec)
         if refusal is not None:
             raise ProviderError(NAME, "create a room", "bad_answer", refusal)
-        name = ROOM_PREFIX + secrets.token_hex(16)
         await self.rooms.create_room(name, max_participants=len(spec.participants))
         return CreatedRoom(provider_room_id=name)
 

@@ -9,7 +9,6 @@ its page, or carry its WebSocket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -31,14 +30,13 @@ from teleconsult.plugin import (
     Roster,
     RosterEntry,
     ServiceError,
-    VersionConflict,
     stable_user_id,
 )
 
 from . import links, texts
 from .ice import IceServers
 from .links import Credential, LinkSigner
-from .rooms import MAX_PARTICIPANTS, NAME, USER_PREFIX, Rooms
+from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
 from .signaling import Connection, Timing
 
 log = logging.getLogger("teleconsult.webrtc")
@@ -111,20 +109,28 @@ class WebRTCVideo:
     # -- the lifecycle -------------------------------------------------------------------------
 
     async def ensure_user(self, external_id: str, level: Level) -> str:
-        user_id = stable_user_id(external_id)
-        with contextlib.suppress(VersionConflict):  # made before: the same user
-            await self.storage.put(USER_PREFIX + user_id, {"level": str(level)}, None)
-        return user_id
+        # Nothing to store: the id is derived, and a room lists its participants itself.
+        return stable_user_id(external_id)
 
     async def create_room(self, spec: RoomSpec) -> CreatedRoom:
-        """A room document; its links are made when handed out. The core keeps counts and
-        durations within `limits`; a room is refused here only if it could never run."""
+        return await self.create_named_room(self.room_name(), spec)
+
+    # -- NamedRooms ----------------------------------------------------------------------------
+
+    def room_name(self) -> str:
+        return new_room_id()
+
+    async def create_named_room(self, name: str, spec: RoomSpec) -> CreatedRoom:
+        """A room document under the name the core chose (and wrote in the room's job
+        first); its links are made when handed out. The core keeps counts and durations
+        within `limits`; a room is refused here only if it could never run."""
         count, limits = len(spec.participants), self.limits
         if not limits.min_participants <= count <= limits.max_participants:
             raise self._refused(f"a full mesh takes 2 to {MAX_PARTICIPANTS} people, not {count}")
         if not any(p.is_admin for p in spec.participants):
             raise self._refused("a room needs at least one admin")
-        return CreatedRoom(provider_room_id=await self.rooms.create(spec))
+        await self.rooms.create(name, spec)
+        return CreatedRoom(provider_room_id=name)
 
     async def delete_room(self, provider_room_id: str) -> None:
         await self.rooms.delete(provider_room_id)
@@ -219,8 +225,9 @@ class WebRTCVideo:
 
     def _start_loading(self) -> None:
         """Load (or create) the shared link secret in the background: `join_link` cannot wait
-        for the store, so it is fetched as the provider starts, and again after a failure."""
-        if self._signer is not None or (self._loading is not None and not self._loading.done()):
+        for the store, so it is fetched as the provider starts, and again after a failure.
+        The same task deletes what earlier versions left, even when the secret is configured."""
+        if self._loading is not None and (self._signer is not None or not self._loading.done()):
             return
         try:
             self._loading = asyncio.get_running_loop().create_task(self._load())
@@ -230,8 +237,19 @@ class WebRTCVideo:
         self._loading.add_done_callback(_report)
 
     async def _load(self) -> LinkSigner:
-        self._signer = LinkSigner(await links.stored_secret(self.storage))
+        if self._signer is None:
+            self._signer = LinkSigner(await links.stored_secret(self.storage))
+        await self._forget_users()
         return self._signer
+
+    async def _forget_users(self) -> None:
+        """Delete the `user/<provider user id>` documents earlier versions wrote (never read,
+        never expiring, each naming a participant); a failure waits for the next start."""
+        try:
+            for found in await self.storage.find(LEGACY_USER_PREFIX):
+                await self.storage.delete(found.key)
+        except ServiceError as error:
+            log.warning("webrtc: earlier user documents not deleted yet: %s", error.message)
 
     def _refused(self, why: str) -> ProviderError:
         return ProviderError(self.name, "create a room", "bad_answer", why)

@@ -9,7 +9,6 @@ and any replica may serve any participant. In the `webrtc` namespace:
   and the time of its last heartbeat). Every change is a compare-and-set on
   this one document, redone on a conflict: who gets a seat, the capacity and
   the end of the call are decided by whichever write lands first.
-- `user/<provider user id>`: one document per user `ensure_user` made.
 - mailboxes, one per connected peer (its id): what the other peers send it
   (offer, answer, ICE candidates) and what happens in the room (a peer joined
   or left, the call ended). The replica serving the peer takes them (`take`).
@@ -46,7 +45,8 @@ log = logging.getLogger("teleconsult.webrtc")
 
 NAME = "webrtc"
 ROOM_PREFIX = "room/"
-USER_PREFIX = "user/"
+LEGACY_USER_PREFIX = "user/"
+"""Earlier versions kept a document per user there; the provider deletes them as it starts."""
 MAX_PARTICIPANTS = 4
 """A full mesh: each browser sends its media to every other one, so four is the most a
 home connection carries."""
@@ -191,8 +191,7 @@ class Rooms:
         self.report_events = report_events
         """Tells the core who joined and left, and when the call started and ended."""
 
-    async def create(self, spec: RoomSpec) -> str:
-        room_id = "webrtc-" + secrets.token_hex(12)
+    async def create(self, room_id: str, spec: RoomSpec) -> None:
         state = RoomState(
             participants={p.provider_user_id: p.is_admin for p in spec.participants},
             duration_seconds=spec.duration_seconds,
@@ -201,7 +200,6 @@ class Rooms:
             created_at=iso(self.clock()),
         )
         await self.storage.put(ROOM_PREFIX + room_id, state.to_document(), None)
-        return room_id
 
     async def get(self, room_id: str) -> RoomState | None:
         found = await self.storage.get(ROOM_PREFIX + room_id)
@@ -384,6 +382,12 @@ class Rooms:
                 continue
             return result
         raise ProviderError(NAME, operation, "unreachable", "the room kept changing; retry")
+
+
+def new_room_id() -> str:
+    """A room's id, chosen before the room is made (the core writes it in the room's job
+    first): 96 random bits."""
+    return "webrtc-" + secrets.token_hex(12)
 
 
 def _users(state: RoomState) -> dict[str, str]:

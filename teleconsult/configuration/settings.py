@@ -274,6 +274,14 @@ SETTINGS: tuple[Setting, ...] = (
         "how long audit-trail entries (links and credentials handed out, changes) are kept",
     ),
     Setting(
+        "WEBHOOK_RETENTION_DAYS",
+        "30",
+        "days after it finished that a webhook delivery (its payload: ids, states, times, provider "
+        "user ids) is deleted for good by the retention pass: a failed one stays that long for "
+        "`POST /webhooks/failed/{id}/retry`; a delivered or withdrawn one goes after "
+        "`WEBHOOK_MAX_AGE_MS` if that is shorter (1 to 36500)",
+    ),
+    Setting(
         "NO_SHOW_AFTER_MS",
         "600000",
         "a participant who has not joined the call this long after `start_date` is reported by "
@@ -344,6 +352,7 @@ class Settings:
     webhook_poll_interval_ms: int
     trusted_proxies: tuple[IPNetwork, ...]
     audit_retention_days: int
+    webhook_retention_days: int
     retention_trashed_days: int
     retention_ended_days: int | None
     no_show_after_ms: int
@@ -450,6 +459,9 @@ class Settings:
             ),
             trusted_proxies=reader.networks("TRUSTED_PROXIES"),
             audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", minimum=1, maximum=36500),
+            webhook_retention_days=reader.integer(
+                "WEBHOOK_RETENTION_DAYS", minimum=1, maximum=36500
+            ),
             retention_trashed_days=reader.integer(
                 "RETENTION_TRASHED_DAYS", minimum=0, maximum=36500
             ),

@@ -60,7 +60,9 @@ class RoomJobs:
 
     async def open(self, teleconsultation_id: str, room_id: str | None) -> RoomJob:
         """A job, written before the step that could orphan the room; the reconciler leaves
-        it to this request for JOB_GRACE. `room_id` is None before a creation."""
+        it to this request for JOB_GRACE. `room_id` is None before a creation, unless the
+        provider takes the name we choose (`NamedRooms`): then it is that name, so the
+        reconciler finds the room even when the creation's answer is lost."""
         now = self.clock()
         job = RoomJob(
             id=new_object_id(),
@@ -72,13 +74,15 @@ class RoomJobs:
         await self.outbox.add_job(job)
         return job
 
-    async def open_during(self, teleconsultation_id: str, work: Awaitable[T]) -> tuple[RoomJob, T]:
-        """A creation's job (as `open(teleconsultation_id, None)`), written while `work` runs:
+    async def open_during(
+        self, teleconsultation_id: str, work: Awaitable[T], room_id: str | None = None
+    ) -> tuple[RoomJob, T]:
+        """A creation's job (as `open(teleconsultation_id, room_id)`), written while `work` runs:
         the work that comes before the room's creation (its users'), so the job's commit is
         off the request's way. Still written before the room's creation starts; closed
         again if `work` fails or is cancelled (no room was created). The caller's deadline
         must cover `work` too: the job's grace runs from its opening."""
-        opening = asyncio.create_task(self.open(teleconsultation_id, None))
+        opening = asyncio.create_task(self.open(teleconsultation_id, room_id))
         try:
             result = await work
         except BaseException:
@@ -89,7 +93,10 @@ class RoomJobs:
 
     async def learn_room(self, job: RoomJob, room_id: str) -> None:
         """Record the room a creation made. If the job cannot learn it, delete the room now,
-        while its id is known: nothing else could find it."""
+        while its id is known: nothing else could find it. A job that carried the name
+        from the start knows it already."""
+        if job.room_id == room_id:
+            return
         try:
             await self.outbox.set_job_room(job.id, room_id)
         except BaseException:

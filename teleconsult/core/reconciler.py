@@ -92,16 +92,20 @@ class Reconciler:
             logs.event(log, event, count=purged)
         return purged
 
+    async def run_pass(self) -> None:
+        """One pass: every due job, then providers' expired data, then retention."""
+        while await self.run_once() == BATCH:
+            pass  # a full batch: there may be more due now
+        await self.purge_provider_data()
+        if self.retention is not None:
+            await self.retention.run_once()
+        else:
+            await self.purge_expired_keys()
+
     async def run_forever(self, interval_seconds: float) -> None:
         while True:
             try:
-                while await self.run_once() == BATCH:
-                    pass  # a full batch: there may be more due now
-                await self.purge_provider_data()
-                if self.retention is not None:
-                    await self.retention.run_once()
-                else:
-                    await self.purge_expired_keys()
+                await self.run_pass()
             except Unavailable as error:
                 self._outage.failed(error.message)
             except Exception:

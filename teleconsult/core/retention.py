@@ -5,11 +5,17 @@ replica that holds the `retention` lease (taken with one conditional write, held
 for LEASE and renewed by its holder, so another takes over when a replica dies),
 it deletes, a bounded batch at a time:
 - cancelled teleconsultations RETENTION_TRASHED_DAYS after their cancellation,
-  and, when RETENTION_ENDED_DAYS is set, the others that many days after their end;
+  and, when RETENTION_ENDED_DAYS is set, the others that many days after their end,
+  each with an outbox job for its room (written with the deletion), so the reconciler
+  deletes the room from the provider too (what a provider keeps never outlives its
+  teleconsultation);
 - the user-map entries of their participants that no remaining teleconsultation
   has (a participant seen again later is simply mapped again: ids are derived);
 - audit entries older than AUDIT_RETENTION_DAYS;
-- expired idempotency keys.
+- expired idempotency keys;
+- webhook deliveries (their payloads) WEBHOOK_RETENTION_DAYS after they failed, and
+  delivered or withdrawn ones after WEBHOOK_MAX_AGE_MS (when shorter): here rather than
+  in the deliverers, which do not run without an endpoint.
 Each kind is counted in `teleconsult_retention_purged` and logged as counts only.
 MongoDB also expires audit entries and idempotency keys by itself (TTL indexes);
 records are not left to a TTL index, since their user-map entries must follow.
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from teleconsult.core.clock import Clock
+from teleconsult.core.outbox import JOB_GRACE
 from teleconsult.observability.metrics import Metrics
 from teleconsult.store.base import Store
 
@@ -45,6 +52,10 @@ class RetentionPolicy:
     ended: timedelta | None
     """None: ended teleconsultations are kept."""
     audit: timedelta
+    webhooks_failed: timedelta
+    """How long a failed webhook delivery is kept (for a retry), from when it failed."""
+    webhooks_done: timedelta
+    """How long a delivered or withdrawn one is kept, from when it finished."""
 
 
 class Retention:
@@ -82,6 +93,11 @@ class Retention:
             "idempotency_keys": await _in_batches(
                 lambda limit: self.store.idempotency.purge_expired_keys(now, limit)
             ),
+            "webhook_deliveries": await _in_batches(
+                lambda limit: self.store.webhooks.purge(
+                    now - self.policy.webhooks_done, now - self.policy.webhooks_failed, limit
+                )
+            ),
         }
         for kind, count in counts.items():
             self.metrics.retention_purged.labels(kind).inc(count)
@@ -94,7 +110,9 @@ class Retention:
         ended = now - self.policy.ended if self.policy.ended is not None else None
         deleted = forgotten = 0
         for _ in range(MAX_BATCHES):
-            batch = await self.store.records.purge(now - self.policy.trashed, ended, BATCH)
+            batch = await self.store.records.purge(
+                now - self.policy.trashed, ended, BATCH, now=now, rooms_due=now + JOB_GRACE
+            )
             deleted += len(batch)
             participants = sorted({p.external_id for r in batch for p in r.participants})
             used = await self.store.records.in_use(participants) if participants else set()

@@ -33,6 +33,7 @@ from teleconsult.core.domain import (
     RecordState,
     Room,
     RoomPolicy,
+    RoomSpec,
     Teleconsultation,
     WritePolicy,
 )
@@ -53,9 +54,11 @@ from teleconsult.providers import outbound
 from teleconsult.providers.helpers import gather_all
 from teleconsult.providers.protocols import (
     Caller,
+    CreatedRoom,
     Identity,
     IdentityProvider,
     JoinRequest,
+    NamedRooms,
     ParticipantEntry,
     VideoProvider,
 )
@@ -169,7 +172,7 @@ class TeleconsultationService:
         # while the users are, not after them, and the deadline covers both (the job's
         # grace runs from its opening).
         async with _in_time():
-            creation, known = await self.jobs.open_during(record_id, members)
+            creation, known = await self.jobs.open_during(record_id, members, self._room_name())
             await self._commit_in_time(None, record(known), events.CREATED, created, creation)
         return record_id
 
@@ -449,18 +452,20 @@ class TeleconsultationService:
         elif old_room is not None and old_room.spec == spec:
             new_room = old_room
         else:
-            creation = opened or await self.jobs.open(proposed.id, None)
+            creation = opened or await self.jobs.open(proposed.id, self._room_name())
             try:
-                created = await self.video.create_room(spec)
+                created = await self._create_room(creation, spec)
             except ProviderError as error:
                 if not error.may_have_acted:
                     await self.jobs.close(creation)  # certainly no room
-                # Else a room may exist that nobody can name: the job stays, and the
-                # reconciler counts it (docs/operations.md, "Limits").
+                # Else a room may exist: the job stays, and the reconciler deletes it by
+                # the name the job carries, or counts it when the provider names its rooms
+                # itself (docs/operations.md, "Limits").
                 raise
             except BaseException:
-                await self.jobs.close(creation)
-                raise
+                if creation.room_id is None:  # nothing could find a room it made anyway
+                    await self.jobs.close(creation)
+                raise  # a named room may exist: the reconciler deletes it by its name
             await self.jobs.learn_room(creation, created.provider_room_id)
             new_room = Room(
                 provider_room_id=created.provider_room_id, spec=spec, links=created.links
@@ -508,6 +513,17 @@ class TeleconsultationService:
         if retirement is not None and retiring is not None:
             why = "replaced" if new_room is not None else "no_longer_needed"
             await self.jobs.settle(retirement, retiring.provider_room_id, why)
+
+    def _room_name(self) -> str | None:
+        """The next room's name, when the provider takes names chosen before the call
+        (`NamedRooms`): its job carries it from the start, so the reconciler can find the
+        room whatever happens to the creation."""
+        return self.video.room_name() if isinstance(self.video, NamedRooms) else None
+
+    async def _create_room(self, job: RoomJob, spec: RoomSpec) -> CreatedRoom:
+        if job.room_id is not None and isinstance(self.video, NamedRooms):
+            return await self.video.create_named_room(job.room_id, spec)
+        return await self.video.create_room(spec)
 
     def _schedule(
         self, current: Teleconsultation | None, schedule: ScheduleInput

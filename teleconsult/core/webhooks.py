@@ -18,6 +18,8 @@ exponential backoff and jitter until WEBHOOK_MAX_AGE_MS has passed since the
 event, then the delivery fails: counted, logged, listed by `GET
 /webhooks/failed`, and sent again by `POST /webhooks/failed/{id}/retry`. Only
 endpoint names and event ids reach the logs, never URLs, secrets or payloads.
+Finished deliveries are deleted by the retention pass (`core.retention`), which runs
+with or without endpoints.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import contextlib
 import json
 import logging
 import random
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -50,10 +51,6 @@ LEASE_MARGIN = timedelta(seconds=30)
 """A lease lasts the timeout plus this: the store writes around the request fit in it."""
 FIRST_RETRY = timedelta(seconds=5)
 MAX_RETRY = timedelta(hours=1)
-FAILED_RETENTION = timedelta(days=30)
-"""How long a failed delivery waits for an operator before it is purged."""
-PURGE_EVERY_SECONDS = 60.0
-PURGE_BATCH = 500
 USER_AGENT = f"teleconsult/{__version__} (webhooks)"
 GONE = "the endpoint answered 410 Gone and was turned off"
 
@@ -89,7 +86,6 @@ class Deliverer:
         self._signers = {endpoint.name: Webhook(endpoint.secret) for endpoint in endpoints}
         self._session: aiohttp.ClientSession | None = None
         self._wake = asyncio.Event()
-        self._purged_at: float | None = None
 
     def wake(self) -> None:
         """A change was written here: look now rather than at the next interval."""
@@ -131,34 +127,12 @@ class Deliverer:
             try:
                 while await self.run_once() > 0:
                     pass  # there may be more due now
-                await self._purge()
             except Unavailable as error:
                 log.warning("webhooks: the store is unavailable: %s", error.message)
             except Exception:
                 log.exception("webhooks: unexpected error; delivery will try again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval_seconds)
-
-    async def purge(self) -> int:
-        """Delete deliveries done longer than WEBHOOK_MAX_AGE_MS ago, and failed ones after
-        FAILED_RETENTION, a bounded batch at a time."""
-        now = self.clock()
-        purged = 0
-        while (
-            batch := await self.store.webhooks.purge(
-                now - self.max_age, now - FAILED_RETENTION, PURGE_BATCH
-            )
-        ) > 0:
-            purged += batch
-            if batch < PURGE_BATCH:
-                break
-            await asyncio.sleep(0)
-        return purged
-
-    async def _purge(self) -> None:
-        if self._purged_at is None or time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:
-            self._purged_at = time.monotonic()
-            await self.purge()
 
     async def _turned_off(self, now: datetime) -> set[str]:
         """The configured endpoints turned off at their configured URL (a URL changed since

@@ -216,6 +216,26 @@ class VirtualBackgrounds(Protocol):
 
 
 @runtime_checkable
+class NamedRooms(Protocol):
+    """The provider creates rooms under names chosen before the call.
+
+    The core asks for the name first and writes it into the room's outbox job, then
+    creates the room: a creation whose answer was lost, or whose process died before it
+    learned the answer, is still found by the reconciler, which deletes the room (or
+    closes the job when the record points to it). A provider without it names rooms
+    itself, and such a room is out of reach (docs/operations.md, "Limits").
+    """
+
+    def room_name(self) -> str:
+        """A new room name, unguessable and never given before; no I/O."""
+        ...
+
+    async def create_named_room(self, name: str, spec: RoomSpec) -> CreatedRoom:
+        """Create the room `name` for `spec`; its `provider_room_id` is `name`."""
+        ...
+
+
+@runtime_checkable
 class LiveConnections(Protocol):
     """The provider holds long-lived connections of its own (its pages' WebSockets)."""
 

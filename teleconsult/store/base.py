@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from teleconsult.core.domain import Phase, Teleconsultation
+from teleconsult.store.documents import new_object_id
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,20 @@ class Records(Protocol):
         ...
 
     async def purge(
-        self, trashed_before: datetime, ended_before: datetime | None, limit: int
+        self,
+        trashed_before: datetime,
+        ended_before: datetime | None,
+        limit: int,
+        *,
+        now: datetime,
+        rooms_due: datetime,
     ) -> list[Teleconsultation]:
         """Delete up to `limit` records trashed (cancelled) before `trashed_before` and, when
-        `ended_before` is given, live ones that ended before it; return those deleted."""
+        `ended_before` is given, live ones that ended before it; return those deleted.
+
+        Each deleted record's room gets an outbox job (written at `now`, due at
+        `rooms_due`), in the deletion's transaction or before the deletion, so the room
+        goes with its record whatever happens next: the reconciler deletes it."""
         ...
 
     async def in_use(self, external_ids: Sequence[str]) -> set[str]:
@@ -187,7 +198,9 @@ class RoomJob:
     Written before the step that could orphan the room (its creation, its replacement,
     a cancel), so a crash or a failed deletion leaves the job behind. The reconciler
     deletes the room unless the teleconsultation's live record still points to it.
-    `room_id` is None while the room's creation is under way (its id not yet known).
+    `room_id` is None while the room's creation is under way (its id not yet known),
+    unless the provider took a name chosen before (`NamedRooms`). Retention writes one
+    for the room of each record it deletes.
     """
 
     id: str
@@ -197,6 +210,15 @@ class RoomJob:
     not_before: datetime
     attempts: int = 0
     last_error: str | None = None
+
+
+def room_jobs(purged: Sequence[Teleconsultation], now: datetime, due: datetime) -> list[RoomJob]:
+    """The jobs that delete the rooms of records retention deletes (`Records.purge`)."""
+    return [
+        RoomJob(new_object_id(), record.id, record.room.provider_room_id, now, due)
+        for record in purged
+        if record.room is not None
+    ]
 
 
 class Outbox(Protocol):

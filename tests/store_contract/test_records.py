@@ -201,7 +201,7 @@ async def test_sqlite_reads_what_another_process_wrote_and_forgets_purged_texts(
     assert await store.records.get(original.id) is None
 
     assert sqlite_records.parsed_cache_size() > 0
-    purged = await store.records.purge(NOW + timedelta(days=365), None, 10)
+    purged = await store.records.purge(NOW + timedelta(days=365), None, 10, now=NOW, rooms_due=NOW)
     assert [gone.id for gone in purged] == [original.id]
     assert sqlite_records.parsed_cache_size() == 0
     await store.health.close()

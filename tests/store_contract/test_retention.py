@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from teleconsult.core.domain import Level, Participant, RecordState
+from teleconsult.core.domain import Level, Participant, RecordState, Room, RoomSpec
 from teleconsult.store.base import RecordQuery
 from tests.store_contract.helpers import NOW, Opener, record
 
@@ -37,9 +37,13 @@ async def test_records_are_purged_by_cancellation_and_end(open_store: Opener) ->
     for each in (cancelled_long_ago, cancelled_lately, ended_long_ago, coming):
         await records.insert(each)
 
-    assert await records.purge(NOW - 30 * day, None, 10) == [cancelled_long_ago]
-    assert await records.purge(NOW - 30 * day, None, 10) == []
-    assert await records.purge(NOW - 30 * day, NOW - 30 * day, 10) == [ended_long_ago]
+    assert await records.purge(NOW - 30 * day, None, 10, now=NOW, rooms_due=NOW + MINUTE) == [
+        cancelled_long_ago
+    ]
+    assert await records.purge(NOW - 30 * day, None, 10, now=NOW, rooms_due=NOW + MINUTE) == []
+    assert await records.purge(
+        NOW - 30 * day, NOW - 30 * day, 10, now=NOW, rooms_due=NOW + MINUTE
+    ) == [ended_long_ago]
     assert await records.get_any(cancelled_long_ago.id) is None
     assert await records.get_any(cancelled_lately.id) == cancelled_lately
     everything = await records.find_page(RecordQuery(limit=10))
@@ -48,12 +52,32 @@ async def test_records_are_purged_by_cancellation_and_end(open_store: Opener) ->
     assert await records.in_use(["doctor-1", "nurse-1", "nobody"]) == {"doctor-1"}
 
 
+async def test_the_room_of_a_purged_record_is_left_to_the_reconciler(open_store: Opener) -> None:
+    store = await open_store()
+    day = timedelta(days=1)
+    room = Room("room-1", RoomSpec((), None, False, "none"), {})
+    ended = record(start_date=NOW - 41 * day, end_date=NOW - 40 * day, room=room)
+    cancelled = record(state=RecordState.TRASH, updated_at=NOW - 40 * day)  # its room went
+    for each in (ended, cancelled):
+        await store.records.insert(each)
+
+    purged = await store.records.purge(
+        NOW - 30 * day, NOW - 30 * day, 10, now=NOW, rooms_due=NOW + MINUTE
+    )
+
+    assert sorted(r.id for r in purged) == sorted([ended.id, cancelled.id])
+    assert await store.outbox.job_backlog() == (1, NOW)
+    assert await store.outbox.claim_jobs("a", NOW, NOW + MINUTE, 10) == []  # not due yet
+    [job] = await store.outbox.claim_jobs("a", NOW + MINUTE, NOW + 2 * MINUTE, 10)
+    assert (job.teleconsultation_id, job.room_id, job.attempts) == (ended.id, "room-1", 0)
+
+
 async def test_purges_are_bounded(open_store: Opener) -> None:
     records = (await open_store()).records
     for _ in range(3):
         await records.insert(record(state=RecordState.TRASH, updated_at=NOW))
-    assert len(await records.purge(NOW + MINUTE, None, 2)) == 2
-    assert len(await records.purge(NOW + MINUTE, None, 2)) == 1
+    assert len(await records.purge(NOW + MINUTE, None, 2, now=NOW, rooms_due=NOW + MINUTE)) == 2
+    assert len(await records.purge(NOW + MINUTE, None, 2, now=NOW, rooms_due=NOW + MINUTE)) == 1
 
 
 async def test_users_are_forgotten_for_every_provider(open_store: Opener) -> None:

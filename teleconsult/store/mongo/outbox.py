@@ -25,19 +25,7 @@ class MongoOutbox(MongoCollection):
 
     async def add_job(self, job: RoomJob) -> None:
         async with self._database.guard() as database:
-            await database[self._collection].insert_one(
-                {
-                    "_id": job.id,
-                    "teleconsultationId": job.teleconsultation_id,
-                    "roomId": job.room_id,
-                    "createdAt": job.created_at,
-                    "notBefore": job.not_before,
-                    "leaseUntil": EPOCH,
-                    "leaseOwner": None,
-                    "attempts": job.attempts,
-                    "lastError": job.last_error,
-                }
-            )
+            await database[self._collection].insert_one(job_document(job))
 
     async def set_job_room(self, job_id: str, room_id: str) -> None:
         async with self._database.guard() as database:
@@ -96,3 +84,18 @@ class MongoOutbox(MongoCollection):
             count: int = await database[self._collection].count_documents({})
             oldest = await database[self._collection].find_one({}, sort=[("createdAt", ASCENDING)])
         return count, None if oldest is None else as_datetime(oldest["createdAt"])
+
+
+def job_document(job: RoomJob) -> dict[str, Any]:
+    """A job as stored, for `add_job` and for retention's jobs (written with their purge)."""
+    return {
+        "_id": job.id,
+        "teleconsultationId": job.teleconsultation_id,
+        "roomId": job.room_id,
+        "createdAt": job.created_at,
+        "notBefore": job.not_before,
+        "leaseUntil": EPOCH,
+        "leaseOwner": None,
+        "attempts": job.attempts,
+        "lastError": job.last_error,
+    }

@@ -11,9 +11,11 @@ from pymongo import ASCENDING
 
 from teleconsult.core.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
-from teleconsult.store.base import Delivery, RecordQuery
+from teleconsult.store.base import Delivery, RecordQuery, room_jobs
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.mongo.connection import MongoCollection
+from teleconsult.store.mongo.outbox import COLLECTION as OUTBOX
+from teleconsult.store.mongo.outbox import job_document
 from teleconsult.store.mongo.webhooks import OUTBOX_FIELD, outbox_entries
 
 
@@ -152,7 +154,13 @@ class MongoRecords(MongoCollection):
             ]
 
     async def purge(
-        self, trashed_before: datetime, ended_before: datetime | None, limit: int
+        self,
+        trashed_before: datetime,
+        ended_before: datetime | None,
+        limit: int,
+        *,
+        now: datetime,
+        rooms_due: datetime,
     ) -> list[Teleconsultation]:
         due: list[dict[str, Any]] = [
             {"__STATE__": RecordState.TRASH.value, "updatedAt": {"$lt": trashed_before}}
@@ -166,11 +174,17 @@ class MongoRecords(MongoCollection):
             ]
             if not found:
                 return []
+            purged = [_from_mongo(document) for document in found]
+            # The rooms' jobs first, due once the deletion is done (no transaction here): a
+            # record that stays after all keeps its room (the job finds it in use).
+            jobs = room_jobs(purged, now, rooms_due)
+            if jobs:
+                await database[OUTBOX].insert_many([job_document(job) for job in jobs])
             # The condition again: a record changed since it was read stays.
             await database[self._collection].delete_many(
                 {"_id": {"$in": [document["_id"] for document in found]}, "$or": due}
             )
-        return [_from_mongo(document) for document in found]
+        return purged
 
     async def in_use(self, external_ids: Sequence[str]) -> set[str]:
         used = set()

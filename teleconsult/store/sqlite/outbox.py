@@ -33,7 +33,11 @@ class SQLiteOutbox(SQLiteTable):
         await db.execute(f"CREATE INDEX IF NOT EXISTS outbox_due ON {self._table} (not_before)")
 
     async def add_job(self, job: RoomJob) -> None:
-        await self._connection.write(
+        await self._connection.write(*self.added(job))
+
+    def added(self, job: RoomJob) -> Statement:
+        """The statement that writes a job, for a write that makes one (retention's)."""
+        return (
             f"INSERT INTO {self._table} (id, teleconsultation_id, room_id, created_at,"
             " not_before, attempts, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (

@@ -18,7 +18,7 @@ import aiosqlite
 from teleconsult.core.clock import to_micros as micros
 from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import VersionConflict
-from teleconsult.store.base import Delivery, RecordQuery
+from teleconsult.store.base import Delivery, RecordQuery, room_jobs
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
@@ -268,7 +268,13 @@ class SQLiteRecords(SQLiteTable):
         return [parsed(row[0]) for row in rows]
 
     async def purge(
-        self, trashed_before: datetime, ended_before: datetime | None, limit: int
+        self,
+        trashed_before: datetime,
+        ended_before: datetime | None,
+        limit: int,
+        *,
+        now: datetime,
+        rooms_due: datetime,
     ) -> list[Teleconsultation]:
         async def delete(db: aiosqlite.Connection) -> list[Teleconsultation]:
             # The first `limit` due records, then exactly those: one short transaction.
@@ -288,7 +294,10 @@ class SQLiteRecords(SQLiteTable):
             ids = [(row[0],) for row in rows]
             await db.executemany(f"DELETE FROM {self._table} WHERE id = ?", ids)
             await db.executemany(f"DELETE FROM {self._participants} WHERE id = ?", ids)
-            return [decoded(row[1]) for row in rows]
+            purged = [decoded(row[1]) for row in rows]
+            jobs = room_jobs(purged, now, rooms_due)
+            await run_all(db, [self._outbox.added(job) for job in jobs])
+            return purged
 
         purged = await self._connection.transaction(delete)
         if purged:
