@@ -307,7 +307,8 @@ class Webhooks(Protocol):
 
     async def purge(self, done_before: datetime, failed_before: datetime, limit: int) -> int:
         """Delete up to `limit` deliveries delivered or dropped before `done_before`, and
-        as many failed before `failed_before`; return how many went."""
+        as many failed before `failed_before` (or still pending with a deadline before it:
+        never sent since their endpoint was removed); return how many went."""
         ...
 
     async def backlog(self) -> tuple[int, int, datetime | None]:

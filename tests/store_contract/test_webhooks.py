@@ -215,3 +215,7 @@ async def test_finished_deliveries_are_purged(open_store: Opener) -> None:
     assert await store.webhooks.purge(later, later, 10) == 1  # the failed one
     assert await store.webhooks.purge(later, later, 10) == 0
     assert await store.webhooks.backlog() == (1, 0, NOW)
+    # Still pending past its deadline (its endpoint was removed, so no deliverer fails it):
+    # its payload goes as a failed one's would.
+    assert await store.webhooks.purge(later, NOW + 2 * DAY, 10) == 1
+    assert await store.webhooks.backlog() == (0, 0, None)

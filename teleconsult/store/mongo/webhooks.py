@@ -283,6 +283,9 @@ class MongoWebhooks(MongoCollection):
                                 "finishedAt": {"$lte": done_before},
                             },
                             {"status": "failed", "finishedAt": {"$lte": failed_before}},
+                            # Never sent (its endpoint was removed): as if it failed at its
+                            # deadline, so its payload goes all the same.
+                            {"status": "pending", "deadline": {"$lte": failed_before}},
                         ]
                     },
                     projection={"_id": True},

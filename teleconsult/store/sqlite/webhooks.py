@@ -197,8 +197,10 @@ class SQLiteWebhooks(SQLiteTable):
         return await self._connection.write(
             f"DELETE FROM {self._table} WHERE id IN (SELECT id FROM {self._table}"
             " WHERE (status IN ('delivered', 'dropped') AND finished_at <= ?)"
-            " OR (status = 'failed' AND finished_at <= ?) LIMIT ?)",
-            (millis(done_before), millis(failed_before), limit),
+            " OR (status = 'failed' AND finished_at <= ?)"
+            # Never sent (its endpoint was removed): as if it failed at its deadline.
+            " OR (status = 'pending' AND deadline <= ?) LIMIT ?)",
+            (millis(done_before), millis(failed_before), millis(failed_before), limit),
         )
 
     async def backlog(self) -> tuple[int, int, datetime | None]:
