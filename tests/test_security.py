@@ -47,6 +47,7 @@ from tests.helpers import (
     in_a_request_scope,
     join,
     person,
+    raw_answer,
     raw_get,
     served,
     teleconsultation,
@@ -884,3 +885,40 @@ async def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> N
         await store.health.close()
     assert len(acknowledged) >= 10
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("request_head", "secret"),
+    [
+        pytest.param(
+            b"GET /-/healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n",
+            b"T" * 20_000,
+            id="header-value",
+        ),
+        pytest.param(b"GET /-/healthz?token=%s HTTP/1.1\r\nHost: x\r\n", b"T" * 20_000, id="url"),
+        pytest.param(b"GET /-/healthz HTTP/1.1\r\nHost: x\r\nX-%s: y\r\n", b"N" * 9_000, id="name"),
+    ],
+)
+async def test_an_oversized_header_is_a_431_that_echoes_nothing(
+    client: Client, log_lines: LogLines, request_head: bytes, secret: bytes
+) -> None:
+    """aiohttp's own answer was a plain-text 400 quoting the line (a token, say)."""
+    assert client.server.port is not None
+    answer = await raw_answer(
+        client.server.port, request_head % secret + b"Connection: close\r\n\r\n"
+    )
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].endswith(b" 431 Request Header Fields Too Large"), head
+    assert b"Content-Type: application/json; charset=utf-8\r\n" in head
+    assert b"Server: teleconsult\r\n" in head
+    assert json.loads(body) == error(
+        431,
+        "The request line or a header is longer than 8190 bytes (the limit); send it shorter.",
+        "Request Header Fields Too Large",
+        code="header_too_large",
+    )
+    assert secret[:20] not in answer
+    [warning] = [line for line in log_lines.parsed() if line["level"] >= 40]
+    assert warning["msg"] == "malformed HTTP request: a line longer than 8190 bytes"
+    assert secret[:20].decode() not in log_lines.text
