@@ -468,3 +468,111 @@ async def test_the_usage_examples_in_auth0_mode(auth0_mode_client: Client) -> No
         "Jane Doe",
         "Ann Lee",
     ]
+
+
+# -- ids in the directories' paths ----------------------------------------------------------
+
+ODD_IDS = ["auth0|a/b", "a%2F..%2Fb", "a b?c#d", "é@x.y", "...", "a..b"]
+"""Ids a path could mangle (a slash, an encoded slash, a query, a fragment, dots): each must
+arrive as one whole segment, exactly as given."""
+REFUSED = "'.' and '..' (in any spelling) would be dropped from a URL path"
+
+
+def dot_dot_crud() -> FakeUsersCrud:
+    """A users CRUD that resolves `mallory` to `..` (and the patient as itself)."""
+    return FakeUsersCrud(
+        records=[{"_id": "mallory", "authUserId": ".."}, {"_id": "pat", "authUserId": "auth0|pat"}]
+    )
+
+
+def recording_root(app: web.Application, path: str, hits: list[str]) -> None:
+    """`path` on `app` answers a document that reads as a doctor, and records who asked."""
+
+    async def root(request: web.Request) -> web.Response:
+        hits.append(request.headers.get("Authorization", ""))
+        return web.json_response({"name": "Root Document", "groups": ["doctor"]})
+
+    app.router.add_get(path, root)
+
+
+async def test_odd_ids_reach_auth0_client_exactly_as_given(
+    make_client: MakeClient, aiohttp_server: Server, auth0_client_service: FakeAuth0Client
+) -> None:
+    auth0_client_service.users = {user_id: {"groups": ["doctor"]} for user_id in ODD_IDS}
+    server = await aiohttp_server(auth0_client_service.app())
+    client = await make_client(AUTH_SERVICE=url(server))
+
+    await create(client, body(ODD_IDS))
+
+    assert sorted(r.path for r in auth0_client_service.received) == sorted(
+        f"/users/{user_id}" for user_id in ODD_IDS
+    )
+
+
+async def test_odd_ids_reach_the_management_api_exactly_as_given(
+    make_client: MakeClient, management_env: dict[str, str], management: FakeManagementApi
+) -> None:
+    management.users = {user_id: {"name": "x"} for user_id in ODD_IDS}
+    management.roles = {user_id: ["doctor"] for user_id in ODD_IDS}
+    client = await make_client(**management_env, AUTH0_GROUPS_SOURCE="roles")
+
+    await create(client, body(ODD_IDS))
+
+    lookups = sorted(r.path for r in management.received if r.method == "GET")
+    assert lookups == sorted(
+        path
+        for user_id in ODD_IDS
+        for path in (f"/api/v2/users/{user_id}", f"/api/v2/users/{user_id}/roles")
+    )
+
+
+async def test_an_id_resolved_to_dot_dot_is_not_auth0_clients_root_document(
+    make_client: MakeClient, aiohttp_server: Server, auth0_client_service: FakeAuth0Client
+) -> None:
+    """`/users/..` is `/`: auth0-client's root document made `mallory` a doctor."""
+    app = auth0_client_service.app()
+    hits: list[str] = []
+    recording_root(app, "/", hits)
+    auth, users = await aiohttp_server(app), await aiohttp_server(dot_dot_crud().app())
+    client = await make_client(
+        AUTH_SERVICE=url(auth), CUSTOM_ID_USERS_API_ENDPOINT=url(users) + "/"
+    )
+
+    response = await client.post("/teleconsultation", json=body(["pat", "mallory"]))
+
+    assert response.status == 502
+    assert await response.json() == error(
+        502,
+        f"The auth0-client provider failed to look up a user: userId cannot be sent in a URL "
+        f"path: {REFUSED}",
+    )
+    assert hits == []
+    assert [r.path for r in auth0_client_service.received] == ["/users/auth0|pat"]
+
+
+async def test_an_id_resolved_to_dot_dot_sends_the_m2m_token_nowhere_else(
+    make_client: MakeClient,
+    aiohttp_server: Server,
+    management_env: dict[str, str],
+    management: FakeManagementApi,
+) -> None:
+    """`/api/v2/users/..` is `/api/v2/`: the Management API token went to another path."""
+    app = management.app()
+    hits: list[str] = []
+    recording_root(app, "/api/v2/", hits)
+    server, users = await aiohttp_server(app), await aiohttp_server(dot_dot_crud().app())
+    client = await make_client(
+        **{**management_env, "AUTH0_BASE_URL": url(server)},
+        CUSTOM_ID_USERS_API_ENDPOINT=url(users) + "/",
+    )
+
+    response = await client.post("/teleconsultation", json=body(["pat", "mallory"]))
+
+    assert response.status == 502
+    assert await response.json() == error(
+        502,
+        f"The auth0 provider failed to look up a user: userId cannot be sent in a URL path: "
+        f"{REFUSED}",
+    )
+    assert hits == []
+    assert [r.path for r in management.received if r.method == "GET"] == ["/api/v2/users/auth0|pat"]

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from yarl import URL
 
 from teleconsult.configuration.settings import Settings
 from teleconsult.core import domain
@@ -25,6 +26,7 @@ from teleconsult.core.domain import (
 )
 from teleconsult.errors import ConfigurationError, InvalidRequest, NoPlusUser
 from teleconsult.plugin import JoinRequest, SettingsReader, TokenWindow, server_url, stable_user_id
+from teleconsult.providers.outbound import UnsafeSegment, segment_problem, url_path
 from teleconsult.store.documents import from_document, is_object_id, new_object_id, to_document
 
 PRIVILEGES = Privileges(
@@ -241,6 +243,62 @@ def test_a_kept_id_never_equals_a_digest() -> None:
     assert victim.startswith("h-")
     assert stable_user_id(victim) != victim
     assert stable_user_id(victim, prefix="tc-") != stable_user_id("doctor 1", prefix="tc-")
+
+
+DOTS = "'.' and '..' (in any spelling) would be dropped from a URL path"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", "an empty value names nothing in a URL path"),
+        (".", DOTS),
+        ("..", DOTS),
+        ("%2e", DOTS),
+        ("%2E%2e", DOTS),
+        (".%2E", DOTS),
+        ("%252e%252e", DOTS),  # a server that decodes twice
+        ("\u2025", DOTS),  # TWO DOT LEADER, ".." under NFKC
+        ("\uff0e", DOTS),  # FULLWIDTH FULL STOP
+        ("...", None),
+        (".a", None),
+        ("a..b", None),
+        ("a/b", None),
+        ("a%2F..", None),
+        ("%", None),
+        ("%zz", None),
+    ],
+)
+def test_a_path_segment_is_never_a_dot_segment(value: str, problem: str | None) -> None:
+    assert segment_problem(value) == problem
+
+
+SAMPLE = [chr(code) for code in range(0x20, 0x300)] + ["\u2024", "\u3002", "\ufe52"]
+"""Every ASCII and Latin character, and dots of other scripts."""
+
+
+@pytest.mark.parametrize("suffix", ["", ".", "%2e", "/"])
+def test_every_accepted_value_travels_as_one_whole_segment(suffix: str) -> None:
+    """Whatever `url_path` accepts survives yarl's normalisation unchanged, as one segment."""
+    for character in SAMPLE:
+        value = character + suffix
+        if segment_problem(value) is not None:
+            continue
+        path = url_path("/users/{id}/roles", id=value)
+        sent = URL("http://auth.test" + path, encoded=True)
+        assert sent.raw_path == path
+        assert sent.parts[1:] == ("users", value, "roles")
+        assert URL("http://auth.test" + path).parts[1:] == ("users", value, "roles")
+
+
+def test_url_path_refuses_before_it_builds() -> None:
+    with pytest.raises(UnsafeSegment) as raised:
+        url_path("/v2/rooms/{room_id}", room_id="..")
+    assert (raised.value.name, str(raised.value)) == (
+        "room_id",
+        f"room_id cannot be sent in a URL path: {DOTS}",
+    )
+    assert url_path("/v2/rooms/{room_id}", room_id="a b/c?d#e%") == "/v2/rooms/a%20b%2Fc%3Fd%23e%25"
 
 
 OPENS = datetime(2030, 2, 22, 15, 0, tzinfo=UTC)

@@ -15,6 +15,7 @@ from tests.helpers import (
     PATIENT,
     Client,
     FrozenClock,
+    LogLines,
     MakeClient,
     bandyer_env,
     create,
@@ -153,6 +154,33 @@ async def test_deleting_uploads_is_off_by_default(client: Client) -> None:
 
     assert response.status == 204
     assert fake_video(client).uploads[room] == ["file-1"]
+
+
+async def test_kaleyra_file_keys_travel_as_one_whole_path_segment(
+    make_client: MakeClient, kaleyra_url: str, kaleyra: FakeKaleyra, log_lines: LogLines
+) -> None:
+    """Each key Kaleyra lists goes back in `DELETE /v2/uploads/<key>`: a key `..` made that
+    `DELETE /v2/` (a JSON 404 there would have counted as deleted); now it is sent nowhere.
+    Odd keys arrive exactly as listed."""
+    client = await make_client(TELECONSULTATION_DELETE_UPLOADS="true", **bandyer_env(kaleyra_url))
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    room = await provider_room(client, room_id)
+    odd = ["a/b", "a%2F..%2Fb", "c d?e#f", "..."]
+    kaleyra.uploads[room] = [*odd, ".."]
+
+    response = await client.delete(f"/teleconsultation/{room_id}/uploads")
+
+    assert (response.status, await response.json()) == (200, {"total": 5, "deleted": 4})
+    assert kaleyra.uploads[room] == [".."]
+    assert [call.path for call in kaleyra.calls("delete_upload")] == [
+        f"/v2/uploads/{key}" for key in odd
+    ]
+    [warning] = [line for line in log_lines.parsed() if line["level"] >= 40]
+    assert warning["msg"] == (
+        "could not delete an uploaded file: The bandyer provider failed to delete a file: key "
+        "cannot be sent in a URL path: '.' and '..' (in any spelling) would be dropped from a URL "
+        "path"
+    )
 
 
 # -- POST /credentials ---------------------------------------------------------------------------

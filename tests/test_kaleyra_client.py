@@ -209,3 +209,33 @@ async def test_the_api_key_never_reaches_a_log_line_or_an_error(
     for record in caplog.records:
         assert API_KEY not in record.getMessage()
     assert API_KEY not in repr(client.options)
+
+
+DOTS = "'.' and '..' (in any spelling) would be dropped from a URL path"
+
+
+@pytest.mark.parametrize(
+    ("room_id", "problem"),
+    [
+        ("..", DOTS),
+        (".", DOTS),
+        ("%2e%2E", DOTS),
+        ("", "an empty value names nothing in a URL path"),
+    ],
+)
+async def test_a_room_id_a_url_would_resolve_away_is_sent_nowhere(
+    client: KaleyraClient, kaleyra: FakeKaleyra, room_id: str, problem: str
+) -> None:
+    """`/v2/rooms/..` is `/v2/`: the id is refused before anything is sent."""
+    for operation, method in [
+        ("get a room", client.get_room),
+        ("delete a room", client.delete_room),
+    ]:
+        with pytest.raises(ProviderError) as raised:
+            await method(room_id)
+        assert (raised.value.status, raised.value.message) == (
+            502,
+            f"The bandyer provider failed to {operation}: room_id cannot be sent in a URL path: "
+            f"{problem}",
+        )
+    assert kaleyra.requests == []

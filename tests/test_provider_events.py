@@ -301,3 +301,102 @@ async def test_a_recorded_event_is_an_event_line_with_ids_only(
     )
     assert "Jane Doe" not in log_lines.text
     assert "bandyer-signature" not in log_lines.text
+
+
+SIGNATURE = "a" * 64
+MALFORMED_SIGNATURES = [
+    pytest.param("t=1,v0=é", id="non-ascii-signature"),
+    pytest.param(f"t={'9' * 5000},v0={SIGNATURE}", id="huge-timestamp"),
+    pytest.param(f"t=1²,v0={SIGNATURE}", id="non-ascii-digit"),
+    pytest.param(f"t=\u0661\u0667,v0={SIGNATURE}", id="arabic-indic-digits"),
+    pytest.param("t=1", id="no-signature"),
+    pytest.param(f"v0={SIGNATURE}", id="no-timestamp"),
+    pytest.param(f"t=,v0={SIGNATURE}", id="empty-timestamp"),
+    pytest.param("t=1,v0=", id="empty-signature"),
+    pytest.param(f"t=1,t=2,v0={SIGNATURE}", id="repeated-timestamp"),
+    pytest.param(f"t=1,v0={SIGNATURE},v0={'b' * 64}", id="repeated-signature"),
+    pytest.param("t=1,v0=not-hex", id="not-hex"),
+    pytest.param(f"t=-1,v0={SIGNATURE}", id="negative-timestamp"),
+    pytest.param(",,,=,", id="only-separators"),
+]
+
+
+def warnings(log_lines: LogLines) -> list[dict[str, Any]]:
+    return [line for line in log_lines.parsed() if line["level"] >= 40]
+
+
+@pytest.mark.parametrize("signature", MALFORMED_SIGNATURES)
+async def test_a_malformed_kaleyra_signature_is_a_401_and_one_warning(
+    bandyer: Client, signature: str, log_lines: LogLines
+) -> None:
+    """The header is read strictly: no part of it reaches int(), a date or compare_digest
+    unchecked (a 500 with a traceback before), and its value is logged nowhere."""
+    response = await bandyer.post(
+        KALEYRA_EVENTS, data=b"{}", headers={"bandyer-signature": signature}
+    )
+
+    assert response.status == 401
+    assert await response.json() == error(
+        401,
+        "The bandyer-signature header must read t=<timestamp>,v0=<hex>.",
+        "Unauthorized user",
+    )
+    [warning] = warnings(log_lines)
+    assert warning["level"] == 40
+    assert warning["msg"] == (
+        "bandyer event refused: The bandyer-signature header must read t=<timestamp>,v0=<hex>."
+    )
+    assert signature not in log_lines.text
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param("Bearer é", id="non-ascii"),
+        pytest.param("Bearer " + "9" * 5000, id="huge-number"),
+        pytest.param("Bearer a.b", id="missing-part"),
+        pytest.param("Bearer a.b.c.d", id="extra-part"),
+        pytest.param("Bearer Bearer x.y.z", id="repeated-scheme"),
+        pytest.param("Basic dXNlcjpwYXNz", id="another-scheme"),
+    ],
+)
+async def test_a_malformed_livekit_token_is_a_401_and_one_warning(
+    make_client: MakeClient, livekit_url: str, authorization: str, log_lines: LogLines
+) -> None:
+    client = await make_client(CONFIG, **livekit_env(livekit_url))
+    message = (
+        "The LiveKit event's token is not signed with the API secret, has expired, or does "
+        "not carry this body's hash."
+    )
+
+    response = await client.post(
+        "/providers/livekit/events", data=b"{}", headers={"Authorization": authorization}
+    )
+
+    assert response.status == 401
+    assert await response.json() == error(401, message, "Unauthorized user")
+    [warning] = warnings(log_lines)
+    assert warning["msg"] == f"livekit event refused: {message}"
+    assert authorization.removeprefix("Bearer ") not in log_lines.text
+
+
+async def test_a_livekit_event_created_past_the_end_of_time_is_a_401(
+    make_client: MakeClient, livekit_url: str, clock: FrozenClock, log_lines: LogLines
+) -> None:
+    """Even a signed event's `createdAt` may not reach a date unchecked (a 500 before)."""
+    client = await make_client(CONFIG, **livekit_env(livekit_url))
+    clock.now = STARTED
+    headers, body = livekit_request(
+        {"event": "room_started", "id": "EV_1", "createdAt": str(10**15), "room": {"name": "r"}}
+    )
+
+    response = await client.post("/providers/livekit/events", data=body, headers=headers)
+
+    assert response.status == 401
+    assert await response.json() == error(
+        401,
+        "The LiveKit event's createdAt is not a time within 5 minutes from now: refused as a "
+        "replay.",
+        "Unauthorized user",
+    )
+    assert len(warnings(log_lines)) == 1

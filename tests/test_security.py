@@ -47,6 +47,7 @@ from tests.helpers import (
     in_a_request_scope,
     join,
     person,
+    raw_answer,
     raw_get,
     served,
     teleconsultation,
@@ -730,6 +731,43 @@ async def test_every_answer_says_nosniff_and_names_no_versions(client: Client) -
 
 
 @pytest.mark.parametrize(
+    ("request_head", "secret"),
+    [
+        pytest.param(
+            b"GET /-/healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n",
+            b"T" * 20_000,
+            id="header-value",
+        ),
+        pytest.param(b"GET /-/healthz?token=%s HTTP/1.1\r\nHost: x\r\n", b"T" * 20_000, id="url"),
+        pytest.param(b"GET /-/healthz HTTP/1.1\r\nHost: x\r\nX-%s: y\r\n", b"N" * 9_000, id="name"),
+    ],
+)
+async def test_an_oversized_header_is_a_431_that_echoes_nothing(
+    client: Client, log_lines: LogLines, request_head: bytes, secret: bytes
+) -> None:
+    """aiohttp's own answer was a plain-text 400 quoting the line (a token, say)."""
+    assert client.server.port is not None
+    answer = await raw_answer(
+        client.server.port, request_head % secret + b"Connection: close\r\n\r\n"
+    )
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].endswith(b" 431 Request Header Fields Too Large"), head
+    assert b"Content-Type: application/json; charset=utf-8\r\n" in head
+    assert b"Server: teleconsult\r\n" in head
+    assert json.loads(body) == error(
+        431,
+        "The request line or a header is longer than 8190 bytes (the limit); send it shorter.",
+        "Request Header Fields Too Large",
+        code="header_too_large",
+    )
+    assert secret[:20] not in answer
+    [warning] = [line for line in log_lines.parsed() if line["level"] >= 40]
+    assert warning["msg"] == "malformed HTTP request: a line longer than 8190 bytes"
+    assert secret[:20].decode() not in log_lines.text
+
+
+@pytest.mark.parametrize(
     ("header", "values"),
     [
         ("miauserid", ("doctor-1", "patient-1")),
@@ -884,3 +922,65 @@ async def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> N
         await store.health.close()
     assert len(acknowledged) >= 10
     assert missing == []
+
+
+# -- 12. An id that a URL would resolve away is no user id -------------------------------------
+
+DOT_ID = "A user id must not be '.' or '..' (nor spell one with %2E or a look-alike)."
+DOT_IDS = [
+    pytest.param(".", id="dot"),
+    pytest.param("..", id="dot-dot"),
+    pytest.param("%2e", id="encoded-dot"),
+    pytest.param("%2E%2e", id="encoded-dot-dot"),
+    pytest.param("%252e%252E", id="twice-encoded-dot-dot"),
+    pytest.param("\u2025", id="two-dot-leader"),
+    pytest.param("\uff0e\uff0e", id="fullwidth-dots"),
+]
+
+
+@pytest.mark.parametrize("user_id", DOT_IDS)
+async def test_a_participant_a_url_would_resolve_away_is_a_400(
+    client: Client, user_id: str
+) -> None:
+    """`/users/..` is `/`: a participant `..` was looked up as the identity provider's root
+    document (and became a doctor)."""
+    body = teleconsultation(2, person(user_id, ["doctor"], "Joe"))
+    response = await client.post("/teleconsultation", json=body)
+    assert response.status == 400
+    assert await response.json() == error(400, f"participants.data[0].userExternalId: {DOT_ID}")
+
+    response = await client.post(
+        "/teleconsultation", json={**body, "participants": ["ok", user_id]}
+    )
+    assert response.status == 400
+    assert await response.json() == error(400, f"participants[1]: {DOT_ID}")
+
+    room_id = await create(client, teleconsultation(2, DOCTOR))
+    response = await client.post(
+        f"/teleconsultation/{room_id}/participants/data",
+        json=person(user_id, ["patient"], "Jane"),
+        headers={"miauserid": "doctor-1"},
+    )
+    assert response.status == 400
+    assert await response.json() == error(400, f"userExternalId: {DOT_ID}")
+
+
+@pytest.mark.parametrize("user_id", ["...", ".a", "a.", "a..b", "auth0|a/b", "a%2Fb", "a@b.c"])
+async def test_ids_with_dots_or_slashes_are_still_ids(client: Client, user_id: str) -> None:
+    room_id = await create(client, teleconsultation(2, person(user_id, ["doctor"], "Joe")))
+    assert (await join(client, room_id, user_id))[0] == 200
+
+
+@pytest.mark.parametrize("user_id", ["..", "%2E"])
+async def test_a_caller_a_url_would_resolve_away_is_a_400(
+    make_client: MakeClient, jwks: str, signing: SigningKeys, user_id: str
+) -> None:
+    client = await make_client()
+    response = await client.post("/credentials", headers={"miauserid": user_id})
+    assert response.status == 400
+    assert await response.json() == error(400, f"miauserid: {DOT_ID}", path="miauserid")
+
+    client = await make_client(**token_env(jwks))
+    response = await client.post("/credentials", headers=bearer(signing.token(sub=user_id)))
+    assert response.status == 400
+    assert await response.json() == error(400, f"sub: {DOT_ID}", path="sub")

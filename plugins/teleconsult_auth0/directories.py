@@ -12,7 +12,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from multidict import CIMultiDictProxy
 
@@ -81,7 +80,8 @@ class Auth0ClientDirectory:
         answer = await self.http.call(
             operation,
             "GET",
-            self.user_path.format(userId=quote(user_id, safe="")),
+            self.user_path,
+            path_values={"userId": user_id},
             safe=True,
             headers=self._forwarded(caller.headers),
             also_ok={404},
@@ -122,13 +122,13 @@ class ManagementApiDirectory:
         self._token_lock = asyncio.Lock()  # one token request at a time, not correctness
 
     async def find(self, user_id: str, caller: Caller) -> UserRecord | None:
-        path = f"/api/v2/users/{quote(user_id, safe='')}"
-        user = await self._get("look up a user", path)
+        path = "/api/v2/users/{userId}"
+        user = await self._get("look up a user", path, user_id)
         if user is None:
             return None
         groups = groups_of(_object(user))
         if self.groups_from_roles:
-            roles = await self._get("look up a user's roles", path + "/roles")
+            roles = await self._get("look up a user's roles", path + "/roles", user_id)
             groups = tuple(
                 role["name"]
                 for role in (roles if isinstance(roles, list) else [])
@@ -136,12 +136,12 @@ class ManagementApiDirectory:
             )
         return UserRecord(user_id=user_id, groups=groups, name=name_of(_object(user)))
 
-    async def _get(self, operation: str, path: str) -> object | None:
+    async def _get(self, operation: str, path: str, user_id: str) -> object | None:
         refused: str | None = None
         for _ in range(2):  # once, and once more with a new token if this one was refused
             token = await self._access_token(refused=refused)
             answer = await self.http.call(
-                operation, "GET", path, safe=True,
+                operation, "GET", path, path_values={"userId": user_id}, safe=True,
                 headers={"Authorization": f"Bearer {token}"}, also_ok={401, 404},
             )  # fmt: skip
             if answer.status == 404:

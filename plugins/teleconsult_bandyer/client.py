@@ -12,7 +12,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
@@ -118,7 +117,7 @@ class KaleyraClient:
 
     async def get_room(self, room_id: str) -> dict[str, Any]:
         answer = await self.http.call(
-            "get a room", "GET", _path(kaleyra.ROOM, room_id=room_id), safe=True
+            "get a room", "GET", kaleyra.ROOM, path_values={"room_id": room_id}, safe=True
         )
         return self.http.read("get a room", answer, kaleyra.room_details)
 
@@ -127,7 +126,8 @@ class KaleyraClient:
         await self.http.call(
             "delete a room",
             "DELETE",
-            _path(kaleyra.ROOM, room_id=room_id),
+            kaleyra.ROOM,
+            path_values={"room_id": room_id},
             safe=True,
             also_ok={404},
         )
@@ -165,8 +165,9 @@ class KaleyraClient:
 
     async def delete_upload(self, key: str) -> None:
         await self.http.call(
-            "delete a file", "DELETE", _path(kaleyra.UPLOAD, key=key), safe=True, also_ok={404}
-        )
+            "delete a file", "DELETE", kaleyra.UPLOAD,
+            path_values={"key": key}, safe=True, also_ok={404},
+        )  # fmt: skip
 
     async def upload_virtual_background(
         self, content: bytes, filename: str, content_type: str
@@ -189,7 +190,3 @@ class KaleyraClient:
         if answer.status == 404:
             raise NotFound(f"background_alias {alias!r} names no background of the company.")
         return self.http.read("set the default background", answer, kaleyra.company)
-
-
-def _path(template: str, **values: str) -> str:
-    return template.format(**{name: quote(value, safe="") for name, value in values.items()})

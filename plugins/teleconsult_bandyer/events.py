@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,11 @@ from teleconsult.plugin import (
 )
 
 SIGNATURE_HEADER = "bandyer-signature"
+MALFORMED = f"The {SIGNATURE_HEADER} header must read t=<timestamp>,v0=<hex>."
+TIMESTAMP = re.compile(r"[0-9]{1,10}")
+"""ASCII digits, few enough for int() and a date (10 digits reach the year 2286)."""
+DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+"""A hex SHA-256, ASCII only (`hmac.compare_digest` refuses other text with a TypeError)."""
 EVENT_KINDS = {
     "on_call_started": CALL_STARTED,  # G
     "on_call_ended": CALL_ENDED,  # G
@@ -52,14 +58,11 @@ def verify(
     header = headers.get(SIGNATURE_HEADER)
     if not header:
         raise Unauthorized(f"A Kaleyra event must carry the {SIGNATURE_HEADER} header.")
-    parts = dict(part.strip().partition("=")[::2] for part in header.split(","))
-    timestamp, signature = parts.get("t", ""), parts.get("v0", "")
-    if not timestamp.isdigit() or not signature:
-        raise Unauthorized(f"The {SIGNATURE_HEADER} header must read t=<timestamp>,v0=<hex>.")
-    expected = sign(api_key, body, int(timestamp)).partition(",v0=")[2]
-    if not hmac.compare_digest(expected, signature):
+    timestamp, signature = _signature_parts(header)
+    expected = sign(api_key, body, timestamp).partition(",v0=")[2]
+    if not hmac.compare_digest(expected, signature.lower()):
         raise Unauthorized("The Kaleyra event's signature does not match its body.")
-    signed_at = datetime.fromtimestamp(int(timestamp), UTC)
+    signed_at = datetime.fromtimestamp(timestamp, UTC)
     if abs(now - signed_at) > EVENT_MAX_AGE:
         raise Unauthorized(
             f"The Kaleyra event was signed at {signed_at.isoformat()}, more than "
@@ -73,6 +76,24 @@ def verify(
         raise InvalidRequest("The Kaleyra event must be a JSON object.")
     kind = EVENT_KINDS.get(str(envelope.get("event")))
     return [] if kind is None else [_read(kind, envelope, signed_at)]
+
+
+def _signature_parts(header: str) -> tuple[int, str]:
+    """`t` and `v0` of the header, each exactly once and well formed (other parts are
+    ignored), or a 401: until its signature matches, the header is anybody's text."""
+    parts: dict[str, list[str]] = {}
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        parts.setdefault(name, []).append(value)
+    timestamps, signatures = parts.get("t", []), parts.get("v0", [])
+    if (
+        len(timestamps) != 1
+        or len(signatures) != 1
+        or not TIMESTAMP.fullmatch(timestamps[0])
+        or not DIGEST.fullmatch(signatures[0])
+    ):
+        raise Unauthorized(MALFORMED)
+    return int(timestamps[0]), signatures[0]
 
 
 def _read(kind: str, envelope: dict[str, Any], signed_at: datetime) -> ProviderEvent:

@@ -46,12 +46,21 @@ def verify(
             "The LiveKit event's token is not signed with the API secret, has expired, or "
             "does not carry this body's hash."
         ) from None
-    created = datetime.fromtimestamp(event.created_at, UTC)
-    if abs(now - created) > EVENT_MAX_AGE:
+    minutes = int(EVENT_MAX_AGE.total_seconds() // 60)
+    if abs(now.timestamp() - event.created_at) > EVENT_MAX_AGE.total_seconds():
+        # Checked in seconds first: a `createdAt` past the year 9999 makes no date.
+        try:
+            created = datetime.fromtimestamp(event.created_at, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise Unauthorized(
+                f"The LiveKit event's createdAt is not a time within {minutes} minutes from "
+                "now: refused as a replay."
+            ) from None
         raise Unauthorized(
             f"The LiveKit event was created at {created.isoformat()}, more than "
-            f"{int(EVENT_MAX_AGE.total_seconds() // 60)} minutes from now: refused as a replay."
+            f"{minutes} minutes from now: refused as a replay."
         )
+    created = datetime.fromtimestamp(event.created_at, UTC)
     kind = EVENT_KINDS.get(event.event)
     if kind is None or not event.room.name:
         return []

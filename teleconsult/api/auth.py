@@ -24,6 +24,7 @@ import jwt
 from aiohttp import hdrs, web
 
 from teleconsult.api.caller import caller_id
+from teleconsult.api.schemas import DOT_SEGMENT_ID
 from teleconsult.configuration.service_config import PathStep
 from teleconsult.core.domain import ANONYMOUS_WRITES_REFUSED
 from teleconsult.errors import (
@@ -34,7 +35,7 @@ from teleconsult.errors import (
     UnexpectedAnswer,
 )
 from teleconsult.observability import logs
-from teleconsult.providers.outbound import OutboundClient
+from teleconsult.providers.outbound import OutboundClient, segment_problem
 from teleconsult.providers.protocols import Caller
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,14 @@ def user_id_header(steps: tuple[PathStep, ...]) -> str | None:
     return None
 
 
+def _checked(user_id: str | None, source: str) -> str | None:
+    """The caller's id, unless a provider could not be asked about it (`segment_problem`):
+    then a 400 naming where it came from (a header, a token's claim)."""
+    if user_id is not None and segment_problem(user_id) is not None:
+        raise InvalidRequest(f"{source}: {DOT_SEGMENT_ID}", path=source)
+    return user_id
+
+
 def _recent(moment: float | None, now: float) -> bool:
     return moment is not None and now - moment < MIN_REFRESH_SECONDS
 
@@ -197,7 +206,10 @@ class Authenticator:
                 )
         if self.token_rules is None or self.keys is None:
             return Caller(
-                caller_id(request.headers, self.user_id_path),
+                _checked(
+                    caller_id(request.headers, self.user_id_path),
+                    user_id_header(self.user_id_path) or "userIdPathInRequest",
+                ),
                 request.headers,
                 groups=self._header_groups(request.headers),
             )
@@ -209,7 +221,7 @@ class Authenticator:
             raise Unauthorized(f"The bearer token has no {self.token_rules.user_claim} claim.")
         groups = claims.get(self.token_rules.groups_claim)
         return Caller(
-            user_id,
+            _checked(user_id, self.token_rules.user_claim),
             request.headers,
             groups=frozenset(g for g in groups if isinstance(g, str))
             if isinstance(groups, list)

@@ -9,9 +9,14 @@ Answers that carry a link or a token add `Cache-Control: no-store` themselves
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from aiohttp import hdrs, web, web_protocol, web_response
+from aiohttp import hdrs, http_exceptions, web, web_protocol, web_response
+
+from teleconsult.api.errors import error_response
+
+log = logging.getLogger(__name__)
 
 SERVER_NAME = "teleconsult"
 NO_STORE = {hdrs.CACHE_CONTROL: "no-store"}
@@ -31,17 +36,42 @@ def _harden_protocol_errors() -> None:
     """aiohttp answers a request it cannot parse itself, before any app code (or signal)
     runs: its Server header comes from a module constant, and its answer is made by
     `RequestHandler.handle_error`. Both are set here once, so those answers carry the
-    same headers (a test sends malformed requests and checks them)."""
+    same headers (a test sends malformed requests and checks them). A line over aiohttp's
+    limit (8190 bytes) is answered with our JSON error, naming the limit, not the line."""
     web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
     handler = web_protocol.RequestHandler
     if getattr(handler.handle_error, "hardened", False):
         return
     original = handler.handle_error
 
-    def handle_error(self: Any, *args: Any, **kwargs: Any) -> web.StreamResponse:
-        response = original(self, *args, **kwargs)
+    def handle_error(
+        self: Any,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        response: web.StreamResponse
+        if isinstance(exc, http_exceptions.LineTooLong):
+            response = _line_too_long(exc)
+        else:
+            response = original(self, request, status, exc, message)
         response.headers.update(HEADERS)
         return response
 
     handle_error.hardened = True  # type: ignore[attr-defined]
     handler.handle_error = handle_error  # type: ignore[method-assign]
+
+
+def _line_too_long(error: http_exceptions.LineTooLong) -> web.Response:
+    """431 with our error body. aiohttp's own answer and log line quote the start of the
+    line, which may be a token or a link: here neither does, and only the limit is named."""
+    limit = error.args[1]  # (line, limit, actual size)
+    log.warning("malformed HTTP request: a line longer than %s bytes", limit)
+    response = error_response(
+        431,
+        f"The request line or a header is longer than {limit} bytes (the limit); send it shorter.",
+        "header_too_large",
+    )
+    response.force_close()
+    return response

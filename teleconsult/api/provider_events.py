@@ -1,13 +1,15 @@
 """Provider events in: `POST /providers/{name}/events`, the video provider's own webhooks.
 
 The provider checks the request with its own scheme (`ProviderEvents.verify_event`):
-an unsigned, badly signed or replayed request is a 401 and changes nothing. The
-events it reads are recorded on their teleconsultations (`core.attendance`) and
-sent out as webhook events. No caller identity is asked: the signature is the
-credential.
+an unsigned, badly signed or replayed request is a 401 and one warning line (which
+names no header value), and changes nothing. The events it reads are recorded on their
+teleconsultations (`core.attendance`) and sent out as webhook events. No caller identity
+is asked: the signature is the credential.
 """
 
 from __future__ import annotations
+
+import logging
 
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
@@ -18,8 +20,10 @@ from teleconsult.api.errors import read_raw_body
 from teleconsult.api.schemas import ProviderEventsReceivedSchema
 from teleconsult.api.teleconsultations import errors
 from teleconsult.core.features import missing
-from teleconsult.errors import NotFound
+from teleconsult.errors import NotFound, Unauthorized
 from teleconsult.providers.protocols import ProviderEvents
+
+log = logging.getLogger(__name__)
 
 EVENT_SCHEMA = {
     "type": "object",
@@ -64,7 +68,12 @@ async def receive_provider_events(request: web.Request) -> web.Response:
     if not isinstance(video, ProviderEvents):
         raise missing(video, ProviderEvents)
     body = await read_raw_body(request, request.app[keys.SETTINGS].http_read_timeout_ms / 1000)
-    events = await video.verify_event(request.headers, body)
+    try:
+        events = await video.verify_event(request.headers, body)
+    except Unauthorized as refused:
+        # Whoever posts here unsigned is worth a warning; the message names no header value.
+        log.warning("%s event refused: %s", video.name, refused.message)
+        raise
     recorded = await request.app[keys.ATTENDANCE].record(events)
     return json_answer({"received": len(events), "recorded": recorded})
 

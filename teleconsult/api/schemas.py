@@ -26,6 +26,7 @@ from teleconsult.core.domain import Phase
 from teleconsult.core.listing import DEFAULT_LIMIT, MAX_LIMIT
 from teleconsult.core.waiting import MAX_WAIT_SECONDS
 from teleconsult.errors import ERROR_CODES
+from teleconsult.providers.outbound import segment_problem
 
 NON_EMPTY = validate.Length(min=1)
 NAME = validate.Length(min=1, max=256)
@@ -59,12 +60,19 @@ def _invisible(character: str) -> bool:
     )
 
 
+DOT_SEGMENT_ID = "A user id must not be '.' or '..' (nor spell one with %2E or a look-alike)."
+
+
 def external_id_problem(value: str) -> str | None:
     """Why `value` cannot be a user id, or None.
 
     An id with invisible characters or surrounding spaces could never join (header
-    values are trimmed), and would show one id while meaning another.
+    values are trimmed), and would show one id while meaning another. `.` and `..`
+    could be looked up at a provider as a path segment, which URLs resolve away
+    (`/users/..` is `/`, the provider's root).
     """
+    if value and segment_problem(value) is not None:  # the empty id fails its length
+        return DOT_SEGMENT_ID
     if value != value.strip():
         return "A user id must not start or end with whitespace."
     for character in value:

@@ -8,6 +8,10 @@ carried out (5xx, timeout, dropped connection) is retried only when `safe`.
 Failures are 502 (a bad answer), 503 (unreachable, rate limited) or 504 (no
 answer in time), and their messages name the operation. Headers (API keys,
 tokens) appear in no message and no log line.
+
+An id in a path goes through `path_values`: each is one whole segment, percent-encoded,
+and never `.` or `..`, which a URL normaliser would resolve (`/users/..` is `/`); the
+URL is sent as built, not normalised again.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import json
 import logging
 import random
 import time
+import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import quote, unquote
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from teleconsult.errors import ProviderError, ProviderFailure, UnexpectedAnswer
 from teleconsult.observability import redaction
@@ -98,6 +105,48 @@ def error_message(body: object) -> str | None:
     return None
 
 
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def segment_problem(value: str) -> str | None:
+    """Why `value` cannot travel as one URL path segment, or None.
+
+    A normaliser drops a `.` segment and resolves `..` to the parent, so `/users/..` asks
+    for `/`. Encoding the dots is no escape (yarl and many servers decode `%2E` first), so
+    such a value is refused, as is one that becomes a dot segment once percent-decoded or
+    NFKC-normalised (`%2e%2e`, the two-dot leader U+2025), and the empty one.
+    """
+    if not value:
+        return "an empty value names nothing in a URL path"
+    decoded = value
+    while (once := unquote(decoded)) != decoded:
+        decoded = once
+    if unicodedata.normalize("NFKC", decoded) in DOT_SEGMENTS:
+        return "'.' and '..' (in any spelling) would be dropped from a URL path"
+    return None
+
+
+class UnsafeSegment(ValueError):
+    """A value that `url_path` cannot put in a path; `name` is its field in the template."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name} cannot be sent in a URL path: {problem}")
+        self.name = name
+
+
+def url_path(template: str, **values: str) -> str:
+    """`template` (already URL-encoded, as `/v2/rooms/{room_id}`) with each `{name}` replaced
+    by its value as one whole, percent-encoded segment (`/` included); raises `UnsafeSegment`
+    for a value `segment_problem` refuses."""
+    encoded: dict[str, str] = {}
+    for name, value in values.items():
+        problem = segment_problem(value)
+        if problem is not None:
+            raise UnsafeSegment(name, problem)
+        encoded[name] = quote(value, safe="")
+    return template.format(**encoded)
+
+
 class OutboundClient:
     """One service behind a plugin, reached over one `aiohttp.ClientSession`."""
 
@@ -114,7 +163,7 @@ class OutboundClient:
         self.provider = provider
         self.policy = policy
         self.session = session
-        self._base_url = base_url.rstrip("/")
+        self._base_url = str(URL(base_url)).rstrip("/")  # encoded once: paths are appended
         self._headers = dict(headers or {})
         self._rate_limit_wait = rate_limit_wait
 
@@ -143,9 +192,19 @@ class OutboundClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         also_ok: Collection[int] = (),
+        path_values: Mapping[str, str] | None = None,
     ) -> Answer:
-        """One operation, with as many attempts as is safe; returns a 2xx (or `also_ok`) answer."""
-        url = self._base_url + path
+        """One operation, with as many attempts as is safe; returns a 2xx (or `also_ok`) answer.
+
+        `path` is URL-encoded; ids go in `path_values`, filled in by `url_path`. One it
+        refuses is a bad answer (a caller's ids are refused before, so it came from a
+        provider), and nothing is sent."""
+        try:
+            filled = url_path(path, **path_values) if path_values else path
+        except UnsafeSegment as error:
+            raise ProviderError(self.provider, operation, "bad_answer", str(error)) from None
+        # Built as encoded: yarl would otherwise normalise it again (and decode %2E).
+        url = URL(self._base_url + filled, encoded=True)
         request_headers = {**self._headers, **(headers or {})}
         for attempt in range(1, self.policy.max_attempts + 1):
             started = time.monotonic()
@@ -175,7 +234,7 @@ class OutboundClient:
     async def _attempt(
         self,
         method: str,
-        url: str,
+        url: URL,
         safe: bool,
         json_body: object,
         form: aiohttp.FormData | None,
