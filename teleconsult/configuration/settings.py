@@ -32,6 +32,9 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_IMMUTABLE_PERIOD_MS = 30 * 24 * 3600 * 1000
 """Thirty days: a window longer than that is a typo (and would overflow date arithmetic)."""
+JWKS_TTL_FLOOR_MS = 30_000
+"""The token signing keys are fetched at most this often (a flood of forged `kid`s, or a JWKS
+saying `max-age=0`, is no flood of fetches): a shorter JWT_JWKS_TTL_MS could not be kept."""
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("HTTP_HOST", "127.0.0.1", "address to listen on (`0.0.0.0` in a container)"),
@@ -145,10 +148,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "JWT_JWKS_TTL_MS",
         "600000",
-        "how long fetched token signing keys are trusted before the JWKS is fetched again (less "
-        "when its answer's `Cache-Control: max-age` says so): a key removed from the JWKS stops "
-        "verifying within this time; if the JWKS cannot be fetched, the old keys serve one more "
-        "interval at most",
+        "how long fetched token signing keys are trusted (less when the JWKS answer's "
+        "`Cache-Control: max-age` says so, never less than 30 s; a smaller value stops the "
+        "start): a key removed from the JWKS stops verifying within this time. The keys are "
+        "fetched again in the background after half of it, while the old ones serve; if the "
+        "JWKS cannot be fetched, the old keys serve one more interval at most",
     ),
     Setting(
         "MANAGER_GROUPS",
@@ -426,7 +430,9 @@ class Settings:
             jwt_issuer=issuer,
             jwt_user_id_claim=reader.text("JWT_USER_ID_CLAIM"),
             jwt_groups_claim=reader.text("JWT_GROUPS_CLAIM"),
-            jwt_jwks_ttl_ms=reader.integer("JWT_JWKS_TTL_MS", minimum=1000, maximum=86_400_000),
+            jwt_jwks_ttl_ms=reader.integer(
+                "JWT_JWKS_TTL_MS", minimum=JWKS_TTL_FLOOR_MS, maximum=86_400_000
+            ),
             manager_groups=reader.names("MANAGER_GROUPS"),
             admin_groups=reader.names("ADMIN_GROUPS"),
             allow_anonymous_writes=reader.boolean("ALLOW_ANONYMOUS_WRITES"),
