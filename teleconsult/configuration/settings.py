@@ -56,7 +56,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MONGODB_TIMEOUT_MS",
         "5000",
-        "how long a MongoDB call waits for a server before the request gets a 503",
+        "how long a request's MongoDB calls, together, wait for a server before the request gets "
+        "a 503; once a call found no server, requests get a 503 with `Retry-After` at once "
+        "until a ping (every second in the background, and `/-/ready`) reaches one",
     ),
     Setting(
         "VIDEO_PROVIDER",
@@ -201,6 +203,13 @@ SETTINGS: tuple[Setting, ...] = (
         "is closed after the same time, so keep it above your load balancer's idle timeout",
     ),
     Setting(
+        "SQLITE_BUSY_TIMEOUT_MS",
+        "5000",
+        "how long a request's SQLite calls, together, wait for the file's write lock while "
+        "another process holds it (another replica on the host, a backup) before the request "
+        "gets a 503",
+    ),
+    Setting(
         "SQLITE_SYNCHRONOUS",
         "full",
         "SQLite's `synchronous` mode: `full` (every acknowledged write survives a power failure), "
@@ -339,6 +348,7 @@ class Settings:
     groups_header_key: str
     idempotency_max_keys_per_caller: int
     http_read_timeout_ms: int
+    sqlite_busy_timeout_ms: int
     sqlite_synchronous: str
     cors_allowed_origins: frozenset[str]
     webhook_url: str | None
@@ -442,6 +452,9 @@ class Settings:
             ),
             http_read_timeout_ms=reader.integer(
                 "HTTP_READ_TIMEOUT_MS", minimum=1000, maximum=3_600_000
+            ),
+            sqlite_busy_timeout_ms=reader.integer(
+                "SQLITE_BUSY_TIMEOUT_MS", minimum=1, maximum=600_000
             ),
             sqlite_synchronous=reader.choice("SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS_MODES),
             cors_allowed_origins=reader.origins("CORS_ALLOWED_ORIGINS"),
