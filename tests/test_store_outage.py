@@ -25,7 +25,7 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 
 from teleconsult.configuration.settings import Settings
-from teleconsult.store import Store
+from teleconsult.store import Store, budget
 from teleconsult.store.mongo import open_mongo
 from teleconsult.store.mongo.connection import MongoDatabase
 from tests.helpers import DOCTOR, PATIENT, MakeClient, create, error, free_port, teleconsultation
@@ -206,3 +206,25 @@ async def test_a_locked_sqlite_file_answers_503_within_its_busy_timeout(
     other.close()
     response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
     assert response.status == 201
+
+
+async def test_a_request_budget_is_spent_by_the_request_task_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(budget, "monotonic", lambda: now[0])
+
+    async def in_a_task_it_starts() -> float:
+        with budget.store_call(5.0) as seconds:
+            now[0] += 4
+        return seconds
+
+    with budget.request_budget():
+        with budget.store_call(5.0) as seconds:
+            now[0] += 2
+        assert seconds == 5.0
+        assert await asyncio.create_task(in_a_task_it_starts()) == 5.0  # not charged
+        with budget.store_call(5.0) as seconds:
+            assert seconds == 3.0  # what the first call left
+    with budget.store_call(5.0) as seconds:
+        assert seconds == 5.0  # outside a request

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from time import monotonic
 
 
 @dataclass
@@ -52,8 +52,8 @@ def store_call(timeout: float) -> Iterator[float]:
     if budget is None or budget.owner is not asyncio.current_task():
         yield timeout
         return
-    started = time.monotonic()
+    started = monotonic()
     try:
         yield timeout - budget.spent
     finally:
-        budget.spent += time.monotonic() - started
+        budget.spent += monotonic() - started
