@@ -75,7 +75,8 @@ ERROR_CODES: dict[ErrorCode, str] = {
     "provider_bad_answer": "502: a provider answered wrongly; `message` names the operation.",
     "provider_unavailable": "503: a provider cannot be reached; retry later.",
     "provider_timeout": "504: a provider did not answer in time.",
-    "store_unavailable": "503: the store cannot be reached; retry later.",
+    "store_unavailable": "503: the store cannot be reached (or stayed locked); retry after "
+    "`Retry-After` seconds.",
     "deadline_exceeded": "504: a change did not complete in time; it may have been applied.",
 }
 """Every `code` an error body may carry, with its status and meaning (docs/api.md shows them)."""
@@ -260,6 +261,11 @@ class Unavailable(ServiceError):
     status = 503
     code: ErrorCode = "store_unavailable"
     may_have_written = True
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        """Seconds after which a retry may succeed: the answer's `Retry-After`."""
 
 
 class TooSlow(ServiceError):

@@ -83,7 +83,10 @@ async def store_factory() -> AsyncIterator[Callable[[Settings], Awaitable[Store]
 
     async def factory(settings: Settings) -> Store:
         return await open_mongo(
-            database, settings.teleconsultations_collection, settings.user_map_collection
+            database,
+            settings.teleconsultations_collection,
+            settings.user_map_collection,
+            timeout_ms=settings.mongodb_timeout_ms,
         )
 
     yield factory

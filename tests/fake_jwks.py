@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import jwt
@@ -21,6 +22,11 @@ class SigningKeys:
         self.fetches = 0
         self.cache_control: str | None = None
         self.down = False
+        self.gate = asyncio.Event()
+        """While clear, each fetch (counted first) is held until the test sets it."""
+        self.gate.set()
+        self.held = asyncio.Event()
+        """Set once a fetch is held at the closed gate."""
 
     def add(self, kid: str, *, publish: bool = True) -> None:
         self.private[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -43,6 +49,9 @@ class SigningKeys:
     def app(self) -> web.Application:
         async def jwks(request: web.Request) -> web.Response:
             self.fetches += 1
+            if not self.gate.is_set():
+                self.held.set()
+                await self.gate.wait()
             if self.down:
                 return web.json_response({"message": "down"}, status=503)
             keys = []

@@ -58,6 +58,7 @@ def test_defaults() -> None:
         groups_header_key="miausergroups",
         idempotency_max_keys_per_caller=10000,
         http_read_timeout_ms=30000,
+        sqlite_busy_timeout_ms=5000,
         sqlite_synchronous="full",
         cors_allowed_origins=frozenset(),
         webhook_url=None,

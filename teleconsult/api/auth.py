@@ -4,7 +4,8 @@ Without token settings the caller is whoever `userIdPathInRequest` names (the
 original's behaviour: a gateway in front is trusted to set the headers). With
 JWT_AUDIENCE and a key set (JWT_JWKS_URL, or AUTH0_DOMAIN's), the caller is the
 subject of a verified bearer token instead: RS256 only, the key chosen by `kid`
-from a cached JWKS (fetched again once when an unknown `kid` appears), and
+from a cached JWKS (renewed in the background before it expires, and fetched
+again when an unknown `kid` appears), and
 `exp`, `iss` and `aud` checked. A missing or invalid token is a 401.
 
 With MANAGER_GROUPS set, creating, changing and cancelling need a caller in one
@@ -15,6 +16,8 @@ header); otherwise 403.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +29,7 @@ from aiohttp import hdrs, web
 from teleconsult.api.caller import caller_id
 from teleconsult.api.schemas import DOT_SEGMENT_ID
 from teleconsult.configuration.service_config import PathStep
+from teleconsult.configuration.settings import JWKS_TTL_FLOOR_MS
 from teleconsult.core.domain import ANONYMOUS_WRITES_REFUSED
 from teleconsult.errors import (
     Forbidden,
@@ -42,9 +46,12 @@ log = logging.getLogger(__name__)
 
 LEEWAY_SECONDS = 30
 """Clock skew tolerated on `exp` and `nbf`."""
-MIN_REFRESH_SECONDS = 30
+MIN_REFRESH_SECONDS = JWKS_TTL_FLOOR_MS / 1000
 """After an unknown `kid` made us fetch the keys again (or a fetch failed), the next fetch
 waits this long, so a flood of forged kids cannot turn into a flood of fetches."""
+RENEW_AFTER = 0.5
+"""The part of a key set's lifetime after which a request starts fetching the next set in the
+background: a slow JWKS then answers while the current set still serves."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +65,16 @@ class TokenRules:
 class JwksKeys:
     """The signing keys of a JWKS URL, cached for a bounded time.
 
-    The set is fetched again once it is older than `ttl_seconds` (JWT_JWKS_TTL_MS, or
-    the answer's `Cache-Control: max-age` when shorter), so a key removed from the
-    set stops verifying tokens within that time. An unknown `kid` also fetches it
-    again, at most every MIN_REFRESH_SECONDS. If a due fetch fails, the old set
-    serves for one more interval at most (an identity provider's outage does not
-    stop the service at once); after that, tokens are refused.
+    A set is trusted for `ttl_seconds` (JWT_JWKS_TTL_MS, or the answer's `Cache-Control:
+    max-age` when shorter, never under MIN_REFRESH_SECONDS), so a key removed from the set
+    stops verifying within that time. Past half of it, the next request starts fetching the
+    set again in the background and is verified with the current one: a request with a
+    known `kid` never waits for a fetch, unless the set expired unrenewed (no request came
+    in its second half). One fetch runs at a time; a request that must wait (the first,
+    an unknown `kid`) waits for the one under way. An unknown `kid` starts a fetch at most
+    every MIN_REFRESH_SECONDS. If a fetch fails, the next waits MIN_REFRESH_SECONDS and the
+    old set serves one more interval at most (an identity provider's outage does not stop
+    the service at once); after that, tokens are refused.
     """
 
     def __init__(
@@ -73,50 +84,88 @@ class JwksKeys:
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self._keys: dict[str, jwt.PyJWK] | None = None
+        self._renew_at = 0.0
         self._expires_at = 0.0
         self._kid_fetch_at: float | None = None
         self._failed_at: float | None = None
-        self._lock = asyncio.Lock()  # one fetch at a time; not a guard of shared data
+        """When the last fetch failed; None once one succeeded."""
+        self._error: ProviderError | None = None
+        self._fetch: asyncio.Task[None] | None = None
+        """The fetch under way: each request that needs new keys waits for this one."""
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
-        async with self._lock:
-            now = self.clock()
-            if self._keys is None or now >= self._expires_at:
-                await self._renew(now)
-            elif kid not in self._keys and not _recent(self._kid_fetch_at, now):
+        now = self.clock()
+        if self._stale(now):
+            await self._fetched(now)
+        keys = self._serving(now)
+        if now >= self._renew_at:
+            self._start(now)  # in the background: these keys serve meanwhile
+        found = keys.get(kid)
+        if found is None and (self._fetch is not None or not _recent(self._kid_fetch_at, now)):
+            if self._fetch is None:
                 self._kid_fetch_at = now
-                await self._fetch(now)
-        return (self._keys or {}).get(kid)
+            await self._fetched(now)
+            found = (self._keys or {}).get(kid)
+        return found
+
+    def _stale(self, now: float) -> bool:
+        """No keys may serve before a fetch is tried: none yet, or they expired while the
+        JWKS answered (or their extra interval after a failure ran out too)."""
+        if self._keys is None or now < self._expires_at:
+            return self._keys is None
+        return self._failed_at is None or now >= self._expires_at + self.ttl_seconds
+
+    def _serving(self, now: float) -> dict[str, jwt.PyJWK]:
+        """The keys that verify tokens now: the set until it expires, and one more interval
+        while the JWKS fails. Else the fetch's error (502/503/504)."""
+        if self._keys is not None and (
+            now < self._expires_at
+            or (self._failed_at is not None and now < self._expires_at + self.ttl_seconds)
+        ):
+            return self._keys
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+        raise ProviderError(
+            self.http.provider, "fetch the token signing keys", "unreachable",
+            "the cached keys expired and could not be fetched again",
+        )  # fmt: skip
+
+    async def _fetched(self, now: float) -> None:
+        """Wait for the fetch under way, or a new one (none within MIN_REFRESH_SECONDS of a
+        failure). Shielded: a request that leaves does not stop what others wait for."""
+        fetch = self._start(now)
+        if fetch is not None:
+            await asyncio.shield(fetch)
+
+    def _start(self, now: float) -> asyncio.Task[None] | None:
+        if self._fetch is None and not _recent(self._failed_at, now):
+            # In a context of its own: the fetch serves every request, not the one starting it.
+            self._fetch = asyncio.create_task(self._renew(now), context=contextvars.Context())
+        return self._fetch
 
     async def _renew(self, now: float) -> None:
-        """Fetch the set (the first time, or once it expired). If that fails, an old set
-        serves one more interval at most, and the next fetch waits MIN_REFRESH_SECONDS."""
-        usable = self._keys is not None and now - self._expires_at < self.ttl_seconds
-        if not _recent(self._failed_at, now):  # after a failure, wait before asking again
-            try:
-                await self._fetch(now)
-                return
-            except ProviderError as error:
-                self._failed_at = now
-                if not usable:
-                    raise
-                log.warning("token signing keys not renewed; the old ones serve: %s", error.message)
-        if not usable:
-            raise ProviderError(
-                self.http.provider, "fetch the token signing keys", "unreachable",
-                "the cached keys expired and could not be fetched again",
-            )  # fmt: skip
-
-    async def _fetch(self, now: float) -> None:
         operation = "fetch the token signing keys"
-        answer = await self.http.call(operation, "GET", "", safe=True)
-        self._keys = self.http.read(operation, answer, _rsa_keys)
-        max_age = _max_age(answer.headers.get(hdrs.CACHE_CONTROL, ""))
-        ttl = self.ttl_seconds if max_age is None else min(self.ttl_seconds, max_age)
-        self._expires_at = now + max(ttl, MIN_REFRESH_SECONDS)  # max-age=0 is no flood either
-        self._failed_at = None
+        try:
+            answer = await self.http.call(operation, "GET", "", safe=True)
+            keys = self.http.read(operation, answer, _rsa_keys)
+        except ProviderError as error:
+            self._failed_at, self._error = now, error
+            if self._keys is not None:
+                log.warning("token signing keys not renewed; the old ones serve: %s", error.message)
+        else:
+            max_age = _max_age(answer.headers.get(hdrs.CACHE_CONTROL, ""))
+            ttl = self.ttl_seconds if max_age is None else min(self.ttl_seconds, max_age)
+            ttl = max(ttl, MIN_REFRESH_SECONDS)  # max-age=0 is no flood either
+            self._keys, self._failed_at, self._error = keys, None, None
+            self._renew_at, self._expires_at = now + ttl * RENEW_AFTER, now + ttl
+        finally:
+            self._fetch = None
 
     async def close(self) -> None:
+        if self._fetch is not None:
+            self._fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetch
         await self.http.close()
 
 

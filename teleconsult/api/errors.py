@@ -34,6 +34,7 @@ from teleconsult.errors import (
     Problem,
     RequestTimeout,
     ServiceError,
+    Unavailable,
     UnsupportedMediaType,
 )
 from teleconsult.observability import redaction
@@ -92,6 +93,8 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
         raise  # not an error of ours: the observing middleware counts it apart
     except ServiceError as error:
         response = service_error_response(error)
+        if isinstance(error, Unavailable) and error.retry_after is not None:
+            response.headers[hdrs.RETRY_AFTER] = str(error.retry_after)
         _log_refusal(error.status, error.code, error.message)
         if error.close_connection:
             response.force_close()

@@ -6,23 +6,30 @@ then `cors.with_cors` when CORS_ALLOWED_ORIGINS is set (so every error body is
 an answer it can mark), then `errors.answer_errors` (every error as our body;
 a body validated by aiohttp-apigami only for the handlers that read one). One
 middleware rather than four: each layer aiohttp chains is another coroutine,
-and the schema lookups ran for every GET, which has no body.
+and the schema lookups ran for every GET, which has no body. Around them all, the
+request's store calls share one time budget (`store.budget`); a WebSocket is a
+session, not a request: each of its store calls has the store's whole timeout.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+from contextlib import nullcontext
+
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from teleconsult import keys
 from teleconsult.api.cors import with_cors
 from teleconsult.api.errors import answer_errors
 from teleconsult.api.observe import observed
+from teleconsult.store.budget import request_budget
 
 
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    return await observed(request, handler, _answer)
+    websocket = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+    with nullcontext() if websocket else request_budget():
+        return await observed(request, handler, _answer)
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -32,6 +32,9 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_IMMUTABLE_PERIOD_MS = 30 * 24 * 3600 * 1000
 """Thirty days: a window longer than that is a typo (and would overflow date arithmetic)."""
+JWKS_TTL_FLOOR_MS = 30_000
+"""The token signing keys are fetched at most this often (a flood of forged `kid`s, or a JWKS
+saying `max-age=0`, is no flood of fetches): a shorter JWT_JWKS_TTL_MS could not be kept."""
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("HTTP_HOST", "127.0.0.1", "address to listen on (`0.0.0.0` in a container)"),
@@ -53,7 +56,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MONGODB_TIMEOUT_MS",
         "5000",
-        "how long a MongoDB call waits for a server before the request gets a 503",
+        "how long a request's MongoDB calls, together, wait for a server before the request gets "
+        "a 503; once a call found no server, requests get a 503 with `Retry-After` at once "
+        "until a ping (every second in the background, and `/-/ready`) reaches one",
     ),
     Setting(
         "VIDEO_PROVIDER",
@@ -145,10 +150,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "JWT_JWKS_TTL_MS",
         "600000",
-        "how long fetched token signing keys are trusted before the JWKS is fetched again (less "
-        "when its answer's `Cache-Control: max-age` says so): a key removed from the JWKS stops "
-        "verifying within this time; if the JWKS cannot be fetched, the old keys serve one more "
-        "interval at most",
+        "how long fetched token signing keys are trusted (less when the JWKS answer's "
+        "`Cache-Control: max-age` says so, never less than 30 s; a smaller value stops the "
+        "start): a key removed from the JWKS stops verifying within this time. The keys are "
+        "fetched again in the background after half of it, while the old ones serve; if the "
+        "JWKS cannot be fetched, the old keys serve one more interval at most",
     ),
     Setting(
         "MANAGER_GROUPS",
@@ -195,6 +201,13 @@ SETTINGS: tuple[Setting, ...] = (
         "how long a client may take to send a request's headers (from the moment it connects or "
         "got its last answer) and, separately, its body (else 408); an idle keep-alive connection "
         "is closed after the same time, so keep it above your load balancer's idle timeout",
+    ),
+    Setting(
+        "SQLITE_BUSY_TIMEOUT_MS",
+        "5000",
+        "how long a request's SQLite calls, together, wait for the file's write lock while "
+        "another process holds it (another replica on the host, a backup) before the request "
+        "gets a 503",
     ),
     Setting(
         "SQLITE_SYNCHRONOUS",
@@ -343,6 +356,7 @@ class Settings:
     groups_header_key: str
     idempotency_max_keys_per_caller: int
     http_read_timeout_ms: int
+    sqlite_busy_timeout_ms: int
     sqlite_synchronous: str
     cors_allowed_origins: frozenset[str]
     webhook_url: str | None
@@ -435,7 +449,9 @@ class Settings:
             jwt_issuer=issuer,
             jwt_user_id_claim=reader.text("JWT_USER_ID_CLAIM"),
             jwt_groups_claim=reader.text("JWT_GROUPS_CLAIM"),
-            jwt_jwks_ttl_ms=reader.integer("JWT_JWKS_TTL_MS", minimum=1000, maximum=86_400_000),
+            jwt_jwks_ttl_ms=reader.integer(
+                "JWT_JWKS_TTL_MS", minimum=JWKS_TTL_FLOOR_MS, maximum=86_400_000
+            ),
             manager_groups=reader.names("MANAGER_GROUPS"),
             admin_groups=reader.names("ADMIN_GROUPS"),
             allow_anonymous_writes=reader.boolean("ALLOW_ANONYMOUS_WRITES"),
@@ -445,6 +461,9 @@ class Settings:
             ),
             http_read_timeout_ms=reader.integer(
                 "HTTP_READ_TIMEOUT_MS", minimum=1000, maximum=3_600_000
+            ),
+            sqlite_busy_timeout_ms=reader.integer(
+                "SQLITE_BUSY_TIMEOUT_MS", minimum=1, maximum=600_000
             ),
             sqlite_synchronous=reader.choice("SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS_MODES),
             cors_allowed_origins=reader.origins("CORS_ALLOWED_ORIGINS"),

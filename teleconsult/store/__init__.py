@@ -46,4 +46,5 @@ async def open_store(settings: Settings) -> Store:
         settings.teleconsultations_collection,
         settings.user_map_collection,
         settings.sqlite_synchronous,
+        settings.sqlite_busy_timeout_ms,
     )

@@ -7,6 +7,7 @@ from typing import Any
 from teleconsult.store.base import Store
 from teleconsult.store.mongo.audit import MongoAuditTrail
 from teleconsult.store.mongo.connection import (
+    DEFAULT_TIMEOUT_SECONDS,
     SCHEMES,
     Closable,
     MongoDatabase,
@@ -30,14 +31,21 @@ async def connect_mongo(
     """A store over a new client. MongoDB may be down: the store then answers 503 until it is
     up, and creates its indexes on the first call that gets through."""
     client = client_for(url, timeout_ms)
-    return await open_mongo(client[database_name(url, database)], teleconsultations, users, client)
+    return await open_mongo(
+        client[database_name(url, database)], teleconsultations, users, client, timeout_ms
+    )
 
 
 async def open_mongo(
-    database: Any, teleconsultations: str, users: str, client: Closable | None = None
+    database: Any,
+    teleconsultations: str,
+    users: str,
+    client: Closable | None = None,
+    timeout_ms: int = int(DEFAULT_TIMEOUT_SECONDS * 1000),
 ) -> Store:
-    """The store on `database` (a pymongo or mongomock-motor database)."""
-    connection = MongoDatabase(database, client)
+    """The store on `database` (a pymongo or mongomock-motor database); a request's calls
+    together wait at most `timeout_ms` (MONGODB_TIMEOUT_MS)."""
+    connection = MongoDatabase(database, client, timeout_ms / 1000)
     records = MongoRecords(connection, teleconsultations)
     user_map = MongoUserMap(connection, users)
     outbox = MongoOutbox(connection)

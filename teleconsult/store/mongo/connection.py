@@ -5,10 +5,15 @@ its webhook deliveries share the record's document), so no transaction (and no
 replica set) is needed. The service starts while MongoDB is down: pymongo connects
 lazily, each call that cannot reach the server is a 503 (`Unavailable`),
 `/-/ready` says 503 until a ping answers, and each aggregate's indexes are
-created by the first call that gets through. An outage is logged in one short
-line when it starts ("store unreachable: host:port: reason") and one when it
-ends, not on every call. The store keeps to the collection
-calls mongomock-motor supports (find_one, find, insert_one, insert_many, update_one,
+created by the first call that gets through. A request's calls share one
+MONGODB_TIMEOUT_MS (`store.budget`). Once a call found no server, the calls
+after it are refused at once (503 with `Retry-After`), so an outage holds no
+request for long, until a ping reaches one: a probe pings every
+PROBE_INTERVAL_SECONDS in the background, and `/-/ready` pings too. That is
+this replica's knowledge of the server, not shared state. An outage is logged
+in one short line when it starts ("store unreachable: host:port: reason") and
+one when it ends, not on every call. The store keeps to the collection calls
+mongomock-motor supports (find_one, find, insert_one, insert_many, update_one,
 find_one_and_update, update_many, delete_one, delete_many, count_documents,
 create_index), so CI runs the same code without a server.
 """
@@ -16,7 +21,10 @@ create_index), so CI runs the same code without a server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -24,11 +32,18 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import pymongo
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 from teleconsult.errors import Unavailable
 from teleconsult.observability.logs import Outage
+from teleconsult.store.budget import store_call
 
 log = logging.getLogger(__name__)
 
@@ -64,43 +79,103 @@ def client_for(url: str, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
     )
 
 
+DEFAULT_TIMEOUT_SECONDS = 5.0
+"""MONGODB_TIMEOUT_MS's default, for a database opened without settings (tests, tools)."""
+PROBE_INTERVAL_SECONDS = 1.0
+"""While no server can be reached, the pause between two background pings."""
+
+
 class MongoDatabase:
     """One database, the call guard every aggregate uses, and the health part of the store."""
 
-    def __init__(self, database: Any, client: Closable | None = None) -> None:
+    def __init__(
+        self,
+        database: Any,
+        client: Closable | None = None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
         self.database = database
+        self.timeout_seconds = timeout_seconds
         self._client = client
         self._index_steps: Sequence[IndexStep] = ()
         self._indexed = False
         self._index_lock = asyncio.Lock()  # one index creation per process; idempotent anyway
         self._outage = Outage(log, "store unreachable", "store reachable again")
+        self._unreachable: str | None = None
+        """Why the last call found no server (the error's kind); None while one answers."""
+        self._probe: asyncio.Task[None] | None = None
+        self.retry_after = max(1, math.ceil(timeout_seconds))
+        """The answer's Retry-After while unreachable: how long a ping may take."""
 
     @asynccontextmanager
     async def guard(self) -> AsyncIterator[Any]:
         """MongoDB errors become 503s; the indexes come first, once the server answers.
+        While no server can be reached, the call is refused without trying."""
+        if self._unreachable is not None:
+            raise Unavailable(self._unreachable_message(), retry_after=self.retry_after)
+        async with self._call() as database:
+            yield database
+
+    @asynccontextmanager
+    async def _call(self) -> AsyncIterator[Any]:
+        """One call within what the request's budget leaves of MONGODB_TIMEOUT_MS.
 
         While the server cannot be reached every call fails alike: that is logged once
         when it starts and once when a call gets through again."""
-        try:
-            await self._ensure_indexes()
-            yield self.database
-        except DuplicateKeyError:
-            self._outage.recovered()  # the server answered
-            raise
-        except PyMongoError as error:
-            # The driver's text names hosts and topology: shortened for the log, and only
-            # the error's kind for callers.
-            if isinstance(error, ConnectionFailure):
-                self._outage.failed(short_reason(error), store="mongodb")
-            else:
-                log.warning(
-                    "MongoDB call failed: %s: %s", type(error).__name__, short_reason(error)
+        with store_call(self.timeout_seconds) as seconds:
+            if seconds <= 0:
+                raise Unavailable(
+                    "The MongoDB store did not answer the request's calls within "
+                    "MONGODB_TIMEOUT_MS; retry later.",
+                    retry_after=self.retry_after,
                 )
-            raise Unavailable(
-                f"The MongoDB store cannot be reached ({type(error).__name__}); retry later."
-            ) from None
-        else:
-            self._outage.recovered()
+            try:
+                with pymongo.timeout(seconds):
+                    await self._ensure_indexes()
+                    yield self.database
+            except DuplicateKeyError:
+                self._reached()  # the server answered
+                raise
+            except PyMongoError as error:
+                # The driver's text names hosts and topology: shortened for the log, and only
+                # the error's kind for callers.
+                if isinstance(error, ConnectionFailure):
+                    self._outage.failed(short_reason(error), store="mongodb")
+                else:
+                    log.warning(
+                        "MongoDB call failed: %s: %s", type(error).__name__, short_reason(error)
+                    )
+                if _no_server(error):
+                    self._not_reached(type(error).__name__)
+                raise Unavailable(
+                    f"The MongoDB store cannot be reached ({type(error).__name__}); retry later.",
+                    retry_after=self.retry_after if _no_server(error) else None,
+                ) from None
+            else:
+                self._reached()
+
+    def _unreachable_message(self) -> str:
+        return f"The MongoDB store cannot be reached ({self._unreachable}); retry later."
+
+    def _not_reached(self, kind: str) -> None:
+        """Refuse calls until a ping gets through, and ping in the background meanwhile."""
+        self._unreachable = kind
+        if self._probe is None:
+            # A context of its own: the probe is no request's work (nor charged to one).
+            self._probe = asyncio.create_task(self._probing(), context=contextvars.Context())
+
+    def _reached(self) -> None:
+        self._unreachable = None
+        self._outage.recovered()
+
+    async def _probing(self) -> None:
+        try:
+            while self._unreachable is not None:
+                await asyncio.sleep(PROBE_INTERVAL_SECONDS)
+                with contextlib.suppress(Unavailable):
+                    await self.ping()
+        finally:
+            self._probe = None
 
     async def _ensure_indexes(self) -> None:
         if self._indexed:
@@ -117,21 +192,34 @@ class MongoDatabase:
         """Create each aggregate's indexes now if the server answers; else the first call will."""
         self._index_steps = index_steps
         try:
-            async with self.guard():
+            async with self._call():
                 pass
         except Unavailable:
             return
 
     async def ping(self) -> None:
-        """A read of nothing: answered only when a server is selected and reachable."""
-        async with self.guard() as database:
+        """A read of nothing: answered only when a server is selected and reachable. Tried
+        even while calls are refused: its success ends the refusal."""
+        async with self._call() as database:
             await database["teleconsult_outbox"].find_one({"_id": None})
 
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
         if self._client is not None:
             closed = self._client.close()
             if asyncio.iscoroutine(closed):
                 await closed
+
+
+def _no_server(error: PyMongoError) -> bool:
+    """The call found no server to talk to (none selectable, or the connection failed), as
+    opposed to one that answered with an error or was slow (a timeout of its own)."""
+    return isinstance(error, ServerSelectionTimeoutError) or (
+        isinstance(error, ConnectionFailure) and not error.timeout
+    )
 
 
 _CONFIGURED_TIMEOUTS = re.compile(r"\s*\(configured timeouts:[^)]*\)")

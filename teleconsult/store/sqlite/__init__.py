@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from teleconsult.store.base import Store
 from teleconsult.store.sqlite.audit import SQLiteAuditTrail
-from teleconsult.store.sqlite.connection import SCHEME, SQLiteConnection, sqlite_path
+from teleconsult.store.sqlite.connection import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    SCHEME,
+    SQLiteConnection,
+    sqlite_path,
+)
 from teleconsult.store.sqlite.idempotency import SQLiteIdempotencyKeys
 from teleconsult.store.sqlite.leases import SQLiteLeases
 from teleconsult.store.sqlite.outbox import SQLiteOutbox
@@ -17,10 +22,14 @@ __all__ = ["SCHEME", "open_sqlite", "sqlite_path"]
 
 
 async def open_sqlite(
-    url: str, teleconsultations: str, users: str, synchronous: str = "full"
+    url: str,
+    teleconsultations: str,
+    users: str,
+    synchronous: str = "full",
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
 ) -> Store:
     """The store in the file `url` names, each aggregate's tables created if missing."""
-    connection = await SQLiteConnection.open(url, synchronous)
+    connection = await SQLiteConnection.open(url, synchronous, busy_timeout_ms)
     webhooks = SQLiteWebhooks(connection)
     outbox = SQLiteOutbox(connection)
     records = SQLiteRecords(connection, teleconsultations, webhooks, outbox)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from teleconsult.errors import Unavailable
+from teleconsult.store.budget import store_call
 
 T = TypeVar("T")
 SCHEME = "sqlite://"
@@ -28,6 +31,15 @@ SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
 """SQLITE_SYNCHRONOUS. In WAL mode, FULL syncs the log at every commit: an acknowledged write
 survives a power failure. NORMAL syncs at checkpoints only: it survives a crash of the
 process, but a power failure may lose the last commits (docs/operations.md, Security)."""
+
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+"""SQLITE_BUSY_TIMEOUT_MS's default, for a file opened without settings (tests, tools)."""
+BUSY_STEP_MS = 100
+"""busy_timeout is set in steps this long: a request's first write, with its whole budget,
+runs no extra statement."""
+BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+"""Another connection holds the lock this statement needs."""
 
 
 Statement = tuple[str, Iterable[object]]
@@ -79,14 +91,25 @@ def quoted(name: str) -> str:
 class SQLiteConnection:
     """The file's connections, and the health part of the store (`ping`, `close`)."""
 
-    def __init__(self, db: aiosqlite.Connection, reader: sqlite3.Connection | None) -> None:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        reader: sqlite3.Connection | None,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
         self._db = db
         self._reader = reader
         self._lock = asyncio.Lock()  # aiosqlite runs one statement at a time per connection
+        self._timeout = busy_timeout_ms / 1000
+        self._busy_ms = busy_timeout_ms
+        """The connection's busy_timeout now (set before each write to what is left)."""
 
     @classmethod
-    async def open(cls, url: str, synchronous: str) -> SQLiteConnection:
-        """Open the file (created if missing), in WAL mode with `synchronous`."""
+    async def open(
+        cls, url: str, synchronous: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    ) -> SQLiteConnection:
+        """Open the file (created if missing), in WAL mode with `synchronous`; a request's
+        calls together wait at most `busy_timeout_ms` for another process's write lock."""
         path = sqlite_path(url)
         try:
             if path != ":memory:":
@@ -94,11 +117,11 @@ class SQLiteConnection:
                 # Try the file first: a failed aiosqlite.connect leaves its worker thread to
                 # report to an event loop that may be closed by then (a stray traceback).
                 await asyncio.to_thread(_try_open, path)
-            db = await aiosqlite.connect(path, isolation_level=None, timeout=10)
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
         except (OSError, sqlite3.Error) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             raise Unavailable(f"Cannot open the SQLite store at {path}: {reason}.") from None
-        connection = cls(db, None)
+        connection = cls(db, None, busy_timeout_ms)
         try:
             await connection._prepare(synchronous)
             if path != ":memory:":  # a second connection to :memory: would be another database
@@ -112,7 +135,7 @@ class SQLiteConnection:
 
     async def _prepare(self, synchronous: str) -> None:
         async with self.guard() as db:
-            await db.execute("PRAGMA busy_timeout=10000")
+            await db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={SYNCHRONOUS[synchronous]}")
 
@@ -127,13 +150,24 @@ class SQLiteConnection:
             raise
 
     @asynccontextmanager
-    async def guard(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One operation at a time on the connection; SQLite errors become 503s."""
-        async with self._lock:
-            try:
-                yield self._db
-            except sqlite3.Error as error:
-                raise Unavailable(f"The SQLite store failed: {error}.") from None
+    async def guard(self, seconds: float | None = None) -> AsyncIterator[aiosqlite.Connection]:
+        """One operation at a time on the connection, the turn awaited at most `seconds`
+        (the request's budget; None: as long as it takes); SQLite errors become 503s."""
+        if seconds is not None and seconds <= 0:
+            raise _locked()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise _locked() from None
+        try:
+            yield self._db
+        except sqlite3.Error as error:
+            if isinstance(error, sqlite3.OperationalError) and error.sqlite_errorname in BUSY:
+                raise _locked() from None
+            raise Unavailable(f"The SQLite store failed: {error}.") from None
+        finally:
+            self._lock.release()
 
     async def write(self, sql: str, parameters: Iterable[object]) -> int:
         """Run one write in its own IMMEDIATE transaction and return the rows it changed.
@@ -144,19 +178,20 @@ class SQLiteConnection:
         since this connection last read. The transaction is shielded: a request
         cancelled mid-write lets it finish, so its outcome is never a guess.
         """
-        return await asyncio.shield(self._transaction(sql, tuple(parameters)))
+        parameters = tuple(parameters)
 
-    async def _transaction(self, sql: str, parameters: tuple[object, ...]) -> int:
         async def one(db: aiosqlite.Connection) -> int:
             cursor = await db.execute(sql, parameters)
             return cursor.rowcount
 
-        return await self._in_transaction(one)
+        return await self.transaction(one)
 
     async def transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run several statements as one IMMEDIATE transaction, shielded like `write`: a record
-        and the rows that index it are written together or not at all."""
-        return await asyncio.shield(self._in_transaction(work))
+        and the rows that index it are written together or not at all. It waits for the
+        write lock at most what the request's budget leaves (`store.budget`)."""
+        with store_call(self._timeout) as seconds:
+            return await asyncio.shield(self._in_transaction(work, seconds))
 
     async def write_together(self, statements: Sequence[Statement]) -> int:
         """Run writes in one transaction, shielded like `write`: the first must change a row
@@ -172,8 +207,12 @@ class SQLiteConnection:
 
         return await self.transaction(together)
 
-    async def _in_transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        async with self.guard() as db:
+    async def _in_transaction(
+        self, work: Callable[[aiosqlite.Connection], Awaitable[T]], seconds: float
+    ) -> T:
+        started = time.monotonic()
+        async with self.guard(seconds) as db:
+            await self._wait_at_most(db, seconds - (time.monotonic() - started))
             await db.execute("BEGIN IMMEDIATE")
             try:
                 result = await work(db)
@@ -183,12 +222,20 @@ class SQLiteConnection:
                 raise
             return result
 
+    async def _wait_at_most(self, db: aiosqlite.Connection, seconds: float) -> None:
+        """busy_timeout to `seconds`, in steps of BUSY_STEP_MS rounded up, so a request's
+        first write (and most of its others) changes nothing."""
+        busy_ms = max(1, math.ceil(seconds * 1000 / BUSY_STEP_MS)) * BUSY_STEP_MS
+        busy_ms = min(busy_ms, math.ceil(self._timeout * 1000))
+        if busy_ms != self._busy_ms:
+            await db.execute(f"PRAGMA busy_timeout={busy_ms}")
+            self._busy_ms = busy_ms
+
     async def read_one(self, sql: str, parameters: Iterable[object]) -> Any:
         """One row by key, on the event loop's own connection when there is one."""
         if self._reader is None:
-            async with self.guard() as db:
-                cursor = await db.execute(sql, tuple(parameters))
-                return await cursor.fetchone()
+            rows = await self.read_all(sql, parameters)
+            return rows[0] if rows else None
         try:
             return self._reader.execute(sql, tuple(parameters)).fetchone()
         except sqlite3.Error as error:
@@ -205,10 +252,12 @@ class SQLiteConnection:
             raise Unavailable(f"The SQLite store failed: {error}.") from None
 
     async def read_all(self, sql: str, parameters: Iterable[object] = ()) -> list[Any]:
-        """Every row of a query, through aiosqlite's thread (scans may take a while)."""
-        async with self.guard() as db:
-            cursor = await db.execute(sql, tuple(parameters))
-            return list(await cursor.fetchall())
+        """Every row of a query, through aiosqlite's thread (scans may take a while), its turn
+        on the connection awaited at most what the request's budget leaves."""
+        with store_call(self._timeout) as seconds:
+            async with self.guard(seconds) as db:
+                cursor = await db.execute(sql, tuple(parameters))
+                return list(await cursor.fetchall())
 
     async def ping(self) -> None:
         await self.read_all("SELECT 1")
@@ -220,6 +269,14 @@ class SQLiteConnection:
             if self._reader is not None:
                 self._reader.close()
             await self._db.close()
+
+
+def _locked() -> Unavailable:
+    return Unavailable(
+        "The SQLite store stayed locked by another writer for the request's "
+        "SQLITE_BUSY_TIMEOUT_MS; retry later.",
+        retry_after=1,
+    )
 
 
 class SQLiteTable:
