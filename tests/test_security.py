@@ -21,7 +21,6 @@ from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import keys
 from teleconsult.configuration.settings import Settings
-from teleconsult.core.domain import ANONYMOUS_WRITES_REFUSED
 from teleconsult.core.reconciler import PURGE_BATCH
 from teleconsult.observability import logs, redaction
 from teleconsult.plugin import stable_user_id
@@ -426,15 +425,19 @@ async def test_anonymous_writes_can_be_turned_off(make_client: MakeClient) -> No
 async def test_anonymous_callers_cannot_change_the_company_settings_either(
     make_client: MakeClient,
 ) -> None:
-    client = await make_client(ALLOW_ANONYMOUS_WRITES="false")
+    client = await make_client(ALLOW_ANONYMOUS_WRITES="false", ADMIN_GROUPS="ops")
+    operators = {"miausergroups": "ops"}  # groups, and no id
     form = aiohttp.FormData()
     form.add_field("virtual_background", b"\xff\xd8", filename="b.jpg", content_type="image/jpeg")
     for response in [
-        await client.post("/settings/background-image", data=form),
-        await client.patch("/settings/update", json={"background_alias": "x"}),
+        await client.post("/settings/background-image", data=form, headers=operators),
+        await client.patch("/settings/update", json={"background_alias": "x"}, headers=operators),
     ]:
         assert response.status == 403
-        assert (await response.json())["message"] == ANONYMOUS_WRITES_REFUSED
+        assert (await response.json())["message"] == (
+            "Only identified members of ADMIN_GROUPS may call the operator routes (failed "
+            "webhooks, the company's settings)."
+        )
 
 
 async def test_anonymous_writes_keep_the_original_behaviour_by_default(client: Client) -> None:

@@ -162,7 +162,8 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "comma-separated groups whose members may change and cancel any teleconsultation; any "
         "other identified caller only those they created or take part in as a `plus` participant "
-        "(else 403)",
+        "(else 403); only its identified members may make the operator calls (`/webhooks/failed`, "
+        "`/settings/...`), and nobody while it is unset",
     ),
     Setting(
         "ALLOW_ANONYMOUS_WRITES",

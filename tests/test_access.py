@@ -1,0 +1,167 @@
+"""Who may call what, by default and once configured (issue 25: access).
+
+Each section names the defect it guards against; each test failed before its fix. They go
+through the HTTP API as the attacker of the issue did.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from teleconsult import keys
+from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
+from tests.helpers import (
+    DOCTOR,
+    PATIENT,
+    Client,
+    MakeClient,
+    bearer,
+    create,
+    error,
+    teleconsultation,
+)
+
+Server = Callable[[web.Application], Awaitable[TestServer]]
+SECRET = "whsec_" + base64.b64encode(b"the receiver of the access tests").decode()
+JPEG = b"\xff\xd8\xff\xe0" + b"0" * 2048
+OPERATOR = {"miauserid": "operator-1", "miausergroups": "ops"}
+PATIENT_CALLER = {"miauserid": "random-patient", "miausergroups": "patient"}
+OPERATORS_UNSET = (
+    "The operator routes (failed webhooks, the company's settings) are closed while "
+    "ADMIN_GROUPS is unset; set it to your operators' groups to open them to their members."
+)
+NOT_AN_OPERATOR = (
+    "Only identified members of ADMIN_GROUPS may call the operator routes (failed webhooks, "
+    "the company's settings)."
+)
+
+
+# -- 1. The operator routes are for ADMIN_GROUPS only, and closed while it is unset -------------
+
+
+@pytest.fixture
+async def gone_url(aiohttp_server: Server) -> str:
+    """A webhook receiver that answers 410 Gone: each delivery fails at once."""
+
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=410)
+
+    app = web.Application()
+    app.router.add_post("/hooks", gone)
+    return str((await aiohttp_server(app)).make_url("/hooks"))
+
+
+async def with_a_failed_delivery(client: Client) -> str:
+    """A teleconsultation whose first event failed for good; the delivery's id."""
+    room_id = await create(
+        client,
+        teleconsultation(2, DOCTOR, PATIENT),
+        headers={"miauserid": "doctor-1", "miausergroups": "managers"},
+    )
+    while await client.app[keys.DELIVERER].run_once():
+        pass
+    return f"default.evt_{room_id}_1_0"
+
+
+def background() -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field(
+        "virtual_background", io.BytesIO(JPEG), filename="bg.jpg", content_type="image/jpeg"
+    )
+    return form
+
+
+async def operator_calls(client: Client, delivery_id: str, headers: dict[str, str]) -> list[Any]:
+    """Each operator route, called by `headers`: its status and body."""
+    answers = []
+    for response in [
+        await client.get("/webhooks/failed", headers=headers),
+        await client.post(f"/webhooks/failed/{delivery_id}/retry", headers=headers),
+        await client.post("/settings/background-image", data=background(), headers=headers),
+        await client.patch("/settings/update", json={"background_alias": "bg-1"}, headers=headers),
+    ]:
+        answers.append((response.status, await response.json()))
+    return answers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        PATIENT_CALLER,
+        {},  # anonymous
+        {"miauserid": "manager-1", "miausergroups": "managers"},  # MANAGER_GROUPS opens nothing
+    ],
+    ids=["patient", "anonymous", "manager"],
+)
+async def test_the_operator_routes_are_closed_while_admin_groups_is_unset(
+    make_client: MakeClient, gone_url: str, headers: dict[str, str]
+) -> None:
+    client = await make_client(
+        WEBHOOK_URL=gone_url, WEBHOOK_SECRET=SECRET, MANAGER_GROUPS="managers"
+    )
+    delivery_id = await with_a_failed_delivery(client)
+    closed = (403, error(403, OPERATORS_UNSET))
+    assert await operator_calls(client, delivery_id, headers) == [closed] * 4
+
+
+async def test_only_identified_members_of_admin_groups_call_the_operator_routes(
+    make_client: MakeClient, gone_url: str
+) -> None:
+    client = await make_client(WEBHOOK_URL=gone_url, WEBHOOK_SECRET=SECRET, ADMIN_GROUPS="ops")
+    delivery_id = await with_a_failed_delivery(client)
+    refused = (403, error(403, NOT_AN_OPERATOR))
+    for headers in (PATIENT_CALLER, {"miausergroups": "ops"}, {"miauserid": "operator-1"}):
+        assert await operator_calls(client, delivery_id, headers) == [refused] * 4
+
+    response = await client.get("/webhooks/failed", headers=OPERATOR)
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert delivery_id in [failed["id"] for failed in (await response.json())["failed"]]
+    response = await client.post(f"/webhooks/failed/{delivery_id}/retry", headers=OPERATOR)
+    assert response.status == 202
+    response = await client.post("/settings/background-image", data=background(), headers=OPERATOR)
+    assert response.status == 200
+    alias = (await response.json())["virtual_background"]["background_alias"]
+    response = await client.patch(
+        "/settings/update", json={"background_alias": alias}, headers=OPERATOR
+    )
+    assert response.status == 200
+    assert (await response.json())["company"]["default_background"] == alias
+
+
+async def test_a_verified_patient_cannot_read_others_failed_deliveries(
+    make_client: MakeClient, gone_url: str, aiohttp_server: Server
+) -> None:
+    signing = SigningKeys()
+    signing.add("k1")
+    jwks = str((await aiohttp_server(signing.app())).make_url("/.well-known/jwks.json"))
+    client = await make_client(
+        WEBHOOK_URL=gone_url,
+        WEBHOOK_SECRET=SECRET,
+        ADMIN_GROUPS="ops",
+        JWT_JWKS_URL=jwks,
+        JWT_AUDIENCE=AUDIENCE,
+        JWT_ISSUER=ISSUER,
+    )
+    room_id = await create(
+        client, teleconsultation(2, DOCTOR, PATIENT), headers=bearer(signing.token())
+    )
+    while await client.app[keys.DELIVERER].run_once():
+        pass
+
+    patient = bearer(signing.token(sub="random-patient", groups=["patient"]))
+    response = await client.get("/webhooks/failed", headers=patient)
+    assert (response.status, await response.json()) == (403, error(403, NOT_AN_OPERATOR))
+    operator = bearer(signing.token(sub="operator-1", groups=["ops"]))
+    response = await client.get("/webhooks/failed", headers=operator)
+    assert response.status == 200
+    failed = (await response.json())["failed"]
+    assert ("room.created", room_id) in [(f["type"], f["teleconsultationId"]) for f in failed]
