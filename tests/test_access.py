@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,18 +19,26 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from teleconsult import keys
+from teleconsult.app import create_app
+from teleconsult.configuration.service_config import load_config
+from teleconsult.configuration.settings import Settings
+from teleconsult.core.domain import RecordState
+from teleconsult.store import Store
 from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
 from tests.helpers import (
     DOCTOR,
     PATIENT,
     Client,
+    FrozenClock,
     MakeClient,
     bearer,
     create,
     error,
+    person,
     teleconsultation,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 Server = Callable[[web.Application], Awaitable[TestServer]]
 SECRET = "whsec_" + base64.b64encode(b"the receiver of the access tests").decode()
 JPEG = b"\xff\xd8\xff\xe0" + b"0" * 2048
@@ -165,3 +175,71 @@ async def test_a_verified_patient_cannot_read_others_failed_deliveries(
     assert response.status == 200
     failed = (await response.json())["failed"]
     assert ("room.created", room_id) in [(f["type"], f["teleconsultationId"]) for f in failed]
+
+
+# -- 2. Secure by default: anonymous callers change nothing unless allowed ----------------------
+
+ANONYMOUS_REFUSED = error(
+    403,
+    "This service accepts changes only from callers who say who they are "
+    "(ALLOW_ANONYMOUS_WRITES=false); see userIdPathInRequest.",
+)
+
+
+def test_anonymous_writes_are_off_by_default() -> None:
+    assert Settings.from_environ({}).allow_anonymous_writes is False
+
+
+async def test_an_app_built_without_the_setting_refuses_anonymous_writes(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+    store_url: str,
+    clock: FrozenClock,
+    store_factory: Callable[[Settings], Awaitable[Store]] | None,
+) -> None:
+    """The attack: an anonymous PATCH gave another doctor's teleconsultation to `attacker`,
+    and an anonymous DELETE cancelled it."""
+    environ = {"STORE_URL": store_url, "VIDEO_PROVIDER": "fake", "RECONCILE_INTERVAL_MS": "0"}
+    settings = Settings.from_environ(environ)
+    app = create_app(
+        settings,
+        load_config(None),
+        environ=environ,
+        extra_plugins=(),
+        clock=clock,
+        **({"store_factory": store_factory} if store_factory else {}),
+    )
+    client = await aiohttp_client(app)
+    response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
+    assert (response.status, await response.json()) == (403, ANONYMOUS_REFUSED)
+
+    room_id = await create(
+        client, teleconsultation(2, DOCTOR, PATIENT), headers={"miauserid": "doctor-1"}
+    )
+    attacker = person("attacker", ["doctor"], "Attacker")
+    taken = {"participants": {"number": 2, "data": [attacker, PATIENT]}}
+    response = await client.patch(f"/teleconsultation/{room_id}", json=taken)
+    assert (response.status, await response.json()) == (403, ANONYMOUS_REFUSED)
+    response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=attacker)
+    assert (response.status, await response.json()) == (403, ANONYMOUS_REFUSED)
+    response = await client.delete(f"/teleconsultation/{room_id}")
+    assert (response.status, await response.json()) == (403, ANONYMOUS_REFUSED)
+
+    record = await client.app[keys.STORE].records.get(room_id)
+    assert record is not None
+    assert [p.external_id for p in record.participants] == ["doctor-1", "patient-1"]
+    assert record.state is RecordState.PUBLIC
+
+
+def test_no_way_of_running_it_turns_anonymous_writes_on() -> None:
+    """`make run`, the container, compose and the Kubernetes manifests: each leaves the
+    setting at its default or says false."""
+    files = [
+        ROOT / "Makefile",
+        *sorted(path for path in (ROOT / "deploy").rglob("*") if path.is_file()),
+    ]
+    said = {
+        str(path.relative_to(ROOT)): value
+        for path in files
+        for value in re.findall(r"ALLOW_ANONYMOUS_WRITES\W{1,3}(\w+)", path.read_text())
+    }
+    assert said == {"deploy/kubernetes/settings.env": "false"}

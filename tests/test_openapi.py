@@ -116,7 +116,7 @@ async def test_the_caller_id_header_is_the_security_scheme_while_tokens_are_not_
     anonymous_writes: list[dict[str, list[str]]] = [
         {"callerId": []},
         {},
-    ]  # ALLOW_ANONYMOUS_WRITES is true by default
+    ]  # while ALLOW_ANONYMOUS_WRITES is true, as the tests' apps have it
     caller_only: list[dict[str, list[str]]] = [{"callerId": []}]  # never anonymous
     assert security(document) == {
         **PROBES,

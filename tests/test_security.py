@@ -440,7 +440,10 @@ async def test_anonymous_callers_cannot_change_the_company_settings_either(
         )
 
 
-async def test_anonymous_writes_keep_the_original_behaviour_by_default(client: Client) -> None:
+async def test_anonymous_writes_keep_the_original_behaviour_when_allowed(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(ALLOW_ANONYMOUS_WRITES="true")  # off by default: test_access.py
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
     response = await client.delete(f"/teleconsultation/{room_id}")
     assert response.status == 204
@@ -863,6 +866,7 @@ async def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> N
             body = json.dumps(teleconsultation(2, DOCTOR, PATIENT)).encode()
             writer.write(
                 b"POST /teleconsultation HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"miauserid: doctor-1\r\n"
                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                 % (len(body), body)
             )

@@ -178,7 +178,7 @@ class Authenticator:
         manager_groups: frozenset[str] = frozenset(),
         admin_groups: frozenset[str] = frozenset(),
         groups_header: str | None = None,
-        allow_anonymous_writes: bool = True,
+        allow_anonymous_writes: bool = False,
     ) -> None:
         """`groups_header` names the header with the caller's groups, when a rule needs them
         (MANAGER_GROUPS, ADMIN_GROUPS) and tokens are not verified; None: groups unknown."""

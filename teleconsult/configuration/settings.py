@@ -167,10 +167,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ALLOW_ANONYMOUS_WRITES",
-        "true",
-        "callers who do not say who they are (no `miauserid`, no token) may create, change and "
-        "cancel teleconsultations, as with the original; set `false` wherever a gateway always "
-        "names the caller, so that a request that slips past it changes nothing",
+        "false",
+        "`true`: callers who do not say who they are (no `miauserid`, no token) may create, change "
+        "and cancel any teleconsultation, as with the original; only behind a gateway that "
+        "authenticates every write but does not pass the caller on (README, migration notes)",
     ),
     Setting(
         "GROUPS_HEADER_KEY",
