@@ -24,6 +24,7 @@ from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.domain import RecordState
 from teleconsult.store import Store
+from teleconsult.store.documents import is_object_id, new_teleconsultation_id
 from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
 from tests.helpers import (
     DOCTOR,
@@ -243,3 +244,28 @@ def test_no_way_of_running_it_turns_anonymous_writes_on() -> None:
         for value in re.findall(r"ALLOW_ANONYMOUS_WRITES\W{1,3}(\w+)", path.read_text())
     }
     assert said == {"deploy/kubernetes/settings.env": "false"}
+
+
+# -- 2b. Ids are unguessable: a neighbour's id tells nothing of a victim's ----------------------
+
+
+def test_new_ids_are_24_hex_characters_with_no_time_or_counter() -> None:
+    ids = [new_teleconsultation_id() for _ in range(1000)]
+    assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids)
+    assert all(is_object_id(i) for i in ids)  # the shape every id had: old ones still pass
+    assert len(set(ids)) == 1000
+    assert ids != sorted(ids)  # an ObjectId made later sorts later
+    assert len({i[:8] for i in ids}) > 900  # an ObjectId's first 4 bytes are the second
+    assert len({i[8:18] for i in ids}) > 900  # its next 5 are the same in one process
+
+
+async def test_consecutive_creations_share_no_part_of_their_ids(client: Client) -> None:
+    """The attack: ids made around a victim's, by time and counter, narrowed it to a few
+    probes (401 for an id that exists, 404 for one that does not)."""
+    ids = [
+        await create(client, teleconsultation(2, DOCTOR, PATIENT), {"miauserid": "doctor-1"})
+        for _ in range(20)
+    ]
+    assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids)
+    assert len({i[:18] for i in ids}) == 20
+    assert len({i[-6:] for i in ids}) == 20

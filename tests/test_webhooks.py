@@ -240,6 +240,7 @@ async def test_the_queue_behind_a_failing_event_waits_for_it(
     receiver.answers = [500]
     room_id = await create(client, teleconsultation(2, DOCTOR))
     await client.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
+    await deliver_all(client)  # alone, so that the 500 is its (ids are in no creation order)
     other = await create(client, teleconsultation(2, DOCTOR))
     await deliver_all(client)
     # The first teleconsultation's first event failed: its queue waits; the other's goes.
