@@ -269,3 +269,37 @@ async def test_consecutive_creations_share_no_part_of_their_ids(client: Client) 
     assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids)
     assert len({i[:18] for i in ids}) == 20
     assert len({i[-6:] for i in ids}) == 20
+
+
+# -- 7. Idempotency keys are each caller's own ---------------------------------------------------
+
+
+async def test_one_callers_idempotency_key_is_not_anothers(make_client: MakeClient) -> None:
+    """The attack: after one doctor used a key, another doctor's creation with it was a 422
+    for a day, and a prober learnt whether anyone had used it."""
+    client = await make_client(IDEMPOTENCY_MAX_KEYS_PER_CALLER="1")
+    key = {"Idempotency-Key": "appointment-2030-42"}
+    body = teleconsultation(2, DOCTOR, PATIENT)
+    first = await client.post(
+        "/teleconsultation", json=body, headers={"miauserid": "doctor-1", **key}
+    )
+    assert first.status == 201
+
+    for caller, sent in (("doctor-2", body), ("prober", teleconsultation(2, DOCTOR))):
+        response = await client.post(
+            "/teleconsultation", json=sent, headers={"miauserid": caller, **key}
+        )
+        assert response.status == 201, await response.text()
+        assert "Idempotent-Replayed" not in response.headers
+        assert (await response.json())["roomId"] != (await first.json())["roomId"]
+
+    again = await client.post(
+        "/teleconsultation", json=body, headers={"miauserid": "doctor-2", **key}
+    )
+    assert (again.status, again.headers["Idempotent-Replayed"]) == (201, "true")
+    other_key = {"Idempotency-Key": "appointment-2030-43"}  # doctor-2's allowance is 1 key
+    response = await client.post(
+        "/teleconsultation", json=body, headers={"miauserid": "doctor-2", **other_key}
+    )
+    assert response.status == 429
+    assert (await response.json())["code"] == "too_many_idempotency_keys"
