@@ -122,6 +122,7 @@ def teleconsult(folder: Path, **environ: str) -> Iterator[tuple[str, int]]:
         "LOG_LEVEL": "info",  # as in production: one "request completed" line per request
         "RECONCILE_INTERVAL_MS": "10000",
         "VIDEO_PROVIDER": "fake",  # the figures measure the service, not a video provider
+        "ALLOW_ANONYMOUS_WRITES": "true",  # the creations name no caller (off by default)
         **environ,
     }
     with process([PYTHON, "-m", "teleconsult", "serve"], env) as proc:

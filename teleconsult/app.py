@@ -214,6 +214,7 @@ def _authenticator(
         return Authenticator(
             user_id_path,
             manager_groups=settings.manager_groups,
+            admin_groups=settings.admin_groups,
             groups_header=settings.groups_header_key if groups_needed else None,
             allow_anonymous_writes=settings.allow_anonymous_writes,
         )
@@ -227,7 +228,13 @@ def _authenticator(
         groups_claim=settings.jwt_groups_claim,
     )
     keys = JwksKeys(keys_client, settings.jwt_jwks_ttl_ms / 1000, clock=lambda: clock().timestamp())
-    return Authenticator(user_id_path, rules, keys, manager_groups=settings.manager_groups)
+    return Authenticator(
+        user_id_path,
+        rules,
+        keys,
+        manager_groups=settings.manager_groups,
+        admin_groups=settings.admin_groups,
+    )
 
 
 @dataclass(frozen=True)

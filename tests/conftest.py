@@ -111,12 +111,16 @@ def build_app(
     ) -> web.Application:
         # The reconciler and the webhook deliverer run when a test calls them (RECONCILER and
         # DELIVERER .run_once), unless asked for; the video provider is the in-memory fake,
-        # with its fault injection, unless asked for.
+        # with its fault injection, unless asked for. Anonymous writes are allowed unless
+        # asked otherwise: many API tests create, change and cancel without a caller, as the
+        # original's clients did (its contract); tests/test_access.py proves the service's own
+        # default (false).
         env = {
             "STORE_URL": store_url,
             "RECONCILE_INTERVAL_MS": "0",
             "WEBHOOK_POLL_INTERVAL_MS": "0",
             "VIDEO_PROVIDER": "fake",
+            "ALLOW_ANONYMOUS_WRITES": "true",
             **environ,
         }
         if config is not None:

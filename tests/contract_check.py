@@ -62,6 +62,8 @@ def main() -> int:
             "LOG_LEVEL": "warn",
             # The fake provider offers every capability, so no endpoint answers 501 (a 5xx).
             "VIDEO_PROVIDER": "fake",
+            # The caller is an operator too, so the operator routes are exercised, not a 403.
+            "ADMIN_GROUPS": "operators",
         }
         server = subprocess.Popen([sys.executable, "-m", "teleconsult", "serve"], env=env)
         try:
@@ -74,6 +76,7 @@ def main() -> int:
                     "--checks", "all", "--exclude-checks", "positive_data_acceptance,ignored_auth",
                     "--max-examples", EXAMPLES, "--generation-deterministic",
                     "--request-timeout", "10", "--header", "miauserid: doctor-1",
+                    "--header", "miausergroups: operators",
                 ]
             )  # fmt: skip
         finally:

@@ -27,6 +27,8 @@ from tests.helpers import (
 )
 
 JPEG = b"\xff\xd8\xff\xe0" + b"0" * 2048
+OPERATOR = {"miauserid": "operator-1", "miausergroups": "ops"}
+"""A member of ADMIN_GROUPS=ops: the company's backgrounds are theirs to change."""
 
 
 @dataclass
@@ -56,7 +58,7 @@ async def plugin(
         "privileges": {"basic": {"groups": ["patient"]}, "plus": {"groups": ["doctor"]}},
         "groupsWithBackgroundList": ["doctor"],
     }
-    environ: dict[str, str] = {"TELECONSULTATION_DELETE_UPLOADS": "true"}
+    environ = {"TELECONSULTATION_DELETE_UPLOADS": "true", "ADMIN_GROUPS": "ops"}
     if request.param == "bandyer":
         environ.update(bandyer_env(kaleyra_url))
     return Plugin(request.param, await make_client(config, **environ), kaleyra)
@@ -242,14 +244,16 @@ def image(content: bytes, content_type: str, field: str = "virtual_background") 
 
 async def test_a_background_is_uploaded_and_made_the_default(plugin: Plugin) -> None:
     response = await plugin.client.post(
-        "/settings/background-image", data=image(JPEG, "image/jpeg")
+        "/settings/background-image", data=image(JPEG, "image/jpeg"), headers=OPERATOR
     )
     assert response.status == 200
     background = (await response.json())["virtual_background"]
     assert sorted(background) == ["background_alias", "creation_date", "url"]
 
     response = await plugin.client.patch(
-        "/settings/update", json={"background_alias": background["background_alias"]}
+        "/settings/update",
+        json={"background_alias": background["background_alias"]},
+        headers=OPERATOR,
     )
     assert response.status == 200
     company = (await response.json())["company"]
@@ -284,14 +288,17 @@ async def test_a_background_is_uploaded_and_made_the_default(plugin: Plugin) -> 
 async def test_a_bad_background_is_refused_before_anything_is_sent(
     plugin: Plugin, data: Any, status: int, message: str
 ) -> None:
-    response = await plugin.client.post("/settings/background-image", data=data())
+    response = await plugin.client.post("/settings/background-image", data=data(), headers=OPERATOR)
     assert response.status == status
     assert await response.json() == error(status, message, path="virtual_background")
     assert plugin.kaleyra.calls("upload_background") == []
 
 
-async def test_a_background_sent_as_json_is_refused(client: Client) -> None:
-    response = await client.post("/settings/background-image", json={"virtual_background": "x"})
+async def test_a_background_sent_as_json_is_refused(make_client: MakeClient) -> None:
+    client = await make_client(ADMIN_GROUPS="ops")
+    response = await client.post(
+        "/settings/background-image", json={"virtual_background": "x"}, headers=OPERATOR
+    )
     assert response.status == 400
     assert await response.json() == error(
         400,
@@ -301,19 +308,22 @@ async def test_a_background_sent_as_json_is_refused(client: Client) -> None:
 
 
 async def test_an_unknown_background_alias_is_a_404(plugin: Plugin) -> None:
-    response = await plugin.client.patch("/settings/update", json={"background_alias": "bg-nope"})
+    response = await plugin.client.patch(
+        "/settings/update", json={"background_alias": "bg-nope"}, headers=OPERATOR
+    )
     assert response.status == 404
     assert await response.json() == error(
         404, "background_alias 'bg-nope' names no background of the company."
     )
 
 
-async def test_a_malformed_multipart_body_is_a_400(client: Client) -> None:
+async def test_a_malformed_multipart_body_is_a_400(make_client: MakeClient) -> None:
+    client = await make_client(ADMIN_GROUPS="ops")
     boundary = "e04daf0c7a063642e1206e19467a9090"
     response = await client.post(
         "/settings/background-image",
         data=f"--{boundary}\r\n-82338--{boundary}--\r\n".encode(),
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **OPERATOR},
     )
     assert response.status == 400
     assert await response.json() == error(

@@ -12,7 +12,7 @@ from aiohttp import web
 from teleconsult import __version__, keys
 from teleconsult.app import create_app
 from teleconsult.configuration.service_config import load_config
-from teleconsult.configuration.settings import Settings, placeholder_variables
+from teleconsult.configuration.settings import DEFAULTS, Settings, placeholder_variables
 from teleconsult.errors import Unavailable
 from tests.helpers import DOCTOR, PATIENT, Client, MakeClient, error, teleconsultation
 
@@ -87,10 +87,13 @@ async def test_probes_answer_head(client: Client, path: str) -> None:
 
 
 async def test_the_checked_in_openapi_document_is_the_served_one(make_client: MakeClient) -> None:
-    """The checked-in document is the default configuration's (the tests' apps run on fake)."""
+    """The checked-in document is the default configuration's (the tests' apps run on fake and
+    allow anonymous writes)."""
     checked_in = json.loads(OPENAPI_FILE.read_text())
-    default_provider = Settings.from_environ({}).video_provider
-    client = await make_client(VIDEO_PROVIDER=default_provider)
+    client = await make_client(
+        VIDEO_PROVIDER=DEFAULTS["VIDEO_PROVIDER"],
+        ALLOW_ANONYMOUS_WRITES=DEFAULTS["ALLOW_ANONYMOUS_WRITES"],
+    )
     response = await client.get("/documentation/json")
     assert await response.json() == checked_in, "run `make openapi` and commit openapi/openapi.json"
     for path_item in checked_in["paths"].values():
@@ -109,7 +112,8 @@ async def test_the_service_starts_and_answers_503_while_mongodb_is_down(
     assert (await client.get("/-/healthz")).status == 200
     response = await client.get("/-/ready")
     assert response.status == 503
-    response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
+    body = teleconsultation(2, DOCTOR, PATIENT)
+    response = await client.post("/teleconsultation", json=body, headers={"miauserid": "d"})
     assert response.status == 503
     assert await response.json() == error(
         503,

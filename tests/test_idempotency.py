@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from teleconsult import keys
-from teleconsult.api.idempotency import RUNNING_LEASE
+from teleconsult.api.idempotency import RUNNING_LEASE, key_scope
 from teleconsult.errors import ProviderError
+from teleconsult.providers.protocols import Caller
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -136,7 +137,7 @@ async def test_a_key_whose_request_died_frees_itself(client: Client, clock: Froz
     store = client.app[keys.STORE]
     # A request claimed the key, then its process died before finishing.
     held = await store.idempotency.claim_key(
-        "POST /teleconsultation k-7",
+        key_scope("POST", "/teleconsultation", Caller(None), "k-7"),
         "public",
         "someone",
         "t-1",

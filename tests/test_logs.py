@@ -303,8 +303,9 @@ async def test_an_unreachable_mongodb_is_one_short_line_not_one_per_call(
     app = create_app(Settings.from_environ(environ), load_config(None), environ=environ)
     client = await aiohttp_client(app)
 
+    body = teleconsultation(2, DOCTOR, PATIENT)
     for _ in range(2):
-        response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
+        response = await client.post("/teleconsultation", json=body, headers={"miauserid": "d"})
         assert response.status == 503
         assert (await client.get("/-/ready")).status == 503
 

@@ -54,12 +54,9 @@ WRITES = (
     "addParticipant",
     "deleteTeleconsultation",
     "deleteUploads",
-    "uploadBackground",
-    "updateSettings",
-    # the failed webhooks are a manager's, authorized as writes are (MANAGER_GROUPS)
-    "listFailedWebhooks",
-    "retryFailedWebhook",
 )
+OPERATOR_CALLS = ("uploadBackground", "updateSettings", "listFailedWebhooks", "retryFailedWebhook")
+"""For ADMIN_GROUPS only: the caller's id and groups together, never anonymous."""
 TOKENS = {
     "JWT_JWKS_URL": "http://127.0.0.1:9/.well-known/jwks.json",  # fetched at the first token
     "JWT_AUDIENCE": AUDIENCE,
@@ -102,7 +99,10 @@ def schemes(document: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 async def auth0_client(make_client: MakeClient, aiohttp_server: Server) -> Client:
     """The auth0 identity provider, which resolves ids, on a fake auth0-client."""
     server = await aiohttp_server(FakeAuth0Client(users=dict(AUTH0_USERS)).app())
-    return await make_client(AUTH_SERVICE=str(server.make_url("")).rstrip("/"))
+    return await make_client(
+        AUTH_SERVICE=str(server.make_url("")).rstrip("/"),
+        ADMIN_GROUPS="ops",  # so that its operator can send the settings' example
+    )
 
 
 # -- security ---------------------------------------------------------------------------------
@@ -116,7 +116,8 @@ async def test_the_caller_id_header_is_the_security_scheme_while_tokens_are_not_
     anonymous_writes: list[dict[str, list[str]]] = [
         {"callerId": []},
         {},
-    ]  # ALLOW_ANONYMOUS_WRITES is true by default
+    ]  # while ALLOW_ANONYMOUS_WRITES is true, as the tests' apps have it
+    caller_only: list[dict[str, list[str]]] = [{"callerId": []}]  # never anonymous
     assert security(document) == {
         **PROBES,
         "getTeleconsultation": [{"callerId": []}],
@@ -124,6 +125,7 @@ async def test_the_caller_id_header_is_the_security_scheme_while_tokens_are_not_
         "listTeleconsultations": [{"callerId": []}],
         "getAuditTrail": [{"callerId": []}],
         **dict.fromkeys(WRITES, anonymous_writes),
+        **dict.fromkeys(OPERATOR_CALLS, caller_only),
     }
     response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR))
     assert response.status == 201  # without the header, as `{}` says
@@ -143,6 +145,7 @@ async def test_the_groups_header_is_a_scheme_when_manager_groups_read_it(
         {"callerId": [], "callerGroups": []},
         {"callerGroups": []},
     ]
+    operators: list[dict[str, list[str]]] = [{"callerId": [], "callerGroups": []}]
     # a manager's groups let them list anyone's and read audit trails
     manager_reads: list[dict[str, list[str]]] = [
         {"callerId": []},
@@ -154,6 +157,7 @@ async def test_the_groups_header_is_a_scheme_when_manager_groups_read_it(
         "createCredentials": [{"callerId": []}],
         **dict.fromkeys(("listTeleconsultations", "getAuditTrail"), manager_reads),
         **dict.fromkeys(WRITES, writes),
+        **dict.fromkeys(OPERATOR_CALLS, operators),
     }
     body = teleconsultation(2, DOCTOR)
     response = await client.post("/teleconsultation", json=body, headers={"miauserid": "d"})
@@ -183,6 +187,7 @@ async def test_admin_groups_make_the_groups_header_optional_and_names_follow_the
     }
     writes: list[dict[str, list[str]]] = [{"callerId": [], "callerGroups": []}, {"callerId": []}]
     assert security(document)["createTeleconsultation"] == writes
+    assert security(document)["listFailedWebhooks"] == [{"callerId": [], "callerGroups": []}]
     body = teleconsultation(2, DOCTOR)
     response = await client.post("/teleconsultation", json=body, headers={"x-groups": "admins"})
     assert response.status == 403  # no anonymous writes: no requirement without callerId
@@ -202,6 +207,7 @@ async def test_a_bearer_jwt_is_the_only_scheme_when_tokens_are_verified(
             name: [{"bearerToken": []}]
             for name in (
                 *WRITES,
+                *OPERATOR_CALLS,
                 "getTeleconsultation",
                 "createCredentials",
                 "listTeleconsultations",
@@ -406,7 +412,8 @@ def examples(document: dict[str, Any]) -> dict[str, list[Any]]:
 
 
 async def send_each_example(client: Client, document: dict[str, Any]) -> None:
-    """Every documented example, sent as it is (by the doctor), is accepted."""
+    """Every documented example, sent as it is (by the doctor; the settings by an operator), is
+    accepted."""
     by_operation = examples(document)
     assert sorted(by_operation) == [
         "addParticipant",
@@ -433,11 +440,13 @@ async def send_each_example(client: Client, document: dict[str, Any]) -> None:
     assert response.status == 201, await response.text()
     [settings] = by_operation["updateSettings"]
     fake_video(client).backgrounds[settings["background_alias"]] = "background.jpg"
-    response = await client.patch("/settings/update", json=settings, headers=doctor)
+    operator = {**doctor, "miausergroups": "ops"}  # in ADMIN_GROUPS: the company's settings
+    response = await client.patch("/settings/update", json=settings, headers=operator)
     assert response.status == 200, await response.text()
 
 
-async def test_every_example_is_accepted_as_it_is(client: Client) -> None:
+async def test_every_example_is_accepted_as_it_is(make_client: MakeClient) -> None:
+    client = await make_client(ADMIN_GROUPS="ops")
     document = await served_document(client)
     create_examples = examples(document)["createTeleconsultation"]
     assert [("end_date" in body, "duration_in_seconds" in body) for body in create_examples] == [

@@ -167,11 +167,13 @@ async def test_an_endpoint_needing_a_missing_capability_is_a_501(
         plugins=[load_documented_example()],
         VIDEO_PROVIDER="echo",
         TELECONSULTATION_DELETE_UPLOADS="true",
+        ADMIN_GROUPS="ops",  # the company's backgrounds are an operator's
     )
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
     body = {"background_alias": "x"} if path == "/settings/update" else None
+    headers = {"miauserid": "doctor-1", "miausergroups": "ops"}
     response = await client.request(
-        method, path.format(room_id=room_id), json=body, headers={"miauserid": "doctor-1"}
+        method, path.format(room_id=room_id), json=body, headers=headers
     )
     assert response.status == 501
     assert await response.json() == error(

@@ -21,7 +21,6 @@ from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import keys
 from teleconsult.configuration.settings import Settings
-from teleconsult.core.domain import ANONYMOUS_WRITES_REFUSED
 from teleconsult.core.reconciler import PURGE_BATCH
 from teleconsult.observability import logs, redaction
 from teleconsult.plugin import stable_user_id
@@ -427,18 +426,25 @@ async def test_anonymous_writes_can_be_turned_off(make_client: MakeClient) -> No
 async def test_anonymous_callers_cannot_change_the_company_settings_either(
     make_client: MakeClient,
 ) -> None:
-    client = await make_client(ALLOW_ANONYMOUS_WRITES="false")
+    client = await make_client(ALLOW_ANONYMOUS_WRITES="false", ADMIN_GROUPS="ops")
+    operators = {"miausergroups": "ops"}  # groups, and no id
     form = aiohttp.FormData()
     form.add_field("virtual_background", b"\xff\xd8", filename="b.jpg", content_type="image/jpeg")
     for response in [
-        await client.post("/settings/background-image", data=form),
-        await client.patch("/settings/update", json={"background_alias": "x"}),
+        await client.post("/settings/background-image", data=form, headers=operators),
+        await client.patch("/settings/update", json={"background_alias": "x"}, headers=operators),
     ]:
         assert response.status == 403
-        assert (await response.json())["message"] == ANONYMOUS_WRITES_REFUSED
+        assert (await response.json())["message"] == (
+            "Only identified members of ADMIN_GROUPS may call the operator routes (failed "
+            "webhooks, the company's settings)."
+        )
 
 
-async def test_anonymous_writes_keep_the_original_behaviour_by_default(client: Client) -> None:
+async def test_anonymous_writes_keep_the_original_behaviour_when_allowed(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(ALLOW_ANONYMOUS_WRITES="true")  # off by default: test_access.py
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
     response = await client.delete(f"/teleconsultation/{room_id}")
     assert response.status == 204
@@ -898,6 +904,7 @@ async def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> N
             body = json.dumps(teleconsultation(2, DOCTOR, PATIENT)).encode()
             writer.write(
                 b"POST /teleconsultation HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"miauserid: doctor-1\r\n"
                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                 % (len(body), body)
             )

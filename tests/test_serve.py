@@ -301,7 +301,9 @@ async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     }
     async with aiohttp.ClientSession() as session:
         in_flight = asyncio.create_task(
-            session.post(f"http://127.0.0.1:{port}/teleconsultation", json=body)
+            session.post(
+                f"http://127.0.0.1:{port}/teleconsultation", json=body, headers={"miauserid": "d"}
+            )
         )
         await asyncio.sleep(0.5)  # the request is now waiting on the provider
         process.send_signal(signal.SIGTERM)

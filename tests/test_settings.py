@@ -54,7 +54,7 @@ def test_defaults() -> None:
         jwt_jwks_ttl_ms=600000,
         manager_groups=frozenset(),
         admin_groups=frozenset(),
-        allow_anonymous_writes=True,
+        allow_anonymous_writes=False,
         groups_header_key="miausergroups",
         idempotency_max_keys_per_caller=10000,
         http_read_timeout_ms=30000,

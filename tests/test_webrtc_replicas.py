@@ -96,7 +96,9 @@ async def call_on(replicas: tuple[Served, Served]) -> dict[str, str]:
         2, DOCTOR, PATIENT, start=iso(start), end=iso(start + timedelta(hours=1))
     )
     async with aiohttp.ClientSession(api) as session:
-        created = await session.post("/teleconsultation", json=body)
+        created = await session.post(
+            "/teleconsultation", json=body, headers={"miauserid": "doctor-1"}
+        )
         room_id = (await created.json())["roomId"]
         links = {}
         for user in ("doctor-1", "patient-1"):

@@ -10,7 +10,9 @@ again when an unknown `kid` appears), and
 
 With MANAGER_GROUPS set, creating, changing and cancelling need a caller in one
 of those groups (from the token's groups claim, else the GROUPS_HEADER_KEY
-header); otherwise 403.
+header); otherwise 403. The operator routes (failed webhooks, the company's
+settings) need an identified member of ADMIN_GROUPS, and nobody may call them
+while it is unset.
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ log = logging.getLogger(__name__)
 
 LEEWAY_SECONDS = 30
 """Clock skew tolerated on `exp` and `nbf`."""
+OPERATORS_UNSET = (
+    "The operator routes (failed webhooks, the company's settings) are closed while "
+    "ADMIN_GROUPS is unset; set it to your operators' groups to open them to their members."
+)
+NOT_AN_OPERATOR = (
+    "Only identified members of ADMIN_GROUPS may call the operator routes (failed webhooks, "
+    "the company's settings)."
+)
 MIN_REFRESH_SECONDS = JWKS_TTL_FLOOR_MS / 1000
 """After an unknown `kid` made us fetch the keys again (or a fetch failed), the next fetch
 waits this long, so a flood of forged kids cannot turn into a flood of fetches."""
@@ -224,8 +234,9 @@ class Authenticator:
         keys: JwksKeys | None = None,
         *,
         manager_groups: frozenset[str] = frozenset(),
+        admin_groups: frozenset[str] = frozenset(),
         groups_header: str | None = None,
-        allow_anonymous_writes: bool = True,
+        allow_anonymous_writes: bool = False,
     ) -> None:
         """`groups_header` names the header with the caller's groups, when a rule needs them
         (MANAGER_GROUPS, ADMIN_GROUPS) and tokens are not verified; None: groups unknown."""
@@ -233,6 +244,7 @@ class Authenticator:
         self.token_rules = token_rules
         self.keys = keys
         self.manager_groups = manager_groups
+        self.admin_groups = admin_groups
         self.groups_header = groups_header
         self.allow_anonymous_writes = allow_anonymous_writes
         self._single_headers = tuple(
@@ -290,6 +302,15 @@ class Authenticator:
                 f"({', '.join(sorted(self.manager_groups))}) may create, change or cancel "
                 "teleconsultations."
             )
+
+    def authorize_operator(self, caller: Caller) -> None:
+        """The operator routes (failed webhooks, the company's settings) reach every
+        teleconsultation and the whole company: only an identified member of ADMIN_GROUPS may
+        call them, and nobody while it is unset. MANAGER_GROUPS does not open them."""
+        if not self.admin_groups:
+            raise Forbidden(OPERATORS_UNSET)
+        if caller.id is None or not (caller.groups or frozenset()) & self.admin_groups:
+            raise Forbidden(NOT_AN_OPERATOR)
 
     def is_manager(self, caller: Caller) -> bool:
         """In MANAGER_GROUPS (never when it is unset): may list anyone's teleconsultations

@@ -51,6 +51,11 @@ checked by its plugin): no caller's header or token."""
 MANAGER_READS = frozenset({"listTeleconsultations", "getAuditTrail"})
 """Reads that need the caller's id, and a manager's groups for more (anyone's listing, audit
 trails): every other operation writes."""
+OPERATOR_CALLS = frozenset(
+    {"listFailedWebhooks", "retryFailedWebhook", "uploadBackground", "updateSettings"}
+)
+"""The operator routes: the caller's id and an ADMIN_GROUPS member's groups, together (nobody
+may call them while ADMIN_GROUPS is unset)."""
 SCHEMAS = "#/components/schemas/"
 JSON = "application/json"
 
@@ -89,9 +94,11 @@ def finish(
     components = document.setdefault("components", {})
     schemes, caller, writer = _security(settings, user_id_path)
     manager_reader = caller + ([_together(schemes)] if CALLER_GROUPS in schemes else [])
+    operator = caller if settings.verifies_tokens else [_together(schemes)]
     security_of = {
         **dict.fromkeys(CALLER_ONLY, caller),
         **dict.fromkeys(MANAGER_READS, manager_reader),
+        **dict.fromkeys(OPERATOR_CALLS, operator),
         **{name: [] for name in SIGNED_BY_PROVIDER},
     }
     components["securitySchemes"] = schemes
@@ -171,7 +178,8 @@ def _security(
             + (
                 "writes need one of MANAGER_GROUPS."
                 if groups_required
-                else "members of ADMIN_GROUPS may change any teleconsultation."
+                else "members of ADMIN_GROUPS may change any teleconsultation and call the "
+                "operator routes."
             ),
         }
     caller: list[Requirement] = [{CALLER_ID: []}] if header is not None else [{}]

@@ -20,7 +20,15 @@ from teleconsult.api.schemas import (
     SettingsUpdateSchema,
     UploadsDeletedSchema,
 )
-from teleconsult.api.teleconsultations import BODY, body, caller_of, errors, manager_of
+from teleconsult.api.teleconsultations import (
+    BODY,
+    body,
+    caller_of,
+    errors,
+    manager_of,
+    operator_errors,
+    operator_of,
+)
 from teleconsult.api.trace import audited
 from teleconsult.core import audit
 from teleconsult.core.features import MAX_BACKGROUND_BYTES, too_large
@@ -98,11 +106,11 @@ async def delete_uploads(request: web.Request) -> web.Response:
             }
         },
     },
-    responses=errors(400, 401, 403, 408, 413, 415, 501, 502, 503, 504),
+    responses=operator_errors(400, 401, 403, 408, 413, 415, 501, 502, 503, 504),
 )
 @response_schema(BackgroundUploadedSchema, 200, description="The background the provider made.")
 async def upload_background(request: web.Request) -> web.Response:
-    await manager_of(request)
+    await operator_of(request)
     request.app[keys.FEATURES].backgrounds()  # a provider without them: 501 before any reading
     upload = await _read_background(request)
     background = await request.app[keys.FEATURES].upload_background(upload)
@@ -113,12 +121,12 @@ async def upload_background(request: web.Request) -> web.Response:
     tags=["settings"],
     operationId="updateSettings",
     summary="Make a virtual background the company default",
-    responses=errors(400, 401, 403, 404, 408, 413, 415, 501, 502, 503, 504),
+    responses=operator_errors(400, 401, 403, 404, 408, 413, 415, 501, 502, 503, 504),
 )
 @body(SettingsUpdateSchema)
 @response_schema(CompanySchema, 200, description="The company, as the provider describes it.")
 async def update_settings(request: web.Request) -> web.Response:
-    await manager_of(request)
+    await operator_of(request)
     company = await request.app[keys.FEATURES].set_default_background(
         request[BODY]["background_alias"]
     )

@@ -6,10 +6,13 @@ who runs it. A success is kept with the key until it expires
 provider failure) releases its key, so a retry runs afresh and nothing is
 stored for it; one whose outcome is unknown (the store failed, a deadline
 passed, the process died) keeps it until its running lease ends (10 minutes),
-so a retry can never make the change twice. The same key with another request
-(another body, another caller) is a 422; the same key while the first request
-still runs is a 409. One caller holds at most IDEMPOTENCY_MAX_KEYS_PER_CALLER
-unexpired keys (else 429), and the reconciler deletes expired keys in batches.
+so a retry can never make the change twice. A key is its caller's own (scoped by
+method, path, caller and key): another caller's key of the same name is another
+key, and says nothing of this one. The same key with another body is a 422; the
+same key while the first request still runs is a 409. One caller holds at most
+IDEMPOTENCY_MAX_KEYS_PER_CALLER unexpired keys (else 429), and the reconciler
+deletes expired keys in batches. Callers who do not say who they are are one
+caller (only while ALLOW_ANONYMOUS_WRITES lets them write).
 """
 
 from __future__ import annotations
@@ -57,6 +60,13 @@ def fingerprint(caller: Caller, body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def key_scope(method: str, path: str, caller: Caller, key: str) -> str:
+    """Where a key is looked up: each caller's keys apart (the anonymous caller's too, which
+    is not the caller named `public`), so one caller's key neither blocks nor reveals
+    another's. A JSON list: no two scopes read alike, whatever the path or the id hold."""
+    return json.dumps([method, path, caller.id, key], ensure_ascii=False)
+
+
 async def idempotent(
     request: web.Request,
     caller: Caller,
@@ -71,7 +81,7 @@ async def idempotent(
     stored_keys = request.app[keys.STORE].idempotency
     clock = request.app[keys.SERVICE].clock
     ttl = timedelta(milliseconds=request.app[keys.SETTINGS].idempotency_key_ttl_ms)
-    scope = f"{request.method} {request.path} {key}"
+    scope = key_scope(request.method, request.path, caller, key)
     this_request = fingerprint(caller, body)
     token = secrets.token_hex(16)
     holder = caller.id or ANONYMOUS

@@ -121,6 +121,25 @@ async def manager_of(request: web.Request) -> Caller:
     return caller
 
 
+async def operator_of(request: web.Request) -> Caller:
+    """The caller of an operator route, who must be an identified member of ADMIN_GROUPS."""
+    authenticator = request.app[keys.AUTHENTICATOR]
+    caller = await authenticator.caller(request)
+    authenticator.authorize_operator(caller)
+    return caller
+
+
+def operator_errors(*statuses: int) -> dict[int, dict[str, Any]]:
+    """`errors`, with the 403 an operator route answers."""
+    answers = errors(*statuses)
+    answers[403] = {
+        "schema": ErrorSchema,
+        "description": "The caller is not an identified member of ADMIN_GROUPS (nobody is "
+        "while it is unset); MANAGER_GROUPS does not open these routes.",
+    }
+    return answers
+
+
 def _participants(value: list[str] | dict[str, Any], *, creating: bool) -> ParticipantsInput:
     """The body's participants; an update without `data` keeps the known participants."""
     if isinstance(value, list):

@@ -1,4 +1,5 @@
-"""Failed webhook deliveries, for an operator: list them, send one again (manager calls)."""
+"""Failed webhook deliveries, for an operator: list them, send one again (ADMIN_GROUPS only:
+they name every teleconsultation's participants)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from marshmallow import ValidationError
 
 from teleconsult import keys
 from teleconsult.api.answers import json_answer
+from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import FailedQuerySchema, FailedWebhooksSchema
-from teleconsult.api.teleconsultations import errors, manager_of
+from teleconsult.api.teleconsultations import operator_errors, operator_of
 from teleconsult.core.clock import format_date
 from teleconsult.errors import NotFound
 from teleconsult.store.base import Delivery
@@ -38,17 +40,17 @@ DEFAULT_LIMIT = 100
             "description": "At most this many (default 100).",
         }
     ],
-    responses=errors(400, 401, 403, 503),
+    responses=operator_errors(400, 401, 403, 503),
 )
 @response_schema(FailedWebhooksSchema, 200, description="The failed deliveries.")
 async def list_failed(request: web.Request) -> web.Response:
-    await manager_of(request)
+    await operator_of(request)
     try:
         query: dict[str, Any] = FailedQuerySchema().load(dict(request.query))
     except ValidationError as error:
         raise invalid(error.messages, root="query") from None
     failed = await request.app[keys.STORE].webhooks.list_failed(query.get("limit", DEFAULT_LIMIT))
-    return json_answer({"failed": [_failed(delivery) for delivery in failed]})
+    return json_answer({"failed": [_failed(delivery) for delivery in failed]}, headers=NO_STORE)
 
 
 @docs(
@@ -61,11 +63,11 @@ async def list_failed(request: web.Request) -> web.Response:
     ),
     responses={
         202: {"description": "Queued again."},
-        **errors(400, 401, 403, 404, 503),
+        **operator_errors(400, 401, 403, 404, 503),
     },
 )
 async def retry_failed(request: web.Request) -> web.Response:
-    await manager_of(request)
+    await operator_of(request)
     delivery_id = request.match_info["id"]
     if await request.app[keys.DELIVERER].retry(delivery_id) is None:
         raise NotFound(

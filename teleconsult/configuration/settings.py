@@ -168,14 +168,15 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "comma-separated groups whose members may change and cancel any teleconsultation; any "
         "other identified caller only those they created or take part in as a `plus` participant "
-        "(else 403)",
+        "(else 403); only its identified members may make the operator calls (`/webhooks/failed`, "
+        "`/settings/...`), and nobody while it is unset",
     ),
     Setting(
         "ALLOW_ANONYMOUS_WRITES",
-        "true",
-        "callers who do not say who they are (no `miauserid`, no token) may create, change and "
-        "cancel teleconsultations, as with the original; set `false` wherever a gateway always "
-        "names the caller, so that a request that slips past it changes nothing",
+        "false",
+        "`true`: callers who do not say who they are (no `miauserid`, no token) may create, change "
+        "and cancel any teleconsultation, as with the original; only behind a gateway that "
+        "authenticates every write but does not pass the caller on (README, migration notes)",
     ),
     Setting(
         "GROUPS_HEADER_KEY",

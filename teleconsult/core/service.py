@@ -63,7 +63,7 @@ from teleconsult.providers.protocols import (
     VideoProvider,
 )
 from teleconsult.store.base import RoomJob, Store
-from teleconsult.store.documents import is_object_id, new_object_id
+from teleconsult.store.documents import is_object_id, new_teleconsultation_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -141,7 +141,7 @@ class TeleconsultationService:
     ) -> str:
         start, end = self._schedule(None, schedule)
         self._check_input(participants)
-        record_id = new_object_id()
+        record_id = new_teleconsultation_id()
 
         def record(members: Sequence[Participant]) -> Teleconsultation:
             now = self.clock()

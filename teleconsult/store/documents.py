@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import threading
 import time
 from datetime import UTC, datetime
@@ -37,12 +38,21 @@ _process_random = os.urandom(5)
 
 
 def new_object_id() -> str:
-    """A 24-hex id laid out like a MongoDB ObjectId: time, per-process random, counter."""
+    """A 24-hex id laid out like a MongoDB ObjectId: time, per-process random, counter. Ids
+    made later sort later, which internal rows rely on (mailboxes, audit entries); guessable,
+    so never the id of a teleconsultation (`new_teleconsultation_id`)."""
     global _counter
     with _counter_lock:
         _counter = (_counter + 1) % 0x1000000
         count = _counter
     return (int(time.time()).to_bytes(4, "big") + _process_random + count.to_bytes(3, "big")).hex()
+
+
+def new_teleconsultation_id() -> str:
+    """24 lowercase hex characters, the shape of the CRUD's ids (clients keep working), from 96
+    random bits: no time, process or counter, so ids made around one tell nothing of it (GET
+    answers 401 for an id that exists and 404 for one that does not)."""
+    return secrets.token_hex(12)
 
 
 def user_document(
