@@ -154,6 +154,26 @@ async def test_a_retried_delivery_holds_its_queue_then_fails_and_is_retried(
     )
 
 
+async def test_a_queue_whose_head_is_retried_later_than_newer_events_still_moves(
+    open_store: Opener,
+) -> None:
+    store = await open_store()
+    tc = record()
+    head = delivery(tc.id, 0)
+    await store.records.insert(tc, [head])
+    assert await claim(store) == [head.id]
+    retry_at = NOW + timedelta(minutes=5)
+    assert await store.webhooks.retry_later(head.id, "a", 1, retry_at, "HTTP 500") is True
+    # A later change's event is due before the head's retry: it waits behind the head...
+    newer = delivery(tc.id, 0, version=2, due_at=NOW + timedelta(minutes=1))
+    await store.records.replace(replace(tc, version=2), 1, [newer])
+    assert await claim(store, now=NOW + timedelta(minutes=2)) == []
+    # ...and the head is sent when its retry is due, then the newer one.
+    assert await claim(store, now=retry_at) == [head.id]
+    assert await store.webhooks.delivered(head.id, "a", 1, retry_at) is True
+    assert await claim(store, now=retry_at) == [newer.id]
+
+
 async def test_leases_are_won_once_and_expire(open_store: Opener) -> None:
     first, second = await open_store(), await open_store()
     tcs = [record() for _ in range(4)]

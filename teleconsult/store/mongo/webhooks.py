@@ -118,22 +118,22 @@ class MongoWebhooks(MongoCollection):
                 if queue in queues or len(claimed) == limit:
                     continue
                 queues.add(queue)
-                earlier = await deliveries.find_one(
-                    {
-                        "endpoint": queue[0],
-                        "teleconsultationId": queue[1],
-                        "status": PENDING,
-                        "$or": [
-                            {"dueAt": {"$lt": candidate["dueAt"]}},
-                            {"dueAt": candidate["dueAt"], "seq": {"$lt": candidate["seq"]}},
-                        ],
-                    },
+                # The queue's head, whichever candidate led here: a head retried later than
+                # newer events sorts after them, and must not be passed over for good.
+                head = await deliveries.find_one(
+                    {"endpoint": queue[0], "teleconsultationId": queue[1], "status": PENDING},
+                    sort=[("dueAt", ASCENDING), ("seq", ASCENDING)],
                     projection={"_id": True},
                 )
-                if earlier is not None:
+                if head is None:
                     continue
                 won = await deliveries.find_one_and_update(  # a lease is won or not
-                    {"_id": candidate["_id"], "status": PENDING, "leaseUntil": {"$lte": now}},
+                    {
+                        "_id": head["_id"],
+                        "status": PENDING,
+                        "nextAt": {"$lte": now},
+                        "leaseUntil": {"$lte": now},
+                    },
                     {"$set": {"leaseUntil": lease_until, "leaseOwner": owner}},
                     return_document=ReturnDocument.AFTER,
                 )
