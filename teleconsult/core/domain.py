@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from teleconsult.core.clock import format_date
 from teleconsult.errors import InvalidRequest, NoPlusUser
 
 TOOLS: tuple[str, ...] = (
@@ -308,10 +309,18 @@ def check_plus_rule(levels: Iterable[Level]) -> None:
 
 
 def check_schedule(
-    start: datetime, end: datetime, policy: RoomPolicy, limits: ProviderLimits
+    start: datetime, end: datetime, now: datetime, policy: RoomPolicy, limits: ProviderLimits
 ) -> None:
+    """The dates a teleconsultation may have. A start already past is fine (the call is
+    on); an end already past is not: every link handed out would be expired at once."""
     if end <= start:
         raise InvalidRequest("end_date must be after start_date.", path="end_date")
+    if end <= now:
+        raise InvalidRequest(
+            f"end_date {format_date(end)} is already past (the service's time is "
+            f"{format_date(now)}): a teleconsultation must end in the future.",
+            path="end_date",
+        )
     if policy.unlimited:
         return
     seconds = duration_seconds(start, end)

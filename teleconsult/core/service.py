@@ -134,7 +134,7 @@ class TeleconsultationService:
     async def create(
         self, participants: ParticipantsInput, schedule: ScheduleInput, caller: Caller
     ) -> str:
-        start, end = self._schedule(None, schedule)
+        start, end = self._schedule(None, schedule, self.clock())
         self._check_input(participants)
         record_id = new_object_id()
 
@@ -190,7 +190,7 @@ class TeleconsultationService:
 
         async def change(current: Teleconsultation, now: datetime) -> Teleconsultation:
             self._refuse_if_locked(current, now)
-            start, end = self._schedule(current, schedule)
+            start, end = self._schedule(current, schedule, now)
             number, members = current.participants_number, current.participants
             if participants is not None and participants.entries is None:
                 number = participants.number  # a new count for the participants already known
@@ -502,7 +502,7 @@ class TeleconsultationService:
             await self.jobs.settle(retirement, retiring.provider_room_id, why)
 
     def _schedule(
-        self, current: Teleconsultation | None, schedule: ScheduleInput
+        self, current: Teleconsultation | None, schedule: ScheduleInput, now: datetime
     ) -> tuple[datetime, datetime]:
         """Start and end after applying `schedule` to `current` (None when creating)."""
         if schedule.end_date is not None and schedule.duration_in_seconds is not None:
@@ -520,7 +520,7 @@ class TeleconsultationService:
             end = current.end_date
         else:
             raise InvalidRequest("end_date (or duration_in_seconds) is required.", path="end_date")
-        domain.check_schedule(start, end, self.policy, self.video.limits)
+        domain.check_schedule(start, end, now, self.policy, self.video.limits)
         return start, end
 
     def _check_input(self, participants: ParticipantsInput) -> None:
