@@ -153,6 +153,8 @@ def test_lock_window() -> None:
     assert domain.is_locked(complete, LIMITED, opens)
     assert domain.is_locked(complete, UNLIMITED, START)
     assert not domain.is_locked(incomplete, LIMITED, START + timedelta(days=1))
+    assert domain.locks_at(complete, LIMITED) == opens
+    assert domain.locks_at(incomplete, LIMITED) is None
 
 
 @pytest.mark.parametrize(

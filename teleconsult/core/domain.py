@@ -346,9 +346,16 @@ def lock_time(teleconsultation: Teleconsultation, policy: RoomPolicy) -> datetim
     return teleconsultation.start_date - policy.immutable_period
 
 
+def locks_at(teleconsultation: Teleconsultation, policy: RoomPolicy) -> datetime | None:
+    """When the teleconsultation locks: its lock time once everyone is known; None while
+    someone is unknown (it has no room, so no link is out)."""
+    return lock_time(teleconsultation, policy) if teleconsultation.complete else None
+
+
 def is_locked(teleconsultation: Teleconsultation, policy: RoomPolicy, now: datetime) -> bool:
     """Locked: everyone is known and the immutable window has begun, so the room is final."""
-    return teleconsultation.complete and now >= lock_time(teleconsultation, policy)
+    at = locks_at(teleconsultation, policy)
+    return at is not None and now >= at
 
 
 JOINED = "participant.joined"
