@@ -104,6 +104,11 @@ class VersionConflict(Exception):
     """Another writer changed the record since it was read: re-read and try again."""
 
 
+class CutoffPassed(VersionConflict):
+    """The write came at or after its cutoff (a teleconsultation's lock time), so it wrote
+    nothing: re-read, and the record's rules refuse the change (409 `locked`)."""
+
+
 class UnexpectedAnswer(ValueError):
     """A 2xx answer from a provider whose body does not have the shape a plugin expects."""
 

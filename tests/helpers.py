@@ -285,12 +285,16 @@ def lose_the_first_race(store: Store, monkeypatch: Any) -> list[int]:
     calls: list[int] = []
 
     async def replace(
-        record: Any, expected_version: int, deliveries: Any = (), finished_job: Any = None
+        record: Any,
+        expected_version: int,
+        deliveries: Any = (),
+        finished_job: Any = None,
+        cutoff: Any = None,
     ) -> bool:
         calls.append(expected_version)
         if len(calls) == 1:
             raise VersionConflict(record.id)
-        return await real_replace(record, expected_version, deliveries, finished_job)
+        return await real_replace(record, expected_version, deliveries, finished_job, cutoff)
 
     monkeypatch.setattr(store.records, "replace", replace)
     return calls

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from teleconsult.core.domain import TOOLS, RoomParticipant, RoomSpec
+from datetime import UTC, datetime
+
+import pytest
+
+from teleconsult import keys
+from teleconsult.core.domain import TOOLS, RoomParticipant, RoomSpec, Teleconsultation
+from teleconsult.core.outbox import JOB_GRACE
+from teleconsult.providers.protocols import CreatedRoom
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -16,6 +23,7 @@ from tests.helpers import (
     fake_video,
     join,
     person,
+    stored_document,
     teleconsultation,
 )
 
@@ -210,26 +218,100 @@ async def test_the_link_appears_when_the_immutable_window_opens(
     assert doctor["accessLinkURL"] != body["accessLinkURL"]
 
 
+LOCK = datetime(2030, 2, 22, 15, 29, tzinfo=UTC)
+"""The lock time of the tests' teleconsultations with IMMUTABLE_PERIOD_MS=60000."""
+LOCKED = error(
+    409,
+    "The teleconsultation is locked since 2030-02-22T15:29:00.000Z: all participants are "
+    "known and its start is within IMMUTABLE_PERIOD_MS, so its room can no longer change. "
+    "Cancel it and create a new one instead.",
+    code="locked",
+)
+NEW_PARTICIPANTS = {"participants": {"number": 2, "data": [DOCTOR, NURSE]}}
+"""A change that replaces the room."""
+
+
 async def test_a_locked_teleconsultation_refuses_changes_but_can_be_cancelled(
     make_client: MakeClient, clock: FrozenClock
 ) -> None:
     client = await make_client(IMMUTABLE_PERIOD_MS="60000")
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
     clock.now = clock.now.replace(hour=15, minute=29, second=30)
-    locked = error(
-        409,
-        "The teleconsultation is locked since 2030-02-22T15:29:00.000Z: all participants are "
-        "known and its start is within IMMUTABLE_PERIOD_MS, so its room can no longer change. "
-        "Cancel it and create a new one instead.",
-        code="locked",
-    )
 
     response = await client.patch(f"/teleconsultation/{room_id}", json={"start_date": START})
-    assert (response.status, await response.json()) == (409, locked)
+    assert (response.status, await response.json()) == (409, LOCKED)
 
     response = await client.delete(f"/teleconsultation/{room_id}")
     assert response.status == 204
     assert fake_video(client).rooms == {}
+
+
+async def test_a_change_that_would_commit_after_the_lock_is_refused_and_undone(
+    make_client: MakeClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25: a PATCH reads the record 1.5 s before the lock and its provider takes 3 s, so
+    its write would come when links to the current room may be out. The lock is part of the
+    compare-and-set: refused, and the room the change made is deleted."""
+    client = await make_client(IMMUTABLE_PERIOD_MS="60000")
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    video = fake_video(client)
+    [original] = video.rooms.values()
+    before = await stored_document(client, room_id)
+    create_room = video.create_room
+
+    async def slow_create_room(spec: RoomSpec) -> CreatedRoom:
+        clock.advance(seconds=3)  # the provider answers after the lock
+        return await create_room(spec)
+
+    monkeypatch.setattr(video, "create_room", slow_create_room)
+    clock.now = LOCK.replace(minute=28, second=58, microsecond=500_000)
+
+    response = await client.patch(f"/teleconsultation/{room_id}", json=NEW_PARTICIPANTS)
+
+    assert (response.status, await response.json()) == (409, LOCKED)
+    assert await stored_document(client, room_id) == before
+    assert video.created_room_count == 2  # the change made a room, and deleted it
+    assert set(video.rooms) == {original.id}
+    assert await client.app[keys.STORE].outbox.job_backlog() == (0, None)
+    status, body = await join(client, room_id, "patient-1")
+    link = f"http://127.0.0.1:3000/fake-video/join/{original.codes['patient-1']}?l=it"
+    assert (status, body["accessLinkURL"]) == (200, link)
+    clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
+    assert await client.app[keys.RECONCILER].run_once() == 0  # nothing left to repair
+    assert set(video.rooms) == {original.id}
+
+
+async def test_a_link_is_handed_out_only_from_a_record_read_after_the_lock(
+    make_client: MakeClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GET decides on the time before its read: a record read before the lock may have
+    been replaced, before the lock, while the read answered, and its room deleted. Such a
+    GET hands out no link; the next one hands out the new room's."""
+    client = await make_client(IMMUTABLE_PERIOD_MS="60000")
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    records = client.app[keys.STORE].records
+    get = records.get
+    overtaken: list[int] = []
+
+    async def read_then_overtaken(teleconsultation_id: str) -> Teleconsultation | None:
+        record = await get(teleconsultation_id)
+        if not overtaken:  # while the GET's read answers, a PATCH is written, then the lock
+            overtaken.append(1)
+            response = await client.patch(f"/teleconsultation/{room_id}", json=NEW_PARTICIPANTS)
+            assert response.status == 204
+            clock.now = LOCK
+        return record
+
+    clock.now = LOCK.replace(minute=28, second=59)
+    monkeypatch.setattr(records, "get", read_then_overtaken)
+
+    status, body = await join(client, room_id, "doctor-1")
+    assert (status, body["accessLinkURL"]) == (200, None)
+
+    [room] = fake_video(client).rooms.values()  # the PATCH's: the first room is gone
+    status, body = await join(client, room_id, "doctor-1")
+    link = f"http://127.0.0.1:3000/fake-video/join/{room.codes['doctor-1']}?l=it"
+    assert (status, body["accessLinkURL"]) == (200, link)
 
 
 async def test_an_incomplete_teleconsultation_never_locks(

@@ -15,8 +15,10 @@ from tests.helpers import (
     Client,
     create,
     error,
+    join,
     person,
     raw_answer,
+    stored_document,
     teleconsultation,
 )
 
@@ -347,6 +349,53 @@ async def test_patch_keeps_the_end_when_only_the_start_moves(client: Client) -> 
     assert await response.json() == error(
         400, "end_date must be after start_date.", path="end_date"
     )
+
+
+def already_past(end: str) -> dict[str, Any]:
+    """The 400 for a teleconsultation that ends at `end`, on 2030-02-22 (BEFORE_START, the
+    tests' now, is 12:00): its links would be expired at once."""
+    return error(
+        400,
+        f"end_date 2030-02-22T{end}.000Z is already past (the service's time is "
+        "2030-02-22T12:00:00.000Z): a teleconsultation must end in the future.",
+        path="end_date",
+    )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "end"),
+    [
+        ({"start_date": "2030-02-22T10:00:00Z", "end_date": "2030-02-22T11:00:00Z"}, "11:00:00"),
+        ({"start_date": "2030-02-22T10:00:00Z", "duration_in_seconds": 3600}, "11:00:00"),
+        ({"start_date": "2030-02-22T10:00:00Z", "end_date": "2030-02-22T12:00:00Z"}, "12:00:00"),
+    ],
+)
+async def test_a_teleconsultation_that_already_ended_is_a_400(
+    client: Client, schedule: dict[str, Any], end: str
+) -> None:
+    response = await client.post(
+        "/teleconsultation", json={"participants": VALID["participants"], **schedule}
+    )
+    assert (response.status, await response.json()) == (400, already_past(end))
+
+    room_id = await create(client, VALID)
+    before = await stored_document(client, room_id)
+    response = await client.patch(f"/teleconsultation/{room_id}", json=schedule)
+    assert (response.status, await response.json()) == (400, already_past(end))
+    assert await stored_document(client, room_id) == before
+
+
+async def test_a_start_already_past_with_an_end_ahead_is_accepted(client: Client) -> None:
+    """The README tour moves a start to now; the call is on, its links handed out at once."""
+    started = {"start_date": "2030-02-22T11:00:00Z", "end_date": "2030-02-22T12:00:01Z"}
+    room_id = await create(client, {**teleconsultation(2, DOCTOR, PATIENT), **started})
+    status, body = await join(client, room_id, "patient-1")
+    assert status == 200
+    assert body["accessLinkURL"] is not None
+
+    other = await create(client, VALID)
+    response = await client.patch(f"/teleconsultation/{other}", json=started)
+    assert response.status == 204
 
 
 @pytest.mark.parametrize(

@@ -273,7 +273,7 @@ CONFIGURATION_ERRORS = [
         "example meet.example.org, or 8x8.vc for 8x8 JaaS).",
     ),
     (
-        {"VIDEO_PROVIDER": "jitsi", "JITSI_DOMAIN": "meet.example.org", "JITSI_APP_ID": "t", "JITSI_APP_SECRET": "short"},
+        {"VIDEO_PROVIDER": "jitsi", "JITSI_DOMAIN": "meet.example.org", "JITSI_APP_ID": "t", "JITSI_APP_SECRET": "tiny-key-0001"},
         "JITSI_APP_SECRET must be at least 32 characters: a shorter HS256 secret could be guessed "
         "from any token handed out.",
     ),

@@ -138,10 +138,10 @@ def test_participant_counts(number: int, ids: list[str], message: str | None) ->
 def test_schedule(policy: RoomPolicy, seconds: int, message: str | None) -> None:
     end = START + timedelta(seconds=seconds)
     if message is None:
-        domain.check_schedule(START, end, policy, LIMITS)
+        domain.check_schedule(START, end, START, policy, LIMITS)
         return
     with pytest.raises(InvalidRequest) as raised:
-        domain.check_schedule(START, end, policy, LIMITS)
+        domain.check_schedule(START, end, START, policy, LIMITS)
     assert raised.value.message == message
 
 
@@ -155,6 +155,32 @@ def test_lock_window() -> None:
     assert domain.is_locked(complete, LIMITED, opens)
     assert domain.is_locked(complete, UNLIMITED, START)
     assert not domain.is_locked(incomplete, LIMITED, START + timedelta(days=1))
+    assert domain.locks_at(complete, LIMITED) == opens
+    assert domain.locks_at(incomplete, LIMITED) is None
+
+
+@pytest.mark.parametrize(
+    ("now", "message"),
+    [
+        (START + timedelta(minutes=59, seconds=59), None),  # started: the call is on
+        (
+            START + timedelta(hours=1),
+            "end_date 2030-02-22T16:30:00.000Z is already past (the service's time is "
+            "2030-02-22T16:30:00.000Z): a teleconsultation must end in the future.",
+        ),
+    ],
+)
+def test_a_schedule_must_end_in_the_future(now: datetime, message: str | None) -> None:
+    end = START + timedelta(hours=1)
+    if message is None:
+        domain.check_schedule(START, end, now, LIMITED, LIMITS)
+        return
+    with pytest.raises(InvalidRequest) as raised:
+        domain.check_schedule(START, end, now, LIMITED, LIMITS)
+    assert (raised.value.message, raised.value.details) == (
+        message,
+        ({"path": "end_date", "message": message},),
+    )
 
 
 def test_room_spec() -> None:

@@ -216,7 +216,7 @@ async def test_tools_without_chat_or_files_publish_no_data(
 async def test_a_token_handed_out_after_its_window_lets_nobody_in(
     livekit_client: Client, livekit: FakeLiveKit, livekit_url: str, clock: FrozenClock
 ) -> None:
-    clock.now = now = real_now()
+    now = real_now()
     ended = teleconsultation(
         2,
         DOCTOR,
@@ -224,8 +224,10 @@ async def test_a_token_handed_out_after_its_window_lets_nobody_in(
         start=(now - timedelta(hours=3)).isoformat(),
         end=(now - timedelta(hours=2)).isoformat(),
     )
+    clock.now = now - timedelta(hours=4)  # made while it was ahead
     room_id = await create(livekit_client, ended)
 
+    clock.now = now
     _, body = await join(livekit_client, room_id, "doctor-1")
 
     token = token_of(body["accessLinkURL"], livekit_url)

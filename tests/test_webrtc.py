@@ -872,7 +872,7 @@ async def test_when_the_store_is_down_a_link_gets_a_page_saying_so(
     ("setting", "message"),
     [
         (
-            {"WEBRTC_LINK_SECRET": "short"},
+            {"WEBRTC_LINK_SECRET": "tiny-key-0002"},
             "WEBRTC_LINK_SECRET must be at least 32 characters "
             "(for example the output of `openssl rand -base64 32`).",
         ),

@@ -104,6 +104,7 @@ class WebRTCVideo:
         self.connections: set[Connection] = set()
         self._signer = None if options.link_secret is None else LinkSigner(options.link_secret)
         self._loading: asyncio.Task[LinkSigner] | None = None
+        self._forgetting: asyncio.Task[None] | None = None
         self._start_loading()
 
     # -- the lifecycle -------------------------------------------------------------------------
@@ -130,6 +131,7 @@ class WebRTCVideo:
         if not any(p.is_admin for p in spec.participants):
             raise self._refused("a room needs at least one admin")
         await self.rooms.create(name, spec)
+        await self.signer()  # a room is made to hand out links: its links can be made now
         return CreatedRoom(provider_room_id=name)
 
     async def delete_room(self, provider_room_id: str) -> None:
@@ -164,8 +166,9 @@ class WebRTCVideo:
             ) from None
 
     async def close(self) -> None:
-        if self._loading is not None:
-            self._loading.cancel()
+        for task in (self._loading, self._forgetting):
+            if task is not None:
+                task.cancel()
         await self.close_connections()
 
     # -- LiveConnections -----------------------------------------------------------------------
@@ -239,7 +242,8 @@ class WebRTCVideo:
     async def _load(self) -> LinkSigner:
         if self._signer is None:
             self._signer = LinkSigner(await links.stored_secret(self.storage))
-        await self._forget_users()
+        if self._forgetting is None:  # once, beside: nobody waits for it
+            self._forgetting = asyncio.create_task(self._forget_users())
         return self._signer
 
     async def _forget_users(self) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from teleconsult.core.clock import format_date
 from teleconsult.errors import InvalidRequest, NoPlusUser
 
 TOOLS: tuple[str, ...] = (
@@ -312,10 +313,18 @@ def check_plus_rule(levels: Iterable[Level]) -> None:
 
 
 def check_schedule(
-    start: datetime, end: datetime, policy: RoomPolicy, limits: ProviderLimits
+    start: datetime, end: datetime, now: datetime, policy: RoomPolicy, limits: ProviderLimits
 ) -> None:
+    """The dates a teleconsultation may have. A start already past is fine (the call is
+    on); an end already past is not: every link handed out would be expired at once."""
     if end <= start:
         raise InvalidRequest("end_date must be after start_date.", path="end_date")
+    if end <= now:
+        raise InvalidRequest(
+            f"end_date {format_date(end)} is already past (the service's time is "
+            f"{format_date(now)}): a teleconsultation must end in the future.",
+            path="end_date",
+        )
     if policy.unlimited:
         return
     seconds = duration_seconds(start, end)
@@ -341,9 +350,16 @@ def lock_time(teleconsultation: Teleconsultation, policy: RoomPolicy) -> datetim
     return teleconsultation.start_date - policy.immutable_period
 
 
+def locks_at(teleconsultation: Teleconsultation, policy: RoomPolicy) -> datetime | None:
+    """When the teleconsultation locks: its lock time once everyone is known; None while
+    someone is unknown (it has no room, so no link is out)."""
+    return lock_time(teleconsultation, policy) if teleconsultation.complete else None
+
+
 def is_locked(teleconsultation: Teleconsultation, policy: RoomPolicy, now: datetime) -> bool:
     """Locked: everyone is known and the immutable window has begun, so the room is final."""
-    return teleconsultation.complete and now >= lock_time(teleconsultation, policy)
+    at = locks_at(teleconsultation, policy)
+    return at is not None and now >= at
 
 
 JOINED = "participant.joined"

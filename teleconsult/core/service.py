@@ -62,7 +62,7 @@ from teleconsult.providers.protocols import (
     ParticipantEntry,
     VideoProvider,
 )
-from teleconsult.store.base import RoomJob, Store
+from teleconsult.store.base import Cutoff, RoomJob, Store
 from teleconsult.store.documents import is_object_id, new_teleconsultation_id
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class TeleconsultationService:
     async def create(
         self, participants: ParticipantsInput, schedule: ScheduleInput, caller: Caller
     ) -> str:
-        start, end = self._schedule(None, schedule)
+        start, end = self._schedule(None, schedule, self.clock())
         self._check_input(participants)
         record_id = new_teleconsultation_id()
 
@@ -195,7 +195,7 @@ class TeleconsultationService:
 
         async def change(current: Teleconsultation, now: datetime) -> Teleconsultation:
             self._refuse_if_locked(current, now)
-            start, end = self._schedule(current, schedule)
+            start, end = self._schedule(current, schedule, now)
             number, members = current.participants_number, current.participants
             if participants is not None and participants.entries is None:
                 number = participants.number  # a new count for the participants already known
@@ -262,17 +262,17 @@ class TeleconsultationService:
         are in groupsWithBackgroundList). The provider makes it now, for this caller.
         """
         caller_id = require_caller(caller)  # before the lookup: an unknown caller learns nothing
+        # The time before the read: a record read at or after the lock can no longer change
+        # (a change is refused from the lock on, at its write: `_commit_in_time`), while one
+        # read before may be replaced, before the lock, while the read answers.
+        now = self.clock()
         record = await self.load(teleconsultation_id)
         me = record.participant(caller_id)
         if me is None:
             raise Unauthorized("The caller is not a participant of this teleconsultation.")
         link = None
         ended = record.phase is domain.Phase.ENDED
-        if (
-            not ended
-            and record.room is not None
-            and domain.is_locked(record, self.policy, self.clock())
-        ):
+        if not ended and record.room is not None and domain.is_locked(record, self.policy, now):
             request = self._join_request(record, record.room, me, language, use_background)
             link = self.video.join_link(request)
         redaction.sensitive([link, *(p.full_name for p in record.participants)])
@@ -443,7 +443,16 @@ class TeleconsultationService:
         announce: Callable[[Teleconsultation], None],
         opened: RoomJob | None = None,
     ) -> None:
-        """`_commit` within its deadline; `opened`: the new room's job, if already written."""
+        """`_commit` within its deadline; `opened`: the new room's job, if already written.
+
+        The lock is part of the compare-and-set: the write carries the current record's lock
+        time as its `Cutoff`, and the store refuses it when its clock, read at the write
+        itself, has reached it (`CutoffPassed`), however early the lock was checked. From the
+        lock time on, GET hands out links to the room of the record it reads (deciding on
+        the time before its read), so a change never commits once a link may be out. A
+        refused write is a lost race: the new room is deleted, the old one kept, and the
+        retry finds the record locked (409 `locked`).
+        """
         old_room = current.room if current is not None else None
         spec = domain.room_spec(proposed, self.privileges, self.policy)
         creation = None
@@ -486,10 +495,12 @@ class TeleconsultationService:
             if current is None:
                 finished = await records.insert(record, deliveries, finished_job=done)
             else:
+                locks_at = domain.locks_at(current, self.policy)
+                cutoff = Cutoff(locks_at, self.clock) if locks_at is not None else None
                 finished = await records.replace(
-                    record, current.version, deliveries, finished_job=done
+                    record, current.version, deliveries, finished_job=done, cutoff=cutoff
                 )
-        except VersionConflict:  # certainly not written: settle at once
+        except VersionConflict:  # certainly not written (the cutoff included): settle at once
             if creation is not None and new_room is not None:
                 await self.jobs.settle(creation, new_room.provider_room_id, "lost_race")
             if retirement is not None:
@@ -526,7 +537,7 @@ class TeleconsultationService:
         return await self.video.create_room(spec)
 
     def _schedule(
-        self, current: Teleconsultation | None, schedule: ScheduleInput
+        self, current: Teleconsultation | None, schedule: ScheduleInput, now: datetime
     ) -> tuple[datetime, datetime]:
         """Start and end after applying `schedule` to `current` (None when creating)."""
         if schedule.end_date is not None and schedule.duration_in_seconds is not None:
@@ -544,7 +555,7 @@ class TeleconsultationService:
             end = current.end_date
         else:
             raise InvalidRequest("end_date (or duration_in_seconds) is required.", path="end_date")
-        domain.check_schedule(start, end, self.policy, self.video.limits)
+        domain.check_schedule(start, end, now, self.policy, self.video.limits)
         return start, end
 
     def _check_input(self, participants: ParticipantsInput) -> None:

@@ -6,7 +6,8 @@ the contract suite in `tests/store_contract/` has one file per aggregate, so a
 new backend can be built and tested one part at a time. Every backend gives
 these semantics:
 - a record is written only if its `version` is still the one read
-  (compare-and-set), so replicas sharing one database never lose an update;
+  (compare-and-set), so replicas sharing one database never lose an update,
+  and, given a `Cutoff`, only while the clock read at the write is before it;
 - trashed records are invisible to `get`;
 - the user map holds one provider user per (provider, external id), whoever
   writes first wins;
@@ -26,6 +27,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from teleconsult.core.clock import Clock
 from teleconsult.core.domain import Phase, Teleconsultation
 from teleconsult.store.documents import new_object_id
 
@@ -44,6 +46,23 @@ class RecordQuery:
     phase: Phase | None = None
     after: tuple[datetime, str] | None = None
     """The (start date, id) of the last record of the previous page."""
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """When a write may no longer commit (a teleconsultation's lock time), with the clock to
+    tell: the store reads it at the write itself, so the check and the write are one step.
+
+    SQLite reads it inside the write's IMMEDIATE transaction (after every write before it,
+    however long it waited for the lock); MongoDB, whose write is one `update_one`, just
+    before sending it.
+    """
+
+    at: datetime
+    clock: Clock
+
+    def passed(self) -> bool:
+        return self.clock() >= self.at
 
 
 class DeliveryStatus(StrEnum):
@@ -118,12 +137,14 @@ class Records(Protocol):
         expected_version: int,
         deliveries: Sequence[Delivery] = (),
         finished_job: str | None = None,
+        cutoff: Cutoff | None = None,
     ) -> bool:
         """Overwrite the record if its stored version is `expected_version`, and write its
         deliveries in the same write; `finished_job` and the answer as for `insert`.
 
-        Raise `VersionConflict` otherwise (including when it was trashed meanwhile); then
-        no delivery is written and no job finished.
+        Raise `VersionConflict` otherwise (including when it was trashed meanwhile), and
+        `CutoffPassed` when `cutoff` has passed at the write; then no delivery is written
+        and no job finished.
         """
         ...
 

@@ -6,14 +6,14 @@ import asyncio
 import sqlite3
 from contextlib import closing
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from teleconsult.core.domain import Attendance, Presence, RecordState, Room, RoomSpec
-from teleconsult.errors import VersionConflict
-from teleconsult.store.base import RoomJob
+from teleconsult.errors import CutoffPassed, VersionConflict
+from teleconsult.store.base import Cutoff, RoomJob
 from teleconsult.store.documents import new_object_id, to_document
 from teleconsult.store.sqlite import open_sqlite
 from teleconsult.store.sqlite import records as sqlite_records
@@ -172,6 +172,57 @@ async def test_a_record_write_finishes_the_job_it_makes_needless_where_it_can(
     assert await store.records.replace(second, 1, finished_job=replacing.id) is in_one_write
     assert await store.outbox.job_backlog() == ((0, None) if in_one_write else (2, NOW))
     assert await store.records.get(original.id) == second
+
+
+async def test_a_write_with_a_cutoff_is_refused_from_the_cutoff_on(open_store: Opener) -> None:
+    """The lock is part of the compare-and-set: the store reads the clock at the write, and
+    from the cutoff on writes nothing (no record, no delivery, no finished job)."""
+    store = await open_store()
+    original = record()
+    await store.records.insert(original)
+    job = RoomJob(new_object_id(), original.id, "room-1", NOW, NOW)
+    await store.outbox.add_job(job)
+    now = [NOW]
+    cutoff = Cutoff(NOW + timedelta(seconds=1), lambda: now[0])
+
+    now[0] = NOW + timedelta(seconds=1)
+    with pytest.raises(CutoffPassed):
+        await store.records.replace(
+            replace(original, version=2), 1, finished_job=job.id, cutoff=cutoff
+        )
+    assert await store.records.get(original.id) == original
+    assert await store.outbox.job_backlog() == (1, NOW)
+
+    now[0] = NOW + timedelta(microseconds=999_999)
+    second = replace(original, version=2)
+    await store.records.replace(second, 1, cutoff=cutoff)
+    assert await store.records.get(original.id) == second
+
+
+async def test_sqlite_reads_the_cutoffs_clock_holding_the_write_lock(tmp_path: Path) -> None:
+    """SQLite reads the clock inside the write's IMMEDIATE transaction: after every write
+    before it, however long it waited for the lock, and just before its own."""
+    path = tmp_path / "cutoff.db"
+    store = await open_sqlite(f"sqlite:///{path}", "teleconsultations", "users")
+    original = record()
+    await store.records.insert(original)
+    held: list[bool] = []
+
+    def clock() -> datetime:
+        with closing(sqlite3.connect(path, timeout=0)) as other:
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                held.append(False)
+            except sqlite3.OperationalError:  # "database is locked": the store holds it
+                held.append(True)
+        return NOW
+
+    await store.records.replace(
+        replace(original, version=2), 1, cutoff=Cutoff(NOW + timedelta(seconds=1), clock)
+    )
+    await store.health.close()
+    assert held == [True]
 
 
 async def test_sqlite_reads_what_another_process_wrote_and_forgets_purged_texts(

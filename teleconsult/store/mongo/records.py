@@ -10,8 +10,8 @@ from bson import ObjectId
 from pymongo import ASCENDING
 
 from teleconsult.core.domain import Phase, RecordState, Teleconsultation
-from teleconsult.errors import VersionConflict
-from teleconsult.store.base import Delivery, RecordQuery, room_jobs
+from teleconsult.errors import CutoffPassed, VersionConflict
+from teleconsult.store.base import Cutoff, Delivery, RecordQuery, room_jobs
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.mongo.connection import MongoCollection
 from teleconsult.store.mongo.outbox import COLLECTION as OUTBOX
@@ -81,14 +81,18 @@ class MongoRecords(MongoCollection):
         expected_version: int,
         deliveries: Sequence[Delivery] = (),
         finished_job: str | None = None,
+        cutoff: Cutoff | None = None,
     ) -> bool:
-        """`finished_job` is left to the caller, as in `insert`."""
+        """`finished_job` is left to the caller, as in `insert`; `cutoff` is read just before
+        the `update_one` is sent (`Cutoff`)."""
         document = _to_mongo(teleconsultation)
         object_id = document.pop("_id")
         update: dict[str, Any] = {"$set": document}
         if deliveries:  # in the same single-document write as the record
             update["$push"] = {OUTBOX_FIELD: {"$each": outbox_entries(list(deliveries))}}
         async with self._database.guard() as database:
+            if cutoff is not None and cutoff.passed():
+                raise CutoffPassed(teleconsultation.id)
             result = await database[self._collection].update_one(
                 {
                     "_id": object_id,

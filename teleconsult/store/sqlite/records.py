@@ -17,8 +17,8 @@ import aiosqlite
 
 from teleconsult.core.clock import to_micros as micros
 from teleconsult.core.domain import RecordState, Teleconsultation
-from teleconsult.errors import VersionConflict
-from teleconsult.store.base import Delivery, RecordQuery, room_jobs
+from teleconsult.errors import CutoffPassed, VersionConflict
+from teleconsult.store.base import Cutoff, Delivery, RecordQuery, room_jobs
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
@@ -185,10 +185,13 @@ class SQLiteRecords(SQLiteTable):
         expected_version: int,
         deliveries: Sequence[Delivery] = (),
         finished_job: str | None = None,
+        cutoff: Cutoff | None = None,
     ) -> bool:
         t = teleconsultation
 
         async def write(db: aiosqlite.Connection) -> int:
+            if cutoff is not None and cutoff.passed():  # holding the write lock (Cutoff)
+                raise CutoffPassed(t.id)
             cursor = await db.execute(
                 f"UPDATE {self._table} SET state = ?, version = ?, document = ?, start_us = ?,"
                 " end_us = ?, updated_us = ? WHERE id = ? AND version = ? AND state = ?",
