@@ -18,17 +18,16 @@ from aiohttp import web
 
 from teleconsult import __version__
 from teleconsult.api.document import started_document
-from teleconsult.app import choose_plugins, create_app
+from teleconsult.app import create_app
+from teleconsult.composition import planned
 from teleconsult.configuration.catalog import Section, help_text, markdown_table, unknown_variables
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
-from teleconsult.configuration.webhooks import webhook_endpoints
 from teleconsult.errors import ConfigurationError, Unavailable
 from teleconsult.observability.logs import configure_logging
 from teleconsult.provider_check import check, report
 from teleconsult.providers.manager import declared_settings, make_plugin_manager
 from teleconsult.providers.protocols import ProviderContext
-from teleconsult.store import check_store_url
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +108,13 @@ def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
 
 
 def check_config(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
-    """What `serve` checks before it opens anything, and the chosen providers' own
-    settings (without I/O); one line on stdout when all is well."""
+    """What `serve` checks before it opens anything (the same `composition.planned`), and
+    the chosen providers' own settings (without I/O); one line on stdout when all is well."""
     settings = Settings.from_environ(environ)
     config = load_config(settings.service_config_path)
     configure_logging(settings.log_level, sys.stderr)  # stdout is the verdict
     warn_of_unknown_variables(environ, sections)
-    plugins = choose_plugins(settings)
-    check_store_url(settings.store_url)
-    webhook_endpoints(settings, config)
+    plugins = planned(settings, config, environ).plugins
     for plugin in (plugins.video, plugins.identity):
         if plugin.check_settings is not None:
             plugin.check_settings(ProviderContext(settings, config, environ))

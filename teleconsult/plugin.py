@@ -57,7 +57,6 @@ from teleconsult.errors import (
     UnexpectedAnswer,
     VersionConflict,
 )
-from teleconsult.keys import VIDEO_PROVIDER
 from teleconsult.observability.redaction import sensitive as mark_sensitive
 from teleconsult.providers.helpers import (
     TokenWindow,
@@ -100,6 +99,7 @@ from teleconsult.providers.storage import (
     RosterEntry,
     StoredDocument,
 )
+from teleconsult.services import VIDEO_PROVIDER
 
 __all__ = [
     "CALL_ENDED",

@@ -25,7 +25,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, Literal, TextIO
 
-from teleconsult.app import choose_plugins, open_providers
+from teleconsult.composition import open_providers, planned
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.clock import Clock, utc_now
@@ -107,8 +107,11 @@ async def check(
     extra_plugins: Sequence[object] = (),
     clock: Clock = utc_now,
 ) -> tuple[str, str, list[Step]]:
-    """Run every step against the configured providers: (video name, identity name, steps)."""
-    plugins = choose_plugins(settings, extra_plugins)
+    """Run every step against the configured providers: (video name, identity name, steps).
+    A step's failure is reported redacted as the app would log it (its secrets, its links)."""
+    plan = planned(settings, config, environ, extra_plugins)
+    plugins = plan.plugins
+    redaction.use(plan.redactor)
     steps = Steps()
     async with AsyncExitStack() as stack:
         store = await open_store(settings)  # providers that keep state keep it in the store

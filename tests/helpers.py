@@ -28,9 +28,13 @@ from teleconsult_fake import FakeVideo
 from teleconsult_livekit import fake_livekit
 from yarl import URL
 
-from teleconsult import keys
+from teleconsult.composition import planned
+from teleconsult.configuration.service_config import load_config
+from teleconsult.configuration.settings import Settings
 from teleconsult.errors import VersionConflict
 from teleconsult.observability import logs
+from teleconsult.observability.redaction import Redactor
+from teleconsult.services import SERVICES
 from teleconsult.store.base import Store
 from teleconsult.store.documents import to_document
 
@@ -74,7 +78,7 @@ MakeClient = Callable[..., Awaitable[Client]]
 
 
 def fake_video(client: Client) -> FakeVideo:
-    provider = client.app[keys.VIDEO_PROVIDER]
+    provider = client.app[SERVICES].video
     assert isinstance(provider, FakeVideo)
     return provider
 
@@ -241,7 +245,7 @@ def jitsi_env(**extra: str) -> dict[str, str]:
 
 async def provider_room(client: Client, room_id: str) -> str:
     """The provider room the teleconsultation's record points to now."""
-    record = await client.app[keys.STORE].records.get(room_id)
+    record = await client.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert record.room is not None
     return record.room.provider_room_id
@@ -249,17 +253,26 @@ async def provider_room(client: Client, room_id: str) -> str:
 
 async def stored_document(client: Client, room_id: str) -> dict[str, Any]:
     """The teleconsultation as the store keeps it."""
-    record = await client.app[keys.STORE].records.get(room_id)
+    record = await client.app[SERVICES].store.records.get(room_id)
     assert record is not None
     return to_document(record)
 
 
-def in_a_request_scope(request_id: str, work: Callable[[], T]) -> T:
-    """`work()` inside a request's log scope, in a context of its own: the scope (its
-    `reqId`, its sensitive values) must not reach the tests that run after."""
+def redactor_of(**environ: str) -> Redactor:
+    """The redactor of an app built with `environ` (on the fake video provider unless it says
+    otherwise): the secrets it was given, the link markers of every installed provider."""
+    env = {"VIDEO_PROVIDER": "fake", **environ}
+    return planned(Settings.from_environ(env), load_config(None), env).redactor
+
+
+def in_a_request_scope(
+    request_id: str, work: Callable[[], T], redactor: Redactor | None = None
+) -> T:
+    """`work()` inside a request's log scope (of an app with `redactor`), in a context of its
+    own: the scope (its `reqId`, its sensitive values) must not reach the tests after."""
 
     def scoped() -> T:
-        logs.begin_request(request_id)
+        logs.begin_request(request_id, redactor)
         return work()
 
     return contextvars.copy_context().run(scoped)

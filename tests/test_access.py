@@ -18,11 +18,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from teleconsult import keys
 from teleconsult.app import create_app
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.domain import RecordState
+from teleconsult.services import SERVICES
 from teleconsult.store import Store
 from teleconsult.store.documents import is_object_id, new_teleconsultation_id
 from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
@@ -77,7 +77,7 @@ async def with_a_failed_delivery(client: Client) -> str:
         teleconsultation(2, DOCTOR, PATIENT),
         headers={"miauserid": "doctor-1", "miausergroups": "managers"},
     )
-    while await client.app[keys.DELIVERER].run_once():
+    while await client.app[SERVICES].deliverer.run_once():
         pass
     return f"default.evt_{room_id}_1_0"
 
@@ -165,7 +165,7 @@ async def test_a_verified_patient_cannot_read_others_failed_deliveries(
     room_id = await create(
         client, teleconsultation(2, DOCTOR, PATIENT), headers=bearer(signing.token())
     )
-    while await client.app[keys.DELIVERER].run_once():
+    while await client.app[SERVICES].deliverer.run_once():
         pass
 
     patient = bearer(signing.token(sub="random-patient", groups=["patient"]))
@@ -225,7 +225,7 @@ async def test_an_app_built_without_the_setting_refuses_anonymous_writes(
     response = await client.delete(f"/teleconsultation/{room_id}")
     assert (response.status, await response.json()) == (403, ANONYMOUS_REFUSED)
 
-    record = await client.app[keys.STORE].records.get(room_id)
+    record = await client.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert [p.external_id for p in record.participants] == ["doctor-1", "patient-1"]
     assert record.state is RecordState.PUBLIC

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from teleconsult import keys
 from teleconsult.core.domain import TOOLS, RoomParticipant, RoomSpec, Teleconsultation
 from teleconsult.core.outbox import JOB_GRACE
 from teleconsult.providers.protocols import CreatedRoom
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -272,12 +272,12 @@ async def test_a_change_that_would_commit_after_the_lock_is_refused_and_undone(
     assert await stored_document(client, room_id) == before
     assert video.created_room_count == 2  # the change made a room, and deleted it
     assert set(video.rooms) == {original.id}
-    assert await client.app[keys.STORE].outbox.job_backlog() == (0, None)
+    assert await client.app[SERVICES].store.outbox.job_backlog() == (0, None)
     status, body = await join(client, room_id, "patient-1")
     link = f"http://127.0.0.1:3000/fake-video/join/{original.codes['patient-1']}?l=it"
     assert (status, body["accessLinkURL"]) == (200, link)
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
-    assert await client.app[keys.RECONCILER].run_once() == 0  # nothing left to repair
+    assert await client.app[SERVICES].reconciler.run_once() == 0  # nothing left to repair
     assert set(video.rooms) == {original.id}
 
 
@@ -289,7 +289,7 @@ async def test_a_link_is_handed_out_only_from_a_record_read_after_the_lock(
     GET hands out no link; the next one hands out the new room's."""
     client = await make_client(IMMUTABLE_PERIOD_MS="60000")
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
-    records = client.app[keys.STORE].records
+    records = client.app[SERVICES].store.records
     get = records.get
     overtaken: list[int] = []
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from teleconsult import keys
+from teleconsult.services import SERVICES
 from teleconsult.store.base import RoomJob
 from tests.helpers import Client, create, error, fake_video, join, person
 
@@ -157,7 +157,7 @@ async def test_create_without_a_plus_user_is_the_documented_400(
         },
     }
 
-    outbox = client.app[keys.STORE].outbox
+    outbox = client.app[SERVICES].store.outbox
     jobs_written: list[RoomJob] = []
     add_job = outbox.add_job
 

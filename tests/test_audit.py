@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from teleconsult import keys
 from teleconsult.api.client_address import client_address
 from teleconsult.core.audit import AuditLog, RequestTrace
 from teleconsult.errors import Unavailable
+from teleconsult.services import SERVICES
 from teleconsult.store.base import AuditEntry
 from tests.helpers import (
     DOCTOR,
@@ -135,7 +135,7 @@ async def test_sdk_credentials_are_recorded_without_the_token(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written: list[AuditEntry] = []
-    store_audit = client.app[keys.STORE].audit
+    store_audit = client.app[SERVICES].store.audit
     append = store_audit.append
 
     async def spy(entries: list[tuple[AuditEntry, Any]]) -> None:
@@ -251,7 +251,7 @@ async def test_no_entry_no_link(
     async def down(entries: Any) -> None:
         raise Unavailable("The SQLite store failed: disk I/O error.")
 
-    monkeypatch.setattr(client.app[keys.STORE].audit, "append", down)
+    monkeypatch.setattr(client.app[SERVICES].store.audit, "append", down)
     response = await client.get(f"/teleconsultation/{room_id}", headers={"miauserid": "doctor-1"})
     assert response.status == 503
     assert await response.json() == error(

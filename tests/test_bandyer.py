@@ -13,8 +13,8 @@ import pytest
 from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
-from teleconsult import keys
 from teleconsult.core.domain import TOOLS
+from teleconsult.services import SERVICES
 from tests.helpers import (
     API_KEY,
     DOCTOR,
@@ -188,7 +188,7 @@ async def test_two_requests_introducing_one_new_user_make_one_user(
     )
     assert [response.status for response in responses] == [201, 201]
     assert kaleyra.users == {"doctor-1": "plus"}
-    assert await bandyer.app[keys.STORE].users.find_user("bandyer", "doctor-1") == "doctor-1"
+    assert await bandyer.app[SERVICES].store.users.find_user("bandyer", "doctor-1") == "doctor-1"
 
 
 async def test_a_user_already_on_kaleyra_is_taken_as_created(
@@ -196,7 +196,7 @@ async def test_a_user_already_on_kaleyra_is_taken_as_created(
 ) -> None:
     kaleyra.users["doctor-1"] = "plus"  # created by an earlier installation
     await create(bandyer, teleconsultation(2, DOCTOR, PATIENT))
-    assert await bandyer.app[keys.STORE].users.find_user("bandyer", "doctor-1") == "doctor-1"
+    assert await bandyer.app[SERVICES].store.users.find_user("bandyer", "doctor-1") == "doctor-1"
 
 
 async def test_external_ids_outside_kaleyras_alphabet_get_a_derived_id(
@@ -222,7 +222,7 @@ async def test_a_429_is_retried_after_its_retry_after(
 
     assert len(kaleyra.calls("create_room")) == 2
     assert len(kaleyra.rooms) == 1
-    record = await bandyer.app[keys.STORE].records.get(room_id)
+    record = await bandyer.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert record.room is not None
 
@@ -231,7 +231,7 @@ async def test_a_5xx_on_room_creation_is_a_502_and_leaves_the_record_unchanged(
     bandyer: Client, kaleyra: FakeKaleyra
 ) -> None:
     room_id = await create(bandyer, teleconsultation(2, DOCTOR))
-    before = await bandyer.app[keys.STORE].records.get(room_id)
+    before = await bandyer.app[SERVICES].store.records.get(room_id)
     kaleyra.fail("create_room", Fault(status=500))
 
     response = await bandyer.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
@@ -241,7 +241,7 @@ async def test_a_5xx_on_room_creation_is_a_502_and_leaves_the_record_unchanged(
         502, "The bandyer provider failed to create a room: HTTP 500: injected fault"
     )
     assert len(kaleyra.calls("create_room")) == 1  # a room creation is never repeated blindly
-    assert await bandyer.app[keys.STORE].records.get(room_id) == before
+    assert await bandyer.app[SERVICES].store.records.get(room_id) == before
 
 
 async def test_a_5xx_on_user_creation_is_retried(bandyer: Client, kaleyra: FakeKaleyra) -> None:
@@ -316,7 +316,7 @@ async def test_a_failed_deletion_on_cancel_is_finished_by_the_reconciler(
     assert (await join(bandyer, room_id, "doctor-1"))[0] == 404  # no link to the room
     assert len(kaleyra.rooms) == 1
     clock.advance(seconds=11)
-    assert await bandyer.app[keys.RECONCILER].run_once() == 1
+    assert await bandyer.app[SERVICES].reconciler.run_once() == 1
     assert kaleyra.rooms == {}
 
 
@@ -333,7 +333,7 @@ async def test_the_http_session_lives_and_dies_with_the_app(
     make_client: MakeClient, kaleyra_url: str
 ) -> None:
     client = await make_client(**bandyer_env(kaleyra_url))
-    provider = client.app[keys.VIDEO_PROVIDER]
+    provider = client.app[SERVICES].video
     assert isinstance(provider, BandyerVideo)
     session = provider.client.http.session
     assert not session.closed

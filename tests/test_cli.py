@@ -25,9 +25,10 @@ from teleconsult.configuration.catalog import (
 )
 from teleconsult.configuration.settings import SETTINGS
 from teleconsult.errors import ConfigurationError
-from teleconsult.observability import logs, redaction
+from teleconsult.observability import logs
 from teleconsult.plugin import VideoProviderPlugin, hookimpl
 from teleconsult.providers.manager import declared_settings, make_plugin_manager
+from tests.helpers import redactor_of
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -381,7 +382,8 @@ def test_each_secret_is_read_from_its_file_and_never_shown(
     code, out, err = run(capsys, "check-config", **environ, **{f"{secret}_FILE": str(path)})
     assert (code, err) == (0, "")
     assert out.startswith("teleconsult: configuration OK")
-    assert redaction.redact(f"the value is {value}") == "the value is [redacted]"
+    redactor = redactor_of(**environ, **{f"{secret}_FILE": str(path)})  # the app's
+    assert redactor.redact(f"the value is {value}") == "the value is [redacted]"
 
     path.unlink()
     code, out, err = run(capsys, "check-config", **environ, **{f"{secret}_FILE": str(path)})

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from teleconsult_fake import FakeVideo
 
-from teleconsult import keys
 from teleconsult.core.domain import Level, RoomSpec
 from teleconsult.errors import ProviderError, ProviderFailure, Unavailable
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.protocols import CreatedRoom, ProviderContext, VideoProviderPlugin
+from teleconsult.services import SERVICES
 from teleconsult.store.base import RoomJob
 from teleconsult.store.documents import new_object_id
 from tests.helpers import (
@@ -70,7 +70,7 @@ async def test_ten_concurrent_additions_for_two_free_places(client: Client) -> N
                 "This teleconsultation already has all its 3 participants; "
                 "PATCH its participants to change them.",
             )
-    record = await client.app[keys.STORE].records.get(room_id)
+    record = await client.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert len(record.participants) == 3
     rooms = fake_video(client).rooms
@@ -106,7 +106,7 @@ async def test_two_replicas_on_one_database_lose_no_update(make_client: MakeClie
     assert [response.status for response in responses] == [201] * 4 + [204, 204], [
         await response.text() for response in responses
     ]
-    record = await replica_b.app[keys.STORE].records.get(room_id)
+    record = await replica_b.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert sorted(p.external_id for p in record.participants) == [
         "doctor-1",
@@ -171,7 +171,7 @@ async def test_data_survives_a_restart(make_client: MakeClient) -> None:
         {"bandyerUserId": "doctor-1", "fullName": "Joe Smith"},
         {"bandyerUserId": "patient-1", "fullName": "Jane Doe"},
     ]
-    assert await second.app[keys.STORE].users.find_user("fake", "patient-1") == "patient-1"
+    assert await second.app[SERVICES].store.users.find_user("fake", "patient-1") == "patient-1"
 
 
 class FailingVideo(FakeVideo):
@@ -227,7 +227,7 @@ async def test_a_failed_room_creation_leaves_the_record_as_it_was(
     failing_client: Client, failing: FailingPlugin, kind: ProviderFailure, status: int
 ) -> None:
     room_id = await create(failing_client, teleconsultation(2, DOCTOR))
-    before = await failing_client.app[keys.STORE].records.get(room_id)
+    before = await failing_client.app[SERVICES].store.records.get(room_id)
     failing.provider.failures["create a room"] = kind
 
     response = await failing_client.post(
@@ -242,7 +242,7 @@ async def test_a_failed_room_creation_leaves_the_record_as_it_was(
             status
         ],
     )
-    assert await failing_client.app[keys.STORE].records.get(room_id) == before
+    assert await failing_client.app[SERVICES].store.records.get(room_id) == before
     assert failing.provider.rooms == {}
 
 
@@ -260,7 +260,7 @@ async def test_a_failed_user_creation_stores_nothing(
         504, "The failing provider failed to create a user: injected by the test"
     )
     assert failing.provider.rooms == {}
-    store = failing_client.app[keys.STORE]
+    store = failing_client.app[SERVICES].store
     assert await store.users.find_user("failing", "doctor-1") is None
     # the room's job, written while the users were being created, is closed again
     assert await store.outbox.job_backlog() == (0, None)
@@ -271,7 +271,7 @@ async def test_a_failed_room_deletion_on_cancel_is_retried_until_done(
 ) -> None:
     room_id = await create(failing_client, teleconsultation(2, DOCTOR, PATIENT))
     failing.provider.failures["delete a room"] = "unreachable"
-    reconciler = failing_client.app[keys.RECONCILER]
+    reconciler = failing_client.app[SERVICES].reconciler
 
     response = await failing_client.delete(f"/teleconsultation/{room_id}")
 
@@ -300,7 +300,7 @@ async def test_a_failed_deletion_of_a_replaced_room_does_not_fail_the_change(
     )
 
     assert response.status == 204
-    record = await failing_client.app[keys.STORE].records.get(room_id)
+    record = await failing_client.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert record.room is not None
     assert record.room.provider_room_id in failing.provider.rooms  # the new room is live
@@ -311,7 +311,7 @@ async def test_a_room_made_for_a_lost_write_is_deleted(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     room_id = await create(client, teleconsultation(2, DOCTOR))
-    store = client.app[keys.STORE]
+    store = client.app[SERVICES].store
     calls = lose_the_first_race(store, monkeypatch)
 
     response = await client.post(f"/teleconsultation/{room_id}/participants/data", json=PATIENT)
@@ -329,7 +329,7 @@ async def test_a_room_made_for_a_failed_write_is_left_to_the_reconciler(
     client: Client, monkeypatch: pytest.MonkeyPatch, clock: FrozenClock
 ) -> None:
     room_id = await create(client, teleconsultation(2, DOCTOR))
-    store = client.app[keys.STORE]
+    store = client.app[SERVICES].store
 
     async def unavailable(*args: Any, **kwargs: Any) -> None:
         raise Unavailable("The SQLite store failed: disk I/O error.")
@@ -347,7 +347,7 @@ async def test_a_room_made_for_a_failed_write_is_left_to_the_reconciler(
     assert len(fake_video(client).rooms) == 1
     monkeypatch.undo()
     clock.advance(minutes=3)
-    assert await client.app[keys.RECONCILER].run_once() == 1
+    assert await client.app[SERVICES].reconciler.run_once() == 1
     assert fake_video(client).rooms == {}
     record = await store.records.get(room_id)
     assert record is not None
@@ -374,12 +374,12 @@ async def test_replicas_racing_adds_patches_and_a_delete_converge(
     assert all(r.status in (201, 204, 400, 404) for r in responses)
     clock.advance(minutes=3)
     for replica in (replica_a, replica_b):  # both reconcilers run; leases keep them apart
-        await replica.app[keys.RECONCILER].run_once()
-    record = await replica_a.app[keys.STORE].records.get_any(room_id)
+        await replica.app[SERVICES].reconciler.run_once()
+    record = await replica_a.app[SERVICES].store.records.get_any(room_id)
     assert record is not None
     assert record.room is None
     assert shared.provider.rooms == {}  # a cancelled teleconsultation keeps no room
-    assert await replica_a.app[keys.STORE].outbox.job_backlog() == (0, None)
+    assert await replica_a.app[SERVICES].store.outbox.job_backlog() == (0, None)
 
 
 async def test_the_reconciler_runs_in_the_background(make_client: MakeClient) -> None:
@@ -388,7 +388,7 @@ async def test_the_reconciler_runs_in_the_background(make_client: MakeClient) ->
         plugins=[failing], VIDEO_PROVIDER="failing", RECONCILE_INTERVAL_MS="20"
     )
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
-    store = client.app[keys.STORE]
+    store = client.app[SERVICES].store
     await store.outbox.add_job(
         RoomJob(new_object_id(), room_id, "fake-room-gone", datetime.now(UTC), datetime.now(UTC))
     )

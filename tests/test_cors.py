@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 
-from teleconsult import keys
 from teleconsult.configuration.settings import Settings, web_origin
 from teleconsult.errors import ConfigurationError, Unavailable
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     PATIENT,
@@ -256,7 +256,7 @@ async def test_a_failure_from_an_allowed_origin_is_readable_by_its_page(
     async def failing(*args: object, **kwargs: object) -> None:
         raise failure
 
-    monkeypatch.setattr(api.app[keys.SERVICE], "join", failing)
+    monkeypatch.setattr(api.app[SERVICES].service, "join", failing)
     response = await api.get(
         "/teleconsultation/room-1", headers={"Origin": FRONTEND, "miauserid": "doctor-1"}
     )

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page
 
-from teleconsult import keys
+from teleconsult.services import SERVICES
 from tests.helpers import DOCTOR, PATIENT, teleconsultation
 
 Server = Callable[..., Awaitable[TestServer]]
@@ -86,7 +86,7 @@ def answered(app: web.Application) -> list[tuple[str, str]]:
     """The method and status of every request the API answered, from its own metrics."""
     return sorted(
         (sample.labels["method"], sample.labels["status"])
-        for metric in app[keys.METRICS].registry.collect()
+        for metric in app[SERVICES].metrics.registry.collect()
         for sample in metric.samples
         if sample.name == "teleconsult_http_requests_total"
         for _ in range(int(sample.value))

@@ -22,10 +22,10 @@ import pytest
 from teleconsult_bandyer import fake_kaleyra
 from teleconsult_livekit import fake_livekit
 
-from teleconsult import keys
 from teleconsult.core.domain import RecordState
 from teleconsult.core.outbox import COMMIT_DEADLINE, JOB_GRACE
 from teleconsult.providers.protocols import Caller, ParticipantEntry
+from teleconsult.services import SERVICES
 from tests.helpers import (
     API_KEY,
     DOCTOR,
@@ -169,12 +169,12 @@ async def test_the_guarantees_hold_after_any_single_fault(
     vendor.fake.faults.clear()  # the fault clears
 
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
-    reconciler = client.app[keys.RECONCILER]
+    reconciler = client.app[SERVICES].reconciler
     for _ in range(5):  # until no work is due (backoffs are 10 s and up)
         await reconciler.run_once()
         clock.advance(minutes=11)
 
-    store = client.app[keys.STORE]
+    store = client.app[SERVICES].store
     referenced = set()
     for teleconsultation_id in ids:
         record = await store.records.get_any(teleconsultation_id)
@@ -206,12 +206,12 @@ async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restar
     first = await make_client(**env)
     response = await first.post("/teleconsultation", json=teleconsultation(2, DOCTOR))
     room_id = (await response.json())["roomId"]
-    service = first.app[keys.SERVICE]
+    service = first.app[SERVICES].service
 
     async def die(*args: object, **kwargs: object) -> None:
         raise Crash
 
-    monkeypatch.setattr(first.app[keys.STORE].records, "replace", die)
+    monkeypatch.setattr(first.app[SERVICES].store.records, "replace", die)
 
     patient = ParticipantEntry("patient-1", ("patient",), "Jane Doe", "it", path="body")
     with pytest.raises(Crash):
@@ -221,9 +221,9 @@ async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restar
 
     restarted = await make_client(**env)  # same database, same provider
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
-    assert await restarted.app[keys.RECONCILER].run_once() == 1
+    assert await restarted.app[SERVICES].reconciler.run_once() == 1
     assert vendor.rooms() == set()
-    record = await restarted.app[keys.STORE].records.get(room_id)
+    record = await restarted.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert len(record.participants) == 1  # the interrupted change did not happen
 
@@ -231,7 +231,7 @@ async def test_a_crash_between_the_room_and_the_write_is_repaired_after_a_restar
     assert response.status == 201  # the client's retry completes it
     [live] = vendor.rooms()
     assert live != orphan
-    record = await restarted.app[keys.STORE].records.get(room_id)
+    record = await restarted.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert record.room is not None
     assert record.room.provider_room_id == live

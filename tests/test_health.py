@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from teleconsult import __version__, keys
+from teleconsult import __version__
 from teleconsult.app import create_app
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import DEFAULTS, Settings, placeholder_variables
 from teleconsult.errors import Unavailable
+from teleconsult.services import SERVICES
 from tests.helpers import DOCTOR, PATIENT, Client, MakeClient, error, teleconsultation
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
@@ -37,7 +38,7 @@ async def test_not_ready_when_the_store_fails(
     async def broken() -> None:
         raise Unavailable("The SQLite store failed: disk I/O error.")
 
-    monkeypatch.setattr(client.app[keys.STORE].health, "ping", broken)
+    monkeypatch.setattr(client.app[SERVICES].store.health, "ping", broken)
 
     response = await client.get("/-/ready")
     assert response.status == 503

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from teleconsult import keys
 from teleconsult.api.idempotency import RUNNING_LEASE, key_scope
 from teleconsult.errors import ProviderError
 from teleconsult.providers.protocols import Caller
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -77,7 +77,7 @@ async def test_adding_a_participant_twice_with_one_key(client: Client) -> None:
 
     assert (first.status, again.status) == (201, 201)
     assert without_key.status == 400  # a plain retry is refused: the patient is already in
-    record = await client.app[keys.STORE].records.get(room_id)
+    record = await client.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert [p.external_id for p in record.participants] == ["doctor-1", "patient-1"]
 
@@ -90,7 +90,7 @@ async def test_a_client_error_is_not_kept_with_the_key(client: Client, clock: Fr
     assert first.status == again.status == 400
     assert await first.json() == await again.json()
     assert "Idempotent-Replayed" not in again.headers
-    assert await client.app[keys.STORE].idempotency.count_keys("public", clock.now) == 0
+    assert await client.app[SERVICES].store.idempotency.count_keys("public", clock.now) == 0
 
 
 async def test_a_server_side_failure_frees_the_key_for_a_retry(
@@ -134,7 +134,7 @@ async def test_a_malformed_key_is_a_400(client: Client) -> None:
 
 
 async def test_a_key_whose_request_died_frees_itself(client: Client, clock: FrozenClock) -> None:
-    store = client.app[keys.STORE]
+    store = client.app[SERVICES].store
     # A request claimed the key, then its process died before finishing.
     held = await store.idempotency.claim_key(
         key_scope("POST", "/teleconsultation", Caller(None), "k-7"),
@@ -173,7 +173,7 @@ async def test_an_unknown_outcome_keeps_the_key(
     async def lost_acknowledgement(*args: object, **kwargs: object) -> None:
         raise Unavailable("The MongoDB store cannot be reached (AutoReconnect); retry later.")
 
-    monkeypatch.setattr(client.app[keys.STORE].records, "insert", lost_acknowledgement)
+    monkeypatch.setattr(client.app[SERVICES].store.records, "insert", lost_acknowledgement)
     body = teleconsultation(2, DOCTOR, PATIENT)
     first = await client.post("/teleconsultation", json=body, headers=keyed("k-9"))
     assert first.status == 503

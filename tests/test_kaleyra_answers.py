@@ -11,8 +11,8 @@ import time
 import pytest
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
-from teleconsult import keys
 from teleconsult.core.outbox import JOB_GRACE
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     PATIENT,
@@ -55,7 +55,7 @@ async def test_a_room_answered_without_links_is_deleted_at_once(
     )
     assert kaleyra.calls("delete_room")  # the room it could name is gone
     assert kaleyra.rooms == {}
-    assert await bandyer.app[keys.STORE].outbox.job_backlog() == (0, None)
+    assert await bandyer.app[SERVICES].store.outbox.job_backlog() == (0, None)
 
 
 async def test_a_room_answered_without_an_id_is_counted_as_maybe_left(
@@ -71,7 +71,7 @@ async def test_a_room_answered_without_an_id_is_counted_as_maybe_left(
     )
     assert len(kaleyra.rooms) == 1  # nobody can name it: left, and counted
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
-    assert await bandyer.app[keys.RECONCILER].run_once() == 1
+    assert await bandyer.app[SERVICES].reconciler.run_once() == 1
     metrics = await (await bandyer.get("/-/metrics")).text()
     assert 'teleconsult_reconciliation_jobs_total{outcome="unknown_room"} 1.0' in metrics
 
@@ -152,8 +152,8 @@ async def test_the_reconciler_honours_a_long_rate_limit(
     kaleyra.fail("delete_room", Fault(status=429, retry_after="120", times=10))
     response = await bandyer.delete(f"/teleconsultation/{room_id}")
     assert response.status == 204  # cancelling never fails because of the provider
-    outbox = bandyer.app[keys.STORE].outbox
-    reconciler = bandyer.app[keys.RECONCILER]
+    outbox = bandyer.app[SERVICES].store.outbox
+    reconciler = bandyer.app[SERVICES].reconciler
     clock.advance(seconds=60)  # the usual retry delay (10 s) is long past: Kaleyra said 120
     assert await reconciler.run_once() == 0
     clock.advance(seconds=61)

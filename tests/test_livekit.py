@@ -23,7 +23,7 @@ from teleconsult_livekit import LiveKitVideo
 from teleconsult_livekit.fake_livekit import FakeLiveKit, Fault
 from yarl import URL
 
-from teleconsult import keys
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     LIVEKIT_KEY,
@@ -389,7 +389,7 @@ async def test_a_room_already_gone_counts_as_deleted(
 
     assert response.status == 204
     assert len(livekit.calls_to("DeleteRoom")) == 1
-    assert await livekit_client.app[keys.STORE].outbox.job_backlog() == (0, None)
+    assert await livekit_client.app[SERVICES].store.outbox.job_backlog() == (0, None)
 
 
 async def test_the_check_up_lists_rooms(livekit_client: Client, livekit: FakeLiveKit) -> None:
@@ -403,7 +403,7 @@ async def test_the_http_session_lives_and_dies_with_the_app(
     make_client: MakeClient, livekit_url: str
 ) -> None:
     client = await make_client(**livekit_env(livekit_url))
-    provider = client.app[keys.VIDEO_PROVIDER]
+    provider = client.app[SERVICES].video
     assert isinstance(provider, LiveKitVideo)
     session = provider.rooms.session
     assert not session.closed

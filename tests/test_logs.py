@@ -12,11 +12,11 @@ import pytest
 from aiohttp import web
 from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
 
-from teleconsult import keys
 from teleconsult.app import create_app
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ProviderError, Unavailable
+from teleconsult.services import SERVICES
 from teleconsult.store.mongo.connection import MongoDatabase, short_reason
 from tests.helpers import (
     DOCTOR,
@@ -156,7 +156,7 @@ async def test_a_change_that_lost_a_race_is_announced_once(
 ) -> None:
     """The compare-and-set loop redoes the work; the lines say what was written, once."""
     room_id = await create(client, teleconsultation(2, DOCTOR), headers=caller("d", "r-1"))
-    calls = lose_the_first_race(client.app[keys.STORE], monkeypatch)
+    calls = lose_the_first_race(client.app[SERVICES].store, monkeypatch)
     response = await client.post(
         f"/teleconsultation/{room_id}/participants/data", json=PATIENT, headers=caller("d", "r-2")
     )
@@ -186,8 +186,8 @@ async def test_the_reconciler_s_repairs_are_event_lines(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     video = fake_video(client)
-    reconciler = client.app[keys.RECONCILER]
-    store = client.app[keys.STORE]
+    reconciler = client.app[SERVICES].reconciler
+    store = client.app[SERVICES].store
     # A deletion that failed on cancel, retried by the reconciler.
     cancelled = await create(client, teleconsultation(2, DOCTOR, PATIENT))
     cancelled_room = await provider_room(client, cancelled)

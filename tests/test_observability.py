@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import pytest
-from aiohttp import web
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
-from teleconsult import __version__, keys
+from teleconsult import __version__
 from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability import logs, redaction
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     PATIENT,
@@ -24,6 +23,7 @@ from tests.helpers import (
     first_line,
     join,
     person,
+    redactor_of,
     teleconsultation,
 )
 
@@ -77,11 +77,10 @@ async def test_probes_are_logged_at_debug(client: Client, log_lines: LogLines) -
     assert line["level"] == 20
 
 
-async def test_redaction_of_known_shapes(build_app: Callable[..., web.Application]) -> None:
+async def test_redaction_of_known_shapes() -> None:
     """Async, so the request scope it begins stays in its own task's context: a scope begun
     in the test runner's context would be inherited by the tests after it."""
-    build_app()  # the installed providers declare their links' shapes
-    logs.begin_request("r1")
+    logs.begin_request("r1", redactor_of())  # the installed providers' links' shapes
     redaction.sensitive(["Jane Doe"])
     text = (
         "join https://acme.bandyer.com/eu/direct-rest-call-handler/abc123 or "
@@ -155,7 +154,7 @@ async def test_metrics(client: Client) -> None:
     await create(client, teleconsultation(2, DOCTOR, PATIENT))
     await create(client, teleconsultation(3, DOCTOR))
     await client.get("/teleconsultation/0123456789abcdef01234567", headers={"miauserid": "x"})
-    await client.app[keys.STORE_GAUGES].refresh()  # as the background task does
+    await client.app[SERVICES].store_gauges.refresh()  # as the background task does
 
     response = await client.get("/-/metrics")
     assert response.status == 200
@@ -189,7 +188,7 @@ async def test_a_scrape_never_waits_on_the_store(
 ) -> None:
     """During an outage a scrape answers at once with the last counts and their age."""
     await create(client, teleconsultation(2, DOCTOR, PATIENT))
-    gauges = client.app[keys.STORE_GAUGES]
+    gauges = client.app[SERVICES].store_gauges
     await gauges.refresh()
     calls: list[str] = []
 
@@ -197,7 +196,7 @@ async def test_a_scrape_never_waits_on_the_store(
         calls.append("count_by_state")
         raise Unavailable("The MongoDB store cannot be reached (injected); retry later.")
 
-    monkeypatch.setattr(client.app[keys.STORE].records, "count_by_state", down)
+    monkeypatch.setattr(client.app[SERVICES].store.records, "count_by_state", down)
     response = await client.get("/-/metrics")
     assert response.status == 200
     text = await response.text()
@@ -235,7 +234,7 @@ async def test_check_up(client: Client, monkeypatch: pytest.MonkeyPatch) -> None
     async def unreachable() -> None:
         raise ProviderError("fake", "check", "unreachable", "injected")
 
-    monkeypatch.setattr(client.app[keys.VIDEO_PROVIDER], "check", unreachable)
+    monkeypatch.setattr(client.app[SERVICES].video, "check", unreachable)
     response = await client.get("/-/check-up")
     assert (response.status, await response.json()) == (503, {**body, "status": "KO"})
     assert (await client.get("/-/ready")).status == 200  # readiness ignores the provider

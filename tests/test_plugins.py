@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from teleconsult import keys, plugin
+from teleconsult import plugin
 from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
 from teleconsult.errors import ConfigurationError
 from teleconsult.providers import hookspecs
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.manager import identity_providers, make_plugin_manager, video_providers
 from teleconsult.providers.protocols import CreatedRoom, JoinRequest, VideoProviderPlugin
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     PATIENT,
@@ -124,7 +125,7 @@ async def test_the_documented_example_plugin_runs_a_teleconsultation(
 ) -> None:
     """The minimal plugin offers the lifecycle only: the five core endpoints work through it."""
     client = await make_client(plugins=[load_documented_example()], VIDEO_PROVIDER="echo")
-    provider = client.app[keys.VIDEO_PROVIDER]
+    provider = client.app[SERVICES].video
     assert provider.name == "echo"
 
     room_id = await create(client, teleconsultation(2, DOCTOR))
@@ -265,7 +266,7 @@ async def test_live_connections_close_as_the_server_begins_to_stop(
 
     runner = web.AppRunner(build_app(plugins=[Plugin()], VIDEO_PROVIDER="live"))
     await runner.setup()
-    assert isinstance(runner.app[keys.VIDEO_PROVIDER], plugin.LiveConnections)
+    assert isinstance(runner.app[SERVICES].video, plugin.LiveConnections)
     await runner.cleanup()
 
     assert calls == ["close_connections", "close"]

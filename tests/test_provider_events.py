@@ -18,7 +18,7 @@ import pytest
 from livekit import api as livekit_api
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 
-from teleconsult import keys
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     LIVEKIT_KEY,
@@ -202,13 +202,13 @@ async def test_unsigned_forged_and_replayed_kaleyra_events_are_401_and_change_no
         body = body.replace(b"doctor-1", b"patient-1")
     elif case == "malformed":
         headers["bandyer-signature"] = "v0=abc"
-    before = await bandyer.app[keys.STORE].records.get(room_id)
+    before = await bandyer.app[SERVICES].store.records.get(room_id)
 
     response = await bandyer.post(KALEYRA_EVENTS, data=body, headers=headers)
 
     assert response.status == 401
     assert await response.json() == error(401, message, "Unauthorized user")
-    assert await bandyer.app[keys.STORE].records.get(room_id) == before
+    assert await bandyer.app[SERVICES].store.records.get(room_id) == before
     await deliver_all(bandyer)
     assert "participant.joined" not in events_receiver.types
 
@@ -250,7 +250,7 @@ async def test_livekit_events_are_verified_with_its_sdk(
     client = await make_client(CONFIG, **livekit_env(livekit_url))
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
     room = await provider_room(client, room_id)
-    record = await client.app[keys.STORE].records.get(room_id)
+    record = await client.app[SERVICES].store.records.get(room_id)
     assert record is not None
     doctor = record.participants[0].provider_user_id
     clock.now = STARTED

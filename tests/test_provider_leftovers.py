@@ -15,9 +15,9 @@ import pytest
 from teleconsult_webrtc import WebRTCVideo
 from teleconsult_webrtc.rooms import Rooms
 
-from teleconsult import keys
 from teleconsult.core.outbox import JOB_GRACE
 from teleconsult.errors import Unavailable
+from teleconsult.services import SERVICES
 from teleconsult.store.sqlite.audit import TABLE as AUDIT
 from teleconsult.store.sqlite.connection import sqlite_path
 from tests.helpers import (
@@ -41,7 +41,7 @@ OPERATIONS = Path(__file__).parent.parent / "docs" / "operations.md"
 
 
 def webrtc(client: Client) -> WebRTCVideo:
-    found = client.app[keys.VIDEO_PROVIDER]
+    found = client.app[SERVICES].video
     assert isinstance(found, WebRTCVideo)
     return found
 
@@ -70,11 +70,11 @@ async def test_a_room_whose_creation_answer_was_lost_is_deleted_by_the_reconcile
     monkeypatch.undo()
 
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
-    assert await client.app[keys.RECONCILER].run_once() == 1
+    assert await client.app[SERVICES].reconciler.run_once() == 1
 
     assert await rooms.get(left) is None
     assert await rooms.ids() == set()
-    assert await client.app[keys.STORE].outbox.job_backlog() == (0, None)
+    assert await client.app[SERVICES].store.outbox.job_backlog() == (0, None)
 
 
 async def test_a_room_whose_record_was_written_is_kept_by_the_reconciler(
@@ -82,15 +82,15 @@ async def test_a_room_whose_record_was_written_is_kept_by_the_reconciler(
 ) -> None:
     client = await make_client(**WEBRTC)
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
-    record = await client.app[keys.STORE].records.get(room_id)
+    record = await client.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert record.room is not None
 
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
-    await client.app[keys.RECONCILER].run_once()
+    await client.app[SERVICES].reconciler.run_once()
 
     assert await webrtc(client).rooms.ids() == {record.room.provider_room_id}
-    assert await client.app[keys.STORE].outbox.job_backlog() == (0, None)
+    assert await client.app[SERVICES].store.outbox.job_backlog() == (0, None)
 
 
 async def test_user_documents_left_by_earlier_versions_go_as_a_replica_starts(
@@ -139,12 +139,12 @@ async def test_after_the_purge_a_participant_is_named_only_in_the_audit_trail(
     await deliver_all(client)
     clock.advance(days=40)  # past every retention period but the audit trail's
 
-    reconciler = client.app[keys.RECONCILER]
+    reconciler = client.app[SERVICES].reconciler
     await reconciler.run_pass()
     clock.advance(seconds=JOB_GRACE.total_seconds() + 1)
     await reconciler.run_pass()
 
-    assert await client.app[keys.STORE].records.get_any(ended) is None
+    assert await client.app[SERVICES].store.records.get_any(ended) is None
     stored = await everything_stored(client, store_url)
     assert {name for name, text in stored.items() if "patient-1" in text} == {AUDIT}
     assert not [name for name, text in stored.items() if "Jane Doe" in text]
@@ -167,7 +167,7 @@ async def everything_stored(client: Client, store_url: str) -> dict[str, str]:
             ]
             select = 'SELECT * FROM "{}"'  # names from sqlite_master
             return {name: repr(db.execute(select.format(name)).fetchall()) for name in names}
-    database = cast(Any, client.app[keys.STORE].records)._database.database
+    database = cast(Any, client.app[SERVICES].store.records)._database.database
     return {
         name: repr([document async for document in database[name].find()])
         for name in await database.list_collection_names()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from teleconsult import keys
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -38,13 +38,13 @@ async def audit_ids(client: Client, room_id: str) -> list[str]:
 
 
 async def mapped(client: Client) -> list[str]:
-    users = client.app[keys.STORE].users
+    users = client.app[SERVICES].store.users
     ids = ["doctor-1", "patient-1", "nurse-1", "patient-3", "sdk-user"]
     return [i for i in ids if await users.find_user("fake", i) is not None]
 
 
 async def purge(client: Client) -> dict[str, int] | None:
-    return await client.app[keys.RETENTION].run_once()
+    return await client.app[SERVICES].retention.run_once()
 
 
 def purged(**counts: int) -> dict[str, int]:

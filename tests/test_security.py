@@ -19,11 +19,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
-from teleconsult import keys
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.reconciler import PURGE_BATCH
 from teleconsult.observability import logs, redaction
 from teleconsult.plugin import stable_user_id
+from teleconsult.services import SERVICES
 from teleconsult.store import open_store
 from teleconsult.store.sqlite.connection import SQLiteConnection
 from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
@@ -48,6 +48,7 @@ from tests.helpers import (
     person,
     raw_answer,
     raw_get,
+    redactor_of,
     served,
     teleconsultation,
 )
@@ -73,14 +74,12 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=[f"shape-{i}" for i in range(len(HOSTILE))])
-def test_a_megabyte_of_hostile_text_is_redacted_in_bounded_time(
-    build_app: Callable[..., web.Application], text: str
-) -> None:
+def test_a_megabyte_of_hostile_text_is_redacted_in_bounded_time(text: str) -> None:
     """Not a speed measurement: a quadratic pattern takes hours on a megabyte (0.5 s on
     8,000 characters), a linear one a fraction of a second. The bound is 20x slack."""
-    build_app()  # the providers' link shapes are declared
+    redactor = redactor_of()  # the providers' link shapes are declared
     started = time.perf_counter()
-    redacted = in_a_request_scope("hostile", lambda: redaction.redact(text))
+    redacted = in_a_request_scope("hostile", lambda: redaction.redact(text), redactor)
     assert time.perf_counter() - started < 5.0
     assert len(redacted) <= redaction.MAX_FIELD_CHARS + 40
 
@@ -168,8 +167,8 @@ async def test_a_mapping_planted_before_the_fix_is_not_shared(provider_client: C
     """Before the fix an impostor's id was kept as it was: its mapping is read, not
     recomputed, and the victim is refused rather than handed the impostor's user."""
     client = provider_client
-    store = client.app[keys.STORE]
-    provider = client.app[keys.VIDEO_PROVIDER].name
+    store = client.app[SERVICES].store
+    provider = client.app[SERVICES].video.name
     planted = stable_user_id(VICTIM)
     await store.users.add_users(provider, {planted: planted}, "public")
 
@@ -191,8 +190,8 @@ async def test_two_ids_sharing_a_user_before_the_fix_are_both_refused(
 ) -> None:
     """Both mappings were written by the old version: neither is used, whichever asks."""
     client = provider_client
-    users = client.app[keys.STORE].users
-    provider = client.app[keys.VIDEO_PROVIDER].name
+    users = client.app[SERVICES].store.users
+    provider = client.app[SERVICES].video.name
     shared = stable_user_id(VICTIM)
     await users.add_users(provider, {VICTIM: shared, shared: shared}, "public")
 
@@ -216,7 +215,7 @@ async def test_a_provider_that_gives_two_new_ids_one_user_is_refused(
 
     assert response.status == 409
     assert await response.json() == user_map_conflict(PATIENT["userExternalId"], "fake")
-    users = client.app[keys.STORE].users
+    users = client.app[SERVICES].store.users
     assert await users.find_user("fake", DOCTOR["userExternalId"]) is None
     assert await users.find_user("fake", PATIENT["userExternalId"]) is None
 
@@ -461,21 +460,21 @@ async def test_a_refused_keyed_request_stores_nothing(client: Client, clock: Fro
             headers={"Idempotency-Key": f"k-{index}"},
         )
         assert response.status == 404
-    assert await client.app[keys.STORE].idempotency.count_keys("public", clock.now) == 0
+    assert await client.app[SERVICES].store.idempotency.count_keys("public", clock.now) == 0
 
 
 async def test_expired_keys_are_purged_in_batches(
     make_client: MakeClient, clock: FrozenClock
 ) -> None:
     client = await make_client(IDEMPOTENCY_KEY_TTL_MS="1000")
-    store = client.app[keys.STORE]
+    store = client.app[SERVICES].store
     for index in range(PURGE_BATCH + 5):
         await store.idempotency.claim_key(f"scope-{index}", "c", "fp", "t", clock.now, clock.now)
     await store.idempotency.claim_key(
         "fresh", "c", "fp", "t", clock.now, clock.now.replace(year=2031)
     )
 
-    assert await client.app[keys.RECONCILER].purge_expired_keys() == PURGE_BATCH + 5
+    assert await client.app[SERVICES].reconciler.purge_expired_keys() == PURGE_BATCH + 5
     assert await store.idempotency.count_keys("c", clock.now) == 1
 
 
@@ -671,10 +670,7 @@ async def test_a_key_echoed_at_the_end_of_a_long_message_is_not_half_shown(
     assert API_KEY[:4] not in log_lines.text
 
 
-def test_every_link_of_a_run_and_whole_cookie_and_key_headers_are_redacted(
-    build_app: Callable[..., web.Application],
-) -> None:
-    build_app()
+def test_every_link_of_a_run_and_whole_cookie_and_key_headers_are_redacted() -> None:
     cases = {
         "http://h/fake-video/join/AAAA,http://h/fake-video/join/BBBB": "[redacted],[redacted]",
         "/fake-video/join/{code},http://h/fake-video/join/SECRET": (
@@ -683,7 +679,9 @@ def test_every_link_of_a_run_and_whole_cookie_and_key_headers_are_redacted(
         "Cookie: theme=dark; sessionid=S3CR3TSESSION": "Cookie: [redacted]",
         "X-Api-Key: K3Y1 K3Y2": "X-Api-Key: [redacted]",
     }
-    redacted = in_a_request_scope("r", lambda: {text: redaction.redact(text) for text in cases})
+    redacted = in_a_request_scope(
+        "r", lambda: {text: redaction.redact(text) for text in cases}, redactor_of()
+    )
     assert redacted == cases
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from teleconsult.configuration.catalog import Setting
+from teleconsult.composition import declared_secrets, planned
+from teleconsult.configuration.catalog import Section, Setting
 from teleconsult.configuration.service_config import (
     DEFAULT_CONFIG,
     PathStep,
@@ -19,7 +20,7 @@ from teleconsult.configuration.service_config import (
 from teleconsult.configuration.settings import Settings, SettingsReader
 from teleconsult.core.domain import TOOLS, Privilege, Privileges, RoomPolicy
 from teleconsult.errors import ConfigurationError
-from teleconsult.observability import redaction
+from teleconsult.observability.redaction import Redactor
 from tests.helpers import Refusal
 
 
@@ -361,19 +362,27 @@ def test_a_provider_url_in_clear_over_a_network_stops_the_start(value: str, mess
     assert str(raised.value) == message
 
 
+def secret_setting(name: str, default: str = "") -> Section:
+    """A section declaring one secret setting, as a provider declares its keys."""
+    return Section("test", (Setting(name, default, "a secret", secret=True),))
+
+
 def test_a_secret_is_read_from_the_file_its_file_variable_names(tmp_path: Path) -> None:
     path = tmp_path / "key"
     path.write_text("  s3cret-from-a-file\n")
     read = SettingsReader({"X_KEY_FILE": str(path)}, {})
     assert read.secret("X_KEY") == "s3cret-from-a-file"  # blanks and the final newline dropped
-    assert redaction.redact("key s3cret-from-a-file sent") == "key [redacted] sent"
+    redactor = Redactor(declared_secrets({"X_KEY_FILE": str(path)}, [secret_setting("X_KEY")]))
+    assert redactor.redact("key s3cret-from-a-file sent") == "key [redacted] sent"
 
 
 def test_a_secret_from_the_environment_is_redacted_and_a_default_is_not() -> None:
     read = SettingsReader({"X_KEY": "s3cret-from-env"}, {"X_URL": "sqlite:///default.db"})
     assert read.secret("X_KEY") == "s3cret-from-env"
     assert read.secret("X_URL") == "sqlite:///default.db"
-    assert redaction.redact("s3cret-from-env, sqlite:///default.db") == (
+    declared = [secret_setting("X_KEY"), secret_setting("X_URL", "sqlite:///default.db")]
+    redactor = Redactor(declared_secrets({"X_KEY": "s3cret-from-env"}, declared))
+    assert redactor.redact("s3cret-from-env, sqlite:///default.db") == (
         "[redacted], sqlite:///default.db"
     )
 
@@ -418,15 +427,15 @@ def test_a_secret_and_its_file_both_set_is_an_error(tmp_path: Path) -> None:
 def test_the_store_url_and_the_kaleyra_key_may_come_from_files(tmp_path: Path) -> None:
     (tmp_path / "store").write_text("mongodb://teleconsult:pa55word@db.example/t?tls=true\n")
     (tmp_path / "key").write_text("kaleyra-key\n")
-    settings = Settings.from_environ(
-        {
-            "STORE_URL_FILE": str(tmp_path / "store"),
-            "BANDYER_API_SECRET_KEY_FILE": str(tmp_path / "key"),
-        }
-    )
+    environ = {
+        "STORE_URL_FILE": str(tmp_path / "store"),
+        "BANDYER_API_SECRET_KEY_FILE": str(tmp_path / "key"),
+    }
+    settings = Settings.from_environ(environ)
     assert settings.store_url == "mongodb://teleconsult:pa55word@db.example/t?tls=true"
     assert settings.video_provider == "bandyer"  # as when the key itself is set
-    assert redaction.redact("auth failed for pa55word") == "auth failed for [redacted]"
+    redactor = planned(settings, load_config(None), environ).redactor
+    assert redactor.redact("auth failed for pa55word") == "auth failed for [redacted]"
 
 
 def test_a_reader_takes_the_declared_settings_for_defaults() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from teleconsult import keys
+from teleconsult.services import SERVICES
 from tests.helpers import (
     BEFORE_START,
     DOCTOR,
@@ -39,7 +39,7 @@ async def waiting_get(client: Client, room_id: str, seconds: int) -> asyncio.Tas
         return response.status, await response.json()
 
     task = asyncio.create_task(get())
-    waiter = client.app[keys.WAITER]
+    waiter = client.app[SERVICES].waiter
     while waiter.waiting == 0:
         assert not task.done(), task.result()
         await asyncio.sleep(0.005)
@@ -57,7 +57,7 @@ async def test_a_link_already_available_is_answered_at_once_as_a_plain_get(
     response = await client.get(f"/teleconsultation/{room_id}?waitSeconds=30", headers=DOCTOR_ID)
 
     assert (response.status, await response.json()) == plain
-    assert client.app[keys.WAITER].waiting == 0
+    assert client.app[SERVICES].waiter.waiting == 0
 
 
 async def test_the_wait_ends_when_the_lock_time_is_reached(
@@ -123,7 +123,7 @@ async def test_when_the_seconds_pass_the_answer_is_the_plain_one(
 
     assert (status, body) == await join(client, room_id, "doctor-1")
     assert body["accessLinkURL"] is None
-    assert client.app[keys.WAITER].waiting == 0
+    assert client.app[SERVICES].waiter.waiting == 0
 
 
 async def test_wait_seconds_out_of_bounds_is_a_400(client: Client) -> None:
@@ -146,4 +146,4 @@ async def test_a_caller_who_is_not_a_participant_is_refused_at_once(client: Clie
         f"/teleconsultation/{room_id}?waitSeconds=30", headers={"miauserid": "someone-else"}
     )
     assert response.status == 401
-    assert client.app[keys.WAITER].waiting == 0
+    assert client.app[SERVICES].waiter.waiting == 0

@@ -17,13 +17,13 @@ import pytest
 from aiohttp import ClientSession, web
 from standardwebhooks import Webhook
 
-from teleconsult import keys
+from teleconsult.composition import planned
 from teleconsult.configuration.service_config import parse_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.configuration.webhooks import webhook_endpoints
 from teleconsult.core.webhooks import backoff
 from teleconsult.errors import ConfigurationError
-from teleconsult.observability import redaction
+from teleconsult.services import SERVICES
 from teleconsult.store.base import DeliveryStatus
 from tests.helpers import (
     DOCTOR,
@@ -124,7 +124,7 @@ def hooked(make_client: MakeClient, receiver: Receiver) -> Hooked:
 
 async def deliver_all(client: Client) -> None:
     """What this replica's deliverer would send now, sent."""
-    while await client.app[keys.DELIVERER].run_once():
+    while await client.app[SERVICES].deliverer.run_once():
         pass
 
 
@@ -228,7 +228,7 @@ async def test_a_receiver_that_fails_three_times_gets_every_event_in_order(
     assert receiver.ids == [created, created, created, created, added, room, links, no_show]
     assert list(dict.fromkeys(receiver.ids)) == [created, added, room, links, no_show]
     assert {r.body for r in receiver.received[:4]} == {receiver.received[0].body}  # the same
-    delivered = await client.app[keys.STORE].webhooks.get(f"default.{created}")
+    delivered = await client.app[SERVICES].store.webhooks.get(f"default.{created}")
     assert delivered is not None
     assert (delivered.status, delivered.attempts) == (DeliveryStatus.DELIVERED, 3)
 
@@ -267,7 +267,7 @@ async def test_a_replica_that_dies_mid_delivery_leaves_it_to_another_after_the_l
 ) -> None:
     client = await hooked()
     room_id = await create(client, teleconsultation(2, DOCTOR))
-    store = client.app[keys.STORE]
+    store = client.app[SERVICES].store
     await store.webhooks.relay(10)
     [leased] = await store.webhooks.claim("dead", clock(), clock() + timedelta(seconds=35), 10)
 
@@ -284,12 +284,12 @@ async def test_two_replicas_never_both_deliver_one_event_within_its_lease(
     first, second = await hooked(), await hooked()
     room_id = await create(first, teleconsultation(2, DOCTOR))
     receiver.held = asyncio.Event()
-    sending = asyncio.create_task(first.app[keys.DELIVERER].run_once())
+    sending = asyncio.create_task(first.app[SERVICES].deliverer.run_once())
     await asyncio.wait_for(receiver.arrived.get(), 10)
 
-    assert await second.app[keys.DELIVERER].run_once() == 0  # leased by the first
+    assert await second.app[SERVICES].deliverer.run_once() == 0  # leased by the first
     clock.advance(seconds=30)  # still within the lease (timeout + 30 s)
-    assert await second.app[keys.DELIVERER].run_once() == 0
+    assert await second.app[SERVICES].deliverer.run_once() == 0
     receiver.held.set()
     await sending
     clock.advance(minutes=5)
@@ -306,7 +306,7 @@ async def test_a_redirect_is_not_followed_and_counts_as_a_failure(
     room_id = await create(client, teleconsultation(2, DOCTOR))
     await deliver_all(client)
     assert len(receiver.received) == 1  # and /elsewhere was never called
-    pending = await client.app[keys.STORE].webhooks.get(f"default.evt_{room_id}_1_0")
+    pending = await client.app[SERVICES].store.webhooks.get(f"default.evt_{room_id}_1_0")
     assert pending is not None
     assert (pending.status, pending.attempts, pending.last_error) == (
         DeliveryStatus.PENDING,
@@ -322,7 +322,7 @@ async def test_a_receiver_that_does_not_answer_in_time_is_retried(
     receiver.held = asyncio.Event()  # the first request never gets its answer in time
     room_id = await create(client, teleconsultation(2, DOCTOR))
     await deliver_all(client)
-    pending = await client.app[keys.STORE].webhooks.get(f"default.evt_{room_id}_1_0")
+    pending = await client.app[SERVICES].store.webhooks.get(f"default.evt_{room_id}_1_0")
     assert pending is not None
     assert pending.last_error == "no answer within 100 ms"
     receiver.held.set()
@@ -495,7 +495,7 @@ async def test_the_readmes_receiver_verifies_and_takes_each_event_once(
     server = await aiohttp_server(app)
     client = await make_client(WEBHOOK_URL=str(server.make_url("/hooks")), WEBHOOK_SECRET=SECRET)
     room_id = await create(client, teleconsultation(2, DOCTOR))
-    store = client.app[keys.STORE]
+    store = client.app[SERVICES].store
     await deliver_all(client)
     assert await store.webhooks.claim("test", clock(), clock(), 1) == []  # nothing more is due
     delivered = await store.webhooks.get(f"default.evt_{room_id}_1_0")
@@ -537,8 +537,8 @@ async def test_the_readmes_receiver_verifies_and_takes_each_event_once(
 async def test_no_endpoint_no_event(make_client: MakeClient) -> None:
     client = await make_client()
     await create(client, teleconsultation(2, DOCTOR, PATIENT))
-    assert await client.app[keys.DELIVERER].run_once() == 0
-    assert await client.app[keys.STORE].webhooks.backlog() == (0, 0, None)
+    assert await client.app[SERVICES].deliverer.run_once() == 0
+    assert await client.app[SERVICES].store.webhooks.backlog() == (0, 0, None)
 
 
 def test_backoff_doubles_with_jitter_up_to_an_hour() -> None:
@@ -597,9 +597,8 @@ def test_a_bad_webhook_endpoint_stops_the_start_with_one_line(
 def test_webhook_secrets_are_never_written(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret"
     secret_file.write_text(OTHER_SECRET)
-    settings = Settings.from_environ(
-        {"WEBHOOK_URL": "https://hooks.example.com/in", "WEBHOOK_SECRET": SECRET}
-    )
+    environ = {"WEBHOOK_URL": "https://hooks.example.com/in", "WEBHOOK_SECRET": SECRET}
+    settings = Settings.from_environ(environ)
     config = parse_config(
         {
             "privileges": PRIVILEGES,
@@ -615,4 +614,5 @@ def test_webhook_secrets_are_never_written(tmp_path: Path) -> None:
         ("ehr", "https://ehr.example.com/", OTHER_SECRET),
     ]
     assert SECRET not in repr(endpoints)
-    assert redaction.redact_secrets(f"{SECRET} {OTHER_SECRET}") == "[redacted] [redacted]"
+    redactor = planned(settings, config, environ).redactor  # the app's, built from the same
+    assert redactor.redact_secrets(f"{SECRET} {OTHER_SECRET}") == "[redacted] [redacted]"

@@ -26,12 +26,12 @@ from teleconsult_webrtc.pages import CONTENT_SECURITY_POLICY
 from teleconsult_webrtc.rooms import Peer, Refused, RoomState, seat
 from teleconsult_webrtc.texts import TEXTS
 
-from teleconsult import keys
 from teleconsult.app import create_app
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError
 from teleconsult.plugin import VIDEO_PROVIDER
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -64,13 +64,13 @@ IT = TEXTS["it"]
 
 
 def provider(client: Client) -> WebRTCVideo:
-    found = client.app[keys.VIDEO_PROVIDER]
+    found = client.app[SERVICES].video
     assert isinstance(found, WebRTCVideo)
     return found
 
 
 async def room_of(client: Client, room_id: str) -> str:
-    record = await client.app[keys.STORE].records.get(room_id)
+    record = await client.app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert record.room is not None
     return record.room.provider_room_id

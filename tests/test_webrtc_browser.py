@@ -20,7 +20,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from teleconsult_webrtc import WebRTCVideo
 from teleconsult_webrtc.texts import TEXTS
 
-from teleconsult import keys
+from teleconsult.services import SERVICES
 from tests.helpers import (
     CHROMIUM_OFFLINE,
     PATIENT,
@@ -164,7 +164,7 @@ async def call(
     await enter.click()
     await doctor.wait_for_function(CONNECTED, arg=1, polling=100)
     await patient.wait_for_function(CONNECTED, arg=1, polling=100)
-    provider = first.app[keys.VIDEO_PROVIDER]
+    provider = first.app[SERVICES].video
     assert isinstance(provider, WebRTCVideo)
     yield Call(api, room_id, doctor, patient, problems, provider)
     await doctor_context.close()

@@ -9,7 +9,7 @@ from aiohttp.web_exceptions import NotAppKeyWarning
 from aiohttp_apigami import AiohttpApiSpec
 from aiohttp_apigami.constants import APISPEC_PARSER
 
-from teleconsult import __version__, keys
+from teleconsult import __version__
 from teleconsult.api import (
     audit,
     document,
@@ -24,7 +24,8 @@ from teleconsult.api.cors import setup_cors
 from teleconsult.api.document import openapi_document
 from teleconsult.api.errors import RequestParser
 from teleconsult.api.schemas import ParticipantsObjectSchema
-from teleconsult.configuration.service_config import PathStep
+from teleconsult.configuration.service_config import PathStep, ServiceConfig
+from teleconsult.configuration.settings import Settings
 
 __all__ = ["openapi_document", "setup_api"]
 
@@ -45,11 +46,18 @@ VALIDATED = web.RequestKey("validated", dict)
 """Where aiohttp-apigami puts data of schemas without their own key (none of ours)."""
 
 
-def setup_api(app: web.Application, user_id_path: tuple[PathStep, ...]) -> None:
+def setup_api(
+    app: web.Application,
+    settings: Settings,
+    config: ServiceConfig,
+    user_id_path: tuple[PathStep, ...],
+) -> None:
     """Add the API routes, then build the OpenAPI document from them (served at /documentation):
     finished now for the settings, and at startup for the providers (`document`)."""
     setup_cors(
         app,
+        settings,
+        config,
         [
             *teleconsultations.setup_routes(app),
             *listing.setup_routes(app),
@@ -77,11 +85,11 @@ def setup_api(app: web.Application, user_id_path: tuple[PathStep, ...]) -> None:
         # aiohttp-apigami keeps its spec under a plain string key; harmless, but aiohttp warns.
         warnings.simplefilter("ignore", NotAppKeyWarning)
         spec.register(app, in_place=True)
-    document.finish(openapi_document(app), app[keys.SETTINGS], user_id_path)
+    document.finish(openapi_document(app), settings, user_id_path)
     app.on_startup.append(document.describe_providers)  # after the cleanup contexts: opened
     app.router.add_get("/documentation", _to_documentation, allow_head=False)
     # A parser of our own, per app: our error bodies, and JSON bodies read within bounds.
-    app[APISPEC_PARSER] = RequestParser(app[keys.SETTINGS].http_read_timeout_ms / 1000)
+    app[APISPEC_PARSER] = RequestParser(settings.http_read_timeout_ms / 1000)
 
 
 async def _to_documentation(request: web.Request) -> web.Response:

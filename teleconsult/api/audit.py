@@ -7,7 +7,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, response_schema
 
-from teleconsult import keys
 from teleconsult.api.answers import json_answer
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import AuditPageSchema, PageQuerySchema
@@ -15,6 +14,7 @@ from teleconsult.api.teleconsultations import caller_of, errors
 from teleconsult.core.clock import format_date
 from teleconsult.core.listing import DEFAULT_LIMIT
 from teleconsult.errors import Forbidden
+from teleconsult.services import SERVICES
 from teleconsult.store.base import AuditEntry
 
 QUERY = web.RequestKey("audit_query", dict)
@@ -37,9 +37,9 @@ QUERY = web.RequestKey("audit_query", dict)
 async def get_audit_trail(request: web.Request) -> web.Response:
     query = request[QUERY]
     caller = await caller_of(request)
-    if not request.app[keys.AUTHENTICATOR].is_manager(caller):
+    if not request.app[SERVICES].authenticator.is_manager(caller):
         raise Forbidden("Only members of MANAGER_GROUPS may read audit trails.")
-    page = await request.app[keys.AUDIT].page(
+    page = await request.app[SERVICES].audit.page(
         request.match_info["roomId"], query.get("cursor"), query.get("limit", DEFAULT_LIMIT)
     )
     body = {"items": [_entry(e) for e in page.entries], "nextCursor": page.next_cursor}

@@ -33,7 +33,6 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
-from teleconsult import keys
 from teleconsult.api.caller import default_path
 from teleconsult.api.errors import answer_errors, error_response
 from teleconsult.api.idempotency import HEADER as IDEMPOTENCY_KEY
@@ -101,6 +100,10 @@ class CorsPolicy:
             headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED_HEADERS
 
 
+CORS = web.AppKey("cors", CorsPolicy)
+"""Set when CORS_ALLOWED_ORIGINS lists origins: the API answers their pages' calls."""
+
+
 def _vary_on_origin(headers: CIMultiDict[str]) -> None:
     vary = headers.get(hdrs.VARY)
     if vary is None:
@@ -109,15 +112,19 @@ def _vary_on_origin(headers: CIMultiDict[str]) -> None:
         headers[hdrs.VARY] = f"{vary}, {hdrs.ORIGIN}"
 
 
-def setup_cors(app: web.Application, api_routes: Iterable[web.AbstractRoute]) -> None:
+def setup_cors(
+    app: web.Application,
+    settings: Settings,
+    config: ServiceConfig,
+    api_routes: Iterable[web.AbstractRoute],
+) -> None:
     """Turn CORS on for `api_routes` when CORS_ALLOWED_ORIGINS lists origins."""
-    settings = app[keys.SETTINGS]
     if not settings.cors_allowed_origins:
         return
     resources = {route.resource: None for route in api_routes if route.resource is not None}
-    app[keys.CORS] = CorsPolicy(
+    app[CORS] = CorsPolicy(
         origins=settings.cors_allowed_origins,
-        request_headers=", ".join(sorted(request_headers(settings, app[keys.CONFIG]))),
+        request_headers=", ".join(sorted(request_headers(settings, config))),
         resources=tuple(resources),
     )
 

@@ -28,7 +28,6 @@ from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 from aiohttp_apigami.constants import SWAGGER_DICT
 
-from teleconsult import keys
 from teleconsult.api.auth import user_id_header
 from teleconsult.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from teleconsult.api.idempotency import REPLAYED
@@ -37,6 +36,7 @@ from teleconsult.configuration.service_config import PathStep
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.domain import MIN_DURATION_SECONDS, ProviderLimits, RoomPolicy
 from teleconsult.providers.protocols import SdkCredentials
+from teleconsult.services import SERVICES
 
 CALLER_ID = "callerId"
 CALLER_GROUPS = "callerGroups"
@@ -220,12 +220,12 @@ def _add_shared(operation: dict[str, Any]) -> None:
 
 async def describe_providers(app: web.Application) -> None:
     """On startup, after the providers opened: what they enforce, and examples they accept."""
-    video = app[keys.VIDEO_PROVIDER]
+    video = app[SERVICES].video
     describe(
         openapi_document(app),
         video.limits,
-        resolves_ids=app[keys.IDENTITY_PROVIDER].resolves_bare_ids,
-        policy=app[keys.SETTINGS].room_policy,
+        resolves_ids=app[SERVICES].identity.resolves_bare_ids,
+        policy=app[SERVICES].settings.room_policy,
         credentials_seconds=video.credentials_seconds
         if isinstance(video, SdkCredentials)
         else None,

@@ -8,7 +8,6 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp_apigami import docs, response_schema
 
-from teleconsult import keys
 from teleconsult.api.answers import json_answer
 from teleconsult.api.errors import read_timeout
 from teleconsult.api.hardening import NO_STORE
@@ -34,6 +33,7 @@ from teleconsult.core import audit
 from teleconsult.core.features import MAX_BACKGROUND_BYTES, too_large
 from teleconsult.errors import ClientClosed, InvalidRequest, MalformedBody
 from teleconsult.providers.protocols import Upload
+from teleconsult.services import SERVICES
 
 BACKGROUND_FIELD = "virtual_background"
 
@@ -49,7 +49,7 @@ BACKGROUND_FIELD = "virtual_background"
 @response_schema(CredentialsSchema, 201, description="The caller's SDK credentials.")
 async def create_credentials(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    credentials = await request.app[keys.FEATURES].credentials(
+    credentials = await request.app[SERVICES].features.credentials(
         caller, request[BODY].get("expiresIn")
     )
     await audited(request, audit.CREDENTIALS, None, caller, participant=caller.id)
@@ -80,10 +80,10 @@ async def create_credentials(request: web.Request) -> web.Response:
 @response_schema(UploadsDeletedSchema, 200, description="How many files there were and went.")
 async def delete_uploads(request: web.Request) -> web.Response:
     caller = await manager_of(request)
-    if not request.app[keys.SETTINGS].delete_uploads:
+    if not request.app[SERVICES].settings.delete_uploads:
         return web.Response(status=204)
     room_id = request.match_info["roomId"]
-    result = await request.app[keys.FEATURES].delete_uploads(room_id, caller)
+    result = await request.app[SERVICES].features.delete_uploads(room_id, caller)
     await audited(request, audit.UPLOADS_DELETED, room_id, caller)
     return json_answer({"total": result.total, "deleted": result.deleted})
 
@@ -111,9 +111,9 @@ async def delete_uploads(request: web.Request) -> web.Response:
 @response_schema(BackgroundUploadedSchema, 200, description="The background the provider made.")
 async def upload_background(request: web.Request) -> web.Response:
     await operator_of(request)
-    request.app[keys.FEATURES].backgrounds()  # a provider without them: 501 before any reading
+    request.app[SERVICES].features.backgrounds()  # a provider without them: 501 before any reading
     upload = await _read_background(request)
-    background = await request.app[keys.FEATURES].upload_background(upload)
+    background = await request.app[SERVICES].features.upload_background(upload)
     return json_answer({"virtual_background": background})
 
 
@@ -127,7 +127,7 @@ async def upload_background(request: web.Request) -> web.Response:
 @response_schema(CompanySchema, 200, description="The company, as the provider describes it.")
 async def update_settings(request: web.Request) -> web.Response:
     await operator_of(request)
-    company = await request.app[keys.FEATURES].set_default_background(
+    company = await request.app[SERVICES].features.set_default_background(
         request[BODY]["background_alias"]
     )
     return json_answer({"company": company})
@@ -136,7 +136,7 @@ async def update_settings(request: web.Request) -> web.Response:
 async def _read_background(request: web.Request) -> Upload:
     """The image part of a multipart body, read up to the size limit and no further, within
     HTTP_READ_TIMEOUT_MS."""
-    timeout = request.app[keys.SETTINGS].http_read_timeout_ms / 1000
+    timeout = request.app[SERVICES].settings.http_read_timeout_ms / 1000
     try:
         async with asyncio.timeout(timeout):
             return await _read_image_part(request)

@@ -18,11 +18,12 @@ from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from teleconsult import __version__, keys
+from teleconsult import __version__
 from teleconsult.api.answers import json_answer
 from teleconsult.api.schemas import HealthSchema
 from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability.logs import Outage
+from teleconsult.services import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ async def healthz(request: web.Request) -> web.Response:
 )
 @response_schema(HealthSchema, 200, description="Ready.")
 async def ready(request: web.Request) -> web.Response:
-    return await _probe(NOT_READY, request, request.app[keys.STORE].health.ping)
+    return await _probe(NOT_READY, request, request.app[SERVICES].store.health.ping)
 
 
 @docs(
@@ -69,8 +70,8 @@ async def check_up(request: web.Request) -> web.Response:
     return await _probe(
         CHECK_UP_FAILED,
         request,
-        request.app[keys.STORE].health.ping,
-        request.app[keys.SERVICE].video.check,
+        request.app[SERVICES].store.health.ping,
+        request.app[SERVICES].service.video.check,
     )
 
 
@@ -80,7 +81,7 @@ async def _probe(
     """OK when every check passes; KO (logged) at the first that fails, or while a setting
     is a placeholder (the KO names the variables, never their values)."""
     outage = request.app[PROBE_LOGS][failure]
-    placeholders = request.app[keys.PLACEHOLDERS]
+    placeholders = request.app[SERVICES].placeholders
     if placeholders:
         outage.failed(f"{', '.join(placeholders)} still set to a placeholder")
         return _status(False, placeholders)
@@ -102,7 +103,7 @@ async def _probe(
 )
 async def metrics(request: web.Request) -> web.Response:
     """What is in memory only: a scrape never waits on the store or a provider."""
-    registry = request.app[keys.METRICS].registry
+    registry = request.app[SERVICES].metrics.registry
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -7,7 +7,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, response_schema
 
-from teleconsult import keys
 from teleconsult.api.answers import json_answer
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import ListQuerySchema, TeleconsultationListSchema
@@ -17,6 +16,7 @@ from teleconsult.core.domain import Phase, Teleconsultation
 from teleconsult.core.listing import DEFAULT_LIMIT, ListFilters
 from teleconsult.core.service import require_caller
 from teleconsult.observability import redaction
+from teleconsult.services import SERVICES
 
 QUERY = web.RequestKey("query", dict)
 
@@ -46,8 +46,8 @@ async def list_teleconsultations(request: web.Request) -> web.Response:
         limit=query.get("limit", DEFAULT_LIMIT),
         cursor=query.get("cursor"),
     )
-    manager = request.app[keys.AUTHENTICATOR].is_manager(caller)
-    page = await request.app[keys.LISTING].page(filters, caller_id, manager)
+    manager = request.app[SERVICES].authenticator.is_manager(caller)
+    page = await request.app[SERVICES].listing.page(filters, caller_id, manager)
     redaction.sensitive(p.full_name for item in page.items for p in item.participants)
     body = {"items": [_item(item) for item in page.items], "nextCursor": page.next_cursor}
     return json_answer(body, headers=NO_STORE)

@@ -18,8 +18,7 @@ from contextlib import nullcontext
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from teleconsult import keys
-from teleconsult.api.cors import with_cors
+from teleconsult.api.cors import CORS, with_cors
 from teleconsult.api.errors import answer_errors
 from teleconsult.api.observe import observed
 from teleconsult.store.budget import request_budget
@@ -33,7 +32,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    policy = request.app.get(keys.CORS)
+    policy = request.app.get(CORS)
     if policy is None:
         return await answer_errors(request, handler)
     return await with_cors(policy, request, handler)

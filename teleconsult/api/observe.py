@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from teleconsult import keys
 from teleconsult.errors import ClientClosed
 from teleconsult.observability import logs, redaction
+from teleconsult.services import SERVICES
 
 log = logging.getLogger("teleconsult.http")
 
@@ -54,7 +54,7 @@ client behaviour, which must not set off the alerts on 5xx answers."""
 async def observed(request: web.Request, handler: Handler, answer: Answer) -> web.StreamResponse:
     """`answer(request, handler)`, with its request id, its metrics and its log line."""
     reqid = request[REQUEST_ID] = request_id(request)
-    logs.begin_request(reqid)
+    logs.begin_request(reqid, request.app[SERVICES].redactor)
     authorization = request.headers.get("Authorization", "")
     redaction.sensitive(
         [authorization, authorization.partition(" ")[2], request.headers.get("Cookie")]
@@ -81,7 +81,7 @@ async def observed(request: web.Request, handler: Handler, answer: Answer) -> we
         elapsed = time.perf_counter() - started
         route = route_of(request)
         label = "client_closed" if status == CLIENT_CLOSED else str(status)
-        request.app[keys.METRICS].observe_http(request.method, route, label, elapsed)
+        request.app[SERVICES].metrics.observe_http(request.method, route, label, elapsed)
         quiet = status == CLIENT_CLOSED or request.path.startswith(QUIET_PREFIX)
         method = request.method
         # Redacted here, where it is known which values can hold anything: the path and a

@@ -14,7 +14,6 @@ import logging
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 
-from teleconsult import keys
 from teleconsult.api.answers import json_answer
 from teleconsult.api.errors import read_raw_body
 from teleconsult.api.schemas import ProviderEventsReceivedSchema
@@ -22,6 +21,7 @@ from teleconsult.api.teleconsultations import errors
 from teleconsult.core.features import missing
 from teleconsult.errors import NotFound, Unauthorized
 from teleconsult.providers.protocols import ProviderEvents
+from teleconsult.services import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ EVENT_SCHEMA = {
 @response_schema(ProviderEventsReceivedSchema, 200, description="The events were checked.")
 async def receive_provider_events(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    video = request.app[keys.VIDEO_PROVIDER]
+    video = request.app[SERVICES].video
     if name != video.name:
         raise NotFound(
             f"No video provider named {name!r} is configured here; this service uses "
@@ -67,14 +67,14 @@ async def receive_provider_events(request: web.Request) -> web.Response:
         )
     if not isinstance(video, ProviderEvents):
         raise missing(video, ProviderEvents)
-    body = await read_raw_body(request, request.app[keys.SETTINGS].http_read_timeout_ms / 1000)
+    body = await read_raw_body(request, request.app[SERVICES].settings.http_read_timeout_ms / 1000)
     try:
         events = await video.verify_event(request.headers, body)
     except Unauthorized as refused:
         # Whoever posts here unsigned is worth a warning; the message names no header value.
         log.warning("%s event refused: %s", video.name, refused.message)
         raise
-    recorded = await request.app[keys.ATTENDANCE].record(events)
+    recorded = await request.app[SERVICES].attendance.record(events)
     return json_answer({"received": len(events), "recorded": recorded})
 
 

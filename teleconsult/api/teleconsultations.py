@@ -12,7 +12,6 @@ from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs, json_schema, response_schema
 from marshmallow import Schema, ValidationError
 
-from teleconsult import keys
 from teleconsult.api.answers import json_answer
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.idempotency import DOC_PARAMETER as IDEMPOTENCY_PARAMETER
@@ -34,6 +33,7 @@ from teleconsult.core.service import JoinInfo, ParticipantsInput, ScheduleInput
 from teleconsult.core.waiting import MAX_WAIT_SECONDS
 from teleconsult.errors import NoPlusUser
 from teleconsult.providers.protocols import Caller, ParticipantEntry
+from teleconsult.services import SERVICES
 from teleconsult.validation import invalid
 
 BODY = web.RequestKey("body", dict)
@@ -110,12 +110,12 @@ def _join_query(request: web.Request) -> dict[str, Any]:
 
 
 async def caller_of(request: web.Request) -> Caller:
-    return await request.app[keys.AUTHENTICATOR].caller(request)
+    return await request.app[SERVICES].authenticator.caller(request)
 
 
 async def manager_of(request: web.Request) -> Caller:
     """The caller of a POST, PATCH or DELETE, who must be a manager when MANAGER_GROUPS is set."""
-    authenticator = request.app[keys.AUTHENTICATOR]
+    authenticator = request.app[SERVICES].authenticator
     caller = await authenticator.caller(request)
     authenticator.authorize_write(caller)
     return caller
@@ -123,7 +123,7 @@ async def manager_of(request: web.Request) -> Caller:
 
 async def operator_of(request: web.Request) -> Caller:
     """The caller of an operator route, who must be an identified member of ADMIN_GROUPS."""
-    authenticator = request.app[keys.AUTHENTICATOR]
+    authenticator = request.app[SERVICES].authenticator
     caller = await authenticator.caller(request)
     authenticator.authorize_operator(caller)
     return caller
@@ -210,7 +210,7 @@ async def create_teleconsultation(request: web.Request) -> web.Response:
 
     async def create() -> web.Response:
         with documented_plus_failure("POST /teleconsultation"):
-            room_id = await request.app[keys.SERVICE].create(
+            room_id = await request.app[SERVICES].service.create(
                 _participants(body["participants"], creating=True), _schedule(body), caller
             )
         await audited(request, audit.CREATED, room_id, caller, fields=body)
@@ -236,7 +236,7 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
     caller = await manager_of(request)
     room_id = request.match_info["roomId"]
     with documented_plus_failure("PATCH /teleconsultation"):
-        await request.app[keys.SERVICE].update(
+        await request.app[SERVICES].service.update(
             room_id,
             _participants(participants, creating=False) if participants is not None else None,
             _schedule(body),
@@ -264,7 +264,7 @@ async def add_participant(request: web.Request) -> web.Response:
     async def add() -> web.Response:
         with documented_plus_failure(f"POST /teleconsultation/{room_id}/participants/data"):
             entry = _entry(body, "body")
-            await request.app[keys.SERVICE].add_participant(room_id, entry, caller)
+            await request.app[SERVICES].service.add_participant(room_id, entry, caller)
         await audited(
             request, audit.PARTICIPANT_ADDED, room_id, caller, participant=entry.external_id
         )
@@ -299,7 +299,7 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while join.access_link is None and not join.ended and (left := deadline - loop.time()) > 0:
-            waiter = request.app[keys.WAITER]
+            waiter = request.app[SERVICES].waiter
             await waiter.wait(room_id, join.version, join.opens_at, left)
             join = await _join(request, caller, query)
     if join.access_link is not None:  # recorded before it is handed out: no entry, no link
@@ -315,7 +315,7 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
     if join.ended:
         body["state"] = Phase.ENDED.value
     if join.provider_room_id is not None:
-        details = await request.app[keys.ROOM_DETAILS].describe(join.provider_room_id)
+        details = await request.app[SERVICES].room_details.describe(join.provider_room_id)
         if details is not None:
             body["details"] = details
     if join.attendance is not None:  # the cached description is shared: not changed in place
@@ -324,7 +324,7 @@ async def get_teleconsultation(request: web.Request) -> web.Response:
 
 
 async def _join(request: web.Request, caller: Caller, query: dict[str, Any]) -> JoinInfo:
-    return await request.app[keys.SERVICE].join(
+    return await request.app[SERVICES].service.join(
         request.match_info["roomId"],
         caller,
         language=query.get("language"),
@@ -360,7 +360,7 @@ async def _join(request: web.Request, caller: Caller, query: dict[str, Any]) -> 
 )
 async def delete_teleconsultation(request: web.Request) -> web.Response:
     room_id, caller = request.match_info["roomId"], await manager_of(request)
-    await request.app[keys.SERVICE].cancel(room_id, caller)
+    await request.app[SERVICES].service.cancel(room_id, caller)
     await audited(request, audit.CANCELLED, room_id, caller)
     return web.Response(status=204)
 

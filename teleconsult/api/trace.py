@@ -7,15 +7,15 @@ from collections.abc import Iterable
 
 from aiohttp import hdrs, web
 
-from teleconsult import keys
 from teleconsult.api.client_address import client_address
 from teleconsult.api.observe import REQUEST_ID
 from teleconsult.core.audit import RequestTrace
 from teleconsult.providers.protocols import Caller
+from teleconsult.services import SERVICES
 
 
 def trace_of(request: web.Request) -> RequestTrace:
-    trusted = request.app[keys.SETTINGS].trusted_proxies
+    trusted = request.app[SERVICES].settings.trusted_proxies
     return RequestTrace(
         request_id=request[REQUEST_ID],
         client_address=client_address(
@@ -35,7 +35,7 @@ async def audited(
     fields: Iterable[str] = (),
 ) -> None:
     """Append an entry for this request to the audit trail."""
-    await request.app[keys.AUDIT].record(
+    await request.app[SERVICES].audit.record(
         action,
         teleconsultation_id,
         caller.id,

@@ -9,13 +9,13 @@ from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 from marshmallow import ValidationError
 
-from teleconsult import keys
 from teleconsult.api.answers import json_answer
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import FailedQuerySchema, FailedWebhooksSchema
 from teleconsult.api.teleconsultations import operator_errors, operator_of
 from teleconsult.core.clock import format_date
 from teleconsult.errors import NotFound
+from teleconsult.services import SERVICES
 from teleconsult.store.base import Delivery
 from teleconsult.validation import invalid
 
@@ -49,7 +49,9 @@ async def list_failed(request: web.Request) -> web.Response:
         query: dict[str, Any] = FailedQuerySchema().load(dict(request.query))
     except ValidationError as error:
         raise invalid(error.messages, root="query") from None
-    failed = await request.app[keys.STORE].webhooks.list_failed(query.get("limit", DEFAULT_LIMIT))
+    failed = await request.app[SERVICES].store.webhooks.list_failed(
+        query.get("limit", DEFAULT_LIMIT)
+    )
     return json_answer({"failed": [_failed(delivery) for delivery in failed]}, headers=NO_STORE)
 
 
@@ -69,7 +71,7 @@ async def list_failed(request: web.Request) -> web.Response:
 async def retry_failed(request: web.Request) -> web.Response:
     await operator_of(request)
     delivery_id = request.match_info["id"]
-    if await request.app[keys.DELIVERER].retry(delivery_id) is None:
+    if await request.app[SERVICES].deliverer.retry(delivery_id) is None:
         raise NotFound(
             f"No failed webhook delivery has the id {delivery_id!r} (GET /webhooks/failed "
             "lists them; one already retried is no longer failed)."

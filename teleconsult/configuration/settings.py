@@ -23,7 +23,6 @@ from teleconsult.configuration import catalog
 from teleconsult.configuration.catalog import FILE_SUFFIX, Setting
 from teleconsult.core.domain import RECORDING_TYPES, RoomPolicy
 from teleconsult.errors import ConfigurationError
-from teleconsult.observability import redaction
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "silent")
 SQLITE_SYNCHRONOUS_MODES = ("full", "normal", "extra")
@@ -403,8 +402,6 @@ class Settings:
             raise ConfigurationError(
                 "WEBHOOK_URL needs WEBHOOK_SECRET, the key its events are signed with."
             )
-        with contextlib.suppress(ValueError):
-            redaction.add_secret(urlsplit(store_url).password)  # mongodb://user:<password>@host
         return cls(
             http_host=reader.text("HTTP_HOST"),
             http_port=reader.integer("HTTP_PORT", minimum=0, maximum=65535),
@@ -577,10 +574,9 @@ def check_webhook_secret(origin: str, secret: str) -> None:
 
 
 def read_secret_file(variable: str, path: str) -> str:
-    """The secret in the file at `path` (see `_secret_file`), redacted from then on."""
-    value = _secret_file(variable, path)
-    redaction.add_secret(value)
-    return value
+    """The secret in the file at `path` (see `_secret_file`); the app redacts it
+    (`composition.configured_secrets`)."""
+    return _secret_file(variable, path)
 
 
 def _secret_file(variable: str, path: str) -> str:
@@ -715,8 +711,6 @@ class SettingsReader:
             raise ConfigurationError(f"Set {name} or {file_variable}, not both.")
         else:
             value = _secret_file(file_variable, path)
-        if value != self._defaults.get(name):  # a default is no secret (the store's)
-            redaction.add_secret(value)
         return value
 
     def boolean(self, name: str) -> bool:

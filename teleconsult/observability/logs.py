@@ -2,12 +2,12 @@
 
 Each line has a numeric `level` (10 trace ... 60 fatal), `time` in epoch ms,
 `pid`, `hostname` and `msg` as pino writes them, and, while a request runs, its
-`reqId` and (once known) its `callerId`. Every string of a line is redacted
-(`observability.redaction`) before it is written: by the formatter, or, for a line whose
-writer knows which of its values can hold anything (the request line), by that writer,
-which says so with `extra={"redacted": True}`. Domain events are info lines
-with an `event` field (see `event`); a failure that repeats is logged when it starts
-and when it ends (`Outage`).
+`reqId` and (once known) its `callerId`. Every string of a line is redacted, by the
+redactor of the app the line is written for (`observability.redaction`), before it is
+written: by the formatter, or, for a line whose writer knows which of its values can hold
+anything (the request line), by that writer, which says so with
+`extra={"redacted": True}`. Domain events are info lines with an `event` field (see
+`event`); a failure that repeats is logged when it starts and when it ends (`Outage`).
 """
 
 from __future__ import annotations
@@ -60,10 +60,13 @@ _SCOPE: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
 )
 
 
-def begin_request(request_id: str) -> None:
-    """Start a request's log scope: its id on every line, and its own sensitive values."""
+def begin_request(request_id: str, redactor: redaction.Redactor | None = None) -> None:
+    """Start a request's log scope: its id on every line, its own sensitive values, and the
+    redactor of the app serving it (else the context's)."""
     _SCOPE.set(RequestScope(request_id))
     redaction.begin_scope()
+    if redactor is not None:
+        redaction.use(redactor)
 
 
 def know_caller(caller_id: str | None) -> None:

@@ -1,12 +1,12 @@
 """What a log line or an error body must never hold, removed before it is written.
 
 Access links, bearer tokens and JWTs, the values of Authorization, Cookie and API
-key headers, labelled secrets, passwords in URLs, every configured secret value
-(`add_secret`), every URL holding a provider's link marker (`add_link_marker`),
-and every value the current request marked sensitive (participants' names, the
-links and tokens it handed out) become `[redacted]`. Links are bearer
-credentials and names are health data; redaction is the last line of defence,
-the first being never to log them.
+key headers, labelled secrets, passwords in URLs, every configured secret value, every URL
+holding a provider's link marker, and every value the current request marked sensitive
+(participants' names, the links and tokens it handed out) become `[redacted]`. The secrets
+and link markers are an app's own (`Redactor`); the one in use is the current context's
+(`use`). Links are bearer credentials and names are health data; redaction is the last
+line of defence, the first being never to log them.
 """
 
 from __future__ import annotations
@@ -23,10 +23,6 @@ MAX_TRACEBACK_CHARS = 16384
 _SENSITIVE: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
     "sensitive", default=None
 )
-_SECRETS: set[str] = set()
-"""Configured secret values (API keys, client secrets): redacted in every log line and error."""
-_LINK_MARKERS: set[str] = set()
-"""Path fragments that only join links contain, declared by the providers that make them."""
 MIN_SECRET_CHARS = 4
 
 # Every pattern below runs in time linear in its input, whatever the input: an attacker
@@ -64,29 +60,6 @@ def sensitive(values: Iterable[str | None]) -> None:
         found.update(value for value in values if value and len(value) >= 3)
 
 
-def add_secret(value: str | None) -> None:
-    """A configured secret (an API key, a client secret): never written, in logs or errors."""
-    if value and len(value) >= MIN_SECRET_CHARS:
-        _SECRETS.add(value)
-
-
-def add_link_marker(marker: str) -> None:
-    """A path fragment found only in join links (`/fake-video/join/`): such URLs are redacted."""
-    global _NEEDED, _NEEDED_PATTERN
-    if marker:
-        _LINK_MARKERS.add(marker)
-        _NEEDED = (*NEEDED_WORDS, *sorted(known.lower() for known in _LINK_MARKERS))
-        _NEEDED_PATTERN = _pattern_of(_NEEDED)
-
-
-def redact_secrets(text: str) -> str:
-    """`text` without any configured secret: for error messages a caller will read."""
-    for value in _SECRETS:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return text
-
-
 NEEDED_WORDS = (
     "bearer",
     "authorization",
@@ -99,74 +72,137 @@ NEEDED_WORDS = (
     "://",
 )
 """What a step of `redact` after the request's values acts on, in lower case: a word one of
-`_PATTERNS` needs, a JWT's start, a URL (a password in it); `add_link_marker` adds the
+`_PATTERNS` needs, a JWT's start, a URL (a password in it); a redactor adds its link
 markers. In ASCII text they are looked for as substrings of the lowered text (a
 case-insensitive pattern took four times as long on a short path); in other text by that
 pattern, whose case folding also matches U+017F (a long s) for `s` and U+0130 (a dotted
 I) for `i`, as the scans do."""
-_NEEDED: tuple[str, ...] = NEEDED_WORDS
 
 
 def _pattern_of(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("(?i)" + "|".join(re.escape(word) for word in words))
 
 
-_NEEDED_PATTERN = _pattern_of(NEEDED_WORDS)
+class Redactor:
+    """What one app keeps out of its log lines and error bodies: its configured secrets (API
+    keys, client secrets, passwords) and the link markers of its video providers (path
+    fragments found only in join links, `/fake-video/join/`), on top of the patterns every
+    text goes through. Built once per app (`composition`) and never changed: two apps in one
+    process each redact their own."""
+
+    def __init__(
+        self, secrets: Iterable[str | None] = (), link_markers: Iterable[str] = ()
+    ) -> None:
+        self.secrets = frozenset(
+            value for value in secrets if value and len(value) >= MIN_SECRET_CHARS
+        )
+        self.link_markers = frozenset(marker for marker in link_markers if marker)
+        self._needed = (*NEEDED_WORDS, *sorted(m.lower() for m in self.link_markers))
+        self._needed_pattern = _pattern_of(self._needed)
+
+    def redact_secrets(self, text: str) -> str:
+        """`text` without any configured secret: for error messages a caller will read."""
+        for value in self.secrets:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+    def redact(self, text: str, limit: int = MAX_FIELD_CHARS) -> str:
+        """`text` as it may be logged: nothing sensitive, at most `limit` characters.
+
+        The scans run only when one search finds what they act on: most logged strings
+        (methods, paths, messages) hold nothing of the kind."""
+        request_values = _SENSITIVE.get()
+        present = [value for value in request_values if value in text] if request_values else []
+        if self.secrets:
+            present += [value for value in self.secrets if value in text]
+        if present:
+            for value in sorted(present, key=len, reverse=True):  # the longest first: a name
+                if value in text:
+                    text = text.replace(value, REDACTED)
+        if self._needs_scan(text):
+            text = _RUN.sub(self._redact_run, text)
+            for pattern in _PATTERNS:
+                text = pattern.sub(_keep_label, text)
+        if len(text) > limit:
+            text = f"{text[:limit]}...[{len(text) - limit} more characters]"
+        return text
+
+    def redacted(self, value: object) -> object:
+        """Every string inside structured fields, redacted (a request's url can hold a link)."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {key: self.redacted(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redacted(item) for item in value]
+        return value
+
+    def _needs_scan(self, text: str) -> bool:
+        if not text.isascii():
+            return self._needed_pattern.search(text) is not None
+        lowered = text.lower()
+        # A loop, not any(...): no generator for every logged string (0.5 us against 1.2).
+        for word in self._needed:  # noqa: SIM110
+            if word in lowered:
+                return True
+        return False
+
+    def _redact_run(self, match: re.Match[str]) -> str:
+        """One run of URL characters: each `;`- or `,`-separated piece holding a join link
+        goes whole, and a JWT goes from its first part on."""
+        run = match.group()
+        if any(marker in run for marker in self.link_markers):
+            run = "".join(
+                REDACTED if self._is_link(piece) else piece for piece in _PIECES.split(run)
+            )
+        if "eyJ" in run:
+            return _JWT_CHARACTERS.sub(_redact_jwt, run)
+        return run
+
+    def _is_link(self, piece: str) -> bool:
+        """Whether a piece holds a link: a marker followed by anything but a `{template}`."""
+        for marker in self.link_markers:
+            at = piece.find(marker)
+            while at >= 0:
+                if not piece.startswith("{", at + len(marker)):
+                    return True
+                at = piece.find(marker, at + len(marker))
+        return False
 
 
-def _needs_scan(text: str) -> bool:
-    if not text.isascii():
-        return _NEEDED_PATTERN.search(text) is not None
-    lowered = text.lower()
-    # A loop, not any(...): no generator for every logged string (0.5 us against 1.2).
-    for word in _NEEDED:  # noqa: SIM110
-        if word in lowered:
-            return True
-    return False
+PATTERNS_ONLY = Redactor()
+"""Outside any app (a command's own lines): the patterns, no secrets, no link markers."""
+
+_CURRENT: contextvars.ContextVar[Redactor] = contextvars.ContextVar(
+    "redactor", default=PATTERNS_ONLY
+)
+
+
+def use(redactor: Redactor) -> None:
+    """From now on in this context (a request, an app's background task, the task that
+    starts the app), `redact` and the log lines use `redactor`."""
+    _CURRENT.set(redactor)
+
+
+def current() -> Redactor:
+    """The redactor of the app this context works for."""
+    return _CURRENT.get()
 
 
 def redact(text: str, limit: int = MAX_FIELD_CHARS) -> str:
-    """`text` as it may be logged: nothing sensitive, at most `limit` characters.
-
-    The scans run only when one search finds what they act on: most logged strings
-    (methods, paths, messages) hold nothing of the kind."""
-    request_values = _SENSITIVE.get()
-    present = [value for value in request_values if value in text] if request_values else []
-    if _SECRETS:
-        present += [value for value in _SECRETS if value in text]
-    if present:
-        for value in sorted(present, key=len, reverse=True):  # the longest first: a name's parts
-            if value in text:
-                text = text.replace(value, REDACTED)
-    if _needs_scan(text):
-        text = _RUN.sub(_redact_run, text)
-        for pattern in _PATTERNS:
-            text = pattern.sub(_keep_label, text)
-    if len(text) > limit:
-        text = f"{text[:limit]}...[{len(text) - limit} more characters]"
-    return text
+    """`text` as the current app's redactor lets it be logged (`Redactor.redact`)."""
+    return _CURRENT.get().redact(text, limit)
 
 
-def _redact_run(match: re.Match[str]) -> str:
-    """One run of URL characters: each `;`- or `,`-separated piece holding a join link goes
-    whole, and a JWT goes from its first part on."""
-    run = match.group()
-    if any(marker in run for marker in _LINK_MARKERS):
-        run = "".join(REDACTED if _is_link(piece) else piece for piece in _PIECES.split(run))
-    if "eyJ" in run:
-        return _JWT_CHARACTERS.sub(_redact_jwt, run)
-    return run
+def redacted(value: object) -> object:
+    """`value` with every string in it redacted by the current app's redactor."""
+    return _CURRENT.get().redacted(value)
 
 
-def _is_link(piece: str) -> bool:
-    """Whether a piece holds a link: a marker followed by anything but a `{template}`."""
-    for marker in _LINK_MARKERS:
-        at = piece.find(marker)
-        while at >= 0:
-            if not piece.startswith("{", at + len(marker)):
-                return True
-            at = piece.find(marker, at + len(marker))
-    return False
+def redact_secrets(text: str) -> str:
+    """`text` without the current app's configured secrets (`Redactor.redact_secrets`)."""
+    return _CURRENT.get().redact_secrets(text)
 
 
 def _redact_jwt(match: re.Match[str]) -> str:
@@ -184,14 +220,3 @@ def _redact_jwt(match: re.Match[str]) -> str:
 def _keep_label(match: re.Match[str]) -> str:
     label = match.group(1) if match.re.groups else ""
     return f"{label}{REDACTED}"
-
-
-def redacted(value: object) -> object:
-    """Every string inside structured fields, redacted (a request's url can hold a link)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: redacted(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [redacted(item) for item in value]
-    return value

@@ -44,7 +44,7 @@ def register_identity_providers() -> list[IdentityProviderPlugin]:  # type: igno
 def register_routes() -> list[web.AbstractRouteDef]:  # type: ignore[empty-body]
     """Return extra aiohttp routes to serve next to the API.
 
-    Handlers find the running providers in `request.app` under the keys of
-    `teleconsult.keys`, so a provider can serve pages of its own (the fake video
+    Handlers find the running video provider in `request.app` under
+    `teleconsult.plugin.VIDEO_PROVIDER`, so a provider can serve pages of its own (the fake video
     provider serves its join page this way).
     """

@@ -1,21 +1,24 @@
 """Storage: one protocol per aggregate (`base.py`), and a backend per package, picked by the
-scheme of STORE_URL."""
+scheme of STORE_URL.
+
+The backends (and their drivers) are imported when a URL is checked or a store opened, not
+with this package: `teleconsult.plugin` needs `base.py` only (a test counts what it loads)."""
 
 from __future__ import annotations
 
 from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError
 from teleconsult.store.base import Store
-from teleconsult.store.mongo import SCHEMES as MONGO_SCHEMES
-from teleconsult.store.mongo import connect_mongo
-from teleconsult.store.sqlite import SCHEME as SQLITE_SCHEME
-from teleconsult.store.sqlite import open_sqlite, sqlite_path
 
 __all__ = ["Store", "check_store_url", "open_store"]
 
 
 def check_store_url(url: str) -> None:
     """Fail at start, with a line naming STORE_URL, on a URL no store understands."""
+    from teleconsult.store.mongo import SCHEMES as MONGO_SCHEMES
+    from teleconsult.store.sqlite import SCHEME as SQLITE_SCHEME
+    from teleconsult.store.sqlite import sqlite_path
+
     if url.startswith(MONGO_SCHEMES):
         return
     if url.startswith(SQLITE_SCHEME):
@@ -32,6 +35,10 @@ def check_store_url(url: str) -> None:
 
 async def open_store(settings: Settings) -> Store:
     """The store STORE_URL names. MongoDB may be down: the store then answers 503 until it is up."""
+    from teleconsult.store.mongo import SCHEMES as MONGO_SCHEMES
+    from teleconsult.store.mongo import connect_mongo
+    from teleconsult.store.sqlite import open_sqlite
+
     check_store_url(settings.store_url)
     if settings.store_url.startswith(MONGO_SCHEMES):
         return await connect_mongo(

@@ -251,8 +251,24 @@ async def test_sqlite_reads_what_another_process_wrote_and_forgets_purged_texts(
         )
     assert await store.records.get(original.id) is None
 
-    assert sqlite_records.parsed_cache_size() > 0
+    assert isinstance(store.records, sqlite_records.SQLiteRecords)
+    assert len(store.records.parsed) > 0
     purged = await store.records.purge(NOW + timedelta(days=365), None, 10, now=NOW, rooms_due=NOW)
     assert [gone.id for gone in purged] == [original.id]
-    assert sqlite_records.parsed_cache_size() == 0
+    assert len(store.records.parsed) == 0
     await store.health.close()
+
+
+async def test_each_sqlite_store_remembers_only_its_own_parses(tmp_path: Path) -> None:
+    """The parses hold patients' names: one store's memory is never another's."""
+    one = await open_sqlite(f"sqlite:///{tmp_path / 'one.db'}", "teleconsultations", "users")
+    other = await open_sqlite(f"sqlite:///{tmp_path / 'other.db'}", "teleconsultations", "users")
+    original = record()
+    await one.records.insert(original)
+    assert await one.records.get(original.id) == original
+    assert isinstance(one.records, sqlite_records.SQLiteRecords)
+    assert isinstance(other.records, sqlite_records.SQLiteRecords)
+    assert len(one.records.parsed) == 1
+    assert len(other.records.parsed) == 0
+    await one.health.close()
+    await other.health.close()

@@ -33,7 +33,7 @@ from teleconsult.store.sqlite.outbox import SQLiteOutbox
 from teleconsult.store.sqlite.webhooks import SQLiteWebhooks
 
 PARSED_DOCUMENTS = 1024
-"""How many stored documents' parses are remembered (`parsed`)."""
+"""How many stored documents' parses a store remembers (`ParsedDocuments`)."""
 PARSED_MAX_CHARS = 8192
 """Only texts up to this long are remembered (a record with a few participants is about
 2,000 characters): the memory stays bounded, some 30 MiB at the very worst."""
@@ -44,23 +44,30 @@ def decoded(document: str) -> Teleconsultation:
     return from_document(json.loads(document))
 
 
-_remembered = functools.lru_cache(maxsize=PARSED_DOCUMENTS)(decoded)
-
-
-def parsed_cache_size() -> int:
-    """How many parses are remembered now (for the tests of `parsed`)."""
-    return _remembered.cache_info().currsize
-
-
-def parsed(document: str) -> Teleconsultation:
+class ParsedDocuments:
     """`decoded`, remembered by the exact text for the texts reads meet again and again.
 
     A teleconsultation polled again and unchanged is not parsed again. This is not a cache
     of records: every request still reads its row, and a changed, cancelled or deleted
     record is a different text (or no row) at once, on every replica. The records are
-    frozen dataclasses, never changed in place. Forgotten whenever retention deletes
-    records, so their names and links leave this memory with them."""
-    return _remembered(document) if len(document) <= PARSED_MAX_CHARS else decoded(document)
+    frozen dataclasses, never changed in place. Each store has its own memory (the records
+    hold patients' names), forgotten whenever retention deletes records, so their names and
+    links leave it with them."""
+
+    def __init__(self, size: int = PARSED_DOCUMENTS) -> None:
+        self._remembered = functools.lru_cache(maxsize=size)(decoded)
+
+    def __call__(self, document: str) -> Teleconsultation:
+        return (
+            self._remembered(document) if len(document) <= PARSED_MAX_CHARS else decoded(document)
+        )
+
+    def __len__(self) -> int:
+        """How many parses are remembered now."""
+        return self._remembered.cache_info().currsize
+
+    def forget(self) -> None:
+        self._remembered.cache_clear()
 
 
 COLUMNS = (("start_us", "INTEGER"), ("end_us", "INTEGER"), ("updated_us", "INTEGER"))
@@ -81,6 +88,7 @@ class SQLiteRecords(SQLiteTable):
         super().__init__(connection, table)
         self._webhooks = webhooks
         self._outbox = outbox
+        self.parsed = ParsedDocuments()
 
     @property
     def _participants(self) -> str:
@@ -163,13 +171,13 @@ class SQLiteRecords(SQLiteTable):
             f"SELECT document FROM {self._table} WHERE id = ? AND state = ?",
             (teleconsultation_id, RecordState.PUBLIC.value),
         )
-        return None if row is None else parsed(row[0])
+        return None if row is None else self.parsed(row[0])
 
     async def get_any(self, teleconsultation_id: str) -> Teleconsultation | None:
         row = await self._connection.read_one(
             f"SELECT document FROM {self._table} WHERE id = ?", (teleconsultation_id,)
         )
-        return None if row is None else parsed(row[0])
+        return None if row is None else self.parsed(row[0])
 
     async def replace(
         self,
@@ -221,7 +229,7 @@ class SQLiteRecords(SQLiteTable):
             " WHERE json_extract(document, '$.providerRoomId') = ? AND state = ?",
             (provider_room_id, RecordState.PUBLIC.value),
         )
-        return None if row is None else parsed(row[0])
+        return None if row is None else self.parsed(row[0])
 
     async def versions(self, teleconsultation_ids: Sequence[str]) -> dict[str, int]:
         if not teleconsultation_ids:
@@ -268,7 +276,7 @@ class SQLiteRecords(SQLiteTable):
             f"SELECT r.document FROM {source}{where} ORDER BY {k}.start_us, {k}.id LIMIT ?",
             (*parameters, query.limit),
         )
-        return [parsed(row[0]) for row in rows]
+        return [self.parsed(row[0]) for row in rows]
 
     async def purge(
         self,
@@ -304,7 +312,7 @@ class SQLiteRecords(SQLiteTable):
 
         purged = await self._connection.transaction(delete)
         if purged:
-            _remembered.cache_clear()  # their earlier texts, with names and links, go too
+            self.parsed.forget()  # their earlier texts, with names and links, go too
         return purged
 
     async def in_use(self, external_ids: Sequence[str]) -> set[str]:

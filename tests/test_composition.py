@@ -1,0 +1,166 @@
+"""The composition root: no import cycle, a light plugin surface, no state shared by apps."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from teleconsult.plugin import Setting, VideoProviderPlugin, hookimpl
+from teleconsult.services import SERVICES
+from tests.helpers import LogLines, MakeClient
+
+PACKAGE = Path(__file__).parent.parent / "teleconsult"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_at_load(tree: ast.Module) -> set[str]:
+    """What a module imports when it loads: its top-level imports (those under `if
+    TYPE_CHECKING:` and inside functions run later, if ever), with each imported name
+    as a possible submodule."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Import):
+                names.update(alias.name for alias in inner.names)
+            elif isinstance(inner, ast.ImportFrom) and inner.module:
+                names.add(inner.module)
+                names.update(f"{inner.module}.{alias.name}" for alias in inner.names)
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """teleconsult's modules, each with the teleconsult modules its loading loads (a
+    module's own parent packages left out: they are loading already)."""
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        loads: set[str] = set()
+        for imported in imported_at_load(ast.parse(path.read_text())):
+            parts = imported.split(".")
+            for end in range(1, len(parts) + 1):
+                prefix = ".".join(parts[:end])
+                if prefix in modules and prefix != name and not name.startswith(prefix + "."):
+                    loads.add(prefix)
+        graph[name] = loads
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each cycle a depth-first walk meets, as the modules along it."""
+    found: list[list[str]] = []
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = "open"
+        path.append(module)
+        for loaded in sorted(graph[module]):
+            if state.get(loaded) == "open":
+                found.append([*path[path.index(loaded) :], loaded])
+            elif loaded not in state:
+                visit(loaded)
+        path.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    return found
+
+
+def test_no_teleconsult_module_imports_itself_back() -> None:
+    """keys.py and the API package imported each other; the app's key now lives in a
+    module that imports types only."""
+    graph = import_graph()
+    assert "teleconsult.services" in graph
+    assert graph["teleconsult.services"] <= {"teleconsult"}  # types only, under TYPE_CHECKING
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c", "a"]]
+
+
+def test_importing_the_plugin_surface_loads_no_store_driver_and_little_of_the_core() -> None:
+    """A plugin imports `teleconsult.plugin`; it loaded 81 of about 90 core modules, with
+    pymongo, aiosqlite and aiohttp_apigami, through keys.py."""
+    program = (
+        "import json, sys, teleconsult.plugin; "
+        "print(json.dumps(sorted(name for name in sys.modules)))"
+    )
+    loaded = json.loads(
+        subprocess.run(  # noqa: S603  # this interpreter, a fixed program
+            [sys.executable, "-c", program], check=True, capture_output=True, text=True
+        ).stdout
+    )
+    assert not {"pymongo", "aiosqlite", "aiohttp_apigami", "marshmallow"} & set(loaded)
+    ours = [name for name in loaded if name.split(".")[0] == "teleconsult"]
+    assert not [name for name in ours if name.startswith(("teleconsult.api", "teleconsult.app"))]
+    assert len(ours) <= 25, ours
+
+
+def declaring(name: str, key: str, marker: str) -> object:
+    """A plugin installing a video provider `name` (never chosen) that declares a secret
+    setting `key` and the link marker `marker`."""
+
+    class Declaring:
+        @hookimpl
+        def register_video_providers(self) -> list[VideoProviderPlugin]:
+            return [
+                VideoProviderPlugin(
+                    name=name,
+                    create=lambda context: None,  # type: ignore[arg-type, return-value]
+                    link_markers=(marker,),
+                    settings=(Setting(key, "", f"`{name}` provider: its key", secret=True),),
+                )
+            ]
+
+    return Declaring()
+
+
+async def test_two_apps_in_one_process_redact_each_its_own_secrets_and_links(
+    make_client: MakeClient, log_lines: LogLines
+) -> None:
+    """Secrets and link markers were module-level sets every app filled: an app redacted
+    the secrets of every other app built in the process, and its own only by chance."""
+    alpha = await make_client(
+        plugins=[declaring("alpha", "ALPHA_KEY", "/alpha-join/")], ALPHA_KEY="alpha-s3cret"
+    )
+    beta = await make_client(
+        plugins=[declaring("beta", "BETA_KEY", "/beta-join/")], BETA_KEY="beta-s3cret"
+    )
+    assert alpha.app[SERVICES].redactor is not beta.app[SERVICES].redactor
+    paths = ["/nope/alpha-s3cret", "/nope/beta-s3cret", "/x/alpha-join/a1", "/x/beta-join/b1"]
+    logged = {}
+    for client in (alpha, beta):
+        for path in paths:
+            response = await client.get(path)
+            assert response.status == 404
+            [line] = [
+                line
+                for line in log_lines.parsed()
+                if line["msg"] == "request completed" and line["reqId"] not in logged
+            ]
+            logged[line["reqId"]] = (client is alpha, path, line["req"]["url"])
+    assert sorted(logged.values()) == [
+        (False, "/nope/alpha-s3cret", "/nope/alpha-s3cret"),
+        (False, "/nope/beta-s3cret", "/nope/[redacted]"),
+        (False, "/x/alpha-join/a1", "/x/alpha-join/a1"),
+        (False, "/x/beta-join/b1", "[redacted]"),
+        (True, "/nope/alpha-s3cret", "/nope/[redacted]"),
+        (True, "/nope/beta-s3cret", "/nope/beta-s3cret"),
+        (True, "/x/alpha-join/a1", "[redacted]"),
+        (True, "/x/beta-join/b1", "/x/beta-join/b1"),
+    ]
