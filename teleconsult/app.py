@@ -21,8 +21,9 @@ from teleconsult.api.caller import default_path
 from teleconsult.api.hardening import setup_hardening
 from teleconsult.api.middleware import request_middleware
 from teleconsult.configuration.catalog import secret_names
+from teleconsult.configuration.secrets import placeholder_variables
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
-from teleconsult.configuration.settings import Settings, placeholder_variables
+from teleconsult.configuration.settings import Settings, declared_settings
 from teleconsult.configuration.webhooks import webhook_endpoints
 from teleconsult.core.attendance import AttendanceRecorder
 from teleconsult.core.audit import AuditLog
@@ -45,7 +46,6 @@ from teleconsult.observability.measured import Observer, measured
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers.manager import (
     choose,
-    declared_settings,
     identity_providers,
     make_plugin_manager,
     video_providers,
@@ -82,8 +82,8 @@ def create_app(
     is checked here, so a wrong setting fails before the server listens.
     """
     plugins = choose_plugins(settings, extra_plugins)
-    check_store_url(settings.store_url)
-    endpoints = webhook_endpoints(settings, config)
+    check_store_url(settings.store.url)
+    endpoints = webhook_endpoints(settings.webhooks, config)
     environment = dict(os.environ if environ is None else environ)
 
     app = web.Application(
@@ -98,33 +98,33 @@ def create_app(
         environment, secret_names(declared_settings(plugins.manager))
     )
     app[keys.PLUGINS] = plugins.manager
-    user_id_path = config.user_id_path or default_path(settings.userid_header_key)
+    user_id_path = config.user_id_path or default_path(settings.access.userid_header_key)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             store = measured_store(await store_factory(settings), metrics.observe_store())
             stack.push_async_callback(store.health.close)
             app[keys.STORE] = store
-            max_age = timedelta(milliseconds=settings.webhook_max_age_ms)
+            max_age = timedelta(milliseconds=settings.webhooks.max_age_ms)
             deliverer = app[keys.DELIVERER] = Deliverer(
                 store,
                 endpoints,
                 clock,
                 metrics,
-                timeout=timedelta(milliseconds=settings.webhook_timeout_ms),
+                timeout=timedelta(milliseconds=settings.webhooks.timeout_ms),
                 max_age=max_age,
             )
             stack.push_async_callback(deliverer.close)
             waiter = app[keys.WAITER] = LinkWaiter(
-                store.records, clock, settings.wait_refresh_ms / 1000
+                store.records, clock, settings.rooms.wait_refresh_ms / 1000
             )
             stack.push_async_callback(waiter.close)
             announcer = Announcer(
                 [endpoint.filter for endpoint in endpoints],
-                settings.room_policy,
+                settings.rooms.policy,
                 max_age,
                 on_written=deliverer.wake,
-                no_show_after=timedelta(milliseconds=settings.no_show_after_ms),
+                no_show_after=timedelta(milliseconds=settings.rooms.no_show_after_ms),
             )
             recorder = app[keys.ATTENDANCE] = AttendanceRecorder(
                 store.records, announcer, clock, on_change=waiter.changed
@@ -143,12 +143,12 @@ def create_app(
                 video=measured_video,
                 identity=measured(identity, metrics.observe_provider("identity", identity.name)),
                 privileges=config.privileges,
-                policy=settings.room_policy,
+                policy=settings.rooms.policy,
                 clock=clock,
                 background_groups=config.groups_with_background,
                 write_policy=WritePolicy(
-                    admin_groups=settings.admin_groups,
-                    allow_anonymous=settings.allow_anonymous_writes,
+                    admin_groups=settings.access.admin_groups,
+                    allow_anonymous=settings.access.allow_anonymous_writes,
                 ),
                 announcer=announcer,
                 on_change=waiter.changed,
@@ -159,14 +159,14 @@ def create_app(
             reconciler = app[keys.RECONCILER] = Reconciler(
                 store, service.jobs, clock, metrics, retention=retention
             )
-            if settings.reconcile_interval_ms:
+            if settings.rooms.reconcile_interval_ms:
                 task = asyncio.create_task(
-                    reconciler.run_forever(settings.reconcile_interval_ms / 1000)
+                    reconciler.run_forever(settings.rooms.reconcile_interval_ms / 1000)
                 )
                 stack.push_async_callback(_stop, task)
-            if settings.webhook_poll_interval_ms and endpoints:
+            if settings.webhooks.poll_interval_ms and endpoints:
                 sending = asyncio.create_task(
-                    deliverer.run_forever(settings.webhook_poll_interval_ms / 1000)
+                    deliverer.run_forever(settings.webhooks.poll_interval_ms / 1000)
                 )
                 stack.push_async_callback(_stop, sending)
             gauges = app[keys.STORE_GAUGES] = StoreGauges(store, metrics, clock)
@@ -175,7 +175,7 @@ def create_app(
             app[keys.FEATURES] = ProviderFeatures(service, measured_video, config.privileges)
             app[keys.ROOM_DETAILS] = RoomDetailsCache(measured_video)
             app[keys.LISTING] = Listing(store.records)
-            app[keys.AUDIT] = AuditLog(store.audit, clock, settings.audit_retention_days)
+            app[keys.AUDIT] = AuditLog(store.audit, clock, settings.retention.audit_days)
             yield
 
     app.cleanup_ctx.append(resources)
@@ -188,15 +188,15 @@ def create_app(
 
 
 def _retention_policy(settings: Settings) -> RetentionPolicy:
-    ended = settings.retention_ended_days
+    ended = settings.retention.ended_days
     return RetentionPolicy(
-        trashed=timedelta(days=settings.retention_trashed_days),
+        trashed=timedelta(days=settings.retention.trashed_days),
         ended=timedelta(days=ended) if ended is not None else None,
-        audit=timedelta(days=settings.audit_retention_days),
-        webhooks_failed=timedelta(days=settings.webhook_retention_days),
+        audit=timedelta(days=settings.retention.audit_days),
+        webhooks_failed=timedelta(days=settings.retention.webhook_days),
         webhooks_done=min(
-            timedelta(milliseconds=settings.webhook_max_age_ms),
-            timedelta(days=settings.webhook_retention_days),
+            timedelta(milliseconds=settings.webhooks.max_age_ms),
+            timedelta(days=settings.retention.webhook_days),
         ),
     )
 
@@ -205,35 +205,40 @@ def _authenticator(
     settings: Settings, user_id_path: tuple[PathStep, ...], clock: Clock
 ) -> Authenticator:
     if (
-        settings.jwt_audience is None
-        or settings.jwt_jwks_url is None
-        or settings.jwt_issuer is None
+        settings.tokens.audience is None
+        or settings.tokens.jwks_url is None
+        or settings.tokens.issuer is None
     ):
         # The caller's groups come from a header only when a rule reads them.
-        groups_needed = settings.manager_groups or settings.admin_groups
+        groups_needed = settings.access.manager_groups or settings.access.admin_groups
         return Authenticator(
             user_id_path,
-            manager_groups=settings.manager_groups,
-            admin_groups=settings.admin_groups,
-            groups_header=settings.groups_header_key if groups_needed else None,
-            allow_anonymous_writes=settings.allow_anonymous_writes,
+            manager_groups=settings.access.manager_groups,
+            admin_groups=settings.access.admin_groups,
+            groups_header=settings.access.groups_header_key if groups_needed else None,
+            allow_anonymous_writes=settings.access.allow_anonymous_writes,
         )
     keys_client = OutboundClient(
-        "token keys", aiohttp.ClientSession(), settings.jwt_jwks_url, CallPolicy(timeout_seconds=5)
+        "token keys",
+        aiohttp.ClientSession(),
+        settings.tokens.jwks_url,
+        CallPolicy(timeout_seconds=5),
     )
     rules = TokenRules(
-        audience=settings.jwt_audience,
-        issuer=settings.jwt_issuer,
-        user_claim=settings.jwt_user_id_claim,
-        groups_claim=settings.jwt_groups_claim,
+        audience=settings.tokens.audience,
+        issuer=settings.tokens.issuer,
+        user_claim=settings.tokens.user_id_claim,
+        groups_claim=settings.tokens.groups_claim,
     )
-    keys = JwksKeys(keys_client, settings.jwt_jwks_ttl_ms / 1000, clock=lambda: clock().timestamp())
+    keys = JwksKeys(
+        keys_client, settings.tokens.jwks_ttl_ms / 1000, clock=lambda: clock().timestamp()
+    )
     return Authenticator(
         user_id_path,
         rules,
         keys,
-        manager_groups=settings.manager_groups,
-        admin_groups=settings.admin_groups,
+        manager_groups=settings.access.manager_groups,
+        admin_groups=settings.access.admin_groups,
     )
 
 
@@ -254,9 +259,12 @@ def choose_plugins(settings: Settings, extra_plugins: Sequence[object] = ()) -> 
             redaction.add_link_marker(marker)
     return ChosenPlugins(
         manager,
-        choose("video", "VIDEO_PROVIDER", settings.video_provider, installed_video),
+        choose("video", "VIDEO_PROVIDER", settings.service.video_provider, installed_video),
         choose(
-            "identity", "IDENTITY_PROVIDER", settings.identity_provider, identity_providers(manager)
+            "identity",
+            "IDENTITY_PROVIDER",
+            settings.service.identity_provider,
+            identity_providers(manager),
         ),
     )
 
@@ -272,12 +280,12 @@ async def open_providers(
     report_events: ReportEvents | None = None,
 ) -> tuple[VideoProvider, IdentityProvider]:
     """Create the two chosen providers, each with its context; `stack` closes them."""
-    rosters = Rosters(store.records, settings.room_policy)
+    rosters = Rosters(store.records, settings.rooms.policy)
 
     def context(plugin: str) -> ProviderContext:
         storage = ProviderStorage(store.provider_data, plugin, clock)
         return ProviderContext(
-            settings, config, environ, clock, storage, rosters.roster, report_events
+            settings.http.own_url, config, environ, clock, storage, rosters.roster, report_events
         )
 
     video = plugins.video.create(context(plugins.video.name))

@@ -15,7 +15,7 @@ from teleconsult.providers.protocols import Caller
 
 
 def trace_of(request: web.Request) -> RequestTrace:
-    trusted = request.app[keys.SETTINGS].trusted_proxies
+    trusted = request.app[keys.SETTINGS].http.trusted_proxies
     return RequestTrace(
         request_id=request[REQUEST_ID],
         client_address=client_address(

@@ -3,13 +3,17 @@ scheme of STORE_URL."""
 
 from __future__ import annotations
 
-from teleconsult.configuration.settings import Settings
+from typing import TYPE_CHECKING
+
 from teleconsult.errors import ConfigurationError
 from teleconsult.store.base import Store
 from teleconsult.store.mongo import SCHEMES as MONGO_SCHEMES
 from teleconsult.store.mongo import connect_mongo
 from teleconsult.store.sqlite import SCHEME as SQLITE_SCHEME
 from teleconsult.store.sqlite import open_sqlite, sqlite_path
+
+if TYPE_CHECKING:
+    from teleconsult.configuration.settings import Settings
 
 __all__ = ["Store", "check_store_url", "open_store"]
 
@@ -32,19 +36,19 @@ def check_store_url(url: str) -> None:
 
 async def open_store(settings: Settings) -> Store:
     """The store STORE_URL names. MongoDB may be down: the store then answers 503 until it is up."""
-    check_store_url(settings.store_url)
-    if settings.store_url.startswith(MONGO_SCHEMES):
+    check_store_url(settings.store.url)
+    if settings.store.url.startswith(MONGO_SCHEMES):
         return await connect_mongo(
-            settings.store_url,
-            settings.mongodb_database,
-            settings.teleconsultations_collection,
-            settings.user_map_collection,
-            settings.mongodb_timeout_ms,
+            settings.store.url,
+            settings.store.mongodb_database,
+            settings.store.teleconsultations_collection,
+            settings.store.user_map_collection,
+            settings.store.mongodb_timeout_ms,
         )
     return await open_sqlite(
-        settings.store_url,
-        settings.teleconsultations_collection,
-        settings.user_map_collection,
-        settings.sqlite_synchronous,
-        settings.sqlite_busy_timeout_ms,
+        settings.store.url,
+        settings.store.teleconsultations_collection,
+        settings.store.user_map_collection,
+        settings.store.sqlite_synchronous,
+        settings.store.sqlite_busy_timeout_ms,
     )
