@@ -22,11 +22,11 @@ from teleconsult.app import create_app
 from teleconsult.composition import planned
 from teleconsult.configuration.catalog import Section, help_text, markdown_table, unknown_variables
 from teleconsult.configuration.service_config import load_config
-from teleconsult.configuration.settings import Settings
+from teleconsult.configuration.settings import Settings, declared_settings
 from teleconsult.errors import ConfigurationError, Unavailable
 from teleconsult.observability.logs import configure_logging
 from teleconsult.provider_check import check, report
-from teleconsult.providers.manager import declared_settings, make_plugin_manager
+from teleconsult.providers.manager import make_plugin_manager
 from teleconsult.providers.protocols import ProviderContext
 
 log = logging.getLogger(__name__)
@@ -56,15 +56,15 @@ async def _freeze_what_start_up_made(app: web.Application) -> None:
 
 def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
     settings = Settings.from_environ(environ)
-    config = load_config(settings.service_config_path)
-    configure_logging(settings.log_level)
+    config = load_config(settings.service.config_path)
+    configure_logging(settings.service.log_level)
     warn_of_unknown_variables(environ, sections)
     app = create_app(settings, config, environ=environ)
     parts = {
         "version": __version__,
-        "store": settings.store_url.split(":", 1)[0],
-        "video": settings.video_provider,
-        "identity": settings.identity_provider,
+        "store": settings.store.url.split(":", 1)[0],
+        "video": settings.service.video_provider,
+        "identity": settings.service.identity_provider,
     }
 
     def started(aiohttp_says: str) -> None:
@@ -72,7 +72,7 @@ def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
         other, and a line for a person when one watches the terminal. aiohttp's own text
         names the addresses bound (the real port, when HTTP_PORT is 0)."""
         bound = re.findall(r"\bhttps?://[^\s,]+", aiohttp_says)
-        where = ", ".join(bound) or f"http://{settings.http_host}:{settings.http_port}"
+        where = ", ".join(bound) or f"http://{settings.http.host}:{settings.http.port}"
         log.info("listening on %s", where, extra={"fields": parts})
         if sys.stderr.isatty():
             print(
@@ -85,23 +85,23 @@ def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
     async def stopping(app: web.Application) -> None:
         log.info(
             "shutting down: no new connections; requests in flight have %g s",
-            settings.shutdown_grace_ms / 1000,
-            extra={"fields": {"graceMs": settings.shutdown_grace_ms}},
+            settings.http.shutdown_grace_ms / 1000,
+            extra={"fields": {"graceMs": settings.http.shutdown_grace_ms}},
         )
 
     app.on_startup.append(_freeze_what_start_up_made)  # last: once the store and providers opened
     app.on_shutdown.insert(0, stopping)  # first: before the providers close their sockets
     web.run_app(
         app,
-        host=settings.http_host,
-        port=settings.http_port,
+        host=settings.http.host,
+        port=settings.http.port,
         access_log=None,
         # On SIGTERM: stop accepting, let in-flight requests finish within the grace time,
         # then close the store and HTTP sessions (the app's cleanup contexts).
-        shutdown_timeout=settings.shutdown_grace_ms / 1000,
+        shutdown_timeout=settings.http.shutdown_grace_ms / 1000,
         # The one timer aiohttp keeps from a connection's start (or its last answer) until a
         # request's headers are in: it bounds slow headers, and idle keep-alive connections.
-        keepalive_timeout=settings.http_read_timeout_ms / 1000,
+        keepalive_timeout=settings.http.read_timeout_ms / 1000,
         print=started,
     )
     log.info("stopped")
@@ -111,17 +111,17 @@ def check_config(environ: Mapping[str, str], sections: Sequence[Section]) -> Non
     """What `serve` checks before it opens anything (the same `composition.planned`), and
     the chosen providers' own settings (without I/O); one line on stdout when all is well."""
     settings = Settings.from_environ(environ)
-    config = load_config(settings.service_config_path)
-    configure_logging(settings.log_level, sys.stderr)  # stdout is the verdict
+    config = load_config(settings.service.config_path)
+    configure_logging(settings.service.log_level, sys.stderr)  # stdout is the verdict
     warn_of_unknown_variables(environ, sections)
     plugins = planned(settings, config, environ).plugins
     for plugin in (plugins.video, plugins.identity):
         if plugin.check_settings is not None:
-            plugin.check_settings(ProviderContext(settings, config, environ))
+            plugin.check_settings(ProviderContext(settings.http.own_url, config, environ))
     print(
-        f"teleconsult: configuration OK (store {settings.store_url.split(':', 1)[0]}, "
-        f"video {settings.video_provider}, identity {settings.identity_provider}, "
-        f"service configuration {settings.service_config_path or 'built-in'})"
+        f"teleconsult: configuration OK (store {settings.store.url.split(':', 1)[0]}, "
+        f"video {settings.service.video_provider}, identity {settings.service.identity_provider}, "
+        f"service configuration {settings.service.config_path or 'built-in'})"
     )
 
 
@@ -142,8 +142,8 @@ def write_openapi(output: Path) -> None:
 def provider_check(environ: Mapping[str, str], user_ids: Sequence[str], as_json: bool) -> int:
     """Exercise the configured providers; 1 when any step failed."""
     settings = Settings.from_environ(environ)
-    config = load_config(settings.service_config_path)
-    configure_logging(settings.log_level, sys.stderr)  # stdout is the report
+    config = load_config(settings.service.config_path)
+    configure_logging(settings.service.log_level, sys.stderr)  # stdout is the report
     video, identity, steps = asyncio.run(check(settings, config, environ, user_ids))
     report(video, identity, steps, as_json=as_json)
     return 1 if any(step.outcome == "fail" for step in steps) else 0

@@ -28,8 +28,10 @@ import pluggy
 from teleconsult.api.auth import Authenticator, JwksKeys, TokenRules
 from teleconsult.api.caller import default_path
 from teleconsult.configuration.catalog import Section, secret_names
+from teleconsult.configuration.reader import SettingsReader
+from teleconsult.configuration.secrets import placeholder_variables
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
-from teleconsult.configuration.settings import Settings, SettingsReader, placeholder_variables
+from teleconsult.configuration.settings import Settings, declared_settings
 from teleconsult.configuration.webhooks import Endpoint, webhook_endpoints
 from teleconsult.core.attendance import AttendanceRecorder
 from teleconsult.core.audit import AuditLog
@@ -53,7 +55,6 @@ from teleconsult.observability.metrics import Metrics
 from teleconsult.observability.redaction import Redactor
 from teleconsult.providers.manager import (
     choose,
-    declared_settings,
     identity_providers,
     make_plugin_manager,
     video_providers,
@@ -105,8 +106,8 @@ def planned(
     the webhook endpoints. `environ` is the process's unless given."""
     environment = dict(os.environ if environ is None else environ)
     plugins = choose_plugins(settings, extra_plugins)
-    check_store_url(settings.store_url)
-    endpoints = webhook_endpoints(settings, config)
+    check_store_url(settings.store.url)
+    endpoints = webhook_endpoints(settings.webhooks, config)
     sections = declared_settings(plugins.manager)
     markers = [
         marker
@@ -119,12 +120,12 @@ def planned(
         environ=environment,
         plugins=plugins,
         endpoints=endpoints,
-        user_id_path=config.user_id_path or default_path(settings.userid_header_key),
+        user_id_path=config.user_id_path or default_path(settings.access.userid_header_key),
         placeholders=placeholder_variables(environment, secret_names(sections)),
         redactor=Redactor(
             [
                 *declared_secrets(environment, sections),
-                store_password(settings.store_url),
+                store_password(settings.store.url),
                 *(endpoint.secret for endpoint in endpoints),
             ],
             markers,
@@ -138,9 +139,14 @@ def choose_plugins(settings: Settings, extra_plugins: Sequence[object] = ()) -> 
     manager = make_plugin_manager(extra_plugins)
     return ChosenPlugins(
         manager,
-        choose("video", "VIDEO_PROVIDER", settings.video_provider, video_providers(manager)),
         choose(
-            "identity", "IDENTITY_PROVIDER", settings.identity_provider, identity_providers(manager)
+            "video", "VIDEO_PROVIDER", settings.service.video_provider, video_providers(manager)
+        ),
+        choose(
+            "identity",
+            "IDENTITY_PROVIDER",
+            settings.service.identity_provider,
+            identity_providers(manager),
         ),
     )
 
@@ -189,24 +195,24 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
 
         store = measured_store(await store_factory(settings), metrics.observe_store())
         stack.push_async_callback(store.health.close)
-        max_age = timedelta(milliseconds=settings.webhook_max_age_ms)
+        max_age = timedelta(milliseconds=settings.webhooks.max_age_ms)
         deliverer = Deliverer(
             store,
             endpoints,
             clock,
             metrics,
-            timeout=timedelta(milliseconds=settings.webhook_timeout_ms),
+            timeout=timedelta(milliseconds=settings.webhooks.timeout_ms),
             max_age=max_age,
         )
         stack.push_async_callback(deliverer.close)
-        waiter = LinkWaiter(store.records, clock, settings.wait_refresh_ms / 1000)
+        waiter = LinkWaiter(store.records, clock, settings.rooms.wait_refresh_ms / 1000)
         stack.push_async_callback(waiter.close)
         announcer = Announcer(
             [endpoint.filter for endpoint in endpoints],
-            settings.room_policy,
+            settings.rooms.policy,
             max_age,
             on_written=deliverer.wake,
-            no_show_after=timedelta(milliseconds=settings.no_show_after_ms),
+            no_show_after=timedelta(milliseconds=settings.rooms.no_show_after_ms),
         )
         attendance = AttendanceRecorder(store.records, announcer, clock, on_change=waiter.changed)
         video, identity = await open_providers(
@@ -220,22 +226,22 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             video=measured_video,
             identity=measured(identity, metrics.observe_provider("identity", identity.name)),
             privileges=config.privileges,
-            policy=settings.room_policy,
+            policy=settings.rooms.policy,
             clock=clock,
             background_groups=config.groups_with_background,
             write_policy=WritePolicy(
-                admin_groups=settings.admin_groups,
-                allow_anonymous=settings.allow_anonymous_writes,
+                admin_groups=settings.access.admin_groups,
+                allow_anonymous=settings.access.allow_anonymous_writes,
             ),
             announcer=announcer,
             on_change=waiter.changed,
         )
         retention = Retention(store, clock, metrics, _retention_policy(settings))
         reconciler = Reconciler(store, service.jobs, clock, metrics, retention=retention)
-        if settings.reconcile_interval_ms:
-            in_background(reconciler.run_forever(settings.reconcile_interval_ms / 1000))
-        if settings.webhook_poll_interval_ms and endpoints:
-            in_background(deliverer.run_forever(settings.webhook_poll_interval_ms / 1000))
+        if settings.rooms.reconcile_interval_ms:
+            in_background(reconciler.run_forever(settings.rooms.reconcile_interval_ms / 1000))
+        if settings.webhooks.poll_interval_ms and endpoints:
+            in_background(deliverer.run_forever(settings.webhooks.poll_interval_ms / 1000))
         store_gauges = StoreGauges(store, metrics, clock)
         in_background(store_gauges.run_forever())
         yield Services(
@@ -258,20 +264,20 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             features=ProviderFeatures(service, measured_video, config.privileges),
             room_details=RoomDetailsCache(measured_video),
             listing=Listing(store.records),
-            audit=AuditLog(store.audit, clock, settings.audit_retention_days),
+            audit=AuditLog(store.audit, clock, settings.retention.audit_days),
         )
 
 
 def _retention_policy(settings: Settings) -> RetentionPolicy:
-    ended = settings.retention_ended_days
+    ended = settings.retention.ended_days
     return RetentionPolicy(
-        trashed=timedelta(days=settings.retention_trashed_days),
+        trashed=timedelta(days=settings.retention.trashed_days),
         ended=timedelta(days=ended) if ended is not None else None,
-        audit=timedelta(days=settings.audit_retention_days),
-        webhooks_failed=timedelta(days=settings.webhook_retention_days),
+        audit=timedelta(days=settings.retention.audit_days),
+        webhooks_failed=timedelta(days=settings.retention.webhook_days),
         webhooks_done=min(
-            timedelta(milliseconds=settings.webhook_max_age_ms),
-            timedelta(days=settings.webhook_retention_days),
+            timedelta(milliseconds=settings.webhooks.max_age_ms),
+            timedelta(days=settings.retention.webhook_days),
         ),
     )
 
@@ -280,35 +286,40 @@ def _authenticator(
     settings: Settings, user_id_path: tuple[PathStep, ...], clock: Clock
 ) -> Authenticator:
     if (
-        settings.jwt_audience is None
-        or settings.jwt_jwks_url is None
-        or settings.jwt_issuer is None
+        settings.tokens.audience is None
+        or settings.tokens.jwks_url is None
+        or settings.tokens.issuer is None
     ):
         # The caller's groups come from a header only when a rule reads them.
-        groups_needed = settings.manager_groups or settings.admin_groups
+        groups_needed = settings.access.manager_groups or settings.access.admin_groups
         return Authenticator(
             user_id_path,
-            manager_groups=settings.manager_groups,
-            admin_groups=settings.admin_groups,
-            groups_header=settings.groups_header_key if groups_needed else None,
-            allow_anonymous_writes=settings.allow_anonymous_writes,
+            manager_groups=settings.access.manager_groups,
+            admin_groups=settings.access.admin_groups,
+            groups_header=settings.access.groups_header_key if groups_needed else None,
+            allow_anonymous_writes=settings.access.allow_anonymous_writes,
         )
     keys_client = OutboundClient(
-        "token keys", aiohttp.ClientSession(), settings.jwt_jwks_url, CallPolicy(timeout_seconds=5)
+        "token keys",
+        aiohttp.ClientSession(),
+        settings.tokens.jwks_url,
+        CallPolicy(timeout_seconds=5),
     )
     rules = TokenRules(
-        audience=settings.jwt_audience,
-        issuer=settings.jwt_issuer,
-        user_claim=settings.jwt_user_id_claim,
-        groups_claim=settings.jwt_groups_claim,
+        audience=settings.tokens.audience,
+        issuer=settings.tokens.issuer,
+        user_claim=settings.tokens.user_id_claim,
+        groups_claim=settings.tokens.groups_claim,
     )
-    keys = JwksKeys(keys_client, settings.jwt_jwks_ttl_ms / 1000, clock=lambda: clock().timestamp())
+    keys = JwksKeys(
+        keys_client, settings.tokens.jwks_ttl_ms / 1000, clock=lambda: clock().timestamp()
+    )
     return Authenticator(
         user_id_path,
         rules,
         keys,
-        manager_groups=settings.manager_groups,
-        admin_groups=settings.admin_groups,
+        manager_groups=settings.access.manager_groups,
+        admin_groups=settings.access.admin_groups,
     )
 
 
@@ -323,12 +334,12 @@ async def open_providers(
     report_events: ReportEvents | None = None,
 ) -> tuple[VideoProvider, IdentityProvider]:
     """Create the two chosen providers, each with its context; `stack` closes them."""
-    rosters = Rosters(store.records, settings.room_policy)
+    rosters = Rosters(store.records, settings.rooms.policy)
 
     def context(plugin: str) -> ProviderContext:
         storage = ProviderStorage(store.provider_data, plugin, clock)
         return ProviderContext(
-            settings, config, environ, clock, storage, rosters.roster, report_events
+            settings.http.own_url, config, environ, clock, storage, rosters.roster, report_events
         )
 
     video = plugins.video.create(context(plugins.video.name))

@@ -24,7 +24,7 @@ A plugin imports from this module only (a test fails when a module under
   the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
   a teleconsultation as the provider's own pages may see it;
 - small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
-  (an answer's keys and value types, never its values: safe to log), `server_url`;
+  (an answer's keys and value types, never its values: safe to log);
 - `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider.
 
@@ -34,7 +34,8 @@ docs/plugins.md explains each, with a complete minimal plugin.
 from __future__ import annotations
 
 from teleconsult.configuration.catalog import Setting
-from teleconsult.configuration.settings import SettingsReader
+from teleconsult.configuration.reader import SettingsReader
+from teleconsult.configuration.tokens import TokenDefaults
 from teleconsult.core.domain import (
     CALL_ENDED,
     CALL_STARTED,
@@ -61,7 +62,6 @@ from teleconsult.observability.redaction import sensitive as mark_sensitive
 from teleconsult.providers.helpers import (
     TokenWindow,
     gather_all,
-    server_url,
     shape,
     stable_user_id,
     with_query,
@@ -145,6 +145,7 @@ __all__ = [
     "Setting",
     "SettingsReader",
     "StoredDocument",
+    "TokenDefaults",
     "TokenWindow",
     "Unauthorized",
     "UnexpectedAnswer",
@@ -158,7 +159,6 @@ __all__ = [
     "gather_all",
     "hookimpl",
     "mark_sensitive",
-    "server_url",
     "shape",
     "stable_user_id",
     "with_query",

@@ -84,9 +84,9 @@ async def store_factory() -> AsyncIterator[Callable[[Settings], Awaitable[Store]
     async def factory(settings: Settings) -> Store:
         return await open_mongo(
             database,
-            settings.teleconsultations_collection,
-            settings.user_map_collection,
-            timeout_ms=settings.mongodb_timeout_ms,
+            settings.store.teleconsultations_collection,
+            settings.store.user_map_collection,
+            timeout_ms=settings.store.mongodb_timeout_ms,
         )
 
     yield factory
@@ -130,7 +130,7 @@ def build_app(
         settings = Settings.from_environ(env)
         return create_app(
             settings,
-            load_config(settings.service_config_path),
+            load_config(settings.service.config_path),
             environ=env,
             extra_plugins=plugins,
             clock=clock,

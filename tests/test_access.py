@@ -188,7 +188,7 @@ ANONYMOUS_REFUSED = error(
 
 
 def test_anonymous_writes_are_off_by_default() -> None:
-    assert Settings.from_environ({}).allow_anonymous_writes is False
+    assert Settings.from_environ({}).access.allow_anonymous_writes is False
 
 
 async def test_an_app_built_without_the_setting_refuses_anonymous_writes(

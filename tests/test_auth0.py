@@ -50,10 +50,15 @@ async def auth_service_client(
 
 
 def test_auth_service_or_domain_makes_auth0_the_default() -> None:
-    assert Settings.from_environ({"AUTH_SERVICE": "auth0-client"}).identity_provider == "auth0"
-    assert Settings.from_environ({"AUTH0_DOMAIN": "x.eu.auth0.com"}).identity_provider == "auth0"
+    assert (
+        Settings.from_environ({"AUTH_SERVICE": "auth0-client"}).service.identity_provider == "auth0"
+    )
+    assert (
+        Settings.from_environ({"AUTH0_DOMAIN": "x.eu.auth0.com"}).service.identity_provider
+        == "auth0"
+    )
     explicit = {"AUTH_SERVICE": "auth0-client", "IDENTITY_PROVIDER": "static"}
-    assert Settings.from_environ(explicit).identity_provider == "static"
+    assert Settings.from_environ(explicit).service.identity_provider == "static"
 
 
 async def test_an_array_of_ids_is_enough(

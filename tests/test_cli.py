@@ -23,11 +23,12 @@ from teleconsult.configuration.catalog import (
     merged,
     unknown_variables,
 )
-from teleconsult.configuration.settings import SETTINGS
+from teleconsult.configuration.settings import CORE_SETTINGS as SETTINGS
+from teleconsult.configuration.settings import declared_settings
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability import logs
 from teleconsult.plugin import VideoProviderPlugin, hookimpl
-from teleconsult.providers.manager import declared_settings, make_plugin_manager
+from teleconsult.providers.manager import make_plugin_manager
 from tests.helpers import redactor_of
 
 ROOT = Path(__file__).resolve().parent.parent

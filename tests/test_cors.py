@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 
-from teleconsult.configuration.settings import Settings, web_origin
+from teleconsult.configuration.checks import web_origin
+from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError, Unavailable
 from teleconsult.services import SERVICES
 from tests.helpers import (
@@ -333,8 +334,14 @@ def test_the_origins_are_a_comma_separated_list() -> None:
     settings = Settings.from_environ(
         {"CORS_ALLOWED_ORIGINS": " https://a.example.org ,,https://b.example.org:8443, "}
     )
-    assert settings.cors_allowed_origins == {"https://a.example.org", "https://b.example.org:8443"}
-    assert Settings.from_environ({"CORS_ALLOWED_ORIGINS": " "}).cors_allowed_origins == frozenset()
+    assert settings.http.cors_allowed_origins == {
+        "https://a.example.org",
+        "https://b.example.org:8443",
+    }
+    assert (
+        Settings.from_environ({"CORS_ALLOWED_ORIGINS": " "}).http.cors_allowed_origins
+        == frozenset()
+    )
 
 
 NOT_ORIGINS = "CORS_ALLOWED_ORIGINS must list origins such as https://app.example.org (a scheme, a host and a port if not the default); got {!r}."

@@ -69,7 +69,7 @@ def test_the_deployment_probes_and_limits() -> None:
 def test_the_probes_wait_longer_than_a_store_call() -> None:
     # /-/ready pings the store, which waits up to MONGODB_TIMEOUT_MS for a server: a probe
     # that gave up sooner would take a slow MongoDB for a dead pod.
-    store_timeout_ms = Settings.from_environ(settings_file()).mongodb_timeout_ms
+    store_timeout_ms = Settings.from_environ(settings_file()).store.mongodb_timeout_ms
     assert store_timeout_ms == 5000
     for probe in ("livenessProbe", "readinessProbe"):
         assert container()[probe]["timeoutSeconds"] * 1000 > store_timeout_ms, probe
@@ -188,9 +188,9 @@ def test_every_configured_variable_is_a_documented_one() -> None:
     for name in variables:
         assert f"| `{name}` |" in README, name
     settings = Settings.from_environ({**settings_file(), **secret()})
-    assert settings.http_host == "0.0.0.0"  # noqa: S104 - listening inside a pod
-    assert settings.verifies_tokens
-    assert settings.allow_anonymous_writes is False
+    assert settings.http.host == "0.0.0.0"  # noqa: S104 - listening inside a pod
+    assert settings.tokens.verifies
+    assert settings.access.allow_anonymous_writes is False
 
 
 async def test_the_example_verifies_tokens_as_shipped(make_client: MakeClient) -> None:

@@ -25,7 +25,7 @@ from teleconsult.core.domain import (
     Teleconsultation,
 )
 from teleconsult.errors import ConfigurationError, InvalidRequest, NoPlusUser
-from teleconsult.plugin import JoinRequest, SettingsReader, TokenWindow, server_url, stable_user_id
+from teleconsult.plugin import JoinRequest, SettingsReader, TokenWindow, stable_user_id
 from teleconsult.providers.outbound import UnsafeSegment, segment_problem, url_path
 from teleconsult.store.documents import from_document, is_object_id, new_object_id, to_document
 
@@ -354,7 +354,7 @@ JOIN = JoinRequest(
     ],
 )
 def test_the_server_url_is_an_address_a_browser_can_open(host: str, url: str) -> None:
-    assert server_url(Settings.from_environ({"HTTP_HOST": host})) == url
+    assert Settings.from_environ({"HTTP_HOST": host}).http.own_url == url
 
 
 def test_a_join_window_runs_from_the_lock_to_the_end_plus_grace() -> None:

@@ -11,8 +11,9 @@ from aiohttp import web
 
 from teleconsult import __version__
 from teleconsult.app import create_app
+from teleconsult.configuration.secrets import placeholder_variables
 from teleconsult.configuration.service_config import load_config
-from teleconsult.configuration.settings import DEFAULTS, Settings, placeholder_variables
+from teleconsult.configuration.settings import DEFAULTS, Settings
 from teleconsult.errors import Unavailable
 from teleconsult.services import SERVICES
 from tests.helpers import DOCTOR, PATIENT, Client, MakeClient, error, teleconsultation

@@ -10,14 +10,24 @@ from pathlib import Path
 import pytest
 
 from teleconsult.composition import declared_secrets, planned
+from teleconsult.configuration.access import AccessSettings
 from teleconsult.configuration.catalog import Section, Setting
+from teleconsult.configuration.declarations import DeclaredSettings
+from teleconsult.configuration.http import HttpSettings
+from teleconsult.configuration.reader import SettingsReader
+from teleconsult.configuration.retention import RetentionSettings
+from teleconsult.configuration.rooms import RoomSettings
+from teleconsult.configuration.service import ServiceSettings
 from teleconsult.configuration.service_config import (
     DEFAULT_CONFIG,
     PathStep,
     load_config,
     parse_config,
 )
-from teleconsult.configuration.settings import Settings, SettingsReader
+from teleconsult.configuration.settings import CONCERNS, Settings
+from teleconsult.configuration.store import StoreSettings
+from teleconsult.configuration.tokens import TokenSettings
+from teleconsult.configuration.webhooks import WebhookSettings
 from teleconsult.core.domain import TOOLS, Privilege, Privileges, RoomPolicy
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability.redaction import Redactor
@@ -27,62 +37,68 @@ from tests.helpers import Refusal
 def test_defaults() -> None:
     settings = Settings.from_environ({})
     assert settings == Settings(
-        http_host="127.0.0.1",
-        http_port=3000,
-        log_level="info",
-        store_url="sqlite:///teleconsult.db",
-        mongodb_database=None,
-        mongodb_timeout_ms=5000,
-        video_provider="webrtc",
-        identity_provider="static",
-        service_config_path=None,
-        teleconsultations_collection="teleconsultations",
-        user_map_collection="users",
-        unlimited_teleconsultation=True,
-        live_teleconsultation=True,
-        immutable_period_ms=0,
-        default_recording_type="none",
-        delete_uploads=False,
-        userid_header_key="miauserid",
-        shutdown_grace_ms=25000,
-        idempotency_key_ttl_ms=86400000,
-        reconcile_interval_ms=10000,
-        jwt_jwks_url=None,
-        jwt_audience=None,
-        jwt_issuer=None,
-        jwt_user_id_claim="sub",
-        jwt_groups_claim="groups",
-        jwt_jwks_ttl_ms=600000,
-        manager_groups=frozenset(),
-        admin_groups=frozenset(),
-        allow_anonymous_writes=False,
-        groups_header_key="miausergroups",
-        idempotency_max_keys_per_caller=10000,
-        http_read_timeout_ms=30000,
-        sqlite_busy_timeout_ms=5000,
-        sqlite_synchronous="full",
-        cors_allowed_origins=frozenset(),
-        webhook_url=None,
-        webhook_secret=None,
-        webhook_timeout_ms=5000,
-        webhook_max_age_ms=86400000,
-        webhook_poll_interval_ms=1000,
-        trusted_proxies=(),
-        audit_retention_days=365,
-        webhook_retention_days=30,
-        retention_trashed_days=30,
-        retention_ended_days=None,
-        no_show_after_ms=600_000,
-        wait_refresh_ms=1000,
+        service=ServiceSettings(
+            log_level="info", video_provider="webrtc", identity_provider="static", config_path=None
+        ),
+        http=HttpSettings(
+            host="127.0.0.1",
+            port=3000,
+            read_timeout_ms=30000,
+            shutdown_grace_ms=25000,
+            cors_allowed_origins=frozenset(),
+            trusted_proxies=(),
+        ),
+        store=StoreSettings(
+            url="sqlite:///teleconsult.db",
+            mongodb_database=None,
+            mongodb_timeout_ms=5000,
+            teleconsultations_collection="teleconsultations",
+            user_map_collection="users",
+            sqlite_busy_timeout_ms=5000,
+            sqlite_synchronous="full",
+        ),
+        access=AccessSettings(
+            userid_header_key="miauserid",
+            groups_header_key="miausergroups",
+            manager_groups=frozenset(),
+            admin_groups=frozenset(),
+            allow_anonymous_writes=False,
+            idempotency_key_ttl_ms=86400000,
+            idempotency_max_keys_per_caller=10000,
+        ),
+        tokens=TokenSettings(
+            audience=None,
+            jwks_url=None,
+            issuer=None,
+            user_id_claim="sub",
+            groups_claim="groups",
+            jwks_ttl_ms=600000,
+        ),
+        rooms=RoomSettings(
+            unlimited=True,
+            live=True,
+            immutable_period_ms=0,
+            default_recording_type="none",
+            delete_uploads=False,
+            no_show_after_ms=600_000,
+            reconcile_interval_ms=10000,
+            wait_refresh_ms=1000,
+        ),
+        webhooks=WebhookSettings(
+            url=None, secret=None, timeout_ms=5000, max_age_ms=86400000, poll_interval_ms=1000
+        ),
+        retention=RetentionSettings(
+            trashed_days=30, ended_days=None, audit_days=365, webhook_days=30
+        ),
     )
-    assert settings.room_policy == RoomPolicy(
+    assert settings.rooms.policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)
     )
 
 
 def test_trusted_proxies_are_cidrs() -> None:
     settings = Settings.from_environ({"TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7 ,fd00::/8"})
-    assert settings.trusted_proxies == (
+    assert settings.http.trusted_proxies == (
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("192.168.1.7/32"),
         ipaddress.ip_network("fd00::/8"),
@@ -105,12 +121,12 @@ def test_values_are_read() -> None:
             "TELECONSULTATION_SERVICE_CONFIG_PATH": "/etc/teleconsult.json",
         }
     )
-    assert settings.http_port == 8080
-    assert settings.unlimited_teleconsultation is False
-    assert settings.immutable_period_ms == 600000
-    assert settings.userid_header_key == "x-user"
-    assert settings.user_map_collection == "user-map"  # the original docs' other spelling
-    assert settings.service_config_path == Path("/etc/teleconsult.json")
+    assert settings.http.port == 8080
+    assert settings.rooms.unlimited is False
+    assert settings.rooms.immutable_period_ms == 600000
+    assert settings.access.userid_header_key == "x-user"
+    assert settings.store.user_map_collection == "user-map"  # the original docs' other spelling
+    assert settings.service.config_path == Path("/etc/teleconsult.json")
 
 
 @pytest.mark.parametrize(
@@ -432,8 +448,8 @@ def test_the_store_url_and_the_kaleyra_key_may_come_from_files(tmp_path: Path) -
         "BANDYER_API_SECRET_KEY_FILE": str(tmp_path / "key"),
     }
     settings = Settings.from_environ(environ)
-    assert settings.store_url == "mongodb://teleconsult:pa55word@db.example/t?tls=true"
-    assert settings.video_provider == "bandyer"  # as when the key itself is set
+    assert settings.store.url == "mongodb://teleconsult:pa55word@db.example/t?tls=true"
+    assert settings.service.video_provider == "bandyer"  # as when the key itself is set
     redactor = planned(settings, load_config(None), environ).redactor
     assert redactor.redact("auth failed for pa55word") == "auth failed for [redacted]"
 
@@ -442,3 +458,44 @@ def test_a_reader_takes_the_declared_settings_for_defaults() -> None:
     declared = (Setting("X_TIMEOUT_MS", "5000", "a timeout"), Setting("X_URL", "", "a URL"))
     read = SettingsReader({}, declared)
     assert (read.integer("X_TIMEOUT_MS", minimum=1), read.text("X_URL")) == (5000, "")
+
+
+@pytest.mark.parametrize("concern", CONCERNS, ids=lambda concern: concern.__name__)
+def test_every_error_a_declaration_can_raise_is_one_line_naming_its_variable(
+    concern: type[DeclaredSettings],
+) -> None:
+    """pydantic's error types (parsing, bounds, choices, the checks' value errors) all turn
+    into our one line, which names the variable: none leaks pydantic's own wording."""
+    refused = 0
+    for declared in concern.declared():
+        for value in ("x y", "-99999999999", "99999999999999999999", "*", "http://example.org"):
+            try:
+                concern.from_environ({declared.name: value})
+            except ConfigurationError as error:
+                refused += 1
+                line = str(error)
+                assert line.startswith(declared.name + " "), line
+                assert "\n" not in line, line
+                assert "pydantic" not in line, line
+                assert line.endswith("."), line
+    assert refused
+
+
+def test_a_concern_reads_only_the_mapping_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PORT", "1234")
+    assert Settings.from_environ({}).http.port == 3000
+
+
+def test_the_secrets_read_are_listed_for_redaction() -> None:
+    settings = Settings.from_environ(
+        {
+            "STORE_URL": "mongodb://teleconsult:pa55word@db.example/t",
+            "WEBHOOK_SECRET": "whsec_" + "A" * 32,
+        }
+    )
+    assert settings.secret_values() == (
+        "mongodb://teleconsult:pa55word@db.example/t",
+        "pa55word",
+        "whsec_" + "A" * 32,
+    )
+    assert Settings.from_environ({}).secret_values() == ()  # a default is no secret

@@ -67,16 +67,16 @@ class MongoGoesAway:
     async def open(self, settings: Settings) -> Store:
         store = await open_mongo(
             self.up,
-            settings.teleconsultations_collection,
-            settings.user_map_collection,
-            timeout_ms=settings.mongodb_timeout_ms,
+            settings.store.teleconsultations_collection,
+            settings.store.user_map_collection,
+            timeout_ms=settings.store.mongodb_timeout_ms,
         )
         assert isinstance(store.health, MongoDatabase)
         self.connection = store.health
         self.unreachable = AsyncMongoClient(
             f"mongodb://127.0.0.1:{free_port()}/",
-            serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
-            timeoutMS=settings.mongodb_timeout_ms,
+            serverSelectionTimeoutMS=settings.store.mongodb_timeout_ms,
+            timeoutMS=settings.store.mongodb_timeout_ms,
         )
         return store
 

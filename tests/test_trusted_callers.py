@@ -186,8 +186,8 @@ def test_auth0_domain_gives_the_key_url_and_issuer() -> None:
     settings = Settings.from_environ(
         {"AUTH0_DOMAIN": "tenant.eu.auth0.com", "JWT_AUDIENCE": AUDIENCE}
     )
-    assert settings.jwt_jwks_url == "https://tenant.eu.auth0.com/.well-known/jwks.json"
-    assert settings.jwt_issuer == "https://tenant.eu.auth0.com/"
+    assert settings.tokens.jwks_url == "https://tenant.eu.auth0.com/.well-known/jwks.json"
+    assert settings.tokens.issuer == "https://tenant.eu.auth0.com/"
 
 
 # -- manager groups ----------------------------------------------------------------------------

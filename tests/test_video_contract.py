@@ -90,7 +90,7 @@ def livekit_opens(link: str) -> tuple[str, str]:
 
 
 def context(environ: dict[str, str]) -> ProviderContext:
-    return ProviderContext(Settings.from_environ({}), load_config(None), environ)
+    return ProviderContext(Settings.from_environ({}).http.own_url, load_config(None), environ)
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -130,7 +130,7 @@ async def subject(
             return None
 
         webrtc = create_webrtc(
-            ProviderContext(settings, load_config(None), {}, clock, storage, no_roster)
+            ProviderContext(settings.http.own_url, load_config(None), {}, clock, storage, no_roster)
         )
 
         yield Subject(webrtc, None, webrtc.rooms.ids)  # users are derived, never stored

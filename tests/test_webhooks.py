@@ -587,7 +587,7 @@ def test_a_bad_webhook_endpoint_stops_the_start_with_one_line(
 ) -> None:
     def start() -> None:
         config = parse_config({"privileges": PRIVILEGES, "webhooks": webhooks}, "/etc/t.json")
-        webhook_endpoints(Settings.from_environ(environ), config)
+        webhook_endpoints(Settings.from_environ(environ).webhooks, config)
 
     with pytest.raises(ConfigurationError) as raised:
         start()
@@ -608,7 +608,7 @@ def test_webhook_secrets_are_never_written(tmp_path: Path) -> None:
         },
         "/etc/t.json",
     )
-    endpoints = webhook_endpoints(settings, config)
+    endpoints = webhook_endpoints(settings.webhooks, config)
     assert [(e.name, e.url, e.secret) for e in endpoints] == [
         ("default", "https://hooks.example.com/in", SECRET),
         ("ehr", "https://ehr.example.com/", OTHER_SECRET),

@@ -32,6 +32,7 @@ from teleconsult.plugin import (
     ProviderContext,
     Setting,
     SettingsReader,
+    TokenDefaults,
     UnexpectedAnswer,
     gather_all,
     hookimpl,
@@ -299,6 +300,14 @@ def create(context: ProviderContext) -> Auth0Identity:
     return Auth0Identity(directory, resolver, cache_ttl)
 
 
+def token_defaults(environ: Mapping[str, str]) -> TokenDefaults | None:
+    """An Auth0 tenant publishes its token signing keys and names itself the issuer."""
+    domain = environ.get("AUTH0_DOMAIN", "").strip()
+    if not domain:
+        return None
+    return TokenDefaults(f"https://{domain}/.well-known/jwks.json", f"https://{domain}/")
+
+
 @hookimpl
 def register_identity_providers() -> list[IdentityProviderPlugin]:
     return [
@@ -308,5 +317,8 @@ def register_identity_providers() -> list[IdentityProviderPlugin]:
             description="Groups and names from Auth0 (auth0-client service or Management API).",
             settings=SETTINGS,
             check_settings=check_settings,
+            # As for the original: an auth0-client host or an Auth0 tenant means auth0.
+            chosen_by=("AUTH_SERVICE", "AUTH0_DOMAIN"),
+            token_defaults=token_defaults,
         )
     ]

@@ -186,5 +186,7 @@ def register_video_providers() -> list[VideoProviderPlugin]:
             link_markers=(kaleyra.LINK_PATH_MARKER,),
             settings=SETTINGS,
             check_settings=lambda context: client_options(context.environ),
+            # A Kaleyra key says which provider is meant, as it did for the original.
+            chosen_by=("BANDYER_API_SECRET_KEY", "BANDYER_API_SECRET_KEY_FILE"),
         )
     ]

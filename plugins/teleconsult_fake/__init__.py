@@ -36,7 +36,6 @@ from teleconsult.plugin import (
     Upload,
     VideoProviderPlugin,
     hookimpl,
-    server_url,
     stable_user_id,
     with_query,
 )
@@ -199,7 +198,7 @@ class FakeVideo:
 
 def public_url(context: ProviderContext) -> str:
     """Where links should point: FAKE_VIDEO_PUBLIC_URL, else this server's own address."""
-    return context.environ.get("FAKE_VIDEO_PUBLIC_URL") or server_url(context.settings)
+    return context.environ.get("FAKE_VIDEO_PUBLIC_URL") or context.server_url
 
 
 def latency_ms(context: ProviderContext) -> int:

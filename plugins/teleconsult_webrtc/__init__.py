@@ -29,7 +29,6 @@ from teleconsult.plugin import (
     SettingsReader,
     VideoProviderPlugin,
     hookimpl,
-    server_url,
 )
 
 from . import links
@@ -109,7 +108,7 @@ DAY_MS = 24 * 3600 * 1000
 def options(context: ProviderContext) -> Options:
     read = SettingsReader(context.environ, SETTINGS)
     return Options(
-        public_url=read.url("WEBRTC_PUBLIC_URL") or server_url(context.settings),
+        public_url=read.url("WEBRTC_PUBLIC_URL") or context.server_url,
         link_secret=links.configured_secret(read.secret("WEBRTC_LINK_SECRET")),
         link_grace=_milliseconds(read, "WEBRTC_LINK_GRACE_MS", 0, 7 * DAY_MS),
         max_lifetime=_milliseconds(read, "WEBRTC_MAX_LIFETIME_MS", 60_000, 30 * DAY_MS),

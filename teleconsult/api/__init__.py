@@ -89,7 +89,7 @@ def setup_api(
     app.on_startup.append(document.describe_providers)  # after the cleanup contexts: opened
     app.router.add_get("/documentation", _to_documentation, allow_head=False)
     # A parser of our own, per app: our error bodies, and JSON bodies read within bounds.
-    app[APISPEC_PARSER] = RequestParser(settings.http_read_timeout_ms / 1000)
+    app[APISPEC_PARSER] = RequestParser(settings.http.read_timeout_ms / 1000)
 
 
 async def _to_documentation(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from teleconsult.configuration.settings import IPNetwork
+from teleconsult.configuration.checks import IPNetwork
 
 
 def client_address(

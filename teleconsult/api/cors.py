@@ -119,11 +119,11 @@ def setup_cors(
     api_routes: Iterable[web.AbstractRoute],
 ) -> None:
     """Turn CORS on for `api_routes` when CORS_ALLOWED_ORIGINS lists origins."""
-    if not settings.cors_allowed_origins:
+    if not settings.http.cors_allowed_origins:
         return
     resources = {route.resource: None for route in api_routes if route.resource is not None}
     app[CORS] = CorsPolicy(
-        origins=settings.cors_allowed_origins,
+        origins=settings.http.cors_allowed_origins,
         request_headers=", ".join(sorted(request_headers(settings, config))),
         resources=tuple(resources),
     )
@@ -138,9 +138,9 @@ def request_headers(settings: Settings, config: ServiceConfig) -> set[str]:
         hdrs.AUTHORIZATION,
         IDEMPOTENCY_KEY,
         REQUEST_ID_HEADER,
-        settings.groups_header_key,
+        settings.access.groups_header_key,
     }
-    path = config.user_id_path or default_path(settings.userid_header_key)
+    path = config.user_id_path or default_path(settings.access.userid_header_key)
     if len(path) > 1 and path[0] == PathStep("headers", "object"):
         names.add(str(path[1].source))
     return {name.lower() for name in names}

@@ -94,7 +94,7 @@ def finish(
     components = document.setdefault("components", {})
     schemes, caller, writer = _security(settings, user_id_path)
     manager_reader = caller + ([_together(schemes)] if CALLER_GROUPS in schemes else [])
-    operator = caller if settings.verifies_tokens else [_together(schemes)]
+    operator = caller if settings.tokens.verifies else [_together(schemes)]
     security_of = {
         **dict.fromkeys(CALLER_ONLY, caller),
         **dict.fromkeys(MANAGER_READS, manager_reader),
@@ -146,14 +146,15 @@ def _security(
     settings: Settings, user_id_path: tuple[PathStep, ...]
 ) -> tuple[dict[str, Any], list[Requirement], list[Requirement]]:
     """The schemes, and what a caller-only operation and a write accept (alternatives)."""
-    if settings.verifies_tokens:
+    tokens = settings.tokens
+    if tokens.verifies:
         bearer = {
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT",
-            "description": f"An RS256 JWT for audience `{settings.jwt_audience}` from issuer "
-            f"`{settings.jwt_issuer}`: the caller is its `{settings.jwt_user_id_claim}` claim, "
-            f"their groups its `{settings.jwt_groups_claim}` claim. Headers do not identify "
+            "description": f"An RS256 JWT for audience `{tokens.audience}` from issuer "
+            f"`{tokens.issuer}`: the caller is its `{tokens.user_id_claim}` claim, "
+            f"their groups its `{tokens.groups_claim}` claim. Headers do not identify "
             "the caller; a missing or invalid token is a 401.",
         }
         return {BEARER: bearer}, [{BEARER: []}], [{BEARER: []}]
@@ -168,12 +169,12 @@ def _security(
             "description": f"The caller's id{where}, as the gateway in front of the service "
             "sets it: tokens are not verified, the header is trusted.",
         }
-    groups_required = bool(settings.manager_groups)
-    if groups_required or settings.admin_groups:  # else nothing reads the header
+    groups_required = bool(settings.access.manager_groups)
+    if groups_required or settings.access.admin_groups:  # else nothing reads the header
         schemes[CALLER_GROUPS] = {
             "type": "apiKey",
             "in": "header",
-            "name": settings.groups_header_key,
+            "name": settings.access.groups_header_key,
             "description": "The caller's groups, comma-separated: "
             + (
                 "writes need one of MANAGER_GROUPS."
@@ -187,7 +188,7 @@ def _security(
     writer = [with_groups]
     if CALLER_GROUPS in schemes and not groups_required and header is not None:
         writer.append({CALLER_ID: []})  # an admin's groups are optional
-    if settings.allow_anonymous_writes:  # each way again, without the caller's id
+    if settings.access.allow_anonymous_writes:  # each way again, without the caller's id
         writer += [{k: v for k, v in r.items() if k != CALLER_ID} for r in writer]
     return schemes, caller, [r for i, r in enumerate(writer) if r not in writer[:i]]
 
@@ -225,7 +226,7 @@ async def describe_providers(app: web.Application) -> None:
         openapi_document(app),
         video.limits,
         resolves_ids=app[SERVICES].identity.resolves_bare_ids,
-        policy=app[SERVICES].settings.room_policy,
+        policy=app[SERVICES].settings.rooms.policy,
         credentials_seconds=video.credentials_seconds
         if isinstance(video, SdkCredentials)
         else None,

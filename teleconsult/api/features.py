@@ -80,7 +80,7 @@ async def create_credentials(request: web.Request) -> web.Response:
 @response_schema(UploadsDeletedSchema, 200, description="How many files there were and went.")
 async def delete_uploads(request: web.Request) -> web.Response:
     caller = await manager_of(request)
-    if not request.app[SERVICES].settings.delete_uploads:
+    if not request.app[SERVICES].settings.rooms.delete_uploads:
         return web.Response(status=204)
     room_id = request.match_info["roomId"]
     result = await request.app[SERVICES].features.delete_uploads(room_id, caller)
@@ -136,7 +136,7 @@ async def update_settings(request: web.Request) -> web.Response:
 async def _read_background(request: web.Request) -> Upload:
     """The image part of a multipart body, read up to the size limit and no further, within
     HTTP_READ_TIMEOUT_MS."""
-    timeout = request.app[SERVICES].settings.http_read_timeout_ms / 1000
+    timeout = request.app[SERVICES].settings.http.read_timeout_ms / 1000
     try:
         async with asyncio.timeout(timeout):
             return await _read_image_part(request)

@@ -80,7 +80,7 @@ async def idempotent(
         raise InvalidRequest(f"{HEADER} must be 1 to 255 visible ASCII characters.", path=HEADER)
     stored_keys = request.app[SERVICES].store.idempotency
     clock = request.app[SERVICES].service.clock
-    ttl = timedelta(milliseconds=request.app[SERVICES].settings.idempotency_key_ttl_ms)
+    ttl = timedelta(milliseconds=request.app[SERVICES].settings.access.idempotency_key_ttl_ms)
     scope = key_scope(request.method, request.path, caller, key)
     this_request = fingerprint(caller, body)
     token = secrets.token_hex(16)
@@ -103,7 +103,7 @@ async def idempotent(
             replay.content_type = "application/json"
         replay.headers[REPLAYED] = "true"
         return replay
-    limit = request.app[SERVICES].settings.idempotency_max_keys_per_caller
+    limit = request.app[SERVICES].settings.access.idempotency_max_keys_per_caller
     # A new key counts against the caller's allowance (a quota: concurrent requests may
     # pass it by a few). Over it, the key is given back and the request does not run.
     if await stored_keys.count_keys(holder, now) > limit:

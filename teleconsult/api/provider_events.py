@@ -67,7 +67,7 @@ async def receive_provider_events(request: web.Request) -> web.Response:
         )
     if not isinstance(video, ProviderEvents):
         raise missing(video, ProviderEvents)
-    body = await read_raw_body(request, request.app[SERVICES].settings.http_read_timeout_ms / 1000)
+    body = await read_raw_body(request, request.app[SERVICES].settings.http.read_timeout_ms / 1000)
     try:
         events = await video.verify_event(request.headers, body)
     except Unauthorized as refused:

@@ -15,7 +15,7 @@ from teleconsult.services import SERVICES
 
 
 def trace_of(request: web.Request) -> RequestTrace:
-    trusted = request.app[SERVICES].settings.trusted_proxies
+    trusted = request.app[SERVICES].settings.http.trusted_proxies
     return RequestTrace(
         request_id=request[REQUEST_ID],
         client_address=client_address(

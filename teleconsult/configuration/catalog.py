@@ -1,11 +1,11 @@
-"""Every environment variable declared once: its name, its default and what it means.
+"""What is made of the settings' declarations: the README's table, `--help`, typo warnings.
 
-The core declares its own (`settings.SETTINGS`), and each provider plugin its own on
-its registration (`VideoProviderPlugin.settings`, `IdentityProviderPlugin.settings`).
-From these declarations come the defaults `SettingsReader` applies, the README's
-table (`teleconsult settings --markdown`; a test compares the two), the list in
-`teleconsult --help`, and the warning for a variable that looks like one of them but
-is not (`IMMUTABLE_PERIOD` for `IMMUTABLE_PERIOD_MS`).
+The core declares its variables on its settings classes (`declarations.setting`), and
+each provider plugin its own on its registration (`VideoProviderPlugin.settings`,
+`IdentityProviderPlugin.settings`). Each declaration reads as a `Setting`; from them
+come the README's table (`teleconsult settings --markdown`; a test compares the two),
+the list in `teleconsult --help`, and the warning for a variable that looks like one
+of them but is not (`IMMUTABLE_PERIOD` for `IMMUTABLE_PERIOD_MS`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from teleconsult.configuration.secrets import FILE_SUFFIX
 from teleconsult.errors import ConfigurationError
-
-FILE_SUFFIX = "_FILE"
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,14 @@ class Setting:
     file whose path `<name>_FILE` gives, as container platforms mount secrets."""
     aliases: tuple[str, ...] = ()
     """Other names read for it (an older spelling): known, so never warned about."""
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @property
+    def bounds(self) -> str:
+        """`at least 0 and at most 65535`, as error lines and the documentation say it."""
+        upper = f" and at most {self.maximum}" if self.maximum is not None else ""
+        return f"at least {self.minimum}{upper}" if self.minimum is not None else ""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -46,10 +53,16 @@ class Setting:
         return f"`{self.default}`" if self.default else "(unset)"
 
     @property
-    def markdown_meaning(self) -> str:
+    def described(self) -> str:
+        """The meaning and, for a secret, that it may come from a file instead."""
         if not self.secret:
             return self.meaning
         return f"{self.meaning}; or `{self.name}{FILE_SUFFIX}`, the path of a file that holds it"
+
+    @property
+    def markdown_meaning(self) -> str:
+        """The README's third column: the meaning, then the bounds."""
+        return f"{self.described} ({self.bounds})" if self.bounds else self.described
 
 
 @dataclass(frozen=True)
@@ -124,7 +137,9 @@ def help_text(sections: Iterable[Section], width: int = 79) -> str:
         lines += ["", f"{section.title}:"]
         for setting in section.settings:
             default = f"={setting.default}" if setting.default else " (unset)"
-            lines += [f"  {setting.name}{default}", *wrap.wrap(plain(setting.markdown_meaning))]
+            lines += [f"  {setting.name}{default}", *wrap.wrap(plain(setting.described))]
+            if setting.bounds:
+                lines += wrap.wrap(f"({setting.bounds})")
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,5 @@
 """Small tools providers share: derived user ids, links with options, concurrent calls,
-the window of a join token, this server's own address."""
+the window of a join token."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from yarl import URL
 
-from teleconsult.configuration.settings import Settings, SettingsReader
+from teleconsult.configuration.reader import SettingsReader
 from teleconsult.providers.protocols import JoinRequest
 
 T = TypeVar("T")
@@ -38,18 +38,6 @@ def with_query(link: str, params: Mapping[str, str | None]) -> str:
     url = URL(link)
     given = {name: value for name, value in params.items() if value is not None}
     return str(url.update_query(given)) if given else link
-
-
-def server_url(settings: Settings) -> str:
-    """This server's own address as a browser on this machine reaches it
-    (`http://<HTTP_HOST>:<HTTP_PORT>`, a wildcard host as 127.0.0.1): where the links of a
-    provider that serves its own pages point when no public URL is configured."""
-    host = settings.http_host
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a listening address, not a bind
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.http_port}"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

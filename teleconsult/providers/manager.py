@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import pluggy
 
-from teleconsult.configuration.catalog import Section, merged
-from teleconsult.configuration.settings import SETTINGS
+from teleconsult.configuration.tokens import TokenDefaults
 from teleconsult.errors import ConfigurationError
 from teleconsult.providers import hookspecs
 from teleconsult.providers.protocols import IdentityProviderPlugin, VideoProviderPlugin
@@ -67,24 +67,40 @@ def choose(kind: str, setting: str, name: str, available: dict[str, Registered])
         ) from None
 
 
-def declared_settings(manager: pluggy.PluginManager) -> list[Section]:
-    """Every environment variable declared: the core's, then each installed provider's
-    (video providers, then identity providers, by name), each once."""
-    video = video_providers(manager)
+@dataclass(frozen=True)
+class EnvironmentDefaults:
+    """What the installed plugins make of an environment whose provider settings are unset:
+    an environment of the original (`BANDYER_API_SECRET_KEY`, `AUTH_SERVICE`) still picks
+    `bandyer` and `auth0`, and an Auth0 tenant gives the token verification's defaults."""
+
+    video: str | None
+    identity: str | None
+    tokens: TokenDefaults | None
+
+
+def environment_defaults(
+    manager: pluggy.PluginManager, environ: Mapping[str, str]
+) -> EnvironmentDefaults:
     identity = identity_providers(manager)
-    return merged(
-        [
-            Section("teleconsult", SETTINGS),
-            *(
-                Section(f"video provider {name} (VIDEO_PROVIDER={name})", video[name].settings)
-                for name in sorted(video)
-            ),
-            *(
-                Section(
-                    f"identity provider {name} (IDENTITY_PROVIDER={name})",
-                    identity[name].settings,
-                )
-                for name in sorted(identity)
-            ),
-        ]
+    tokens = (
+        plugin.token_defaults(environ)
+        for _, plugin in sorted(identity.items())
+        if plugin.token_defaults is not None
+    )
+    return EnvironmentDefaults(
+        video=_chosen_by(video_providers(manager), environ),
+        identity=_chosen_by(identity, environ),
+        tokens=next((found for found in tokens if found is not None), None),
+    )
+
+
+def _chosen_by(available: dict[str, Registered], environ: Mapping[str, str]) -> str | None:
+    """The first provider (by name) that one of the set variables makes the default."""
+    return next(
+        (
+            name
+            for name, plugin in sorted(available.items())
+            if any(environ.get(variable) for variable in plugin.chosen_by)
+        ),
+        None,
     )

@@ -17,7 +17,7 @@ from teleconsult.providers.storage import ProviderStorage, Roster
 if TYPE_CHECKING:
     from teleconsult.configuration.catalog import Setting
     from teleconsult.configuration.service_config import ServiceConfig
-    from teleconsult.configuration.settings import Settings
+    from teleconsult.configuration.tokens import TokenDefaults
 
 
 @dataclass(frozen=True)
@@ -310,7 +310,10 @@ class Upload:
 class ProviderContext:
     """What a provider factory gets to build its provider."""
 
-    settings: Settings
+    server_url: str
+    """This server's own address (`http://<HTTP_HOST>:<HTTP_PORT>`, a wildcard host as
+    127.0.0.1), as a browser on this machine reaches it: where the links of a provider
+    that serves its own pages point when no public URL of its own is configured."""
     config: ServiceConfig
     environ: Mapping[str, str]
     """The process environment: a plugin reads its own variables (API keys, URLs) here."""
@@ -342,6 +345,9 @@ class VideoProviderPlugin:
     """Reads and checks the provider's variables as `create` would, without I/O (no session,
     no connection; the context has no storage or roster), raising `ConfigurationError`:
     `teleconsult check-config` calls it when the provider is the one chosen."""
+    chosen_by: tuple[str, ...] = ()
+    """Variables that make this provider the default when VIDEO_PROVIDER is unset, when one
+    is set (`BANDYER_API_SECRET_KEY`: an environment of the original meant Kaleyra)."""
 
 
 @dataclass(frozen=True)
@@ -355,3 +361,8 @@ class IdentityProviderPlugin:
     """As `VideoProviderPlugin.settings`."""
     check_settings: Callable[[ProviderContext], object] | None = None
     """As `VideoProviderPlugin.check_settings`."""
+    chosen_by: tuple[str, ...] = ()
+    """Variables that make this provider the default when IDENTITY_PROVIDER is unset."""
+    token_defaults: Callable[[Mapping[str, str]], TokenDefaults | None] | None = None
+    """Where the provider's tenant, named in the environment, publishes its token signing
+    keys and which issuer its tokens carry: the defaults of JWT_JWKS_URL and JWT_ISSUER."""

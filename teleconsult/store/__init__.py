@@ -6,9 +6,13 @@ with this package: `teleconsult.plugin` needs `base.py` only (a test counts what
 
 from __future__ import annotations
 
-from teleconsult.configuration.settings import Settings
+from typing import TYPE_CHECKING
+
 from teleconsult.errors import ConfigurationError
 from teleconsult.store.base import Store
+
+if TYPE_CHECKING:
+    from teleconsult.configuration.settings import Settings
 
 __all__ = ["Store", "check_store_url", "open_store"]
 
@@ -39,19 +43,19 @@ async def open_store(settings: Settings) -> Store:
     from teleconsult.store.mongo import connect_mongo
     from teleconsult.store.sqlite import open_sqlite
 
-    check_store_url(settings.store_url)
-    if settings.store_url.startswith(MONGO_SCHEMES):
+    check_store_url(settings.store.url)
+    if settings.store.url.startswith(MONGO_SCHEMES):
         return await connect_mongo(
-            settings.store_url,
-            settings.mongodb_database,
-            settings.teleconsultations_collection,
-            settings.user_map_collection,
-            settings.mongodb_timeout_ms,
+            settings.store.url,
+            settings.store.mongodb_database,
+            settings.store.teleconsultations_collection,
+            settings.store.user_map_collection,
+            settings.store.mongodb_timeout_ms,
         )
     return await open_sqlite(
-        settings.store_url,
-        settings.teleconsultations_collection,
-        settings.user_map_collection,
-        settings.sqlite_synchronous,
-        settings.sqlite_busy_timeout_ms,
+        settings.store.url,
+        settings.store.teleconsultations_collection,
+        settings.store.user_map_collection,
+        settings.store.sqlite_synchronous,
+        settings.store.sqlite_busy_timeout_ms,
     )
