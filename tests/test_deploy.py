@@ -5,6 +5,7 @@ cannot work, a numeric image user, and a build context of only what the image is
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -314,6 +315,23 @@ def test_the_build_context_holds_only_what_the_image_copies() -> None:
         "teleconsult.egg-info/PKG-INFO",
     ]:
         assert not sent_to_the_build(path), path
+
+
+def test_the_shipped_packages_hold_no_test_fake() -> None:
+    """The vendors' stand-ins live in tests/fakes/, which the image never copies: no shipped
+    module is one, or imports the tests (so `teleconsult provider-check` runs without them)."""
+    shipped = [*(ROOT / "teleconsult").rglob("*.py"), *(ROOT / "plugins").rglob("*.py")]
+    assert [path.name for path in shipped if "fake_" in path.name] == []
+    for path in shipped:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(name.split(".")[0] == "tests" for name in names), path
+    assert not sent_to_the_build("tests/fakes/kaleyra.py")
 
 
 def test_the_compose_file_starts_mongodb_with_a_healthcheck() -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import keys
 from teleconsult.core.outbox import JOB_GRACE
+from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import (
     DOCTOR,
     PATIENT,

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 from aiohttp import web
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import __version__, keys
 from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability import logs, redaction
+from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import (
     DOCTOR,
     PATIENT,
