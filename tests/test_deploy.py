@@ -25,7 +25,9 @@ from tests.render_kustomization import content_hash, env_file, render
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
-README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+SETTINGS_PAGE = (DOCS / "settings.md").read_text()
+OPERATIONS = (DOCS / "operations.md").read_text()
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
 RENDERED = render(KUBERNETES)
 
@@ -187,7 +189,7 @@ def test_config_maps_are_named_as_kustomize_names_them() -> None:
 def test_every_configured_variable_is_a_documented_one() -> None:
     variables = [*settings_file(), *secret()]
     for name in variables:
-        assert f"| `{name}` |" in README, name
+        assert f"| `{name}` |" in SETTINGS_PAGE, name
     settings = Settings.from_environ({**settings_file(), **secret()})
     assert settings.http_host == "0.0.0.0"  # noqa: S104 - listening inside a pod
     assert settings.verifies_tokens
@@ -229,9 +231,9 @@ def test_the_image_is_named_by_the_kustomization() -> None:
     [deployment] = rendered("Deployment")
     [pod_container] = deployment["spec"]["template"]["spec"]["containers"]
     assert pod_container["image"] == f"{image['newName']}:{image['newTag']}"
-    assert "@sha256:" in README
-    assert "docker buildx imagetools inspect" in README
-    assert "crane digest" in README
+    assert "@sha256:" in OPERATIONS
+    assert "docker buildx imagetools inspect" in OPERATIONS
+    assert "crane digest" in OPERATIONS
 
 
 def dockerfile_instructions(name: str) -> list[str]:
