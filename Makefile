@@ -56,11 +56,12 @@ typecheck: $(INSTALLED)  ## mypy --strict
 docs: $(INSTALLED)  ## the documentation site, built from docs/ with mkdocs --strict into build/site
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-SETTINGS_MARKER := <!-- The table below is
 settings-page: $(INSTALLED)  ## write the settings' table of docs/settings.md from the declarations
 	@mkdir -p build
-	sed '/^$(SETTINGS_MARKER)/q' docs/settings.md > build/settings.md
+	sed '/^<!-- settings table: begin/q' docs/settings.md > build/settings.md
 	$(BIN)/teleconsult settings --markdown >> build/settings.md
+	echo >> build/settings.md
+	sed -n '/^<!-- settings table: end/,$$p' docs/settings.md >> build/settings.md
 	mv build/settings.md docs/settings.md
 
 # The browser tests drive Debian's chromium (never a browser downloaded by Playwright).
