@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help run test lint lint-deploy typecheck pytest pytest-mongomock schemathesis test-mongo bench format openapi clean
+.PHONY: help run test lint lint-deploy typecheck docs settings-page pytest pytest-mongomock schemathesis test-mongo bench format openapi clean
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -18,10 +18,10 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-run: $(INSTALLED)  ## serve on http://127.0.0.1:3000 (SQLite, fake video, static identity)
+run: $(INSTALLED)  ## serve on http://127.0.0.1:3000 (SQLite, webrtc video, static identity)
 	$(BIN)/teleconsult serve
 
-test: lint typecheck lint-deploy schemathesis pytest-mongomock pytest  ## everything CI runs (pytest last: its summary closes the run)
+test: lint typecheck lint-deploy docs schemathesis pytest-mongomock pytest  ## everything CI runs (pytest last: its summary closes the run)
 
 lint: $(INSTALLED)  ## ruff check and ruff format --check
 	$(BIN)/ruff check .
@@ -49,6 +49,20 @@ lint-deploy: $(INSTALLED) $(LINT_INSTALLED)  ## kubernetes-validate --strict, ch
 
 typecheck: $(INSTALLED)  ## mypy --strict
 	$(BIN)/mypy
+
+# The documentation site (mkdocs.yml): --strict, so a broken link or anchor, a missing page or
+# a page left out of the nav fails the build. The settings page's table is generated from the
+# declarations by `make settings-page` (tests/test_docs.py checks it is current).
+docs: $(INSTALLED)  ## the documentation site, built from docs/ with mkdocs --strict into build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+settings-page: $(INSTALLED)  ## write the settings' table of docs/settings.md from the declarations
+	@mkdir -p build
+	sed '/^<!-- settings table: begin/q' docs/settings.md > build/settings.md
+	$(BIN)/teleconsult settings --markdown >> build/settings.md
+	echo >> build/settings.md
+	sed -n '/^<!-- settings table: end/,$$p' docs/settings.md >> build/settings.md
+	mv build/settings.md docs/settings.md
 
 # The browser tests drive Debian's chromium (never a browser downloaded by Playwright).
 CHROMIUM := /usr/bin/chromium

@@ -1,11 +1,15 @@
-"""The fake Kaleyra server, standing alone with a latency on every call (for the creation bench)."""
+"""The fake Kaleyra server, standing alone with a latency on every call (for the creation bench).
+
+It lives in the tests' support package (`tests/fakes/kaleyra.py`): run this with the
+repository root on PYTHONPATH, as bench/run.py does."""
 
 from __future__ import annotations
 
 import sys
 
 from aiohttp import web
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
+
+from tests.fakes.kaleyra import FakeKaleyra
 
 
 def main() -> None:

@@ -363,8 +363,10 @@ def creation(folder: Path) -> dict[str, Any]:
     )
     kaleyra_port = free_port()
     results: dict[str, Any] = {"provider_latency_ms": latency * 1000, "by_participants": {}}
-    with process(
-        [PYTHON, str(ROOT / "bench" / "kaleyra.py"), str(kaleyra_port), str(latency)], cpu=LOAD_CPU
+    with process(  # the fake lives in the tests' support package, found from the root
+        [PYTHON, str(ROOT / "bench" / "kaleyra.py"), str(kaleyra_port), str(latency)],
+        env={"PYTHONPATH": str(ROOT)},
+        cpu=LOAD_CPU,
     ):
         kaleyra_url = f"http://127.0.0.1:{kaleyra_port}"
         wait_for(f"{kaleyra_url}/-/alive")

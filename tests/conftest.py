@@ -19,8 +19,6 @@ from aiohttp import web
 from mongomock_motor import AsyncMongoMockClient
 from playwright.async_api import Browser, async_playwright
 from pymongo import AsyncMongoClient
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
-from teleconsult_livekit.fake_livekit import FakeLiveKit
 
 from teleconsult.app import create_app
 from teleconsult.cli import main
@@ -29,6 +27,8 @@ from teleconsult.configuration.settings import Settings
 from teleconsult.observability import logs
 from teleconsult.store import Store
 from teleconsult.store.mongo import open_mongo
+from tests.fakes.kaleyra import FakeKaleyra
+from tests.fakes.livekit import FakeLiveKit
 from tests.helpers import (
     API_KEY,
     CHROMIUM,

@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from teleconsult_fake import FakeVideo
-from teleconsult_livekit import fake_livekit
 from yarl import URL
 
 from teleconsult.composition import planned
@@ -37,6 +36,7 @@ from teleconsult.observability.redaction import Redactor
 from teleconsult.services import SERVICES
 from teleconsult.store.base import Store
 from teleconsult.store.documents import to_document
+from tests.fakes import livekit as fake_livekit
 
 T = TypeVar("T")
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from teleconsult_bandyer import BandyerVideo
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult.core.domain import TOOLS
 from teleconsult.services import SERVICES
+from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import (
     API_KEY,
     DOCTOR,

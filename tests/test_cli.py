@@ -1,4 +1,4 @@
-"""The command line: --help lists every setting as the README does, check-config checks without
+"""The command line: --help lists every setting as the settings page does, check-config checks without
 serving, secrets come from files, and a variable that looks like a setting but is none is
 named in a warning."""
 
@@ -32,9 +32,9 @@ from teleconsult.providers.manager import make_plugin_manager
 from tests.helpers import redactor_of
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
-ROWS = re.findall(r"^\| `([A-Z0-9_]+)` \| (.*?) \| (.*) \|$", README, re.MULTILINE)
-"""The README's environment variables: name, default, meaning."""
+SETTINGS_PAGE = (ROOT / "docs" / "settings.md").read_text()
+ROWS = re.findall(r"^\| `([A-Z0-9_]+)` \| (.*?) \| (.*) \|$", SETTINGS_PAGE, re.MULTILINE)
+"""The settings page's environment variables: name, default, meaning."""
 SECTIONS = declared_settings(make_plugin_manager())
 
 
@@ -68,12 +68,12 @@ def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
-# -- the settings, as --help and the README list them ---------------------------------------------
+# -- the settings, as --help and the settings page list them ---------------------------------------------
 
 
-def test_the_readme_lists_the_settings_as_declared() -> None:
-    """README.md's table is `teleconsult settings --markdown`: paste that when this fails."""
-    table = README.split("\n| variable | default | meaning |\n", 1)[1].split("\n\n", 1)[0]
+def test_the_settings_page_lists_the_settings_as_declared() -> None:
+    """docs/settings.md's table is `teleconsult settings --markdown`: `make settings-page`."""
+    table = SETTINGS_PAGE.split("\n| variable | default | meaning |\n", 1)[1].split("\n\n", 1)[0]
     assert ["| variable | default | meaning |", *table.splitlines()] == (
         markdown_table(SECTIONS).splitlines()
     )
@@ -93,7 +93,7 @@ def test_the_core_and_each_built_in_provider_declare_their_settings() -> None:
 
 
 @pytest.mark.parametrize("command", [(), ("serve",)], ids=["teleconsult", "serve"])
-def test_help_lists_every_readme_row(
+def test_help_lists_every_settings_page_row(
     capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
 ) -> None:
     text = flat(help_of(capsys, *command))
@@ -113,12 +113,12 @@ def test_help_reads_as_a_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert [line for line in lines if len(line) > 79 and len(line.split()) > 1] == []  # wrapped
 
 
-def test_settings_prints_the_list_and_the_readme_table(capsys: pytest.CaptureFixture[str]) -> None:
+def test_settings_prints_the_list_and_the_page_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "settings") == (0, help_text(SECTIONS), "")
     code, out, err = run(capsys, "settings", "--markdown")
     assert (code, err) == (0, "")
     assert out == markdown_table(SECTIONS)
-    assert out in README
+    assert out in SETTINGS_PAGE
 
 
 def test_a_provider_plugin_declares_its_settings_on_its_registration() -> None:

@@ -5,6 +5,7 @@ cannot work, a numeric image user, and a build context of only what the image is
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -24,7 +25,9 @@ from tests.render_kustomization import content_hash, env_file, render
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
-README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+SETTINGS_PAGE = (DOCS / "settings.md").read_text()
+OPERATIONS = (DOCS / "operations.md").read_text()
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
 RENDERED = render(KUBERNETES)
 
@@ -186,7 +189,7 @@ def test_config_maps_are_named_as_kustomize_names_them() -> None:
 def test_every_configured_variable_is_a_documented_one() -> None:
     variables = [*settings_file(), *secret()]
     for name in variables:
-        assert f"| `{name}` |" in README, name
+        assert f"| `{name}` |" in SETTINGS_PAGE, name
     settings = Settings.from_environ({**settings_file(), **secret()})
     assert settings.http.host == "0.0.0.0"  # noqa: S104 - listening inside a pod
     assert settings.tokens.verifies
@@ -228,9 +231,9 @@ def test_the_image_is_named_by_the_kustomization() -> None:
     [deployment] = rendered("Deployment")
     [pod_container] = deployment["spec"]["template"]["spec"]["containers"]
     assert pod_container["image"] == f"{image['newName']}:{image['newTag']}"
-    assert "@sha256:" in README
-    assert "docker buildx imagetools inspect" in README
-    assert "crane digest" in README
+    assert "@sha256:" in OPERATIONS
+    assert "docker buildx imagetools inspect" in OPERATIONS
+    assert "crane digest" in OPERATIONS
 
 
 def dockerfile_instructions(name: str) -> list[str]:
@@ -314,6 +317,23 @@ def test_the_build_context_holds_only_what_the_image_copies() -> None:
         "teleconsult.egg-info/PKG-INFO",
     ]:
         assert not sent_to_the_build(path), path
+
+
+def test_the_shipped_packages_hold_no_test_fake() -> None:
+    """The vendors' stand-ins live in tests/fakes/, which the image never copies: no shipped
+    module is one, or imports the tests (so `teleconsult provider-check` runs without them)."""
+    shipped = [*(ROOT / "teleconsult").rglob("*.py"), *(ROOT / "plugins").rglob("*.py")]
+    assert [path.name for path in shipped if "fake_" in path.name] == []
+    for path in shipped:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(name.split(".")[0] == "tests" for name in names), path
+    assert not sent_to_the_build("tests/fakes/kaleyra.py")
 
 
 def test_the_compose_file_starts_mongodb_with_a_healthcheck() -> None:

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from teleconsult_bandyer import fake_kaleyra
-from teleconsult_livekit import fake_livekit
 
 from teleconsult.core.domain import RecordState
 from teleconsult.core.outbox import COMMIT_DEADLINE, JOB_GRACE
 from teleconsult.providers.protocols import Caller, ParticipantEntry
 from teleconsult.services import SERVICES
+from tests.fakes import kaleyra as fake_kaleyra
+from tests.fakes import livekit as fake_livekit
 from tests.helpers import (
     API_KEY,
     DOCTOR,

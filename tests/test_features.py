@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
+from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import (
     DOCTOR,
     PATIENT,

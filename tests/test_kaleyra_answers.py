@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult.core.outbox import JOB_GRACE
 from teleconsult.services import SERVICES
+from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import (
     DOCTOR,
     PATIENT,

@@ -9,10 +9,10 @@ import aiohttp
 import pytest
 from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.client import ClientOptions, KaleyraClient
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult.core.domain import TOOLS, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
+from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import API_KEY
 
 SPEC = RoomSpec(

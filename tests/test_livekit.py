@@ -1,4 +1,4 @@
-"""The livekit plugin through the HTTP API, against the fake RoomService (`fake_livekit.py`).
+"""The livekit plugin through the HTTP API, against the fake RoomService (`tests/fakes/livekit.py`).
 
 The fake verifies the Authorization token of every call the SDK makes, as livekit-server
 does, and decodes the protobuf bodies it sends. Every token the service hands out is
@@ -20,10 +20,10 @@ import pytest
 from livekit import api
 from livekit.protocol import models
 from teleconsult_livekit import LiveKitVideo
-from teleconsult_livekit.fake_livekit import FakeLiveKit, Fault
 from yarl import URL
 
 from teleconsult.services import SERVICES
+from tests.fakes.livekit import FakeLiveKit, Fault
 from tests.helpers import (
     DOCTOR,
     LIVEKIT_KEY,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult import __version__
 from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability import logs, redaction
 from teleconsult.services import SERVICES
+from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import (
     DOCTOR,
     PATIENT,

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
-from teleconsult_livekit.fake_livekit import FakeLiveKit
 
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.provider_check import check, report
 from tests.fake_auth0 import FakeAuth0Client
+from tests.fakes.kaleyra import FakeKaleyra, Fault
+from tests.fakes.livekit import FakeLiveKit
 from tests.helpers import bandyer_env, jitsi_env, livekit_env
 
 Server = Callable[[web.Application], Awaitable[TestServer]]

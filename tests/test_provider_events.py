@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from livekit import api as livekit_api
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 
 from teleconsult.services import SERVICES
+from tests.fakes.kaleyra import FakeKaleyra
 from tests.helpers import (
     DOCTOR,
     LIVEKIT_KEY,

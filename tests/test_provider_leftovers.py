@@ -37,7 +37,7 @@ from tests.helpers import (
 )
 from tests.test_webhooks import SECRET, Receiver, deliver_all, start_receiver
 
-OPERATIONS = Path(__file__).parent.parent / "docs" / "operations.md"
+SECURITY = Path(__file__).parent.parent / "docs" / "security.md"
 
 
 def webrtc(client: Client) -> WebRTCVideo:
@@ -152,8 +152,8 @@ async def test_after_the_purge_a_participant_is_named_only_in_the_audit_trail(
 
 
 def documented_tables() -> set[str]:
-    """The tables and collections docs/operations.md's data-protection table names."""
-    text = OPERATIONS.read_text().split("### Data protection", 1)[1].split("\n\n", 3)[2]
+    """The tables and collections docs/security.md's data-protection table names."""
+    text = SECURITY.read_text().split("## Data protection", 1)[1].split("\n\n", 3)[2]
     first_cells = [row.split("|")[1] for row in text.splitlines()]
     return {name for cell in first_cells for name in re.findall(r"`([a-z_]+)`", cell)}
 

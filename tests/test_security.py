@@ -17,7 +17,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra, Fault
 
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.reconciler import PURGE_BATCH
@@ -27,6 +26,7 @@ from teleconsult.services import SERVICES
 from teleconsult.store import open_store
 from teleconsult.store.sqlite.connection import SQLiteConnection
 from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
+from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import (
     API_KEY,
     DOCTOR,

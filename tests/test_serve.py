@@ -17,9 +17,9 @@ import aiohttp
 import jwt
 import pytest
 from livekit import api
-from teleconsult_livekit.fake_livekit import FakeLiveKit
 from yarl import URL
 
+from tests.fakes.livekit import FakeLiveKit
 from tests.helpers import (
     JITSI_DOMAIN,
     JITSI_SECRET,

@@ -23,11 +23,9 @@ import pytest
 from livekit import api
 from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.client import ClientOptions, KaleyraClient
-from teleconsult_bandyer.fake_kaleyra import FakeKaleyra
 from teleconsult_fake import FakeVideo
 from teleconsult_jitsi import create as create_jitsi
 from teleconsult_livekit import create as create_livekit
-from teleconsult_livekit.fake_livekit import FakeLiveKit
 from teleconsult_webrtc import create as create_webrtc
 from yarl import URL
 
@@ -43,6 +41,8 @@ from teleconsult.providers.protocols import (
 )
 from teleconsult.providers.storage import ProviderStorage
 from teleconsult.store import Store, open_store
+from tests.fakes.kaleyra import FakeKaleyra
+from tests.fakes.livekit import FakeLiveKit
 from tests.helpers import (
     API_KEY,
     JITSI_SECRET,

@@ -39,7 +39,7 @@ PATH = "/twirp/livekit.RoomService/{method}"
 PROTOBUF = "application/protobuf"
 JSON = "application/json"
 API_KEY = "fake-livekit-key"
-API_SECRET = "fake-livekit-secret-of-at-least-32-characters"  # noqa: S105 - a fake's own
+API_SECRET = "fake-livekit-secret-of-at-least-32-characters"
 
 
 @dataclass

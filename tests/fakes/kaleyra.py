@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-
 from teleconsult_bandyer import events, kaleyra
 
 USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

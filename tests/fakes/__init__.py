@@ -1,0 +1,1 @@
+"""In-process stand-ins of vendors' servers, for the tests and `make bench`: never shipped."""
