@@ -28,7 +28,6 @@ from teleconsult.core.waiting import MAX_WAIT_SECONDS
 from teleconsult.errors import ERROR_CODES
 from teleconsult.providers.outbound import segment_problem
 
-NON_EMPTY = validate.Length(min=1)
 NAME = validate.Length(min=1, max=256)
 GROUP = validate.Length(min=1, max=128)
 DATE_EXAMPLE = "2030-02-22T15:30:00.000Z"

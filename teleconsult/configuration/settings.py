@@ -495,10 +495,6 @@ class Settings:
         )
 
 
-PLACEHOLDER = "CHANGE_ME"
-"""The value the shipped examples (deploy/kubernetes, .env) give every secret."""
-
-
 def placeholder_variables(
     environ: Mapping[str, str], secrets: Iterable[str] = ()
 ) -> tuple[str, ...]:
