@@ -21,8 +21,8 @@ Failures to reach the database are `Unavailable` (503).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -512,3 +512,12 @@ class Store:
     health: Health
     audit: AuditTrail
     leases: Leases
+
+    def aggregates(self) -> tuple[object, ...]:
+        """Each aggregate, in the order declared above: the one list of them, for backends
+        (each one's schema) and wrappers."""
+        return tuple(getattr(self, aggregate.name) for aggregate in fields(self))
+
+    def wrapped(self, wrap: Callable[[Any], Any]) -> Store:
+        """This store with each aggregate wrapped (`measured`: timed and counted)."""
+        return Store(*(wrap(aggregate) for aggregate in self.aggregates()))
