@@ -31,8 +31,9 @@ from teleconsult.api.schemas import (
 from teleconsult.api.trace import audited
 from teleconsult.core import audit
 from teleconsult.core.domain import Phase
+from teleconsult.core.joining import JoinInfo
 from teleconsult.core.participants import ParticipantsInput
-from teleconsult.core.service import JoinInfo, ScheduleInput
+from teleconsult.core.schedule import ScheduleInput
 from teleconsult.errors import NoPlusUser
 from teleconsult.providers.protocols import Caller, ParticipantEntry
 from teleconsult.validation import invalid

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -30,14 +30,15 @@ from teleconsult.core.domain import (
     Participant,
     Privileges,
     RecordState,
-    Room,
     RoomPolicy,
     Teleconsultation,
     WritePolicy,
 )
 from teleconsult.core.events import Announcer
+from teleconsult.core.joining import JoinInfo, join_info, join_request
 from teleconsult.core.outbox import RoomJobs
 from teleconsult.core.participants import ParticipantDirectory, ParticipantsInput
+from teleconsult.core.schedule import ScheduleInput, scheduled
 from teleconsult.core.transitions import (
     TOO_SLOW,
     Plan,
@@ -57,7 +58,6 @@ from teleconsult.observability import logs, redaction
 from teleconsult.providers.protocols import (
     Caller,
     IdentityProvider,
-    JoinRequest,
     ParticipantEntry,
     VideoProvider,
 )
@@ -71,31 +71,6 @@ MAX_ATTEMPTS = 10
 """Compare-and-set attempts before giving up with a 409; each lost attempt means another
 request on the same teleconsultation succeeded, so this only runs out under heavy contention."""
 CANCEL_TOO_SLOW = "Cancelling did not complete in time; it may or may not have been applied."
-
-
-@dataclass(frozen=True)
-class ScheduleInput:
-    start_date: datetime | None = None
-    end_date: datetime | None = None
-    duration_in_seconds: int | None = None
-
-
-@dataclass(frozen=True)
-class JoinInfo:
-    provider_user_id: str
-    access_link: str | None
-    participants: tuple[tuple[str, str], ...]
-    """(provider user id, full name) of every known participant."""
-    provider_room_id: str | None
-    """The room, once everyone is known."""
-    version: int = 0
-    """The record version read: a waiting GET waits for a later one (`core.waiting`)."""
-    opens_at: datetime | None = None
-    """When the link is handed out, once the room exists (the lock time)."""
-    attendance: dict[str, object] | None = None
-    """Who joined the call when (`events.attendance`), once the provider reported any."""
-    ended: bool = False
-    """The provider reported the call's end: no link any more, and nothing to wait for."""
 
 
 class TeleconsultationService:
@@ -134,7 +109,7 @@ class TeleconsultationService:
     async def create(
         self, participants: ParticipantsInput, schedule: ScheduleInput, caller: Caller
     ) -> str:
-        start, end = self._schedule(None, schedule, self.clock())
+        start, end = self._scheduled(None, schedule, self.clock())
         self._check_input(participants)
         record_id = new_teleconsultation_id()
 
@@ -195,7 +170,7 @@ class TeleconsultationService:
 
         async def change(current: Teleconsultation, now: datetime) -> Teleconsultation:
             self._refuse_if_locked(current, now)
-            start, end = self._schedule(current, schedule, now)
+            start, end = self._scheduled(current, schedule, now)
             number, members = current.participants_number, current.participants
             if participants is not None and participants.entries is None:
                 number = participants.number  # a new count for the participants already known
@@ -276,49 +251,18 @@ class TeleconsultationService:
         link = None
         ended = record.phase is domain.Phase.ENDED
         if not ended and record.room is not None and domain.is_locked(record, self.policy, now):
-            request = self._join_request(record, record.room, me, language, use_background)
+            background = (
+                use_background
+                if use_background is not None
+                else bool(self.background_groups & set(me.groups))
+            )
+            request = join_request(record, record.room, me, language, background, self.policy)
             link = self.video.join_link(request)
         redaction.sensitive([link, *(p.full_name for p in record.participants)])
-        return JoinInfo(
-            provider_user_id=me.provider_user_id,
-            access_link=link,
-            participants=tuple((p.provider_user_id, p.full_name) for p in record.participants),
-            provider_room_id=record.room.provider_room_id if record.room else None,
-            version=record.version,
-            opens_at=domain.lock_time(record, self.policy) if record.room else None,
-            attendance=None
-            if record.attendance == domain.NO_ATTENDANCE
-            else events.attendance(record, self.clock(), self.announcer.no_show_after),
-            ended=ended,
-        )
-
-    def _join_request(
-        self,
-        record: Teleconsultation,
-        room: Room,
-        me: Participant,
-        language: str | None,
-        use_background: bool | None,
-    ) -> JoinRequest:
-        background = (
-            use_background
-            if use_background is not None
-            else bool(self.background_groups & set(me.groups))
-        )
-        [seat] = [p for p in room.spec.participants if p.provider_user_id == me.provider_user_id]
-        return JoinRequest(
-            teleconsultation_id=record.id,
-            provider_room_id=room.provider_room_id,
-            participant=seat,
-            display_name=me.full_name,
-            stored_link=room.links.get(me.provider_user_id),
-            language=language or me.language,
-            background=background,
-            opens_at=domain.lock_time(record, self.policy),
-            starts_at=record.start_date,
-            ends_at=record.end_date,
-            limited=room.spec.duration_seconds is not None,
-        )
+        attendance = None
+        if record.attendance != domain.NO_ATTENDANCE:
+            attendance = events.attendance(record, self.clock(), self.announcer.no_show_after)
+        return join_info(record, me, link, attendance, self.policy)
 
     async def cancel(self, teleconsultation_id: str, caller: Caller) -> None:
         """Trash the record, then delete its room (allowed even when locked).
@@ -373,27 +317,10 @@ class TeleconsultationService:
             raise Forbidden(refused)
         return record
 
-    def _schedule(
+    def _scheduled(
         self, current: Teleconsultation | None, schedule: ScheduleInput, now: datetime
     ) -> tuple[datetime, datetime]:
-        """Start and end after applying `schedule` to `current` (None when creating)."""
-        if schedule.end_date is not None and schedule.duration_in_seconds is not None:
-            raise InvalidRequest(
-                "Give either end_date or duration_in_seconds, not both.", path="duration_in_seconds"
-            )
-        start = schedule.start_date or (current.start_date if current else None)
-        if start is None:
-            raise InvalidRequest("start_date is required.", path="start_date")
-        if schedule.duration_in_seconds is not None:
-            end = start + timedelta(seconds=schedule.duration_in_seconds)
-        elif schedule.end_date is not None:
-            end = schedule.end_date
-        elif current is not None:
-            end = current.end_date
-        else:
-            raise InvalidRequest("end_date (or duration_in_seconds) is required.", path="end_date")
-        domain.check_schedule(start, end, now, self.policy, self.video.limits)
-        return start, end
+        return scheduled(current, schedule, now, self.policy, self.video.limits)
 
     def _check_input(self, participants: ParticipantsInput) -> None:
         """What can be refused before any I/O: the form of the list, then its counts."""
