@@ -356,17 +356,7 @@ async def open_providers(
 
 def measured_store(store: Store, observe: Observer) -> Store:
     """The store with every call of each aggregate timed and counted."""
-    return Store(
-        records=measured(store.records, observe),
-        users=measured(store.users, observe),
-        outbox=measured(store.outbox, observe),
-        webhooks=measured(store.webhooks, observe),
-        idempotency=measured(store.idempotency, observe),
-        provider_data=measured(store.provider_data, observe),
-        health=measured(store.health, observe),
-        audit=measured(store.audit, observe),
-        leases=measured(store.leases, observe),
-    )
+    return store.wrapped(lambda aggregate: measured(aggregate, observe))
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -79,7 +79,8 @@ ERROR_CODES: dict[ErrorCode, str] = {
     "`Retry-After` seconds.",
     "deadline_exceeded": "504: a change did not complete in time; it may have been applied.",
 }
-"""Every `code` an error body may carry, with its status and meaning (docs/api.md shows them)."""
+"""Every `code` an error body may carry, with its status and meaning (docs/api.md shows them);
+the same codes as `ErrorCode`, in its order (tests/test_errors.py checks it)."""
 
 
 class Problem(TypedDict):

@@ -13,7 +13,7 @@ from teleconsult.api.client_address import client_address
 from teleconsult.core.audit import AuditLog, RequestTrace
 from teleconsult.errors import Unavailable
 from teleconsult.services import SERVICES
-from teleconsult.store.base import AuditEntry
+from teleconsult.store.audit import AuditEntry
 from tests.helpers import (
     DOCTOR,
     NURSE,

@@ -192,8 +192,6 @@ def test_a_full_configuration_file(tmp_path: Path) -> None:
     assert config.privileges.plus.groups == frozenset({"doctor", "nurse"})
     assert config.privileges.plus.tools == frozenset(TOOLS)
     assert config.environment == "production"
-    assert config.company_logo_url == "https://example.com/logo.png"
-    assert config.mode == "dark"
     assert config.groups_with_background == frozenset({"doctor"})
     assert config.user_id_path == (
         PathStep("headers", "object"),

@@ -15,7 +15,7 @@ from teleconsult.core.clock import format_date
 from teleconsult.core.listing import DEFAULT_LIMIT
 from teleconsult.errors import Forbidden
 from teleconsult.services import SERVICES
-from teleconsult.store.base import AuditEntry
+from teleconsult.store.audit import AuditEntry
 
 QUERY = web.RequestKey("audit_query", dict)
 

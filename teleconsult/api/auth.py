@@ -29,7 +29,7 @@ import jwt
 from aiohttp import hdrs, web
 
 from teleconsult.api.caller import caller_id
-from teleconsult.api.schemas import DOT_SEGMENT_ID
+from teleconsult.api.fields import DOT_SEGMENT_ID
 from teleconsult.configuration.service_config import PathStep
 from teleconsult.configuration.tokens import JWKS_TTL_FLOOR_MS
 from teleconsult.core.domain import ANONYMOUS_WRITES_REFUSED

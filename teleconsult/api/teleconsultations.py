@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs, json_schema, response_schema
+from apispec import APISpec
+from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from marshmallow import Schema, ValidationError
 
 from teleconsult.api.answers import json_answer
@@ -17,7 +19,6 @@ from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.idempotency import DOC_PARAMETER as IDEMPOTENCY_PARAMETER
 from teleconsult.api.idempotency import idempotent
 from teleconsult.api.schemas import (
-    WAIT_DESCRIPTION,
     CreatedSchema,
     CreateTeleconsultationSchema,
     ErrorSchema,
@@ -29,8 +30,9 @@ from teleconsult.api.schemas import (
 from teleconsult.api.trace import audited
 from teleconsult.core import audit
 from teleconsult.core.domain import Phase
-from teleconsult.core.service import JoinInfo, ParticipantsInput, ScheduleInput
-from teleconsult.core.waiting import MAX_WAIT_SECONDS
+from teleconsult.core.joining import JoinInfo
+from teleconsult.core.participants import ParticipantsInput
+from teleconsult.core.schedule import ScheduleInput
 from teleconsult.errors import NoPlusUser
 from teleconsult.providers.protocols import Caller, ParticipantEntry
 from teleconsult.services import SERVICES
@@ -74,29 +76,16 @@ def body(schema: type[Schema], *, required: bool = True) -> Callable[[Handler], 
     return json_schema(schema, put_into=BODY, required=required)  # type: ignore[arg-type]
 
 
-JOIN_QUERY_PARAMETERS = [
-    {
-        "in": "query",
-        "name": "language",
-        "required": False,
-        "schema": {"type": "string", "minLength": 2, "maxLength": 16},
-        "description": "Language of the caller's link (e.g. it, en).",
-    },
-    {
-        "in": "query",
-        "name": "useBackground",
-        "required": False,
-        "schema": {"type": "boolean"},
-        "description": "Virtual background in the caller's link; unset: by group.",
-    },
-    {
-        "in": "query",
-        "name": "waitSeconds",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
-        "description": WAIT_DESCRIPTION,
-    },
-]
+def _query_parameters(schema: type[Schema]) -> list[dict[str, Any]]:
+    """The OpenAPI parameters of a query a handler parses itself, read from its schema."""
+    converter = OpenAPIConverter(
+        "3.0.3", schema_name_resolver=lambda _: None, spec=APISpec("query", "1", "3.0.3")
+    )
+    parameters: list[dict[str, Any]] = converter.schema2parameters(schema, location="query")
+    return parameters
+
+
+JOIN_QUERY_PARAMETERS = _query_parameters(JoinQuerySchema)
 
 
 def _join_query(request: web.Request) -> dict[str, Any]:

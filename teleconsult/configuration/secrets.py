@@ -14,8 +14,6 @@ from teleconsult.errors import ConfigurationError
 FILE_SUFFIX = "_FILE"
 MAX_SECRET_FILE_BYTES = 64 * 1024
 """A secret file larger than this is not a secret file (a key in PEM form is a few KB)."""
-PLACEHOLDER = "CHANGE_ME"
-"""The value the shipped examples (deploy/kubernetes, .env) give every secret."""
 
 
 def secret_file(variable: str, path: str) -> str:

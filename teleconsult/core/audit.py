@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from teleconsult.core.clock import Clock
 from teleconsult.core.cursor import decode_cursor, keyset_page
 from teleconsult.core.domain import ANONYMOUS
-from teleconsult.store.base import AuditEntry, AuditTrail
+from teleconsult.store.audit import AuditEntry, AuditTrail
 from teleconsult.store.documents import new_object_id
 
 MAX_USER_AGENT = 256

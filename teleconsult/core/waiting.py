@@ -52,10 +52,6 @@ class LinkWaiter:
         self._waiters: dict[str, set[_Waiter]] = {}
         self._refreshing: asyncio.Task[None] | None = None
 
-    @property
-    def waiting(self) -> int:
-        return sum(len(waiters) for waiters in self._waiters.values())
-
     async def wait(
         self,
         teleconsultation_id: str,

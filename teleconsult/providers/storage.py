@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from teleconsult.store.base import ProviderData, StoredDocument
+from teleconsult.store.provider_data import ProviderData, StoredDocument
 
 __all__ = ["ProviderStorage", "RoomRoster", "RosterEntry", "StoredDocument"]
 

@@ -21,15 +21,17 @@ Failures to reach the database are `Unavailable` (503).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from teleconsult.core.clock import Clock
 from teleconsult.core.domain import Phase, Teleconsultation
+from teleconsult.store.audit import AuditTrail
 from teleconsult.store.documents import new_object_id
+from teleconsult.store.provider_data import ProviderData
 
 
 @dataclass(frozen=True)
@@ -384,102 +386,6 @@ class IdempotencyKeys(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class StoredDocument:
-    """A provider's document, with the version a compare-and-set write must name."""
-
-    key: str
-    version: int
-    document: dict[str, Any]
-
-
-class ProviderData(Protocol):
-    """What providers keep in the service's store, so every replica shares it.
-
-    Documents under a namespace (the provider's name) and a key, written with
-    compare-and-set; and mailboxes: messages posted to a recipient and taken, in
-    the order each sender posted them, by the replica that serves the recipient.
-    Anything may carry an expiry; expired entries are never read and are purged
-    by the reconciler.
-    """
-
-    async def get_document(
-        self, namespace: str, key: str, now: datetime
-    ) -> StoredDocument | None: ...
-
-    async def put_document(
-        self,
-        namespace: str,
-        key: str,
-        document: dict[str, Any],
-        expected_version: int | None,
-        expires_at: datetime | None,
-    ) -> int:
-        """Write a document and return its new version. `expected_version` None creates it
-        (`VersionConflict` if it exists); a number replaces that version (else conflict)."""
-        ...
-
-    async def delete_document(self, namespace: str, key: str) -> None: ...
-
-    async def find_documents(
-        self, namespace: str, prefix: str, now: datetime
-    ) -> list[StoredDocument]:
-        """The unexpired documents whose key starts with `prefix`, by key."""
-        ...
-
-    async def post(
-        self, namespace: str, recipient: str, message: dict[str, Any], expires_at: datetime
-    ) -> None: ...
-
-    async def take(self, namespace: str, recipient: str, now: datetime) -> list[dict[str, Any]]:
-        """Remove and return the recipient's unexpired messages, oldest first."""
-        ...
-
-    async def purge_expired(self, now: datetime, limit: int) -> int:
-        """Delete up to `limit` expired documents and messages; return how many went."""
-        ...
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """Who was handed a link or credentials, or changed a teleconsultation: ids, never names,
-    links or tokens."""
-
-    id: str
-    at: datetime
-    action: str
-    teleconsultation_id: str | None
-    """None for SDK credentials, which belong to no teleconsultation."""
-    actor: str
-    """The caller's external id (`public` when unknown)."""
-    participant: str | None
-    """Whose link or credentials, or who was added: an external id."""
-    fields: tuple[str, ...]
-    """What a change changed: field names, never values."""
-    request_id: str
-    client_address: str | None
-    user_agent: str | None
-
-
-class AuditTrail(Protocol):
-    """An append-only trail: entries are added, read, and deleted only once expired."""
-
-    async def append(self, entries: Sequence[tuple[AuditEntry, datetime]]) -> None:
-        """Add entries, each with the date a store may expire it by itself (MongoDB's TTL),
-        in one write (one transaction in SQLite)."""
-        ...
-
-    async def entries(
-        self, teleconsultation_id: str, after: tuple[datetime, str] | None, limit: int
-    ) -> list[AuditEntry]:
-        """A teleconsultation's entries, oldest first (by date, then id), after a position."""
-        ...
-
-    async def purge_before(self, cutoff: datetime, limit: int) -> int:
-        """Delete up to `limit` entries written before `cutoff`; return how many went."""
-        ...
-
-
 class Leases(Protocol):
     """Named leases, so that one replica at a time does a job all could do (retention)."""
 
@@ -512,3 +418,12 @@ class Store:
     health: Health
     audit: AuditTrail
     leases: Leases
+
+    def aggregates(self) -> tuple[object, ...]:
+        """Each aggregate, in the order declared above: the one list of them, for backends
+        (each one's schema) and wrappers."""
+        return tuple(getattr(self, aggregate.name) for aggregate in fields(self))
+
+    def wrapped(self, wrap: Callable[[Any], Any]) -> Store:
+        """This store with each aggregate wrapped (`measured`: timed and counted)."""
+        return Store(*(wrap(aggregate) for aggregate in self.aggregates()))

@@ -30,8 +30,6 @@ from teleconsult.core.domain import (
 )
 from teleconsult.errors import UnreadableRecord
 
-DATE_FIELDS = ("createdAt", "updatedAt", "startDate", "endDate")
-
 _counter = int.from_bytes(os.urandom(3), "big")
 _counter_lock = threading.Lock()
 _process_random = os.urandom(5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from teleconsult.store.base import AuditEntry
+from teleconsult.store.audit import AuditEntry
 from teleconsult.store.documents import new_object_id
 from tests.store_contract.helpers import NOW, Opener
 

@@ -10,6 +10,7 @@ from teleconsult.store.mongo.connection import (
     DEFAULT_TIMEOUT_SECONDS,
     SCHEMES,
     Closable,
+    MongoCollection,
     MongoDatabase,
     client_for,
     database_name,
@@ -46,24 +47,17 @@ async def open_mongo(
     """The store on `database` (a pymongo or mongomock-motor database); a request's calls
     together wait at most `timeout_ms` (MONGODB_TIMEOUT_MS)."""
     connection = MongoDatabase(database, client, timeout_ms / 1000)
-    records = MongoRecords(connection, teleconsultations)
-    user_map = MongoUserMap(connection, users)
-    outbox = MongoOutbox(connection)
-    keys = MongoIdempotencyKeys(connection)
-    provider_data = MongoProviderData(connection)
-    webhooks = MongoWebhooks(connection, teleconsultations)
-    audit = MongoAuditTrail(connection)
-    leases = MongoLeases(connection)
-    parts = (records, user_map, outbox, webhooks, keys, provider_data, audit, leases)
-    await connection.prepare([part.create_indexes for part in parts])
-    return Store(
-        records=records,
-        users=user_map,
-        outbox=outbox,
-        webhooks=webhooks,
-        idempotency=keys,
-        provider_data=provider_data,
+    store = Store(
+        records=MongoRecords(connection, teleconsultations),
+        users=MongoUserMap(connection, users),
+        outbox=MongoOutbox(connection),
+        webhooks=MongoWebhooks(connection, teleconsultations),
+        idempotency=MongoIdempotencyKeys(connection),
+        provider_data=MongoProviderData(connection),
         health=connection,
-        audit=audit,
-        leases=leases,
+        audit=MongoAuditTrail(connection),
+        leases=MongoLeases(connection),
     )
+    collections = [part for part in store.aggregates() if isinstance(part, MongoCollection)]
+    await connection.prepare([collection.create_indexes for collection in collections])
+    return store

@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from teleconsult.store.base import AuditEntry
+from teleconsult.store.audit import AuditEntry
 from teleconsult.store.documents import as_datetime
 from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
 

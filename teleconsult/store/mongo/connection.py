@@ -246,6 +246,9 @@ class MongoCollection:
         self._database = database
         self._collection = collection
 
+    async def create_indexes(self, database: Any) -> None:
+        raise NotImplementedError
+
 
 async def delete_first(collection: Any, query: dict[str, Any], limit: int) -> int:
     """Delete up to `limit` documents matching `query` (a bounded purge); return how many went."""

@@ -10,8 +10,8 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from teleconsult.errors import VersionConflict
-from teleconsult.store.base import StoredDocument
 from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
+from teleconsult.store.provider_data import StoredDocument
 
 DOCUMENTS = "teleconsult_provider_documents"
 MESSAGES = "teleconsult_provider_messages"

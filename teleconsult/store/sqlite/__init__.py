@@ -8,6 +8,7 @@ from teleconsult.store.sqlite.connection import (
     DEFAULT_BUSY_TIMEOUT_MS,
     SCHEME,
     SQLiteConnection,
+    SQLiteTable,
     sqlite_path,
 )
 from teleconsult.store.sqlite.idempotency import SQLiteIdempotencyKeys
@@ -32,22 +33,17 @@ async def open_sqlite(
     connection = await SQLiteConnection.open(url, synchronous, busy_timeout_ms)
     webhooks = SQLiteWebhooks(connection)
     outbox = SQLiteOutbox(connection)
-    records = SQLiteRecords(connection, teleconsultations, webhooks, outbox)
-    user_map = SQLiteUserMap(connection, users)
-    keys = SQLiteIdempotencyKeys(connection)
-    provider_data = SQLiteProviderData(connection)
-    audit = SQLiteAuditTrail(connection)
-    leases = SQLiteLeases(connection)
-    parts = (records, user_map, outbox, webhooks, keys, provider_data, audit, leases)
-    await connection.create_schema([part.create_schema for part in parts])
-    return Store(
-        records=records,
-        users=user_map,
+    store = Store(
+        records=SQLiteRecords(connection, teleconsultations, webhooks, outbox),
+        users=SQLiteUserMap(connection, users),
         outbox=outbox,
         webhooks=webhooks,
-        idempotency=keys,
-        provider_data=provider_data,
+        idempotency=SQLiteIdempotencyKeys(connection),
+        provider_data=SQLiteProviderData(connection),
         health=connection,
-        audit=audit,
-        leases=leases,
+        audit=SQLiteAuditTrail(connection),
+        leases=SQLiteLeases(connection),
     )
+    tables = [part for part in store.aggregates() if isinstance(part, SQLiteTable)]
+    await connection.create_schema([table.create_schema for table in tables])
+    return store

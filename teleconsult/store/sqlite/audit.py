@@ -9,7 +9,7 @@ from datetime import datetime
 import aiosqlite
 
 from teleconsult.core.clock import from_micros, to_micros
-from teleconsult.store.base import AuditEntry
+from teleconsult.store.audit import AuditEntry
 from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable
 
 TABLE = "teleconsult_audit"

@@ -288,6 +288,9 @@ class SQLiteTable:
         self._name = table
         self._table = quoted(table)
 
+    async def create_schema(self, db: aiosqlite.Connection) -> None:
+        raise NotImplementedError
+
 
 def _reader(path: str) -> sqlite3.Connection:
     """A read-only connection for the event loop's own thread."""

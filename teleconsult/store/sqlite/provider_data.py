@@ -9,8 +9,8 @@ from typing import Any
 import aiosqlite
 
 from teleconsult.errors import VersionConflict
-from teleconsult.store.base import StoredDocument
 from teleconsult.store.documents import new_object_id
+from teleconsult.store.provider_data import StoredDocument
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
