@@ -108,7 +108,10 @@ def test_importing_the_plugin_surface_loads_no_store_driver_and_little_of_the_co
     assert not {"pymongo", "aiosqlite", "aiohttp_apigami", "marshmallow"} & set(loaded)
     ours = [name for name in loaded if name.split(".")[0] == "teleconsult"]
     assert not [name for name in ours if name.startswith(("teleconsult.api", "teleconsult.app"))]
-    assert len(ours) <= 25, ours
+    # 27 now: the surface declares settings (configuration's small modules, on pydantic) and
+    # names the store's aggregates a provider reaches (documents, provider data); a bound, so
+    # that a new import of the API or the drivers shows here.
+    assert len(ours) <= 30, ours
 
 
 def declaring(name: str, key: str, marker: str) -> object:
