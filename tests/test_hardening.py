@@ -1,16 +1,23 @@
 """The answers aiohttp writes itself, shaped by our runner: over real sockets, and the private
-surface of aiohttp the runner relies on (a change in aiohttp fails here first)."""
+surface of aiohttp the runner relies on (a change in aiohttp fails here first); the serve
+loop that runs it."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
+import os
+import signal
 from collections.abc import Callable
 
+import pytest
 from aiohttp import web, web_protocol
 from aiohttp.typedefs import Handler
+from yarl import URL
 
 from teleconsult.api.hardening import HardenedRequestHandler, HardenedRunner, HardenedServer
+from teleconsult.serving import serve_until_stopped
 from tests.helpers import AppClient, Client, LogLines, error, raw_answer
 
 
@@ -99,3 +106,31 @@ async def test_an_exception_that_escapes_every_middleware_is_our_json_500(
     )
     [line] = [line for line in log_lines.parsed() if line["logger"] == "aiohttp.server"]
     assert "RuntimeError: boom" in line["err"]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+async def test_the_serve_loop_listens_and_stops_on_a_signal(
+    build_app: Callable[..., web.Application], stop: signal.Signals
+) -> None:
+    """`teleconsult serve`'s loop, in this process: the address bound is reported, the app
+    answers with our runner's answers, and a stop signal ends the loop after the cleanup."""
+    app = build_app()
+    cleaned: list[bool] = []
+
+    async def cleanup(app: web.Application) -> None:
+        cleaned.append(True)
+
+    app.on_cleanup.append(cleanup)
+    bound: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    serving = asyncio.create_task(
+        serve_until_stopped(HardenedRunner(app, access_log=None), "127.0.0.1", 0, bound.set_result)
+    )
+    where = await asyncio.wait_for(bound, timeout=10)
+    port = URL(where).port
+    assert port
+    assert where == f"http://127.0.0.1:{port}"
+    answer = await raw_answer(port, b"GET / HTTP/1.1\r\nBad\x01Header: y\r\n\r\n")
+    assert b"Server: teleconsult\r\n" in answer
+    os.kill(os.getpid(), stop)
+    await asyncio.wait_for(serving, timeout=10)
+    assert cleaned == [True]
