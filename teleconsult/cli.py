@@ -8,7 +8,6 @@ import gc
 import json
 import logging
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from aiohttp import web
 
 from teleconsult import __version__
 from teleconsult.api.document import started_document
+from teleconsult.api.hardening import HardenedRunner
 from teleconsult.app import create_app
 from teleconsult.composition import planned
 from teleconsult.configuration.catalog import Section, help_text, markdown_table, unknown_variables
@@ -28,6 +28,7 @@ from teleconsult.observability.logs import configure_logging
 from teleconsult.provider_check import check, report
 from teleconsult.providers.manager import make_plugin_manager
 from teleconsult.providers.protocols import ProviderContext
+from teleconsult.serving import serve_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,10 @@ def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
         "identity": settings.service.identity_provider,
     }
 
-    def started(aiohttp_says: str) -> None:
+    def started(where: str) -> None:
         """The start line, once the store is open and the port bound: a JSON line like every
-        other, and a line for a person when one watches the terminal. aiohttp's own text
-        names the addresses bound (the real port, when HTTP_PORT is 0)."""
-        bound = re.findall(r"\bhttps?://[^\s,]+", aiohttp_says)
-        where = ", ".join(bound) or f"http://{settings.http.host}:{settings.http.port}"
+        other, and a line for a person when one watches the terminal. `where` is the address
+        bound (the real port, when HTTP_PORT is 0)."""
         log.info("listening on %s", where, extra={"fields": parts})
         if sys.stderr.isatty():
             print(
@@ -91,10 +90,8 @@ def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
 
     app.on_startup.append(_freeze_what_start_up_made)  # last: once the store and providers opened
     app.on_shutdown.insert(0, stopping)  # first: before the providers close their sockets
-    web.run_app(
+    runner = HardenedRunner(
         app,
-        host=settings.http.host,
-        port=settings.http.port,
         access_log=None,
         # On SIGTERM: stop accepting, let in-flight requests finish within the grace time,
         # then close the store and HTTP sessions (the app's cleanup contexts).
@@ -102,8 +99,8 @@ def serve(environ: Mapping[str, str], sections: Sequence[Section]) -> None:
         # The one timer aiohttp keeps from a connection's start (or its last answer) until a
         # request's headers are in: it bounds slow headers, and idle keep-alive connections.
         keepalive_timeout=settings.http.read_timeout_ms / 1000,
-        print=started,
     )
+    asyncio.run(serve_until_stopped(runner, settings.http.host, settings.http.port, started))
     log.info("stopped")
 
 

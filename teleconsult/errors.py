@@ -21,6 +21,7 @@ ProviderFailure = Literal["bad_answer", "unreachable", "timeout"]
 ErrorCode = Literal[
     "validation",
     "malformed_body",
+    "malformed_request",
     "no_plus_user",
     "unauthorized",
     "forbidden",
@@ -51,6 +52,7 @@ ErrorCode = Literal[
 ERROR_CODES: dict[ErrorCode, str] = {
     "validation": "400: the request does not follow the API (`details` lists each problem).",
     "malformed_body": "400: the body is not JSON (or UTF-8), or ended early.",
+    "malformed_request": "400: the request is not well-formed HTTP (aiohttp cannot parse it).",
     "no_plus_user": "400: everyone is known and nobody belongs to a `plus` group.",
     "unauthorized": "401: the caller is unknown, not a participant, or has no valid token.",
     "forbidden": "403: the caller may not change this teleconsultation, may not write, or is "

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from mongomock_motor import AsyncMongoMockClient
 from playwright.async_api import Browser, async_playwright
 from pymongo import AsyncMongoClient
@@ -34,6 +35,9 @@ from tests.helpers import (
     CHROMIUM,
     CHROMIUM_OFFLINE,
     TEST_STORE,
+    AppClient,
+    AppServer,
+    AppServing,
     Client,
     FrozenClock,
     LogLines,
@@ -141,14 +145,44 @@ def build_app(
 
 
 @pytest.fixture
-def make_client(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
-    build_app: Callable[..., web.Application],
-) -> MakeClient:
+async def app_client() -> AsyncIterator[AppClient]:
+    """Clients of our apps, each served as `teleconsult serve` serves it (`AppServer`);
+    closed at the end."""
+    clients: list[Client] = []
+
+    async def make(app: web.Application) -> Client:
+        client = TestClient(AppServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    while clients:
+        await clients.pop().close()
+
+
+@pytest.fixture
+async def app_server() -> AsyncIterator[AppServing]:
+    """Our apps served as `teleconsult serve` serves them (`AppServer`); closed at the end."""
+    servers: list[TestServer] = []
+
+    async def serve(app: web.Application, *, port: int | None = None) -> TestServer:
+        server = AppServer(app, port=port)
+        await server.start_server()
+        servers.append(server)
+        return server
+
+    yield serve
+    while servers:
+        await servers.pop().close()
+
+
+@pytest.fixture
+def make_client(app_client: AppClient, build_app: Callable[..., web.Application]) -> MakeClient:
     async def make(
         config: Mapping[str, Any] | None = None, plugins: Sequence[object] = (), **environ: str
     ) -> Client:
-        return await aiohttp_client(build_app(config, plugins, **environ))
+        return await app_client(build_app(config, plugins, **environ))
 
     return make
 

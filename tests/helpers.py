@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from teleconsult_fake import FakeVideo
 from yarl import URL
 
+from teleconsult.api.hardening import HardenedRunner
 from teleconsult.composition import planned
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
@@ -320,6 +321,21 @@ class LogLines:
 
 Server = Callable[[web.Application], Awaitable[TestServer]]
 """pytest-aiohttp's `aiohttp_server` fixture."""
+
+
+class AppServer(TestServer):
+    """Our app served by the runner `teleconsult serve` uses (`HardenedRunner`): tests see
+    the answers production gives, those aiohttp writes itself included."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return HardenedRunner(self.app, **kwargs)
+
+
+AppClient = Callable[[web.Application], Awaitable[Client]]
+"""The `app_client` fixture: a client of our app, served by an `AppServer`."""
+
+AppServing = Callable[..., Awaitable[TestServer]]
+"""The `app_server` fixture: our app served by an `AppServer` (`port=` optional)."""
 
 
 async def base_url(aiohttp_server: Server, app: web.Application) -> str:

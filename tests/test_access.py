@@ -29,6 +29,7 @@ from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
 from tests.helpers import (
     DOCTOR,
     PATIENT,
+    AppClient,
     Client,
     FrozenClock,
     MakeClient,
@@ -192,7 +193,7 @@ def test_anonymous_writes_are_off_by_default() -> None:
 
 
 async def test_an_app_built_without_the_setting_refuses_anonymous_writes(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+    app_client: AppClient,
     store_url: str,
     clock: FrozenClock,
     store_factory: Callable[[Settings], Awaitable[Store]] | None,
@@ -209,7 +210,7 @@ async def test_an_app_built_without_the_setting_refuses_anonymous_writes(
         clock=clock,
         **({"store_factory": store_factory} if store_factory else {}),
     )
-    client = await aiohttp_client(app)
+    client = await app_client(app)
     response = await client.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
     assert (response.status, await response.json()) == (403, ANONYMOUS_REFUSED)
 

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aiohttp import web
+
 from teleconsult.plugin import Setting, VideoProviderPlugin, hookimpl
 from teleconsult.services import SERVICES
-from tests.helpers import LogLines, MakeClient
+from tests.helpers import Client, LogLines, MakeClient, Server, raw_answer
 
 PACKAGE = Path(__file__).parent.parent / "teleconsult"
 
@@ -134,10 +136,11 @@ def declaring(name: str, key: str, marker: str) -> object:
 
 
 async def test_two_apps_in_one_process_redact_each_its_own_secrets_and_links(
-    make_client: MakeClient, log_lines: LogLines
+    make_client: MakeClient, log_lines: LogLines, aiohttp_server: Server
 ) -> None:
     """Secrets and link markers were module-level sets every app filled: an app redacted
-    the secrets of every other app built in the process, and its own only by chance."""
+    the secrets of every other app built in the process, and its own only by chance. And
+    aiohttp's Server header and error answer were patched for every server in the process."""
     alpha = await make_client(
         plugins=[declaring("alpha", "ALPHA_KEY", "/alpha-join/")], ALPHA_KEY="alpha-s3cret"
     )
@@ -167,3 +170,33 @@ async def test_two_apps_in_one_process_redact_each_its_own_secrets_and_links(
         (True, "/x/alpha-join/a1", "[redacted]"),
         (True, "/x/beta-join/b1", "/x/beta-join/b1"),
     ]
+
+    # Neither changed anything of the process: a plain aiohttp app served beside them keeps
+    # aiohttp's own Server header and its own plain-text 400 for a request it cannot parse.
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="plain")
+
+    plain = web.Application()
+    plain.router.add_get("/", hello)
+    served = await aiohttp_server(plain)
+    assert served.port is not None
+    for port, ours in [(port_of(alpha), True), (port_of(beta), True), (served.port, False)]:
+        good = await raw_answer(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        bad = await raw_answer(port, b"GET / HTTP/1.1\r\nHost: x\r\nBad\x01Header: y\r\n\r\n")
+        for answer in (good, bad):
+            head = answer.partition(b"\r\n\r\n")[0]
+            assert (b"\r\nServer: teleconsult\r\n" in head) is ours, head
+            assert (b"\r\nServer: Python/" in head and b" aiohttp/" in head) is not ours, head
+        head, _, body = bad.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].endswith(b" 400 Bad Request"), head
+        assert (b"Bad\\x01Header" in body) is not ours, body  # aiohttp's own quotes the request
+        if ours:
+            assert json.loads(body)["code"] == "malformed_request"
+        else:
+            assert b"Content-Type: text/plain; charset=utf-8\r\n" in head
+
+
+def port_of(client: Client) -> int:
+    """The port a test client's server listens on."""
+    assert client.server.port is not None
+    return client.server.port

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page
 
 from teleconsult.services import SERVICES
-from tests.helpers import DOCTOR, PATIENT, teleconsultation
+from tests.helpers import DOCTOR, PATIENT, AppServing, teleconsultation
 
 Server = Callable[..., Awaitable[TestServer]]
 
@@ -75,10 +75,10 @@ async def open_frontend(browser: Browser, frontend: str, console: list[str]) -> 
 
 
 async def serve_api(
-    aiohttp_server: Server, build_app: Callable[..., web.Application], **environ: str
+    app_server: AppServing, build_app: Callable[..., web.Application], **environ: str
 ) -> tuple[str, web.Application]:
     """The API on a loopback port of its own: its origin, and the app (to see what it answered)."""
-    server = await aiohttp_server(build_app(**environ))
+    server = await app_server(build_app(**environ))
     return str(server.make_url("")).rstrip("/"), server.app
 
 
@@ -94,12 +94,12 @@ def answered(app: web.Application) -> list[tuple[str, str]]:
 
 
 async def test_a_page_of_an_allowed_origin_creates_a_teleconsultation_and_reads_the_answer(
-    aiohttp_server: Server,
+    app_server: AppServing,
     build_app: Callable[..., web.Application],
     browser: Browser,
     frontend: str,
 ) -> None:
-    api, app = await serve_api(aiohttp_server, build_app, CORS_ALLOWED_ORIGINS=frontend)
+    api, app = await serve_api(app_server, build_app, CORS_ALLOWED_ORIGINS=frontend)
     assert api.split(":")[:2] == frontend.split(":")[:2]  # one host, two ports: two origins
     assert api != frontend
     console: list[str] = []
@@ -132,14 +132,14 @@ async def test_a_page_of_an_allowed_origin_creates_a_teleconsultation_and_reads_
     ids=["cors-unset", "another-origin-listed"],
 )
 async def test_a_page_of_an_origin_not_listed_cannot_call_the_api(
-    aiohttp_server: Server,
+    app_server: AppServing,
     build_app: Callable[..., web.Application],
     browser: Browser,
     frontend: str,
     allowed: str | None,
 ) -> None:
     environ = {"CORS_ALLOWED_ORIGINS": allowed} if allowed else {}
-    api, app = await serve_api(aiohttp_server, build_app, **environ)
+    api, app = await serve_api(app_server, build_app, **environ)
     console: list[str] = []
     page = await open_frontend(browser, frontend, console)
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from teleconsult import __version__
 from teleconsult.app import create_app
@@ -16,7 +14,7 @@ from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import DEFAULTS, Settings
 from teleconsult.errors import Unavailable
 from teleconsult.services import SERVICES
-from tests.helpers import DOCTOR, PATIENT, Client, MakeClient, error, teleconsultation
+from tests.helpers import DOCTOR, PATIENT, AppClient, Client, MakeClient, error, teleconsultation
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
@@ -105,11 +103,11 @@ async def test_the_checked_in_openapi_document_is_the_served_one(make_client: Ma
 
 
 async def test_the_service_starts_and_answers_503_while_mongodb_is_down(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+    app_client: AppClient,
 ) -> None:
     environ = {"STORE_URL": "mongodb://127.0.0.1:9/teleconsult", "MONGODB_TIMEOUT_MS": "200"}
     app = create_app(Settings.from_environ(environ), load_config(None), environ=environ)
-    client = await aiohttp_client(app)
+    client = await app_client(app)
 
     assert (await client.get("/-/healthz")).status == 200
     response = await client.get("/-/ready")

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
 from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
 
 from teleconsult.app import create_app
@@ -22,6 +20,7 @@ from tests.helpers import (
     DOCTOR,
     NURSE,
     PATIENT,
+    AppClient,
     Client,
     FrozenClock,
     LogLines,
@@ -297,11 +296,11 @@ async def test_the_reason_of_a_refusal_is_logged_at_debug(
 
 
 async def test_an_unreachable_mongodb_is_one_short_line_not_one_per_call(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]], log_lines: LogLines
+    app_client: AppClient, log_lines: LogLines
 ) -> None:
     environ = {"STORE_URL": "mongodb://127.0.0.1:9/teleconsult", "MONGODB_TIMEOUT_MS": "200"}
     app = create_app(Settings.from_environ(environ), load_config(None), environ=environ)
-    client = await aiohttp_client(app)
+    client = await app_client(app)
 
     body = teleconsultation(2, DOCTOR, PATIENT)
     for _ in range(2):

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from teleconsult import plugin
+from teleconsult.api.hardening import HardenedRunner
 from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
 from teleconsult.errors import ConfigurationError
 from teleconsult.providers import hookspecs
@@ -221,7 +222,7 @@ async def test_a_provider_must_call_itself_by_its_registered_name(
         def register_video_providers(self) -> list[VideoProviderPlugin]:
             return [VideoProviderPlugin(name="other", create=example.create)]
 
-    runner = web.AppRunner(build_app(plugins=[Renamed()], VIDEO_PROVIDER="other"))
+    runner = HardenedRunner(build_app(plugins=[Renamed()], VIDEO_PROVIDER="other"))
     with pytest.raises(ConfigurationError) as raised:
         await runner.setup()
     await runner.cleanup()
@@ -264,7 +265,7 @@ async def test_live_connections_close_as_the_server_begins_to_stop(
         def register_video_providers(self) -> list[VideoProviderPlugin]:
             return [VideoProviderPlugin(name="live", create=lambda context: Live())]
 
-    runner = web.AppRunner(build_app(plugins=[Plugin()], VIDEO_PROVIDER="live"))
+    runner = HardenedRunner(build_app(plugins=[Plugin()], VIDEO_PROVIDER="live"))
     await runner.setup()
     assert isinstance(runner.app[SERVICES].video, plugin.LiveConnections)
     await runner.cleanup()

@@ -12,17 +12,17 @@ from aiohttp import web
 from playwright.async_api import Browser
 
 from teleconsult.plugin import stable_user_id
-from tests.helpers import DOCTOR, PATIENT, FrozenClock, Server, teleconsultation
+from tests.helpers import DOCTOR, PATIENT, AppServing, FrozenClock, teleconsultation
 from tests.test_webrtc_browser import TIMEOUT_MS
 
 
 async def test_authorize_then_try_it_out_shows_a_participant_their_link(
     browser: Browser,
     build_app: Callable[..., web.Application],
-    aiohttp_server: Server,
+    app_server: AppServing,
     clock: FrozenClock,
 ) -> None:
-    server = await aiohttp_server(build_app())
+    server = await app_server(build_app())
     base_url = str(server.make_url("")).rstrip("/")
     async with (
         aiohttp.ClientSession() as session,

@@ -10,7 +10,7 @@ that would wait for ever into a failure; nothing here measures time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
@@ -20,6 +20,7 @@ from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
 from tests.helpers import (
     DOCTOR,
     PATIENT,
+    AppClient,
     Client,
     FrozenClock,
     Refusal,
@@ -70,7 +71,7 @@ def arrivals() -> Arrivals:
 @pytest.fixture
 async def token_client(
     aiohttp_server: Server,
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+    app_client: AppClient,
     build_app: Callable[..., web.Application],
     signing: SigningKeys,
     arrivals: Arrivals,
@@ -84,7 +85,7 @@ async def token_client(
         JWT_JWKS_TTL_MS="60000",
     )
     app.middlewares.append(arrivals.middleware)
-    return await aiohttp_client(app)
+    return await app_client(app)
 
 
 async def test_known_kids_never_wait_for_a_fetch_and_unknown_ones_share_one(

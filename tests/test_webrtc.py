@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -26,6 +26,7 @@ from teleconsult_webrtc.pages import CONTENT_SECURITY_POLICY
 from teleconsult_webrtc.rooms import Peer, Refused, RoomState, seat
 from teleconsult_webrtc.texts import TEXTS
 
+from teleconsult.api.hardening import HardenedRunner
 from teleconsult.app import create_app
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
@@ -38,6 +39,7 @@ from tests.helpers import (
     PATIENT,
     STARTED,
     WEBRTC,
+    AppClient,
     Client,
     FrozenClock,
     LogLines,
@@ -854,7 +856,7 @@ async def test_the_check_up_reaches_the_store(make_client: MakeClient) -> None:
 
 
 async def test_when_the_store_is_down_a_link_gets_a_page_saying_so(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+    app_client: AppClient,
 ) -> None:
     environ = {
         **WEBRTC,
@@ -862,7 +864,7 @@ async def test_when_the_store_is_down_a_link_gets_a_page_saying_so(
         "MONGODB_TIMEOUT_MS": "200",
     }
     app = create_app(Settings.from_environ(environ), load_config(None), environ=environ)
-    client = await aiohttp_client(app)
+    client = await app_client(app)
 
     await refused(client, "http://x/webrtc/call/abc.def", 503, TEXTS["en"]["connection_lost"])
     assert (await client.get("/-/check-up")).status == 503
@@ -903,7 +905,7 @@ async def test_when_the_store_is_down_a_link_gets_a_page_saying_so(
 async def test_a_bad_setting_stops_the_start_with_one_line(
     build_app: Callable[..., web.Application], setting: dict[str, str], message: str
 ) -> None:
-    runner = web.AppRunner(build_app(**{**WEBRTC, **setting}))
+    runner = HardenedRunner(build_app(**{**WEBRTC, **setting}))
     with pytest.raises(ConfigurationError) as raised:
         await runner.setup()
     await runner.cleanup()

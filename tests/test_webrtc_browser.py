@@ -9,13 +9,12 @@ not 127.x, so the media stays on this machine (loopback, never the network).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from teleconsult_webrtc import WebRTCVideo
 from teleconsult_webrtc.texts import TEXTS
@@ -26,6 +25,7 @@ from tests.helpers import (
     PATIENT,
     STARTED,
     WEBRTC,
+    AppServing,
     FrozenClock,
     free_port,
     path_of,
@@ -125,7 +125,7 @@ class Call:
 
 @pytest.fixture
 async def call(
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    app_server: AppServing,
     build_app: Callable[..., web.Application],
     clock: FrozenClock,
     browser: Browser,
@@ -135,8 +135,8 @@ async def call(
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api, "WEBRTC_HEARTBEAT_MS": "200"}
-    first = await aiohttp_server(build_app(**settings), port=port)
-    second = await aiohttp_server(build_app(**settings))
+    first = await app_server(build_app(**settings), port=port)
+    second = await app_server(build_app(**settings))
     async with ClientSession(api) as session:
         created = await session.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
         room_id = (await created.json())["roomId"]

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import orjson
-from aiohttp.http_exceptions import HttpProcessingError
 
 from teleconsult.observability import redaction
 
@@ -150,19 +149,6 @@ def dumps(line: dict[str, object]) -> str:
     return text if text.isascii() else json.dumps(line, default=str)
 
 
-class MalformedRequests(logging.Filter):
-    """aiohttp logs a request it cannot parse at error level with a traceback; make it one
-    warning line (the request is the client's fault, and its bytes are redacted anyway)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if record.name == "aiohttp.server" and isinstance(error, HttpProcessingError):
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg, record.args = "malformed HTTP request: %s", (error.message,)
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
 CHATTY_LOGGERS = ("aiosqlite", "pymongo", "asyncio")
 """Libraries that log whole statements or documents (names, links) at debug, from threads
 where no request scope can redact them: they log warnings and errors only."""
@@ -172,7 +158,6 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.addLevelName(TRACE, "TRACE")
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(PinoFormatter())
-    handler.addFilter(MalformedRequests())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
