@@ -27,7 +27,6 @@ from teleconsult.errors import ConfigurationError, Unavailable
 from teleconsult.observability.logs import configure_logging
 from teleconsult.provider_check import check, report
 from teleconsult.providers.manager import make_plugin_manager
-from teleconsult.providers.protocols import ProviderContext
 from teleconsult.serving import serve_until_stopped
 
 log = logging.getLogger(__name__)
@@ -111,10 +110,7 @@ def check_config(environ: Mapping[str, str], sections: Sequence[Section]) -> Non
     config = load_config(settings.service.config_path)
     configure_logging(settings.service.log_level, sys.stderr)  # stdout is the verdict
     warn_of_unknown_variables(environ, sections)
-    plugins = planned(settings, config, environ).plugins
-    for plugin in (plugins.video, plugins.identity):
-        if plugin.check_settings is not None:
-            plugin.check_settings(ProviderContext(settings.http.own_url, config, environ))
+    planned(settings, config, environ)  # the chosen providers' own settings included
     print(
         f"teleconsult: configuration OK (store {settings.store.url.split(':', 1)[0]}, "
         f"video {settings.service.video_provider}, identity {settings.service.identity_provider}, "

@@ -20,15 +20,14 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pluggy
 
 from teleconsult.api.auth import Authenticator, JwksKeys, TokenRules
 from teleconsult.api.caller import default_path
-from teleconsult.configuration.catalog import Section, secret_names
-from teleconsult.configuration.reader import SettingsReader
+from teleconsult.configuration.catalog import secret_names
+from teleconsult.configuration.declarations import DeclaredSettings
 from teleconsult.configuration.secrets import placeholder_variables
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings, declared_settings
@@ -54,6 +53,8 @@ from teleconsult.observability.measured import Observer, measured
 from teleconsult.observability.metrics import Metrics
 from teleconsult.observability.redaction import Redactor
 from teleconsult.providers.manager import (
+    IdentityPlugin,
+    VideoPlugin,
     choose,
     identity_providers,
     make_plugin_manager,
@@ -62,11 +63,9 @@ from teleconsult.providers.manager import (
 from teleconsult.providers.outbound import CallPolicy, OutboundClient
 from teleconsult.providers.protocols import (
     IdentityProvider,
-    IdentityProviderPlugin,
     ProviderContext,
     ReportEvents,
     VideoProvider,
-    VideoProviderPlugin,
 )
 from teleconsult.providers.storage import ProviderStorage
 from teleconsult.services import Services
@@ -78,8 +77,19 @@ StoreFactory = Callable[[Settings], Awaitable[Store]]
 @dataclass(frozen=True)
 class ChosenPlugins:
     manager: pluggy.PluginManager
-    video: VideoProviderPlugin
-    identity: IdentityProviderPlugin
+    video: VideoPlugin
+    identity: IdentityPlugin
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """The chosen providers' own settings objects, read once while the app is planned."""
+
+    video: DeclaredSettings
+    identity: DeclaredSettings
+
+    def secret_values(self) -> tuple[str, ...]:
+        return (*self.video.secret_values(), *self.identity.secret_values())
 
 
 @dataclass(frozen=True)
@@ -88,8 +98,8 @@ class Plan:
 
     settings: Settings
     config: ServiceConfig
-    environ: Mapping[str, str]
     plugins: ChosenPlugins
+    provider_settings: ProviderSettings
     endpoints: tuple[Endpoint, ...]
     user_id_path: tuple[PathStep, ...]
     placeholders: tuple[str, ...]
@@ -103,12 +113,17 @@ def planned(
     extra_plugins: Sequence[object] = (),
 ) -> Plan:
     """Everything that can be checked without I/O, checked: provider names, the store URL,
-    the webhook endpoints. `environ` is the process's unless given."""
+    the webhook endpoints, then the chosen providers' own settings (their classes read from
+    the environment). `environ` is the process's unless given."""
     environment = dict(os.environ if environ is None else environ)
     plugins = choose_plugins(settings, extra_plugins)
     check_store_url(settings.store.url)
     endpoints = webhook_endpoints(settings.webhooks, config)
     sections = declared_settings(plugins.manager)
+    provider_settings = ProviderSettings(
+        video=plugins.video.settings.from_environ(environment),
+        identity=plugins.identity.settings.from_environ(environment),
+    )
     markers = [
         marker
         for plugin in video_providers(plugins.manager).values()
@@ -117,15 +132,15 @@ def planned(
     return Plan(
         settings=settings,
         config=config,
-        environ=environment,
         plugins=plugins,
+        provider_settings=provider_settings,
         endpoints=endpoints,
         user_id_path=config.user_id_path or default_path(settings.access.userid_header_key),
         placeholders=placeholder_variables(environment, secret_names(sections)),
         redactor=Redactor(
             [
-                *declared_secrets(environment, sections),
-                store_password(settings.store.url),
+                *settings.secret_values(),
+                *provider_settings.secret_values(),
                 *(endpoint.secret for endpoint in endpoints),
             ],
             markers,
@@ -149,30 +164,6 @@ def choose_plugins(settings: Settings, extra_plugins: Sequence[object] = ()) -> 
             identity_providers(manager),
         ),
     )
-
-
-def declared_secrets(environ: Mapping[str, str], sections: Sequence[Section]) -> list[str]:
-    """The value of each declared secret setting (the core's and every installed provider's,
-    from the variable or its `_FILE`) other than its default, for the app's redactor. A
-    secret that cannot be read is left to the code that reads it to report."""
-    values: list[str] = []
-    for section in sections:
-        reader = SettingsReader(environ, section.settings)
-        for setting in section.settings:
-            if setting.secret:
-                with contextlib.suppress(ConfigurationError):
-                    value = reader.secret(setting.name)
-                    if value != setting.default:  # a default is no secret (the store's)
-                        values.append(value)
-    return values
-
-
-def store_password(store_url: str) -> str | None:
-    """The password in a store URL (`mongodb://user:<password>@host`), if any."""
-    try:
-        return urlsplit(store_url).password
-    except ValueError:
-        return None
 
 
 @contextlib.asynccontextmanager
@@ -215,9 +206,7 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             no_show_after=timedelta(milliseconds=settings.rooms.no_show_after_ms),
         )
         attendance = AttendanceRecorder(store.records, announcer, clock, on_change=waiter.changed)
-        video, identity = await open_providers(
-            stack, plan.plugins, settings, config, plan.environ, clock, store, attendance.record
-        )
+        video, identity = await open_providers(stack, plan, clock, store, attendance.record)
         authenticator = _authenticator(settings, plan.user_id_path, clock)
         stack.push_async_callback(authenticator.close)
         measured_video = measured(video, metrics.observe_provider("video", video.name))
@@ -325,26 +314,32 @@ def _authenticator(
 
 async def open_providers(
     stack: AsyncExitStack,
-    plugins: ChosenPlugins,
-    settings: Settings,
-    config: ServiceConfig,
-    environ: Mapping[str, str],
+    plan: Plan,
     clock: Clock,
     store: Store,
     report_events: ReportEvents | None = None,
 ) -> tuple[VideoProvider, IdentityProvider]:
-    """Create the two chosen providers, each with its context; `stack` closes them."""
-    rosters = Rosters(store.records, settings.rooms.policy)
+    """Create the two chosen providers, each with its context (its own settings, never the
+    core's); `stack` closes them."""
+    plugins = plan.plugins
+    rosters = Rosters(store.records, plan.settings.rooms.policy)
 
-    def context(plugin: str) -> ProviderContext:
-        storage = ProviderStorage(store.provider_data, plugin, clock)
+    def context(plugin: str, own: DeclaredSettings) -> ProviderContext[DeclaredSettings]:
         return ProviderContext(
-            settings.http.own_url, config, environ, clock, storage, rosters.roster, report_events
+            settings=own,
+            server_url=plan.settings.http.own_url,
+            provider_config=plan.config.providers,
+            clock=clock,
+            storage=ProviderStorage(store.provider_data, plugin, clock),
+            roster=rosters.roster,
+            report_events=report_events,
         )
 
-    video = plugins.video.create(context(plugins.video.name))
+    video = plugins.video.create(context(plugins.video.name, plan.provider_settings.video))
     stack.push_async_callback(video.close)
-    identity = plugins.identity.create(context(plugins.identity.name))
+    identity = plugins.identity.create(
+        context(plugins.identity.name, plan.provider_settings.identity)
+    )
     stack.push_async_callback(identity.close)
     for plugin, provider in ((plugins.video, video), (plugins.identity, identity)):
         if provider.name != plugin.name:  # the user map is keyed by the provider's name

@@ -16,10 +16,13 @@ A plugin imports from this module only (a test fails when a module under
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
-- `Setting`, to declare a provider's own environment variables on its registration
-  (listed by `teleconsult --help` and the README), and `SettingsReader`, to read them
-  the way the core does (secrets read with it may come from `<NAME>_FILE` and never
-  reach a log or an error body; URLs must be https);
+- `DeclaredSettings`, `setting` and the value types (`WholeNumber`, `Boolean`, `Names`,
+  `HttpsUrl`, `BaseUrl`), to declare a provider's own settings class, named on its
+  registration (`NoSettings` for none): its variables are listed by `teleconsult --help`
+  and the README, read and checked the way the core's are (a secret may come from
+  `<NAME>_FILE` and never reaches a log or an error body; URLs must be https), and the
+  object is handed to the provider as `ProviderContext.settings`; `ProviderConfig` and
+  `UserIdMapping`, the service configuration's values for providers;
 - `ProviderStorage` (`ProviderContext.storage`): the provider's documents and mailboxes in
   the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
   a teleconsultation as the provider's own pages may see it;
@@ -33,8 +36,17 @@ docs/plugins.md explains each, with a complete minimal plugin.
 
 from __future__ import annotations
 
-from teleconsult.configuration.catalog import Setting
-from teleconsult.configuration.reader import SettingsReader
+from teleconsult.configuration.declarations import (
+    BaseUrl,
+    Boolean,
+    DeclaredSettings,
+    HttpsUrl,
+    Names,
+    NoSettings,
+    WholeNumber,
+    setting,
+)
+from teleconsult.configuration.provider_config import ProviderConfig, UserIdMapping
 from teleconsult.configuration.tokens import TokenDefaults
 from teleconsult.core.domain import (
     CALL_ENDED,
@@ -110,11 +122,15 @@ __all__ = [
     "TOOLS",
     "VIDEO_PROVIDER",
     "Answer",
+    "BaseUrl",
+    "Boolean",
     "CallPolicy",
     "Caller",
     "ConfigurationError",
     "CreatedRoom",
     "Credentials",
+    "DeclaredSettings",
+    "HttpsUrl",
     "Identity",
     "IdentityProvider",
     "IdentityProviderPlugin",
@@ -123,9 +139,12 @@ __all__ = [
     "Level",
     "LiveConnections",
     "NamedRooms",
+    "Names",
+    "NoSettings",
     "NotFound",
     "OutboundClient",
     "ParticipantEntry",
+    "ProviderConfig",
     "ProviderContext",
     "ProviderError",
     "ProviderEvent",
@@ -142,8 +161,6 @@ __all__ = [
     "RosterEntry",
     "SdkCredentials",
     "ServiceError",
-    "Setting",
-    "SettingsReader",
     "StoredDocument",
     "TokenDefaults",
     "TokenWindow",
@@ -151,14 +168,17 @@ __all__ = [
     "UnexpectedAnswer",
     "Upload",
     "Uploads",
+    "UserIdMapping",
     "VersionConflict",
     "VideoProvider",
     "VideoProviderPlugin",
     "VirtualBackgrounds",
+    "WholeNumber",
     "error_message",
     "gather_all",
     "hookimpl",
     "mark_sensitive",
+    "setting",
     "shape",
     "stable_user_id",
     "with_query",

@@ -116,9 +116,7 @@ async def check(
     async with AsyncExitStack() as stack:
         store = await open_store(settings)  # providers that keep state keep it in the store
         stack.push_async_callback(store.health.close)
-        video, identity = await open_providers(
-            stack, plugins, settings, config, environ, clock, store
-        )
+        video, identity = await open_providers(stack, plan, clock, store)
         await _check_video(video, steps, clock)
         await _check_identity(identity, user_ids, steps)
     return plugins.video.name, plugins.identity.name, steps.done

@@ -9,7 +9,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from teleconsult.api.hardening import HardenedRunner
 from teleconsult.configuration.settings import Settings
 from teleconsult.plugin import stable_user_id
 from tests.fake_auth0 import FakeAuth0Client, FakeManagementApi, FakeUsersCrud
@@ -403,10 +402,8 @@ async def test_a_bad_auth0_setting_stops_the_start(
 ) -> None:
     from teleconsult.errors import ConfigurationError
 
-    runner = HardenedRunner(build_app(**environ))
-    with pytest.raises(ConfigurationError) as raised:
-        await runner.setup()
-    await runner.cleanup()
+    with pytest.raises(ConfigurationError) as raised:  # as the app is built, before it starts
+        build_app(**environ)
     assert str(raised.value) == line
 
 

@@ -27,7 +27,8 @@ from teleconsult.configuration.settings import CORE_SETTINGS as SETTINGS
 from teleconsult.configuration.settings import declared_settings
 from teleconsult.errors import ConfigurationError
 from teleconsult.observability import logs
-from teleconsult.plugin import VideoProviderPlugin, hookimpl
+from teleconsult.plugin import DeclaredSettings, VideoProviderPlugin, hookimpl
+from teleconsult.plugin import setting as declare
 from teleconsult.providers.manager import make_plugin_manager
 from tests.helpers import redactor_of
 
@@ -125,14 +126,18 @@ def test_a_provider_plugin_declares_its_settings_on_its_registration() -> None:
     rooms_url = Setting("ECHO_ROOMS_URL", "https://video.example/rooms", "where links point")
     key = Setting("ECHO_KEY", "", "`echo` provider: its key", secret=True)
 
+    class EchoSettings(DeclaredSettings):
+        url: str = declare(rooms_url.name, rooms_url.default, rooms_url.meaning)
+        secret: str = declare(key.name, key.default, key.meaning, secret=True)
+
     class Echo:
         @hookimpl
-        def register_video_providers(self) -> list[VideoProviderPlugin]:
+        def register_video_providers(self) -> list[VideoProviderPlugin[EchoSettings]]:
             return [
                 VideoProviderPlugin(
                     name="echo",
                     create=lambda context: None,  # type: ignore[arg-type, return-value]
-                    settings=(rooms_url, key),
+                    settings=EchoSettings,
                 )
             ]
 
@@ -171,14 +176,17 @@ def test_a_setting_declared_twice_alike_is_listed_once() -> None:
 def test_a_setting_declared_twice_differently_stops_the_start(
     capsys: pytest.CaptureFixture[str], setting: Setting, message: str
 ) -> None:
+    class ClashSettings(DeclaredSettings):
+        value: str = declare(setting.name, setting.default, setting.meaning)
+
     class Clash:
         @hookimpl
-        def register_video_providers(self) -> list[VideoProviderPlugin]:
+        def register_video_providers(self) -> list[VideoProviderPlugin[ClashSettings]]:
             return [
                 VideoProviderPlugin(
                     name="x",
                     create=lambda context: None,  # type: ignore[arg-type, return-value]
-                    settings=(setting,),
+                    settings=ClashSettings,
                 )
             ]
 
@@ -366,8 +374,8 @@ LIVEKIT = {"VIDEO_PROVIDER": "livekit", "LIVEKIT_URL": "https://lk.example.org"}
         ({**LIVEKIT, "LIVEKIT_API_SECRET": "s" * 32}, "LIVEKIT_API_KEY", "livekit-key-from-a-file"),
         ({**LIVEKIT, "LIVEKIT_API_KEY": "k"}, "LIVEKIT_API_SECRET", "livekit-secret-from-a-file-0123456789"),
         ({"AUTH0_DOMAIN": "t", "AUTH0_CLIENT_ID": "i"}, "AUTH0_CLIENT_SECRET", "file-secret-2"),
-        ({}, "WEBRTC_LINK_SECRET", "webrtc-link-secret-from-a-file-0123456789"),
-        ({"WEBRTC_TURN_URLS": "turn:turn.example.org"}, "WEBRTC_TURN_SECRET", "turn-secret-from-a-file"),
+        ({"VIDEO_PROVIDER": "webrtc"}, "WEBRTC_LINK_SECRET", "webrtc-link-secret-from-a-file-0123456789"),
+        ({"VIDEO_PROVIDER": "webrtc", "WEBRTC_TURN_URLS": "turn:turn.example.org"}, "WEBRTC_TURN_SECRET", "turn-secret-from-a-file"),
         ({"WEBHOOK_URL": "https://hooks.example.org/in"}, "WEBHOOK_SECRET", "whsec_" + "QUJD" * 8),
     ],
 )  # fmt: skip

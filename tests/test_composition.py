@@ -9,8 +9,15 @@ import sys
 from pathlib import Path
 
 from aiohttp import web
+from teleconsult_fake import FakeVideo
 
-from teleconsult.plugin import Setting, VideoProviderPlugin, hookimpl
+from teleconsult.plugin import (
+    DeclaredSettings,
+    ProviderContext,
+    VideoProviderPlugin,
+    hookimpl,
+    setting,
+)
 from teleconsult.services import SERVICES
 from tests.helpers import Client, LogLines, MakeClient, Server, raw_answer
 
@@ -117,18 +124,23 @@ def test_importing_the_plugin_surface_loads_no_store_driver_and_little_of_the_co
 
 
 def declaring(name: str, key: str, marker: str) -> object:
-    """A plugin installing a video provider `name` (never chosen) that declares a secret
-    setting `key` and the link marker `marker`."""
+    """A plugin installing a video provider `name` that declares a secret setting `key` and
+    the link marker `marker`."""
+
+    class Declared(DeclaredSettings):
+        secret: str = setting(key, "", f"`{name}` provider: its key", secret=True)
+
+    def create(context: ProviderContext[Declared]) -> FakeVideo:
+        provider = FakeVideo(context.server_url)
+        provider.name = name
+        return provider
 
     class Declaring:
         @hookimpl
-        def register_video_providers(self) -> list[VideoProviderPlugin]:
+        def register_video_providers(self) -> list[VideoProviderPlugin[Declared]]:
             return [
                 VideoProviderPlugin(
-                    name=name,
-                    create=lambda context: None,  # type: ignore[arg-type, return-value]
-                    link_markers=(marker,),
-                    settings=(Setting(key, "", f"`{name}` provider: its key", secret=True),),
+                    name=name, create=create, link_markers=(marker,), settings=Declared
                 )
             ]
 
@@ -142,10 +154,14 @@ async def test_two_apps_in_one_process_redact_each_its_own_secrets_and_links(
     the secrets of every other app built in the process, and its own only by chance. And
     aiohttp's Server header and error answer were patched for every server in the process."""
     alpha = await make_client(
-        plugins=[declaring("alpha", "ALPHA_KEY", "/alpha-join/")], ALPHA_KEY="alpha-s3cret"
+        plugins=[declaring("alpha", "ALPHA_KEY", "/alpha-join/")],
+        VIDEO_PROVIDER="alpha",
+        ALPHA_KEY="alpha-s3cret",
     )
     beta = await make_client(
-        plugins=[declaring("beta", "BETA_KEY", "/beta-join/")], BETA_KEY="beta-s3cret"
+        plugins=[declaring("beta", "BETA_KEY", "/beta-join/")],
+        VIDEO_PROVIDER="beta",
+        BETA_KEY="beta-s3cret",
     )
     assert alpha.app[SERVICES].redactor is not beta.app[SERVICES].redactor
     paths = ["/nope/alpha-s3cret", "/nope/beta-s3cret", "/x/alpha-join/a1", "/x/beta-join/b1"]

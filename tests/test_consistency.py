@@ -11,6 +11,7 @@ from teleconsult_fake import FakeVideo
 
 from teleconsult.core.domain import Level, RoomSpec
 from teleconsult.errors import ProviderError, ProviderFailure, Unavailable
+from teleconsult.plugin import NoSettings
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.protocols import CreatedRoom, ProviderContext, VideoProviderPlugin
 from teleconsult.services import SERVICES
@@ -43,10 +44,10 @@ class SharedVideo:
         self.provider = SharedFakeVideo("http://video.test")
 
     @hookimpl
-    def register_video_providers(self) -> list[VideoProviderPlugin]:
-        return [VideoProviderPlugin(name="shared", create=self._create)]
+    def register_video_providers(self) -> list[VideoProviderPlugin[NoSettings]]:
+        return [VideoProviderPlugin(name="shared", create=self._create, settings=NoSettings)]
 
-    def _create(self, context: ProviderContext) -> FakeVideo:
+    def _create(self, context: ProviderContext[NoSettings]) -> FakeVideo:
         return self.provider
 
 
@@ -206,8 +207,12 @@ class FailingPlugin:
         self.provider = FailingVideo()
 
     @hookimpl
-    def register_video_providers(self) -> list[VideoProviderPlugin]:
-        return [VideoProviderPlugin(name="failing", create=lambda context: self.provider)]
+    def register_video_providers(self) -> list[VideoProviderPlugin[NoSettings]]:
+        return [
+            VideoProviderPlugin(
+                name="failing", create=lambda context: self.provider, settings=NoSettings
+            )
+        ]
 
 
 @pytest.fixture

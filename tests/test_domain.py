@@ -25,7 +25,13 @@ from teleconsult.core.domain import (
     Teleconsultation,
 )
 from teleconsult.errors import ConfigurationError, InvalidRequest, NoPlusUser
-from teleconsult.plugin import JoinRequest, SettingsReader, TokenWindow, stable_user_id
+from teleconsult.plugin import (
+    DeclaredSettings,
+    JoinRequest,
+    TokenWindow,
+    WholeNumber,
+    stable_user_id,
+)
 from teleconsult.providers.outbound import UnsafeSegment, segment_problem, url_path
 from teleconsult.store.documents import from_document, is_object_id, new_object_id, to_document
 
@@ -378,12 +384,16 @@ def test_a_token_window_is_whole_seconds_inside_the_join_window() -> None:
 
 
 def test_a_token_window_is_read_from_the_providers_variables() -> None:
-    defaults = {"X_TOKEN_GRACE_MS": "900000", "X_MAX_LIFETIME_MS": "86400000"}
-    assert TokenWindow.read(SettingsReader({}, defaults), "X") == TokenWindow(
+    class XSettings(DeclaredSettings):
+        grace_ms: WholeNumber = TokenWindow.grace_setting("X", "x")
+        lifetime_ms: WholeNumber = TokenWindow.lifetime_setting("X", "x")
+
+    read = XSettings.from_environ({})
+    assert TokenWindow.of(read.grace_ms, read.lifetime_ms) == TokenWindow(
         timedelta(minutes=15), timedelta(hours=24)
     )
     with pytest.raises(ConfigurationError) as raised:
-        TokenWindow.read(SettingsReader({"X_MAX_LIFETIME_MS": "10"}, defaults), "X")
+        XSettings.from_environ({"X_MAX_LIFETIME_MS": "10"})
     assert (
         str(raised.value)
         == "X_MAX_LIFETIME_MS must be at least 60000 and at most 604800000; got 10."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from teleconsult import plugin
 from teleconsult.api.hardening import HardenedRunner
 from teleconsult.core.domain import Level, ProviderLimits, RoomSpec
 from teleconsult.errors import ConfigurationError
+from teleconsult.plugin import NoSettings
 from teleconsult.providers import hookspecs
 from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.manager import identity_providers, make_plugin_manager, video_providers
@@ -93,8 +95,14 @@ def test_the_core_imports_no_provider() -> None:
 def test_two_providers_with_one_name_stop_the_start() -> None:
     class Clash:
         @hookimpl
-        def register_video_providers(self) -> list[VideoProviderPlugin]:
-            return [VideoProviderPlugin(name="fake", create=lambda context: None)]  # type: ignore[arg-type, return-value]
+        def register_video_providers(self) -> list[VideoProviderPlugin[NoSettings]]:
+            return [
+                VideoProviderPlugin(
+                    name="fake",
+                    create=lambda context: None,  # type: ignore[arg-type, return-value]
+                    settings=NoSettings,
+                )
+            ]
 
     with pytest.raises(ConfigurationError) as raised:
         video_providers(make_plugin_manager([Clash()]))
@@ -104,7 +112,7 @@ def test_two_providers_with_one_name_stop_the_start() -> None:
 def test_a_hook_with_a_misspelt_name_stops_the_start() -> None:
     class Misspelt:
         @hookimpl
-        def register_video_provider(self) -> list[VideoProviderPlugin]:
+        def register_video_provider(self) -> list[VideoProviderPlugin[NoSettings]]:
             return []
 
     with pytest.raises(ConfigurationError) as raised:
@@ -117,6 +125,7 @@ def load_documented_example() -> types.ModuleType:
     match = re.search(r"<!-- example-plugin -->\n```python\n(.*?)```", PLUGINS_DOC, re.DOTALL)
     assert match is not None, "docs/plugins.md lost its example plugin"
     module = types.ModuleType("teleconsult_echo")
+    sys.modules[module.__name__] = module  # as an import does: its annotations resolve there
     exec(compile(match.group(1), "docs/plugins.md", "exec"), module.__dict__)  # noqa: S102
     return module
 
@@ -219,8 +228,12 @@ async def test_a_provider_must_call_itself_by_its_registered_name(
 
     class Renamed:
         @hookimpl
-        def register_video_providers(self) -> list[VideoProviderPlugin]:
-            return [VideoProviderPlugin(name="other", create=example.create)]
+        def register_video_providers(self) -> list[VideoProviderPlugin[NoSettings]]:
+            return [
+                VideoProviderPlugin(
+                    name="other", create=example.create, settings=example.EchoSettings
+                )
+            ]
 
     runner = HardenedRunner(build_app(plugins=[Renamed()], VIDEO_PROVIDER="other"))
     with pytest.raises(ConfigurationError) as raised:
@@ -262,8 +275,10 @@ async def test_live_connections_close_as_the_server_begins_to_stop(
 
     class Plugin:
         @hookimpl
-        def register_video_providers(self) -> list[VideoProviderPlugin]:
-            return [VideoProviderPlugin(name="live", create=lambda context: Live())]
+        def register_video_providers(self) -> list[VideoProviderPlugin[NoSettings]]:
+            return [
+                VideoProviderPlugin(name="live", create=lambda context: Live(), settings=NoSettings)
+            ]
 
     runner = HardenedRunner(build_app(plugins=[Plugin()], VIDEO_PROVIDER="live"))
     await runner.setup()

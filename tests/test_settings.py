@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from dataclasses import astuple
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from teleconsult.composition import declared_secrets, planned
+from teleconsult.composition import planned
 from teleconsult.configuration.access import AccessSettings
-from teleconsult.configuration.catalog import Section, Setting
-from teleconsult.configuration.declarations import DeclaredSettings
+from teleconsult.configuration.declarations import (
+    BaseUrl,
+    DeclaredSettings,
+    WholeNumber,
+    setting,
+)
 from teleconsult.configuration.http import HttpSettings
-from teleconsult.configuration.reader import SettingsReader
 from teleconsult.configuration.retention import RetentionSettings
 from teleconsult.configuration.rooms import RoomSettings
 from teleconsult.configuration.service import ServiceSettings
@@ -159,9 +163,9 @@ def test_the_built_in_configuration() -> None:
         basic=Privilege(groups=frozenset({"patient"}), tools=everything),
         plus=Privilege(groups=frozenset({"doctor"}), tools=everything),
     )
-    assert config.environment == "sandbox"
+    assert config.providers.environment == "sandbox"
     assert config.user_id_path is None
-    assert (config.custom_user_id_source, config.custom_user_id_target) == ("_id", "authUserId")
+    assert astuple(config.providers.user_id_mapping) == ("_id", "authUserId")
 
 
 def test_a_full_configuration_file(tmp_path: Path) -> None:
@@ -191,14 +195,14 @@ def test_a_full_configuration_file(tmp_path: Path) -> None:
     assert config.privileges.basic == Privilege(frozenset({"patient"}), frozenset({"chat"}))
     assert config.privileges.plus.groups == frozenset({"doctor", "nurse"})
     assert config.privileges.plus.tools == frozenset(TOOLS)
-    assert config.environment == "production"
+    assert config.providers.environment == "production"
     assert config.groups_with_background == frozenset({"doctor"})
     assert config.user_id_path == (
         PathStep("headers", "object"),
         PathStep("ids", "object"),
         PathStep(0, "array"),
     )
-    assert (config.custom_user_id_source, config.custom_user_id_target) == ("email", "user_id")
+    assert astuple(config.providers.user_id_mapping) == ("email", "user_id")
 
 
 def _without(key: str) -> dict[str, object]:
@@ -355,7 +359,7 @@ def test_serve_stops_with_one_line(
     ],
 )
 def test_a_provider_url_is_https_or_loopback(value: str, expected: str) -> None:
-    assert SettingsReader({"X_URL": value}, {}).url("X_URL") == expected
+    assert (XSettings.from_environ({"X_URL": value}).url or "") == expected
 
 
 @pytest.mark.parametrize(
@@ -372,30 +376,36 @@ def test_a_provider_url_is_https_or_loopback(value: str, expected: str) -> None:
 )
 def test_a_provider_url_in_clear_over_a_network_stops_the_start(value: str, message: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        SettingsReader({"X_URL": value}, {}).url("X_URL")
+        XSettings.from_environ({"X_URL": value})
     assert str(raised.value) == message
 
 
-def secret_setting(name: str, default: str = "") -> Section:
-    """A section declaring one secret setting, as a provider declares its keys."""
-    return Section("test", (Setting(name, default, "a secret", secret=True),))
+class XSettings(DeclaredSettings):
+    """A provider's settings: a URL and a key."""
+
+    url: BaseUrl | None = setting("X_URL", None, "a URL")
+    key: str = setting("X_KEY", "", "a secret", secret=True)
+
+
+class DefaultedSecret(DeclaredSettings):
+    key: str = setting("X_KEY", "", "a secret", secret=True)
+    url: str = setting("X_URL", "sqlite:///default.db", "a secret", secret=True)
 
 
 def test_a_secret_is_read_from_the_file_its_file_variable_names(tmp_path: Path) -> None:
     path = tmp_path / "key"
     path.write_text("  s3cret-from-a-file\n")
-    read = SettingsReader({"X_KEY_FILE": str(path)}, {})
-    assert read.secret("X_KEY") == "s3cret-from-a-file"  # blanks and the final newline dropped
-    redactor = Redactor(declared_secrets({"X_KEY_FILE": str(path)}, [secret_setting("X_KEY")]))
+    read = XSettings.from_environ({"X_KEY_FILE": str(path)})
+    assert read.key == "s3cret-from-a-file"  # blanks and the final newline dropped
+    redactor = Redactor(read.secret_values())
     assert redactor.redact("key s3cret-from-a-file sent") == "key [redacted] sent"
 
 
 def test_a_secret_from_the_environment_is_redacted_and_a_default_is_not() -> None:
-    read = SettingsReader({"X_KEY": "s3cret-from-env"}, {"X_URL": "sqlite:///default.db"})
-    assert read.secret("X_KEY") == "s3cret-from-env"
-    assert read.secret("X_URL") == "sqlite:///default.db"
-    declared = [secret_setting("X_KEY"), secret_setting("X_URL", "sqlite:///default.db")]
-    redactor = Redactor(declared_secrets({"X_KEY": "s3cret-from-env"}, declared))
+    read = DefaultedSecret.from_environ({"X_KEY": "s3cret-from-env"})
+    assert read.key == "s3cret-from-env"
+    assert read.url == "sqlite:///default.db"
+    redactor = Redactor(read.secret_values())
     assert redactor.redact("s3cret-from-env, sqlite:///default.db") == (
         "[redacted], sqlite:///default.db"
     )
@@ -420,13 +430,13 @@ def test_a_secret_file_that_cannot_be_used_is_named_with_its_path(
     elif content is not None:
         path.write_text(content)
     with pytest.raises(ConfigurationError) as raised:
-        SettingsReader({"X_KEY_FILE": str(path)}, {}).secret("X_KEY")
+        XSettings.from_environ({"X_KEY_FILE": str(path)})
     assert str(raised.value) == message.format(path=path)
 
 
 def test_a_secret_file_that_is_a_directory_is_named_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        SettingsReader({"X_KEY_FILE": str(tmp_path)}, {}).secret("X_KEY")
+        XSettings.from_environ({"X_KEY_FILE": str(tmp_path)})
     assert str(raised.value) == f"Cannot read X_KEY_FILE '{tmp_path}': is a directory."
 
 
@@ -434,7 +444,7 @@ def test_a_secret_and_its_file_both_set_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "key"
     path.write_text("from-the-file")
     with pytest.raises(ConfigurationError) as raised:
-        SettingsReader({"X_KEY": "from-env", "X_KEY_FILE": str(path)}, {}).secret("X_KEY")
+        XSettings.from_environ({"X_KEY": "from-env", "X_KEY_FILE": str(path)})
     assert str(raised.value) == "Set X_KEY or X_KEY_FILE, not both."
 
 
@@ -444,6 +454,7 @@ def test_the_store_url_and_the_kaleyra_key_may_come_from_files(tmp_path: Path) -
     environ = {
         "STORE_URL_FILE": str(tmp_path / "store"),
         "BANDYER_API_SECRET_KEY_FILE": str(tmp_path / "key"),
+        "BANDYER_BASE_URL": "https://api.sandbox.eu.bandyer.com",
     }
     settings = Settings.from_environ(environ)
     assert settings.store.url == "mongodb://teleconsult:pa55word@db.example/t?tls=true"
@@ -453,9 +464,12 @@ def test_the_store_url_and_the_kaleyra_key_may_come_from_files(tmp_path: Path) -
 
 
 def test_a_reader_takes_the_declared_settings_for_defaults() -> None:
-    declared = (Setting("X_TIMEOUT_MS", "5000", "a timeout"), Setting("X_URL", "", "a URL"))
-    read = SettingsReader({}, declared)
-    assert (read.integer("X_TIMEOUT_MS", minimum=1), read.text("X_URL")) == (5000, "")
+    class Declared(DeclaredSettings):
+        timeout_ms: WholeNumber = setting("X_TIMEOUT_MS", 5000, "a timeout", minimum=1)
+        url: str = setting("X_URL", "", "a URL")
+
+    read = Declared.from_environ({})
+    assert (read.timeout_ms, read.url) == (5000, "")
 
 
 @pytest.mark.parametrize("concern", CONCERNS, ids=lambda concern: concern.__name__)

@@ -16,6 +16,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import aiohttp
 import jwt
@@ -24,12 +25,15 @@ from livekit import api
 from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 from teleconsult_fake import FakeVideo
+from teleconsult_jitsi import JitsiSettings
 from teleconsult_jitsi import create as create_jitsi
+from teleconsult_livekit import LiveKitSettings
 from teleconsult_livekit import create as create_livekit
+from teleconsult_webrtc import WebRTCSettings
 from teleconsult_webrtc import create as create_webrtc
 from yarl import URL
 
-from teleconsult.configuration.service_config import load_config
+from teleconsult.configuration.declarations import DeclaredSettings
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.domain import TOOLS, Level, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
@@ -89,8 +93,11 @@ def livekit_opens(link: str) -> tuple[str, str]:
     return claims.video.room, claims.identity
 
 
-def context(environ: dict[str, str]) -> ProviderContext:
-    return ProviderContext(Settings.from_environ({}).http.own_url, load_config(None), environ)
+Own = TypeVar("Own", bound=DeclaredSettings)
+
+
+def context(settings: Own) -> ProviderContext[Own]:
+    return ProviderContext(settings, Settings.from_environ({}).http.own_url)
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -114,11 +121,11 @@ async def subject(
         yield Subject(bandyer, known(lambda: kaleyra.users), known(lambda: kaleyra.rooms))
         await bandyer.close()
     elif request.param == "livekit":
-        provider = create_livekit(context(livekit_env(livekit_url)))
+        provider = create_livekit(context(LiveKitSettings.from_environ(livekit_env(livekit_url))))
         yield Subject(provider, None, known(lambda: livekit.rooms), livekit_opens)
         await provider.close()
     elif request.param == "jitsi":
-        jitsi = create_jitsi(context(jitsi_env()))
+        jitsi = create_jitsi(context(JitsiSettings.from_environ(jitsi_env())))
         yield Subject(jitsi, None, None, jitsi_opens)
         await jitsi.close()
     else:
@@ -130,7 +137,13 @@ async def subject(
             return None
 
         webrtc = create_webrtc(
-            ProviderContext(settings.http.own_url, load_config(None), {}, clock, storage, no_roster)
+            ProviderContext(
+                WebRTCSettings.from_environ({}),
+                settings.http.own_url,
+                clock=clock,
+                storage=storage,
+                roster=no_roster,
+            )
         )
 
         yield Subject(webrtc, None, webrtc.rooms.ids)  # users are derived, never stored

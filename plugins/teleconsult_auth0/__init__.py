@@ -24,18 +24,20 @@ from teleconsult.plugin import (
     Caller,
     CallPolicy,
     ConfigurationError,
+    DeclaredSettings,
     Identity,
     IdentityProviderPlugin,
     InvalidRequest,
+    Names,
     OutboundClient,
     ParticipantEntry,
     ProviderContext,
-    Setting,
-    SettingsReader,
     TokenDefaults,
     UnexpectedAnswer,
+    WholeNumber,
     gather_all,
     hookimpl,
+    setting,
 )
 from teleconsult_auth0.directories import (
     Auth0ClientDirectory,
@@ -47,75 +49,108 @@ from teleconsult_auth0.directories import (
 )
 
 NAME = "auth0"
-SETTINGS = (
-    Setting(
+
+
+class Auth0Settings(DeclaredSettings):
+    """The provider's variables, with their defaults and meanings (the README's rows)."""
+
+    auth_service: str = setting(
         "AUTH_SERVICE",
         "",
         "`auth0` provider: host of the platform's auth0-client service (`http://<AUTH_SERVICE>`); "
         "preferred over `AUTH0_DOMAIN` when both are set",
-    ),
-    Setting(
+    )
+    auth_service_user_path: str = setting(
         "AUTH_SERVICE_USER_PATH",
         "/users/{userId}",
         "`auth0` provider: the auth0-client path that answers a user",
-    ),
-    Setting(
+    )
+    default_client_type: str = setting(
         "DEFAULT_CLIENT_TYPE",
         "",
         "`auth0` provider: `client-type` sent to auth0-client when the request has none",
-    ),
-    Setting(
+    )
+    additional_headers_to_proxy: Names = setting(
         "ADDITIONAL_HEADERS_TO_PROXY",
-        "",
+        frozenset(),
         "`auth0` provider: comma-separated request headers forwarded to auth0-client",
-    ),
-    Setting(
+    )
+    domain: str = setting(
         "AUTH0_DOMAIN",
         "",
         "`auth0` provider: the Auth0 tenant, reached directly through the Management API",
-    ),
-    Setting(
+    )
+    client_id: str = setting(
         "AUTH0_CLIENT_ID",
         "",
         "`auth0` provider with `AUTH0_DOMAIN`: a machine-to-machine application allowed to read "
         "users",
-    ),
-    Setting(
+    )
+    client_secret: str = setting(
         "AUTH0_CLIENT_SECRET",
         "",
         "`auth0` provider with `AUTH0_DOMAIN`: that application's secret (never logged)",
         secret=True,
-    ),
-    Setting(
+    )
+    base_url: str = setting(
         "AUTH0_BASE_URL",
         "",
         "`auth0` provider: the Management API's address; unset = `https://<AUTH0_DOMAIN>`",
-    ),
-    Setting(
+    )
+    groups_source: str = setting(
         "AUTH0_GROUPS_SOURCE",
         "app_metadata",
         "`auth0` provider: `app_metadata` (groups in `app_metadata.groups`) or `roles` (the "
         "user's Auth0 role names)",
-    ),
-    Setting(
+    )
+    cache_ttl_ms: WholeNumber = setting(
         "AUTH0_CACHE_TTL_MS",
-        "60000",
+        60_000,
         "`auth0` provider: how long a looked-up user is reused, to spare the tenant's quota",
-    ),
-    Setting(
+        minimum=0,
+    )
+    timeout_ms: WholeNumber = setting(
         "AUTH0_TIMEOUT_MS",
-        "5000",
+        5000,
         "`auth0` provider: timeout of each call to auth0-client, the Management API or the "
         "custom id endpoint",
-    ),
-    Setting(
+        minimum=0,
+    )
+    custom_id_users_api_endpoint: str = setting(
         "CUSTOM_ID_USERS_API_ENDPOINT",
         "",
         "`auth0` provider: a CRUD of users that resolves participant ids given in another form "
         "(`GET <endpoint>?<customUserId.source>=<id>`, reading `customUserId.target`)",
-    ),
-)
-"""The provider's variables, with their defaults and meanings (the README's rows)."""
+    )
+
+    def check(self) -> None:
+        """Without auth0-client, the Management API's variables (as `create` reads them)."""
+        if not self.auth_service:
+            self.management_api()
+
+    def management_api(self) -> tuple[ManagementCredentials, bool, str]:
+        """The Management API's credentials, whether groups are role names, and its address."""
+        if not self.domain:
+            raise ConfigurationError(
+                "IDENTITY_PROVIDER=auth0 needs AUTH_SERVICE (the auth0-client host) or "
+                "AUTH0_DOMAIN with AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET."
+            )
+        if not self.client_id or not self.client_secret:
+            raise ConfigurationError(
+                "AUTH0_DOMAIN needs AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (a machine-to-machine "
+                "application allowed to read users)."
+            )
+        if self.groups_source not in ("app_metadata", "roles"):
+            raise ConfigurationError(
+                f"AUTH0_GROUPS_SOURCE must be app_metadata or roles; got {self.groups_source!r}."
+            )
+        credentials = ManagementCredentials(
+            domain=self.domain, client_id=self.client_id, client_secret=self.client_secret
+        )
+        base_url = self.base_url or f"https://{self.domain}"
+        return credentials, self.groups_source == "roles", base_url
+
+
 CACHE_SIZE = 10_000
 
 
@@ -214,29 +249,23 @@ class Auth0Identity:
             await self.resolver.close()
 
 
-def _milliseconds(read: SettingsReader, name: str) -> float:
-    return read.integer(name, minimum=0) / 1000
-
-
 def _base_url(value: str) -> str:
     return value if value.startswith(("http://", "https://")) else f"http://{value}"
 
 
-def directory_from(environ: Mapping[str, str], session_for: Any) -> Directory:
-    """The directory the environment names: auth0-client first (the original's), else Auth0."""
-    read = SettingsReader(environ, SETTINGS)
-    policy = CallPolicy(timeout_seconds=_milliseconds(read, "AUTH0_TIMEOUT_MS"))
-    auth_service = read.text("AUTH_SERVICE")
-    if auth_service:
+def directory_from(settings: Auth0Settings, session_for: Any) -> Directory:
+    """The directory the settings name: auth0-client first (the original's), else Auth0."""
+    policy = CallPolicy(timeout_seconds=settings.timeout_ms / 1000)
+    if settings.auth_service:
         return Auth0ClientDirectory(
-            OutboundClient("auth0-client", session_for(), _base_url(auth_service), policy),
-            user_path=read.text("AUTH_SERVICE_USER_PATH"),
-            default_client_type=read.text("DEFAULT_CLIENT_TYPE") or None,
+            OutboundClient("auth0-client", session_for(), _base_url(settings.auth_service), policy),
+            user_path=settings.auth_service_user_path,
+            default_client_type=settings.default_client_type or None,
             proxied_headers=sorted(
-                header.lower() for header in read.names("ADDITIONAL_HEADERS_TO_PROXY")
+                header.lower() for header in settings.additional_headers_to_proxy
             ),
         )
-    credentials, groups_from_roles, base_url = _management_api(read)
+    credentials, groups_from_roles, base_url = settings.management_api()
     return ManagementApiDirectory(
         OutboundClient(NAME, session_for(), base_url, policy, rate_limit_wait=ratelimit_reset_wait),
         credentials,
@@ -244,60 +273,23 @@ def directory_from(environ: Mapping[str, str], session_for: Any) -> Directory:
     )
 
 
-def _management_api(read: SettingsReader) -> tuple[ManagementCredentials, bool, str]:
-    """The Management API's credentials, whether groups are role names, and its address."""
-    domain = read.text("AUTH0_DOMAIN")
-    client_id = read.text("AUTH0_CLIENT_ID")
-    client_secret = read.secret("AUTH0_CLIENT_SECRET")
-    if not domain:
-        raise ConfigurationError(
-            "IDENTITY_PROVIDER=auth0 needs AUTH_SERVICE (the auth0-client host) or "
-            "AUTH0_DOMAIN with AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET."
-        )
-    if not client_id or not client_secret:
-        raise ConfigurationError(
-            "AUTH0_DOMAIN needs AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (a machine-to-machine "
-            "application allowed to read users)."
-        )
-    source = read.text("AUTH0_GROUPS_SOURCE")
-    if source not in ("app_metadata", "roles"):
-        raise ConfigurationError(
-            f"AUTH0_GROUPS_SOURCE must be app_metadata or roles; got {source!r}."
-        )
-    base_url = read.text("AUTH0_BASE_URL") or f"https://{domain}"
-    credentials = ManagementCredentials(
-        domain=domain, client_id=client_id, client_secret=client_secret
-    )
-    return credentials, source == "roles", base_url
-
-
-def check_settings(context: ProviderContext) -> None:
-    """What `create` reads, checked in the same order, without making a session."""
-    read = SettingsReader(context.environ, SETTINGS)
-    _milliseconds(read, "AUTH0_CACHE_TTL_MS")
-    _milliseconds(read, "AUTH0_TIMEOUT_MS")
-    if not read.text("AUTH_SERVICE"):
-        _management_api(read)
-
-
-def create(context: ProviderContext) -> Auth0Identity:
-    read = SettingsReader(context.environ, SETTINGS)
-    cache_ttl = _milliseconds(read, "AUTH0_CACHE_TTL_MS")
-    directory = directory_from(context.environ, aiohttp.ClientSession)
+def create(context: ProviderContext[Auth0Settings]) -> Auth0Identity:
+    settings = context.settings
+    directory = directory_from(settings, aiohttp.ClientSession)
     resolver = None
-    endpoint = read.text("CUSTOM_ID_USERS_API_ENDPOINT")
-    if endpoint:
+    if settings.custom_id_users_api_endpoint:
+        mapping = context.provider_config.user_id_mapping
         resolver = CustomIdResolver(
             OutboundClient(
                 "custom user ids",
                 aiohttp.ClientSession(),
-                _base_url(endpoint),
-                CallPolicy(timeout_seconds=_milliseconds(read, "AUTH0_TIMEOUT_MS")),
+                _base_url(settings.custom_id_users_api_endpoint),
+                CallPolicy(timeout_seconds=settings.timeout_ms / 1000),
             ),
-            source=context.config.custom_user_id_source,
-            target=context.config.custom_user_id_target,
+            source=mapping.source,
+            target=mapping.target,
         )
-    return Auth0Identity(directory, resolver, cache_ttl)
+    return Auth0Identity(directory, resolver, settings.cache_ttl_ms / 1000)
 
 
 def token_defaults(environ: Mapping[str, str]) -> TokenDefaults | None:
@@ -309,14 +301,13 @@ def token_defaults(environ: Mapping[str, str]) -> TokenDefaults | None:
 
 
 @hookimpl
-def register_identity_providers() -> list[IdentityProviderPlugin]:
+def register_identity_providers() -> list[IdentityProviderPlugin[Auth0Settings]]:
     return [
         IdentityProviderPlugin(
             name=NAME,
             create=create,
             description="Groups and names from Auth0 (auth0-client service or Management API).",
-            settings=SETTINGS,
-            check_settings=check_settings,
+            settings=Auth0Settings,
             # As for the original: an auth0-client host or an Auth0 tenant means auth0.
             chosen_by=("AUTH_SERVICE", "AUTH0_DOMAIN"),
             token_defaults=token_defaults,

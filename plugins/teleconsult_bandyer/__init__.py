@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 import aiohttp
 
 from teleconsult.plugin import (
+    BaseUrl,
     ConfigurationError,
     CreatedRoom,
     Credentials,
+    DeclaredSettings,
     JoinRequest,
     Level,
     ProviderContext,
@@ -25,11 +27,11 @@ from teleconsult.plugin import (
     ProviderEvent,
     ProviderLimits,
     RoomSpec,
-    Setting,
-    SettingsReader,
     Upload,
     VideoProviderPlugin,
+    WholeNumber,
     hookimpl,
+    setting,
     stable_user_id,
     with_query,
 )
@@ -38,29 +40,59 @@ from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
 
 NAME = PROVIDER
 log = logging.getLogger(__name__)
-SETTINGS = (
-    Setting(
+
+
+class BandyerSettings(DeclaredSettings):
+    """The provider's variables, with their defaults and meanings (the README's rows)."""
+
+    base_url: BaseUrl | None = setting(
         "BANDYER_BASE_URL",
-        "",
+        None,
         "`bandyer` provider, required: the Kaleyra Video v2 API base URL, e.g. "
         "`https://api.sandbox.eu.bandyer.com` (sandbox) or `https://api.eu.bandyer.com`",
-    ),
-    Setting(
+    )
+    api_key: str = setting(
         "BANDYER_API_SECRET_KEY",
         "",
         "`bandyer` provider, required: the Kaleyra API key (sent only in the `apikey` header, "
         "never logged)",
         secret=True,
-    ),
-    Setting("BANDYER_TIMEOUT_MS", "10000", "`bandyer` provider: timeout of each call to Kaleyra"),
-    Setting(
+    )
+    timeout_ms: WholeNumber = setting(
+        "BANDYER_TIMEOUT_MS",
+        10_000,
+        "`bandyer` provider: timeout of each call to Kaleyra",
+        minimum=1,
+    )
+    max_attempts: WholeNumber = setting(
         "BANDYER_MAX_ATTEMPTS",
-        "3",
+        3,
         "`bandyer` provider: attempts per call, for the calls that are safe to repeat (and for "
         "429 and refused connections)",
-    ),
-)
-"""The provider's variables, with their defaults and meanings (the README's rows)."""
+        minimum=1,
+    )
+
+    def check(self) -> None:
+        self.client_options()
+
+    def client_options(self) -> ClientOptions:
+        """The Kaleyra client's options, the required variables checked."""
+        if not self.base_url:
+            raise ConfigurationError(
+                "VIDEO_PROVIDER=bandyer needs BANDYER_BASE_URL, the Kaleyra v2 API base URL "
+                "(for example https://api.sandbox.eu.bandyer.com)."
+            )
+        if not self.api_key:
+            raise ConfigurationError(
+                "VIDEO_PROVIDER=bandyer needs BANDYER_API_SECRET_KEY (or "
+                "BANDYER_API_SECRET_KEY_FILE), the Kaleyra API key."
+            )
+        return ClientOptions(
+            base_url=self.base_url,
+            api_key=self.api_key,
+            timeout_seconds=self.timeout_ms / 1000,
+            max_attempts=self.max_attempts,
+        )
 
 
 class BandyerVideo:
@@ -148,44 +180,22 @@ class BandyerVideo:
         await self.client.close()
 
 
-def client_options(environ: Mapping[str, str]) -> ClientOptions:
-    """BANDYER_* variables, checked before anything is created: a bad one stops the start."""
-    read = SettingsReader(environ, SETTINGS)
-    base_url = read.url("BANDYER_BASE_URL")
-    api_key = read.secret("BANDYER_API_SECRET_KEY")
-    if not base_url:
-        raise ConfigurationError(
-            "VIDEO_PROVIDER=bandyer needs BANDYER_BASE_URL, the Kaleyra v2 API base URL "
-            "(for example https://api.sandbox.eu.bandyer.com)."
-        )
-    if not api_key:
-        raise ConfigurationError(
-            "VIDEO_PROVIDER=bandyer needs BANDYER_API_SECRET_KEY (or BANDYER_API_SECRET_KEY_FILE), "
-            "the Kaleyra API key."
-        )
-    return ClientOptions(
-        base_url=base_url,
-        api_key=api_key,
-        timeout_seconds=read.integer("BANDYER_TIMEOUT_MS", minimum=1) / 1000,
-        max_attempts=read.integer("BANDYER_MAX_ATTEMPTS", minimum=1),
-    )
-
-
-def create(context: ProviderContext) -> BandyerVideo:
-    options = client_options(context.environ)
-    return BandyerVideo(KaleyraClient(options, aiohttp.ClientSession()), context.clock)
+def create(context: ProviderContext[BandyerSettings]) -> BandyerVideo:
+    """Kaleyra's `environment` (`context.provider_config.environment`, from the service
+    configuration file) is the plugin's to read; the base URL already says which one."""
+    client = KaleyraClient(context.settings.client_options(), aiohttp.ClientSession())
+    return BandyerVideo(client, context.clock)
 
 
 @hookimpl
-def register_video_providers() -> list[VideoProviderPlugin]:
+def register_video_providers() -> list[VideoProviderPlugin[BandyerSettings]]:
     return [
         VideoProviderPlugin(
             name=NAME,
             create=create,
             description="Kaleyra Video (Bandyer) REST API v2.",
             link_markers=(kaleyra.LINK_PATH_MARKER,),
-            settings=SETTINGS,
-            check_settings=lambda context: client_options(context.environ),
+            settings=BandyerSettings,
             # A Kaleyra key says which provider is meant, as it did for the original.
             chosen_by=("BANDYER_API_SECRET_KEY", "BANDYER_API_SECRET_KEY_FILE"),
         )

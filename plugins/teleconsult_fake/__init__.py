@@ -24,6 +24,7 @@ from teleconsult.plugin import (
     VIDEO_PROVIDER,
     CreatedRoom,
     Credentials,
+    DeclaredSettings,
     JoinRequest,
     Level,
     NotFound,
@@ -31,30 +32,34 @@ from teleconsult.plugin import (
     ProviderError,
     ProviderLimits,
     RoomSpec,
-    Setting,
-    SettingsReader,
     Upload,
     VideoProviderPlugin,
+    WholeNumber,
     hookimpl,
+    setting,
     stable_user_id,
     with_query,
 )
 
 JOIN_PATH = "/fake-video/join/{code}"
-SETTINGS = (
-    Setting(
+
+
+class FakeSettings(DeclaredSettings):
+    """The provider's variables, with their defaults and meanings (the README's rows)."""
+
+    latency_ms: WholeNumber = setting(
         "FAKE_VIDEO_LATENCY_MS",
-        "0",
+        0,
         "`fake` provider only: a delay before each of its calls, to try timeouts and benchmarks",
-    ),
-    Setting(
+        minimum=0,
+        maximum=600_000,
+    )
+    public_url: str = setting(
         "FAKE_VIDEO_PUBLIC_URL",
         "",
         "`fake` provider only: where its links point; unset = `http://<HTTP_HOST>:<HTTP_PORT>` "
         "(`0.0.0.0` becomes `127.0.0.1`)",
-    ),
-)
-"""The provider's variables, with their defaults and meanings (the README's rows)."""
+    )
 
 
 @dataclass
@@ -196,19 +201,10 @@ class FakeVideo:
         return None
 
 
-def public_url(context: ProviderContext) -> str:
-    """Where links should point: FAKE_VIDEO_PUBLIC_URL, else this server's own address."""
-    return context.environ.get("FAKE_VIDEO_PUBLIC_URL") or context.server_url
-
-
-def latency_ms(context: ProviderContext) -> int:
-    """FAKE_VIDEO_LATENCY_MS, checked (up to ten minutes)."""
-    read = SettingsReader(context.environ, SETTINGS)
-    return read.integer("FAKE_VIDEO_LATENCY_MS", minimum=0, maximum=600_000)
-
-
-def _create(context: ProviderContext) -> FakeVideo:
-    return FakeVideo(public_url(context), latency_ms(context) / 1000)
+def _create(context: ProviderContext[FakeSettings]) -> FakeVideo:
+    """Links point to FAKE_VIDEO_PUBLIC_URL, else to this server's own address."""
+    settings = context.settings
+    return FakeVideo(settings.public_url or context.server_url, settings.latency_ms / 1000)
 
 
 UNKNOWN_LINK_PAGE = """<!doctype html>
@@ -259,15 +255,14 @@ recording: {escape(room.spec.recording)}.</p>
 
 
 @hookimpl
-def register_video_providers() -> list[VideoProviderPlugin]:
+def register_video_providers() -> list[VideoProviderPlugin[FakeSettings]]:
     return [
         VideoProviderPlugin(
             name="fake",
             create=_create,
             description="In-process rooms and links, for local runs and tests.",
             link_markers=(JOIN_PATH.split("{")[0],),
-            settings=SETTINGS,
-            check_settings=latency_ms,
+            settings=FakeSettings,
         )
     ]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -23,80 +22,23 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from teleconsult.plugin import (
     ConfigurationError,
     CreatedRoom,
+    DeclaredSettings,
     JoinRequest,
     Level,
     ProviderContext,
     ProviderError,
     ProviderLimits,
     RoomSpec,
-    Setting,
-    SettingsReader,
     TokenWindow,
     VideoProviderPlugin,
+    WholeNumber,
     hookimpl,
+    setting,
     stable_user_id,
 )
 from teleconsult_jitsi import tokens
 
 NAME = "jitsi"
-SETTINGS = (
-    Setting(
-        "JITSI_DOMAIN",
-        "",
-        "`jitsi` provider, required: the host of the Jitsi Meet deployment (`meet.example.org`; "
-        "`8x8.vc` for 8x8 JaaS); links are `https://<JITSI_DOMAIN>/<room>?jwt=<token>`",
-    ),
-    Setting(
-        "JITSI_APP_ID",
-        "",
-        "`jitsi` provider, required: the tokens' `iss`, prosody's `app_id` (`chat` for 8x8 JaaS)",
-    ),
-    Setting(
-        "JITSI_APP_SECRET",
-        "",
-        "`jitsi` provider: the HS256 secret prosody shares (`app_secret`), at least 32 characters;"
-        " this or `JITSI_PRIVATE_KEY` (never logged)",
-        secret=True,
-    ),
-    Setting(
-        "JITSI_PRIVATE_KEY",
-        "",
-        "`jitsi` provider: an RSA private key in PEM form (line breaks may be written `\\n`) to "
-        "sign RS256 tokens, as 8x8 JaaS requires; with `JITSI_KEY_ID` (never logged)",
-        secret=True,
-    ),
-    Setting(
-        "JITSI_KEY_ID",
-        "",
-        "`jitsi` provider with `JITSI_PRIVATE_KEY`: the key's id, the tokens' `kid` (JaaS: "
-        "`<AppID>/<key id>`)",
-    ),
-    Setting(
-        "JITSI_AUDIENCE",
-        "jitsi",
-        "`jitsi` provider: the tokens' `aud` (one of prosody's `asap_accepted_audiences`)",
-    ),
-    Setting(
-        "JITSI_TENANT",
-        tokens.ANY_TENANT,
-        "`jitsi` provider: the tokens' `sub`: `*` for any, or a tenant (the AppID for 8x8 JaaS), "
-        "whose rooms links then open under `/<tenant>/<room>`",
-    ),
-    Setting(
-        "JITSI_TOKEN_GRACE_MS",
-        "900000",
-        "`jitsi` provider: how long after `end_date` a token still lets its holder join (15 "
-        "minutes)",
-    ),
-    Setting(
-        "JITSI_MAX_LIFETIME_MS",
-        "86400000",
-        "`jitsi` provider, rooms without a duration: how long after `start_date` a token still "
-        "lets its holder join (a day)",
-    ),
-)
-"""The provider's variables, with their defaults and meanings (the README's rows)."""
-
 ROOM_PREFIX = "teleconsult-"
 LINK_MARKER = "?jwt="
 """Found in every link this provider makes: the token follows it."""
@@ -164,46 +106,92 @@ class JitsiVideo:
         return None
 
 
-def settings(environ: Mapping[str, str]) -> tuple[str, tokens.Issuer, TokenWindow]:
-    """JITSI_* variables, checked at start: a bad one stops it with one line."""
-    read = SettingsReader(environ, SETTINGS)
-    domain = read.text("JITSI_DOMAIN").lower()
-    if not domain:
-        raise ConfigurationError(
-            "VIDEO_PROVIDER=jitsi needs JITSI_DOMAIN, the host of the Jitsi Meet deployment "
-            "(for example meet.example.org, or 8x8.vc for 8x8 JaaS)."
-        )
-    if not _HOST.match(domain):
-        raise ConfigurationError(
-            f"JITSI_DOMAIN must be a host name (links are https://<JITSI_DOMAIN>/<room>); "
-            f"got {domain!r}."
-        )
-    app_id = read.text("JITSI_APP_ID")
-    if not app_id:
-        raise ConfigurationError(
-            "VIDEO_PROVIDER=jitsi needs JITSI_APP_ID, the issuer of its tokens "
-            "(prosody's app_id; chat for 8x8 JaaS)."
-        )
-    tenant = read.text("JITSI_TENANT")
-    if tenant != tokens.ANY_TENANT and not _TENANT.match(tenant):
-        raise ConfigurationError(
-            f"JITSI_TENANT must be * or a lower-case tenant name; got {tenant!r}."
-        )
-    issuer = tokens.Issuer(
-        app_id=app_id,
-        audience=read.text("JITSI_AUDIENCE"),
-        tenant=tenant,
-        key=_signing_key(read),
-        key_id=read.text("JITSI_KEY_ID") or None,
+class JitsiSettings(DeclaredSettings):
+    """The provider's variables, with their defaults and meanings (the README's rows)."""
+
+    domain: str = setting(
+        "JITSI_DOMAIN",
+        "",
+        "`jitsi` provider, required: the host of the Jitsi Meet deployment (`meet.example.org`; "
+        "`8x8.vc` for 8x8 JaaS); links are `https://<JITSI_DOMAIN>/<room>?jwt=<token>`",
     )
-    _check_key_id(issuer)
-    return domain, issuer, TokenWindow.read(read, "JITSI")
+    app_id: str = setting(
+        "JITSI_APP_ID",
+        "",
+        "`jitsi` provider, required: the tokens' `iss`, prosody's `app_id` (`chat` for 8x8 JaaS)",
+    )
+    app_secret: str = setting(
+        "JITSI_APP_SECRET",
+        "",
+        "`jitsi` provider: the HS256 secret prosody shares (`app_secret`), at least 32 characters;"
+        " this or `JITSI_PRIVATE_KEY` (never logged)",
+        secret=True,
+    )
+    private_key: str = setting(
+        "JITSI_PRIVATE_KEY",
+        "",
+        "`jitsi` provider: an RSA private key in PEM form (line breaks may be written `\\n`) to "
+        "sign RS256 tokens, as 8x8 JaaS requires; with `JITSI_KEY_ID` (never logged)",
+        secret=True,
+    )
+    key_id: str = setting(
+        "JITSI_KEY_ID",
+        "",
+        "`jitsi` provider with `JITSI_PRIVATE_KEY`: the key's id, the tokens' `kid` (JaaS: "
+        "`<AppID>/<key id>`)",
+    )
+    audience: str = setting(
+        "JITSI_AUDIENCE",
+        "jitsi",
+        "`jitsi` provider: the tokens' `aud` (one of prosody's `asap_accepted_audiences`)",
+    )
+    tenant: str = setting(
+        "JITSI_TENANT",
+        tokens.ANY_TENANT,
+        "`jitsi` provider: the tokens' `sub`: `*` for any, or a tenant (the AppID for 8x8 JaaS), "
+        "whose rooms links then open under `/<tenant>/<room>`",
+    )
+    token_grace_ms: WholeNumber = TokenWindow.grace_setting("JITSI", NAME)
+    max_lifetime_ms: WholeNumber = TokenWindow.lifetime_setting("JITSI", NAME)
+
+    def check(self) -> None:
+        self.provider_values()
+
+    def provider_values(self) -> tuple[str, tokens.Issuer, TokenWindow]:
+        """The domain, the token issuer and window, checked: a bad one stops the start."""
+        domain = self.domain.lower()
+        if not domain:
+            raise ConfigurationError(
+                "VIDEO_PROVIDER=jitsi needs JITSI_DOMAIN, the host of the Jitsi Meet deployment "
+                "(for example meet.example.org, or 8x8.vc for 8x8 JaaS)."
+            )
+        if not _HOST.match(domain):
+            raise ConfigurationError(
+                f"JITSI_DOMAIN must be a host name (links are https://<JITSI_DOMAIN>/<room>); "
+                f"got {domain!r}."
+            )
+        if not self.app_id:
+            raise ConfigurationError(
+                "VIDEO_PROVIDER=jitsi needs JITSI_APP_ID, the issuer of its tokens "
+                "(prosody's app_id; chat for 8x8 JaaS)."
+            )
+        if self.tenant != tokens.ANY_TENANT and not _TENANT.match(self.tenant):
+            raise ConfigurationError(
+                f"JITSI_TENANT must be * or a lower-case tenant name; got {self.tenant!r}."
+            )
+        issuer = tokens.Issuer(
+            app_id=self.app_id,
+            audience=self.audience,
+            tenant=self.tenant,
+            key=_signing_key(self.app_secret, self.private_key.replace("\\n", "\n")),
+            key_id=self.key_id or None,
+        )
+        _check_key_id(issuer)
+        return domain, issuer, TokenWindow.of(self.token_grace_ms, self.max_lifetime_ms)
 
 
-def _signing_key(read: SettingsReader) -> str | RSAPrivateKey:
+def _signing_key(secret: str, pem: str) -> str | RSAPrivateKey:
     """The HS256 secret or the RS256 key (a PEM whose line breaks may be written `\\n`)."""
-    secret = read.secret("JITSI_APP_SECRET")
-    pem = read.secret("JITSI_PRIVATE_KEY").replace("\\n", "\n")
     if secret and pem:
         raise ConfigurationError(
             "Set JITSI_APP_SECRET (HS256) or JITSI_PRIVATE_KEY (RS256), not both."
@@ -255,19 +243,18 @@ def _check_key_id(issuer: tokens.Issuer) -> None:
         )
 
 
-def create(context: ProviderContext) -> JitsiVideo:
-    return JitsiVideo(*settings(context.environ))
+def create(context: ProviderContext[JitsiSettings]) -> JitsiVideo:
+    return JitsiVideo(*context.settings.provider_values())
 
 
 @hookimpl
-def register_video_providers() -> list[VideoProviderPlugin]:
+def register_video_providers() -> list[VideoProviderPlugin[JitsiSettings]]:
     return [
         VideoProviderPlugin(
             name=NAME,
             create=create,
             description="Jitsi Meet (self-hosted token auth, or 8x8 JaaS): a token per link.",
             link_markers=(LINK_MARKER,),
-            settings=SETTINGS,
-            check_settings=lambda context: settings(context.environ),
+            settings=JitsiSettings,
         )
     ]

@@ -24,10 +24,12 @@ from livekit import api
 from livekit.protocol import models
 
 from teleconsult.plugin import (
+    BaseUrl,
     CallPolicy,
     ConfigurationError,
     CreatedRoom,
     Credentials,
+    DeclaredSettings,
     JoinRequest,
     Level,
     ProviderContext,
@@ -35,11 +37,11 @@ from teleconsult.plugin import (
     ProviderEvent,
     ProviderLimits,
     RoomSpec,
-    Setting,
-    SettingsReader,
     TokenWindow,
     VideoProviderPlugin,
+    WholeNumber,
     hookimpl,
+    setting,
     stable_user_id,
 )
 from teleconsult_livekit import events
@@ -47,65 +49,6 @@ from teleconsult_livekit.rooms import PROVIDER, RoomClient
 from teleconsult_livekit.tokens import Minter
 
 NAME = PROVIDER
-SETTINGS = (
-    Setting(
-        "LIVEKIT_URL",
-        "",
-        "`livekit` provider, required: the LiveKit server's URL, `https://...` (`http://` for a "
-        "loopback host only); clients connect to the same host over `wss://`",
-    ),
-    Setting(
-        "LIVEKIT_API_KEY",
-        "",
-        "`livekit` provider, required: the API key (the tokens' `iss`; never logged)",
-        secret=True,
-    ),
-    Setting(
-        "LIVEKIT_API_SECRET",
-        "",
-        "`livekit` provider, required: the API key's secret, at least 32 characters (signs the "
-        "calls and the tokens; never logged)",
-        secret=True,
-    ),
-    Setting(
-        "LIVEKIT_JOIN_URL_TEMPLATE",
-        "https://meet.livekit.io/custom?liveKitUrl={url}&token={token}",
-        "`livekit` provider: the link handed out (LiveKit Meet's form by default; point it at your"
-        " own frontend): `{url}` the server's `wss://` URL, `{token}` the participant's token, "
-        "`{room}` the room name, each URL-encoded; `{token}` is required, any other field stops "
-        "the start",
-    ),
-    Setting(
-        "LIVEKIT_MAX_PARTICIPANTS",
-        "25",
-        "`livekit` provider: the most participants a teleconsultation may have",
-    ),
-    Setting(
-        "LIVEKIT_TOKEN_GRACE_MS",
-        "900000",
-        "`livekit` provider: how long after `end_date` a token still lets its holder join (15 "
-        "minutes)",
-    ),
-    Setting(
-        "LIVEKIT_MAX_LIFETIME_MS",
-        "86400000",
-        "`livekit` provider, rooms without a duration: how long after `start_date` a token still "
-        "lets its holder join (a day)",
-    ),
-    Setting(
-        "LIVEKIT_TIMEOUT_MS",
-        "10000",
-        "`livekit` provider: timeout of each call to LiveKit's RoomService",
-    ),
-    Setting(
-        "LIVEKIT_MAX_ATTEMPTS",
-        "3",
-        "`livekit` provider: attempts per call (every call it makes is safe to repeat) after a "
-        "timeout, a 5xx, a 429 or no connection",
-    ),
-)
-"""The provider's variables, with their defaults and meanings (the README's rows)."""
-
 ROOM_PREFIX = "teleconsult-"
 TEMPLATE_FIELDS = ("url", "token", "room")
 LINK_MARKER = "liveKitUrl="
@@ -209,42 +152,101 @@ class LiveKitVideo:
         await self.rooms.close()
 
 
-def options(environ: Mapping[str, str]) -> Options:
-    """LIVEKIT_* variables, checked before anything is created: a bad one stops the start."""
-    read = SettingsReader(environ, SETTINGS)
-    url = read.url("LIVEKIT_URL")
-    api_key = read.secret("LIVEKIT_API_KEY")
-    api_secret = read.secret("LIVEKIT_API_SECRET")
-    for name, value, what in [
-        ("LIVEKIT_URL", url, "the LiveKit server's https URL (for example https://lk.example.org)"),
-        ("LIVEKIT_API_KEY", api_key, "the API key"),
-        ("LIVEKIT_API_SECRET", api_secret, "the API key's secret"),
-    ]:
-        if not value:
-            raise ConfigurationError(f"VIDEO_PROVIDER=livekit needs {name}, {what}.")
-    if len(api_secret) < MIN_SECRET_CHARS:
-        raise ConfigurationError(
-            f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_CHARS} characters, as LiveKit "
-            "requires."
-        )
-    return Options(
-        url=url,
-        api_key=api_key,
-        api_secret=api_secret,
-        template=join_url_template(read),
-        max_participants=read.integer("LIVEKIT_MAX_PARTICIPANTS", minimum=2, maximum=1000),
-        window=TokenWindow.read(read, "LIVEKIT"),
-        policy=CallPolicy(
-            timeout_seconds=read.integer("LIVEKIT_TIMEOUT_MS", minimum=1, maximum=600_000) / 1000,
-            max_attempts=read.integer("LIVEKIT_MAX_ATTEMPTS", minimum=1, maximum=10),
-        ),
+class LiveKitSettings(DeclaredSettings):
+    """The provider's variables, with their defaults and meanings (the README's rows)."""
+
+    url: BaseUrl | None = setting(
+        "LIVEKIT_URL",
+        None,
+        "`livekit` provider, required: the LiveKit server's URL, `https://...` (`http://` for a "
+        "loopback host only); clients connect to the same host over `wss://`",
+    )
+    api_key: str = setting(
+        "LIVEKIT_API_KEY",
+        "",
+        "`livekit` provider, required: the API key (the tokens' `iss`; never logged)",
+        secret=True,
+    )
+    api_secret: str = setting(
+        "LIVEKIT_API_SECRET",
+        "",
+        "`livekit` provider, required: the API key's secret, at least 32 characters (signs the "
+        "calls and the tokens; never logged)",
+        secret=True,
+    )
+    join_url_template: BaseUrl = setting(
+        "LIVEKIT_JOIN_URL_TEMPLATE",
+        "https://meet.livekit.io/custom?liveKitUrl={url}&token={token}",
+        "`livekit` provider: the link handed out (LiveKit Meet's form by default; point it at your"
+        " own frontend): `{url}` the server's `wss://` URL, `{token}` the participant's token, "
+        "`{room}` the room name, each URL-encoded; `{token}` is required, any other field stops "
+        "the start",
+    )
+    max_participants: WholeNumber = setting(
+        "LIVEKIT_MAX_PARTICIPANTS",
+        25,
+        "`livekit` provider: the most participants a teleconsultation may have",
+        minimum=2,
+        maximum=1000,
+    )
+    token_grace_ms: WholeNumber = TokenWindow.grace_setting("LIVEKIT", NAME)
+    max_lifetime_ms: WholeNumber = TokenWindow.lifetime_setting("LIVEKIT", NAME)
+    timeout_ms: WholeNumber = setting(
+        "LIVEKIT_TIMEOUT_MS",
+        10_000,
+        "`livekit` provider: timeout of each call to LiveKit's RoomService",
+        minimum=1,
+        maximum=600_000,
+    )
+    max_attempts: WholeNumber = setting(
+        "LIVEKIT_MAX_ATTEMPTS",
+        3,
+        "`livekit` provider: attempts per call (every call it makes is safe to repeat) after a "
+        "timeout, a 5xx, a 429 or no connection",
+        minimum=1,
+        maximum=10,
     )
 
+    def check(self) -> None:
+        self.options()
 
-def join_url_template(read: SettingsReader) -> str:
+    def options(self) -> Options:
+        """The provider's options: required variables, the secret's length and the template's
+        fields checked."""
+        for name, value, what in [
+            (
+                "LIVEKIT_URL",
+                self.url,
+                "the LiveKit server's https URL (for example https://lk.example.org)",
+            ),
+            ("LIVEKIT_API_KEY", self.api_key, "the API key"),
+            ("LIVEKIT_API_SECRET", self.api_secret, "the API key's secret"),
+        ]:
+            if not value:
+                raise ConfigurationError(f"VIDEO_PROVIDER=livekit needs {name}, {what}.")
+        url = self.url or ""  # checked just above
+        if len(self.api_secret) < MIN_SECRET_CHARS:
+            raise ConfigurationError(
+                f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_CHARS} characters, as LiveKit "
+                "requires."
+            )
+        check_template(self.join_url_template)
+        return Options(
+            url=url,
+            api_key=self.api_key,
+            api_secret=self.api_secret,
+            template=self.join_url_template,
+            max_participants=self.max_participants,
+            window=TokenWindow.of(self.token_grace_ms, self.max_lifetime_ms),
+            policy=CallPolicy(
+                timeout_seconds=self.timeout_ms / 1000, max_attempts=self.max_attempts
+            ),
+        )
+
+
+def check_template(template: str) -> None:
     """An https (or loopback http) URL naming only the fields a link is made of, with {token}."""
     name = "LIVEKIT_JOIN_URL_TEMPLATE"
-    template = read.url(name)
     try:
         fields = [part for _, part, _, _ in string.Formatter().parse(template) if part is not None]
     except ValueError as error:
@@ -257,11 +259,10 @@ def join_url_template(read: SettingsReader) -> str:
             f"{name} may use the fields {{url}}, {{token}} and {{room}}, and must use "
             f"{{token}}; got {template!r}."
         )
-    return template
 
 
-def create(context: ProviderContext) -> LiveKitVideo:
-    settings = options(context.environ)
+def create(context: ProviderContext[LiveKitSettings]) -> LiveKitVideo:
+    settings = context.settings.options()
     session = aiohttp.ClientSession()
     # failover=False: one attempt per call, so retries and timeouts are ours (rooms.py).
     lk = api.LiveKitAPI(
@@ -271,14 +272,13 @@ def create(context: ProviderContext) -> LiveKitVideo:
 
 
 @hookimpl
-def register_video_providers() -> list[VideoProviderPlugin]:
+def register_video_providers() -> list[VideoProviderPlugin[LiveKitSettings]]:
     return [
         VideoProviderPlugin(
             name=NAME,
             create=create,
             description="LiveKit through livekit-api: RoomService rooms, a token per link.",
             link_markers=(LINK_MARKER,),
-            settings=SETTINGS,
-            check_settings=lambda context: options(context.environ),
+            settings=LiveKitSettings,
         )
     ]

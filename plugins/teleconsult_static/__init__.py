@@ -13,6 +13,7 @@ from teleconsult.plugin import (
     Identity,
     IdentityProviderPlugin,
     InvalidRequest,
+    NoSettings,
     ParticipantEntry,
     ProviderContext,
     hookimpl,
@@ -51,16 +52,17 @@ class StaticIdentity:
         return None
 
 
-def _create(context: ProviderContext) -> StaticIdentity:
+def _create(context: ProviderContext[NoSettings]) -> StaticIdentity:
     return StaticIdentity()
 
 
 @hookimpl
-def register_identity_providers() -> list[IdentityProviderPlugin]:
+def register_identity_providers() -> list[IdentityProviderPlugin[NoSettings]]:
     return [
         IdentityProviderPlugin(
             name="static",
             create=_create,
+            settings=NoSettings,
             description="Groups and full name come in the request.",
         )
     ]

@@ -16,7 +16,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-from teleconsult.plugin import ConfigurationError, SettingsReader
+from teleconsult.plugin import ConfigurationError
 
 SCHEMES = {"WEBRTC_STUN_URLS": ("stun:", "stuns:"), "WEBRTC_TURN_URLS": ("turn:", "turns:")}
 
@@ -35,10 +35,11 @@ class IceServers:
     turn_secret: str = field(default="", repr=False)
 
     @classmethod
-    def read(cls, read: SettingsReader) -> IceServers:
+    def parse(cls, stun_urls: str, turn_urls: str, turn_secret: str) -> IceServers:
         """From WEBRTC_STUN_URLS, WEBRTC_TURN_URLS and WEBRTC_TURN_SECRET; each URL checked."""
+        given = {"WEBRTC_STUN_URLS": stun_urls, "WEBRTC_TURN_URLS": turn_urls}
         urls = {  # in the order given: browsers try them in that order
-            name: tuple(url.strip() for url in read.text(name).split(",") if url.strip())
+            name: tuple(url.strip() for url in given[name].split(",") if url.strip())
             for name in SCHEMES
         }
         for name, schemes in SCHEMES.items():
@@ -48,12 +49,11 @@ class IceServers:
                         f"{name} must be a comma-separated list of {' or '.join(schemes)} URLs; "
                         f"got {url!r}."
                     )
-        secret = read.secret("WEBRTC_TURN_SECRET")
-        if urls["WEBRTC_TURN_URLS"] and not secret:
+        if urls["WEBRTC_TURN_URLS"] and not turn_secret:
             raise ConfigurationError(
                 "WEBRTC_TURN_URLS needs WEBRTC_TURN_SECRET, the TURN server's static-auth-secret."
             )
-        return cls(urls["WEBRTC_STUN_URLS"], urls["WEBRTC_TURN_URLS"], secret)
+        return cls(urls["WEBRTC_STUN_URLS"], urls["WEBRTC_TURN_URLS"], turn_secret)
 
     def for_browser(self, expires_at: int) -> list[dict[str, object]]:
         """RTCIceServer entries; TURN credentials valid as long as the link that asks."""

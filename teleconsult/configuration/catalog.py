@@ -1,8 +1,9 @@
 """What is made of the settings' declarations: the README's table, `--help`, typo warnings.
 
 The core declares its variables on its settings classes (`declarations.setting`), and
-each provider plugin its own on its registration (`VideoProviderPlugin.settings`,
-`IdentityProviderPlugin.settings`). Each declaration reads as a `Setting`; from them
+each provider plugin its own on the settings class its registration names
+(`VideoProviderPlugin.settings`, `IdentityProviderPlugin.settings`). Each declaration
+reads as a `Setting`; from them
 come the README's table (`teleconsult settings --markdown`; a test compares the two),
 the list in `teleconsult --help`, and the warning for a variable that looks like one
 of them but is not (`IMMUTABLE_PERIOD` for `IMMUTABLE_PERIOD_MS`).
@@ -30,7 +31,7 @@ class Setting:
     meaning: str
     """The README's third column (Markdown, on one line)."""
     secret: bool = False
-    """It holds a secret (read with `SettingsReader.secret`): its value may instead be in a
+    """It holds a secret: its value may instead be in a
     file whose path `<name>_FILE` gives, as container platforms mount secrets."""
     aliases: tuple[str, ...] = ()
     """Other names read for it (an older spelling): known, so never warned about."""
@@ -74,7 +75,7 @@ class Section:
 
 
 def defaults(settings: Iterable[Setting]) -> dict[str, str]:
-    """Each setting's default by name, as `SettingsReader` takes them."""
+    """Each setting's default by name, as the environment spells it."""
     return {setting.name: setting.default for setting in settings}
 
 

@@ -17,7 +17,7 @@ from contextlib import suppress
 from typing import Annotated, Any, Self, get_args
 
 import annotated_types
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -138,7 +138,7 @@ class EnvironSource(PydanticBaseSettingsSource):
 
 class DeclaredSettings(BaseSettings):
     """The settings of one concern (the core's HTTP, store... or a plugin's), each field
-    declared with `setting`; frozen once read."""
+    declared with `setting`; frozen once read. A check over several fields goes in `check`."""
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -165,6 +165,16 @@ class DeclaredSettings(BaseSettings):
         except ValidationError as error:
             raise ConfigurationError(error_line(cls, error.errors()[0])) from None
 
+    @model_validator(mode="after")
+    def _checked(self) -> Self:
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Checks over several variables, run once each is read (none here): a plugin's
+        settings class overrides it to raise `ConfigurationError` with one whole line, so
+        building the object is checking it, without I/O."""
+
     @classmethod
     def declared(cls) -> tuple[Setting, ...]:
         """Every variable of this concern, in declaration order."""
@@ -178,6 +188,10 @@ class DeclaredSettings(BaseSettings):
             if declaration(field).secret and value and value != field.default:
                 found.append(str(value))
         return tuple(found)
+
+
+class NoSettings(DeclaredSettings):
+    """The settings of a provider that reads no variable of its own."""
 
 
 def error_line(cls: type[BaseSettings], error: ErrorDetails) -> str:

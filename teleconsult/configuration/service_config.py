@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
+from teleconsult.configuration.provider_config import ProviderConfig, UserIdMapping
 from teleconsult.core.domain import TOOLS, Privilege, Privileges
 from teleconsult.core.events import EVENT_TYPES
 from teleconsult.errors import ConfigurationError
@@ -44,12 +45,10 @@ class WebhookConfig:
 @dataclass(frozen=True)
 class ServiceConfig:
     privileges: Privileges
-    environment: str
     groups_with_background: frozenset[str]
     user_id_path: tuple[PathStep, ...] | None
     """None means the default: the header named by USERID_HEADER_KEY."""
-    custom_user_id_source: str
-    custom_user_id_target: str
+    providers: ProviderConfig
     webhooks: tuple[WebhookConfig, ...] = ()
 
 
@@ -203,11 +202,14 @@ def parse_config(raw: object, origin: str) -> ServiceConfig:
     steps = data.get("userIdPathInRequest")
     return ServiceConfig(
         privileges=data["privileges"],
-        environment=data["environment"],
         groups_with_background=frozenset(data.get("groupsWithBackgroundList", ())),
         user_id_path=tuple(steps) if steps else None,
-        custom_user_id_source=data["customUserId"]["source"],
-        custom_user_id_target=data["customUserId"]["target"],
+        providers=ProviderConfig(
+            environment=data["environment"],
+            user_id_mapping=UserIdMapping(
+                source=data["customUserId"]["source"], target=data["customUserId"]["target"]
+            ),
+        ),
         webhooks=tuple(data.get("webhooks", ())),
     )
 

@@ -105,13 +105,16 @@ def declared_settings(manager: pluggy.PluginManager) -> list[Section]:
         [
             Section("teleconsult", CORE_SETTINGS),
             *(
-                Section(f"video provider {name} (VIDEO_PROVIDER={name})", video[name].settings)
+                Section(
+                    f"video provider {name} (VIDEO_PROVIDER={name})",
+                    video[name].settings.declared(),
+                )
                 for name in sorted(video)
             ),
             *(
                 Section(
                     f"identity provider {name} (IDENTITY_PROVIDER={name})",
-                    identity[name].settings,
+                    identity[name].settings.declared(),
                 )
                 for name in sorted(identity)
             ),

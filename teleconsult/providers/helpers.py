@@ -11,11 +11,11 @@ import re
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from yarl import URL
 
-from teleconsult.configuration.reader import SettingsReader
+from teleconsult.configuration.declarations import setting
 from teleconsult.providers.protocols import JoinRequest
 
 T = TypeVar("T")
@@ -109,12 +109,34 @@ class TokenWindow:
     max_lifetime: timedelta
 
     @classmethod
-    def read(cls, read: SettingsReader, prefix: str) -> TokenWindow:
-        """From `<prefix>_TOKEN_GRACE_MS` (up to a day) and `<prefix>_MAX_LIFETIME_MS` (a
-        minute to a week), whose defaults the provider's `SettingsReader` holds."""
-        grace = read.integer(f"{prefix}_TOKEN_GRACE_MS", minimum=0, maximum=DAY_MS)
-        lifetime = read.integer(f"{prefix}_MAX_LIFETIME_MS", minimum=60_000, maximum=7 * DAY_MS)
-        return cls(timedelta(milliseconds=grace), timedelta(milliseconds=lifetime))
+    def of(cls, grace_ms: int, max_lifetime_ms: int) -> TokenWindow:
+        """From the provider's settings declared with `grace_setting` and `lifetime_setting`."""
+        return cls(timedelta(milliseconds=grace_ms), timedelta(milliseconds=max_lifetime_ms))
+
+    @staticmethod
+    def grace_setting(prefix: str, provider: str) -> Any:
+        """Declares `<prefix>_TOKEN_GRACE_MS` of the token provider `provider`: 15 minutes,
+        up to a day."""
+        return setting(
+            f"{prefix}_TOKEN_GRACE_MS",
+            900_000,
+            f"`{provider}` provider: how long after `end_date` a token still lets its holder join "
+            "(15 minutes)",
+            minimum=0,
+            maximum=DAY_MS,
+        )
+
+    @staticmethod
+    def lifetime_setting(prefix: str, provider: str) -> Any:
+        """Declares `<prefix>_MAX_LIFETIME_MS`: a day, from a minute to a week."""
+        return setting(
+            f"{prefix}_MAX_LIFETIME_MS",
+            DAY_MS,
+            f"`{provider}` provider, rooms without a duration: how long after `start_date` a "
+            "token still lets its holder join (a day)",
+            minimum=60_000,
+            maximum=7 * DAY_MS,
+        )
 
     def claims(self, join: JoinRequest) -> tuple[int, int]:
         """`(nbf, exp)` for a token handed out for `join`, in Unix seconds."""

@@ -8,7 +8,7 @@ missing from it or is not exercised by a test.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -24,7 +24,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_video_providers() -> list[VideoProviderPlugin]:  # type: ignore[empty-body]
+def register_video_providers() -> list[VideoProviderPlugin[Any]]:  # type: ignore[empty-body]
     """Return the video providers this plugin offers, each with a unique name.
 
     The `VIDEO_PROVIDER` setting picks one by name; only the chosen one is
@@ -33,7 +33,7 @@ def register_video_providers() -> list[VideoProviderPlugin]:  # type: ignore[emp
 
 
 @hookspec
-def register_identity_providers() -> list[IdentityProviderPlugin]:  # type: ignore[empty-body]
+def register_identity_providers() -> list[IdentityProviderPlugin[Any]]:  # type: ignore[empty-body]
     """Return the identity providers this plugin offers, each with a unique name.
 
     The `IDENTITY_PROVIDER` setting picks one by name.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -34,7 +34,10 @@ def make_plugin_manager(extra_plugins: Sequence[object] = ()) -> pluggy.PluginMa
     return manager
 
 
-Registered = TypeVar("Registered", VideoProviderPlugin, IdentityProviderPlugin)
+VideoPlugin = VideoProviderPlugin[Any]
+"""A registration, whichever settings class it names (only its own factory reads them)."""
+IdentityPlugin = IdentityProviderPlugin[Any]
+Registered = TypeVar("Registered", VideoPlugin, IdentityPlugin)
 
 
 def _by_name(kind: str, batches: Iterable[list[Registered]]) -> dict[str, Registered]:
@@ -49,11 +52,11 @@ def _by_name(kind: str, batches: Iterable[list[Registered]]) -> dict[str, Regist
     return found
 
 
-def video_providers(manager: pluggy.PluginManager) -> dict[str, VideoProviderPlugin]:
+def video_providers(manager: pluggy.PluginManager) -> dict[str, VideoPlugin]:
     return _by_name("video", manager.hook.register_video_providers())
 
 
-def identity_providers(manager: pluggy.PluginManager) -> dict[str, IdentityProviderPlugin]:
+def identity_providers(manager: pluggy.PluginManager) -> dict[str, IdentityPlugin]:
     return _by_name("identity", manager.hook.register_identity_providers())
 
 

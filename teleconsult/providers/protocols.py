@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 
+from teleconsult.configuration.declarations import DeclaredSettings
+from teleconsult.configuration.provider_config import ProviderConfig
 from teleconsult.core.domain import Level, ProviderLimits, RoomParticipant, RoomSpec
 from teleconsult.providers.storage import ProviderStorage, Roster
 
 if TYPE_CHECKING:
-    from teleconsult.configuration.catalog import Setting
-    from teleconsult.configuration.service_config import ServiceConfig
     from teleconsult.configuration.tokens import TokenDefaults
+
+OwnSettings = TypeVar("OwnSettings", bound=DeclaredSettings)
+"""A provider's own settings class, which its registration names and its context holds."""
 
 
 @dataclass(frozen=True)
@@ -307,16 +310,20 @@ class Upload:
 
 
 @dataclass(frozen=True)
-class ProviderContext:
-    """What a provider factory gets to build its provider."""
+class ProviderContext(Generic[OwnSettings]):
+    """What a provider factory gets to build its provider: its own values, never the core's
+    settings or the whole service configuration."""
 
+    settings: OwnSettings
+    """The provider's own settings, read from the environment and checked as the app was
+    planned (the class its registration names)."""
     server_url: str
     """This server's own address (`http://<HTTP_HOST>:<HTTP_PORT>`, a wildcard host as
     127.0.0.1), as a browser on this machine reaches it: where the links of a provider
     that serves its own pages point when no public URL of its own is configured."""
-    config: ServiceConfig
-    environ: Mapping[str, str]
-    """The process environment: a plugin reads its own variables (API keys, URLs) here."""
+    provider_config: ProviderConfig = field(default_factory=ProviderConfig)
+    """The service configuration file's values for providers (`environment`,
+    `user_id_mapping`)."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
     """The service's clock: a provider that checks times (a link's window) asks it."""
     storage: ProviderStorage | None = field(default=None, repr=False)
@@ -329,38 +336,34 @@ class ProviderContext:
 
 
 @dataclass(frozen=True)
-class VideoProviderPlugin:
+class VideoProviderPlugin(Generic[OwnSettings]):
     """A named video provider, registered by `register_video_providers`."""
 
     name: str
-    create: Callable[[ProviderContext], VideoProvider]
+    create: Callable[[ProviderContext[OwnSettings]], VideoProvider]
+    settings: type[OwnSettings]
+    """The provider's own settings class (`NoSettings` for none): its variables are listed by
+    `teleconsult --help` and the README, and known (never warned about as a typo); when the
+    provider is chosen, the app reads it from the environment before it starts (a bad value
+    stops the start, and `teleconsult check-config`, with its line) and hands it to `create`."""
     description: str = ""
     link_markers: tuple[str, ...] = ()
     """Path fragments found only in this provider's join links (`/fake-video/join/`): any
     text holding one is redacted from logs, since a link is a bearer credential."""
-    settings: tuple[Setting, ...] = ()
-    """The provider's own environment variables, with their defaults and meanings: listed
-    by `teleconsult --help` and the README, and known (never warned about as a typo)."""
-    check_settings: Callable[[ProviderContext], object] | None = None
-    """Reads and checks the provider's variables as `create` would, without I/O (no session,
-    no connection; the context has no storage or roster), raising `ConfigurationError`:
-    `teleconsult check-config` calls it when the provider is the one chosen."""
     chosen_by: tuple[str, ...] = ()
     """Variables that make this provider the default when VIDEO_PROVIDER is unset, when one
     is set (`BANDYER_API_SECRET_KEY`: an environment of the original meant Kaleyra)."""
 
 
 @dataclass(frozen=True)
-class IdentityProviderPlugin:
+class IdentityProviderPlugin(Generic[OwnSettings]):
     """A named identity provider, registered by `register_identity_providers`."""
 
     name: str
-    create: Callable[[ProviderContext], IdentityProvider]
-    description: str = ""
-    settings: tuple[Setting, ...] = ()
+    create: Callable[[ProviderContext[OwnSettings]], IdentityProvider]
+    settings: type[OwnSettings]
     """As `VideoProviderPlugin.settings`."""
-    check_settings: Callable[[ProviderContext], object] | None = None
-    """As `VideoProviderPlugin.check_settings`."""
+    description: str = ""
     chosen_by: tuple[str, ...] = ()
     """Variables that make this provider the default when IDENTITY_PROVIDER is unset."""
     token_defaults: Callable[[Mapping[str, str]], TokenDefaults | None] | None = None
