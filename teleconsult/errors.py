@@ -143,17 +143,24 @@ class ServiceError(Exception):
         if code is not None:
             self.code = code
 
+    def __init_subclass__(
+        cls, *, status: int | None = None, code: ErrorCode | None = None, **kwargs: object
+    ) -> None:
+        """A subclass names its status and code in its header, one declaration each."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+
 
 # -- 4xx: the request, as sent, cannot be carried out -------------------------------------------
 
 
-class InvalidRequest(ServiceError):
+class InvalidRequest(ServiceError, status=400, code="validation"):
     """The request does not follow the API. `path` names the part at fault, as a caller
     wrote it (`participants.number`, `start_date`; `body` for the whole body), or
     `details` lists several problems."""
-
-    status = 400
-    code: ErrorCode = "validation"
 
     def __init__(
         self, message: str, *, path: str = "body", details: tuple[Problem, ...] = ()
@@ -162,19 +169,13 @@ class InvalidRequest(ServiceError):
         self.details = details or (Problem(path=path, message=message),)
 
 
-class MalformedBody(ServiceError):
+class MalformedBody(ServiceError, status=400, code="malformed_body"):
     """The body cannot be read as JSON at all: nothing in it could be validated."""
 
-    status = 400
-    code: ErrorCode = "malformed_body"
 
-
-class NoPlusUser(ServiceError):
+class NoPlusUser(ServiceError, status=400, code="no_plus_user"):
     """Everyone is known and nobody may run the call. The API gives it the original's
     documented `error` string, which names the route (`Failed POST /teleconsultation: ...`)."""
-
-    status = 400
-    code: ErrorCode = "no_plus_user"
 
     def __init__(self) -> None:
         super().__init__(
@@ -182,66 +183,53 @@ class NoPlusUser(ServiceError):
         )
 
 
-class Unauthorized(ServiceError):
-    status = 401
-    code: ErrorCode = "unauthorized"
+class Unauthorized(ServiceError, status=401, code="unauthorized"):
+    """The caller is unknown, not a participant, or has no valid token."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, error="Unauthorized user")
 
 
-class Forbidden(ServiceError):
-    status = 403
-    code: ErrorCode = "forbidden"
+class Forbidden(ServiceError, status=403, code="forbidden"):
+    """The caller is known but may not do this (change it, write, or read as a manager)."""
 
 
-class NotFound(ServiceError):
-    status = 404
-    code: ErrorCode = "not_found"
+class NotFound(ServiceError, status=404, code="not_found"):
+    """What the request names does not exist (a cancelled teleconsultation included)."""
 
 
-class RequestTimeout(ServiceError):
-    status = 408
-    code: ErrorCode = "request_timeout"
+class RequestTimeout(ServiceError, status=408, code="request_timeout"):
+    """The body did not arrive in time: the connection is closed after the answer."""
+
     close_connection = True
 
 
-class Conflict(ServiceError):
+class Conflict(ServiceError, status=409, code="contention"):
     """409; `code` says which: `locked`, `contention`, `user_map_conflict`,
     `idempotency_in_progress`."""
 
-    status = 409
-    code: ErrorCode = "contention"
+
+class TooLarge(ServiceError, status=413, code="too_large"):
+    """The body or the file is larger than the service accepts."""
 
 
-class TooLarge(ServiceError):
-    status = 413
-    code: ErrorCode = "too_large"
+class UnsupportedMediaType(ServiceError, status=415, code="unsupported_media_type"):
+    """The body is not sent in a type the route reads (JSON, a JPEG image)."""
 
 
-class UnsupportedMediaType(ServiceError):
-    status = 415
-    code: ErrorCode = "unsupported_media_type"
+class Unprocessable(ServiceError, status=422, code="idempotency_key_reused"):
+    """An Idempotency-Key was used again for another request."""
 
 
-class Unprocessable(ServiceError):
-    status = 422
-    code: ErrorCode = "idempotency_key_reused"
-
-
-class TooManyRequests(ServiceError):
-    status = 429
-    code: ErrorCode = "too_many_idempotency_keys"
+class TooManyRequests(ServiceError, status=429, code="too_many_idempotency_keys"):
+    """The caller holds too many unexpired Idempotency-Keys."""
 
 
 # -- 5xx: the service or a dependency failed ----------------------------------------------------
 
 
-class UnreadableRecord(ServiceError):
+class UnreadableRecord(ServiceError, status=500, code="unreadable_record"):
     """A stored document without the fields this service writes (one of the original's, say)."""
-
-    status = 500
-    code: ErrorCode = "unreadable_record"
 
     def __init__(self, record_id: str) -> None:
         super().__init__(
@@ -250,24 +238,19 @@ class UnreadableRecord(ServiceError):
         )
 
 
-class MissingCapability(ServiceError):
+class MissingCapability(ServiceError, status=501, code="not_supported"):
     """The configured video provider does not offer what the endpoint needs."""
-
-    status = 501
-    code: ErrorCode = "not_supported"
 
     def __init__(self, provider: str, capability: str) -> None:
         super().__init__(f"The {provider} video provider does not offer {capability}.")
 
 
-class Unavailable(ServiceError):
+class Unavailable(ServiceError, status=503, code="store_unavailable"):
     """A dependency (the store) cannot be reached right now; the caller may retry.
 
     A write whose acknowledgement was lost may still have been applied.
     """
 
-    status = 503
-    code: ErrorCode = "store_unavailable"
     may_have_written = True
 
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
@@ -276,11 +259,9 @@ class Unavailable(ServiceError):
         """Seconds after which a retry may succeed: the answer's `Retry-After`."""
 
 
-class TooSlow(ServiceError):
+class TooSlow(ServiceError, status=504, code="deadline_exceeded"):
     """A change did not complete within its deadline: it may or may not have been applied."""
 
-    status = 504
-    code: ErrorCode = "deadline_exceeded"
     may_have_written = True
 
 

@@ -14,27 +14,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from teleconsult.plugin import (
-    BaseUrl,
-    ConfigurationError,
-    CreatedRoom,
-    Credentials,
-    DeclaredSettings,
-    JoinRequest,
-    Level,
-    ProviderContext,
-    ProviderError,
-    ProviderEvent,
-    ProviderLimits,
-    RoomSpec,
-    Upload,
-    VideoProviderPlugin,
-    WholeNumber,
-    hookimpl,
-    setting,
-    stable_user_id,
-    with_query,
-)
+from teleconsult import plugin
 from teleconsult_bandyer import events, kaleyra
 from teleconsult_bandyer.client import PROVIDER, ClientOptions, KaleyraClient
 
@@ -42,29 +22,29 @@ NAME = PROVIDER
 log = logging.getLogger(__name__)
 
 
-class BandyerSettings(DeclaredSettings):
+class BandyerSettings(plugin.DeclaredSettings):
     """The provider's variables, with their defaults and meanings (the README's rows)."""
 
-    base_url: BaseUrl | None = setting(
+    base_url: plugin.BaseUrl | None = plugin.setting(
         "BANDYER_BASE_URL",
         None,
         "`bandyer` provider, required: the Kaleyra Video v2 API base URL, e.g. "
         "`https://api.sandbox.eu.bandyer.com` (sandbox) or `https://api.eu.bandyer.com`",
     )
-    api_key: str = setting(
+    api_key: str = plugin.setting(
         "BANDYER_API_SECRET_KEY",
         "",
         "`bandyer` provider, required: the Kaleyra API key (sent only in the `apikey` header, "
         "never logged)",
         secret=True,
     )
-    timeout_ms: WholeNumber = setting(
+    timeout_ms: plugin.WholeNumber = plugin.setting(
         "BANDYER_TIMEOUT_MS",
         10_000,
         "`bandyer` provider: timeout of each call to Kaleyra",
         minimum=1,
     )
-    max_attempts: WholeNumber = setting(
+    max_attempts: plugin.WholeNumber = plugin.setting(
         "BANDYER_MAX_ATTEMPTS",
         3,
         "`bandyer` provider: attempts per call, for the calls that are safe to repeat (and for "
@@ -78,12 +58,12 @@ class BandyerSettings(DeclaredSettings):
     def client_options(self) -> ClientOptions:
         """The Kaleyra client's options, the required variables checked."""
         if not self.base_url:
-            raise ConfigurationError(
+            raise plugin.ConfigurationError(
                 "VIDEO_PROVIDER=bandyer needs BANDYER_BASE_URL, the Kaleyra v2 API base URL "
                 "(for example https://api.sandbox.eu.bandyer.com)."
             )
         if not self.api_key:
-            raise ConfigurationError(
+            raise plugin.ConfigurationError(
                 "VIDEO_PROVIDER=bandyer needs BANDYER_API_SECRET_KEY (or "
                 "BANDYER_API_SECRET_KEY_FILE), the Kaleyra API key."
             )
@@ -97,7 +77,7 @@ class BandyerSettings(DeclaredSettings):
 
 class BandyerVideo:
     name = NAME
-    limits = ProviderLimits(
+    limits = plugin.ProviderLimits(
         min_participants=2, max_participants=25, min_duration_seconds=60, max_duration_seconds=86400
     )
     credentials_seconds = (360, 86400)
@@ -112,16 +92,16 @@ class BandyerVideo:
 
     async def verify_event(
         self, headers: Mapping[str, str], body: bytes
-    ) -> Sequence[ProviderEvent]:
+    ) -> Sequence[plugin.ProviderEvent]:
         """Kaleyra's own webhooks, signed with the API key (`events.py`)."""
         return events.verify(self.client.options.api_key, headers, body, self.clock())
 
-    async def ensure_user(self, external_id: str, level: Level) -> str:
+    async def ensure_user(self, external_id: str, level: plugin.Level) -> str:
         # Our own id, derived from the external one: a repeat is a 409, i.e. one user.
-        user_id = stable_user_id(external_id, max_length=kaleyra.USER_ID_MAX_LENGTH)
+        user_id = plugin.stable_user_id(external_id, max_length=kaleyra.USER_ID_MAX_LENGTH)
         return await self.client.create_user(user_id, level.value)
 
-    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+    async def create_room(self, spec: plugin.RoomSpec) -> plugin.CreatedRoom:
         room = await self.client.create_room(spec)
         missing = [
             p.provider_user_id for p in spec.participants if p.provider_user_id not in room.links
@@ -130,13 +110,13 @@ class BandyerVideo:
             detail = f"no link for {len(missing)} participant(s)"
             try:
                 await self.client.delete_room(room.room_id)
-            except ProviderError:
+            except plugin.ProviderError:
                 log.warning("could not delete Kaleyra room %s made without links", room.room_id)
-                raise ProviderError(
+                raise plugin.ProviderError(
                     NAME, "create a room", "bad_answer", detail, may_have_acted=True
                 ) from None
-            raise ProviderError(NAME, "create a room", "bad_answer", detail)
-        return CreatedRoom(provider_room_id=room.room_id, links=dict(room.links))
+            raise plugin.ProviderError(NAME, "create a room", "bad_answer", detail)
+        return plugin.CreatedRoom(provider_room_id=room.room_id, links=dict(room.links))
 
     async def delete_room(self, provider_room_id: str) -> None:
         await self.client.delete_room(provider_room_id)
@@ -144,11 +124,11 @@ class BandyerVideo:
     async def check(self) -> None:
         await self.client.list_users(limit=1)
 
-    def join_link(self, join: JoinRequest) -> str:
+    def join_link(self, join: plugin.JoinRequest) -> str:
         """The link Kaleyra made for the participant, with the language and background."""
         if join.stored_link is None:
-            raise ProviderError(NAME, "make a join link", "bad_answer", "no link was stored")
-        return with_query(
+            raise plugin.ProviderError(NAME, "make a join link", "bad_answer", "no link was stored")
+        return plugin.with_query(
             join.stored_link,
             {
                 kaleyra.LINK_LANGUAGE: join.language,
@@ -159,7 +139,9 @@ class BandyerVideo:
     async def describe_room(self, provider_room_id: str) -> dict[str, object]:
         return await self.client.get_room(provider_room_id)
 
-    async def create_credentials(self, provider_user_id: str, expires_in: int) -> Credentials:
+    async def create_credentials(
+        self, provider_user_id: str, expires_in: int
+    ) -> plugin.Credentials:
         return await self.client.create_sdk_credentials(provider_user_id, expires_in)
 
     async def list_uploads(self, provider_room_id: str) -> list[str]:
@@ -168,7 +150,7 @@ class BandyerVideo:
     async def delete_upload(self, key: str) -> None:
         await self.client.delete_upload(key)
 
-    async def upload_background(self, upload: Upload) -> dict[str, object]:
+    async def upload_background(self, upload: plugin.Upload) -> dict[str, object]:
         return await self.client.upload_virtual_background(
             upload.content, upload.filename, upload.content_type
         )
@@ -180,17 +162,17 @@ class BandyerVideo:
         await self.client.close()
 
 
-def create(context: ProviderContext[BandyerSettings]) -> BandyerVideo:
+def create(context: plugin.ProviderContext[BandyerSettings]) -> BandyerVideo:
     """Kaleyra's `environment` (`context.provider_config.environment`, from the service
     configuration file) is the plugin's to read; the base URL already says which one."""
     client = KaleyraClient(context.settings.client_options(), aiohttp.ClientSession())
     return BandyerVideo(client, context.clock)
 
 
-@hookimpl
-def register_video_providers() -> list[VideoProviderPlugin[BandyerSettings]]:
+@plugin.hookimpl
+def register_video_providers() -> list[plugin.VideoProviderPlugin[BandyerSettings]]:
     return [
-        VideoProviderPlugin(
+        plugin.VideoProviderPlugin(
             name=NAME,
             create=create,
             description="Kaleyra Video (Bandyer) REST API v2.",

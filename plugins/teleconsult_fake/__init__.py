@@ -20,41 +20,22 @@ from html import escape
 
 from aiohttp import web
 
-from teleconsult.plugin import (
-    VIDEO_PROVIDER,
-    CreatedRoom,
-    Credentials,
-    DeclaredSettings,
-    JoinRequest,
-    Level,
-    NotFound,
-    ProviderContext,
-    ProviderError,
-    ProviderLimits,
-    RoomSpec,
-    Upload,
-    VideoProviderPlugin,
-    WholeNumber,
-    hookimpl,
-    setting,
-    stable_user_id,
-    with_query,
-)
+from teleconsult import plugin
 
 JOIN_PATH = "/fake-video/join/{code}"
 
 
-class FakeSettings(DeclaredSettings):
+class FakeSettings(plugin.DeclaredSettings):
     """The provider's variables, with their defaults and meanings (the README's rows)."""
 
-    latency_ms: WholeNumber = setting(
+    latency_ms: plugin.WholeNumber = plugin.setting(
         "FAKE_VIDEO_LATENCY_MS",
         0,
         "`fake` provider only: a delay before each of its calls, to try timeouts and benchmarks",
         minimum=0,
         maximum=600_000,
     )
-    public_url: str = setting(
+    public_url: str = plugin.setting(
         "FAKE_VIDEO_PUBLIC_URL",
         "",
         "`fake` provider only: where its links point; unset = `http://<HTTP_HOST>:<HTTP_PORT>` "
@@ -65,7 +46,7 @@ class FakeSettings(DeclaredSettings):
 @dataclass
 class FakeRoom:
     id: str
-    spec: RoomSpec
+    spec: plugin.RoomSpec
     codes: dict[str, str] = field(repr=False)
     """Provider user id -> join code."""
     created_at: str = ""
@@ -75,34 +56,35 @@ class FakeVideo:
     """Everything lives in this object: a fresh provider per app, gone at shutdown."""
 
     name = "fake"
-    limits = ProviderLimits()
+    limits = plugin.ProviderLimits()
     credentials_seconds = (360, 24 * 3600)
     background_types = frozenset({"image/jpeg"})
 
     def __init__(self, public_url: str, latency_seconds: float = 0.0) -> None:
         self.public_url = public_url.rstrip("/")
         self.latency_seconds = latency_seconds
-        self.users: dict[str, Level] = {}
+        self.users: dict[str, plugin.Level] = {}
         self.rooms: dict[str, FakeRoom] = {}
         self.created_room_count = 0
         self.uploads: dict[str, list[str]] = {}
         self.backgrounds: dict[str, str] = {}
         self.default_background: str | None = None
 
-    async def ensure_user(self, external_id: str, level: Level) -> str:
+    async def ensure_user(self, external_id: str, level: plugin.Level) -> str:
         await self._wait()
-        user_id = stable_user_id(external_id)
+        user_id = plugin.stable_user_id(external_id)
         self.users.setdefault(user_id, level)
         return user_id
 
-    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+    async def create_room(self, spec: plugin.RoomSpec) -> plugin.CreatedRoom:
         await self._wait()
         refusal = self.limits.refusal(spec)
         if refusal is not None:
-            raise ProviderError(self.name, "create a room", "bad_answer", refusal)
+            raise plugin.ProviderError(self.name, "create a room", "bad_answer", refusal)
         for participant in spec.participants:  # known before a restart (see the module doc)
             self.users.setdefault(
-                participant.provider_user_id, Level.PLUS if participant.is_admin else Level.BASIC
+                participant.provider_user_id,
+                plugin.Level.PLUS if participant.is_admin else plugin.Level.BASIC,
             )
         room_id = "fake-room-" + secrets.token_hex(8)
         codes = {p.provider_user_id: secrets.token_urlsafe(24) for p in spec.participants}
@@ -112,7 +94,7 @@ class FakeVideo:
         links = {
             user: self.public_url + JOIN_PATH.format(code=code) for user, code in codes.items()
         }
-        return CreatedRoom(provider_room_id=room_id, links=links)
+        return plugin.CreatedRoom(provider_room_id=room_id, links=links)
 
     async def delete_room(self, provider_room_id: str) -> None:
         await self._wait()
@@ -121,10 +103,12 @@ class FakeVideo:
     async def check(self) -> None:
         return None
 
-    def join_link(self, join: JoinRequest) -> str:
+    def join_link(self, join: plugin.JoinRequest) -> str:
         if join.stored_link is None:
-            raise ProviderError(self.name, "make a join link", "bad_answer", "no stored link")
-        return with_query(
+            raise plugin.ProviderError(
+                self.name, "make a join link", "bad_answer", "no stored link"
+            )
+        return plugin.with_query(
             join.stored_link, {"l": join.language, "vb": "image" if join.background else None}
         )
 
@@ -142,12 +126,16 @@ class FakeVideo:
             "live": room.spec.live,
         }
 
-    async def create_credentials(self, provider_user_id: str, expires_in: int) -> Credentials:
+    async def create_credentials(
+        self, provider_user_id: str, expires_in: int
+    ) -> plugin.Credentials:
         await self._wait()
         if provider_user_id not in self.users:
-            raise ProviderError(self.name, "create SDK credentials", "bad_answer", "unknown user")
+            raise plugin.ProviderError(
+                self.name, "create SDK credentials", "bad_answer", "unknown user"
+            )
         expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
-        return Credentials(
+        return plugin.Credentials(
             access_token="fake-token-" + secrets.token_urlsafe(24),
             expires_at=expires_at.isoformat().replace("+00:00", "Z"),
             provider_user_id=provider_user_id,
@@ -163,7 +151,7 @@ class FakeVideo:
             if key in room_keys:
                 room_keys.remove(key)
 
-    async def upload_background(self, upload: Upload) -> dict[str, object]:
+    async def upload_background(self, upload: plugin.Upload) -> dict[str, object]:
         await self._wait()
         alias = "bg-" + secrets.token_hex(4)
         self.backgrounds[alias] = upload.filename
@@ -176,14 +164,14 @@ class FakeVideo:
     async def set_default_background(self, alias: str) -> dict[str, object]:
         await self._wait()
         if alias not in self.backgrounds:
-            raise NotFound(f"background_alias {alias!r} names no background of the company.")
+            raise plugin.NotFound(f"background_alias {alias!r} names no background of the company.")
         self.default_background = alias
         return {"name": "fake company", "default_background": alias}
 
     def _room(self, provider_room_id: str, operation: str) -> FakeRoom:
         room = self.rooms.get(provider_room_id)
         if room is None:
-            raise ProviderError(self.name, operation, "bad_answer", "unknown room")
+            raise plugin.ProviderError(self.name, operation, "bad_answer", "unknown room")
         return room
 
     async def close(self) -> None:
@@ -201,7 +189,7 @@ class FakeVideo:
         return None
 
 
-def _create(context: ProviderContext[FakeSettings]) -> FakeVideo:
+def _create(context: plugin.ProviderContext[FakeSettings]) -> FakeVideo:
     """Links point to FAKE_VIDEO_PUBLIC_URL, else to this server's own address."""
     settings = context.settings
     return FakeVideo(settings.public_url or context.server_url, settings.latency_ms / 1000)
@@ -216,7 +204,7 @@ UNKNOWN_LINK_PAGE = """<!doctype html>
 
 async def join_page(request: web.Request) -> web.Response:
     """The page a fake link opens. Not found unless the fake provider is the one running."""
-    provider = request.app[VIDEO_PROVIDER]
+    provider = request.app[plugin.VIDEO_PROVIDER]
     found = (
         provider.find_code(request.match_info["code"]) if isinstance(provider, FakeVideo) else None
     )
@@ -254,10 +242,10 @@ recording: {escape(room.spec.recording)}.</p>
     )
 
 
-@hookimpl
-def register_video_providers() -> list[VideoProviderPlugin[FakeSettings]]:
+@plugin.hookimpl
+def register_video_providers() -> list[plugin.VideoProviderPlugin[FakeSettings]]:
     return [
-        VideoProviderPlugin(
+        plugin.VideoProviderPlugin(
             name="fake",
             create=_create,
             description="In-process rooms and links, for local runs and tests.",
@@ -267,6 +255,6 @@ def register_video_providers() -> list[VideoProviderPlugin[FakeSettings]]:
     ]
 
 
-@hookimpl
+@plugin.hookimpl
 def register_routes() -> list[web.AbstractRouteDef]:
     return [web.get(JOIN_PATH, join_page)]

@@ -23,27 +23,7 @@ import aiohttp
 from livekit import api
 from livekit.protocol import models
 
-from teleconsult.plugin import (
-    BaseUrl,
-    CallPolicy,
-    ConfigurationError,
-    CreatedRoom,
-    Credentials,
-    DeclaredSettings,
-    JoinRequest,
-    Level,
-    ProviderContext,
-    ProviderError,
-    ProviderEvent,
-    ProviderLimits,
-    RoomSpec,
-    TokenWindow,
-    VideoProviderPlugin,
-    WholeNumber,
-    hookimpl,
-    setting,
-    stable_user_id,
-)
+from teleconsult import plugin
 from teleconsult_livekit import events
 from teleconsult_livekit.rooms import PROVIDER, RoomClient
 from teleconsult_livekit.tokens import Minter
@@ -66,8 +46,8 @@ class Options:
     api_secret: str = field(repr=False)
     template: str
     max_participants: int
-    window: TokenWindow
-    policy: CallPolicy
+    window: plugin.TokenWindow
+    policy: plugin.CallPolicy
 
     @property
     def client_url(self) -> str:
@@ -85,32 +65,32 @@ class LiveKitVideo:
         self.clock = clock
         self.tokens = Minter(options.api_key, options.api_secret, options.window)
         self.receiver = api.WebhookReceiver(api.TokenVerifier(options.api_key, options.api_secret))
-        self.limits = ProviderLimits(max_participants=options.max_participants)
+        self.limits = plugin.ProviderLimits(max_participants=options.max_participants)
 
-    async def ensure_user(self, external_id: str, level: Level) -> str:
+    async def ensure_user(self, external_id: str, level: plugin.Level) -> str:
         # LiveKit has no users: the id is the identity in the participant's tokens.
-        return stable_user_id(external_id)
+        return plugin.stable_user_id(external_id)
 
-    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+    async def create_room(self, spec: plugin.RoomSpec) -> plugin.CreatedRoom:
         return await self.create_named_room(self.room_name(), spec)
 
     def room_name(self) -> str:
         return ROOM_PREFIX + secrets.token_hex(16)
 
-    async def create_named_room(self, name: str, spec: RoomSpec) -> CreatedRoom:
+    async def create_named_room(self, name: str, spec: plugin.RoomSpec) -> plugin.CreatedRoom:
         """A room for exactly the invited participants, under the name the core chose (and
         wrote in the room's job first). LiveKit itself ends no call: a limited room's
         duration bounds its tokens instead."""
         refusal = self.limits.refusal(spec)
         if refusal is not None:
-            raise ProviderError(NAME, "create a room", "bad_answer", refusal)
+            raise plugin.ProviderError(NAME, "create a room", "bad_answer", refusal)
         await self.rooms.create_room(name, max_participants=len(spec.participants))
-        return CreatedRoom(provider_room_id=name)
+        return plugin.CreatedRoom(provider_room_id=name)
 
     async def delete_room(self, provider_room_id: str) -> None:
         await self.rooms.delete_room(provider_room_id)
 
-    def join_link(self, join: JoinRequest) -> str:
+    def join_link(self, join: plugin.JoinRequest) -> str:
         """The template with the server's address, a fresh token and the room, URL-encoded."""
         values = {
             "url": self.options.client_url,
@@ -130,18 +110,20 @@ class LiveKitVideo:
         ]
         return {"status": "ongoing" if present else "waiting", "connected": present}
 
-    async def create_credentials(self, provider_user_id: str, expires_in: int) -> Credentials:
+    async def create_credentials(
+        self, provider_user_id: str, expires_in: int
+    ) -> plugin.Credentials:
         now = self.clock().replace(microsecond=0)
         expires = now + timedelta(seconds=expires_in)
         token = self.tokens.identity_token(
             provider_user_id, int(now.timestamp()), int(expires.timestamp())
         )
         expires_at = expires.isoformat().replace("+00:00", "Z")
-        return Credentials(token, expires_at, provider_user_id)
+        return plugin.Credentials(token, expires_at, provider_user_id)
 
     async def verify_event(
         self, headers: Mapping[str, str], body: bytes
-    ) -> Sequence[ProviderEvent]:
+    ) -> Sequence[plugin.ProviderEvent]:
         """LiveKit's own webhooks, checked by the SDK's `WebhookReceiver` (`events.py`)."""
         return events.verify(self.receiver, headers, body, self.clock())
 
@@ -152,29 +134,29 @@ class LiveKitVideo:
         await self.rooms.close()
 
 
-class LiveKitSettings(DeclaredSettings):
+class LiveKitSettings(plugin.DeclaredSettings):
     """The provider's variables, with their defaults and meanings (the README's rows)."""
 
-    url: BaseUrl | None = setting(
+    url: plugin.BaseUrl | None = plugin.setting(
         "LIVEKIT_URL",
         None,
         "`livekit` provider, required: the LiveKit server's URL, `https://...` (`http://` for a "
         "loopback host only); clients connect to the same host over `wss://`",
     )
-    api_key: str = setting(
+    api_key: str = plugin.setting(
         "LIVEKIT_API_KEY",
         "",
         "`livekit` provider, required: the API key (the tokens' `iss`; never logged)",
         secret=True,
     )
-    api_secret: str = setting(
+    api_secret: str = plugin.setting(
         "LIVEKIT_API_SECRET",
         "",
         "`livekit` provider, required: the API key's secret, at least 32 characters (signs the "
         "calls and the tokens; never logged)",
         secret=True,
     )
-    join_url_template: BaseUrl = setting(
+    join_url_template: plugin.BaseUrl = plugin.setting(
         "LIVEKIT_JOIN_URL_TEMPLATE",
         "https://meet.livekit.io/custom?liveKitUrl={url}&token={token}",
         "`livekit` provider: the link handed out (LiveKit Meet's form by default; point it at your"
@@ -182,23 +164,23 @@ class LiveKitSettings(DeclaredSettings):
         "`{room}` the room name, each URL-encoded; `{token}` is required, any other field stops "
         "the start",
     )
-    max_participants: WholeNumber = setting(
+    max_participants: plugin.WholeNumber = plugin.setting(
         "LIVEKIT_MAX_PARTICIPANTS",
         25,
         "`livekit` provider: the most participants a teleconsultation may have",
         minimum=2,
         maximum=1000,
     )
-    token_grace_ms: WholeNumber = TokenWindow.grace_setting("LIVEKIT", NAME)
-    max_lifetime_ms: WholeNumber = TokenWindow.lifetime_setting("LIVEKIT", NAME)
-    timeout_ms: WholeNumber = setting(
+    token_grace_ms: plugin.WholeNumber = plugin.TokenWindow.grace_setting("LIVEKIT", NAME)
+    max_lifetime_ms: plugin.WholeNumber = plugin.TokenWindow.lifetime_setting("LIVEKIT", NAME)
+    timeout_ms: plugin.WholeNumber = plugin.setting(
         "LIVEKIT_TIMEOUT_MS",
         10_000,
         "`livekit` provider: timeout of each call to LiveKit's RoomService",
         minimum=1,
         maximum=600_000,
     )
-    max_attempts: WholeNumber = setting(
+    max_attempts: plugin.WholeNumber = plugin.setting(
         "LIVEKIT_MAX_ATTEMPTS",
         3,
         "`livekit` provider: attempts per call (every call it makes is safe to repeat) after a "
@@ -223,10 +205,10 @@ class LiveKitSettings(DeclaredSettings):
             ("LIVEKIT_API_SECRET", self.api_secret, "the API key's secret"),
         ]:
             if not value:
-                raise ConfigurationError(f"VIDEO_PROVIDER=livekit needs {name}, {what}.")
+                raise plugin.ConfigurationError(f"VIDEO_PROVIDER=livekit needs {name}, {what}.")
         url = self.url or ""  # checked just above
         if len(self.api_secret) < MIN_SECRET_CHARS:
-            raise ConfigurationError(
+            raise plugin.ConfigurationError(
                 f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_CHARS} characters, as LiveKit "
                 "requires."
             )
@@ -237,8 +219,8 @@ class LiveKitSettings(DeclaredSettings):
             api_secret=self.api_secret,
             template=self.join_url_template,
             max_participants=self.max_participants,
-            window=TokenWindow.of(self.token_grace_ms, self.max_lifetime_ms),
-            policy=CallPolicy(
+            window=plugin.TokenWindow.of(self.token_grace_ms, self.max_lifetime_ms),
+            policy=plugin.CallPolicy(
                 timeout_seconds=self.timeout_ms / 1000, max_attempts=self.max_attempts
             ),
         )
@@ -250,18 +232,18 @@ def check_template(template: str) -> None:
     try:
         fields = [part for _, part, _, _ in string.Formatter().parse(template) if part is not None]
     except ValueError as error:
-        raise ConfigurationError(
+        raise plugin.ConfigurationError(
             f"{name} is not a valid template ({error}); got {template!r}."
         ) from None
     unknown = sorted(set(fields) - set(TEMPLATE_FIELDS))
     if unknown or "token" not in fields:
-        raise ConfigurationError(
+        raise plugin.ConfigurationError(
             f"{name} may use the fields {{url}}, {{token}} and {{room}}, and must use "
             f"{{token}}; got {template!r}."
         )
 
 
-def create(context: ProviderContext[LiveKitSettings]) -> LiveKitVideo:
+def create(context: plugin.ProviderContext[LiveKitSettings]) -> LiveKitVideo:
     settings = context.settings.options()
     session = aiohttp.ClientSession()
     # failover=False: one attempt per call, so retries and timeouts are ours (rooms.py).
@@ -271,10 +253,10 @@ def create(context: ProviderContext[LiveKitSettings]) -> LiveKitVideo:
     return LiveKitVideo(settings, RoomClient(lk, session, settings.policy), context.clock)
 
 
-@hookimpl
-def register_video_providers() -> list[VideoProviderPlugin[LiveKitSettings]]:
+@plugin.hookimpl
+def register_video_providers() -> list[plugin.VideoProviderPlugin[LiveKitSettings]]:
     return [
-        VideoProviderPlugin(
+        plugin.VideoProviderPlugin(
             name=NAME,
             create=create,
             description="LiveKit through livekit-api: RoomService rooms, a token per link.",

@@ -7,8 +7,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, response_schema
 
-from teleconsult.api.answers import json_answer
-from teleconsult.api.hardening import NO_STORE
+from teleconsult.api.listing import page_answer
 from teleconsult.api.schemas import AuditPageSchema, PageQuerySchema
 from teleconsult.api.teleconsultations import caller_of, errors
 from teleconsult.core.clock import format_date
@@ -42,8 +41,7 @@ async def get_audit_trail(request: web.Request) -> web.Response:
     page = await request.app[SERVICES].audit.page(
         request.match_info["roomId"], query.get("cursor"), query.get("limit", DEFAULT_LIMIT)
     )
-    body = {"items": [_entry(e) for e in page.entries], "nextCursor": page.next_cursor}
-    return json_answer(body, headers=NO_STORE)
+    return page_answer([_entry(e) for e in page.entries], page.next_cursor)
 
 
 def _entry(entry: AuditEntry) -> dict[str, Any]:

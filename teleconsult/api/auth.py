@@ -23,7 +23,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 import jwt
 from aiohttp import hdrs, web
@@ -226,30 +226,24 @@ def _rsa_keys(body: object) -> dict[str, jwt.PyJWK]:
     return found
 
 
+@dataclass(eq=False)
 class Authenticator:
-    def __init__(
-        self,
-        user_id_path: tuple[PathStep, ...],
-        token_rules: TokenRules | None = None,
-        keys: JwksKeys | None = None,
-        *,
-        manager_groups: frozenset[str] = frozenset(),
-        admin_groups: frozenset[str] = frozenset(),
-        groups_header: str | None = None,
-        allow_anonymous_writes: bool = False,
-    ) -> None:
-        """`groups_header` names the header with the caller's groups, when a rule needs them
-        (MANAGER_GROUPS, ADMIN_GROUPS) and tokens are not verified; None: groups unknown."""
-        self.user_id_path = user_id_path
-        self.token_rules = token_rules
-        self.keys = keys
-        self.manager_groups = manager_groups
-        self.admin_groups = admin_groups
-        self.groups_header = groups_header
-        self.allow_anonymous_writes = allow_anonymous_writes
+    user_id_path: tuple[PathStep, ...]
+    token_rules: TokenRules | None = None
+    keys: JwksKeys | None = None
+    _: KW_ONLY
+    manager_groups: frozenset[str] = frozenset()
+    admin_groups: frozenset[str] = frozenset()
+    groups_header: str | None = None
+    """The header with the caller's groups, when a rule needs them (MANAGER_GROUPS,
+    ADMIN_GROUPS) and tokens are not verified; None: groups unknown."""
+    allow_anonymous_writes: bool = False
+    _single_headers: tuple[str, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
         self._single_headers = tuple(
             name.lower()
-            for name in (hdrs.AUTHORIZATION, groups_header, user_id_header(user_id_path))
+            for name in (hdrs.AUTHORIZATION, self.groups_header, user_id_header(self.user_id_path))
             if name
         )
 

@@ -49,8 +49,12 @@ async def list_teleconsultations(request: web.Request) -> web.Response:
     manager = request.app[SERVICES].authenticator.is_manager(caller)
     page = await request.app[SERVICES].listing.page(filters, caller_id, manager)
     redaction.sensitive(p.full_name for item in page.items for p in item.participants)
-    body = {"items": [_item(item) for item in page.items], "nextCursor": page.next_cursor}
-    return json_answer(body, headers=NO_STORE)
+    return page_answer([_item(item) for item in page.items], page.next_cursor)
+
+
+def page_answer(items: list[dict[str, Any]], next_cursor: str | None) -> web.Response:
+    """One page of a listing (`nextCursor` null on the last), never cached: it names people."""
+    return json_answer({"items": items, "nextCursor": next_cursor}, headers=NO_STORE)
 
 
 def _item(record: Teleconsultation) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Generic, TypeVar
@@ -73,35 +73,37 @@ request on the same teleconsultation succeeded, so this only runs out under heav
 CANCEL_TOO_SLOW = "Cancelling did not complete in time; it may or may not have been applied."
 
 
+@dataclass(eq=False)
 class TeleconsultationService:
-    def __init__(
-        self,
-        store: Store,
-        video: VideoProvider,
-        identity: IdentityProvider,
-        privileges: Privileges,
-        policy: RoomPolicy,
-        clock: Clock = utc_now,
-        background_groups: frozenset[str] = frozenset(),
-        write_policy: WritePolicy = domain.OPEN_WRITES,
-        announcer: Announcer | None = None,
-        on_change: Callable[[str], None] = lambda _: None,
-    ) -> None:
-        self.store = store
-        self.on_change = on_change
-        """Told the id of each record this replica wrote: wakes its waiting GETs."""
-        self.announcer = announcer or Announcer()
-        self.write_policy = write_policy
-        self.video = video
-        self.identity = identity
-        self.privileges = privileges
-        self.policy = policy
-        self.clock = clock
-        self.background_groups = background_groups
+    store: Store
+    video: VideoProvider
+    identity: IdentityProvider
+    privileges: Privileges
+    policy: RoomPolicy
+    clock: Clock = utc_now
+    background_groups: frozenset[str] = frozenset()
+    write_policy: WritePolicy = domain.OPEN_WRITES
+    announcer: Announcer = field(default_factory=Announcer)
+    on_change: Callable[[str], None] = lambda _: None
+    """Told the id of each record this replica wrote: wakes its waiting GETs."""
+    jobs: RoomJobs = field(init=False)
+    directory: ParticipantDirectory = field(init=False)
+    transitions: RoomTransitions = field(init=False)
+
+    def __post_init__(self) -> None:
+        """The parts a use case hands its work to, sharing this service's providers and store."""
+        store, video, clock = self.store, self.video, self.clock
         self.jobs = RoomJobs(store.outbox, video, clock)
-        self.directory = ParticipantDirectory(identity, video, store.users, privileges)
+        self.directory = ParticipantDirectory(self.identity, video, store.users, self.privileges)
         self.transitions = RoomTransitions(
-            store.records, video, self.jobs, self.announcer, privileges, policy, clock, on_change
+            store.records,
+            video,
+            self.jobs,
+            self.announcer,
+            self.privileges,
+            self.policy,
+            clock,
+            self.on_change,
         )
 
     # -- use cases ---------------------------------------------------------------------------

@@ -114,28 +114,18 @@ class Committed:
     has_deliveries: bool
 
 
+@dataclass(eq=False)
 class RoomTransitions:
     """Carries out plans: the provider work, the compare-and-set write, and its settling."""
 
-    def __init__(
-        self,
-        records: Records,
-        video: VideoProvider,
-        jobs: RoomJobs,
-        announcer: Announcer,
-        privileges: Privileges,
-        policy: RoomPolicy,
-        clock: Clock,
-        on_change: Callable[[str], None],
-    ) -> None:
-        self.records = records
-        self.video = video
-        self.jobs = jobs
-        self.announcer = announcer
-        self.privileges = privileges
-        self.policy = policy
-        self.clock = clock
-        self.on_change = on_change
+    records: Records
+    video: VideoProvider
+    jobs: RoomJobs
+    announcer: Announcer
+    privileges: Privileges
+    policy: RoomPolicy
+    clock: Clock
+    on_change: Callable[[str], None]
 
     def plan(self, current: Teleconsultation | None, proposed: Teleconsultation, kind: str) -> Plan:
         """`plan_change` with the room `proposed` needs under this service's rules."""
