@@ -171,7 +171,7 @@ def command_line(settings_help: str) -> argparse.ArgumentParser:
         "settings", help="list the settings (environment variables) with their defaults"
     )
     listing.add_argument(
-        "--markdown", action="store_true", help="as the README's table of environment variables"
+        "--markdown", action="store_true", help="as the settings page's table (docs/settings.md)"
     )
     openapi = commands.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))

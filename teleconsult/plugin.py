@@ -19,7 +19,7 @@ A plugin imports from this module only (a test fails when a module under
 - `DeclaredSettings`, `setting` and the value types (`WholeNumber`, `Boolean`, `Names`,
   `HttpsUrl`, `BaseUrl`), to declare a provider's own settings class, named on its
   registration (`NoSettings` for none): its variables are listed by `teleconsult --help`
-  and the README, read and checked the way the core's are (a secret may come from
+  and docs/settings.md, read and checked the way the core's are (a secret may come from
   `<NAME>_FILE` and never reaches a log or an error body; URLs must be https), and the
   object is handed to the provider as `ProviderContext.settings`; `ProviderConfig` and
   `UserIdMapping`, the service configuration's values for providers;

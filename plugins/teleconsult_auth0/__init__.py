@@ -52,7 +52,7 @@ NAME = "auth0"
 
 
 class Auth0Settings(DeclaredSettings):
-    """The provider's variables, with their defaults and meanings (the README's rows)."""
+    """The provider's variables, with their defaults and meanings (rows of docs/settings.md)."""
 
     auth_service: str = setting(
         "AUTH_SERVICE",

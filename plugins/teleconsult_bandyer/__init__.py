@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class BandyerSettings(plugin.DeclaredSettings):
-    """The provider's variables, with their defaults and meanings (the README's rows)."""
+    """The provider's variables, with their defaults and meanings (rows of docs/settings.md)."""
 
     base_url: plugin.BaseUrl | None = plugin.setting(
         "BANDYER_BASE_URL",

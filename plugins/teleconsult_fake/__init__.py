@@ -26,7 +26,7 @@ JOIN_PATH = "/fake-video/join/{code}"
 
 
 class FakeSettings(plugin.DeclaredSettings):
-    """The provider's variables, with their defaults and meanings (the README's rows)."""
+    """The provider's variables, with their defaults and meanings (rows of docs/settings.md)."""
 
     latency_ms: plugin.WholeNumber = plugin.setting(
         "FAKE_VIDEO_LATENCY_MS",

@@ -107,7 +107,7 @@ class JitsiVideo:
 
 
 class JitsiSettings(DeclaredSettings):
-    """The provider's variables, with their defaults and meanings (the README's rows)."""
+    """The provider's variables, with their defaults and meanings (rows of docs/settings.md)."""
 
     domain: str = setting(
         "JITSI_DOMAIN",

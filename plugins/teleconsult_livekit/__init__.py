@@ -135,7 +135,7 @@ class LiveKitVideo:
 
 
 class LiveKitSettings(plugin.DeclaredSettings):
-    """The provider's variables, with their defaults and meanings (the README's rows)."""
+    """The provider's variables, with their defaults and meanings (rows of docs/settings.md)."""
 
     url: plugin.BaseUrl | None = plugin.setting(
         "LIVEKIT_URL",

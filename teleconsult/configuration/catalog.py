@@ -1,10 +1,10 @@
-"""What is made of the settings' declarations: the README's table, `--help`, typo warnings.
+"""What is made of the settings' declarations: the settings page's table, `--help`, typo warnings.
 
 The core declares its variables on its settings classes (`declarations.setting`), and
 each provider plugin its own on the settings class its registration names
 (`VideoProviderPlugin.settings`, `IdentityProviderPlugin.settings`). Each declaration
 reads as a `Setting`; from them
-come the README's table (`teleconsult settings --markdown`; a test compares the two),
+come the table of docs/settings.md (`teleconsult settings --markdown`; a test compares the two),
 the list in `teleconsult --help`, and the warning for a variable that looks like one
 of them but is not (`IMMUTABLE_PERIOD` for `IMMUTABLE_PERIOD_MS`).
 """
@@ -23,13 +23,13 @@ from teleconsult.errors import ConfigurationError
 
 @dataclass(frozen=True)
 class Setting:
-    """One environment variable, as the README's table and `teleconsult --help` show it."""
+    """One environment variable, as docs/settings.md's table and `teleconsult --help` show it."""
 
     name: str
     default: str
     """What an unset or blank variable reads as; "" when it stays unset."""
     meaning: str
-    """The README's third column (Markdown, on one line)."""
+    """The table's third column (Markdown, on one line)."""
     secret: bool = False
     """It holds a secret: its value may instead be in a
     file whose path `<name>_FILE` gives, as container platforms mount secrets."""
@@ -62,7 +62,7 @@ class Setting:
 
     @property
     def markdown_meaning(self) -> str:
-        """The README's third column: the meaning, then the bounds."""
+        """The table's third column: the meaning, then the bounds."""
         return f"{self.described} ({self.bounds})" if self.bounds else self.described
 
 
@@ -106,7 +106,7 @@ def secret_names(sections: Iterable[Section]) -> list[str]:
 
 
 def markdown_table(sections: Iterable[Section]) -> str:
-    """The README's table of environment variables."""
+    """The table of environment variables (docs/settings.md)."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for section in sections:
         lines += [

@@ -6,7 +6,7 @@ included) and typed with the value types below, whose checks say what is wrong i
 one phrase (`checks`). `from_environ` reads the variables from the mapping it is
 given (never `os.environ` behind the caller's back; a secret also from
 `<VARIABLE>_FILE`) and turns pydantic's first error into the one line the CLI
-prints, naming the variable. The same declarations give `--help`, the README's
+prints, naming the variable. The same declarations give `--help`, docs/settings.md's
 table and the warning for a variable that looks like ours (`catalog`).
 """
 

@@ -36,6 +36,6 @@ class ServiceSettings(DeclaredSettings):
     config_path: Path | None = setting(
         "TELECONSULTATION_SERVICE_CONFIG_PATH",
         None,
-        "JSON service configuration file; unset = the built-in default (README, "
+        "JSON service configuration file; unset = the built-in default (docs/settings.md, "
         '"Service configuration file")',
     )

@@ -87,11 +87,11 @@ class Settings:
 
 
 CONCERNS: tuple[type[DeclaredSettings], ...] = tuple(get_type_hints(Settings).values())
-"""The core's settings classes, in the order `--help` and the README list them."""
+"""The core's settings classes, in the order `--help` and docs/settings.md list them."""
 CORE_SETTINGS: tuple[Setting, ...] = tuple(
     setting for concern in CONCERNS for setting in concern.declared()
 )
-"""Every core variable, as `--help` and the README show it."""
+"""Every core variable, as `--help` and docs/settings.md show it."""
 DEFAULTS = defaults(CORE_SETTINGS)
 """Each core variable's default as the environment spells it, by name."""
 

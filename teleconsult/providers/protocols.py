@@ -343,7 +343,7 @@ class VideoProviderPlugin(Generic[OwnSettings]):
     create: Callable[[ProviderContext[OwnSettings]], VideoProvider]
     settings: type[OwnSettings]
     """The provider's own settings class (`NoSettings` for none): its variables are listed by
-    `teleconsult --help` and the README, and known (never warned about as a typo); when the
+    `teleconsult --help` and docs/settings.md, and known (never warned about as a typo); when the
     provider is chosen, the app reads it from the environment before it starts (a bad value
     stops the start, and `teleconsult check-config`, with its line) and hands it to `create`."""
     description: str = ""
