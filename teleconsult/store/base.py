@@ -356,20 +356,25 @@ class KeyedAnswer:
     body: str | None
 
 
+@dataclass(frozen=True)
+class KeyClaim:
+    """A new request's claim on an Idempotency-Key (`scope`): whose request, which one
+    (`fingerprint`), the claim's own `token`, and until when it holds."""
+
+    scope: str
+    caller: str
+    fingerprint: str
+    token: str
+    now: datetime
+    expires_at: datetime
+
+
 class IdempotencyKeys(Protocol):
     """`Idempotency-Key`s and the answers they keep."""
 
-    async def claim_key(
-        self,
-        scope: str,
-        caller: str,
-        fingerprint: str,
-        token: str,
-        now: datetime,
-        expires_at: datetime,
-    ) -> KeyedAnswer | None:
-        """Claim a key for a new request of `caller` (as `token`) and return None; or, when
-        the key is already held (and not expired at `now`), return what it holds."""
+    async def claim_key(self, claim: KeyClaim) -> KeyedAnswer | None:
+        """Claim a key for a new request and return None; or, when the key is already held
+        (and not expired at `claim.now`), return what it holds."""
         ...
 
     async def finish_key(
