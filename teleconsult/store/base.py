@@ -347,16 +347,6 @@ class Webhooks(Protocol):
 
 
 @dataclass(frozen=True)
-class KeyedAnswer:
-    """What an Idempotency-Key holds: the request it was first used for, and its answer."""
-
-    fingerprint: str
-    status: int | None
-    """None while the first request is still being processed."""
-    body: str | None
-
-
-@dataclass(frozen=True)
 class KeyClaim:
     """A new request's claim on an Idempotency-Key (`scope`): whose request, which one
     (`fingerprint`), the claim's own `token`, and until when it holds."""
@@ -367,6 +357,16 @@ class KeyClaim:
     token: str
     now: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class KeyedAnswer:
+    """What an Idempotency-Key holds: the request it was first used for, and its answer."""
+
+    fingerprint: str
+    status: int | None
+    """None while the first request is still being processed."""
+    body: str | None
 
 
 class IdempotencyKeys(Protocol):

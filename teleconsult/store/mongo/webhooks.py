@@ -20,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from teleconsult.store.base import Delivery, DeliveryStatus
+from teleconsult.store.delivery_outcomes import FinishedDeliveries, Outcome
 from teleconsult.store.documents import as_datetime
 from teleconsult.store.mongo.connection import EPOCH, MongoCollection, MongoDatabase
 
@@ -31,7 +32,7 @@ PENDING = DeliveryStatus.PENDING.value
 REWRITABLE = [PENDING, DeliveryStatus.DROPPED.value]
 
 
-class MongoWebhooks(MongoCollection):
+class MongoWebhooks(FinishedDeliveries, MongoCollection):
     def __init__(self, database: MongoDatabase, records: str) -> None:
         super().__init__(database, DELIVERIES)
         self._records = records
@@ -141,9 +142,6 @@ class MongoWebhooks(MongoCollection):
                     claimed.append(_delivery(won))
         return claimed
 
-    async def delivered(self, delivery_id: str, owner: str, version: int, now: datetime) -> bool:
-        return await self._finish(delivery_id, owner, version, DeliveryStatus.DELIVERED, now)
-
     async def retry_later(
         self, delivery_id: str, owner: str, version: int, next_at: datetime, error: str
     ) -> bool:
@@ -175,30 +173,17 @@ class MongoWebhooks(MongoCollection):
             )
         return True
 
-    async def fail(
-        self, delivery_id: str, owner: str, version: int, now: datetime, error: str
-    ) -> bool:
-        return await self._finish(delivery_id, owner, version, DeliveryStatus.FAILED, now, error)
-
-    async def _finish(
-        self,
-        delivery_id: str,
-        owner: str,
-        version: int,
-        status: DeliveryStatus,
-        now: datetime,
-        error: str | None = None,
-    ) -> bool:
+    async def _finish(self, delivery_id: str, owner: str, version: int, outcome: Outcome) -> bool:
         update: dict[str, Any] = {
             "$set": {
-                "status": status.value,
-                "finishedAt": now,
+                "status": outcome.status.value,
+                "finishedAt": outcome.at,
                 "leaseUntil": EPOCH,
                 "leaseOwner": None,
-                **({"lastError": error} if error is not None else {}),
+                **({"lastError": outcome.error} if outcome.error is not None else {}),
             }
         }
-        if status is DeliveryStatus.FAILED:
+        if outcome.counts_attempt:
             update["$inc"] = {"attempts": 1}
         async with self._database.guard() as database:
             result = await database[DELIVERIES].update_one(
