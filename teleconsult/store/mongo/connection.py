@@ -250,6 +250,14 @@ class MongoCollection:
         raise NotImplementedError
 
 
+async def expire_by_date(collection: Any) -> None:
+    """Let MongoDB delete each document of `collection` by itself (within a minute or so) once
+    its `expiresAt` has passed: a TTL index."""
+    await collection.create_index(
+        [("expiresAt", pymongo.ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
+    )
+
+
 async def delete_first(collection: Any, query: dict[str, Any], limit: int) -> int:
     """Delete up to `limit` documents matching `query` (a bounded purge); return how many went."""
     found = [

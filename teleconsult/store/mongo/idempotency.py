@@ -9,7 +9,12 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from teleconsult.store.base import KeyClaim, KeyedAnswer
-from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
+from teleconsult.store.mongo.connection import (
+    MongoCollection,
+    MongoDatabase,
+    delete_first,
+    expire_by_date,
+)
 
 COLLECTION = "teleconsult_idempotency_keys"
 
@@ -19,10 +24,7 @@ class MongoIdempotencyKeys(MongoCollection):
         super().__init__(database, COLLECTION)
 
     async def create_indexes(self, database: Any) -> None:
-        # MongoDB removes expired keys by itself (within a minute or so).
-        await database[self._collection].create_index(
-            [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
-        )
+        await expire_by_date(database[self._collection])
         await database[self._collection].create_index(
             [("caller", ASCENDING), ("expiresAt", ASCENDING)], name="caller_expiresAt"
         )

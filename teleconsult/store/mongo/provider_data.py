@@ -10,7 +10,12 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from teleconsult.errors import VersionConflict
-from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
+from teleconsult.store.mongo.connection import (
+    MongoCollection,
+    MongoDatabase,
+    delete_first,
+    expire_by_date,
+)
 from teleconsult.store.provider_data import DocumentWrite, StoredDocument
 
 DOCUMENTS = "teleconsult_provider_documents"
@@ -23,11 +28,8 @@ class MongoProviderData(MongoCollection):
         super().__init__(database, DOCUMENTS)
 
     async def create_indexes(self, database: Any) -> None:
-        # MongoDB removes expired entries by itself too (within a minute or so).
         for collection in (DOCUMENTS, MESSAGES):
-            await database[collection].create_index(
-                [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
-            )
+            await expire_by_date(database[collection])
         await database[DOCUMENTS].create_index(
             [("namespace", ASCENDING), ("key", ASCENDING)], unique=True, name="namespace_key"
         )
