@@ -7,7 +7,12 @@ from datetime import datetime
 import aiosqlite
 
 from teleconsult.store.base import KeyClaim, KeyedAnswer
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, millis
+from teleconsult.store.sqlite.connection import (
+    SQLiteConnection,
+    SQLiteTable,
+    add_missing_columns,
+    millis,
+)
 
 TABLE = "teleconsult_idempotency_keys"
 
@@ -22,9 +27,7 @@ class SQLiteIdempotencyKeys(SQLiteTable):
             " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
             " status INTEGER, body TEXT, expires_at INTEGER NOT NULL, caller TEXT)"
         )
-        cursor = await db.execute(f"PRAGMA table_info({self._table})")
-        if "caller" not in {row[1] for row in await cursor.fetchall()}:  # files before 0.2
-            await db.execute(f"ALTER TABLE {self._table} ADD COLUMN caller TEXT")
+        await add_missing_columns(db, self._table, [("caller", "TEXT")])  # files before 0.2
         await db.execute(
             f"CREATE INDEX IF NOT EXISTS keys_by_caller ON {self._table} (caller, expires_at)"
         )

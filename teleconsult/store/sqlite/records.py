@@ -23,6 +23,7 @@ from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
     Statement,
+    add_missing_columns,
     chunks,
     encode,
     quoted,
@@ -99,11 +100,7 @@ class SQLiteRecords(SQLiteTable):
             " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
             " document TEXT NOT NULL)"
         )
-        cursor = await db.execute(f"PRAGMA table_info({self._table})")
-        present = {row[1] for row in await cursor.fetchall()}
-        for column, kind in COLUMNS:
-            if column not in present:
-                await db.execute(f"ALTER TABLE {self._table} ADD COLUMN {column} {kind}")
+        await add_missing_columns(db, self._table, COLUMNS)
         await db.execute(
             f"CREATE TABLE IF NOT EXISTS {self._participants} ("
             " external_id TEXT NOT NULL, start_us INTEGER NOT NULL, id TEXT NOT NULL,"
