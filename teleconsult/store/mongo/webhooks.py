@@ -22,7 +22,12 @@ from pymongo.errors import DuplicateKeyError
 from teleconsult.store.base import Delivery, DeliveryStatus
 from teleconsult.store.delivery_outcomes import FinishedDeliveries, Outcome
 from teleconsult.store.documents import as_datetime
-from teleconsult.store.mongo.connection import EPOCH, MongoCollection, MongoDatabase
+from teleconsult.store.mongo.connection import (
+    UNLEASED,
+    MongoCollection,
+    MongoDatabase,
+    failed_attempt,
+)
 
 DELIVERIES = "teleconsult_webhook_deliveries"
 ENDPOINTS = "teleconsult_webhook_endpoints"
@@ -98,9 +103,7 @@ class MongoWebhooks(FinishedDeliveries, MongoCollection):
             return
         # A DuplicateKeyError: written before (this relay repeated), or a newer version is there.
         with contextlib.suppress(DuplicateKeyError):
-            await database[DELIVERIES].insert_one(
-                {**fields, "leaseUntil": EPOCH, "leaseOwner": None}
-            )
+            await database[DELIVERIES].insert_one({**fields, **UNLEASED})
 
     async def claim(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -148,16 +151,7 @@ class MongoWebhooks(FinishedDeliveries, MongoCollection):
         async with self._database.guard() as database:
             deliveries = database[DELIVERIES]
             retried = await deliveries.find_one_and_update(
-                _leased(delivery_id, owner, version),
-                {
-                    "$set": {
-                        "nextAt": next_at,
-                        "lastError": error,
-                        "leaseUntil": EPOCH,
-                        "leaseOwner": None,
-                    },
-                    "$inc": {"attempts": 1},
-                },
+                _leased(delivery_id, owner, version), failed_attempt("nextAt", next_at, error)
             )
             if retried is None:
                 return False
@@ -178,8 +172,7 @@ class MongoWebhooks(FinishedDeliveries, MongoCollection):
             "$set": {
                 "status": outcome.status.value,
                 "finishedAt": outcome.at,
-                "leaseUntil": EPOCH,
-                "leaseOwner": None,
+                **UNLEASED,
                 **({"lastError": outcome.error} if outcome.error is not None else {}),
             }
         }
@@ -227,8 +220,7 @@ class MongoWebhooks(FinishedDeliveries, MongoCollection):
                         "deadline": deadline,
                         "attempts": 0,
                         "finishedAt": None,
-                        "leaseUntil": EPOCH,
-                        "leaseOwner": None,
+                        **UNLEASED,
                     },
                 },
             )
