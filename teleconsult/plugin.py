@@ -48,17 +48,16 @@ from teleconsult.configuration.declarations import (
 )
 from teleconsult.configuration.provider_config import ProviderConfig, UserIdMapping
 from teleconsult.configuration.tokens import TokenDefaults
+from teleconsult.core.attendance_rules import CALL_ENDED, CALL_STARTED
+from teleconsult.core.attendance_rules import JOINED as PARTICIPANT_JOINED
+from teleconsult.core.attendance_rules import LEFT as PARTICIPANT_LEFT
 from teleconsult.core.domain import (
-    CALL_ENDED,
-    CALL_STARTED,
     TOOLS,
     Level,
     ProviderLimits,
     RoomParticipant,
     RoomSpec,
 )
-from teleconsult.core.domain import JOINED as PARTICIPANT_JOINED
-from teleconsult.core.domain import LEFT as PARTICIPANT_LEFT
 from teleconsult.errors import (
     ConfigurationError,
     InvalidRequest,

@@ -10,7 +10,7 @@ import pytest
 from yarl import URL
 
 from teleconsult.configuration.settings import Settings
-from teleconsult.core import domain
+from teleconsult.core import attendance_rules, domain
 from teleconsult.core.domain import (
     Level,
     Participant,
@@ -447,13 +447,20 @@ def _attending() -> domain.Teleconsultation:
 def test_a_join_is_recorded_once_and_a_leave_closes_it() -> None:
     t = _attending()
     at = t.start_date
-    joined = domain.attend(t, domain.JOINED, "p-doctor-1", at)
+    joined = attendance_rules.attend(t, attendance_rules.JOINED, "p-doctor-1", at)
     assert joined == domain.Attendance(presences=(domain.Presence("p-doctor-1", at),))
     t = replace(t, attendance=joined)
-    assert domain.attend(t, domain.JOINED, "p-doctor-1", at + timedelta(seconds=1)) is None
-    assert domain.attend(t, domain.LEFT, "p-patient-1", at) is None  # never joined
-    assert domain.attend(t, domain.JOINED, "stranger", at) is None
-    left = domain.attend(t, domain.LEFT, "p-doctor-1", at - timedelta(seconds=1))
+    assert (
+        attendance_rules.attend(t, attendance_rules.JOINED, "p-doctor-1", at + timedelta(seconds=1))
+        is None
+    )
+    assert (
+        attendance_rules.attend(t, attendance_rules.LEFT, "p-patient-1", at) is None
+    )  # never joined
+    assert attendance_rules.attend(t, attendance_rules.JOINED, "stranger", at) is None
+    left = attendance_rules.attend(
+        t, attendance_rules.LEFT, "p-doctor-1", at - timedelta(seconds=1)
+    )
     assert left == domain.Attendance(presences=(domain.Presence("p-doctor-1", at, at),))
 
 
@@ -461,36 +468,44 @@ def test_the_end_of_the_call_closes_every_stay_and_comes_once() -> None:
     t = _attending()
     at = t.start_date
     t = replace(t, attendance=domain.Attendance(presences=(domain.Presence("p-doctor-1", at),)))
-    ended = domain.attend(t, domain.CALL_ENDED, None, at + timedelta(minutes=5))
+    ended = attendance_rules.attend(t, attendance_rules.CALL_ENDED, None, at + timedelta(minutes=5))
     assert ended == domain.Attendance(
         call_ended_at=at + timedelta(minutes=5),
         presences=(domain.Presence("p-doctor-1", at, at + timedelta(minutes=5)),),
     )
-    assert domain.attend(replace(t, attendance=ended), domain.CALL_ENDED, None, at) is None
+    assert (
+        attendance_rules.attend(replace(t, attendance=ended), attendance_rules.CALL_ENDED, None, at)
+        is None
+    )
 
 
 def test_a_flapping_connection_cannot_grow_the_record_without_bound() -> None:
     t = _attending()
     at = t.start_date
-    stays = tuple(domain.Presence("p-doctor-1", at, at) for _ in range(domain.MAX_PRESENCES))
+    stays = tuple(
+        domain.Presence("p-doctor-1", at, at) for _ in range(attendance_rules.MAX_PRESENCES)
+    )
     t = replace(t, attendance=domain.Attendance(presences=stays))
-    assert domain.attend(t, domain.JOINED, "p-doctor-1", at) is None
+    assert attendance_rules.attend(t, attendance_rules.JOINED, "p-doctor-1", at) is None
 
 
 def test_no_show_lists_who_did_not_join_by_the_deadline() -> None:
     t = _attending()
     after = timedelta(minutes=10)
     deadline = t.start_date + after
-    assert domain.no_show(t, after) == (deadline, t.participants)
+    assert attendance_rules.no_show(t, after) == (deadline, t.participants)
     late = domain.Attendance(
         presences=(
             domain.Presence("p-doctor-1", t.start_date),
             domain.Presence("p-patient-1", deadline + timedelta(seconds=1)),
         )
     )
-    assert domain.no_show(replace(t, attendance=late), after) == (deadline, t.participants[1:])
+    assert attendance_rules.no_show(replace(t, attendance=late), after) == (
+        deadline,
+        t.participants[1:],
+    )
     on_time = domain.Attendance(
         presences=tuple(domain.Presence(p.provider_user_id, deadline) for p in t.participants)
     )
-    assert domain.no_show(replace(t, attendance=on_time), after) is None
-    assert domain.no_show(replace(t, room=None), after) is None
+    assert attendance_rules.no_show(replace(t, attendance=on_time), after) is None
+    assert attendance_rules.no_show(replace(t, room=None), after) is None

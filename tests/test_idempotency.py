@@ -10,6 +10,7 @@ from teleconsult.api.idempotency import RUNNING_LEASE, key_scope
 from teleconsult.errors import ProviderError
 from teleconsult.providers.protocols import Caller
 from teleconsult.services import SERVICES
+from teleconsult.store.base import KeyClaim
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -137,12 +138,14 @@ async def test_a_key_whose_request_died_frees_itself(client: Client, clock: Froz
     store = client.app[SERVICES].store
     # A request claimed the key, then its process died before finishing.
     held = await store.idempotency.claim_key(
-        key_scope("POST", "/teleconsultation", Caller(None), "k-7"),
-        "public",
-        "someone",
-        "t-1",
-        clock.now,
-        clock.now + RUNNING_LEASE,
+        KeyClaim(
+            key_scope("POST", "/teleconsultation", Caller(None), "k-7"),
+            "public",
+            "someone",
+            "t-1",
+            clock.now,
+            clock.now + RUNNING_LEASE,
+        )
     )
     assert held is None
     body = teleconsultation(2, DOCTOR, PATIENT)

@@ -24,6 +24,7 @@ from teleconsult.observability import logs, redaction
 from teleconsult.plugin import stable_user_id
 from teleconsult.services import SERVICES
 from teleconsult.store import open_store
+from teleconsult.store.base import KeyClaim
 from teleconsult.store.sqlite.connection import SQLiteConnection
 from tests.fake_jwks import AUDIENCE, ISSUER, SigningKeys
 from tests.fakes.kaleyra import FakeKaleyra, Fault
@@ -469,9 +470,11 @@ async def test_expired_keys_are_purged_in_batches(
     client = await make_client(IDEMPOTENCY_KEY_TTL_MS="1000")
     store = client.app[SERVICES].store
     for index in range(PURGE_BATCH + 5):
-        await store.idempotency.claim_key(f"scope-{index}", "c", "fp", "t", clock.now, clock.now)
+        await store.idempotency.claim_key(
+            KeyClaim(f"scope-{index}", "c", "fp", "t", clock.now, clock.now)
+        )
     await store.idempotency.claim_key(
-        "fresh", "c", "fp", "t", clock.now, clock.now.replace(year=2031)
+        KeyClaim("fresh", "c", "fp", "t", clock.now, clock.now.replace(year=2031))
     )
 
     assert await client.app[SERVICES].reconciler.purge_expired_keys() == PURGE_BATCH + 5

@@ -37,6 +37,7 @@ from teleconsult.errors import (
 )
 from teleconsult.providers.protocols import Caller
 from teleconsult.services import SERVICES
+from teleconsult.store.base import KeyClaim
 
 HEADER = "Idempotency-Key"
 RUNNING_LEASE = timedelta(minutes=10)
@@ -87,7 +88,9 @@ async def idempotent(
     holder = caller.id or ANONYMOUS
     now = clock()
     # Held for RUNNING_LEASE while running: if this process dies, the key frees itself.
-    held = await stored_keys.claim_key(scope, holder, this_request, token, now, now + RUNNING_LEASE)
+    held = await stored_keys.claim_key(
+        KeyClaim(scope, holder, this_request, token, now, now + RUNNING_LEASE)
+    )
     if held is not None:  # a retry: answered whatever the caller's allowance
         if held.fingerprint != this_request:
             raise Unprocessable(

@@ -2,7 +2,7 @@
 
 A provider's event (verified by the provider, `ProviderEvents.verify_event`, or
 reported by the provider itself, `ProviderContext.report_events`) names a room;
-the live record pointing to that room takes it (`domain.attend`) with a
+the live record pointing to that room takes it (`attendance_rules.attend`) with a
 compare-and-set write that carries the event's webhook deliveries, as every
 change does, and moves or withdraws the scheduled `call.no_show`. An event that
 changes nothing (a provider's retry, a room no record points to any more, a user
@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from teleconsult.core import domain
+from teleconsult.core import attendance_rules, domain
 from teleconsult.core.clock import Clock, format_date
 from teleconsult.core.events import Announcer, participant_data
 from teleconsult.errors import Conflict, VersionConflict
@@ -52,7 +52,7 @@ class AttendanceRecorder:
         return changed
 
     async def _record(self, event: ProviderEvent) -> bool:
-        if event.kind not in domain.PROVIDER_EVENT_TYPES:
+        if event.kind not in attendance_rules.PROVIDER_EVENT_TYPES:
             return False
         at = _milliseconds(event.at)  # as every store keeps dates
         for _ in range(MAX_ATTEMPTS):
@@ -64,7 +64,7 @@ class AttendanceRecorder:
                     event.provider_room_id,
                 )
                 return False
-            attendance = domain.attend(current, event.kind, event.provider_user_id, at)
+            attendance = attendance_rules.attend(current, event.kind, event.provider_user_id, at)
             if attendance is None:
                 return False
             written = replace(current, attendance=attendance, version=current.version + 1)
@@ -96,7 +96,7 @@ class AttendanceRecorder:
 def _about(record: domain.Teleconsultation, event: ProviderEvent, at: datetime) -> dict[str, Any]:
     """What a provider event's payload adds to the teleconsultation's snapshot."""
     about: dict[str, Any] = {"at": format_date(at)}
-    if event.kind in (domain.JOINED, domain.LEFT):
+    if event.kind in (attendance_rules.JOINED, attendance_rules.LEFT):
         [participant] = [
             p for p in record.participants if p.provider_user_id == event.provider_user_id
         ]

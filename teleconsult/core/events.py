@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from teleconsult.core import domain
+from teleconsult.core import attendance_rules, domain
 from teleconsult.core.clock import format_date
 from teleconsult.core.domain import RoomPolicy, Teleconsultation
 from teleconsult.store.base import Delivery, DeliveryStatus
@@ -35,10 +35,10 @@ ROOM_CREATED = "room.created"
 ROOM_REPLACED = "room.replaced"
 LINKS_AVAILABLE = "links.available"
 CANCELLED = "teleconsultation.cancelled"
-PARTICIPANT_JOINED = domain.JOINED
-PARTICIPANT_LEFT = domain.LEFT
-CALL_STARTED = domain.CALL_STARTED
-CALL_ENDED = domain.CALL_ENDED
+PARTICIPANT_JOINED = attendance_rules.JOINED
+PARTICIPANT_LEFT = attendance_rules.LEFT
+CALL_STARTED = attendance_rules.CALL_STARTED
+CALL_ENDED = attendance_rules.CALL_ENDED
 NO_SHOW = "call.no_show"
 EVENT_TYPES: tuple[str, ...] = (
     CREATED,
@@ -133,10 +133,11 @@ def events_of_change(
         add(kind, participant=participant_data(newcomer))
     else:
         add(kind, **about)
-    if kind not in domain.PROVIDER_EVENT_TYPES:  # those leave the room and the dates be
+    # Provider events leave the room and the dates be.
+    if kind not in attendance_rules.PROVIDER_EVENT_TYPES:
         _room_events(add, before, after, policy, now)
-    was = domain.no_show(before, no_show_after) if before is not None else None
-    will = domain.no_show(after, no_show_after)
+    was = attendance_rules.no_show(before, no_show_after) if before is not None else None
+    will = attendance_rules.no_show(after, no_show_after)
     if will is not None and will != was:
         deadline, absent = will
         add(
@@ -194,7 +195,7 @@ def attendance(record: Teleconsultation, now: datetime, no_show_after: timedelta
     """Who joined the call when (GET's `details.attendance`): provider user ids and times;
     `noShow` lists who had not joined by the start plus NO_SHOW_AFTER_MS, once it passed."""
     known = record.attendance
-    missing = domain.no_show(record, no_show_after)
+    missing = attendance_rules.no_show(record, no_show_after)
     return {
         "callStartedAt": _date(known.call_started_at),
         "callEndedAt": _date(known.call_ended_at),

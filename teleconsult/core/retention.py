@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from teleconsult.core.clock import Clock
 from teleconsult.core.outbox import JOB_GRACE
 from teleconsult.observability.metrics import Metrics
-from teleconsult.store.base import Store
+from teleconsult.store.base import RecordPurge, Store
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,9 @@ class Retention:
         deleted = forgotten = 0
         for _ in range(MAX_BATCHES):
             batch = await self.store.records.purge(
-                now - self.policy.trashed, ended, BATCH, now=now, rooms_due=now + JOB_GRACE
+                RecordPurge(
+                    now - self.policy.trashed, ended, BATCH, now=now, rooms_due=now + JOB_GRACE
+                )
             )
             deleted += len(batch)
             participants = sorted({p.external_id for r in batch for p in r.participants})

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from teleconsult.store.provider_data import ProviderData, StoredDocument
+from teleconsult.store.provider_data import DocumentWrite, ProviderData, StoredDocument
 
 __all__ = ["ProviderStorage", "RoomRoster", "RosterEntry", "StoredDocument"]
 
@@ -45,7 +45,9 @@ class ProviderStorage:
     ) -> int:
         """Write `document` if `key` is still at `version` (None: absent); the new version."""
         expires = None if ttl is None else self._clock() + ttl
-        return await self._data.put_document(self._namespace, key, document, version, expires)
+        return await self._data.put_document(
+            DocumentWrite(self._namespace, key, document, version, expires)
+        )
 
     async def delete(self, key: str) -> None:
         await self._data.delete_document(self._namespace, key)

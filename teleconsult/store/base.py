@@ -22,7 +22,7 @@ Failures to reach the database are `Unavailable` (503).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import KW_ONLY, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -167,21 +167,12 @@ class Records(Protocol):
         """Records (trashed ones too) matching `query`, by start date then id, `limit` at most."""
         ...
 
-    async def purge(
-        self,
-        trashed_before: datetime,
-        ended_before: datetime | None,
-        limit: int,
-        *,
-        now: datetime,
-        rooms_due: datetime,
-    ) -> list[Teleconsultation]:
-        """Delete up to `limit` records trashed (cancelled) before `trashed_before` and, when
-        `ended_before` is given, live ones that ended before it; return those deleted.
+    async def purge(self, purge: RecordPurge) -> list[Teleconsultation]:
+        """Delete the records `purge` names; return those deleted.
 
-        Each deleted record's room gets an outbox job (written at `now`, due at
-        `rooms_due`), in the deletion's transaction or before the deletion, so the room
-        goes with its record whatever happens next: the reconciler deletes it."""
+        Each deleted record's room gets an outbox job (`RecordPurge.room_jobs`), in the
+        deletion's transaction or before the deletion, so the room goes with its record
+        whatever happens next: the reconciler deletes it."""
         ...
 
     async def in_use(self, external_ids: Sequence[str]) -> set[str]:
@@ -235,13 +226,28 @@ class RoomJob:
     last_error: str | None = None
 
 
-def room_jobs(purged: Sequence[Teleconsultation], now: datetime, due: datetime) -> list[RoomJob]:
-    """The jobs that delete the rooms of records retention deletes (`Records.purge`)."""
-    return [
-        RoomJob(new_object_id(), record.id, record.room.provider_room_id, now, due)
-        for record in purged
-        if record.room is not None
-    ]
+@dataclass(frozen=True)
+class RecordPurge:
+    """What one retention batch deletes (`Records.purge`): up to `limit` records trashed
+    (cancelled) before `trashed_before` and, when `ended_before` is given, live ones that ended
+    before it; their rooms' jobs are written at `now`, due at `rooms_due`."""
+
+    trashed_before: datetime
+    ended_before: datetime | None
+    limit: int
+    _: KW_ONLY
+    now: datetime
+    rooms_due: datetime
+
+    def room_jobs(self, purged: Sequence[Teleconsultation]) -> list[RoomJob]:
+        """The jobs that delete the rooms of the records this purge deleted."""
+        return [
+            RoomJob(
+                new_object_id(), record.id, record.room.provider_room_id, self.now, self.rooms_due
+            )
+            for record in purged
+            if record.room is not None
+        ]
 
 
 class Outbox(Protocol):
@@ -341,6 +347,19 @@ class Webhooks(Protocol):
 
 
 @dataclass(frozen=True)
+class KeyClaim:
+    """A new request's claim on an Idempotency-Key (`scope`): whose request, which one
+    (`fingerprint`), the claim's own `token`, and until when it holds."""
+
+    scope: str
+    caller: str
+    fingerprint: str
+    token: str
+    now: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class KeyedAnswer:
     """What an Idempotency-Key holds: the request it was first used for, and its answer."""
 
@@ -353,17 +372,9 @@ class KeyedAnswer:
 class IdempotencyKeys(Protocol):
     """`Idempotency-Key`s and the answers they keep."""
 
-    async def claim_key(
-        self,
-        scope: str,
-        caller: str,
-        fingerprint: str,
-        token: str,
-        now: datetime,
-        expires_at: datetime,
-    ) -> KeyedAnswer | None:
-        """Claim a key for a new request of `caller` (as `token`) and return None; or, when
-        the key is already held (and not expired at `now`), return what it holds."""
+    async def claim_key(self, claim: KeyClaim) -> KeyedAnswer | None:
+        """Claim a key for a new request and return None; or, when the key is already held
+        (and not expired at `claim.now`), return what it holds."""
         ...
 
     async def finish_key(

@@ -17,6 +17,18 @@ class StoredDocument:
     document: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class DocumentWrite:
+    """A compare-and-set write of one provider document: `expected_version` None creates it,
+    a number replaces that version; `expires_at` None never expires."""
+
+    namespace: str
+    key: str
+    document: dict[str, Any]
+    expected_version: int | None
+    expires_at: datetime | None
+
+
 class ProviderData(Protocol):
     """What providers keep in the service's store, so every replica shares it.
 
@@ -31,16 +43,9 @@ class ProviderData(Protocol):
         self, namespace: str, key: str, now: datetime
     ) -> StoredDocument | None: ...
 
-    async def put_document(
-        self,
-        namespace: str,
-        key: str,
-        document: dict[str, Any],
-        expected_version: int | None,
-        expires_at: datetime | None,
-    ) -> int:
-        """Write a document and return its new version. `expected_version` None creates it
-        (`VersionConflict` if it exists); a number replaces that version (else conflict)."""
+    async def put_document(self, write: DocumentWrite) -> int:
+        """Write a document and return its new version; `VersionConflict` when the stored
+        version is not the one expected (or, creating, when the document exists)."""
         ...
 
     async def delete_document(self, namespace: str, key: str) -> None: ...

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from teleconsult.store.base import KeyedAnswer
+from teleconsult.store.base import KeyClaim, KeyedAnswer
 from tests.store_contract.helpers import NOW, Opener
 
 HOUR = timedelta(hours=1)
+
+
+def claim(fingerprint: str, token: str, now: datetime, expires_at: datetime) -> KeyClaim:
+    """Caller c-1's claim on the key these tests share."""
+    return KeyClaim("POST /t k", "c-1", fingerprint, token, now, expires_at)
 
 
 async def test_idempotency_keys(open_store: Opener) -> None:
@@ -15,32 +20,34 @@ async def test_idempotency_keys(open_store: Opener) -> None:
     keys_a, keys_b = first.idempotency, second.idempotency
     later = NOW + timedelta(minutes=1)
 
-    assert await keys_a.claim_key("POST /t k", "c-1", "fp-1", "a", NOW, NOW + HOUR) is None
-    held = await keys_b.claim_key("POST /t k", "c-1", "fp-1", "b", NOW, NOW + HOUR)
+    assert await keys_a.claim_key(claim("fp-1", "a", NOW, NOW + HOUR)) is None
+    held = await keys_b.claim_key(claim("fp-1", "b", NOW, NOW + HOUR))
     assert held == KeyedAnswer(fingerprint="fp-1", status=None, body=None)  # still running
 
     await keys_a.finish_key("POST /t k", "a", 201, '{"roomId": "x"}', NOW + HOUR)
-    assert await keys_b.claim_key("POST /t k", "c-1", "fp-2", "b", later, later) == KeyedAnswer(
+    assert await keys_b.claim_key(claim("fp-2", "b", later, later)) == KeyedAnswer(
         "fp-1", 201, '{"roomId": "x"}'
     )
 
     expired = NOW + 2 * HOUR
-    assert await keys_b.claim_key("POST /t k", "c-1", "fp-3", "c", expired, expired + HOUR) is None
+    assert await keys_b.claim_key(claim("fp-3", "c", expired, expired + HOUR)) is None
     # The first claim lapsed and was retaken: its late answer and release change nothing.
     await keys_a.finish_key("POST /t k", "a", 500, "late", expired + HOUR)
     await keys_a.release_key("POST /t k", "a")
-    still = await keys_a.claim_key("POST /t k", "c-1", "fp-3", "d", expired, expired + HOUR)
+    still = await keys_a.claim_key(claim("fp-3", "d", expired, expired + HOUR))
     assert still == KeyedAnswer("fp-3", None, None)
 
     await keys_b.release_key("POST /t k", "c")
-    assert await keys_a.claim_key("POST /t k", "c-1", "fp-4", "e", expired, expired + HOUR) is None
+    assert await keys_a.claim_key(claim("fp-4", "e", expired, expired + HOUR)) is None
 
 
 async def test_keys_are_counted_per_caller_and_purged_in_batches(open_store: Opener) -> None:
     keys = (await open_store()).idempotency
     for n in range(5):
-        await keys.claim_key(f"k-{n}", "c-1", "fp", "t", NOW, NOW + timedelta(minutes=n + 1))
-    await keys.claim_key("other", "c-2", "fp", "t", NOW, NOW + HOUR)
+        await keys.claim_key(
+            KeyClaim(f"k-{n}", "c-1", "fp", "t", NOW, NOW + timedelta(minutes=n + 1))
+        )
+    await keys.claim_key(KeyClaim("other", "c-2", "fp", "t", NOW, NOW + HOUR))
     assert await keys.count_keys("c-1", NOW) == 5
     assert await keys.count_keys("c-1", NOW + timedelta(minutes=3)) == 2
 

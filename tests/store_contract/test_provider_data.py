@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from teleconsult.errors import VersionConflict
+from teleconsult.store.provider_data import DocumentWrite
 from tests.store_contract.helpers import NOW, Opener
 
 LATER = NOW + timedelta(minutes=5)
@@ -15,12 +16,13 @@ LATER = NOW + timedelta(minutes=5)
 async def test_documents_are_written_with_compare_and_set(open_store: Opener) -> None:
     first, second = await open_store(), await open_store()  # two replicas
     data_a, data_b = first.provider_data, second.provider_data
-    assert await data_a.put_document("webrtc", "room:1", {"n": 1}, None, None) == 1
+    assert await data_a.put_document(DocumentWrite("webrtc", "room:1", {"n": 1}, None, None)) == 1
     with pytest.raises(VersionConflict):
-        await data_b.put_document("webrtc", "room:1", {"n": 9}, None, None)  # exists
-    assert await data_b.put_document("webrtc", "room:1", {"n": 2}, 1, None) == 2
+        await data_b.put_document(DocumentWrite("webrtc", "room:1", {"n": 9}, None, None))  # exists
+    assert await data_b.put_document(DocumentWrite("webrtc", "room:1", {"n": 2}, 1, None)) == 2
     with pytest.raises(VersionConflict):
-        await data_a.put_document("webrtc", "room:1", {"n": 3}, 1, None)  # lost the race
+        # Lost the race: version 1 is no longer the stored one.
+        await data_a.put_document(DocumentWrite("webrtc", "room:1", {"n": 3}, 1, None))
     stored = await data_a.get_document("webrtc", "room:1", NOW)
     assert stored is not None
     assert (stored.key, stored.version, stored.document) == ("room:1", 2, {"n": 2})
@@ -32,9 +34,11 @@ async def test_documents_are_written_with_compare_and_set(open_store: Opener) ->
 
 async def test_documents_expire_and_are_found_by_prefix(open_store: Opener) -> None:
     data = (await open_store()).provider_data
-    await data.put_document("webrtc", "peer:r1:b", {"p": "b"}, None, LATER)
-    await data.put_document("webrtc", "peer:r1:a", {"p": "a"}, None, NOW + timedelta(minutes=1))
-    await data.put_document("webrtc", "peer:r2:c", {"p": "c"}, None, None)
+    await data.put_document(DocumentWrite("webrtc", "peer:r1:b", {"p": "b"}, None, LATER))
+    await data.put_document(
+        DocumentWrite("webrtc", "peer:r1:a", {"p": "a"}, None, NOW + timedelta(minutes=1))
+    )
+    await data.put_document(DocumentWrite("webrtc", "peer:r2:c", {"p": "c"}, None, None))
     found = await data.find_documents("webrtc", "peer:r1:", NOW)
     assert [d.key for d in found] == ["peer:r1:a", "peer:r1:b"]
     found = await data.find_documents("webrtc", "peer:r1:", NOW + timedelta(minutes=2))
@@ -55,8 +59,8 @@ async def test_mailboxes_deliver_each_message_once_in_order(open_store: Opener) 
 
 async def test_expired_entries_are_purged(open_store: Opener) -> None:
     data = (await open_store()).provider_data
-    await data.put_document("webrtc", "old", {}, None, NOW + timedelta(seconds=1))
-    await data.put_document("webrtc", "kept", {}, None, None)
+    await data.put_document(DocumentWrite("webrtc", "old", {}, None, NOW + timedelta(seconds=1)))
+    await data.put_document(DocumentWrite("webrtc", "kept", {}, None, None))
     await data.post("webrtc", "peer", {}, NOW + timedelta(seconds=1))
     assert await data.purge_expired(LATER, 10) == 2
     assert await data.purge_expired(LATER, 10) == 0

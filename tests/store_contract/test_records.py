@@ -13,7 +13,7 @@ import pytest
 
 from teleconsult.core.domain import Attendance, Presence, RecordState, Room, RoomSpec
 from teleconsult.errors import CutoffPassed, VersionConflict
-from teleconsult.store.base import Cutoff, RoomJob
+from teleconsult.store.base import Cutoff, RecordPurge, RoomJob
 from teleconsult.store.documents import new_object_id, to_document
 from teleconsult.store.sqlite import open_sqlite
 from teleconsult.store.sqlite import records as sqlite_records
@@ -253,7 +253,9 @@ async def test_sqlite_reads_what_another_process_wrote_and_forgets_purged_texts(
 
     assert isinstance(store.records, sqlite_records.SQLiteRecords)
     assert len(store.records.parsed) > 0
-    purged = await store.records.purge(NOW + timedelta(days=365), None, 10, now=NOW, rooms_due=NOW)
+    purged = await store.records.purge(
+        RecordPurge(NOW + timedelta(days=365), None, 10, now=NOW, rooms_due=NOW)
+    )
     assert [gone.id for gone in purged] == [original.id]
     assert len(store.records.parsed) == 0
     await store.health.close()

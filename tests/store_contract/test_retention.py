@@ -3,10 +3,11 @@ dates (with the rows that index them), who is still a participant, and forgettin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from teleconsult.core.domain import Level, Participant, RecordState, Room, RoomSpec
-from teleconsult.store.base import RecordQuery
+from teleconsult.store.base import RecordPurge, RecordQuery
 from tests.store_contract.helpers import NOW, Opener, record
 
 MINUTE = timedelta(minutes=1)
@@ -37,13 +38,11 @@ async def test_records_are_purged_by_cancellation_and_end(open_store: Opener) ->
     for each in (cancelled_long_ago, cancelled_lately, ended_long_ago, coming):
         await records.insert(each)
 
-    assert await records.purge(NOW - 30 * day, None, 10, now=NOW, rooms_due=NOW + MINUTE) == [
-        cancelled_long_ago
-    ]
-    assert await records.purge(NOW - 30 * day, None, 10, now=NOW, rooms_due=NOW + MINUTE) == []
-    assert await records.purge(
-        NOW - 30 * day, NOW - 30 * day, 10, now=NOW, rooms_due=NOW + MINUTE
-    ) == [ended_long_ago]
+    trashed_30_days = RecordPurge(NOW - 30 * day, None, 10, now=NOW, rooms_due=NOW + MINUTE)
+    ended_too = replace(trashed_30_days, ended_before=NOW - 30 * day)
+    assert await records.purge(trashed_30_days) == [cancelled_long_ago]
+    assert await records.purge(trashed_30_days) == []
+    assert await records.purge(ended_too) == [ended_long_ago]
     assert await records.get_any(cancelled_long_ago.id) is None
     assert await records.get_any(cancelled_lately.id) == cancelled_lately
     everything = await records.find_page(RecordQuery(limit=10))
@@ -62,7 +61,7 @@ async def test_the_room_of_a_purged_record_is_left_to_the_reconciler(open_store:
         await store.records.insert(each)
 
     purged = await store.records.purge(
-        NOW - 30 * day, NOW - 30 * day, 10, now=NOW, rooms_due=NOW + MINUTE
+        RecordPurge(NOW - 30 * day, NOW - 30 * day, 10, now=NOW, rooms_due=NOW + MINUTE)
     )
 
     assert sorted(r.id for r in purged) == sorted([ended.id, cancelled.id])
@@ -76,8 +75,9 @@ async def test_purges_are_bounded(open_store: Opener) -> None:
     records = (await open_store()).records
     for _ in range(3):
         await records.insert(record(state=RecordState.TRASH, updated_at=NOW))
-    assert len(await records.purge(NOW + MINUTE, None, 2, now=NOW, rooms_due=NOW + MINUTE)) == 2
-    assert len(await records.purge(NOW + MINUTE, None, 2, now=NOW, rooms_due=NOW + MINUTE)) == 1
+    two = RecordPurge(NOW + MINUTE, None, 2, now=NOW, rooms_due=NOW + MINUTE)
+    assert len(await records.purge(two)) == 2
+    assert len(await records.purge(two)) == 1
 
 
 async def test_users_are_forgotten_for_every_provider(open_store: Opener) -> None:

@@ -10,7 +10,12 @@ from pymongo import ASCENDING
 
 from teleconsult.store.audit import AuditEntry
 from teleconsult.store.documents import as_datetime
-from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
+from teleconsult.store.mongo.connection import (
+    MongoCollection,
+    MongoDatabase,
+    delete_first,
+    expire_by_date,
+)
 
 COLLECTION = "teleconsult_audit"
 
@@ -20,11 +25,9 @@ class MongoAuditTrail(MongoCollection):
         super().__init__(database, COLLECTION)
 
     async def create_indexes(self, database: Any) -> None:
-        # Each entry carries its expiry (AUDIT_RETENTION_DAYS when written): MongoDB removes
-        # it by itself; the reconciler's purge applies a shortened retention at once.
-        await database[self._collection].create_index(
-            [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
-        )
+        # Each entry carries its expiry (AUDIT_RETENTION_DAYS when written); the reconciler's
+        # purge applies a shortened retention at once.
+        await expire_by_date(database[self._collection])
         await database[self._collection].create_index(
             [("teleconsultationId", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)],
             name="teleconsultationId_at",

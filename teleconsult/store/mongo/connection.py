@@ -26,9 +26,10 @@ import contextvars
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 SCHEMES = ("mongodb://", "mongodb+srv://")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+UNLEASED: Mapping[str, Any] = MappingProxyType({"leaseUntil": EPOCH, "leaseOwner": None})
+"""The lease fields of work no replica holds (an outbox job, a delivery): claimable once due."""
 DEFAULT_DATABASE = "teleconsult"
 
 IndexStep = Callable[[Any], Awaitable[None]]
@@ -248,6 +251,20 @@ class MongoCollection:
 
     async def create_indexes(self, database: Any) -> None:
         raise NotImplementedError
+
+
+def failed_attempt(due_field: str, due: datetime, error: str) -> dict[str, Any]:
+    """The update after a failed attempt at leased work: counted, its error kept, its lease
+    released, and due again at `due` (in `due_field`)."""
+    return {"$set": {due_field: due, "lastError": error, **UNLEASED}, "$inc": {"attempts": 1}}
+
+
+async def expire_by_date(collection: Any) -> None:
+    """Let MongoDB delete each document of `collection` by itself (within a minute or so) once
+    its `expiresAt` has passed: a TTL index."""
+    await collection.create_index(
+        [("expiresAt", pymongo.ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
+    )
 
 
 async def delete_first(collection: Any, query: dict[str, Any], limit: int) -> int:

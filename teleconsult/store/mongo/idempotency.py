@@ -8,8 +8,13 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from teleconsult.store.base import KeyedAnswer
-from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
+from teleconsult.store.base import KeyClaim, KeyedAnswer
+from teleconsult.store.mongo.connection import (
+    MongoCollection,
+    MongoDatabase,
+    delete_first,
+    expire_by_date,
+)
 
 COLLECTION = "teleconsult_idempotency_keys"
 
@@ -19,46 +24,35 @@ class MongoIdempotencyKeys(MongoCollection):
         super().__init__(database, COLLECTION)
 
     async def create_indexes(self, database: Any) -> None:
-        # MongoDB removes expired keys by itself (within a minute or so).
-        await database[self._collection].create_index(
-            [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
-        )
+        await expire_by_date(database[self._collection])
         await database[self._collection].create_index(
             [("caller", ASCENDING), ("expiresAt", ASCENDING)], name="caller_expiresAt"
         )
 
-    async def claim_key(
-        self,
-        scope: str,
-        caller: str,
-        fingerprint: str,
-        token: str,
-        now: datetime,
-        expires_at: datetime,
-    ) -> KeyedAnswer | None:
+    async def claim_key(self, claim: KeyClaim) -> KeyedAnswer | None:
         fresh = {
-            "caller": caller,
-            "fingerprint": fingerprint,
-            "token": token,
+            "caller": claim.caller,
+            "fingerprint": claim.fingerprint,
+            "token": claim.token,
             "status": None,
             "body": None,
-            "expiresAt": expires_at,
+            "expiresAt": claim.expires_at,
         }
         try:
             async with self._database.guard() as database:
-                await database[self._collection].insert_one({"_id": scope, **fresh})
+                await database[self._collection].insert_one({"_id": claim.scope, **fresh})
             return None
         except DuplicateKeyError:
             pass
         async with self._database.guard() as database:
             expired = await database[self._collection].update_one(
-                {"_id": scope, "expiresAt": {"$lte": now}}, {"$set": fresh}
+                {"_id": claim.scope, "expiresAt": {"$lte": claim.now}}, {"$set": fresh}
             )
             if expired.matched_count == 1:
                 return None
-            held = await database[self._collection].find_one({"_id": scope})
+            held = await database[self._collection].find_one({"_id": claim.scope})
         if held is None:  # expired and removed in between: claim it again
-            return await self.claim_key(scope, caller, fingerprint, token, now, expires_at)
+            return await self.claim_key(claim)
         return KeyedAnswer(held["fingerprint"], held["status"], held["body"])
 
     async def finish_key(

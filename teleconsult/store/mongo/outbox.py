@@ -9,7 +9,12 @@ from pymongo import ASCENDING, ReturnDocument
 
 from teleconsult.store.base import RoomJob
 from teleconsult.store.documents import as_datetime
-from teleconsult.store.mongo.connection import EPOCH, MongoCollection, MongoDatabase
+from teleconsult.store.mongo.connection import (
+    UNLEASED,
+    MongoCollection,
+    MongoDatabase,
+    failed_attempt,
+)
 
 COLLECTION = "teleconsult_outbox"
 
@@ -40,16 +45,7 @@ class MongoOutbox(MongoCollection):
     async def retry_job(self, job_id: str, not_before: datetime, error: str) -> None:
         async with self._database.guard() as database:
             await database[self._collection].update_one(
-                {"_id": job_id},
-                {
-                    "$set": {
-                        "notBefore": not_before,
-                        "lastError": error,
-                        "leaseUntil": EPOCH,
-                        "leaseOwner": None,
-                    },
-                    "$inc": {"attempts": 1},
-                },
+                {"_id": job_id}, failed_attempt("notBefore", not_before, error)
             )
 
     async def claim_jobs(
@@ -94,8 +90,7 @@ def job_document(job: RoomJob) -> dict[str, Any]:
         "roomId": job.room_id,
         "createdAt": job.created_at,
         "notBefore": job.not_before,
-        "leaseUntil": EPOCH,
-        "leaseOwner": None,
+        **UNLEASED,
         "attempts": job.attempts,
         "lastError": job.last_error,
     }

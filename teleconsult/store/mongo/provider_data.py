@@ -10,8 +10,13 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from teleconsult.errors import VersionConflict
-from teleconsult.store.mongo.connection import MongoCollection, MongoDatabase, delete_first
-from teleconsult.store.provider_data import StoredDocument
+from teleconsult.store.mongo.connection import (
+    MongoCollection,
+    MongoDatabase,
+    delete_first,
+    expire_by_date,
+)
+from teleconsult.store.provider_data import DocumentWrite, StoredDocument
 
 DOCUMENTS = "teleconsult_provider_documents"
 MESSAGES = "teleconsult_provider_messages"
@@ -23,11 +28,8 @@ class MongoProviderData(MongoCollection):
         super().__init__(database, DOCUMENTS)
 
     async def create_indexes(self, database: Any) -> None:
-        # MongoDB removes expired entries by itself too (within a minute or so).
         for collection in (DOCUMENTS, MESSAGES):
-            await database[collection].create_index(
-                [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiresAt_ttl"
-            )
+            await expire_by_date(database[collection])
         await database[DOCUMENTS].create_index(
             [("namespace", ASCENDING), ("key", ASCENDING)], unique=True, name="namespace_key"
         )
@@ -43,32 +45,24 @@ class MongoProviderData(MongoCollection):
             )
         return None if found is None else _stored(found)
 
-    async def put_document(
-        self,
-        namespace: str,
-        key: str,
-        document: dict[str, Any],
-        expected_version: int | None,
-        expires_at: datetime | None,
-    ) -> int:
-        fields = {"document": document, "expiresAt": expires_at or NEVER}
-        if expected_version is None:
+    async def put_document(self, write: DocumentWrite) -> int:
+        fields = {"document": write.document, "expiresAt": write.expires_at or NEVER}
+        where = {"namespace": write.namespace, "key": write.key}
+        if write.expected_version is None:
             try:
                 async with self._database.guard() as database:
-                    await database[DOCUMENTS].insert_one(
-                        {"namespace": namespace, "key": key, "version": 1, **fields}
-                    )
+                    await database[DOCUMENTS].insert_one({**where, "version": 1, **fields})
             except DuplicateKeyError:
-                raise VersionConflict(key) from None
+                raise VersionConflict(write.key) from None
             return 1
         async with self._database.guard() as database:
             result = await database[DOCUMENTS].update_one(
-                {"namespace": namespace, "key": key, "version": expected_version},
-                {"$set": {**fields, "version": expected_version + 1}},
+                {**where, "version": write.expected_version},
+                {"$set": {**fields, "version": write.expected_version + 1}},
             )
         if result.matched_count != 1:
-            raise VersionConflict(key)
-        return expected_version + 1
+            raise VersionConflict(write.key)
+        return write.expected_version + 1
 
     async def delete_document(self, namespace: str, key: str) -> None:
         async with self._database.guard() as database:

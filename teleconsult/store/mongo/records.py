@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -11,7 +10,7 @@ from pymongo import ASCENDING
 
 from teleconsult.core.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import CutoffPassed, VersionConflict
-from teleconsult.store.base import Cutoff, Delivery, RecordQuery, room_jobs
+from teleconsult.store.base import Cutoff, Delivery, RecordPurge, RecordQuery
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.mongo.connection import MongoCollection
 from teleconsult.store.mongo.outbox import COLLECTION as OUTBOX
@@ -157,31 +156,27 @@ class MongoRecords(MongoCollection):
                 )
             ]
 
-    async def purge(
-        self,
-        trashed_before: datetime,
-        ended_before: datetime | None,
-        limit: int,
-        *,
-        now: datetime,
-        rooms_due: datetime,
-    ) -> list[Teleconsultation]:
+    async def purge(self, purge: RecordPurge) -> list[Teleconsultation]:
         due: list[dict[str, Any]] = [
-            {"__STATE__": RecordState.TRASH.value, "updatedAt": {"$lt": trashed_before}}
+            {"__STATE__": RecordState.TRASH.value, "updatedAt": {"$lt": purge.trashed_before}}
         ]
-        if ended_before is not None:
-            due.append({"__STATE__": RecordState.PUBLIC.value, "endDate": {"$lt": ended_before}})
+        if purge.ended_before is not None:
+            due.append(
+                {"__STATE__": RecordState.PUBLIC.value, "endDate": {"$lt": purge.ended_before}}
+            )
         async with self._database.guard() as database:
             found = [
                 document
-                async for document in database[self._collection].find({"$or": due}, limit=limit)
+                async for document in database[self._collection].find(
+                    {"$or": due}, limit=purge.limit
+                )
             ]
             if not found:
                 return []
             purged = [_from_mongo(document) for document in found]
             # The rooms' jobs first, due once the deletion is done (no transaction here): a
             # record that stays after all keeps its room (the job finds it in use).
-            jobs = room_jobs(purged, now, rooms_due)
+            jobs = purge.room_jobs(purged)
             if jobs:
                 await database[OUTBOX].insert_many([job_document(job) for job in jobs])
             # The condition again: a record changed since it was read stays.

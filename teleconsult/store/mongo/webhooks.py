@@ -20,8 +20,14 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from teleconsult.store.base import Delivery, DeliveryStatus
+from teleconsult.store.delivery_outcomes import FinishedDeliveries, Outcome
 from teleconsult.store.documents import as_datetime
-from teleconsult.store.mongo.connection import EPOCH, MongoCollection, MongoDatabase
+from teleconsult.store.mongo.connection import (
+    UNLEASED,
+    MongoCollection,
+    MongoDatabase,
+    failed_attempt,
+)
 
 DELIVERIES = "teleconsult_webhook_deliveries"
 ENDPOINTS = "teleconsult_webhook_endpoints"
@@ -31,7 +37,7 @@ PENDING = DeliveryStatus.PENDING.value
 REWRITABLE = [PENDING, DeliveryStatus.DROPPED.value]
 
 
-class MongoWebhooks(MongoCollection):
+class MongoWebhooks(FinishedDeliveries, MongoCollection):
     def __init__(self, database: MongoDatabase, records: str) -> None:
         super().__init__(database, DELIVERIES)
         self._records = records
@@ -97,9 +103,7 @@ class MongoWebhooks(MongoCollection):
             return
         # A DuplicateKeyError: written before (this relay repeated), or a newer version is there.
         with contextlib.suppress(DuplicateKeyError):
-            await database[DELIVERIES].insert_one(
-                {**fields, "leaseUntil": EPOCH, "leaseOwner": None}
-            )
+            await database[DELIVERIES].insert_one({**fields, **UNLEASED})
 
     async def claim(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -141,25 +145,13 @@ class MongoWebhooks(MongoCollection):
                     claimed.append(_delivery(won))
         return claimed
 
-    async def delivered(self, delivery_id: str, owner: str, version: int, now: datetime) -> bool:
-        return await self._finish(delivery_id, owner, version, DeliveryStatus.DELIVERED, now)
-
     async def retry_later(
         self, delivery_id: str, owner: str, version: int, next_at: datetime, error: str
     ) -> bool:
         async with self._database.guard() as database:
             deliveries = database[DELIVERIES]
             retried = await deliveries.find_one_and_update(
-                _leased(delivery_id, owner, version),
-                {
-                    "$set": {
-                        "nextAt": next_at,
-                        "lastError": error,
-                        "leaseUntil": EPOCH,
-                        "leaseOwner": None,
-                    },
-                    "$inc": {"attempts": 1},
-                },
+                _leased(delivery_id, owner, version), failed_attempt("nextAt", next_at, error)
             )
             if retried is None:
                 return False
@@ -175,30 +167,16 @@ class MongoWebhooks(MongoCollection):
             )
         return True
 
-    async def fail(
-        self, delivery_id: str, owner: str, version: int, now: datetime, error: str
-    ) -> bool:
-        return await self._finish(delivery_id, owner, version, DeliveryStatus.FAILED, now, error)
-
-    async def _finish(
-        self,
-        delivery_id: str,
-        owner: str,
-        version: int,
-        status: DeliveryStatus,
-        now: datetime,
-        error: str | None = None,
-    ) -> bool:
+    async def _finish(self, delivery_id: str, owner: str, version: int, outcome: Outcome) -> bool:
         update: dict[str, Any] = {
             "$set": {
-                "status": status.value,
-                "finishedAt": now,
-                "leaseUntil": EPOCH,
-                "leaseOwner": None,
-                **({"lastError": error} if error is not None else {}),
+                "status": outcome.status.value,
+                "finishedAt": outcome.at,
+                **UNLEASED,
+                **({"lastError": outcome.error} if outcome.error is not None else {}),
             }
         }
-        if status is DeliveryStatus.FAILED:
+        if outcome.counts_attempt:
             update["$inc"] = {"attempts": 1}
         async with self._database.guard() as database:
             result = await database[DELIVERIES].update_one(
@@ -242,8 +220,7 @@ class MongoWebhooks(MongoCollection):
                         "deadline": deadline,
                         "attempts": 0,
                         "finishedAt": None,
-                        "leaseUntil": EPOCH,
-                        "leaseOwner": None,
+                        **UNLEASED,
                     },
                 },
             )

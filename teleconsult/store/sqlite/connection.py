@@ -279,6 +279,18 @@ def _locked() -> Unavailable:
     )
 
 
+async def add_missing_columns(
+    db: aiosqlite.Connection, table: str, columns: Sequence[tuple[str, str]]
+) -> None:
+    """Add each (name, type) column `table` lacks: a file written by an older version gets the
+    columns added since (SQLite has no `ADD COLUMN IF NOT EXISTS`)."""
+    cursor = await db.execute(f"PRAGMA table_info({table})")
+    present = {row[1] for row in await cursor.fetchall()}
+    for column, kind in columns:
+        if column not in present:
+            await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 class SQLiteTable:
     """One aggregate's table on the shared connection; its `create_schema` makes the table
     and its indexes, idempotently."""

@@ -6,8 +6,13 @@ from datetime import datetime
 
 import aiosqlite
 
-from teleconsult.store.base import KeyedAnswer
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, millis
+from teleconsult.store.base import KeyClaim, KeyedAnswer
+from teleconsult.store.sqlite.connection import (
+    SQLiteConnection,
+    SQLiteTable,
+    add_missing_columns,
+    millis,
+)
 
 TABLE = "teleconsult_idempotency_keys"
 
@@ -22,38 +27,35 @@ class SQLiteIdempotencyKeys(SQLiteTable):
             " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
             " status INTEGER, body TEXT, expires_at INTEGER NOT NULL, caller TEXT)"
         )
-        cursor = await db.execute(f"PRAGMA table_info({self._table})")
-        if "caller" not in {row[1] for row in await cursor.fetchall()}:  # files before 0.2
-            await db.execute(f"ALTER TABLE {self._table} ADD COLUMN caller TEXT")
+        await add_missing_columns(db, self._table, [("caller", "TEXT")])  # files before 0.2
         await db.execute(
             f"CREATE INDEX IF NOT EXISTS keys_by_caller ON {self._table} (caller, expires_at)"
         )
         await db.execute(f"CREATE INDEX IF NOT EXISTS keys_by_expiry ON {self._table} (expires_at)")
 
-    async def claim_key(
-        self,
-        scope: str,
-        caller: str,
-        fingerprint: str,
-        token: str,
-        now: datetime,
-        expires_at: datetime,
-    ) -> KeyedAnswer | None:
+    async def claim_key(self, claim: KeyClaim) -> KeyedAnswer | None:
         claimed = await self._connection.write(
             f"INSERT INTO {self._table} (scope, caller, fingerprint, token, status, body,"
             " expires_at) VALUES (?, ?, ?, ?, NULL, NULL, ?) ON CONFLICT (scope) DO UPDATE SET"
             " caller = excluded.caller, fingerprint = excluded.fingerprint,"
             " token = excluded.token, status = NULL, body = NULL,"
             f" expires_at = excluded.expires_at WHERE {self._table}.expires_at <= ?",
-            (scope, caller, fingerprint, token, millis(expires_at), millis(now)),
+            (
+                claim.scope,
+                claim.caller,
+                claim.fingerprint,
+                claim.token,
+                millis(claim.expires_at),
+                millis(claim.now),
+            ),
         )
         if claimed:
             return None
         row = await self._connection.read_one(
-            f"SELECT fingerprint, status, body FROM {self._table} WHERE scope = ?", (scope,)
+            f"SELECT fingerprint, status, body FROM {self._table} WHERE scope = ?", (claim.scope,)
         )
         if row is None:  # expired and removed in between: claim it again
-            return await self.claim_key(scope, caller, fingerprint, token, now, expires_at)
+            return await self.claim_key(claim)
         return KeyedAnswer(fingerprint=row[0], status=row[1], body=row[2])
 
     async def finish_key(

@@ -10,7 +10,7 @@ import aiosqlite
 
 from teleconsult.errors import VersionConflict
 from teleconsult.store.documents import new_object_id
-from teleconsult.store.provider_data import StoredDocument
+from teleconsult.store.provider_data import DocumentWrite, StoredDocument
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
@@ -58,30 +58,24 @@ class SQLiteProviderData(SQLiteTable):
         )
         return None if row is None else _stored(row)
 
-    async def put_document(
-        self,
-        namespace: str,
-        key: str,
-        document: dict[str, Any],
-        expected_version: int | None,
-        expires_at: datetime | None,
-    ) -> int:
-        expiry = NEVER if expires_at is None else millis(expires_at)
-        if expected_version is None:
+    async def put_document(self, write: DocumentWrite) -> int:
+        expiry = NEVER if write.expires_at is None else millis(write.expires_at)
+        version = write.expected_version
+        if version is None:
             written = await self._connection.write(
                 f"INSERT INTO {self._table} (namespace, key, version, document, expires_at)"
                 " VALUES (?, ?, 1, ?, ?) ON CONFLICT (namespace, key) DO NOTHING",
-                (namespace, key, encode(document), expiry),
+                (write.namespace, write.key, encode(write.document), expiry),
             )
         else:
             written = await self._connection.write(
                 f"UPDATE {self._table} SET version = version + 1, document = ?, expires_at = ?"
                 " WHERE namespace = ? AND key = ? AND version = ?",
-                (encode(document), expiry, namespace, key, expected_version),
+                (encode(write.document), expiry, write.namespace, write.key, version),
             )
         if written != 1:
-            raise VersionConflict(key)
-        return 1 if expected_version is None else expected_version + 1
+            raise VersionConflict(write.key)
+        return 1 if version is None else version + 1
 
     async def delete_document(self, namespace: str, key: str) -> None:
         await self._connection.write(

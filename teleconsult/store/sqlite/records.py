@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 import aiosqlite
@@ -18,12 +17,13 @@ import aiosqlite
 from teleconsult.core.clock import to_micros as micros
 from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import CutoffPassed, VersionConflict
-from teleconsult.store.base import Cutoff, Delivery, RecordQuery, room_jobs
+from teleconsult.store.base import Cutoff, Delivery, RecordPurge, RecordQuery
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
     Statement,
+    add_missing_columns,
     chunks,
     encode,
     quoted,
@@ -100,11 +100,7 @@ class SQLiteRecords(SQLiteTable):
             " id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,"
             " document TEXT NOT NULL)"
         )
-        cursor = await db.execute(f"PRAGMA table_info({self._table})")
-        present = {row[1] for row in await cursor.fetchall()}
-        for column, kind in COLUMNS:
-            if column not in present:
-                await db.execute(f"ALTER TABLE {self._table} ADD COLUMN {column} {kind}")
+        await add_missing_columns(db, self._table, COLUMNS)
         await db.execute(
             f"CREATE TABLE IF NOT EXISTS {self._participants} ("
             " external_id TEXT NOT NULL, start_us INTEGER NOT NULL, id TEXT NOT NULL,"
@@ -278,15 +274,7 @@ class SQLiteRecords(SQLiteTable):
         )
         return [self.parsed(row[0]) for row in rows]
 
-    async def purge(
-        self,
-        trashed_before: datetime,
-        ended_before: datetime | None,
-        limit: int,
-        *,
-        now: datetime,
-        rooms_due: datetime,
-    ) -> list[Teleconsultation]:
+    async def purge(self, purge: RecordPurge) -> list[Teleconsultation]:
         async def delete(db: aiosqlite.Connection) -> list[Teleconsultation]:
             # The first `limit` due records, then exactly those: one short transaction.
             cursor = await db.execute(
@@ -295,10 +283,10 @@ class SQLiteRecords(SQLiteTable):
                 " LIMIT ?",
                 (
                     RecordState.TRASH.value,
-                    micros(trashed_before),
+                    micros(purge.trashed_before),
                     RecordState.PUBLIC.value,
-                    micros(ended_before) if ended_before is not None else -1,
-                    limit,
+                    micros(purge.ended_before) if purge.ended_before is not None else -1,
+                    purge.limit,
                 ),
             )
             rows = list(await cursor.fetchall())
@@ -306,7 +294,7 @@ class SQLiteRecords(SQLiteTable):
             await db.executemany(f"DELETE FROM {self._table} WHERE id = ?", ids)
             await db.executemany(f"DELETE FROM {self._participants} WHERE id = ?", ids)
             purged = [decoded(row[1]) for row in rows]
-            jobs = room_jobs(purged, now, rooms_due)
+            jobs = purge.room_jobs(purged)
             await run_all(db, [self._outbox.added(job) for job in jobs])
             return purged
 

@@ -11,6 +11,7 @@ from typing import Any
 import aiosqlite
 
 from teleconsult.store.base import Delivery, DeliveryStatus
+from teleconsult.store.delivery_outcomes import FinishedDeliveries, Outcome
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
@@ -30,7 +31,7 @@ _COLUMNS = (
 )
 
 
-class SQLiteWebhooks(SQLiteTable):
+class SQLiteWebhooks(FinishedDeliveries, SQLiteTable):
     def __init__(self, connection: SQLiteConnection) -> None:
         super().__init__(connection, DELIVERIES)
         self._endpoints = quoted(ENDPOINTS)
@@ -106,9 +107,6 @@ class SQLiteWebhooks(SQLiteTable):
             return []
         return await self._deliveries("id IN (" + ", ".join("?" * len(claimed)) + ")", claimed)
 
-    async def delivered(self, delivery_id: str, owner: str, version: int, now: datetime) -> bool:
-        return await self._finish(delivery_id, owner, version, DeliveryStatus.DELIVERED, now)
-
     async def retry_later(
         self, delivery_id: str, owner: str, version: int, next_at: datetime, error: str
     ) -> bool:
@@ -130,26 +128,21 @@ class SQLiteWebhooks(SQLiteTable):
         )
         return retried == 1
 
-    async def fail(
-        self, delivery_id: str, owner: str, version: int, now: datetime, error: str
-    ) -> bool:
-        return await self._finish(delivery_id, owner, version, DeliveryStatus.FAILED, now, error)
-
-    async def _finish(
-        self,
-        delivery_id: str,
-        owner: str,
-        version: int,
-        status: DeliveryStatus,
-        now: datetime,
-        error: str | None = None,
-    ) -> bool:
-        attempts = "attempts + 1" if status is DeliveryStatus.FAILED else "attempts"
+    async def _finish(self, delivery_id: str, owner: str, version: int, outcome: Outcome) -> bool:
+        attempts = "attempts + 1" if outcome.counts_attempt else "attempts"
         finished = await self._connection.write(
             f"UPDATE {self._table} SET status = ?, finished_at = ?, attempts = {attempts},"
             " last_error = coalesce(?, last_error), lease_until = 0, lease_owner = NULL"
             " WHERE id = ? AND lease_owner = ? AND version = ? AND status = ?",
-            (status.value, millis(now), error, delivery_id, owner, version, PENDING),
+            (
+                outcome.status.value,
+                millis(outcome.at),
+                outcome.error,
+                delivery_id,
+                owner,
+                version,
+                PENDING,
+            ),
         )
         return finished == 1
 
