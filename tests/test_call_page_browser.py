@@ -230,7 +230,8 @@ async def test_the_call_page_and_the_ending_pages_pass_axe(site: Site, browser: 
 
         site.clock.advance(seconds=-1)  # before the link opens
         response = await page.goto(link)
-        assert response is not None and response.status == 403
+        assert response is not None
+        assert response.status == 403
         await expect(page.locator("#refused")).to_have_text(said["not_open"])
         await expect(page.locator("#next time")).not_to_contain_text("UTC")  # shown by Intl
         assert await serious_violations(page) == [], "not open"
@@ -247,7 +248,8 @@ async def test_the_call_page_and_the_ending_pages_pass_axe(site: Site, browser: 
                 opened = (await site.link(language, "patient-2"))[1]
                 site.clock.advance(hours=25)
             response = await page.goto(opened)
-            assert response is not None and response.status == status
+            assert response is not None
+            assert response.status == status
             await expect(page.locator("#refused")).to_have_text(said[why])
             await expect(page.locator("#next")).to_have_text(said[f"next_{why}"])
             assert await serious_violations(page) == [], why
