@@ -163,7 +163,7 @@ async def test_each_language_renders_in_that_language(site: Site, page: Page) ->
         await in_lobby(page, link, language)
         await expect(page.locator("#title")).to_have_text(TEXTS[language]["title"])
         assert await page.title() == TEXTS[language]["title"]
-    await screenshot(page, f"call-lobby-{language}")
+        await screenshot(page, f"call-lobby-{language}")
 
 
 async def test_a_regional_or_unknown_language_falls_back(site: Site, browser: Browser) -> None:
