@@ -83,10 +83,23 @@ $(REDOCLY_INSTALLED): tests/redocly/package.json tests/redocly/package-lock.json
 	npm ci --prefix $(REDOCLY_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
-pytest: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED)  ## the whole suite on SQLite
+# The accessibility checker the browser tests inject into the call page, axe-core from the npm
+# registry: the version tests/axe pins (its lock file), installed by npm ci like Redocly.
+AXE_DIR := $(VENV)/axe
+AXE_INSTALLED := $(AXE_DIR)/.installed
+
+$(AXE_INSTALLED): tests/axe/package.json tests/axe/package-lock.json
+	@command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; } || \
+		{ echo "the accessibility check needs npm: apt-get install -y nodejs npm"; exit 1; }
+	@mkdir -p $(AXE_DIR)
+	cp tests/axe/package.json tests/axe/package-lock.json $(AXE_DIR)/
+	npm ci --prefix $(AXE_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+pytest: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
-pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
+pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
 	TEST_STORE=mongomock $(BIN)/pytest -q
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document

@@ -26,6 +26,7 @@ import pluggy
 
 from teleconsult.api.auth import Authenticator, JwksKeys, TokenRules
 from teleconsult.api.caller import default_path
+from teleconsult.callpage import CallPage
 from teleconsult.configuration.catalog import secret_names
 from teleconsult.configuration.declarations import DeclaredSettings
 from teleconsult.configuration.secrets import placeholder_variables
@@ -104,6 +105,8 @@ class Plan:
     user_id_path: tuple[PathStep, ...]
     placeholders: tuple[str, ...]
     redactor: Redactor
+    call_page: CallPage
+    """The call page (its catalogs read from `CALL_PAGE_TEXTS_DIR`), for the providers."""
 
 
 def planned(
@@ -145,6 +148,7 @@ def planned(
             ],
             markers,
         ),
+        call_page=CallPage.from_settings(settings.call_page, config.branding),
     )
 
 
@@ -333,6 +337,7 @@ async def open_providers(
             storage=ProviderStorage(store.provider_data, plugin, clock),
             roster=rosters.roster,
             report_events=report_events,
+            call_page=plan.call_page,
         )
 
     video = plugins.video.create(context(plugins.video.name, plan.provider_settings.video))

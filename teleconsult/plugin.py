@@ -29,13 +29,18 @@ A plugin imports from this module only (a test fails when a module under
 - small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
   (an answer's keys and value types, never its values: safe to log);
 - `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
-- `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider.
+- `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider;
+- `CallPage` (`ProviderContext.call_page`), the call page every provider that serves one
+  shares: its HTML and UI (a provider adds its transport module as an `Asset`), message
+  catalogs and language negotiation, headers (`CONTENT_SECURITY_POLICY` by default) and
+  ending pages; `default_call_page` for a provider built outside an app.
 
 docs/plugins.md explains each, with a complete minimal plugin.
 """
 
 from __future__ import annotations
 
+from teleconsult.callpage import CONTENT_SECURITY_POLICY, Asset, CallPage, default_call_page
 from teleconsult.configuration.declarations import (
     BaseUrl,
     Boolean,
@@ -115,14 +120,17 @@ from teleconsult.services import VIDEO_PROVIDER
 __all__ = [
     "CALL_ENDED",
     "CALL_STARTED",
+    "CONTENT_SECURITY_POLICY",
     "EVENT_MAX_AGE",
     "PARTICIPANT_JOINED",
     "PARTICIPANT_LEFT",
     "TOOLS",
     "VIDEO_PROVIDER",
     "Answer",
+    "Asset",
     "BaseUrl",
     "Boolean",
+    "CallPage",
     "CallPolicy",
     "Caller",
     "ConfigurationError",
@@ -173,6 +181,7 @@ __all__ = [
     "VideoProviderPlugin",
     "VirtualBackgrounds",
     "WholeNumber",
+    "default_call_page",
     "error_message",
     "gather_all",
     "hookimpl",

@@ -28,6 +28,7 @@ from teleconsult_fake import FakeVideo
 from yarl import URL
 
 from teleconsult.api.hardening import HardenedRunner
+from teleconsult.callpage.catalogs import BUILT_IN as BUILT_IN_CATALOGS
 from teleconsult.composition import planned
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
@@ -447,6 +448,11 @@ async def until_ready(port: int) -> None:
 # -- the webrtc provider --------------------------------------------------------------------------
 
 WEBRTC = {"VIDEO_PROVIDER": "webrtc", "WEBRTC_POLL_INTERVAL_MS": "20"}
+TEXTS: dict[str, dict[str, str]] = {
+    language: {key: text for key, text in catalog.items() if isinstance(text, str)}
+    for language, catalog in BUILT_IN_CATALOGS.items()
+}
+"""The call page's built-in texts by language (plural forms left out: the browser picks them)."""
 """An app on the webrtc provider whose pages' mailboxes are taken every 20 ms."""
 STARTED = datetime(2030, 2, 22, 15, 30, tzinfo=UTC)
 """START as a time: the moment the tests' teleconsultations lock (IMMUTABLE_PERIOD_MS=0)."""

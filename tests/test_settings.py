@@ -12,6 +12,7 @@ import pytest
 
 from teleconsult.composition import planned
 from teleconsult.configuration.access import AccessSettings
+from teleconsult.configuration.callpage import Branding, CallPageSettings, Colors
 from teleconsult.configuration.declarations import (
     BaseUrl,
     DeclaredSettings,
@@ -93,6 +94,9 @@ def test_defaults() -> None:
         ),
         retention=RetentionSettings(
             trashed_days=30, ended_days=None, audit_days=365, webhook_days=30
+        ),
+        call_page=CallPageSettings(
+            frame_ancestors=frozenset(), texts_dir="", default_language="en"
         ),
     )
     assert settings.rooms.policy == RoomPolicy(
@@ -203,6 +207,11 @@ def test_a_full_configuration_file(tmp_path: Path) -> None:
         PathStep(0, "array"),
     )
     assert astuple(config.providers.user_id_mapping) == ("email", "user_id")
+    assert config.branding == Branding(
+        light=Colors(primary="#fff", accent="#000"),
+        logo_url="https://example.com/logo.png",
+        mode="dark",
+    )
 
 
 def _without(key: str) -> dict[str, object]:

@@ -22,11 +22,11 @@ from aiohttp import ClientWebSocketResponse, WSServerHandshakeError, web
 from teleconsult_webrtc import WebRTCVideo, signaling
 from teleconsult_webrtc.ice import turn_credentials
 from teleconsult_webrtc.links import Credential, LinkSigner
-from teleconsult_webrtc.pages import CONTENT_SECURITY_POLICY
 from teleconsult_webrtc.rooms import Peer, Refused, RoomState, seat
-from teleconsult_webrtc.texts import TEXTS
 
 from teleconsult.app import create_app
+from teleconsult.callpage import CONTENT_SECURITY_POLICY
+from teleconsult.callpage.catalogs import BUILT_IN
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError
@@ -37,6 +37,7 @@ from tests.helpers import (
     NURSE,
     PATIENT,
     STARTED,
+    TEXTS,
     WEBRTC,
     AppClient,
     Client,
@@ -161,7 +162,7 @@ async def test_the_info_names_the_participants_from_the_record(
     assert response.headers["Cache-Control"] == "no-store"
     assert await response.json() == {
         "language": "it",
-        "texts": IT,
+        "texts": BUILT_IN["it"],
         "self": {"name": "Jane Doe", "isAdmin": False},
         "participants": [
             {"name": "Joe Smith", "isAdmin": True, "self": False},
@@ -196,8 +197,9 @@ async def test_the_language_asked_for_is_the_pages(
 
 
 def test_every_language_has_every_text() -> None:
-    assert set(TEXTS) == {"en", "it"}
-    assert set(TEXTS["en"]) == set(TEXTS["it"])
+    assert set(BUILT_IN) == {"en", "it", "de", "fr", "es", "pl", "pt", "nl"}
+    for catalog in BUILT_IN.values():
+        assert set(catalog) == set(BUILT_IN["en"])
 
 
 async def test_the_assets_are_served_by_the_app(make_client: MakeClient) -> None:
@@ -285,7 +287,7 @@ def forged(link: str) -> str:
         ("not valid text", 404, IT["invalid"]),
         ("not open yet", 403, IT["not_open"]),
         ("expired", 410, IT["expired"]),
-        ("cancelled", 410, IT["gone"]),
+        ("cancelled", 410, IT["cancelled"]),
         ("replaced", 410, IT["gone"]),
         ("for someone not in the teleconsultation", 410, IT["gone"]),
     ],
@@ -577,7 +579,7 @@ async def test_the_admin_ends_the_call_for_everyone(
     ended = [{"type": "ended", "reason": "ended_by_host"}]
     for page in call.pages.values():
         assert await closing(page) == (ended, 4000, "call ended")
-    await refused(call.client, call.links["patient-1"], 410, IT["gone"])
+    await refused(call.client, call.links["patient-1"], 410, IT["ended"])
     details = await provider(call.client).describe_room(await room_of(call.client, call.room_id))
     assert (details["status"], details["endReason"], details["connected"]) == (
         "ended",
@@ -681,7 +683,7 @@ async def test_cancelling_ends_open_calls_and_stops_the_links(
     ended = [{"type": "ended", "reason": "cancelled"}]
     for page in call.pages.values():
         assert await closing(page) == (ended, 4000, "call ended")
-    await refused(call.client, call.links["doctor-1"], 410, IT["gone"])
+    await refused(call.client, call.links["doctor-1"], 410, IT["cancelled"])
     assert await provider(call.client).rooms.get(room) is None
 
 

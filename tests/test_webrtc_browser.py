@@ -17,13 +17,13 @@ import pytest
 from aiohttp import ClientSession, web
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from teleconsult_webrtc import WebRTCVideo
-from teleconsult_webrtc.texts import TEXTS
 
 from teleconsult.services import SERVICES
 from tests.helpers import (
     CHROMIUM_OFFLINE,
     PATIENT,
     STARTED,
+    TEXTS,
     WEBRTC,
     AppServing,
     FrozenClock,
@@ -202,7 +202,7 @@ async def test_two_browsers_on_two_replicas_see_each_other_until_the_call_is_can
     reloaded = await patient.reload()
     assert reloaded is not None
     assert reloaded.status == 410
-    await expect(patient.locator("#refused")).to_have_text(IT["gone"])
+    await expect(patient.locator("#refused")).to_have_text(IT["cancelled"])
     assert call.problems == []
 
 
@@ -224,7 +224,7 @@ async def test_the_controls_leave_rejoin_reconnect_and_end_the_call_for_everyone
     await patient.get_by_role("button", name=IT["leave"]).click()
     await expect(patient.locator("#status")).to_have_text(IT["left"])
     await expect(doctor.locator("#status")).to_have_text(EN["waiting"])
-    await patient.get_by_role("button", name="Entra").click()
+    await patient.get_by_role("button", name=IT["join_again"]).click()
     await doctor.wait_for_function(CONNECTED, arg=1, polling=100)
     await patient.wait_for_function(CONNECTED, arg=1, polling=100)
     await frames_decoded(patient, {})
@@ -249,5 +249,5 @@ async def test_the_controls_leave_rejoin_reconnect_and_end_the_call_for_everyone
     reloaded = await doctor.reload()
     assert reloaded is not None
     assert reloaded.status == 410
-    await expect(doctor.locator("#refused")).to_have_text(EN["gone"])
+    await expect(doctor.locator("#refused")).to_have_text(EN["ended"])
     assert call.problems == []

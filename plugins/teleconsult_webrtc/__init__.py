@@ -10,11 +10,12 @@ browser to browser, or through a TURN server when no direct path exists.
 - `links.py`: the signed per-participant credentials in the links;
 - `rooms.py`: room documents, presence and mailboxes in the storage;
 - `signaling.py`: the WebSocket protocol, relayed through the mailboxes;
-- `pages.py`: the page, its info, its assets, the refusals;
+- `pages.py`: the routes of the call page (`teleconsult.plugin.CallPage`, shared with other
+  providers): the page, its info, its assets and this provider's transport, the refusals;
 - `settings.py`: its variables (`WebRTCSettings`);
 - `ice.py`: STUN and TURN servers, TURN credentials;
-- `texts.py`: the page's texts in English and Italian;
-- `assets/`: call.html, call.js, call.css (no build step, nothing from a CDN).
+- `assets/mesh.js`: the page's transport for this provider (the full mesh), loaded by the
+  shared page's UI (no build step, nothing from a CDN).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def options(context: ProviderContext[WebRTCSettings]) -> Options:
             heartbeat_seconds=settings.heartbeat_ms / 1000,
         ),
         ice=settings.ice_servers(),
+        call_page=context.call_page,
     )
 
 

@@ -1,27 +1,33 @@
-"""The call page, its info, its assets and its WebSocket, served next to the API.
+"""The call page's routes for this provider: the page, its info, its assets and its WebSocket,
+served next to the API.
 
-Every route finds the running provider under `VIDEO_PROVIDER` and answers as if
-it did not exist when another provider runs. The page is static HTML with no
-names in it; the names come with the info, read from the roster at each request.
-A link that opens nothing gets a short HTML page in the participant's language
-(404 not valid, 403 not open yet, 410 expired or ended), and its WebSocket is
-refused before the upgrade with the same status.
+The page itself (HTML, UI, texts, headers, ending pages) is the core's `CallPage`, shared
+with other providers; this module adds the info the UI reads, the mesh transport
+(`assets/mesh.js`) and the signaling WebSocket. Every route finds the running provider
+under `VIDEO_PROVIDER` and answers as if it did not exist when another provider runs. The
+page has no names in it; the names come with the info, read from the roster at each request.
+A link that opens nothing gets an ending page in the participant's language (404 not valid,
+403 not open yet, 410 expired, cancelled or ended), and its WebSocket is refused before the
+upgrade with the same status.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from html import escape
-from http import HTTPStatus
 from importlib import resources
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from teleconsult.plugin import VIDEO_PROVIDER, ServiceError, mark_sensitive
+from teleconsult.plugin import (
+    VIDEO_PROVIDER,
+    Asset,
+    CallPage,
+    ServiceError,
+    default_call_page,
+    mark_sensitive,
+)
 
-from . import texts
 from .provider import CALL_PATH, Refusal, Seat, WebRTCVideo
 from .rooms import MAX_PARTICIPANTS, iso
 from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection, Member
@@ -30,45 +36,24 @@ log = logging.getLogger("teleconsult.webrtc")
 
 PAGE_PATH = CALL_PATH + "{credential}"
 ASSETS_PATH = "/webrtc/assets/"
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-    "form-action 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(), geolocation=()",
-    "X-Robots-Tag": "noindex, nofollow",
+TRANSPORT = "mesh.js"
+OWN_ASSETS = {
+    TRANSPORT: Asset.of(
+        (resources.files(__package__) / "assets" / TRANSPORT).read_bytes(), "text/javascript"
+    )
 }
-NO_STORE = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
-"""Pages, info and refusals: they hold a credential's outcome or names."""
-
-_FILES = resources.files(__package__) / "assets"
-PAGE = (_FILES / "call.html").read_text(encoding="utf-8")
-ASSETS = {
-    name: ((_FILES / name).read_bytes(), content_type)
-    for name, content_type in (("call.js", "text/javascript"), ("call.css", "text/css"))
-}
-ETAGS = {
-    name: '"' + hashlib.sha256(body).hexdigest()[:16] + '"' for name, (body, _) in ASSETS.items()
-}
+"""This provider's transport, served beside the shared page's files."""
+DEFAULT_PAGE = default_call_page()
+"""The page's answers when another provider runs (its routes then open nothing)."""
 
 
 async def call_page(request: web.Request) -> web.Response:
     admitted = await _admit(request)
     if isinstance(admitted, web.Response):
         return admitted
-    _, found = admitted
-    return web.Response(
-        text=PAGE.replace('lang="en"', f'lang="{found.language}"', 1),
-        content_type="text/html",
-        charset="utf-8",
-        headers=NO_STORE,
-    )
+    provider, found = admitted
+    page = provider.options.call_page
+    return page.page(_language(request, page, found.language), TRANSPORT)
 
 
 async def call_info(request: web.Request) -> web.Response:
@@ -79,10 +64,12 @@ async def call_info(request: web.Request) -> web.Response:
         return admitted
     provider, found = admitted
     roster = found.roster
+    page = provider.options.call_page
+    language = _language(request, page, found.language)
     return web.json_response(
         {
-            "language": found.language,
-            "texts": texts.TEXTS[found.language],
+            "language": language,
+            "texts": page.catalogs[language],
             "self": {"name": found.me.display_name, "isAdmin": found.me.is_admin},
             "participants": [
                 {"name": p.display_name, "isAdmin": p.is_admin, "self": p is found.me}
@@ -97,7 +84,7 @@ async def call_info(request: web.Request) -> web.Response:
             "iceServers": provider.options.ice.for_browser(found.credential.expires_at),
             "maxParticipants": MAX_PARTICIPANTS,
         },
-        headers=NO_STORE,
+        headers=page.no_store,
     )
 
 
@@ -107,7 +94,9 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
         return admitted
     provider, found = admitted
     if not _same_origin(request, provider.options.public_url):
-        return _refusal(Refusal("invalid", 403, found.language))
+        return _refusal(
+            request, provider.options.call_page, Refusal("invalid", 403, found.language)
+        )
     ws = web.WebSocketResponse(
         heartbeat=PING_SECONDS,
         max_msg_size=HARD_MAX_MESSAGE_BYTES,
@@ -132,14 +121,9 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
 
 
 async def asset(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    if name not in ASSETS:
-        raise web.HTTPNotFound()
-    body, content_type = ASSETS[name]
-    headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache", "ETag": ETAGS[name]}
-    if request.headers.get("If-None-Match") == ETAGS[name]:
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=body, content_type=content_type, charset="utf-8", headers=headers)
+    provider = _provider(request)
+    page = DEFAULT_PAGE if provider is None else provider.options.call_page
+    return page.asset(request, OWN_ASSETS)
 
 
 def routes() -> list[web.AbstractRouteDef]:
@@ -178,48 +162,22 @@ async def _admit(
             mark_sensitive(p.display_name for p in found.roster.participants)
             return provider, found
         refusal = found
-    if refusal.language is None:  # a link that names no participant: the browser's language
-        language = texts.from_header(request.headers.get("Accept-Language"))
-        refusal = Refusal(refusal.why, refusal.status, language)
-    return _refusal(refusal) if html else _refusal_json(refusal)
+    page = DEFAULT_PAGE if provider is None else provider.options.call_page
+    return _refusal(request, page, refusal) if html else _refusal_json(request, page, refusal)
 
 
-def _refusal(refusal: Refusal) -> web.Response:
-    language = refusal.language or texts.DEFAULT_LANGUAGE
-    said = texts.TEXTS[language]
-    body = (
-        "<!doctype html>\n"
-        f'<html lang="{language}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="robots" content="noindex">'
-        f"<title>{escape(said['title'])}</title>"
-        '<link rel="icon" href="data:,">'
-        f'<link rel="stylesheet" href="../assets/call.css"></head>'
-        f'<body><main class="notice"><h1>{escape(said["title"])}</h1>'
-        f'<p id="refused" data-reason="{refusal.why}">{escape(said[refusal.why])}</p>'
-        "</main></body></html>\n"
-    )
-    return web.Response(
-        status=refusal.status,
-        text=body,
-        content_type="text/html",
-        charset="utf-8",
-        headers=NO_STORE,
-    )
+def _language(request: web.Request, page: CallPage, language: str | None) -> str:
+    """The participant's language, else the browser's, else the default."""
+    return page.language(language, request.headers.get("Accept-Language"))
 
 
-def _refusal_json(refusal: Refusal) -> web.Response:
-    said = texts.TEXTS[refusal.language or texts.DEFAULT_LANGUAGE]
-    return web.json_response(
-        {
-            "statusCode": refusal.status,
-            "error": HTTPStatus(refusal.status).phrase,
-            "message": said[refusal.why],
-            "reason": refusal.why,
-        },
-        status=refusal.status,
-        headers=NO_STORE,
-    )
+def _refusal(request: web.Request, page: CallPage, refusal: Refusal) -> web.Response:
+    language = _language(request, page, refusal.language)
+    return page.ending(refusal.why, refusal.status, language, opens_at=refusal.opens_at)
+
+
+def _refusal_json(request: web.Request, page: CallPage, refusal: Refusal) -> web.Response:
+    return page.ending_json(refusal.why, refusal.status, _language(request, page, refusal.language))
 
 
 def _same_origin(request: web.Request, public_url: str) -> bool:

@@ -13,11 +13,12 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import WSCloseCode
 
 from teleconsult.plugin import (
+    CallPage,
     CreatedRoom,
     JoinRequest,
     Level,
@@ -33,7 +34,7 @@ from teleconsult.plugin import (
     stable_user_id,
 )
 
-from . import links, texts
+from . import links
 from .ice import IceServers
 from .links import Credential, LinkSigner
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
@@ -59,6 +60,7 @@ class Options:
     max_lifetime: timedelta
     timing: Timing
     ice: IceServers
+    call_page: CallPage
 
     @property
     def presence_ttl(self) -> timedelta:
@@ -72,16 +74,19 @@ class Seat:
     credential: Credential
     roster: RoomRoster
     me: RosterEntry
-    language: str
+    language: str | None
+    """The catalog language the participant's link or record names; None: the browser's."""
 
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a credential opens nothing: a key of `texts.TEXTS`, its status, its language."""
+    """Why a credential opens nothing (an ending page's reason), its status, its language,
+    and when it opens (not open yet)."""
 
     why: str
     status: int
     language: str | None = None
+    opens_at: datetime | None = None
 
 
 class WebRTCVideo:
@@ -150,7 +155,7 @@ class WebRTCVideo:
             user_id=join.participant.provider_user_id,
             opens_at=math.floor(opens.timestamp()),
             expires_at=math.ceil(expires.timestamp()),
-            language=texts.supported(join.language),
+            language=self.options.call_page.catalogs.match(join.language),
         )
         return self.options.public_url + CALL_PATH + self._signer.sign(credential)
 
@@ -209,20 +214,25 @@ class WebRTCVideo:
         language = credential.language
         now = self.clock().timestamp()
         if now < credential.opens_at:
-            return Refusal("not_open", 403, language)
+            opens_at = datetime.fromtimestamp(credential.opens_at, UTC)
+            return Refusal("not_open", 403, language, opens_at)
         if now >= credential.expires_at:
             return Refusal("expired", 410, language)
         roster = await self.roster(credential.teleconsultation_id)
         me = None if roster is None else _entry(roster, credential.user_id)
         if roster is None or me is None:
             return Refusal("gone", 410, language)
-        language = language or texts.supported(me.language)
-        if roster.cancelled or roster.provider_room_id != credential.room_id:
+        language = language or self.options.call_page.catalogs.match(me.language)
+        if roster.cancelled:
+            return Refusal("cancelled", 410, language)
+        if roster.provider_room_id != credential.room_id:
             return Refusal("gone", 410, language)
         room = await self.rooms.get(credential.room_id)
-        if room is None or room.ended_at is not None:
+        if room is None:
             return Refusal("gone", 410, language)
-        return Seat(credential, roster, me, language or texts.DEFAULT_LANGUAGE)
+        if room.ended_at is not None:
+            return Refusal("ended", 410, language)
+        return Seat(credential, roster, me, language)
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -7,12 +7,13 @@ from the one line the service prints before it stops.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
+from teleconsult.configuration.callpage import Branding, Colors
 from teleconsult.configuration.provider_config import ProviderConfig, UserIdMapping
 from teleconsult.core.domain import TOOLS, Privilege, Privileges
 from teleconsult.core.events import EVENT_TYPES
@@ -50,6 +51,8 @@ class ServiceConfig:
     """None means the default: the header named by USERID_HEADER_KEY."""
     providers: ProviderConfig
     webhooks: tuple[WebhookConfig, ...] = ()
+    branding: Branding = field(default_factory=Branding)
+    """The call page's look: `theme`, `companyLogo.url`, `mode`."""
 
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -116,9 +119,22 @@ class _Privileges(_Strict):
         return Privileges(basic=data["basic"], plus=data["plus"])
 
 
+def _color() -> fields.String:
+    """A CSS hex colour (`#0b5cad`, `#fff`): written into the page's style sheet as is."""
+    return fields.String(
+        validate=validate.Regexp(
+            r"^#(?:[0-9a-fA-F]{3}){1,2}$", error="Use a hex colour: #rrggbb or #rgb."
+        )
+    )
+
+
 class _Colors(_Strict):
-    primaryColor = fields.String()
-    accentColor = fields.String()
+    primaryColor = _color()
+    accentColor = _color()
+
+    @post_load
+    def to_colors(self, data: dict[str, Any], **_: Any) -> Colors:
+        return Colors(primary=data.get("primaryColor"), accent=data.get("accentColor"))
 
 
 class _Theme(_Strict):
@@ -127,7 +143,7 @@ class _Theme(_Strict):
 
 
 class _CompanyLogo(_Strict):
-    url = fields.Url(required=True)
+    url = fields.Url(required=True, schemes={"http", "https"})
 
 
 def _is_step_source(value: object) -> bool:
@@ -180,8 +196,7 @@ class _ServiceConfig(_Strict):
     environment = fields.String(
         load_default="sandbox", validate=validate.OneOf(["sandbox", "production"])
     )
-    # Accepted as the original's file has them, and validated, but not kept: the call page
-    # will give them a use (the call-page issue).
+    # The call page's look (Branding): colours, logo, a forced colour scheme.
     theme = fields.Nested(_Theme)
     companyLogo = fields.Nested(_CompanyLogo)
     mode = fields.String(validate=validate.OneOf(["light", "dark"]))
@@ -211,6 +226,12 @@ def parse_config(raw: object, origin: str) -> ServiceConfig:
             ),
         ),
         webhooks=tuple(data.get("webhooks", ())),
+        branding=Branding(
+            light=data.get("theme", {}).get("light", Colors()),
+            dark=data.get("theme", {}).get("dark", Colors()),
+            logo_url=data.get("companyLogo", {}).get("url"),
+            mode=data.get("mode"),
+        ),
     )
 
 

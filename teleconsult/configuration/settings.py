@@ -1,7 +1,7 @@
 """The core's settings: one typed object per concern, read once from the environment.
 
 Each concern declares its variables (`http`, `store`, `access`, `tokens`, `rooms`,
-`webhooks`, `retention`, `service`); `Settings` holds one of each. A bad value
+`webhooks`, `retention`, `service`, `call_page`); `Settings` holds one of each. A bad value
 raises `ConfigurationError` with one line that names the variable; the CLI prints it
 and exits. The core reads no plugin's variables: when VIDEO_PROVIDER or
 IDENTITY_PROVIDER is unset, the installed plugins say whether the environment picks
@@ -18,6 +18,7 @@ from typing import get_type_hints
 import pluggy
 
 from teleconsult.configuration.access import AccessSettings
+from teleconsult.configuration.callpage import CallPageSettings
 from teleconsult.configuration.catalog import Section, Setting, defaults, merged
 from teleconsult.configuration.declarations import DeclaredSettings
 from teleconsult.configuration.http import HttpSettings
@@ -47,6 +48,7 @@ class Settings:
     rooms: RoomSettings
     webhooks: WebhookSettings
     retention: RetentionSettings
+    call_page: CallPageSettings
 
     @classmethod
     def from_environ(
@@ -73,6 +75,7 @@ class Settings:
             rooms=RoomSettings.from_environ(environ),
             webhooks=WebhookSettings.from_environ(environ),
             retention=RetentionSettings.from_environ(environ),
+            call_page=CallPageSettings.from_environ(environ),
         )
         return settings
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 
+from teleconsult.callpage import CallPage, default_call_page
 from teleconsult.configuration.declarations import DeclaredSettings
 from teleconsult.configuration.provider_config import ProviderConfig
 from teleconsult.core.domain import Level, ProviderLimits, RoomParticipant, RoomSpec
@@ -333,6 +334,9 @@ class ProviderContext(Generic[OwnSettings]):
     report_events: ReportEvents | None = field(default=None, repr=False)
     """Records provider events on their teleconsultations and sends them out as webhooks,
     for a provider that sees joins and leaves itself (set by the app)."""
+    call_page: CallPage = field(default_factory=default_call_page, repr=False)
+    """The call page, for a provider that serves it: its texts, headers and branding, from the
+    `CALL_PAGE_*` settings and the configuration file (set by the app)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,273 @@
+// The webrtc provider's transport for the call page: a full mesh of RTCPeerConnections
+// over JSON WebSocket signaling (signaling.py). The page's UI (call.js) owns what is shown;
+// this module owns the connection and tells the UI what happens (ui.phase, ui.addTile...).
+// Rule that avoids glare: the newcomer sends an offer to every peer already present
+// (listed in "joined"); existing peers only ever answer. ICE restarts are likewise
+// initiated by the offering side only. When the signaling connection drops (a replica
+// stopping, a network blip) the page joins again by itself, through whichever replica answers.
+
+const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013]);
+const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
+
+export function createTransport(ui, info) {
+  const base = location.pathname.replace(/\/+$/, "");
+  const s = { phase: "idle", ws: null, selfId: null, peers: new Map(), reconnects: 0 };
+
+  function setPhase(phase, notice = "") {
+    s.phase = phase;
+    ui.phase(phase, notice);
+  }
+
+  function send(message) {
+    if (s.ws?.readyState === WebSocket.OPEN) s.ws.send(JSON.stringify(message));
+  }
+
+  function join() {
+    if (s.ws) return;
+    if (s.phase !== "reconnecting") setPhase("joining");
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}${base}/ws`);
+    s.ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: "join", v: 1 }));
+    ws.onmessage = (event) => {
+      if (ws === s.ws) onMessage(event.data);
+    };
+    ws.onclose = (event) => {
+      if (ws === s.ws) onSocketClosed(event);
+    };
+  }
+
+  function onMessage(data) {
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    switch (msg.type) {
+      case "joined":
+        s.selfId = msg.self.id;
+        s.reconnects = 0;
+        for (const peer of msg.peers) addPeer(peer, true);
+        setPhase("in-call");
+        return;
+      case "peer-joined":
+        addPeer(msg.peer, false);
+        break;
+      case "peer-left":
+        removePeer(msg.id);
+        break;
+      case "offer":
+        onOffer(msg);
+        break;
+      case "answer": {
+        const peer = s.peers.get(msg.from);
+        if (peer) enqueue(peer, () => peer.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp }));
+        break;
+      }
+      case "candidate": {
+        const peer = s.peers.get(msg.from);
+        if (peer && msg.candidate) enqueue(peer, () => peer.pc.addIceCandidate(msg.candidate));
+        break;
+      }
+      case "ended":
+        finish(msg.reason === "expired" ? "expired" : "ended");
+        return;
+      default:
+        console.warn("unknown signaling message", msg.type);
+    }
+    ui.peersChanged();
+  }
+
+  function onSocketClosed(event) {
+    s.ws = null;
+    if (s.phase === "ended" || s.phase === "left") return;
+    closePeers();
+    if (event.code === 4000) return finish("ended");
+    const notices = { 4001: "full", 4002: "replaced" };
+    if (notices[event.code]) return setPhase("error", notices[event.code]);
+    const wasIn = s.phase === "in-call" || s.phase === "reconnecting";
+    if (wasIn && RECONNECT_CODES.has(event.code) && s.reconnects < RECONNECT_DELAYS_MS.length) {
+      setPhase("reconnecting");
+      setTimeout(rejoin, RECONNECT_DELAYS_MS[s.reconnects++]);
+      return;
+    }
+    setPhase("error", "connection_lost");
+    checkCallStillOpen();
+  }
+
+  // A dropped connection: join again if the link still opens the call.
+  async function rejoin() {
+    if (s.phase !== "reconnecting") return;
+    if (await checkCallStillOpen()) join();
+  }
+
+  // A refused or dropped connection may mean the call ended, or the link expired, meanwhile.
+  async function checkCallStillOpen() {
+    try {
+      const response = await fetch(`${base}/info`, { cache: "no-store" });
+      if (response.ok) return true;
+      const refusal = await response.json().catch(() => ({}));
+      if (response.status !== 503) finish(refusal.reason === "expired" ? "expired" : "ended");
+    } catch {
+      // offline: try again later
+    }
+    if (s.phase === "reconnecting") onSocketClosed({ code: 1006 });
+    return false;
+  }
+
+  function leave() {
+    const ws = s.ws;
+    s.ws = null;
+    s.reconnects = 0;
+    closePeers();
+    ws?.close(1000, "leave");
+    setPhase("left", "left");
+  }
+
+  function finish(notice) {
+    const ws = s.ws;
+    s.ws = null;
+    closePeers();
+    ws?.close(1000);
+    setPhase("ended", notice);
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  function addPeer(peerInfo, offerer) {
+    let peer = s.peers.get(peerInfo.id);
+    if (peer) {
+      if (peerInfo.name) peer.tile.setName(peerInfo.name);
+      return peer;
+    }
+    const pc = new RTCPeerConnection({ iceServers: info.iceServers, iceTransportPolicy: "all" });
+    const tile = ui.addTile(peerInfo.id);
+    const stream = new MediaStream();
+    peer = { id: peerInfo.id, pc, offerer, tile, chain: Promise.resolve(), tracksAdded: false };
+    tile.setName(peerInfo.name || "");
+    s.peers.set(peerInfo.id, peer);
+
+    const showState = () => tile.setConnected(pc.connectionState === "connected");
+    showState();
+    pc.onicecandidate = (event) => {
+      if (event.candidate) send({ type: "candidate", to: peer.id, candidate: event.candidate.toJSON() });
+    };
+    pc.ontrack = (event) => {
+      stream.addTrack(event.track);
+      tile.play(stream);
+    };
+    pc.onconnectionstatechange = () => {
+      showState();
+      if (pc.connectionState === "failed" && peer.offerer) {
+        enqueue(peer, async () => {
+          await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+          send({ type: "offer", to: peer.id, sdp: pc.localDescription.sdp });
+        });
+      }
+    };
+
+    if (offerer) {
+      addLocalTracks(peer, true);
+      enqueue(peer, async () => {
+        await pc.setLocalDescription();
+        send({ type: "offer", to: peer.id, sdp: pc.localDescription.sdp });
+      });
+    }
+    return peer;
+  }
+
+  function addLocalTracks(peer, offerer) {
+    if (peer.tracksAdded) return;
+    peer.tracksAdded = true;
+    const stream = ui.localStream();
+    if (stream) {
+      for (const track of stream.getTracks()) peer.pc.addTrack(track, stream);
+    }
+    if (offerer) {
+      // Without (some) local media, still ask to receive audio and video.
+      if (!stream?.getAudioTracks().length) peer.pc.addTransceiver("audio", { direction: "recvonly" });
+      if (!stream?.getVideoTracks().length) peer.pc.addTransceiver("video", { direction: "recvonly" });
+    }
+  }
+
+  function onOffer(msg) {
+    const peer = addPeer({ id: msg.from, name: "" }, false);
+    if (peer.offerer) {
+      console.warn("unexpected offer from a peer we offered to; ignored");
+      return;
+    }
+    enqueue(peer, async () => {
+      await peer.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+      addLocalTracks(peer, false); // reuses the offer's transceivers -> sendrecv
+      await peer.pc.setLocalDescription();
+      send({ type: "answer", to: peer.id, sdp: peer.pc.localDescription.sdp });
+    });
+  }
+
+  // Signaling for one peer is applied strictly in order (offer before candidates).
+  function enqueue(peer, task) {
+    peer.chain = peer.chain.then(task).catch((err) => console.warn("signaling step failed", peer.id, err));
+  }
+
+  function removePeer(id) {
+    const peer = s.peers.get(id);
+    if (!peer) return;
+    s.peers.delete(id);
+    peer.pc.close();
+    ui.removeTile(id);
+  }
+
+  function closePeers() {
+    for (const id of [...s.peers.keys()]) removePeer(id);
+  }
+
+  // ---------------------------------------------------------------- what tests read
+
+  const view = {
+    get selfId() { return s.selfId; },
+    peerCount() { return s.peers.size; },
+    peerIds() { return [...s.peers.keys()]; },
+    connectionStates() {
+      return Object.fromEntries([...s.peers].map(([id, p]) => [id, p.pc.connectionState]));
+    },
+    async videoFramesDecoded() {
+      const result = {};
+      for (const [id, p] of s.peers) {
+        let frames = 0;
+        (await p.pc.getStats()).forEach((stat) => {
+          if (stat.type === "inbound-rtp" && stat.kind === "video") frames += stat.framesDecoded || 0;
+        });
+        result[id] = frames;
+      }
+      return result;
+    },
+    async selectedCandidatePairs() {
+      const result = {};
+      for (const [id, p] of s.peers) {
+        const stats = await p.pc.getStats();
+        stats.forEach((stat) => {
+          if (stat.type !== "transport" || !stat.selectedCandidatePairId) return;
+          const pair = stats.get(stat.selectedCandidatePairId);
+          const local = stats.get(pair.localCandidateId);
+          const remote = stats.get(pair.remoteCandidateId);
+          // A peer-reflexive remote candidate's address is hidden (""): Chrome
+          // learned it from a connectivity check, not from signaling.
+          result[id] = {
+            local: local?.address, localType: local?.candidateType,
+            remote: remote?.address, remoteType: remote?.candidateType,
+          };
+        });
+      }
+      return result;
+    },
+  };
+
+  return {
+    join,
+    leave,
+    end: () => send({ type: "end" }),
+    close: () => s.ws?.close(1000, "page closed"),
+    view,
+  };
+}

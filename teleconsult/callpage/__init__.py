@@ -1,0 +1,22 @@
+"""The call page, whichever provider serves it: its HTML, UI script and styles (`assets/`),
+its message catalogs (`texts/`, `catalogs.py`), and `CallPage` (`page.py`): the page, its
+headers and the ending pages. Providers reach it through `teleconsult.plugin`."""
+
+from __future__ import annotations
+
+from teleconsult.callpage.catalogs import Catalog, Catalogs
+from teleconsult.callpage.page import (
+    CONTENT_SECURITY_POLICY,
+    Asset,
+    CallPage,
+    default_call_page,
+)
+
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "Asset",
+    "CallPage",
+    "Catalog",
+    "Catalogs",
+    "default_call_page",
+]

@@ -1,0 +1,254 @@
+// teleconsult's call page: the UI every provider's page shares. It reads the page's info
+// (./info: names, schedule, texts in the participant's language; never in the URL),
+// previews the camera, and drives the transport the page names (<meta name="call-transport">,
+// a module beside this one: mesh.js for the webrtc provider), which tells it what happens.
+// Plurals and dates go through the browser's Intl, in the page's language.
+
+const base = location.pathname.replace(/\/+$/, "");
+const $ = (id) => document.getElementById(id);
+const END_CONFIRM_MS = 5000;
+
+const state = {
+  phase: "loading", // loading | lobby | joining | in-call | reconnecting | left | ended | error
+  t: {},
+  language: document.documentElement.lang || "en",
+  isAdmin: false,
+  localStream: null,
+  mediaError: false,
+  cameraOn: true,
+  micOn: true,
+  notice: "", // text key of a terminal or error phase
+  endArmedUntil: 0,
+  transport: null,
+};
+
+// ------------------------------------------------------------------ texts
+
+// A catalog text: plural forms picked by Intl.PluralRules, {name} filled from `values`.
+function say(key, values = {}) {
+  let text = state.t[key] ?? "";
+  if (typeof text === "object") {
+    const form = new Intl.PluralRules(state.language).select(values.count ?? 0);
+    text = text[form] ?? text.other;
+  }
+  return text.replace(/\{(\w+)\}/g, (match, name) =>
+    name in values ? new Intl.NumberFormat(state.language).format(values[name]) : match);
+}
+
+// ------------------------------------------------------------------ rendering
+
+function render() {
+  const { phase, notice } = state;
+  $("app").dataset.phase = phase;
+  const inCall = phase === "in-call" || phase === "joining" || phase === "reconnecting";
+  const canJoin = phase === "lobby" || phase === "left" || (phase === "error" && notice !== "full");
+  const join = $("join");
+  join.hidden = !canJoin;
+  join.disabled = !canJoin;
+  join.textContent = phase === "lobby" ? say("join") : say("join_again");
+  for (const id of ["toggle-camera", "toggle-mic", "leave"]) $(id).hidden = !inCall;
+  $("end-all").hidden = !(inCall && state.isAdmin);
+  $("roster").hidden = inCall || phase === "ended";
+  $("self-tile").hidden = phase === "ended";
+
+  const hasVideo = !!state.localStream?.getVideoTracks().length;
+  const hasAudio = !!state.localStream?.getAudioTracks().length;
+  setToggle($("toggle-camera"), !state.cameraOn, say(state.cameraOn ? "camera_off" : "camera_on"), hasVideo);
+  setToggle($("toggle-mic"), !state.micOn, say(state.micOn ? "mic_off" : "mic_on"), hasAudio);
+  $("end-all").textContent = Date.now() < state.endArmedUntil ? say("end_confirm") : say("end_for_all");
+
+  let status = "";
+  const peers = state.transport?.view.peerCount() ?? 0;
+  if (phase === "loading") status = say("loading");
+  else if (phase === "lobby") status = state.mediaError ? say("media_error") : "";
+  else if (phase === "joining") status = say("connecting");
+  else if (phase === "reconnecting") status = say("reconnecting");
+  else if (phase === "in-call") status = peers === 0 ? say("waiting") : say("in_call", { count: peers + 1 });
+  else status = say(notice);
+  if ($("status").textContent !== status) $("status").textContent = status;
+  const next = notice && phase !== "in-call" ? say(`next_${notice}`) : "";
+  $("next").textContent = next;
+  $("next").hidden = !next;
+}
+
+function setToggle(button, pressed, label, enabled) {
+  button.textContent = label;
+  button.setAttribute("aria-pressed", String(pressed));
+  button.disabled = !enabled;
+}
+
+function applyInfo(info) {
+  state.t = info.texts;
+  state.language = info.language;
+  state.isAdmin = !!info.self.isAdmin;
+  document.documentElement.lang = info.language;
+  document.title = say("title");
+  $("title").textContent = say("title");
+  $("controls").setAttribute("aria-label", say("controls"));
+  $("leave").textContent = say("leave");
+  $("self-name").textContent = `${info.self.name} (${say("you")})`;
+  const list = new Intl.ListFormat(info.language, { type: "unit", style: "short" });
+  $("roster").textContent = `${say("participants")}: ${list.format(info.participants.map((p) => p.name))}`;
+  const start = new Date(info.schedule.startsAt);
+  const end = new Date(info.schedule.endsAt);
+  if (!Number.isNaN(start.getTime()) && !Number.isNaN(end.getTime())) {
+    const range = new Intl.DateTimeFormat(info.language, { dateStyle: "medium", timeStyle: "short" });
+    $("schedule").textContent = `${say("scheduled")}: ${range.formatRange(start, end)}`;
+    $("schedule").hidden = false;
+  }
+}
+
+// ------------------------------------------------------------------ tiles
+
+const tiles = new Map();
+
+// A tile for a remote participant's video; the transport fills it.
+function addTile(id) {
+  const tile = document.createElement("figure");
+  tile.className = "tile remote";
+  tile.dataset.peerId = id;
+  const video = document.createElement("video");
+  video.autoplay = true;
+  video.playsInline = true;
+  const caption = document.createElement("figcaption");
+  const name = document.createElement("span");
+  name.className = "name";
+  const status = document.createElement("span");
+  status.className = "peer-state";
+  caption.append(name, status);
+  tile.append(video, caption);
+  $("stage").append(tile);
+  tiles.set(id, tile);
+  return {
+    setName: (text) => { name.textContent = text; },
+    setConnected: (connected) => { status.textContent = connected ? "" : say("connecting"); },
+    play: (stream) => {
+      if (video.srcObject !== stream) video.srcObject = stream;
+      video.play().catch(() => {
+        // Autoplay with sound refused: play muted rather than not at all.
+        video.muted = true;
+        video.play().catch(() => {});
+      });
+    },
+  };
+}
+
+function removeTile(id) {
+  tiles.get(id)?.remove();
+  tiles.delete(id);
+}
+
+// ------------------------------------------------------------------ media
+
+async function startPreview() {
+  try {
+    state.localStream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 } },
+      audio: true,
+    });
+    $("self-video").srcObject = state.localStream;
+  } catch (err) {
+    console.warn("getUserMedia failed", err);
+    state.mediaError = true;
+  }
+}
+
+function stopLocalMedia() {
+  state.localStream?.getTracks().forEach((track) => track.stop());
+  state.localStream = null;
+  $("self-video").srcObject = null;
+}
+
+// ------------------------------------------------------------------ what the transport says
+
+const ui = {
+  localStream: () => state.localStream,
+  addTile,
+  removeTile,
+  peersChanged: render,
+  phase(phase, notice) {
+    const joinedAgain = phase === "in-call" && state.phase !== "in-call";
+    state.phase = phase;
+    state.notice = notice;
+    if (phase === "ended") stopLocalMedia();
+    render();
+    // Keyboard users keep a control in reach when the one they used disappears.
+    if (joinedAgain && document.activeElement === document.body) $("leave").focus();
+    if ((phase === "left" || phase === "error") && !$("join").hidden) $("join").focus();
+  },
+};
+
+// ------------------------------------------------------------------ controls
+
+function toggleCamera() {
+  state.cameraOn = !state.cameraOn;
+  state.localStream?.getVideoTracks().forEach((track) => { track.enabled = state.cameraOn; });
+  render();
+}
+
+function toggleMic() {
+  state.micOn = !state.micOn;
+  state.localStream?.getAudioTracks().forEach((track) => { track.enabled = state.micOn; });
+  render();
+}
+
+function endForEveryone() {
+  if (Date.now() < state.endArmedUntil) {
+    state.endArmedUntil = 0;
+    $("end-all").disabled = true;
+    state.transport.end();
+    return;
+  }
+  state.endArmedUntil = Date.now() + END_CONFIRM_MS;
+  setTimeout(render, END_CONFIRM_MS + 50);
+  render();
+}
+
+// ------------------------------------------------------------------ test hooks
+
+// Read-only view used by automated tests (and handy in the devtools console).
+window.__call = Object.freeze({
+  get phase() { return state.phase; },
+  get selfId() { return state.transport?.view.selfId ?? null; },
+  get waiting() { return state.phase === "in-call" && state.transport.view.peerCount() === 0; },
+  peerIds() { return state.transport?.view.peerIds() ?? []; },
+  connectionStates() { return state.transport?.view.connectionStates() ?? {}; },
+  localTrackStates() {
+    return (state.localStream?.getTracks() || []).map((t) => ({ kind: t.kind, enabled: t.enabled, state: t.readyState }));
+  },
+  videoFramesDecoded() { return state.transport.view.videoFramesDecoded(); },
+  selectedCandidatePairs() { return state.transport.view.selectedCandidatePairs(); },
+});
+
+// ------------------------------------------------------------------ start
+
+async function main() {
+  const response = await fetch(`${base}/info`, { cache: "no-store" });
+  if (!response.ok) {
+    location.reload(); // the server answers the page with why the link opens nothing
+    return;
+  }
+  const info = await response.json();
+  const name = document.querySelector('meta[name="call-transport"]').content;
+  const { createTransport } = await import(new URL(name, import.meta.url).href);
+  state.transport = createTransport(ui, info);
+  $("join").addEventListener("click", () => state.transport.join());
+  $("leave").addEventListener("click", () => state.transport.leave());
+  $("toggle-camera").addEventListener("click", toggleCamera);
+  $("toggle-mic").addEventListener("click", toggleMic);
+  $("end-all").addEventListener("click", endForEveryone);
+  window.addEventListener("pagehide", () => state.transport.close());
+
+  applyInfo(info);
+  render();
+  await startPreview();
+  state.phase = "lobby";
+  render();
+}
+
+main().catch((err) => {
+  console.error(err);
+  state.phase = "error";
+  state.notice = "connection_lost";
+  render();
+});
