@@ -244,8 +244,12 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             redactor=plan.redactor,
             metrics=metrics,
             store=store,
+            listing=Listing(store.records),
+            audit=AuditLog(store.audit, clock, settings.retention.audit_days),
             video=video,
             identity=identity,
+            features=ProviderFeatures(service, measured_video, config.privileges),
+            room_details=RoomDetailsCache(measured_video),
             service=service,
             authenticator=authenticator,
             waiter=waiter,
@@ -254,10 +258,6 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             retention=retention,
             reconciler=reconciler,
             store_gauges=store_gauges,
-            features=ProviderFeatures(service, measured_video, config.privileges),
-            room_details=RoomDetailsCache(measured_video),
-            listing=Listing(store.records),
-            audit=AuditLog(store.audit, clock, settings.retention.audit_days),
         )
 
 

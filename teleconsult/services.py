@@ -46,9 +46,14 @@ class Services:
     metrics: Metrics
     store: Store
     """Every aggregate, each call timed and counted."""
+    listing: Listing
+    audit: AuditLog
+    """The audit trail: links and credentials handed out, changes."""
     video: VideoProvider
     """The chosen video provider itself (the service calls it through `measured`)."""
     identity: IdentityProvider
+    features: ProviderFeatures
+    room_details: RoomDetailsCache
     service: TeleconsultationService
     authenticator: Authenticator
     """Says who is calling (userIdPathInRequest or a verified token) and who may manage."""
@@ -61,11 +66,6 @@ class Services:
     retention: Retention
     reconciler: Reconciler
     store_gauges: StoreGauges
-    features: ProviderFeatures
-    room_details: RoomDetailsCache
-    listing: Listing
-    audit: AuditLog
-    """The audit trail: links and credentials handed out, changes."""
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services")

@@ -5,34 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from aiohttp_apigami import docs, querystring_schema, response_schema
 
-from teleconsult.api.listing import page_answer
+from teleconsult.api.listing import QUERY, page_answer, paged
 from teleconsult.api.schemas import AuditPageSchema, PageQuerySchema
-from teleconsult.api.teleconsultations import caller_of, errors
+from teleconsult.api.teleconsultations import caller_of
 from teleconsult.core.clock import format_date
 from teleconsult.core.listing import DEFAULT_LIMIT
 from teleconsult.errors import Forbidden
 from teleconsult.services import SERVICES
 from teleconsult.store.audit import AuditEntry
 
-QUERY = web.RequestKey("audit_query", dict)
 
-
-@docs(
-    tags=["teleconsultations"],
-    operationId="getAuditTrail",
-    summary="Who was handed links, and who changed what",
-    description=(
-        "The teleconsultation's audit trail, oldest first, a page at a time: every join link "
-        "handed out (to whom, when, from which address) and every change (who, when, which "
-        "fields). Never links, tokens or names. Managers (MANAGER_GROUPS) only; entries "
-        "outlive a cancelled teleconsultation until AUDIT_RETENTION_DAYS."
-    ),
-    responses=errors(400, 401, 403, 503),
+@paged(
+    "getAuditTrail",
+    "Who was handed links, and who changed what",
+    "The teleconsultation's audit trail, oldest first, a page at a time: every join link "
+    "handed out (to whom, when, from which address) and every change (who, when, which "
+    "fields). Never links, tokens or names. Managers (MANAGER_GROUPS) only; entries "
+    "outlive a cancelled teleconsultation until AUDIT_RETENTION_DAYS.",
+    PageQuerySchema,
+    AuditPageSchema,
+    answer="One page of entries.",
 )
-@querystring_schema(PageQuerySchema, put_into=QUERY)  # type: ignore[arg-type]
-@response_schema(AuditPageSchema, 200, description="One page of entries.")
 async def get_audit_trail(request: web.Request) -> web.Response:
     query = request[QUERY]
     caller = await caller_of(request)

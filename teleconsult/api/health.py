@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs, response_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,7 +24,7 @@ from teleconsult.api.answers import json_answer
 from teleconsult.api.schemas import HealthSchema
 from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability.logs import Outage
-from teleconsult.services import SERVICES
+from teleconsult.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
 
@@ -48,51 +49,50 @@ async def healthz(request: web.Request) -> web.Response:
     return _status(True)
 
 
-@docs(
-    tags=TAGS,
-    operationId="getReadiness",
-    summary="Readiness: the store answers and no setting is a placeholder",
-    responses=KO,
+Check = Callable[[Services], Awaitable[None]]
+"""One dependency a probe asks: it returns when the dependency answers."""
+
+
+def _probe(operation_id: str, summary: str, ok: str, failure: str, *checks: Check) -> Handler:
+    """The readiness and check-up probes differ only in their words and their checks: one
+    handler, OK when every check passes; KO (logged) at the first that fails, or while a
+    setting is a placeholder (the KO names the variables, never their values)."""
+
+    @docs(tags=TAGS, operationId=operation_id, summary=summary, responses=KO)
+    @response_schema(HealthSchema, 200, description=ok)
+    async def probe(request: web.Request) -> web.Response:
+        services = request.app[SERVICES]
+        outage = request.app[PROBE_LOGS][failure]
+        if services.placeholders:
+            outage.failed(f"{', '.join(services.placeholders)} still set to a placeholder")
+            return _status(False, services.placeholders)
+        try:
+            for check in checks:
+                await check(services)
+        except (Unavailable, ProviderError) as error:
+            outage.failed(error.message)
+            return _status(False)
+        outage.recovered()
+        return _status(True)
+
+    return probe
+
+
+ready = _probe(
+    "getReadiness",
+    "Readiness: the store answers and no setting is a placeholder",
+    "Ready.",
+    NOT_READY,
+    lambda services: services.store.health.ping(),
 )
-@response_schema(HealthSchema, 200, description="Ready.")
-async def ready(request: web.Request) -> web.Response:
-    return await _probe(NOT_READY, request, request.app[SERVICES].store.health.ping)
-
-
-@docs(
-    tags=TAGS,
-    operationId="getCheckUp",
-    summary="Check-up: the store and the video provider answer, no setting is a placeholder",
-    responses=KO,
+check_up = _probe(
+    "getCheckUp",
+    "Check-up: the store and the video provider answer, no setting is a placeholder",
+    "Both answer.",
+    CHECK_UP_FAILED,
+    lambda services: services.store.health.ping(),
+    lambda services: services.service.video.check(),
 )
-@response_schema(HealthSchema, 200, description="Both answer.")
-async def check_up(request: web.Request) -> web.Response:
-    return await _probe(
-        CHECK_UP_FAILED,
-        request,
-        request.app[SERVICES].store.health.ping,
-        request.app[SERVICES].service.video.check,
-    )
-
-
-async def _probe(
-    failure: str, request: web.Request, *checks: Callable[[], Awaitable[None]]
-) -> web.Response:
-    """OK when every check passes; KO (logged) at the first that fails, or while a setting
-    is a placeholder (the KO names the variables, never their values)."""
-    outage = request.app[PROBE_LOGS][failure]
-    placeholders = request.app[SERVICES].placeholders
-    if placeholders:
-        outage.failed(f"{', '.join(placeholders)} still set to a placeholder")
-        return _status(False, placeholders)
-    try:
-        for check in checks:
-            await check()
-    except (Unavailable, ProviderError) as error:
-        outage.failed(error.message)
-        return _status(False)
-    outage.recovered()
-    return _status(True)
 
 
 @docs(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, response_schema
+from marshmallow import Schema
 
 from teleconsult.api.answers import json_answer
 from teleconsult.api.hardening import NO_STORE
@@ -19,21 +21,46 @@ from teleconsult.observability import redaction
 from teleconsult.services import SERVICES
 
 QUERY = web.RequestKey("query", dict)
+"""A paged GET's parsed query: its `cursor`, its `limit` and any filters."""
+PageHandler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-@docs(
-    tags=["teleconsultations"],
-    operationId="listTeleconsultations",
-    summary="List teleconsultations",
-    description=(
-        "The caller's teleconsultations (a manager's, in MANAGER_GROUPS: any participant's, "
-        "or all), by start date then id, a page at a time: pass `nextCursor` as `cursor` for "
-        "the next page. Pages stay stable while records change. Items never carry links."
-    ),
-    responses=errors(400, 401, 403, 503),
+def paged(
+    operation_id: str,
+    summary: str,
+    description: str,
+    query: type[Schema],
+    page: type[Schema],
+    *,
+    answer: str,
+) -> Callable[[PageHandler], PageHandler]:
+    """The documentation of a paged GET (the listing, an audit trail) in one place: its query
+    parsed into `QUERY`, its page of `items` with a `nextCursor`, and a reader's errors."""
+
+    def document(handler: PageHandler) -> PageHandler:
+        handler = response_schema(page, 200, description=answer)(handler)
+        handler = querystring_schema(query, put_into=QUERY)(handler)  # type: ignore[arg-type]
+        return docs(
+            tags=["teleconsultations"],
+            operationId=operation_id,
+            summary=summary,
+            description=description,
+            responses=errors(400, 401, 403, 503),
+        )(handler)
+
+    return document
+
+
+@paged(
+    "listTeleconsultations",
+    "List teleconsultations",
+    "The caller's teleconsultations (a manager's, in MANAGER_GROUPS: any participant's, "
+    "or all), by start date then id, a page at a time: pass `nextCursor` as `cursor` for "
+    "the next page. Pages stay stable while records change. Items never carry links.",
+    ListQuerySchema,
+    TeleconsultationListSchema,
+    answer="One page.",
 )
-@querystring_schema(ListQuerySchema, put_into=QUERY)  # type: ignore[arg-type]
-@response_schema(TeleconsultationListSchema, 200, description="One page.")
 async def list_teleconsultations(request: web.Request) -> web.Response:
     query = request[QUERY]
     caller = await caller_of(request)

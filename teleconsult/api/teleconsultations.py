@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -164,6 +164,14 @@ def _entry(data: dict[str, Any], path: str) -> ParticipantEntry:
     )
 
 
+def _schedule(body: dict[str, Any]) -> ScheduleInput:
+    return ScheduleInput(
+        start_date=body.get("start_date"),
+        end_date=body.get("end_date"),
+        duration_in_seconds=body.get("duration_in_seconds"),
+    )
+
+
 @contextmanager
 def documented_plus_failure(route: str) -> Iterator[None]:
     """The plus rule's failure carries the original's documented `error`, which names the
@@ -175,37 +183,56 @@ def documented_plus_failure(route: str) -> Iterator[None]:
         raise
 
 
-def _schedule(body: dict[str, Any]) -> ScheduleInput:
-    return ScheduleInput(
-        start_date=body.get("start_date"),
-        end_date=body.get("end_date"),
-        duration_in_seconds=body.get("duration_in_seconds"),
+def _keyed_docs(
+    operation_id: str,
+    summary: str,
+    description: str,
+    answers: dict[int, dict[str, Any]] | None = None,
+) -> Callable[[Handler], Handler]:
+    """The documentation of a keyed write (`_keyed_write`): its `Idempotency-Key` and errors."""
+    return docs(
+        tags=TAGS,
+        operationId=operation_id,
+        summary=summary,
+        description=description,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={**(answers or {}), **errors(*KEYED_WRITE_ERRORS)},
     )
 
 
-@docs(
-    tags=TAGS,
-    operationId="createTeleconsultation",
-    summary="Create a teleconsultation",
-    description="Creates the provider room at once when every participant is known.",
-    parameters=[IDEMPOTENCY_PARAMETER],
-    responses=errors(*KEYED_WRITE_ERRORS),
+async def _keyed_write(
+    request: web.Request,
+    route: str,
+    write: Callable[[dict[str, Any], Caller], Awaitable[web.Response]],
+) -> web.Response:
+    """A POST that may carry an `Idempotency-Key` (creating, adding a participant): a
+    manager's body written once per key, its plus-rule failure naming the route."""
+    body = request[BODY]
+    caller = await manager_of(request)
+
+    async def once() -> web.Response:
+        with documented_plus_failure(route):
+            return await write(body, caller)
+
+    return await idempotent(request, caller, body, once)
+
+
+@_keyed_docs(
+    "createTeleconsultation",
+    "Create a teleconsultation",
+    "Creates the provider room at once when every participant is known.",
 )
 @body(CreateTeleconsultationSchema)
 @response_schema(CreatedSchema, 201, description="Created; `roomId` is the teleconsultation id.")
 async def create_teleconsultation(request: web.Request) -> web.Response:
-    body = request[BODY]
-    caller = await manager_of(request)
-
-    async def create() -> web.Response:
-        with documented_plus_failure("POST /teleconsultation"):
-            room_id = await request.app[SERVICES].service.create(
-                _participants(body["participants"], creating=True), _schedule(body), caller
-            )
+    async def create(body: dict[str, Any], caller: Caller) -> web.Response:
+        room_id = await request.app[SERVICES].service.create(
+            _participants(body["participants"], creating=True), _schedule(body), caller
+        )
         await audited(request, audit.CREATED, room_id, caller, fields=body)
         return json_answer({"roomId": room_id}, status=201)
 
-    return await idempotent(request, caller, body, create)
+    return await _keyed_write(request, "POST /teleconsultation", create)
 
 
 @docs(
@@ -235,31 +262,26 @@ async def update_teleconsultation(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@docs(
-    tags=TAGS,
-    operationId="addParticipant",
-    summary="Add a participant",
-    description="Creates the provider room when this participant is the last one expected.",
-    parameters=[IDEMPOTENCY_PARAMETER],
-    responses={201: {"description": "Added; empty body."}, **errors(*KEYED_WRITE_ERRORS)},
+@_keyed_docs(
+    "addParticipant",
+    "Add a participant",
+    "Creates the provider room when this participant is the last one expected.",
+    answers={201: {"description": "Added; empty body."}},
 )
 @body(ParticipantDataSchema)
 async def add_participant(request: web.Request) -> web.Response:
-    body = request[BODY]
-    caller = await manager_of(request)
-
     room_id = request.match_info["roomId"]
 
-    async def add() -> web.Response:
-        with documented_plus_failure(f"POST /teleconsultation/{room_id}/participants/data"):
-            entry = _entry(body, "body")
-            await request.app[SERVICES].service.add_participant(room_id, entry, caller)
+    async def add(body: dict[str, Any], caller: Caller) -> web.Response:
+        entry = _entry(body, "body")
+        await request.app[SERVICES].service.add_participant(room_id, entry, caller)
         await audited(
             request, audit.PARTICIPANT_ADDED, room_id, caller, participant=entry.external_id
         )
         return web.Response(status=201)
 
-    return await idempotent(request, caller, body, add)
+    route = f"POST /teleconsultation/{room_id}/participants/data"
+    return await _keyed_write(request, route, add)
 
 
 @docs(
