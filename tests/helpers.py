@@ -36,7 +36,7 @@ from teleconsult.errors import VersionConflict
 from teleconsult.observability import logs
 from teleconsult.observability.redaction import Redactor
 from teleconsult.services import SERVICES
-from teleconsult.store.base import Store
+from teleconsult.store.base import RecordWrite, Store
 from teleconsult.store.documents import to_document
 from tests.fakes import livekit as fake_livekit
 
@@ -280,23 +280,17 @@ def in_a_request_scope(
     return contextvars.copy_context().run(scoped)
 
 
-def lose_the_first_race(store: Store, monkeypatch: Any) -> list[int]:
+def lose_the_first_race(store: Store, monkeypatch: Any) -> list[int | None]:
     """The store's next compare-and-set write loses, as if another replica wrote first; the
     versions every write from now on expected (a pytest `MonkeyPatch` undoes it)."""
     real_replace = store.records.replace
-    calls: list[int] = []
+    calls: list[int | None] = []
 
-    async def replace(
-        record: Any,
-        expected_version: int,
-        deliveries: Any = (),
-        finished_job: Any = None,
-        cutoff: Any = None,
-    ) -> bool:
-        calls.append(expected_version)
+    async def replace(write: RecordWrite) -> bool:
+        calls.append(write.expected_version)
         if len(calls) == 1:
-            raise VersionConflict(record.id)
-        return await real_replace(record, expected_version, deliveries, finished_job, cutoff)
+            raise VersionConflict(write.record.id)
+        return await real_replace(write)
 
     monkeypatch.setattr(store.records, "replace", replace)
     return calls

@@ -24,7 +24,7 @@ from teleconsult.core.events import Announcer, participant_data
 from teleconsult.errors import Conflict, VersionConflict
 from teleconsult.observability import logs
 from teleconsult.providers.protocols import ProviderEvent
-from teleconsult.store.base import Records
+from teleconsult.store.base import Records, RecordWrite
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,9 @@ class AttendanceRecorder:
                 event.kind, current, written, self.clock(), **_about(written, event, at)
             )
             try:
-                await self.records.replace(written, current.version, deliveries)
+                await self.records.replace(
+                    RecordWrite(written, current.version, deliveries=deliveries)
+                )
             except VersionConflict:
                 continue
             logs.event(

@@ -1,7 +1,7 @@
 """Which events a change makes, and what they say: pure functions, no I/O.
 
 A change's events are written in the same store write as the change itself
-(`Records.insert` and `Records.replace` take them), so an event is never lost
+(a `RecordWrite` carries them to the store), so an event is never lost
 and never announces a change that did not happen. Each event is fanned out to
 the webhook endpoints whose filter takes its type, as one `Delivery` per
 endpoint, which the deliverer (`core.webhooks`) sends.

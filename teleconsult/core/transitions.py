@@ -33,7 +33,7 @@ from teleconsult.errors import ProviderError, TooSlow, VersionConflict
 from teleconsult.observability import logs
 from teleconsult.providers import outbound
 from teleconsult.providers.protocols import CreatedRoom, NamedRooms, VideoProvider
-from teleconsult.store.base import Cutoff, Delivery, Records, RoomJob
+from teleconsult.store.base import Cutoff, Delivery, Records, RecordWrite, RoomJob
 
 log = logging.getLogger("teleconsult.core.service")
 """The use cases' logger: a room's event lines are theirs, as operators know them."""
@@ -245,12 +245,13 @@ class RoomTransitions:
         """The compare-and-set write (an insert when creating); once written, the record names
         the new room: its job is done, in the same write where the store can (SQLite)."""
         done = creation.id if creation is not None else None
+        write = RecordWrite(written, deliveries=deliveries, finished_job=done)
         if plan.current is None:
-            return await self.records.insert(written, deliveries, finished_job=done)
+            return await self.records.insert(write)
         locks_at = domain.locks_at(plan.current, self.policy) if plan.locks else None
         cutoff = Cutoff(locks_at, self.clock) if locks_at is not None else None
         return await self.records.replace(
-            written, plan.current.version, deliveries, finished_job=done, cutoff=cutoff
+            replace(write, expected_version=plan.current.version, cutoff=cutoff)
         )
 
 

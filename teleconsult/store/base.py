@@ -107,21 +107,33 @@ class Delivery:
     finished_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class RecordWrite:
+    """What one compare-and-set write of a record carries (`Records.insert`, `replace`):
+    the record, and what commits with it or not at all."""
+
+    record: Teleconsultation
+    expected_version: int | None = None
+    """The stored version `replace` overwrites; None for `insert` (the id is new)."""
+    _: KW_ONLY
+    deliveries: Sequence[Delivery] = ()
+    """The webhook deliveries of the events the change makes."""
+    finished_job: str | None = None
+    """An outbox job the write makes needless (the job of the room the record now names)."""
+    cutoff: Cutoff | None = None
+    """For `replace`: the record's lock time, past which the write no longer commits."""
+
+
 class Records(Protocol):
     """Teleconsultation records."""
 
-    async def insert(
-        self,
-        teleconsultation: Teleconsultation,
-        deliveries: Sequence[Delivery] = (),
-        finished_job: str | None = None,
-    ) -> bool:
+    async def insert(self, write: RecordWrite) -> bool:
         """Store a new record (its id is new) and, in the same write, its deliveries.
 
-        `finished_job`: an outbox job the write makes needless (the job of the room the
-        record now names). A store that can delete it in the same write does, and answers
-        True; one that cannot (MongoDB: no write spans two collections here) leaves it and
-        answers False, and the caller finishes it. Without a job the answer is False.
+        The answer is whether `write.finished_job` went in the same write: a store that can
+        delete it there does, and answers True; one that cannot (MongoDB: no write spans two
+        collections here) leaves it and answers False, and the caller finishes it. Without a
+        job the answer is False.
         """
         ...
 
@@ -133,20 +145,13 @@ class Records(Protocol):
         """The record with this id, trashed or not (for the reconciler)."""
         ...
 
-    async def replace(
-        self,
-        teleconsultation: Teleconsultation,
-        expected_version: int,
-        deliveries: Sequence[Delivery] = (),
-        finished_job: str | None = None,
-        cutoff: Cutoff | None = None,
-    ) -> bool:
-        """Overwrite the record if its stored version is `expected_version`, and write its
-        deliveries in the same write; `finished_job` and the answer as for `insert`.
+    async def replace(self, write: RecordWrite) -> bool:
+        """Overwrite the record if its stored version is `write.expected_version`, and write
+        its deliveries in the same write; the answer as for `insert`.
 
         Raise `VersionConflict` otherwise (including when it was trashed meanwhile), and
-        `CutoffPassed` when `cutoff` has passed at the write; then no delivery is written
-        and no job finished.
+        `CutoffPassed` when `write.cutoff` has passed at the write; then no delivery is
+        written and no job finished.
         """
         ...
 

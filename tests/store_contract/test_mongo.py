@@ -12,6 +12,7 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo.errors import BulkWriteError, ServerSelectionTimeoutError
 
 from teleconsult.errors import Unavailable, UnreadableRecord
+from teleconsult.store.base import RecordWrite
 from teleconsult.store.documents import new_object_id
 from teleconsult.store.mongo import connect_mongo, database_name, open_mongo
 from tests.store_contract.helpers import record
@@ -21,7 +22,7 @@ async def test_starting_twice_creates_no_duplicate_index_and_changes_no_data() -
     database: Any = AsyncMongoMockClient()["twice"]
     first = await open_mongo(database, "teleconsultations", "users")
     original = record()
-    await first.records.insert(original)
+    await first.records.insert(RecordWrite(original))
 
     second = await open_mongo(database, "teleconsultations", "users")
 
@@ -88,12 +89,12 @@ async def test_a_store_that_starts_down_answers_503_then_recovers() -> None:
         "The MongoDB store cannot be reached (ServerSelectionTimeoutError); retry later."
     )
     with pytest.raises(Unavailable):
-        await store.records.insert(record())
+        await store.records.insert(RecordWrite(record()))
 
     database.come_up()
     await store.health.ping()
     original = record()
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
     assert await store.records.get(original.id) == original
     indexes = await database["users"].index_information()
     assert "provider_receivedUserId_unique" in indexes

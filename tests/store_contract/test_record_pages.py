@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from teleconsult.core.domain import Level, Participant, Phase, RecordState
-from teleconsult.store.base import RecordQuery
+from teleconsult.store.base import RecordQuery, RecordWrite
 from teleconsult.store.documents import to_document
 from teleconsult.store.sqlite import open_sqlite
 from teleconsult.store.sqlite.connection import encode
@@ -30,7 +30,7 @@ async def test_pages_by_start_then_id_with_filters(open_store: Opener) -> None:
     twin = record(**at(2))
     trashed = record(**at(3), state=RecordState.TRASH)
     for each in (twin, trashed, early, shared):  # not in order
-        await records.insert(each)
+        await records.insert(RecordWrite(each))
     first, second = sorted((twin.id, shared.id))  # one start: by id
 
     every = await records.find_page(RecordQuery(limit=10))
@@ -54,7 +54,7 @@ async def test_pages_by_start_then_id_with_filters(open_store: Opener) -> None:
 async def test_a_change_moves_the_record_in_pages(open_store: Opener) -> None:
     records = (await open_store()).records
     original = record(**at(1))
-    await records.insert(original)
+    await records.insert(RecordWrite(original))
     later = at(5)
     moved = replace(
         original,
@@ -63,7 +63,7 @@ async def test_a_change_moves_the_record_in_pages(open_store: Opener) -> None:
         start_date=later["start_date"],
         end_date=later["end_date"],
     )
-    await records.replace(moved, expected_version=1)
+    await records.replace(RecordWrite(moved, expected_version=1))
     assert await records.find_page(RecordQuery(limit=10, participant="doctor-1")) == []
     assert await records.find_page(
         RecordQuery(limit=10, participant="patient-1", start_from=NOW + timedelta(hours=5))

@@ -13,7 +13,7 @@ import pytest
 
 from teleconsult.core.domain import Attendance, Presence, RecordState, Room, RoomSpec
 from teleconsult.errors import CutoffPassed, VersionConflict
-from teleconsult.store.base import Cutoff, RecordPurge, RoomJob
+from teleconsult.store.base import Cutoff, RecordPurge, RecordWrite, RoomJob
 from teleconsult.store.documents import new_object_id, to_document
 from teleconsult.store.sqlite import open_sqlite
 from teleconsult.store.sqlite import records as sqlite_records
@@ -25,7 +25,7 @@ from tests.store_contract.helpers import NOW, Opener, record
 async def test_a_record_comes_back_as_written(open_store: Opener) -> None:
     store = await open_store()
     original = record()
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
     assert await store.records.get(original.id) == original
     assert await store.records.get(new_object_id()) is None
 
@@ -33,26 +33,26 @@ async def test_a_record_comes_back_as_written(open_store: Opener) -> None:
 async def test_compare_and_set(open_store: Opener) -> None:
     store = await open_store()
     original = record()
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
 
     second = replace(original, version=2, participants_number=3)
-    await store.records.replace(second, expected_version=1)
+    await store.records.replace(RecordWrite(second, expected_version=1))
     assert await store.records.get(original.id) == second
 
     with pytest.raises(VersionConflict):
-        await store.records.replace(replace(original, version=2), expected_version=1)
+        await store.records.replace(RecordWrite(replace(original, version=2), expected_version=1))
     assert await store.records.get(original.id) == second
 
 
 async def test_concurrent_writers_of_one_version_one_wins(open_store: Opener) -> None:
     first, second = await open_store(), await open_store()  # two replicas, one database
     original = record()
-    await first.records.insert(original)
+    await first.records.insert(RecordWrite(original))
 
     results = await asyncio.gather(
         *(
             store.records.replace(
-                replace(original, version=2, participants_number=n), expected_version=1
+                RecordWrite(replace(original, version=2, participants_number=n), expected_version=1)
             )
             for n, store in [(3, first), (4, second), (5, first), (6, second)]
         ),
@@ -72,23 +72,23 @@ async def test_concurrent_writers_of_one_version_one_wins(open_store: Opener) ->
 async def test_trashed_records_are_invisible_and_final(open_store: Opener) -> None:
     store = await open_store()
     original = record()
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
     trashed = replace(original, version=2, state=RecordState.TRASH)
-    await store.records.replace(trashed, expected_version=1)
+    await store.records.replace(RecordWrite(trashed, expected_version=1))
 
     assert await store.records.get(original.id) is None
     assert await store.records.get_any(original.id) == trashed
     with pytest.raises(VersionConflict):
-        await store.records.replace(replace(original, version=3), expected_version=2)
+        await store.records.replace(RecordWrite(replace(original, version=3), expected_version=2))
 
 
 async def test_records_are_counted_by_state(open_store: Opener) -> None:
     store = await open_store()
-    await store.records.insert(record())
+    await store.records.insert(RecordWrite(record()))
     cancelled = record()
-    await store.records.insert(cancelled)
+    await store.records.insert(RecordWrite(cancelled))
     await store.records.replace(
-        replace(cancelled, version=2, state=RecordState.TRASH), expected_version=1
+        RecordWrite(replace(cancelled, version=2, state=RecordState.TRASH), expected_version=1)
     )
     counts = await store.records.count_by_state()
     assert {state: n for state, n in counts.items() if n} == {
@@ -100,7 +100,7 @@ async def test_records_are_counted_by_state(open_store: Opener) -> None:
 async def test_data_survives_a_restart(open_store: Opener) -> None:
     store = await open_store()
     original = record()
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
     await store.users.add_users("fake", {"doctor-1": "doctor-1"}, "creator")
     await store.health.close()
 
@@ -112,10 +112,12 @@ async def test_data_survives_a_restart(open_store: Opener) -> None:
 async def test_versions_of_many_records_in_one_read(open_store: Opener) -> None:
     first, second = await open_store(), await open_store()
     live, trashed = record(), record()
-    await first.records.insert(live)
-    await first.records.insert(trashed)
-    await first.records.replace(replace(trashed, version=2, state=RecordState.TRASH), 1)
-    await first.records.replace(replace(live, version=2), 1)
+    await first.records.insert(RecordWrite(live))
+    await first.records.insert(RecordWrite(trashed))
+    await first.records.replace(
+        RecordWrite(replace(trashed, version=2, state=RecordState.TRASH), 1)
+    )
+    await first.records.replace(RecordWrite(replace(live, version=2), 1))
 
     asked = [live.id, trashed.id, new_object_id()]
     assert await second.records.versions(asked) == {live.id: 2, trashed.id: 2}
@@ -126,12 +128,14 @@ async def test_a_live_record_is_found_by_its_room(open_store: Opener) -> None:
     store = await open_store()
     room = Room(f"room-{new_object_id()}", RoomSpec((), None, False, "none"), {})
     with_room, other = record(room=room), record()
-    await store.records.insert(with_room)
-    await store.records.insert(other)
+    await store.records.insert(RecordWrite(with_room))
+    await store.records.insert(RecordWrite(other))
 
     assert await store.records.find_by_room(room.provider_room_id) == with_room
     assert await store.records.find_by_room("no-such-room") is None
-    await store.records.replace(replace(with_room, version=2, state=RecordState.TRASH), 1)
+    await store.records.replace(
+        RecordWrite(replace(with_room, version=2, state=RecordState.TRASH), 1)
+    )
     assert await store.records.find_by_room(room.provider_room_id) is None
 
 
@@ -144,7 +148,7 @@ async def test_attendance_comes_back_as_written(open_store: Opener) -> None:
         presences=(Presence("doctor-1", joined, joined.replace(minute=(joined.minute + 1) % 60)),),
     )
     original = record(attendance=attendance)
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
     assert await store.records.get(original.id) == original
 
 
@@ -161,15 +165,20 @@ async def test_a_record_write_finishes_the_job_it_makes_needless_where_it_can(
     await store.outbox.add_job(creating)
     await store.outbox.add_job(replacing)
 
-    assert await store.records.insert(original, finished_job=creating.id) is in_one_write
+    assert (
+        await store.records.insert(RecordWrite(original, finished_job=creating.id)) is in_one_write
+    )
     assert await store.outbox.job_backlog() == ((1, NOW) if in_one_write else (2, NOW))
 
     with pytest.raises(VersionConflict):
         await store.records.replace(
-            replace(original, version=2), expected_version=5, finished_job=replacing.id
+            RecordWrite(replace(original, version=2), expected_version=5, finished_job=replacing.id)
         )
     second = replace(original, version=2)
-    assert await store.records.replace(second, 1, finished_job=replacing.id) is in_one_write
+    assert (
+        await store.records.replace(RecordWrite(second, 1, finished_job=replacing.id))
+        is in_one_write
+    )
     assert await store.outbox.job_backlog() == ((0, None) if in_one_write else (2, NOW))
     assert await store.records.get(original.id) == second
 
@@ -179,7 +188,7 @@ async def test_a_write_with_a_cutoff_is_refused_from_the_cutoff_on(open_store: O
     from the cutoff on writes nothing (no record, no delivery, no finished job)."""
     store = await open_store()
     original = record()
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
     job = RoomJob(new_object_id(), original.id, "room-1", NOW, NOW)
     await store.outbox.add_job(job)
     now = [NOW]
@@ -188,14 +197,14 @@ async def test_a_write_with_a_cutoff_is_refused_from_the_cutoff_on(open_store: O
     now[0] = NOW + timedelta(seconds=1)
     with pytest.raises(CutoffPassed):
         await store.records.replace(
-            replace(original, version=2), 1, finished_job=job.id, cutoff=cutoff
+            RecordWrite(replace(original, version=2), 1, finished_job=job.id, cutoff=cutoff)
         )
     assert await store.records.get(original.id) == original
     assert await store.outbox.job_backlog() == (1, NOW)
 
     now[0] = NOW + timedelta(microseconds=999_999)
     second = replace(original, version=2)
-    await store.records.replace(second, 1, cutoff=cutoff)
+    await store.records.replace(RecordWrite(second, 1, cutoff=cutoff))
     assert await store.records.get(original.id) == second
 
 
@@ -205,7 +214,7 @@ async def test_sqlite_reads_the_cutoffs_clock_holding_the_write_lock(tmp_path: P
     path = tmp_path / "cutoff.db"
     store = await open_sqlite(f"sqlite:///{path}", "teleconsultations", "users")
     original = record()
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
     held: list[bool] = []
 
     def clock() -> datetime:
@@ -219,7 +228,9 @@ async def test_sqlite_reads_the_cutoffs_clock_holding_the_write_lock(tmp_path: P
         return NOW
 
     await store.records.replace(
-        replace(original, version=2), 1, cutoff=Cutoff(NOW + timedelta(seconds=1), clock)
+        RecordWrite(
+            replace(original, version=2), 1, cutoff=Cutoff(NOW + timedelta(seconds=1), clock)
+        )
     )
     await store.health.close()
     assert held == [True]
@@ -234,7 +245,7 @@ async def test_sqlite_reads_what_another_process_wrote_and_forgets_purged_texts(
     path = tmp_path / "replicas.db"
     store = await open_sqlite(f"sqlite:///{path}", "teleconsultations", "users")
     original = record()
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
     assert await store.records.get(original.id) == original
 
     changed = replace(original, participants_number=3, version=2)
@@ -266,7 +277,7 @@ async def test_each_sqlite_store_remembers_only_its_own_parses(tmp_path: Path) -
     one = await open_sqlite(f"sqlite:///{tmp_path / 'one.db'}", "teleconsultations", "users")
     other = await open_sqlite(f"sqlite:///{tmp_path / 'other.db'}", "teleconsultations", "users")
     original = record()
-    await one.records.insert(original)
+    await one.records.insert(RecordWrite(original))
     assert await one.records.get(original.id) == original
     assert isinstance(one.records, sqlite_records.SQLiteRecords)
     assert isinstance(other.records, sqlite_records.SQLiteRecords)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from teleconsult.core.domain import Level, Participant, RecordState, Room, RoomSpec
-from teleconsult.store.base import RecordPurge, RecordQuery
+from teleconsult.store.base import RecordPurge, RecordQuery, RecordWrite
 from tests.store_contract.helpers import NOW, Opener, record
 
 MINUTE = timedelta(minutes=1)
@@ -36,7 +36,7 @@ async def test_records_are_purged_by_cancellation_and_end(open_store: Opener) ->
     )
     coming = record()
     for each in (cancelled_long_ago, cancelled_lately, ended_long_ago, coming):
-        await records.insert(each)
+        await records.insert(RecordWrite(each))
 
     trashed_30_days = RecordPurge(NOW - 30 * day, None, 10, now=NOW, rooms_due=NOW + MINUTE)
     ended_too = replace(trashed_30_days, ended_before=NOW - 30 * day)
@@ -58,7 +58,7 @@ async def test_the_room_of_a_purged_record_is_left_to_the_reconciler(open_store:
     ended = record(start_date=NOW - 41 * day, end_date=NOW - 40 * day, room=room)
     cancelled = record(state=RecordState.TRASH, updated_at=NOW - 40 * day)  # its room went
     for each in (ended, cancelled):
-        await store.records.insert(each)
+        await store.records.insert(RecordWrite(each))
 
     purged = await store.records.purge(
         RecordPurge(NOW - 30 * day, NOW - 30 * day, 10, now=NOW, rooms_due=NOW + MINUTE)
@@ -74,7 +74,7 @@ async def test_the_room_of_a_purged_record_is_left_to_the_reconciler(open_store:
 async def test_purges_are_bounded(open_store: Opener) -> None:
     records = (await open_store()).records
     for _ in range(3):
-        await records.insert(record(state=RecordState.TRASH, updated_at=NOW))
+        await records.insert(RecordWrite(record(state=RecordState.TRASH, updated_at=NOW)))
     two = RecordPurge(NOW + MINUTE, None, 2, now=NOW, rooms_due=NOW + MINUTE)
     assert len(await records.purge(two)) == 2
     assert len(await records.purge(two)) == 1

@@ -12,7 +12,7 @@ import pytest
 
 from teleconsult.errors import VersionConflict
 from teleconsult.store import Store
-from teleconsult.store.base import Delivery, DeliveryStatus
+from teleconsult.store.base import Delivery, DeliveryStatus, RecordWrite
 from tests.store_contract.helpers import NOW, Opener, record
 
 LEASE = NOW + timedelta(minutes=1)
@@ -53,8 +53,8 @@ async def test_deliveries_go_one_at_a_time_per_endpoint_and_teleconsultation(
     first, second = await open_store(), await open_store()
     one, two = record(), record()
     d1, d2, d3 = delivery(one.id, 0), delivery(one.id, 1), delivery(one.id, 0, endpoint="b")
-    await first.records.insert(one, [d1, d2, d3])
-    await first.records.insert(two, [delivery(two.id, 0)])
+    await first.records.insert(RecordWrite(one, deliveries=[d1, d2, d3]))
+    await first.records.insert(RecordWrite(two, deliveries=[delivery(two.id, 0)]))
     assert await first.webhooks.relay(100) in (0, 2)  # SQLite wrote them in place
     assert await first.webhooks.backlog() == (4, 0, NOW)
 
@@ -72,13 +72,17 @@ async def test_deliveries_go_one_at_a_time_per_endpoint_and_teleconsultation(
 async def test_a_write_that_loses_compare_and_set_writes_no_delivery(open_store: Opener) -> None:
     store = await open_store()
     original = record()
-    await store.records.insert(original)
+    await store.records.insert(RecordWrite(original))
     await store.records.replace(
-        replace(original, version=2), 1, [delivery(original.id, 0, version=2)]
+        RecordWrite(
+            replace(original, version=2), 1, deliveries=[delivery(original.id, 0, version=2)]
+        )
     )
     with pytest.raises(VersionConflict):
         await store.records.replace(
-            replace(original, version=2), 1, [delivery(original.id, 1, version=2)]
+            RecordWrite(
+                replace(original, version=2), 1, deliveries=[delivery(original.id, 1, version=2)]
+            )
         )
     assert await claim(store) == [f"a.evt_{original.id}_2_0"]
     assert await store.webhooks.backlog() == (1, 0, NOW)
@@ -93,20 +97,22 @@ async def test_a_later_version_moves_or_withdraws_a_pending_delivery(open_store:
         due = NOW + timedelta(hours=hours)
         return delivery(tc.id, 0, version=version, event_id=links, due_at=due, status=status)
 
-    await store.records.insert(tc, [at(1, 3)])
-    await store.records.replace(replace(tc, version=2), 1, [at(2, 5)])
-    await store.records.replace(replace(tc, version=3), 2, [at(3, 4, DeliveryStatus.DROPPED)])
+    await store.records.insert(RecordWrite(tc, deliveries=[at(1, 3)]))
+    await store.records.replace(RecordWrite(replace(tc, version=2), 1, deliveries=[at(2, 5)]))
+    await store.records.replace(
+        RecordWrite(replace(tc, version=3), 2, deliveries=[at(3, 4, DeliveryStatus.DROPPED)])
+    )
     await store.webhooks.relay(100)
     await store.webhooks.relay(100)  # a relay repeated changes nothing
     dropped = await store.webhooks.get(f"a.{links}")
     assert dropped is not None
     assert (dropped.status, dropped.version) == (DeliveryStatus.DROPPED, 3)
 
-    await store.records.replace(replace(tc, version=4), 3, [at(4, 2)])
+    await store.records.replace(RecordWrite(replace(tc, version=4), 3, deliveries=[at(4, 2)]))
     assert await claim(store, now=NOW + timedelta(hours=1)) == []  # not due yet
     assert await claim(store, now=NOW + timedelta(hours=2)) == [f"a.{links}"]
     # A rewrite while it is being sent: the sender's "delivered" does not count.
-    await store.records.replace(replace(tc, version=5), 4, [at(5, 2)])
+    await store.records.replace(RecordWrite(replace(tc, version=5), 4, deliveries=[at(5, 2)]))
     await store.webhooks.relay(100)
     assert await store.webhooks.delivered(f"a.{links}", "a", 4, NOW) is False
     later = NOW + timedelta(hours=3)
@@ -115,7 +121,9 @@ async def test_a_later_version_moves_or_withdraws_a_pending_delivery(open_store:
     assert await store.webhooks.delivered(again.id, "b", 5, later) is True
 
     # Once delivered, it is final: a later version changes nothing.
-    await store.records.replace(replace(tc, version=6), 5, [at(6, 9, DeliveryStatus.DROPPED)])
+    await store.records.replace(
+        RecordWrite(replace(tc, version=6), 5, deliveries=[at(6, 9, DeliveryStatus.DROPPED)])
+    )
     await store.webhooks.relay(100)
     final = await store.webhooks.get(f"a.{links}")
     assert final is not None
@@ -128,7 +136,7 @@ async def test_a_retried_delivery_holds_its_queue_then_fails_and_is_retried(
     store = await open_store()
     tc = record()
     first, second = delivery(tc.id, 0), delivery(tc.id, 1)
-    await store.records.insert(tc, [first, second])
+    await store.records.insert(RecordWrite(tc, deliveries=[first, second]))
     assert await claim(store) == [first.id]
     retry_at = NOW + timedelta(seconds=30)
     assert await store.webhooks.retry_later(first.id, "a", 1, retry_at, "HTTP 500") is True
@@ -160,13 +168,13 @@ async def test_a_queue_whose_head_is_retried_later_than_newer_events_still_moves
     store = await open_store()
     tc = record()
     head = delivery(tc.id, 0)
-    await store.records.insert(tc, [head])
+    await store.records.insert(RecordWrite(tc, deliveries=[head]))
     assert await claim(store) == [head.id]
     retry_at = NOW + timedelta(minutes=5)
     assert await store.webhooks.retry_later(head.id, "a", 1, retry_at, "HTTP 500") is True
     # A later change's event is due before the head's retry: it waits behind the head...
     newer = delivery(tc.id, 0, version=2, due_at=NOW + timedelta(minutes=1))
-    await store.records.replace(replace(tc, version=2), 1, [newer])
+    await store.records.replace(RecordWrite(replace(tc, version=2), 1, deliveries=[newer]))
     assert await claim(store, now=NOW + timedelta(minutes=2)) == []
     # ...and the head is sent when its retry is due, then the newer one.
     assert await claim(store, now=retry_at) == [head.id]
@@ -178,7 +186,7 @@ async def test_leases_are_won_once_and_expire(open_store: Opener) -> None:
     first, second = await open_store(), await open_store()
     tcs = [record() for _ in range(4)]
     for tc in tcs:
-        await first.records.insert(tc, [delivery(tc.id, 0)])
+        await first.records.insert(RecordWrite(tc, deliveries=[delivery(tc.id, 0)]))
     await first.webhooks.relay(100)
     claims = await asyncio.gather(
         first.webhooks.claim("a", NOW, LEASE, 10), second.webhooks.claim("b", NOW, LEASE, 10)
@@ -194,8 +202,8 @@ async def test_leases_are_won_once_and_expire(open_store: Opener) -> None:
 async def test_an_endpoint_turned_off_fails_its_pending_deliveries(open_store: Opener) -> None:
     first, second = await open_store(), await open_store()
     tc, other = record(), record()
-    await first.records.insert(tc, [delivery(tc.id, 0), delivery(tc.id, 1)])
-    await first.records.insert(other, [delivery(other.id, 0, endpoint="b")])
+    await first.records.insert(RecordWrite(tc, deliveries=[delivery(tc.id, 0), delivery(tc.id, 1)]))
+    await first.records.insert(RecordWrite(other, deliveries=[delivery(other.id, 0, endpoint="b")]))
     await first.webhooks.turn_off("a", "https://a.example/hooks", NOW)
     assert await second.webhooks.turned_off() == {"a": "https://a.example/hooks"}
     await second.webhooks.relay(100)
@@ -208,7 +216,7 @@ async def test_an_endpoint_turned_off_fails_its_pending_deliveries(open_store: O
     assert await first.webhooks.turned_off() == {}
 
     later = delivery(other.id, 1, endpoint="c", due_at=NOW + DAY)  # failed before it was due
-    await first.records.replace(replace(other, version=2), 1, [later])
+    await first.records.replace(RecordWrite(replace(other, version=2), 1, deliveries=[later]))
     await first.webhooks.relay(100)
     assert await first.webhooks.fail_endpoint("c", NOW, "410 Gone") == 1
     assert await first.webhooks.retry_failed(later.id, NOW, NOW + DAY) is True
@@ -225,7 +233,7 @@ async def test_finished_deliveries_are_purged(open_store: Opener) -> None:
         delivery(tc.id, 1, endpoint="b"),
         delivery(tc.id, 2, endpoint="c"),
     )
-    await store.records.insert(tc, [sent, failed, pending])
+    await store.records.insert(RecordWrite(tc, deliveries=[sent, failed, pending]))
     await claim(store)
     await store.webhooks.delivered(sent.id, "a", 1, NOW)
     await store.webhooks.fail(failed.id, "a", 1, NOW, "HTTP 500")

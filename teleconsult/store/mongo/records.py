@@ -10,7 +10,7 @@ from pymongo import ASCENDING
 
 from teleconsult.core.domain import Phase, RecordState, Teleconsultation
 from teleconsult.errors import CutoffPassed, VersionConflict
-from teleconsult.store.base import Cutoff, Delivery, RecordPurge, RecordQuery
+from teleconsult.store.base import RecordPurge, RecordQuery, RecordWrite
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.mongo.connection import MongoCollection
 from teleconsult.store.mongo.outbox import COLLECTION as OUTBOX
@@ -47,16 +47,11 @@ class MongoRecords(MongoCollection):
             [("providerRoomId", ASCENDING)], name="providerRoomId"
         )
 
-    async def insert(
-        self,
-        teleconsultation: Teleconsultation,
-        deliveries: Sequence[Delivery] = (),
-        finished_job: str | None = None,
-    ) -> bool:
+    async def insert(self, write: RecordWrite) -> bool:
         """`finished_job` is left to the caller: it lives in another collection."""
-        document = _to_mongo(teleconsultation)
-        if deliveries:  # in the record's own document: written exactly when it is
-            document[OUTBOX_FIELD] = outbox_entries(list(deliveries))
+        document = _to_mongo(write.record)
+        if write.deliveries:  # in the record's own document: written exactly when it is
+            document[OUTBOX_FIELD] = outbox_entries(list(write.deliveries))
         async with self._database.guard() as database:
             await database[self._collection].insert_one(document)
         return False
@@ -74,34 +69,27 @@ class MongoRecords(MongoCollection):
             document = await database[self._collection].find_one(query)
         return None if document is None else _from_mongo(document)
 
-    async def replace(
-        self,
-        teleconsultation: Teleconsultation,
-        expected_version: int,
-        deliveries: Sequence[Delivery] = (),
-        finished_job: str | None = None,
-        cutoff: Cutoff | None = None,
-    ) -> bool:
+    async def replace(self, write: RecordWrite) -> bool:
         """`finished_job` is left to the caller, as in `insert`; `cutoff` is read just before
         the `update_one` is sent (`Cutoff`)."""
-        document = _to_mongo(teleconsultation)
+        document = _to_mongo(write.record)
         object_id = document.pop("_id")
         update: dict[str, Any] = {"$set": document}
-        if deliveries:  # in the same single-document write as the record
-            update["$push"] = {OUTBOX_FIELD: {"$each": outbox_entries(list(deliveries))}}
+        if write.deliveries:  # in the same single-document write as the record
+            update["$push"] = {OUTBOX_FIELD: {"$each": outbox_entries(list(write.deliveries))}}
         async with self._database.guard() as database:
-            if cutoff is not None and cutoff.passed():
-                raise CutoffPassed(teleconsultation.id)
+            if write.cutoff is not None and write.cutoff.passed():
+                raise CutoffPassed(write.record.id)
             result = await database[self._collection].update_one(
                 {
                     "_id": object_id,
-                    "version": expected_version,
+                    "version": write.expected_version,
                     "__STATE__": RecordState.PUBLIC.value,
                 },
                 update,
             )
         if result.matched_count != 1:
-            raise VersionConflict(teleconsultation.id)
+            raise VersionConflict(write.record.id)
         return False
 
     async def find_by_room(self, provider_room_id: str) -> Teleconsultation | None:

@@ -17,7 +17,7 @@ import aiosqlite
 from teleconsult.core.clock import to_micros as micros
 from teleconsult.core.domain import RecordState, Teleconsultation
 from teleconsult.errors import CutoffPassed, VersionConflict
-from teleconsult.store.base import Cutoff, Delivery, RecordPurge, RecordQuery
+from teleconsult.store.base import RecordPurge, RecordQuery, RecordWrite
 from teleconsult.store.documents import from_document, to_document
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
@@ -142,25 +142,20 @@ class SQLiteRecords(SQLiteTable):
             " VALUES (?, ?, ?)"
         )
 
-    async def insert(
-        self,
-        teleconsultation: Teleconsultation,
-        deliveries: Sequence[Delivery] = (),
-        finished_job: str | None = None,
-    ) -> bool:
-        t = teleconsultation
+    async def insert(self, write: RecordWrite) -> bool:
+        t = write.record
 
-        async def write(db: aiosqlite.Connection) -> None:
+        async def insert_row(db: aiosqlite.Connection) -> None:
             await db.execute(
                 f"INSERT INTO {self._table} (id, state, version, document, start_us, end_us,"
                 " updated_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (t.id, t.state.value, t.version, encode(to_document(t)), *_dates(t)),
             )
             await db.executemany(self._insert_participant, _participant_rows(t))
-            await run_all(db, self._along(deliveries, finished_job))
+            await run_all(db, self._along(write))
 
-        await self._connection.transaction(write)
-        return finished_job is not None
+        await self._connection.transaction(insert_row)
+        return write.finished_job is not None
 
     async def get(self, teleconsultation_id: str) -> Teleconsultation | None:
         row = await self._connection.read_one(
@@ -175,17 +170,10 @@ class SQLiteRecords(SQLiteTable):
         )
         return None if row is None else self.parsed(row[0])
 
-    async def replace(
-        self,
-        teleconsultation: Teleconsultation,
-        expected_version: int,
-        deliveries: Sequence[Delivery] = (),
-        finished_job: str | None = None,
-        cutoff: Cutoff | None = None,
-    ) -> bool:
-        t = teleconsultation
+    async def replace(self, write: RecordWrite) -> bool:
+        t, cutoff = write.record, write.cutoff
 
-        async def write(db: aiosqlite.Connection) -> int:
+        async def update_row(db: aiosqlite.Connection) -> int:
             if cutoff is not None and cutoff.passed():  # holding the write lock (Cutoff)
                 raise CutoffPassed(t.id)
             cursor = await db.execute(
@@ -197,26 +185,26 @@ class SQLiteRecords(SQLiteTable):
                     encode(to_document(t)),
                     *_dates(t),
                     t.id,
-                    expected_version,
+                    write.expected_version,
                     RecordState.PUBLIC.value,
                 ),
             )
             if cursor.rowcount == 1:
                 await db.execute(f"DELETE FROM {self._participants} WHERE id = ?", (t.id,))
                 await db.executemany(self._insert_participant, _participant_rows(t))
-                await run_all(db, self._along(deliveries, finished_job))
+                await run_all(db, self._along(write))
             return cursor.rowcount
 
-        if await self._connection.transaction(write) != 1:
-            raise VersionConflict(teleconsultation.id)
-        return finished_job is not None
+        if await self._connection.transaction(update_row) != 1:
+            raise VersionConflict(t.id)
+        return write.finished_job is not None
 
-    def _along(self, deliveries: Sequence[Delivery], finished_job: str | None) -> list[Statement]:
+    def _along(self, write: RecordWrite) -> list[Statement]:
         """What a record's transaction writes besides it: its deliveries, and the end of the
         outbox job it makes needless (one synced commit fewer for a creation)."""
-        statements = list(self._webhooks.put(deliveries))
-        if finished_job is not None:
-            statements.append(self._outbox.finished(finished_job))
+        statements = list(self._webhooks.put(write.deliveries))
+        if write.finished_job is not None:
+            statements.append(self._outbox.finished(write.finished_job))
         return statements
 
     async def find_by_room(self, provider_room_id: str) -> Teleconsultation | None:
