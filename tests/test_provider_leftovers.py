@@ -101,7 +101,7 @@ async def test_user_documents_left_by_earlier_versions_go_as_a_replica_starts(
     await storage.put("user/patient-1", {"level": "basic"}, None)  # as earlier versions did
 
     second = await make_client(**WEBRTC)  # a replica (re)starting on the same store
-    await webrtc(second).signer()  # what it loads as it starts
+    await webrtc(second).started()  # what it does as it starts
 
     assert await storage.get("user/patient-1") is None
     assert [found.key for found in await storage.find("")] == ["link-secret"]

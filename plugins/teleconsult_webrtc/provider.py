@@ -196,6 +196,13 @@ class WebRTCVideo:
 
     # -- the call page's side ------------------------------------------------------------------
 
+    async def started(self) -> None:
+        """Wait for what a replica does as it starts: the link secret loaded, then the
+        documents earlier versions left deleted (requests never wait for the second)."""
+        await self.signer()
+        if self._forgetting is not None:
+            await asyncio.shield(self._forgetting)
+
     async def signer(self) -> LinkSigner:
         if self._signer is not None:
             return self._signer
