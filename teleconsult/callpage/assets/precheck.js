@@ -100,6 +100,7 @@ export function createPrecheck({ root, video, say, iceServers = [], onStream = (
   const [speakerLabel, speaker] = select("speaker-select", "speaker");
   const level = el("meter", { id: "mic-level", min: 0, max: 1, value: 0 });
   const problem = el("p", { id: "media-problem" });
+  problem.setAttribute("role", "alert");
   const help = el("p", { id: "media-help" });
   const retry = el("button", { type: "button", id: "media-retry", textContent: say("retry") });
   const speakerNote = el("p", { id: "speaker-note", className: "hint", textContent: say("speaker_default"), hidden: canChooseSpeaker });
@@ -132,16 +133,16 @@ export function createPrecheck({ root, video, say, iceServers = [], onStream = (
     s.audio = null;
   }
 
-  // Opens the camera and microphone: the ones picked now (exact), else the ones remembered.
+  // Opens the camera and microphone: the ones picked now, else the ones remembered (exact:
+  // browsers may ignore an ideal deviceId), else, when those are gone, the browser's own.
   async function open(picked = {}) {
     stopStream();
-    const want = (kind) => (picked[kind] ? { exact: picked[kind] } : remembered(kind) ? { ideal: remembered(kind) } : undefined);
-    const videoId = want("videoinput");
-    const audioId = want("audioinput");
+    const chosen = { videoinput: picked.videoinput || remembered("videoinput"), audioinput: picked.audioinput || remembered("audioinput") };
     try {
-      s.stream = await navigator.mediaDevices.getUserMedia({
-        video: { width: { ideal: 640 }, height: { ideal: 480 }, ...(videoId && { deviceId: videoId }) },
-        audio: audioId ? { deviceId: audioId } : true,
+      s.stream = await media(chosen).catch((err) => {
+        const gone = err?.name === "OverconstrainedError" || err?.name === "NotFoundError";
+        if (gone && !picked.videoinput && (chosen.videoinput || chosen.audioinput)) return media({});
+        throw err;
       });
       s.problem = "";
     } catch (err) {
@@ -153,6 +154,14 @@ export function createPrecheck({ root, video, say, iceServers = [], onStream = (
     startLevel();
     await listDevices();
     onStream(s.stream);
+  }
+
+  function media(chosen) {
+    const device = (kind) => (chosen[kind] ? { deviceId: { exact: chosen[kind] } } : {});
+    return navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, ...device("videoinput") },
+      audio: chosen.audioinput ? device("audioinput") : true,
+    });
   }
 
   function showProblem() {
@@ -175,12 +184,15 @@ export function createPrecheck({ root, video, say, iceServers = [], onStream = (
     const mine = devices.filter((d) => d.kind === kind && d.deviceId);
     list.replaceChildren(...mine.map((d, i) => new Option(d.label || `${say(key)} ${i + 1}`, d.deviceId, false, d.deviceId === current)));
     list.disabled = mine.length === 0;
+    // No empty lists (access refused, no device); no speaker choice where setSinkId is missing.
+    list.closest(".field").hidden = mine.length === 0 || (kind === "audiooutput" && !canChooseSpeaker);
   }
 
   // The microphone's loudness, 10 times a second, on a <meter>.
   function startLevel() {
     const track = s.stream?.getAudioTracks()[0];
     level.value = 0;
+    level.closest(".field").hidden = !track;
     if (!track || typeof AudioContext === "undefined") return;
     s.audio = new AudioContext();
     const analyser = s.audio.createAnalyser();
