@@ -8,7 +8,8 @@ under `VIDEO_PROVIDER` and answers as if it did not exist when another provider 
 page has no names in it; the names come with the info, read from the roster at each request.
 A link that opens nothing gets an ending page in the participant's language (404 not valid,
 403 not open yet, 410 expired, cancelled or ended), and its WebSocket is refused before the
-upgrade with the same status.
+upgrade with the same status. `/webrtc/check` serves the lobby's checks with no link (no
+consultation, no credential, STUN only: see docs/call-page.md).
 """
 
 from __future__ import annotations
