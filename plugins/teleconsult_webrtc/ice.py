@@ -55,6 +55,11 @@ class IceServers:
             )
         return cls(urls["WEBRTC_STUN_URLS"], urls["WEBRTC_TURN_URLS"], turn_secret)
 
+    def for_anyone(self) -> list[dict[str, object]]:
+        """The check page's servers: STUN only. TURN credentials would make the relay an open
+        one for whoever loads a page that needs no link."""
+        return [{"urls": list(self.stun_urls)}] if self.stun_urls else []
+
     def for_browser(self, expires_at: int) -> list[dict[str, object]]:
         """RTCIceServer entries; TURN credentials valid as long as the link that asks."""
         servers: list[dict[str, object]] = []

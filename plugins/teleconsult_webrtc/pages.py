@@ -8,7 +8,8 @@ under `VIDEO_PROVIDER` and answers as if it did not exist when another provider 
 page has no names in it; the names come with the info, read from the roster at each request.
 A link that opens nothing gets an ending page in the participant's language (404 not valid,
 403 not open yet, 410 expired, cancelled or ended), and its WebSocket is refused before the
-upgrade with the same status.
+upgrade with the same status. `/webrtc/check` serves the lobby's checks with no link (no
+consultation, no credential, STUN only: see docs/call-page.md).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection, Member
 log = logging.getLogger("teleconsult.webrtc")
 
 PAGE_PATH = CALL_PATH + "{credential}"
+CHECK_PATH = "/webrtc/check"
+"""The device and connection check that needs no link (docs/call-page.md)."""
 ASSETS_PATH = "/webrtc/assets/"
 TRANSPORT = "mesh.js"
 OWN_ASSETS = {
@@ -88,6 +91,32 @@ async def call_info(request: web.Request) -> web.Response:
     )
 
 
+async def check_page(request: web.Request) -> web.Response:
+    """The checks of the lobby with no link: a patient tests their device the day before."""
+    provider = _provider(request)
+    if provider is None:
+        raise web.HTTPNotFound()
+    page = provider.options.call_page
+    return page.check_page(_language(request, page, request.query.get("lang")))
+
+
+async def check_info(request: web.Request) -> web.Response:
+    """Its texts and STUN servers: no consultation, no credential, no TURN."""
+    provider = _provider(request)
+    if provider is None:
+        raise web.HTTPNotFound()
+    page = provider.options.call_page
+    language = _language(request, page, request.query.get("lang"))
+    return web.json_response(
+        {
+            "language": language,
+            "texts": page.catalogs[language],
+            "iceServers": provider.options.ice.for_anyone(),
+        },
+        headers=page.no_store,
+    )
+
+
 async def call_socket(request: web.Request) -> web.StreamResponse:
     admitted = await _admit(request)
     if isinstance(admitted, web.Response):
@@ -132,6 +161,8 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get(PAGE_PATH + "/info", call_info),
         web.get(PAGE_PATH + "/ws", call_socket, allow_head=False),
         web.get(ASSETS_PATH + "{name}", asset),
+        web.get(CHECK_PATH, check_page),
+        web.get(CHECK_PATH + "/info", check_info),
     ]
 
 

@@ -26,6 +26,7 @@ from teleconsult.configuration.callpage import Branding, CallPageSettings, Color
 
 _FILES = resources.files(__package__) / "assets"
 TEMPLATE = (_FILES / "call.html").read_text(encoding="utf-8")
+CHECK_TEMPLATE = (_FILES / "check.html").read_text(encoding="utf-8")
 ENDING_REASONS = frozenset(
     {"invalid", "not_open", "expired", "gone", "cancelled", "ended", "connection_lost"}
 )
@@ -51,6 +52,8 @@ STATIC_ASSETS = {
     name: Asset.of((_FILES / name).read_bytes(), content_type)
     for name, content_type in (
         ("call.js", "text/javascript"),
+        ("precheck.js", "text/javascript"),
+        ("check.js", "text/javascript"),
         ("ending.js", "text/javascript"),
         ("call.css", "text/css"),
     )
@@ -131,6 +134,18 @@ class CallPage:
             TEMPLATE.replace("{{lang}}", escape(language))
             .replace("{{mode}}", self._mode_attribute())
             .replace("{{transport}}", escape(transport))
+            .replace("{{logo}}", self._logo())
+        )
+        return web.Response(
+            text=html, content_type="text/html", charset="utf-8", headers=self.no_store
+        )
+
+    def check_page(self, language: str) -> web.Response:
+        """The device and connection check that needs no link: nothing of a consultation in
+        it, so anyone may open it the day before."""
+        html = (
+            CHECK_TEMPLATE.replace("{{lang}}", escape(language))
+            .replace("{{mode}}", self._mode_attribute())
             .replace("{{logo}}", self._logo())
         )
         return web.Response(

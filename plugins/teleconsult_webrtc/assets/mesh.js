@@ -231,6 +231,12 @@ export function createTransport(ui, info) {
     connectionStates() {
       return Object.fromEntries([...s.peers].map(([id, p]) => [id, p.pc.connectionState]));
     },
+    // The camera each peer is sent (a track's deviceId): the one chosen before the call.
+    sentVideoDeviceIds() {
+      return [...s.peers.values()].flatMap((p) => p.pc.getSenders())
+        .filter((sender) => sender.track?.kind === "video")
+        .map((sender) => sender.track.getSettings().deviceId);
+    },
     async videoFramesDecoded() {
       const result = {};
       for (const [id, p] of s.peers) {

@@ -2,7 +2,10 @@
 // (./info: names, schedule, texts in the participant's language; never in the URL),
 // previews the camera, and drives the transport the page names (<meta name="call-transport">,
 // a module beside this one: mesh.js for the webrtc provider), which tells it what happens.
-// Plurals and dates go through the browser's Intl, in the page's language.
+// Plurals and dates go through the browser's Intl, in the page's language. The checks before
+// the call (devices, levels, connectivity) are precheck.js's, shown in the lobby only.
+
+import { createPrecheck } from "./precheck.js";
 
 const base = location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
@@ -20,6 +23,7 @@ const state = {
   notice: "", // text key of a terminal or error phase
   endArmedUntil: 0,
   transport: null,
+  precheck: null,
 };
 
 // ------------------------------------------------------------------ texts
@@ -50,6 +54,7 @@ function render() {
   $("end-all").hidden = !(inCall && state.isAdmin);
   $("roster").hidden = inCall || phase === "ended";
   $("self-tile").hidden = phase === "ended";
+  $("precheck").hidden = !state.precheck || phase !== "lobby";
 
   const hasVideo = !!state.localStream?.getVideoTracks().length;
   const hasAudio = !!state.localStream?.getAudioTracks().length;
@@ -124,6 +129,7 @@ function addTile(id) {
     setConnected: (connected) => { status.textContent = connected ? "" : say("connecting"); },
     play: (stream) => {
       if (video.srcObject !== stream) video.srcObject = stream;
+      state.precheck?.applySink(video); // the speaker chosen before the call
       video.play().catch(() => {
         // Autoplay with sound refused: play muted rather than not at all.
         video.muted = true;
@@ -140,17 +146,20 @@ function removeTile(id) {
 
 // ------------------------------------------------------------------ media
 
-async function startPreview() {
-  try {
-    state.localStream = await navigator.mediaDevices.getUserMedia({
-      video: { width: { ideal: 640 }, height: { ideal: 480 } },
-      audio: true,
-    });
-    $("self-video").srcObject = state.localStream;
-  } catch (err) {
-    console.warn("getUserMedia failed", err);
-    state.mediaError = true;
-  }
+// The preview and the devices are the precheck's; the stream it opens is the one sent.
+async function startPreview(info) {
+  state.precheck = createPrecheck({
+    root: $("precheck"),
+    video: $("self-video"),
+    say,
+    iceServers: info.iceServers ?? [],
+    onStream(stream) {
+      state.localStream = stream;
+      state.mediaError = !stream;
+      render();
+    },
+  });
+  await state.precheck.start();
 }
 
 function stopLocalMedia() {
@@ -170,6 +179,7 @@ const ui = {
     const joinedAgain = phase === "in-call" && state.phase !== "in-call";
     state.phase = phase;
     state.notice = notice;
+    if (phase !== "lobby") state.precheck?.pause();
     if (phase === "ended") stopLocalMedia();
     render();
     // Keyboard users keep a control in reach when the one they used disappears.
@@ -218,6 +228,8 @@ window.__call = Object.freeze({
   },
   videoFramesDecoded() { return state.transport.view.videoFramesDecoded(); },
   selectedCandidatePairs() { return state.transport.view.selectedCandidatePairs(); },
+  sentVideoDeviceIds() { return state.transport?.view.sentVideoDeviceIds?.() ?? []; },
+  get precheck() { return state.precheck?.view ?? null; },
 });
 
 // ------------------------------------------------------------------ start
@@ -241,7 +253,7 @@ async function main() {
 
   applyInfo(info);
   render();
-  await startPreview();
+  await startPreview(info);
   state.phase = "lobby";
   render();
 }
