@@ -209,7 +209,10 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             on_written=deliverer.wake,
             no_show_after=timedelta(milliseconds=settings.rooms.no_show_after_ms),
         )
-        attendance = AttendanceRecorder(store.records, announcer, clock, on_change=waiter.changed)
+        audit_log = AuditLog(store.audit, clock, settings.retention.audit_days)
+        attendance = AttendanceRecorder(
+            store.records, announcer, clock, on_change=waiter.changed, audit_log=audit_log
+        )
         video, identity = await open_providers(stack, plan, clock, store, attendance.record)
         authenticator = _authenticator(settings, plan.user_id_path, clock)
         stack.push_async_callback(authenticator.close)
@@ -257,7 +260,7 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             features=ProviderFeatures(service, measured_video, config.privileges),
             room_details=RoomDetailsCache(measured_video),
             listing=Listing(store.records),
-            audit=AuditLog(store.audit, clock, settings.retention.audit_days),
+            audit=audit_log,
         )
 
 
