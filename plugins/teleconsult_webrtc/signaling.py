@@ -44,15 +44,16 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from teleconsult.plugin import ServiceError
 
+from .messages import HARD_MAX_MESSAGE_BYTES as HARD_MAX_MESSAGE_BYTES
 from .messages import (
     MAX_ID_CHARS,
-    MAX_MESSAGE_BYTES,
     ProtocolError,
     ice_candidate,
     parse_message,
     text_field,
     violation,
 )
+from .messages import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from .rooms import Joined, Peer, Refused, Rooms
 
 log = logging.getLogger("teleconsult.webrtc")
