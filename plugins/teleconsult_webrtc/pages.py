@@ -83,6 +83,7 @@ async def call_info(request: web.Request) -> web.Response:
             },
             "iceServers": provider.options.ice.for_browser(found.credential.expires_at),
             "maxParticipants": MAX_PARTICIPANTS,
+            "lobby": {"enabled": page.lobby.enabled, "noticeAfterMs": page.lobby.notice_ms},
         },
         headers=page.no_store,
     )

@@ -44,6 +44,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from teleconsult.plugin import ServiceError
 
+from .lobby import decide
 from .messages import HARD_MAX_MESSAGE_BYTES as HARD_MAX_MESSAGE_BYTES
 from .messages import (
     MAX_ID_CHARS,
@@ -54,7 +55,7 @@ from .messages import (
     violation,
 )
 from .messages import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
-from .rooms import Joined, Peer, Refused, Rooms
+from .rooms import Joined, Knock, Peer, Refused, Rooms, Waiting
 
 log = logging.getLogger("teleconsult.webrtc")
 
@@ -68,6 +69,7 @@ RATE_PER_SECOND = 50.0
 CALL_ENDED = 4000
 ROOM_FULL = 4001
 REPLACED = 4002
+DECLINED = 4003
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,9 @@ class Connection:
         self.peers: dict[str, str] = {}
         """The other peers this connection was told about: peer id -> provider user id."""
         self.joined = False
+        self.waiting = False
+        """In the lobby: nothing is relayed to or from this page until a plus participant
+        admits it (the page hears `admitted` through its mailbox)."""
         self.gone = False
         """The room no longer lists this peer (ended, replaced, evicted): no leave to write."""
         self.registry = registry
@@ -209,6 +214,10 @@ class Connection:
             self._refused(outcome)
             return False
         self.joined = True
+        if isinstance(outcome, Waiting):
+            self.waiting = True
+            self.send({"type": "waiting", "self": self._view(self.id, self.user)})
+            return True
         self._welcome(outcome)
         log.debug("webrtc: a peer joined room %s (%d others)", self.room_id, len(outcome.peers))
         return True
@@ -229,6 +238,7 @@ class Connection:
                 "type": "joined",
                 "self": self._view(self.id, self.user),
                 "peers": [self._view(peer.id, peer.user) for peer in joined.peers],
+                "waiting": [self._knock(knock) for knock in joined.waiting],
             }
         )
 
@@ -245,7 +255,16 @@ class Connection:
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
-        if kind in ("offer", "answer"):
+        if kind == "join":
+            raise violation("already joined")
+        if self.waiting:
+            raise violation("waiting to be admitted")
+        if kind in ("admit", "decline"):
+            if not self.members[self.user].is_admin:
+                raise violation("only the host can admit or decline")
+            peer = text_field(message, "peer", MAX_ID_CHARS)
+            await decide(self.rooms, self.room_id, self.id, peer, kind)
+        elif kind in ("offer", "answer"):
             to = text_field(message, "to", MAX_ID_CHARS)
             sdp = text_field(message, "sdp", MAX_MESSAGE_BYTES)
             await self._relay(to, {"type": kind, "from": self.id, "sdp": sdp})
@@ -258,8 +277,6 @@ class Connection:
                 raise violation("only the host can end the call")
             await self.rooms.end(self.room_id, "ended_by_host", by=self.id)
             self.end("ended_by_host")
-        elif kind == "join":
-            raise violation("already joined")
         else:
             raise violation("unknown message type")
 
@@ -302,7 +319,13 @@ class Connection:
         version's leftovers must not crash a connection: anything unknown is dropped)."""
         kind = message.get("type")
         sender = message.get("from")
-        if kind == "peer-joined" and isinstance(message.get("peer"), str):
+        if self.waiting and kind in ("admitted", "declined"):
+            self._decided(message)
+        elif kind in ("knock", "knock-withdrawn"):
+            self._lobby_news(message)
+        elif self.waiting and kind not in ("ended", "replaced"):
+            return  # nothing about the others reaches a page in the lobby
+        elif kind == "peer-joined" and isinstance(message.get("peer"), str):
             peer, user = str(message["peer"]), str(message.get("user"))
             self.peers[peer] = user
             self.send({"type": "peer-joined", "peer": self._view(peer, user)})
@@ -315,6 +338,31 @@ class Connection:
         elif kind == "replaced":
             self.gone = True
             self.close(REPLACED, "replaced by a newer connection")
+
+    def _decided(self, message: dict[str, Any]) -> None:
+        """A plus participant admitted this page (it offers to the peers seated) or declined
+        it (the page shows the refusal; the room no longer lists it)."""
+        if message["type"] == "declined":
+            self.gone = True
+            self.send({"type": "declined"})
+            self.close(DECLINED, "declined")
+            return
+        seated = [(str(peer), str(user)) for peer, user in message.get("peers", [])]
+        self.waiting = False
+        self._welcome(Joined(tuple(Peer(peer, user) for peer, user in seated)))
+
+    def _lobby_news(self, message: dict[str, Any]) -> None:
+        """A knock, or its end, for a plus participant's page; no one else hears of it."""
+        if not self.members[self.user].is_admin or self.waiting:
+            return
+        if message["type"] == "knock":
+            knock = Knock(str(message["peer"]), str(message["user"]), str(message["since"]))
+            self.send({"type": "knock", "peer": self._knock(knock)})
+        else:
+            self.send({"type": "knock-withdrawn", "id": str(message["peer"])})
+
+    def _knock(self, knock: Knock) -> dict[str, object]:
+        return {**self._view(knock.peer, knock.user), "since": knock.since}
 
     async def _leave(self) -> None:
         if not self.joined or self.gone:
