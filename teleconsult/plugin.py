@@ -54,10 +54,10 @@ from teleconsult.configuration.declarations import (
 )
 from teleconsult.configuration.provider_config import ProviderConfig, UserIdMapping
 from teleconsult.configuration.tokens import TokenDefaults
-from teleconsult.core.attendance_rules import CALL_ENDED, CALL_STARTED
-from teleconsult.core.attendance_rules import JOINED as PARTICIPANT_JOINED
 from teleconsult.core.attendance_rules import ADMITTED as PARTICIPANT_ADMITTED
+from teleconsult.core.attendance_rules import CALL_ENDED, CALL_STARTED
 from teleconsult.core.attendance_rules import DECLINED as PARTICIPANT_DECLINED
+from teleconsult.core.attendance_rules import JOINED as PARTICIPANT_JOINED
 from teleconsult.core.attendance_rules import LEFT as PARTICIPANT_LEFT
 from teleconsult.core.attendance_rules import WAITING as PARTICIPANT_WAITING
 from teleconsult.core.domain import (

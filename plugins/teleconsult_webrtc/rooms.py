@@ -263,11 +263,7 @@ class Rooms:
             "endedAt": state.ended_at,
             "endReason": state.end_reason,
             "connected": connected,
-            "waiting": [
-                {"userId": p.user, "since": p.since}
-                for p in state.waiting.values()
-                if p.seen >= oldest
-            ],
+            **({"waiting": self._waiting(state, oldest)} if self.lobby else {}),
             "durationInSeconds": state.duration_seconds,
             "live": state.live,
             "recording": state.recording,
@@ -290,6 +286,13 @@ class Rooms:
             )
         except Exception:
             log.warning("room %s: the core did not take its events", room_id, exc_info=True)
+
+    @staticmethod
+    def _waiting(state: RoomState, oldest: int) -> list[dict[str, str]]:
+        """Who waits in the lobby now, and since when (with CALL_PAGE_LOBBY only)."""
+        return [
+            {"userId": p.user, "since": p.since} for p in state.waiting.values() if p.seen >= oldest
+        ]
 
     def _oldest_heartbeat(self, now: datetime) -> int:
         return millis(now - self.presence_ttl)

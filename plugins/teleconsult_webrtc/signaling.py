@@ -238,7 +238,12 @@ class Connection:
                 "type": "joined",
                 "self": self._view(self.id, self.user),
                 "peers": [self._view(peer.id, peer.user) for peer in joined.peers],
-                "waiting": [self._knock(knock) for knock in joined.waiting],
+                # With the lobby only: without it the message is what it always was.
+                **(
+                    {"waiting": [self._knock(k) for k in joined.waiting]}
+                    if self.rooms.lobby
+                    else {}
+                ),
             }
         )
 

@@ -104,7 +104,6 @@ class AttendanceRecorder:
             "provider should send it again."
         )
 
-
     async def _audit(self, record: domain.Teleconsultation, event: ProviderEvent) -> None:
         """An admission or refusal, in the audit trail: who decided (actor), about whom."""
         action = DECISIONS.get(event.kind)
