@@ -65,6 +65,7 @@ STATIC_ASSETS = {
     name: Asset.of((_FILES / name).read_bytes(), content_type)
     for name, content_type in (
         ("call.js", "text/javascript"),
+        ("admission.js", "text/javascript"),
         ("ending.js", "text/javascript"),
         ("call.css", "text/css"),
     )
