@@ -5,7 +5,11 @@ The browser protocol (JSON text frames):
 | direction | `type` | fields | meaning |
 | --- | --- | --- | --- |
 | page -> server | `join` | | the first message, within 10 s |
-| server -> page | `joined` | `self{id,name,isAdmin}`, `peers[...]` | in; offer to each of `peers` |
+| server -> page | `joined` | `self{id,name,isAdmin}`, `peers[...]`, `waiting[...]` | in |
+| server -> page | `waiting` | `self{id,name,isAdmin}` | in the lobby: nothing relayed |
+| server -> page | `knock`, `knock-withdrawn` | `peer{id,name,since}` / `id` | plus pages |
+| page -> server | `admit`, `decline` | `peer` | a plus page decides on a waiting one |
+| server -> page | `declined` | | refused; then 4003 |
 | server -> page | `peer-joined` | `peer{id,name,isAdmin}` | someone arrived: wait for their offer |
 | server -> page | `peer-left` | `id` | close that peer connection |
 | both ways | `offer`, `answer` | `to` / `from`, `sdp` | relayed; the server sets `from` |
@@ -13,7 +17,8 @@ The browser protocol (JSON text frames):
 | page -> server | `end` | | the admin ends the call for everyone |
 | server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
 
-Peers are named by a per-connection id, never by participant: an answer meant for a
+`joined` lists `waiting` only with the lobby (CALL_PAGE_LOBBY); the newcomer offers to each
+of `peers`. Peers are named by a per-connection id, never by participant: an answer meant for a
 closed connection cannot reach its successor. The newcomer offers to everyone
 already there and the others only answer, so two pages never offer to each other.
 
