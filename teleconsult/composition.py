@@ -209,7 +209,10 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             on_written=deliverer.wake,
             no_show_after=timedelta(milliseconds=settings.rooms.no_show_after_ms),
         )
-        attendance = AttendanceRecorder(store.records, announcer, clock, on_change=waiter.changed)
+        audit_log = AuditLog(store.audit, clock, settings.retention.audit_days)
+        attendance = AttendanceRecorder(
+            store.records, announcer, clock, on_change=waiter.changed, audit_log=audit_log
+        )
         video, identity = await open_providers(stack, plan, clock, store, attendance.record)
         authenticator = _authenticator(settings, plan.user_id_path, clock)
         stack.push_async_callback(authenticator.close)
@@ -245,7 +248,7 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             metrics=metrics,
             store=store,
             listing=Listing(store.records),
-            audit=AuditLog(store.audit, clock, settings.retention.audit_days),
+            audit=audit_log,
             video=video,
             identity=identity,
             features=ProviderFeatures(service, measured_video, config.privileges),

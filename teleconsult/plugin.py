@@ -8,7 +8,8 @@ A plugin imports from this module only (a test fails when a module under
   offers) and the optional capabilities `RoomDetails`, `SdkCredentials`,
   `Uploads`, `VirtualBackgrounds`, `ProviderEvents` (the provider's own webhooks,
   verified with its scheme, read as `ProviderEvent`s of the kinds `PARTICIPANT_JOINED`,
-  `PARTICIPANT_LEFT`, `CALL_STARTED`, `CALL_ENDED`, refused past `EVENT_MAX_AGE`);
+  `PARTICIPANT_LEFT`, `CALL_STARTED`, `CALL_ENDED` and the lobby's `PARTICIPANT_WAITING`,
+  `PARTICIPANT_ADMITTED`, `PARTICIPANT_DECLINED`, refused past `EVENT_MAX_AGE`);
   `LiveConnections` (a provider whose own WebSockets are closed as the server begins
   to stop); `NamedRooms` (a provider that creates rooms under names chosen before the
   call); `IdentityProvider`; `ProviderContext.report_events`, for a provider that
@@ -53,9 +54,12 @@ from teleconsult.configuration.declarations import (
 )
 from teleconsult.configuration.provider_config import ProviderConfig, UserIdMapping
 from teleconsult.configuration.tokens import TokenDefaults
+from teleconsult.core.attendance_rules import ADMITTED as PARTICIPANT_ADMITTED
 from teleconsult.core.attendance_rules import CALL_ENDED, CALL_STARTED
+from teleconsult.core.attendance_rules import DECLINED as PARTICIPANT_DECLINED
 from teleconsult.core.attendance_rules import JOINED as PARTICIPANT_JOINED
 from teleconsult.core.attendance_rules import LEFT as PARTICIPANT_LEFT
+from teleconsult.core.attendance_rules import WAITING as PARTICIPANT_WAITING
 from teleconsult.core.domain import (
     TOOLS,
     Level,
@@ -122,8 +126,11 @@ __all__ = [
     "CALL_STARTED",
     "CONTENT_SECURITY_POLICY",
     "EVENT_MAX_AGE",
+    "PARTICIPANT_ADMITTED",
+    "PARTICIPANT_DECLINED",
     "PARTICIPANT_JOINED",
     "PARTICIPANT_LEFT",
+    "PARTICIPANT_WAITING",
     "TOOLS",
     "VIDEO_PROVIDER",
     "Answer",

@@ -441,13 +441,16 @@ async def until_ready(port: int) -> None:
 
 # -- the webrtc provider --------------------------------------------------------------------------
 
-WEBRTC = {"VIDEO_PROVIDER": "webrtc", "WEBRTC_POLL_INTERVAL_MS": "20"}
+WEBRTC = {"VIDEO_PROVIDER": "webrtc", "WEBRTC_POLL_INTERVAL_MS": "20", "CALL_PAGE_LOBBY": "false"}
 TEXTS: dict[str, dict[str, str]] = {
     language: {key: text for key, text in catalog.items() if isinstance(text, str)}
     for language, catalog in BUILT_IN_CATALOGS.items()
 }
 """The call page's built-in texts by language (plural forms left out: the browser picks them)."""
-"""An app on the webrtc provider whose pages' mailboxes are taken every 20 ms."""
+"""An app on the webrtc provider whose pages' mailboxes are taken every 20 ms, with no lobby
+(the tests written before it; the lobby's tests turn it on: LOBBY)."""
+LOBBY = {**WEBRTC, "CALL_PAGE_LOBBY": "true"}
+"""The same with the lobby on (the default)."""
 STARTED = datetime(2030, 2, 22, 15, 30, tzinfo=UTC)
 """START as a time: the moment the tests' teleconsultations lock (IMMUTABLE_PERIOD_MS=0)."""
 

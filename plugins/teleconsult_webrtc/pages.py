@@ -86,6 +86,8 @@ async def call_info(request: web.Request) -> web.Response:
             },
             "iceServers": provider.options.ice.for_browser(found.credential.expires_at),
             "maxParticipants": MAX_PARTICIPANTS,
+            # Only with CALL_PAGE_LOBBY: without it the info is what it always was.
+            **({"lobby": {"noticeAfterMs": page.lobby.notice_ms}} if page.lobby.enabled else {}),
         },
         headers=page.no_store,
     )

@@ -105,7 +105,9 @@ class WebRTCVideo:
         self.storage = storage
         self.roster = roster
         self.clock = clock
-        self.rooms = Rooms(storage, clock, options.presence_ttl, report_events)
+        self.rooms = Rooms(
+            storage, clock, options.presence_ttl, report_events, options.call_page.lobby.enabled
+        )
         self.connections: set[Connection] = set()
         self._signer = None if options.link_secret is None else LinkSigner(options.link_secret)
         self._loading: asyncio.Task[LinkSigner] | None = None

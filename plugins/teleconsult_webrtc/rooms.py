@@ -23,15 +23,15 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from teleconsult.plugin import (
     CALL_ENDED,
     CALL_STARTED,
     PARTICIPANT_JOINED,
     PARTICIPANT_LEFT,
+    PARTICIPANT_WAITING,
     ProviderError,
     ProviderEvent,
     ProviderStorage,
@@ -41,138 +41,52 @@ from teleconsult.plugin import (
     gather_all,
 )
 
+from .state import (
+    MAX_PARTICIPANTS,
+    Beat,
+    Joined,
+    Knock,
+    Peer,
+    Presence,
+    Refused,
+    RoomState,
+    Waiting,
+    iso,
+    millis,
+    seat,
+)
+
+__all__ = [
+    "MAX_PARTICIPANTS",
+    "Beat",
+    "Joined",
+    "Knock",
+    "Peer",
+    "Presence",
+    "Refused",
+    "RoomState",
+    "Rooms",
+    "Waiting",
+    "iso",
+    "millis",
+    "new_room_id",
+    "seat",
+]
+
 log = logging.getLogger("teleconsult.webrtc")
 
 NAME = "webrtc"
 ROOM_PREFIX = "room/"
 LEGACY_USER_PREFIX = "user/"
 """Earlier versions kept a document per user there; the provider deletes them as it starts."""
-MAX_PARTICIPANTS = 4
-"""A full mesh: each browser sends its media to every other one, so four is the most a
-home connection carries."""
 MESSAGE_TTL = timedelta(minutes=1)
 """A signaling message not taken within a minute is useless: its peer is gone."""
 MAX_ATTEMPTS = 20
 """Compare-and-set attempts on one room document before giving up (503)."""
 
 R = TypeVar("R")
-
-
-@dataclass
-class Presence:
-    user: str
-    since: str
-    """When this connection joined (ISO 8601, UTC)."""
-    seen: int
-    """Its last heartbeat, epoch milliseconds."""
-
-
-@dataclass
-class RoomState:
-    participants: dict[str, bool]
-    """Provider user id -> whether they are the room's admin."""
-    duration_seconds: int | None
-    live: bool
-    recording: str
-    created_at: str
-    started_at: str | None = None
-    """When two participants were first connected at once."""
-    ended_at: str | None = None
-    end_reason: str | None = None
-    """`ended_by_host` or `cancelled`."""
-    peers: dict[str, Presence] = field(default_factory=dict)
-    """Connected peers by peer id, in the order they joined."""
-
-    @classmethod
-    def from_document(cls, document: dict[str, Any]) -> RoomState:
-        return cls(
-            participants={str(user): bool(admin) for user, admin in document["participants"]},
-            duration_seconds=document["durationSeconds"],
-            live=bool(document["live"]),
-            recording=str(document["recording"]),
-            created_at=str(document["createdAt"]),
-            started_at=document["startedAt"],
-            ended_at=document["endedAt"],
-            end_reason=document["endReason"],
-            peers={
-                str(peer): Presence(str(user), str(since), int(seen))
-                for peer, user, since, seen in document["peers"]
-            },
-        )
-
-    def to_document(self) -> dict[str, Any]:
-        return {
-            "participants": [[user, admin] for user, admin in self.participants.items()],
-            "durationSeconds": self.duration_seconds,
-            "live": self.live,
-            "recording": self.recording,
-            "createdAt": self.created_at,
-            "startedAt": self.started_at,
-            "endedAt": self.ended_at,
-            "endReason": self.end_reason,
-            "peers": [[peer, p.user, p.since, p.seen] for peer, p in self.peers.items()],
-        }
-
-    def drop_stale(self, oldest_heartbeat: int, keep: str | None = None) -> list[str]:
-        """Remove the peers whose last heartbeat is older than `oldest_heartbeat`; their ids."""
-        stale = [
-            peer
-            for peer, presence in self.peers.items()
-            if presence.seen < oldest_heartbeat and peer != keep
-        ]
-        for peer in stale:
-            del self.peers[peer]
-        return stale
-
-
-@dataclass(frozen=True)
-class Peer:
-    id: str
-    user: str
-
-
-@dataclass(frozen=True)
-class Joined:
-    peers: tuple[Peer, ...]
-    """The peers already there, in the order they joined: the newcomer offers to each."""
-    replaced: tuple[str, ...] = ()
-    """The participant's own older connection, if still there: it is closed."""
-    stale: tuple[str, ...] = ()
-    """Peers whose heartbeat stopped, removed by this join."""
-
-
-@dataclass(frozen=True)
-class Refused:
-    why: Literal["gone", "ended", "full", "not_invited"]
-    end_reason: str | None = None
-
-
-@dataclass(frozen=True)
-class Beat:
-    """What a heartbeat found: the peer is still in (`ok`), or the call is over for it."""
-
-    outcome: Literal["ok", "ended", "gone", "evicted"]
-    end_reason: str | None = None
-
-
-def seat(state: RoomState, peer: Peer, now: datetime, oldest_heartbeat: int) -> Joined | Refused:
-    """The rule for a join, applied to the room as read: the participant's own older
-    connection and stale peers make way; a full or ended room refuses."""
-    if state.ended_at is not None:
-        return Refused("ended", state.end_reason)
-    if peer.user not in state.participants:
-        return Refused("not_invited")
-    replaced = tuple(other for other, p in state.peers.items() if p.user == peer.user)
-    for other in replaced:
-        del state.peers[other]
-    stale = tuple(state.drop_stale(oldest_heartbeat))
-    if len(state.peers) >= MAX_PARTICIPANTS:
-        return Refused("full")
-    others = tuple(Peer(other, p.user) for other, p in state.peers.items())
-    state.peers[peer.id] = Presence(peer.user, iso(now), millis(now))
-    if state.started_at is None and len(state.peers) >= 2:
-        state.started_at = iso(now)
-    return Joined(others, replaced, stale)
+Moment = tuple[str, str | None, str | None]
+"""An event to report: its kind, the participant, and who decided (the lobby's)."""
 
 
 class Rooms:
@@ -184,7 +98,10 @@ class Rooms:
         clock: Callable[[], datetime],
         presence_ttl: timedelta,
         report_events: ReportEvents | None = None,
+        lobby: bool = False,
     ) -> None:
+        self.lobby = lobby
+        """`CALL_PAGE_LOBBY`: participants below plus wait until a plus participant admits them."""
         self.storage = storage
         self.clock = clock
         self.presence_ttl = presence_ttl
@@ -214,45 +131,59 @@ class Rooms:
         await self.end(room_id, "cancelled")
         await self.storage.delete(ROOM_PREFIX + room_id)
 
-    async def join(self, room_id: str, peer: Peer) -> Joined | Refused:
+    async def join(self, room_id: str, peer: Peer) -> Joined | Waiting | Refused:
         now = self.clock()
 
-        def change(state: RoomState) -> tuple[tuple[Joined | Refused, list[str], bool], bool]:
+        def change(state: RoomState) -> tuple[tuple[Joined | Waiting | Refused, Any], bool]:
             users, was_started = _users(state), state.started_at is not None
-            outcome = seat(state, peer, now, self._oldest_heartbeat(now))
-            stale = [users[p] for p in outcome.stale] if isinstance(outcome, Joined) else []
+            outcome = seat(state, peer, now, self._oldest_heartbeat(now), self.lobby)
+            stale = [] if isinstance(outcome, Refused) else [users[p] for p in outcome.stale]
             started = not was_started and state.started_at is not None
-            return (outcome, stale, started), isinstance(outcome, Joined)
+            seen = (stale, started, state.admins(but=peer.id), list(state.peers))
+            return (outcome, seen), not isinstance(outcome, Refused)
 
         found = await self._update(room_id, "let a participant join", change)
         if found is None:
             return Refused("gone")
-        outcome, stale_users, started = found
+        outcome, (stale_users, started, admins, seated) = found
+        if isinstance(outcome, Refused):
+            return outcome
+        arrived = isinstance(outcome, Joined)
+        await self._report(
+            room_id,
+            now,
+            *((PARTICIPANT_LEFT, user) for user in stale_users),
+            (PARTICIPANT_JOINED if arrived else PARTICIPANT_WAITING, peer.user),
+            *([(CALL_STARTED, None)] if started else []),
+        )
+        gone = self._left(outcome.replaced + outcome.stale)
+        await self._tell(outcome.replaced, {"type": "replaced"})
+        withdrawn = [{"type": "knock-withdrawn", "peer": p} for p in outcome.withdrawn]
         if isinstance(outcome, Joined):
-            await self._report(
-                room_id,
-                now,
-                *((PARTICIPANT_LEFT, user) for user in stale_users),
-                (PARTICIPANT_JOINED, peer.user),
-                *([(CALL_STARTED, None)] if started else []),
-            )
-            arrived = {"type": "peer-joined", "peer": peer.id, "user": peer.user}
-            gone = self._left(outcome.replaced + outcome.stale)
-            await self._tell(outcome.replaced, {"type": "replaced"})
-            await self._tell([other.id for other in outcome.peers], *gone, arrived)
+            arrival = {"type": "peer-joined", "peer": peer.id, "user": peer.user}
+            await self._tell([other.id for other in outcome.peers], *gone, arrival)
+            await self._tell(admins, *withdrawn)
+        else:
+            knock = Knock(peer.id, peer.user, outcome.since).message()
+            await self._tell([p for p in seated if p not in admins], *gone)
+            await self._tell(admins, *gone, *withdrawn, knock)
         return outcome
 
     async def leave(self, room_id: str, peer_id: str) -> None:
         now = self.clock()
 
-        def change(state: RoomState) -> tuple[tuple[list[str], str | None], bool]:
+        def change(state: RoomState) -> tuple[tuple[list[str], str | None, bool], bool]:
+            if (waited := state.waiting.pop(peer_id, None)) is not None:
+                return (state.admins(), waited.user, True), True
             gone = state.peers.pop(peer_id, None)
-            return ((list(state.peers), gone.user) if gone else ([], None)), gone is not None
+            seen = (list(state.peers), gone.user, False) if gone else ([], None, False)
+            return seen, gone is not None
 
-        remaining, user = await self._update(room_id, "let a participant leave", change) or (
-            [],
-            None,
-        )
+        found = await self._update(room_id, "let a participant leave", change)
+        remaining, user, waited = found or ([], None, False)
+        if waited:  # nobody but the plus participants knew of them
+            await self._tell(remaining, {"type": "knock-withdrawn", "peer": peer_id})
+            return
         await self._tell(remaining, *self._left([peer_id]))
         if user is not None:
             await self._report(room_id, now, (PARTICIPANT_LEFT, user))
@@ -261,22 +192,28 @@ class Rooms:
         """Say the peer is still connected; drop the peers whose replica stopped saying so."""
         now = self.clock()
 
-        def change(state: RoomState) -> tuple[tuple[Beat, list[str], list[str], list[str]], bool]:
+        Told = tuple[list[str], list[str], list[str]]
+        nobody: Told = ([], [], [])
+
+        def change(state: RoomState) -> tuple[tuple[Beat, list[str], list[str], Told], bool]:
             if state.ended_at is not None:
-                return (Beat("ended", state.end_reason), [], [], []), False
-            presence = state.peers.get(peer_id)
+                return (Beat("ended", state.end_reason), [], [], nobody), False
+            presence = state.peers.get(peer_id) or state.waiting.get(peer_id)
             if presence is None:
-                return (Beat("evicted"), [], [], []), False
+                return (Beat("evicted"), [], [], nobody), False
             presence.seen = millis(now)
-            users = _users(state)
-            stale = state.drop_stale(self._oldest_heartbeat(now), keep=peer_id)
-            return (Beat("ok"), stale, [users[p] for p in stale], list(state.peers)), True
+            users, oldest = _users(state), self._oldest_heartbeat(now)
+            stale = state.drop_stale(oldest, keep=peer_id)
+            knocks = state.drop_stale_waiting(oldest, keep=peer_id)
+            told = (list(state.peers) if stale else [], state.admins() if knocks else [], knocks)
+            return (Beat("ok"), stale, [users[p] for p in stale], told), True
 
         found = await self._update(room_id, "keep a participant in a room", change)
         if found is None:
             return Beat("gone")
-        beat, stale, stale_users, remaining = found
-        await self._tell(remaining if stale else [], *self._left(stale))
+        beat, stale, stale_users, (remaining, admins, knocks) = found
+        await self._tell(admins, *({"type": "knock-withdrawn", "peer": p} for p in knocks))
+        await self._tell(remaining, *self._left(stale))
         await self._report(room_id, now, *((PARTICIPANT_LEFT, user) for user in stale_users))
         return beat
 
@@ -288,9 +225,10 @@ class Rooms:
         def change(state: RoomState) -> tuple[tuple[list[str], bool], bool]:
             if state.ended_at is not None:
                 return ([], False), False
-            peers = [peer for peer in state.peers if peer != by]
+            peers = [peer for peer in (*state.peers, *state.waiting) if peer != by]
             started = state.started_at is not None
             state.ended_at, state.end_reason, state.peers = iso(now), reason, {}
+            state.waiting = {}
             return (peers, started), True
 
         told, ended_a_call = await self._update(room_id, "end a call", change) or ([], False)
@@ -325,23 +263,36 @@ class Rooms:
             "endedAt": state.ended_at,
             "endReason": state.end_reason,
             "connected": connected,
+            **({"waiting": self._waiting(state, oldest)} if self.lobby else {}),
             "durationInSeconds": state.duration_seconds,
             "live": state.live,
             "recording": state.recording,
             "maxParticipants": MAX_PARTICIPANTS,
         }
 
-    async def _report(self, room_id: str, now: datetime, *moments: tuple[str, str | None]) -> None:
+    async def _report(
+        self, room_id: str, now: datetime, *moments: tuple[str, str | None] | Moment
+    ) -> None:
         """Tell the core (which records them and sends them out); a failure there costs the
-        events, never the call."""
+        events, never the call. A moment is (kind, user) or (kind, user, by)."""
         if self.report_events is None or not moments:
             return
         try:
             await self.report_events(
-                [ProviderEvent(kind, room_id, now, user) for kind, user in moments]
+                [
+                    ProviderEvent(m[0], room_id, now, m[1], by=m[2] if len(m) > 2 else None)
+                    for m in moments
+                ]
             )
         except Exception:
             log.warning("room %s: the core did not take its events", room_id, exc_info=True)
+
+    @staticmethod
+    def _waiting(state: RoomState, oldest: int) -> list[dict[str, str]]:
+        """Who waits in the lobby now, and since when (with CALL_PAGE_LOBBY only)."""
+        return [
+            {"userId": p.user, "since": p.since} for p in state.waiting.values() if p.seen >= oldest
+        ]
 
     def _oldest_heartbeat(self, now: datetime) -> int:
         return millis(now - self.presence_ttl)
@@ -393,11 +344,3 @@ def new_room_id() -> str:
 def _users(state: RoomState) -> dict[str, str]:
     """Each connected peer's participant."""
     return {peer: presence.user for peer, presence in state.peers.items()}
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)

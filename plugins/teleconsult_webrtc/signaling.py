@@ -5,7 +5,11 @@ The browser protocol (JSON text frames):
 | direction | `type` | fields | meaning |
 | --- | --- | --- | --- |
 | page -> server | `join` | | the first message, within 10 s |
-| server -> page | `joined` | `self{id,name,isAdmin}`, `peers[...]` | in; offer to each of `peers` |
+| server -> page | `joined` | `self{id,name,isAdmin}`, `peers[...]`, `waiting[...]` | in |
+| server -> page | `waiting` | `self{id,name,isAdmin}` | in the lobby: nothing relayed |
+| server -> page | `knock`, `knock-withdrawn` | `peer{id,name,since}` / `id` | plus pages |
+| page -> server | `admit`, `decline` | `peer` | a plus page decides on a waiting one |
+| server -> page | `declined` | | refused; then 4003 |
 | server -> page | `peer-joined` | `peer{id,name,isAdmin}` | someone arrived: wait for their offer |
 | server -> page | `peer-left` | `id` | close that peer connection |
 | both ways | `offer`, `answer` | `to` / `from`, `sdp` | relayed; the server sets `from` |
@@ -13,7 +17,8 @@ The browser protocol (JSON text frames):
 | page -> server | `end` | | the admin ends the call for everyone |
 | server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
 
-Peers are named by a per-connection id, never by participant: an answer meant for a
+`joined` lists `waiting` only with the lobby (CALL_PAGE_LOBBY); the newcomer offers to each
+of `peers`. Peers are named by a per-connection id, never by participant: an answer meant for a
 closed connection cannot reach its successor. The newcomer offers to everyone
 already there and the others only answer, so two pages never offer to each other.
 
@@ -40,44 +45,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from teleconsult.plugin import ServiceError
 
-from .rooms import Joined, Peer, Refused, Rooms
+from .lobby import decide
+from .messages import HARD_MAX_MESSAGE_BYTES as HARD_MAX_MESSAGE_BYTES
+from .messages import (
+    MAX_ID_CHARS,
+    ProtocolError,
+    ice_candidate,
+    parse_message,
+    text_field,
+    violation,
+)
+from .messages import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from .rooms import Joined, Knock, Peer, Refused, Rooms, Waiting
 
 log = logging.getLogger("teleconsult.webrtc")
 
-MAX_MESSAGE_BYTES = 64 * 1024
-"""Our own limit, closed with 1009 and a reason. An SDP offer for audio and video is 3 to
-10 KB; candidates are a few hundred bytes."""
-HARD_MAX_MESSAGE_BYTES = 2 * MAX_MESSAGE_BYTES
-"""aiohttp's limit: it refuses larger frames before buffering them (1009, no reason)."""
 JOIN_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 PING_SECONDS = 20.0
 MAX_PENDING = 256
 RATE_BURST = 200.0
 RATE_PER_SECOND = 50.0
-MAX_ID_CHARS = 64
-MAX_CANDIDATE_CHARS = 1024
 
 CALL_ENDED = 4000
 ROOM_FULL = 4001
 REPLACED = 4002
-
-
-class ProtocolError(Exception):
-    """Closes the offending connection only."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def violation(reason: str) -> ProtocolError:
-    return ProtocolError(WSCloseCode.POLICY_VIOLATION, reason)
+DECLINED = 4003
 
 
 @dataclass(frozen=True)
@@ -130,6 +127,9 @@ class Connection:
         self.peers: dict[str, str] = {}
         """The other peers this connection was told about: peer id -> provider user id."""
         self.joined = False
+        self.waiting = False
+        """In the lobby: nothing is relayed to or from this page until a plus participant
+        admits it (the page hears `admitted` through its mailbox)."""
         self.gone = False
         """The room no longer lists this peer (ended, replaced, evicted): no leave to write."""
         self.registry = registry
@@ -219,6 +219,10 @@ class Connection:
             self._refused(outcome)
             return False
         self.joined = True
+        if isinstance(outcome, Waiting):
+            self.waiting = True
+            self.send({"type": "waiting", "self": self._view(self.id, self.user)})
+            return True
         self._welcome(outcome)
         log.debug("webrtc: a peer joined room %s (%d others)", self.room_id, len(outcome.peers))
         return True
@@ -239,6 +243,12 @@ class Connection:
                 "type": "joined",
                 "self": self._view(self.id, self.user),
                 "peers": [self._view(peer.id, peer.user) for peer in joined.peers],
+                # With the lobby only: without it the message is what it always was.
+                **(
+                    {"waiting": [self._knock(k) for k in joined.waiting]}
+                    if self.rooms.lobby
+                    else {}
+                ),
             }
         )
 
@@ -255,7 +265,16 @@ class Connection:
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
-        if kind in ("offer", "answer"):
+        if kind == "join":
+            raise violation("already joined")
+        if self.waiting:
+            raise violation("waiting to be admitted")
+        if kind in ("admit", "decline"):
+            if not self.members[self.user].is_admin:
+                raise violation("only the host can admit or decline")
+            peer = text_field(message, "peer", MAX_ID_CHARS)
+            await decide(self.rooms, self.room_id, self.id, peer, kind)
+        elif kind in ("offer", "answer"):
             to = text_field(message, "to", MAX_ID_CHARS)
             sdp = text_field(message, "sdp", MAX_MESSAGE_BYTES)
             await self._relay(to, {"type": kind, "from": self.id, "sdp": sdp})
@@ -268,8 +287,6 @@ class Connection:
                 raise violation("only the host can end the call")
             await self.rooms.end(self.room_id, "ended_by_host", by=self.id)
             self.end("ended_by_host")
-        elif kind == "join":
-            raise violation("already joined")
         else:
             raise violation("unknown message type")
 
@@ -312,7 +329,13 @@ class Connection:
         version's leftovers must not crash a connection: anything unknown is dropped)."""
         kind = message.get("type")
         sender = message.get("from")
-        if kind == "peer-joined" and isinstance(message.get("peer"), str):
+        if self.waiting and kind in ("admitted", "declined"):
+            self._decided(message)
+        elif kind in ("knock", "knock-withdrawn"):
+            self._lobby_news(message)
+        elif self.waiting and kind not in ("ended", "replaced"):
+            return  # nothing about the others reaches a page in the lobby
+        elif kind == "peer-joined" and isinstance(message.get("peer"), str):
             peer, user = str(message["peer"]), str(message.get("user"))
             self.peers[peer] = user
             self.send({"type": "peer-joined", "peer": self._view(peer, user)})
@@ -325,6 +348,31 @@ class Connection:
         elif kind == "replaced":
             self.gone = True
             self.close(REPLACED, "replaced by a newer connection")
+
+    def _decided(self, message: dict[str, Any]) -> None:
+        """A plus participant admitted this page (it offers to the peers seated) or declined
+        it (the page shows the refusal; the room no longer lists it)."""
+        if message["type"] == "declined":
+            self.gone = True
+            self.send({"type": "declined"})
+            self.close(DECLINED, "declined")
+            return
+        seated = [(str(peer), str(user)) for peer, user in message.get("peers", [])]
+        self.waiting = False
+        self._welcome(Joined(tuple(Peer(peer, user) for peer, user in seated)))
+
+    def _lobby_news(self, message: dict[str, Any]) -> None:
+        """A knock, or its end, for a plus participant's page; no one else hears of it."""
+        if not self.members[self.user].is_admin or self.waiting:
+            return
+        if message["type"] == "knock":
+            knock = Knock(str(message["peer"]), str(message["user"]), str(message["since"]))
+            self.send({"type": "knock", "peer": self._knock(knock)})
+        else:
+            self.send({"type": "knock-withdrawn", "id": str(message["peer"])})
+
+    def _knock(self, knock: Knock) -> dict[str, object]:
+        return {**self._view(knock.peer, knock.user), "since": knock.since}
 
     async def _leave(self) -> None:
         if not self.joined or self.gone:
@@ -360,59 +408,3 @@ class Connection:
             return False
         self._allowance -= 1.0
         return True
-
-
-def parse_message(message: WSMessage) -> dict[str, Any]:
-    """One frame from a page: a JSON object with a string `type`, or a ProtocolError."""
-    if message.type is WSMsgType.BINARY:
-        raise violation("binary messages are not supported")
-    if message.type is not WSMsgType.TEXT:
-        raise violation("unexpected frame")
-    data = str(message.data)
-    if len(data.encode()) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(
-            WSCloseCode.MESSAGE_TOO_BIG, f"message too big (limit {MAX_MESSAGE_BYTES} bytes)"
-        )
-    try:
-        decoded: object = json.loads(data)
-    except (ValueError, RecursionError):
-        raise violation("invalid JSON") from None
-    if not isinstance(decoded, dict):
-        raise violation("message must be a JSON object")
-    if not isinstance(decoded.get("type"), str):
-        raise violation("missing field 'type'")
-    return decoded
-
-
-def text_field(message: Mapping[str, object], key: str, max_chars: int) -> str:
-    value = message.get(key)
-    if not isinstance(value, str) or not value:
-        raise violation(f"missing or invalid field '{key}'")
-    if len(value) > max_chars:
-        raise violation(f"field '{key}' too long")
-    return value
-
-
-def ice_candidate(message: Mapping[str, object]) -> dict[str, object] | None:
-    """An RTCIceCandidateInit rebuilt from its known fields only; None ends the candidates."""
-    if "candidate" not in message:
-        raise violation("missing field 'candidate'")
-    raw = message["candidate"]
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise violation("invalid field 'candidate'")
-    line, mid, index, fragment = (
-        raw.get(name) for name in ("candidate", "sdpMid", "sdpMLineIndex", "usernameFragment")
-    )
-    valid = (
-        isinstance(line, str)
-        and len(line) <= MAX_CANDIDATE_CHARS
-        and (mid is None or (isinstance(mid, str) and len(mid) <= MAX_ID_CHARS))
-        and (index is None or (type(index) is int and 0 <= index < 1024))
-        and (fragment is None or (isinstance(fragment, str) and len(fragment) <= 256))
-        and not (mid is None and index is None)
-    )
-    if not valid:
-        raise violation("invalid field 'candidate'")
-    return {"candidate": line, "sdpMid": mid, "sdpMLineIndex": index, "usernameFragment": fragment}

@@ -32,6 +32,20 @@ ENDING_REASONS = frozenset(
 )
 """The reasons a link opens nothing, each a catalog key with its `next_` line."""
 UNBRANDED = Branding()
+
+
+@dataclass(frozen=True)
+class Lobby:
+    """The lobby the page's providers enforce: on or off, and when a waiting participant is
+    told that nobody has admitted them yet (the page shows what to do)."""
+
+    enabled: bool
+    notice_ms: int = 300_000
+
+
+NO_LOBBY = Lobby(enabled=False)
+"""A page built outside an app (a provider's own tests): everyone goes straight in; the app
+passes `CALL_PAGE_LOBBY`, on by default."""
 _HEX = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 
 
@@ -54,6 +68,7 @@ STATIC_ASSETS = {
         ("call.js", "text/javascript"),
         ("precheck.js", "text/javascript"),
         ("check.js", "text/javascript"),
+        ("admission.js", "text/javascript"),
         ("ending.js", "text/javascript"),
         ("call.css", "text/css"),
     )
@@ -91,8 +106,11 @@ class CallPage:
         catalogs: Catalogs,
         frame_ancestors: frozenset[str] = frozenset(),
         branding: Branding = UNBRANDED,
+        lobby: Lobby = NO_LOBBY,
     ) -> None:
         self.catalogs = catalogs
+        self.lobby = lobby
+        """Whether participants below `plus` wait to be admitted (`CALL_PAGE_LOBBY`)."""
         self.branding = branding
         logo = branding.logo_url
         parts = urlsplit(logo) if logo else None
@@ -120,6 +138,7 @@ class CallPage:
             load(settings.texts_dir, settings.default_language),
             settings.frame_ancestors,
             branding,
+            Lobby(settings.lobby, settings.lobby_notice_ms),
         )
 
     def language(self, participant: str | None, accept_language: str | None) -> str:

@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from teleconsult.configuration.declarations import DeclaredSettings, Origins, setting
+from teleconsult.configuration.declarations import (
+    Boolean,
+    DeclaredSettings,
+    Origins,
+    WholeNumber,
+    setting,
+)
 
 Mode = Literal["light", "dark"]
 
@@ -51,4 +57,19 @@ class CallPageSettings(DeclaredSettings):
         "en",
         "the call page's language when neither the participant's `language` nor the browser's "
         "`Accept-Language` names one a catalog serves; must be one of them",
+    )
+    lobby: Boolean = setting(
+        "CALL_PAGE_LOBBY",
+        True,
+        "participants below the `plus` level wait in a lobby until a `plus` participant admits "
+        "them (no media, no presence until then; docs/call-page.md); `false` lets everyone "
+        "straight in",
+    )
+    lobby_notice_ms: WholeNumber = setting(
+        "CALL_PAGE_LOBBY_NOTICE_MS",
+        300_000,
+        "how long a participant waits in the lobby before the page tells them nobody has let "
+        "them in yet, and what to do",
+        minimum=1_000,
+        maximum=3_600_000,
     )

@@ -18,7 +18,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from teleconsult.core import attendance_rules, domain
+from teleconsult.core import attendance_rules, audit, domain
+from teleconsult.core.audit import AuditLog, RequestTrace
 from teleconsult.core.clock import Clock, format_date
 from teleconsult.core.events import Announcer, participant_data
 from teleconsult.errors import Conflict, VersionConflict
@@ -29,6 +30,11 @@ from teleconsult.store.base import Records, RecordWrite
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
+DECISIONS = {attendance_rules.ADMITTED: audit.ADMITTED, attendance_rules.DECLINED: audit.DECLINED}
+"""The lobby's decisions, audited with the plus participant who made them as the actor."""
+LOBBY = attendance_rules.LOBBY_EVENT_TYPES
+PROVIDER_TRACE = RequestTrace("provider", None, None)
+"""A decision reported by the provider itself: no request of ours carried it."""
 
 
 class AttendanceRecorder:
@@ -38,7 +44,10 @@ class AttendanceRecorder:
         announcer: Announcer,
         clock: Clock,
         on_change: Callable[[str], None] = lambda _: None,
+        audit_log: AuditLog | None = None,
     ) -> None:
+        self.audit_log = audit_log
+        """Where admissions and refusals are audited (set by the app)."""
         self.records = records
         self.announcer = announcer
         self.clock = clock
@@ -64,7 +73,9 @@ class AttendanceRecorder:
                     event.provider_room_id,
                 )
                 return False
-            attendance = attendance_rules.attend(current, event.kind, event.provider_user_id, at)
+            attendance = attendance_rules.attend(
+                current, event.kind, event.provider_user_id, at, event.by
+            )
             if attendance is None:
                 return False
             written = replace(current, attendance=attendance, version=current.version + 1)
@@ -88,22 +99,45 @@ class AttendanceRecorder:
             self.on_change(written.id)
             if deliveries:
                 self.announcer.on_written()
+            await self._audit(written, event)
             return True
         raise Conflict(
             "The teleconsultation kept changing while the provider event was recorded; the "
             "provider should send it again."
         )
 
+    async def _audit(self, record: domain.Teleconsultation, event: ProviderEvent) -> None:
+        """An admission or refusal, in the audit trail: who decided (actor), about whom."""
+        action = DECISIONS.get(event.kind)
+        if action is None or self.audit_log is None:
+            return
+        await self.audit_log.record(
+            action,
+            record.id,
+            _external_id(record, event.by),
+            PROVIDER_TRACE,
+            participant=_external_id(record, event.provider_user_id),
+        )
+
+
+def _external_id(record: domain.Teleconsultation, provider_user_id: str | None) -> str | None:
+    found = [p for p in record.participants if p.provider_user_id == provider_user_id]
+    return found[0].external_id if found else None
+
 
 def _about(record: domain.Teleconsultation, event: ProviderEvent, at: datetime) -> dict[str, Any]:
     """What a provider event's payload adds to the teleconsultation's snapshot."""
     about: dict[str, Any] = {"at": format_date(at)}
-    if event.kind in (attendance_rules.JOINED, attendance_rules.LEFT):
-        [participant] = [
-            p for p in record.participants if p.provider_user_id == event.provider_user_id
-        ]
-        about["participant"] = participant_data(participant)
+    if event.kind in (attendance_rules.JOINED, attendance_rules.LEFT, *LOBBY):
+        about["participant"] = _participant(record, event.provider_user_id)
+    if event.kind in DECISIONS:
+        about["by"] = _participant(record, event.by) if event.by else None
     return about
+
+
+def _participant(record: domain.Teleconsultation, provider_user_id: str | None) -> dict[str, Any]:
+    [participant] = [p for p in record.participants if p.provider_user_id == provider_user_id]
+    return participant_data(participant)
 
 
 def _milliseconds(moment: datetime) -> datetime:

@@ -10,24 +10,42 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from teleconsult.core.domain import Attendance, Participant, Phase, Presence, Teleconsultation
+from teleconsult.core.domain import (
+    Admission,
+    Attendance,
+    Participant,
+    Phase,
+    Presence,
+    Teleconsultation,
+)
 
 JOINED = "participant.joined"
 LEFT = "participant.left"
 CALL_STARTED = "call.started"
 CALL_ENDED = "call.ended"
-PROVIDER_EVENT_TYPES = (JOINED, LEFT, CALL_STARTED, CALL_ENDED)
+WAITING = "participant.waiting"
+ADMITTED = "participant.admitted"
+DECLINED = "participant.declined"
+LOBBY_EVENT_TYPES = (WAITING, ADMITTED, DECLINED)
+"""The lobby's moments: a knock, and the plus participant's decision on it."""
+PROVIDER_EVENT_TYPES = (JOINED, LEFT, CALL_STARTED, CALL_ENDED, *LOBBY_EVENT_TYPES)
 MAX_PRESENCES = 200
 """Stays kept per teleconsultation: a participant whose connection flaps cannot grow the
 record without bound; later joins are ignored (and not announced)."""
 
 
 def attend(
-    record: Teleconsultation, kind: str, provider_user_id: str | None, at: datetime
+    record: Teleconsultation,
+    kind: str,
+    provider_user_id: str | None,
+    at: datetime,
+    by: str | None = None,
 ) -> Attendance | None:
     """The attendance after a provider event, or None when it changes nothing: a repeated
     event (providers retry), a user who is not a participant, a leave without a join."""
     attendance = record.attendance
+    if kind in LOBBY_EVENT_TYPES:
+        return _admission(record, kind, provider_user_id, at, by)
     if kind == CALL_STARTED:
         return None if attendance.call_started_at else replace(attendance, call_started_at=at)
     if kind == CALL_ENDED:  # whoever is still in leaves with the call
@@ -79,3 +97,19 @@ def no_show(
         or joined > deadline
     )
     return (deadline, absent) if absent else None
+
+
+def _admission(
+    record: Teleconsultation, kind: str, provider_user_id: str | None, at: datetime, by: str | None
+) -> Attendance | None:
+    """A lobby moment kept on the record (so its webhook is written with it); a repeat, a
+    stranger, or one past MAX_PRESENCES changes nothing."""
+    attendance = record.attendance
+    if provider_user_id is None or not any(
+        p.provider_user_id == provider_user_id for p in record.participants
+    ):
+        return None
+    moment = Admission(provider_user_id, kind, at, by)
+    if moment in attendance.admissions or len(attendance.admissions) >= MAX_PRESENCES:
+        return None
+    return replace(attendance, admissions=(*attendance.admissions, moment))

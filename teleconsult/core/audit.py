@@ -36,7 +36,19 @@ UPDATED = "updated"
 PARTICIPANT_ADDED = "participant_added"
 CANCELLED = "cancelled"
 UPLOADS_DELETED = "uploads_deleted"
-ACTIONS = (LINK, CREDENTIALS, CREATED, UPDATED, PARTICIPANT_ADDED, CANCELLED, UPLOADS_DELETED)
+ADMITTED = "participant_admitted"
+DECLINED = "participant_declined"
+ACTIONS = (
+    LINK,
+    CREDENTIALS,
+    CREATED,
+    UPDATED,
+    PARTICIPANT_ADDED,
+    CANCELLED,
+    UPLOADS_DELETED,
+    ADMITTED,
+    DECLINED,
+)
 
 
 @dataclass(frozen=True)

@@ -160,12 +160,25 @@ class Presence:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """A lobby moment of a participant: `waiting` (knocked), `admitted` or `declined` (`by`:
+    the provider user id of the plus participant who decided)."""
+
+    provider_user_id: str
+    kind: str
+    at: datetime
+    by: str | None = None
+
+
+@dataclass(frozen=True)
 class Attendance:
     """Who joined the call when, and when it started and ended (provider events)."""
 
     call_started_at: datetime | None = None
     call_ended_at: datetime | None = None
     presences: tuple[Presence, ...] = ()
+    admissions: tuple[Admission, ...] = ()
+    """The lobby's knocks and decisions, in order (the webrtc provider's `CALL_PAGE_LOBBY`)."""
 
     def first_joined(self, provider_user_id: str) -> datetime | None:
         return min(

@@ -39,6 +39,9 @@ PARTICIPANT_JOINED = attendance_rules.JOINED
 PARTICIPANT_LEFT = attendance_rules.LEFT
 CALL_STARTED = attendance_rules.CALL_STARTED
 CALL_ENDED = attendance_rules.CALL_ENDED
+PARTICIPANT_WAITING = attendance_rules.WAITING
+PARTICIPANT_ADMITTED = attendance_rules.ADMITTED
+PARTICIPANT_DECLINED = attendance_rules.DECLINED
 NO_SHOW = "call.no_show"
 EVENT_TYPES: tuple[str, ...] = (
     CREATED,
@@ -53,6 +56,9 @@ EVENT_TYPES: tuple[str, ...] = (
     CALL_STARTED,
     CALL_ENDED,
     NO_SHOW,
+    PARTICIPANT_WAITING,
+    PARTICIPANT_ADMITTED,
+    PARTICIPANT_DECLINED,
 )
 """Every type an endpoint's filter may name."""
 PER_VERSION = 10

@@ -254,7 +254,8 @@ class LiveConnections(Protocol):
 class ProviderEvent:
     """Something the provider saw happen in one of its rooms: `kind` is one of
     `participant.joined`, `participant.left` (with the provider user), `call.started`,
-    `call.ended`."""
+    `call.ended`, and the lobby's `participant.waiting`, `participant.admitted`,
+    `participant.declined` (with the provider user; `by`, who admitted or declined)."""
 
     kind: str
     provider_room_id: str
@@ -262,6 +263,8 @@ class ProviderEvent:
     provider_user_id: str | None = None
     event_id: str = ""
     """The provider's own id for the event, if it has one (for logs)."""
+    by: str | None = None
+    """The provider user who admitted or declined a waiting participant."""
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ from typing import Any
 
 from teleconsult.core.domain import (
     NO_ATTENDANCE,
+    Admission,
     Attendance,
     Level,
     Participant,
@@ -137,6 +138,17 @@ def _attendance_document(attendance: Attendance) -> dict[str, Any]:
                 {"providerUserId": p.provider_user_id, "joinedAt": p.joined_at, "leftAt": p.left_at}
                 for p in attendance.presences
             ],
+            **(
+                {
+                    "admissions": [
+                        {"providerUserId": a.provider_user_id, "kind": a.kind, "at": a.at}
+                        | ({"by": a.by} if a.by else {})
+                        for a in attendance.admissions
+                    ]
+                }
+                if attendance.admissions
+                else {}
+            ),
         }
     }
 
@@ -154,6 +166,10 @@ def _attendance(document: dict[str, Any] | None) -> Attendance:
                 left_at=_maybe_date(p.get("leftAt")),
             )
             for p in document["presences"]
+        ),
+        admissions=tuple(
+            Admission(a["providerUserId"], a["kind"], as_datetime(a["at"]), a.get("by"))
+            for a in document.get("admissions", ())
         ),
     )
 

@@ -50,6 +50,21 @@ export function createTransport(ui, info) {
         s.reconnects = 0;
         for (const peer of msg.peers) addPeer(peer, true);
         setPhase("in-call");
+        ui.knocks(msg.waiting || []);
+        return;
+      case "waiting": // the lobby: no peers until a plus participant admits this page
+        s.selfId = msg.self.id;
+        s.reconnects = 0;
+        setPhase("waiting");
+        return;
+      case "knock":
+        ui.knock(msg.peer);
+        return;
+      case "knock-withdrawn":
+        ui.knockWithdrawn(msg.id);
+        return;
+      case "declined":
+        finish("declined");
         return;
       case "peer-joined":
         addPeer(msg.peer, false);
@@ -84,9 +99,10 @@ export function createTransport(ui, info) {
     if (s.phase === "ended" || s.phase === "left") return;
     closePeers();
     if (event.code === 4000) return finish("ended");
+    if (event.code === 4003) return finish("declined");
     const notices = { 4001: "full", 4002: "replaced" };
     if (notices[event.code]) return setPhase("error", notices[event.code]);
-    const wasIn = s.phase === "in-call" || s.phase === "reconnecting";
+    const wasIn = ["in-call", "waiting", "reconnecting"].includes(s.phase);
     if (wasIn && RECONNECT_CODES.has(event.code) && s.reconnects < RECONNECT_DELAYS_MS.length) {
       setPhase("reconnecting");
       setTimeout(rejoin, RECONNECT_DELAYS_MS[s.reconnects++]);
@@ -273,6 +289,8 @@ export function createTransport(ui, info) {
     join,
     leave,
     end: () => send({ type: "end" }),
+    admit: (id) => send({ type: "admit", peer: id }),
+    decline: (id) => send({ type: "decline", peer: id }),
     close: () => s.ws?.close(1000, "page closed"),
     view,
   };

@@ -7,12 +7,14 @@
 
 import { createPrecheck } from "./precheck.js";
 
+import { createAdmission } from "./admission.js";
+
 const base = location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
 const END_CONFIRM_MS = 5000;
 
 const state = {
-  phase: "loading", // loading | lobby | joining | in-call | reconnecting | left | ended | error
+  phase: "loading", // loading | lobby | joining | waiting | in-call | reconnecting | left | ended | error
   t: {},
   language: document.documentElement.lang || "en",
   isAdmin: false,
@@ -41,10 +43,12 @@ function say(key, values = {}) {
 
 // ------------------------------------------------------------------ rendering
 
+const admission = createAdmission({ say, $, render: () => render() });
+
 function render() {
   const { phase, notice } = state;
   $("app").dataset.phase = phase;
-  const inCall = phase === "in-call" || phase === "joining" || phase === "reconnecting";
+  const inCall = ["in-call", "joining", "waiting", "reconnecting"].includes(phase);
   const canJoin = phase === "lobby" || phase === "left" || (phase === "error" && notice !== "full");
   const join = $("join");
   join.hidden = !canJoin;
@@ -67,6 +71,7 @@ function render() {
   if (phase === "loading") status = say("loading");
   else if (phase === "lobby") status = state.mediaError ? say("media_error") : "";
   else if (phase === "joining") status = say("connecting");
+  else if (phase === "waiting") status = admission.status();
   else if (phase === "reconnecting") status = say("reconnecting");
   else if (phase === "in-call") status = peers === 0 ? say("waiting") : say("in_call", { count: peers + 1 });
   else status = say(notice);
@@ -175,11 +180,15 @@ const ui = {
   addTile,
   removeTile,
   peersChanged: render,
+  knocks: admission.reset,
+  knock: admission.knock,
+  knockWithdrawn: admission.withdrawn,
   phase(phase, notice) {
     const joinedAgain = phase === "in-call" && state.phase !== "in-call";
     state.phase = phase;
     state.notice = notice;
     if (phase !== "lobby") state.precheck?.pause();
+    admission.phase(phase);
     if (phase === "ended") stopLocalMedia();
     render();
     // Keyboard users keep a control in reach when the one they used disappears.
@@ -221,6 +230,7 @@ window.__call = Object.freeze({
   get phase() { return state.phase; },
   get selfId() { return state.transport?.view.selfId ?? null; },
   get waiting() { return state.phase === "in-call" && state.transport.view.peerCount() === 0; },
+  waitingToAdmit() { return admission.waitingNames(); },
   peerIds() { return state.transport?.view.peerIds() ?? []; },
   connectionStates() { return state.transport?.view.connectionStates() ?? {}; },
   localTrackStates() {
@@ -244,6 +254,7 @@ async function main() {
   const name = document.querySelector('meta[name="call-transport"]').content;
   const { createTransport } = await import(new URL(name, import.meta.url).href);
   state.transport = createTransport(ui, info);
+  admission.setup(info, state.transport);
   $("join").addEventListener("click", () => state.transport.join());
   $("leave").addEventListener("click", () => state.transport.leave());
   $("toggle-camera").addEventListener("click", toggleCamera);

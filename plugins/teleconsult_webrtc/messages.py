@@ -1,0 +1,87 @@
+"""The signaling messages pages send: parsed and checked field by field before anything is
+relayed (a malformed one closes its own connection, with a reason)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMessage, WSMsgType
+
+MAX_MESSAGE_BYTES = 64 * 1024
+"""Our own limit, closed with 1009 and a reason. An SDP offer for audio and video is 3 to
+10 KB; candidates are a few hundred bytes."""
+HARD_MAX_MESSAGE_BYTES = 2 * MAX_MESSAGE_BYTES
+"""aiohttp's limit: it refuses larger frames before buffering them (1009, no reason)."""
+MAX_ID_CHARS = 64
+MAX_CANDIDATE_CHARS = 1024
+
+
+class ProtocolError(Exception):
+    """Closes the offending connection only."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def violation(reason: str) -> ProtocolError:
+    return ProtocolError(WSCloseCode.POLICY_VIOLATION, reason)
+
+
+def parse_message(message: WSMessage) -> dict[str, Any]:
+    """One frame from a page: a JSON object with a string `type`, or a ProtocolError."""
+    if message.type is WSMsgType.BINARY:
+        raise violation("binary messages are not supported")
+    if message.type is not WSMsgType.TEXT:
+        raise violation("unexpected frame")
+    data = str(message.data)
+    if len(data.encode()) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            WSCloseCode.MESSAGE_TOO_BIG, f"message too big (limit {MAX_MESSAGE_BYTES} bytes)"
+        )
+    try:
+        decoded: object = json.loads(data)
+    except (ValueError, RecursionError):
+        raise violation("invalid JSON") from None
+    if not isinstance(decoded, dict):
+        raise violation("message must be a JSON object")
+    if not isinstance(decoded.get("type"), str):
+        raise violation("missing field 'type'")
+    return decoded
+
+
+def text_field(message: Mapping[str, object], key: str, max_chars: int) -> str:
+    value = message.get(key)
+    if not isinstance(value, str) or not value:
+        raise violation(f"missing or invalid field '{key}'")
+    if len(value) > max_chars:
+        raise violation(f"field '{key}' too long")
+    return value
+
+
+def ice_candidate(message: Mapping[str, object]) -> dict[str, object] | None:
+    """An RTCIceCandidateInit rebuilt from its known fields only; None ends the candidates."""
+    if "candidate" not in message:
+        raise violation("missing field 'candidate'")
+    raw = message["candidate"]
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise violation("invalid field 'candidate'")
+    line, mid, index, fragment = (
+        raw.get(name) for name in ("candidate", "sdpMid", "sdpMLineIndex", "usernameFragment")
+    )
+    valid = (
+        isinstance(line, str)
+        and len(line) <= MAX_CANDIDATE_CHARS
+        and (mid is None or (isinstance(mid, str) and len(mid) <= MAX_ID_CHARS))
+        and (index is None or (type(index) is int and 0 <= index < 1024))
+        and (fragment is None or (isinstance(fragment, str) and len(fragment) <= 256))
+        and not (mid is None and index is None)
+    )
+    if not valid:
+        raise violation("invalid field 'candidate'")
+    return {"candidate": line, "sdpMid": mid, "sdpMLineIndex": index, "usernameFragment": fragment}
