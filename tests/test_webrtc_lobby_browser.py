@@ -21,6 +21,7 @@ from tests.helpers import (
     path_of,
     teleconsultation,
 )
+from tests.test_call_page_browser import screenshot
 from tests.test_webrtc_browser import CONNECTED, DOCTOR, frames_decoded, new_page
 from tests.test_webrtc_browser import chromium_args as chromium_args  # the fake camera
 
@@ -68,9 +69,11 @@ async def lobby(
     await patient.goto(str(second.make_url(path_of(links["patient-1"]))))
     await patient.get_by_role("button", name=IT["join"]).click()
     await expect(patient.locator("#status")).to_have_text(IT["lobby_waiting"])
+    await screenshot(patient, "lobby-waiting-it")
     await doctor.goto(links["doctor-1"])
     await doctor.get_by_role("button", name=EN["join"]).click()
     await expect(doctor.locator("#admission li .name")).to_have_text("Jane Doe")
+    await screenshot(doctor, "lobby-admission-en")
     yield Lobby(doctor, patient, problems)
     for context in contexts:
         await context.close()
@@ -88,15 +91,18 @@ async def test_the_patient_gets_media_only_once_admitted(lobby: Lobby) -> None:
     await frames_decoded(patient, {})
     await expect(doctor.locator("#admission")).to_be_hidden()
     await expect(patient.locator(".tile.remote .name")).to_have_text("Joe Smith")
+    await screenshot(patient, "lobby-admitted-it")
     assert lobby.problems == []
 
 
 async def test_a_declined_patient_sees_the_refusal(lobby: Lobby) -> None:
     # Nobody let them in for CALL_PAGE_LOBBY_NOTICE_MS: they are told what to do.
     await expect(lobby.patient.locator("#status")).to_have_text(IT["lobby_slow"])
+    await screenshot(lobby.patient, "lobby-slow-it")
     await lobby.doctor.get_by_role("button", name=f"{EN['lobby_decline']}: Jane Doe").click()
     await expect(lobby.patient.locator("#status")).to_have_text(IT["declined"])
     await expect(lobby.patient.locator("#next")).to_have_text(IT["next_declined"])
+    await screenshot(lobby.patient, "lobby-declined-it")
     assert await lobby.patient.evaluate("window.__call.localTrackStates()") == []
     await expect(lobby.doctor.locator("#admission")).to_be_hidden()
     assert lobby.problems == []
