@@ -4,6 +4,7 @@ into one `Outcome`, so each backend writes an end in one place, its `_finish`.""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +25,7 @@ class Outcome:
         return self.status is DeliveryStatus.FAILED
 
 
-class FinishedDeliveries:
+class FinishedDeliveries(ABC):
     """`delivered` and `fail` of a backend's `Webhooks`, written by its `_finish`."""
 
     async def delivered(self, delivery_id: str, owner: str, version: int, now: datetime) -> bool:
@@ -37,7 +38,7 @@ class FinishedDeliveries:
         outcome = Outcome(DeliveryStatus.FAILED, now, error)
         return await self._finish(delivery_id, owner, version, outcome)
 
+    @abstractmethod
     async def _finish(self, delivery_id: str, owner: str, version: int, outcome: Outcome) -> bool:
         """End the delivery `owner` leases at `version`; False when the lease was lost or a
         later change rewrote it."""
-        raise NotImplementedError

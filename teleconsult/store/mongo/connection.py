@@ -26,6 +26,7 @@ import contextvars
 import logging
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -242,15 +243,16 @@ def short_reason(error: PyMongoError) -> str:
     return text or type(error).__name__
 
 
-class MongoCollection:
+class MongoCollection(ABC):
     """One aggregate's collection; its `create_indexes` makes its indexes, idempotently."""
 
     def __init__(self, database: MongoDatabase, collection: str) -> None:
         self._database = database
         self._collection = collection
 
+    @abstractmethod
     async def create_indexes(self, database: Any) -> None:
-        raise NotImplementedError
+        """Make the collection's indexes, idempotently."""
 
 
 def failed_attempt(due_field: str, due: datetime, error: str) -> dict[str, Any]:

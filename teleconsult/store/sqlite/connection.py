@@ -14,6 +14,7 @@ import json
 import math
 import sqlite3
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -291,7 +292,7 @@ async def add_missing_columns(
             await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
-class SQLiteTable:
+class SQLiteTable(ABC):
     """One aggregate's table on the shared connection; its `create_schema` makes the table
     and its indexes, idempotently."""
 
@@ -300,8 +301,9 @@ class SQLiteTable:
         self._name = table
         self._table = quoted(table)
 
+    @abstractmethod
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        raise NotImplementedError
+        """Make the table and its indexes, idempotently."""
 
 
 def _reader(path: str) -> sqlite3.Connection:
