@@ -9,6 +9,8 @@ import { createPrecheck } from "./precheck.js";
 
 import { createAdmission } from "./admission.js";
 
+import { createTiles } from "./tiles.js";
+
 const base = location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
 const END_CONFIRM_MS = 5000;
@@ -110,44 +112,18 @@ function applyInfo(info) {
 
 // ------------------------------------------------------------------ tiles
 
-const tiles = new Map();
-
-// A tile for a remote participant's video; the transport fills it.
-function addTile(id) {
-  const tile = document.createElement("figure");
-  tile.className = "tile remote";
-  tile.dataset.peerId = id;
-  const video = document.createElement("video");
-  video.autoplay = true;
-  video.playsInline = true;
-  const caption = document.createElement("figcaption");
-  const name = document.createElement("span");
-  name.className = "name";
-  const status = document.createElement("span");
-  status.className = "peer-state";
-  caption.append(name, status);
-  tile.append(video, caption);
-  $("stage").append(tile);
-  tiles.set(id, tile);
-  return {
-    setName: (text) => { name.textContent = text; },
-    setConnected: (connected) => { status.textContent = connected ? "" : say("connecting"); },
-    play: (stream) => {
-      if (video.srcObject !== stream) video.srcObject = stream;
-      state.precheck?.applySink(video); // the speaker chosen before the call
-      video.play().catch(() => {
-        // Autoplay with sound refused: play muted rather than not at all.
-        video.muted = true;
-        video.play().catch(() => {});
-      });
-    },
-  };
-}
-
-function removeTile(id) {
-  tiles.get(id)?.remove();
-  tiles.delete(id);
-}
+const tiles = createTiles({
+  stage: $("stage"),
+  say,
+  onPlay(video) {
+    state.precheck?.applySink(video); // the speaker chosen before the call
+    video.play().catch(() => {
+      // Autoplay with sound refused: play muted rather than not at all.
+      video.muted = true;
+      video.play().catch(() => {});
+    });
+  },
+});
 
 // ------------------------------------------------------------------ media
 
@@ -177,8 +153,9 @@ function stopLocalMedia() {
 
 const ui = {
   localStream: () => state.localStream,
-  addTile,
-  removeTile,
+  addTile: tiles.add,
+  removeTile: tiles.remove,
+  mediaState,
   peersChanged: render,
   knocks: admission.reset,
   knock: admission.knock,
@@ -199,15 +176,25 @@ const ui = {
 
 // ------------------------------------------------------------------ controls
 
+// What the others' tiles show of this page: a microphone or camera it lacks counts as off.
+function mediaState() {
+  return {
+    audio: state.micOn && !!state.localStream?.getAudioTracks().length,
+    video: state.cameraOn && !!state.localStream?.getVideoTracks().length,
+  };
+}
+
 function toggleCamera() {
   state.cameraOn = !state.cameraOn;
   state.localStream?.getVideoTracks().forEach((track) => { track.enabled = state.cameraOn; });
+  state.transport.media?.();
   render();
 }
 
 function toggleMic() {
   state.micOn = !state.micOn;
   state.localStream?.getAudioTracks().forEach((track) => { track.enabled = state.micOn; });
+  state.transport.media?.();
   render();
 }
 
