@@ -13,7 +13,6 @@ import { createTiles } from "./tiles.js";
 
 const base = location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
-const END_CONFIRM_MS = 5000;
 
 const state = {
   phase: "loading", // loading | lobby | joining | waiting | in-call | reconnecting | left | ended | error
@@ -25,7 +24,6 @@ const state = {
   cameraOn: true,
   micOn: true,
   notice: "", // text key of a terminal or error phase
-  endArmedUntil: 0,
   transport: null,
   precheck: null,
 };
@@ -66,7 +64,9 @@ function render() {
   const hasAudio = !!state.localStream?.getAudioTracks().length;
   setToggle($("toggle-camera"), !state.cameraOn, say(state.cameraOn ? "camera_off" : "camera_on"), hasVideo);
   setToggle($("toggle-mic"), !state.micOn, say(state.micOn ? "mic_off" : "mic_on"), hasAudio);
-  $("end-all").textContent = Date.now() < state.endArmedUntil ? say("end_confirm") : say("end_for_all");
+  if (!inCall && $("end-dialog").open) $("end-dialog").close();
+  $("fullscreen").hidden = !(inCall && document.fullscreenEnabled);
+  $("fullscreen").textContent = say(document.fullscreenElement ? "exit_fullscreen" : "fullscreen");
 
   let status = "";
   const peers = state.transport?.view.peerCount() ?? 0;
@@ -98,6 +98,11 @@ function applyInfo(info) {
   $("title").textContent = say("title");
   $("controls").setAttribute("aria-label", say("controls"));
   $("leave").textContent = say("leave");
+  $("end-all").textContent = say("end_for_all");
+  $("end-question").textContent = say("end_question");
+  $("end-explain").textContent = say("end_explain");
+  $("end-cancel").textContent = say("cancel");
+  $("end-confirm").textContent = say("end_confirm");
   $("self-name").textContent = `${info.self.name} (${say("you")})`;
   const list = new Intl.ListFormat(info.language, { type: "unit", style: "short" });
   $("roster").textContent = `${say("participants")}: ${list.format(info.participants.map((p) => p.name))}`;
@@ -198,16 +203,23 @@ function toggleMic() {
   render();
 }
 
+// "End call for everyone" asks first, in a modal dialog: focus moves into it (on Cancel),
+// Escape cancels, and focus returns to the button when it closes without ending.
 function endForEveryone() {
-  if (Date.now() < state.endArmedUntil) {
-    state.endArmedUntil = 0;
-    $("end-all").disabled = true;
-    state.transport.end();
-    return;
-  }
-  state.endArmedUntil = Date.now() + END_CONFIRM_MS;
-  setTimeout(render, END_CONFIRM_MS + 50);
-  render();
+  $("end-dialog").returnValue = "";
+  $("end-dialog").showModal();
+}
+
+function closeEndDialog(confirmed) {
+  $("end-dialog").close(confirmed ? "end" : "cancel");
+  if (!confirmed) return;
+  $("end-all").disabled = true;
+  state.transport.end();
+}
+
+function toggleFullscreen() {
+  const done = document.fullscreenElement ? document.exitFullscreen() : $("app").requestFullscreen();
+  done.catch((err) => console.warn("full screen refused", err));
 }
 
 // ------------------------------------------------------------------ test hooks
@@ -247,6 +259,13 @@ async function main() {
   $("toggle-camera").addEventListener("click", toggleCamera);
   $("toggle-mic").addEventListener("click", toggleMic);
   $("end-all").addEventListener("click", endForEveryone);
+  $("end-cancel").addEventListener("click", () => closeEndDialog(false));
+  $("end-confirm").addEventListener("click", () => closeEndDialog(true));
+  $("end-dialog").addEventListener("close", () => {
+    if ($("end-dialog").returnValue !== "end" && !$("end-all").hidden) $("end-all").focus();
+  });
+  $("fullscreen").addEventListener("click", toggleFullscreen);
+  document.addEventListener("fullscreenchange", render);
   window.addEventListener("pagehide", () => state.transport.close());
 
   applyInfo(info);
