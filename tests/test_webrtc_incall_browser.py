@@ -5,11 +5,11 @@ asks in a dialog; a page replaced by the same participant elsewhere releases its
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Browser, expect
 
 from tests.helpers import TEXTS
 from tests.test_call_page_browser import screenshot, serious_violations
-from tests.test_webrtc_browser import Call
+from tests.test_webrtc_browser import CONNECTED, Call, new_page
 from tests.test_webrtc_browser import call as call  # the two pages in the call
 from tests.test_webrtc_browser import chromium_args as chromium_args  # the fake camera
 
@@ -88,4 +88,32 @@ async def test_ending_for_everyone_asks_in_a_dialog_that_escape_cancels(call: Ca
     await dialog.get_by_role("button", name=EN["end_confirm"]).click()
     await expect(doctor.locator("#status")).to_have_text(EN["ended"])
     await expect(patient.locator("#status")).to_have_text(IT["ended"])
+    assert call.problems == []
+
+
+async def test_a_page_replaced_by_the_same_participant_elsewhere_frees_its_devices(
+    call: Call, browser: Browser
+) -> None:
+    first = call.patient
+    await first.evaluate("window.__before = document.getElementById('self-video').srcObject")
+    context, second = await new_page(browser, call.problems)
+    await second.goto(first.url)
+    await second.get_by_role("button", name=IT["join"]).click()
+    await call.doctor.wait_for_function(CONNECTED, arg=1, polling=100)
+
+    await expect(first.locator("#status")).to_have_text(IT["replaced"])
+    ended = "() => window.__before.getTracks().map((track) => track.readyState)"
+    assert await first.evaluate(ended) == ["ended", "ended"]
+    assert await first.evaluate("window.__call.localTrackStates()") == []
+    await screenshot(first, "in-call-replaced-it")
+
+    # Joining again here moves the call back, with the camera and microphone opened again.
+    await context.close()
+    await first.get_by_role("button", name=IT["join_again"]).click()
+    await first.wait_for_function(CONNECTED, arg=1, polling=100)
+    tracks = await first.evaluate("window.__call.localTrackStates()")
+    assert {(track["kind"], track["state"]) for track in tracks} == {
+        ("audio", "live"),
+        ("video", "live"),
+    }
     assert call.problems == []

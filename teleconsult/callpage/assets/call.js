@@ -171,7 +171,9 @@ const ui = {
     state.notice = notice;
     if (phase !== "lobby") state.precheck?.pause();
     admission.phase(phase);
-    if (phase === "ended") stopLocalMedia();
+    // Ended, or opened by the same participant elsewhere: the camera and microphone are freed
+    // (the other tab or device may need them).
+    if (phase === "ended" || notice === "replaced") stopLocalMedia();
     render();
     // Keyboard users keep a control in reach when the one they used disappears.
     if (joinedAgain && document.activeElement === document.body) $("leave").focus();
@@ -180,6 +182,15 @@ const ui = {
 };
 
 // ------------------------------------------------------------------ controls
+
+// Joining again after the devices were freed (the call moved elsewhere) opens them again.
+async function joinCall() {
+  if (!state.localStream && state.notice === "replaced") {
+    state.cameraOn = state.micOn = true;
+    await state.precheck.start();
+  }
+  state.transport.join();
+}
 
 // What the others' tiles show of this page: a microphone or camera it lacks counts as off.
 function mediaState() {
@@ -254,7 +265,7 @@ async function main() {
   const { createTransport } = await import(new URL(name, import.meta.url).href);
   state.transport = createTransport(ui, info);
   admission.setup(info, state.transport);
-  $("join").addEventListener("click", () => state.transport.join());
+  $("join").addEventListener("click", joinCall);
   $("leave").addEventListener("click", () => state.transport.leave());
   $("toggle-camera").addEventListener("click", toggleCamera);
   $("toggle-mic").addEventListener("click", toggleMic);
