@@ -4,12 +4,25 @@ asks in a dialog; a page replaced by the same participant elsewhere releases its
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from aiohttp import ClientSession, web
 from playwright.async_api import Browser, expect
 
-from tests.helpers import TEXTS
+from tests.helpers import (
+    NURSE,
+    PATIENT,
+    STARTED,
+    TEXTS,
+    WEBRTC,
+    AppServing,
+    FrozenClock,
+    free_port,
+    teleconsultation,
+)
 from tests.test_call_page_browser import screenshot, serious_violations
-from tests.test_webrtc_browser import CONNECTED, Call, new_page
+from tests.test_webrtc_browser import CONNECTED, DOCTOR, Call, new_page
 from tests.test_webrtc_browser import call as call  # the two pages in the call
 from tests.test_webrtc_browser import chromium_args as chromium_args  # the fake camera
 
@@ -21,6 +34,7 @@ def bypass_csp() -> bool:
     return True  # axe-core is added to the pages
 
 
+NO_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
 SPEAKING = """(words) => {
   const tile = document.querySelector(".tile.remote");
   const label = tile.querySelector(".speaking-label");
@@ -117,3 +131,50 @@ async def test_a_page_replaced_by_the_same_participant_elsewhere_frees_its_devic
         ("video", "live"),
     }
     assert call.problems == []
+
+
+async def test_three_in_a_call_fit_at_desktop_and_phone_sizes_and_go_full_screen(
+    app_server: AppServing,
+    build_app: Callable[..., web.Application],
+    clock: FrozenClock,
+    browser: Browser,
+) -> None:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    await app_server(build_app(**WEBRTC, WEBRTC_PUBLIC_URL=api), port=port)
+    people = (DOCTOR, PATIENT, NURSE)
+    async with ClientSession(api) as session:
+        created = await session.post("/teleconsultation", json=teleconsultation(3, *people))
+        room_id = (await created.json())["roomId"]
+        clock.now = STARTED
+        links = []
+        for user in ("doctor-1", "patient-1", "nurse-1"):
+            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
+            links.append((await answer.json())["accessLinkURL"])
+    problems: list[str] = []
+    pages = []
+    for link in links:
+        context, page = await new_page(browser, problems, bypass_csp=True)
+        await page.goto(link)
+        await page.locator("#join").click()
+        pages.append((context, page))
+    doctor = pages[0][1]
+    for _, page in pages:
+        await page.wait_for_function(CONNECTED, arg=2, polling=100)
+    await expect(doctor.locator(".tile.remote .quality")).to_have_count(2)
+
+    for width, height, name in ((1280, 800, "desktop"), (390, 844, "phone")):
+        await doctor.set_viewport_size({"width": width, "height": height})
+        await screenshot(doctor, f"in-call-three-{name}-en")
+        assert await doctor.evaluate(NO_SCROLL), name
+        assert await serious_violations(doctor) == []
+
+    full = doctor.get_by_role("button", name=EN["fullscreen"])
+    await full.click()
+    await doctor.wait_for_function("() => document.fullscreenElement?.id === 'app'")
+    await doctor.get_by_role("button", name=EN["exit_fullscreen"]).click()
+    await doctor.wait_for_function("() => document.fullscreenElement === null")
+    await expect(full).to_be_visible()
+    for context, _ in pages:
+        await context.close()
+    assert problems == []
