@@ -494,6 +494,8 @@ MALFORMED: list[tuple[str | bytes, str]] = [
     ('{"type": "end"}', "only the host can end the call"),
     ('{"type": "offer", "to": "<self>", "sdp": "v=0"}', "cannot signal yourself"),
     (b"\x00\x01", "binary messages are not supported"),
+    ('{"type": "media", "audio": "off", "video": true}', "invalid media state"),
+    ('{"type": "media", "audio": false}', "invalid media state"),
 ]
 
 

@@ -79,9 +79,12 @@ def chromium_args() -> list[str]:
     return CHROMIUM_ARGS
 
 
-async def new_page(browser: Browser, problems: list[str]) -> tuple[BrowserContext, Page]:
-    """A page of its own (its own camera), whose console errors the test collects."""
-    context = await browser.new_context(permissions=["camera", "microphone"])
+async def new_page(
+    browser: Browser, problems: list[str], bypass_csp: bool = False
+) -> tuple[BrowserContext, Page]:
+    """A page of its own (its own camera), whose console errors the test collects;
+    `bypass_csp` lets a test add axe-core to it."""
+    context = await browser.new_context(permissions=["camera", "microphone"], bypass_csp=bypass_csp)
     await context.add_init_script(LOOPBACK_ONLY)
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -110,6 +113,12 @@ async def frames_decoded(page: Page, more_than: dict[str, int], frames: int = 15
     raise AssertionError(f"video frames did not grow: {more_than} -> {now}")
 
 
+@pytest.fixture
+def bypass_csp() -> bool:
+    """Whether the call's pages let a test add axe-core (a module may override it)."""
+    return False
+
+
 @dataclass
 class Call:
     """A teleconsultation, locked, with its participants' pages open and joined."""
@@ -129,6 +138,7 @@ async def call(
     build_app: Callable[..., web.Application],
     clock: FrozenClock,
     browser: Browser,
+    bypass_csp: bool,
 ) -> AsyncIterator[Call]:
     """The doctor's page on one replica, the patient's on another (one store), both in the
     call: each saw its own preview, the doctor waited, then both connected."""
@@ -146,8 +156,8 @@ async def call(
             answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
             links[user] = (await answer.json())["accessLinkURL"]
     problems: list[str] = []
-    doctor_context, doctor = await new_page(browser, problems)
-    patient_context, patient = await new_page(browser, problems)
+    doctor_context, doctor = await new_page(browser, problems, bypass_csp)
+    patient_context, patient = await new_page(browser, problems, bypass_csp)
 
     await doctor.goto(links["doctor-1"])  # the first replica
     await patient.goto(str(second.make_url(path_of(links["patient-1"]))))  # the second
@@ -242,8 +252,9 @@ async def test_the_controls_leave_rejoin_reconnect_and_end_the_call_for_everyone
     end = doctor.locator("#end-all")
     await expect(end).to_have_text(EN["end_for_all"])
     await end.click()
-    await expect(end).to_have_text(EN["end_confirm"])  # a second click ends it
-    await end.click()
+    confirm = doctor.locator("#end-confirm")  # a dialog asks; its button ends it
+    await expect(confirm).to_have_text(EN["end_confirm"])
+    await confirm.click()
     await expect(doctor.locator("#status")).to_have_text(EN["ended"])
     await expect(patient.locator("#status")).to_have_text(IT["ended"])
     reloaded = await doctor.reload()

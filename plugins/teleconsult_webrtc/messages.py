@@ -85,3 +85,11 @@ def ice_candidate(message: Mapping[str, object]) -> dict[str, object] | None:
     if not valid:
         raise violation("invalid field 'candidate'")
     return {"candidate": line, "sdpMid": mid, "sdpMLineIndex": index, "usernameFragment": fragment}
+
+
+def media_state(message: Mapping[str, object]) -> dict[str, object]:
+    """A page's microphone and camera, on or off: two booleans and nothing else."""
+    audio, video = message.get("audio"), message.get("video")
+    if type(audio) is not bool or type(video) is not bool:
+        raise violation("invalid media state")
+    return {"audio": audio, "video": video}

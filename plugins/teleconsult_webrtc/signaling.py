@@ -14,6 +14,7 @@ The browser protocol (JSON text frames):
 | server -> page | `peer-left` | `id` | close that peer connection |
 | both ways | `offer`, `answer` | `to` / `from`, `sdp` | relayed; the server sets `from` |
 | both ways | `candidate` | `to` / `from`, `candidate` | rebuilt from its known fields |
+| both ways | `media` | `from`, `audio`, `video` | microphone and camera on or off: to every peer |
 | page -> server | `end` | | the admin ends the call for everyone |
 | server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
 
@@ -55,6 +56,7 @@ from .messages import (
     MAX_ID_CHARS,
     ProtocolError,
     ice_candidate,
+    media_state,
     parse_message,
     text_field,
     violation,
@@ -282,6 +284,10 @@ class Connection:
             to = text_field(message, "to", MAX_ID_CHARS)
             candidate = ice_candidate(message)
             await self._relay(to, {"type": kind, "from": self.id, "candidate": candidate})
+        elif kind == "media":
+            state = media_state(message)
+            for peer in list(self.peers):  # seated peers only: a waiting one is never listed
+                await self.rooms.post(peer, {"type": kind, "from": self.id, **state})
         elif kind == "end":
             if not self.members[self.user].is_admin:
                 raise violation("only the host can end the call")
@@ -341,7 +347,7 @@ class Connection:
             self.send({"type": "peer-joined", "peer": self._view(peer, user)})
         elif kind == "peer-left" and self.peers.pop(str(message.get("peer")), None) is not None:
             self.send({"type": "peer-left", "id": message["peer"]})
-        elif kind in ("offer", "answer", "candidate") and sender in self.peers:
+        elif kind in ("offer", "answer", "candidate", "media") and sender in self.peers:
             self.send(message)
         elif kind == "ended":
             self.end(str(message.get("reason") or "cancelled"))

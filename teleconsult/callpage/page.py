@@ -69,6 +69,7 @@ STATIC_ASSETS = {
         ("precheck.js", "text/javascript"),
         ("check.js", "text/javascript"),
         ("admission.js", "text/javascript"),
+        ("tiles.js", "text/javascript"),
         ("ending.js", "text/javascript"),
         ("call.css", "text/css"),
     )

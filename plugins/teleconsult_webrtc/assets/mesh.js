@@ -8,6 +8,7 @@
 
 const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013]);
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
+const STATS_MS = 1000;
 
 export function createTransport(ui, info) {
   const base = location.pathname.replace(/\/+$/, "");
@@ -21,6 +22,20 @@ export function createTransport(ui, info) {
   function send(message) {
     if (s.ws?.readyState === WebSocket.OPEN) s.ws.send(JSON.stringify(message));
   }
+
+  // This page's microphone and camera, on or off, to everyone in the call (never while waiting).
+  function sendMedia() {
+    if (s.phase !== "in-call") return;
+    send({ type: "media", ...ui.mediaState() });
+  }
+
+  // Each connected peer's statistics, every second, for its tile's quality and speaking.
+  setInterval(() => {
+    for (const peer of s.peers.values()) {
+      if (peer.pc.connectionState !== "connected") continue;
+      peer.pc.getStats().then((report) => peer.tile.stats(report)).catch(() => {});
+    }
+  }, STATS_MS);
 
   function join() {
     if (s.ws) return;
@@ -50,6 +65,7 @@ export function createTransport(ui, info) {
         s.reconnects = 0;
         for (const peer of msg.peers) addPeer(peer, true);
         setPhase("in-call");
+        sendMedia();
         ui.knocks(msg.waiting || []);
         return;
       case "waiting": // the lobby: no peers until a plus participant admits this page
@@ -68,7 +84,11 @@ export function createTransport(ui, info) {
         return;
       case "peer-joined":
         addPeer(msg.peer, false);
+        sendMedia(); // the newcomer learns this page's microphone and camera
         break;
+      case "media":
+        s.peers.get(msg.from)?.tile.setMedia(msg.audio !== false, msg.video !== false);
+        return;
       case "peer-left":
         removePeer(msg.id);
         break;
@@ -289,6 +309,7 @@ export function createTransport(ui, info) {
     join,
     leave,
     end: () => send({ type: "end" }),
+    media: sendMedia,
     admit: (id) => send({ type: "admit", peer: id }),
     decline: (id) => send({ type: "decline", peer: id }),
     close: () => s.ws?.close(1000, "page closed"),

@@ -9,9 +9,10 @@ import { createPrecheck } from "./precheck.js";
 
 import { createAdmission } from "./admission.js";
 
+import { createTiles } from "./tiles.js";
+
 const base = location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
-const END_CONFIRM_MS = 5000;
 
 const state = {
   phase: "loading", // loading | lobby | joining | waiting | in-call | reconnecting | left | ended | error
@@ -23,7 +24,6 @@ const state = {
   cameraOn: true,
   micOn: true,
   notice: "", // text key of a terminal or error phase
-  endArmedUntil: 0,
   transport: null,
   precheck: null,
 };
@@ -64,7 +64,9 @@ function render() {
   const hasAudio = !!state.localStream?.getAudioTracks().length;
   setToggle($("toggle-camera"), !state.cameraOn, say(state.cameraOn ? "camera_off" : "camera_on"), hasVideo);
   setToggle($("toggle-mic"), !state.micOn, say(state.micOn ? "mic_off" : "mic_on"), hasAudio);
-  $("end-all").textContent = Date.now() < state.endArmedUntil ? say("end_confirm") : say("end_for_all");
+  if (!inCall && $("end-dialog").open) $("end-dialog").close();
+  $("fullscreen").hidden = !(inCall && document.fullscreenEnabled);
+  $("fullscreen").textContent = say(document.fullscreenElement ? "exit_fullscreen" : "fullscreen");
 
   let status = "";
   const peers = state.transport?.view.peerCount() ?? 0;
@@ -96,6 +98,11 @@ function applyInfo(info) {
   $("title").textContent = say("title");
   $("controls").setAttribute("aria-label", say("controls"));
   $("leave").textContent = say("leave");
+  $("end-all").textContent = say("end_for_all");
+  $("end-question").textContent = say("end_question");
+  $("end-explain").textContent = say("end_explain");
+  $("end-cancel").textContent = say("cancel");
+  $("end-confirm").textContent = say("end_confirm");
   $("self-name").textContent = `${info.self.name} (${say("you")})`;
   const list = new Intl.ListFormat(info.language, { type: "unit", style: "short" });
   $("roster").textContent = `${say("participants")}: ${list.format(info.participants.map((p) => p.name))}`;
@@ -110,44 +117,18 @@ function applyInfo(info) {
 
 // ------------------------------------------------------------------ tiles
 
-const tiles = new Map();
-
-// A tile for a remote participant's video; the transport fills it.
-function addTile(id) {
-  const tile = document.createElement("figure");
-  tile.className = "tile remote";
-  tile.dataset.peerId = id;
-  const video = document.createElement("video");
-  video.autoplay = true;
-  video.playsInline = true;
-  const caption = document.createElement("figcaption");
-  const name = document.createElement("span");
-  name.className = "name";
-  const status = document.createElement("span");
-  status.className = "peer-state";
-  caption.append(name, status);
-  tile.append(video, caption);
-  $("stage").append(tile);
-  tiles.set(id, tile);
-  return {
-    setName: (text) => { name.textContent = text; },
-    setConnected: (connected) => { status.textContent = connected ? "" : say("connecting"); },
-    play: (stream) => {
-      if (video.srcObject !== stream) video.srcObject = stream;
-      state.precheck?.applySink(video); // the speaker chosen before the call
-      video.play().catch(() => {
-        // Autoplay with sound refused: play muted rather than not at all.
-        video.muted = true;
-        video.play().catch(() => {});
-      });
-    },
-  };
-}
-
-function removeTile(id) {
-  tiles.get(id)?.remove();
-  tiles.delete(id);
-}
+const tiles = createTiles({
+  stage: $("stage"),
+  say,
+  onPlay(video) {
+    state.precheck?.applySink(video); // the speaker chosen before the call
+    video.play().catch(() => {
+      // Autoplay with sound refused: play muted rather than not at all.
+      video.muted = true;
+      video.play().catch(() => {});
+    });
+  },
+});
 
 // ------------------------------------------------------------------ media
 
@@ -177,8 +158,9 @@ function stopLocalMedia() {
 
 const ui = {
   localStream: () => state.localStream,
-  addTile,
-  removeTile,
+  addTile: tiles.add,
+  removeTile: tiles.remove,
+  mediaState,
   peersChanged: render,
   knocks: admission.reset,
   knock: admission.knock,
@@ -189,7 +171,9 @@ const ui = {
     state.notice = notice;
     if (phase !== "lobby") state.precheck?.pause();
     admission.phase(phase);
-    if (phase === "ended") stopLocalMedia();
+    // Ended, or opened by the same participant elsewhere: the camera and microphone are freed
+    // (the other tab or device may need them).
+    if (phase === "ended" || notice === "replaced") stopLocalMedia();
     render();
     // Keyboard users keep a control in reach when the one they used disappears.
     if (joinedAgain && document.activeElement === document.body) $("leave").focus();
@@ -199,28 +183,54 @@ const ui = {
 
 // ------------------------------------------------------------------ controls
 
+// Joining again after the devices were freed (the call moved elsewhere) opens them again.
+async function joinCall() {
+  if (!state.localStream && state.notice === "replaced") {
+    state.cameraOn = state.micOn = true;
+    await state.precheck.start();
+  }
+  state.transport.join();
+}
+
+// What the others' tiles show of this page: a microphone or camera it lacks counts as off.
+function mediaState() {
+  return {
+    audio: state.micOn && !!state.localStream?.getAudioTracks().length,
+    video: state.cameraOn && !!state.localStream?.getVideoTracks().length,
+  };
+}
+
 function toggleCamera() {
   state.cameraOn = !state.cameraOn;
   state.localStream?.getVideoTracks().forEach((track) => { track.enabled = state.cameraOn; });
+  state.transport.media?.();
   render();
 }
 
 function toggleMic() {
   state.micOn = !state.micOn;
   state.localStream?.getAudioTracks().forEach((track) => { track.enabled = state.micOn; });
+  state.transport.media?.();
   render();
 }
 
+// "End call for everyone" asks first, in a modal dialog: focus moves into it (on Cancel),
+// Escape cancels, and focus returns to the button when it closes without ending.
 function endForEveryone() {
-  if (Date.now() < state.endArmedUntil) {
-    state.endArmedUntil = 0;
-    $("end-all").disabled = true;
-    state.transport.end();
-    return;
-  }
-  state.endArmedUntil = Date.now() + END_CONFIRM_MS;
-  setTimeout(render, END_CONFIRM_MS + 50);
-  render();
+  $("end-dialog").returnValue = "";
+  $("end-dialog").showModal();
+}
+
+function closeEndDialog(confirmed) {
+  $("end-dialog").close(confirmed ? "end" : "cancel");
+  if (!confirmed) return;
+  $("end-all").disabled = true;
+  state.transport.end();
+}
+
+function toggleFullscreen() {
+  const done = document.fullscreenElement ? document.exitFullscreen() : $("app").requestFullscreen();
+  done.catch((err) => console.warn("full screen refused", err));
 }
 
 // ------------------------------------------------------------------ test hooks
@@ -255,11 +265,18 @@ async function main() {
   const { createTransport } = await import(new URL(name, import.meta.url).href);
   state.transport = createTransport(ui, info);
   admission.setup(info, state.transport);
-  $("join").addEventListener("click", () => state.transport.join());
+  $("join").addEventListener("click", joinCall);
   $("leave").addEventListener("click", () => state.transport.leave());
   $("toggle-camera").addEventListener("click", toggleCamera);
   $("toggle-mic").addEventListener("click", toggleMic);
   $("end-all").addEventListener("click", endForEveryone);
+  $("end-cancel").addEventListener("click", () => closeEndDialog(false));
+  $("end-confirm").addEventListener("click", () => closeEndDialog(true));
+  $("end-dialog").addEventListener("close", () => {
+    if ($("end-dialog").returnValue !== "end" && !$("end-all").hidden) $("end-all").focus();
+  });
+  $("fullscreen").addEventListener("click", toggleFullscreen);
+  document.addEventListener("fullscreenchange", render);
   window.addEventListener("pagehide", () => state.transport.close());
 
   applyInfo(info);
