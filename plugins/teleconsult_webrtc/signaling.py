@@ -302,6 +302,15 @@ class Connection:
         if to in self.peers:  # else the peer just left (a normal race) or was never here
             await self.rooms.post(to, message)
 
+    async def _evicted(self) -> None:
+        """The room no longer lists this peer. A newer connection of the same participant
+        may have replaced it since the mailbox was last taken: its `replaced` is delivered
+        first (the page stays closed), and only a presence that was lost says reconnect."""
+        self.gone = True
+        for message in await self.rooms.take(self.id):
+            self._deliver(message)
+        self.close(WSCloseCode.TRY_AGAIN_LATER, "presence lost; reconnect")
+
     async def _pump(self) -> None:
         """Take this peer's mailbox every poll interval; heartbeat every heartbeat interval."""
         loop = asyncio.get_running_loop()
@@ -318,8 +327,7 @@ class Connection:
                         return
                     beat = await self.rooms.heartbeat(self.room_id, self.id)
                     if beat.outcome == "evicted":
-                        self.gone = True
-                        self.close(WSCloseCode.TRY_AGAIN_LATER, "presence lost; reconnect")
+                        await self._evicted()
                     elif beat.outcome != "ok":
                         self.end(beat.end_reason or "cancelled")
                 await asyncio.sleep(self.timing.poll_seconds)
