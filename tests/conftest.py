@@ -263,3 +263,9 @@ async def browser(chromium: str, chromium_args: list[str]) -> AsyncIterator[Brow
         launched = await playwright.chromium.launch(executable_path=chromium, args=chromium_args)
         yield launched
         await launched.close()
+
+
+@pytest.fixture
+def service_config() -> dict[str, Any] | None:
+    """The service configuration of the webrtc browser tests' replicas (a module overrides it)."""
+    return None

@@ -96,11 +96,12 @@ async def in_call(
     clock: FrozenClock,
     people: tuple[dict[str, Any], ...] = (DOCTOR, PATIENT),
     connected: tuple[str, ...] = ("doctor-1", "patient-1"),
+    config: dict[str, Any] | None = None,
     **environ: str,
 ) -> InCall:
     """`people`'s teleconsultation, locked, with the pages of `connected` joined in that
     order; each page has read the arrival of those after it."""
-    client = await make_client(**WEBRTC, **environ)
+    client = await make_client(config, **WEBRTC, **environ)
     room_id, links = await webrtc_call(client, clock, *people)
     pages, ids = {}, {}
     for user in connected:

@@ -134,6 +134,7 @@ class Call:
 
 @pytest.fixture
 async def call(
+    service_config: dict[str, Any] | None,
     app_server: AppServing,
     build_app: Callable[..., web.Application],
     clock: FrozenClock,
@@ -145,8 +146,8 @@ async def call(
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api, "WEBRTC_HEARTBEAT_MS": "200"}
-    first = await app_server(build_app(**settings), port=port)
-    second = await app_server(build_app(**settings))
+    first = await app_server(build_app(service_config, **settings), port=port)
+    second = await app_server(build_app(service_config, **settings))
     async with ClientSession(api) as session:
         created = await session.post("/teleconsultation", json=teleconsultation(2, DOCTOR, PATIENT))
         room_id = (await created.json())["roomId"]

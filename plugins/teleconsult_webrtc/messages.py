@@ -16,6 +16,12 @@ HARD_MAX_MESSAGE_BYTES = 2 * MAX_MESSAGE_BYTES
 """aiohttp's limit: it refuses larger frames before buffering them (1009, no reason)."""
 MAX_ID_CHARS = 64
 MAX_CANDIDATE_CHARS = 1024
+MAX_CHAT_CHARS = 1000
+"""A chat message's text, in characters: a few sentences, not a document."""
+PAGE_TOOLS = ("chat", "screen_sharing")
+"""The tools of `domain.TOOLS` the call page offers; the others are not offered by it."""
+TOOL_OF = {"chat": "chat", "screen": "screen_sharing"}
+"""The message types a seat may send only with a tool of its level."""
 
 
 class ProtocolError(Exception):
@@ -93,3 +99,24 @@ def media_state(message: Mapping[str, object]) -> dict[str, object]:
     if type(audio) is not bool or type(video) is not bool:
         raise violation("invalid media state")
     return {"audio": audio, "video": video}
+
+
+def to_everyone(
+    kind: str, message: Mapping[str, object], tools: frozenset[str]
+) -> dict[str, object]:
+    """The fields of a message relayed to every seated peer (`media`, `chat`, `screen`),
+    checked; a seat whose level lacks the message's tool is refused. A chat text may hold
+    health data: it is relayed, never logged nor kept."""
+    tool = TOOL_OF.get(kind)
+    if tool is not None and tool not in tools:
+        raise violation(f"the '{tool}' tool is not enabled for this participant")
+    if kind == "media":
+        return media_state(message)
+    if kind == "screen":
+        if type(message.get("sharing")) is not bool:
+            raise violation("invalid screen state")
+        return {"sharing": message["sharing"]}
+    text = text_field(message, "text", MAX_CHAT_CHARS).strip()
+    if not text:
+        raise violation("empty chat message")
+    return {"text": text}

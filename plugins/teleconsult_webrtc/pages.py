@@ -29,6 +29,7 @@ from teleconsult.plugin import (
     mark_sensitive,
 )
 
+from .messages import PAGE_TOOLS
 from .provider import CALL_PATH, Refusal, Seat, WebRTCVideo
 from .rooms import MAX_PARTICIPANTS, iso
 from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection, Member
@@ -57,6 +58,16 @@ async def call_page(request: web.Request) -> web.Response:
     provider, found = admitted
     page = provider.options.call_page
     return page.page(_language(request, page, found.language), TRANSPORT)
+
+
+async def call_tools(request: web.Request) -> web.Response:
+    """The in-call tools of the participant's level that the page offers (the signaling
+    refuses the others' messages: this only spares the page a control it cannot use)."""
+    admitted = await _admit(request, html=False)
+    if isinstance(admitted, web.Response):
+        return admitted
+    tools = [t for t in admitted[1].me.tools if t in PAGE_TOOLS]
+    return web.json_response({"tools": tools}, headers={"Cache-Control": "no-store"})
 
 
 async def call_info(request: web.Request) -> web.Response:
@@ -135,7 +146,8 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
     )
     await ws.prepare(request)
     members = {
-        p.provider_user_id: Member(p.display_name, p.is_admin) for p in found.roster.participants
+        p.provider_user_id: Member(p.display_name, p.is_admin, frozenset(p.tools))
+        for p in found.roster.participants
     }
     connection = Connection(
         ws,
@@ -161,6 +173,7 @@ def routes() -> list[web.AbstractRouteDef]:
     return [
         web.get(PAGE_PATH, call_page),
         web.get(PAGE_PATH + "/info", call_info),
+        web.get(PAGE_PATH + "/tools", call_tools),
         web.get(PAGE_PATH + "/ws", call_socket, allow_head=False),
         web.get(ASSETS_PATH + "{name}", asset),
         web.get(CHECK_PATH, check_page),

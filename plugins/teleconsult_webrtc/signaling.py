@@ -15,6 +15,8 @@ The browser protocol (JSON text frames):
 | both ways | `offer`, `answer` | `to` / `from`, `sdp` | relayed; the server sets `from` |
 | both ways | `candidate` | `to` / `from`, `candidate` | rebuilt from its known fields |
 | both ways | `media` | `from`, `audio`, `video` | microphone and camera on or off: to every peer |
+| both ways | `chat` | `from`, `text` | `chat` tool only: to every seated peer, never kept |
+| both ways | `screen` | `from`, `sharing` | with the `screen_sharing` tool only: sharing or not |
 | page -> server | `end` | | the admin ends the call for everyone |
 | server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
 
@@ -56,9 +58,9 @@ from .messages import (
     MAX_ID_CHARS,
     ProtocolError,
     ice_candidate,
-    media_state,
     parse_message,
     text_field,
+    to_everyone,
     violation,
 )
 from .messages import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
@@ -73,6 +75,8 @@ MAX_PENDING = 256
 RATE_BURST = 200.0
 RATE_PER_SECOND = 50.0
 
+RELAYED = ("offer", "answer", "candidate", "media", "chat", "screen")
+
 CALL_ENDED = 4000
 ROOM_FULL = 4001
 REPLACED = 4002
@@ -85,6 +89,8 @@ class Member:
 
     name: str
     is_admin: bool
+    tools: frozenset[str] = frozenset()
+    """The in-call tools the participant's level enables."""
 
 
 @dataclass(frozen=True)
@@ -284,8 +290,8 @@ class Connection:
             to = text_field(message, "to", MAX_ID_CHARS)
             candidate = ice_candidate(message)
             await self._relay(to, {"type": kind, "from": self.id, "candidate": candidate})
-        elif kind == "media":
-            state = media_state(message)
+        elif kind in ("media", "chat", "screen"):
+            state = to_everyone(kind, message, self.members[self.user].tools)
             for peer in list(self.peers):  # seated peers only: a waiting one is never listed
                 await self.rooms.post(peer, {"type": kind, "from": self.id, **state})
         elif kind == "end":
@@ -355,7 +361,7 @@ class Connection:
             self.send({"type": "peer-joined", "peer": self._view(peer, user)})
         elif kind == "peer-left" and self.peers.pop(str(message.get("peer")), None) is not None:
             self.send({"type": "peer-left", "id": message["peer"]})
-        elif kind in ("offer", "answer", "candidate", "media") and sender in self.peers:
+        elif kind in RELAYED and sender in self.peers:
             self.send(message)
         elif kind == "ended":
             self.end(str(message.get("reason") or "cancelled"))

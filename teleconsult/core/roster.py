@@ -21,10 +21,8 @@ class Rosters:
         record = await self.records.get_any(teleconsultation_id)
         if record is None:
             return None
-        admins = (
-            {p.provider_user_id for p in record.room.spec.participants if p.is_admin}
-            if (record.room)
-            else set()
+        seats = (
+            {p.provider_user_id: p for p in record.room.spec.participants} if record.room else {}
         )
         return RoomRoster(
             teleconsultation_id=record.id,
@@ -38,8 +36,9 @@ class Rosters:
                 RosterEntry(
                     provider_user_id=p.provider_user_id,
                     display_name=p.full_name,
-                    is_admin=p.provider_user_id in admins,
+                    is_admin=seat.is_admin if (seat := seats.get(p.provider_user_id)) else False,
                     language=p.language,
+                    tools=seat.tools if seat else (),
                 )
                 for p in record.participants
             ),

@@ -72,6 +72,8 @@ class RosterEntry:
     """Health data: never logged, never put in a URL."""
     is_admin: bool
     language: str | None
+    tools: tuple[str, ...] = ()
+    """The in-call tools the participant's level enables (`domain.TOOLS` names)."""
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,11 @@ export function createTransport(ui, info) {
       case "media":
         s.peers.get(msg.from)?.tile.setMedia(msg.audio !== false, msg.video !== false);
         return;
+      case "chat":
+        if (s.peers.has(msg.from) && typeof msg.text === "string") ui.chat?.(msg.from, msg.text);
+        return;
+      case "screen":
+        return;
       case "peer-left":
         removePeer(msg.id);
         break;
@@ -218,7 +223,11 @@ export function createTransport(ui, info) {
     peer.tracksAdded = true;
     const stream = ui.localStream();
     if (stream) {
-      for (const track of stream.getTracks()) peer.pc.addTrack(track, stream);
+      for (const track of stream.getTracks()) {
+        // While this page shares its screen, a newcomer is sent the screen, not the camera.
+        const sent = track.kind === "video" ? (ui.sharingTrack?.() ?? track) : track;
+        peer.pc.addTrack(sent, stream);
+      }
     }
     if (offerer) {
       // Without (some) local media, still ask to receive audio and video.
@@ -258,6 +267,21 @@ export function createTransport(ui, info) {
     for (const id of [...s.peers.keys()]) removePeer(id);
   }
 
+  // The video sent to every peer swapped (the screen, the camera back): no renegotiation.
+  async function replaceVideo(track) {
+    const swaps = [...s.peers.values()].flatMap((p) => p.pc.getTransceivers())
+      .filter((t) => t.sender && t.receiver.track?.kind === "video")
+      .map((t) => t.sender.replaceTrack(track).catch((err) => console.warn("replaceTrack failed", err)));
+    await Promise.all(swaps);
+  }
+
+  // A chat text to the peers in the call (the server refuses it without the chat tool).
+  function chat(text) {
+    if (s.phase !== "in-call" || s.ws?.readyState !== WebSocket.OPEN) return false;
+    send({ type: "chat", text });
+    return true;
+  }
+
   // ---------------------------------------------------------------- what tests read
 
   const view = {
@@ -268,6 +292,10 @@ export function createTransport(ui, info) {
       return Object.fromEntries([...s.peers].map(([id, p]) => [id, p.pc.connectionState]));
     },
     // The camera each peer is sent (a track's deviceId): the one chosen before the call.
+    sentVideoLabels() {
+      return [...s.peers.values()].flatMap((p) => p.pc.getSenders())
+        .filter((sender) => sender.track?.kind === "video").map((sender) => sender.track.label);
+    },
     sentVideoDeviceIds() {
       return [...s.peers.values()].flatMap((p) => p.pc.getSenders())
         .filter((sender) => sender.track?.kind === "video")
@@ -310,6 +338,9 @@ export function createTransport(ui, info) {
     leave,
     end: () => send({ type: "end" }),
     media: sendMedia,
+    chat,
+    replaceVideo,
+    screen: (sharing) => { if (s.phase === "in-call") send({ type: "screen", sharing }); },
     admit: (id) => send({ type: "admit", peer: id }),
     decline: (id) => send({ type: "decline", peer: id }),
     close: () => s.ws?.close(1000, "page closed"),

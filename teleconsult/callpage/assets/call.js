@@ -11,6 +11,8 @@ import { createAdmission } from "./admission.js";
 
 import { createTiles } from "./tiles.js";
 
+import { createTools } from "./tools.js";
+
 const base = location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
 
@@ -44,6 +46,11 @@ function say(key, values = {}) {
 // ------------------------------------------------------------------ rendering
 
 const admission = createAdmission({ say, $, render: () => render() });
+const peerNames = new Map(); // peer id -> name, for the chat's sender
+const tools = createTools({
+  $, say, language: () => state.language, transport: () => state.transport,
+  localStream: () => state.localStream, render: () => render(),
+});
 
 function render() {
   const { phase, notice } = state;
@@ -65,6 +72,7 @@ function render() {
   setToggle($("toggle-camera"), !state.cameraOn, say(state.cameraOn ? "camera_off" : "camera_on"), hasVideo);
   setToggle($("toggle-mic"), !state.micOn, say(state.micOn ? "mic_off" : "mic_on"), hasAudio);
   if (!inCall && $("end-dialog").open) $("end-dialog").close();
+  tools.render(phase === "in-call");
   $("fullscreen").hidden = !(inCall && document.fullscreenEnabled);
   $("fullscreen").textContent = say(document.fullscreenElement ? "exit_fullscreen" : "fullscreen");
 
@@ -158,7 +166,12 @@ function stopLocalMedia() {
 
 const ui = {
   localStream: () => state.localStream,
-  addTile: tiles.add,
+  addTile(id) {
+    const tile = tiles.add(id);
+    return { ...tile, setName(name) { peerNames.set(id, name); tile.setName(name); } };
+  },
+  chat: tools.received,
+  sharingTrack: tools.sharingTrack,
   removeTile: tiles.remove,
   mediaState,
   peersChanged: render,
@@ -248,6 +261,8 @@ window.__call = Object.freeze({
   },
   videoFramesDecoded() { return state.transport.view.videoFramesDecoded(); },
   selectedCandidatePairs() { return state.transport.view.selectedCandidatePairs(); },
+  sentVideoLabels() { return state.transport?.view.sentVideoLabels?.() ?? []; },
+  get tools() { return tools.view; },
   sentVideoDeviceIds() { return state.transport?.view.sentVideoDeviceIds?.() ?? []; },
   get precheck() { return state.precheck?.view ?? null; },
 });
@@ -265,6 +280,7 @@ async function main() {
   const { createTransport } = await import(new URL(name, import.meta.url).href);
   state.transport = createTransport(ui, info);
   admission.setup(info, state.transport);
+
   $("join").addEventListener("click", joinCall);
   $("leave").addEventListener("click", () => state.transport.leave());
   $("toggle-camera").addEventListener("click", toggleCamera);
@@ -280,6 +296,8 @@ async function main() {
   window.addEventListener("pagehide", () => state.transport.close());
 
   applyInfo(info);
+  await tools.load(base);
+  tools.setup(() => peerNames);
   render();
   await startPreview(info);
   state.phase = "lobby";
