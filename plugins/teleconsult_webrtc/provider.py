@@ -35,7 +35,6 @@ from teleconsult.plugin import (
 )
 
 from . import links
-from .ice import IceServers
 from .links import Credential, LinkSigner
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
 from .signaling import Connection, Timing
@@ -59,7 +58,6 @@ class Options:
     link_grace: timedelta
     max_lifetime: timedelta
     timing: Timing
-    ice: IceServers
     call_page: CallPage
 
     @property
