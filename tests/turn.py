@@ -8,6 +8,7 @@ test asserts on what coturn itself answers to a credential.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -22,6 +23,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.netns import inside
 
 TURNSERVER = "/usr/bin/turnserver"
 REALM = "teleconsult.test"
@@ -88,15 +91,18 @@ def coturn(
     listening: Sequence[str] = ("127.0.0.1",),
     relay: str = "127.0.0.1",
     certificate: tuple[Path, Path] | None = None,
+    namespace: str | None = None,
 ) -> Iterator[Coturn]:
     """`turnserver` on `listening` (the first address is the one the URLs name), relaying
     from `relay`, with a random shared secret; TLS on a second port when a certificate and
-    key are given. Killed and waited for on the way out."""
-    port = free_udp_and_tcp_port(listening[0])
-    tls_port = free_udp_and_tcp_port(listening[0]) if certificate else None
+    key are given; inside a network `namespace` when one is named. Killed and waited for on
+    the way out."""
+    port = free_udp_and_tcp_port()  # a new namespace has every port free
+    tls_port = free_udp_and_tcp_port() if certificate else None
     secret = secrets.token_urlsafe(24)
     log = folder / "turnserver.log"
     arguments = [
+        *(("ip", "netns", "exec", namespace) if namespace else ()),
         ensure_installed(),
         "-n",  # no configuration file: only these flags
         *(f"--listening-ip={address}" for address in listening),
@@ -125,7 +131,8 @@ def coturn(
         process = subprocess.Popen(arguments, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     try:
         server = Coturn(listening[0], port, secret, log, tls_port)
-        _wait_until_it_answers(server, process)
+        with inside(namespace) if namespace else contextlib.nullcontext():
+            _wait_until_it_answers(server, process)
         yield server
     finally:
         process.kill()
@@ -268,3 +275,18 @@ def self_signed(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
         capture_output=True,
     )  # fmt: skip
     return certificate, key
+
+
+def spki_sha256(certificate: Path) -> str:
+    """The base64 SHA-256 of the certificate's public key, as Chromium's
+    `--ignore-certificate-errors-spki-list` takes it: that browser then trusts this key only."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is missing"
+    pem = subprocess.run(  # noqa: S603  # fixed arguments
+        [openssl, "x509", "-in", str(certificate), "-pubkey", "-noout"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    der = base64.b64decode("".join(line for line in pem.splitlines() if "-----" not in line))
+    return base64.b64encode(hashlib.sha256(der).digest()).decode("ascii")
