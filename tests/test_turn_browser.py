@@ -171,12 +171,17 @@ async def test_with_the_relay_policy_the_call_goes_through_turn_and_no_address_r
     problems: list[str] = []
     contexts = [await open_page(browser, links[user], problems) for user in links]
     doctor, patient = (page for _, page in contexts)
+    await doctor.wait_for_function("() => window.__call.precheck?.network", polling=100)
+    lobby_check = await doctor.evaluate("window.__call.precheck.candidates")
+    verdict = await doctor.evaluate("window.__call.precheck.network")
 
     await both_join(doctor, patient)
     for page in (doctor, patient):
         await page.wait_for_function(CONNECTED, arg=1, polling=100)
         await frames_decoded(page, {})
 
+    assert (lobby_check["host"], lobby_check["srflx"], verdict) == (0, 0, "check_relay_ok")
+    assert lobby_check["relay"] > 0  # the lobby's check gathers as the call will: relay only
     for page in (doctor, patient):
         pairs = await page.evaluate("window.__call.selectedCandidatePairs()")
         assert [(p["localType"], p["remoteType"]) for p in pairs.values()] == [("relay", "relay")]
