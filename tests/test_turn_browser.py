@@ -91,15 +91,22 @@ def chromium_args() -> list[str]:
 
 
 @dataclass
-class Pages:
+class Call:
+    """Two pages of one consultation, the doctor's and the patient's, each in its own context."""
+
     doctor: Page
     patient: Page
-    problems: list[str]
+    contexts: tuple[BrowserContext, BrowserContext]
+
+    async def close(self) -> None:
+        for context in self.contexts:
+            await context.close()
 
 
 async def open_page(
     browser: Browser, link: str, problems: list[str]
 ) -> tuple[BrowserContext, Page]:
+    """The page of `link` with its candidates recorded; its console errors go to `problems`."""
     context = await browser.new_context(permissions=["camera", "microphone"])
     await context.add_init_script(RECORDER)
     page = await context.new_page()
@@ -115,8 +122,12 @@ async def open_page(
     return context, page
 
 
-async def both_join(doctor: Page, patient: Page) -> None:
-    """The doctor joins and waits, then the patient (Italian) joins."""
+async def both_join(
+    browsers: tuple[Browser, Browser], links: dict[str, str], problems: list[str]
+) -> Call:
+    """The doctor's page (first browser) joins and waits, then the patient's (second, Italian)."""
+    doctor_context, doctor = await open_page(browsers[0], links["doctor-1"], problems)
+    patient_context, patient = await open_page(browsers[1], links["patient-1"], problems)
     join = doctor.get_by_role("button", name=EN["join"])
     enter = patient.get_by_role("button", name=IT["join"])
     await expect(join).to_be_enabled()
@@ -124,6 +135,26 @@ async def both_join(doctor: Page, patient: Page) -> None:
     await join.click()
     await expect(doctor.locator("#status")).to_have_text(EN["waiting"])
     await enter.click()
+    return Call(doctor, patient, (doctor_context, patient_context))
+
+
+async def connected_pairs(page: Page) -> list[tuple[str, str]]:
+    """Once the page is connected and its peer's video decodes: the selected candidate pair's
+    (local, remote) types."""
+    await page.wait_for_function(CONNECTED, arg=1, polling=100)
+    await frames_decoded(page, {})
+    pairs = await page.evaluate("window.__call.selectedCandidatePairs()")
+    return [(pair["localType"], pair["remoteType"]) for pair in pairs.values()]
+
+
+async def serve(
+    app_server: AppServing, app: Callable[..., web.Application], settings: dict[str, str]
+) -> str:
+    """A webrtc app with `settings`, on loopback: its URL."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    await app_server(app(None, **WEBRTC, WEBRTC_PUBLIC_URL=api, **settings), port=port)
+    return api
 
 
 async def links_of(api: str, clock: FrozenClock) -> dict[str, str]:
@@ -163,28 +194,14 @@ async def test_with_the_relay_policy_the_call_goes_through_turn_and_no_address_r
     browser: Browser,
     loopback_turn: Coturn,
 ) -> None:
-    port = free_port()
-    api = f"http://127.0.0.1:{port}"
     settings = turn_settings(loopback_turn, loopback_turn.url, "relay")
-    await app_server(build_app(None, **WEBRTC, WEBRTC_PUBLIC_URL=api, **settings), port=port)
-    links = await links_of(api, clock)
+    links = await links_of(await serve(app_server, build_app, settings), clock)
     problems: list[str] = []
-    contexts = [await open_page(browser, links[user], problems) for user in links]
-    doctor, patient = (page for _, page in contexts)
-    await doctor.wait_for_function("() => window.__call.precheck?.network", polling=100)
-    lobby_check = await doctor.evaluate("window.__call.precheck.candidates")
-    verdict = await doctor.evaluate("window.__call.precheck.network")
 
-    await both_join(doctor, patient)
-    for page in (doctor, patient):
-        await page.wait_for_function(CONNECTED, arg=1, polling=100)
-        await frames_decoded(page, {})
+    call = await both_join((browser, browser), links, problems)
 
-    assert (lobby_check["host"], lobby_check["srflx"], verdict) == (0, 0, "check_relay_ok")
-    assert lobby_check["relay"] > 0  # the lobby's check gathers as the call will: relay only
-    for page in (doctor, patient):
-        pairs = await page.evaluate("window.__call.selectedCandidatePairs()")
-        assert [(p["localType"], p["remoteType"]) for p in pairs.values()] == [("relay", "relay")]
+    for page in (call.doctor, call.patient):
+        assert await connected_pairs(page) == [("relay", "relay")]
         received = await page.evaluate("window.__ice.received")
         stats = await page.evaluate(STATS)
         assert received, "no candidate reached this page"
@@ -192,9 +209,12 @@ async def test_with_the_relay_policy_the_call_goes_through_turn_and_no_address_r
         assert set(stats["remote"]) == {"relay"}, stats
         assert set(stats["local"]) == {"relay"}, stats
         assert set(stats["policies"]) == {"relay"}, stats
+    lobby_check = await call.doctor.evaluate("window.__call.precheck.candidates")
+    verdict = await call.doctor.evaluate("window.__call.precheck.network")
+    assert (lobby_check["host"], lobby_check["srflx"], verdict) == (0, 0, "check_relay_ok")
+    assert lobby_check["relay"] > 0  # the lobby's check gathers as the call will: relay only
     assert problems == []
-    for context, _ in contexts:
-        await context.close()
+    await call.close()
 
 
 # -- two networks that cannot reach each other -------------------------------------------------
@@ -224,14 +244,20 @@ async def browsers_in(
 
 
 async def serve_in(
-    app_server: AppServing, app: web.Application, networks: Networks, port: int
-) -> None:
-    """The app on 127.0.0.1:`port` here and in both participants' namespaces."""
-    server = await app_server(app, port=port)
+    app_server: AppServing,
+    app: Callable[..., web.Application],
+    networks: Networks,
+    settings: dict[str, str],
+) -> str:
+    """A webrtc app with `settings` on 127.0.0.1:<port> here and in both participants'
+    namespaces (the same links open it there): its URL."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    server = await app_server(app(None, **WEBRTC, WEBRTC_PUBLIC_URL=api, **settings), port=port)
     assert server.runner is not None
     for name in (networks.a, networks.b):
-        site = web.SockSite(server.runner, listening_socket(name, port))
-        await site.start()
+        await web.SockSite(server.runner, listening_socket(name, port)).start()
+    return api
 
 
 async def states_for(page: Page, seconds: float) -> set[str]:
@@ -245,58 +271,40 @@ async def states_for(page: Page, seconds: float) -> set[str]:
 
 
 async def test_in_networks_that_cannot_reach_each_other_only_turn_connects_the_call(
+    networks: Networks,  # first: removed last, once the app's sockets in them are closed
     app_server: AppServing,
     build_app: Callable[..., web.Application],
     clock: FrozenClock,
-    networks: Networks,
     browsers_in: tuple[Browser, Browser],
     tmp_path: Path,
 ) -> None:
-    ports = free_port(), free_port()
-    without = build_app(None, **WEBRTC, WEBRTC_PUBLIC_URL=f"http://127.0.0.1:{ports[0]}")
-    await serve_in(app_server, without, networks, ports[0])
     problems: list[str] = []
+    without_turn = await serve_in(app_server, build_app, networks, {})
     with coturn(
         tmp_path, listening=(TURN_ADDRESS,), relay=TURN_ADDRESS, namespace=networks.turn
     ) as turn:
         settings = turn_settings(turn, turn.url, "all")  # TURN handed out, direct paths allowed
-        with_turn = build_app(
-            None, **WEBRTC, WEBRTC_PUBLIC_URL=f"http://127.0.0.1:{ports[1]}", **settings
-        )
-        await serve_in(app_server, with_turn, networks, ports[1])
+        with_turn = await serve_in(app_server, build_app, networks, settings)
 
         # Without TURN: the pages meet through the signaling, and never connect.
-        links = await links_of(f"http://127.0.0.1:{ports[0]}", clock)
-        doctor_context, doctor = await open_page(browsers_in[0], links["doctor-1"], problems)
-        patient_context, patient = await open_page(browsers_in[1], links["patient-1"], problems)
-        await both_join(doctor, patient)
-        await doctor.wait_for_function(
+        call = await both_join(browsers_in, await links_of(without_turn, clock), problems)
+        await call.doctor.wait_for_function(
             "() => Object.keys(window.__call.connectionStates()).length === 1"
         )
-        seen = await states_for(doctor, NOT_CONNECTED_BOUND_S)
+        seen = await states_for(call.doctor, NOT_CONNECTED_BOUND_S)
         assert "connected" not in seen, seen
-        assert (
-            "connected" not in (await patient.evaluate("window.__call.connectionStates()")).values()
-        )
-        received = await doctor.evaluate("window.__ice.received")
+        patient_states = await call.patient.evaluate("window.__call.connectionStates()")
+        assert "connected" not in patient_states.values(), patient_states
+        received = await call.doctor.evaluate("window.__ice.received")
         assert set(received) == {"host"}, received  # the other network's address, unreachable
-        await doctor_context.close()
-        await patient_context.close()
+        await call.close()
 
         # With TURN handed out: the same two networks, connected through its relay.
-        links = await links_of(f"http://127.0.0.1:{ports[1]}", clock)
-        doctor_context, doctor = await open_page(browsers_in[0], links["doctor-1"], problems)
-        patient_context, patient = await open_page(browsers_in[1], links["patient-1"], problems)
-        await both_join(doctor, patient)
-        for page in (doctor, patient):
-            await page.wait_for_function(CONNECTED, arg=1, polling=100)
-            await frames_decoded(page, {})
-            pairs = await page.evaluate("window.__call.selectedCandidatePairs()")
-            assert "relay" in {
-                t for p in pairs.values() for t in (p["localType"], p["remoteType"])
-            }, pairs
-        await doctor_context.close()
-        await patient_context.close()
+        call = await both_join(browsers_in, await links_of(with_turn, clock), problems)
+        for page in (call.doctor, call.patient):
+            (pair,) = await connected_pairs(page)
+            assert "relay" in pair, pair
+        await call.close()
     assert problems == []
 
 
@@ -335,11 +343,8 @@ async def test_turn_over_tls_relays_the_call_once_the_browser_trusts_the_certifi
     tls_turn: tuple[Coturn, str],
 ) -> None:
     server, key_hash = tls_turn
-    port = free_port()
-    api = f"http://127.0.0.1:{port}"
     settings = turn_settings(server, server.tls_url, "relay")  # turns: only
-    await app_server(build_app(None, **WEBRTC, WEBRTC_PUBLIC_URL=api, **settings), port=port)
-    links = await links_of(api, clock)
+    links = await links_of(await serve(app_server, build_app, settings), clock)
     problems: list[str] = []
 
     # Chromium checks the TURN server's certificate: a self-signed one gets no relay.
@@ -356,16 +361,9 @@ async def test_turn_over_tls_relays_the_call_once_the_browser_trusts_the_certifi
             executable_path=chromium,
             args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={key_hash}"],
         )
-        _, doctor = await open_page(trusting, links["doctor-1"], problems)
-        _, patient = await open_page(trusting, links["patient-1"], problems)
-        await both_join(doctor, patient)
-        for page in (doctor, patient):
-            await page.wait_for_function(CONNECTED, arg=1, polling=100)
-            await frames_decoded(page, {})
-            pairs = await page.evaluate("window.__call.selectedCandidatePairs()")
-            assert [(p["localType"], p["remoteType"]) for p in pairs.values()] == [
-                ("relay", "relay")
-            ]
+        call = await both_join((trusting, trusting), links, problems)
+        for page in (call.doctor, call.patient):
+            assert await connected_pairs(page) == [("relay", "relay")]
             assert set((await page.evaluate(STATS))["relayProtocols"]) == {"tls"}
         await trusting.close()
     assert problems == []
