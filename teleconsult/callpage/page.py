@@ -70,6 +70,7 @@ STATIC_ASSETS = {
         ("check.js", "text/javascript"),
         ("admission.js", "text/javascript"),
         ("tiles.js", "text/javascript"),
+        ("quality.js", "text/javascript"),
         ("tools.js", "text/javascript"),
         ("ending.js", "text/javascript"),
         ("call.css", "text/css"),
