@@ -73,6 +73,7 @@ async def test_a_weak_connection_pauses_the_video_keeps_the_audio_and_says_so(
     await expect(doctor.locator(".tile.remote .quality")).to_have_text(EN["quality_poor"])
     await expect(notice).to_have_text(EN["weak_link"], timeout=(PAUSE_SECONDS + 5) * 1000)
     await expect(notice).to_have_attribute("role", "status")
+    await expect(paused_tile).to_be_visible()
     await expect(paused_tile).to_have_text(IT["peer_video_paused"].replace("{name}", "Joe Smith"))
     await expect(patient.locator(".tile.remote")).to_have_class(NO_VIDEO)
 
