@@ -95,6 +95,10 @@ async def test_a_weak_connection_pauses_the_video_keeps_the_audio_and_says_so(
         await page.set_viewport_size({"width": 390, "height": 844})
         await screenshot(page, f"in-call-weak-link-phone-{language}")
         assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        await page.emulate_media(color_scheme="dark")
+        assert await serious_violations(page) == []
+        await screenshot(page, f"in-call-weak-link-phone-{language}-dark")
+        await page.emulate_media(color_scheme="light")
         await page.set_viewport_size({"width": 1280, "height": 800})
 
     # Good readings for long enough: the video is sent again, and the words go.
