@@ -259,12 +259,13 @@ async def test_the_call_page_and_the_ending_pages_pass_axe(site: Site, browser: 
 
 async def test_the_dark_colours_follow_the_browsers_scheme(site: Site, browser: Browser) -> None:
     _, link = await site.link("en")
-    for scheme, background in (("light", "rgb(246, 247, 249)"), ("dark", "rgb(21, 24, 28)")):
+    backgrounds = {"light": "rgb(246, 247, 249)", "dark": "rgb(21, 24, 28)"}  # --bg
+    for scheme in ("light", "dark"):
         context = await browser.new_context(color_scheme=scheme)
         page = await context.new_page()
         for url in (link, f"{site.api}/webrtc/check"):
             await page.goto(url)
-            await expect(page.locator("body")).to_have_css("background-color", background)
+            await expect(page.locator("body")).to_have_css("background-color", backgrounds[scheme])
         await context.close()
 
 
