@@ -498,6 +498,9 @@ MALFORMED: list[tuple[str | bytes, str]] = [
     (b"\x00\x01", "binary messages are not supported"),
     ('{"type": "media", "audio": "off", "video": true}', "invalid media state"),
     ('{"type": "media", "audio": false}', "invalid media state"),
+    ('{"type": "video-paused", "to": "x", "paused": "yes"}', "invalid field 'paused'"),
+    ('{"type": "video-paused", "paused": true}', "missing or invalid field 'to'"),
+    ('{"type": "video-paused", "to": "<self>", "paused": true}', "cannot signal yourself"),
 ]
 
 

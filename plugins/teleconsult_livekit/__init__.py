@@ -173,20 +173,13 @@ class LiveKitSettings(plugin.DeclaredSettings):
     )
     token_grace_ms: plugin.WholeNumber = plugin.TokenWindow.grace_setting("LIVEKIT", NAME)
     max_lifetime_ms: plugin.WholeNumber = plugin.TokenWindow.lifetime_setting("LIVEKIT", NAME)
-    timeout_ms: plugin.WholeNumber = plugin.setting(
-        "LIVEKIT_TIMEOUT_MS",
-        10_000,
-        "`livekit` provider: timeout of each call to LiveKit's RoomService",
-        minimum=1,
-        maximum=600_000,
+    timeout_ms: plugin.WholeNumber = plugin.CallPolicy.timeout_setting(
+        "LIVEKIT", NAME, "LiveKit's RoomService"
     )
-    max_attempts: plugin.WholeNumber = plugin.setting(
-        "LIVEKIT_MAX_ATTEMPTS",
-        3,
-        "`livekit` provider: attempts per call (every call it makes is safe to repeat) after a "
-        "timeout, a 5xx, a 429 or no connection",
-        minimum=1,
-        maximum=10,
+    max_attempts: plugin.WholeNumber = plugin.CallPolicy.attempts_setting(
+        "LIVEKIT",
+        NAME,
+        " (every call it makes is safe to repeat) after a timeout, a 5xx, a 429 or no connection",
     )
 
     def check(self) -> None:
@@ -220,9 +213,7 @@ class LiveKitSettings(plugin.DeclaredSettings):
             template=self.join_url_template,
             max_participants=self.max_participants,
             window=plugin.TokenWindow.of(self.token_grace_ms, self.max_lifetime_ms),
-            policy=plugin.CallPolicy(
-                timeout_seconds=self.timeout_ms / 1000, max_attempts=self.max_attempts
-            ),
+            policy=plugin.CallPolicy.of(self.timeout_ms, self.max_attempts),
         )
 
 

@@ -17,6 +17,7 @@ The browser protocol (JSON text frames):
 | both ways | `media` | `from`, `audio`, `video` | microphone and camera on or off: to every peer |
 | both ways | `chat` | `from`, `text` | `chat` tool only: to every seated peer, never kept |
 | both ways | `screen` | `from`, `sharing` | with the `screen_sharing` tool only: sharing or not |
+| both ways | `video-paused` | `to` / `from`, `paused` | no video to that peer: a weak link |
 | page -> server | `end` | | the admin ends the call for everyone |
 | server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
 
@@ -61,6 +62,7 @@ from .messages import (
     parse_message,
     text_field,
     to_everyone,
+    video_paused,
     violation,
 )
 from .messages import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
@@ -75,7 +77,7 @@ MAX_PENDING = 256
 RATE_BURST = 200.0
 RATE_PER_SECOND = 50.0
 
-RELAYED = ("offer", "answer", "candidate", "media", "chat", "screen")
+RELAYED = ("offer", "answer", "candidate", "media", "chat", "screen", "video-paused")
 
 CALL_ENDED = 4000
 ROOM_FULL = 4001
@@ -290,6 +292,9 @@ class Connection:
             to = text_field(message, "to", MAX_ID_CHARS)
             candidate = ice_candidate(message)
             await self._relay(to, {"type": kind, "from": self.id, "candidate": candidate})
+        elif kind == "video-paused":
+            to = text_field(message, "to", MAX_ID_CHARS)
+            await self._relay(to, {"type": kind, "from": self.id, **video_paused(message)})
         elif kind in ("media", "chat", "screen"):
             state = to_everyone(kind, message, self.members[self.user].tools)
             for peer in list(self.peers):  # seated peers only: a waiting one is never listed

@@ -28,19 +28,21 @@ const state = {
   notice: "", // text key of a terminal or error phase
   transport: null,
   precheck: null,
+  weakLinks: new Set(), // the peers this page sends no video to: the connection is too weak
 };
 
 // ------------------------------------------------------------------ texts
 
-// A catalog text: plural forms picked by Intl.PluralRules, {name} filled from `values`.
+// A catalog text: plural forms picked by Intl.PluralRules, {name} filled from `values`
+// (numbers in the page's language).
 function say(key, values = {}) {
   let text = state.t[key] ?? "";
   if (typeof text === "object") {
     const form = new Intl.PluralRules(state.language).select(values.count ?? 0);
     text = text[form] ?? text.other;
   }
-  return text.replace(/\{(\w+)\}/g, (match, name) =>
-    name in values ? new Intl.NumberFormat(state.language).format(values[name]) : match);
+  const fill = (value) => (typeof value === "number" ? new Intl.NumberFormat(state.language).format(value) : String(value));
+  return text.replace(/\{(\w+)\}/g, (match, name) => (name in values ? fill(values[name]) : match));
 }
 
 // ------------------------------------------------------------------ rendering
@@ -89,6 +91,15 @@ function render() {
   const next = notice && phase !== "in-call" ? say(`next_${notice}`) : "";
   $("next").textContent = next;
   $("next").hidden = !next;
+  renderWeakLink(phase === "in-call");
+}
+
+// "Your connection is weak: video paused, you can still be heard" while the transport sends
+// audio only to someone (a live region of its own, so it is read when it appears).
+function renderWeakLink(inCall) {
+  if (!inCall) state.weakLinks.clear();
+  const text = state.weakLinks.size ? say("weak_link") : "";
+  if ($("weak-link").textContent !== text) $("weak-link").textContent = text;
 }
 
 function setToggle(button, pressed, label, enabled) {
@@ -173,7 +184,15 @@ const ui = {
   },
   chat: tools.received,
   sharingTrack: tools.sharingTrack,
-  removeTile: tiles.remove,
+  removeTile(id) {
+    state.weakLinks.delete(id);
+    tiles.remove(id);
+  },
+  videoPaused(id, paused) {
+    if (paused) state.weakLinks.add(id);
+    else state.weakLinks.delete(id);
+    render();
+  },
   mediaState,
   peersChanged: render,
   knocks: admission.reset,
@@ -262,6 +281,7 @@ window.__call = Object.freeze({
   },
   videoFramesDecoded() { return state.transport.view.videoFramesDecoded(); },
   selectedCandidatePairs() { return state.transport.view.selectedCandidatePairs(); },
+  rtpCounts() { return state.transport.view.rtpCounts?.() ?? {}; },
   sentVideoLabels() { return state.transport?.view.sentVideoLabels?.() ?? []; },
   get tools() { return tools.view; },
   sentVideoDeviceIds() { return state.transport?.view.sentVideoDeviceIds?.() ?? []; },
