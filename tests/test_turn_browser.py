@@ -195,6 +195,8 @@ async def test_with_the_relay_policy_the_call_goes_through_turn_and_no_address_r
     loopback_turn: Coturn,
 ) -> None:
     settings = turn_settings(loopback_turn, loopback_turn.url, "relay")
+    stun = f"stun:{loopback_turn.host}:{loopback_turn.port}"  # coturn answers STUN too
+    settings["WEBRTC_STUN_URLS"] = stun
     links = await links_of(await serve(app_server, build_app, settings), clock)
     problems: list[str] = []
 
