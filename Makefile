@@ -106,8 +106,8 @@ $(AXE_INSTALLED): tests/axe/package.json tests/axe/package-lock.json
 pytest: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
-pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
-	TEST_STORE=mongomock $(BIN)/pytest -q
+pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the suite again, every app on the MongoDB store (mongomock); browser tests run once, in `make pytest`
+	TEST_STORE=mongomock $(BIN)/pytest -q -m "not browser"
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document
 	$(BIN)/python tests/contract_check.py
