@@ -11,9 +11,10 @@ A plugin imports from this module only (a test fails when a module under
   `PARTICIPANT_LEFT`, `CALL_STARTED`, `CALL_ENDED` and the lobby's `PARTICIPANT_WAITING`,
   `PARTICIPANT_ADMITTED`, `PARTICIPANT_DECLINED`, refused past `EVENT_MAX_AGE`);
   `LiveConnections` (a provider whose own WebSockets are closed as the server begins
-  to stop); `NamedRooms` (a provider that creates rooms under names chosen before the
-  call); `IdentityProvider`; `ProviderContext.report_events`, for a provider that
-  sees joins and leaves itself;
+  to stop); `LinkRevocation` (one participant's links revoked: a `Revocation`;
+  `UnrevocableLinks` says why a provider cannot); `NamedRooms` (a provider that creates
+  rooms under names chosen before the call); `IdentityProvider`;
+  `ProviderContext.report_events`, for a provider that sees joins and leaves itself;
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
@@ -97,6 +98,7 @@ from teleconsult.providers.protocols import (
     IdentityProvider,
     IdentityProviderPlugin,
     JoinRequest,
+    LinkRevocation,
     LiveConnections,
     NamedRooms,
     ParticipantEntry,
@@ -104,8 +106,10 @@ from teleconsult.providers.protocols import (
     ProviderEvent,
     ProviderEvents,
     ReportEvents,
+    Revocation,
     RoomDetails,
     SdkCredentials,
+    UnrevocableLinks,
     Upload,
     Uploads,
     VideoProvider,
@@ -151,6 +155,7 @@ __all__ = [
     "InvalidRequest",
     "JoinRequest",
     "Level",
+    "LinkRevocation",
     "LiveConnections",
     "NamedRooms",
     "Names",
@@ -167,6 +172,7 @@ __all__ = [
     "ProviderLimits",
     "ProviderStorage",
     "ReportEvents",
+    "Revocation",
     "RoomDetails",
     "RoomParticipant",
     "RoomRoster",
@@ -180,6 +186,7 @@ __all__ = [
     "TokenWindow",
     "Unauthorized",
     "UnexpectedAnswer",
+    "UnrevocableLinks",
     "Upload",
     "Uploads",
     "UserIdMapping",

@@ -8,7 +8,8 @@ naming the operation: 502 (an error or a bad answer), 503 (unreachable, rate
 limited), 504 (no answer in time). Every call made here is safe to repeat: CreateRoom
 is idempotent on the name we choose (a repeat answers the room the first call made,
 which is how a lost answer is repaired), DeleteRoom of a room already gone is a
-`not_found` taken as deleted, and the rest are reads.
+`not_found` taken as deleted, RemoveParticipant of one already gone too, and the rest
+are reads.
 """
 
 from __future__ import annotations
@@ -75,6 +76,19 @@ class RoomClient:
                     raise
 
         await self._call("delete a room", delete)
+
+    async def remove_participant(self, name: str, identity: str) -> None:
+        """Disconnect one participant now; one already gone counts as removed."""
+        request = room_pb.RoomParticipantIdentity(room=name, identity=identity)
+
+        async def remove() -> None:
+            try:
+                await self.lk.room.remove_participant(request)
+            except api.ServerError as error:
+                if error.code != NOT_FOUND:
+                    raise
+
+        await self._call("remove a participant", remove)
 
     async def participants(self, name: str) -> list[models.ParticipantInfo]:
         request = room_pb.ListParticipantsRequest(room=name)

@@ -158,6 +158,7 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
         provider.options.timing,
         provider.connections,
         found.credential.expires_at,
+        found.credential.generation,
     )
     await connection.serve()
     return ws

@@ -26,6 +26,7 @@ from teleconsult.plugin import (
     ProviderLimits,
     ProviderStorage,
     ReportEvents,
+    Revocation,
     RoomRoster,
     RoomSpec,
     Roster,
@@ -34,7 +35,7 @@ from teleconsult.plugin import (
     stable_user_id,
 )
 
-from . import links
+from . import links, revoking
 from .ice import IceServers
 from .links import Credential, LinkSigner
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
@@ -158,6 +159,7 @@ class WebRTCVideo:
             opens_at=math.floor(opens.timestamp()),
             expires_at=math.ceil(expires.timestamp()),
             language=self.options.call_page.catalogs.match(join.language),
+            generation=join.link_generation,
         )
         return self.options.public_url + CALL_PATH + self._signer.sign(credential)
 
@@ -187,6 +189,13 @@ class WebRTCVideo:
             connection.close(WSCloseCode.GOING_AWAY, "server shutting down")
         if self.connections:
             await asyncio.wait([c.finished for c in self.connections], timeout=CLOSE_SECONDS)
+
+    # -- LinkRevocation ------------------------------------------------------------------------
+
+    async def revoke_link(self, revocation: Revocation) -> None:
+        """Disconnect the participant's pages now: those on this replica at once, those on
+        another as its connection next takes its mailbox; the others are told they left."""
+        await revoking.revoke(self.rooms, self.connections, revocation)
 
     # -- RoomDetails ---------------------------------------------------------------------------
 
@@ -234,6 +243,8 @@ class WebRTCVideo:
         language = language or self.options.call_page.catalogs.match(me.language)
         if roster.cancelled:
             return Refusal("cancelled", 410, language)
+        if (revoked := revoking.refusal(credential, me)) is not None:
+            return Refusal(revoked, 403 if revoked == revoking.REMOVED else 410, language)
         if roster.provider_room_id != credential.room_id:
             return Refusal("gone", 410, language)
         room = await self.rooms.get(credential.room_id)

@@ -17,6 +17,7 @@ from teleconsult.api import (
     health,
     listing,
     provider_events,
+    revocations,
     teleconsultations,
     webhooks,
 )
@@ -64,6 +65,7 @@ def setup_api(
             *audit.setup_routes(app),
             *features.setup_routes(app),
             *webhooks.setup_routes(app),
+            *revocations.setup_routes(app),
         ],
     )
     health.setup_routes(app)  # probes: not for browsers
@@ -81,6 +83,7 @@ def setup_api(
     )
     spec.spec.components.schema("ParticipantsObject", schema=ParticipantsObjectSchema)
     spec.spec.components.schema("ProviderEvent", provider_events.EVENT_SCHEMA)
+    spec.spec.components.schema("ParticipantEvent", schema=revocations.ParticipantEventSchema)
     with warnings.catch_warnings():
         # aiohttp-apigami keeps its spec under a plain string key; harmless, but aiohttp warns.
         warnings.simplefilter("ignore", NotAppKeyWarning)

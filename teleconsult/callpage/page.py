@@ -28,7 +28,17 @@ _FILES = resources.files(__package__) / "assets"
 TEMPLATE = (_FILES / "call.html").read_text(encoding="utf-8")
 CHECK_TEMPLATE = (_FILES / "check.html").read_text(encoding="utf-8")
 ENDING_REASONS = frozenset(
-    {"invalid", "not_open", "expired", "gone", "cancelled", "ended", "connection_lost"}
+    {
+        "invalid",
+        "not_open",
+        "expired",
+        "gone",
+        "cancelled",
+        "ended",
+        "connection_lost",
+        "revoked",
+        "removed",
+    }
 )
 """The reasons a link opens nothing, each a catalog key with its `next_` line."""
 UNBRANDED = Branding()

@@ -115,6 +115,9 @@ class JoinRequest:
     ends_at: datetime
     limited: bool
     """Whether the room has a duration (`UNLIMITED_TELECONSULTATION=false`)."""
+    link_generation: int = 0
+    """The participant's link generation: each revocation raises it, and a provider with
+    `LinkRevocation` makes links of earlier generations open nothing."""
 
     def window(self, grace: timedelta, max_lifetime: timedelta) -> tuple[datetime, datetime]:
         """When a credential for this link may be used: from `opens_at` (links are handed
@@ -251,6 +254,37 @@ class LiveConnections(Protocol):
 
 
 @dataclass(frozen=True)
+class Revocation:
+    """One participant's links handed out so far must stop working (issue 30)."""
+
+    teleconsultation_id: str
+    provider_room_id: str
+    provider_user_id: str
+    generation: int
+    """The participant's new link generation: links of an earlier one open nothing."""
+    removed: bool
+    """Removed from the call and kept out (blocked), not only handed a new link."""
+
+
+@runtime_checkable
+class LinkRevocation(Protocol):
+    """The provider can end the access of links it made (`DELETE .../link`, `PUT .../block`)."""
+
+    async def revoke_link(self, revocation: Revocation) -> None:
+        """Called once the record holds the new generation: disconnect whoever uses the
+        participant's earlier links now, and refuse those links from now on. Safe to call
+        again (a retry of the request raises the generation once more)."""
+        ...
+
+
+@runtime_checkable
+class UnrevocableLinks(Protocol):
+    """A provider without `LinkRevocation` that says why (the 501's message)."""
+
+    revocation_refusal: str
+
+
+@dataclass(frozen=True)
 class ProviderEvent:
     """Something the provider saw happen in one of its rooms: `kind` is one of
     `participant.joined`, `participant.left` (with the provider user), `call.started`,
@@ -293,6 +327,7 @@ CAPABILITIES: dict[type, str] = {
     Uploads: "uploads",
     VirtualBackgrounds: "virtual backgrounds",
     ProviderEvents: "provider events",
+    LinkRevocation: "link revocation",
 }
 """Each optional capability, with the name the 501 answer gives it."""
 
