@@ -1,0 +1,224 @@
+"""Revocations as they are recorded and as each provider answers them (issue 30): the audit
+trail and the webhooks carry who, whom and when, never a link; concurrent revocations lose
+nothing; `livekit` removes the participant and hands out a new identity; `jitsi`, `bandyer`
+and `fake` answer 501 saying why, and change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import jwt
+
+from teleconsult.services import SERVICES
+from tests.fakes.livekit import FakeLiveKit
+from tests.helpers import (
+    DOCTOR,
+    NURSE,
+    PATIENT,
+    STARTED,
+    WEBRTC,
+    Client,
+    FrozenClock,
+    MakeClient,
+    Server,
+    bandyer_env,
+    create,
+    error,
+    jitsi_env,
+    join,
+    livekit_env,
+    teleconsultation,
+    webrtc_call,
+)
+from tests.test_livekit import CONFIG as LIVEKIT_CONFIG
+from tests.test_livekit import around, real_now, token_of
+from tests.test_webhooks import SECRET, Receiver, deliver_all, start_receiver
+
+MANAGER = {"miauserid": "secretary-1", "miausergroups": "secretaries"}
+DOCTOR_ASKS = {"miauserid": "doctor-1", "x-request-id": "revoke-1"}
+
+
+def link_path(room_id: str, user: str) -> str:
+    return f"/teleconsultation/{room_id}/participants/{user}/link"
+
+
+def block_path(room_id: str, user: str) -> str:
+    return f"/teleconsultation/{room_id}/participants/{user}/block"
+
+
+async def test_each_change_is_an_audit_entry_and_a_webhook_without_the_link(
+    make_client: MakeClient, aiohttp_server: Server, clock: FrozenClock
+) -> None:
+    receiver = await start_receiver(aiohttp_server, Receiver())
+    client = await make_client(
+        WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET, MANAGER_GROUPS="secretaries", **WEBRTC
+    )
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT), headers=MANAGER)
+    clock.now = STARTED
+    _, handed = await join(client, room_id, "patient-1")
+    await deliver_all(client)
+    before = len(receiver.received)
+
+    for method, path, request_id in (
+        (client.delete, link_path(room_id, "patient-1"), "revoke-1"),
+        (client.put, block_path(room_id, "patient-1"), "remove-1"),
+        (client.delete, block_path(room_id, "patient-1"), "unblock-1"),
+    ):
+        response = await method(path, headers={**MANAGER, "x-request-id": request_id})
+        assert response.status == 204
+    await deliver_all(client)
+
+    events = receiver.received[before:]
+    assert [r.payload["type"] for r in events] == [
+        "participant.link_revoked",
+        "participant.removed",
+        "participant.unblocked",
+    ]
+    patient = {"userExternalId": "patient-1", "providerUserId": "patient-1", "level": "basic"}
+    for received in events:
+        data = received.payload["data"]
+        assert (data["participant"], data["by"], data["teleconsultationId"]) == (
+            patient,
+            "secretary-1",
+            room_id,
+        )
+        text = received.body.decode()
+        for secret in (handed["accessLinkURL"], "/webrtc/call/", "Jane Doe", "Joe Smith"):
+            assert secret not in text
+    response = await client.get(f"/teleconsultation/{room_id}/audit", headers=MANAGER)
+    entries = (await response.json())["items"]
+    assert [
+        (e["action"], e["actor"], e["participant"], e["requestId"], e["at"]) for e in entries[-3:]
+    ] == [
+        ("link_revoked", "secretary-1", "patient-1", "revoke-1", "2030-02-22T15:30:00.000Z"),
+        ("participant_removed", "secretary-1", "patient-1", "remove-1", "2030-02-22T15:30:00.000Z"),
+        (
+            "participant_unblocked",
+            "secretary-1",
+            "patient-1",
+            "unblock-1",
+            "2030-02-22T15:30:00.000Z",
+        ),
+    ]
+    assert handed["accessLinkURL"] not in await response.text()
+
+
+async def test_concurrent_revocations_on_two_replicas_lose_nothing(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    first = await make_client(**WEBRTC)
+    second = await make_client(**WEBRTC)
+    room_id, _ = await webrtc_call(first, clock, DOCTOR, PATIENT, NURSE)
+    asks = [
+        (first.delete, link_path(room_id, "patient-1")),
+        (second.delete, link_path(room_id, "nurse-1")),
+        (second.put, block_path(room_id, "patient-1")),
+        (first.delete, link_path(room_id, "patient-1")),
+    ]
+
+    answers = await asyncio.gather(*(method(path, headers=DOCTOR_ASKS) for method, path in asks))
+
+    assert [answer.status for answer in answers] == [204, 204, 204, 204]
+    record = await first.app[SERVICES].store.records.get(room_id)
+    assert record is not None
+    state = {p.external_id: (p.link_generation, p.blocked) for p in record.participants}
+    assert state == {"doctor-1": (0, False), "patient-1": (3, True), "nurse-1": (1, False)}
+    assert record.version == 1 + len(asks)  # one write each, none lost, none doubled
+
+
+async def test_livekit_removes_the_participant_and_hands_out_a_new_identity(
+    make_client: MakeClient, livekit: FakeLiveKit, livekit_url: str, clock: FrozenClock
+) -> None:
+    client = await make_client(
+        LIVEKIT_CONFIG, **livekit_env(livekit_url, IMMUTABLE_PERIOD_MS=str(600_000))
+    )
+    now = real_now()
+    clock.now = now - timedelta(hours=1)
+    room_id = await create(client, around(now, 2, DOCTOR, PATIENT))
+    clock.now = now  # inside the immutable window: the token's window is the real time's
+    _, handed = await join(client, room_id, "patient-1")
+    old = token_of(handed["accessLinkURL"], livekit_url)
+    room = jwt.decode(old, options={"verify_signature": False})["video"]["room"]
+    livekit.join(old)  # the patient is in the call
+    assert list(livekit.participants[room]) == ["patient-1"]
+
+    response = await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS)
+
+    assert response.status == 204
+    assert livekit.participants[room] == {}
+    [removal] = livekit.calls_to("RemoveParticipant")
+    assert (removal.request.room, removal.request.identity) == (room, "patient-1")
+    _, again = await join(client, room_id, "patient-1")
+    new = token_of(again["accessLinkURL"], livekit_url)
+    assert jwt.decode(new, options={"verify_signature": False})["sub"] == "patient-1~1"
+    livekit.join(new)
+    livekit.join(old)  # LiveKit keeps no revocation list: the old token joins until its exp,
+    assert sorted(livekit.participants[room]) == ["patient-1", "patient-1~1"]  # as its own
+    response = await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS)
+    assert response.status == 204  # and the next revocation removes both earlier identities
+    assert livekit.participants[room] == {}
+    details = await client.get(f"/teleconsultation/{room_id}", headers={"miauserid": "doctor-1"})
+    assert (await details.json())["details"]["connected"] == []
+
+
+async def unsupported(client: Client, room_id: str, provider: str, why: str) -> None:
+    """Revoking and removing answer 501 with why; nothing changed (the same link, no block)."""
+    _, before = await join(client, room_id, "patient-1")
+    refused = error(501, f"The {provider} video provider does not offer link revocation{why}")
+    for response in (
+        await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS),
+        await client.put(block_path(room_id, "patient-1"), headers=DOCTOR_ASKS),
+    ):
+        assert (response.status, await response.json()) == (501, refused)
+    status, after = await join(client, room_id, "patient-1")
+    assert status == 200
+    if provider != "jitsi":  # jitsi signs a new token each time; the others' links are fixed
+        assert after["accessLinkURL"] == before["accessLinkURL"]
+    record = await client.app[SERVICES].store.records.get(room_id)
+    assert record is not None
+    assert record.version == 1
+
+
+async def test_jitsi_cannot_revoke_and_says_why(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    client = await make_client(**jitsi_env())
+    room_id, _ = await locked_call(client, clock)
+    await unsupported(
+        client,
+        room_id,
+        "jitsi",
+        ": a Jitsi link is a JWT that Prosody accepts until its `exp`, with no list of revoked "
+        "tokens and no API to disconnect one participant; cancel the teleconsultation to end "
+        "every link",
+    )
+
+
+async def test_bandyer_cannot_revoke_and_says_why(
+    make_client: MakeClient, kaleyra_url: str, clock: FrozenClock
+) -> None:
+    client = await make_client(**bandyer_env(kaleyra_url))
+    room_id, _ = await locked_call(client, clock)
+    await unsupported(
+        client,
+        room_id,
+        "bandyer",
+        ": Kaleyra's documented API fixes each participant's link when the room is created and "
+        "has no call that ends one user's access (only deleting the room ends every link); "
+        "cancel the teleconsultation to end them",
+    )
+
+
+async def test_a_provider_that_says_nothing_gets_the_plain_501(
+    client: Client, clock: FrozenClock
+) -> None:
+    room_id, _ = await locked_call(client, clock)
+    await unsupported(client, room_id, "fake", ".")
+
+
+async def locked_call(client: Client, clock: FrozenClock) -> tuple[str, dict[str, Any]]:
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    clock.now = STARTED - timedelta(minutes=1)
+    return room_id, {}
