@@ -15,6 +15,7 @@ A plugin imports from this module only (a test fails when a module under
   `UnrevocableLinks` says why a provider cannot); `NamedRooms` (a provider that creates
   rooms under names chosen before the call); `IdentityProvider`;
   `ProviderContext.report_events`, for a provider that sees joins and leaves itself;
+  `ProviderContext.remove_participant`, for a call page that removes a participant;
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
@@ -105,6 +106,7 @@ from teleconsult.providers.protocols import (
     ProviderContext,
     ProviderEvent,
     ProviderEvents,
+    RemoveParticipant,
     ReportEvents,
     Revocation,
     RoomDetails,
@@ -171,6 +173,7 @@ __all__ = [
     "ProviderFailure",
     "ProviderLimits",
     "ProviderStorage",
+    "RemoveParticipant",
     "ReportEvents",
     "Revocation",
     "RoomDetails",

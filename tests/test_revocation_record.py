@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+from livekit.protocol import room as room_pb
 
 from teleconsult.services import SERVICES
 from tests.fakes.livekit import FakeLiveKit
@@ -149,7 +150,7 @@ async def test_livekit_removes_the_participant_and_hands_out_a_new_identity(
     assert response.status == 204
     assert livekit.participants[room] == {}
     [removal] = livekit.calls_to("RemoveParticipant")
-    assert (removal.request.room, removal.request.identity) == (room, "patient-1")
+    assert removal.request == room_pb.RoomParticipantIdentity(room=room, identity="patient-1")
     _, again = await join(client, room_id, "patient-1")
     new = token_of(again["accessLinkURL"], livekit_url)
     assert jwt.decode(new, options={"verify_signature": False})["sub"] == "patient-1~1"

@@ -15,16 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiohttp import WSCloseCode
+from aiohttp import WSCloseCode, web
 
 from teleconsult.plugin import (
     CallPage,
     CreatedRoom,
     JoinRequest,
     Level,
+    NotFound,
     ProviderError,
     ProviderLimits,
     ProviderStorage,
+    RemoveParticipant,
     ReportEvents,
     Revocation,
     RoomRoster,
@@ -110,6 +112,8 @@ class WebRTCVideo:
             storage, clock, options.presence_ttl, report_events, options.call_page.lobby.enabled
         )
         self.connections: set[Connection] = set()
+        self.remove_participant: RemoveParticipant | None = None
+        """The core's removal, for a plus participant's page (`remove_peer`)."""
         self._signer = None if options.link_secret is None else LinkSigner(options.link_secret)
         self._loading: asyncio.Task[LinkSigner] | None = None
         self._forgetting: asyncio.Task[None] | None = None
@@ -196,6 +200,19 @@ class WebRTCVideo:
         """Disconnect the participant's pages now: those on this replica at once, those on
         another as its connection next takes its mailbox; the others are told they left."""
         await revoking.revoke(self.rooms, self.connections, revocation)
+
+    async def remove_peer(self, request: web.Request, seat: Seat, peer: str) -> None:
+        """A plus participant's page removes the participant of one of its peers: the core
+        revokes and blocks them (recorded as theirs), then `revoke_link` cuts them off."""
+        if self.remove_participant is None:
+            raise revoking.cannot_remove(self.name)
+        state = await self.rooms.get(seat.credential.room_id)
+        whom = revoking.user_of_peer(state, peer)
+        if whom is None:
+            raise NotFound("That participant already left the call.")
+        await self.remove_participant(
+            request, seat.credential.teleconsultation_id, seat.me.provider_user_id, whom
+        )
 
     # -- RoomDetails ---------------------------------------------------------------------------
 

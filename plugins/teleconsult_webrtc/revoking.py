@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from teleconsult.plugin import PARTICIPANT_LEFT, Revocation, RosterEntry
+from teleconsult.plugin import PARTICIPANT_LEFT, NotFound, Revocation, RosterEntry
 
 from .links import Credential
 from .rooms import Rooms, RoomState
@@ -27,6 +27,19 @@ REMOVED = "removed"
 """The ending page of a participant removed from the call."""
 ENDED_REASONS = {False: "link_revoked", True: "removed"}
 """What an `ended` message says to a page cut off, by whether its participant was removed."""
+
+
+def user_of_peer(state: RoomState | None, peer: str) -> str | None:
+    """The participant of a connection seated or waiting in the room, if it still is."""
+    if state is None:
+        return None
+    presence = state.peers.get(peer) or state.waiting.get(peer)
+    return None if presence is None else presence.user
+
+
+def cannot_remove(provider: str) -> NotFound:
+    """Built outside an app (no core to ask): the page's Remove leads nowhere."""
+    return NotFound(f"The {provider} provider runs without the service's core: none to ask.")
 
 
 def refusal(credential: Credential, me: RosterEntry) -> str | None:
@@ -56,8 +69,17 @@ def _cut_off(connection: Connection, revocation: Revocation) -> bool:
 
 async def _remove_from_room(rooms: Rooms, revocation: Revocation, reason: str) -> None:
     """The room stops listing the participant's connections and refuses their earlier links;
-    they hear `ended`, the others `peer-left` (and the core that they left)."""
-    user, generation = revocation.provider_user_id, revocation.generation
+    they hear `ended`, the others `peer-left` (and the core that they left). `ended` is posted
+    before the room is written: a connection whose heartbeat finds itself gone takes its
+    mailbox first, so it ends with the reason rather than reconnecting to be refused."""
+    room, user, generation = (
+        revocation.provider_room_id,
+        revocation.provider_user_id,
+        revocation.generation,
+    )
+    ended = {"type": "ended", "reason": reason}
+    told = _connections_of(await rooms.get(room), user)
+    await rooms._tell(told, ended)
 
     def change(state: RoomState) -> tuple[tuple[list[str], list[str], list[str]], bool]:
         seated = [peer for peer, p in state.peers.items() if p.user == user]
@@ -71,13 +93,19 @@ async def _remove_from_room(rooms: Rooms, revocation: Revocation, reason: str) -
         state.generations[user] = max(generation, state.generations.get(user, 0))
         return (seated, waiting, list(state.peers)), True
 
-    room = revocation.provider_room_id
     found = await rooms._update(room, "revoke a participant's link", change)
     if found is None:
         return
     seated, waiting, remaining = found
-    await rooms._tell([*seated, *waiting], {"type": "ended", "reason": reason})
+    await rooms._tell([p for p in (*seated, *waiting) if p not in told], ended)  # came meanwhile
     await rooms._tell(remaining, *rooms._left(seated))
     await rooms._tell(remaining, *({"type": "knock-withdrawn", "peer": p} for p in waiting))
     if seated:
         await rooms._report(room, rooms.clock(), (PARTICIPANT_LEFT, user))
+
+
+def _connections_of(state: RoomState | None, user: str) -> list[str]:
+    """The participant's connections in the room, seated or waiting."""
+    if state is None:
+        return []
+    return [peer for peer, p in (*state.peers.items(), *state.waiting.items()) if p.user == user]

@@ -23,6 +23,8 @@ from teleconsult.api.trace import audited
 from teleconsult.core import audit, revocation
 from teleconsult.core.link_revocations import LinkRevocations
 from teleconsult.core.revocation import Asker
+from teleconsult.errors import NotFound
+from teleconsult.providers.protocols import Caller
 from teleconsult.services import SERVICES
 
 PATH = "/teleconsultation/{roomId}/participants/{userExternalId}"
@@ -148,6 +150,29 @@ async def remove_participant(request: web.Request) -> web.Response:
 )
 async def unblock_participant(request: web.Request) -> web.Response:
     return await _act(request, lambda r: r.unblock, audit.UNBLOCKED)
+
+
+async def remove_from_page(
+    request: web.Request, teleconsultation_id: str, by: str, whom: str
+) -> None:
+    """A plus participant's call page removes another participant (provider user ids): as
+    `PUT .../block` by that participant, recorded with the page's request."""
+    service = request.app[SERVICES].service
+    record = await service.load(teleconsultation_id)
+    users = {p.provider_user_id: p for p in record.participants}
+    asking, removed = users.get(by), users.get(whom)
+    if asking is None or removed is None:
+        raise NotFound("That participant is no longer in this teleconsultation.")
+    groups = frozenset(asking.groups)
+    caller = Caller(id=asking.external_id, groups=groups)
+
+    async def recorded() -> None:
+        await audited(
+            request, audit.REMOVED, teleconsultation_id, caller, participant=removed.external_id
+        )
+
+    asker = Asker(id=asking.external_id, groups=groups, manager=False)
+    await LinkRevocations(service).remove(teleconsultation_id, removed.external_id, asker, recorded)
 
 
 def setup_routes(app: web.Application) -> list[web.AbstractRoute]:

@@ -81,6 +81,7 @@ STATIC_ASSETS = {
         ("admission.js", "text/javascript"),
         ("tiles.js", "text/javascript"),
         ("tools.js", "text/javascript"),
+        ("removal.js", "text/javascript"),
         ("ending.js", "text/javascript"),
         ("call.css", "text/css"),
     )

@@ -18,6 +18,8 @@ from teleconsult.core.domain import Level, ProviderLimits, RoomParticipant, Room
 from teleconsult.providers.storage import ProviderStorage, Roster
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from teleconsult.configuration.tokens import TokenDefaults
 
 OwnSettings = TypeVar("OwnSettings", bound=DeclaredSettings)
@@ -320,6 +322,11 @@ EVENT_MAX_AGE = timedelta(minutes=5)
 ReportEvents = Callable[[Sequence[ProviderEvent]], Awaitable[object]]
 """How a provider that sees the moments itself (the built-in `webrtc`) tells the core."""
 
+RemoveParticipant = Callable[["web.Request", str, str, str], Awaitable[None]]
+"""`remove(request, teleconsultation_id, by, whom)`: a plus participant's call page removes
+another participant (provider user ids `by` and `whom`) as `PUT .../block` does: revoked,
+blocked, recorded (the audit entry from `request`, the webhook); raises the API's errors."""
+
 
 CAPABILITIES: dict[type, str] = {
     RoomDetails: "room details",
@@ -372,6 +379,9 @@ class ProviderContext(Generic[OwnSettings]):
     report_events: ReportEvents | None = field(default=None, repr=False)
     """Records provider events on their teleconsultations and sends them out as webhooks,
     for a provider that sees joins and leaves itself (set by the app)."""
+    remove_participant: RemoveParticipant | None = field(default=None, repr=False)
+    """Removes a participant from the call, for a provider whose page offers it (set by the
+    app)."""
     call_page: CallPage = field(default_factory=default_call_page, repr=False)
     """The call page, for a provider that serves it: its texts, headers and branding, from the
     `CALL_PAGE_*` settings and the configuration file (set by the app)."""
