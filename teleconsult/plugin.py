@@ -71,6 +71,7 @@ from teleconsult.core.domain import (
 )
 from teleconsult.errors import (
     ConfigurationError,
+    Forbidden,
     InvalidRequest,
     NotFound,
     ProviderError,
@@ -150,6 +151,7 @@ __all__ = [
     "CreatedRoom",
     "Credentials",
     "DeclaredSettings",
+    "Forbidden",
     "HttpsUrl",
     "Identity",
     "IdentityProvider",

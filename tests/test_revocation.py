@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import WSMsgType
+from teleconsult_webrtc.rooms import Joined, Peer, Refused, RoomState, seat
 
+from teleconsult.services import SERVICES
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -242,3 +244,64 @@ async def webrtc_call_by(
         assert status == 200, answer
         links[entry["userExternalId"]] = answer["accessLinkURL"]
     return room_id, links
+
+
+async def test_the_page_of_a_plus_participant_removes_a_peer(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    """`POST <link>/remove {"peer"}`: the doctor's page removes the nurse's connection's
+    participant; a basic participant's page may not, and a body without a peer is a 400."""
+    first = await make_client(**WEBRTC)
+    second = await make_client(**WEBRTC)
+    room_id, links = await webrtc_call(first, clock, DOCTOR, PATIENT, NURSE)
+    doctor, joined_doctor = await open_call(first, links["doctor-1"])
+    nurse, joined_nurse = await open_call(second, links["nurse-1"])
+    _, nurse_id = await introduced(doctor, joined_doctor, joined_nurse)
+    remove = path_of(links["doctor-1"]) + "/remove"
+
+    by_patient = await first.post(path_of(links["patient-1"]) + "/remove", json={"peer": nurse_id})
+    assert (by_patient.status, await by_patient.json()) == (
+        403,
+        error(403, "Only a plus participant's page may remove someone from the call."),
+    )
+    for body in ({}, {"peer": 5}, {"peer": ""}):
+        response = await first.post(remove, json=body)
+        assert (response.status, await response.json()) == (
+            400,
+            error(400, 'The body must be {"peer": "<a peer id from the call>"}.'),
+        )
+    response = await first.post(remove, json={"peer": "nobody"})
+    assert (response.status, await response.json()) == (
+        404,
+        error(404, "That participant already left the call."),
+    )
+
+    response = await first.post(remove, json={"peer": nurse_id})
+
+    assert response.status == 204
+    assert await nurse.receive_json(timeout=5) == REMOVED
+    assert await doctor.receive_json(timeout=5) == {"type": "peer-left", "id": nurse_id}
+    assert await join(second, room_id, "nurse-1") == (403, BLOCKED)
+    record = await first.app[SERVICES].store.records.get(room_id)
+    assert record is not None
+    assert record.updater_id == "doctor-1"  # removed as the doctor
+    await doctor.close()
+
+
+def test_a_connection_admitted_before_a_revocation_takes_no_seat_after_it() -> None:
+    """The room refuses a join whose credential is of an earlier generation than the one it
+    holds: a page checked just before the revocation cannot sit down just after it."""
+    state = RoomState(
+        participants={"doctor-1": True, "patient-1": False},
+        duration_seconds=None,
+        live=False,
+        recording="none",
+        created_at="2030-02-22T15:00:00.000Z",
+        generations={"patient-1": 2},
+    )
+
+    assert seat(state, Peer("old", "patient-1", 1), STARTED, 0) == Refused(
+        "revoked", "link_revoked"
+    )
+    assert isinstance(seat(state, Peer("new", "patient-1", 2), STARTED, 0), Joined)
+    assert RoomState.from_document(state.to_document()) == state

@@ -24,6 +24,7 @@ from teleconsult.plugin import (
     VIDEO_PROVIDER,
     Asset,
     CallPage,
+    Forbidden,
     InvalidRequest,
     ServiceError,
     default_call_page,
@@ -173,8 +174,10 @@ async def remove_peer(request: web.Request) -> web.Response:
         return admitted
     provider, found = admitted
     page = provider.options.call_page
-    if not _same_origin(request, provider.options.public_url) or not found.me.is_admin:
+    if not _same_origin(request, provider.options.public_url):
         return _refusal_json(request, page, Refusal("invalid", 403, found.language))
+    if not found.me.is_admin:
+        raise Forbidden("Only a plus participant's page may remove someone from the call.")
     try:
         body = await request.json() if request.content_length else None
     except ValueError:
