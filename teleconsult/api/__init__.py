@@ -89,6 +89,7 @@ def setup_api(
         warnings.simplefilter("ignore", NotAppKeyWarning)
         spec.register(app, in_place=True)
     document.finish(openapi_document(app), settings, user_id_path)
+    revocations.document_webhooks(openapi_document(app))
     app.on_startup.append(document.describe_providers)  # after the cleanup contexts: opened
     app.router.add_get("/documentation", _to_documentation, allow_head=False)
     # A parser of our own, per app: our error bodies, and JSON bodies read within bounds.

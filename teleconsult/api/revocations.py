@@ -28,6 +28,7 @@ from teleconsult.providers.protocols import Caller
 from teleconsult.services import SERVICES
 
 PATH = "/teleconsultation/{roomId}/participants/{userExternalId}"
+EVENT_SCHEMA_REF = "#/components/schemas/ParticipantEvent"
 WHO = (
     "Allowed to the teleconsultation's creator, its plus participants, members of "
     "ADMIN_GROUPS and MANAGER_GROUPS"
@@ -51,24 +52,24 @@ ANSWERS: dict[int, dict[str, Any]] = {
 }
 
 
-class _EventParticipantSchema(Schema):
+class EventParticipantSchema(Schema):
     userExternalId = fields.String(required=True)
     providerUserId = fields.String(required=True)
     level = fields.String(required=True, validate=validate.OneOf(["basic", "plus"]))
 
 
-class _ParticipantEventDataSchema(Schema):
+class ParticipantEventDataSchema(Schema):
     teleconsultationId = fields.String(required=True)
     version = fields.Integer(required=True)
     state = fields.String(required=True)
     startDate = fields.DateTime(required=True)
     endDate = fields.DateTime(required=True)
     participantsNumber = fields.Integer(required=True)
-    participants = fields.List(fields.Nested(_EventParticipantSchema), required=True)
+    participants = fields.List(fields.Nested(EventParticipantSchema), required=True)
     providerRoomId = fields.String(required=True, allow_none=True)
     updatedAt = fields.DateTime(required=True)
     participant = fields.Nested(
-        _EventParticipantSchema,
+        EventParticipantSchema,
         required=True,
         metadata={"description": "Whose link was revoked, who was removed or let back in."},
     )
@@ -84,7 +85,7 @@ class ParticipantEventSchema(Schema):
 
     type = fields.String(required=True, validate=validate.OneOf(list(revocation.KINDS)))
     timestamp = fields.DateTime(required=True)
-    data = fields.Nested(_ParticipantEventDataSchema, required=True)
+    data = fields.Nested(ParticipantEventDataSchema, required=True)
 
 
 async def _act(
@@ -150,6 +151,35 @@ async def remove_participant(request: web.Request) -> web.Response:
 )
 async def unblock_participant(request: web.Request) -> web.Response:
     return await _act(request, lambda r: r.unblock, audit.UNBLOCKED)
+
+
+WEBHOOK_SUMMARIES = {
+    revocation.LINK_REVOKED: "A participant's link was revoked",
+    revocation.REMOVED: "A participant was removed from the call and is kept out",
+    revocation.UNBLOCKED: "A removed participant was let back in",
+}
+
+
+def document_webhooks(document: dict[str, Any]) -> None:
+    """The events these routes send, as Redoc's `x-webhooks` (OpenAPI 3.0 has no `webhooks`):
+    each a signed POST to the configured endpoints (docs/webhooks.md)."""
+    body = {"content": {"application/json": {"schema": {"$ref": EVENT_SCHEMA_REF}}}}
+    document.setdefault("x-webhooks", {}).update(
+        {
+            kind: {
+                "post": {
+                    "summary": summary,
+                    "description": "Signed with Standard Webhooks (docs/webhooks.md); ids, "
+                    "states and times only, never a link or a name.",
+                    "operationId": kind.replace("participant.", "webhook_"),
+                    "requestBody": body,
+                    "security": [],  # the receiver checks the signature, not a caller
+                    "responses": {"2XX": {"description": "Received."}},
+                }
+            }
+            for kind, summary in WEBHOOK_SUMMARIES.items()
+        }
+    )
 
 
 async def remove_from_page(

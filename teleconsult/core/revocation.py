@@ -46,8 +46,10 @@ class Asker:
 
 
 def may_block(record: Teleconsultation, asker: Asker, policy: WritePolicy) -> bool:
-    """Those who may change the teleconsultation (its creator, plus participants, admins),
-    and managers."""
+    """Identified callers who may change the teleconsultation (its creator, plus participants,
+    admins), and managers; never an anonymous caller, whatever ALLOW_ANONYMOUS_WRITES says."""
+    if asker.id is None:
+        return False
     return asker.manager or domain.may_change(record, asker.id, asker.groups, policy)
 
 
