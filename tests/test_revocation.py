@@ -257,6 +257,11 @@ async def test_the_page_of_a_plus_participant_removes_a_peer(
             400,
             error(400, 'The body must be {"peer": "<a peer id from the call>"}.'),
         )
+    response = await first.post(remove, json={"peer": joined_doctor["self"]["id"]})
+    assert (response.status, await response.json()) == (
+        400,
+        error(400, "A page cannot remove its own participant; Leave instead."),
+    )
     response = await first.post(remove, json={"peer": "nobody"})
     assert (response.status, await response.json()) == (
         404,

@@ -13,7 +13,7 @@ import jwt
 from livekit.protocol import room as room_pb
 
 from teleconsult.services import SERVICES
-from tests.fakes.livekit import FakeLiveKit
+from tests.fakes.livekit import FakeLiveKit, Fault
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -223,3 +223,66 @@ async def locked_call(client: Client, clock: FrozenClock) -> tuple[str, dict[str
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
     clock.now = STARTED - timedelta(minutes=1)
     return room_id, {}
+
+
+async def test_a_change_of_the_participants_keeps_a_revocation_and_a_block(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    """Before the lock a PATCH may list the participants again: the ones kept keep their link
+    generation and their block, so a change never gives a revoked link back."""
+    client = await make_client(**WEBRTC)
+    room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
+    for method, path in (
+        (client.delete, link_path(room_id, "doctor-1")),
+        (client.put, block_path(room_id, "patient-1")),
+    ):
+        assert (await method(path, headers=DOCTOR_ASKS)).status == 204
+
+    patched = await client.patch(
+        f"/teleconsultation/{room_id}",
+        json={"participants": {"number": 2, "data": [DOCTOR, PATIENT]}},
+        headers=DOCTOR_ASKS,
+    )
+
+    assert patched.status == 204
+    record = await client.app[SERVICES].store.records.get(room_id)
+    assert record is not None
+    state = {p.external_id: (p.link_generation, p.blocked) for p in record.participants}
+    assert state == {"doctor-1": (1, False), "patient-1": (1, True)}
+    clock.now = STARTED
+    assert (await join(client, room_id, "patient-1"))[0] == 403
+
+
+async def test_a_livekit_failure_names_the_operation_and_the_revocation_stays_written(
+    make_client: MakeClient, livekit: FakeLiveKit, livekit_url: str, clock: FrozenClock
+) -> None:
+    client = await make_client(
+        LIVEKIT_CONFIG, **livekit_env(livekit_url, IMMUTABLE_PERIOD_MS=str(600_000))
+    )
+    now = real_now()
+    clock.now = now - timedelta(hours=1)
+    room_id = await create(client, around(now, 2, DOCTOR, PATIENT))
+    clock.now = now
+    _, handed = await join(client, room_id, "patient-1")
+    livekit.join(token_of(handed["accessLinkURL"], livekit_url))
+    livekit.fail("RemoveParticipant", Fault(status=500, times=3))
+
+    response = await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS)
+
+    assert (response.status, await response.json()) == (
+        502,
+        error(
+            502,
+            "The livekit provider failed to remove a participant: HTTP 500 (internal): "
+            "injected fault",
+        ),
+    )
+    _, again = await join(client, room_id, "patient-1")  # written: the next link is new
+    new = token_of(again["accessLinkURL"], livekit_url)
+    assert jwt.decode(new, options={"verify_signature": False})["sub"] == "patient-1~1"
+    response = await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS)
+    assert response.status == 204  # the retry removes them
+    assert (
+        livekit.participants[jwt.decode(new, options={"verify_signature": False})["video"]["room"]]
+        == {}
+    )

@@ -23,7 +23,7 @@ from teleconsult.api.trace import audited
 from teleconsult.core import audit, revocation
 from teleconsult.core.link_revocations import LinkRevocations
 from teleconsult.core.revocation import Asker
-from teleconsult.errors import NotFound
+from teleconsult.errors import InvalidRequest, NotFound
 from teleconsult.providers.protocols import Caller
 from teleconsult.services import SERVICES
 
@@ -193,6 +193,8 @@ async def remove_from_page(
     asking, removed = users.get(by), users.get(whom)
     if asking is None or removed is None:
         raise NotFound("That participant is no longer in this teleconsultation.")
+    if asking is removed:
+        raise InvalidRequest("A page cannot remove its own participant; Leave instead.")
     groups = frozenset(asking.groups)
     caller = Caller(id=asking.external_id, groups=groups)
 
