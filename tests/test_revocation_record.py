@@ -35,18 +35,11 @@ from tests.helpers import (
 )
 from tests.test_livekit import CONFIG as LIVEKIT_CONFIG
 from tests.test_livekit import around, real_now, token_of
+from tests.test_revocation import block_path, link_path
 from tests.test_webhooks import SECRET, Receiver, deliver_all, start_receiver
 
 MANAGER = {"miauserid": "secretary-1", "miausergroups": "secretaries"}
 DOCTOR_ASKS = {"miauserid": "doctor-1", "x-request-id": "revoke-1"}
-
-
-def link_path(room_id: str, user: str) -> str:
-    return f"/teleconsultation/{room_id}/participants/{user}/link"
-
-
-def block_path(room_id: str, user: str) -> str:
-    return f"/teleconsultation/{room_id}/participants/{user}/block"
 
 
 async def test_each_change_is_an_audit_entry_and_a_webhook_without_the_link(
@@ -129,18 +122,26 @@ async def test_concurrent_revocations_on_two_replicas_lose_nothing(
     assert record.version == 1 + len(asks)  # one write each, none lost, none doubled
 
 
-async def test_livekit_removes_the_participant_and_hands_out_a_new_identity(
-    make_client: MakeClient, livekit: FakeLiveKit, livekit_url: str, clock: FrozenClock
-) -> None:
+async def livekit_call(
+    make_client: MakeClient, livekit_url: str, clock: FrozenClock
+) -> tuple[Client, str, str]:
+    """A LiveKit teleconsultation inside its immutable window (at the real time, which the
+    fake's token checks use): the client, its id and the patient's token."""
     client = await make_client(
         LIVEKIT_CONFIG, **livekit_env(livekit_url, IMMUTABLE_PERIOD_MS=str(600_000))
     )
     now = real_now()
     clock.now = now - timedelta(hours=1)
     room_id = await create(client, around(now, 2, DOCTOR, PATIENT))
-    clock.now = now  # inside the immutable window: the token's window is the real time's
+    clock.now = now
     _, handed = await join(client, room_id, "patient-1")
-    old = token_of(handed["accessLinkURL"], livekit_url)
+    return client, room_id, token_of(handed["accessLinkURL"], livekit_url)
+
+
+async def test_livekit_removes_the_participant_and_hands_out_a_new_identity(
+    make_client: MakeClient, livekit: FakeLiveKit, livekit_url: str, clock: FrozenClock
+) -> None:
+    client, room_id, old = await livekit_call(make_client, livekit_url, clock)
     room = jwt.decode(old, options={"verify_signature": False})["video"]["room"]
     livekit.join(old)  # the patient is in the call
     assert list(livekit.participants[room]) == ["patient-1"]
@@ -256,15 +257,8 @@ async def test_a_change_of_the_participants_keeps_a_revocation_and_a_block(
 async def test_a_livekit_failure_names_the_operation_and_the_revocation_stays_written(
     make_client: MakeClient, livekit: FakeLiveKit, livekit_url: str, clock: FrozenClock
 ) -> None:
-    client = await make_client(
-        LIVEKIT_CONFIG, **livekit_env(livekit_url, IMMUTABLE_PERIOD_MS=str(600_000))
-    )
-    now = real_now()
-    clock.now = now - timedelta(hours=1)
-    room_id = await create(client, around(now, 2, DOCTOR, PATIENT))
-    clock.now = now
-    _, handed = await join(client, room_id, "patient-1")
-    livekit.join(token_of(handed["accessLinkURL"], livekit_url))
+    client, room_id, old = await livekit_call(make_client, livekit_url, clock)
+    livekit.join(old)
     livekit.fail("RemoveParticipant", Fault(status=500, times=3))
 
     response = await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS)

@@ -14,8 +14,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from teleconsult.plugin import PARTICIPANT_LEFT, NotFound, Revocation, RosterEntry
+from teleconsult.plugin import PARTICIPANT_LEFT, NotFound, Revocation, RosterEntry, gather_all
 
 from .links import Credential
 from .rooms import Rooms, RoomState
@@ -79,7 +80,7 @@ async def _remove_from_room(rooms: Rooms, revocation: Revocation, reason: str) -
     )
     ended = {"type": "ended", "reason": reason}
     told = _connections_of(await rooms.get(room), user)
-    await rooms._tell(told, ended)
+    await _post(rooms, told, ended)
 
     def change(state: RoomState) -> tuple[tuple[list[str], list[str], list[str]], bool]:
         seated = [peer for peer, p in state.peers.items() if p.user == user]
@@ -97,11 +98,22 @@ async def _remove_from_room(rooms: Rooms, revocation: Revocation, reason: str) -
     if found is None:
         return
     seated, waiting, remaining = found
-    await rooms._tell([p for p in (*seated, *waiting) if p not in told], ended)  # came meanwhile
-    await rooms._tell(remaining, *rooms._left(seated))
-    await rooms._tell(remaining, *({"type": "knock-withdrawn", "peer": p} for p in waiting))
+    await _post(rooms, [p for p in (*seated, *waiting) if p not in told], ended)  # came meanwhile
+    left = [{"type": "peer-left", "peer": p} for p in seated]
+    withdrawn = [{"type": "knock-withdrawn", "peer": p} for p in waiting]
+    await _post(rooms, remaining, *left, *withdrawn)
     if seated:
         await rooms._report(room, rooms.clock(), (PARTICIPANT_LEFT, user))
+
+
+async def _post(rooms: Rooms, peers: list[str], *messages: dict[str, Any]) -> None:
+    """Post `messages`, in order, to each of `peers`' mailboxes (the signaling's seam)."""
+
+    async def to(peer: str) -> None:
+        for message in messages:
+            await rooms.post(peer, message)
+
+    await gather_all(*(to(peer) for peer in peers))
 
 
 def _connections_of(state: RoomState | None, user: str) -> list[str]:
