@@ -1,7 +1,8 @@
 """Revocations as they are recorded and as each provider answers them (issue 30): the audit
 trail and the webhooks carry who, whom and when, never a link; concurrent revocations lose
-nothing; `livekit` removes the participant and hands out a new identity; `jitsi`, `bandyer`
-and `fake` answer 501 saying why, and change nothing."""
+nothing; `livekit` removes the participant and hands out a new identity; `fake` refuses the
+old link; `jitsi` and `bandyer` answer 501 saying why (a provider that says nothing, the
+plain 501), and change nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import jwt
 from livekit.protocol import room as room_pb
+from yarl import URL
 
 from teleconsult.services import SERVICES
 from tests.fakes.livekit import FakeLiveKit, Fault
@@ -35,6 +37,7 @@ from tests.helpers import (
 )
 from tests.test_livekit import CONFIG as LIVEKIT_CONFIG
 from tests.test_livekit import around, real_now, token_of
+from tests.test_plugins import load_documented_example
 from tests.test_revocation import block_path, link_path
 from tests.test_webhooks import SECRET, Receiver, deliver_all, start_receiver
 
@@ -167,7 +170,9 @@ async def test_livekit_removes_the_participant_and_hands_out_a_new_identity(
 
 async def unsupported(client: Client, room_id: str, provider: str, why: str) -> None:
     """Revoking and removing answer 501 with why; nothing changed (the same link, no block)."""
-    _, before = await join(client, room_id, "patient-1")
+    status, before = await join(client, room_id, "patient-1")
+    assert status == 200
+    assert before["accessLinkURL"] is not None
     refused = error(501, f"The {provider} video provider does not offer link revocation{why}")
     for response in (
         await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS),
@@ -176,7 +181,7 @@ async def unsupported(client: Client, room_id: str, provider: str, why: str) -> 
         assert (response.status, await response.json()) == (501, refused)
     status, after = await join(client, room_id, "patient-1")
     assert status == 200
-    if provider != "jitsi":  # jitsi signs a new token each time; the others' links are fixed
+    if provider == "bandyer":  # jitsi and echo sign a new link each time; Kaleyra's are fixed
         assert after["accessLinkURL"] == before["accessLinkURL"]
     record = await client.app[SERVICES].store.records.get(room_id)
     assert record is not None
@@ -214,15 +219,30 @@ async def test_bandyer_cannot_revoke_and_says_why(
 
 
 async def test_a_provider_that_says_nothing_gets_the_plain_501(
-    client: Client, clock: FrozenClock
+    make_client: MakeClient, clock: FrozenClock
 ) -> None:
+    client = await make_client(plugins=[load_documented_example()], VIDEO_PROVIDER="echo")
     room_id, _ = await locked_call(client, clock)
-    await unsupported(client, room_id, "fake", ".")
+    await unsupported(client, room_id, "echo", ".")
+
+
+async def test_the_fake_provider_refuses_a_revoked_link(client: Client, clock: FrozenClock) -> None:
+    room_id, _ = await locked_call(client, clock)
+    _, before = await join(client, room_id, "patient-1")
+
+    response = await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS)
+
+    assert response.status == 204
+    _, after = await join(client, room_id, "patient-1")
+    assert after["accessLinkURL"] != before["accessLinkURL"]
+    for link, status in ((before["accessLinkURL"], 410), (after["accessLinkURL"], 200)):
+        assert (await client.get(URL(link).raw_path_qs)).status == status
 
 
 async def locked_call(client: Client, clock: FrozenClock) -> tuple[str, dict[str, Any]]:
+    """A teleconsultation that is due: links are handed out."""
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT))
-    clock.now = STARTED - timedelta(minutes=1)
+    clock.now = STARTED
     return room_id, {}
 
 
