@@ -43,6 +43,7 @@ from tests.test_webhooks import SECRET, Receiver, deliver_all, start_receiver
 
 MANAGER = {"miauserid": "secretary-1", "miausergroups": "secretaries"}
 DOCTOR_ASKS = {"miauserid": "doctor-1", "x-request-id": "revoke-1"}
+AT = "2030-02-22T15:41:00.000Z"
 
 
 async def test_each_change_is_an_audit_entry_and_a_webhook_without_the_link(
@@ -53,9 +54,10 @@ async def test_each_change_is_an_audit_entry_and_a_webhook_without_the_link(
         WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET, MANAGER_GROUPS="secretaries", **WEBRTC
     )
     room_id = await create(client, teleconsultation(2, DOCTOR, PATIENT), headers=MANAGER)
-    clock.now = STARTED
+    clock.now = STARTED + timedelta(minutes=11)  # past the no-show deadline: it went out
     _, handed = await join(client, room_id, "patient-1")
     await deliver_all(client)
+    assert receiver.types[-1] == "call.no_show"
     before = len(receiver.received)
 
     for method, path, request_id in (
@@ -89,15 +91,9 @@ async def test_each_change_is_an_audit_entry_and_a_webhook_without_the_link(
     assert [
         (e["action"], e["actor"], e["participant"], e["requestId"], e["at"]) for e in entries[-3:]
     ] == [
-        ("link_revoked", "secretary-1", "patient-1", "revoke-1", "2030-02-22T15:30:00.000Z"),
-        ("participant_removed", "secretary-1", "patient-1", "remove-1", "2030-02-22T15:30:00.000Z"),
-        (
-            "participant_unblocked",
-            "secretary-1",
-            "patient-1",
-            "unblock-1",
-            "2030-02-22T15:30:00.000Z",
-        ),
+        ("link_revoked", "secretary-1", "patient-1", "revoke-1", AT),
+        ("participant_removed", "secretary-1", "patient-1", "remove-1", AT),
+        ("participant_unblocked", "secretary-1", "patient-1", "unblock-1", AT),
     ]
     assert handed["accessLinkURL"] not in await response.text()
 

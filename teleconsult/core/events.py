@@ -151,6 +151,8 @@ def events_of_change(
     # Provider events and credential changes leave the room and the dates be.
     if kind not in attendance_rules.PROVIDER_EVENT_TYPES and kind not in revocation.KINDS:
         _room_events(add, before, after, policy, now)
+    if kind in revocation.KINDS:  # the same people, dates and attendance: no-show unmoved
+        return events
     was = attendance_rules.no_show(before, no_show_after) if before is not None else None
     will = attendance_rules.no_show(after, no_show_after)
     if will is not None and will != was:
