@@ -26,6 +26,7 @@ import pluggy
 
 from teleconsult.api.auth import Authenticator, JwksKeys, TokenRules
 from teleconsult.api.caller import default_path
+from teleconsult.api.revocations import remove_from_page
 from teleconsult.callpage import CallPage
 from teleconsult.configuration.catalog import secret_names
 from teleconsult.configuration.declarations import DeclaredSettings
@@ -65,6 +66,7 @@ from teleconsult.providers.outbound import CallPolicy, OutboundClient
 from teleconsult.providers.protocols import (
     IdentityProvider,
     ProviderContext,
+    RemoveParticipant,
     ReportEvents,
     VideoProvider,
 )
@@ -215,7 +217,9 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
         attendance = AttendanceRecorder(
             store.records, announcer, clock, on_change=waiter.changed, audit_log=audit_log
         )
-        video, identity = await open_providers(stack, plan, clock, store, attendance.record)
+        video, identity = await open_providers(
+            stack, plan, clock, store, attendance.record, remove_from_page
+        )
         authenticator = _authenticator(settings, plan.user_id_path, clock)
         stack.push_async_callback(authenticator.close)
         measured_video = measured(video, metrics.observe_provider("video", video.name))
@@ -327,6 +331,7 @@ async def open_providers(
     clock: Clock,
     store: Store,
     report_events: ReportEvents | None = None,
+    remove_participant: RemoveParticipant | None = None,
 ) -> tuple[VideoProvider, IdentityProvider]:
     """Create the two chosen providers, each with its context (its own settings, never the
     core's); `stack` closes them."""
@@ -342,6 +347,7 @@ async def open_providers(
             storage=ProviderStorage(store.provider_data, plugin, clock),
             roster=rosters.roster,
             report_events=report_events,
+            remove_participant=remove_participant,
             call_page=plan.call_page,
         )
 

@@ -11,9 +11,11 @@ A plugin imports from this module only (a test fails when a module under
   `PARTICIPANT_LEFT`, `CALL_STARTED`, `CALL_ENDED` and the lobby's `PARTICIPANT_WAITING`,
   `PARTICIPANT_ADMITTED`, `PARTICIPANT_DECLINED`, refused past `EVENT_MAX_AGE`);
   `LiveConnections` (a provider whose own WebSockets are closed as the server begins
-  to stop); `NamedRooms` (a provider that creates rooms under names chosen before the
-  call); `IdentityProvider`; `ProviderContext.report_events`, for a provider that
-  sees joins and leaves itself;
+  to stop); `LinkRevocation` (one participant's links revoked: a `Revocation`;
+  `UnrevocableLinks` says why a provider cannot); `NamedRooms` (a provider that creates
+  rooms under names chosen before the call); `IdentityProvider`;
+  `ProviderContext.report_events`, for a provider that sees joins and leaves itself;
+  `ProviderContext.remove_participant`, for a call page that removes a participant;
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
@@ -78,6 +80,7 @@ from teleconsult.core.domain import (
 )
 from teleconsult.errors import (
     ConfigurationError,
+    Forbidden,
     InvalidRequest,
     NotFound,
     ProviderError,
@@ -106,15 +109,19 @@ from teleconsult.providers.protocols import (
     IdentityProvider,
     IdentityProviderPlugin,
     JoinRequest,
+    LinkRevocation,
     LiveConnections,
     NamedRooms,
     ParticipantEntry,
     ProviderContext,
     ProviderEvent,
     ProviderEvents,
+    RemoveParticipant,
     ReportEvents,
+    Revocation,
     RoomDetails,
     SdkCredentials,
+    UnrevocableLinks,
     Upload,
     Uploads,
     VideoProvider,
@@ -154,6 +161,7 @@ __all__ = [
     "CreatedRoom",
     "Credentials",
     "DeclaredSettings",
+    "Forbidden",
     "HttpsUrl",
     "IceServers",
     "Identity",
@@ -162,6 +170,7 @@ __all__ = [
     "InvalidRequest",
     "JoinRequest",
     "Level",
+    "LinkRevocation",
     "LiveConnections",
     "NamedRooms",
     "Names",
@@ -177,7 +186,9 @@ __all__ = [
     "ProviderFailure",
     "ProviderLimits",
     "ProviderStorage",
+    "RemoveParticipant",
     "ReportEvents",
+    "Revocation",
     "RoomDetails",
     "RoomParticipant",
     "RoomRoster",
@@ -191,6 +202,7 @@ __all__ = [
     "TokenWindow",
     "Unauthorized",
     "UnexpectedAnswer",
+    "UnrevocableLinks",
     "Upload",
     "Uploads",
     "UserIdMapping",

@@ -75,6 +75,12 @@ class BandyerVideo:
     credentials_seconds = (360, 86400)
     background_types = frozenset({"image/jpeg"})
     """Kaleyra documents JPEG backgrounds only: others are refused before anything is sent."""
+    revocation_refusal = (
+        "Kaleyra's documented API fixes each participant's link when the room is created and "
+        "has no call that ends one user's access (only deleting the room ends every link); "
+        "cancel the teleconsultation to end them"
+    )
+    """Why `DELETE .../link` and `PUT .../block` answer 501 (no `LinkRevocation`)."""
 
     def __init__(
         self, client: KaleyraClient, clock: Callable[[], datetime] = lambda: datetime.now(UTC)

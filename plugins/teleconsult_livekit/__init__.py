@@ -24,7 +24,7 @@ from livekit import api
 from livekit.protocol import models
 
 from teleconsult import plugin
-from teleconsult_livekit import events
+from teleconsult_livekit import events, identities
 from teleconsult_livekit.rooms import PROVIDER, RoomClient
 from teleconsult_livekit.tokens import Minter
 
@@ -104,7 +104,7 @@ class LiveKitVideo:
     async def describe_room(self, provider_room_id: str) -> dict[str, object]:
         """Who is connected now (provider user ids; names stay out of details)."""
         present = [
-            member.identity
+            identities.user_of(member.identity)
             for member in await self.rooms.participants(provider_room_id)
             if member.state != models.ParticipantInfo.DISCONNECTED
         ]
@@ -120,6 +120,19 @@ class LiveKitVideo:
         )
         expires_at = expires.isoformat().replace("+00:00", "Z")
         return plugin.Credentials(token, expires_at, provider_user_id)
+
+    async def revoke_link(self, revocation: plugin.Revocation) -> None:
+        """Disconnect every session of the participant with a token of an earlier generation
+        (RoomService RemoveParticipant); their next link's token carries a new identity.
+
+        LiveKit keeps no list of revoked tokens: an earlier token still joins the room again
+        until its `exp` (the end plus LIVEKIT_TOKEN_GRACE_MS), as a new session that another
+        revocation removes (docs/operations.md, "Revoking a link")."""
+        room, user = revocation.provider_room_id, revocation.provider_user_id
+        for member in await self.rooms.participants(room):
+            earlier = identities.generation_of(member.identity) < revocation.generation
+            if identities.user_of(member.identity) == user and earlier:
+                await self.rooms.remove_participant(room, member.identity)
 
     async def verify_event(
         self, headers: Mapping[str, str], body: bytes

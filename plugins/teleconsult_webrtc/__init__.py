@@ -58,9 +58,11 @@ def options(context: ProviderContext[WebRTCSettings]) -> Options:
 def create(context: ProviderContext[WebRTCSettings]) -> WebRTCVideo:
     if context.storage is None or context.roster is None:
         raise ConfigurationError("the webrtc provider needs the service's store (set by the app).")
-    return WebRTCVideo(
+    video = WebRTCVideo(
         options(context), context.storage, context.roster, context.clock, context.report_events
     )
+    video.remove_participant = context.remove_participant
+    return video
 
 
 @hookimpl

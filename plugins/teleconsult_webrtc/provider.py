@@ -15,17 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiohttp import WSCloseCode
+from aiohttp import WSCloseCode, web
 
 from teleconsult.plugin import (
     CallPage,
     CreatedRoom,
     JoinRequest,
     Level,
+    NotFound,
     ProviderError,
     ProviderLimits,
     ProviderStorage,
+    RemoveParticipant,
     ReportEvents,
+    Revocation,
     RoomRoster,
     RoomSpec,
     Roster,
@@ -34,7 +37,7 @@ from teleconsult.plugin import (
     stable_user_id,
 )
 
-from . import links
+from . import links, revoking
 from .links import Credential, LinkSigner
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
 from .signaling import Connection, Timing
@@ -107,6 +110,8 @@ class WebRTCVideo:
             storage, clock, options.presence_ttl, report_events, options.call_page.lobby.enabled
         )
         self.connections: set[Connection] = set()
+        self.remove_participant: RemoveParticipant | None = None
+        """The core's removal, for a plus participant's page (`remove_peer`)."""
         self._signer = None if options.link_secret is None else LinkSigner(options.link_secret)
         self._loading: asyncio.Task[LinkSigner] | None = None
         self._forgetting: asyncio.Task[None] | None = None
@@ -156,6 +161,7 @@ class WebRTCVideo:
             opens_at=math.floor(opens.timestamp()),
             expires_at=math.ceil(expires.timestamp()),
             language=self.options.call_page.catalogs.match(join.language),
+            generation=join.link_generation,
         )
         return self.options.public_url + CALL_PATH + self._signer.sign(credential)
 
@@ -185,6 +191,26 @@ class WebRTCVideo:
             connection.close(WSCloseCode.GOING_AWAY, "server shutting down")
         if self.connections:
             await asyncio.wait([c.finished for c in self.connections], timeout=CLOSE_SECONDS)
+
+    # -- LinkRevocation ------------------------------------------------------------------------
+
+    async def revoke_link(self, revocation: Revocation) -> None:
+        """Disconnect the participant's pages now: those on this replica at once, those on
+        another as its connection next takes its mailbox; the others are told they left."""
+        await revoking.revoke(self.rooms, self.connections, revocation)
+
+    async def remove_peer(self, request: web.Request, seat: Seat, peer: str) -> None:
+        """A plus participant's page removes the participant of one of its peers: the core
+        revokes and blocks them (recorded as theirs), then `revoke_link` cuts them off."""
+        if self.remove_participant is None:
+            raise revoking.cannot_remove(self.name)
+        state = await self.rooms.get(seat.credential.room_id)
+        whom = revoking.user_of_peer(state, peer)
+        if whom is None:
+            raise NotFound("That participant already left the call.")
+        await self.remove_participant(
+            request, seat.credential.teleconsultation_id, seat.me.provider_user_id, whom
+        )
 
     # -- RoomDetails ---------------------------------------------------------------------------
 
@@ -232,6 +258,8 @@ class WebRTCVideo:
         language = language or self.options.call_page.catalogs.match(me.language)
         if roster.cancelled:
             return Refusal("cancelled", 410, language)
+        if (revoked := revoking.refusal(credential, me)) is not None:
+            return Refusal(revoked, 403 if revoked == revoking.REMOVED else 410, language)
         if roster.provider_room_id != credential.room_id:
             return Refusal("gone", 410, language)
         room = await self.rooms.get(credential.room_id)

@@ -124,6 +124,7 @@ class Connection:
         timing: Timing,
         registry: set[Connection],
         expires_at: int,
+        generation: int = 0,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
         self.ws = ws
@@ -134,6 +135,8 @@ class Connection:
         self.timing = timing
         self.expires_at = expires_at
         """When the link's window closes (epoch seconds): the connection ends then too."""
+        self.generation = generation
+        """The link generation of its credential: a revocation of it ends the connection."""
         self.peers: dict[str, str] = {}
         """The other peers this connection was told about: peer id -> provider user id."""
         self.joined = False
@@ -224,7 +227,7 @@ class Connection:
             return False
         if parse_message(first)["type"] != "join":
             raise violation("expected 'join'")
-        outcome = await self.rooms.join(self.room_id, Peer(self.id, self.user))
+        outcome = await self.rooms.join(self.room_id, Peer(self.id, self.user, self.generation))
         if isinstance(outcome, Refused):
             self._refused(outcome)
             return False

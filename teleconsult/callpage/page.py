@@ -31,7 +31,17 @@ TEMPLATE = (_FILES / "call.html").read_text(encoding="utf-8")
 CHECK_TEMPLATE = (_FILES / "check.html").read_text(encoding="utf-8")
 """The device check page's body."""
 ENDING_REASONS = frozenset(
-    {"invalid", "not_open", "expired", "gone", "cancelled", "ended", "connection_lost"}
+    {
+        "invalid",
+        "not_open",
+        "expired",
+        "gone",
+        "cancelled",
+        "ended",
+        "connection_lost",
+        "revoked",
+        "removed",
+    }
 )
 """The reasons a link opens nothing, each a catalog key with its `next_` line."""
 UNBRANDED = Branding()
@@ -75,6 +85,7 @@ STATIC_ASSETS = {
         ("tiles.js", "text/javascript"),
         ("quality.js", "text/javascript"),
         ("tools.js", "text/javascript"),
+        ("removal.js", "text/javascript"),
         ("ending.js", "text/javascript"),
         ("call.css", "text/css"),
         ("dark.css", "text/css"),

@@ -119,7 +119,7 @@ export function createTransport(ui, info) {
         break;
       }
       case "ended":
-        finish(msg.reason === "expired" ? "expired" : "ended");
+        finish(endNotice(msg.reason));
         return;
       default:
         console.warn("unknown signaling message", msg.type);
@@ -157,7 +157,7 @@ export function createTransport(ui, info) {
       const response = await fetch(`${base}/info`, { cache: "no-store" });
       if (response.ok) return true;
       const refusal = await response.json().catch(() => ({}));
-      if (response.status !== 503) finish(refusal.reason === "expired" ? "expired" : "ended");
+      if (response.status !== 503) finish(endNotice(refusal.reason));
     } catch {
       // offline: try again later
     }
@@ -172,6 +172,12 @@ export function createTransport(ui, info) {
     closePeers();
     ws?.close(1000, "leave");
     setPhase("left", "left");
+  }
+
+  // The ending page a reason shows: its link expired, was revoked, or its participant removed.
+  function endNotice(reason) {
+    const notices = { expired: "expired", link_revoked: "revoked", revoked: "revoked", removed: "removed" };
+    return notices[reason] ?? "ended";
   }
 
   function finish(notice) {

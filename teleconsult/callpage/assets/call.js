@@ -13,6 +13,8 @@ import { createTiles } from "./tiles.js";
 
 import { createTools } from "./tools.js";
 
+import { createRemoval } from "./removal.js";
+
 const base = location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
 
@@ -74,6 +76,7 @@ function render() {
   setToggle($("toggle-camera"), !state.cameraOn, say(state.cameraOn ? "camera_off" : "camera_on"), hasVideo);
   setToggle($("toggle-mic"), !state.micOn, say(state.micOn ? "mic_off" : "mic_on"), hasAudio);
   if (!inCall && $("end-dialog").open) $("end-dialog").close();
+  if (!inCall) removal.gone();
   tools.render(phase === "in-call");
   $("fullscreen").hidden = !(inCall && document.fullscreenEnabled);
   $("fullscreen").textContent = say(document.fullscreenElement ? "exit_fullscreen" : "fullscreen");
@@ -122,6 +125,7 @@ function applyInfo(info) {
   $("end-explain").textContent = say("end_explain");
   $("end-cancel").textContent = say("cancel");
   $("end-confirm").textContent = say("end_confirm");
+  removal.setup(state.isAdmin);
   $("self-name").textContent = `${info.self.name} (${say("you")})`;
   const list = new Intl.ListFormat(info.language, { type: "unit", style: "short" });
   $("roster").textContent = `${say("participants")}: ${list.format(info.participants.map((p) => p.name))}`;
@@ -135,6 +139,8 @@ function applyInfo(info) {
 }
 
 // ------------------------------------------------------------------ tiles
+
+const removal = createRemoval({ $, say, base, stage: $("stage") });
 
 const tiles = createTiles({
   stage: $("stage"),
@@ -180,12 +186,14 @@ const ui = {
   localStream: () => state.localStream,
   addTile(id) {
     const tile = tiles.add(id);
-    return { ...tile, setName(name) { peerNames.set(id, name); tile.setName(name); } };
+    removal.attach(id);
+    return { ...tile, setName(name) { peerNames.set(id, name); tile.setName(name); removal.setName(id, name); } };
   },
   chat: tools.received,
   sharingTrack: tools.sharingTrack,
   removeTile(id) {
     state.weakLinks.delete(id);
+    removal.gone(id);
     tiles.remove(id);
   },
   videoPaused(id, paused) {
