@@ -19,6 +19,7 @@ from teleconsult.configuration.declarations import (
     WholeNumber,
     setting,
 )
+from teleconsult.configuration.fhir import FhirSettings
 from teleconsult.configuration.http import HttpSettings
 from teleconsult.configuration.retention import RetentionSettings
 from teleconsult.configuration.rooms import RoomSettings
@@ -97,6 +98,10 @@ def test_defaults() -> None:
         ),
         call_page=CallPageSettings(
             frame_ancestors=frozenset(), texts_dir="", default_language="en"
+        ),
+        fhir=FhirSettings(
+            actor_groups="Practitioner:doctor,PractitionerRole:doctor,Patient:patient,"
+            "RelatedPerson:patient"
         ),
     )
     assert settings.rooms.policy == RoomPolicy(

@@ -1,7 +1,7 @@
 """The core's settings: one typed object per concern, read once from the environment.
 
 Each concern declares its variables (`http`, `store`, `access`, `tokens`, `rooms`,
-`webhooks`, `retention`, `service`, `call_page`); `Settings` holds one of each. A bad value
+`webhooks`, `retention`, `service`, `call_page`, `fhir`); `Settings` holds one of each. A bad value
 raises `ConfigurationError` with one line that names the variable; the CLI prints it
 and exits. The core reads no plugin's variables: when VIDEO_PROVIDER or
 IDENTITY_PROVIDER is unset, the installed plugins say whether the environment picks
@@ -21,6 +21,7 @@ from teleconsult.configuration.access import AccessSettings
 from teleconsult.configuration.callpage import CallPageSettings
 from teleconsult.configuration.catalog import Section, Setting, defaults, merged
 from teleconsult.configuration.declarations import DeclaredSettings
+from teleconsult.configuration.fhir import FhirSettings
 from teleconsult.configuration.http import HttpSettings
 from teleconsult.configuration.retention import RetentionSettings
 from teleconsult.configuration.rooms import RoomSettings
@@ -49,6 +50,7 @@ class Settings:
     webhooks: WebhookSettings
     retention: RetentionSettings
     call_page: CallPageSettings
+    fhir: FhirSettings
 
     @classmethod
     def from_environ(
@@ -76,6 +78,7 @@ class Settings:
             webhooks=WebhookSettings.from_environ(environ),
             retention=RetentionSettings.from_environ(environ),
             call_page=CallPageSettings.from_environ(environ),
+            fhir=FhirSettings.from_environ(environ),
         )
         return settings
 
