@@ -26,7 +26,7 @@ from teleconsult.api.errors import RequestParser
 from teleconsult.api.schemas import ParticipantsObjectSchema
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings
-from teleconsult.fhir import setup_routes as setup_fhir_routes
+from teleconsult.fhir.routes import setup_routes as setup_fhir_routes
 
 __all__ = ["openapi_document", "setup_api"]
 

@@ -300,6 +300,7 @@ def appointment_of(
         _participant(member, groups_by_actor, service if member.external_id == caller_id else None)
         for member in record.participants
     ]
+    participants += [NOT_KNOWN_YET] * (record.participants_number - len(record.participants))
     appointment = Appointment(
         id=record.id,
         meta=Meta(versionId=str(record.version), lastUpdated=record.updated_at),
