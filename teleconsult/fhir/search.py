@@ -91,21 +91,18 @@ def _dates(values: Sequence[str]) -> tuple[datetime | None, datetime | None]:
     from above."""
     start_from = start_before = None
     for value in values:
-        prefix, moment = value[:2], _moment(value[2:], value)
-        if prefix == "ge":
-            start_from = moment
-        elif prefix == "gt":
-            start_from = moment + MICROSECOND
-        elif prefix == "lt":
-            start_before = moment
-        elif prefix == "le":
-            start_before = moment + MICROSECOND
-        else:
+        prefix = value[:2]
+        if prefix not in ("ge", "gt", "lt", "le"):
             raise InvalidRequest(
                 f"date {value!r} needs a prefix ge, gt, lt or le (date=ge2030-03-01&"
                 "date=lt2030-03-02 for one day).",
                 path="date",
             )
+        moment = _moment(value[2:], value)
+        if prefix[0] == "g":
+            start_from = moment + MICROSECOND if prefix == "gt" else moment
+        else:
+            start_before = moment + MICROSECOND if prefix == "le" else moment
     return start_from, start_before
 
 
