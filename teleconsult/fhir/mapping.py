@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from fhir.resources.R4B.appointment import Appointment, AppointmentParticipant
@@ -87,7 +87,7 @@ def parse_appointment(body: object) -> Appointment:
         details = tuple(
             Problem(
                 path=".".join(["Appointment", *(str(step) for step in problem["loc"])]),
-                message=problem["msg"],
+                message=problem["msg"].rstrip("."),
             )
             for problem in error.errors()[:10]
         )
@@ -226,17 +226,8 @@ def _schedule(appointment: Appointment) -> ScheduleInput:
             path="Appointment.minutesDuration",
         )
     if end is not None:
-        return ScheduleInput(start_date=_aware(start), end_date=_aware(end))
-    return ScheduleInput(start_date=_aware(start), duration_in_seconds=int(minutes or 0) * 60)
-
-
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise InvalidRequest(
-            "Appointment.start and end are instants: give their time zone (Z or +hh:mm).",
-            path="Appointment.start",
-        )
-    return moment
+        return ScheduleInput(start_date=start, end_date=end)
+    return ScheduleInput(start_date=start, duration_in_seconds=int(minutes or 0) * 60)
 
 
 def _identifier(appointment: Appointment) -> AppointmentId | None:
