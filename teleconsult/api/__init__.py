@@ -26,7 +26,6 @@ from teleconsult.api.errors import RequestParser
 from teleconsult.api.schemas import ParticipantsObjectSchema
 from teleconsult.configuration.service_config import PathStep, ServiceConfig
 from teleconsult.configuration.settings import Settings
-from teleconsult.fhir.routes import setup_routes as setup_fhir_routes
 
 __all__ = ["openapi_document", "setup_api"]
 
@@ -69,7 +68,6 @@ def setup_api(
     )
     health.setup_routes(app)  # probes: not for browsers
     provider_events.setup_routes(app)  # the provider's servers: not for browsers
-    setup_fhir_routes(app)  # EHRs' integration engines: not for browsers (no CORS)
     spec = AiohttpApiSpec(
         title="teleconsult",
         version=__version__,

@@ -50,4 +50,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/metadata", fhir_errors(metadata), allow_head=False)
     app.router.add_route("*", f"{PREFIX}/Appointment", fhir_errors(appointments))
     app.router.add_route("*", f"{PREFIX}/Appointment/{{id}}", fhir_errors(instance))
-    app.router.add_route("*", f"{PREFIX}/{{rest:.*}}", fhir_errors(no_route))
+    # Anything else under the prefix, but metadata's other methods: the API's 405 (documented).
+    app.router.add_route("*", f"{PREFIX}/{{rest:(?!metadata$).*}}", fhir_errors(no_route))
