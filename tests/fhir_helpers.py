@@ -66,10 +66,7 @@ def _link(entry: Mapping[str, Any]) -> str | None:
     for extension in entry.get("extension", ()):
         if extension["url"] == VIRTUAL_SERVICE:
             parts = {part["url"]: part for part in extension["extension"]}
-            assert parts["channelType"]["valueCoding"] == {
-                "system": "urn:teleconsult:video-provider",
-                "code": "fake",
-            }
+            assert parts["channelType"]["valueCoding"]["system"] == "urn:teleconsult:video-provider"
             link: str = parts["addressUrl"]["valueUrl"]
             return link
     return None

@@ -14,7 +14,7 @@ from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.teleconsultations import caller_of, manager_of
 from teleconsult.api.trace import audited
 from teleconsult.core import audit
-from teleconsult.errors import Conflict, InvalidRequest
+from teleconsult.errors import Conflict, InvalidRequest, ServiceError
 from teleconsult.fhir.http import (
     JSON_PATCH,
     RESOURCE_TYPES,
@@ -88,8 +88,10 @@ async def create(request: web.Request) -> web.Response:
             )
     try:
         await services.service.create(wanted.participants, wanted.schedule, caller, record_id)
-    except BaseException:
-        if wanted.identifier is not None:
+    except ServiceError as error:
+        # Freed when nothing was written, so a corrected retry may take it; else kept (a
+        # claim without its record is taken over once stale).
+        if wanted.identifier is not None and not error.may_have_written:
             await identifiers.release(wanted.identifier, record_id)
         raise
     await audited(request, audit.CREATED, record_id, caller, fields=_fields(body))

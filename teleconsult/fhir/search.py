@@ -24,6 +24,7 @@ from teleconsult.fhir.mapping import appointment_of, fhir_status
 from teleconsult.fhir.r4 import served
 from teleconsult.fhir.views import groups_by_actor, identifiers_of, may_read
 from teleconsult.observability import redaction
+from teleconsult.providers.protocols import Caller
 from teleconsult.services import SERVICES, Services
 
 PARAMETERS = frozenset({"actor", "date", "status", "identifier", "_count", "_cursor"})
@@ -128,7 +129,7 @@ async def search(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     caller_id = require_caller(caller)
     if "identifier" in request.query:
-        return await _by_identifier(request, services)
+        return await _by_identifier(request, services, caller)
     filters, statuses = search_filters(request.query)
     manager = services.authenticator.is_manager(caller)
     page = await services.listing.page(filters, caller_id, manager)
@@ -139,7 +140,7 @@ async def search(request: web.Request) -> web.Response:
     return await _bundle(request, services, records, next_url)
 
 
-async def _by_identifier(request: web.Request, services: Services) -> web.Response:
+async def _by_identifier(request: web.Request, services: Services, caller: Caller) -> web.Response:
     """The Appointment with this EHR identifier, if the caller may read it."""
     if set(request.query) - {"identifier", "_count"}:
         raise InvalidRequest(
@@ -153,7 +154,6 @@ async def _by_identifier(request: web.Request, services: Services) -> web.Respon
         )
     identifiers = identifiers_of(services)
     holders = await identifiers.holders(system if bar else None, value)
-    caller = await caller_of(request)
     found = [await services.store.records.get_any(holder) for holder in holders]
     records = [r for r in found if r is not None and may_read(services, r, caller)]
     return await _bundle(request, services, records, None)
