@@ -19,7 +19,6 @@ from teleconsult.core.domain import (
     RecordState,
     Room,
     RoomSpec,
-    Teleconsultation,
 )
 from teleconsult.errors import ConfigurationError, InvalidRequest
 from teleconsult.fhir.capability import capability_statement
@@ -36,24 +35,19 @@ from teleconsult.fhir.r4 import parsed, r4_problems
 from teleconsult.fhir.search import search_filters
 from teleconsult.providers.protocols import ParticipantEntry
 from tests.fhir_helpers import DOCTOR_ACTOR, EXPECTED, PATIENT_ACTOR, appointment
+from tests.store_contract.helpers import record
 
 GROUPS = FhirSettings.from_environ({}).groups_by_actor()
 START = datetime(2030, 2, 22, 15, 30, tzinfo=UTC)
 DOCTOR = Participant("doctor-1", ("doctor",), "Joe Smith", None, Level.PLUS, "u-1")
 PATIENT = Participant("patient-1", ("patient",), "Jane Doe", None, Level.BASIC, "u-2")
-RECORD = Teleconsultation(
+RECORD = record(
     id="0123456789abcdef01234567",
-    participants_number=2,
     participants=(DOCTOR, PATIENT),
     start_date=START,
     end_date=START + timedelta(minutes=30),
-    room=None,
-    state=RecordState.PUBLIC,
     version=3,
-    created_at=START,
     updated_at=START,
-    creator_id="secretary-1",
-    updater_id="secretary-1",
 )
 ROOM = Room("room-1", RoomSpec((), None, True, "none"), {})
 
