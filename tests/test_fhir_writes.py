@@ -333,3 +333,21 @@ async def test_refusals_of_the_http_kind(make_client: MakeClient) -> None:
         "that is what is kept and matched.",
         "If-None-Exist",
     )
+
+
+async def test_links_use_the_configured_base_behind_a_gateway(make_client: MakeClient) -> None:
+    base = "https://api.example.org/fhir/R4"
+    client = await make_client(MANAGER_GROUPS="secretaries", FHIR_BASE_URL=base + "/")
+    response = await client.post(
+        "/fhir/R4/Appointment",
+        data=json.dumps(appointment(DOCTOR_ACTOR, PATIENT_ACTOR)),
+        headers={**WRITE, "Host": "attacker.example"},
+    )
+    created = valid_r4(await response.json())
+    assert response.headers["Location"] == f"{base}/Appointment/{created['id']}"
+    response = await client.get("/fhir/R4/Appointment?_count=1", headers=MANAGER_CALLS)
+    bundle = valid_r4(await response.json())
+    assert bundle["entry"][0]["fullUrl"] == f"{base}/Appointment/{created['id']}"
+    assert bundle["link"] == [{"relation": "self", "url": f"{base}/Appointment?_count=1"}]
+    statement = await (await client.get("/fhir/R4/metadata")).json()
+    assert statement["implementation"]["url"] == base

@@ -101,7 +101,8 @@ def test_defaults() -> None:
         ),
         fhir=FhirSettings(
             actor_groups="Practitioner:doctor,PractitionerRole:doctor,Patient:patient,"
-            "RelatedPerson:patient"
+            "RelatedPerson:patient",
+            base_url=None,
         ),
     )
     assert settings.rooms.policy == RoomPolicy(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from teleconsult.configuration.declarations import DeclaredSettings, setting
+from teleconsult.configuration.declarations import BaseUrl, DeclaredSettings, setting
 
 ACTOR_TYPES = ("Practitioner", "PractitionerRole", "Patient", "RelatedPerson")
 """The R4 resource types an Appointment participant's actor may be that stand for a person."""
@@ -51,6 +51,14 @@ class FhirSettings(DeclaredSettings):
         "with the static identity provider, the group a FHIR Appointment participant joins as, by "
         "the type of its actor (`Type:group`, comma-separated, every type once); with an identity "
         "provider that knows the users (auth0), groups come from it and this is not read",
+    )
+
+    base_url: BaseUrl | None = setting(
+        "FHIR_BASE_URL",
+        None,
+        "the FHIR interface's base as clients reach it (`https://api.example.org/fhir/R4`, behind "
+        "a gateway), for `Location`, `fullUrl` and `next` links; unset: the request's own scheme, "
+        "`Host` and `/fhir/R4`",
     )
 
     def groups_by_actor(self) -> dict[str, str]:

@@ -49,8 +49,10 @@ def fhir_answer(
 
 
 def base_url(request: web.Request) -> str:
-    """This interface's base, as the client reached it (links and `Location` are absolute)."""
-    return str(request.url.origin()) + PREFIX
+    """This interface's base (links and `Location` are absolute): FHIR_BASE_URL, else as the
+    client reached it."""
+    configured = request.app[SERVICES].settings.fhir.base_url
+    return configured or str(request.url.origin()) + PREFIX
 
 
 def fhir_errors(handler: FhirHandler) -> FhirHandler:

@@ -108,6 +108,8 @@ SEARCH_PARAM_TYPE = frozenset(
     {"number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special"}
 )
 FHIR_VERSIONS_R4 = frozenset({"4.0.0", "4.0.1"})
+VERSIONING_POLICY = frozenset({"no-version", "versioned", "versioned-update"})
+CONDITIONAL_DELETE = frozenset({"not-supported", "single", "multiple"})
 
 CODES: Mapping[str, frozenset[str]] = {
     "Appointment.status": APPOINTMENT_STATUS,
@@ -123,6 +125,8 @@ CODES: Mapping[str, frozenset[str]] = {
     "CapabilityStatement.rest.mode": RESTFUL_MODE,
     "CapabilityStatement.rest.resource.interaction.code": TYPE_INTERACTION,
     "CapabilityStatement.rest.resource.searchParam.type": SEARCH_PARAM_TYPE,
+    "CapabilityStatement.rest.resource.versioning": VERSIONING_POLICY,
+    "CapabilityStatement.rest.resource.conditionalDelete": CONDITIONAL_DELETE,
 }
 """Each coded element we serve, by its FHIRPath, with the R4 codes it may hold."""
 
