@@ -127,6 +127,19 @@ def test_a_time_without_its_zone_is_refused() -> None:
     )
 
 
+def test_a_models_problem_is_named_as_a_fhirpath() -> None:
+    body = appointment(DOCTOR_ACTOR, PATIENT_ACTOR)
+    del body["participant"][1]["status"]
+    with pytest.raises(InvalidRequest) as refused:
+        parse_appointment(body)
+    assert refused.value.details == (
+        {
+            "path": "Appointment.participant[1].status",
+            "message": "Value for the field 'status' is required",
+        },
+    )
+
+
 def test_status_follows_the_teleconsultation() -> None:
     ready = replace(RECORD, room=ROOM)
     assert fhir_status(RECORD) == "booked"

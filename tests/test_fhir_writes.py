@@ -326,6 +326,10 @@ async def test_refusals_of_the_http_kind(make_client: MakeClient) -> None:
         400,
         f"The JSON Patch cannot be applied to Appointment/{room_id}",
     )
+    for not_a_patch in ('"x"', "{}"):
+        assert await answer(
+            "PATCH", f"/Appointment/{room_id}", data=not_a_patch, headers=patch
+        ) == refusal("The body must be a JSON Patch (RFC 6902): an array of operations.")
     condition = {**WRITE, "If-None-Exist": "identifier=urn:ehr|other"}
     body_with_id = json.dumps(appointment(DOCTOR_ACTOR, PATIENT_ACTOR, identifier=[EHR_ID]))
     assert await answer("POST", "/Appointment", data=body_with_id, headers=condition) == refusal(

@@ -153,6 +153,10 @@ async def patch(request: web.Request) -> web.Response:
     """JSON Patch (RFC 6902) on the Appointment as it reads now, then as a PUT of the result."""
     caller = await manager_of(request)
     operations = await json_body(request, (JSON_PATCH,))
+    if not isinstance(operations, list):  # apply_patch would read a string as JSON text
+        raise InvalidRequest(
+            "The body must be a JSON Patch (RFC 6902): an array of operations.", path="body"
+        )
     services = request.app[SERVICES]
     record_id = request.match_info["id"]
     current = await services.service.load_for_change(record_id, caller)

@@ -86,7 +86,7 @@ def parse_appointment(body: object) -> Appointment:
     except ValidationError as error:
         details = tuple(
             Problem(
-                path=".".join(["Appointment", *(str(step) for step in problem["loc"])]),
+                path=_element(problem["loc"]),
                 message=problem["msg"].rstrip("."),
             )
             for problem in error.errors()[:10]
@@ -96,6 +96,14 @@ def parse_appointment(body: object) -> Appointment:
             f"{details[0]['message']}.",
             details=details,
         ) from None
+
+
+def _element(location: tuple[int | str, ...]) -> str:
+    """pydantic's location of a problem as a FHIRPath (`Appointment.participant[0].status`)."""
+    path = "Appointment"
+    for step in location:
+        path += f"[{step}]" if isinstance(step, int) else f".{step}"
+    return path
 
 
 def appointment_input(

@@ -48,6 +48,7 @@ _API_PATHS = (
     (re.compile(r"^start_date"), "Appointment.start"),
     (re.compile(r"^end_date"), "Appointment.end"),
     (re.compile(r"^duration_in_seconds"), "Appointment.minutesDuration"),
+    (re.compile(r"^cursor$"), "_cursor"),
 )
 """The API's field names the core's messages use, and the element each stands for."""
 
