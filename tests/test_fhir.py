@@ -19,11 +19,20 @@ from tests.fhir_helpers import (
     serialized,
     valid_r4,
 )
-from tests.helpers import DOCTOR, PATIENT, Client, FrozenClock, MakeClient, create, teleconsultation
+from tests.helpers import (
+    DOCTOR,
+    PATIENT,
+    Client,
+    FrozenClock,
+    LogLines,
+    MakeClient,
+    create,
+    teleconsultation,
+)
 
 
-async def manager_client(make_client: MakeClient) -> Client:
-    return await make_client(MANAGER_GROUPS="secretaries")
+async def manager_client(make_client: MakeClient, **environ: str) -> Client:
+    return await make_client(MANAGER_GROUPS="secretaries", **environ)
 
 
 async def test_the_capability_statement_is_r4_and_names_what_is_supported(
@@ -326,3 +335,21 @@ async def test_inside_the_window_a_change_is_a_409_outcome(
     assert issue["diagnostics"].startswith(
         "The teleconsultation is locked since 2030-02-22T15:30:00.000Z"
     )
+
+
+async def test_nothing_logged_names_a_patient_or_holds_a_link(
+    make_client: MakeClient, clock: FrozenClock, log_lines: LogLines
+) -> None:
+    client = await manager_client(make_client, LOG_LEVEL="trace")
+    made = fhir_client(client).resource("Appointment", **appointment(DOCTOR_ACTOR, PATIENT_ACTOR))
+    await made.save()
+    await fhir_client(client).resources("Appointment").search(actor="patient-1").fetch_all()
+    clock.advance(hours=3.5)
+    as_patient = fhir_client(client, {"miauserid": "patient-1"})
+    read = serialized(await as_patient.reference("Appointment", made.id).to_resource())
+    link = participant_entries(read)[1]["link"]
+    assert link is not None
+    text = log_lines.text
+    assert made.id in text  # the requests were logged
+    for secret in ("Joe Smith", "Jane Doe", link, link.rsplit("/", 1)[-1]):
+        assert secret not in text
