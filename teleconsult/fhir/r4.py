@@ -161,8 +161,28 @@ SERVED_FIELDS: Mapping[str, frozenset[str]] = {
             "rest",
         }
     ),
+    "Appointment.participant": frozenset({"extension", "type", "actor", "required", "status"}),
+    "Bundle.link": frozenset({"relation", "url"}),
+    "Bundle.entry": frozenset({"fullUrl", "resource", "search"}),
+    "OperationOutcome.issue": frozenset(
+        {"severity", "code", "details", "diagnostics", "expression"}
+    ),
+    "CapabilityStatement.rest": frozenset({"mode", "resource"}),
+    "CapabilityStatement.rest.resource": frozenset(
+        {
+            "type",
+            "documentation",
+            "interaction",
+            "versioning",
+            "conditionalCreate",
+            "conditionalUpdate",
+            "conditionalDelete",
+            "searchParam",
+        }
+    ),
 }
-"""The elements of each resource we read or write: all in R4 as in R4B."""
+"""The elements we read or write, of each resource and of its parts (by FHIRPath): each in
+R4 as in R4B."""
 
 MODELS: Mapping[str, type[Resource]] = {
     "Appointment": Appointment,
@@ -179,9 +199,12 @@ def r4_problems(resource: Mapping[str, Any]) -> list[str]:
     if kind not in SERVED_FIELDS:
         return [f"resourceType {kind!r} is not one this service serves"]
     problems = [
-        f"{kind}.{name} is not an element served as R4"
-        for name in resource
-        if name not in SERVED_FIELDS[kind]
+        f"{path}.{name} is not an element served as R4"
+        for path, known in SERVED_FIELDS.items()
+        if path.split(".")[0] == kind
+        for node in _values(resource, path.split(".")[1:])
+        for name in node
+        if name not in known
     ]
     for path, value in _coded(kind, resource):
         allowed = CODES[path]
