@@ -65,6 +65,8 @@ async def test_the_api_documentation_is_served(client: Client) -> None:
         "/teleconsultation/{roomId}",
         "/teleconsultation/{roomId}/audit",
         "/teleconsultation/{roomId}/participants/data",
+        "/teleconsultation/{roomId}/participants/{userExternalId}/block",
+        "/teleconsultation/{roomId}/participants/{userExternalId}/link",
         "/teleconsultation/{roomId}/uploads",
         "/teleconsultations",
         "/webhooks/failed",
