@@ -4,7 +4,8 @@ The browser protocol (JSON text frames):
 
 | direction | `type` | fields | meaning |
 | --- | --- | --- | --- |
-| page -> server | `join` | | the first message, within 10 s |
+| page -> server | `join` | `resume` (optional) | the first message, within 10 s |
+| server -> page | `resumed` | as `joined` | `resume` named this page's seat: same id, nobody told |
 | server -> page | `joined` | `self{id,name,isAdmin}`, `peers[...]`, `waiting[...]` | in |
 | server -> page | `waiting` | `self{id,name,isAdmin}` | in the lobby: nothing relayed |
 | server -> page | `knock`, `knock-withdrawn` | `peer{id,name,since}` / `id` | plus pages |
@@ -33,7 +34,9 @@ ids this connection was told about (to drop messages for strangers).
 
 A malformed message closes only its own connection, with a reason: 1008 (policy),
 1009 (over 64 KiB); a store failure 1011; the page reconnects after 1001, 1006,
-1011, 1012 and 1013.
+1011, 1012 and 1013. A replica that stops closes its pages with 1001 and keeps their seats:
+each page reconnects (to any replica) and joins with `resume`, its peer id, and takes its
+seat back as the same page (resume.py); its peer connections never stopped.
 """
 
 from __future__ import annotations
@@ -140,6 +143,8 @@ class Connection:
         admits it (the page hears `admitted` through its mailbox)."""
         self.gone = False
         """The room no longer lists this peer (ended, replaced, evicted): no leave to write."""
+        self.keeps_seat = False
+        """Closed as the replica stops: the page resumes its seat elsewhere (no leave)."""
         self.registry = registry
         """The provider's open connections: it closes them, and waits for them, as it stops."""
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -220,8 +225,11 @@ class Connection:
             raise violation("join timeout") from None
         if first.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return False
-        if parse_message(first)["type"] != "join":
+        message = parse_message(first)
+        if message["type"] != "join":
             raise violation("expected 'join'")
+        if "resume" in message and await self._resume(text_field(message, "resume", MAX_ID_CHARS)):
+            return self.joined
         outcome = await self.rooms.join(self.room_id, Peer(self.id, self.user))
         if isinstance(outcome, Refused):
             self._refused(outcome)
@@ -235,6 +243,33 @@ class Connection:
         log.debug("webrtc: a peer joined room %s (%d others)", self.room_id, len(outcome.peers))
         return True
 
+    async def _resume(self, peer_id: str) -> bool:
+        """The page's WebSocket dropped and it came back (to any replica) with its peer id:
+        while the room lists it, it is the same page (resume.py); True when that decided
+        (its seat back, or closed), False when it joins afresh."""
+        outcome = await self.rooms.resume(self.room_id, Peer(peer_id, self.user))
+        if outcome is None:
+            return False
+        if outcome == "replaced":  # the same participant's newer page holds the seat
+            self.gone = True
+            self.close(REPLACED, "replaced by a newer connection")
+        elif isinstance(outcome, Refused):
+            self._refused(outcome)
+        else:
+            self.id, self.joined, self.waiting = peer_id, True, outcome.waiting
+            if outcome.waiting:
+                self.send({"type": "waiting", "self": self._view(self.id, self.user)})
+            else:
+                self._welcome(Joined(outcome.peers, waiting=outcome.knocks), "resumed")
+            log.debug("webrtc: a peer resumed in room %s", self.room_id)
+        return True
+
+    def going_away(self) -> None:
+        """This replica stops: the page reconnects at once, to any replica, and resumes its
+        seat, so the seat is kept (no leave: the others' peer connections carry on)."""
+        self.keeps_seat = True
+        self.close(WSCloseCode.GOING_AWAY, "server shutting down; reconnect")
+
     def _refused(self, refused: Refused) -> None:
         self.gone = True
         if refused.why == "full":
@@ -244,11 +279,11 @@ class Connection:
         else:
             self.end(refused.end_reason or "cancelled")
 
-    def _welcome(self, joined: Joined) -> None:
+    def _welcome(self, joined: Joined, kind: str = "joined") -> None:
         self.peers = {peer.id: peer.user for peer in joined.peers}
         self.send(
             {
-                "type": "joined",
+                "type": kind,
                 "self": self._view(self.id, self.user),
                 "peers": [self._view(peer.id, peer.user) for peer in joined.peers],
                 # With the lobby only: without it the message is what it always was.
@@ -395,7 +430,7 @@ class Connection:
         return {**self._view(knock.peer, knock.user), "since": knock.since}
 
     async def _leave(self) -> None:
-        if not self.joined or self.gone:
+        if not self.joined or self.gone or self.keeps_seat:
             return
         try:
             await self.rooms.leave(self.room_id, self.id)
