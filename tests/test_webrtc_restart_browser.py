@@ -1,0 +1,280 @@
+"""Calls survive a deploy: two real browsers in a call (fake camera, loopback media) while
+the server restarts, or while the replica a page talks to stops behind a proxy.
+
+The server stops as `teleconsult serve` does on SIGTERM (the app's runner cleaned up: its
+WebSockets closed with 1001, "reconnect") and starts again on the same store and port. The
+pages keep their peer connections: the video decoded on both keeps growing throughout
+(sampled every 200 ms, no gap over a second), the peers keep their ids, and both pages are
+in the call again, resumed, once signaling is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, Page, expect
+from teleconsult_webrtc import WebRTCVideo
+
+from teleconsult.services import SERVICES
+from tests.helpers import (
+    PATIENT,
+    STARTED,
+    TEXTS,
+    WEBRTC,
+    AppServing,
+    FrozenClock,
+    free_port,
+    path_of,
+)
+from tests.helpers import teleconsultation as consultation
+from tests.test_webrtc_browser import (
+    CHROMIUM_ARGS,
+    CONNECTED,
+    DOCTOR,
+    frames_decoded,
+    new_page,
+)
+
+SAMPLE_SECONDS = 0.2
+MAX_GAP_SECONDS = 1.0
+EN, IT = TEXTS["en"], TEXTS["it"]
+OUTAGE = (
+    "ERR_CONNECTION_REFUSED",
+    "ERR_CONNECTION_RESET",
+    "ERR_EMPTY_RESPONSE",
+    "WebSocket connection to",
+)
+"""What the console says while the server is away (the page's tries to reconnect)."""
+IN_CALL = "() => window.__call.phase === 'in-call'"
+
+
+@pytest.fixture
+def chromium_args() -> list[str]:
+    return CHROMIUM_ARGS
+
+
+@dataclass
+class Frames:
+    """`framesDecoded` of each page's peers, sampled every SAMPLE_SECONDS while a test runs."""
+
+    pages: tuple[Page, ...]
+    samples: list[tuple[float, list[dict[str, int]]]] = field(default_factory=list)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            counts = [
+                await page.evaluate("window.__call.videoFramesDecoded()") for page in self.pages
+            ]
+            self.samples.append((loop.time(), counts))
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    def longest_gaps(self) -> list[float]:
+        """For each page: the longest time its one peer's decoded video did not grow. A peer
+        connection made anew (a new peer id, or a count that starts over) fails it."""
+        gaps = []
+        for index in range(len(self.pages)):
+            peers = {tuple(counts[index]) for _, counts in self.samples}
+            [peer] = peers  # one peer, always the same
+            assert len(peer) == 1, peers
+            last_time, last_count, longest = self.samples[0][0], -1, 0.0
+            for moment, counts in self.samples:
+                [count] = counts[index].values()
+                assert count >= last_count, f"page {index}: frames went back to {count}"
+                if count > last_count:
+                    longest = max(longest, moment - last_time)
+                    last_time, last_count = moment, count
+            gaps.append(max(longest, self.samples[-1][0] - last_time))
+        return gaps
+
+
+@contextlib.asynccontextmanager
+async def sampling(*pages: Page) -> AsyncIterator[Frames]:
+    frames, stop = Frames(pages), asyncio.Event()
+    task = asyncio.create_task(frames.run(stop))
+    try:
+        yield frames
+    finally:
+        stop.set()
+        await task
+
+
+@dataclass
+class TwoPages:
+    doctor: Page
+    patient: Page
+    contexts: list[BrowserContext]
+    problems: list[str]
+
+    def unexpected_problems(self) -> list[str]:
+        return [p for p in self.problems if not any(known in p for known in OUTAGE)]
+
+
+async def links_for(api: str, clock: FrozenClock) -> dict[str, str]:
+    async with ClientSession(api) as session:
+        created = await session.post("/teleconsultation", json=consultation(2, DOCTOR, PATIENT))
+        room_id = (await created.json())["roomId"]
+        clock.now = STARTED
+        links = {}
+        for user in ("doctor-1", "patient-1"):
+            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
+            links[user] = (await answer.json())["accessLinkURL"]
+        return links
+
+
+async def in_a_call(browser: Browser, doctor_url: str, patient_url: str) -> TwoPages:
+    """Both pages open, joined, connected to each other and decoding video."""
+    problems: list[str] = []
+    doctor_context, doctor = await new_page(browser, problems)
+    patient_context, patient = await new_page(browser, problems)
+    await doctor.goto(doctor_url)
+    await patient.goto(patient_url)
+    await doctor.get_by_role("button", name="Join").click()
+    await expect(doctor.locator("#status")).to_have_text(EN["waiting"])
+    await patient.get_by_role("button", name="Entra").click()
+    for page in (doctor, patient):
+        await page.wait_for_function(CONNECTED, arg=1, polling=100)
+        await frames_decoded(page, {})
+    return TwoPages(doctor, patient, [doctor_context, patient_context], problems)
+
+
+async def back_in_the_call(pages: TwoPages, ids: list[Any]) -> None:
+    """Both pages say they are in the call again, connected to the same peer as before."""
+    for page, language in ((pages.doctor, EN), (pages.patient, IT)):
+        await page.wait_for_function(IN_CALL, polling=100)
+        await expect(page.locator("#status")).not_to_have_text(language["reconnecting"])
+        await page.wait_for_function(CONNECTED, arg=1, polling=100)
+        await expect(page.locator(".tile.remote .peer-state")).to_have_text("")
+    assert [
+        await page.evaluate("window.__call.selfId") for page in (pages.doctor, pages.patient)
+    ] == ids
+
+
+async def test_a_call_keeps_its_media_while_the_server_restarts(
+    app_server: AppServing,
+    build_app: Callable[..., web.Application],
+    clock: FrozenClock,
+    browser: Browser,
+) -> None:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api, "WEBRTC_HEARTBEAT_MS": "200"}
+    server = await app_server(build_app(None, **settings), port=port)
+    links = await links_for(api, clock)
+    pages = await in_a_call(browser, links["doctor-1"], links["patient-1"])
+    ids = [await page.evaluate("window.__call.selfId") for page in (pages.doctor, pages.patient)]
+
+    async with sampling(pages.doctor, pages.patient) as frames:
+        await asyncio.sleep(1)
+        await server.close()  # as on SIGTERM: the runner's cleanup, WebSockets closed (1001)
+        await expect(pages.doctor.locator("#status")).to_have_text(EN["reconnecting"])
+        await expect(pages.patient.locator("#status")).to_have_text(IT["reconnecting"])
+        await asyncio.sleep(1.5)  # the time a restart takes
+        await app_server(build_app(None, **settings), port=port)  # same store, same port
+        await back_in_the_call(pages, ids)
+        await asyncio.sleep(1)
+
+    assert max(frames.longest_gaps()) <= MAX_GAP_SECONDS, frames.longest_gaps()
+    assert pages.unexpected_problems() == []
+    for context in pages.contexts:
+        await context.close()
+
+
+# -- two replicas behind a proxy ---------------------------------------------------------------
+
+
+async def both_served_by(server: TestServer) -> None:
+    """Both pages' WebSockets are on this replica (the doctor's came back to it)."""
+    provider = server.app[SERVICES].video
+    assert isinstance(provider, WebRTCVideo)
+    for _ in range(100):
+        if sum(c.joined for c in provider.connections) == 2:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the doctor's page did not come back through the proxy")
+
+
+class Proxy:
+    """A loopback TCP proxy to the first of its backends that accepts a connection, as a load
+    balancer sends a new connection to a replica that is up."""
+
+    def __init__(self, backends: list[int]) -> None:
+        self.backends = backends
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.pipes: set[asyncio.Future[Any]] = set()
+
+    async def __aenter__(self) -> Proxy:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for pipe in self.pipes:
+            pipe.cancel()
+        await asyncio.gather(*self.pipes, return_exceptions=True)
+        await self.server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for port in self.backends:
+            try:
+                upstream = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                continue
+            pipes = (self._pipe(reader, upstream[1]), self._pipe(upstream[0], writer))
+            task = asyncio.ensure_future(asyncio.gather(*pipes))
+            self.pipes.add(task)
+            task.add_done_callback(self.pipes.discard)
+            return
+        writer.close()
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            sink.close()
+
+
+async def test_a_page_whose_replica_stops_resumes_through_the_proxy_on_the_other(
+    app_server: AppServing,
+    build_app: Callable[..., web.Application],
+    clock: FrozenClock,
+    browser: Browser,
+) -> None:
+    first_port, second_port = free_port(), free_port()
+    async with Proxy([first_port, second_port]) as proxy:
+        api = f"http://127.0.0.1:{proxy.port}"
+        settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api, "WEBRTC_HEARTBEAT_MS": "200"}
+        first: TestServer = await app_server(build_app(None, **settings), port=first_port)
+        second = await app_server(build_app(None, **settings), port=second_port)
+        links = await links_for(api, clock)
+        patient_url = str(second.make_url(path_of(links["patient-1"])))  # the second, directly
+        pages = await in_a_call(browser, links["doctor-1"], patient_url)  # the doctor: the first
+        ids = [
+            await page.evaluate("window.__call.selfId") for page in (pages.doctor, pages.patient)
+        ]
+
+        async with sampling(pages.doctor, pages.patient) as frames:
+            await asyncio.sleep(1)
+            await first.close()  # the doctor's replica stops; the proxy sends it to the second
+            await both_served_by(second)
+            await back_in_the_call(pages, ids)
+            await asyncio.sleep(1)
+
+        assert max(frames.longest_gaps()) <= MAX_GAP_SECONDS, frames.longest_gaps()
+        assert pages.unexpected_problems() == []
+        for context in pages.contexts:
+            await context.close()
