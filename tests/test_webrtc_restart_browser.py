@@ -53,6 +53,43 @@ OUTAGE = (
 )
 """What the console says while the server is away (the page's tries to reconnect)."""
 IN_CALL = "() => window.__call.phase === 'in-call'"
+ICE_FAILS_ON_DEMAND = """
+(() => {
+  const pcs = [];
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+  const real = Object.getOwnPropertyDescriptor(Native.prototype, "iceConnectionState").get;
+  const ufrag = (pc, side = "local") =>
+    /a=ice-ufrag:(\\S+)/.exec(pc[`${side}Description`]?.sdp || "")?.[1];
+  const calls = () => pcs.filter((pc) => pc.remoteDescription && pc.connectionState !== "closed");
+  window.__iceFails = () => {
+    for (const pc of calls()) {
+      const failedWith = ufrag(pc);
+      Object.defineProperty(pc, "iceConnectionState", {
+        configurable: true,
+        get() { return ufrag(pc) === failedWith ? "failed" : real.call(pc); },
+      });
+      pc.dispatchEvent(new Event("iceconnectionstatechange"));
+    }
+  };
+  window.__ice = () => calls().map((pc) => ({
+    local: ufrag(pc), remote: ufrag(pc, "remote"), signaling: pc.signalingState,
+  }));
+})();
+"""
+"""Test-only: `__iceFails()` makes the page's call connections read ICE "failed" (as when the
+network path changed) until their ICE credentials change, i.e. until an ICE restart;
+`__ice()` reads each one's credentials (local and remote ufrag) and signaling state."""
+RESTARTED = """([old]) => {
+  const [now] = window.__ice();
+  return now.local !== old.local && now.remote !== old.remote && now.signaling === "stable";
+}"""
+"""Both sides' ICE credentials are new, and no offer is left pending."""
 
 
 @pytest.fixture
@@ -113,6 +150,10 @@ class TwoPages:
     contexts: list[BrowserContext]
     problems: list[str]
 
+    @property
+    def both(self) -> tuple[Page, Page]:
+        return self.doctor, self.patient
+
     def unexpected_problems(self) -> list[str]:
         return [p for p in self.problems if not any(known in p for known in OUTAGE)]
 
@@ -129,11 +170,16 @@ async def links_for(api: str, clock: FrozenClock) -> dict[str, str]:
         return links
 
 
-async def in_a_call(browser: Browser, doctor_url: str, patient_url: str) -> TwoPages:
+async def in_a_call(
+    browser: Browser, doctor_url: str, patient_url: str, script: str | None = None
+) -> TwoPages:
     """Both pages open, joined, connected to each other and decoding video."""
     problems: list[str] = []
     doctor_context, doctor = await new_page(browser, problems)
     patient_context, patient = await new_page(browser, problems)
+    for context in (doctor_context, patient_context):
+        if script is not None:
+            await context.add_init_script(script)
     await doctor.goto(doctor_url)
     await patient.goto(patient_url)
     await doctor.get_by_role("button", name="Join").click()
@@ -143,6 +189,10 @@ async def in_a_call(browser: Browser, doctor_url: str, patient_url: str) -> TwoP
         await page.wait_for_function(CONNECTED, arg=1, polling=100)
         await frames_decoded(page, {})
     return TwoPages(doctor, patient, [doctor_context, patient_context], problems)
+
+
+async def negotiation(pages: TwoPages) -> list[dict[str, int]]:
+    return [await page.evaluate("window.__call.negotiation()") for page in pages.both]
 
 
 async def back_in_the_call(pages: TwoPages, ids: list[Any]) -> None:
@@ -182,6 +232,49 @@ async def test_a_call_keeps_its_media_while_the_server_restarts(
         await asyncio.sleep(1)
 
     assert max(frames.longest_gaps()) <= MAX_GAP_SECONDS, frames.longest_gaps()
+    no_restart = {"iceRestarts": 0, "crossedOffers": 0, "resumed": 1}  # the path did not change
+    assert await negotiation(pages) == [no_restart, no_restart]
+    assert pages.unexpected_problems() == []
+    for context in pages.contexts:
+        await context.close()
+
+
+async def test_ice_that_failed_while_signaling_was_away_restarts_once_it_is_back(
+    app_server: AppServing,
+    build_app: Callable[..., web.Application],
+    clock: FrozenClock,
+    browser: Browser,
+) -> None:
+    """Both pages see ICE fail during the outage: each restarts ICE as it resumes, the two
+    offers cross, and the polite page yields (perfect negotiation): both end connected
+    with new ICE credentials, their media never stopped."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api, "WEBRTC_HEARTBEAT_MS": "200"}
+    server = await app_server(build_app(None, **settings), port=port)
+    links = await links_for(api, clock)
+    pages = await in_a_call(browser, links["doctor-1"], links["patient-1"], ICE_FAILS_ON_DEMAND)
+    ids = [await page.evaluate("window.__call.selfId") for page in pages.both]
+    before = [await page.evaluate("window.__ice()") for page in pages.both]
+
+    async with sampling(*pages.both) as frames:
+        await server.close()
+        for page in pages.both:
+            await page.wait_for_function("() => window.__call.phase === 'reconnecting'")
+            await page.evaluate("window.__iceFails()")
+        await asyncio.sleep(0.5)
+        await app_server(build_app(None, **settings), port=port)
+        await back_in_the_call(pages, ids)
+        for page, old in zip(pages.both, before, strict=True):
+            await page.wait_for_function(RESTARTED, arg=old, polling=100)
+            await page.wait_for_function(CONNECTED, arg=1, polling=100)
+        await asyncio.sleep(1)
+
+    assert max(frames.longest_gaps()) <= MAX_GAP_SECONDS, frames.longest_gaps()
+    counted = await negotiation(pages)
+    assert [count["resumed"] for count in counted] == [1, 1]
+    assert [count["iceRestarts"] >= 1 for count in counted] == [True, True]  # both offered
+    assert [count["crossedOffers"] >= 1 for count in counted] == [True, True]  # and crossed
     assert pages.unexpected_problems() == []
     for context in pages.contexts:
         await context.close()
@@ -275,6 +368,10 @@ async def test_a_page_whose_replica_stops_resumes_through_the_proxy_on_the_other
             await asyncio.sleep(1)
 
         assert max(frames.longest_gaps()) <= MAX_GAP_SECONDS, frames.longest_gaps()
+        assert await negotiation(pages) == [
+            {"iceRestarts": 0, "crossedOffers": 0, "resumed": 1},  # the doctor's
+            {"iceRestarts": 0, "crossedOffers": 0, "resumed": 0},  # the patient never left
+        ]
         assert pages.unexpected_problems() == []
         for context in pages.contexts:
             await context.close()

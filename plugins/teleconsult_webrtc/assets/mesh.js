@@ -19,6 +19,7 @@ const STATS_MS = 1000;
 export function createTransport(ui, info) {
   const base = location.pathname.replace(/\/+$/, "");
   const s = { phase: "idle", ws: null, selfId: null, peers: new Map(), reconnects: 0 };
+  const counts = { iceRestarts: 0, crossedOffers: 0, resumed: 0 }; // what tests read
 
   function setPhase(phase, notice = "") {
     s.phase = phase;
@@ -171,6 +172,7 @@ export function createTransport(ui, info) {
   // that waited for signaling are made.
   function onResumed(msg) {
     s.reconnects = 0;
+    counts.resumed++;
     const listed = new Set(msg.peers.map((peer) => peer.id));
     for (const id of [...s.peers.keys()]) if (!listed.has(id)) removePeer(id);
     for (const peer of msg.peers) addPeer(peer, false);
@@ -198,7 +200,7 @@ export function createTransport(ui, info) {
       // offline: try again later
     }
     if (s.phase === "reconnecting") onSocketClosed({ code: 1006 });
-    return false;
+    return s.selfId > peer.id;
   }
 
   function leave() {
@@ -276,7 +278,9 @@ export function createTransport(ui, info) {
   function onOffer(msg) {
     const peer = addPeer({ id: msg.from, name: "" }, false);
     enqueue(peer, async () => {
-      if (peer.pc.signalingState !== "stable" && !polite(peer)) return; // crossing offers: ours wins
+      const crossed = peer.pc.signalingState !== "stable";
+      if (crossed) counts.crossedOffers++;
+      if (crossed && !polite(peer)) return; // crossing offers: ours wins
       await peer.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp }); // polite: ours rolls back
       addLocalTracks(peer, false); // reuses the offer's transceivers -> sendrecv
       await peer.pc.setLocalDescription();
@@ -311,6 +315,7 @@ export function createTransport(ui, info) {
       const state = peer.pc.iceConnectionState;
       if ((state !== "failed" && state !== "disconnected") || peer.pc.signalingState !== "stable") return;
       await peer.pc.setLocalDescription(await peer.pc.createOffer({ iceRestart: true }));
+      counts.iceRestarts++;
       send({ type: "offer", to: peer.id, sdp: peer.pc.localDescription.sdp });
     });
   }
@@ -357,6 +362,8 @@ export function createTransport(ui, info) {
 
   const view = {
     get selfId() { return s.selfId; },
+    // ICE restart offers made, offers that crossed this page's own, seats resumed.
+    negotiation() { return { ...counts }; },
     peerCount() { return s.peers.size; },
     peerIds() { return [...s.peers.keys()]; },
     connectionStates() {

@@ -256,6 +256,7 @@ window.__call = Object.freeze({
   waitingToAdmit() { return admission.waitingNames(); },
   peerIds() { return state.transport?.view.peerIds() ?? []; },
   connectionStates() { return state.transport?.view.connectionStates() ?? {}; },
+  negotiation() { return state.transport?.view.negotiation?.() ?? null; },
   localTrackStates() {
     return (state.localStream?.getTracks() || []).map((t) => ({ kind: t.kind, enabled: t.enabled, state: t.readyState }));
   },
