@@ -200,7 +200,7 @@ export function createTransport(ui, info) {
       // offline: try again later
     }
     if (s.phase === "reconnecting") onSocketClosed({ code: 1006 });
-    return s.selfId > peer.id;
+    return false;
   }
 
   function leave() {
