@@ -34,9 +34,8 @@ ids this connection was told about (to drop messages for strangers).
 
 A malformed message closes only its own connection, with a reason: 1008 (policy),
 1009 (over 64 KiB); a store failure 1011; the page reconnects after 1001, 1006,
-1011, 1012 and 1013. A replica that stops closes its pages with 1001 and keeps their seats:
-each page reconnects (to any replica) and joins with `resume`, its peer id, and takes its
-seat back as the same page (resume.py); its peer connections never stopped.
+1011, 1012 and 1013. A replica that stops closes with 1001 and keeps the seats: the pages
+`resume` them, as the same peers, on any replica (resume.py).
 """
 
 from __future__ import annotations
@@ -67,6 +66,7 @@ from .messages import (
     violation,
 )
 from .messages import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from .resume import Resumed
 from .rooms import Joined, Knock, Peer, Refused, Rooms, Waiting
 
 log = logging.getLogger("teleconsult.webrtc")
@@ -144,7 +144,7 @@ class Connection:
         self.gone = False
         """The room no longer lists this peer (ended, replaced, evicted): no leave to write."""
         self.keeps_seat = False
-        """Closed as the replica stops: the page resumes its seat elsewhere (no leave)."""
+        """Closed as the replica stops: no leave, the page resumes its seat elsewhere."""
         self.registry = registry
         """The provider's open connections: it closes them, and waits for them, as it stops."""
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -244,25 +244,21 @@ class Connection:
         return True
 
     async def _resume(self, peer_id: str) -> bool:
-        """The page's WebSocket dropped and it came back (to any replica) with its peer id:
-        while the room lists it, it is the same page (resume.py); True when that decided
-        (its seat back, or closed), False when it joins afresh."""
+        """The page came back with its peer id (resume.py): True when that decided (its seat
+        back, or closed), False when it joins afresh."""
         outcome = await self.rooms.resume(self.room_id, Peer(peer_id, self.user))
-        if outcome is None:
-            return False
         if outcome == "replaced":  # the same participant's newer page holds the seat
             self.gone = True
             self.close(REPLACED, "replaced by a newer connection")
         elif isinstance(outcome, Refused):
             self._refused(outcome)
-        else:
+        elif isinstance(outcome, Resumed):
             self.id, self.joined, self.waiting = peer_id, True, outcome.waiting
             if outcome.waiting:
                 self.send({"type": "waiting", "self": self._view(self.id, self.user)})
             else:
                 self._welcome(Joined(outcome.peers, waiting=outcome.knocks), "resumed")
-            log.debug("webrtc: a peer resumed in room %s", self.room_id)
-        return True
+        return outcome is not None
 
     def going_away(self) -> None:
         """This replica stops: the page reconnects at once, to any replica, and resumes its
