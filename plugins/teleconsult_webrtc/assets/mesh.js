@@ -156,7 +156,11 @@ export function createTransport(ui, info) {
   // Exponential backoff with jitter (half fixed, half random), so that the pages of a stopped
   // replica do not all come back at once; the first try is within RECONNECT_BASE_MS.
   function scheduleReconnect() {
-    if (s.phase !== "reconnecting") s.resumeId = s.phase === "in-call" || s.phase === "waiting" ? s.selfId : null;
+    if (s.phase !== "reconnecting") {
+      s.resumeId = s.phase === "in-call" || s.phase === "waiting" ? s.selfId : null;
+      s.droppedIn = s.phase;
+      s.droppedAt = performance.now();
+    }
     setPhase("reconnecting");
     const step = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** s.reconnects++);
     setTimeout(rejoin, step / 2 + Math.random() * (step / 2));
@@ -168,14 +172,15 @@ export function createTransport(ui, info) {
   }
 
   // Back in the call under the same id: the peers that left meanwhile are dropped, those that
-  // came meanwhile offer (their offer waited in this page's mailbox), and the ICE restarts
-  // that waited for signaling are made.
+  // came meanwhile offer (their offer waited in this page's mailbox) unless this page is the
+  // newcomer (admitted from the lobby meanwhile), and the ICE restarts that waited are made.
   function onResumed(msg) {
     s.reconnects = 0;
     counts.resumed++;
+    s.lastOutageMs = Math.round(performance.now() - s.droppedAt);
     const listed = new Set(msg.peers.map((peer) => peer.id));
     for (const id of [...s.peers.keys()]) if (!listed.has(id)) removePeer(id);
-    for (const peer of msg.peers) addPeer(peer, false);
+    for (const peer of msg.peers) addPeer(peer, s.droppedIn === "waiting");
     setPhase("in-call");
     sendMedia();
     ui.knocks(msg.waiting || []);
@@ -364,6 +369,7 @@ export function createTransport(ui, info) {
     get selfId() { return s.selfId; },
     // ICE restart offers made, offers that crossed this page's own, seats resumed.
     negotiation() { return { ...counts }; },
+    lastOutageMs() { return s.lastOutageMs ?? null; }, // socket closed -> seat resumed
     peerCount() { return s.peers.size; },
     peerIds() { return [...s.peers.keys()]; },
     connectionStates() {

@@ -257,6 +257,7 @@ window.__call = Object.freeze({
   peerIds() { return state.transport?.view.peerIds() ?? []; },
   connectionStates() { return state.transport?.view.connectionStates() ?? {}; },
   negotiation() { return state.transport?.view.negotiation?.() ?? null; },
+  lastOutageMs() { return state.transport?.view.lastOutageMs?.() ?? null; },
   localTrackStates() {
     return (state.localStream?.getTracks() || []).map((t) => ({ kind: t.kind, enabled: t.enabled, state: t.readyState }));
   },
