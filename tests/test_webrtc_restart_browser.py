@@ -240,7 +240,6 @@ async def test_a_call_keeps_its_media_while_the_server_restarts(
         await asyncio.sleep(1)
 
     assert max(frames.longest_gaps()) <= MAX_GAP_SECONDS, frames.longest_gaps()
-    print("OUTAGE", [await p.evaluate("window.__call.lastOutageMs()") for p in pages.both])
     no_restart = {"iceRestarts": 0, "crossedOffers": 0, "resumed": 1}  # the path did not change
     assert await negotiation(pages) == [no_restart, no_restart]
     assert pages.unexpected_problems() == []
@@ -381,7 +380,6 @@ async def test_a_page_whose_replica_stops_resumes_through_the_proxy_on_the_other
             {"iceRestarts": 0, "crossedOffers": 0, "resumed": 1},  # the doctor's
             {"iceRestarts": 0, "crossedOffers": 0, "resumed": 0},  # the patient never left
         ]
-        print("OUTAGE", await pages.doctor.evaluate("window.__call.lastOutageMs()"))
         assert pages.unexpected_problems() == []
         for context in pages.contexts:
             await context.close()
