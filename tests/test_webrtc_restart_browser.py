@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from teleconsult_webrtc import WebRTCVideo
@@ -25,15 +25,14 @@ from teleconsult_webrtc import WebRTCVideo
 from teleconsult.services import SERVICES
 from tests.helpers import (
     PATIENT,
-    STARTED,
     TEXTS,
     WEBRTC,
     AppServing,
     FrozenClock,
     free_port,
     path_of,
+    served_call_links,
 )
-from tests.helpers import teleconsultation as consultation
 from tests.test_webrtc_browser import (
     CHROMIUM_ARGS,
     CONNECTED,
@@ -166,18 +165,6 @@ class TwoPages:
         return [p for p in self.problems if not any(known in p for known in OUTAGE)]
 
 
-async def links_for(api: str, clock: FrozenClock) -> dict[str, str]:
-    async with ClientSession(api) as session:
-        created = await session.post("/teleconsultation", json=consultation(2, DOCTOR, PATIENT))
-        room_id = (await created.json())["roomId"]
-        clock.now = STARTED
-        links = {}
-        for user in ("doctor-1", "patient-1"):
-            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
-            links[user] = (await answer.json())["accessLinkURL"]
-        return links
-
-
 async def in_a_call(
     browser: Browser, doctor_url: str, patient_url: str, script: str | None = None
 ) -> TwoPages:
@@ -225,7 +212,7 @@ async def test_a_call_keeps_its_media_while_the_server_restarts(
     api = f"http://127.0.0.1:{port}"
     settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api, "WEBRTC_HEARTBEAT_MS": "200"}
     server = await app_server(build_app(None, **settings), port=port)
-    links = await links_for(api, clock)
+    links = await served_call_links(api, clock, DOCTOR, PATIENT)
     pages = await in_a_call(browser, links["doctor-1"], links["patient-1"])
     ids = [await page.evaluate("window.__call.selfId") for page in (pages.doctor, pages.patient)]
 
@@ -260,7 +247,7 @@ async def test_ice_that_failed_while_signaling_was_away_restarts_once_it_is_back
     api = f"http://127.0.0.1:{port}"
     settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api, "WEBRTC_HEARTBEAT_MS": "200"}
     server = await app_server(build_app(None, **settings), port=port)
-    links = await links_for(api, clock)
+    links = await served_call_links(api, clock, DOCTOR, PATIENT)
     pages = await in_a_call(browser, links["doctor-1"], links["patient-1"], ICE_FAILS_ON_DEMAND)
     ids = [await page.evaluate("window.__call.selfId") for page in pages.both]
     before = [await page.evaluate("window.__ice()") for page in pages.both]
@@ -361,7 +348,7 @@ async def test_a_page_whose_replica_stops_resumes_through_the_proxy_on_the_other
         settings = {**WEBRTC, "WEBRTC_PUBLIC_URL": api, "WEBRTC_HEARTBEAT_MS": "200"}
         first: TestServer = await app_server(build_app(None, **settings), port=first_port)
         second = await app_server(build_app(None, **settings), port=second_port)
-        links = await links_for(api, clock)
+        links = await served_call_links(api, clock, DOCTOR, PATIENT)
         patient_url = str(second.make_url(path_of(links["patient-1"])))  # the second, directly
         pages = await in_a_call(browser, links["doctor-1"], patient_url)  # the doctor: the first
         ids = [
