@@ -15,6 +15,7 @@ from teleconsult_webrtc.state import Peer, Presence, Refused, RoomState, millis
 
 from tests.helpers import (
     DOCTOR,
+    LOBBY,
     NURSE,
     PATIENT,
     WEBRTC,
@@ -28,6 +29,7 @@ from tests.helpers import (
     webrtc_call,
 )
 from tests.test_webrtc import provider, room_of
+from tests.test_webrtc_lobby import knock
 
 STOPPED: tuple[list[Any], int, str] = ([], 1001, "server shutting down; reconnect")
 JOE = {"name": "Joe Smith", "isAdmin": True}
@@ -200,3 +202,51 @@ async def test_a_resume_that_is_not_a_peer_id_closes_the_connection(
         ws = await client.ws_connect(path_of(links["doctor-1"]) + "/ws")
         await ws.send_json({"type": "join", "resume": wrong})
         assert await closing(ws) == ([], 1008, reason)
+
+
+async def test_a_waiting_page_resumes_waiting_and_one_admitted_meanwhile_comes_in(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    """With the lobby: the patient's replica stops while they wait; they resume waiting (the
+    doctor hears of no withdrawal), and, admitted while away, resume seated."""
+    first = await make_client(**LOBBY)
+    second = await make_client(**LOBBY)
+    _, links = await webrtc_call(first, clock, DOCTOR, PATIENT)
+    doctor, joined = await open_call(second, links["doctor-1"])
+    patient, waiting = await knock(first, links["patient-1"])
+    patient_id, doctor_id = waiting["self"]["id"], joined["self"]["id"]
+    assert (await doctor.receive_json(timeout=5))["type"] == "knock"
+
+    await provider(first).close_connections()
+
+    assert await closing(patient) == STOPPED
+    again, resumed = await resume(second, links["patient-1"], patient_id)
+    assert resumed == {"type": "waiting", "self": {"id": patient_id, **JANE}}
+    await provider(second).close_connections()  # the patient's replica stops again
+    assert await closing(again) == STOPPED
+    assert await closing(doctor) == STOPPED
+    doctor, _ = await resume(first, links["doctor-1"], doctor_id)
+    await doctor.send_json({"type": "admit", "peer": patient_id})  # while the patient is away
+    assert (await doctor.receive_json(timeout=5))["type"] == "knock-withdrawn"
+    assert await doctor.receive_json(timeout=5) == {
+        "type": "peer-joined",
+        "peer": {"id": patient_id, **JANE},
+    }
+
+    third = await make_client(**LOBBY)
+    patient, resumed = await resume(third, links["patient-1"], patient_id)
+
+    assert resumed == {
+        "type": "resumed",
+        "self": {"id": patient_id, **JANE},
+        "peers": [{"id": doctor_id, **JOE}],
+        "waiting": [],  # with the lobby, as in `joined`
+    }
+    await patient.send_json({"type": "offer", "to": doctor_id, "sdp": "v=0 newcomer"})
+    assert await doctor.receive_json(timeout=5) == {  # the page offers: it is the newcomer
+        "type": "offer",
+        "from": patient_id,
+        "sdp": "v=0 newcomer",
+    }
+    await patient.close()
+    await doctor.close()
