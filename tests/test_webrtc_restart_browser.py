@@ -119,7 +119,9 @@ class Frames:
     """Per page: (seconds, frames decoded by peer id)."""
 
     def longest_gaps(self) -> list[float]:
-        """For each page: the longest time its one peer's decoded video did not grow. A peer
+        """For each page: the longest time its one peer's decoded video was seen not to grow,
+        from sample to sample. A late sample that finds new frames ends a gap (on a loaded
+        machine the page's own timer runs late, while the frames kept coming). A peer
         connection made anew (a new peer id, or, unless `decoder_restarts`, a count that
         starts over) fails it."""
         return [self._longest_gap(index, samples) for index, samples in enumerate(self.samples)]
@@ -128,16 +130,16 @@ class Frames:
         peers = {tuple(counts) for _, counts in samples}
         [peer] = peers  # one peer, always the same
         assert len(peer) == 1, peers
-        last_time, last_count, longest = samples[0][0], -1, 0.0
+        previous, last_count, gap, longest = samples[0][0], -1, 0.0, 0.0
         for moment, counts in samples:
             [count] = counts.values()
             went_back = count < last_count
             assert self.decoder_restarts or not went_back, f"page {index}: back to {count}"
-            if count > last_count or (went_back and count > 0):  # frames decoded since
-                longest = max(longest, moment - last_time)
-                last_time = moment
-            last_count = count
-        return max(longest, samples[-1][0] - last_time)
+            grew = count > last_count or (went_back and count > 0)  # frames decoded since
+            gap = 0.0 if grew else gap + moment - previous
+            longest = max(longest, gap)
+            previous, last_count = moment, count
+        return longest
 
 
 @contextlib.asynccontextmanager
