@@ -250,3 +250,35 @@ async def test_a_waiting_page_resumes_waiting_and_one_admitted_meanwhile_comes_i
     }
     await patient.close()
     await doctor.close()
+
+
+async def test_a_resume_closes_the_pages_old_connection_on_the_replica_without_a_leave(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    """The page saw its socket break, the replica did not yet (a half-open connection): the
+    resume closes the old one, which keeps the seat, so its peer hears nothing."""
+    client = await make_client(**WEBRTC)
+    _, links = await webrtc_call(client, clock, DOCTOR, PATIENT)
+    old, joined_doctor = await open_call(client, links["doctor-1"])
+    patient, joined_patient = await open_call(client, links["patient-1"])
+    assert (await old.receive_json(timeout=5))["type"] == "peer-joined"
+    doctor_id, patient_id = joined_doctor["self"]["id"], joined_patient["self"]["id"]
+
+    doctor, resumed = await resume(client, links["doctor-1"], doctor_id)
+
+    assert resumed["type"] == "resumed"
+    assert await closing(old) == ([], 1001, "resumed by a newer connection")
+    await patient.send_json({"type": "offer", "to": doctor_id, "sdp": "v=0 after"})
+    assert await doctor.receive_json(timeout=5) == {
+        "type": "offer",
+        "from": patient_id,
+        "sdp": "v=0 after",
+    }
+    await doctor.send_json({"type": "answer", "to": patient_id, "sdp": "v=0 answer"})
+    assert await patient.receive_json(timeout=5) == {  # no peer-left before it
+        "type": "answer",
+        "from": doctor_id,
+        "sdp": "v=0 answer",
+    }
+    await doctor.close()
+    await patient.close()

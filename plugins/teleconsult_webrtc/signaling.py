@@ -253,6 +253,8 @@ class Connection:
         elif isinstance(outcome, Refused):
             self._refused(outcome)
         elif isinstance(outcome, Resumed):
+            for old in [c for c in self.registry if c.id == peer_id and c.user == self.user]:
+                old.going_away("resumed by a newer connection")  # its socket is dead: no leave
             self.id, self.joined, self.waiting = peer_id, True, outcome.waiting
             if outcome.waiting:
                 self.send({"type": "waiting", "self": self._view(self.id, self.user)})
@@ -260,11 +262,11 @@ class Connection:
                 self._welcome(Joined(outcome.peers, waiting=outcome.knocks), "resumed")
         return outcome is not None
 
-    def going_away(self) -> None:
-        """This replica stops: the page reconnects at once, to any replica, and resumes its
-        seat, so the seat is kept (no leave: the others' peer connections carry on)."""
+    def going_away(self, reason: str = "server shutting down; reconnect") -> None:
+        """This replica stops (or the page resumed on a newer connection): the seat is kept,
+        no leave, and the others' peer connections carry on."""
         self.keeps_seat = True
-        self.close(WSCloseCode.GOING_AWAY, "server shutting down; reconnect")
+        self.close(WSCloseCode.GOING_AWAY, reason)
 
     def _refused(self, refused: Refused) -> None:
         self.gone = True
