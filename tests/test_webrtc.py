@@ -702,7 +702,7 @@ async def test_shutting_down_closes_the_calls_connections(
 
     await provider(call.client).close_connections()  # as the server begins to stop
 
-    assert await closing(ws) == ([], 1001, "server shutting down")
+    assert await closing(ws) == ([], 1001, "server shutting down; reconnect")
 
 
 # -- presence and details ----------------------------------------------------------------------

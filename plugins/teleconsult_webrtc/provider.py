@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from teleconsult.plugin import (
     CallPage,
@@ -185,10 +185,10 @@ class WebRTCVideo:
     # -- LiveConnections -----------------------------------------------------------------------
 
     async def close_connections(self) -> None:
-        """Close the calls' WebSockets and wait until each left its room (the others are
-        told); the pages join again through another replica."""
+        """Close the calls' WebSockets (1001) and wait until each closed; their seats are
+        kept, and the pages resume them through another replica (their media never stops)."""
         for connection in self.connections:
-            connection.close(WSCloseCode.GOING_AWAY, "server shutting down")
+            connection.going_away()
         if self.connections:
             await asyncio.wait([c.finished for c in self.connections], timeout=CLOSE_SECONDS)
 

@@ -24,7 +24,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from teleconsult.plugin import (
     CALL_ENDED,
@@ -41,6 +41,7 @@ from teleconsult.plugin import (
     gather_all,
 )
 
+from .resume import Resumed, reseat
 from .state import (
     MAX_PARTICIPANTS,
     Beat,
@@ -168,6 +169,22 @@ class Rooms:
             await self._tell([p for p in seated if p not in admins], *gone)
             await self._tell(admins, *gone, *withdrawn, knock)
         return outcome
+
+    async def resume(
+        self, room_id: str, peer: Peer
+    ) -> Resumed | Refused | Literal["replaced"] | None:
+        """A page whose WebSocket dropped takes its seat back under its own id (`reseat`);
+        nobody is told: the others' peer connections carry on. None: join afresh."""
+        now = self.clock()
+
+        Outcome = tuple[Resumed | Refused | Literal["replaced"] | None]
+
+        def change(state: RoomState) -> tuple[Outcome, bool]:
+            outcome = reseat(state, peer, now)
+            return (outcome,), isinstance(outcome, Resumed)
+
+        found = await self._update(room_id, "let a participant resume", change)
+        return Refused("gone") if found is None else found[0]
 
     async def leave(self, room_id: str, peer_id: str) -> None:
         now = self.clock()

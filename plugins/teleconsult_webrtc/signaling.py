@@ -4,7 +4,8 @@ The browser protocol (JSON text frames):
 
 | direction | `type` | fields | meaning |
 | --- | --- | --- | --- |
-| page -> server | `join` | | the first message, within 10 s |
+| page -> server | `join` | `resume` (optional) | the first message, within 10 s |
+| server -> page | `resumed` | as `joined` | `resume` named this page's seat: same id, nobody told |
 | server -> page | `joined` | `self{id,name,isAdmin}`, `peers[...]`, `waiting[...]` | in |
 | server -> page | `waiting` | `self{id,name,isAdmin}` | in the lobby: nothing relayed |
 | server -> page | `knock`, `knock-withdrawn` | `peer{id,name,since}` / `id` | plus pages |
@@ -34,7 +35,8 @@ ids this connection was told about (to drop messages for strangers).
 
 A malformed message closes only its own connection, with a reason: 1008 (policy),
 1009 (over 64 KiB); a store failure 1011; the page reconnects after 1001, 1006,
-1011, 1012 and 1013.
+1011, 1012 and 1013. A replica that stops closes with 1001 and keeps the seats: the pages
+`resume` them, as the same peers, on any replica (resume.py).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from .messages import (
     violation,
 )
 from .messages import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from .resume import Resumed
 from .rooms import Joined, Knock, Peer, Refused, Rooms, Waiting
 
 log = logging.getLogger("teleconsult.webrtc")
@@ -145,6 +148,8 @@ class Connection:
         admits it (the page hears `admitted` through its mailbox)."""
         self.gone = False
         """The room no longer lists this peer (ended, replaced, evicted): no leave to write."""
+        self.keeps_seat = False
+        """Closed as the replica stops: no leave, the page resumes its seat elsewhere."""
         self.registry = registry
         """The provider's open connections: it closes them, and waits for them, as it stops."""
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -225,8 +230,11 @@ class Connection:
             raise violation("join timeout") from None
         if first.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return False
-        if parse_message(first)["type"] != "join":
+        message = parse_message(first)
+        if message["type"] != "join":
             raise violation("expected 'join'")
+        if "resume" in message and await self._resume(text_field(message, "resume", MAX_ID_CHARS)):
+            return self.joined
         outcome = await self.rooms.join(self.room_id, Peer(self.id, self.user, self.generation))
         if isinstance(outcome, Refused):
             self._refused(outcome)
@@ -240,6 +248,31 @@ class Connection:
         log.debug("webrtc: a peer joined room %s (%d others)", self.room_id, len(outcome.peers))
         return True
 
+    async def _resume(self, peer_id: str) -> bool:
+        """The page came back with its peer id (resume.py): True when that decided (its seat
+        back, or closed), False when it joins afresh."""
+        outcome = await self.rooms.resume(self.room_id, Peer(peer_id, self.user))
+        if outcome == "replaced":  # the same participant's newer page holds the seat
+            self.gone = True
+            self.close(REPLACED, "replaced by a newer connection")
+        elif isinstance(outcome, Refused):
+            self._refused(outcome)
+        elif isinstance(outcome, Resumed):
+            for old in [c for c in self.registry if c.id == peer_id and c.user == self.user]:
+                old.going_away("resumed by a newer connection")  # its socket is dead: no leave
+            self.id, self.joined, self.waiting = peer_id, True, outcome.waiting
+            if outcome.waiting:
+                self.send({"type": "waiting", "self": self._view(self.id, self.user)})
+            else:
+                self._welcome(Joined(outcome.peers, waiting=outcome.knocks), "resumed")
+        return outcome is not None
+
+    def going_away(self, reason: str = "server shutting down; reconnect") -> None:
+        """This replica stops (or the page resumed on a newer connection): the seat is kept,
+        no leave, and the others' peer connections carry on."""
+        self.keeps_seat = True
+        self.close(WSCloseCode.GOING_AWAY, reason)
+
     def _refused(self, refused: Refused) -> None:
         self.gone = True
         if refused.why == "full":
@@ -249,11 +282,11 @@ class Connection:
         else:
             self.end(refused.end_reason or "cancelled")
 
-    def _welcome(self, joined: Joined) -> None:
+    def _welcome(self, joined: Joined, kind: str = "joined") -> None:
         self.peers = {peer.id: peer.user for peer in joined.peers}
         self.send(
             {
-                "type": "joined",
+                "type": kind,
                 "self": self._view(self.id, self.user),
                 "peers": [self._view(peer.id, peer.user) for peer in joined.peers],
                 # With the lobby only: without it the message is what it always was.
@@ -403,7 +436,7 @@ class Connection:
         return {**self._view(knock.peer, knock.user), "since": knock.since}
 
     async def _leave(self) -> None:
-        if not self.joined or self.gone:
+        if not self.joined or self.gone or self.keeps_seat:
             return
         try:
             await self.rooms.leave(self.room_id, self.id)
