@@ -148,7 +148,8 @@ async def test_a_record_of_the_original_service_is_refused_clearly() -> None:
     assert raised.value.status == 500
     assert raised.value.message == (
         f"The stored teleconsultation {legacy_id} is not in the form this service writes "
-        "(it may come from the original service): migrate it as docs/operations.md says."
+        "(it may come from the original service): run `teleconsult migrate` "
+        "(docs/operations.md, 'Coming from the original service')."
     )
 
 
