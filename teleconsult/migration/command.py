@@ -180,6 +180,7 @@ async def prepared_migrator(
             database,
             settings.store.teleconsultations_collection,
             settings.store.user_map_collection,
+            indexes=False,  # the identity provider's, which needs none
         )
         stack.push_async_callback(store.health.close)
         _, identity = await open_providers(stack, plan, lambda: datetime.now(UTC), store)
