@@ -124,23 +124,11 @@ async def _migrate_url(
     client = client_for(settings.store.url, settings.store.mongodb_timeout_ms)
     try:
         database = client[database_name(settings.store.url, settings.store.mongodb_database)]
-        return await migrate_database(database, settings, config, environ, options, progress)
+        prepared = await prepared_migrator(database, settings, config, environ, options, progress)
+        async with prepared as migrator:
+            return await migrator.run()
     finally:
         await client.close()
-
-
-async def migrate_database(
-    database: Any,
-    settings: Settings,
-    config: ServiceConfig,
-    environ: Mapping[str, str],
-    options: Options,
-    progress: Progress | None = None,
-) -> Summary:
-    """Migrate `database` (a pymongo or mongomock-motor database) as the settings say."""
-    migrator = await prepared_migrator(database, settings, config, environ, options, progress)
-    async with migrator as running:
-        return await running.run()
 
 
 class PreparedMigrator:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +12,7 @@ import pytest
 
 from teleconsult.configuration.service_config import load_config
 from teleconsult.core.domain import TOOLS, Phase, RoomPolicy
+from teleconsult.migration.command import BarOnTerminal, print_summary, summary_text
 from teleconsult.migration.rules import (
     CannotMigrate,
     Reason,
@@ -19,9 +23,10 @@ from teleconsult.migration.rules import (
     read_record,
     record_status,
 )
+from teleconsult.migration.runner import Summary, Tally
 from teleconsult.providers.protocols import Identity
 from teleconsult.store.documents import from_document
-from tests.original_documents import (
+from tests.migration.originals import (
     CREATED,
     LATER,
     NOW,
@@ -240,3 +245,49 @@ def test_with_an_identity_provider_only_ids_are_asked_for() -> None:
     )
     [stored] = identity_entries(original, resolves_bare_ids=False)
     assert (stored.groups, stored.full_name) == (("doctor",), "Joe Smith")
+
+
+def test_the_progress_bar_shows_counts_and_rate() -> None:
+    stream = io.StringIO()
+    bar = BarOnTerminal(stream)
+    tally = Tally()
+    tally.add("migrated", "a", 5)
+    tally.add("cannot_migrate:unknown_groups", "b", 5)
+    bar.advance("teleconsultations", 2, 4, tally)
+    bar.advance("teleconsultations", 4, 4, tally)
+    first, second = stream.getvalue().split("\r")[1:]
+    assert re.fullmatch(
+        r"teleconsultations    \[#{12}\.{12}\] 2/4 cannot_migrate:unknown_groups 1, migrated 1 "
+        r"\d+/s",
+        first,
+    )
+    assert second.startswith("teleconsultations    [########################] 4/4 ")
+    assert second.endswith("/s\n")
+
+
+def test_the_json_summary_is_one_document_and_the_text_names_each_outcome() -> None:
+    summary = Summary(apply=True, unmigrated=1)
+    summary.users.add("migrated", "u1", 5)
+    summary.teleconsultations.add("cannot_migrate:malformed_dates", "t1", 5)
+    stream = io.StringIO()
+    print_summary(summary, True, stream)
+    assert json.loads(stream.getvalue()) == {
+        "dryRun": False,
+        "complete": True,
+        "users": {"counts": {"migrated": 1}, "samples": {"migrated": ["u1"]}},
+        "teleconsultations": {
+            "counts": {"cannot_migrate:malformed_dates": 1},
+            "samples": {"cannot_migrate:malformed_dates": ["t1"]},
+        },
+        "unmigratedTeleconsultations": 1,
+        "indexError": None,
+    }
+    assert summary.failed
+    assert summary_text(summary) == (
+        "teleconsult migrate: applied\n"
+        "user map: 1 document(s)\n"
+        "  migrated: 1 (e.g. u1)\n"
+        "teleconsultations: 1 document(s)\n"
+        "  cannot_migrate:malformed_dates: 1 (e.g. t1)\n"
+        "teleconsultations not in teleconsult's form: 1"
+    )

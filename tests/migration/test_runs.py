@@ -1,12 +1,11 @@
 """`teleconsult migrate` on a MongoDB database (mongomock) holding the original's documents:
 the dry run's report, the migration, a second run, an interrupted run, a concurrent write by
-the original; then the five endpoints on the migrated ids, through the bandyer provider and
-the fake Kaleyra, with the settings the runbook prescribes."""
+the original, a record the original changed after its conversion, the command line."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,150 +13,28 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 
 from teleconsult.cli import main
-from teleconsult.configuration.service_config import load_config
-from teleconsult.configuration.settings import Settings
-from teleconsult.migration.command import prepared_migrator, summary_text
-from teleconsult.migration.runner import Options, Summary
-from teleconsult.store.base import Store
-from teleconsult.store.mongo import open_mongo
+from teleconsult.migration.command import summary_text
+from teleconsult.migration.runner import Options
 from tests.fakes.kaleyra import FakeKaleyra
-from tests.helpers import MakeClient, bandyer_env, join
-from tests.original_documents import (
+from tests.helpers import MakeClient, join
+from tests.migration.originals import (
+    APPLY,
+    DRY,
+    FAILED_RECORDS,
+    FAILED_SAMPLES,
+    FAILED_USERS,
+    RECORDS,
     SOON,
+    USERS,
     doctor,
+    environ,
+    ids,
+    migrate,
     oid,
     patient,
-    record,
-    user,
-    with_room,
+    seed,
+    snapshot,
 )
-
-RECORDS, USERS = "tc_crud", "user_map_crud"
-RUNBOOK = {
-    # The original's collections, rooms and room settings (docs/operations.md, the runbook).
-    "TELECONSULTATIONS_CRUD_NAME": RECORDS,
-    "USER_ID_MAP_CRUD_NAME": USERS,
-    "IMMUTABLE_PERIOD_MS": str(10 * 60 * 1000),
-    "UNLIMITED_TELECONSULTATION": "true",
-    "LIVE_TELECONSULTATION": "true",
-    "ALLOW_ANONYMOUS_WRITES": "true",
-}
-Hook = Callable[[Mapping[str, Any]], Awaitable[None]]
-
-
-@pytest.fixture
-def database() -> Any:
-    return AsyncMongoMockClient(tz_aware=True)["original"]
-
-
-@pytest.fixture
-async def store_factory(database: Any) -> Callable[[Settings], Awaitable[Store]]:
-    """Every app of these tests on the original's database (whatever TEST_STORE says)."""
-
-    async def factory(settings: Settings) -> Store:
-        return await open_mongo(
-            database, settings.store.teleconsultations_collection, USERS, timeout_ms=2000
-        )
-
-    return factory
-
-
-def environ(kaleyra_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "STORE_URL": "mongodb://127.0.0.1:9/original",
-        **bandyer_env(kaleyra_url),
-        **RUNBOOK,
-        **extra,
-    }
-
-
-async def migrate(
-    database: Any, kaleyra_url: str, options: Options, hook: Hook | None = None, **extra: str
-) -> Summary:
-    env = environ(kaleyra_url, **extra)
-    settings = Settings.from_environ(env)
-    config = load_config(settings.service.config_path)
-    async with await prepared_migrator(database, settings, config, env, options) as migrator:
-        migrator.before_write = hook
-        return await migrator.run()
-
-
-APPLY = Options(apply=True, batch_size=2)
-DRY = Options(apply=False, batch_size=2)
-
-
-async def seed(database: Any, kaleyra: FakeKaleyra) -> None:
-    """The original's data: users (one broken, one twice), teleconsultations of every kind."""
-    await database[USERS].insert_many(
-        [
-            user(1, "doctor-1", "kaleyra-doctor-1"),
-            user(2, "patient-1", "kaleyra-patient-1", field="auth0Id"),
-            {**user(3, "broken", "kaleyra-x"), "bandyerId": None},
-            user(4, "doctor-1", "kaleyra-other"),
-        ]
-    )
-    optional = record(5, participants=[{**patient(), "language": None}])
-    for name in ("teleconsultationState", "endDate", "creatorId", "updaterId"):
-        del optional[name]
-    optional["duration"] = 3600
-    await database[RECORDS].insert_many(
-        [
-            record(1, start=SOON, bandyerRoomId="room_locked", participants=with_room(doctor(), patient()), teleconsultationState="active"),
-            record(2, bandyerRoomId="room_future", participants=with_room(doctor(), patient()), teleconsultationState="ready"),
-            record(3, participants=[doctor()], teleconsultationState="waiting"),
-            record(4, __STATE__="TRASH", bandyerRoomId="room_gone", participants=with_room(doctor(), patient()), teleconsultationState="cancelled"),
-            optional,
-            record(6, participants=[doctor()], startDate="tomorrow"),
-            record(7, participants=[doctor(groups=["nurse"])]),
-            record(8, participants=[{**patient(), "userExternalId": "stranger"}]),
-            record(9, bandyerRoomId="room_half", participants=[*with_room(doctor()), patient()]),
-        ]
-    )  # fmt: skip
-    for n, room_id in ((1, "room_locked"), (2, "room_future"), (4, "room_gone")):
-        kaleyra.users.update({"kaleyra-doctor-1": "plus", "kaleyra-patient-1": "basic"})
-        kaleyra.rooms[room_id] = {"request": {}, "details": room_details(n)}
-        kaleyra.uploads[room_id] = []
-
-
-def room_details(n: int) -> dict[str, Any]:
-    return {
-        "recording": "none",
-        "recording_status": "stopped",
-        "call_type": "audio_video",
-        "description": None,
-        "status": "pending",
-        "disabled": False,
-        "creation_date": f"2030-02-0{n}T09:00:00+00:00",
-        "duration": None,
-        "duration_used": 0,
-        "live": True,
-    }
-
-
-def ids(*numbers: int) -> list[str]:
-    return [str(oid(n)) for n in numbers]
-
-
-FAILED_USERS = {
-    "cannot_migrate:duplicate_user_map_entry": 1,
-    "cannot_migrate:malformed_record": 1,
-}
-FAILED_RECORDS = {
-    "cannot_migrate:malformed_dates": 1,
-    "cannot_migrate:missing_user_map_entry": 1,
-    "cannot_migrate:room_without_links": 1,
-    "cannot_migrate:unknown_groups": 1,
-}
-FAILED_SAMPLES = {
-    "cannot_migrate:malformed_dates": ids(6),
-    "cannot_migrate:unknown_groups": ids(7),
-    "cannot_migrate:missing_user_map_entry": ids(8),
-    "cannot_migrate:room_without_links": ids(9),
-}
-
-
-async def snapshot(database: Any) -> list[dict[str, Any]]:
-    return [d for c in (RECORDS, USERS) async for d in database[c].find({}, sort=[("_id", 1)])]
 
 
 async def test_the_dry_run_counts_by_outcome_and_writes_nothing(
