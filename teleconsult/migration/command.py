@@ -15,6 +15,8 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from pymongo.errors import PyMongoError
+
 from teleconsult.composition import open_providers, planned
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
@@ -30,7 +32,7 @@ from teleconsult.migration.runner import (
 )
 from teleconsult.providers.protocols import Caller, Identity, ParticipantEntry
 from teleconsult.store.mongo import SCHEMES, database_name, open_mongo
-from teleconsult.store.mongo.connection import client_for
+from teleconsult.store.mongo.connection import client_for, short_reason
 
 NOT_MONGO = (
     "teleconsult migrate applies to the MongoDB store, where the original service kept its "
@@ -109,7 +111,23 @@ def migrate(
         return 2
     options = options_of(arguments)
     progress = BarOnTerminal(sys.stderr) if sys.stderr.isatty() and not arguments.json else None
-    summary = asyncio.run(_migrate_url(settings, config, environ, options, progress))
+    try:
+        summary = asyncio.run(_migrate_url(settings, config, environ, options, progress))
+    except PyMongoError as error:
+        # Each document is converted whole or not at all: running again goes on.
+        print(
+            f"teleconsult: migrate stopped, MongoDB failed: {short_reason(error)}. Documents "
+            "converted so far stay converted; run the command again to go on.",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "\nteleconsult: migrate interrupted. Documents converted so far stay converted; "
+            "run the command again to go on.",
+            file=sys.stderr,
+        )
+        return 130
     print_summary(summary, arguments.json, sys.stdout)
     return 1 if summary.failed else 0
 

@@ -5,6 +5,7 @@ the original, a record the original changed after its conversion, the command li
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from teleconsult.cli import main
 from teleconsult.migration.command import summary_text
 from teleconsult.migration.runner import Options
 from tests.fakes.kaleyra import FakeKaleyra
-from tests.helpers import MakeClient, join
+from tests.helpers import MakeClient, bandyer_env, join
 from tests.migration.originals import (
     APPLY,
     DRY,
@@ -221,3 +222,20 @@ def test_the_command_refuses_sqlite_and_documents_every_option(
         "teleconsult: configuration error: teleconsult migrate takes over the original's "
         "Kaleyra rooms and users: it needs VIDEO_PROVIDER=bandyer"
     )
+
+
+def test_an_unreachable_mongodb_stops_the_command_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = {
+        "STORE_URL": "mongodb://127.0.0.1:9/original",
+        "MONGODB_TIMEOUT_MS": "200",
+        **bandyer_env("http://127.0.0.1:9"),
+    }
+    assert main(["migrate"], env) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        r"teleconsult: migrate stopped, MongoDB failed: 127\.0\.0\.1:9: [^\n]+\. Documents "
+        r"converted so far stay converted; run the command again to go on\.\n",
+        err,
+    ), err
