@@ -40,7 +40,14 @@ LINK_FIELD = "accessLinkURL"
 MIGRATION_FIELD = "migration"
 """Our note on a converted document: when, at which version, from which `updatedAt`, and the
 original values of the fields conversion replaced."""
-REPLACED_FIELDS = ("teleconsultationState", "participants", "startDate", "endDate")
+REPLACED_FIELDS = (
+    "teleconsultationState",
+    "participants",
+    "startDate",
+    "endDate",
+    "createdAt",
+    "updatedAt",
+)
 """The original's fields conversion may rewrite (every other one it leaves as it was)."""
 
 
@@ -343,8 +350,10 @@ def _room(
 
 
 def _original_values(document: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The original's values of the fields conversion replaces. On a second conversion, a
-    `teleconsultationState` that is one of ours was written by us: the one noted stands."""
+    """The original's values of the fields conversion replaces: not participants to whose
+    entries it only added keys (no second copy of names and links to outlive them). On a
+    second conversion, a `teleconsultationState` that is one of ours was written by us: the
+    one noted stands."""
     noted = document.get(MIGRATION_FIELD)
     before = dict(noted.get("original", {})) if isinstance(noted, Mapping) else {}
     ours = {phase.value for phase in Phase}
@@ -355,9 +364,23 @@ def _original_values(document: Mapping[str, Any], fields: Mapping[str, Any]) -> 
         value = document[name]
         if name == "teleconsultationState" and value in ours and name in before:
             kept[name] = before[name]
+        elif name == "participants" and _only_added(value, fields[name]):
+            continue
         elif value != fields[name]:
             kept[name] = value
     return kept
+
+
+def _only_added(original: Any, converted: list[dict[str, Any]]) -> bool:
+    """Whether each converted entry holds its original entry's keys with their values."""
+    return (
+        isinstance(original, list)
+        and len(original) == len(converted)
+        and all(
+            all(entry.get(key) == value for key, value in stored.items())
+            for stored, entry in zip(original, converted, strict=True)
+        )
+    )
 
 
 def convert_user(document: Mapping[str, Any]) -> dict[str, Any]:

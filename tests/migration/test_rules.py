@@ -96,7 +96,7 @@ def test_a_room_of_the_original_keeps_its_id_users_and_links() -> None:
         "at": NOW,
         "version": 1,
         "sourceUpdatedAt": document["updatedAt"],
-        "original": {"teleconsultationState": "created", "participants": document["participants"]},
+        "original": {"teleconsultationState": "created"},  # the entries only gained keys
     }
     # Readable by the service, with the metadata and schedule unchanged.
     teleconsultation = from_document({**result, "_id": str(result["_id"])})
@@ -167,9 +167,28 @@ def test_the_user_map_gives_a_participant_without_a_stored_kaleyra_user_its_user
 def test_iso_strings_with_an_offset_are_dates() -> None:
     document = record(7, participants=[doctor()])
     document["startDate"], document["endDate"] = "2030-02-22T15:30:00Z", "2030-02-22T16:30:00+00:00"
+    document["createdAt"] = "2030-02-01T09:00:00.000Z"
     result = converted(document, {"doctor-1": "k"})
-    assert result["startDate"] == LATER
-    assert result["migration"]["original"]["startDate"] == "2030-02-22T15:30:00Z"
+    assert (result["startDate"], result["createdAt"]) == (LATER, CREATED)
+    assert result["migration"]["original"] == {
+        "teleconsultationState": "created",
+        "startDate": "2030-02-22T15:30:00Z",
+        "endDate": "2030-02-22T16:30:00+00:00",
+        "createdAt": "2030-02-01T09:00:00.000Z",
+    }
+
+
+def test_participants_whose_values_conversion_replaces_are_kept_as_they_were() -> None:
+    """Groups the identity provider gives differ from those stored: the original's entries
+    are kept under migration.original, for a rollback."""
+    document = record(11, participants=[doctor()])
+    original = read_record(document, NOW)
+    identities = [Identity("doctor-1", ("doctor", "admin"), "Joe Smith")]
+    conversion = convert_record(
+        document, original, identities, {"doctor-1": "k"}, (PRIVILEGES, POLICY), NOW
+    )
+    assert conversion.fields["participants"][0]["groups"] == ["doctor", "admin"]
+    assert conversion.fields["migration"]["original"]["participants"] == [doctor()]
 
 
 @pytest.mark.parametrize(
