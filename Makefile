@@ -70,6 +70,14 @@ $(CHROMIUM):
 	apt-get update && apt-get install -y chromium || \
 		{ echo "the browser tests need Debian's chromium: apt-get install -y chromium, as root"; exit 1; }
 
+# The `janus` provider's tests run a real Janus (Debian's, with janus.js from libjs-janus-gateway)
+# in a network namespace they make (tests/janus_server.py): root and iproute2 are needed.
+JANUS := /usr/bin/janus
+JANUS_JS := /usr/share/javascript/janus-gateway/janus.js
+$(JANUS) $(JANUS_JS):
+	apt-get update && apt-get install -y janus libjs-janus-gateway iproute2 || \
+		{ echo "the janus tests need Debian's janus and libjs-janus-gateway: apt-get install -y janus libjs-janus-gateway, as root"; exit 1; }
+
 # The OpenAPI linter, Redocly CLI from the npm registry: the version tests/redocly pins (its
 # lock file), installed by npm ci into a folder of the virtualenv, never globally.
 REDOCLY_DIR := $(VENV)/redocly
@@ -96,10 +104,10 @@ $(AXE_INSTALLED): tests/axe/package.json tests/axe/package-lock.json
 	npm ci --prefix $(AXE_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
-pytest: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
+pytest: $(INSTALLED) $(CHROMIUM) $(JANUS) $(JANUS_JS) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
-pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
+pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(JANUS) $(JANUS_JS) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
 	TEST_STORE=mongomock $(BIN)/pytest -q
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document
