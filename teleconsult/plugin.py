@@ -29,6 +29,8 @@ A plugin imports from this module only (a test fails when a module under
   a teleconsultation as the provider's own pages may see it;
 - small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
   (an answer's keys and value types, never its values: safe to log);
+- `LinkSigner`, `LinkCredential` and `call_links` (its `stored_secret`, `configured_secret`):
+  the signed per-participant credential in the links of a provider that serves the call page;
 - `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider;
 - `CallPage` (`ProviderContext.call_page`), the call page every provider that serves one
@@ -42,6 +44,9 @@ docs/plugins.md explains each, with a complete minimal plugin.
 from __future__ import annotations
 
 from teleconsult.callpage import CONTENT_SECURITY_POLICY, Asset, CallPage, default_call_page
+from teleconsult.callpage import links as call_links
+from teleconsult.callpage.links import Credential as LinkCredential
+from teleconsult.callpage.links import LinkSigner
 from teleconsult.configuration.declarations import (
     BaseUrl,
     Boolean,
@@ -151,6 +156,8 @@ __all__ = [
     "InvalidRequest",
     "JoinRequest",
     "Level",
+    "LinkCredential",
+    "LinkSigner",
     "LiveConnections",
     "NamedRooms",
     "Names",
@@ -188,6 +195,7 @@ __all__ = [
     "VideoProviderPlugin",
     "VirtualBackgrounds",
     "WholeNumber",
+    "call_links",
     "default_call_page",
     "error_message",
     "gather_all",

@@ -22,6 +22,7 @@ from teleconsult.plugin import (
     CreatedRoom,
     JoinRequest,
     Level,
+    LinkSigner,
     ProviderError,
     ProviderLimits,
     ProviderStorage,
@@ -33,10 +34,10 @@ from teleconsult.plugin import (
     ServiceError,
     stable_user_id,
 )
+from teleconsult.plugin import LinkCredential as Credential
+from teleconsult.plugin import call_links as links
 
-from . import links
 from .ice import IceServers
-from .links import Credential, LinkSigner
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
 from .signaling import Connection, Timing
 

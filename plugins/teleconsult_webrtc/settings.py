@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from teleconsult.plugin import BaseUrl, DeclaredSettings, WholeNumber, setting
+from teleconsult.plugin import call_links as links
 
-from . import links
 from .ice import IceServers
 
 DAY_MS = 24 * 3600 * 1000
