@@ -12,7 +12,10 @@ runs on one machine never share an address. Needs root, as CI has.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 import socket
@@ -21,6 +24,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -245,24 +249,24 @@ def free_port_at(address: str) -> int:
         return port
 
 
-# -- fixtures (a test module imports the ones it uses) ------------------------------------------
+# -- fixtures (a test module imports the `*_fixture` functions it uses) ------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def janus_namespace() -> Iterator[Namespace]:
+@pytest.fixture(scope="session", name="janus_namespace")
+def janus_namespace_fixture() -> Iterator[Namespace]:
     """One namespace for the session's Janus tests; removed at the end."""
     with network_namespace() as namespace:
         yield namespace
 
 
-@pytest.fixture
-def events_port(janus_namespace: Namespace) -> int:
+@pytest.fixture(name="events_port")
+def events_port_fixture(janus_namespace: Namespace) -> int:
     """Where the test serves the app for Janus's event handler to reach it."""
     return free_port_at(janus_namespace.host_address)
 
 
-@pytest.fixture
-async def janus(janus_namespace: Namespace, events_port: int) -> AsyncIterator[JanusServer]:
+@pytest.fixture(name="janus")
+async def janus_fixture(janus_namespace: Namespace, events_port: int) -> AsyncIterator[JanusServer]:
     """A fresh Janus (new secrets, no rooms) in the namespace, stopped at the end."""
     with tempfile.TemporaryDirectory(prefix="janus-") as folder:
         events_url = f"http://{janus_namespace.host_address}:{events_port}/providers/janus/events"
@@ -272,3 +276,40 @@ async def janus(janus_namespace: Namespace, events_port: int) -> AsyncIterator[J
             yield server
         finally:
             await server.stop()
+
+
+# -- speaking to Janus as its clients do -------------------------------------------------------
+
+
+def signed_token(secret: str, expires_at: int, *entries: str) -> str:
+    """Janus's signed-token format, written here from its documentation (not the plugin's)."""
+    data = ",".join([str(expires_at), "janus", "janus.plugin.videoroom", *entries])
+    digest = hmac.new(secret.encode(), data.encode(), hashlib.sha1).digest()
+    return f"{data}:{base64.b64encode(digest).decode()}"
+
+
+async def videoroom(url: str, token: str, body: dict[str, object]) -> dict[str, Any]:
+    """One videoroom request over Janus's HTTP API, as any client sends it: the answer's
+    data, the event's for an asynchronous request (`join`), or Janus's own error."""
+    async with aiohttp.ClientSession() as session:
+
+        async def post(path: str, message: dict[str, object]) -> dict[str, Any]:
+            payload = {**message, "transaction": secrets.token_hex(6), "token": token}
+            async with session.post(url + path, json=payload) as answer:
+                found: dict[str, Any] = await answer.json()
+                return found
+
+        created = await post("", {"janus": "create"})
+        if created["janus"] == "error":
+            return {"janus_error": created["error"]["code"]}
+        path = f"/{created['data']['id']}"
+        handle = await post(path, {"janus": "attach", "plugin": "janus.plugin.videoroom"})
+        answer = await post(f"{path}/{handle['data']['id']}", {"janus": "message", "body": body})
+        if answer["janus"] == "error":
+            return {"janus_error": answer["error"]["code"]}
+        if answer["janus"] == "ack":  # asynchronous: its event comes on the long poll
+            async with session.get(url + path, params={"token": token, "maxev": "1"}) as polled:
+                answer = await polled.json()
+        data: dict[str, Any] = answer["plugindata"]["data"]
+        await post(path, {"janus": "destroy"})
+        return data
