@@ -16,12 +16,15 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import socket
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +71,7 @@ class JanusServer:
     token_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     events_user: str = "janus"
     events_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    process: asyncio.subprocess.Process | None = None
+    process: subprocess.Popen[bytes] | None = None
 
     @property
     def http_url(self) -> str:
@@ -153,47 +156,49 @@ events: {{
 }}
 """
 
-    async def start(self) -> None:
-        """Start Janus in the namespace and wait until its HTTP API answers."""
+    def start(self) -> None:
+        """Start Janus in the namespace and wait until its HTTP API answers (blocking: a
+        fixture of any kind may start it; an async test calls `restart`)."""
         self.write_configuration()
         command = self.namespace.run(
             JANUS, "-F", str(self.folder), "-C", str(self.folder / "janus.jcfg"),
             "--log-stdout", "--disable-colors",
         )  # fmt: skip
         with (self.folder / "janus.log").open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                *command, stdout=log, stderr=subprocess.STDOUT
-            )
-        await self.until_ready()
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        self._until_ready()
 
-    async def until_ready(self) -> None:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                assert self.process is not None
-                assert self.process.returncode is None, self.log()
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.post(self.http_url, json=INFO) as answer:
-                        if answer.status == 200:
-                            return
-                await asyncio.sleep(0.05)
+    def _until_ready(self) -> None:
+        request = urllib.request.Request(  # noqa: S310 - our own http URL
+            self.http_url, data=json.dumps(INFO).encode(), method="POST"
+        )
+        for _ in range(200):
+            assert self.process is not None
+            assert self.process.poll() is None, self.log()
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(request, timeout=1) as answer,  # noqa: S310
+            ):
+                if answer.status == 200:
+                    return
+            time.sleep(0.05)
         raise AssertionError(f"Janus did not answer in 10 s:\n{self.log()}")
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         if self.process is None:
             return
         self.process.terminate()
         try:
-            async with asyncio.timeout(10):
-                await self.process.wait()
-        except TimeoutError:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            await self.process.wait()
+            self.process.wait()
         self.process = None
 
     async def restart(self) -> None:
         """Janus forgets the rooms made through its API: what a crash or an upgrade does."""
-        await self.stop()
-        await self.start()
+        await asyncio.to_thread(self.stop)
+        await asyncio.to_thread(self.start)
 
     def log(self) -> str:
         path = self.folder / "janus.log"
@@ -252,9 +257,10 @@ def free_port_at(address: str) -> int:
 # -- fixtures (a test module imports the `*_fixture` functions it uses) ------------------------------------------
 
 
-@pytest.fixture(scope="session", name="janus_namespace")
+@pytest.fixture(name="janus_namespace")
 def janus_namespace_fixture() -> Iterator[Namespace]:
-    """One namespace for the session's Janus tests; removed at the end."""
+    """The test's own namespace (made in about 50 ms), removed at its end: each module that
+    imports these fixtures would otherwise make a session one of its own, under one name."""
     with network_namespace() as namespace:
         yield namespace
 
@@ -266,16 +272,16 @@ def events_port_fixture(janus_namespace: Namespace) -> int:
 
 
 @pytest.fixture(name="janus")
-async def janus_fixture(janus_namespace: Namespace, events_port: int) -> AsyncIterator[JanusServer]:
+def janus_fixture(janus_namespace: Namespace, events_port: int) -> Iterator[JanusServer]:
     """A fresh Janus (new secrets, no rooms) in the namespace, stopped at the end."""
     with tempfile.TemporaryDirectory(prefix="janus-") as folder:
         events_url = f"http://{janus_namespace.host_address}:{events_port}/providers/janus/events"
         server = JanusServer(janus_namespace, Path(folder), events_url)
-        await server.start()
+        server.start()
         try:
             yield server
         finally:
-            await server.stop()
+            server.stop()
 
 
 # -- speaking to Janus as its clients do -------------------------------------------------------

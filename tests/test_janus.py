@@ -184,7 +184,7 @@ async def test_janus_refuses_a_wrong_admin_key_and_the_answer_names_the_operatio
 async def test_a_stopped_janus_is_503_and_nothing_is_written(
     janus_client: Client, janus: JanusServer, clock: FrozenClock
 ) -> None:
-    await janus.stop()
+    janus.stop()
 
     response = await janus_client.post(
         "/teleconsultation", json=around(clock.now, 2, DOCTOR, PATIENT)

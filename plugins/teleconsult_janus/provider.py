@@ -111,6 +111,8 @@ class JanusVideo:
     async def delete_room(self, provider_room_id: str) -> None:
         """Destroy the room (everyone in it is disconnected); one already gone is deleted."""
         operation = "delete a room"
+        if _room_id(provider_room_id) is None:
+            return  # not a room of this provider's: none to delete
         stored = await self.storage.get(ROOM_KEY + provider_room_id)
         body: dict[str, object] = {
             "request": "destroy",
@@ -178,10 +180,18 @@ class JanusVideo:
         raise VersionConflict(key)
 
 
-def _room_number(operation: str, name: str) -> int:
-    if not name.isdigit() or not 0 < int(name) <= MAX_ROOM_ID:
-        raise ProviderError(NAME, operation, "bad_answer", "not a room id of this provider")
+def _room_id(name: str) -> int | None:
+    """The videoroom's number for a room name of ours, or None for any other name."""
+    if not name.isascii() or not name.isdigit() or not 0 < int(name) <= MAX_ROOM_ID:
+        return None
     return int(name)
+
+
+def _room_number(operation: str, name: str) -> int:
+    number = _room_id(name)
+    if number is None:
+        raise ProviderError(NAME, operation, "bad_answer", "not a room id of this provider")
+    return number
 
 
 def _refused(operation: str, error: VideoroomError) -> ProviderError:
