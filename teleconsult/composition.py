@@ -148,7 +148,9 @@ def planned(
             ],
             markers,
         ),
-        call_page=CallPage.from_settings(settings.call_page, config.branding),
+        call_page=CallPage.from_settings(
+            settings.call_page, config.branding, settings.ice.servers()
+        ),
     )
 
 

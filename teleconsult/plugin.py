@@ -36,14 +36,23 @@ A plugin imports from this module only (a test fails when a module under
 - `CallPage` (`ProviderContext.call_page`), the call page every provider that serves one
   shares: its HTML and UI (a provider adds its transport module as an `Asset`), message
   catalogs and language negotiation, headers (`CONTENT_SECURITY_POLICY` by default) and
-  ending pages; `default_call_page` for a provider built outside an app.
+  ending pages, and its ICE servers (`CallPage.ice(valid_until)`: STUN, TURN credentials
+  bounded by the link's window, `iceTransportPolicy`; `IceServers` builds them for a
+  provider's own tests); `default_call_page` for a provider built outside an app.
 
 docs/plugins.md explains each, with a complete minimal plugin.
 """
 
 from __future__ import annotations
 
-from teleconsult.callpage import CONTENT_SECURITY_POLICY, Asset, CallPage, default_call_page
+from teleconsult.callpage import (
+    CONTENT_SECURITY_POLICY,
+    Asset,
+    BrowserIce,
+    CallPage,
+    IceServers,
+    default_call_page,
+)
 from teleconsult.callpage import links as call_links
 from teleconsult.callpage.links import Credential as LinkCredential
 from teleconsult.callpage.links import LinkSigner
@@ -142,6 +151,7 @@ __all__ = [
     "Asset",
     "BaseUrl",
     "Boolean",
+    "BrowserIce",
     "CallPage",
     "CallPolicy",
     "Caller",
@@ -150,6 +160,7 @@ __all__ = [
     "Credentials",
     "DeclaredSettings",
     "HttpsUrl",
+    "IceServers",
     "Identity",
     "IdentityProvider",
     "IdentityProviderPlugin",

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse, WSServerHandshakeError, web
 from teleconsult_webrtc import WebRTCVideo, signaling
-from teleconsult_webrtc.ice import turn_credentials
 from teleconsult_webrtc.rooms import Peer, Refused, RoomState, seat
 
 from teleconsult.app import create_app
 from teleconsult.callpage import CONTENT_SECURITY_POLICY
 from teleconsult.callpage.catalogs import BUILT_IN
+from teleconsult.callpage.ice import turn_credentials
 from teleconsult.callpage.links import Credential, LinkSigner
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
@@ -176,6 +176,7 @@ async def test_the_info_names_the_participants_from_the_record(
             "limited": False,
         },
         "iceServers": [],
+        "iceTransportPolicy": "all",
         "maxParticipants": 4,
     }
     assert IT["join"] == "Entra"

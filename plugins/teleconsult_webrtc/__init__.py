@@ -11,9 +11,9 @@ browser to browser, or through a TURN server when no direct path exists.
 - `signaling.py`: the WebSocket protocol, relayed through the mailboxes;
 - the links' signed per-participant credentials: the core's (`teleconsult.plugin.LinkSigner`);
 - `pages.py`: the routes of the call page (`teleconsult.plugin.CallPage`, shared with other
-  providers): the page, its info, its assets and this provider's transport, the refusals;
+  providers, with its ICE servers): the page, its info, its assets and this provider's
+  transport, the refusals;
 - `settings.py`: its variables (`WebRTCSettings`);
-- `ice.py`: STUN and TURN servers, TURN credentials;
 - `assets/mesh.js`: the page's transport for this provider (the full mesh), loaded by the
   shared page's UI (no build step, nothing from a CDN).
 """
@@ -51,7 +51,6 @@ def options(context: ProviderContext[WebRTCSettings]) -> Options:
             poll_seconds=settings.poll_interval_ms / 1000,
             heartbeat_seconds=settings.heartbeat_ms / 1000,
         ),
-        ice=settings.ice_servers(),
         call_page=context.call_page,
     )
 

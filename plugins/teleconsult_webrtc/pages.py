@@ -15,6 +15,7 @@ consultation, no credential, STUN only: see docs/call-page.md).
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -95,7 +96,7 @@ async def call_info(request: web.Request) -> web.Response:
                 "endsAt": iso(roster.ends_at),
                 "limited": roster.limited,
             },
-            "iceServers": provider.options.ice.for_browser(found.credential.expires_at),
+            **page.ice(valid_until=datetime.fromtimestamp(found.credential.expires_at, UTC)),
             "maxParticipants": MAX_PARTICIPANTS,
             # Only with CALL_PAGE_LOBBY: without it the info is what it always was.
             **({"lobby": {"noticeAfterMs": page.lobby.notice_ms}} if page.lobby.enabled else {}),
@@ -124,7 +125,7 @@ async def check_info(request: web.Request) -> web.Response:
         {
             "language": language,
             "texts": page.catalogs[language],
-            "iceServers": provider.options.ice.for_anyone(),
+            **page.check_ice(),
         },
         headers=page.no_store,
     )

@@ -37,7 +37,6 @@ from teleconsult.plugin import (
 from teleconsult.plugin import LinkCredential as Credential
 from teleconsult.plugin import call_links as links
 
-from .ice import IceServers
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
 from .signaling import Connection, Timing
 
@@ -60,7 +59,6 @@ class Options:
     link_grace: timedelta
     max_lifetime: timedelta
     timing: Timing
-    ice: IceServers
     call_page: CallPage
 
     @property

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from teleconsult.callpage.catalogs import BUILT_IN, Catalogs, load
+from teleconsult.callpage.ice import NO_ICE, BrowserIce, IceServers
 from teleconsult.configuration.callpage import Branding, CallPageSettings, Colors
 
 _FILES = resources.files(__package__) / "assets"
@@ -109,8 +110,11 @@ class CallPage:
         frame_ancestors: frozenset[str] = frozenset(),
         branding: Branding = UNBRANDED,
         lobby: Lobby = NO_LOBBY,
+        ice_servers: IceServers = NO_ICE,
     ) -> None:
         self.catalogs = catalogs
+        self.ice_servers = ice_servers
+        """STUN, TURN and the transport policy (`WEBRTC_STUN_URLS`...): `ice`, `check_ice`."""
         self.lobby = lobby
         """Whether participants below `plus` wait to be admitted (`CALL_PAGE_LOBBY`)."""
         self.branding = branding
@@ -134,14 +138,30 @@ class CallPage:
         }
 
     @classmethod
-    def from_settings(cls, settings: CallPageSettings, branding: Branding = UNBRANDED) -> CallPage:
+    def from_settings(
+        cls,
+        settings: CallPageSettings,
+        branding: Branding = UNBRANDED,
+        ice_servers: IceServers = NO_ICE,
+    ) -> CallPage:
         """Reads `CALL_PAGE_TEXTS_DIR`'s catalogs: a bad one stops the start, named."""
         return cls(
             load(settings.texts_dir, settings.default_language),
             settings.frame_ancestors,
             branding,
             Lobby(settings.lobby, settings.lobby_notice_ms),
+            ice_servers,
         )
+
+    def ice(self, valid_until: datetime) -> BrowserIce:
+        """A participant's `iceServers` and `iceTransportPolicy`, for the page's info: TURN
+        credentials that expire no later than `valid_until` (when the link stops opening the
+        call, bounded by the consultation's window)."""
+        return self.ice_servers.for_browser(valid_until)
+
+    def check_ice(self) -> BrowserIce:
+        """The check page's (no link): STUN only, never TURN credentials."""
+        return self.ice_servers.for_anyone()
 
     def language(self, participant: str | None, accept_language: str | None) -> str:
         return self.catalogs.negotiate(participant, accept_language)

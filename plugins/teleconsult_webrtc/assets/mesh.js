@@ -182,7 +182,7 @@ export function createTransport(ui, info) {
       if (peerInfo.name) peer.tile.setName(peerInfo.name);
       return peer;
     }
-    const pc = new RTCPeerConnection({ iceServers: info.iceServers, iceTransportPolicy: "all" });
+    const pc = new RTCPeerConnection({ iceServers: info.iceServers, iceTransportPolicy: info.iceTransportPolicy });
     const tile = ui.addTile(peerInfo.id);
     const stream = new MediaStream();
     peer = { id: peerInfo.id, pc, offerer, tile, chain: Promise.resolve(), tracksAdded: false };

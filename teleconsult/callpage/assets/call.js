@@ -147,6 +147,7 @@ async function startPreview(info) {
     video: $("self-video"),
     say,
     iceServers: info.iceServers ?? [],
+    iceTransportPolicy: info.iceTransportPolicy,
     onStream(stream) {
       state.localStream = stream;
       state.mediaError = !stream;
