@@ -33,6 +33,7 @@ from tests.helpers import (
     create,
     error,
     join,
+    path_of,
     provider_room,
     teleconsultation,
 )
@@ -279,3 +280,64 @@ def test_bad_configuration_stops_the_start_with_one_line(
     serve_refusal: Refusal, environ: dict[str, str], line: str
 ) -> None:
     assert serve_refusal(environ) == f"teleconsult: configuration error: {line}\n"
+
+
+async def token_of(client: Client, room_id: str, user: str) -> tuple[int, dict[str, Any]]:
+    """What the participant's page gets from POST <link>/token."""
+    _, body = await join(client, room_id, user)
+    response = await client.post(path_of(body["accessLinkURL"]) + "/token")
+    return response.status, await response.json()
+
+
+async def test_a_page_that_may_enter_gets_a_token_janus_accepts_and_janus_refuses_the_rest(
+    janus_client: Client, janus: JanusServer, clock: FrozenClock
+) -> None:
+    now = clock.now
+    first = await create(janus_client, around(now, 2, DOCTOR, PATIENT))
+    other = await create(janus_client, around(now, 2, DOCTOR, NURSE))
+    room = await provider_room(janus_client, first)
+    other_room = await provider_room(janus_client, other)
+
+    _, seat = await join(janus_client, first, "patient-1")
+    link = path_of(seat["accessLinkURL"])
+    status, access = await token_of(janus_client, first, "patient-1")
+
+    assert status == 200
+    end = math.ceil((now + timedelta(minutes=35 + 15)).timestamp())
+    assert access == {
+        "token": signed_token(janus.token_secret, end, f"teleconsult.{room}.patient-1"),
+        "room": int(room),
+        "server": janus.ws_url,
+        "display": "patient-1",
+        "iceServers": [],
+        "iceTransportPolicy": "all",
+    }
+    token = access["token"]
+
+    async def join_as(token: str, room: str) -> dict[str, Any]:
+        body = {"request": "join", "ptype": "publisher", "room": int(room), "token": token}
+        return await videoroom(janus.http_url, token, body)
+
+    joined = await join_as(token, room)
+    assert (joined["videoroom"], joined["room"]) == ("joined", int(room))
+    # Janus itself refuses: this token in another room, an expired token, another
+    # consultation's participant in this room.
+    not_allowed = {
+        "videoroom": "event",
+        "error_code": 433,
+        "error": "Unauthorized (not in the allowed list)",
+    }
+    assert await join_as(token, other_room) == not_allowed
+    _, nurse = await token_of(janus_client, other, "nurse-1")
+    assert await join_as(nurse["token"], room) == not_allowed
+    expired = signed_token(janus.token_secret, int(real_now().timestamp()) - 1, "x")
+    assert await join_as(expired, room) == {"janus_error": 403}
+
+    # Cancelled: the room is gone from Janus, and the link gets no token any more.
+    response = await janus_client.delete(f"/teleconsultation/{first}")
+    assert response.status == 204
+    gone = await join_as(token, room)
+    assert gone["error_code"] == 426  # no such room
+    response = await janus_client.post(link + "/token")
+    assert response.status == 410
+    assert (await response.json())["reason"] == "cancelled"

@@ -150,9 +150,6 @@ async def subject(
         store = await (store_factory or open_store)(settings)
         storage = ProviderStorage(store.provider_data, "webrtc", clock)
 
-        async def no_roster(teleconsultation_id: str) -> None:
-            return None
-
         webrtc = create_webrtc(
             ProviderContext(
                 WebRTCSettings.from_environ({}),
@@ -166,6 +163,10 @@ async def subject(
         yield Subject(webrtc, None, webrtc.rooms.ids)  # users are derived, never stored
         await webrtc.close()
         await store.health.close()
+
+
+async def no_roster(teleconsultation_id: str) -> None:
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -185,6 +186,7 @@ async def janus_subject(
             settings.http.own_url,
             clock=clock,
             storage=ProviderStorage(store.provider_data, "janus", clock),
+            roster=no_roster,
         )
     )
 

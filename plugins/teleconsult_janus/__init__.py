@@ -10,7 +10,11 @@ each participant a link to its own call page, signed as `webrtc`'s are.
 - `provider.py`: `JanusVideo`, the room lifecycle and `RoomDetails`;
 - `client.py`: Janus's HTTP API, failures named by operation;
 - `tokens.py`: Janus's signed tokens, and the links' key derived from the same secret;
-- `settings.py`: its variables (`JanusSettings`).
+- `admission.py`: who a link lets in, and the Janus token a page gets once it may enter;
+- `pages.py`: the call page's routes (the shared `CallPage`), its info and its token;
+- `settings.py`: its variables (`JanusSettings`);
+- `assets/janus.js`: the page's transport for this provider (publish once, subscribe to the
+  others through Janus), loaded by the shared page's UI.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
+from aiohttp import web
 
 from teleconsult.plugin import (
     ConfigurationError,
@@ -28,6 +33,7 @@ from teleconsult.plugin import (
 )
 
 from .client import PROVIDER, JanusClient
+from .pages import routes
 from .provider import CALL_PATH, JanusVideo
 from .settings import JanusSettings
 from .tokens import SERVICE_SECONDS, signed_token
@@ -36,7 +42,7 @@ __all__ = ["JanusSettings", "JanusVideo", "create"]
 
 
 def create(context: ProviderContext[JanusSettings]) -> JanusVideo:
-    if context.storage is None:
+    if context.storage is None or context.roster is None:
         raise ConfigurationError("the janus provider needs the service's store (set by the app).")
     options = context.settings.options(context.server_url)
     clock = context.clock
@@ -46,7 +52,8 @@ def create(context: ProviderContext[JanusSettings]) -> JanusVideo:
         return signed_token(options.token_secret, int(time.time()) + SERVICE_SECONDS)
 
     outbound = OutboundClient(PROVIDER, aiohttp.ClientSession(), options.url, options.policy)
-    return JanusVideo(options, JanusClient(outbound, service_token), context.storage, clock)
+    client = JanusClient(outbound, service_token)
+    return JanusVideo(options, client, context.storage, context.roster, context.call_page, clock)
 
 
 @hookimpl
@@ -61,3 +68,8 @@ def register_video_providers() -> list[VideoProviderPlugin[JanusSettings]]:
             settings=JanusSettings,
         )
     ]
+
+
+@hookimpl
+def register_routes() -> list[web.AbstractRouteDef]:
+    return routes()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from teleconsult.plugin import (
+    CallPage,
     CreatedRoom,
     JoinRequest,
     Level,
@@ -28,6 +29,7 @@ from teleconsult.plugin import (
     ProviderLimits,
     ProviderStorage,
     RoomSpec,
+    Roster,
     VersionConflict,
     stable_user_id,
 )
@@ -52,11 +54,15 @@ class JanusVideo:
         options: Options,
         client: JanusClient,
         storage: ProviderStorage,
+        roster: Roster,
+        call_page: CallPage,
         clock: Callable[[], datetime],
     ) -> None:
         self.options = options
         self.client = client
         self.storage = storage
+        self.roster = roster
+        self.call_page = call_page
         self.clock = clock
         self.limits = ProviderLimits(max_participants=options.max_participants)
         self.signer = LinkSigner(link_key(options.token_secret))
@@ -77,7 +83,7 @@ class JanusVideo:
         refusal = self.limits.refusal(spec)
         if refusal is not None:
             raise ProviderError(NAME, operation, "bad_answer", refusal)
-        room = _room_number(operation, name)
+        room = room_number(operation, name)
         secret = await self._room_secret(name)
         body: dict[str, object] = {
             "request": "create",
@@ -102,7 +108,7 @@ class JanusVideo:
         operation = "check a room"
         try:
             answer = await self.client.videoroom(
-                operation, {"request": "exists", "room": _room_number(operation, name)}
+                operation, {"request": "exists", "room": room_number(operation, name)}
             )
         except VideoroomError as error:
             raise _refused(operation, error) from None
@@ -116,7 +122,7 @@ class JanusVideo:
         stored = await self.storage.get(ROOM_KEY + provider_room_id)
         body: dict[str, object] = {
             "request": "destroy",
-            "room": _room_number(operation, provider_room_id),
+            "room": room_number(operation, provider_room_id),
             "admin_key": self.options.admin_key,
         }
         if stored is not None:
@@ -138,7 +144,7 @@ class JanusVideo:
             user_id=join.participant.provider_user_id,
             opens_at=math.floor(opens.timestamp()),
             expires_at=math.ceil(expires.timestamp()),
-            language=join.language,
+            language=self.call_page.catalogs.match(join.language),
         )
         return self.options.page_url + CALL_PATH + self.signer.sign(credential)
 
@@ -149,7 +155,7 @@ class JanusVideo:
         try:
             answer = await self.client.videoroom(
                 operation,
-                {"request": "listparticipants", "room": _room_number(operation, provider_room_id)},
+                {"request": "listparticipants", "room": room_number(operation, provider_room_id)},
             )
         except VideoroomError as error:
             raise _refused(operation, error) from None
@@ -187,7 +193,7 @@ def _room_id(name: str) -> int | None:
     return int(name)
 
 
-def _room_number(operation: str, name: str) -> int:
+def room_number(operation: str, name: str) -> int:
     number = _room_id(name)
     if number is None:
         raise ProviderError(NAME, operation, "bad_answer", "not a room id of this provider")

@@ -1,0 +1,161 @@
+"""The call page's routes for the janus provider: the shared page (`CallPage`), its info, its
+assets with this provider's transport (`assets/janus.js`), and the Janus token.
+
+Every route finds the running provider under `VIDEO_PROVIDER` and answers as if it did not
+exist when another provider runs. A link that opens nothing gets an ending page (404 not
+valid, 403 not open yet, 410 expired, cancelled or gone). `POST .../token` is how a page
+that may enter gets into Janus: its token, the room's number and where Janus is.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from importlib import resources
+
+from aiohttp import web
+
+from teleconsult.plugin import (
+    VIDEO_PROVIDER,
+    Asset,
+    CallPage,
+    ServiceError,
+    default_call_page,
+    mark_sensitive,
+)
+
+from .admission import Refusal, Seat, admit, janus_token
+from .provider import CALL_PATH, JanusVideo, room_number
+
+log = logging.getLogger("teleconsult.janus")
+
+PAGE_PATH = CALL_PATH + "{credential}"
+ASSETS_PATH = "/janus/assets/"
+TRANSPORT = "janus.js"
+OWN_ASSETS = {
+    TRANSPORT: Asset.of(
+        (resources.files(__package__) / "assets" / TRANSPORT).read_bytes(), "text/javascript"
+    )
+}
+DEFAULT_PAGE = default_call_page()
+
+
+async def call_page(request: web.Request) -> web.Response:
+    admitted = await _admit(request)
+    if isinstance(admitted, web.Response):
+        return admitted
+    provider, seat = admitted
+    page = provider.call_page
+    return page.page(_language(request, page, seat.language), TRANSPORT)
+
+
+async def call_info(request: web.Request) -> web.Response:
+    """What the page shows: names (from the record, never in the URL), the schedule, texts."""
+    admitted = await _admit(request, html=False)
+    if isinstance(admitted, web.Response):
+        return admitted
+    provider, seat = admitted
+    page, roster = provider.call_page, seat.roster
+    language = _language(request, page, seat.language)
+    return web.json_response(
+        {
+            "language": language,
+            "texts": page.catalogs[language],
+            "self": {"name": seat.me.display_name, "isAdmin": seat.me.is_admin},
+            "participants": [
+                {
+                    "id": p.provider_user_id,  # the display Janus shows the others
+                    "name": p.display_name,
+                    "isAdmin": p.is_admin,
+                    "self": p is seat.me,
+                }
+                for p in roster.participants
+            ],
+            "schedule": {
+                "opensAt": _iso(roster.opens_at),
+                "startsAt": _iso(roster.starts_at),
+                "endsAt": _iso(roster.ends_at),
+                "limited": roster.limited,
+            },
+            "maxParticipants": provider.limits.max_participants,
+        },
+        headers=page.no_store,
+    )
+
+
+async def call_token(request: web.Request) -> web.Response:
+    """The page's way into Janus, once it may enter: its token (in the room's `allowed` list
+    from now on), the room, Janus's public URL, and the ICE servers for the link's window."""
+    admitted = await _admit(request, html=False)
+    if isinstance(admitted, web.Response):
+        return admitted
+    provider, seat = admitted
+    token = await janus_token(provider, seat)
+    mark_sensitive([token])
+    ice = provider.call_page.ice(_moment(seat.credential.expires_at))
+    return web.json_response(
+        {
+            "token": token,
+            "room": room_number("join a room", seat.credential.room_id),
+            "server": provider.options.public_url,
+            "display": seat.me.provider_user_id,
+            **ice,
+        },
+        headers=provider.call_page.no_store,
+    )
+
+
+async def asset(request: web.Request) -> web.Response:
+    provider = _provider(request)
+    page = DEFAULT_PAGE if provider is None else provider.call_page
+    return page.asset(request, OWN_ASSETS)
+
+
+def routes() -> list[web.AbstractRouteDef]:
+    return [
+        web.get(PAGE_PATH, call_page),
+        web.get(PAGE_PATH + "/info", call_info),
+        web.post(PAGE_PATH + "/token", call_token),
+        web.get(ASSETS_PATH + "{name}", asset),
+    ]
+
+
+def _provider(request: web.Request) -> JanusVideo | None:
+    provider = request.app[VIDEO_PROVIDER]
+    return provider if isinstance(provider, JanusVideo) else None
+
+
+async def _admit(
+    request: web.Request, *, html: bool = True
+) -> tuple[JanusVideo, Seat] | web.Response:
+    credential = request.match_info["credential"]
+    mark_sensitive([credential])
+    provider = _provider(request)
+    refusal = Refusal("invalid", 404)
+    if provider is not None:
+        try:
+            found = await admit(provider, credential)
+        except ServiceError as error:  # the store is down: say so, in the page's form
+            log.warning("janus: a call link could not be checked: %s", error.message)
+            found = Refusal("connection_lost", 503)
+        if isinstance(found, Seat):
+            mark_sensitive(p.display_name for p in found.roster.participants)
+            return provider, found
+        refusal = found
+    page = DEFAULT_PAGE if provider is None else provider.call_page
+    language = _language(request, page, refusal.language)
+    if html:
+        return page.ending(refusal.why, refusal.status, language, opens_at=refusal.opens_at)
+    return page.ending_json(refusal.why, refusal.status, language)
+
+
+def _language(request: web.Request, page: CallPage, language: str | None) -> str:
+    return page.language(language, request.headers.get("Accept-Language"))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _moment(epoch_seconds: int) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, UTC)
