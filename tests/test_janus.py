@@ -272,7 +272,7 @@ GOOD = {
         ),
         (
             {**GOOD, "JANUS_PUBLIC_URL": "ftp://janus.example.org"},
-            "JANUS_PUBLIC_URL must be a wss:// or https:// URL; got 'ftp://janus.example.org'.",
+            "JANUS_PUBLIC_URL must be a wss:// URL; got 'ftp://janus.example.org'.",
         ),
     ],
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from importlib import resources
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -46,7 +47,8 @@ async def call_page(request: web.Request) -> web.Response:
         return admitted
     provider, seat = admitted
     page = provider.call_page
-    return page.page(_language(request, page, seat.language), TRANSPORT)
+    response = page.page(_language(request, page, seat.language), TRANSPORT)
+    return _connecting_to(response, provider.options.public_url)
 
 
 async def call_info(request: web.Request) -> web.Response:
@@ -105,6 +107,15 @@ async def call_token(request: web.Request) -> web.Response:
     )
 
 
+async def call_tools(request: web.Request) -> web.Response:
+    """The in-call tools the page offers: none yet through Janus (no chat or screen sharing
+    in this transport; the page shows no control it cannot use)."""
+    admitted = await _admit(request, html=False)
+    if isinstance(admitted, web.Response):
+        return admitted
+    return web.json_response({"tools": []}, headers=admitted[0].call_page.no_store)
+
+
 async def asset(request: web.Request) -> web.Response:
     provider = _provider(request)
     page = DEFAULT_PAGE if provider is None else provider.call_page
@@ -115,6 +126,7 @@ def routes() -> list[web.AbstractRouteDef]:
     return [
         web.get(PAGE_PATH, call_page),
         web.get(PAGE_PATH + "/info", call_info),
+        web.get(PAGE_PATH + "/tools", call_tools),
         web.post(PAGE_PATH + "/token", call_token),
         web.get(ASSETS_PATH + "{name}", asset),
     ]
@@ -147,6 +159,17 @@ async def _admit(
     if html:
         return page.ending(refusal.why, refusal.status, language, opens_at=refusal.opens_at)
     return page.ending_json(refusal.why, refusal.status, language)
+
+
+def _connecting_to(response: web.Response, janus_url: str) -> web.Response:
+    """The page's policy, letting its script reach Janus too (JANUS_PUBLIC_URL's origin)."""
+    parts = urlsplit(janus_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    policy = response.headers["Content-Security-Policy"]
+    response.headers["Content-Security-Policy"] = policy.replace(
+        "connect-src 'self'", f"connect-src 'self' {origin}"
+    )
+    return response
 
 
 def _language(request: web.Request, page: CallPage, language: str | None) -> str:

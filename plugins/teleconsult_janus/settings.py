@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from teleconsult.plugin import (
-    BaseUrl,
     Boolean,
     CallPolicy,
     ConfigurationError,
@@ -52,9 +51,9 @@ class JanusSettings(DeclaredSettings):
     public_url: str = setting(
         "JANUS_PUBLIC_URL",
         "",
-        "`janus` provider, required: where browsers reach Janus, `wss://...` (its WebSocket API) "
-        "or `https://...` (its HTTP API); `ws://`/`http://` only for a loopback host or with "
-        "`JANUS_ALLOW_PLAIN_HTTP`",
+        "`janus` provider, required: where browsers reach Janus's WebSocket API, `wss://...` "
+        "(`ws://` only for a loopback host or with `JANUS_ALLOW_PLAIN_HTTP`); the call page may "
+        "connect to its origin",
     )
     allow_plain_http: Boolean = setting(
         "JANUS_ALLOW_PLAIN_HTTP",
@@ -88,11 +87,12 @@ class JanusSettings(DeclaredSettings):
         "`POST /providers/janus/events` refuses everything",
         secret=True,
     )
-    public_page_url: BaseUrl | None = setting(
+    public_page_url: str = setting(
         "JANUS_PAGE_URL",
-        None,
-        "`janus` provider: where its links point, as participants' browsers reach this service; "
-        "unset = `http://<HTTP_HOST>:<HTTP_PORT>`",
+        "",
+        "`janus` provider: where its links point, as participants' browsers reach this service, "
+        "`https://...`; unset = `http://<HTTP_HOST>:<HTTP_PORT>` (`http://` off loopback only "
+        "with `JANUS_ALLOW_PLAIN_HTTP`)",
     )
     max_participants: WholeNumber = setting(
         "JANUS_MAX_PARTICIPANTS",
@@ -143,7 +143,9 @@ class JanusSettings(DeclaredSettings):
                     "`openssl rand -base64 32`)."
                 )
         self._check_url("JANUS_URL", self.url, ("https", "http"))
-        self._check_url("JANUS_PUBLIC_URL", self.public_url, ("wss", "ws", "https", "http"))
+        self._check_url("JANUS_PUBLIC_URL", self.public_url, ("wss", "ws"))
+        if self.public_page_url:
+            self._check_url("JANUS_PAGE_URL", self.public_page_url, ("https", "http"))
         return Options(
             url=self.url.rstrip("/"),
             public_url=self.public_url.rstrip("/"),
@@ -156,7 +158,7 @@ class JanusSettings(DeclaredSettings):
             policy=CallPolicy(
                 timeout_seconds=self.timeout_ms / 1000, max_attempts=self.max_attempts
             ),
-            page_url=self.public_page_url or server_url,
+            page_url=(self.public_page_url or server_url).rstrip("/"),
         )
 
     def _check_url(self, name: str, value: str, schemes: tuple[str, ...]) -> None:

@@ -254,7 +254,7 @@ export function createTransport(ui, info) {
   return {
     join,
     leave,
-    end: () => {},
+    // No `end` (ending the call for everyone) nor chat yet: the page then shows no such control.
     media: () => {},
     chat: () => false,
     replaceVideo: async (track) => {
