@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from teleconsult.plugin import (
@@ -26,6 +26,7 @@ from teleconsult.plugin import (
     LinkCredential,
     LinkSigner,
     ProviderError,
+    ProviderEvent,
     ProviderLimits,
     ProviderStorage,
     RoomSpec,
@@ -34,6 +35,7 @@ from teleconsult.plugin import (
     stable_user_id,
 )
 
+from . import events
 from .client import NO_SUCH_ROOM, ROOM_EXISTS, JanusClient, VideoroomError, field_of
 from .settings import Options
 from .tokens import link_key
@@ -162,6 +164,14 @@ class JanusVideo:
         present = field_of(operation, answer, "participants", list)
         connected = [str(p["id"]) for p in present if isinstance(p, dict) and "id" in p]
         return {"status": "ongoing" if connected else "waiting", "connected": connected}
+
+    async def verify_event(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> Sequence[ProviderEvent]:
+        """Janus's event handler's posts (`events.py`): its basic credentials, then joins,
+        leaves and the call's start and end."""
+        events.check_credentials(headers, self.options.events_user, self.options.events_password)
+        return await events.read(self.storage, events.parse(body))
 
     async def check(self) -> None:
         """Janus answers, knows our tokens, and has the videoroom: a read of a room no one has."""
