@@ -341,3 +341,25 @@ async def test_a_page_that_may_enter_gets_a_token_janus_accepts_and_janus_refuse
     response = await janus_client.post(link + "/token")
     assert response.status == 410
     assert (await response.json())["reason"] == "cancelled"
+
+
+async def test_a_room_janus_forgot_in_a_restart_is_made_again_when_its_pages_come_back(
+    janus_client: Client, janus: JanusServer, clock: FrozenClock
+) -> None:
+    room_id = await create(janus_client, around(clock.now, 2, DOCTOR, PATIENT))
+    room = await provider_room(janus_client, room_id)
+    _, before = await token_of(janus_client, room_id, "patient-1")
+
+    await janus.restart()  # rooms made through Janus's API live in its memory only
+    assert not await exists(janus, room)
+
+    status, after = await token_of(janus_client, room_id, "patient-1")  # the page reconnects
+    assert status == 200
+    assert after == before  # the same room and token
+    assert await exists(janus, room)
+    body = {"request": "join", "ptype": "publisher", "room": int(room), "token": after["token"]}
+    joined = await videoroom(janus.http_url, after["token"], body)
+    assert joined["videoroom"] == "joined"
+    response = await janus_client.delete(f"/teleconsultation/{room_id}")
+    assert response.status == 204  # destroyed with the secret it was made again with
+    assert not await exists(janus, room)

@@ -20,7 +20,7 @@ from teleconsult.plugin import (
     RosterEntry,
 )
 
-from .client import VideoroomError
+from .client import NO_SUCH_ROOM, VideoroomError
 from .provider import NAME, ROOM_KEY, JanusVideo, room_number
 from .tokens import participant_token
 
@@ -68,12 +68,28 @@ async def admit(provider: JanusVideo, text: str) -> Seat | Refusal:
 
 async def janus_token(provider: JanusVideo, seat: Seat) -> str:
     """The participant's token, added to their room's `allowed` list (adding it again is
-    harmless: Janus keeps one of each)."""
-    operation = "allow a participant"
+    harmless: Janus keeps one of each). A room Janus forgot (it restarted: rooms made through
+    its API live in its memory) is made again first, under its id and secret, for the
+    consultation the seat was just read from; every page that comes back adds its token."""
     room = seat.credential.room_id
     token = participant_token(
         provider.options.token_secret, seat.credential.expires_at, room, seat.me.provider_user_id
     )
+    try:
+        await _allow(provider, room, token)
+    except VideoroomError as error:
+        if error.code != NO_SUCH_ROOM:
+            raise _refused(error) from None
+        await provider.make_room(room, len(seat.roster.participants))
+        try:
+            await _allow(provider, room, token)
+        except VideoroomError as again:
+            raise _refused(again) from None
+    return token
+
+
+async def _allow(provider: JanusVideo, room: str, token: str) -> None:
+    operation = "allow a participant"
     stored = await provider.storage.get(ROOM_KEY + room)
     if stored is None:
         raise ProviderError(NAME, operation, "bad_answer", "the room's secret is not stored")
@@ -84,13 +100,12 @@ async def janus_token(provider: JanusVideo, seat: Seat) -> str:
         "action": "add",
         "allowed": [token],
     }
-    try:
-        await provider.client.videoroom(operation, body)
-    except VideoroomError as error:
-        raise ProviderError(
-            NAME, operation, "bad_answer", f"videoroom error {error.code}: {error.reason[:200]}"
-        ) from None
-    return token
+    await provider.client.videoroom(operation, body)
+
+
+def _refused(error: VideoroomError) -> ProviderError:
+    reason = f"videoroom error {error.code}: {error.reason[:200]}"
+    return ProviderError(NAME, "allow a participant", "bad_answer", reason)
 
 
 def _entry(roster: RoomRoster, user_id: str) -> RosterEntry | None:

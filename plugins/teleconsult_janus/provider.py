@@ -85,6 +85,13 @@ class JanusVideo:
         refusal = self.limits.refusal(spec)
         if refusal is not None:
             raise ProviderError(NAME, operation, "bad_answer", refusal)
+        await self.make_room(name, len(spec.participants))
+        return CreatedRoom(provider_room_id=name)
+
+    async def make_room(self, name: str, publishers: int) -> None:
+        """Create the videoroom `name`, or find it made: safe to repeat, on any replica, and
+        how a room Janus forgot (a restart) is made again under its id and secret."""
+        operation = "create a room"
         room = room_number(operation, name)
         secret = await self._room_secret(name)
         body: dict[str, object] = {
@@ -94,7 +101,7 @@ class JanusVideo:
             "secret": secret,
             "is_private": True,
             "allowed": [],
-            "publishers": len(spec.participants),
+            "publishers": publishers,
             "description": "teleconsultation",
         }
         try:
@@ -104,7 +111,6 @@ class JanusVideo:
                 raise _refused(operation, error) from None
             if not await self.exists(name):
                 raise _refused(operation, error) from None
-        return CreatedRoom(provider_room_id=name)
 
     async def exists(self, name: str) -> bool:
         operation = "check a room"
