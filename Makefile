@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help run test lint lint-deploy typecheck docs settings-page pytest pytest-mongomock schemathesis test-mongo bench format openapi clean
+.PHONY: help run test lint lint-deploy typecheck docs settings-page pytest pytest-mongomock schemathesis test-mongo bench bench-janus format openapi clean
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -119,6 +119,9 @@ pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(JANUS) $(JANUS_JS) $(
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document
 	$(BIN)/python tests/contract_check.py
+
+bench-janus: $(INSTALLED) $(CHROMIUM) $(JANUS)  ## CPU and memory of Janus and the service for a call of 2, 4 and 8 (as root)
+	$(BIN)/python bench/janus.py
 
 bench: $(INSTALLED)  ## benchmarks: bench/results/*.json and the table in docs/performance.md
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
