@@ -20,12 +20,16 @@ from teleconsult.plugin import (
     VIDEO_PROVIDER,
     Asset,
     CallPage,
+    CallRefusal,
+    CallSeat,
     ServiceError,
     default_call_page,
     mark_sensitive,
+    refused,
+    seat_info,
 )
 
-from .admission import Refusal, Seat, admit, janus_token
+from .admission import admit, janus_token
 from .provider import CALL_PATH, JanusVideo, room_number
 
 log = logging.getLogger("teleconsult.janus")
@@ -52,37 +56,16 @@ async def call_page(request: web.Request) -> web.Response:
 
 
 async def call_info(request: web.Request) -> web.Response:
-    """What the page shows: names (from the record, never in the URL), the schedule, texts."""
+    """What the page shows (`seat_info`), with each participant's id: Janus's display of a
+    feed, by which the transport names its tile."""
     admitted = await _admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     provider, seat = admitted
-    page, roster = provider.call_page, seat.roster
-    language = _language(request, page, seat.language)
-    return web.json_response(
-        {
-            "language": language,
-            "texts": page.catalogs[language],
-            "self": {"name": seat.me.display_name, "isAdmin": seat.me.is_admin},
-            "participants": [
-                {
-                    "id": p.provider_user_id,  # the display Janus shows the others
-                    "name": p.display_name,
-                    "isAdmin": p.is_admin,
-                    "self": p is seat.me,
-                }
-                for p in roster.participants
-            ],
-            "schedule": {
-                "opensAt": _iso(roster.opens_at),
-                "startsAt": _iso(roster.starts_at),
-                "endsAt": _iso(roster.ends_at),
-                "limited": roster.limited,
-            },
-            "maxParticipants": provider.limits.max_participants,
-        },
-        headers=page.no_store,
-    )
+    page = provider.call_page
+    info = seat_info(page, seat, _language(request, page, seat.language), ids=True)
+    info["maxParticipants"] = provider.limits.max_participants
+    return web.json_response(info, headers=page.no_store)
 
 
 async def call_token(request: web.Request) -> web.Response:
@@ -139,26 +122,23 @@ def _provider(request: web.Request) -> JanusVideo | None:
 
 async def _admit(
     request: web.Request, *, html: bool = True
-) -> tuple[JanusVideo, Seat] | web.Response:
+) -> tuple[JanusVideo, CallSeat] | web.Response:
     credential = request.match_info["credential"]
     mark_sensitive([credential])
     provider = _provider(request)
-    refusal = Refusal("invalid", 404)
+    refusal = CallRefusal("invalid", 404)
     if provider is not None:
         try:
             found = await admit(provider, credential)
         except ServiceError as error:  # the store is down: say so, in the page's form
             log.warning("janus: a call link could not be checked: %s", error.message)
-            found = Refusal("connection_lost", 503)
-        if isinstance(found, Seat):
+            found = CallRefusal("connection_lost", 503)
+        if isinstance(found, CallSeat):
             mark_sensitive(p.display_name for p in found.roster.participants)
             return provider, found
         refusal = found
     page = DEFAULT_PAGE if provider is None else provider.call_page
-    language = _language(request, page, refusal.language)
-    if html:
-        return page.ending(refusal.why, refusal.status, language, opens_at=refusal.opens_at)
-    return page.ending_json(refusal.why, refusal.status, language)
+    return refused(request, page, refusal, html=html)
 
 
 def _connecting_to(response: web.Response, janus_url: str) -> web.Response:
@@ -174,10 +154,6 @@ def _connecting_to(response: web.Response, janus_url: str) -> web.Response:
 
 def _language(request: web.Request, page: CallPage, language: str | None) -> str:
     return page.language(language, request.headers.get("Accept-Language"))
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _moment(epoch_seconds: int) -> datetime:

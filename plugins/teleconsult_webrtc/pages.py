@@ -28,11 +28,15 @@ from teleconsult.plugin import (
     ServiceError,
     default_call_page,
     mark_sensitive,
+    refused,
+    seat_info,
 )
+from teleconsult.plugin import CallRefusal as Refusal
+from teleconsult.plugin import CallSeat as Seat
 
 from .messages import PAGE_TOOLS
-from .provider import CALL_PATH, Refusal, Seat, WebRTCVideo
-from .rooms import MAX_PARTICIPANTS, iso
+from .provider import CALL_PATH, WebRTCVideo
+from .rooms import MAX_PARTICIPANTS
 from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection, Member
 
 log = logging.getLogger("teleconsult.webrtc")
@@ -78,24 +82,11 @@ async def call_info(request: web.Request) -> web.Response:
     if isinstance(admitted, web.Response):
         return admitted
     provider, found = admitted
-    roster = found.roster
     page = provider.options.call_page
     language = _language(request, page, found.language)
     return web.json_response(
         {
-            "language": language,
-            "texts": page.catalogs[language],
-            "self": {"name": found.me.display_name, "isAdmin": found.me.is_admin},
-            "participants": [
-                {"name": p.display_name, "isAdmin": p.is_admin, "self": p is found.me}
-                for p in roster.participants
-            ],
-            "schedule": {
-                "opensAt": iso(roster.opens_at),
-                "startsAt": iso(roster.starts_at),
-                "endsAt": iso(roster.ends_at),
-                "limited": roster.limited,
-            },
+            **seat_info(page, found, language),
             **page.ice(valid_until=datetime.fromtimestamp(found.credential.expires_at, UTC)),
             "maxParticipants": MAX_PARTICIPANTS,
             # Only with CALL_PAGE_LOBBY: without it the info is what it always was.
@@ -219,12 +210,11 @@ def _language(request: web.Request, page: CallPage, language: str | None) -> str
 
 
 def _refusal(request: web.Request, page: CallPage, refusal: Refusal) -> web.Response:
-    language = _language(request, page, refusal.language)
-    return page.ending(refusal.why, refusal.status, language, opens_at=refusal.opens_at)
+    return refused(request, page, refusal)
 
 
 def _refusal_json(request: web.Request, page: CallPage, refusal: Refusal) -> web.Response:
-    return page.ending_json(refusal.why, refusal.status, _language(request, page, refusal.language))
+    return refused(request, page, refusal, html=False)
 
 
 def _same_origin(request: web.Request, public_url: str) -> bool:
