@@ -32,7 +32,8 @@ A plugin imports from this module only (a test fails when a module under
 - `LinkSigner`, `LinkCredential` and `call_links` (its `stored_secret`, `configured_secret`):
   the signed per-participant credential in the links of a provider that serves the call page;
   `check_seat` (whether such a link opens its call now: a `CallSeat` or a `CallRefusal`),
-  `seat_info` (what the page shows) and `refused` (the answer to a link that opens nothing);
+  `seat_of` (the same for a page's request, or the answer that refuses it), `seat_info`
+  (what the page shows) and `refused` (the answer to a link that opens nothing);
 - `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider;
 - `CallPage` (`ProviderContext.call_page`), the call page every provider that serves one
@@ -60,7 +61,7 @@ from teleconsult.callpage.links import Credential as LinkCredential
 from teleconsult.callpage.links import LinkSigner
 from teleconsult.callpage.seats import Refusal as CallRefusal
 from teleconsult.callpage.seats import Seat as CallSeat
-from teleconsult.callpage.seats import check_seat, refused, seat_info
+from teleconsult.callpage.seats import check_seat, refused, seat_info, seat_of
 from teleconsult.configuration.declarations import (
     BaseUrl,
     Boolean,
@@ -222,6 +223,7 @@ __all__ = [
     "mark_sensitive",
     "refused",
     "seat_info",
+    "seat_of",
     "setting",
     "shape",
     "stable_user_id",

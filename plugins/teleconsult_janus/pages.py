@@ -9,7 +9,7 @@ that may enter gets into Janus: its token, the room's number and where Janus is.
 
 from __future__ import annotations
 
-import logging
+import functools
 from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import urlsplit
@@ -20,19 +20,15 @@ from teleconsult.plugin import (
     VIDEO_PROVIDER,
     Asset,
     CallPage,
-    CallRefusal,
     CallSeat,
-    ServiceError,
     default_call_page,
     mark_sensitive,
-    refused,
     seat_info,
+    seat_of,
 )
 
 from .admission import admit, janus_token
 from .provider import CALL_PATH, JanusVideo, room_number
-
-log = logging.getLogger("teleconsult.janus")
 
 PAGE_PATH = CALL_PATH + "{credential}"
 ASSETS_PATH = "/janus/assets/"
@@ -123,22 +119,15 @@ def _provider(request: web.Request) -> JanusVideo | None:
 async def _admit(
     request: web.Request, *, html: bool = True
 ) -> tuple[JanusVideo, CallSeat] | web.Response:
-    credential = request.match_info["credential"]
-    mark_sensitive([credential])
+    """The running provider and the seat a request's credential opens, or the refusal."""
     provider = _provider(request)
-    refusal = CallRefusal("invalid", 404)
-    if provider is not None:
-        try:
-            found = await admit(provider, credential)
-        except ServiceError as error:  # the store is down: say so, in the page's form
-            log.warning("janus: a call link could not be checked: %s", error.message)
-            found = CallRefusal("connection_lost", 503)
-        if isinstance(found, CallSeat):
-            mark_sensitive(p.display_name for p in found.roster.participants)
-            return provider, found
-        refusal = found
     page = DEFAULT_PAGE if provider is None else provider.call_page
-    return refused(request, page, refusal, html=html)
+    check = None if provider is None else functools.partial(admit, provider)
+    found = await seat_of(request, page, check, html=html)
+    if isinstance(found, web.Response):
+        return found
+    assert provider is not None  # a seat comes only from a running provider's check
+    return provider, found
 
 
 def _connecting_to(response: web.Response, janus_url: str) -> web.Response:

@@ -14,7 +14,6 @@ consultation, no credential, STUN only: see docs/call-page.md).
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import urlsplit
@@ -25,11 +24,10 @@ from teleconsult.plugin import (
     VIDEO_PROVIDER,
     Asset,
     CallPage,
-    ServiceError,
     default_call_page,
-    mark_sensitive,
     refused,
     seat_info,
+    seat_of,
 )
 from teleconsult.plugin import CallRefusal as Refusal
 from teleconsult.plugin import CallSeat as Seat
@@ -38,8 +36,6 @@ from .messages import PAGE_TOOLS
 from .provider import CALL_PATH, WebRTCVideo
 from .rooms import MAX_PARTICIPANTS
 from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection, Member
-
-log = logging.getLogger("teleconsult.webrtc")
 
 PAGE_PATH = CALL_PATH + "{credential}"
 CHECK_PATH = "/webrtc/check"
@@ -186,22 +182,13 @@ async def _admit(
 ) -> tuple[WebRTCVideo, Seat] | web.Response:
     """The running provider and the seat a request's credential opens, or the answer that
     refuses it."""
-    credential = request.match_info["credential"]
-    mark_sensitive([credential])
     provider = _provider(request)
-    refusal = Refusal("invalid", 404)
-    if provider is not None:
-        try:
-            found = await provider.admit(credential)
-        except ServiceError as error:  # the store is down: say so, in the page's form
-            log.warning("webrtc: a call link could not be checked: %s", error.message)
-            found = Refusal("connection_lost", 503)
-        if isinstance(found, Seat):
-            mark_sensitive(p.display_name for p in found.roster.participants)
-            return provider, found
-        refusal = found
     page = DEFAULT_PAGE if provider is None else provider.options.call_page
-    return _refusal(request, page, refusal) if html else _refusal_json(request, page, refusal)
+    found = await seat_of(request, page, None if provider is None else provider.admit, html=html)
+    if isinstance(found, web.Response):
+        return found
+    assert provider is not None  # a seat comes only from a running provider's check
+    return provider, found
 
 
 def _language(request: web.Request, page: CallPage, language: str | None) -> str:

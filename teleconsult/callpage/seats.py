@@ -6,6 +6,8 @@ document has not ended).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,7 +16,11 @@ from aiohttp import web
 from teleconsult.callpage.catalogs import Catalogs
 from teleconsult.callpage.links import Credential, LinkSigner
 from teleconsult.callpage.page import CallPage
+from teleconsult.errors import ServiceError
+from teleconsult.observability import redaction
 from teleconsult.providers.storage import RoomRoster, Roster, RosterEntry
+
+log = logging.getLogger("teleconsult.callpage")
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,32 @@ def seat_info(page: CallPage, seat: Seat, language: str, *, ids: bool = False) -
             "limited": roster.limited,
         },
     }
+
+
+Admit = Callable[[str], Awaitable["Seat | Refusal"]]
+"""A provider's check of a credential (`check_seat` and its own), as a page's request asks."""
+
+
+async def seat_of(
+    request: web.Request, page: CallPage, admit: Admit | None, *, html: bool = True
+) -> Seat | web.Response:
+    """The seat a page request's credential (its `{credential}` path part) opens, or the
+    answer that refuses it: not found when the provider is not running (`admit` None), 503
+    when the store cannot be read. The credential and the names are kept out of the logs."""
+    credential = request.match_info["credential"]
+    redaction.sensitive([credential])
+    refusal = Refusal("invalid", 404)
+    if admit is not None:
+        try:
+            found = await admit(credential)
+        except ServiceError as error:  # the store is down: say so, in the page's form
+            log.warning("a call link could not be checked: %s", error.message)
+            found = Refusal("connection_lost", 503)
+        if isinstance(found, Seat):
+            redaction.sensitive(p.display_name for p in found.roster.participants)
+            return found
+        refusal = found
+    return refused(request, page, refusal, html=html)
 
 
 def refused(
