@@ -252,6 +252,16 @@ GOOD = {
 }
 
 
+def test_the_lobby_on_stops_the_start_since_janus_would_not_keep_it(
+    serve_refusal: Refusal,
+) -> None:
+    assert serve_refusal(GOOD) == (
+        "teleconsult: configuration error: VIDEO_PROVIDER=janus has no lobby yet: set "
+        "CALL_PAGE_LOBBY=false (each participant enters once their link opens), or use "
+        "VIDEO_PROVIDER=webrtc for a lobby.\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("environ", "line"),
     [

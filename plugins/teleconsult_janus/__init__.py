@@ -44,6 +44,12 @@ __all__ = ["JanusSettings", "JanusVideo", "create"]
 def create(context: ProviderContext[JanusSettings]) -> JanusVideo:
     if context.storage is None or context.roster is None:
         raise ConfigurationError("the janus provider needs the service's store (set by the app).")
+    if context.call_page.lobby.enabled:
+        # Janus would let every page straight in: better no start than a lobby not kept.
+        raise ConfigurationError(
+            "VIDEO_PROVIDER=janus has no lobby yet: set CALL_PAGE_LOBBY=false (each participant "
+            "enters once their link opens), or use VIDEO_PROVIDER=webrtc for a lobby."
+        )
     options = context.settings.options(context.server_url)
     clock = context.clock
 
