@@ -157,8 +157,8 @@ class JanusVideo:
         return self.options.page_url + CALL_PATH + self.signer.sign(credential)
 
     async def describe_room(self, provider_room_id: str) -> dict[str, object]:
-        """Who is connected now (their display names are Janus's, never returned: the
-        participants' provider user ids are not known to Janus until they publish)."""
+        """Who is connected now, by provider user id: each feed's participant as Janus's
+        events told it (the token the page joined with), else the display the page gave."""
         operation = "list a room's participants"
         try:
             answer = await self.client.videoroom(
@@ -168,7 +168,15 @@ class JanusVideo:
         except VideoroomError as error:
             raise _refused(operation, error) from None
         present = field_of(operation, answer, "participants", list)
-        connected = [str(p["id"]) for p in present if isinstance(p, dict) and "id" in p]
+        feeds = {
+            found.key.rpartition("/")[2]: str(found.document["user"])
+            for found in await self.storage.find(f"feed/{provider_room_id}/")
+        }
+        connected = [
+            feeds.get(str(p.get("id")), str(p.get("display", "")))
+            for p in present
+            if isinstance(p, dict)
+        ]
         return {"status": "ongoing" if connected else "waiting", "connected": connected}
 
     async def verify_event(
