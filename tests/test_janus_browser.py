@@ -165,9 +165,14 @@ async def test_three_of_five_receive_each_other_through_janus_across_a_restart_u
         for pair in pairs.values():
             assert RTP_PORTS[0] <= pair["remotePort"] <= RTP_PORTS[1], pair
     async with ClientSession(service) as session:  # who publishes, named from Janus's events
-        answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": "nurse-1"})
-        details = (await answer.json())["details"]
-        assert details["status"] == "ongoing"
+        for _ in range(60):  # GET's details are kept 10 s (DETAILS_TTL_SECONDS)
+            answer = await session.get(
+                f"/teleconsultation/{room_id}", headers={"miauserid": "nurse-1"}
+            )
+            details = (await answer.json())["details"]
+            if details["status"] == "ongoing":
+                break
+            await asyncio.sleep(0.25)
         assert sorted(details["connected"]) == ["doctor-1", "nurse-1", "patient-1"]
     await expect(pages[0][1].locator("#leave")).to_be_visible()  # in the call, the doctor...
     await expect(pages[0][1].locator("#end-all")).to_be_hidden()  # ...cannot end it for all yet
