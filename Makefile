@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help run test lint lint-deploy typecheck docs settings-page pytest pytest-mongomock schemathesis test-mongo bench format openapi clean
+.PHONY: help run test lint lint-deploy typecheck docs settings-page pytest pytest-mongomock schemathesis test-mongo bench bench-janus format openapi clean
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -77,6 +77,14 @@ $(TURNSERVER):
 	apt-get update && apt-get install -y --no-install-recommends coturn iproute2 openssl || \
 		{ echo "the TURN tests need Debian's coturn: apt-get install -y coturn, as root"; exit 1; }
 
+# The `janus` provider's tests run a real Janus (Debian's, with janus.js from libjs-janus-gateway)
+# in a network namespace they make (tests/janus_server.py): root and iproute2 are needed.
+JANUS := /usr/bin/janus
+JANUS_JS := /usr/share/javascript/janus-gateway/janus.js
+$(JANUS) $(JANUS_JS):
+	apt-get update && apt-get install -y janus libjs-janus-gateway iproute2 || \
+		{ echo "the janus tests need Debian's janus and libjs-janus-gateway: apt-get install -y janus libjs-janus-gateway, as root"; exit 1; }
+
 # The OpenAPI linter, Redocly CLI from the npm registry: the version tests/redocly pins (its
 # lock file), installed by npm ci into a folder of the virtualenv, never globally.
 REDOCLY_DIR := $(VENV)/redocly
@@ -103,14 +111,17 @@ $(AXE_INSTALLED): tests/axe/package.json tests/axe/package-lock.json
 	npm ci --prefix $(AXE_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
-pytest: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
+pytest: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(JANUS) $(JANUS_JS) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
-pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the suite again, every app on the MongoDB store (mongomock); browser tests run once, in `make pytest`
+pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(JANUS) $(JANUS_JS) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the suite again, every app on the MongoDB store (mongomock); browser tests run once, in `make pytest`
 	TEST_STORE=mongomock $(BIN)/pytest -q -m "not browser"
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document
 	$(BIN)/python tests/contract_check.py
+
+bench-janus: $(INSTALLED) $(CHROMIUM) $(JANUS)  ## CPU and memory of Janus and the service for a call of 2, 4 and 8 (as root)
+	$(BIN)/python bench/janus.py
 
 bench: $(INSTALLED)  ## benchmarks: bench/results/*.json and the table in docs/performance.md
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

@@ -31,6 +31,11 @@ A plugin imports from this module only (a test fails when a module under
   a teleconsultation as the provider's own pages may see it;
 - small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
   (an answer's keys and value types, never its values: safe to log);
+- `LinkSigner`, `LinkCredential` and `call_links` (its `stored_secret`, `configured_secret`):
+  the signed per-participant credential in the links of a provider that serves the call page;
+  `check_seat` (whether such a link opens its call now: a `CallSeat` or a `CallRefusal`),
+  `seat_of` (the same for a page's request, or the answer that refuses it), `seat_info`
+  (what the page shows) and `refused` (the answer to a link that opens nothing);
 - `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider;
 - `CallPage` (`ProviderContext.call_page`), the call page every provider that serves one
@@ -53,6 +58,12 @@ from teleconsult.callpage import (
     IceServers,
     default_call_page,
 )
+from teleconsult.callpage import links as call_links
+from teleconsult.callpage.links import Credential as LinkCredential
+from teleconsult.callpage.links import LinkSigner
+from teleconsult.callpage.seats import Refusal as CallRefusal
+from teleconsult.callpage.seats import Seat as CallSeat
+from teleconsult.callpage.seats import check_seat, refused, seat_info, seat_of
 from teleconsult.configuration.declarations import (
     BaseUrl,
     Boolean,
@@ -156,6 +167,8 @@ __all__ = [
     "BrowserIce",
     "CallPage",
     "CallPolicy",
+    "CallRefusal",
+    "CallSeat",
     "Caller",
     "ConfigurationError",
     "CreatedRoom",
@@ -170,7 +183,9 @@ __all__ = [
     "InvalidRequest",
     "JoinRequest",
     "Level",
+    "LinkCredential",
     "LinkRevocation",
+    "LinkSigner",
     "LiveConnections",
     "NamedRooms",
     "Names",
@@ -211,11 +226,16 @@ __all__ = [
     "VideoProviderPlugin",
     "VirtualBackgrounds",
     "WholeNumber",
+    "call_links",
+    "check_seat",
     "default_call_page",
     "error_message",
     "gather_all",
     "hookimpl",
     "mark_sensitive",
+    "refused",
+    "seat_info",
+    "seat_of",
     "setting",
     "shape",
     "stable_user_id",

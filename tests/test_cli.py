@@ -78,7 +78,7 @@ def test_the_settings_page_lists_the_settings_as_declared() -> None:
     assert ["| variable | default | meaning |", *table.splitlines()] == (
         markdown_table(SECTIONS).splitlines()
     )
-    assert len(ROWS) == 100
+    assert len(ROWS) == 113
 
 
 def test_the_core_and_each_built_in_provider_declare_their_settings() -> None:
@@ -86,6 +86,7 @@ def test_the_core_and_each_built_in_provider_declare_their_settings() -> None:
         ("teleconsult", 58),
         ("video provider bandyer (VIDEO_PROVIDER=bandyer)", 4),
         ("video provider fake (VIDEO_PROVIDER=fake)", 2),
+        ("video provider janus (VIDEO_PROVIDER=janus)", 13),
         ("video provider jitsi (VIDEO_PROVIDER=jitsi)", 9),
         ("video provider livekit (VIDEO_PROVIDER=livekit)", 9),
         ("video provider webrtc (VIDEO_PROVIDER=webrtc)", 6),
@@ -246,7 +247,7 @@ CONFIGURATION_ERRORS = [
     ),
     (
         {"VIDEO_PROVIDER": "zoom"},
-        "VIDEO_PROVIDER='zoom' names no installed video provider (installed: bandyer, fake, jitsi, livekit, webrtc).",
+        "VIDEO_PROVIDER='zoom' names no installed video provider (installed: bandyer, fake, janus, jitsi, livekit, webrtc).",
     ),
     (
         {"STORE_URL": "postgres://db/teleconsult"},
@@ -350,6 +351,9 @@ def test_the_secret_settings() -> None:
     assert sorted(s.name for x in SECTIONS for s in x.settings if s.secret) == [
         "AUTH0_CLIENT_SECRET",
         "BANDYER_API_SECRET_KEY",
+        "JANUS_ADMIN_KEY",
+        "JANUS_EVENTS_PASSWORD",
+        "JANUS_TOKEN_SECRET",
         "JITSI_APP_SECRET",
         "JITSI_PRIVATE_KEY",
         "LIVEKIT_API_KEY",
@@ -511,7 +515,7 @@ def test_serve_logs_the_warnings_before_it_starts(
     assert (code, err) == (
         2,
         "teleconsult: configuration error: VIDEO_PROVIDER='zoom' names no installed video "
-        "provider (installed: bandyer, fake, jitsi, livekit, webrtc).\n",
+        "provider (installed: bandyer, fake, janus, jitsi, livekit, webrtc).\n",
     )
     assert logged(out) == WARNINGS
     assert "ten-minutes" not in out

@@ -1,5 +1,6 @@
 """Every provider call of every use case failing once: error, timeout, lost answer; on each
-provider that has an API, behind its in-process fake (Kaleyra, LiveKit).
+provider that has an API, behind its in-process fake (Kaleyra, LiveKit), or a real Janus
+behind a proxy that spoils its requests (`tests/fakes/janus_proxy.py`).
 
 After the fault clears and the reconciler has run, the guarantees hold, checked
 against the fake server's own rooms:
@@ -9,7 +10,8 @@ against the fake server's own rooms:
   provider without custom room ids makes impossible (docs/operations.md): a Kaleyra
   room whose creation answer was lost, so its id was never learned. LiveKit rooms are
   named by us before the call, and a creation whose answer was lost is asked again
-  under that name, which answers the room it made: LiveKit has no such case.
+  under that name, which answers the room it made: LiveKit has no such case. Neither has
+  Janus: a repeated creation is refused as "already exists" and `exists` confirms it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from teleconsult.providers.protocols import Caller, ParticipantEntry
 from teleconsult.services import SERVICES
 from tests.fakes import kaleyra as fake_kaleyra
 from tests.fakes import livekit as fake_livekit
+from tests.fakes.janus_proxy import FaultyJanus
 from tests.helpers import (
     API_KEY,
     DOCTOR,
@@ -39,6 +42,12 @@ from tests.helpers import (
     base_url,
     livekit_env,
     teleconsultation,
+)
+from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+    JanusServer,
+    events_port_fixture,
+    janus_fixture,
+    janus_namespace_fixture,
 )
 
 FAULTS: dict[str, dict[str, Any]] = {
@@ -56,7 +65,7 @@ class Vendor:
     """A video provider behind its in-process fake: how to reach it, how to make one of its
     operations fail, and what rooms it has."""
 
-    fake: fake_kaleyra.FakeKaleyra | fake_livekit.FakeLiveKit
+    fake: fake_kaleyra.FakeKaleyra | fake_livekit.FakeLiveKit | FaultyJanus
     fault: Callable[..., Any]
     """The fake's `Fault`: each of `FAULTS` is in words both understand."""
     environ: dict[str, str]
@@ -77,6 +86,7 @@ OPERATIONS = {
     "bandyer": {"create_user": "create_user", "create_room": "create_room",
                 "delete_room": "delete_room"},
     "livekit": {"create_room": "CreateRoom", "delete_room": "DeleteRoom"},  # no users in LiveKit
+    "janus": {"create_room": "create", "delete_room": "destroy"},  # videoroom requests
 }  # fmt: skip
 
 
@@ -88,6 +98,14 @@ async def vendor(request: pytest.FixtureRequest, aiohttp_server: Server) -> Vend
         environ["BANDYER_TIMEOUT_MS"] = "300"
         lost = frozenset({("create_room", "lost answer")})
         return Vendor(kaleyra, fake_kaleyra.Fault, environ, OPERATIONS["bandyer"], lost)
+    if request.param == "janus":
+        janus: JanusServer = request.getfixturevalue("janus")
+        proxy = FaultyJanus(janus)
+        url = await base_url(aiohttp_server, proxy.app())
+        environ = janus.environ(
+            JANUS_URL=url + "/janus", JANUS_ALLOW_PLAIN_HTTP="true", JANUS_TIMEOUT_MS="300"
+        )
+        return Vendor(proxy, fake_livekit.Fault, environ, OPERATIONS["janus"], frozenset())
     livekit = fake_livekit.FakeLiveKit()
     environ = livekit_env(await base_url(aiohttp_server, livekit.app()))
     environ["LIVEKIT_TIMEOUT_MS"] = "300"

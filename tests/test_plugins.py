@@ -62,7 +62,9 @@ def test_every_hook_is_implemented_by_a_built_in_plugin(hook: str) -> None:
 
 def test_built_in_providers_come_through_the_entry_point_group() -> None:
     manager = make_plugin_manager()
-    assert sorted(video_providers(manager)) == ["bandyer", "fake", "jitsi", "livekit", "webrtc"]
+    assert sorted(video_providers(manager)) == [
+        "bandyer", "fake", "janus", "jitsi", "livekit", "webrtc"
+    ]  # fmt: skip
     assert sorted(identity_providers(manager)) == ["auth0", "static"]
     assert {name for name, _ in manager.list_name_plugin()} >= {
         "auth0",

@@ -312,7 +312,7 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
         (
             {"VIDEO_PROVIDER": "zoom"},
             "teleconsult: configuration error: VIDEO_PROVIDER='zoom' names no installed video "
-            "provider (installed: bandyer, fake, jitsi, livekit, webrtc).",
+            "provider (installed: bandyer, fake, janus, jitsi, livekit, webrtc).",
         ),
         (
             {"VIDEO_PROVIDER": "webrtc", "WEBRTC_TURN_URLS": "turn:turn.example.org"},

@@ -1,5 +1,5 @@
 """One contract, every video plugin: the same tests against `fake`, `bandyer`, `livekit`,
-`jitsi` and `webrtc`.
+`jitsi`, `webrtc` and `janus` (a real Janus, `tests/janus_server.py`).
 
 Each test checks the provider's own state where it has one (the fake's memory, the fake
 Kaleyra server's users and rooms, the fake LiveKit server's rooms, the webrtc provider's
@@ -12,6 +12,7 @@ checked there is the tokens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from livekit import api
 from teleconsult_bandyer import BandyerVideo
 from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 from teleconsult_fake import FakeVideo
+from teleconsult_janus import JanusSettings
+from teleconsult_janus import create as create_janus
+from teleconsult_janus.tokens import link_key
 from teleconsult_jitsi import JitsiSettings
 from teleconsult_jitsi import create as create_jitsi
 from teleconsult_livekit import LiveKitSettings
@@ -33,6 +37,7 @@ from teleconsult_webrtc import WebRTCSettings
 from teleconsult_webrtc import create as create_webrtc
 from yarl import URL
 
+from teleconsult.callpage.links import LinkSigner
 from teleconsult.configuration.declarations import DeclaredSettings
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.domain import TOOLS, Level, RoomParticipant, RoomSpec
@@ -57,8 +62,16 @@ from tests.helpers import (
     jitsi_env,
     livekit_env,
 )
+from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+    JanusServer,
+    events_port_fixture,
+    janus_fixture,
+    janus_namespace_fixture,
+    signed_token,
+    videoroom,
+)
 
-PROVIDERS = ["fake", "bandyer", "livekit", "jitsi", "webrtc"]
+PROVIDERS = ["fake", "bandyer", "livekit", "jitsi", "webrtc", "janus"]
 
 
 @dataclass
@@ -131,13 +144,14 @@ async def subject(
         jitsi = create_jitsi(context(JitsiSettings.from_environ(jitsi_env())))
         yield Subject(jitsi, None, None, jitsi_opens)
         await jitsi.close()
+    elif request.param == "janus":
+        janus: JanusServer = request.getfixturevalue("janus")
+        async with janus_subject(janus, store_url, store_factory, clock) as found:
+            yield found
     else:
         settings = Settings.from_environ({"STORE_URL": store_url})
         store = await (store_factory or open_store)(settings)
         storage = ProviderStorage(store.provider_data, "webrtc", clock)
-
-        async def no_roster(teleconsultation_id: str) -> None:
-            return None
 
         webrtc = create_webrtc(
             ProviderContext(
@@ -152,6 +166,50 @@ async def subject(
         yield Subject(webrtc, None, webrtc.rooms.ids)  # users are derived, never stored
         await webrtc.close()
         await store.health.close()
+
+
+async def no_roster(teleconsultation_id: str) -> None:
+    return None
+
+
+@contextlib.asynccontextmanager
+async def janus_subject(
+    janus: JanusServer,
+    store_url: str,
+    store_factory: Callable[[Settings], Awaitable[Store]] | None,
+    clock: FrozenClock,
+) -> AsyncIterator[Subject]:
+    """The janus provider on a real Janus: its rooms as Janus lists them to the admin key."""
+    settings = Settings.from_environ({"STORE_URL": store_url})
+    store = await (store_factory or open_store)(settings)
+    environ = janus.environ(JANUS_ALLOW_PLAIN_HTTP="true")
+    provider = create_janus(
+        ProviderContext(
+            JanusSettings.from_environ(environ),
+            settings.http.own_url,
+            clock=clock,
+            storage=ProviderStorage(store.provider_data, "janus", clock),
+            roster=no_roster,
+        )
+    )
+
+    async def rooms() -> set[str]:
+        token = signed_token(janus.token_secret, int(datetime.now(UTC).timestamp()) + 60)
+        listed = await videoroom(
+            janus.http_url, token, {"request": "list", "admin_key": janus.admin_key}
+        )
+        return {str(room["room"]) for room in listed["list"]}
+
+    signer = LinkSigner(link_key(janus.token_secret))
+
+    def opens(link: str) -> tuple[str, str]:
+        credential = signer.verify(link.rsplit("/", 1)[1])
+        assert credential is not None
+        return credential.room_id, credential.user_id
+
+    yield Subject(provider, None, rooms, opens)  # Janus has no users
+    await provider.close()
+    await store.health.close()
 
 
 def spec(*users: tuple[str, bool], duration: int | None = None) -> RoomSpec:

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse, WSServerHandshakeError, web
 from teleconsult_webrtc import WebRTCVideo, signaling
-from teleconsult_webrtc.links import Credential, LinkSigner
 from teleconsult_webrtc.rooms import Peer, Refused, RoomState, seat
 
 from teleconsult.app import create_app
 from teleconsult.callpage import CONTENT_SECURITY_POLICY
 from teleconsult.callpage.catalogs import BUILT_IN
 from teleconsult.callpage.ice import turn_credentials
+from teleconsult.callpage.links import Credential, LinkSigner
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError

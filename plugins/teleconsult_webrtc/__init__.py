@@ -7,9 +7,9 @@ the `register_routes` hook. Media never passes through teleconsult: it goes from
 browser to browser, or through a TURN server when no direct path exists.
 
 - `provider.py`: the provider (room lifecycle, room details, who may open a link);
-- `links.py`: the signed per-participant credentials in the links;
 - `rooms.py`: room documents, presence and mailboxes in the storage;
 - `signaling.py`: the WebSocket protocol, relayed through the mailboxes;
+- the links' signed per-participant credentials: the core's (`teleconsult.plugin.LinkSigner`);
 - `pages.py`: the routes of the call page (`teleconsult.plugin.CallPage`, shared with other
   providers, with its ICE servers): the page, its info, its assets and this provider's
   transport, the refusals;

@@ -14,7 +14,6 @@ consultation, no credential, STUN only: see docs/call-page.md).
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import urlsplit
@@ -27,17 +26,18 @@ from teleconsult.plugin import (
     CallPage,
     Forbidden,
     InvalidRequest,
-    ServiceError,
     default_call_page,
-    mark_sensitive,
+    refused,
+    seat_info,
+    seat_of,
 )
+from teleconsult.plugin import CallRefusal as Refusal
+from teleconsult.plugin import CallSeat as Seat
 
 from .messages import MAX_ID_CHARS, PAGE_TOOLS
-from .provider import CALL_PATH, Refusal, Seat, WebRTCVideo
-from .rooms import MAX_PARTICIPANTS, iso
+from .provider import CALL_PATH, WebRTCVideo
+from .rooms import MAX_PARTICIPANTS
 from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection, Member
-
-log = logging.getLogger("teleconsult.webrtc")
 
 PAGE_PATH = CALL_PATH + "{credential}"
 CHECK_PATH = "/webrtc/check"
@@ -80,24 +80,11 @@ async def call_info(request: web.Request) -> web.Response:
     if isinstance(admitted, web.Response):
         return admitted
     provider, found = admitted
-    roster = found.roster
     page = provider.options.call_page
     language = _language(request, page, found.language)
     return web.json_response(
         {
-            "language": language,
-            "texts": page.catalogs[language],
-            "self": {"name": found.me.display_name, "isAdmin": found.me.is_admin},
-            "participants": [
-                {"name": p.display_name, "isAdmin": p.is_admin, "self": p is found.me}
-                for p in roster.participants
-            ],
-            "schedule": {
-                "opensAt": iso(roster.opens_at),
-                "startsAt": iso(roster.starts_at),
-                "endsAt": iso(roster.ends_at),
-                "limited": roster.limited,
-            },
+            **seat_info(page, found, language),
             **page.ice(valid_until=datetime.fromtimestamp(found.credential.expires_at, UTC)),
             "maxParticipants": MAX_PARTICIPANTS,
             # Only with CALL_PAGE_LOBBY: without it the info is what it always was.
@@ -222,22 +209,13 @@ async def _admit(
 ) -> tuple[WebRTCVideo, Seat] | web.Response:
     """The running provider and the seat a request's credential opens, or the answer that
     refuses it."""
-    credential = request.match_info["credential"]
-    mark_sensitive([credential])
     provider = _provider(request)
-    refusal = Refusal("invalid", 404)
-    if provider is not None:
-        try:
-            found = await provider.admit(credential)
-        except ServiceError as error:  # the store is down: say so, in the page's form
-            log.warning("webrtc: a call link could not be checked: %s", error.message)
-            found = Refusal("connection_lost", 503)
-        if isinstance(found, Seat):
-            mark_sensitive(p.display_name for p in found.roster.participants)
-            return provider, found
-        refusal = found
     page = DEFAULT_PAGE if provider is None else provider.options.call_page
-    return _refusal(request, page, refusal) if html else _refusal_json(request, page, refusal)
+    found = await seat_of(request, page, None if provider is None else provider.admit, html=html)
+    if isinstance(found, web.Response):
+        return found
+    assert provider is not None  # a seat comes only from a running provider's check
+    return provider, found
 
 
 def _language(request: web.Request, page: CallPage, language: str | None) -> str:
@@ -246,12 +224,11 @@ def _language(request: web.Request, page: CallPage, language: str | None) -> str
 
 
 def _refusal(request: web.Request, page: CallPage, refusal: Refusal) -> web.Response:
-    language = _language(request, page, refusal.language)
-    return page.ending(refusal.why, refusal.status, language, opens_at=refusal.opens_at)
+    return refused(request, page, refusal)
 
 
 def _refusal_json(request: web.Request, page: CallPage, refusal: Refusal) -> web.Response:
-    return page.ending_json(refusal.why, refusal.status, _language(request, page, refusal.language))
+    return refused(request, page, refusal, html=False)
 
 
 def _same_origin(request: web.Request, public_url: str) -> bool:

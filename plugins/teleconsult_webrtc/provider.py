@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -22,6 +22,7 @@ from teleconsult.plugin import (
     CreatedRoom,
     JoinRequest,
     Level,
+    LinkSigner,
     NotFound,
     ProviderError,
     ProviderLimits,
@@ -29,16 +30,18 @@ from teleconsult.plugin import (
     RemoveParticipant,
     ReportEvents,
     Revocation,
-    RoomRoster,
     RoomSpec,
     Roster,
-    RosterEntry,
     ServiceError,
+    check_seat,
     stable_user_id,
 )
+from teleconsult.plugin import CallRefusal as Refusal
+from teleconsult.plugin import CallSeat as Seat
+from teleconsult.plugin import LinkCredential as Credential
+from teleconsult.plugin import call_links as links
 
-from . import links, revoking
-from .links import Credential, LinkSigner
+from . import revoking
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
 from .signaling import Connection, Timing
 
@@ -66,28 +69,6 @@ class Options:
     @property
     def presence_ttl(self) -> timedelta:
         return timedelta(seconds=self.timing.heartbeat_seconds * PRESENCE_HEARTBEATS)
-
-
-@dataclass(frozen=True)
-class Seat:
-    """A credential the page and its WebSocket accept, with what it opens."""
-
-    credential: Credential
-    roster: RoomRoster
-    me: RosterEntry
-    language: str | None
-    """The catalog language the participant's link or record names; None: the browser's."""
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a credential opens nothing (an ending page's reason), its status, its language,
-    and when it opens (not open yet)."""
-
-    why: str
-    status: int
-    language: str | None = None
-    opens_at: datetime | None = None
 
 
 class WebRTCVideo:
@@ -237,37 +218,19 @@ class WebRTCVideo:
         return await asyncio.shield(self._loading)
 
     async def admit(self, text: str) -> Seat | Refusal:
-        """Whether a credential opens its call now: signed by us, inside its window, for a
-        teleconsultation that is not cancelled, whose room is still this one, which names
-        this participant, and whose room exists and has not ended. Read at every request,
-        so a cancelled or replaced room's links stop working at once, on every replica."""
-        credential = (await self.signer()).verify(text)
-        if credential is None:
-            return Refusal("invalid", 404)
-        language = credential.language
-        now = self.clock().timestamp()
-        if now < credential.opens_at:
-            opens_at = datetime.fromtimestamp(credential.opens_at, UTC)
-            return Refusal("not_open", 403, language, opens_at)
-        if now >= credential.expires_at:
-            return Refusal("expired", 410, language)
-        roster = await self.roster(credential.teleconsultation_id)
-        me = None if roster is None else _entry(roster, credential.user_id)
-        if roster is None or me is None:
-            return Refusal("gone", 410, language)
-        language = language or self.options.call_page.catalogs.match(me.language)
-        if roster.cancelled:
-            return Refusal("cancelled", 410, language)
-        if (revoked := revoking.refusal(credential, me)) is not None:
-            return Refusal(revoked, 403 if revoked == revoking.REMOVED else 410, language)
-        if roster.provider_room_id != credential.room_id:
-            return Refusal("gone", 410, language)
-        room = await self.rooms.get(credential.room_id)
+        """Whether a credential opens its call now: the call page's checks (`check_seat`),
+        then this provider's room exists and has not ended. Read at every request, so a
+        cancelled or replaced room's links stop working at once, on every replica."""
+        catalogs = self.options.call_page.catalogs
+        found = await check_seat(await self.signer(), text, self.clock(), self.roster, catalogs)
+        if isinstance(found, Refusal):
+            return found
+        room = await self.rooms.get(found.credential.room_id)
         if room is None:
-            return Refusal("gone", 410, language)
+            return Refusal("gone", 410, found.language)
         if room.ended_at is not None:
-            return Refusal("ended", 410, language)
-        return Seat(credential, roster, me, language)
+            return Refusal("ended", 410, found.language)
+        return found
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -302,10 +265,6 @@ class WebRTCVideo:
 
     def _refused(self, why: str) -> ProviderError:
         return ProviderError(self.name, "create a room", "bad_answer", why)
-
-
-def _entry(roster: RoomRoster, user_id: str) -> RosterEntry | None:
-    return next((p for p in roster.participants if p.provider_user_id == user_id), None)
 
 
 def _report(loading: asyncio.Task[LinkSigner]) -> None:

@@ -1,8 +1,9 @@
 """A participant's link revoked, or the participant removed (issue 30): refused and cut off.
 
 - Every page load and WebSocket checks the credential's link generation against the
-  participant's in the record (`refusal`): a link of an earlier generation is `revoked`
-  (410), any link of a removed participant `removed` (403).
+  participant's in the record (the call page's `check_seat`, shared with `janus`): a link
+  of an earlier generation is `revoked` (410), any link of a removed participant `removed`
+  (403).
 - `revoke` ends the participant's live connections: on this replica at once; on every
   replica through the room document (it stops listing them, and refuses a join with an
   earlier generation from now on, so a connection admitted just before the revocation cannot
@@ -16,16 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from teleconsult.plugin import PARTICIPANT_LEFT, NotFound, Revocation, RosterEntry, gather_all
+from teleconsult.plugin import PARTICIPANT_LEFT, NotFound, Revocation, gather_all
 
-from .links import Credential
 from .rooms import Rooms, RoomState
 from .signaling import Connection
 
-REVOKED = "revoked"
-"""The ending page of a link whose generation was revoked."""
-REMOVED = "removed"
-"""The ending page of a participant removed from the call."""
 ENDED_REASONS = {False: "link_revoked", True: "removed"}
 """What an `ended` message says to a page cut off, by whether its participant was removed."""
 
@@ -41,15 +37,6 @@ def user_of_peer(state: RoomState | None, peer: str) -> str | None:
 def cannot_remove(provider: str) -> NotFound:
     """Built outside an app (no core to ask): the page's Remove leads nowhere."""
     return NotFound(f"The {provider} provider runs without the service's core: none to ask.")
-
-
-def refusal(credential: Credential, me: RosterEntry) -> str | None:
-    """Why the participant's record refuses this credential now, or None."""
-    if me.blocked:
-        return REMOVED
-    if credential.generation < me.link_generation:
-        return REVOKED
-    return None
 
 
 async def revoke(rooms: Rooms, connections: Iterable[Connection], revocation: Revocation) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from teleconsult.plugin import BaseUrl, DeclaredSettings, WholeNumber, setting
-
-from . import links
+from teleconsult.plugin import call_links as links
 
 DAY_MS = 24 * 3600 * 1000
 

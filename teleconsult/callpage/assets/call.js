@@ -66,7 +66,7 @@ function render() {
   join.disabled = !canJoin;
   join.textContent = phase === "lobby" ? say("join") : say("join_again");
   for (const id of ["toggle-camera", "toggle-mic", "leave"]) $(id).hidden = !inCall;
-  $("end-all").hidden = !(inCall && state.isAdmin);
+  $("end-all").hidden = !(inCall && state.isAdmin && state.transport?.end); // a transport may not offer it
   $("roster").hidden = inCall || phase === "ended";
   $("self-tile").hidden = phase === "ended";
   $("precheck").hidden = !state.precheck || phase !== "lobby";

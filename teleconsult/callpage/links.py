@@ -24,7 +24,8 @@ import secrets
 from dataclasses import dataclass
 from typing import TypeGuard
 
-from teleconsult.plugin import ConfigurationError, ProviderStorage, VersionConflict
+from teleconsult.errors import ConfigurationError, VersionConflict
+from teleconsult.providers.storage import ProviderStorage
 
 SECRET_KEY = "link-secret"  # noqa: S105 - a storage key, not a secret
 """The storage key of the generated secret."""

@@ -1,0 +1,230 @@
+"""`JanusVideo`: rooms in Janus's videoroom, links to this service's call page.
+
+A room is created under an id we choose before the call (`room_name`: a random integer below
+2^53, so that janus.js and every JSON reader keep it exact), private (`is_private`: Janus
+lists it to nobody), with a `secret` generated once per room and kept in the provider's
+storage (every replica destroys it with the same secret), an `allowed` list (only the tokens
+teleconsult hands to this consultation's participants join it) and `publishers` for each
+participant. A creation whose answer was lost is repaired by asking again: Janus answers
+427 "already exists" for our id, which is taken as created once `exists` confirms it.
+Deleting destroys the room: Janus disconnects everyone in it at once, whichever replica
+asked. The details of a room are Janus's `listparticipants`.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+from teleconsult.plugin import (
+    CallPage,
+    CreatedRoom,
+    JoinRequest,
+    Level,
+    LinkCredential,
+    LinkSigner,
+    ProviderError,
+    ProviderEvent,
+    ProviderLimits,
+    ProviderStorage,
+    RoomSpec,
+    Roster,
+    VersionConflict,
+    stable_user_id,
+)
+
+from . import events
+from .client import NO_SUCH_ROOM, ROOM_EXISTS, JanusClient, VideoroomError, field_of
+from .settings import Options
+from .tokens import link_key
+
+NAME = "janus"
+CALL_PATH = "/janus/call/"
+"""Every link starts with it after the page URL: the link marker, redacted from logs."""
+ROOM_KEY = "room/"
+MAX_ROOM_ID = 2**53 - 1
+"""The largest integer a JavaScript number holds exactly (janus.js reads room ids as numbers)."""
+
+
+class JanusVideo:
+    name = NAME
+
+    def __init__(
+        self,
+        options: Options,
+        client: JanusClient,
+        storage: ProviderStorage,
+        roster: Roster,
+        call_page: CallPage,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.options = options
+        self.client = client
+        self.storage = storage
+        self.roster = roster
+        self.call_page = call_page
+        self.clock = clock
+        self.limits = ProviderLimits(max_participants=options.max_participants)
+        self.signer = LinkSigner(link_key(options.token_secret))
+
+    async def ensure_user(self, external_id: str, level: Level) -> str:
+        # Janus has no users: the id names the participant in their credential and token.
+        return stable_user_id(external_id)
+
+    async def create_room(self, spec: RoomSpec) -> CreatedRoom:
+        return await self.create_named_room(self.room_name(), spec)
+
+    def room_name(self) -> str:
+        return str(secrets.randbelow(MAX_ROOM_ID) + 1)
+
+    async def create_named_room(self, name: str, spec: RoomSpec) -> CreatedRoom:
+        """The room `name` (chosen by the core, written in the room's job first) for `spec`."""
+        operation = "create a room"
+        refusal = self.limits.refusal(spec)
+        if refusal is not None:
+            raise ProviderError(NAME, operation, "bad_answer", refusal)
+        await self.make_room(name, len(spec.participants))
+        return CreatedRoom(provider_room_id=name)
+
+    async def make_room(self, name: str, publishers: int) -> None:
+        """Create the videoroom `name`, or find it made: safe to repeat, on any replica, and
+        how a room Janus forgot (a restart) is made again under its id and secret."""
+        operation = "create a room"
+        room = room_number(operation, name)
+        secret = await self._room_secret(name)
+        body: dict[str, object] = {
+            "request": "create",
+            "room": room,
+            "admin_key": self.options.admin_key,
+            "secret": secret,
+            "is_private": True,
+            "allowed": [],
+            "publishers": publishers,
+            "description": "teleconsultation",
+        }
+        try:
+            await self.client.videoroom(operation, body)
+        except VideoroomError as error:
+            if error.code != ROOM_EXISTS:  # ours already: a lost answer, or a repeat
+                raise _refused(operation, error) from None
+            if not await self.exists(name):
+                raise _refused(operation, error) from None
+
+    async def exists(self, name: str) -> bool:
+        operation = "check a room"
+        try:
+            answer = await self.client.videoroom(
+                operation, {"request": "exists", "room": room_number(operation, name)}
+            )
+        except VideoroomError as error:
+            raise _refused(operation, error) from None
+        return bool(field_of(operation, answer, "exists", bool))
+
+    async def delete_room(self, provider_room_id: str) -> None:
+        """Destroy the room (everyone in it is disconnected); one already gone is deleted."""
+        operation = "delete a room"
+        if _room_id(provider_room_id) is None:
+            return  # not a room of this provider's: none to delete
+        stored = await self.storage.get(ROOM_KEY + provider_room_id)
+        body: dict[str, object] = {
+            "request": "destroy",
+            "room": room_number(operation, provider_room_id),
+            "admin_key": self.options.admin_key,
+        }
+        if stored is not None:
+            body["secret"] = stored.document["secret"]
+        try:
+            await self.client.videoroom(operation, body)
+        except VideoroomError as error:
+            if error.code != NO_SUCH_ROOM:
+                raise _refused(operation, error) from None
+        await self.storage.delete(ROOM_KEY + provider_room_id)
+
+    def join_link(self, join: JoinRequest) -> str:
+        """This service's call page with a signed credential for this participant and room,
+        bounded by the consultation's window (`LinkSigner`, the same as `webrtc`'s)."""
+        opens, expires = join.window(self.options.window.grace, self.options.window.max_lifetime)
+        credential = LinkCredential(
+            teleconsultation_id=join.teleconsultation_id,
+            room_id=join.provider_room_id,
+            user_id=join.participant.provider_user_id,
+            opens_at=math.floor(opens.timestamp()),
+            expires_at=math.ceil(expires.timestamp()),
+            language=self.call_page.catalogs.match(join.language),
+        )
+        return self.options.page_url + CALL_PATH + self.signer.sign(credential)
+
+    async def describe_room(self, provider_room_id: str) -> dict[str, object]:
+        """Who is connected now, by provider user id: each feed's participant as Janus's
+        events told it (the token the page joined with), else the display the page gave."""
+        operation = "list a room's participants"
+        try:
+            answer = await self.client.videoroom(
+                operation,
+                {"request": "listparticipants", "room": room_number(operation, provider_room_id)},
+            )
+        except VideoroomError as error:
+            raise _refused(operation, error) from None
+        present = field_of(operation, answer, "participants", list)
+        feeds = {
+            found.key.rpartition("/")[2]: str(found.document["user"])
+            for found in await self.storage.find(f"feed/{provider_room_id}/")
+        }
+        connected = [
+            feeds.get(str(p.get("id")), str(p.get("display", "")))
+            for p in present
+            if isinstance(p, dict)
+        ]
+        return {"status": "ongoing" if connected else "waiting", "connected": connected}
+
+    async def verify_event(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> Sequence[ProviderEvent]:
+        """Janus's event handler's posts (`events.py`): its basic credentials, then joins,
+        leaves and the call's start and end."""
+        events.check_credentials(headers, self.options.events_user, self.options.events_password)
+        return await events.read(self.storage, events.parse(body))
+
+    async def check(self) -> None:
+        """Janus answers, knows our tokens, and has the videoroom: a read of a room no one has."""
+        await self.exists("1")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _room_secret(self, name: str) -> str:
+        """The room's secret: read it, or create it if no call (on any replica) has yet."""
+        key = ROOM_KEY + name
+        for _ in range(3):
+            found = await self.storage.get(key)
+            if found is not None:
+                return str(found.document["secret"])
+            secret = secrets.token_urlsafe(24)
+            try:
+                await self.storage.put(key, {"secret": secret}, None)
+            except VersionConflict:
+                continue  # another replica made it first: read theirs
+            return secret
+        raise VersionConflict(key)
+
+
+def _room_id(name: str) -> int | None:
+    """The videoroom's number for a room name of ours, or None for any other name."""
+    if not name.isascii() or not name.isdigit() or not 0 < int(name) <= MAX_ROOM_ID:
+        return None
+    return int(name)
+
+
+def room_number(operation: str, name: str) -> int:
+    number = _room_id(name)
+    if number is None:
+        raise ProviderError(NAME, operation, "bad_answer", "not a room id of this provider")
+    return number
+
+
+def _refused(operation: str, error: VideoroomError) -> ProviderError:
+    return ProviderError(
+        NAME, operation, "bad_answer", f"videoroom error {error.code}: {error.reason[:200]}"
+    )

@@ -1,0 +1,154 @@
+"""Who a call page's link lets in, for every provider that serves the page (`webrtc`,
+`janus`): the checks of the link's credential against the consultation, the page's info,
+and the answer that refuses a link. A provider adds what only it knows (`webrtc`: its room
+document has not ended).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from teleconsult.callpage.catalogs import Catalogs
+from teleconsult.callpage.links import Credential, LinkSigner
+from teleconsult.callpage.page import CallPage
+from teleconsult.errors import ServiceError
+from teleconsult.observability import redaction
+from teleconsult.providers.storage import RoomRoster, Roster, RosterEntry
+
+log = logging.getLogger("teleconsult.callpage")
+
+REVOKED = "revoked"
+"""The ending page of a link whose generation was revoked."""
+REMOVED = "removed"
+"""The ending page of a participant removed from the call."""
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A credential the page (and its connection) accepts, with what it opens."""
+
+    credential: Credential
+    roster: RoomRoster
+    me: RosterEntry
+    language: str | None
+    """The catalog language the participant's link or record names; None: the browser's."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a credential opens nothing (an ending page's reason), its status, its language,
+    and when it opens (not open yet)."""
+
+    why: str
+    status: int
+    language: str | None = None
+    opens_at: datetime | None = None
+
+
+async def check_seat(
+    signer: LinkSigner, text: str, now: datetime, roster: Roster, catalogs: Catalogs
+) -> Seat | Refusal:
+    """Whether a credential opens its call now: signed by us, inside its window, for a
+    teleconsultation that is not cancelled, whose room is still this one, and which names
+    this participant, not removed, with a link of their current generation. Read at every
+    request, so a cancelled or replaced room's links, and revoked ones, stop working at once,
+    on every replica."""
+    credential = signer.verify(text)
+    if credential is None:
+        return Refusal("invalid", 404)
+    language = credential.language
+    if now.timestamp() < credential.opens_at:
+        opens_at = datetime.fromtimestamp(credential.opens_at, UTC)
+        return Refusal("not_open", 403, language, opens_at)
+    if now.timestamp() >= credential.expires_at:
+        return Refusal("expired", 410, language)
+    found = await roster(credential.teleconsultation_id)
+    me = None if found is None else _entry(found, credential.user_id)
+    if found is None or me is None:
+        return Refusal("gone", 410, language)
+    language = language or catalogs.match(me.language)
+    if found.cancelled:
+        return Refusal("cancelled", 410, language)
+    if me.blocked:  # removed from the call (issue 30): any of their links
+        return Refusal(REMOVED, 403, language)
+    if credential.generation < me.link_generation:  # a link made before a revocation
+        return Refusal(REVOKED, 410, language)
+    if found.provider_room_id != credential.room_id:
+        return Refusal("gone", 410, language)
+    return Seat(credential, found, me, language)
+
+
+def seat_info(page: CallPage, seat: Seat, language: str, *, ids: bool = False) -> dict[str, object]:
+    """What every page shows: names (from the record, never in the URL), the schedule and
+    its texts; with `ids`, each participant's provider user id too (how a transport that
+    learns peers by id names their tiles)."""
+    roster = seat.roster
+    return {
+        "language": language,
+        "texts": page.catalogs[language],
+        "self": {"name": seat.me.display_name, "isAdmin": seat.me.is_admin},
+        "participants": [
+            {
+                **({"id": p.provider_user_id} if ids else {}),
+                "name": p.display_name,
+                "isAdmin": p.is_admin,
+                "self": p is seat.me,
+            }
+            for p in roster.participants
+        ],
+        "schedule": {
+            "opensAt": iso(roster.opens_at),
+            "startsAt": iso(roster.starts_at),
+            "endsAt": iso(roster.ends_at),
+            "limited": roster.limited,
+        },
+    }
+
+
+Admit = Callable[[str], Awaitable["Seat | Refusal"]]
+"""A provider's check of a credential (`check_seat` and its own), as a page's request asks."""
+
+
+async def seat_of(
+    request: web.Request, page: CallPage, admit: Admit | None, *, html: bool = True
+) -> Seat | web.Response:
+    """The seat a page request's credential (its `{credential}` path part) opens, or the
+    answer that refuses it: not found when the provider is not running (`admit` None), 503
+    when the store cannot be read. The credential and the names are kept out of the logs."""
+    credential = request.match_info["credential"]
+    redaction.sensitive([credential])
+    refusal = Refusal("invalid", 404)
+    if admit is not None:
+        try:
+            found = await admit(credential)
+        except ServiceError as error:  # the store is down: say so, in the page's form
+            log.warning("a call link could not be checked: %s", error.message)
+            found = Refusal("connection_lost", 503)
+        if isinstance(found, Seat):
+            redaction.sensitive(p.display_name for p in found.roster.participants)
+            return found
+        refusal = found
+    return refused(request, page, refusal, html=html)
+
+
+def refused(
+    request: web.Request, page: CallPage, refusal: Refusal, *, html: bool = True
+) -> web.Response:
+    """The ending page (or, for the page's own requests, its JSON) in the right language."""
+    language = page.language(refusal.language, request.headers.get("Accept-Language"))
+    if html:
+        return page.ending(refusal.why, refusal.status, language, opens_at=refusal.opens_at)
+    return page.ending_json(refusal.why, refusal.status, language)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _entry(roster: RoomRoster, user_id: str) -> RosterEntry | None:
+    return next((p for p in roster.participants if p.provider_user_id == user_id), None)
