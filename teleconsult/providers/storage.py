@@ -64,6 +64,11 @@ class ProviderStorage:
         """The recipient's messages, oldest first (per sender), removed from the mailbox."""
         return await self._data.take(self._namespace, recipient, self._clock())
 
+    async def take_under(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """The messages of every recipient whose name starts with `prefix`, oldest first, each
+        with its recipient, removed: a replica takes all its pages' mailboxes in one query."""
+        return await self._data.take_under(self._namespace, prefix, self._clock())
+
 
 @dataclass(frozen=True)
 class RosterEntry:

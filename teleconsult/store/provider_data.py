@@ -64,6 +64,13 @@ class ProviderData(Protocol):
         """Remove and return the recipient's unexpired messages, oldest first."""
         ...
 
+    async def take_under(
+        self, namespace: str, prefix: str, now: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Remove and return the unexpired messages of every recipient whose name starts with
+        `prefix`, oldest first, each with its recipient: one query for a replica's pages."""
+        ...
+
     async def purge_expired(self, now: datetime, limit: int) -> int:
         """Delete up to `limit` expired documents and messages; return how many went."""
         ...

@@ -112,6 +112,27 @@ class MongoProviderData(MongoCollection):
             dict(document["message"]) for document in found if _aware(document["expiresAt"]) > now
         ]
 
+    async def take_under(
+        self, namespace: str, prefix: str, now: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        names = {"$gte": prefix, "$lt": prefix + "\U0010ffff"}
+        async with self._database.guard() as database:
+            found = [
+                document
+                async for document in database[MESSAGES].find(
+                    {"namespace": namespace, "recipient": names}, sort=[("_id", ASCENDING)]
+                )
+            ]
+            if found:
+                await database[MESSAGES].delete_many(
+                    {"_id": {"$in": [document["_id"] for document in found]}}
+                )
+        return [
+            (str(document["recipient"]), dict(document["message"]))
+            for document in found
+            if _aware(document["expiresAt"]) > now
+        ]
+
     async def purge_expired(self, now: datetime, limit: int) -> int:
         """The TTL indexes remove expired entries too; this only makes it prompt."""
         purged = 0

@@ -23,6 +23,8 @@ DOCUMENTS = "teleconsult_provider_documents"
 MESSAGES = "teleconsult_provider_messages"
 NEVER = 2**62
 """The expiry of what does not expire (epoch milliseconds)."""
+LAST_CHARACTER = "\U0010ffff"
+"""After a prefix, the end of the range of the names that start with it (an index range)."""
 
 
 class SQLiteProviderData(SQLiteTable):
@@ -114,6 +116,22 @@ class SQLiteProviderData(SQLiteTable):
             f"DELETE FROM {self._messages} WHERE id IN ({', '.join('?' * len(taken))})", taken
         )
         return [json.loads(row[1]) for row in rows if row[2] > millis(now)]
+
+    async def take_under(
+        self, namespace: str, prefix: str, now: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self._connection.read_all(
+            f"SELECT id, recipient, message, expires_at FROM {self._messages}"
+            " WHERE namespace = ? AND recipient >= ? AND recipient < ? ORDER BY id",
+            (namespace, prefix, prefix + LAST_CHARACTER),
+        )
+        if not rows:
+            return []
+        taken = [row[0] for row in rows]
+        await self._connection.write(
+            f"DELETE FROM {self._messages} WHERE id IN ({', '.join('?' * len(taken))})", taken
+        )
+        return [(row[1], json.loads(row[2])) for row in rows if row[3] > millis(now)]
 
     async def purge_expired(self, now: datetime, limit: int) -> int:
         purged = 0
