@@ -120,3 +120,22 @@ def to_everyone(
     if not text:
         raise violation("empty chat message")
     return {"text": text}
+
+
+REPORTED_EVENTS = ("connected", "ice-failed", "reconnected")
+PATHS = ("direct", "relay")
+
+
+def reported(message: Mapping[str, object]) -> tuple[str, str]:
+    """A page's `report` of its call, for the metrics: `connected` with the `path` its
+    selected candidate pair takes (`direct`, or `relay` through TURN), `ice-failed`, or
+    `reconnected` (its signaling came back); the event and the path ("" but connected)."""
+    event = message.get("event")
+    if event not in REPORTED_EVENTS:
+        raise violation("invalid report")
+    if event != "connected":
+        return str(event), ""
+    path = message.get("path")
+    if path not in PATHS:
+        raise violation("invalid report path")
+    return "connected", str(path)

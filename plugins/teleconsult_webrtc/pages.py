@@ -155,9 +155,8 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
         found.credential.room_id,
         found.me.provider_user_id,
         members,
-        provider.options.timing,
-        provider.connections,
         found.credential.expires_at,
+        provider.reports,
     )
     await connection.serve()
     return ws

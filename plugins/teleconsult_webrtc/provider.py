@@ -35,10 +35,11 @@ from teleconsult.plugin import (
 )
 
 from . import links
+from .hub import Hub, Timing
 from .ice import IceServers
 from .links import Credential, LinkSigner
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
-from .signaling import Connection, Timing
+from .signaling import Connection, Reports
 
 log = logging.getLogger("teleconsult.webrtc")
 
@@ -105,10 +106,16 @@ class WebRTCVideo:
         self.storage = storage
         self.roster = roster
         self.clock = clock
+        self.hub = Hub(storage, clock, options.timing, options.presence_ttl)
         self.rooms = Rooms(
-            storage, clock, options.presence_ttl, report_events, options.call_page.lobby.enabled
+            storage,
+            clock,
+            options.presence_ttl,
+            self.hub,
+            report_events,
+            options.call_page.lobby.enabled,
         )
-        self.connections: set[Connection] = set()
+        self.reports = Reports()
         self._signer = None if options.link_secret is None else LinkSigner(options.link_secret)
         self._loading: asyncio.Task[LinkSigner] | None = None
         self._forgetting: asyncio.Task[None] | None = None
@@ -177,16 +184,23 @@ class WebRTCVideo:
             if task is not None:
                 task.cancel()
         await self.close_connections()
+        await self.hub.close()
 
     # -- LiveConnections -----------------------------------------------------------------------
+
+    @property
+    def connections(self) -> list[Connection]:
+        """The pages this replica serves now."""
+        return [c for c in self.hub.local.values() if isinstance(c, Connection)]
 
     async def close_connections(self) -> None:
         """Close the calls' WebSockets and wait until each left its room (the others are
         told); the pages join again through another replica."""
-        for connection in self.connections:
+        connections = self.connections
+        for connection in connections:
             connection.close(WSCloseCode.GOING_AWAY, "server shutting down")
-        if self.connections:
-            await asyncio.wait([c.finished for c in self.connections], timeout=CLOSE_SECONDS)
+        if connections:
+            await asyncio.wait([c.finished for c in connections], timeout=CLOSE_SECONDS)
 
     # -- RoomDetails ---------------------------------------------------------------------------
 
@@ -194,7 +208,7 @@ class WebRTCVideo:
         state = await self.rooms.get(provider_room_id)
         if state is None:
             raise ProviderError(self.name, "describe a room", "bad_answer", "unknown room")
-        return self.rooms.describe(state)
+        return self.rooms.describe(state, await self.hub.alive())
 
     # -- the call page's side ------------------------------------------------------------------
 

@@ -25,11 +25,11 @@ of `peers`. Peers are named by a per-connection id, never by participant: an ans
 closed connection cannot reach its successor. The newcomer offers to everyone
 already there and the others only answer, so two pages never offer to each other.
 
-Across replicas: a message for a peer is posted to that peer's mailbox in the
-store; the replica serving the peer takes its mailbox every poll interval while
-the peer is connected (`Connection.pump`), and writes a heartbeat to the room
-every heartbeat interval. Nothing about other peers is kept in memory but the
-ids this connection was told about (to drop messages for strangers).
+A message for a peer goes through the replica's hub (`hub.py`): in memory to a page this
+replica serves, else to the peer's mailbox in the store, which the serving replica's hub
+takes for all its pages at once; the hub also says, for all of them, that they are still
+connected. Nothing about other peers is kept in memory but the ids this connection was
+told about (to drop messages for strangers).
 
 A malformed message closes only its own connection, with a reason: 1008 (policy),
 1009 (over 64 KiB); a store failure 1011; the page reconnects after 1001, 1006,
@@ -42,16 +42,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from teleconsult.plugin import ServiceError
 
+from .hub import Hub
 from .lobby import decide
 from .messages import HARD_MAX_MESSAGE_BYTES as HARD_MAX_MESSAGE_BYTES
 from .messages import (
@@ -59,6 +59,7 @@ from .messages import (
     ProtocolError,
     ice_candidate,
     parse_message,
+    reported,
     text_field,
     to_everyone,
     violation,
@@ -76,6 +77,8 @@ RATE_BURST = 200.0
 RATE_PER_SECOND = 50.0
 
 RELAYED = ("offer", "answer", "candidate", "media", "chat", "screen")
+MAX_REPORTS = 2 * 8
+"""`report`s a page's connection counts: a few per peer (connected, failed), reconnected."""
 
 CALL_ENDED = 4000
 ROOM_FULL = 4001
@@ -93,21 +96,25 @@ class Member:
     """The in-call tools the participant's level enables."""
 
 
-@dataclass(frozen=True)
-class Timing:
-    poll_seconds: float
-    heartbeat_seconds: float
-
-
 class _Close(NamedTuple):
     code: int
     reason: str
 
 
-class Connection:
-    """One participant's WebSocket: its own mailbox, heartbeat and outgoing queue.
+@dataclass
+class Reports:
+    """What pages reported of their calls (`report` messages): counted by the provider's
+    metrics. A page reports a few things per peer; more are ignored."""
 
-    Outgoing frames go through a queue drained by one writer task: the pump and the
+    connected: dict[str, int] = field(default_factory=lambda: {"direct": 0, "relay": 0})
+    ice_failed: int = 0
+    reconnected: int = 0
+
+
+class Connection:
+    """One participant's WebSocket: what the hub delivers to it, and its outgoing queue.
+
+    Outgoing frames go through a queue drained by one writer task: the hub and the
     reader never wait on a slow browser, and order is kept (`ended` goes before the
     close).
     """
@@ -119,17 +126,16 @@ class Connection:
         room_id: str,
         user: str,
         members: Mapping[str, Member],
-        timing: Timing,
-        registry: set[Connection],
         expires_at: int,
+        reports: Reports | None = None,
     ) -> None:
-        self.id = secrets.token_urlsafe(12)
+        self.hub: Hub = rooms.hub
+        self.id = self.hub.new_peer_id()
         self.ws = ws
         self.rooms = rooms
         self.room_id = room_id
         self.user = user
         self.members = members
-        self.timing = timing
         self.expires_at = expires_at
         """When the link's window closes (epoch seconds): the connection ends then too."""
         self.peers: dict[str, str] = {}
@@ -140,8 +146,11 @@ class Connection:
         admits it (the page hears `admitted` through its mailbox)."""
         self.gone = False
         """The room no longer lists this peer (ended, replaced, evicted): no leave to write."""
-        self.registry = registry
-        """The provider's open connections: it closes them, and waits for them, as it stops."""
+        self.reports = reports or Reports()
+        self._reports_left = MAX_REPORTS
+        self._early: list[dict[str, Any]] | None = []
+        """What the hub delivered before the page was told it joined (None once told)."""
+        self._expiring: asyncio.Task[None] | None = None
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Done once the connection left its room and closed."""
         self._outbox: asyncio.Queue[str | _Close] = asyncio.Queue()
@@ -153,12 +162,11 @@ class Connection:
         """Run the connection until it closes; always leaves the room it joined, even when
         the handler is cancelled (the browser went away, the server stops)."""
         writer = asyncio.create_task(self._write())
-        pump: asyncio.Task[None] | None = None
         close = _Close(WSCloseCode.OK, "")
-        self.registry.add(self)
+        self.hub.register(self)
         try:
             if await self._join():
-                pump = asyncio.create_task(self._pump())
+                self._ready()
                 await self._read()
         except ProtocolError as error:
             log.info("webrtc: closed a connection: %d %s", error.code, error.reason)
@@ -170,24 +178,21 @@ class Connection:
             log.exception("webrtc: signaling failed unexpectedly")
             close = _Close(WSCloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            await asyncio.shield(asyncio.ensure_future(self._finish(pump, writer, close)))
+            await asyncio.shield(asyncio.ensure_future(self._finish(writer, close)))
 
-    async def _finish(
-        self, pump: asyncio.Task[None] | None, writer: asyncio.Task[None], close: _Close
-    ) -> None:
-        """Stop taking the mailbox, leave the room (the others are told), then close."""
-        if pump is not None:
-            pump.cancel()
+    async def _finish(self, writer: asyncio.Task[None], close: _Close) -> None:
+        """Leave the room (the others are told), stop being served by the hub, then close."""
+        if self._expiring is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await pump
+                await self._expiring
         await self._leave()
+        self.hub.unregister(self)
         self.close(*close)
         try:
             await asyncio.wait_for(writer, CLOSE_TIMEOUT_SECONDS)
         except (TimeoutError, ConnectionError):
             writer.cancel()
         finally:
-            self.registry.discard(self)
             self.finished.set_result(None)
 
     def send(self, message: Mapping[str, object]) -> None:
@@ -204,6 +209,32 @@ class Connection:
             return
         self._closing = True
         self._outbox.put_nowait(_Close(code, reason.encode()[:123].decode(errors="ignore")))
+
+    # -- what the hub asks -----------------------------------------------------------------------
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """A message from the room or a peer: kept until the page was told it joined."""
+        if self._early is not None:
+            self._early.append(message)
+        else:
+            self._deliver(message)
+
+    def known_peers(self) -> list[str]:
+        return list(self.peers)
+
+    def expire(self) -> None:
+        """The link's window closed: leave (the others are told), then end the page's call."""
+        if self._expiring is None and not self._closing:
+            self._expiring = asyncio.get_running_loop().create_task(self._expire())
+
+    async def _expire(self) -> None:
+        await self._leave()
+        self.end("expired")
+
+    def _ready(self) -> None:
+        early, self._early = self._early or [], None
+        for message in early:
+            self._deliver(message)
 
     def end(self, reason: str) -> None:
         """The call is over for this connection: say so, then close."""
@@ -275,6 +306,9 @@ class Connection:
         kind = message["type"]
         if kind == "join":
             raise violation("already joined")
+        if kind == "report":  # a waiting page may have reconnected too
+            self._report(message)
+            return
         if self.waiting:
             raise violation("waiting to be admitted")
         if kind in ("admit", "decline"):
@@ -302,47 +336,24 @@ class Connection:
         else:
             raise violation("unknown message type")
 
+    def _report(self, message: dict[str, Any]) -> None:
+        """What the page saw of its call, for the operator's metrics (a few per page)."""
+        event, path = reported(message)
+        if self._reports_left <= 0:
+            return
+        self._reports_left -= 1
+        if event == "connected":
+            self.reports.connected[path] += 1
+        elif event == "ice-failed":
+            self.reports.ice_failed += 1
+        else:
+            self.reports.reconnected += 1
+
     async def _relay(self, to: str, message: dict[str, Any]) -> None:
         if to == self.id:
             raise violation("cannot signal yourself")
         if to in self.peers:  # else the peer just left (a normal race) or was never here
             await self.rooms.post(to, message)
-
-    async def _evicted(self) -> None:
-        """The room no longer lists this peer. A newer connection of the same participant
-        may have replaced it since the mailbox was last taken: its `replaced` is delivered
-        first (the page stays closed), and only a presence that was lost says reconnect."""
-        self.gone = True
-        for message in await self.rooms.take(self.id):
-            self._deliver(message)
-        self.close(WSCloseCode.TRY_AGAIN_LATER, "presence lost; reconnect")
-
-    async def _pump(self) -> None:
-        """Take this peer's mailbox every poll interval; heartbeat every heartbeat interval."""
-        loop = asyncio.get_running_loop()
-        next_beat = loop.time() + self.timing.heartbeat_seconds
-        try:
-            while not self._closing:
-                for message in await self.rooms.take(self.id):
-                    self._deliver(message)
-                if loop.time() >= next_beat and not self._closing:
-                    next_beat = loop.time() + self.timing.heartbeat_seconds
-                    if self.rooms.clock().timestamp() >= self.expires_at:
-                        await self._leave()  # the others are told, then the page
-                        self.end("expired")
-                        return
-                    beat = await self.rooms.heartbeat(self.room_id, self.id)
-                    if beat.outcome == "evicted":
-                        await self._evicted()
-                    elif beat.outcome != "ok":
-                        self.end(beat.end_reason or "cancelled")
-                await asyncio.sleep(self.timing.poll_seconds)
-        except ServiceError as error:
-            log.warning("webrtc: signaling failed: %s", error.message)
-            self.close(WSCloseCode.INTERNAL_ERROR, "signaling unavailable; reconnect")
-        except Exception:
-            log.exception("webrtc: signaling failed unexpectedly")
-            self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
 
     def _deliver(self, message: dict[str, Any]) -> None:
         """A message from the mailbox, to the page (what the store holds is ours, but an old
@@ -353,7 +364,7 @@ class Connection:
             self._decided(message)
         elif kind in ("knock", "knock-withdrawn"):
             self._lobby_news(message)
-        elif self.waiting and kind not in ("ended", "replaced"):
+        elif self.waiting and kind not in ("ended", "replaced", "evicted"):
             return  # nothing about the others reaches a page in the lobby
         elif kind == "peer-joined" and isinstance(message.get("peer"), str):
             peer, user = str(message["peer"]), str(message.get("user"))
@@ -368,6 +379,9 @@ class Connection:
         elif kind == "replaced":
             self.gone = True
             self.close(REPLACED, "replaced by a newer connection")
+        elif kind == "evicted":  # dropped as if its replica had stopped: it joins again
+            self.gone = True
+            self.close(WSCloseCode.TRY_AGAIN_LATER, "presence lost; reconnect")
 
     def _decided(self, message: dict[str, Any]) -> None:
         """A plus participant admitted this page (it offers to the peers seated) or declined

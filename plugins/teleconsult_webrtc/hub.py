@@ -1,0 +1,176 @@
+"""The replica's signaling hub: what every open page used to cost, paid once per replica.
+
+- A message for a page this replica serves is delivered in memory, at once.
+- A message for a page another replica serves goes to that page's mailbox in the store;
+  each replica takes all its pages' mailboxes in one query every poll interval
+  (`take_under`: a page's id starts with its replica's id). The hub is the only taker of
+  its replica's mailboxes, and the store deletes exactly the rows it returned: a message
+  is delivered once, or lost only with the page it was for.
+- Presence: every heartbeat interval the hub writes one document, `replica/<id>`, listing
+  the pages it serves. A peer is alive while a replica's document, written within the
+  presence time, lists it (or it joined within that time): one write per replica per
+  interval, whatever the number of pages. A peer that no replica lists any more (its
+  replica died) is dropped from its room by the replicas serving its room's other peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from teleconsult.plugin import ProviderStorage, ServiceError, VersionConflict
+
+from .state import millis
+
+log = logging.getLogger("teleconsult.webrtc")
+
+REPLICA_PREFIX = "replica/"
+MESSAGE_TTL = timedelta(minutes=1)
+"""A signaling message not taken within a minute is useless: its peer is gone."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    poll_seconds: float
+    """How often the hub takes its pages' mailboxes (one query)."""
+    heartbeat_seconds: float
+    """How often the hub writes its replica's presence (one document)."""
+
+
+class Receiver(Protocol):
+    """A page's connection, as the hub reaches it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def room_id(self) -> str: ...
+
+    @property
+    def expires_at(self) -> int: ...
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """A message from its room or a peer; never waits."""
+
+    def known_peers(self) -> list[str]:
+        """The peers its page was told about."""
+
+    def expire(self) -> None:
+        """Its link's window closed: leave the room, then end the call for the page."""
+
+
+Sweep = Callable[[str, set[str]], Awaitable[None]]
+"""`sweep(room_id, alive)`: drop the room's peers no replica serves any more."""
+
+
+class Hub:
+    def __init__(
+        self,
+        storage: ProviderStorage,
+        clock: Callable[[], datetime],
+        timing: Timing,
+        presence_ttl: timedelta,
+    ) -> None:
+        self.replica = secrets.token_urlsafe(6)
+        """This replica's id, for this run: the first part of its pages' ids."""
+        self.storage = storage
+        self.clock = clock
+        self.timing = timing
+        self.presence_ttl = presence_ttl
+        self.local: dict[str, Receiver] = {}
+        """The pages this replica serves, by peer id."""
+        self.sweep: Sweep | None = None
+        """Set by the rooms: drops the peers of dead replicas."""
+        self._task: asyncio.Task[None] | None = None
+        self._version: int | None = None
+
+    def new_peer_id(self) -> str:
+        return f"{self.replica}.{secrets.token_urlsafe(12)}"
+
+    def register(self, receiver: Receiver) -> None:
+        """Serve this page from now on (before it joins: what is said to it is kept)."""
+        self.local[receiver.id] = receiver
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def unregister(self, receiver: Receiver) -> None:
+        self.local.pop(receiver.id, None)
+
+    async def post(self, peer: str, message: dict[str, Any]) -> None:
+        """To the page `peer`: in memory when this replica serves it, else to its mailbox."""
+        receiver = self.local.get(peer)
+        if receiver is not None:
+            receiver.deliver(message)
+        elif not peer.startswith(self.replica + "."):  # ours and closed: nobody would take it
+            await self.storage.post(peer, message, MESSAGE_TTL)
+
+    async def alive(self) -> set[str]:
+        """The peers a replica said it serves within the presence time, and ours (one read)."""
+        oldest = millis(self.clock() - self.presence_ttl)
+        alive = set(self.local)
+        for found in await self.storage.find(REPLICA_PREFIX):
+            if int(found.document.get("seen", 0)) >= oldest:
+                alive.update(str(peer) for peer in found.document.get("peers", []))
+        return alive
+
+    async def take(self) -> None:
+        """Deliver what other replicas posted to this replica's pages (one query)."""
+        for peer, message in await self.storage.take_under(self.replica + "."):
+            receiver = self.local.get(peer)
+            if receiver is not None:
+                receiver.deliver(message)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        """While this replica serves pages: take their mailboxes every poll interval, and
+        write their presence every heartbeat interval (at once first)."""
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time()
+        while self.local:
+            try:
+                await self.take()
+                if loop.time() >= next_beat:
+                    next_beat = loop.time() + self.timing.heartbeat_seconds
+                    await self._beat()
+            except ServiceError as error:  # the pages stay; their messages wait in the store
+                log.warning("webrtc: the signaling hub could not reach the store: %s", error)
+            except Exception:
+                log.exception("webrtc: the signaling hub failed unexpectedly")
+            await asyncio.sleep(self.timing.poll_seconds)
+        self._task = None  # no await since the loop's test: a new page starts a new task
+
+    async def _beat(self) -> None:
+        """End the pages whose link expired, say which pages this replica serves, and sweep
+        the rooms where a page's peer is no longer served by anyone."""
+        now = self.clock()
+        for receiver in list(self.local.values()):
+            if now.timestamp() >= receiver.expires_at:
+                receiver.expire()
+        await self._write({"peers": sorted(self.local), "seen": millis(now)})
+        alive = await self.alive()
+        rooms = {
+            receiver.room_id
+            for receiver in self.local.values()
+            if any(peer not in alive for peer in receiver.known_peers())
+        }
+        for room_id in rooms:
+            if self.sweep is not None:
+                await self.sweep(room_id, alive)
+
+    async def _write(self, document: dict[str, Any]) -> None:
+        key = REPLICA_PREFIX + self.replica
+        try:
+            self._version = await self.storage.put(key, document, self._version, self.presence_ttl)
+        except VersionConflict:  # it expired and was purged: written again from scratch
+            found = await self.storage.get(key)
+            version = None if found is None else found.version
+            self._version = await self.storage.put(key, document, version, self.presence_ttl)
