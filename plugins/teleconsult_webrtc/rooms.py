@@ -154,14 +154,6 @@ class Rooms:
         outcome, (stale_users, started, admins, seated) = found
         if isinstance(outcome, Refused):
             return outcome
-        arrived = isinstance(outcome, Joined)
-        await self._report(
-            room_id,
-            now,
-            *((PARTICIPANT_LEFT, user) for user in stale_users),
-            (PARTICIPANT_JOINED if arrived else PARTICIPANT_WAITING, peer.user),
-            *([(CALL_STARTED, None)] if started else []),
-        )
         gone = self._left(outcome.replaced + outcome.stale)
         await self._tell(outcome.replaced, {"type": "replaced"})
         withdrawn = [{"type": "knock-withdrawn", "peer": p} for p in outcome.withdrawn]
@@ -173,6 +165,14 @@ class Rooms:
             knock = Knock(peer.id, peer.user, outcome.since).message()
             await self._tell([p for p in seated if p not in admins], *gone)
             await self._tell(admins, *gone, *withdrawn, knock)
+        # Recorded once the peers were told: a join reaches them without waiting for it.
+        await self._report(
+            room_id,
+            now,
+            *((PARTICIPANT_LEFT, user) for user in stale_users),
+            (PARTICIPANT_JOINED if isinstance(outcome, Joined) else PARTICIPANT_WAITING, peer.user),
+            *([(CALL_STARTED, None)] if started else []),
+        )
         return outcome
 
     async def leave(self, room_id: str, peer_id: str) -> None:
