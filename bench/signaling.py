@@ -19,27 +19,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import re
+import secrets
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # noqa: E402  (bench/ is not a package: run.py is beside)
+from run import (  # (bench/ is not a package: run.py is beside)
     LOAD_CPU,
     PYTHON,
     ROOT,
     at,
     cpu_seconds,
     create_many,
+    fetch,
     percentile,
     person,
+    request,
     rss_kib,
     teleconsult,
     teleconsultation_body,
@@ -51,6 +52,7 @@ PROBES = int(os.environ.get("BENCH_PROBES", "200"))
 REPLICA_PAGES = int(os.environ.get("BENCH_REPLICA_PAGES", "200"))
 POLL_MS = 250
 """WEBRTC_POLL_INTERVAL_MS's default: the refresh interval of the pages of other replicas."""
+USERS = ("doctor-1", "patient-1")
 STORE_OPERATIONS = re.compile(r"^teleconsult_store_operation_duration_seconds_count\{.*\} (\S+)$")
 SERVICE = {
     "VIDEO_PROVIDER": "webrtc",
@@ -112,12 +114,19 @@ async def call(session: aiohttp.ClientSession, doctor_link: str, patient_link: s
 CALLS: list[tuple[Page, Page, str]] = []
 
 
+async def gated(gate: asyncio.Semaphore, session: aiohttp.ClientSession, pair: list[str]) -> float:
+    async with gate:
+        return await call(session, pair[0], pair[1])
+
+
 async def rejoin(session: aiohttp.ClientSession, index: int) -> float:
     """A patient's page closes and opens again: from its `join` to the doctor's news."""
     doctor, patient, link = CALLS[index]
     await patient.ws.close()
     await doctor.next("peer-left")
-    await asyncio.sleep(random.uniform(0, POLL_MS / 1000))  # not in step with the hub's polls
+    await asyncio.sleep(
+        secrets.SystemRandom().uniform(0, POLL_MS / 1000)
+    )  # not in step with the hub's polls
     again, sent = await open_page(session, link)
     await doctor.next("peer-joined")
     delay = time.monotonic() - sent
@@ -125,9 +134,8 @@ async def rejoin(session: aiohttp.ClientSession, index: int) -> float:
     return delay
 
 
-async def client(links_file: str, probes: int) -> None:
+async def client(pairs: list[list[str]], probes: int) -> None:
     """Reads commands on stdin: `calls` (open every call), `probe` (rejoins), `quit`."""
-    pairs = json.loads(Path(links_file).read_text())
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         loop = asyncio.get_running_loop()
@@ -136,12 +144,7 @@ async def client(links_file: str, probes: int) -> None:
         while command := (await reader.readline()).decode().strip():
             if command == "calls":
                 gate = asyncio.Semaphore(20)
-
-                async def one(pair: list[str]) -> float:
-                    async with gate:
-                        return await call(session, pair[0], pair[1])
-
-                await asyncio.gather(*(one(pair) for pair in pairs))
+                await asyncio.gather(*(gated(gate, session, pair) for pair in pairs))
                 print(json.dumps({"calls": len(CALLS)}), flush=True)
             elif command == "probe":
                 delays = [await rejoin(session, i % len(CALLS)) for i in range(probes)]
@@ -157,8 +160,7 @@ async def client(links_file: str, probes: int) -> None:
 
 
 def store_operations(base: str) -> float:
-    with urllib.request.urlopen(f"{base}/-/metrics") as answer:
-        text = answer.read().decode()
+    text = fetch(f"{base}/-/metrics", {}).decode()
     return sum(
         float(m.group(1)) for line in text.splitlines() if (m := STORE_OPERATIONS.match(line))
     )
@@ -168,14 +170,10 @@ def links_of(base: str, ids: list[str], replica: str | None = None) -> list[list
     """Each consultation's doctor's and patient's links (the doctor's on `replica`)."""
     pairs = []
     for room in ids:
-        pair = []
-        for user in ("doctor-1", "patient-1"):
-            wanted = urllib.request.Request(
-                f"{base}/teleconsultation/{room}?waitSeconds=30", headers={"miauserid": user}
-            )
-            with urllib.request.urlopen(wanted) as answer:
-                pair.append(json.loads(answer.read())["accessLinkURL"])
-        pairs.append(pair)
+        url = f"{base}/teleconsultation/{room}?waitSeconds=20"
+        pairs.append(
+            [request("GET", url, headers={"miauserid": u})["accessLinkURL"] for u in USERS]
+        )
     if replica is not None:
         for pair in pairs:
             pair[0] = re.sub(r"^http://[^/]+", replica, pair[0])
@@ -203,7 +201,8 @@ def load(folder: Path, pairs: list[list[str]], probes: int) -> subprocess.Popen[
 
 
 def ask(generator: subprocess.Popen[str], command: str) -> dict[str, Any]:
-    assert generator.stdin is not None and generator.stdout is not None
+    assert generator.stdin is not None
+    assert generator.stdout is not None
     generator.stdin.write(command + "\n")
     generator.stdin.flush()
     answer: dict[str, Any] = json.loads(generator.stdout.readline())
@@ -271,7 +270,8 @@ def signaling(folder: Path) -> dict[str, Any]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["client"]:
-        asyncio.run(client(sys.argv[2], int(sys.argv[3])))
+        links = json.loads(Path(sys.argv[2]).read_text())
+        asyncio.run(client(links, int(sys.argv[3])))
     else:
         import tempfile
 

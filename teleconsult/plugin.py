@@ -11,7 +11,8 @@ A plugin imports from this module only (a test fails when a module under
   `PARTICIPANT_LEFT`, `CALL_STARTED`, `CALL_ENDED` and the lobby's `PARTICIPANT_WAITING`,
   `PARTICIPANT_ADMITTED`, `PARTICIPANT_DECLINED`, refused past `EVENT_MAX_AGE`);
   `LiveConnections` (a provider whose own WebSockets are closed as the server begins
-  to stop); `NamedRooms` (a provider that creates rooms under names chosen before the
+  to stop); `LiveCalls` (one that counts its calls and pages for the metrics, as
+  `CallCounts`); `NamedRooms` (a provider that creates rooms under names chosen before the
   call); `IdentityProvider`; `ProviderContext.report_events`, for a provider that
   sees joins and leaves itself;
 - the values they exchange, and the records a plugin registers its providers with;
@@ -90,6 +91,7 @@ from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient, error_message
 from teleconsult.providers.protocols import (
     EVENT_MAX_AGE,
+    CallCounts,
     Caller,
     CreatedRoom,
     Credentials,
@@ -97,6 +99,7 @@ from teleconsult.providers.protocols import (
     IdentityProvider,
     IdentityProviderPlugin,
     JoinRequest,
+    LiveCalls,
     LiveConnections,
     NamedRooms,
     ParticipantEntry,
@@ -137,6 +140,7 @@ __all__ = [
     "Asset",
     "BaseUrl",
     "Boolean",
+    "CallCounts",
     "CallPage",
     "CallPolicy",
     "Caller",
@@ -151,6 +155,7 @@ __all__ = [
     "InvalidRequest",
     "JoinRequest",
     "Level",
+    "LiveCalls",
     "LiveConnections",
     "NamedRooms",
     "Names",

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import WSCloseCode
 
 from teleconsult.plugin import (
+    CallCounts,
     CallPage,
     CreatedRoom,
     JoinRequest,
@@ -201,6 +202,24 @@ class WebRTCVideo:
             connection.close(WSCloseCode.GOING_AWAY, "server shutting down")
         if connections:
             await asyncio.wait([c.finished for c in connections], timeout=CLOSE_SECONDS)
+
+    # -- LiveCalls -------------------------------------------------------------------------------
+
+    def call_counts(self) -> CallCounts:
+        """The pages this replica serves, and the calls among them it counts: a call is
+        counted by the replica serving its seated page with the smallest id, so summing
+        every replica's count counts each call once."""
+        pages = self.connections
+        calls = sum(1 for c in pages if c.seated() and c.peers and c.id < min(c.peers))
+        reports = self.reports
+        return CallCounts(
+            pages_connected=len(pages),
+            calls_in_progress=calls,
+            connected_direct=reports.connected["direct"],
+            connected_relay=reports.connected["relay"],
+            ice_failures=reports.ice_failed,
+            reconnections=reports.reconnected,
+        )
 
     # -- RoomDetails ---------------------------------------------------------------------------
 

@@ -222,6 +222,10 @@ class Connection:
     def known_peers(self) -> list[str]:
         return list(self.peers)
 
+    def seated(self) -> bool:
+        """In the call: joined, not waiting in the lobby, not on its way out."""
+        return self.joined and not self.waiting and not self.gone and not self._closing
+
     def expire(self) -> None:
         """The link's window closed: leave (the others are told), then end the page's call."""
         if self._expiring is None and not self._closing:

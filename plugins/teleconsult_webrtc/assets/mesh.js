@@ -61,6 +61,7 @@ export function createTransport(ui, info) {
     }
     switch (msg.type) {
       case "joined":
+        if (s.phase === "reconnecting") send({ type: "report", event: "reconnected" });
         s.selfId = msg.self.id;
         s.reconnects = 0;
         for (const peer of msg.peers) addPeer(peer, true);
@@ -69,6 +70,7 @@ export function createTransport(ui, info) {
         ui.knocks(msg.waiting || []);
         return;
       case "waiting": // the lobby: no peers until a plus participant admits this page
+        if (s.phase === "reconnecting") send({ type: "report", event: "reconnected" });
         s.selfId = msg.self.id;
         s.reconnects = 0;
         setPhase("waiting");
@@ -200,6 +202,7 @@ export function createTransport(ui, info) {
     };
     pc.onconnectionstatechange = () => {
       showState();
+      if (peer.offerer) report(peer); // one page per pair reports, for the operator's metrics
       if (pc.connectionState === "failed" && peer.offerer) {
         enqueue(peer, async () => {
           await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
@@ -216,6 +219,24 @@ export function createTransport(ui, info) {
       });
     }
     return peer;
+  }
+
+  // The operator's metrics: whether a peer connection went direct or through TURN (its
+  // selected candidate pair), and its ICE failures. Only the offering page reports.
+  async function report(peer) {
+    const state = peer.pc.connectionState;
+    if (state === "failed") send({ type: "report", event: "ice-failed" });
+    if (state !== "connected" || peer.reported) return;
+    peer.reported = true;
+    const stats = await peer.pc.getStats().catch(() => new Map());
+    let relay = false;
+    stats.forEach((stat) => {
+      if (stat.type !== "transport" || !stat.selectedCandidatePairId) return;
+      const pair = stats.get(stat.selectedCandidatePairId);
+      const ends = [pair?.localCandidateId, pair?.remoteCandidateId];
+      relay = ends.some((id) => stats.get(id)?.candidateType === "relay");
+    });
+    send({ type: "report", event: "connected", path: relay ? "relay" : "direct" });
   }
 
   function addLocalTracks(peer, offerer) {
