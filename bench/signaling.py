@@ -229,8 +229,7 @@ def idle(folder: Path, pages: int) -> dict[str, Any]:
         "cpu_share": cpu_share,
         "rss_mib": rss,
         "store_operations_per_second": operations_per_second,
-        "join_p50_ms": percentile(delays, 0.5) * 1000,
-        "join_p99_ms": percentile(delays, 0.99) * 1000,
+        **joins(delays),
     }
     print(f"  {json.dumps(result)}", flush=True)
     return result
@@ -251,11 +250,17 @@ def across(folder: Path, pages: int) -> dict[str, Any]:
     result = {
         "pages": pages,
         "poll_interval_ms": POLL_MS,
-        "join_p50_ms": percentile(delays, 0.5) * 1000,
-        "join_p99_ms": percentile(delays, 0.99) * 1000,
+        **joins(delays),
     }
     print(f"  {json.dumps(result)}", flush=True)
     return result
+
+
+def joins(delays: list[float]) -> dict[str, float]:
+    return {
+        "join_p50_ms": percentile(delays, 0.5) * 1000,
+        "join_p99_ms": percentile(delays, 0.99) * 1000,
+    }
 
 
 def signaling(folder: Path) -> dict[str, Any]:
@@ -266,6 +271,39 @@ def signaling(folder: Path) -> dict[str, Any]:
         sizes.append(idle(folder / str(pages), pages))
     (folder / "replicas").mkdir()
     return {"idle": sizes, "replicas": across(folder / "replicas", REPLICA_PAGES)}
+
+
+def table(result: dict[str, Any]) -> str:
+    """The docs' table: one row per number of pages, then the two replicas' joins."""
+    rows = [
+        '| pages | server CPU (% of a core) | RSS | store operations/s | join to peer\'s "joined" p50 / p99 |',
+        "|---|---|---|---|---|",
+    ]
+    for row in result["idle"]:
+        rows.append(
+            f"| {row['pages']:,} | {row['cpu_share'] * 100:.1f} | {row['rss_mib']:.0f} MiB "
+            f"| {row['store_operations_per_second']:.1f} "
+            f"| {row['join_p50_ms']:.1f} / {row['join_p99_ms']:.0f} ms |"
+        )
+    across = result["replicas"]
+    rows.append(
+        f"| {across['pages']:,}, on two replicas | | | "
+        f"| {across['join_p50_ms']:.0f} / {across['join_p99_ms']:.0f} ms "
+        f"(poll interval {across['poll_interval_ms']} ms) |"
+    )
+    return "\n".join(rows)
+
+
+def write_docs(result: dict[str, Any]) -> None:
+    """Replace the table between the signaling markers of docs/performance.md."""
+    doc = ROOT / "docs" / "performance.md"
+    start, end = "<!-- signaling:begin -->", "<!-- signaling:end -->"
+    text = doc.read_text()
+    when = result["machine"]["date"]
+    block = (
+        f"{start}\nMeasured on {when} (`python bench/run.py signaling`):\n\n{table(result)}\n{end}"
+    )
+    doc.write_text(text.split(start)[0] + block + text.split(end, 1)[1])
 
 
 if __name__ == "__main__":

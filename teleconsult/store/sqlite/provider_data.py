@@ -104,26 +104,25 @@ class SQLiteProviderData(SQLiteTable):
         )
 
     async def take(self, namespace: str, recipient: str, now: datetime) -> list[dict[str, Any]]:
-        rows = await self._connection.read_all(
-            f"SELECT id, message, expires_at FROM {self._messages}"
-            " WHERE namespace = ? AND recipient = ? ORDER BY id",
-            (namespace, recipient),
-        )
-        if not rows:
-            return []
-        taken = [row[0] for row in rows]
-        await self._connection.write(
-            f"DELETE FROM {self._messages} WHERE id IN ({', '.join('?' * len(taken))})", taken
-        )
-        return [json.loads(row[1]) for row in rows if row[2] > millis(now)]
+        taken = await self._take("recipient = ?", (namespace, recipient), now)
+        return [message for _, message in taken]
 
     async def take_under(
         self, namespace: str, prefix: str, now: datetime
     ) -> list[tuple[str, dict[str, Any]]]:
+        names = (namespace, prefix, prefix + LAST_CHARACTER)
+        return await self._take("recipient >= ? AND recipient < ?", names, now)
+
+    async def _take(
+        self, recipients: str, parameters: tuple[str, ...], now: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Remove the messages of the `recipients` (a condition on the column), exactly those
+        read (one posted meanwhile stays for the next take); the unexpired ones, oldest
+        first, with their recipient."""
         rows = await self._connection.read_all(
             f"SELECT id, recipient, message, expires_at FROM {self._messages}"
-            " WHERE namespace = ? AND recipient >= ? AND recipient < ? ORDER BY id",
-            (namespace, prefix, prefix + LAST_CHARACTER),
+            f" WHERE namespace = ? AND {recipients} ORDER BY id",
+            parameters,
         )
         if not rows:
             return []
