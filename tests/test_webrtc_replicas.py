@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from teleconsult.errors import Unavailable
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -88,6 +90,46 @@ async def test_a_participants_pages_are_reached_on_every_replica_at_once(
     assert await closing(patient) == ([{"type": "ended", "reason": "x"}], 4000, "call ended")
     assert await closing(doctor) == ([{"type": "ended", "reason": "y"}], 4000, "call ended")
     assert await rooms.tell_participant(room, "nurse-1", {"type": "ended"}) == 0  # no page
+
+
+async def test_a_store_outage_delays_the_other_replicas_messages_and_loses_none(
+    make_client: MakeClient,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While a replica cannot take its pages' mailboxes, what other replicas post waits in
+    the store; then each message is delivered once. The outage is logged once."""
+    first, second = await make_client(**WEBRTC), await make_client(**WEBRTC)
+    _, links = await webrtc_call(first, clock, DOCTOR, PATIENT)
+    doctor, joined_doctor = await open_call(first, links["doctor-1"])
+    patient, joined_patient = await open_call(second, links["patient-1"])
+    doctor_id, patient_id = await introduced(doctor, joined_doctor, joined_patient)
+    storage = provider(second).hub.storage
+
+    async def refused(prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        raise Unavailable("the store is down")
+
+    monkeypatch.setattr(storage, "take_under", refused)
+    await doctor.send_json({"type": "offer", "to": patient_id, "sdp": "v=0 waits"})
+    with pytest.raises(TimeoutError):
+        await patient.receive_json(timeout=0.5)  # 25 poll intervals
+    monkeypatch.undo()
+
+    assert await patient.receive_json(timeout=5) == {
+        "type": "offer",
+        "from": doctor_id,
+        "sdp": "v=0 waits",
+    }
+    with pytest.raises(TimeoutError):
+        await patient.receive_json(timeout=0.5)  # once
+    hub_lines = [r.getMessage() for r in caplog.records if "signaling hub" in r.getMessage()]
+    assert hub_lines == [
+        "webrtc: the signaling hub cannot reach the store: the store is down",
+        "webrtc: the signaling hub reaches the store again",
+    ]
+    await patient.close()
+    await doctor.close()
 
 
 # -- served processes --------------------------------------------------------------------------

@@ -134,15 +134,22 @@ class Hub:
         """While this replica serves pages: take their mailboxes every poll interval, and
         write their presence every heartbeat interval (at once first)."""
         loop = asyncio.get_running_loop()
-        next_beat = loop.time()
+        next_beat, failing = loop.time(), False
         while self.local:
             try:
                 await self.take()
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + self.timing.heartbeat_seconds
                     await self._beat()
+                if failing:
+                    log.warning("webrtc: the signaling hub reaches the store again")
+                failing = False
             except ServiceError as error:  # the pages stay; their messages wait in the store
-                log.warning("webrtc: the signaling hub could not reach the store: %s", error)
+                if not failing:  # once per outage, not at every poll
+                    log.warning(
+                        "webrtc: the signaling hub cannot reach the store: %s", error.message
+                    )
+                failing = True
             except Exception:
                 log.exception("webrtc: the signaling hub failed unexpectedly")
             await asyncio.sleep(self.timing.poll_seconds)
