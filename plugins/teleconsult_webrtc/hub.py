@@ -88,6 +88,8 @@ class Hub:
         """Set by the rooms: drops the peers of dead replicas."""
         self._task: asyncio.Task[None] | None = None
         self._version: int | None = None
+        self._alive: tuple[float, frozenset[str]] | None = None
+        """When (loop time) the replicas' documents were last read, and the peers they list."""
 
     def new_peer_id(self) -> str:
         return f"{self.replica}.{secrets.token_urlsafe(12)}"
@@ -110,13 +112,24 @@ class Hub:
             await self.storage.post(peer, message, MESSAGE_TTL)
 
     async def alive(self) -> set[str]:
-        """The peers a replica said it serves within the presence time, and ours (one read)."""
+        """The peers a replica said it serves within the presence time, and ours. The
+        replicas' documents are read at most once per heartbeat interval: a peer that
+        joined since is kept by its join time, and a dead replica's peers are dropped at
+        most one interval later."""
+        now = asyncio.get_running_loop().time()
+        if self._alive is None or now - self._alive[0] >= self.timing.heartbeat_seconds:
+            await self._read_alive()
+        assert self._alive is not None
+        return set(self._alive[1]).union(self.local)
+
+    async def _read_alive(self) -> None:
+        read_at = asyncio.get_running_loop().time()
         oldest = millis(self.clock() - self.presence_ttl)
-        alive = set(self.local)
+        alive: set[str] = set()
         for found in await self.storage.find(REPLICA_PREFIX):
             if int(found.document.get("seen", 0)) >= oldest:
                 alive.update(str(peer) for peer in found.document.get("peers", []))
-        return alive
+        self._alive = (read_at, frozenset(alive))
 
     async def take(self) -> None:
         """Deliver what other replicas posted to this replica's pages (one query)."""
@@ -163,6 +176,7 @@ class Hub:
             if now.timestamp() >= receiver.expires_at:
                 receiver.expire()
         await self._write({"peers": sorted(self.local), "seen": millis(now)})
+        await self._read_alive()
         alive = await self.alive()
         rooms = {
             receiver.room_id

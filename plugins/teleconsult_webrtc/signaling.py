@@ -18,7 +18,7 @@ The browser protocol (JSON text frames):
 | both ways | `chat` | `from`, `text` | `chat` tool only: to every seated peer, never kept |
 | both ways | `screen` | `from`, `sharing` | with the `screen_sharing` tool only: sharing or not |
 | page -> server | `end` | | the admin ends the call for everyone |
-| page -> server | `report` | `event` (`connected` with `path`: `direct`/`relay`, `ice-failed`, `reconnected`) | for the metrics only |
+| page -> server | `report` | `event`, `path` | for the metrics (`messages.reported`) |
 | server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
 
 `joined` lists `waiting` only with the lobby (CALL_PAGE_LOBBY); the newcomer offers to each
