@@ -70,6 +70,13 @@ $(CHROMIUM):
 	apt-get update && apt-get install -y chromium || \
 		{ echo "the browser tests need Debian's chromium: apt-get install -y chromium, as root"; exit 1; }
 
+# The TURN tests run Debian's coturn (tests/turn.py starts `turnserver` on loopback, and in
+# network namespaces made with iproute2's `ip netns`; both as root, as CI runs).
+TURNSERVER := /usr/bin/turnserver
+$(TURNSERVER):
+	apt-get update && apt-get install -y --no-install-recommends coturn iproute2 openssl || \
+		{ echo "the TURN tests need Debian's coturn: apt-get install -y coturn, as root"; exit 1; }
+
 # The OpenAPI linter, Redocly CLI from the npm registry: the version tests/redocly pins (its
 # lock file), installed by npm ci into a folder of the virtualenv, never globally.
 REDOCLY_DIR := $(VENV)/redocly
@@ -96,11 +103,11 @@ $(AXE_INSTALLED): tests/axe/package.json tests/axe/package-lock.json
 	npm ci --prefix $(AXE_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
-pytest: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
+pytest: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
-pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite again, every app on the MongoDB store (mongomock)
-	TEST_STORE=mongomock $(BIN)/pytest -q
+pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the suite again, every app on the MongoDB store (mongomock); browser tests run once, in `make pytest`
+	TEST_STORE=mongomock $(BIN)/pytest -q -m "not browser"
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document
 	$(BIN)/python tests/contract_check.py

@@ -26,6 +26,7 @@ import pluggy
 
 from teleconsult.api.auth import Authenticator, JwksKeys, TokenRules
 from teleconsult.api.caller import default_path
+from teleconsult.api.revocations import remove_from_page
 from teleconsult.callpage import CallPage
 from teleconsult.configuration.catalog import secret_names
 from teleconsult.configuration.declarations import DeclaredSettings
@@ -66,6 +67,7 @@ from teleconsult.providers.protocols import (
     IdentityProvider,
     LiveCalls,
     ProviderContext,
+    RemoveParticipant,
     ReportEvents,
     VideoProvider,
 )
@@ -149,7 +151,9 @@ def planned(
             ],
             markers,
         ),
-        call_page=CallPage.from_settings(settings.call_page, config.branding),
+        call_page=CallPage.from_settings(
+            settings.call_page, config.branding, settings.ice.servers()
+        ),
     )
 
 
@@ -214,7 +218,9 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
         attendance = AttendanceRecorder(
             store.records, announcer, clock, on_change=waiter.changed, audit_log=audit_log
         )
-        video, identity = await open_providers(stack, plan, clock, store, attendance.record)
+        video, identity = await open_providers(
+            stack, plan, clock, store, attendance.record, remove_from_page
+        )
         authenticator = _authenticator(settings, plan.user_id_path, clock)
         stack.push_async_callback(authenticator.close)
         measured_video = measured(video, metrics.observe_provider("video", video.name))
@@ -328,6 +334,7 @@ async def open_providers(
     clock: Clock,
     store: Store,
     report_events: ReportEvents | None = None,
+    remove_participant: RemoveParticipant | None = None,
 ) -> tuple[VideoProvider, IdentityProvider]:
     """Create the two chosen providers, each with its context (its own settings, never the
     core's); `stack` closes them."""
@@ -343,6 +350,7 @@ async def open_providers(
             storage=ProviderStorage(store.provider_data, plugin, clock),
             roster=rosters.roster,
             report_events=report_events,
+            remove_participant=remove_participant,
             call_page=plan.call_page,
         )
 

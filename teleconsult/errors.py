@@ -25,12 +25,14 @@ ErrorCode = Literal[
     "no_plus_user",
     "unauthorized",
     "forbidden",
+    "participant_blocked",
     "origin_not_allowed",
     "not_found",
     "no_route",
     "method_not_allowed",
     "request_timeout",
     "locked",
+    "no_room",
     "contention",
     "user_map_conflict",
     "idempotency_in_progress",
@@ -57,12 +59,15 @@ ERROR_CODES: dict[ErrorCode, str] = {
     "unauthorized": "401: the caller is unknown, not a participant, or has no valid token.",
     "forbidden": "403: the caller may not change this teleconsultation, may not write, or is "
     "not a manager (another's listing, audit trails).",
+    "participant_blocked": "403: the caller was removed from this teleconsultation (blocked); "
+    "no link is handed out until someone who may lets them back in.",
     "origin_not_allowed": "403: a browser's preflight from an origin not in CORS_ALLOWED_ORIGINS.",
     "not_found": "404: no such teleconsultation (or it was cancelled), or background.",
     "no_route": "404: no such route.",
     "method_not_allowed": "405: the route exists, not with this method (see `Allow`).",
     "request_timeout": "408: the body did not arrive within HTTP_READ_TIMEOUT_MS.",
     "locked": "409: the teleconsultation is in its immutable window; cancel it instead.",
+    "no_room": "409: the teleconsultation has no room yet, so no link to revoke.",
     "contention": "409: the teleconsultation kept changing while the request was applied; retry.",
     "user_map_conflict": "409: a participant's provider user already stands for another id.",
     "idempotency_in_progress": "409: a request with this Idempotency-Key is still running.",
@@ -241,8 +246,9 @@ class UnreadableRecord(ServiceError, status=500, code="unreadable_record"):
 class MissingCapability(ServiceError, status=501, code="not_supported"):
     """The configured video provider does not offer what the endpoint needs."""
 
-    def __init__(self, provider: str, capability: str) -> None:
-        super().__init__(f"The {provider} video provider does not offer {capability}.")
+    def __init__(self, provider: str, capability: str, why: str = "") -> None:
+        because = f": {why}" if why else "."
+        super().__init__(f"The {provider} video provider does not offer {capability}{because}")
 
 
 class Unavailable(ServiceError, status=503, code="store_unavailable"):

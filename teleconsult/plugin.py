@@ -11,10 +11,12 @@ A plugin imports from this module only (a test fails when a module under
   `PARTICIPANT_LEFT`, `CALL_STARTED`, `CALL_ENDED` and the lobby's `PARTICIPANT_WAITING`,
   `PARTICIPANT_ADMITTED`, `PARTICIPANT_DECLINED`, refused past `EVENT_MAX_AGE`);
   `LiveConnections` (a provider whose own WebSockets are closed as the server begins
-  to stop); `LiveCalls` (one that counts its calls and pages for the metrics, as
-  `CallCounts`); `NamedRooms` (a provider that creates rooms under names chosen before the
-  call); `IdentityProvider`; `ProviderContext.report_events`, for a provider that
-  sees joins and leaves itself;
+  to stop); `LinkRevocation` (one participant's links revoked: a `Revocation`;
+  `UnrevocableLinks` says why a provider cannot); `NamedRooms` (a provider that creates
+  rooms under names chosen before the call); `IdentityProvider`;
+  `LiveCalls` (one that counts its calls and pages for the metrics, as
+  `CallCounts`); `ProviderContext.report_events`, for a provider that sees joins and leaves itself;
+  `ProviderContext.remove_participant`, for a call page that removes a participant;
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
 - `OutboundClient`, the HTTP transport with timeouts, safe retries and named failures;
@@ -35,14 +37,23 @@ A plugin imports from this module only (a test fails when a module under
 - `CallPage` (`ProviderContext.call_page`), the call page every provider that serves one
   shares: its HTML and UI (a provider adds its transport module as an `Asset`), message
   catalogs and language negotiation, headers (`CONTENT_SECURITY_POLICY` by default) and
-  ending pages; `default_call_page` for a provider built outside an app.
+  ending pages, and its ICE servers (`CallPage.ice(valid_until)`: STUN, TURN credentials
+  bounded by the link's window, `iceTransportPolicy`; `IceServers` builds them for a
+  provider's own tests); `default_call_page` for a provider built outside an app.
 
 docs/plugins.md explains each, with a complete minimal plugin.
 """
 
 from __future__ import annotations
 
-from teleconsult.callpage import CONTENT_SECURITY_POLICY, Asset, CallPage, default_call_page
+from teleconsult.callpage import (
+    CONTENT_SECURITY_POLICY,
+    Asset,
+    BrowserIce,
+    CallPage,
+    IceServers,
+    default_call_page,
+)
 from teleconsult.configuration.declarations import (
     BaseUrl,
     Boolean,
@@ -70,6 +81,7 @@ from teleconsult.core.domain import (
 )
 from teleconsult.errors import (
     ConfigurationError,
+    Forbidden,
     InvalidRequest,
     NotFound,
     ProviderError,
@@ -99,6 +111,7 @@ from teleconsult.providers.protocols import (
     IdentityProvider,
     IdentityProviderPlugin,
     JoinRequest,
+    LinkRevocation,
     LiveCalls,
     LiveConnections,
     NamedRooms,
@@ -106,9 +119,12 @@ from teleconsult.providers.protocols import (
     ProviderContext,
     ProviderEvent,
     ProviderEvents,
+    RemoveParticipant,
     ReportEvents,
+    Revocation,
     RoomDetails,
     SdkCredentials,
+    UnrevocableLinks,
     Upload,
     Uploads,
     VideoProvider,
@@ -140,6 +156,7 @@ __all__ = [
     "Asset",
     "BaseUrl",
     "Boolean",
+    "BrowserIce",
     "CallCounts",
     "CallPage",
     "CallPolicy",
@@ -148,13 +165,16 @@ __all__ = [
     "CreatedRoom",
     "Credentials",
     "DeclaredSettings",
+    "Forbidden",
     "HttpsUrl",
+    "IceServers",
     "Identity",
     "IdentityProvider",
     "IdentityProviderPlugin",
     "InvalidRequest",
     "JoinRequest",
     "Level",
+    "LinkRevocation",
     "LiveCalls",
     "LiveConnections",
     "NamedRooms",
@@ -171,7 +191,9 @@ __all__ = [
     "ProviderFailure",
     "ProviderLimits",
     "ProviderStorage",
+    "RemoveParticipant",
     "ReportEvents",
+    "Revocation",
     "RoomDetails",
     "RoomParticipant",
     "RoomRoster",
@@ -185,6 +207,7 @@ __all__ = [
     "TokenWindow",
     "Unauthorized",
     "UnexpectedAnswer",
+    "UnrevocableLinks",
     "Upload",
     "Uploads",
     "UserIdMapping",

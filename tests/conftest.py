@@ -48,6 +48,18 @@ from tests.helpers import (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of `test_*_browser.py` modules `browser`.
+
+    Real pages and real media exercise the page and the transport, not the store (the store's
+    part of a call is tested on both stores without a browser), so `make pytest-mongomock`
+    deselects them (`-m "not browser"`) and they run once, on the SQLite pass.
+    """
+    for item in items:
+        if item.path.name.startswith("test_") and item.path.stem.endswith("_browser"):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     """`teleconsult serve` configures the root logger for the process; undo it after a test."""

@@ -456,10 +456,12 @@ STARTED = datetime(2030, 2, 22, 15, 30, tzinfo=UTC)
 
 
 async def webrtc_call(
-    client: Client, clock: FrozenClock, *people: dict[str, Any]
+    client: Client, clock: FrozenClock, *people: dict[str, Any], by: str | None = None
 ) -> tuple[str, dict[str, str]]:
-    """A teleconsultation of `people`, now locked: its id and each one's link, by external id."""
-    room_id = await create(client, teleconsultation(len(people), *people))
+    """A teleconsultation of `people` (created by `by`, else anonymously), now locked: its id
+    and each one's link, by external id."""
+    creator = {"miauserid": by} if by else None
+    room_id = await create(client, teleconsultation(len(people), *people), headers=creator)
     clock.now = STARTED
     links = {}
     for entry in people:

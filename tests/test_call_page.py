@@ -12,7 +12,7 @@ import pytest
 from teleconsult.callpage import CONTENT_SECURITY_POLICY, CallPage
 from teleconsult.callpage.catalogs import BUILT_IN, Catalogs, accepted, load
 from teleconsult.callpage.page import theme_css
-from teleconsult.configuration.callpage import Branding, CallPageSettings, Colors
+from teleconsult.configuration.callpage import Branding, CallPageSettings, Colors, Mode
 from teleconsult.configuration.service_config import DEFAULT_CONFIG, parse_config
 from teleconsult.errors import ConfigurationError
 
@@ -146,3 +146,34 @@ def test_the_configuration_files_theme_logo_and_mode_reach_the_page() -> None:
     assert theme_css(Branding(light=Colors(primary="#0b5cad"))).count("--on-primary: #fff") == 2
     with pytest.raises(ConfigurationError, match="hex colour"):
         parse_config({**DEFAULT_CONFIG, "theme": {"light": {"primaryColor": "red;}"}}}, "test")
+
+
+@pytest.mark.parametrize(
+    ("mode", "link"),
+    [
+        (
+            None,
+            '<link rel="stylesheet" href="../assets/dark.css" media="(prefers-color-scheme: dark)">',
+        ),
+        ("dark", '<link rel="stylesheet" href="../assets/dark.css">'),
+        ("light", None),
+    ],
+)
+def test_every_page_links_the_dark_colours_as_the_mode_says(
+    mode: Mode | None, link: str | None
+) -> None:
+    page = CallPage(Catalogs(BUILT_IN, "en"), branding=Branding(mode=mode))
+    pages = {
+        "call": page.page("en", "mesh.js").text or "",
+        "ending": page.ending("ended", 410, "en").text or "",
+        "check": (page.check_page("en").text or "").replace('"assets/', '"../assets/'),
+    }
+    for name, html in pages.items():
+        head = html[: html.index("</head>")]
+        styles = [line for line in head.splitlines() if line.startswith('<link rel="stylesheet"')]
+        expected = ['<link rel="stylesheet" href="../assets/call.css">']
+        expected.append('<link rel="stylesheet" href="../assets/theme.css">')
+        assert styles == expected + ([link] if link else []), name  # dark last: it wins
+    dark = page.assets["dark.css"].body.decode()
+    assert dark.count("{") == 1  # one palette, said once
+    assert "color-scheme: dark;" in dark

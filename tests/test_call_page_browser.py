@@ -257,6 +257,18 @@ async def test_the_call_page_and_the_ending_pages_pass_axe(site: Site, browser: 
         await context.close()
 
 
+async def test_the_dark_colours_follow_the_browsers_scheme(site: Site, browser: Browser) -> None:
+    _, link = await site.link("en")
+    backgrounds = {"light": "rgb(246, 247, 249)", "dark": "rgb(21, 24, 28)"}  # --bg
+    for scheme in ("light", "dark"):
+        context = await browser.new_context(color_scheme=scheme)
+        page = await context.new_page()
+        for url in (link, f"{site.api}/webrtc/check"):
+            await page.goto(url)
+            await expect(page.locator("body")).to_have_css("background-color", backgrounds[scheme])
+        await context.close()
+
+
 async def test_at_phone_size_the_controls_fit_with_no_horizontal_scroll(
     site: Site, browser: Browser
 ) -> None:

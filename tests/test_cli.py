@@ -78,17 +78,17 @@ def test_the_settings_page_lists_the_settings_as_declared() -> None:
     assert ["| variable | default | meaning |", *table.splitlines()] == (
         markdown_table(SECTIONS).splitlines()
     )
-    assert len(ROWS) == 97
+    assert len(ROWS) == 98
 
 
 def test_the_core_and_each_built_in_provider_declare_their_settings() -> None:
     assert [(section.title, len(section.settings)) for section in SECTIONS] == [
-        ("teleconsult", 52),
+        ("teleconsult", 56),
         ("video provider bandyer (VIDEO_PROVIDER=bandyer)", 4),
         ("video provider fake (VIDEO_PROVIDER=fake)", 2),
         ("video provider jitsi (VIDEO_PROVIDER=jitsi)", 9),
         ("video provider livekit (VIDEO_PROVIDER=livekit)", 9),
-        ("video provider webrtc (VIDEO_PROVIDER=webrtc)", 9),
+        ("video provider webrtc (VIDEO_PROVIDER=webrtc)", 6),
         ("identity provider auth0 (IDENTITY_PROVIDER=auth0)", 12),
     ]
 

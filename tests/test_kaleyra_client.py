@@ -12,6 +12,7 @@ from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 
 from teleconsult.core.domain import TOOLS, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
+from teleconsult.providers.outbound import CallPolicy
 from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import API_KEY
 
@@ -28,9 +29,8 @@ SPEC = RoomSpec(
 
 @pytest.fixture
 async def client(kaleyra_url: str) -> AsyncIterator[KaleyraClient]:
-    options = ClientOptions(
-        base_url=kaleyra_url, api_key=API_KEY, timeout_seconds=0.5, backoff_seconds=0.01
-    )
+    policy = CallPolicy(timeout_seconds=0.5, backoff_seconds=0.01)
+    options = ClientOptions(base_url=kaleyra_url, api_key=API_KEY, policy=policy)
     client = KaleyraClient(options, aiohttp.ClientSession())
     yield client
     await client.close()

@@ -57,6 +57,9 @@ WRITES = (
 )
 OPERATOR_CALLS = ("uploadBackground", "updateSettings", "listFailedWebhooks", "retryFailedWebhook")
 """For ADMIN_GROUPS only: the caller's id and groups together, never anonymous."""
+REVOCATIONS = ("revokeParticipantLink", "removeParticipant", "unblockParticipant")
+"""A participant for themselves (their own link), or a manager: the caller's id, never
+anonymous, with the groups for more."""
 TOKENS = {
     "JWT_JWKS_URL": "http://127.0.0.1:9/.well-known/jwks.json",  # fetched at the first token
     "JWT_AUDIENCE": AUDIENCE,
@@ -124,6 +127,7 @@ async def test_the_caller_id_header_is_the_security_scheme_while_tokens_are_not_
         "createCredentials": [{"callerId": []}],
         "listTeleconsultations": [{"callerId": []}],
         "getAuditTrail": [{"callerId": []}],
+        **dict.fromkeys(REVOCATIONS, caller_only),
         **dict.fromkeys(WRITES, anonymous_writes),
         **dict.fromkeys(OPERATOR_CALLS, caller_only),
     }
@@ -155,7 +159,7 @@ async def test_the_groups_header_is_a_scheme_when_manager_groups_read_it(
         **PROBES,
         "getTeleconsultation": [{"callerId": []}],
         "createCredentials": [{"callerId": []}],
-        **dict.fromkeys(("listTeleconsultations", "getAuditTrail"), manager_reads),
+        **dict.fromkeys(("listTeleconsultations", "getAuditTrail", *REVOCATIONS), manager_reads),
         **dict.fromkeys(WRITES, writes),
         **dict.fromkeys(OPERATOR_CALLS, operators),
     }
@@ -208,6 +212,7 @@ async def test_a_bearer_jwt_is_the_only_scheme_when_tokens_are_verified(
             for name in (
                 *WRITES,
                 *OPERATOR_CALLS,
+                *REVOCATIONS,
                 "getTeleconsultation",
                 "createCredentials",
                 "listTeleconsultations",
@@ -337,6 +342,9 @@ async def test_every_date_is_a_date_time(client: Client) -> None:
         ("ListedTeleconsultation", "end_date"): "date-time",
         ("ListedTeleconsultation", "createdAt"): "date-time",
         ("ListedTeleconsultation", "updatedAt"): "date-time",
+        ("ParticipantEventData", "startDate"): "date-time",
+        ("ParticipantEventData", "endDate"): "date-time",
+        ("ParticipantEventData", "updatedAt"): "date-time",
     }
 
 

@@ -41,7 +41,8 @@ async def test_the_check_pages_info_hands_out_stun_and_never_turn_credentials(
     assert info["language"] == "de"
     assert info["texts"]["check_title"] == TEXTS["de"]["check_title"]
     assert info["iceServers"] == [{"urls": ["stun:turn.example.org:3478"]}]
-    assert set(info) == {"language", "texts", "iceServers"}  # no names, schedule, credential
+    assert info["iceTransportPolicy"] == "all"  # it connects to no peer: nobody learns an address
+    assert set(info) == {"language", "texts", "iceServers", "iceTransportPolicy"}
     assert "turn-shared-secret" not in log_lines.text
 
 

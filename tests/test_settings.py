@@ -20,6 +20,7 @@ from teleconsult.configuration.declarations import (
     setting,
 )
 from teleconsult.configuration.http import HttpSettings
+from teleconsult.configuration.ice import IceSettings
 from teleconsult.configuration.retention import RetentionSettings
 from teleconsult.configuration.rooms import RoomSettings
 from teleconsult.configuration.service import ServiceSettings
@@ -98,6 +99,7 @@ def test_defaults() -> None:
         call_page=CallPageSettings(
             frame_ancestors=frozenset(), texts_dir="", default_language="en"
         ),
+        ice=IceSettings(stun_urls="", turn_urls="", turn_secret="", ice_transport_policy="all"),
     )
     assert settings.rooms.policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)
@@ -310,6 +312,16 @@ def test_a_missing_configuration_file(tmp_path: Path) -> None:
             {"VIDEO_PROVIDER": "webrtc", "WEBRTC_TURN_URLS": "turn:turn.example.org"},
             "teleconsult: configuration error: WEBRTC_TURN_URLS needs WEBRTC_TURN_SECRET, the "
             "TURN server's static-auth-secret.",
+        ),
+        (
+            {"WEBRTC_ICE_TRANSPORT_POLICY": "relay"},
+            "teleconsult: configuration error: WEBRTC_ICE_TRANSPORT_POLICY=relay needs "
+            "WEBRTC_TURN_URLS and WEBRTC_TURN_SECRET: without a TURN server no call could connect.",
+        ),
+        (
+            {"WEBRTC_ICE_TRANSPORT_POLICY": "turn"},
+            "teleconsult: configuration error: WEBRTC_ICE_TRANSPORT_POLICY must be one of all, "
+            "relay; got 'turn'.",
         ),
         (
             {"STORE_URL": "postgres://db/teleconsult"},

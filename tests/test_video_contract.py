@@ -37,6 +37,7 @@ from teleconsult.configuration.declarations import DeclaredSettings
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.domain import TOOLS, Level, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
+from teleconsult.providers.outbound import CallPolicy
 from teleconsult.providers.protocols import (
     CreatedRoom,
     JoinRequest,
@@ -116,7 +117,9 @@ async def subject(
         yield Subject(fake, known(lambda: fake.users), known(lambda: fake.rooms))
         await fake.close()
     elif request.param == "bandyer":
-        options = ClientOptions(base_url=kaleyra_url, api_key=API_KEY, timeout_seconds=2)
+        options = ClientOptions(
+            base_url=kaleyra_url, api_key=API_KEY, policy=CallPolicy(timeout_seconds=2)
+        )
         bandyer = BandyerVideo(KaleyraClient(options, aiohttp.ClientSession()))
         yield Subject(bandyer, known(lambda: kaleyra.users), known(lambda: kaleyra.rooms))
         await bandyer.close()

@@ -574,7 +574,7 @@ def test_a_bad_webhook_setting_names_the_variable(environ: dict[str, str], messa
 @pytest.mark.parametrize(
     ("webhooks", "environ", "message"),
     [
-        ([{"name": "ehr", "url": "https://ehr.example.com/in", "events": ["room.exploded"]}], {}, "/etc/t.json: webhooks[0].events[0]: Must be one of: teleconsultation.created, teleconsultation.updated, participant.added, room.created, room.replaced, links.available, teleconsultation.cancelled, participant.joined, participant.left, call.started, call.ended, call.no_show, participant.waiting, participant.admitted, participant.declined."),
+        ([{"name": "ehr", "url": "https://ehr.example.com/in", "events": ["room.exploded"]}], {}, "/etc/t.json: webhooks[0].events[0]: Must be one of: teleconsultation.created, teleconsultation.updated, participant.added, room.created, room.replaced, links.available, teleconsultation.cancelled, participant.joined, participant.left, call.started, call.ended, call.no_show, participant.waiting, participant.admitted, participant.declined, participant.link_revoked, participant.removed, participant.unblocked."),
         ([{"name": "EHR", "url": "https://ehr.example.com/in"}], {}, "/etc/t.json: webhooks[0].name: Use 1 to 32 lowercase letters, digits, '_' or '-'."),
         ([{"name": "ehr", "url": "http://ehr.example.com/in"}], {"WEBHOOK_SECRET": SECRET}, "the configuration file's webhooks[0].url must be an https URL (http is accepted for a loopback host only); got 'http://ehr.example.com/in'."),
         ([{"name": "ehr", "url": "https://ehr.example.com/in"}], {}, "the configuration file's webhooks[0] (ehr) needs a signing secret: set WEBHOOK_SECRET, or give the endpoint a secretFile."),

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse, WSServerHandshakeError, web
 from teleconsult_webrtc import WebRTCVideo, signaling
-from teleconsult_webrtc.ice import turn_credentials
 from teleconsult_webrtc.links import Credential, LinkSigner
 from teleconsult_webrtc.rooms import Peer, Refused, RoomState, seat
 
 from teleconsult.app import create_app
 from teleconsult.callpage import CONTENT_SECURITY_POLICY
 from teleconsult.callpage.catalogs import BUILT_IN
+from teleconsult.callpage.ice import turn_credentials
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings
 from teleconsult.errors import ConfigurationError
@@ -176,6 +176,7 @@ async def test_the_info_names_the_participants_from_the_record(
             "limited": False,
         },
         "iceServers": [],
+        "iceTransportPolicy": "all",
         "maxParticipants": 4,
     }
     assert IT["join"] == "Entra"
@@ -497,6 +498,9 @@ MALFORMED: list[tuple[str | bytes, str]] = [
     (b"\x00\x01", "binary messages are not supported"),
     ('{"type": "media", "audio": "off", "video": true}', "invalid media state"),
     ('{"type": "media", "audio": false}', "invalid media state"),
+    ('{"type": "video-paused", "to": "x", "paused": "yes"}', "invalid field 'paused'"),
+    ('{"type": "video-paused", "paused": true}', "missing or invalid field 'to'"),
+    ('{"type": "video-paused", "to": "<self>", "paused": true}', "cannot signal yourself"),
 ]
 
 

@@ -1,5 +1,7 @@
 """Each page tells the others its microphone and camera, on or off (`media`): relayed to the
-peers in the call only, with the sender's id set by the server, never to a waiting page."""
+peers in the call only, with the sender's id set by the server, never to a waiting page. A page
+that stops sending video to one peer for a weak connection tells that peer only
+(`video-paused`)."""
 
 from __future__ import annotations
 
@@ -54,4 +56,26 @@ async def test_a_waiting_page_hears_no_media_state(
     await doctor.send_json({"type": "end"})  # the first thing the waiting page hears
     assert await next_of(patient, "ended") == {"type": "ended", "reason": "ended_by_host"}
     for ws in (doctor, patient):
+        await ws.close()
+
+
+async def test_video_paused_for_a_weak_connection_reaches_that_peer_only(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    people = ("doctor-1", "patient-1", "nurse-1")
+    call = await in_call(make_client, clock, (DOCTOR, PATIENT, NURSE), people)
+    doctor, patient, nurse = (call.pages[user] for user in people)
+
+    to_doctor = {"type": "video-paused", "to": call.ids["doctor-1"], "extra": "dropped"}
+    await patient.send_json({**to_doctor, "paused": True})
+    assert await doctor.receive_json(timeout=5) == {
+        "type": "video-paused",
+        "from": call.ids["patient-1"],
+        "paused": True,
+    }
+    await patient.send_json({**to_doctor, "paused": False})
+    assert (await next_of(doctor, "video-paused"))["paused"] is False
+    await patient.send_json({"type": "media", "audio": True, "video": True})
+    assert (await next_of(nurse, "media"))["from"] == call.ids["patient-1"]  # nothing before
+    for ws in (doctor, patient, nurse):
         await ws.close()

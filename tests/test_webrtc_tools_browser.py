@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from tests.helpers import TEXTS
 from tests.test_call_page_browser import screenshot, serious_violations
-from tests.test_webrtc_browser import CHROMIUM_ARGS, Call
+from tests.test_webrtc_browser import CHROMIUM_ARGS, CONNECTED, Call
 from tests.test_webrtc_browser import call as call  # the two pages in the call
 
 EN, IT = TEXTS["en"], TEXTS["it"]
@@ -53,9 +53,11 @@ async def test_a_chat_message_reaches_the_other_page(call: Call) -> None:
 
 
 async def test_screen_sharing_swaps_the_camera_sent_and_back(call: Call) -> None:
-    doctor = call.doctor
+    doctor, patient = call.doctor, call.patient
     share = doctor.get_by_role("button", name=EN["share_screen"])
     await expect(share).to_be_visible()
+    sharing_label = patient.locator(".tile.remote .sharing-label")
+    await expect(sharing_label).to_be_hidden()
     camera = await doctor.evaluate("window.__call.sentVideoLabels()")
     await share.click()
     stop = doctor.get_by_role("button", name=EN["stop_sharing"])
@@ -66,8 +68,22 @@ async def test_screen_sharing_swaps_the_camera_sent_and_back(call: Call) -> None
         arg=str(camera).replace("'", '"'),
     )
     assert await doctor.evaluate("window.__call.tools.sharing") is True
+    # The other side's tile says it in words, in its own language.
+    await expect(sharing_label).to_be_visible()
+    await expect(sharing_label).to_have_text(IT["peer_sharing"].replace("{name}", "Joe Smith"))
     await screenshot(doctor, "in-call-sharing-en")
+    await screenshot(patient, "in-call-peer-sharing-it")
+    await patient.set_viewport_size({"width": 390, "height": 844})
+    await screenshot(patient, "in-call-peer-sharing-phone-it")
+    assert await serious_violations(patient) == []
+    # A page that joins while the doctor shares is told too.
+    await patient.reload()
+    await patient.get_by_role("button", name=IT["join"]).click()
+    await patient.wait_for_function(CONNECTED, arg=1, polling=100)
+    await expect(sharing_label).to_be_visible()
+    await expect(sharing_label).to_have_text(IT["peer_sharing"].replace("{name}", "Joe Smith"))
     await stop.click()
     await expect(share).to_be_visible()
+    await expect(sharing_label).to_be_hidden()
     assert await doctor.evaluate("window.__call.sentVideoLabels()") == camera
     assert call.problems == []

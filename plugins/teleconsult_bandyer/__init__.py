@@ -38,18 +38,11 @@ class BandyerSettings(plugin.DeclaredSettings):
         "never logged)",
         secret=True,
     )
-    timeout_ms: plugin.WholeNumber = plugin.setting(
-        "BANDYER_TIMEOUT_MS",
-        10_000,
-        "`bandyer` provider: timeout of each call to Kaleyra",
-        minimum=1,
-    )
-    max_attempts: plugin.WholeNumber = plugin.setting(
-        "BANDYER_MAX_ATTEMPTS",
-        3,
-        "`bandyer` provider: attempts per call, for the calls that are safe to repeat (and for "
-        "429 and refused connections)",
-        minimum=1,
+    timeout_ms: plugin.WholeNumber = plugin.CallPolicy.timeout_setting("BANDYER", NAME, "Kaleyra")
+    max_attempts: plugin.WholeNumber = plugin.CallPolicy.attempts_setting(
+        "BANDYER",
+        NAME,
+        ", for the calls that are safe to repeat (and for 429 and refused connections)",
     )
 
     def check(self) -> None:
@@ -70,8 +63,7 @@ class BandyerSettings(plugin.DeclaredSettings):
         return ClientOptions(
             base_url=self.base_url,
             api_key=self.api_key,
-            timeout_seconds=self.timeout_ms / 1000,
-            max_attempts=self.max_attempts,
+            policy=plugin.CallPolicy.of(self.timeout_ms, self.max_attempts),
         )
 
 
@@ -83,6 +75,12 @@ class BandyerVideo:
     credentials_seconds = (360, 86400)
     background_types = frozenset({"image/jpeg"})
     """Kaleyra documents JPEG backgrounds only: others are refused before anything is sent."""
+    revocation_refusal = (
+        "Kaleyra's documented API fixes each participant's link when the room is created and "
+        "has no call that ends one user's access (only deleting the room ends every link); "
+        "cancel the teleconsultation to end them"
+    )
+    """Why `DELETE .../link` and `PUT .../block` answer 501 (no `LinkRevocation`)."""
 
     def __init__(
         self, client: KaleyraClient, clock: Callable[[], datetime] = lambda: datetime.now(UTC)

@@ -36,9 +36,7 @@ log = logging.getLogger(__name__)
 class ClientOptions:
     base_url: str
     api_key: str = field(repr=False)
-    timeout_seconds: float = 10.0
-    max_attempts: int = 3
-    backoff_seconds: float = 0.2
+    policy: CallPolicy = field(default_factory=CallPolicy)
 
 
 @dataclass(frozen=True)
@@ -55,11 +53,7 @@ class KaleyraClient:
             PROVIDER,
             session,
             options.base_url,
-            CallPolicy(
-                timeout_seconds=options.timeout_seconds,
-                max_attempts=options.max_attempts,
-                backoff_seconds=options.backoff_seconds,
-            ),
+            options.policy,
             headers={kaleyra.API_KEY_HEADER: options.api_key},
         )
 

@@ -50,6 +50,8 @@ class FakeRoom:
     codes: dict[str, str] = field(repr=False)
     """Provider user id -> join code."""
     created_at: str = ""
+    generations: dict[str, int] = field(default_factory=dict)
+    """Provider user id -> the lowest link generation its join page still opens."""
 
 
 class FakeVideo:
@@ -108,9 +110,18 @@ class FakeVideo:
             raise plugin.ProviderError(
                 self.name, "make a join link", "bad_answer", "no stored link"
             )
+        generation = str(join.link_generation) if join.link_generation else None
         return plugin.with_query(
-            join.stored_link, {"l": join.language, "vb": "image" if join.background else None}
+            join.stored_link,
+            {"l": join.language, "vb": "image" if join.background else None, "g": generation},
         )
+
+    async def revoke_link(self, revocation: plugin.Revocation) -> None:
+        """The link's generation (`g`) below the new one opens the "revoked" page."""
+        await self._wait()
+        room = self.rooms.get(revocation.provider_room_id)
+        if room is not None:
+            room.generations[revocation.provider_user_id] = revocation.generation
 
     async def describe_room(self, provider_room_id: str) -> dict[str, object]:
         room = self._room(provider_room_id, "describe a room")
@@ -202,6 +213,13 @@ UNKNOWN_LINK_PAGE = """<!doctype html>
 """
 
 
+REVOKED_LINK_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Link revoked</title></head>
+<body><h1>This link was revoked.</h1>
+<p>Ask for a new link: open the teleconsultation again in your application.</p></body></html>
+"""
+
+
 async def join_page(request: web.Request) -> web.Response:
     """The page a fake link opens. Not found unless the fake provider is the one running."""
     provider = request.app[plugin.VIDEO_PROVIDER]
@@ -211,6 +229,9 @@ async def join_page(request: web.Request) -> web.Response:
     if found is None:  # a person opened it: a page, not an API error body
         return web.Response(status=404, content_type="text/html", text=UNKNOWN_LINK_PAGE)
     room, user = found
+    generation = request.query.get("g", "0")
+    if not generation.isdecimal() or int(generation) < room.generations.get(user, 0):
+        return web.Response(status=410, content_type="text/html", text=REVOKED_LINK_PAGE)
     me = next(p for p in room.spec.participants if p.provider_user_id == user)
     others = "".join(
         f"<li>{escape(p.provider_user_id)}{' (admin)' if p.is_admin else ''}</li>"

@@ -54,6 +54,12 @@ class JitsiVideo:
     name = NAME
     limits = ProviderLimits()
     """Jitsi sets no limits of its own that we know of: the service's defaults (2 to 25)."""
+    revocation_refusal = (
+        "a Jitsi link is a JWT that Prosody accepts until its `exp`, with no list of revoked "
+        "tokens and no API to disconnect one participant; cancel the teleconsultation to end "
+        "every link"
+    )
+    """Why `DELETE .../link` and `PUT .../block` answer 501 (no `LinkRevocation`)."""
 
     def __init__(self, domain: str, issuer: tokens.Issuer, window: TokenWindow) -> None:
         self.domain = domain

@@ -24,7 +24,7 @@ from livekit import api
 from livekit.protocol import models
 
 from teleconsult import plugin
-from teleconsult_livekit import events
+from teleconsult_livekit import events, identities
 from teleconsult_livekit.rooms import PROVIDER, RoomClient
 from teleconsult_livekit.tokens import Minter
 
@@ -104,7 +104,7 @@ class LiveKitVideo:
     async def describe_room(self, provider_room_id: str) -> dict[str, object]:
         """Who is connected now (provider user ids; names stay out of details)."""
         present = [
-            member.identity
+            identities.user_of(member.identity)
             for member in await self.rooms.participants(provider_room_id)
             if member.state != models.ParticipantInfo.DISCONNECTED
         ]
@@ -120,6 +120,19 @@ class LiveKitVideo:
         )
         expires_at = expires.isoformat().replace("+00:00", "Z")
         return plugin.Credentials(token, expires_at, provider_user_id)
+
+    async def revoke_link(self, revocation: plugin.Revocation) -> None:
+        """Disconnect every session of the participant with a token of an earlier generation
+        (RoomService RemoveParticipant); their next link's token carries a new identity.
+
+        LiveKit keeps no list of revoked tokens: an earlier token still joins the room again
+        until its `exp` (the end plus LIVEKIT_TOKEN_GRACE_MS), as a new session that another
+        revocation removes (docs/operations.md, "Revoking a link")."""
+        room, user = revocation.provider_room_id, revocation.provider_user_id
+        for member in await self.rooms.participants(room):
+            earlier = identities.generation_of(member.identity) < revocation.generation
+            if identities.user_of(member.identity) == user and earlier:
+                await self.rooms.remove_participant(room, member.identity)
 
     async def verify_event(
         self, headers: Mapping[str, str], body: bytes
@@ -173,20 +186,13 @@ class LiveKitSettings(plugin.DeclaredSettings):
     )
     token_grace_ms: plugin.WholeNumber = plugin.TokenWindow.grace_setting("LIVEKIT", NAME)
     max_lifetime_ms: plugin.WholeNumber = plugin.TokenWindow.lifetime_setting("LIVEKIT", NAME)
-    timeout_ms: plugin.WholeNumber = plugin.setting(
-        "LIVEKIT_TIMEOUT_MS",
-        10_000,
-        "`livekit` provider: timeout of each call to LiveKit's RoomService",
-        minimum=1,
-        maximum=600_000,
+    timeout_ms: plugin.WholeNumber = plugin.CallPolicy.timeout_setting(
+        "LIVEKIT", NAME, "LiveKit's RoomService"
     )
-    max_attempts: plugin.WholeNumber = plugin.setting(
-        "LIVEKIT_MAX_ATTEMPTS",
-        3,
-        "`livekit` provider: attempts per call (every call it makes is safe to repeat) after a "
-        "timeout, a 5xx, a 429 or no connection",
-        minimum=1,
-        maximum=10,
+    max_attempts: plugin.WholeNumber = plugin.CallPolicy.attempts_setting(
+        "LIVEKIT",
+        NAME,
+        " (every call it makes is safe to repeat) after a timeout, a 5xx, a 429 or no connection",
     )
 
     def check(self) -> None:
@@ -220,9 +226,7 @@ class LiveKitSettings(plugin.DeclaredSettings):
             template=self.join_url_template,
             max_participants=self.max_participants,
             window=plugin.TokenWindow.of(self.token_grace_ms, self.max_lifetime_ms),
-            policy=plugin.CallPolicy(
-                timeout_seconds=self.timeout_ms / 1000, max_attempts=self.max_attempts
-            ),
+            policy=plugin.CallPolicy.of(self.timeout_ms, self.max_attempts),
         )
 
 

@@ -24,6 +24,7 @@ from teleconsult.plugin import (
     ProviderEvent,
     Unauthorized,
 )
+from teleconsult_livekit import identities
 
 EVENT_KINDS = {
     "participant_joined": PARTICIPANT_JOINED,
@@ -64,5 +65,6 @@ def verify(
     kind = EVENT_KINDS.get(event.event)
     if kind is None or not event.room.name:
         return []
-    user = event.participant.identity if kind in (PARTICIPANT_JOINED, PARTICIPANT_LEFT) else None
+    joined_or_left = kind in (PARTICIPANT_JOINED, PARTICIPANT_LEFT)
+    user = identities.user_of(event.participant.identity) if joined_or_left else None
     return [ProviderEvent(kind, event.room.name, created, user or None, event.id)]

@@ -8,7 +8,8 @@ naming the operation: 502 (an error or a bad answer), 503 (unreachable, rate
 limited), 504 (no answer in time). Every call made here is safe to repeat: CreateRoom
 is idempotent on the name we choose (a repeat answers the room the first call made,
 which is how a lost answer is repaired), DeleteRoom of a room already gone is a
-`not_found` taken as deleted, and the rest are reads.
+`not_found` taken as deleted, RemoveParticipant of one already gone too, and the rest
+are reads.
 """
 
 from __future__ import annotations
@@ -66,15 +67,13 @@ class RoomClient:
     async def delete_room(self, name: str) -> None:
         """Delete a room, disconnecting everyone in it; one already gone counts as deleted."""
         request = room_pb.DeleteRoomRequest(room=name)
+        await self._call("delete a room", _gone_is_done(lambda: self.lk.room.delete_room(request)))
 
-        async def delete() -> None:
-            try:
-                await self.lk.room.delete_room(request)
-            except api.ServerError as error:
-                if error.code != NOT_FOUND:
-                    raise
-
-        await self._call("delete a room", delete)
+    async def remove_participant(self, name: str, identity: str) -> None:
+        """Disconnect one participant now; one already gone counts as removed."""
+        request = room_pb.RoomParticipantIdentity(room=name, identity=identity)
+        remove = _gone_is_done(lambda: self.lk.room.remove_participant(request))
+        await self._call("remove a participant", remove)
 
     async def participants(self, name: str) -> list[models.ParticipantInfo]:
         request = room_pb.ListParticipantsRequest(room=name)
@@ -105,6 +104,19 @@ class RoomClient:
             backoff = self.policy.backoff_seconds * 2.0 ** (attempt - 1)
             await asyncio.sleep(backoff * (0.5 + random.random() / 2))  # noqa: S311 - jitter
         raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _gone_is_done(call: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    """`call`, for which LiveKit's `not_found` (already gone) is success."""
+
+    async def tolerant() -> None:
+        try:
+            await call()
+        except api.ServerError as error:
+            if error.code != NOT_FOUND:
+                raise
+
+    return tolerant
 
 
 def _server_failure(error: api.ServerError) -> _Failure:

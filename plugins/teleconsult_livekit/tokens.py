@@ -22,6 +22,7 @@ import jwt
 from livekit import api
 
 from teleconsult.plugin import JoinRequest, RoomParticipant, TokenWindow
+from teleconsult_livekit.identities import identity
 
 ALGORITHM = "HS256"
 ALWAYS = ("camera", "microphone")
@@ -58,7 +59,7 @@ class Minter:
         """The participant's token for their room, valid in the consultation's window."""
         token = (
             api.AccessToken(self.api_key, self.api_secret)
-            .with_identity(join.participant.provider_user_id)
+            .with_identity(identity(join.participant.provider_user_id, join.link_generation))
             .with_name(join.display_name)
             .with_grants(grants(join.provider_room_id, join.participant))
         )

@@ -13,9 +13,9 @@ browser to browser, or through a TURN server when no direct path exists.
 - `hub.py`: per replica, delivers to its pages in memory or through the store's mailboxes,
   and says which pages it serves (one query and one write per interval, not per page);
 - `pages.py`: the routes of the call page (`teleconsult.plugin.CallPage`, shared with other
-  providers): the page, its info, its assets and this provider's transport, the refusals;
+  providers, with its ICE servers): the page, its info, its assets and this provider's
+  transport, the refusals;
 - `settings.py`: its variables (`WebRTCSettings`);
-- `ice.py`: STUN and TURN servers, TURN credentials;
 - `assets/mesh.js`: the page's transport for this provider (the full mesh), loaded by the
   shared page's UI (no build step, nothing from a CDN).
 """
@@ -53,7 +53,6 @@ def options(context: ProviderContext[WebRTCSettings]) -> Options:
             poll_seconds=settings.poll_interval_ms / 1000,
             heartbeat_seconds=settings.heartbeat_ms / 1000,
         ),
-        ice=settings.ice_servers(),
         call_page=context.call_page,
     )
 
@@ -61,9 +60,11 @@ def options(context: ProviderContext[WebRTCSettings]) -> Options:
 def create(context: ProviderContext[WebRTCSettings]) -> WebRTCVideo:
     if context.storage is None or context.roster is None:
         raise ConfigurationError("the webrtc provider needs the service's store (set by the app).")
-    return WebRTCVideo(
+    video = WebRTCVideo(
         options(context), context.storage, context.roster, context.clock, context.report_events
     )
+    video.remove_participant = context.remove_participant
+    return video
 
 
 @hookimpl

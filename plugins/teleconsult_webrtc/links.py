@@ -2,7 +2,8 @@
 
 A credential is `<payload>.<signature>`, both base64url without padding: the
 payload is compact JSON naming the teleconsultation, the room, the participant's
-provider user id, the window (epoch seconds) and the page's language; the
+provider user id, the window (epoch seconds), the page's language and, once the
+participant's link was revoked, its generation; the
 signature is HMAC-SHA256 over the payload with the link secret. It is checked
 before anything is read, so a forged link costs one HMAC. Links carry no names.
 
@@ -45,6 +46,10 @@ class Credential:
     expires_at: int
     """...until then (the end plus the grace, or the start plus the maximum lifetime)."""
     language: str | None
+    generation: int = 0
+    """The participant's link generation when it was made: a revocation raises theirs, and
+    a link of an earlier one opens nothing. Signed only from the first revocation on (`g`), so
+    links made before look as they always did."""
 
 
 class LinkSigner:
@@ -61,6 +66,7 @@ class LinkSigner:
                     "nb": credential.opens_at,
                     "exp": credential.expires_at,
                     "l": credential.language,
+                    **({"g": credential.generation} if credential.generation else {}),
                 },
                 separators=(",", ":"),
             ).encode()
@@ -121,7 +127,10 @@ def _credential(fields: object) -> Credential | None:
         return None
     if language is not None and not isinstance(language, str):
         return None
-    return Credential(tid, room, user, opens, expires, language)
+    generation = fields.get("g", 0)
+    if not _time(generation) or generation < 0:
+        return None
+    return Credential(tid, room, user, opens, expires, language, generation)
 
 
 def _text(value: object) -> TypeGuard[str]:

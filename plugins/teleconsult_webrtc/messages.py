@@ -101,6 +101,14 @@ def media_state(message: Mapping[str, object]) -> dict[str, object]:
     return {"audio": audio, "video": video}
 
 
+def video_paused(message: Mapping[str, object]) -> dict[str, object]:
+    """Whether a page stopped sending video to one peer, the connection being too weak for it
+    (its audio goes on): a boolean and nothing else."""
+    if type(message.get("paused")) is not bool:
+        raise violation("invalid field 'paused'")
+    return {"paused": message["paused"]}
+
+
 def to_everyone(
     kind: str, message: Mapping[str, object], tools: frozenset[str]
 ) -> dict[str, object]:

@@ -15,6 +15,7 @@ consultation, no credential, STUN only: see docs/call-page.md).
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -24,12 +25,14 @@ from teleconsult.plugin import (
     VIDEO_PROVIDER,
     Asset,
     CallPage,
+    Forbidden,
+    InvalidRequest,
     ServiceError,
     default_call_page,
     mark_sensitive,
 )
 
-from .messages import PAGE_TOOLS
+from .messages import MAX_ID_CHARS, PAGE_TOOLS
 from .provider import CALL_PATH, Refusal, Seat, WebRTCVideo
 from .rooms import MAX_PARTICIPANTS, iso
 from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection, Member
@@ -95,7 +98,7 @@ async def call_info(request: web.Request) -> web.Response:
                 "endsAt": iso(roster.ends_at),
                 "limited": roster.limited,
             },
-            "iceServers": provider.options.ice.for_browser(found.credential.expires_at),
+            **page.ice(valid_until=datetime.fromtimestamp(found.credential.expires_at, UTC)),
             "maxParticipants": MAX_PARTICIPANTS,
             # Only with CALL_PAGE_LOBBY: without it the info is what it always was.
             **({"lobby": {"noticeAfterMs": page.lobby.notice_ms}} if page.lobby.enabled else {}),
@@ -124,7 +127,7 @@ async def check_info(request: web.Request) -> web.Response:
         {
             "language": language,
             "texts": page.catalogs[language],
-            "iceServers": provider.options.ice.for_anyone(),
+            **page.check_ice(),
         },
         headers=page.no_store,
     )
@@ -156,10 +159,34 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
         found.me.provider_user_id,
         members,
         found.credential.expires_at,
+        found.credential.generation,
         provider.reports,
     )
     await connection.serve()
     return ws
+
+
+async def remove_peer(request: web.Request) -> web.Response:
+    """`POST .../remove {"peer": id}`: a plus participant's page removes the participant of
+    one of its peers from the call and keeps them out (as `PUT .../block`); 204."""
+    admitted = await _admit(request, html=False)
+    if isinstance(admitted, web.Response):
+        return admitted
+    provider, found = admitted
+    page = provider.options.call_page
+    if not _same_origin(request, provider.options.public_url):
+        return _refusal_json(request, page, Refusal("invalid", 403, found.language))
+    if not found.me.is_admin:
+        raise Forbidden("Only a plus participant's page may remove someone from the call.")
+    try:
+        body = await request.json() if request.content_length else None
+    except ValueError:
+        body = None
+    peer = body.get("peer") if isinstance(body, dict) else None
+    if not isinstance(peer, str) or not 0 < len(peer) <= MAX_ID_CHARS:
+        raise InvalidRequest('The body must be {"peer": "<a peer id from the call>"}.')
+    await provider.remove_peer(request, found, peer)
+    return web.Response(status=204, headers=page.no_store)
 
 
 async def asset(request: web.Request) -> web.Response:
@@ -174,6 +201,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get(PAGE_PATH + "/info", call_info),
         web.get(PAGE_PATH + "/tools", call_tools),
         web.get(PAGE_PATH + "/ws", call_socket, allow_head=False),
+        web.post(PAGE_PATH + "/remove", remove_peer),
         web.get(ASSETS_PATH + "{name}", asset),
         web.get(CHECK_PATH, check_page),
         web.get(CHECK_PATH + "/info", check_info),

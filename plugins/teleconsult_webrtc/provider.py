@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiohttp import WSCloseCode
+from aiohttp import WSCloseCode, web
 
 from teleconsult.plugin import (
     CallCounts,
@@ -23,10 +23,13 @@ from teleconsult.plugin import (
     CreatedRoom,
     JoinRequest,
     Level,
+    NotFound,
     ProviderError,
     ProviderLimits,
     ProviderStorage,
+    RemoveParticipant,
     ReportEvents,
+    Revocation,
     RoomRoster,
     RoomSpec,
     Roster,
@@ -35,9 +38,8 @@ from teleconsult.plugin import (
     stable_user_id,
 )
 
-from . import links
+from . import links, revoking
 from .hub import Hub, Timing
-from .ice import IceServers
 from .links import Credential, LinkSigner
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
 from .signaling import Connection, Reports
@@ -61,7 +63,6 @@ class Options:
     link_grace: timedelta
     max_lifetime: timedelta
     timing: Timing
-    ice: IceServers
     call_page: CallPage
 
     @property
@@ -117,6 +118,8 @@ class WebRTCVideo:
             options.call_page.lobby.enabled,
         )
         self.reports = Reports()
+        self.remove_participant: RemoveParticipant | None = None
+        """The core's removal, for a plus participant's page (`remove_peer`)."""
         self._signer = None if options.link_secret is None else LinkSigner(options.link_secret)
         self._loading: asyncio.Task[LinkSigner] | None = None
         self._forgetting: asyncio.Task[None] | None = None
@@ -166,6 +169,7 @@ class WebRTCVideo:
             opens_at=math.floor(opens.timestamp()),
             expires_at=math.ceil(expires.timestamp()),
             language=self.options.call_page.catalogs.match(join.language),
+            generation=join.link_generation,
         )
         return self.options.public_url + CALL_PATH + self._signer.sign(credential)
 
@@ -221,6 +225,26 @@ class WebRTCVideo:
             reconnections=reports.reconnected,
         )
 
+    # -- LinkRevocation ------------------------------------------------------------------------
+
+    async def revoke_link(self, revocation: Revocation) -> None:
+        """Disconnect the participant's pages now: those on this replica at once, those on
+        another as its connection next takes its mailbox; the others are told they left."""
+        await revoking.revoke(self.rooms, self.connections, revocation)
+
+    async def remove_peer(self, request: web.Request, seat: Seat, peer: str) -> None:
+        """A plus participant's page removes the participant of one of its peers: the core
+        revokes and blocks them (recorded as theirs), then `revoke_link` cuts them off."""
+        if self.remove_participant is None:
+            raise revoking.cannot_remove(self.name)
+        state = await self.rooms.get(seat.credential.room_id)
+        whom = revoking.user_of_peer(state, peer)
+        if whom is None:
+            raise NotFound("That participant already left the call.")
+        await self.remove_participant(
+            request, seat.credential.teleconsultation_id, seat.me.provider_user_id, whom
+        )
+
     # -- RoomDetails ---------------------------------------------------------------------------
 
     async def describe_room(self, provider_room_id: str) -> dict[str, object]:
@@ -267,6 +291,8 @@ class WebRTCVideo:
         language = language or self.options.call_page.catalogs.match(me.language)
         if roster.cancelled:
             return Refusal("cancelled", 410, language)
+        if (revoked := revoking.refusal(credential, me)) is not None:
+            return Refusal(revoked, 403 if revoked == revoking.REMOVED else 410, language)
         if roster.provider_room_id != credential.room_id:
             return Refusal("gone", 410, language)
         room = await self.rooms.get(credential.room_id)

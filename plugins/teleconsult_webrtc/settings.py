@@ -5,7 +5,6 @@ from __future__ import annotations
 from teleconsult.plugin import BaseUrl, DeclaredSettings, WholeNumber, setting
 
 from . import links
-from .ice import IceServers
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -42,25 +41,6 @@ class WebRTCSettings(DeclaredSettings):
         minimum=60_000,
         maximum=30 * DAY_MS,
     )
-    stun_urls: str = setting(
-        "WEBRTC_STUN_URLS",
-        "",
-        "`webrtc` provider: comma-separated `stun:` or `stuns:` URLs handed to the browsers (to "
-        "learn their public address)",
-    )
-    turn_urls: str = setting(
-        "WEBRTC_TURN_URLS",
-        "",
-        "`webrtc` provider: comma-separated `turn:` or `turns:` URLs of a TURN server that relays "
-        "media when browsers cannot reach each other; needs `WEBRTC_TURN_SECRET`",
-    )
-    turn_secret: str = setting(
-        "WEBRTC_TURN_SECRET",
-        "",
-        "`webrtc` provider: the TURN server's shared secret (coturn's `static-auth-secret`); each "
-        "page gets credentials valid as long as its link (never logged)",
-        secret=True,
-    )
     poll_interval_ms: WholeNumber = setting(
         "WEBRTC_POLL_INTERVAL_MS",
         250,
@@ -81,11 +61,7 @@ class WebRTCSettings(DeclaredSettings):
 
     def check(self) -> None:
         self.signing_key()
-        self.ice_servers()
 
     def signing_key(self) -> bytes | None:
         """The link secret as key bytes; None when unset (the stored one is used)."""
         return links.configured_secret(self.link_secret)
-
-    def ice_servers(self) -> IceServers:
-        return IceServers.parse(self.stun_urls, self.turn_urls, self.turn_secret)

@@ -17,6 +17,7 @@ The browser protocol (JSON text frames):
 | both ways | `media` | `from`, `audio`, `video` | microphone and camera on or off: to every peer |
 | both ways | `chat` | `from`, `text` | `chat` tool only: to every seated peer, never kept |
 | both ways | `screen` | `from`, `sharing` | with the `screen_sharing` tool only: sharing or not |
+| both ways | `video-paused` | `to` / `from`, `paused` | no video to that peer: a weak link |
 | page -> server | `end` | | the admin ends the call for everyone |
 | page -> server | `report` | `event`, `path` | for the metrics (`messages.reported`) |
 | server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
@@ -63,6 +64,7 @@ from .messages import (
     reported,
     text_field,
     to_everyone,
+    video_paused,
     violation,
 )
 from .messages import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
@@ -77,7 +79,7 @@ MAX_PENDING = 256
 RATE_BURST = 200.0
 RATE_PER_SECOND = 50.0
 
-RELAYED = ("offer", "answer", "candidate", "media", "chat", "screen")
+RELAYED = ("offer", "answer", "candidate", "media", "chat", "screen", "video-paused")
 MAX_REPORTS = 2 * 8
 """`report`s a page's connection counts: a few per peer (connected, failed), reconnected."""
 
@@ -128,6 +130,7 @@ class Connection:
         user: str,
         members: Mapping[str, Member],
         expires_at: int,
+        generation: int = 0,
         reports: Reports | None = None,
     ) -> None:
         self.hub: Hub = rooms.hub
@@ -139,6 +142,8 @@ class Connection:
         self.members = members
         self.expires_at = expires_at
         """When the link's window closes (epoch seconds): the connection ends then too."""
+        self.generation = generation
+        """The link generation of its credential: a revocation of it ends the connection."""
         self.peers: dict[str, str] = {}
         """The other peers this connection was told about: peer id -> provider user id."""
         self.joined = False
@@ -258,7 +263,7 @@ class Connection:
             return False
         if parse_message(first)["type"] != "join":
             raise violation("expected 'join'")
-        outcome = await self.rooms.join(self.room_id, Peer(self.id, self.user))
+        outcome = await self.rooms.join(self.room_id, Peer(self.id, self.user, self.generation))
         if isinstance(outcome, Refused):
             self._refused(outcome)
             return False
@@ -305,15 +310,15 @@ class Connection:
             parsed = parse_message(message)
             if self._closing:
                 return
+            if parsed["type"] == "report":  # any page, a waiting one too: for the metrics
+                self._report(parsed)
+                continue
             await self._handle(parsed)
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "join":
             raise violation("already joined")
-        if kind == "report":  # a waiting page may have reconnected too
-            self._report(message)
-            return
         if self.waiting:
             raise violation("waiting to be admitted")
         if kind in ("admit", "decline"):
@@ -329,6 +334,9 @@ class Connection:
             to = text_field(message, "to", MAX_ID_CHARS)
             candidate = ice_candidate(message)
             await self._relay(to, {"type": kind, "from": self.id, "candidate": candidate})
+        elif kind == "video-paused":
+            to = text_field(message, "to", MAX_ID_CHARS)
+            await self._relay(to, {"type": kind, "from": self.id, **video_paused(message)})
         elif kind in ("media", "chat", "screen"):
             state = to_everyone(kind, message, self.members[self.user].tools)
             for peer in list(self.peers):  # seated peers only: a waiting one is never listed

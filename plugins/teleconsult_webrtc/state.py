@@ -47,6 +47,8 @@ class RoomState:
     """Peers waiting in the lobby, by peer id, in the order they knocked."""
     admitted: list[str] = field(default_factory=list)
     """The participants a plus participant admitted in this call: they do not wait again."""
+    generations: dict[str, int] = field(default_factory=dict)
+    """Per participant whose link was revoked, the lowest link generation that still joins."""
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> RoomState:
@@ -68,6 +70,7 @@ class RoomState:
                 for peer, user, since, seen in document.get("waiting", [])
             },
             admitted=[str(user) for user in document.get("admitted", [])],
+            generations={str(u): int(g) for u, g in document.get("generations", {}).items()},
         )
 
     def to_document(self) -> dict[str, Any]:
@@ -83,6 +86,7 @@ class RoomState:
             "peers": [[peer, p.user, p.since, p.seen] for peer, p in self.peers.items()],
             "waiting": [[peer, p.user, p.since, p.seen] for peer, p in self.waiting.items()],
             "admitted": self.admitted,
+            **({"generations": self.generations} if self.generations else {}),
         }
 
     def drop_stale(self, oldest_heartbeat: int, alive: Collection[str] = ()) -> list[str]:
@@ -124,6 +128,8 @@ class RoomState:
 class Peer:
     id: str
     user: str
+    generation: int = 0
+    """The link generation of the credential the connection was opened with."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,7 @@ class Waiting:
 
 @dataclass(frozen=True)
 class Refused:
-    why: Literal["gone", "ended", "full", "not_invited"]
+    why: Literal["gone", "ended", "full", "not_invited", "revoked"]
     end_reason: str | None = None
 
 
@@ -184,6 +190,8 @@ def seat(
         return Refused("ended", state.end_reason)
     if peer.user not in state.participants:
         return Refused("not_invited")
+    if peer.generation < state.generations.get(peer.user, 0):  # revoked as it was joining
+        return Refused("revoked", "link_revoked")
     replaced = tuple(other for other, p in state.peers.items() if p.user == peer.user)
     for other in replaced:
         del state.peers[other]

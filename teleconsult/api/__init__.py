@@ -17,6 +17,7 @@ from teleconsult.api import (
     health,
     listing,
     provider_events,
+    revocations,
     teleconsultations,
     webhooks,
 )
@@ -64,6 +65,7 @@ def setup_api(
             *audit.setup_routes(app),
             *features.setup_routes(app),
             *webhooks.setup_routes(app),
+            *revocations.setup_routes(app),
         ],
     )
     health.setup_routes(app)  # probes: not for browsers
@@ -81,11 +83,13 @@ def setup_api(
     )
     spec.spec.components.schema("ParticipantsObject", schema=ParticipantsObjectSchema)
     spec.spec.components.schema("ProviderEvent", provider_events.EVENT_SCHEMA)
+    spec.spec.components.schema("ParticipantEvent", schema=revocations.ParticipantEventSchema)
     with warnings.catch_warnings():
         # aiohttp-apigami keeps its spec under a plain string key; harmless, but aiohttp warns.
         warnings.simplefilter("ignore", NotAppKeyWarning)
         spec.register(app, in_place=True)
     document.finish(openapi_document(app), settings, user_id_path)
+    revocations.document_webhooks(openapi_document(app))
     app.on_startup.append(document.describe_providers)  # after the cleanup contexts: opened
     app.router.add_get("/documentation", _to_documentation, allow_head=False)
     # A parser of our own, per app: our error bodies, and JSON bodies read within bounds.

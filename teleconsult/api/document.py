@@ -51,6 +51,11 @@ checked by its plugin): no caller's header or token."""
 MANAGER_READS = frozenset({"listTeleconsultations", "getAuditTrail"})
 """Reads that need the caller's id, and a manager's groups for more (anyone's listing, audit
 trails): every other operation writes."""
+PARTICIPANT_OR_MANAGER = frozenset(
+    {"revokeParticipantLink", "removeParticipant", "unblockParticipant"}
+)
+"""Writes a participant may make for themselves (their own link), and a manager's groups
+for more (issue 30)."""
 OPERATOR_CALLS = frozenset(
     {"listFailedWebhooks", "retryFailedWebhook", "uploadBackground", "updateSettings"}
 )
@@ -97,7 +102,7 @@ def finish(
     operator = caller if settings.tokens.verifies else [_together(schemes)]
     security_of = {
         **dict.fromkeys(CALLER_ONLY, caller),
-        **dict.fromkeys(MANAGER_READS, manager_reader),
+        **dict.fromkeys(MANAGER_READS | PARTICIPANT_OR_MANAGER, manager_reader),
         **dict.fromkeys(OPERATOR_CALLS, operator),
         **{name: [] for name in SIGNED_BY_PROVIDER},
     }

@@ -22,13 +22,26 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from teleconsult.callpage.catalogs import BUILT_IN, Catalogs, load
+from teleconsult.callpage.ice import NO_ICE, BrowserIce, IceServers
 from teleconsult.configuration.callpage import Branding, CallPageSettings, Colors
 
 _FILES = resources.files(__package__) / "assets"
 TEMPLATE = (_FILES / "call.html").read_text(encoding="utf-8")
+"""The call page's body (`{{logo}}` filled in)."""
 CHECK_TEMPLATE = (_FILES / "check.html").read_text(encoding="utf-8")
+"""The device check page's body."""
 ENDING_REASONS = frozenset(
-    {"invalid", "not_open", "expired", "gone", "cancelled", "ended", "connection_lost"}
+    {
+        "invalid",
+        "not_open",
+        "expired",
+        "gone",
+        "cancelled",
+        "ended",
+        "connection_lost",
+        "revoked",
+        "removed",
+    }
 )
 """The reasons a link opens nothing, each a catalog key with its `next_` line."""
 UNBRANDED = Branding()
@@ -70,9 +83,12 @@ STATIC_ASSETS = {
         ("check.js", "text/javascript"),
         ("admission.js", "text/javascript"),
         ("tiles.js", "text/javascript"),
+        ("quality.js", "text/javascript"),
         ("tools.js", "text/javascript"),
+        ("removal.js", "text/javascript"),
         ("ending.js", "text/javascript"),
         ("call.css", "text/css"),
+        ("dark.css", "text/css"),
     )
 }
 
@@ -109,8 +125,11 @@ class CallPage:
         frame_ancestors: frozenset[str] = frozenset(),
         branding: Branding = UNBRANDED,
         lobby: Lobby = NO_LOBBY,
+        ice_servers: IceServers = NO_ICE,
     ) -> None:
         self.catalogs = catalogs
+        self.ice_servers = ice_servers
+        """STUN, TURN and the transport policy (`WEBRTC_STUN_URLS`...): `ice`, `check_ice`."""
         self.lobby = lobby
         """Whether participants below `plus` wait to be admitted (`CALL_PAGE_LOBBY`)."""
         self.branding = branding
@@ -134,14 +153,30 @@ class CallPage:
         }
 
     @classmethod
-    def from_settings(cls, settings: CallPageSettings, branding: Branding = UNBRANDED) -> CallPage:
+    def from_settings(
+        cls,
+        settings: CallPageSettings,
+        branding: Branding = UNBRANDED,
+        ice_servers: IceServers = NO_ICE,
+    ) -> CallPage:
         """Reads `CALL_PAGE_TEXTS_DIR`'s catalogs: a bad one stops the start, named."""
         return cls(
             load(settings.texts_dir, settings.default_language),
             settings.frame_ancestors,
             branding,
             Lobby(settings.lobby, settings.lobby_notice_ms),
+            ice_servers,
         )
+
+    def ice(self, valid_until: datetime) -> BrowserIce:
+        """A participant's `iceServers` and `iceTransportPolicy`, for the page's info: TURN
+        credentials that expire no later than `valid_until` (when the link stops opening the
+        call, bounded by the consultation's window)."""
+        return self.ice_servers.for_browser(valid_until)
+
+    def check_ice(self) -> BrowserIce:
+        """The check page's (no link): STUN only, never TURN credentials."""
+        return self.ice_servers.for_anyone()
 
     def language(self, participant: str | None, accept_language: str | None) -> str:
         return self.catalogs.negotiate(participant, accept_language)
@@ -151,11 +186,13 @@ class CallPage:
     def page(self, language: str, transport: str) -> web.Response:
         """The call page in `language`, loading the provider's transport module (an asset
         name beside the page's own)."""
-        html = (
-            TEMPLATE.replace("{{lang}}", escape(language))
-            .replace("{{mode}}", self._mode_attribute())
-            .replace("{{transport}}", escape(transport))
-            .replace("{{logo}}", self._logo())
+        html = self._document(
+            language,
+            "…",
+            "../assets/",
+            "call.js",
+            TEMPLATE.replace("{{logo}}", self._logo()),
+            meta=f'<meta name="call-transport" content="{escape(transport)}">\n',
         )
         return web.Response(
             text=html, content_type="text/html", charset="utf-8", headers=self.no_store
@@ -164,10 +201,8 @@ class CallPage:
     def check_page(self, language: str) -> web.Response:
         """The device and connection check that needs no link: nothing of a consultation in
         it, so anyone may open it the day before."""
-        html = (
-            CHECK_TEMPLATE.replace("{{lang}}", escape(language))
-            .replace("{{mode}}", self._mode_attribute())
-            .replace("{{logo}}", self._logo())
+        html = self._document(
+            language, "…", "assets/", "check.js", CHECK_TEMPLATE.replace("{{logo}}", self._logo())
         )
         return web.Response(
             text=html, content_type="text/html", charset="utf-8", headers=self.no_store
@@ -186,22 +221,17 @@ class CallPage:
                 f'<time datetime="{at.isoformat().replace("+00:00", "Z")}">'
                 f"{at.strftime('%Y-%m-%d %H:%M')} UTC</time>",
             )
-        body = (
-            "<!doctype html>\n"
-            f'<html lang="{escape(language)}"{self._mode_attribute()}><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<meta name="robots" content="noindex">'
-            f"<title>{escape(said(language, why))} - {escape(said(language, 'title'))}</title>"
-            '<link rel="icon" href="data:,">'
-            '<link rel="stylesheet" href="../assets/call.css">'
-            '<link rel="stylesheet" href="../assets/theme.css">'
-            '<script type="module" src="../assets/ending.js"></script></head>'
-            f'<body><main class="notice" id="ending" data-reason="{escape(why)}">'
+        body = self._document(
+            language,
+            f"{said(language, why)} - {said(language, 'title')}",
+            "../assets/",
+            "ending.js",
+            f'<main class="notice" id="ending" data-reason="{escape(why)}">'
             f'<header class="brand">{self._logo()}'
             f'<p class="product">{escape(said(language, "title"))}</p></header>'
             f'<h1 id="refused" data-reason="{escape(why)}">{escape(said(language, why))}</h1>'
             f'<p id="next">{then}</p>'
-            "</main></body></html>\n"
+            "</main>\n",
         )
         return web.Response(
             status=status,
@@ -238,6 +268,35 @@ class CallPage:
         )
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _document(
+        self, language: str, title: str, assets: str, script: str, body: str, meta: str = ""
+    ) -> str:
+        """Every page's document (the call, the device check, the endings): one head with the
+        styles (the dark ones where they apply) and the page's module, around `body`."""
+        return (
+            "<!doctype html>\n"
+            f'<html lang="{escape(language)}"{self._mode_attribute()}>\n<head>\n'
+            '<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            '<meta name="robots" content="noindex">\n'
+            f"{meta}<title>{escape(title)}</title>\n"
+            '<link rel="icon" href="data:,">\n'
+            f'<link rel="stylesheet" href="{assets}call.css">\n'
+            f'<link rel="stylesheet" href="{assets}theme.css">\n'
+            f"{self._dark_styles(assets)}"
+            f'<script type="module" src="{assets}{script}"></script>\n'
+            f"</head>\n<body>\n{body}</body>\n</html>\n"
+        )
+
+    def _dark_styles(self, assets: str) -> str:
+        """dark.css: where the browser prefers dark, always with the configuration's `mode`
+        dark, never with it light."""
+        mode = self.branding.mode
+        if mode == "light":
+            return ""
+        media = "" if mode == "dark" else ' media="(prefers-color-scheme: dark)"'
+        return f'<link rel="stylesheet" href="{assets}dark.css"{media}>\n'
 
     def _mode_attribute(self) -> str:
         mode = self.branding.mode

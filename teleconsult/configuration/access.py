@@ -8,6 +8,7 @@ from teleconsult.configuration.declarations import (
     HeaderName,
     Names,
     WholeNumber,
+    kept_for_a_day,
     setting,
 )
 
@@ -46,13 +47,10 @@ class AccessSettings(DeclaredSettings):
         "and cancel any teleconsultation, as with the original; only behind a gateway that "
         "authenticates every write but does not pass the caller on (README, migration notes)",
     )
-    idempotency_key_ttl_ms: WholeNumber = setting(
+    idempotency_key_ttl_ms: WholeNumber = kept_for_a_day(
         "IDEMPOTENCY_KEY_TTL_MS",
-        86_400_000,
         "how long an `Idempotency-Key` (on `POST /teleconsultation` and `POST "
         ".../participants/data`) keeps its first answer: a day",
-        minimum=1000,
-        maximum=30 * 24 * 3600 * 1000,
     )
     idempotency_max_keys_per_caller: WholeNumber = setting(
         "IDEMPOTENCY_MAX_KEYS_PER_CALLER",

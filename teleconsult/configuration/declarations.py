@@ -70,6 +70,15 @@ def setting(
     return Field(default, ge=minimum, le=maximum, repr=not secret, json_schema_extra=extra)
 
 
+DAY_MS = 24 * 3600 * 1000
+
+
+def kept_for_a_day(variable: str, meaning: str) -> Any:
+    """Declare how long something is kept or retried, in milliseconds: a day by default, from
+    a second to 30 days (longer is a typo, and what it keeps would pile up)."""
+    return setting(variable, DAY_MS, meaning, minimum=1000, maximum=30 * DAY_MS)
+
+
 def declaration(field: FieldInfo) -> Setting:
     """The `Setting` a field was declared as with `setting`."""
     extra = field.json_schema_extra

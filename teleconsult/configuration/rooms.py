@@ -6,10 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from teleconsult.configuration.declarations import Boolean, DeclaredSettings, WholeNumber, setting
+from teleconsult.configuration.declarations import (
+    DAY_MS,
+    Boolean,
+    DeclaredSettings,
+    WholeNumber,
+    setting,
+)
 from teleconsult.core.domain import RoomPolicy
 
-MAX_IMMUTABLE_PERIOD_MS = 30 * 24 * 3600 * 1000
+MAX_IMMUTABLE_PERIOD_MS = 30 * DAY_MS
 """Thirty days: a window longer than that is a typo (and would overflow date arithmetic)."""
 
 
@@ -47,7 +53,7 @@ class RoomSettings(DeclaredSettings):
         "a participant who has not joined the call this long after `start_date` is reported by "
         "a `call.no_show` event: ten minutes",
         minimum=0,
-        maximum=24 * 3600 * 1000,
+        maximum=DAY_MS,
     )
     reconcile_interval_ms: WholeNumber = setting(
         "RECONCILE_INTERVAL_MS",

@@ -1,7 +1,7 @@
 """The core's settings: one typed object per concern, read once from the environment.
 
 Each concern declares its variables (`http`, `store`, `access`, `tokens`, `rooms`,
-`webhooks`, `retention`, `service`, `call_page`); `Settings` holds one of each. A bad value
+`webhooks`, `retention`, `service`, `call_page`, `ice`); `Settings` holds one of each. A bad value
 raises `ConfigurationError` with one line that names the variable; the CLI prints it
 and exits. The core reads no plugin's variables: when VIDEO_PROVIDER or
 IDENTITY_PROVIDER is unset, the installed plugins say whether the environment picks
@@ -22,6 +22,7 @@ from teleconsult.configuration.callpage import CallPageSettings
 from teleconsult.configuration.catalog import Section, Setting, defaults, merged
 from teleconsult.configuration.declarations import DeclaredSettings
 from teleconsult.configuration.http import HttpSettings
+from teleconsult.configuration.ice import IceSettings
 from teleconsult.configuration.retention import RetentionSettings
 from teleconsult.configuration.rooms import RoomSettings
 from teleconsult.configuration.service import ServiceSettings
@@ -49,6 +50,7 @@ class Settings:
     webhooks: WebhookSettings
     retention: RetentionSettings
     call_page: CallPageSettings
+    ice: IceSettings
 
     @classmethod
     def from_environ(
@@ -76,6 +78,7 @@ class Settings:
             webhooks=WebhookSettings.from_environ(environ),
             retention=RetentionSettings.from_environ(environ),
             call_page=CallPageSettings.from_environ(environ),
+            ice=IceSettings.from_environ(environ),
         )
         return settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from teleconsult.configuration.declarations import DeclaredSettings, WholeNumber, setting
+from teleconsult.configuration.declarations import DAY_MS, DeclaredSettings, WholeNumber, setting
 from teleconsult.errors import ConfigurationError
 
 JWKS_TTL_FLOOR_MS = 30_000
@@ -56,7 +56,7 @@ class TokenSettings(DeclaredSettings):
         "fetched again in the background after half of it, while the old ones serve; if the "
         "JWKS cannot be fetched, the old keys serve one more interval at most",
         minimum=JWKS_TTL_FLOOR_MS,
-        maximum=86_400_000,
+        maximum=DAY_MS,
     )
 
     @property

@@ -14,7 +14,13 @@ from typing import Self
 from pydantic import model_validator
 
 from teleconsult.configuration.checks import check_webhook_secret, secure_url
-from teleconsult.configuration.declarations import DeclaredSettings, HttpsUrl, WholeNumber, setting
+from teleconsult.configuration.declarations import (
+    DeclaredSettings,
+    HttpsUrl,
+    WholeNumber,
+    kept_for_a_day,
+    setting,
+)
 from teleconsult.configuration.secrets import read_secret_file
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.core.events import EVENT_TYPES, EndpointFilter
@@ -48,13 +54,10 @@ class WebhookSettings(DeclaredSettings):
         minimum=100,
         maximum=60_000,
     )
-    max_age_ms: WholeNumber = setting(
+    max_age_ms: WholeNumber = kept_for_a_day(
         "WEBHOOK_MAX_AGE_MS",
-        86_400_000,
         "how long an event is retried, with exponential backoff and jitter, before it is marked "
         "failed (listed by `GET /webhooks/failed`): a day",
-        minimum=1000,
-        maximum=30 * 24 * 3600 * 1000,
     )
     poll_interval_ms: WholeNumber = setting(
         "WEBHOOK_POLL_INTERVAL_MS",

@@ -38,6 +38,9 @@ CANCELLED = "cancelled"
 UPLOADS_DELETED = "uploads_deleted"
 ADMITTED = "participant_admitted"
 DECLINED = "participant_declined"
+LINK_REVOKED = "link_revoked"
+REMOVED = "participant_removed"
+UNBLOCKED = "participant_unblocked"
 ACTIONS = (
     LINK,
     CREDENTIALS,
@@ -48,6 +51,9 @@ ACTIONS = (
     UPLOADS_DELETED,
     ADMITTED,
     DECLINED,
+    LINK_REVOKED,
+    REMOVED,
+    UNBLOCKED,
 )
 
 

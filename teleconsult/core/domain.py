@@ -122,6 +122,10 @@ class Participant:
     language: str | None
     level: Level
     provider_user_id: str
+    link_generation: int = 0
+    """Raised by each revocation: a link of an earlier generation opens nothing (issue 30)."""
+    blocked: bool = False
+    """Removed from the call and kept out: GET answers 403 `participant_blocked`."""
 
 
 @dataclass(frozen=True)

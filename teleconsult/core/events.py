@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from teleconsult.core import attendance_rules, domain
+from teleconsult.core import attendance_rules, domain, revocation
 from teleconsult.core.clock import format_date
 from teleconsult.core.domain import RoomPolicy, Teleconsultation
 from teleconsult.store.base import Delivery, DeliveryStatus
@@ -43,6 +43,9 @@ PARTICIPANT_WAITING = attendance_rules.WAITING
 PARTICIPANT_ADMITTED = attendance_rules.ADMITTED
 PARTICIPANT_DECLINED = attendance_rules.DECLINED
 NO_SHOW = "call.no_show"
+LINK_REVOKED = revocation.LINK_REVOKED
+PARTICIPANT_REMOVED = revocation.REMOVED
+PARTICIPANT_UNBLOCKED = revocation.UNBLOCKED
 EVENT_TYPES: tuple[str, ...] = (
     CREATED,
     UPDATED,
@@ -59,6 +62,9 @@ EVENT_TYPES: tuple[str, ...] = (
     PARTICIPANT_WAITING,
     PARTICIPANT_ADMITTED,
     PARTICIPANT_DECLINED,
+    LINK_REVOKED,
+    PARTICIPANT_REMOVED,
+    PARTICIPANT_UNBLOCKED,
 )
 """Every type an endpoint's filter may name."""
 PER_VERSION = 10
@@ -137,11 +143,16 @@ def events_of_change(
     if kind == PARTICIPANT_ADDED and before is not None:
         [newcomer] = [p for p in after.participants if before.participant(p.external_id) is None]
         add(kind, participant=participant_data(newcomer))
+    elif kind in revocation.KINDS and before is not None:
+        whom = revocation.subject(before, after)
+        add(kind, participant=participant_data(whom), by=after.updater_id)
     else:
         add(kind, **about)
-    # Provider events leave the room and the dates be.
-    if kind not in attendance_rules.PROVIDER_EVENT_TYPES:
+    # Provider events and credential changes leave the room and the dates be.
+    if kind not in attendance_rules.PROVIDER_EVENT_TYPES and kind not in revocation.KINDS:
         _room_events(add, before, after, policy, now)
+    if kind in revocation.KINDS:  # the same people, dates and attendance: no-show unmoved
+        return events
     was = attendance_rules.no_show(before, no_show_after) if before is not None else None
     will = attendance_rules.no_show(after, no_show_after)
     if will is not None and will != was:

@@ -71,4 +71,5 @@ def join_request(
         starts_at=record.start_date,
         ends_at=record.end_date,
         limited=room.spec.duration_seconds is not None,
+        link_generation=me.link_generation,
     )

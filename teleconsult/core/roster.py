@@ -39,6 +39,8 @@ class Rosters:
                     is_admin=seat.is_admin if (seat := seats.get(p.provider_user_id)) else False,
                     language=p.language,
                     tools=seat.tools if seat else (),
+                    link_generation=p.link_generation,
+                    blocked=p.blocked,
                 )
                 for p in record.participants
             ),

@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import partial
 from typing import Generic, TypeVar
 
-from teleconsult.core import domain, events
+from teleconsult.core import domain, events, revocation
 from teleconsult.core.clock import Clock, format_date, utc_now
 from teleconsult.core.domain import (
     ANONYMOUS,
@@ -181,6 +181,7 @@ class TeleconsultationService:
                     domain.check_plus_rule([m.level for m in members])
             elif participants is not None:
                 number, members = participants.number, await replacements.result()
+                members = revocation.kept_credentials(current.participants, members)
             return replace(
                 current,
                 participants_number=number,
@@ -250,6 +251,8 @@ class TeleconsultationService:
         me = record.participant(caller_id)
         if me is None:
             raise Unauthorized("The caller is not a participant of this teleconsultation.")
+        if me.blocked:
+            raise Forbidden(revocation.BLOCKED, code="participant_blocked")
         link = None
         ended = record.phase is domain.Phase.ENDED
         if not ended and record.room is not None and domain.is_locked(record, self.policy, now):
@@ -368,14 +371,16 @@ class TeleconsultationService:
         *,
         too_slow: str = TOO_SLOW,
         settle_in_time: bool = True,
+        load: Callable[[str, Caller], Awaitable[Teleconsultation]] | None = None,
     ) -> None:
         """The compare-and-set loop of every change of a stored record: read it, apply
         `change`, plan its room, commit within the deadline, settle; redone on the fresh
         record when another request wrote first. `announce(before, written)` logs the one
         attempt whose write succeeded. Without `settle_in_time`, settling (deleting the
-        room no longer needed) comes after the deadline, so it cannot fail the request."""
+        room no longer needed) comes after the deadline, so it cannot fail the request. `load`
+        reads the record (by default, for a caller who may change it)."""
         for _ in range(MAX_ATTEMPTS):
-            current = await self.load_for_change(teleconsultation_id, caller)
+            current = await (load or self.load_for_change)(teleconsultation_id, caller)
             now = self.clock()
             proposed = replace(
                 await change(current, now),

@@ -99,6 +99,21 @@ def plan_cancel(current: Teleconsultation, trashed: Teleconsultation) -> Plan:
     )
 
 
+def plan_credentials(current: Teleconsultation, proposed: Teleconsultation, kind: str) -> Plan:
+    """The plan of a change of one participant's credentials (a revoked link, a removal): the
+    room stays, and it is allowed even when locked (it changes no room, only a credential)."""
+    return Plan(
+        current=current,
+        proposed=proposed,
+        kind=kind,
+        create=None,
+        keep=current.room,
+        retire=None,
+        retire_reason="",
+        locks=False,
+    )
+
+
 @dataclass(frozen=True)
 class Committed:
     """A plan carried out and written: what settling it finishes."""

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from yarl import URL
 
-from teleconsult.configuration.declarations import setting
+from teleconsult.configuration.declarations import DAY_MS, setting
 from teleconsult.providers.protocols import JoinRequest
 
 T = TypeVar("T")
@@ -90,9 +90,6 @@ def shape(value: object, depth: int = 8) -> object:
     if value is None:
         return "null"
     return type(value).__name__
-
-
-DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,14 @@ import time
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from teleconsult.configuration.declarations import setting
 from teleconsult.errors import ProviderError, ProviderFailure, UnexpectedAnswer
 from teleconsult.observability import redaction
 
@@ -49,6 +50,33 @@ class CallPolicy:
     backoff_seconds: float = 0.2
     max_wait_seconds: float = 5.0
     """A rate-limit wait longer than this is not waited for: our caller is waiting on us."""
+
+    @classmethod
+    def of(cls, timeout_ms: int, max_attempts: int) -> CallPolicy:
+        """From the provider's settings declared with `timeout_setting` and `attempts_setting`."""
+        return cls(timeout_seconds=timeout_ms / 1000, max_attempts=max_attempts)
+
+    @staticmethod
+    def timeout_setting(prefix: str, provider: str, service: str) -> Any:
+        """Declares `<prefix>_TIMEOUT_MS`, each call's timeout: 10 seconds, up to 10 minutes."""
+        return setting(
+            f"{prefix}_TIMEOUT_MS",
+            10_000,
+            f"`{provider}` provider: timeout of each call to {service}",
+            minimum=1,
+            maximum=600_000,
+        )
+
+    @staticmethod
+    def attempts_setting(prefix: str, provider: str, which: str) -> Any:
+        """Declares `<prefix>_MAX_ATTEMPTS`, `which` saying what is repeated: 3, up to 10."""
+        return setting(
+            f"{prefix}_MAX_ATTEMPTS",
+            3,
+            f"`{provider}` provider: attempts per call{which}",
+            minimum=1,
+            maximum=10,
+        )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from teleconsult.core.domain import Level, ProviderLimits, RoomParticipant, Room
 from teleconsult.providers.storage import ProviderStorage, Roster
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from teleconsult.configuration.tokens import TokenDefaults
 
 OwnSettings = TypeVar("OwnSettings", bound=DeclaredSettings)
@@ -115,6 +117,9 @@ class JoinRequest:
     ends_at: datetime
     limited: bool
     """Whether the room has a duration (`UNLIMITED_TELECONSULTATION=false`)."""
+    link_generation: int = 0
+    """The participant's link generation: each revocation raises it, and a provider with
+    `LinkRevocation` makes links of earlier generations open nothing."""
 
     def window(self, grace: timedelta, max_lifetime: timedelta) -> tuple[datetime, datetime]:
         """When a credential for this link may be used: from `opens_at` (links are handed
@@ -275,6 +280,37 @@ class LiveCalls(Protocol):
 
 
 @dataclass(frozen=True)
+class Revocation:
+    """One participant's links handed out so far must stop working (issue 30)."""
+
+    teleconsultation_id: str
+    provider_room_id: str
+    provider_user_id: str
+    generation: int
+    """The participant's new link generation: links of an earlier one open nothing."""
+    removed: bool
+    """Removed from the call and kept out (blocked), not only handed a new link."""
+
+
+@runtime_checkable
+class LinkRevocation(Protocol):
+    """The provider can end the access of links it made (`DELETE .../link`, `PUT .../block`)."""
+
+    async def revoke_link(self, revocation: Revocation) -> None:
+        """Called once the record holds the new generation: disconnect whoever uses the
+        participant's earlier links now, and refuse those links from now on. Safe to call
+        again (a retry of the request raises the generation once more)."""
+        ...
+
+
+@runtime_checkable
+class UnrevocableLinks(Protocol):
+    """A provider without `LinkRevocation` that says why (the 501's message)."""
+
+    revocation_refusal: str
+
+
+@dataclass(frozen=True)
 class ProviderEvent:
     """Something the provider saw happen in one of its rooms: `kind` is one of
     `participant.joined`, `participant.left` (with the provider user), `call.started`,
@@ -310,6 +346,11 @@ EVENT_MAX_AGE = timedelta(minutes=5)
 ReportEvents = Callable[[Sequence[ProviderEvent]], Awaitable[object]]
 """How a provider that sees the moments itself (the built-in `webrtc`) tells the core."""
 
+RemoveParticipant = Callable[["web.Request", str, str, str], Awaitable[None]]
+"""`remove(request, teleconsultation_id, by, whom)`: a plus participant's call page removes
+another participant (provider user ids `by` and `whom`) as `PUT .../block` does: revoked,
+blocked, recorded (the audit entry from `request`, the webhook); raises the API's errors."""
+
 
 CAPABILITIES: dict[type, str] = {
     RoomDetails: "room details",
@@ -317,6 +358,7 @@ CAPABILITIES: dict[type, str] = {
     Uploads: "uploads",
     VirtualBackgrounds: "virtual backgrounds",
     ProviderEvents: "provider events",
+    LinkRevocation: "link revocation",
 }
 """Each optional capability, with the name the 501 answer gives it."""
 
@@ -361,6 +403,9 @@ class ProviderContext(Generic[OwnSettings]):
     report_events: ReportEvents | None = field(default=None, repr=False)
     """Records provider events on their teleconsultations and sends them out as webhooks,
     for a provider that sees joins and leaves itself (set by the app)."""
+    remove_participant: RemoveParticipant | None = field(default=None, repr=False)
+    """Removes a participant from the call, for a provider whose page offers it (set by the
+    app)."""
     call_page: CallPage = field(default_factory=default_call_page, repr=False)
     """The call page, for a provider that serves it: its texts, headers and branding, from the
     `CALL_PAGE_*` settings and the configuration file (set by the app)."""

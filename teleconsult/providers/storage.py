@@ -79,6 +79,10 @@ class RosterEntry:
     language: str | None
     tools: tuple[str, ...] = ()
     """The in-call tools the participant's level enables (`domain.TOOLS` names)."""
+    link_generation: int = 0
+    """Links of an earlier generation were revoked: they open nothing."""
+    blocked: bool = False
+    """Removed from the call and kept out."""
 
 
 @dataclass(frozen=True)

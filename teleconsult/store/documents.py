@@ -99,6 +99,9 @@ def to_document(teleconsultation: Teleconsultation) -> dict[str, Any]:
                 "language": p.language,
                 "level": p.level.value,
                 "providerUserId": p.provider_user_id,
+                # Only once revoked or blocked: other records look as they always did.
+                **({"linkGeneration": p.link_generation} if p.link_generation else {}),
+                **({"blocked": True} if p.blocked else {}),
             }
             for p in t.participants
         ],
@@ -218,6 +221,8 @@ def _from_document(document: dict[str, Any]) -> Teleconsultation:
                 language=p.get("language"),
                 level=Level(p["level"]),
                 provider_user_id=p["providerUserId"],
+                link_generation=int(p.get("linkGeneration", 0)),
+                blocked=bool(p.get("blocked", False)),
             )
             for p in document["participants"]
         ),

@@ -4,8 +4,8 @@ It speaks Twirp as livekit-server does, at `/twirp/livekit.RoomService/<Method>`
 request bodies in binary protobuf (what the SDK sends) or JSON, answers in the same
 encoding, errors as Twirp JSON (`{"code", "msg"}`). It verifies the `Authorization`
 token of every call with the SDK's own `TokenVerifier` and the grant each method needs
-(CreateRoom and DeleteRoom `roomCreate`, ListRooms `roomList`, ListParticipants
-`roomAdmin` for that room), as livekit-server does. CreateRoom on an existing name
+(CreateRoom and DeleteRoom `roomCreate`, ListRooms `roomList`, ListParticipants and
+RemoveParticipant `roomAdmin` for that room), as livekit-server does. CreateRoom on an existing name
 answers the existing room; DeleteRoom of an unknown room is a 404 `not_found`.
 
 `join(token)` does what the server does when a participant connects: it verifies the
@@ -101,6 +101,11 @@ class FakeLiveKit:
             "ListParticipants": _Method(
                 room_pb.ListParticipantsRequest,
                 self._list_participants,
+                lambda v, request: bool(v.room_admin) and v.room == request.room,
+            ),
+            "RemoveParticipant": _Method(
+                room_pb.RoomParticipantIdentity,
+                self._remove_participant,
                 lambda v, request: bool(v.room_admin) and v.room == request.room,
             ),
         }
@@ -200,6 +205,14 @@ class FakeLiveKit:
     def _list_participants(self, request: room_pb.ListParticipantsRequest) -> Message:
         members = self.participants.get(request.room, {})
         return room_pb.ListParticipantsResponse(participants=list(members.values()))
+
+    def _remove_participant(
+        self, request: room_pb.RoomParticipantIdentity
+    ) -> Message | web.Response:
+        """As livekit-server: the participant is disconnected; an unknown one is `not_found`."""
+        if self.participants.get(request.room, {}).pop(request.identity, None) is None:
+            return _error(404, "not_found", "participant not found")
+        return room_pb.RemoveParticipantResponse()
 
     # -- participants' connections --------------------------------------------------------------
 

@@ -5,6 +5,9 @@
 // (listed in "joined"); existing peers only ever answer. ICE restarts are likewise
 // initiated by the offering side only. When the signaling connection drops (a replica
 // stopping, a network blip) the page joins again by itself, through whichever replica answers.
+// A connection too weak for video sends audio only until it recovers (quality.js's rule).
+
+import { VIDEO_SENT, videoLink } from "./quality.js";
 
 const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013]);
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
@@ -33,7 +36,7 @@ export function createTransport(ui, info) {
   setInterval(() => {
     for (const peer of s.peers.values()) {
       if (peer.pc.connectionState !== "connected") continue;
-      peer.pc.getStats().then((report) => peer.tile.stats(report)).catch(() => {});
+      peer.pc.getStats().then((report) => adaptVideo(peer, peer.tile.stats(report))).catch(() => {});
     }
   }, STATS_MS);
 
@@ -87,6 +90,7 @@ export function createTransport(ui, info) {
       case "peer-joined":
         addPeer(msg.peer, false);
         sendMedia(); // the newcomer learns this page's microphone and camera
+        if (ui.sharingTrack?.()) send({ type: "screen", sharing: true }); // and that it shares
         break;
       case "media":
         s.peers.get(msg.from)?.tile.setMedia(msg.audio !== false, msg.video !== false);
@@ -95,6 +99,10 @@ export function createTransport(ui, info) {
         if (s.peers.has(msg.from) && typeof msg.text === "string") ui.chat?.(msg.from, msg.text);
         return;
       case "screen":
+        s.peers.get(msg.from)?.tile.setSharing(msg.sharing === true);
+        return;
+      case "video-paused":
+        s.peers.get(msg.from)?.tile.setVideoPaused(msg.paused === true);
         return;
       case "peer-left":
         removePeer(msg.id);
@@ -113,7 +121,7 @@ export function createTransport(ui, info) {
         break;
       }
       case "ended":
-        finish(msg.reason === "expired" ? "expired" : "ended");
+        finish(endNotice(msg.reason));
         return;
       default:
         console.warn("unknown signaling message", msg.type);
@@ -151,7 +159,7 @@ export function createTransport(ui, info) {
       const response = await fetch(`${base}/info`, { cache: "no-store" });
       if (response.ok) return true;
       const refusal = await response.json().catch(() => ({}));
-      if (response.status !== 503) finish(refusal.reason === "expired" ? "expired" : "ended");
+      if (response.status !== 503) finish(endNotice(refusal.reason));
     } catch {
       // offline: try again later
     }
@@ -166,6 +174,12 @@ export function createTransport(ui, info) {
     closePeers();
     ws?.close(1000, "leave");
     setPhase("left", "left");
+  }
+
+  // The ending page a reason shows: its link expired, was revoked, or its participant removed.
+  function endNotice(reason) {
+    const notices = { expired: "expired", link_revoked: "revoked", revoked: "revoked", removed: "removed" };
+    return notices[reason] ?? "ended";
   }
 
   function finish(notice) {
@@ -184,7 +198,7 @@ export function createTransport(ui, info) {
       if (peerInfo.name) peer.tile.setName(peerInfo.name);
       return peer;
     }
-    const pc = new RTCPeerConnection({ iceServers: info.iceServers, iceTransportPolicy: "all" });
+    const pc = new RTCPeerConnection({ iceServers: info.iceServers, iceTransportPolicy: info.iceTransportPolicy });
     const tile = ui.addTile(peerInfo.id);
     const stream = new MediaStream();
     peer = { id: peerInfo.id, pc, offerer, tile, chain: Promise.resolve(), tracksAdded: false };
@@ -296,6 +310,34 @@ export function createTransport(ui, info) {
     await Promise.all(swaps);
   }
 
+  // ---------------------------------------------------------------- audio only on a weak link
+
+  // A connection whose quality stays poor stops sending video (its encodings inactive: no
+  // renegotiation, the camera or shared screen stays the sender's track) and keeps its audio;
+  // the peer is told (`video-paused`) so its tile says why; the video resumes once the
+  // connection is good again. When, and the delays, are quality.js's rule.
+  async function adaptVideo(peer, level) {
+    const before = peer.link ?? VIDEO_SENT;
+    peer.link = videoLink(before, level, Date.now());
+    if (peer.link.paused === before.paused) return;
+    await setVideoSent(peer.pc, !peer.link.paused);
+    send({ type: "video-paused", to: peer.id, paused: peer.link.paused });
+    ui.videoPaused?.(peer.id, peer.link.paused);
+  }
+
+  function videoSenders(pc) {
+    return pc.getTransceivers().filter((t) => t.sender && t.receiver.track?.kind === "video").map((t) => t.sender);
+  }
+
+  async function setVideoSent(pc, active) {
+    for (const sender of videoSenders(pc)) {
+      const parameters = sender.getParameters();
+      if (!parameters.encodings?.length) continue;
+      for (const encoding of parameters.encodings) encoding.active = active;
+      await sender.setParameters(parameters).catch((err) => console.warn("setParameters failed", err));
+    }
+  }
+
   // A chat text to the peers in the call (the server refuses it without the chat tool).
   function chat(text) {
     if (s.phase !== "in-call" || s.ws?.readyState !== WebSocket.OPEN) return false;
@@ -330,6 +372,23 @@ export function createTransport(ui, info) {
           if (stat.type === "inbound-rtp" && stat.kind === "video") frames += stat.framesDecoded || 0;
         });
         result[id] = frames;
+      }
+      return result;
+    },
+    // Per peer: video frames encoded and whether the video encodings are active; audio
+    // packets sent and received (what stops and what flows while the video is paused).
+    async rtpCounts() {
+      const result = {};
+      for (const [id, p] of s.peers) {
+        const videoActive = videoSenders(p.pc).every((sender) =>
+          (sender.getParameters().encodings ?? []).every((encoding) => encoding.active !== false));
+        const counts = { framesEncoded: 0, videoActive, audioSent: 0, audioReceived: 0 };
+        (await p.pc.getStats()).forEach((stat) => {
+          if (stat.type === "outbound-rtp" && stat.kind === "video") counts.framesEncoded += stat.framesEncoded || 0;
+          if (stat.type === "outbound-rtp" && stat.kind === "audio") counts.audioSent += stat.packetsSent || 0;
+          if (stat.type === "inbound-rtp" && stat.kind === "audio") counts.audioReceived += stat.packetsReceived || 0;
+        });
+        result[id] = counts;
       }
       return result;
     },

@@ -13,6 +13,8 @@ import { createTiles } from "./tiles.js";
 
 import { createTools } from "./tools.js";
 
+import { createRemoval } from "./removal.js";
+
 const base = location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
 
@@ -28,19 +30,21 @@ const state = {
   notice: "", // text key of a terminal or error phase
   transport: null,
   precheck: null,
+  weakLinks: new Set(), // the peers this page sends no video to: the connection is too weak
 };
 
 // ------------------------------------------------------------------ texts
 
-// A catalog text: plural forms picked by Intl.PluralRules, {name} filled from `values`.
+// A catalog text: plural forms picked by Intl.PluralRules, {name} filled from `values`
+// (numbers in the page's language).
 function say(key, values = {}) {
   let text = state.t[key] ?? "";
   if (typeof text === "object") {
     const form = new Intl.PluralRules(state.language).select(values.count ?? 0);
     text = text[form] ?? text.other;
   }
-  return text.replace(/\{(\w+)\}/g, (match, name) =>
-    name in values ? new Intl.NumberFormat(state.language).format(values[name]) : match);
+  const fill = (value) => (typeof value === "number" ? new Intl.NumberFormat(state.language).format(value) : String(value));
+  return text.replace(/\{(\w+)\}/g, (match, name) => (name in values ? fill(values[name]) : match));
 }
 
 // ------------------------------------------------------------------ rendering
@@ -72,6 +76,7 @@ function render() {
   setToggle($("toggle-camera"), !state.cameraOn, say(state.cameraOn ? "camera_off" : "camera_on"), hasVideo);
   setToggle($("toggle-mic"), !state.micOn, say(state.micOn ? "mic_off" : "mic_on"), hasAudio);
   if (!inCall && $("end-dialog").open) $("end-dialog").close();
+  if (!inCall) removal.gone();
   tools.render(phase === "in-call");
   $("fullscreen").hidden = !(inCall && document.fullscreenEnabled);
   $("fullscreen").textContent = say(document.fullscreenElement ? "exit_fullscreen" : "fullscreen");
@@ -89,6 +94,15 @@ function render() {
   const next = notice && phase !== "in-call" ? say(`next_${notice}`) : "";
   $("next").textContent = next;
   $("next").hidden = !next;
+  renderWeakLink(phase === "in-call");
+}
+
+// "Your connection is weak: video paused, you can still be heard" while the transport sends
+// audio only to someone (a live region of its own, so it is read when it appears).
+function renderWeakLink(inCall) {
+  if (!inCall) state.weakLinks.clear();
+  const text = state.weakLinks.size ? say("weak_link") : "";
+  if ($("weak-link").textContent !== text) $("weak-link").textContent = text;
 }
 
 function setToggle(button, pressed, label, enabled) {
@@ -111,6 +125,7 @@ function applyInfo(info) {
   $("end-explain").textContent = say("end_explain");
   $("end-cancel").textContent = say("cancel");
   $("end-confirm").textContent = say("end_confirm");
+  removal.setup(state.isAdmin);
   $("self-name").textContent = `${info.self.name} (${say("you")})`;
   const list = new Intl.ListFormat(info.language, { type: "unit", style: "short" });
   $("roster").textContent = `${say("participants")}: ${list.format(info.participants.map((p) => p.name))}`;
@@ -124,6 +139,8 @@ function applyInfo(info) {
 }
 
 // ------------------------------------------------------------------ tiles
+
+const removal = createRemoval({ $, say, base, stage: $("stage") });
 
 const tiles = createTiles({
   stage: $("stage"),
@@ -147,6 +164,7 @@ async function startPreview(info) {
     video: $("self-video"),
     say,
     iceServers: info.iceServers ?? [],
+    iceTransportPolicy: info.iceTransportPolicy,
     onStream(stream) {
       state.localStream = stream;
       state.mediaError = !stream;
@@ -168,11 +186,21 @@ const ui = {
   localStream: () => state.localStream,
   addTile(id) {
     const tile = tiles.add(id);
-    return { ...tile, setName(name) { peerNames.set(id, name); tile.setName(name); } };
+    removal.attach(id);
+    return { ...tile, setName(name) { peerNames.set(id, name); tile.setName(name); removal.setName(id, name); } };
   },
   chat: tools.received,
   sharingTrack: tools.sharingTrack,
-  removeTile: tiles.remove,
+  removeTile(id) {
+    state.weakLinks.delete(id);
+    removal.gone(id);
+    tiles.remove(id);
+  },
+  videoPaused(id, paused) {
+    if (paused) state.weakLinks.add(id);
+    else state.weakLinks.delete(id);
+    render();
+  },
   mediaState,
   peersChanged: render,
   knocks: admission.reset,
@@ -261,6 +289,7 @@ window.__call = Object.freeze({
   },
   videoFramesDecoded() { return state.transport.view.videoFramesDecoded(); },
   selectedCandidatePairs() { return state.transport.view.selectedCandidatePairs(); },
+  rtpCounts() { return state.transport.view.rtpCounts?.() ?? {}; },
   sentVideoLabels() { return state.transport?.view.sentVideoLabels?.() ?? []; },
   get tools() { return tools.view; },
   sentVideoDeviceIds() { return state.transport?.view.sentVideoDeviceIds?.() ?? []; },

@@ -15,7 +15,7 @@ async function main() {
   document.title = say("check_title");
   $("title").textContent = say("check_title");
   $("intro").textContent = say("check_intro");
-  const precheck = createPrecheck({ root: $("precheck"), video: $("self-video"), say, iceServers: info.iceServers });
+  const precheck = createPrecheck({ root: $("precheck"), video: $("self-video"), say, iceServers: info.iceServers, iceTransportPolicy: info.iceTransportPolicy });
   window.__precheck = precheck.view; // read by automated tests
   await precheck.start();
   $("check").dataset.phase = "ready";

@@ -57,12 +57,13 @@ function toneUrl() {
   return URL.createObjectURL(new Blob([view.buffer], { type: "audio/wav" }));
 }
 
-// The local candidates a browser gathers with these ICE servers, by type (null: no WebRTC).
-async function gather(iceServers) {
+// The local candidates a browser gathers with these ICE servers and policy, by type (null: no
+// WebRTC); with "relay", only the TURN server's, as the call will use.
+async function gather(iceServers, iceTransportPolicy) {
   const found = { host: 0, srflx: 0, relay: 0 };
   let pc;
   try {
-    pc = new RTCPeerConnection({ iceServers });
+    pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
   } catch {
     return null;
   }
@@ -90,7 +91,7 @@ function verdict(found, iceServers) {
   return found.host ? "check_local" : "check_failed";
 }
 
-export function createPrecheck({ root, video, say, iceServers = [], onStream = () => {} }) {
+export function createPrecheck({ root, video, say, iceServers = [], iceTransportPolicy = "all", onStream = () => {} }) {
   const canChooseSpeaker = typeof HTMLMediaElement !== "undefined" && "setSinkId" in HTMLMediaElement.prototype;
   const s = { stream: null, problem: "", network: "", found: null, sinkId: remembered("audiooutput"), audio: null, timer: 0, peak: 0, tests: 0 };
 
@@ -228,7 +229,7 @@ export function createPrecheck({ root, video, say, iceServers = [], onStream = (
     network.textContent = say("check_running");
     networkAgain.disabled = true;
     s.network = "";
-    s.found = await gather(iceServers).catch(() => null);
+    s.found = await gather(iceServers, iceTransportPolicy).catch(() => null);
     s.network = verdict(s.found, iceServers);
     network.textContent = say(s.network);
     networkAgain.disabled = false;

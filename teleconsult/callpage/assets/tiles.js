@@ -1,7 +1,11 @@
 // The others' tiles on the call page: their video, name, whether their microphone and camera
 // are off (an icon and words, as each page tells the others through the transport), how good
 // the connection to them is and whether they are speaking (from the peer connection's standard
-// getStats(): round-trip time, packet loss, frame rate, audio level). Words, never colour alone.
+// getStats(): round-trip time, packet loss, frame rate, audio level; the rule is quality.js's),
+// whether they paused their video for a weak connection and whether they share their screen.
+// Words, never colour alone.
+
+import { grade, measure } from "./quality.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const ICONS = {
@@ -9,8 +13,6 @@ const ICONS = {
   camera: ["M3 7h11a1 1 0 0 1 1 1v8a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V8a1 1 0 0 1 1-1z", "M15 11l6-4v10l-6-4", "M3 3l18 18"],
 };
 const SPEAKING_LEVEL = 0.03; // audioLevel (0..1) above which someone is taken to be speaking
-const POOR = { rtt: 0.4, loss: 0.08, fps: 8 };
-const FAIR = { rtt: 0.2, loss: 0.02, fps: 15 };
 
 function icon(name) {
   const svg = document.createElementNS(SVG, "svg");
@@ -32,38 +34,6 @@ function span(className, children = []) {
   return element;
 }
 
-// What one getStats() report says, against the counters of the previous one.
-export function measure(report, previous) {
-  let pairId = null;
-  report.forEach((stat) => {
-    if (stat.type === "transport" && stat.selectedCandidatePairId) pairId = stat.selectedCandidatePairId;
-  });
-  const now = { rtt: undefined, fps: undefined, level: 0, lost: 0, received: 0 };
-  report.forEach((stat) => {
-    if (stat.type === "candidate-pair" && (stat.id === pairId || (!pairId && stat.nominated && stat.state === "succeeded"))) {
-      now.rtt = stat.currentRoundTripTime;
-    } else if (stat.type === "inbound-rtp") {
-      now.lost += Math.max(0, stat.packetsLost || 0);
-      now.received += stat.packetsReceived || 0;
-      if (stat.kind === "video") now.fps = stat.framesPerSecond;
-      if (stat.kind === "audio") now.level = Math.max(now.level, stat.audioLevel || 0);
-    }
-  });
-  const lost = now.lost - (previous?.lost ?? 0);
-  const packets = lost + now.received - (previous?.received ?? 0);
-  now.loss = packets > 0 ? Math.max(0, lost) / packets : 0;
-  return now;
-}
-
-// "good", "fair" or "poor"; null until the connection has a round-trip time.
-export function grade(measured, videoExpected) {
-  if (typeof measured.rtt !== "number") return null;
-  const fps = videoExpected && typeof measured.fps === "number" ? measured.fps : Infinity;
-  if (measured.rtt > POOR.rtt || measured.loss > POOR.loss || fps < POOR.fps) return "poor";
-  if (measured.rtt > FAIR.rtt || measured.loss > FAIR.loss || fps < FAIR.fps) return "fair";
-  return "good";
-}
-
 export function createTiles({ stage, say, onPlay }) {
   const tiles = new Map();
 
@@ -75,35 +45,63 @@ export function createTiles({ stage, say, onPlay }) {
     video.autoplay = true;
     video.playsInline = true;
     const cameraOff = span("camera-off", [icon("camera"), say("peer_camera_off")]);
+    const paused = span("video-paused", [icon("camera"), span("words")]);
     const micOff = span("mic-off", [icon("mic"), say("peer_mic_off")]);
     const speaking = span("speaking-label", [say("speaking")]);
     const name = span("name");
     const status = span("peer-state");
+    const sharing = span("sharing-label");
     const quality = span("quality");
-    cameraOff.hidden = micOff.hidden = speaking.hidden = quality.hidden = true;
+    cameraOff.hidden = paused.hidden = micOff.hidden = speaking.hidden = sharing.hidden = quality.hidden = true;
     const caption = document.createElement("figcaption");
     caption.append(name, status, micOff, speaking);
-    tile.append(video, cameraOff, quality, caption);
+    tile.append(video, cameraOff, paused, span("tile-top", [sharing, quality]), caption);
     stage.append(tile);
-    const s = { previous: null, video: true, wasLoud: false };
+    // video: their camera is on; paused: they stopped sending video to this page for a weak
+    // connection; sharing: they send their screen.
+    const s = { previous: null, video: true, paused: false, sharing: false, wasLoud: false };
     tiles.set(id, tile);
+
+    // What the picture area says. A shared screen is sent whether their camera is on or off.
+    function showVideo() {
+      const who = { name: name.textContent };
+      const sent = s.video || s.sharing;
+      cameraOff.hidden = sent;
+      paused.hidden = !sent || !s.paused;
+      paused.lastChild.textContent = say("peer_video_paused", who);
+      sharing.hidden = !s.sharing;
+      sharing.textContent = say("peer_sharing", who);
+      tile.classList.toggle("no-video", !sent || s.paused);
+    }
+
     return {
-      setName: (text) => { name.textContent = text; },
+      setName: (text) => {
+        name.textContent = text;
+        showVideo();
+      },
       setConnected: (connected) => { status.textContent = connected ? "" : say("connecting"); },
       setMedia(audio, video) {
         s.video = video;
         micOff.hidden = audio;
-        cameraOff.hidden = video;
-        tile.classList.toggle("no-video", !video);
+        showVideo();
         if (!audio) {
           speaking.hidden = true;
           tile.classList.remove("speaking");
         }
       },
+      setVideoPaused(pausedByThem) {
+        s.paused = pausedByThem;
+        showVideo();
+      },
+      setSharing(isSharing) {
+        s.sharing = isSharing;
+        showVideo();
+      },
+      // Reads one getStats() report; answers the connection's grade (null before it has one).
       stats(report) {
         const measured = measure(report, s.previous);
         s.previous = measured;
-        const level = grade(measured, s.video);
+        const level = grade(measured, (s.video || s.sharing) && !s.paused);
         quality.hidden = !level;
         if (level) {
           quality.dataset.level = level;
@@ -114,6 +112,7 @@ export function createTiles({ stage, say, onPlay }) {
         s.wasLoud = loud;
         speaking.hidden = !isSpeaking || !micOff.hidden;
         tile.classList.toggle("speaking", !speaking.hidden);
+        return level;
       },
       play: (stream) => {
         if (video.srcObject !== stream) video.srcObject = stream;
