@@ -13,6 +13,7 @@ from teleconsult.composition import StoreFactory, built, planned
 from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.clock import Clock, utc_now
+from teleconsult.fhir.routes import setup_routes as setup_fhir_routes
 from teleconsult.providers.protocols import LiveConnections
 from teleconsult.services import SERVICES, VIDEO_PROVIDER
 from teleconsult.store import open_store
@@ -52,6 +53,7 @@ def create_app(
     app.cleanup_ctx.append(services)
     app.on_shutdown.append(_close_live_connections)
     app.on_shutdown.append(_answer_waiting_gets)
+    setup_fhir_routes(app)  # before the API's document is built: it names /fhir/R4/metadata
     setup_api(app, settings, config, plan.user_id_path)
     for routes in plan.plugins.manager.hook.register_routes():
         app.router.add_routes(routes)

@@ -1,4 +1,5 @@
-"""The commands: `teleconsult serve`, `check-config`, `settings`, `openapi`, `provider-check`."""
+"""The commands: `teleconsult serve`, `check-config`, `settings`, `openapi`, `provider-check`,
+`migrate`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from teleconsult.configuration.catalog import Section, help_text, markdown_table
 from teleconsult.configuration.service_config import load_config
 from teleconsult.configuration.settings import Settings, declared_settings
 from teleconsult.errors import ConfigurationError, Unavailable
+from teleconsult.migration import command as migration
 from teleconsult.observability.logs import configure_logging
 from teleconsult.provider_check import check, report
 from teleconsult.providers.manager import make_plugin_manager
@@ -142,6 +144,15 @@ def provider_check(environ: Mapping[str, str], user_ids: Sequence[str], as_json:
     return 1 if any(step.outcome == "fail" for step in steps) else 0
 
 
+def migrate(environ: Mapping[str, str], arguments: argparse.Namespace) -> int:
+    """Take over the original's MongoDB data (`teleconsult.migration`); 1 when any document
+    could not be migrated."""
+    settings = Settings.from_environ(environ)
+    config = load_config(settings.service.config_path)
+    configure_logging(settings.service.log_level, sys.stderr)  # stdout is the report
+    return migration.migrate(settings, config, environ, arguments)
+
+
 def command_line(settings_help: str) -> argparse.ArgumentParser:
     """The command line; `teleconsult --help` and `teleconsult serve --help` end with the
     settings (`settings_help`)."""
@@ -186,6 +197,7 @@ def command_line(settings_help: str) -> argparse.ArgumentParser:
     )
     checker.add_argument("user_ids", nargs="*", metavar="USER_ID", help="ids to look up")
     checker.add_argument("--json", action="store_true", help="one JSON document, for a pipeline")
+    migration.add_parser(commands)
     return parser
 
 
@@ -204,6 +216,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             write_openapi(arguments.output)
         elif arguments.command == "provider-check":
             return provider_check(environ, arguments.user_ids, arguments.json)
+        elif arguments.command == "migrate":
+            return migrate(environ, arguments)
     except ConfigurationError as error:
         print(f"teleconsult: configuration error: {error}", file=sys.stderr)
         return 2

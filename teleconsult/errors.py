@@ -77,7 +77,8 @@ ERROR_CODES: dict[ErrorCode, str] = {
     "idempotency_key_reused": "422: the Idempotency-Key was used for another request.",
     "too_many_idempotency_keys": "429: the caller holds too many unexpired Idempotency-Keys.",
     "internal": "500: the service failed unexpectedly; the error was logged.",
-    "unreadable_record": "500: a stored record is not in this service's form (migrate it).",
+    "unreadable_record": "500: a stored record is not in this service's form: run "
+    "`teleconsult migrate`.",
     "not_supported": "501: the configured video provider does not offer this.",
     "provider_bad_answer": "502: a provider answered wrongly; `message` names the operation.",
     "provider_unavailable": "503: a provider cannot be reached; retry later.",
@@ -239,7 +240,8 @@ class UnreadableRecord(ServiceError, status=500, code="unreadable_record"):
     def __init__(self, record_id: str) -> None:
         super().__init__(
             f"The stored teleconsultation {record_id} is not in the form this service writes "
-            "(it may come from the original service): migrate it as docs/operations.md says."
+            "(it may come from the original service): run `teleconsult migrate` "
+            "(docs/operations.md, 'Coming from the original service')."
         )
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiohttp import ClientWebSocketResponse, WSMsgType, web
+from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from teleconsult_fake import FakeVideo
 from yarl import URL
@@ -469,6 +469,24 @@ async def webrtc_call(
         assert status == 200, body
         links[entry["userExternalId"]] = body["accessLinkURL"]
     return room_id, links
+
+
+async def served_call_links(
+    api: str, clock: FrozenClock, *people: dict[str, Any]
+) -> dict[str, str]:
+    """A teleconsultation of `people` made on a served app at `api`, now locked: each one's
+    link, by external id (what the browser tests open)."""
+    async with ClientSession(api) as session:
+        created = await session.post(
+            "/teleconsultation", json=teleconsultation(len(people), *people)
+        )
+        room_id = (await created.json())["roomId"]
+        clock.now = STARTED
+        links = {}
+        for user in (entry["userExternalId"] for entry in people):
+            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
+            links[user] = (await answer.json())["accessLinkURL"]
+        return links
 
 
 def path_of(link: str) -> str:

@@ -78,12 +78,12 @@ def test_the_settings_page_lists_the_settings_as_declared() -> None:
     assert ["| variable | default | meaning |", *table.splitlines()] == (
         markdown_table(SECTIONS).splitlines()
     )
-    assert len(ROWS) == 98
+    assert len(ROWS) == 100
 
 
 def test_the_core_and_each_built_in_provider_declare_their_settings() -> None:
     assert [(section.title, len(section.settings)) for section in SECTIONS] == [
-        ("teleconsult", 56),
+        ("teleconsult", 58),
         ("video provider bandyer (VIDEO_PROVIDER=bandyer)", 4),
         ("video provider fake (VIDEO_PROVIDER=fake)", 2),
         ("video provider jitsi (VIDEO_PROVIDER=jitsi)", 9),

@@ -47,6 +47,7 @@ PROBES: dict[str, list[Any]] = {
     "getCheckUp": [],
     "getMetrics": [],
     "receiveProviderEvents": [],  # signed by the provider, not sent by a caller
+    "fhirCapabilityStatement": [],  # FHIR's metadata: public
 }
 WRITES = (
     "createTeleconsultation",

@@ -19,6 +19,7 @@ from teleconsult.configuration.declarations import (
     WholeNumber,
     setting,
 )
+from teleconsult.configuration.fhir import FhirSettings
 from teleconsult.configuration.http import HttpSettings
 from teleconsult.configuration.ice import IceSettings
 from teleconsult.configuration.retention import RetentionSettings
@@ -100,6 +101,11 @@ def test_defaults() -> None:
             frame_ancestors=frozenset(), texts_dir="", default_language="en"
         ),
         ice=IceSettings(stun_urls="", turn_urls="", turn_secret="", ice_transport_policy="all"),
+        fhir=FhirSettings(
+            actor_groups="Practitioner:doctor,PractitionerRole:doctor,Patient:patient,"
+            "RelatedPerson:patient",
+            base_url=None,
+        ),
     )
     assert settings.rooms.policy == RoomPolicy(
         unlimited=True, live=True, recording="none", immutable_period=timedelta(0)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse, WSServerHandshakeError, web
-from teleconsult_webrtc import WebRTCVideo, signaling
+from teleconsult_webrtc import WebRTCVideo, messages, signaling
 from teleconsult_webrtc.links import Credential, LinkSigner
 from teleconsult_webrtc.rooms import Peer, Refused, RoomState, seat
 
@@ -570,7 +570,7 @@ async def test_a_flood_of_messages_closes_its_connection(
     ws = call.pages["doctor-1"]
 
     with contextlib.suppress(ConnectionError):
-        for _ in range(int(signaling.RATE_BURST) + 100):
+        for _ in range(int(messages.RATE_BURST) + 100):
             await ws.send_json({"type": "candidate", "to": "absent", "candidate": None})
 
     assert await closing(ws) == ([], 1008, "rate limit exceeded")
@@ -705,7 +705,7 @@ async def test_shutting_down_closes_the_calls_connections(
 
     await provider(call.client).close_connections()  # as the server begins to stop
 
-    assert await closing(ws) == ([], 1001, "server shutting down")
+    assert await closing(ws) == ([], 1001, "server shutting down; reconnect")
 
 
 # -- presence and details ----------------------------------------------------------------------

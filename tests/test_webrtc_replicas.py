@@ -107,10 +107,10 @@ async def test_a_store_outage_delays_the_other_replicas_messages_and_loses_none(
     doctor_id, patient_id = await introduced(doctor, joined_doctor, joined_patient)
     storage = provider(second).hub.storage
 
-    async def refused(prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    async def refused(recipients: list[str]) -> list[tuple[str, dict[str, Any]]]:
         raise Unavailable("the store is down")
 
-    monkeypatch.setattr(storage, "take_under", refused)
+    monkeypatch.setattr(storage, "take_for", refused)
     await doctor.send_json({"type": "offer", "to": patient_id, "sdp": "v=0 waits"})
     with pytest.raises(TimeoutError):
         await patient.receive_json(timeout=0.5)  # 25 poll intervals
@@ -200,32 +200,46 @@ async def test_the_pages_of_a_replica_that_dies_are_dropped_by_the_others(
     assert second.process.returncode == 0
 
 
-async def test_a_stopping_replica_closes_its_calls_at_once_and_the_others_are_told(
+async def test_a_stopping_replica_closes_its_calls_at_once_and_they_resume_elsewhere(
     tmp_path: Path,
 ) -> None:
     """SIGTERM closes the open WebSockets (1001) before the grace for requests in flight,
-    which they would otherwise hold for SHUTDOWN_GRACE_MS (ten minutes here)."""
+    which they would otherwise hold for SHUTDOWN_GRACE_MS (ten minutes here). Their seats are
+    kept: the page resumes on the other replica as the same peer, and its peer is told
+    nothing (its peer connection, and the media, carry on)."""
     grace = {"SHUTDOWN_GRACE_MS": "600000"}
     async with (
         two_replicas(tmp_path, **grace) as (first, second),
         aiohttp.ClientSession() as session,
     ):
         links = await call_on((first, second))
-        doctor, _ = await joined_on(session, first, links["doctor-1"])
+        doctor, joined_doctor = await joined_on(session, first, links["doctor-1"])
         patient, joined = await joined_on(session, second, links["patient-1"])
         assert (await doctor.receive_json(timeout=10))["type"] == "peer-joined"
 
         first.process.send_signal(signal.SIGTERM)
 
-        assert await closing(doctor) == ([], 1001, "server shutting down")
-        assert await patient.receive_json(timeout=10) == {
-            "type": "peer-left",
-            "id": joined["peers"][0]["id"],
-        }
+        assert await closing(doctor) == ([], 1001, "server shutting down; reconnect")
         assert await asyncio.wait_for(first.process.wait(), timeout=20) == 0
-        again, rejoined = await joined_on(session, second, links["doctor-1"])  # its page rejoins
-        assert rejoined["peers"] == [
-            {"id": joined["self"]["id"], "name": "Jane Doe", "isAdmin": False}
-        ]
+        doctor_id = joined_doctor["self"]["id"]
+        again = await session.ws_connect(
+            f"http://127.0.0.1:{second.port}{path_of(links['doctor-1'])}/ws"
+        )
+        await again.send_json({"type": "join", "resume": doctor_id})
+        assert await again.receive_json(timeout=10) == {
+            "type": "resumed",
+            "self": joined_doctor["self"],
+            "peers": [{"id": joined["self"]["id"], "name": "Jane Doe", "isAdmin": False}],
+        }
+        await patient.send_json({"type": "offer", "to": doctor_id, "sdp": "v=0 restart"})
+        assert await again.receive_json(timeout=10) == {
+            "type": "offer",
+            "from": joined["self"]["id"],
+            "sdp": "v=0 restart",
+        }
         await again.close()
+        assert await patient.receive_json(timeout=10) == {  # the first news it had of them
+            "type": "peer-left",
+            "id": doctor_id,
+        }
         await patient.close()

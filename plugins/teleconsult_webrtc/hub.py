@@ -3,9 +3,15 @@
 - A message for a page this replica serves is delivered in memory, at once.
 - A message for a page another replica serves goes to that page's mailbox in the store;
   each replica takes all its pages' mailboxes in one query every poll interval
-  (`take_under`: a page's id starts with its replica's id). The hub is the only taker of
-  its replica's mailboxes, and the store deletes exactly the rows it returned: a message
-  is delivered once, or lost only with the page it was for.
+  (`take_for`: the ids of the pages it serves now, whatever replica gave them their id).
+  A page is served by one replica at a time, which is the only taker of its mailbox, and
+  the store deletes exactly the rows it returned: a message is delivered once, or lost
+  only with the page it was for.
+- A page that resumes its seat (resume.py) keeps its peer id, whose first part names the
+  replica that served it first (perhaps stopped since): the replica it resumes on adopts
+  it (`adopt`), takes its mailbox from then on and lists it in its presence. A replica
+  that stops lets its pages go (`part`): it no longer takes their mailboxes, so what is
+  posted to them waits there for the replica they resume on.
 - Presence: every heartbeat interval the hub writes one document, `replica/<id>`, listing
   the pages it serves. A peer is alive while a replica's document, written within the
   presence time, lists it (or it joined within that time): one write per replica per
@@ -86,6 +92,10 @@ class Hub:
         """The pages this replica serves, by peer id."""
         self.sweep: Sweep | None = None
         """Set by the rooms: drops the peers of dead replicas."""
+        self.parting: set[str] = set()
+        """Pages let go as this replica stops: still listed in its presence, never taken."""
+        self._beat_due = False
+        """A page was adopted: say so at the next poll, not a heartbeat later."""
         self._task: asyncio.Task[None] | None = None
         self._version: int | None = None
         self._alive: tuple[float, frozenset[str]] | None = None
@@ -97,18 +107,36 @@ class Hub:
     def register(self, receiver: Receiver) -> None:
         """Serve this page from now on (before it joins: what is said to it is kept)."""
         self.local[receiver.id] = receiver
+        self.parting.discard(receiver.id)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def adopt(self, receiver: Receiver) -> None:
+        """Serve a page that resumed its seat under its own id, given by whichever replica:
+        its mailbox is taken with this replica's pages', and the presence lists it at the
+        next poll (the room's resume refreshed its join time meanwhile)."""
+        self.register(receiver)
+        self._beat_due = True
+
     def unregister(self, receiver: Receiver) -> None:
-        self.local.pop(receiver.id, None)
+        """Stop serving this page (not a newer one under the same id)."""
+        if self.local.get(receiver.id) is receiver:
+            del self.local[receiver.id]
+
+    def part(self, receiver: Receiver) -> None:
+        """Let a page go that keeps its seat (this replica stops): its mailbox is no longer
+        taken here, its id still listed in this replica's presence."""
+        if self.local.get(receiver.id) is receiver:
+            del self.local[receiver.id]
+            self.parting.add(receiver.id)
 
     async def post(self, peer: str, message: dict[str, Any]) -> None:
-        """To the page `peer`: in memory when this replica serves it, else to its mailbox."""
+        """To the page `peer`: in memory when this replica serves it, else to its mailbox
+        (whichever replica serves it, or will once it resumes, takes it)."""
         receiver = self.local.get(peer)
         if receiver is not None:
             receiver.deliver(message)
-        elif not peer.startswith(self.replica + "."):  # ours and closed: nobody would take it
+        else:
             await self.storage.post(peer, message, MESSAGE_TTL)
 
     async def alive(self) -> set[str]:
@@ -132,11 +160,16 @@ class Hub:
         self._alive = (read_at, frozenset(alive))
 
     async def take(self) -> None:
-        """Deliver what other replicas posted to this replica's pages (one query)."""
-        for peer, message in await self.storage.take_under(self.replica + "."):
+        """Deliver what other replicas posted to this replica's pages (one query). A page let
+        go while the query ran gets its messages back in its mailbox, for its next replica."""
+        if not self.local:
+            return
+        for peer, message in await self.storage.take_for(sorted(self.local)):
             receiver = self.local.get(peer)
             if receiver is not None:
                 receiver.deliver(message)
+            elif peer in self.parting:
+                await self.storage.post(peer, message, MESSAGE_TTL)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -151,7 +184,7 @@ class Hub:
         while self.local:
             try:
                 await self.take()
-                if loop.time() >= next_beat:
+                if loop.time() >= next_beat or self._beat_due:
                     next_beat = loop.time() + self.timing.heartbeat_seconds
                     await self._beat()
                 if failing:
@@ -171,11 +204,11 @@ class Hub:
     async def _beat(self) -> None:
         """End the pages whose link expired, say which pages this replica serves, and sweep
         the rooms where a page's peer is no longer served by anyone."""
-        now = self.clock()
+        now, self._beat_due = self.clock(), False
         for receiver in list(self.local.values()):
             if now.timestamp() >= receiver.expires_at:
                 receiver.expire()
-        await self._write({"peers": sorted(self.local), "seen": millis(now)})
+        await self._write({"peers": sorted({*self.local, *self.parting}), "seen": millis(now)})
         await self._read_alive()
         alive = await self.alive()
         rooms = {

@@ -32,10 +32,10 @@ from teleconsult.plugin import (
     mark_sensitive,
 )
 
-from .messages import MAX_ID_CHARS, PAGE_TOOLS
+from .messages import MAX_ID_CHARS, PAGE_TOOLS, Member
 from .provider import CALL_PATH, Refusal, Seat, WebRTCVideo
 from .rooms import MAX_PARTICIPANTS, iso
-from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection, Member
+from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection
 
 log = logging.getLogger("teleconsult.webrtc")
 

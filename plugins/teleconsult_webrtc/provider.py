@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from teleconsult.plugin import (
     CallCounts,
@@ -41,8 +41,9 @@ from teleconsult.plugin import (
 from . import links, revoking
 from .hub import Hub, Timing
 from .links import Credential, LinkSigner
+from .messages import Reports
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
-from .signaling import Connection, Reports
+from .signaling import Connection
 
 log = logging.getLogger("teleconsult.webrtc")
 
@@ -199,11 +200,11 @@ class WebRTCVideo:
         return [c for c in self.hub.local.values() if isinstance(c, Connection)]
 
     async def close_connections(self) -> None:
-        """Close the calls' WebSockets and wait until each left its room (the others are
-        told); the pages join again through another replica."""
+        """Close the calls' WebSockets (1001) and wait until each closed; their seats are
+        kept, and the pages resume them through another replica (their media never stops)."""
         connections = self.connections
         for connection in connections:
-            connection.close(WSCloseCode.GOING_AWAY, "server shutting down")
+            connection.going_away()
         if connections:
             await asyncio.wait([c.finished for c in connections], timeout=CLOSE_SECONDS)
 

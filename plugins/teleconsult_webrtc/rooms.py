@@ -16,7 +16,9 @@ and any replica may serve any participant. In the `webrtc` namespace:
 
 A peer that no replica says it serves within the presence time-to-live is gone
 (its replica died or lost the store): the next join in the room, or the hub of
-a replica serving one of its peers, drops it and tells the others.
+a replica serving one of its peers, drops it and tells the others. A page whose
+WebSocket dropped while its seat was kept (its replica stopping) takes it back with
+`resume` (resume.py), as the same peer, on whichever replica it comes back to.
 
 `post` and `tell_participant` are how anything reaches the pages: a page this replica
 serves at once, one on another replica within its poll interval.
@@ -28,7 +30,7 @@ import logging
 import secrets
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from teleconsult.plugin import (
     CALL_ENDED,
@@ -46,6 +48,7 @@ from teleconsult.plugin import (
 )
 
 from .hub import MESSAGE_TTL, Hub
+from .resume import Resumed, reseat
 from .state import (
     MAX_PARTICIPANTS,
     Joined,
@@ -175,6 +178,22 @@ class Rooms:
         )
         return outcome
 
+    async def resume(
+        self, room_id: str, peer: Peer
+    ) -> Resumed | Refused | Literal["replaced"] | None:
+        """A page whose WebSocket dropped takes its seat back under its own id (`reseat`);
+        nobody is told: the others' peer connections carry on. None: join afresh."""
+        now = self.clock()
+
+        Outcome = tuple[Resumed | Refused | Literal["replaced"] | None]
+
+        def change(state: RoomState) -> tuple[Outcome, bool]:
+            outcome = reseat(state, peer, now)
+            return (outcome,), isinstance(outcome, Resumed)
+
+        found = await self._update(room_id, "let a participant resume", change)
+        return Refused("gone") if found is None else found[0]
+
     async def leave(self, room_id: str, peer_id: str) -> None:
         now = self.clock()
 
@@ -189,10 +208,14 @@ class Rooms:
         remaining, user, waited = found or ([], None, False)
         if waited:  # nobody but the plus participants knew of them
             await self._tell(remaining, {"type": "knock-withdrawn", "peer": peer_id})
-            return
-        if user is not None:  # recorded first: this replica's pages hear of it at once
-            await self._report(room_id, now, (PARTICIPANT_LEFT, user))
-        await self._tell(remaining, *self._left([peer_id]))
+        else:
+            if user is not None:  # recorded first: this replica's pages hear of it at once
+                await self._report(room_id, now, (PARTICIPANT_LEFT, user))
+            await self._tell(remaining, *self._left([peer_id]))
+        if waited or user is not None:
+            # An old connection that its replica saw close only now: were its page back on
+            # another replica meanwhile (resumed), that page is told to join afresh.
+            await self.storage.post(peer_id, {"type": "evicted"}, MESSAGE_TTL)
 
     async def sweep(self, room_id: str, alive: set[str]) -> None:
         """Drop the peers and knocks no replica serves any more, and tell the others; a

@@ -4,7 +4,8 @@ The browser protocol (JSON text frames):
 
 | direction | `type` | fields | meaning |
 | --- | --- | --- | --- |
-| page -> server | `join` | | the first message, within 10 s |
+| page -> server | `join` | `resume` (optional) | the first message, within 10 s |
+| server -> page | `resumed` | as `joined` | `resume` named this page's seat: same id, nobody told |
 | server -> page | `joined` | `self{id,name,isAdmin}`, `peers[...]`, `waiting[...]` | in |
 | server -> page | `waiting` | `self{id,name,isAdmin}` | in the lobby: nothing relayed |
 | server -> page | `knock`, `knock-withdrawn` | `peer{id,name,since}` / `id` | plus pages |
@@ -23,19 +24,19 @@ The browser protocol (JSON text frames):
 | server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
 
 `joined` lists `waiting` only with the lobby (CALL_PAGE_LOBBY); the newcomer offers to each
-of `peers`. Peers are named by a per-connection id, never by participant: an answer meant for a
-closed connection cannot reach its successor. The newcomer offers to everyone
-already there and the others only answer, so two pages never offer to each other.
+of `peers`. Peers are named by a per-page id, never by participant: an answer meant for a
+closed page cannot reach its successor (a page that `resume`s is the same page, same id).
 
 A message for a peer goes through the replica's hub (`hub.py`): in memory to a page this
 replica serves, else to the peer's mailbox in the store, which the serving replica's hub
-takes for all its pages at once; the hub also says, for all of them, that they are still
-connected. Nothing about other peers is kept in memory but the ids this connection was
-told about (to drop messages for strangers).
+takes for all its pages at once (a resumed page's too: the hub adopts it); the hub also
+says, for all of them, that they are still connected. Nothing about other peers is kept in
+memory but the ids this connection was told about (to drop messages for strangers).
 
 A malformed message closes only its own connection, with a reason: 1008 (policy),
 1009 (over 64 KiB); a store failure 1011; the page reconnects after 1001, 1006,
-1011, 1012 and 1013.
+1011, 1012 and 1013. A replica that stops closes with 1001 and keeps the seats: the pages
+`resume` them, as the same peers, on any replica (resume.py).
 """
 
 from __future__ import annotations
@@ -44,9 +45,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -58,7 +57,11 @@ from .lobby import decide
 from .messages import HARD_MAX_MESSAGE_BYTES as HARD_MAX_MESSAGE_BYTES
 from .messages import (
     MAX_ID_CHARS,
+    MAX_REPORTS,
+    Member,
     ProtocolError,
+    RateLimit,
+    Reports,
     ice_candidate,
     parse_message,
     reported,
@@ -68,6 +71,7 @@ from .messages import (
     violation,
 )
 from .messages import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from .resume import Resumed
 from .rooms import Joined, Knock, Peer, Refused, Rooms, Waiting
 
 log = logging.getLogger("teleconsult.webrtc")
@@ -76,12 +80,8 @@ JOIN_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 PING_SECONDS = 20.0
 MAX_PENDING = 256
-RATE_BURST = 200.0
-RATE_PER_SECOND = 50.0
 
 RELAYED = ("offer", "answer", "candidate", "media", "chat", "screen", "video-paused")
-MAX_REPORTS = 2 * 8
-"""`report`s a page's connection counts: a few per peer (connected, failed), reconnected."""
 
 CALL_ENDED = 4000
 ROOM_FULL = 4001
@@ -89,29 +89,9 @@ REPLACED = 4002
 DECLINED = 4003
 
 
-@dataclass(frozen=True)
-class Member:
-    """A participant as the page shows them: name and role, from the roster."""
-
-    name: str
-    is_admin: bool
-    tools: frozenset[str] = frozenset()
-    """The in-call tools the participant's level enables."""
-
-
 class _Close(NamedTuple):
     code: int
     reason: str
-
-
-@dataclass
-class Reports:
-    """What pages reported of their calls (`report` messages): counted by the provider's
-    metrics. A page reports a few things per peer; more are ignored."""
-
-    connected: dict[str, int] = field(default_factory=lambda: {"direct": 0, "relay": 0})
-    ice_failed: int = 0
-    reconnected: int = 0
 
 
 class Connection:
@@ -152,6 +132,9 @@ class Connection:
         admits it (the page hears `admitted` through its mailbox)."""
         self.gone = False
         """The room no longer lists this peer (ended, replaced, evicted): no leave to write."""
+        self.keeps_seat = False
+        """Closed as the replica stops (or its page resumed elsewhere): no leave, the page
+        resumes its seat."""
         self.reports = reports or Reports()
         self._reports_left = MAX_REPORTS
         self._early: list[dict[str, Any]] | None = []
@@ -161,8 +144,7 @@ class Connection:
         """Done once the connection left its room and closed."""
         self._outbox: asyncio.Queue[str | _Close] = asyncio.Queue()
         self._closing = False
-        self._allowance = RATE_BURST
-        self._refilled = time.monotonic()
+        self._rate = RateLimit()
 
     async def serve(self) -> None:
         """Run the connection until it closes; always leaves the room it joined, even when
@@ -261,8 +243,11 @@ class Connection:
             raise violation("join timeout") from None
         if first.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return False
-        if parse_message(first)["type"] != "join":
+        message = parse_message(first)
+        if message["type"] != "join":
             raise violation("expected 'join'")
+        if "resume" in message and await self._resume(text_field(message, "resume", MAX_ID_CHARS)):
+            return self.joined
         outcome = await self.rooms.join(self.room_id, Peer(self.id, self.user, self.generation))
         if isinstance(outcome, Refused):
             self._refused(outcome)
@@ -276,6 +261,38 @@ class Connection:
         log.debug("webrtc: a peer joined room %s (%d others)", self.room_id, len(outcome.peers))
         return True
 
+    async def _resume(self, peer_id: str) -> bool:
+        """The page came back with its peer id (resume.py): True when that decided (its seat
+        back, or closed), False when it joins afresh. Its seat back, this replica's hub serves
+        it under that id (`adopt`), whichever replica's id the id starts with."""
+        peer = Peer(peer_id, self.user, self.generation)
+        outcome = await self.rooms.resume(self.room_id, peer)
+        if outcome == "replaced":  # the same participant's newer page holds the seat
+            self.gone = True
+            self.close(REPLACED, "replaced by a newer connection")
+        elif isinstance(outcome, Refused):
+            self._refused(outcome)
+        elif isinstance(outcome, Resumed):
+            old = self.hub.local.get(peer_id)
+            if isinstance(old, Connection) and old is not self:  # half-open: no leave
+                old.going_away("resumed by a newer connection")
+            self.hub.unregister(self)
+            self.id, self.joined, self.waiting = peer_id, True, outcome.waiting
+            self.hub.adopt(self)
+            if outcome.waiting:
+                self.send({"type": "waiting", "self": self._view(self.id, self.user)})
+            else:
+                self._welcome(Joined(outcome.peers, waiting=outcome.knocks), "resumed")
+        return outcome is not None
+
+    def going_away(self, reason: str = "server shutting down; reconnect") -> None:
+        """This replica stops (or the page resumed on a newer connection): the seat is kept,
+        no leave, the others' peer connections carry on, and the hub no longer takes this
+        page's mailbox: what is posted to it waits for the replica the page resumes on."""
+        self.keeps_seat = True
+        self.hub.part(self)
+        self.close(WSCloseCode.GOING_AWAY, reason)
+
     def _refused(self, refused: Refused) -> None:
         self.gone = True
         if refused.why == "full":
@@ -285,11 +302,11 @@ class Connection:
         else:
             self.end(refused.end_reason or "cancelled")
 
-    def _welcome(self, joined: Joined) -> None:
+    def _welcome(self, joined: Joined, kind: str = "joined") -> None:
         self.peers = {peer.id: peer.user for peer in joined.peers}
         self.send(
             {
-                "type": "joined",
+                "type": kind,
                 "self": self._view(self.id, self.user),
                 "peers": [self._view(peer.id, peer.user) for peer in joined.peers],
                 # With the lobby only: without it the message is what it always was.
@@ -305,7 +322,7 @@ class Connection:
         async for message in self.ws:  # ends at the close; aiohttp closes huge frames (1009)
             if message.type is WSMsgType.ERROR:
                 return
-            if not self._take_rate_token():
+            if not self._rate.take():
                 raise violation("rate limit exceeded")
             parsed = parse_message(message)
             if self._closing:
@@ -352,15 +369,9 @@ class Connection:
     def _report(self, message: dict[str, Any]) -> None:
         """What the page saw of its call, for the operator's metrics (a few per page)."""
         event, path = reported(message)
-        if self._reports_left <= 0:
-            return
-        self._reports_left -= 1
-        if event == "connected":
-            self.reports.connected[path] += 1
-        elif event == "ice-failed":
-            self.reports.ice_failed += 1
-        else:
-            self.reports.reconnected += 1
+        if self._reports_left > 0:
+            self._reports_left -= 1
+            self.reports.count(event, path)
 
     async def _relay(self, to: str, message: dict[str, Any]) -> None:
         if to == self.id:
@@ -392,7 +403,7 @@ class Connection:
         elif kind == "replaced":
             self.gone = True
             self.close(REPLACED, "replaced by a newer connection")
-        elif kind == "evicted":  # dropped as if its replica had stopped: it joins again
+        elif kind == "evicted":  # its seat dropped (presence lost, an old connection left)
             self.gone = True
             self.close(WSCloseCode.TRY_AGAIN_LATER, "presence lost; reconnect")
 
@@ -422,7 +433,7 @@ class Connection:
         return {**self._view(knock.peer, knock.user), "since": knock.since}
 
     async def _leave(self) -> None:
-        if not self.joined or self.gone:
+        if not self.joined or self.gone or self.keeps_seat:
             return
         try:
             await self.rooms.leave(self.room_id, self.id)
@@ -444,14 +455,3 @@ class Connection:
     def _view(self, peer: str, user: str) -> dict[str, object]:
         member = self.members.get(user, Member("", is_admin=False))
         return {"id": peer, "name": member.name, "isAdmin": member.is_admin}
-
-    def _take_rate_token(self) -> bool:
-        now = time.monotonic()
-        self._allowance = min(
-            RATE_BURST, self._allowance + (now - self._refilled) * RATE_PER_SECOND
-        )
-        self._refilled = now
-        if self._allowance < 1.0:
-            return False
-        self._allowance -= 1.0
-        return True

@@ -48,6 +48,8 @@ CALLER_ONLY = frozenset({"getTeleconsultation", "createCredentials"})
 SIGNED_BY_PROVIDER = frozenset({"receiveProviderEvents"})
 """Called by the video provider's servers, who sign each request (the provider's own scheme,
 checked by its plugin): no caller's header or token."""
+OPEN_TO_ANYONE = frozenset({"fhirCapabilityStatement"})
+"""What the FHIR interface supports (`/fhir/R4/metadata`): public, as FHIR clients expect."""
 MANAGER_READS = frozenset({"listTeleconsultations", "getAuditTrail"})
 """Reads that need the caller's id, and a manager's groups for more (anyone's listing, audit
 trails): every other operation writes."""
@@ -104,7 +106,7 @@ def finish(
         **dict.fromkeys(CALLER_ONLY, caller),
         **dict.fromkeys(MANAGER_READS | PARTICIPANT_OR_MANAGER, manager_reader),
         **dict.fromkeys(OPERATOR_CALLS, operator),
-        **{name: [] for name in SIGNED_BY_PROVIDER},
+        **{name: [] for name in SIGNED_BY_PROVIDER | OPEN_TO_ANYONE},
     }
     components["securitySchemes"] = schemes
     components.setdefault("parameters", {})["RequestId"] = {

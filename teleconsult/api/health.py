@@ -36,11 +36,13 @@ PROBE_LOGS = web.AppKey("probe_logs", dict[str, Outage])
 """Each probe's failures, logged when they start and when they end."""
 
 
-def _status(ok: bool, placeholders: tuple[str, ...] = ()) -> web.Response:
+def _status(
+    ok: bool, placeholders: tuple[str, ...] = (), extra: dict[str, object] | None = None
+) -> web.Response:
     body: dict[str, object] = {"status": "OK" if ok else "KO", "name": NAME, "version": __version__}
     if placeholders:
         body["placeholders"] = list(placeholders)
-    return json_answer(body, status=200 if ok else 503)
+    return json_answer(body | (extra or {}), status=200 if ok else 503)
 
 
 @docs(tags=TAGS, operationId="getLiveness", summary="Liveness: the process answers")
@@ -51,12 +53,33 @@ async def healthz(request: web.Request) -> web.Response:
 
 Check = Callable[[Services], Awaitable[None]]
 """One dependency a probe asks: it returns when the dependency answers."""
+Report = Callable[[Services], Awaitable[dict[str, object]]]
+"""What a passing probe adds to its answer."""
 
 
-def _probe(operation_id: str, summary: str, ok: str, failure: str, *checks: Check) -> Handler:
+async def _no_report(services: Services) -> dict[str, object]:
+    return {}
+
+
+async def _unmigrated(services: Services) -> dict[str, object]:
+    """The original's documents left unconverted (a count, never ids): requests on them
+    answer 500 `unreadable_record` until `teleconsult migrate` converts them."""
+    count = await services.store.records.count_unmigrated()
+    return {"unmigratedRecords": count} if count else {}
+
+
+def _probe(
+    operation_id: str,
+    summary: str,
+    texts: tuple[str, str],
+    *checks: Check,
+    report: Report = _no_report,
+) -> Handler:
     """The readiness and check-up probes differ only in their words and their checks: one
-    handler, OK when every check passes; KO (logged) at the first that fails, or while a
-    setting is a placeholder (the KO names the variables, never their values)."""
+    handler, OK when every check passes (with what `report` adds); KO (logged) at the first
+    that fails, or while a setting is a placeholder (the KO names the variables, never their
+    values)."""
+    ok, failure = texts
 
     @docs(tags=TAGS, operationId=operation_id, summary=summary, responses=KO)
     @response_schema(HealthSchema, 200, description=ok)
@@ -69,11 +92,12 @@ def _probe(operation_id: str, summary: str, ok: str, failure: str, *checks: Chec
         try:
             for check in checks:
                 await check(services)
+            extra = await report(services)
         except (Unavailable, ProviderError) as error:
             outage.failed(error.message)
             return _status(False)
         outage.recovered()
-        return _status(True)
+        return _status(True, extra=extra)
 
     return probe
 
@@ -81,17 +105,16 @@ def _probe(operation_id: str, summary: str, ok: str, failure: str, *checks: Chec
 ready = _probe(
     "getReadiness",
     "Readiness: the store answers and no setting is a placeholder",
-    "Ready.",
-    NOT_READY,
+    ("Ready.", NOT_READY),
     lambda services: services.store.health.ping(),
 )
 check_up = _probe(
     "getCheckUp",
     "Check-up: the store and the video provider answer, no setting is a placeholder",
-    "Both answer.",
-    CHECK_UP_FAILED,
+    ("Both answer.", CHECK_UP_FAILED),
     lambda services: services.store.health.ping(),
     lambda services: services.service.video.check(),
+    report=_unmigrated,
 )
 
 

@@ -225,6 +225,13 @@ class HealthSchema(Schema):
             "they are given real values)."
         },
     )
+    unmigrated_records = fields.Integer(
+        data_key="unmigratedRecords",
+        metadata={
+            "description": "`/-/check-up` only, when above 0: how many stored teleconsultations "
+            "are still the original service's (`teleconsult migrate` converts them)."
+        },
+    )
 
 
 WAIT_DESCRIPTION = (

@@ -1,8 +1,8 @@
 """The core's settings: one typed object per concern, read once from the environment.
 
 Each concern declares its variables (`http`, `store`, `access`, `tokens`, `rooms`,
-`webhooks`, `retention`, `service`, `call_page`, `ice`); `Settings` holds one of each. A bad value
-raises `ConfigurationError` with one line that names the variable; the CLI prints it
+`webhooks`, `retention`, `service`, `call_page`, `ice`, `fhir`); `Settings` holds one of each.
+A bad value raises `ConfigurationError` with one line that names the variable; the CLI prints it
 and exits. The core reads no plugin's variables: when VIDEO_PROVIDER or
 IDENTITY_PROVIDER is unset, the installed plugins say whether the environment picks
 one of theirs (`chosen_by`), and an identity plugin may give the token defaults
@@ -21,6 +21,7 @@ from teleconsult.configuration.access import AccessSettings
 from teleconsult.configuration.callpage import CallPageSettings
 from teleconsult.configuration.catalog import Section, Setting, defaults, merged
 from teleconsult.configuration.declarations import DeclaredSettings
+from teleconsult.configuration.fhir import FhirSettings
 from teleconsult.configuration.http import HttpSettings
 from teleconsult.configuration.ice import IceSettings
 from teleconsult.configuration.retention import RetentionSettings
@@ -51,6 +52,7 @@ class Settings:
     retention: RetentionSettings
     call_page: CallPageSettings
     ice: IceSettings
+    fhir: FhirSettings
 
     @classmethod
     def from_environ(
@@ -79,6 +81,7 @@ class Settings:
             retention=RetentionSettings.from_environ(environ),
             call_page=CallPageSettings.from_environ(environ),
             ice=IceSettings.from_environ(environ),
+            fhir=FhirSettings.from_environ(environ),
         )
         return settings
 

@@ -109,11 +109,17 @@ class TeleconsultationService:
     # -- use cases ---------------------------------------------------------------------------
 
     async def create(
-        self, participants: ParticipantsInput, schedule: ScheduleInput, caller: Caller
+        self,
+        participants: ParticipantsInput,
+        schedule: ScheduleInput,
+        caller: Caller,
+        record_id: str | None = None,
     ) -> str:
+        """A new teleconsultation; `record_id` (from `new_teleconsultation_id`) when the caller
+        named it first (the FHIR interface claims an Appointment.identifier for it)."""
         start, end = self._scheduled(None, schedule, self.clock())
         self._check_input(participants)
-        record_id = new_teleconsultation_id()
+        record_id = record_id or new_teleconsultation_id()
 
         def record(members: Sequence[Participant]) -> Teleconsultation:
             now = self.clock()

@@ -168,6 +168,11 @@ class Records(Protocol):
         """How many records are in each `teleconsultationState` (trashed ones are `cancelled`)."""
         ...
 
+    async def count_unmigrated(self) -> int:
+        """How many documents are not in this service's form (the original service's, before
+        `teleconsult migrate`): a count for `/-/check-up`."""
+        ...
+
     async def find_page(self, query: RecordQuery) -> list[Teleconsultation]:
         """Records (trashed ones too) matching `query`, by start date then id, `limit` at most."""
         ...

@@ -3,6 +3,7 @@ the others), so every replica shares it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -64,11 +65,11 @@ class ProviderData(Protocol):
         """Remove and return the recipient's unexpired messages, oldest first."""
         ...
 
-    async def take_under(
-        self, namespace: str, prefix: str, now: datetime
+    async def take_for(
+        self, namespace: str, recipients: Sequence[str], now: datetime
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Remove and return the unexpired messages of every recipient whose name starts with
-        `prefix`, oldest first, each with its recipient: one query for a replica's pages."""
+        """Remove and return the unexpired messages of the `recipients`, oldest first, each
+        with its recipient: one query for the pages a replica serves, whatever their names."""
         ...
 
     async def purge_expired(self, now: datetime, limit: int) -> int:

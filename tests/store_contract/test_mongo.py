@@ -44,6 +44,7 @@ async def test_starting_twice_creates_no_duplicate_index_and_changes_no_data() -
         "state_endDate",
         "state_teleconsultationState",
         "state_updatedAt",
+        "version",  # check-up's count of the original's documents (none has one)
         "webhookOutbox",  # sparse: only records with deliveries not yet relayed
     ]
     assert await second.records.get(original.id) == original
@@ -148,7 +149,8 @@ async def test_a_record_of_the_original_service_is_refused_clearly() -> None:
     assert raised.value.status == 500
     assert raised.value.message == (
         f"The stored teleconsultation {legacy_id} is not in the form this service writes "
-        "(it may come from the original service): migrate it as docs/operations.md says."
+        "(it may come from the original service): run `teleconsult migrate` "
+        "(docs/operations.md, 'Coming from the original service')."
     )
 
 

@@ -2,20 +2,27 @@
 // over JSON WebSocket signaling (signaling.py). The page's UI (call.js) owns what is shown;
 // this module owns the connection and tells the UI what happens (ui.phase, ui.addTile...).
 // Rule that avoids glare: the newcomer sends an offer to every peer already present
-// (listed in "joined"); existing peers only ever answer. ICE restarts are likewise
-// initiated by the offering side only. When the signaling connection drops (a replica
-// stopping, a network blip) the page joins again by itself, through whichever replica answers.
+// (listed in "joined"); existing peers answer. When the signaling connection drops (a replica
+// stopping, a network blip) the peer connections and their media carry on: the page
+// reconnects by itself (backoff with jitter, through whichever replica answers) and resumes
+// its seat under the same id ("resumed"). An ICE restart happens only when the network path
+// changed (ICE "failed", or "disconnected" for ICE_DISCONNECTED_MS); either side may start
+// one, and two crossing offers are settled as in perfect negotiation (the polite side yields).
 // A connection too weak for video sends audio only until it recovers (quality.js's rule).
 
 import { VIDEO_SENT, videoLink } from "./quality.js";
 
 const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013]);
-const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
+const RECONNECT_BASE_MS = 250;
+const RECONNECT_MAX_MS = 8000;
+const RECONNECT_ATTEMPTS = 12; // about a minute of trying, backoff capped at 8 s
+const ICE_DISCONNECTED_MS = 4000;
 const STATS_MS = 1000;
 
 export function createTransport(ui, info) {
   const base = location.pathname.replace(/\/+$/, "");
   const s = { phase: "idle", ws: null, selfId: null, peers: new Map(), reconnects: 0 };
+  const counts = { iceRestarts: 0, crossedOffers: 0, resumed: 0 }; // what tests read
 
   function setPhase(phase, notice = "") {
     s.phase = phase;
@@ -46,7 +53,7 @@ export function createTransport(ui, info) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}${base}/ws`);
     s.ws = ws;
-    ws.onopen = () => ws.send(JSON.stringify({ type: "join", v: 1 }));
+    ws.onopen = () => ws.send(JSON.stringify({ type: "join", v: 1, ...resumeField() }));
     ws.onmessage = (event) => {
       if (ws === s.ws) onMessage(event.data);
     };
@@ -63,8 +70,12 @@ export function createTransport(ui, info) {
       return;
     }
     switch (msg.type) {
+      case "resumed":
+        onResumed(msg);
+        return;
       case "joined":
         if (s.phase === "reconnecting") send({ type: "report", event: "reconnected" });
+        if (s.selfId !== msg.self.id) closePeers(); // a new seat: the old connections are gone
         s.selfId = msg.self.id;
         s.reconnects = 0;
         for (const peer of msg.peers) addPeer(peer, true);
@@ -74,6 +85,7 @@ export function createTransport(ui, info) {
         return;
       case "waiting": // the lobby: no peers until a plus participant admits this page
         if (s.phase === "reconnecting") send({ type: "report", event: "reconnected" });
+        if (s.selfId !== msg.self.id) closePeers();
         s.selfId = msg.self.id;
         s.reconnects = 0;
         setPhase("waiting");
@@ -112,7 +124,7 @@ export function createTransport(ui, info) {
         break;
       case "answer": {
         const peer = s.peers.get(msg.from);
-        if (peer) enqueue(peer, () => peer.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp }));
+        if (peer) enqueue(peer, () => onAnswer(peer, msg.sdp));
         break;
       }
       case "candidate": {
@@ -132,19 +144,59 @@ export function createTransport(ui, info) {
   function onSocketClosed(event) {
     s.ws = null;
     if (s.phase === "ended" || s.phase === "left") return;
-    closePeers();
     if (event.code === 4000) return finish("ended");
     if (event.code === 4003) return finish("declined");
     const notices = { 4001: "full", 4002: "replaced" };
-    if (notices[event.code]) return setPhase("error", notices[event.code]);
+    if (notices[event.code]) {
+      closePeers();
+      return setPhase("error", notices[event.code]);
+    }
     const wasIn = ["in-call", "waiting", "reconnecting"].includes(s.phase);
-    if (wasIn && RECONNECT_CODES.has(event.code) && s.reconnects < RECONNECT_DELAYS_MS.length) {
-      setPhase("reconnecting");
-      setTimeout(rejoin, RECONNECT_DELAYS_MS[s.reconnects++]);
+    if (wasIn && RECONNECT_CODES.has(event.code) && s.reconnects < RECONNECT_ATTEMPTS) {
+      scheduleReconnect(); // the peer connections stay: their media does not need the server
       return;
     }
+    closePeers();
     setPhase("error", "connection_lost");
     checkCallStillOpen();
+  }
+
+  // ---------------------------------------------------------------- reconnection
+
+  // Exponential backoff with jitter (half fixed, half random), so that the pages of a stopped
+  // replica do not all come back at once; the first try is within RECONNECT_BASE_MS.
+  function scheduleReconnect() {
+    if (s.phase !== "reconnecting") {
+      s.resumeId = s.phase === "in-call" || s.phase === "waiting" ? s.selfId : null;
+      s.droppedIn = s.phase;
+      s.droppedAt = performance.now();
+    }
+    setPhase("reconnecting");
+    const step = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** s.reconnects++);
+    setTimeout(rejoin, step / 2 + Math.random() * (step / 2));
+  }
+
+  // The seat to take back: this page's id while its peer connections are kept.
+  function resumeField() {
+    return s.phase === "reconnecting" && s.resumeId ? { resume: s.resumeId } : {};
+  }
+
+  // Back in the call under the same id: the peers that left meanwhile are dropped, those that
+  // came meanwhile offer (their offer waited in this page's mailbox) unless this page is the
+  // newcomer (admitted from the lobby meanwhile), and the ICE restarts that waited are made.
+  function onResumed(msg) {
+    send({ type: "report", event: "reconnected" });
+    s.reconnects = 0;
+    counts.resumed++;
+    s.lastOutageMs = Math.round(performance.now() - s.droppedAt);
+    const listed = new Set(msg.peers.map((peer) => peer.id));
+    for (const id of [...s.peers.keys()]) if (!listed.has(id)) removePeer(id);
+    for (const peer of msg.peers) addPeer(peer, s.droppedIn === "waiting");
+    setPhase("in-call");
+    sendMedia();
+    ui.knocks(msg.waiting || []);
+    for (const peer of s.peers.values()) if (peer.restartPending) restartIce(peer);
+    ui.peersChanged();
   }
 
   // A dropped connection: join again if the link still opens the call.
@@ -217,13 +269,8 @@ export function createTransport(ui, info) {
     pc.onconnectionstatechange = () => {
       showState();
       if (peer.offerer) report(peer); // one page per pair reports, for the operator's metrics
-      if (pc.connectionState === "failed" && peer.offerer) {
-        enqueue(peer, async () => {
-          await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
-          send({ type: "offer", to: peer.id, sdp: pc.localDescription.sdp });
-        });
-      }
     };
+    pc.addEventListener("iceconnectionstatechange", () => onIceState(peer));
 
     if (offerer) {
       addLocalTracks(peer, true);
@@ -273,16 +320,52 @@ export function createTransport(ui, info) {
 
   function onOffer(msg) {
     const peer = addPeer({ id: msg.from, name: "" }, false);
-    if (peer.offerer) {
-      console.warn("unexpected offer from a peer we offered to; ignored");
-      return;
-    }
     enqueue(peer, async () => {
-      await peer.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+      const crossed = peer.pc.signalingState !== "stable";
+      if (crossed) counts.crossedOffers++;
+      if (crossed && !polite(peer)) return; // crossing offers: ours wins
+      await peer.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp }); // polite: ours rolls back
       addLocalTracks(peer, false); // reuses the offer's transceivers -> sendrecv
       await peer.pc.setLocalDescription();
       send({ type: "answer", to: peer.id, sdp: peer.pc.localDescription.sdp });
     });
+  }
+
+  // An answer to an offer still pending (not to one the polite side rolled back).
+  async function onAnswer(peer, sdp) {
+    if (peer.pc.signalingState === "have-local-offer") await peer.pc.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  // ---------------------------------------------------------------- ICE restarts
+
+  // The network path changed (ICE failed, or stayed disconnected): restart ICE, once
+  // signaling is there to carry the offer. A moment of "disconnected" is left to ICE itself.
+  function onIceState(peer) {
+    clearTimeout(peer.iceTimer);
+    const state = peer.pc.iceConnectionState;
+    if (state === "failed") restartIce(peer);
+    if (state === "disconnected") peer.iceTimer = setTimeout(() => restartIce(peer), ICE_DISCONNECTED_MS);
+  }
+
+  function restartIce(peer) {
+    if (s.peers.get(peer.id) !== peer) return;
+    if (s.phase !== "in-call" || s.ws?.readyState !== WebSocket.OPEN) {
+      peer.restartPending = true; // made when the page is back in the call (onResumed)
+      return;
+    }
+    peer.restartPending = false;
+    enqueue(peer, async () => {
+      const state = peer.pc.iceConnectionState;
+      if ((state !== "failed" && state !== "disconnected") || peer.pc.signalingState !== "stable") return;
+      await peer.pc.setLocalDescription(await peer.pc.createOffer({ iceRestart: true }));
+      counts.iceRestarts++;
+      send({ type: "offer", to: peer.id, sdp: peer.pc.localDescription.sdp });
+    });
+  }
+
+  // Of two pages whose offers cross, the polite one yields: the same answer on both sides.
+  function polite(peer) {
+    return s.selfId > peer.id;
   }
 
   // Signaling for one peer is applied strictly in order (offer before candidates).
@@ -294,6 +377,7 @@ export function createTransport(ui, info) {
     const peer = s.peers.get(id);
     if (!peer) return;
     s.peers.delete(id);
+    clearTimeout(peer.iceTimer);
     peer.pc.close();
     ui.removeTile(id);
   }
@@ -349,6 +433,9 @@ export function createTransport(ui, info) {
 
   const view = {
     get selfId() { return s.selfId; },
+    // ICE restart offers made, offers that crossed this page's own, seats resumed.
+    negotiation() { return { ...counts }; },
+    lastOutageMs() { return s.lastOutageMs ?? null; }, // socket closed -> seat resumed
     peerCount() { return s.peers.size; },
     peerIds() { return [...s.peers.keys()]; },
     connectionStates() {

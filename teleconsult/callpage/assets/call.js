@@ -284,6 +284,8 @@ window.__call = Object.freeze({
   waitingToAdmit() { return admission.waitingNames(); },
   peerIds() { return state.transport?.view.peerIds() ?? []; },
   connectionStates() { return state.transport?.view.connectionStates() ?? {}; },
+  negotiation() { return state.transport?.view.negotiation?.() ?? null; },
+  lastOutageMs() { return state.transport?.view.lastOutageMs?.() ?? null; },
   localTrackStates() {
     return (state.localStream?.getTracks() || []).map((t) => ({ kind: t.kind, enabled: t.enabled, state: t.readyState }));
   },

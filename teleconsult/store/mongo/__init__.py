@@ -43,9 +43,12 @@ async def open_mongo(
     users: str,
     client: Closable | None = None,
     timeout_ms: int = int(DEFAULT_TIMEOUT_SECONDS * 1000),
+    *,
+    indexes: bool = True,
 ) -> Store:
     """The store on `database` (a pymongo or mongomock-motor database); a request's calls
-    together wait at most `timeout_ms` (MONGODB_TIMEOUT_MS)."""
+    together wait at most `timeout_ms` (MONGODB_TIMEOUT_MS). `indexes=False` creates none
+    (`teleconsult migrate`: the original's user map takes the unique one once converted)."""
     connection = MongoDatabase(database, client, timeout_ms / 1000)
     store = Store(
         records=MongoRecords(connection, teleconsultations),
@@ -59,5 +62,6 @@ async def open_mongo(
         leases=MongoLeases(connection),
     )
     collections = [part for part in store.aggregates() if isinstance(part, MongoCollection)]
-    await connection.prepare([collection.create_indexes for collection in collections])
+    if indexes:
+        await connection.prepare([collection.create_indexes for collection in collections])
     return store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,10 +101,10 @@ class MongoProviderData(MongoCollection):
         taken = await self._take({"namespace": namespace, "recipient": recipient}, now)
         return [message for _, message in taken]
 
-    async def take_under(
-        self, namespace: str, prefix: str, now: datetime
+    async def take_for(
+        self, namespace: str, recipients: Sequence[str], now: datetime
     ) -> list[tuple[str, dict[str, Any]]]:
-        names = {"$gte": prefix, "$lt": prefix + "\U0010ffff"}  # an index range, as for keys
+        names = {"$in": list(recipients)}
         return await self._take({"namespace": namespace, "recipient": names}, now)
 
     async def _take(self, where: dict[str, Any], now: datetime) -> list[tuple[str, dict[str, Any]]]:

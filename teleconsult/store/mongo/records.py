@@ -46,6 +46,8 @@ class MongoRecords(MongoCollection):
         await database[self._collection].create_index(
             [("providerRoomId", ASCENDING)], name="providerRoomId"
         )
+        # `/-/check-up`'s count of the original's documents, which have no `version`.
+        await database[self._collection].create_index([("version", ASCENDING)], name="version")
 
     async def insert(self, write: RecordWrite) -> bool:
         """`finished_job` is left to the caller: it lives in another collection."""
@@ -113,6 +115,11 @@ class MongoRecords(MongoCollection):
                 )
                 for phase in Phase
             }
+
+    async def count_unmigrated(self) -> int:
+        async with self._database.guard() as database:
+            collection = database[self._collection]
+            return int(await collection.count_documents({"version": {"$exists": False}}))
 
     async def find_page(self, query: RecordQuery) -> list[Teleconsultation]:
         conditions: list[dict[str, Any]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +24,6 @@ DOCUMENTS = "teleconsult_provider_documents"
 MESSAGES = "teleconsult_provider_messages"
 NEVER = 2**62
 """The expiry of what does not expire (epoch milliseconds)."""
-LAST_CHARACTER = "\U0010ffff"
-"""After a prefix, the end of the range of the names that start with it (an index range)."""
 
 
 class SQLiteProviderData(SQLiteTable):
@@ -107,11 +106,11 @@ class SQLiteProviderData(SQLiteTable):
         taken = await self._take("recipient = ?", (namespace, recipient), now)
         return [message for _, message in taken]
 
-    async def take_under(
-        self, namespace: str, prefix: str, now: datetime
+    async def take_for(
+        self, namespace: str, recipients: Sequence[str], now: datetime
     ) -> list[tuple[str, dict[str, Any]]]:
-        names = (namespace, prefix, prefix + LAST_CHARACTER)
-        return await self._take("recipient >= ? AND recipient < ?", names, now)
+        names = (namespace, json.dumps(list(recipients)))
+        return await self._take("recipient IN (SELECT value FROM json_each(?))", names, now)
 
     async def _take(
         self, recipients: str, parameters: tuple[str, ...], now: datetime

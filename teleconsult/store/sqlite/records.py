@@ -232,6 +232,10 @@ class SQLiteRecords(SQLiteTable):
         )
         return {str(state): int(count) for state, count in rows}
 
+    async def count_unmigrated(self) -> int:
+        """None: the original service never wrote to SQLite."""
+        return 0
+
     async def find_page(self, query: RecordQuery) -> list[Teleconsultation]:
         # One index range: the participant's rows (or every record's) from the cursor on.
         if query.participant is None:
