@@ -21,6 +21,8 @@
 7. webhooks  deliveries/s to a local receiver (bench/receiver.py) draining a backlog of
              BENCH_WEBHOOK_CHANGES creations' events, and the delay from a change to its
              delivery (p50/p99) at a steady 20 creations/s.
+8. signaling the webrtc provider's WebSockets: N pages idle in calls, on one and two
+             replicas (bench/signaling.py: CPU, RSS, store operations/s, join delays).
 
 The server runs on CPU 1 and the load generator on CPU 0 (taskset), so wrk is not the
 server's bottleneck. Each step prints what it does; results are JSON in bench/results/
@@ -657,6 +659,13 @@ def webhooks(folder: Path) -> dict[str, Any]:
     return results
 
 
+def signaling(folder: Path) -> dict[str, Any]:
+    """bench/signaling.py's step (imported when it runs: it imports this module)."""
+    import signaling as webrtc
+
+    return webrtc.signaling(folder)
+
+
 def filesystem(folder: Path) -> str:
     """The file system the database is on: on tmpfs an fsync costs nothing, which would lie."""
     output = subprocess.run(["df", "-T", str(folder)], capture_output=True, text=True).stdout
@@ -877,6 +886,7 @@ def main() -> int:
         "durability": durability,
         "waiting": waiting,
         "webhooks": webhooks,
+        "signaling": signaling,
     }
     # On the project's own disk, not /tmp: a tmpfs would make fsync free.
     with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as folder:
@@ -890,6 +900,10 @@ def main() -> int:
             (base / name).mkdir()
             results[name] = {"machine": results["machine"], **bench(base / name)}
             (RESULTS / f"{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
+    if "signaling" in results:
+        from signaling import write_docs as write_signaling  # it imports this module
+
+        write_signaling(results["signaling"])
     if not only or "polling" in only:
         memory = {"machine": results["machine"], **results["polling"]["memory"]}
         (RESULTS / "memory.json").write_text(json.dumps(memory, indent=2) + "\n")

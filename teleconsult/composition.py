@@ -65,6 +65,7 @@ from teleconsult.providers.manager import (
 from teleconsult.providers.outbound import CallPolicy, OutboundClient
 from teleconsult.providers.protocols import (
     IdentityProvider,
+    LiveCalls,
     ProviderContext,
     RemoveParticipant,
     ReportEvents,
@@ -223,6 +224,8 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
         authenticator = _authenticator(settings, plan.user_id_path, clock)
         stack.push_async_callback(authenticator.close)
         measured_video = measured(video, metrics.observe_provider("video", video.name))
+        if isinstance(video, LiveCalls):
+            metrics.watch_calls(video.call_counts)
         service = TeleconsultationService(
             store=store,
             video=measured_video,

@@ -14,7 +14,8 @@ A plugin imports from this module only (a test fails when a module under
   to stop); `LinkRevocation` (one participant's links revoked: a `Revocation`;
   `UnrevocableLinks` says why a provider cannot); `NamedRooms` (a provider that creates
   rooms under names chosen before the call); `IdentityProvider`;
-  `ProviderContext.report_events`, for a provider that sees joins and leaves itself;
+  `LiveCalls` (one that counts its calls and pages for the metrics, as
+  `CallCounts`); `ProviderContext.report_events`, for a provider that sees joins and leaves itself;
   `ProviderContext.remove_participant`, for a call page that removes a participant;
 - the values they exchange, and the records a plugin registers its providers with;
 - the errors a provider raises;
@@ -113,6 +114,7 @@ from teleconsult.providers.hookspecs import hookimpl
 from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient, error_message
 from teleconsult.providers.protocols import (
     EVENT_MAX_AGE,
+    CallCounts,
     Caller,
     CreatedRoom,
     Credentials,
@@ -121,6 +123,7 @@ from teleconsult.providers.protocols import (
     IdentityProviderPlugin,
     JoinRequest,
     LinkRevocation,
+    LiveCalls,
     LiveConnections,
     NamedRooms,
     ParticipantEntry,
@@ -165,6 +168,7 @@ __all__ = [
     "BaseUrl",
     "Boolean",
     "BrowserIce",
+    "CallCounts",
     "CallPage",
     "CallPolicy",
     "CallRefusal",
@@ -186,6 +190,7 @@ __all__ = [
     "LinkCredential",
     "LinkRevocation",
     "LinkSigner",
+    "LiveCalls",
     "LiveConnections",
     "NamedRooms",
     "Names",

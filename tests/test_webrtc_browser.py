@@ -130,6 +130,8 @@ class Call:
     problems: list[str]
     provider: WebRTCVideo
     """The first replica's provider (the doctor's)."""
+    replicas: tuple[str, str]
+    """Both replicas' addresses: the doctor's, then the patient's."""
 
 
 @pytest.fixture
@@ -177,9 +179,28 @@ async def call(
     await patient.wait_for_function(CONNECTED, arg=1, polling=100)
     provider = first.app[SERVICES].video
     assert isinstance(provider, WebRTCVideo)
-    yield Call(api, room_id, doctor, patient, problems, provider)
+    replicas = (api, str(second.make_url("")).rstrip("/"))
+    yield Call(api, room_id, doctor, patient, problems, provider, replicas)
     await doctor_context.close()
     await patient_context.close()
+
+
+async def call_metrics(replicas: tuple[str, ...], wanted: dict[str, float]) -> None:
+    """Wait until the replicas' /-/metrics, summed, show `wanted` (series -> value)."""
+    summed: dict[str, float] = {}
+    for _ in range(TIMEOUT_MS // 100):
+        summed = dict.fromkeys(wanted, 0.0)
+        for replica in replicas:
+            async with ClientSession(replica) as session:
+                text = await (await session.get("/-/metrics")).text()
+            for line in text.splitlines():
+                name, _, value = line.rpartition(" ")
+                if name in summed:
+                    summed[name] += float(value)
+        if summed == wanted:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the metrics did not reach {wanted}: {summed}")
 
 
 async def test_two_browsers_on_two_replicas_see_each_other_until_the_call_is_cancelled(
@@ -196,6 +217,15 @@ async def test_two_browsers_on_two_replicas_see_each_other_until_the_call_is_can
         assert pairs
         for pair in pairs.values():  # peer-reflexive candidates hide their address
             assert pair["remote"] == "127.0.0.1" or pair["remoteType"] == "prflx", pair
+    await call_metrics(  # the offering page reported its path: direct, over loopback
+        call.replicas,
+        {
+            'teleconsult_calls_connected_total{path="direct"}': 1.0,
+            'teleconsult_calls_connected_total{path="relay"}': 0.0,
+            "teleconsult_calls_in_progress": 1.0,
+            "teleconsult_call_pages_connected": 2.0,
+        },
+    )
     await expect(doctor.locator(".tile.remote .name")).to_have_text("Jane Doe")
     await expect(patient.locator(".tile.remote .name")).to_have_text("Joe Smith")
     await expect(doctor.locator("#end-all")).to_be_visible()  # the plus participant only
@@ -240,15 +270,18 @@ async def test_the_controls_leave_rejoin_reconnect_and_end_the_call_for_everyone
     await patient.wait_for_function(CONNECTED, arg=1, polling=100)
     await frames_decoded(patient, {})
 
-    # The doctor's replica loses its presence (as when its heartbeats stop reaching the
-    # store): the connection closes (1013), and the page joins again by itself.
+    # The doctor's page loses its presence (as when no replica listed it for three
+    # heartbeats: the room drops it and tells it): the connection closes (1013), and the
+    # page joins again by itself, and says so.
     [room] = await call.provider.rooms.ids()
     before = await doctor.evaluate("window.__call.selfId")
     await call.provider.rooms.leave(room, before)
+    await call.provider.rooms.post(before, {"type": "evicted"})
     await doctor.wait_for_function("(id) => window.__call.selfId !== id", arg=before)
     await doctor.wait_for_function(CONNECTED, arg=1, polling=100)
     await patient.wait_for_function(CONNECTED, arg=1, polling=100)
     await frames_decoded(doctor, {})
+    await call_metrics(call.replicas, {"teleconsult_call_reconnections_total": 1.0})
 
     end = doctor.locator("#end-all")
     await expect(end).to_have_text(EN["end_for_all"])

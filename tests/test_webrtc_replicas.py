@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from teleconsult.errors import Unavailable
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -34,6 +36,7 @@ from tests.helpers import (
     teleconsultation,
     webrtc_call,
 )
+from tests.test_webrtc import provider, room_of
 
 
 async def test_peers_on_two_replicas_signal_through_the_store(
@@ -65,6 +68,68 @@ async def test_peers_on_two_replicas_signal_through_the_store(
     assert await closing(patient) == ([*nurse_came_and_went, ended], 4000, "call ended")
     assert await closing(doctor) == ([ended], 4000, "call ended")
     assert (await second.get(path_of(links["patient-1"]))).status == 410
+
+
+async def test_a_participants_pages_are_reached_on_every_replica_at_once(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    """What reaches a participant (say, their link revoked) reaches each page they have open:
+    on the replica that says it at once, on the others within their poll interval."""
+    first, second = await make_client(**WEBRTC), await make_client(**WEBRTC)
+    room_id, links = await webrtc_call(first, clock, DOCTOR, PATIENT, NURSE)
+    doctor, joined_doctor = await open_call(first, links["doctor-1"])
+    patient, joined_patient = await open_call(second, links["patient-1"])
+    await introduced(doctor, joined_doctor, joined_patient)
+    rooms = provider(first).rooms
+    room = await room_of(first, room_id)
+
+    told = await rooms.tell_participant(room, "patient-1", {"type": "ended", "reason": "x"})
+    assert await rooms.tell_participant(room, "doctor-1", {"type": "ended", "reason": "y"}) == 1
+
+    assert told == 1
+    assert await closing(patient) == ([{"type": "ended", "reason": "x"}], 4000, "call ended")
+    assert await closing(doctor) == ([{"type": "ended", "reason": "y"}], 4000, "call ended")
+    assert await rooms.tell_participant(room, "nurse-1", {"type": "ended"}) == 0  # no page
+
+
+async def test_a_store_outage_delays_the_other_replicas_messages_and_loses_none(
+    make_client: MakeClient,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While a replica cannot take its pages' mailboxes, what other replicas post waits in
+    the store; then each message is delivered once. The outage is logged once."""
+    first, second = await make_client(**WEBRTC), await make_client(**WEBRTC)
+    _, links = await webrtc_call(first, clock, DOCTOR, PATIENT)
+    doctor, joined_doctor = await open_call(first, links["doctor-1"])
+    patient, joined_patient = await open_call(second, links["patient-1"])
+    doctor_id, patient_id = await introduced(doctor, joined_doctor, joined_patient)
+    storage = provider(second).hub.storage
+
+    async def refused(recipients: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        raise Unavailable("the store is down")
+
+    monkeypatch.setattr(storage, "take_for", refused)
+    await doctor.send_json({"type": "offer", "to": patient_id, "sdp": "v=0 waits"})
+    with pytest.raises(TimeoutError):
+        await patient.receive_json(timeout=0.5)  # 25 poll intervals
+    monkeypatch.undo()
+
+    assert await patient.receive_json(timeout=5) == {
+        "type": "offer",
+        "from": doctor_id,
+        "sdp": "v=0 waits",
+    }
+    with pytest.raises(TimeoutError):
+        await patient.receive_json(timeout=0.5)  # once
+    hub_lines = [r.getMessage() for r in caplog.records if "signaling hub" in r.getMessage()]
+    assert hub_lines == [
+        "webrtc: the signaling hub cannot reach the store: the store is down",
+        "webrtc: the signaling hub reaches the store again",
+    ]
+    await patient.close()
+    await doctor.close()
 
 
 # -- served processes --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ was sent to it meanwhile delivered. Spoken over WebSockets, as the page speaks.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from tests.helpers import (
     FrozenClock,
     MakeClient,
     closing,
+    introduced,
     join,
     open_call,
     path_of,
@@ -282,3 +284,95 @@ async def test_a_resume_closes_the_pages_old_connection_on_the_replica_without_a
     }
     await doctor.close()
     await patient.close()
+
+
+async def test_a_page_resumed_on_a_third_replica_still_hears_its_peer_through_the_store(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    """The doctor's page resumes on a replica that serves nobody else in the call (its id
+    still names the stopped one): what the patient's replica posts to it, before and after
+    the resume, reaches it once and in order, and its answers reach the patient."""
+    call = await doctors_replica_stopped(make_client, clock)
+    third = await make_client(**WEBRTC)
+    await call.patient.send_json({"type": "offer", "to": call.doctor_id, "sdp": "v=0 before"})
+
+    doctor, resumed = await resume(third, call.links["doctor-1"], call.doctor_id)
+
+    assert resumed["type"] == "resumed"
+    assert resumed["self"]["id"] == call.doctor_id
+    assert call.doctor_id in provider(third).hub.local  # adopted: served here under its old id
+    await call.patient.send_json({"type": "offer", "to": call.doctor_id, "sdp": "v=0 after"})
+    for sdp in ("v=0 before", "v=0 after"):
+        assert await doctor.receive_json(timeout=5) == {
+            "type": "offer",
+            "from": call.patient_id,
+            "sdp": sdp,
+        }
+    await doctor.send_json({"type": "answer", "to": call.patient_id, "sdp": "v=0 answer"})
+    assert await call.patient.receive_json(timeout=5) == {
+        "type": "answer",
+        "from": call.doctor_id,
+        "sdp": "v=0 answer",
+    }
+    await call.patient.send_json({"type": "media", "audio": False, "video": True})
+    assert await doctor.receive_json(timeout=5) == {
+        "type": "media",
+        "from": call.patient_id,
+        "audio": False,
+        "video": True,
+    }
+    with contextlib.suppress(TimeoutError):  # nothing twice
+        extra = await doctor.receive_json(timeout=0.5)
+        raise AssertionError(f"delivered again: {extra}")
+    await doctor.close()
+    await call.patient.close()
+
+
+async def test_a_revocation_cuts_off_a_page_resumed_on_another_replica(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    """The patient's replica stops and its page resumes on a third one: revoking the
+    patient's link, on the doctor's replica, still ends that page, and the doctor is told."""
+    first, second, third = [await make_client(**WEBRTC) for _ in range(3)]
+    room_id, links = await webrtc_call(first, clock, DOCTOR, PATIENT)
+    doctor, joined_doctor = await open_call(second, links["doctor-1"])
+    patient, joined_patient = await open_call(first, links["patient-1"])
+    _, patient_id = await introduced(doctor, joined_doctor, joined_patient)
+    await provider(first).close_connections()
+    assert await closing(patient) == STOPPED
+    patient, resumed = await resume(third, links["patient-1"], patient_id)
+    assert resumed["type"] == "resumed"
+
+    path = f"/teleconsultation/{room_id}/participants/patient-1/link"
+    response = await second.delete(path, headers={"miauserid": "doctor-1"})
+
+    assert response.status == 204
+    assert await patient.receive_json(timeout=5) == {"type": "ended", "reason": "link_revoked"}
+    assert await closing(patient) == ([], 4000, "call ended")
+    assert await doctor.receive_json(timeout=5) == {"type": "peer-left", "id": patient_id}
+    await doctor.close()
+
+
+async def test_an_old_connection_left_open_on_another_replica_sends_its_page_to_join_afresh(
+    make_client: MakeClient, clock: FrozenClock
+) -> None:
+    """The page resumed on another replica while its first replica still held its old
+    connection (half-open); when that one closes it leaves the seat: the others are told,
+    and the resumed page is told to reconnect (1013), so it joins afresh."""
+    first, second = await make_client(**WEBRTC), await make_client(**WEBRTC)
+    _, links = await webrtc_call(first, clock, DOCTOR, PATIENT)
+    old, joined_doctor = await open_call(first, links["doctor-1"])
+    patient, joined_patient = await open_call(first, links["patient-1"])
+    doctor_id, _ = await introduced(old, joined_doctor, joined_patient)
+    doctor, resumed = await resume(second, links["doctor-1"], doctor_id)
+    assert resumed["type"] == "resumed"
+
+    await old.close()
+
+    assert await patient.receive_json(timeout=5) == {"type": "peer-left", "id": doctor_id}
+    assert await closing(doctor) == ([], 1013, "presence lost; reconnect")
+    again, joined = await resume(second, links["doctor-1"], doctor_id)
+    assert joined["type"] == "joined"
+    assert joined["self"]["id"] != doctor_id
+    for ws in (again, patient):
+        await ws.close()

@@ -8,7 +8,9 @@ browser to browser, or through a TURN server when no direct path exists.
 
 - `provider.py`: the provider (room lifecycle, room details, who may open a link);
 - `rooms.py`: room documents, presence and mailboxes in the storage;
-- `signaling.py`: the WebSocket protocol, relayed through the mailboxes;
+- `signaling.py`: the WebSocket protocol, relayed through the replica's hub;
+- `hub.py`: per replica, delivers to its pages in memory or through the store's mailboxes,
+  and says which pages it serves (one query and one write per interval, not per page);
 - the links' signed per-participant credentials: the core's (`teleconsult.plugin.LinkSigner`);
 - `pages.py`: the routes of the call page (`teleconsult.plugin.CallPage`, shared with other
   providers, with its ICE servers): the page, its info, its assets and this provider's
@@ -31,11 +33,11 @@ from teleconsult.plugin import (
     hookimpl,
 )
 
+from .hub import Timing
 from .pages import routes
 from .provider import CALL_PATH, Options, WebRTCVideo
 from .rooms import NAME
 from .settings import WebRTCSettings
-from .signaling import Timing
 
 __all__ = ["WebRTCSettings", "WebRTCVideo", "create"]
 

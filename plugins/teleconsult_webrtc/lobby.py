@@ -66,16 +66,12 @@ async def decide(rooms: Rooms, room_id: str, by: str, peer_id: str, decision: De
         return False
     decider = await _user_of(rooms, found, by)
     withdrawn = {"type": "knock-withdrawn", "peer": peer_id}
+    # Recorded first: the pages hear of it at once when this replica serves them.
     if decision == "decline":
+        await rooms._report(room_id, now, (PARTICIPANT_DECLINED, found.user, decider))
         await rooms.post(peer_id, {"type": "declined"})
         await rooms._tell(found.admins, withdrawn)
-        await rooms._report(room_id, now, (PARTICIPANT_DECLINED, found.user, decider))
         return True
-    peers: list[Any] = [list(pair) for pair in found.seated]
-    await rooms.post(peer_id, {"type": "admitted", "peers": peers})
-    await rooms._tell(found.admins, withdrawn)
-    arrival = {"type": "peer-joined", "peer": peer_id, "user": found.user}
-    await rooms._tell([peer for peer, _ in found.seated], arrival)
     await rooms._report(
         room_id,
         now,
@@ -83,6 +79,11 @@ async def decide(rooms: Rooms, room_id: str, by: str, peer_id: str, decision: De
         (PARTICIPANT_JOINED, found.user, None),
         *([(CALL_STARTED, None, None)] if found.started else []),
     )
+    peers: list[Any] = [list(pair) for pair in found.seated]
+    await rooms.post(peer_id, {"type": "admitted", "peers": peers})
+    await rooms._tell(found.admins, withdrawn)
+    arrival = {"type": "peer-joined", "peer": peer_id, "user": found.user}
+    await rooms._tell([peer for peer, _ in found.seated], arrival)
     return True
 
 

@@ -4,7 +4,9 @@ relayed (a malformed one closes its own connection, with a reason)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType
@@ -128,3 +130,75 @@ def to_everyone(
     if not text:
         raise violation("empty chat message")
     return {"text": text}
+
+
+REPORTED_EVENTS = ("connected", "ice-failed", "reconnected")
+PATHS = ("direct", "relay")
+
+
+def reported(message: Mapping[str, object]) -> tuple[str, str]:
+    """A page's `report` of its call, for the metrics: `connected` with the `path` its
+    selected candidate pair takes (`direct`, or `relay` through TURN), `ice-failed`, or
+    `reconnected` (its signaling came back); the event and the path ("" but connected)."""
+    event = message.get("event")
+    if event not in REPORTED_EVENTS:
+        raise violation("invalid report")
+    if event != "connected":
+        return str(event), ""
+    path = message.get("path")
+    if path not in PATHS:
+        raise violation("invalid report path")
+    return "connected", str(path)
+
+
+RATE_BURST = 200.0
+RATE_PER_SECOND = 50.0
+MAX_REPORTS = 2 * 8
+"""`report`s a page's connection counts: a few per peer (connected, failed), reconnected."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """A participant as the page shows them: name and role, from the roster."""
+
+    name: str
+    is_admin: bool
+    tools: frozenset[str] = frozenset()
+    """The in-call tools the participant's level enables."""
+
+
+@dataclass
+class Reports:
+    """What pages reported of their calls (`report` messages): counted by the provider's
+    metrics. A page reports a few things per peer; more are ignored."""
+
+    connected: dict[str, int] = field(default_factory=lambda: {"direct": 0, "relay": 0})
+    ice_failed: int = 0
+    reconnected: int = 0
+
+    def count(self, event: str, path: str) -> None:
+        if event == "connected":
+            self.connected[path] += 1
+        elif event == "ice-failed":
+            self.ice_failed += 1
+        else:
+            self.reconnected += 1
+
+
+class RateLimit:
+    """A page's messages: a burst of RATE_BURST, then RATE_PER_SECOND (a token bucket)."""
+
+    def __init__(self) -> None:
+        self._allowance = RATE_BURST
+        self._refilled = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._allowance = min(
+            RATE_BURST, self._allowance + (now - self._refilled) * RATE_PER_SECOND
+        )
+        self._refilled = now
+        if self._allowance < 1.0:
+            return False
+        self._allowance -= 1.0
+        return True

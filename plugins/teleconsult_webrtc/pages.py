@@ -34,10 +34,10 @@ from teleconsult.plugin import (
 from teleconsult.plugin import CallRefusal as Refusal
 from teleconsult.plugin import CallSeat as Seat
 
-from .messages import MAX_ID_CHARS, PAGE_TOOLS
+from .messages import MAX_ID_CHARS, PAGE_TOOLS, Member
 from .provider import CALL_PATH, WebRTCVideo
 from .rooms import MAX_PARTICIPANTS
-from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection, Member
+from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection
 
 PAGE_PATH = CALL_PATH + "{credential}"
 CHECK_PATH = "/webrtc/check"
@@ -145,10 +145,9 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
         found.credential.room_id,
         found.me.provider_user_id,
         members,
-        provider.options.timing,
-        provider.connections,
         found.credential.expires_at,
         found.credential.generation,
+        provider.reports,
     )
     await connection.serve()
     return ws

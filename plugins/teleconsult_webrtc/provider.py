@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from teleconsult.plugin import (
+    CallCounts,
     CallPage,
     CreatedRoom,
     JoinRequest,
@@ -42,8 +43,10 @@ from teleconsult.plugin import LinkCredential as Credential
 from teleconsult.plugin import call_links as links
 
 from . import revoking
+from .hub import Hub, Timing
+from .messages import Reports
 from .rooms import LEGACY_USER_PREFIX, MAX_PARTICIPANTS, NAME, Rooms, new_room_id
-from .signaling import Connection, Timing
+from .signaling import Connection
 
 log = logging.getLogger("teleconsult.webrtc")
 
@@ -87,10 +90,16 @@ class WebRTCVideo:
         self.storage = storage
         self.roster = roster
         self.clock = clock
+        self.hub = Hub(storage, clock, options.timing, options.presence_ttl)
         self.rooms = Rooms(
-            storage, clock, options.presence_ttl, report_events, options.call_page.lobby.enabled
+            storage,
+            clock,
+            options.presence_ttl,
+            self.hub,
+            report_events,
+            options.call_page.lobby.enabled,
         )
-        self.connections: set[Connection] = set()
+        self.reports = Reports()
         self.remove_participant: RemoveParticipant | None = None
         """The core's removal, for a plus participant's page (`remove_peer`)."""
         self._signer = None if options.link_secret is None else LinkSigner(options.link_secret)
@@ -162,16 +171,41 @@ class WebRTCVideo:
             if task is not None:
                 task.cancel()
         await self.close_connections()
+        await self.hub.close()
 
     # -- LiveConnections -----------------------------------------------------------------------
+
+    @property
+    def connections(self) -> list[Connection]:
+        """The pages this replica serves now."""
+        return [c for c in self.hub.local.values() if isinstance(c, Connection)]
 
     async def close_connections(self) -> None:
         """Close the calls' WebSockets (1001) and wait until each closed; their seats are
         kept, and the pages resume them through another replica (their media never stops)."""
-        for connection in self.connections:
+        connections = self.connections
+        for connection in connections:
             connection.going_away()
-        if self.connections:
-            await asyncio.wait([c.finished for c in self.connections], timeout=CLOSE_SECONDS)
+        if connections:
+            await asyncio.wait([c.finished for c in connections], timeout=CLOSE_SECONDS)
+
+    # -- LiveCalls -------------------------------------------------------------------------------
+
+    def call_counts(self) -> CallCounts:
+        """The pages this replica serves, and the calls among them it counts: a call is
+        counted by the replica serving its seated page with the smallest id, so summing
+        every replica's count counts each call once."""
+        pages = self.connections
+        calls = sum(1 for c in pages if c.seated() and c.peers and c.id < min(c.peers))
+        reports = self.reports
+        return CallCounts(
+            pages_connected=len(pages),
+            calls_in_progress=calls,
+            connected_direct=reports.connected["direct"],
+            connected_relay=reports.connected["relay"],
+            ice_failures=reports.ice_failed,
+            reconnections=reports.reconnected,
+        )
 
     # -- LinkRevocation ------------------------------------------------------------------------
 
@@ -199,7 +233,7 @@ class WebRTCVideo:
         state = await self.rooms.get(provider_room_id)
         if state is None:
             raise ProviderError(self.name, "describe a room", "bad_answer", "unknown room")
-        return self.rooms.describe(state)
+        return self.rooms.describe(state, await self.hub.alive())
 
     # -- the call page's side ------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ def reseat(
         return Refused("ended", state.end_reason)
     if peer.user not in state.participants:
         return Refused("not_invited")
+    if peer.generation < state.generations.get(peer.user, 0):  # its link revoked meanwhile
+        return Refused("revoked", "link_revoked")
     seated, waiting = state.peers.get(peer.id), state.waiting.get(peer.id)
     presence = seated or waiting
     if presence is not None and presence.user != peer.user:

@@ -58,8 +58,9 @@ def _cut_off(connection: Connection, revocation: Revocation) -> bool:
 async def _remove_from_room(rooms: Rooms, revocation: Revocation, reason: str) -> None:
     """The room stops listing the participant's connections and refuses their earlier links;
     they hear `ended`, the others `peer-left` (and the core that they left). `ended` is posted
-    before the room is written: a connection whose heartbeat finds itself gone takes its
-    mailbox first, so it ends with the reason rather than reconnecting to be refused."""
+    before the room is written, so the page hears it (through the hub: at once on this replica)
+    before anything the room's change causes, and ends with the reason rather than
+    reconnecting to be refused."""
     room, user, generation = (
         revocation.provider_room_id,
         revocation.provider_user_id,

@@ -11,18 +11,24 @@ and any replica may serve any participant. In the `webrtc` namespace:
   the end of the call are decided by whichever write lands first.
 - mailboxes, one per connected peer (its id): what the other peers send it
   (offer, answer, ICE candidates) and what happens in the room (a peer joined
-  or left, the call ended). The replica serving the peer takes them (`take`).
+  or left, the call ended). The replica's hub (`hub.py`) delivers a message for
+  a page it serves in memory, and takes the others' mailboxes for its pages.
 
-A peer whose heartbeat is older than the presence time-to-live is gone (its
-replica died or lost the store): the next join or heartbeat in the room drops
-it and tells the others.
+A peer that no replica says it serves within the presence time-to-live is gone
+(its replica died or lost the store): the next join in the room, or the hub of
+a replica serving one of its peers, drops it and tells the others. A page whose
+WebSocket dropped while its seat was kept (its replica stopping) takes it back with
+`resume` (resume.py), as the same peer, on whichever replica it comes back to.
+
+`post` and `tell_participant` are how anything reaches the pages: a page this replica
+serves at once, one on another replica within its poll interval.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -41,10 +47,10 @@ from teleconsult.plugin import (
     gather_all,
 )
 
+from .hub import MESSAGE_TTL, Hub
 from .resume import Resumed, reseat
 from .state import (
     MAX_PARTICIPANTS,
-    Beat,
     Joined,
     Knock,
     Peer,
@@ -59,7 +65,7 @@ from .state import (
 
 __all__ = [
     "MAX_PARTICIPANTS",
-    "Beat",
+    "MESSAGE_TTL",
     "Joined",
     "Knock",
     "Peer",
@@ -80,8 +86,6 @@ NAME = "webrtc"
 ROOM_PREFIX = "room/"
 LEGACY_USER_PREFIX = "user/"
 """Earlier versions kept a document per user there; the provider deletes them as it starts."""
-MESSAGE_TTL = timedelta(minutes=1)
-"""A signaling message not taken within a minute is useless: its peer is gone."""
 MAX_ATTEMPTS = 20
 """Compare-and-set attempts on one room document before giving up (503)."""
 
@@ -98,9 +102,13 @@ class Rooms:
         storage: ProviderStorage,
         clock: Callable[[], datetime],
         presence_ttl: timedelta,
+        hub: Hub,
         report_events: ReportEvents | None = None,
         lobby: bool = False,
     ) -> None:
+        self.hub = hub
+        """Reaches the pages: in memory on this replica, through the store on the others."""
+        hub.sweep = self.sweep
         self.lobby = lobby
         """`CALL_PAGE_LOBBY`: participants below plus wait until a plus participant admits them."""
         self.storage = storage
@@ -133,11 +141,11 @@ class Rooms:
         await self.storage.delete(ROOM_PREFIX + room_id)
 
     async def join(self, room_id: str, peer: Peer) -> Joined | Waiting | Refused:
-        now = self.clock()
+        now, alive = self.clock(), await self.hub.alive()
 
         def change(state: RoomState) -> tuple[tuple[Joined | Waiting | Refused, Any], bool]:
             users, was_started = _users(state), state.started_at is not None
-            outcome = seat(state, peer, now, self._oldest_heartbeat(now), self.lobby)
+            outcome = seat(state, peer, now, self._oldest_heartbeat(now), self.lobby, alive)
             stale = [] if isinstance(outcome, Refused) else [users[p] for p in outcome.stale]
             started = not was_started and state.started_at is not None
             seen = (stale, started, state.admins(but=peer.id), list(state.peers))
@@ -149,14 +157,6 @@ class Rooms:
         outcome, (stale_users, started, admins, seated) = found
         if isinstance(outcome, Refused):
             return outcome
-        arrived = isinstance(outcome, Joined)
-        await self._report(
-            room_id,
-            now,
-            *((PARTICIPANT_LEFT, user) for user in stale_users),
-            (PARTICIPANT_JOINED if arrived else PARTICIPANT_WAITING, peer.user),
-            *([(CALL_STARTED, None)] if started else []),
-        )
         gone = self._left(outcome.replaced + outcome.stale)
         await self._tell(outcome.replaced, {"type": "replaced"})
         withdrawn = [{"type": "knock-withdrawn", "peer": p} for p in outcome.withdrawn]
@@ -168,6 +168,14 @@ class Rooms:
             knock = Knock(peer.id, peer.user, outcome.since).message()
             await self._tell([p for p in seated if p not in admins], *gone)
             await self._tell(admins, *gone, *withdrawn, knock)
+        # Recorded once the peers were told: a join reaches them without waiting for it.
+        await self._report(
+            room_id,
+            now,
+            *((PARTICIPANT_LEFT, user) for user in stale_users),
+            (PARTICIPANT_JOINED if isinstance(outcome, Joined) else PARTICIPANT_WAITING, peer.user),
+            *([(CALL_STARTED, None)] if started else []),
+        )
         return outcome
 
     async def resume(
@@ -200,39 +208,37 @@ class Rooms:
         remaining, user, waited = found or ([], None, False)
         if waited:  # nobody but the plus participants knew of them
             await self._tell(remaining, {"type": "knock-withdrawn", "peer": peer_id})
-            return
-        await self._tell(remaining, *self._left([peer_id]))
-        if user is not None:
-            await self._report(room_id, now, (PARTICIPANT_LEFT, user))
+        else:
+            if user is not None:  # recorded first: this replica's pages hear of it at once
+                await self._report(room_id, now, (PARTICIPANT_LEFT, user))
+            await self._tell(remaining, *self._left([peer_id]))
+        if waited or user is not None:
+            # An old connection that its replica saw close only now: were its page back on
+            # another replica meanwhile (resumed), that page is told to join afresh.
+            await self.storage.post(peer_id, {"type": "evicted"}, MESSAGE_TTL)
 
-    async def heartbeat(self, room_id: str, peer_id: str) -> Beat:
-        """Say the peer is still connected; drop the peers whose replica stopped saying so."""
+    async def sweep(self, room_id: str, alive: set[str]) -> None:
+        """Drop the peers and knocks no replica serves any more, and tell the others; a
+        dropped page that is in fact still open hears `evicted` (it reconnects)."""
         now = self.clock()
 
-        Told = tuple[list[str], list[str], list[str]]
-        nobody: Told = ([], [], [])
+        Told = tuple[list[str], list[str], list[str], list[str], list[str]]
 
-        def change(state: RoomState) -> tuple[tuple[Beat, list[str], list[str], Told], bool]:
-            if state.ended_at is not None:
-                return (Beat("ended", state.end_reason), [], [], nobody), False
-            presence = state.peers.get(peer_id) or state.waiting.get(peer_id)
-            if presence is None:
-                return (Beat("evicted"), [], [], nobody), False
-            presence.seen = millis(now)
+        def change(state: RoomState) -> tuple[Told, bool]:
             users, oldest = _users(state), self._oldest_heartbeat(now)
-            stale = state.drop_stale(oldest, keep=peer_id)
-            knocks = state.drop_stale_waiting(oldest, keep=peer_id)
-            told = (list(state.peers) if stale else [], state.admins() if knocks else [], knocks)
-            return (Beat("ok"), stale, [users[p] for p in stale], told), True
+            stale = state.drop_stale(oldest, alive)
+            knocks = state.drop_stale_waiting(oldest, alive)
+            seen = (stale, [users[p] for p in stale], list(state.peers), state.admins(), knocks)
+            return seen, bool(stale or knocks)
 
-        found = await self._update(room_id, "keep a participant in a room", change)
+        found = await self._update(room_id, "drop the peers of a replica that stopped", change)
         if found is None:
-            return Beat("gone")
-        beat, stale, stale_users, (remaining, admins, knocks) = found
-        await self._tell(admins, *({"type": "knock-withdrawn", "peer": p} for p in knocks))
-        await self._tell(remaining, *self._left(stale))
+            return
+        stale, stale_users, remaining, admins, knocks = found
         await self._report(room_id, now, *((PARTICIPANT_LEFT, user) for user in stale_users))
-        return beat
+        await self._tell(admins, *({"type": "knock-withdrawn", "peer": p} for p in knocks))
+        await self._tell(remaining if stale else [], *self._left(stale))
+        await self._tell([*stale, *knocks], {"type": "evicted"})
 
     async def end(self, room_id: str, reason: str, by: str | None = None) -> None:
         """End the call for everyone: each connected peer (but `by`) is told, and the room
@@ -249,21 +255,33 @@ class Rooms:
             return (peers, started), True
 
         told, ended_a_call = await self._update(room_id, "end a call", change) or ([], False)
-        await self._tell(told, {"type": "ended", "reason": reason})
         if ended_a_call:
             await self._report(room_id, now, (CALL_ENDED, None))
+        await self._tell(told, {"type": "ended", "reason": reason})
 
     async def post(self, peer_id: str, message: dict[str, Any]) -> None:
-        await self.storage.post(peer_id, message, MESSAGE_TTL)
+        """To one page: at once on this replica, within a poll interval on another."""
+        await self.hub.post(peer_id, message)
 
-    async def take(self, peer_id: str) -> list[dict[str, Any]]:
-        return await self.storage.take(peer_id)
+    async def tell_participant(self, room_id: str, user: str, message: dict[str, Any]) -> int:
+        """To every page a participant has open in the room, seated or waiting, wherever
+        they are served; how many."""
+        state = await self.get(room_id)
+        if state is None:
+            return 0
+        pages = [p for p, presence in (*state.peers.items(), *state.waiting.items())
+                 if presence.user == user]  # fmt: skip
+        await self._tell(pages, message)
+        return len(pages)
 
-    def describe(self, state: RoomState) -> dict[str, object]:
-        """The room for GET's `details`, in camelCase: who is connected now and since when."""
+    def describe(self, state: RoomState, alive: Collection[str]) -> dict[str, object]:
+        """The room for GET's `details`, in camelCase: who is connected now and since when
+        (`alive`: the peers the replicas say they serve)."""
         oldest = self._oldest_heartbeat(self.clock())
         connected = [
-            {"userId": p.user, "since": p.since} for p in state.peers.values() if p.seen >= oldest
+            {"userId": p.user, "since": p.since}
+            for peer, p in state.peers.items()
+            if p.seen >= oldest or peer in alive
         ]
         if state.ended_at is not None:
             status = "ended"
@@ -280,7 +298,7 @@ class Rooms:
             "endedAt": state.ended_at,
             "endReason": state.end_reason,
             "connected": connected,
-            **({"waiting": self._waiting(state, oldest)} if self.lobby else {}),
+            **({"waiting": self._waiting(state, oldest, alive)} if self.lobby else {}),
             "durationInSeconds": state.duration_seconds,
             "live": state.live,
             "recording": state.recording,
@@ -305,10 +323,12 @@ class Rooms:
             log.warning("room %s: the core did not take its events", room_id, exc_info=True)
 
     @staticmethod
-    def _waiting(state: RoomState, oldest: int) -> list[dict[str, str]]:
+    def _waiting(state: RoomState, oldest: int, alive: Collection[str]) -> list[dict[str, str]]:
         """Who waits in the lobby now, and since when (with CALL_PAGE_LOBBY only)."""
         return [
-            {"userId": p.user, "since": p.since} for p in state.waiting.values() if p.seen >= oldest
+            {"userId": p.user, "since": p.since}
+            for peer, p in state.waiting.items()
+            if p.seen >= oldest or peer in alive
         ]
 
     def _oldest_heartbeat(self, now: datetime) -> int:

@@ -43,16 +43,17 @@ class WebRTCSettings(DeclaredSettings):
     poll_interval_ms: WholeNumber = setting(
         "WEBRTC_POLL_INTERVAL_MS",
         250,
-        "`webrtc` provider: how often a replica takes each connected page's signaling mailbox "
-        "from the store: call set-up latency against store reads (docs/operations.md)",
+        "`webrtc` provider: how often a replica takes the signaling mailboxes of all its pages "
+        "from the store, in one query (pages on the same replica hear each other at once): "
+        "set-up latency across replicas against store reads (docs/operations.md)",
         minimum=10,
         maximum=5000,
     )
     heartbeat_ms: WholeNumber = setting(
         "WEBRTC_HEARTBEAT_MS",
         10_000,
-        "`webrtc` provider: how often each connected page's presence is written to its room; a "
-        "page whose replica stopped writing for three intervals is dropped",
+        "`webrtc` provider: how often a replica writes which pages it serves (one document); a "
+        "page no replica listed for three intervals is dropped",
         minimum=100,
         maximum=600_000,
     )

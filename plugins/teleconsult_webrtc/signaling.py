@@ -20,18 +20,18 @@ The browser protocol (JSON text frames):
 | both ways | `screen` | `from`, `sharing` | with the `screen_sharing` tool only: sharing or not |
 | both ways | `video-paused` | `to` / `from`, `paused` | no video to that peer: a weak link |
 | page -> server | `end` | | the admin ends the call for everyone |
+| page -> server | `report` | `event`, `path` | for the metrics (`messages.reported`) |
 | server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
 
 `joined` lists `waiting` only with the lobby (CALL_PAGE_LOBBY); the newcomer offers to each
-of `peers`. Peers are named by a per-connection id, never by participant: an answer meant for a
-closed connection cannot reach its successor. The newcomer offers to everyone
-already there and the others only answer, so two pages never offer to each other.
+of `peers`. Peers are named by a per-page id, never by participant: an answer meant for a
+closed page cannot reach its successor (a page that `resume`s is the same page, same id).
 
-Across replicas: a message for a peer is posted to that peer's mailbox in the
-store; the replica serving the peer takes its mailbox every poll interval while
-the peer is connected (`Connection.pump`), and writes a heartbeat to the room
-every heartbeat interval. Nothing about other peers is kept in memory but the
-ids this connection was told about (to drop messages for strangers).
+A message for a peer goes through the replica's hub (`hub.py`): in memory to a page this
+replica serves, else to the peer's mailbox in the store, which the serving replica's hub
+takes for all its pages at once (a resumed page's too: the hub adopts it); the hub also
+says, for all of them, that they are still connected. Nothing about other peers is kept in
+memory but the ids this connection was told about (to drop messages for strangers).
 
 A malformed message closes only its own connection, with a reason: 1008 (policy),
 1009 (over 64 KiB); a store failure 1011; the page reconnects after 1001, 1006,
@@ -45,23 +45,26 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from teleconsult.plugin import ServiceError
 
+from .hub import Hub
 from .lobby import decide
 from .messages import HARD_MAX_MESSAGE_BYTES as HARD_MAX_MESSAGE_BYTES
 from .messages import (
     MAX_ID_CHARS,
+    MAX_REPORTS,
+    Member,
     ProtocolError,
+    RateLimit,
+    Reports,
     ice_candidate,
     parse_message,
+    reported,
     text_field,
     to_everyone,
     video_paused,
@@ -77,8 +80,6 @@ JOIN_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 PING_SECONDS = 20.0
 MAX_PENDING = 256
-RATE_BURST = 200.0
-RATE_PER_SECOND = 50.0
 
 RELAYED = ("offer", "answer", "candidate", "media", "chat", "screen", "video-paused")
 
@@ -88,31 +89,15 @@ REPLACED = 4002
 DECLINED = 4003
 
 
-@dataclass(frozen=True)
-class Member:
-    """A participant as the page shows them: name and role, from the roster."""
-
-    name: str
-    is_admin: bool
-    tools: frozenset[str] = frozenset()
-    """The in-call tools the participant's level enables."""
-
-
-@dataclass(frozen=True)
-class Timing:
-    poll_seconds: float
-    heartbeat_seconds: float
-
-
 class _Close(NamedTuple):
     code: int
     reason: str
 
 
 class Connection:
-    """One participant's WebSocket: its own mailbox, heartbeat and outgoing queue.
+    """One participant's WebSocket: what the hub delivers to it, and its outgoing queue.
 
-    Outgoing frames go through a queue drained by one writer task: the pump and the
+    Outgoing frames go through a queue drained by one writer task: the hub and the
     reader never wait on a slow browser, and order is kept (`ended` goes before the
     close).
     """
@@ -124,18 +109,17 @@ class Connection:
         room_id: str,
         user: str,
         members: Mapping[str, Member],
-        timing: Timing,
-        registry: set[Connection],
         expires_at: int,
         generation: int = 0,
+        reports: Reports | None = None,
     ) -> None:
-        self.id = secrets.token_urlsafe(12)
+        self.hub: Hub = rooms.hub
+        self.id = self.hub.new_peer_id()
         self.ws = ws
         self.rooms = rooms
         self.room_id = room_id
         self.user = user
         self.members = members
-        self.timing = timing
         self.expires_at = expires_at
         """When the link's window closes (epoch seconds): the connection ends then too."""
         self.generation = generation
@@ -149,26 +133,28 @@ class Connection:
         self.gone = False
         """The room no longer lists this peer (ended, replaced, evicted): no leave to write."""
         self.keeps_seat = False
-        """Closed as the replica stops: no leave, the page resumes its seat elsewhere."""
-        self.registry = registry
-        """The provider's open connections: it closes them, and waits for them, as it stops."""
+        """Closed as the replica stops (or its page resumed elsewhere): no leave, the page
+        resumes its seat."""
+        self.reports = reports or Reports()
+        self._reports_left = MAX_REPORTS
+        self._early: list[dict[str, Any]] | None = []
+        """What the hub delivered before the page was told it joined (None once told)."""
+        self._expiring: asyncio.Task[None] | None = None
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Done once the connection left its room and closed."""
         self._outbox: asyncio.Queue[str | _Close] = asyncio.Queue()
         self._closing = False
-        self._allowance = RATE_BURST
-        self._refilled = time.monotonic()
+        self._rate = RateLimit()
 
     async def serve(self) -> None:
         """Run the connection until it closes; always leaves the room it joined, even when
         the handler is cancelled (the browser went away, the server stops)."""
         writer = asyncio.create_task(self._write())
-        pump: asyncio.Task[None] | None = None
         close = _Close(WSCloseCode.OK, "")
-        self.registry.add(self)
+        self.hub.register(self)
         try:
             if await self._join():
-                pump = asyncio.create_task(self._pump())
+                self._ready()
                 await self._read()
         except ProtocolError as error:
             log.info("webrtc: closed a connection: %d %s", error.code, error.reason)
@@ -180,24 +166,21 @@ class Connection:
             log.exception("webrtc: signaling failed unexpectedly")
             close = _Close(WSCloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            await asyncio.shield(asyncio.ensure_future(self._finish(pump, writer, close)))
+            await asyncio.shield(asyncio.ensure_future(self._finish(writer, close)))
 
-    async def _finish(
-        self, pump: asyncio.Task[None] | None, writer: asyncio.Task[None], close: _Close
-    ) -> None:
-        """Stop taking the mailbox, leave the room (the others are told), then close."""
-        if pump is not None:
-            pump.cancel()
+    async def _finish(self, writer: asyncio.Task[None], close: _Close) -> None:
+        """Leave the room (the others are told), stop being served by the hub, then close."""
+        if self._expiring is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await pump
+                await self._expiring
         await self._leave()
+        self.hub.unregister(self)
         self.close(*close)
         try:
             await asyncio.wait_for(writer, CLOSE_TIMEOUT_SECONDS)
         except (TimeoutError, ConnectionError):
             writer.cancel()
         finally:
-            self.registry.discard(self)
             self.finished.set_result(None)
 
     def send(self, message: Mapping[str, object]) -> None:
@@ -214,6 +197,36 @@ class Connection:
             return
         self._closing = True
         self._outbox.put_nowait(_Close(code, reason.encode()[:123].decode(errors="ignore")))
+
+    # -- what the hub asks -----------------------------------------------------------------------
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """A message from the room or a peer: kept until the page was told it joined."""
+        if self._early is not None:
+            self._early.append(message)
+        else:
+            self._deliver(message)
+
+    def known_peers(self) -> list[str]:
+        return list(self.peers)
+
+    def seated(self) -> bool:
+        """In the call: joined, not waiting in the lobby, not on its way out."""
+        return self.joined and not self.waiting and not self.gone and not self._closing
+
+    def expire(self) -> None:
+        """The link's window closed: leave (the others are told), then end the page's call."""
+        if self._expiring is None and not self._closing:
+            self._expiring = asyncio.get_running_loop().create_task(self._expire())
+
+    async def _expire(self) -> None:
+        await self._leave()
+        self.end("expired")
+
+    def _ready(self) -> None:
+        early, self._early = self._early or [], None
+        for message in early:
+            self._deliver(message)
 
     def end(self, reason: str) -> None:
         """The call is over for this connection: say so, then close."""
@@ -250,17 +263,22 @@ class Connection:
 
     async def _resume(self, peer_id: str) -> bool:
         """The page came back with its peer id (resume.py): True when that decided (its seat
-        back, or closed), False when it joins afresh."""
-        outcome = await self.rooms.resume(self.room_id, Peer(peer_id, self.user))
+        back, or closed), False when it joins afresh. Its seat back, this replica's hub serves
+        it under that id (`adopt`), whichever replica's id the id starts with."""
+        peer = Peer(peer_id, self.user, self.generation)
+        outcome = await self.rooms.resume(self.room_id, peer)
         if outcome == "replaced":  # the same participant's newer page holds the seat
             self.gone = True
             self.close(REPLACED, "replaced by a newer connection")
         elif isinstance(outcome, Refused):
             self._refused(outcome)
         elif isinstance(outcome, Resumed):
-            for old in [c for c in self.registry if c.id == peer_id and c.user == self.user]:
-                old.going_away("resumed by a newer connection")  # its socket is dead: no leave
+            old = self.hub.local.get(peer_id)
+            if isinstance(old, Connection) and old is not self:  # half-open: no leave
+                old.going_away("resumed by a newer connection")
+            self.hub.unregister(self)
             self.id, self.joined, self.waiting = peer_id, True, outcome.waiting
+            self.hub.adopt(self)
             if outcome.waiting:
                 self.send({"type": "waiting", "self": self._view(self.id, self.user)})
             else:
@@ -269,8 +287,10 @@ class Connection:
 
     def going_away(self, reason: str = "server shutting down; reconnect") -> None:
         """This replica stops (or the page resumed on a newer connection): the seat is kept,
-        no leave, and the others' peer connections carry on."""
+        no leave, the others' peer connections carry on, and the hub no longer takes this
+        page's mailbox: what is posted to it waits for the replica the page resumes on."""
         self.keeps_seat = True
+        self.hub.part(self)
         self.close(WSCloseCode.GOING_AWAY, reason)
 
     def _refused(self, refused: Refused) -> None:
@@ -302,11 +322,14 @@ class Connection:
         async for message in self.ws:  # ends at the close; aiohttp closes huge frames (1009)
             if message.type is WSMsgType.ERROR:
                 return
-            if not self._take_rate_token():
+            if not self._rate.take():
                 raise violation("rate limit exceeded")
             parsed = parse_message(message)
             if self._closing:
                 return
+            if parsed["type"] == "report":  # any page, a waiting one too: for the metrics
+                self._report(parsed)
+                continue
             await self._handle(parsed)
 
     async def _handle(self, message: dict[str, Any]) -> None:
@@ -343,47 +366,18 @@ class Connection:
         else:
             raise violation("unknown message type")
 
+    def _report(self, message: dict[str, Any]) -> None:
+        """What the page saw of its call, for the operator's metrics (a few per page)."""
+        event, path = reported(message)
+        if self._reports_left > 0:
+            self._reports_left -= 1
+            self.reports.count(event, path)
+
     async def _relay(self, to: str, message: dict[str, Any]) -> None:
         if to == self.id:
             raise violation("cannot signal yourself")
         if to in self.peers:  # else the peer just left (a normal race) or was never here
             await self.rooms.post(to, message)
-
-    async def _evicted(self) -> None:
-        """The room no longer lists this peer. A newer connection of the same participant
-        may have replaced it since the mailbox was last taken: its `replaced` is delivered
-        first (the page stays closed), and only a presence that was lost says reconnect."""
-        self.gone = True
-        for message in await self.rooms.take(self.id):
-            self._deliver(message)
-        self.close(WSCloseCode.TRY_AGAIN_LATER, "presence lost; reconnect")
-
-    async def _pump(self) -> None:
-        """Take this peer's mailbox every poll interval; heartbeat every heartbeat interval."""
-        loop = asyncio.get_running_loop()
-        next_beat = loop.time() + self.timing.heartbeat_seconds
-        try:
-            while not self._closing:
-                for message in await self.rooms.take(self.id):
-                    self._deliver(message)
-                if loop.time() >= next_beat and not self._closing:
-                    next_beat = loop.time() + self.timing.heartbeat_seconds
-                    if self.rooms.clock().timestamp() >= self.expires_at:
-                        await self._leave()  # the others are told, then the page
-                        self.end("expired")
-                        return
-                    beat = await self.rooms.heartbeat(self.room_id, self.id)
-                    if beat.outcome == "evicted":
-                        await self._evicted()
-                    elif beat.outcome != "ok":
-                        self.end(beat.end_reason or "cancelled")
-                await asyncio.sleep(self.timing.poll_seconds)
-        except ServiceError as error:
-            log.warning("webrtc: signaling failed: %s", error.message)
-            self.close(WSCloseCode.INTERNAL_ERROR, "signaling unavailable; reconnect")
-        except Exception:
-            log.exception("webrtc: signaling failed unexpectedly")
-            self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
 
     def _deliver(self, message: dict[str, Any]) -> None:
         """A message from the mailbox, to the page (what the store holds is ours, but an old
@@ -394,7 +388,7 @@ class Connection:
             self._decided(message)
         elif kind in ("knock", "knock-withdrawn"):
             self._lobby_news(message)
-        elif self.waiting and kind not in ("ended", "replaced"):
+        elif self.waiting and kind not in ("ended", "replaced", "evicted"):
             return  # nothing about the others reaches a page in the lobby
         elif kind == "peer-joined" and isinstance(message.get("peer"), str):
             peer, user = str(message["peer"]), str(message.get("user"))
@@ -409,6 +403,9 @@ class Connection:
         elif kind == "replaced":
             self.gone = True
             self.close(REPLACED, "replaced by a newer connection")
+        elif kind == "evicted":  # its seat dropped (presence lost, an old connection left)
+            self.gone = True
+            self.close(WSCloseCode.TRY_AGAIN_LATER, "presence lost; reconnect")
 
     def _decided(self, message: dict[str, Any]) -> None:
         """A plus participant admitted this page (it offers to the peers seated) or declined
@@ -458,14 +455,3 @@ class Connection:
     def _view(self, peer: str, user: str) -> dict[str, object]:
         member = self.members.get(user, Member("", is_admin=False))
         return {"id": peer, "name": member.name, "isAdmin": member.is_admin}
-
-    def _take_rate_token(self) -> bool:
-        now = time.monotonic()
-        self._allowance = min(
-            RATE_BURST, self._allowance + (now - self._refilled) * RATE_PER_SECOND
-        )
-        self._refilled = now
-        if self._allowance < 1.0:
-            return False
-        self._allowance -= 1.0
-        return True

@@ -8,6 +8,7 @@ no one; a `plus` participant never waits and sees the knocks; a participant admi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,7 +24,8 @@ class Presence:
     since: str
     """When this connection joined (ISO 8601, UTC)."""
     seen: int
-    """Its last heartbeat, epoch milliseconds."""
+    """When it joined (or, written by earlier versions, its last heartbeat): epoch
+    milliseconds. After the presence time, only its replica's presence keeps it."""
 
 
 @dataclass
@@ -87,23 +89,24 @@ class RoomState:
             **({"generations": self.generations} if self.generations else {}),
         }
 
-    def drop_stale(self, oldest_heartbeat: int, keep: str | None = None) -> list[str]:
-        """Remove the peers whose last heartbeat is older than `oldest_heartbeat`; their ids."""
+    def drop_stale(self, oldest_heartbeat: int, alive: Collection[str] = ()) -> list[str]:
+        """Remove the peers that joined before `oldest_heartbeat` and that no replica says it
+        serves (not in `alive`); their ids."""
         stale = [
             peer
             for peer, presence in self.peers.items()
-            if presence.seen < oldest_heartbeat and peer != keep
+            if presence.seen < oldest_heartbeat and peer not in alive
         ]
         for peer in stale:
             del self.peers[peer]
         return stale
 
-    def drop_stale_waiting(self, oldest_heartbeat: int, keep: str | None = None) -> list[str]:
-        """The same for the lobby: a page that stopped saying it waits is not waiting."""
+    def drop_stale_waiting(self, oldest_heartbeat: int, alive: Collection[str] = ()) -> list[str]:
+        """The same for the lobby: a page no replica serves is not waiting."""
         stale = [
             peer
             for peer, presence in self.waiting.items()
-            if presence.seen < oldest_heartbeat and peer != keep
+            if presence.seen < oldest_heartbeat and peer not in alive
         ]
         for peer in stale:
             del self.waiting[peer]
@@ -171,20 +174,18 @@ class Refused:
     end_reason: str | None = None
 
 
-@dataclass(frozen=True)
-class Beat:
-    """What a heartbeat found: the peer is still in (`ok`), or the call is over for it."""
-
-    outcome: Literal["ok", "ended", "gone", "evicted"]
-    end_reason: str | None = None
-
-
 def seat(
-    state: RoomState, peer: Peer, now: datetime, oldest_heartbeat: int, lobby: bool = False
+    state: RoomState,
+    peer: Peer,
+    now: datetime,
+    oldest_heartbeat: int,
+    lobby: bool = False,
+    alive: Collection[str] = (),
 ) -> Joined | Waiting | Refused:
     """The rule for a join, applied to the room as read: the participant's own older
-    connection and stale peers make way; a full or ended room refuses; with the `lobby`, a
-    participant below plus who was not admitted in this call waits."""
+    connection and stale peers (joined before `oldest_heartbeat`, not `alive`) make way; a
+    full or ended room refuses; with the `lobby`, a participant below plus who was not
+    admitted in this call waits."""
     if state.ended_at is not None:
         return Refused("ended", state.end_reason)
     if peer.user not in state.participants:
@@ -197,8 +198,8 @@ def seat(
     withdrawn = [other for other, p in state.waiting.items() if p.user == peer.user]
     for other in withdrawn:
         del state.waiting[other]
-    stale = tuple(state.drop_stale(oldest_heartbeat))
-    withdrawn += state.drop_stale_waiting(oldest_heartbeat)
+    stale = tuple(state.drop_stale(oldest_heartbeat, alive))
+    withdrawn += state.drop_stale_waiting(oldest_heartbeat, alive)
     presence = Presence(peer.user, iso(now), millis(now))
     admin = state.participants[peer.user]
     if lobby and not admin and peer.user not in state.admitted:

@@ -81,7 +81,10 @@ async def observed(request: web.Request, handler: Handler, answer: Answer) -> we
         elapsed = time.perf_counter() - started
         route = route_of(request)
         label = "client_closed" if status == CLIENT_CLOSED else str(status)
-        request.app[SERVICES].metrics.observe_http(request.method, route, label, elapsed)
+        if _websocket(request, status):  # it lasted a call, not an answer: counted, not timed
+            request.app[SERVICES].metrics.count_websocket(request.method, route)
+        else:
+            request.app[SERVICES].metrics.observe_http(request.method, route, label, elapsed)
         quiet = status == CLIENT_CLOSED or request.path.startswith(QUIET_PREFIX)
         method = request.method
         # Redacted here, where it is known which values can hold anything: the path and a
@@ -97,3 +100,9 @@ async def observed(request: web.Request, handler: Handler, answer: Answer) -> we
         }
         level = logging.DEBUG if quiet else logging.INFO
         log.log(level, "request completed", extra={"fields": fields, "redacted": True})
+
+
+def _websocket(request: web.Request, status: int) -> bool:
+    """An upgraded WebSocket: 101, or "client closed" when it ended with its page."""
+    upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+    return upgrade and status in (101, CLIENT_CLOSED)

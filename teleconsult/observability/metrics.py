@@ -10,6 +10,7 @@ background (`core.store_gauges`) and say their age.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -20,10 +21,13 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from teleconsult import __version__
 from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability.measured import Observer
+from teleconsult.providers.protocols import CallCounts
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
 
@@ -31,6 +35,7 @@ LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 )  # fmt: skip
 """From half a millisecond: a GET served from SQLite takes about one."""
+SWITCHING_PROTOCOLS = "101"
 
 
 class Metrics:
@@ -123,6 +128,10 @@ class Metrics:
             ["state"], registry=r,
         )  # fmt: skip
 
+    def watch_calls(self, counts: Callable[[], CallCounts]) -> None:
+        """Serve the calls a provider carries itself (`LiveCalls`), read at every scrape."""
+        self.registry.register(_CallsCollector(counts))
+
     def observe_http(self, method: str, route: str, status: str, seconds: float) -> None:
         """Count and time one answered request. Each (method, route, status)'s children are
         looked up once: `labels()` checks and hashes its values at every call."""
@@ -135,6 +144,11 @@ class Metrics:
             self._http_children[(method, route, status)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_websocket(self, method: str, route: str) -> None:
+        """A WebSocket that was open (status 101), counted but not timed: it lasts as long as
+        its call, and would drown the request durations."""
+        self.http_requests.labels(method, route, SWITCHING_PROTOCOLS).inc()
 
     def _store_gauges_age(self) -> float:
         if self.store_gauges_refreshed is None:
@@ -180,3 +194,42 @@ class Metrics:
             child.observe(seconds)
 
         return observe
+
+
+class _CallsCollector(Collector):
+    """The calls a provider carries itself, on this replica: its counts at each scrape."""
+
+    def __init__(self, counts: Callable[[], CallCounts]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._counts()
+        yield GaugeMetricFamily(
+            "teleconsult_call_pages_connected",
+            "Call pages connected to this replica (their signaling WebSockets).",
+            value=counts.pages_connected,
+        )
+        yield GaugeMetricFamily(
+            "teleconsult_calls_in_progress",
+            "Calls with two pages or more connected, each counted by one replica (sum them).",
+            value=counts.calls_in_progress,
+        )
+        paths = CounterMetricFamily(
+            "teleconsult_calls_connected",
+            "Peer connections that connected, by the path their pages reported: direct, or "
+            "relay (through the TURN server).",
+            labels=["path"],
+        )
+        paths.add_metric(["direct"], counts.connected_direct)
+        paths.add_metric(["relay"], counts.connected_relay)
+        yield paths
+        yield CounterMetricFamily(
+            "teleconsult_call_ice_failures",
+            "Peer connections whose ICE failed, as their pages reported (then restarted).",
+            value=counts.ice_failures,
+        )
+        yield CounterMetricFamily(
+            "teleconsult_call_reconnections",
+            "Pages whose signaling came back after its WebSocket dropped, as they reported.",
+            value=counts.reconnections,
+        )

@@ -10,7 +10,7 @@ their names, the consultation's window), from `ProviderContext.roster`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +63,11 @@ class ProviderStorage:
     async def take(self, recipient: str) -> list[dict[str, Any]]:
         """The recipient's messages, oldest first (per sender), removed from the mailbox."""
         return await self._data.take(self._namespace, recipient, self._clock())
+
+    async def take_for(self, recipients: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The messages of the `recipients`, oldest first, each with its recipient, removed:
+        a replica takes the mailboxes of all the pages it serves in one query."""
+        return await self._data.take_for(self._namespace, recipients, self._clock())
 
 
 @dataclass(frozen=True)

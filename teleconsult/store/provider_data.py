@@ -3,6 +3,7 @@ the others), so every replica shares it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -62,6 +63,13 @@ class ProviderData(Protocol):
 
     async def take(self, namespace: str, recipient: str, now: datetime) -> list[dict[str, Any]]:
         """Remove and return the recipient's unexpired messages, oldest first."""
+        ...
+
+    async def take_for(
+        self, namespace: str, recipients: Sequence[str], now: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Remove and return the unexpired messages of the `recipients`, oldest first, each
+        with its recipient: one query for the pages a replica serves, whatever their names."""
         ...
 
     async def purge_expired(self, now: datetime, limit: int) -> int:

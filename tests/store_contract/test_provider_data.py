@@ -57,6 +57,29 @@ async def test_mailboxes_deliver_each_message_once_in_order(open_store: Opener) 
     assert await first.provider_data.take("webrtc", "peer-c", LATER) == []  # expired
 
 
+async def test_a_replica_takes_all_its_mailboxes_at_once(open_store: Opener) -> None:
+    """Every recipient named, in one take: each message once, in order, with its recipient,
+    whatever the names (a page resumed on another replica keeps its id); the other
+    mailboxes are left alone."""
+    first, second = await open_store(), await open_store()
+    await first.provider_data.post("webrtc", "r1.a", {"n": 1}, LATER)
+    await first.provider_data.post("webrtc", "r2.a", {"n": 2}, LATER)
+    await second.provider_data.post("webrtc", "r2.b", {"n": 3}, LATER)
+    await second.provider_data.post("webrtc", "r1.a", {"n": 4}, LATER)
+    await second.provider_data.post("webrtc", "r1.b", {"n": 5}, LATER)  # not named
+    await second.provider_data.post("other", "r1.a", {"n": 6}, LATER)  # another namespace
+
+    taken = await second.provider_data.take_for("webrtc", ["r1.a", "r2.b"], NOW)
+
+    assert taken == [("r1.a", {"n": 1}), ("r2.b", {"n": 3}), ("r1.a", {"n": 4})]
+    assert await first.provider_data.take_for("webrtc", ["r1.a", "r2.b"], NOW) == []
+    assert await first.provider_data.take_for("webrtc", ["r2.a"], NOW) == [("r2.a", {"n": 2})]
+    assert await first.provider_data.take_for("webrtc", [], NOW) == []
+    assert await first.provider_data.take("webrtc", "r1.b", NOW) == [{"n": 5}]
+    await first.provider_data.post("webrtc", "r1.c", {"n": 7}, NOW + timedelta(seconds=1))
+    assert await first.provider_data.take_for("webrtc", ["r1.c"], LATER) == []  # expired
+
+
 async def test_expired_entries_are_purged(open_store: Opener) -> None:
     data = (await open_store()).provider_data
     await data.put_document(DocumentWrite("webrtc", "old", {}, None, NOW + timedelta(seconds=1)))

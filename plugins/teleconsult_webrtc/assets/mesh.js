@@ -74,6 +74,7 @@ export function createTransport(ui, info) {
         onResumed(msg);
         return;
       case "joined":
+        if (s.phase === "reconnecting") send({ type: "report", event: "reconnected" });
         if (s.selfId !== msg.self.id) closePeers(); // a new seat: the old connections are gone
         s.selfId = msg.self.id;
         s.reconnects = 0;
@@ -83,6 +84,7 @@ export function createTransport(ui, info) {
         ui.knocks(msg.waiting || []);
         return;
       case "waiting": // the lobby: no peers until a plus participant admits this page
+        if (s.phase === "reconnecting") send({ type: "report", event: "reconnected" });
         if (s.selfId !== msg.self.id) closePeers();
         s.selfId = msg.self.id;
         s.reconnects = 0;
@@ -183,6 +185,7 @@ export function createTransport(ui, info) {
   // came meanwhile offer (their offer waited in this page's mailbox) unless this page is the
   // newcomer (admitted from the lobby meanwhile), and the ICE restarts that waited are made.
   function onResumed(msg) {
+    send({ type: "report", event: "reconnected" });
     s.reconnects = 0;
     counts.resumed++;
     s.lastOutageMs = Math.round(performance.now() - s.droppedAt);
@@ -263,7 +266,10 @@ export function createTransport(ui, info) {
       stream.addTrack(event.track);
       tile.play(stream);
     };
-    pc.onconnectionstatechange = showState;
+    pc.onconnectionstatechange = () => {
+      showState();
+      if (peer.offerer) report(peer); // one page per pair reports, for the operator's metrics
+    };
     pc.addEventListener("iceconnectionstatechange", () => onIceState(peer));
 
     if (offerer) {
@@ -274,6 +280,24 @@ export function createTransport(ui, info) {
       });
     }
     return peer;
+  }
+
+  // The operator's metrics: whether a peer connection went direct or through TURN (its
+  // selected candidate pair), and its ICE failures. Only the offering page reports.
+  async function report(peer) {
+    const state = peer.pc.connectionState;
+    if (state === "failed") send({ type: "report", event: "ice-failed" });
+    if (state !== "connected" || peer.reported) return;
+    peer.reported = true;
+    const stats = await peer.pc.getStats().catch(() => new Map());
+    let relay = false;
+    stats.forEach((stat) => {
+      if (stat.type !== "transport" || !stat.selectedCandidatePairId) return;
+      const pair = stats.get(stat.selectedCandidatePairId);
+      const ends = [pair?.localCandidateId, pair?.remoteCandidateId];
+      relay = ends.some((id) => stats.get(id)?.candidateType === "relay");
+    });
+    send({ type: "report", event: "connected", path: relay ? "relay" : "direct" });
   }
 
   function addLocalTracks(peer, offerer) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,19 +98,31 @@ class MongoProviderData(MongoCollection):
             )
 
     async def take(self, namespace: str, recipient: str, now: datetime) -> list[dict[str, Any]]:
+        taken = await self._take({"namespace": namespace, "recipient": recipient}, now)
+        return [message for _, message in taken]
+
+    async def take_for(
+        self, namespace: str, recipients: Sequence[str], now: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        names = {"$in": list(recipients)}
+        return await self._take({"namespace": namespace, "recipient": names}, now)
+
+    async def _take(self, where: dict[str, Any], now: datetime) -> list[tuple[str, dict[str, Any]]]:
+        """Remove the messages `where` matches, exactly those read (one posted meanwhile
+        stays for the next take); the unexpired ones, oldest first, with their recipient."""
         async with self._database.guard() as database:
             found = [
                 document
-                async for document in database[MESSAGES].find(
-                    {"namespace": namespace, "recipient": recipient}, sort=[("_id", ASCENDING)]
-                )
+                async for document in database[MESSAGES].find(where, sort=[("_id", ASCENDING)])
             ]
             if found:
                 await database[MESSAGES].delete_many(
                     {"_id": {"$in": [document["_id"] for document in found]}}
                 )
         return [
-            dict(document["message"]) for document in found if _aware(document["expiresAt"]) > now
+            (str(document["recipient"]), dict(document["message"]))
+            for document in found
+            if _aware(document["expiresAt"]) > now
         ]
 
     async def purge_expired(self, now: datetime, limit: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -102,10 +103,25 @@ class SQLiteProviderData(SQLiteTable):
         )
 
     async def take(self, namespace: str, recipient: str, now: datetime) -> list[dict[str, Any]]:
+        taken = await self._take("recipient = ?", (namespace, recipient), now)
+        return [message for _, message in taken]
+
+    async def take_for(
+        self, namespace: str, recipients: Sequence[str], now: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        names = (namespace, json.dumps(list(recipients)))
+        return await self._take("recipient IN (SELECT value FROM json_each(?))", names, now)
+
+    async def _take(
+        self, recipients: str, parameters: tuple[str, ...], now: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Remove the messages of the `recipients` (a condition on the column), exactly those
+        read (one posted meanwhile stays for the next take); the unexpired ones, oldest
+        first, with their recipient."""
         rows = await self._connection.read_all(
-            f"SELECT id, message, expires_at FROM {self._messages}"
-            " WHERE namespace = ? AND recipient = ? ORDER BY id",
-            (namespace, recipient),
+            f"SELECT id, recipient, message, expires_at FROM {self._messages}"
+            f" WHERE namespace = ? AND {recipients} ORDER BY id",
+            parameters,
         )
         if not rows:
             return []
@@ -113,7 +129,7 @@ class SQLiteProviderData(SQLiteTable):
         await self._connection.write(
             f"DELETE FROM {self._messages} WHERE id IN ({', '.join('?' * len(taken))})", taken
         )
-        return [json.loads(row[1]) for row in rows if row[2] > millis(now)]
+        return [(row[1], json.loads(row[2])) for row in rows if row[3] > millis(now)]
 
     async def purge_expired(self, now: datetime, limit: int) -> int:
         purged = 0
