@@ -37,6 +37,8 @@ A plugin imports from this module only (a test fails when a module under
   `check_seat` (whether such a link opens its call now: a `CallSeat` or a `CallRefusal`),
   `seat_of` (the same for a page's request, or the answer that refuses it), `seat_info`
   (what the page shows) and `refused` (the answer to a link that opens nothing);
+  `join_credential` (the credential of a participant's page link, from its `JoinRequest`)
+  and `ProviderPages` (a provider's page, info, tools and asset routes, and its admission);
 - `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider;
 - `CallPage` (`ProviderContext.call_page`), the call page every provider that serves one
@@ -62,6 +64,7 @@ from teleconsult.callpage import (
 from teleconsult.callpage import links as call_links
 from teleconsult.callpage.links import Credential as LinkCredential
 from teleconsult.callpage.links import LinkSigner
+from teleconsult.callpage.routes import ProviderPages, join_credential
 from teleconsult.callpage.seats import Refusal as CallRefusal
 from teleconsult.callpage.seats import Seat as CallSeat
 from teleconsult.callpage.seats import check_seat, refused, seat_info, seat_of
@@ -205,6 +208,7 @@ __all__ = [
     "ProviderEvents",
     "ProviderFailure",
     "ProviderLimits",
+    "ProviderPages",
     "ProviderStorage",
     "RemoveParticipant",
     "ReportEvents",
@@ -237,6 +241,7 @@ __all__ = [
     "error_message",
     "gather_all",
     "hookimpl",
+    "join_credential",
     "mark_sensitive",
     "refused",
     "seat_info",

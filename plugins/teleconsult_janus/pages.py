@@ -11,55 +11,45 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from importlib import resources
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from teleconsult.plugin import (
-    VIDEO_PROVIDER,
-    Asset,
-    CallPage,
-    CallSeat,
-    default_call_page,
-    mark_sensitive,
-    seat_info,
-    seat_of,
-)
+from teleconsult.plugin import ProviderPages, mark_sensitive, seat_info
 
 from .admission import admit, janus_token
 from .provider import CALL_PATH, JanusVideo, room_number
 
-PAGE_PATH = CALL_PATH + "{credential}"
-ASSETS_PATH = "/janus/assets/"
-TRANSPORT = "janus.js"
-OWN_ASSETS = {
-    TRANSPORT: Asset.of(
-        (resources.files(__package__) / "assets" / TRANSPORT).read_bytes(), "text/javascript"
-    )
-}
-DEFAULT_PAGE = default_call_page()
+PAGES = ProviderPages(
+    JanusVideo,
+    call_path=CALL_PATH,
+    assets_path="/janus/assets/",
+    page_of=lambda provider: provider.call_page,
+    admit_of=lambda provider: functools.partial(admit, provider),
+    package=__package__,
+    transport="janus.js",
+)
+"""The page, its admission and assets, with this provider's transport (`assets/janus.js`)."""
 
 
 async def call_page(request: web.Request) -> web.Response:
-    admitted = await _admit(request)
-    if isinstance(admitted, web.Response):
-        return admitted
-    provider, seat = admitted
-    page = provider.call_page
-    response = page.page(_language(request, page, seat.language), TRANSPORT)
+    """The shared page, its policy letting the script reach Janus too."""
+    response = await PAGES.call_page(request)
+    provider = PAGES.provider(request)
+    if provider is None or response.status != 200:  # a refusal keeps the page's own policy
+        return response
     return _connecting_to(response, provider.options.public_url)
 
 
 async def call_info(request: web.Request) -> web.Response:
     """What the page shows (`seat_info`), with each participant's id: Janus's display of a
     feed, by which the transport names its tile."""
-    admitted = await _admit(request, html=False)
+    admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     provider, seat = admitted
     page = provider.call_page
-    info = seat_info(page, seat, _language(request, page, seat.language), ids=True)
+    info = seat_info(page, seat, PAGES.language(request, page, seat.language), ids=True)
     info["maxParticipants"] = provider.limits.max_participants
     return web.json_response(info, headers=page.no_store)
 
@@ -67,7 +57,7 @@ async def call_info(request: web.Request) -> web.Response:
 async def call_token(request: web.Request) -> web.Response:
     """The page's way into Janus, once it may enter: its token (in the room's `allowed` list
     from now on), the room, Janus's public URL, and the ICE servers for the link's window."""
-    admitted = await _admit(request, html=False)
+    admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     provider, seat = admitted
@@ -89,45 +79,15 @@ async def call_token(request: web.Request) -> web.Response:
 async def call_tools(request: web.Request) -> web.Response:
     """The in-call tools the page offers: none yet through Janus (no chat or screen sharing
     in this transport; the page shows no control it cannot use)."""
-    admitted = await _admit(request, html=False)
+    admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     return web.json_response({"tools": []}, headers=admitted[0].call_page.no_store)
 
 
-async def asset(request: web.Request) -> web.Response:
-    provider = _provider(request)
-    page = DEFAULT_PAGE if provider is None else provider.call_page
-    return page.asset(request, OWN_ASSETS)
-
-
 def routes() -> list[web.AbstractRouteDef]:
-    return [
-        web.get(PAGE_PATH, call_page),
-        web.get(PAGE_PATH + "/info", call_info),
-        web.get(PAGE_PATH + "/tools", call_tools),
-        web.post(PAGE_PATH + "/token", call_token),
-        web.get(ASSETS_PATH + "{name}", asset),
-    ]
-
-
-def _provider(request: web.Request) -> JanusVideo | None:
-    provider = request.app[VIDEO_PROVIDER]
-    return provider if isinstance(provider, JanusVideo) else None
-
-
-async def _admit(
-    request: web.Request, *, html: bool = True
-) -> tuple[JanusVideo, CallSeat] | web.Response:
-    """The running provider and the seat a request's credential opens, or the refusal."""
-    provider = _provider(request)
-    page = DEFAULT_PAGE if provider is None else provider.call_page
-    check = None if provider is None else functools.partial(admit, provider)
-    found = await seat_of(request, page, check, html=html)
-    if isinstance(found, web.Response):
-        return found
-    assert provider is not None  # a seat comes only from a running provider's check
-    return provider, found
+    token = web.post(PAGES.page_path + "/token", call_token)
+    return PAGES.routes(page=call_page, info=call_info, tools=call_tools, more=[token])
 
 
 def _connecting_to(response: web.Response, janus_url: str) -> web.Response:
@@ -139,10 +99,6 @@ def _connecting_to(response: web.Response, janus_url: str) -> web.Response:
         "connect-src 'self'", f"connect-src 'self' {origin}"
     )
     return response
-
-
-def _language(request: web.Request, page: CallPage, language: str | None) -> str:
-    return page.language(language, request.headers.get("Accept-Language"))
 
 
 def _moment(epoch_seconds: int) -> datetime:

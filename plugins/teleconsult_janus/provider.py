@@ -13,7 +13,6 @@ asked. The details of a room are Janus's `listparticipants`.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -23,7 +22,6 @@ from teleconsult.plugin import (
     CreatedRoom,
     JoinRequest,
     Level,
-    LinkCredential,
     LinkSigner,
     ProviderError,
     ProviderEvent,
@@ -32,6 +30,7 @@ from teleconsult.plugin import (
     RoomSpec,
     Roster,
     VersionConflict,
+    join_credential,
     stable_user_id,
 )
 
@@ -145,14 +144,9 @@ class JanusVideo:
     def join_link(self, join: JoinRequest) -> str:
         """This service's call page with a signed credential for this participant and room,
         bounded by the consultation's window (`LinkSigner`, the same as `webrtc`'s)."""
-        opens, expires = join.window(self.options.window.grace, self.options.window.max_lifetime)
-        credential = LinkCredential(
-            teleconsultation_id=join.teleconsultation_id,
-            room_id=join.provider_room_id,
-            user_id=join.participant.provider_user_id,
-            opens_at=math.floor(opens.timestamp()),
-            expires_at=math.ceil(expires.timestamp()),
-            language=self.call_page.catalogs.match(join.language),
+        window = self.options.window
+        credential = join_credential(
+            join, window.grace, window.max_lifetime, self.call_page.catalogs
         )
         return self.options.page_url + CALL_PATH + self.signer.sign(credential)
 
