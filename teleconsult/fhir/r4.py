@@ -21,88 +21,36 @@ from fhir.resources.R4B.resource import Resource
 FHIR_VERSION = "4.0.1"
 MEDIA_TYPE = "application/fhir+json"
 
-APPOINTMENT_STATUS = frozenset(
-    {
-        "proposed",
-        "pending",
-        "booked",
-        "arrived",
-        "fulfilled",
-        "cancelled",
-        "noshow",
-        "entered-in-error",
-        "checked-in",
-        "waitlist",
-    }
+
+def _codes(codes: str) -> frozenset[str]:
+    """A value set's codes, as R4 lists them (separated by spaces)."""
+    return frozenset(codes.split())
+
+
+APPOINTMENT_STATUS = _codes(
+    "proposed pending booked arrived fulfilled cancelled noshow entered-in-error checked-in "
+    "waitlist"
 )
 """http://hl7.org/fhir/R4/valueset-appointmentstatus.html"""
 PARTICIPATION_STATUS = frozenset({"accepted", "declined", "tentative", "needs-action"})
 PARTICIPANT_REQUIRED = frozenset({"required", "optional", "information-only"})
-BUNDLE_TYPE = frozenset(
-    {
-        "document",
-        "message",
-        "transaction",
-        "transaction-response",
-        "batch",
-        "batch-response",
-        "history",
-        "searchset",
-        "collection",
-    }
+BUNDLE_TYPE = _codes(
+    "document message transaction transaction-response batch batch-response history "
+    "searchset collection"
 )
 SEARCH_ENTRY_MODE = frozenset({"match", "include", "outcome"})
 ISSUE_SEVERITY = frozenset({"fatal", "error", "warning", "information"})
-ISSUE_TYPE = frozenset(
-    {
-        "invalid",
-        "structure",
-        "required",
-        "value",
-        "invariant",
-        "security",
-        "login",
-        "unknown",
-        "expired",
-        "forbidden",
-        "suppressed",
-        "processing",
-        "not-supported",
-        "duplicate",
-        "multiple-matches",
-        "not-found",
-        "deleted",
-        "too-long",
-        "code-invalid",
-        "extension",
-        "too-costly",
-        "business-rule",
-        "conflict",
-        "transient",
-        "lock-error",
-        "no-store",
-        "exception",
-        "timeout",
-        "incomplete",
-        "throttled",
-        "informational",
-    }
+ISSUE_TYPE = _codes(
+    "invalid structure required value invariant security login unknown expired forbidden "
+    "suppressed processing not-supported duplicate multiple-matches not-found deleted "
+    "too-long code-invalid extension too-costly business-rule conflict transient lock-error "
+    "no-store exception timeout incomplete throttled informational"
 )
 PUBLICATION_STATUS = frozenset({"draft", "active", "retired", "unknown"})
 CAPABILITY_KIND = frozenset({"instance", "capability", "requirements"})
 RESTFUL_MODE = frozenset({"client", "server"})
-TYPE_INTERACTION = frozenset(
-    {
-        "read",
-        "vread",
-        "update",
-        "patch",
-        "delete",
-        "history-instance",
-        "history-type",
-        "create",
-        "search-type",
-    }
+TYPE_INTERACTION = _codes(
+    "read vread update patch delete history-instance history-type create search-type"
 )
 SEARCH_PARAM_TYPE = frozenset(
     {"number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special"}
