@@ -29,7 +29,8 @@ A plugin imports from this module only (a test fails when a module under
   `UserIdMapping`, the service configuration's values for providers;
 - `ProviderStorage` (`ProviderContext.storage`): the provider's documents and mailboxes in
   the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
-  a teleconsultation as the provider's own pages may see it;
+  a teleconsultation as the provider's own pages may see it; `stored_state` (both, or the
+  configuration error of a provider that needs them);
 - small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
   (an answer's keys and value types, never its values: safe to log);
 - `LinkSigner`, `LinkCredential` and `call_links` (its `stored_secret`, `configured_secret`):
@@ -63,11 +64,10 @@ from teleconsult.callpage import (
 )
 from teleconsult.callpage import links as call_links
 from teleconsult.callpage.links import Credential as LinkCredential
-from teleconsult.callpage.links import LinkSigner
-from teleconsult.callpage.routes import ProviderPages, join_credential
+from teleconsult.callpage.links import LinkSigner, join_credential
+from teleconsult.callpage.seats import ProviderPages, check_seat, refused, seat_info, seat_of
 from teleconsult.callpage.seats import Refusal as CallRefusal
 from teleconsult.callpage.seats import Seat as CallSeat
-from teleconsult.callpage.seats import check_seat, refused, seat_info, seat_of
 from teleconsult.configuration.declarations import (
     BaseUrl,
     Boolean,
@@ -151,6 +151,7 @@ from teleconsult.providers.storage import (
     Roster,
     RosterEntry,
     StoredDocument,
+    stored_state,
 )
 from teleconsult.services import VIDEO_PROVIDER
 
@@ -249,5 +250,6 @@ __all__ = [
     "setting",
     "shape",
     "stable_user_id",
+    "stored_state",
     "with_query",
 ]
