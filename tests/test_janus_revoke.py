@@ -14,12 +14,16 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.fakes.janus_proxy import FaultyJanus
+from tests.fakes.livekit import Fault
 from tests.helpers import (
     DOCTOR,
     PATIENT,
     Client,
     FrozenClock,
     MakeClient,
+    Server,
+    base_url,
     create,
     error,
     join,
@@ -245,3 +249,43 @@ async def test_janus_unreachable_or_refusing_answers_503_or_502_and_the_revocati
         "The janus provider failed to revoke a participant's token: cannot connect",
         code="provider_unavailable",
     )
+
+
+async def test_a_janus_that_does_not_answer_the_kick_in_time_is_504_and_a_retry_answers_204(
+    make_client: MakeClient,
+    janus: JanusServer,
+    clock: FrozenClock,
+    http: aiohttp.ClientSession,
+    aiohttp_server: Server,
+) -> None:
+    proxy = FaultyJanus(janus)
+    url = await base_url(aiohttp_server, proxy.app())
+    clock.now = real_now()
+    environ = janus.environ(
+        JANUS_URL=url + "/janus",
+        JANUS_ALLOW_PLAIN_HTTP="true",
+        JANUS_TIMEOUT_MS="300",
+        JANUS_MAX_ATTEMPTS="1",
+        UNLIMITED_TELECONSULTATION="false",
+    )
+    client = await make_client(CONFIG, **environ, IMMUTABLE_PERIOD_MS=str(600_000))
+    room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))
+    room = await provider_room(client, room_id)
+    old_link, old_token = await link_and_token(client, room_id, "patient-1")
+    patient = Publisher(http, janus.http_url, old_token)
+    assert (await patient.join(room, "patient-1"))["videoroom"] == "joined"
+    proxy.fail("kick", Fault(delay=0.6))
+
+    response = await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS)
+
+    assert response.status == 504
+    assert await response.json() == error(
+        504,
+        "The janus provider failed to kick a participant: no answer within 0.3 s",
+        code="provider_timeout",
+    )
+    assert await ending_of(client, old_link) == (410, REVOKED)  # the revocation stays written
+    assert await allowed(client, janus, room) == set()  # the step before the kick was done
+    response = await client.delete(link_path(room_id, "patient-1"), headers=DOCTOR_ASKS)
+    assert response.status == 204  # the retry repeats Janus's step
+    assert {k: v for k, v in (await patient.event()).items() if k != "room"} == KICKED
