@@ -59,7 +59,9 @@ def create(context: ProviderContext[JanusSettings]) -> JanusVideo:
 
     outbound = OutboundClient(PROVIDER, aiohttp.ClientSession(), options.url, options.policy)
     client = JanusClient(outbound, service_token)
-    return JanusVideo(options, client, storage, roster, context.call_page, clock)
+    video = JanusVideo(options, client, storage, roster, context.call_page, clock)
+    video.remove_participant = context.remove_participant
+    return video
 
 
 @hookimpl

@@ -3,8 +3,9 @@ assets with this provider's transport (`assets/janus.js`), and the Janus token.
 
 Every route finds the running provider under `VIDEO_PROVIDER` and answers as if it did not
 exist when another provider runs. A link that opens nothing gets an ending page (404 not
-valid, 403 not open yet, 410 expired, cancelled or gone). `POST .../token` is how a page
-that may enter gets into Janus: its token, the room's number and where Janus is.
+valid, 403 not open yet, 410 expired, cancelled, gone or revoked, 403 removed). `POST
+.../token` is how a page that may enter gets into Janus: its token, the room's number and
+where Janus is; `POST .../remove`, how a plus participant's page removes someone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from teleconsult.plugin import ProviderPages, mark_sensitive, seat_info
+from teleconsult.plugin import (
+    CallRefusal,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    ProviderPages,
+    mark_sensitive,
+    refused,
+    seat_info,
+)
 
 from .admission import admit, janus_token
 from .provider import CALL_PATH, JanusVideo, room_number
@@ -30,6 +40,8 @@ PAGES = ProviderPages(
     transport="janus.js",
 )
 """The page, its admission and assets, with this provider's transport (`assets/janus.js`)."""
+MAX_PEER_CHARS = 16
+"""A tile's id: a Janus participant id, below 2^53."""
 
 
 async def call_page(request: web.Request) -> web.Response:
@@ -85,9 +97,38 @@ async def call_tools(request: web.Request) -> web.Response:
     return web.json_response({"tools": []}, headers=admitted[0].call_page.no_store)
 
 
+async def remove_peer(request: web.Request) -> web.Response:
+    """`POST .../remove {"peer": id}` (the shared page's Remove, `removal.js`): a plus
+    participant's page removes the participant of a tile (its Janus participant id) from the
+    call and keeps them out, as `PUT .../block` does; 204."""
+    admitted = await PAGES.admit(request, html=False)
+    if isinstance(admitted, web.Response):
+        return admitted
+    provider, seat = admitted
+    page = provider.call_page
+    origin = request.headers.get("Origin")  # none: not a browser, the credential still needed
+    allowed = (request.host.lower(), urlsplit(provider.options.page_url).netloc.lower())
+    if origin is not None and urlsplit(origin).netloc.lower() not in allowed:
+        return refused(request, page, CallRefusal("invalid", 403, seat.language), html=False)
+    if not seat.me.is_admin:
+        raise Forbidden("Only a plus participant's page may remove someone from the call.")
+    try:
+        body = await request.json() if request.content_length else None
+    except ValueError:
+        body = None
+    peer = body.get("peer") if isinstance(body, dict) else None
+    if not isinstance(peer, str) or not peer.isascii() or not 0 < len(peer) <= MAX_PEER_CHARS:
+        raise InvalidRequest('The body must be {"peer": "<a peer id from the call>"}.')
+    if not peer.isdigit():
+        raise NotFound("That participant already left the call.")
+    await provider.remove_peer(request, seat, int(peer))
+    return web.Response(status=204, headers=page.no_store)
+
+
 def routes() -> list[web.AbstractRouteDef]:
     token = web.post(PAGES.page_path + "/token", call_token)
-    return PAGES.routes(page=call_page, info=call_info, tools=call_tools, more=[token])
+    remove = web.post(PAGES.page_path + "/remove", remove_peer)
+    return PAGES.routes(page=call_page, info=call_info, tools=call_tools, more=[token, remove])
 
 
 def _connecting_to(response: web.Response, janus_url: str) -> web.Response:
