@@ -29,7 +29,8 @@ A plugin imports from this module only (a test fails when a module under
   `UserIdMapping`, the service configuration's values for providers;
 - `ProviderStorage` (`ProviderContext.storage`): the provider's documents and mailboxes in
   the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
-  a teleconsultation as the provider's own pages may see it;
+  a teleconsultation as the provider's own pages may see it; `stored_state` (both, or the
+  configuration error of a provider that needs them);
 - small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
   (an answer's keys and value types, never its values: safe to log);
 - `LinkSigner`, `LinkCredential` and `call_links` (its `stored_secret`, `configured_secret`):
@@ -37,6 +38,8 @@ A plugin imports from this module only (a test fails when a module under
   `check_seat` (whether such a link opens its call now: a `CallSeat` or a `CallRefusal`),
   `seat_of` (the same for a page's request, or the answer that refuses it), `seat_info`
   (what the page shows) and `refused` (the answer to a link that opens nothing);
+  `join_credential` (the credential of a participant's page link, from its `JoinRequest`)
+  and `ProviderPages` (a provider's page, info, tools and asset routes, and its admission);
 - `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider;
 - `CallPage` (`ProviderContext.call_page`), the call page every provider that serves one
@@ -61,10 +64,10 @@ from teleconsult.callpage import (
 )
 from teleconsult.callpage import links as call_links
 from teleconsult.callpage.links import Credential as LinkCredential
-from teleconsult.callpage.links import LinkSigner
+from teleconsult.callpage.links import LinkSigner, join_credential
+from teleconsult.callpage.seats import ProviderPages, check_seat, refused, seat_info, seat_of
 from teleconsult.callpage.seats import Refusal as CallRefusal
 from teleconsult.callpage.seats import Seat as CallSeat
-from teleconsult.callpage.seats import check_seat, refused, seat_info, seat_of
 from teleconsult.configuration.declarations import (
     BaseUrl,
     Boolean,
@@ -148,6 +151,7 @@ from teleconsult.providers.storage import (
     Roster,
     RosterEntry,
     StoredDocument,
+    stored_state,
 )
 from teleconsult.services import VIDEO_PROVIDER
 
@@ -205,6 +209,7 @@ __all__ = [
     "ProviderEvents",
     "ProviderFailure",
     "ProviderLimits",
+    "ProviderPages",
     "ProviderStorage",
     "RemoveParticipant",
     "ReportEvents",
@@ -237,6 +242,7 @@ __all__ = [
     "error_message",
     "gather_all",
     "hookimpl",
+    "join_credential",
     "mark_sensitive",
     "refused",
     "seat_info",
@@ -244,5 +250,6 @@ __all__ = [
     "setting",
     "shape",
     "stable_user_id",
+    "stored_state",
     "with_query",
 ]

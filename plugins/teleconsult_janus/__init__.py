@@ -30,6 +30,7 @@ from teleconsult.plugin import (
     ProviderContext,
     VideoProviderPlugin,
     hookimpl,
+    stored_state,
 )
 
 from .client import PROVIDER, JanusClient
@@ -42,8 +43,7 @@ __all__ = ["JanusSettings", "JanusVideo", "create"]
 
 
 def create(context: ProviderContext[JanusSettings]) -> JanusVideo:
-    if context.storage is None or context.roster is None:
-        raise ConfigurationError("the janus provider needs the service's store (set by the app).")
+    storage, roster = stored_state(context.storage, context.roster, PROVIDER)
     if context.call_page.lobby.enabled:
         # Janus would let every page straight in: better no start than a lobby not kept.
         raise ConfigurationError(
@@ -59,7 +59,9 @@ def create(context: ProviderContext[JanusSettings]) -> JanusVideo:
 
     outbound = OutboundClient(PROVIDER, aiohttp.ClientSession(), options.url, options.policy)
     client = JanusClient(outbound, service_token)
-    return JanusVideo(options, client, context.storage, context.roster, context.call_page, clock)
+    video = JanusVideo(options, client, storage, roster, context.call_page, clock)
+    video.remove_participant = context.remove_participant
+    return video
 
 
 @hookimpl

@@ -27,8 +27,13 @@ async def janus_token(provider: JanusVideo, seat: CallSeat) -> str:
     its API live in its memory) is made again first, under its id and secret, for the
     consultation the seat was just read from; every page that comes back adds its token."""
     room = seat.credential.room_id
+    credential = seat.credential
     token = participant_token(
-        provider.options.token_secret, seat.credential.expires_at, room, seat.me.provider_user_id
+        provider.options.token_secret,
+        credential.expires_at,
+        room,
+        seat.me.provider_user_id,
+        credential.generation,
     )
     try:
         await _allow(provider, room, token)

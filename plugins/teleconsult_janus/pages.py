@@ -3,63 +3,65 @@ assets with this provider's transport (`assets/janus.js`), and the Janus token.
 
 Every route finds the running provider under `VIDEO_PROVIDER` and answers as if it did not
 exist when another provider runs. A link that opens nothing gets an ending page (404 not
-valid, 403 not open yet, 410 expired, cancelled or gone). `POST .../token` is how a page
-that may enter gets into Janus: its token, the room's number and where Janus is.
+valid, 403 not open yet, 410 expired, cancelled, gone or revoked, 403 removed). `POST
+.../token` is how a page that may enter gets into Janus: its token, the room's number and
+where Janus is; `POST .../remove`, how a plus participant's page removes someone.
 """
 
 from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from importlib import resources
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from teleconsult.plugin import (
-    VIDEO_PROVIDER,
-    Asset,
-    CallPage,
-    CallSeat,
-    default_call_page,
+    CallRefusal,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    ProviderPages,
     mark_sensitive,
+    refused,
     seat_info,
-    seat_of,
 )
 
 from .admission import admit, janus_token
 from .provider import CALL_PATH, JanusVideo, room_number
 
-PAGE_PATH = CALL_PATH + "{credential}"
-ASSETS_PATH = "/janus/assets/"
-TRANSPORT = "janus.js"
-OWN_ASSETS = {
-    TRANSPORT: Asset.of(
-        (resources.files(__package__) / "assets" / TRANSPORT).read_bytes(), "text/javascript"
-    )
-}
-DEFAULT_PAGE = default_call_page()
+PAGES = ProviderPages(
+    JanusVideo,
+    call_path=CALL_PATH,
+    assets_path="/janus/assets/",
+    page_of=lambda provider: provider.call_page,
+    admit_of=lambda provider: functools.partial(admit, provider),
+    package=__package__,
+    transport="janus.js",
+)
+"""The page, its admission and assets, with this provider's transport (`assets/janus.js`)."""
+MAX_PEER_CHARS = 16
+"""A tile's id: a Janus participant id, below 2^53."""
 
 
 async def call_page(request: web.Request) -> web.Response:
-    admitted = await _admit(request)
-    if isinstance(admitted, web.Response):
-        return admitted
-    provider, seat = admitted
-    page = provider.call_page
-    response = page.page(_language(request, page, seat.language), TRANSPORT)
+    """The shared page, its policy letting the script reach Janus too."""
+    response = await PAGES.call_page(request)
+    provider = PAGES.provider(request)
+    if provider is None or response.status != 200:  # a refusal keeps the page's own policy
+        return response
     return _connecting_to(response, provider.options.public_url)
 
 
 async def call_info(request: web.Request) -> web.Response:
     """What the page shows (`seat_info`), with each participant's id: Janus's display of a
     feed, by which the transport names its tile."""
-    admitted = await _admit(request, html=False)
+    admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     provider, seat = admitted
     page = provider.call_page
-    info = seat_info(page, seat, _language(request, page, seat.language), ids=True)
+    info = seat_info(page, seat, PAGES.language(request, page, seat.language), ids=True)
     info["maxParticipants"] = provider.limits.max_participants
     return web.json_response(info, headers=page.no_store)
 
@@ -67,7 +69,7 @@ async def call_info(request: web.Request) -> web.Response:
 async def call_token(request: web.Request) -> web.Response:
     """The page's way into Janus, once it may enter: its token (in the room's `allowed` list
     from now on), the room, Janus's public URL, and the ICE servers for the link's window."""
-    admitted = await _admit(request, html=False)
+    admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     provider, seat = admitted
@@ -89,45 +91,44 @@ async def call_token(request: web.Request) -> web.Response:
 async def call_tools(request: web.Request) -> web.Response:
     """The in-call tools the page offers: none yet through Janus (no chat or screen sharing
     in this transport; the page shows no control it cannot use)."""
-    admitted = await _admit(request, html=False)
+    admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     return web.json_response({"tools": []}, headers=admitted[0].call_page.no_store)
 
 
-async def asset(request: web.Request) -> web.Response:
-    provider = _provider(request)
-    page = DEFAULT_PAGE if provider is None else provider.call_page
-    return page.asset(request, OWN_ASSETS)
+async def remove_peer(request: web.Request) -> web.Response:
+    """`POST .../remove {"peer": id}` (the shared page's Remove, `removal.js`): a plus
+    participant's page removes the participant of a tile (its Janus participant id) from the
+    call and keeps them out, as `PUT .../block` does; 204."""
+    admitted = await PAGES.admit(request, html=False)
+    if isinstance(admitted, web.Response):
+        return admitted
+    provider, seat = admitted
+    page = provider.call_page
+    origin = request.headers.get("Origin")  # none: not a browser, the credential still needed
+    allowed = (request.host.lower(), urlsplit(provider.options.page_url).netloc.lower())
+    if origin is not None and urlsplit(origin).netloc.lower() not in allowed:
+        return refused(request, page, CallRefusal("invalid", 403, seat.language), html=False)
+    if not seat.me.is_admin:
+        raise Forbidden("Only a plus participant's page may remove someone from the call.")
+    try:
+        body = await request.json() if request.content_length else None
+    except ValueError:
+        body = None
+    peer = body.get("peer") if isinstance(body, dict) else None
+    if not isinstance(peer, str) or not peer.isascii() or not 0 < len(peer) <= MAX_PEER_CHARS:
+        raise InvalidRequest('The body must be {"peer": "<a peer id from the call>"}.')
+    if not peer.isdigit():
+        raise NotFound("That participant already left the call.")
+    await provider.remove_peer(request, seat, int(peer))
+    return web.Response(status=204, headers=page.no_store)
 
 
 def routes() -> list[web.AbstractRouteDef]:
-    return [
-        web.get(PAGE_PATH, call_page),
-        web.get(PAGE_PATH + "/info", call_info),
-        web.get(PAGE_PATH + "/tools", call_tools),
-        web.post(PAGE_PATH + "/token", call_token),
-        web.get(ASSETS_PATH + "{name}", asset),
-    ]
-
-
-def _provider(request: web.Request) -> JanusVideo | None:
-    provider = request.app[VIDEO_PROVIDER]
-    return provider if isinstance(provider, JanusVideo) else None
-
-
-async def _admit(
-    request: web.Request, *, html: bool = True
-) -> tuple[JanusVideo, CallSeat] | web.Response:
-    """The running provider and the seat a request's credential opens, or the refusal."""
-    provider = _provider(request)
-    page = DEFAULT_PAGE if provider is None else provider.call_page
-    check = None if provider is None else functools.partial(admit, provider)
-    found = await seat_of(request, page, check, html=html)
-    if isinstance(found, web.Response):
-        return found
-    assert provider is not None  # a seat comes only from a running provider's check
-    return provider, found
+    token = web.post(PAGES.page_path + "/token", call_token)
+    remove = web.post(PAGES.page_path + "/remove", remove_peer)
+    return PAGES.routes(page=call_page, info=call_info, tools=call_tools, more=[token, remove])
 
 
 def _connecting_to(response: web.Response, janus_url: str) -> web.Response:
@@ -139,10 +140,6 @@ def _connecting_to(response: web.Response, janus_url: str) -> web.Response:
         "connect-src 'self'", f"connect-src 'self' {origin}"
     )
     return response
-
-
-def _language(request: web.Request, page: CallPage, language: str | None) -> str:
-    return page.language(language, request.headers.get("Accept-Language"))
 
 
 def _moment(epoch_seconds: int) -> datetime:

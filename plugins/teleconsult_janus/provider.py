@@ -13,29 +13,34 @@ asked. The details of a room are Janus's `listparticipants`.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
+from aiohttp import web
+
 from teleconsult.plugin import (
     CallPage,
+    CallSeat,
     CreatedRoom,
     JoinRequest,
     Level,
-    LinkCredential,
     LinkSigner,
+    NotFound,
     ProviderError,
     ProviderEvent,
     ProviderLimits,
     ProviderStorage,
+    RemoveParticipant,
+    Revocation,
     RoomSpec,
     Roster,
     VersionConflict,
+    join_credential,
     stable_user_id,
 )
 
-from . import events
+from . import events, revoking
 from .client import NO_SUCH_ROOM, ROOM_EXISTS, JanusClient, VideoroomError, field_of
 from .settings import Options
 from .tokens import link_key
@@ -68,6 +73,8 @@ class JanusVideo:
         self.clock = clock
         self.limits = ProviderLimits(max_participants=options.max_participants)
         self.signer = LinkSigner(link_key(options.token_secret))
+        self.remove_participant: RemoveParticipant | None = None
+        """The core's removal, for a plus participant's page (`remove_peer`; set by the app)."""
 
     async def ensure_user(self, external_id: str, level: Level) -> str:
         # Janus has no users: the id names the participant in their credential and token.
@@ -145,14 +152,9 @@ class JanusVideo:
     def join_link(self, join: JoinRequest) -> str:
         """This service's call page with a signed credential for this participant and room,
         bounded by the consultation's window (`LinkSigner`, the same as `webrtc`'s)."""
-        opens, expires = join.window(self.options.window.grace, self.options.window.max_lifetime)
-        credential = LinkCredential(
-            teleconsultation_id=join.teleconsultation_id,
-            room_id=join.provider_room_id,
-            user_id=join.participant.provider_user_id,
-            opens_at=math.floor(opens.timestamp()),
-            expires_at=math.ceil(expires.timestamp()),
-            language=self.call_page.catalogs.match(join.language),
+        window = self.options.window
+        credential = join_credential(
+            join, window.grace, window.max_lifetime, self.call_page.catalogs
         )
         return self.options.page_url + CALL_PATH + self.signer.sign(credential)
 
@@ -178,6 +180,37 @@ class JanusVideo:
             if isinstance(p, dict)
         ]
         return {"status": "ongoing" if connected else "waiting", "connected": connected}
+
+    async def revoke_link(self, revocation: Revocation) -> None:
+        """`LinkRevocation`: the participant's earlier tokens leave the room's `allowed` list
+        and their pages are kicked (`revoking.py`), at once for every replica's pages."""
+        room = await self._room(revocation.provider_room_id)
+        if room is not None:  # else never made in Janus: no token of theirs, no one in it
+            await revoking.revoke(self.client, self.storage, room, revocation)
+
+    async def remove_peer(self, request: web.Request, seat: CallSeat, feed: int) -> None:
+        """A plus participant's page removes the participant of a tile (a Janus participant
+        id): the core revokes and blocks them (recorded as theirs), then `revoke_link`."""
+        if self.remove_participant is None:
+            raise NotFound("The janus provider runs without the service's core: none to ask.")
+        room = await self._room(seat.credential.room_id)
+        present = (
+            [] if room is None else await revoking.participants(self.client, self.storage, room)
+        )
+        whom = next((user for found, user in present if found == feed), None)
+        if whom is None or whom == seat.me.provider_user_id:
+            raise NotFound("That participant already left the call.")
+        await self.remove_participant(
+            request, seat.credential.teleconsultation_id, seat.me.provider_user_id, whom
+        )
+
+    async def _room(self, name: str) -> revoking.Room | None:
+        """A room of ours with its stored secret, or None (not ours, or never made)."""
+        number = _room_id(name)
+        stored = None if number is None else await self.storage.get(ROOM_KEY + name)
+        if number is None or stored is None:
+            return None
+        return revoking.Room(name, number, str(stored.document["secret"]))
 
     async def verify_event(
         self, headers: Mapping[str, str], body: bytes

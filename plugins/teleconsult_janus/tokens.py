@@ -3,9 +3,10 @@ the signature HMAC-SHA1 of the part before the colon with JANUS_TOKEN_SECRET, in
 
 Janus checks the signature, the expiry and that the videoroom is among the listed plugins;
 any other entry of the list is signed but otherwise ignored, so a participant's token ends
-with `teleconsult.<room>.<user>`: each participant's token differs from every other's, the
-videoroom's `allowed` list can hold it alone, and it is computed again from the same inputs
-(nothing is stored). Tokens are credentials: never logged.
+with `teleconsult.<room>.<user>` (then `generation.<n>` for a link handed out after a
+revocation): each participant's token differs from every other's, and from their revoked
+links' tokens, the videoroom's `allowed` list can hold it alone, and it is computed again
+from the same inputs (nothing is stored). Tokens are credentials: never logged.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ REALM = "janus"
 SERVICE_SECONDS = 300
 """The service's own token, signed at every call, is valid that long."""
 LINK_KEY_CONTEXT = b"teleconsult-janus-link-key-v1"
+GENERATION = "generation."
+"""The entry of a token made for a link of a later generation than the first."""
 
 
 def signed_token(secret: str, expires_at: int, *entries: str) -> str:
@@ -29,9 +32,28 @@ def signed_token(secret: str, expires_at: int, *entries: str) -> str:
     return f"{data}:{base64.b64encode(signature).decode('ascii')}"
 
 
-def participant_token(secret: str, expires_at: int, room: str, user_id: str) -> str:
-    """The token one participant joins their room with; `allowed` holds it."""
-    return signed_token(secret, expires_at, f"teleconsult.{room}.{_entry(user_id)}")
+def participant_token(
+    secret: str, expires_at: int, room: str, user_id: str, generation: int = 0
+) -> str:
+    """The token one participant joins their room with; `allowed` holds it. A link of a later
+    generation (issue 30: the earlier ones revoked) gets another token, so that the revoked
+    one can leave `allowed` while the new one is in it."""
+    later = [f"{GENERATION}{generation}"] if generation else []
+    return signed_token(secret, expires_at, participant_mark(room, user_id), *later)
+
+
+def participant_mark(room: str, user_id: str) -> str:
+    """The entry that names a participant in their tokens (events.py reads it back)."""
+    return f"teleconsult.{room}.{_entry(user_id)}"
+
+
+def generation_of(token: str) -> int:
+    """The link generation a participant's token was made for (0 when it names none)."""
+    for entry in token.partition(":")[0].split(","):
+        number = entry.removeprefix(GENERATION)
+        if entry.startswith(GENERATION) and number.isascii() and number.isdigit():
+            return int(number)
+    return 0
 
 
 def link_key(secret: str) -> bytes:

@@ -27,10 +27,10 @@ from datetime import timedelta
 from aiohttp import web
 
 from teleconsult.plugin import (
-    ConfigurationError,
     ProviderContext,
     VideoProviderPlugin,
     hookimpl,
+    stored_state,
 )
 
 from .hub import Timing
@@ -58,11 +58,8 @@ def options(context: ProviderContext[WebRTCSettings]) -> Options:
 
 
 def create(context: ProviderContext[WebRTCSettings]) -> WebRTCVideo:
-    if context.storage is None or context.roster is None:
-        raise ConfigurationError("the webrtc provider needs the service's store (set by the app).")
-    video = WebRTCVideo(
-        options(context), context.storage, context.roster, context.clock, context.report_events
-    )
+    storage, roster = stored_state(context.storage, context.roster, NAME)
+    video = WebRTCVideo(options(context), storage, roster, context.clock, context.report_events)
     video.remove_participant = context.remove_participant
     return video
 

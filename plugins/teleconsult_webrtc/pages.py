@@ -15,58 +15,43 @@ consultation, no credential, STUN only: see docs/call-page.md).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from importlib import resources
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from teleconsult.plugin import (
-    VIDEO_PROVIDER,
-    Asset,
     CallPage,
     Forbidden,
     InvalidRequest,
-    default_call_page,
+    ProviderPages,
     refused,
     seat_info,
-    seat_of,
 )
 from teleconsult.plugin import CallRefusal as Refusal
-from teleconsult.plugin import CallSeat as Seat
 
 from .messages import MAX_ID_CHARS, PAGE_TOOLS, Member
 from .provider import CALL_PATH, WebRTCVideo
 from .rooms import MAX_PARTICIPANTS
 from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection
 
-PAGE_PATH = CALL_PATH + "{credential}"
 CHECK_PATH = "/webrtc/check"
 """The device and connection check that needs no link (docs/call-page.md)."""
-ASSETS_PATH = "/webrtc/assets/"
-TRANSPORT = "mesh.js"
-OWN_ASSETS = {
-    TRANSPORT: Asset.of(
-        (resources.files(__package__) / "assets" / TRANSPORT).read_bytes(), "text/javascript"
-    )
-}
-"""This provider's transport, served beside the shared page's files."""
-DEFAULT_PAGE = default_call_page()
-"""The page's answers when another provider runs (its routes then open nothing)."""
-
-
-async def call_page(request: web.Request) -> web.Response:
-    admitted = await _admit(request)
-    if isinstance(admitted, web.Response):
-        return admitted
-    provider, found = admitted
-    page = provider.options.call_page
-    return page.page(_language(request, page, found.language), TRANSPORT)
+PAGES = ProviderPages(
+    WebRTCVideo,
+    call_path=CALL_PATH,
+    assets_path="/webrtc/assets/",
+    page_of=lambda provider: provider.options.call_page,
+    admit_of=lambda provider: provider.admit,
+    package=__package__,
+    transport="mesh.js",
+)
+"""The page, its admission and assets, with this provider's transport (`assets/mesh.js`)."""
 
 
 async def call_tools(request: web.Request) -> web.Response:
     """The in-call tools of the participant's level that the page offers (the signaling
     refuses the others' messages: this only spares the page a control it cannot use)."""
-    admitted = await _admit(request, html=False)
+    admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     tools = [t for t in admitted[1].me.tools if t in PAGE_TOOLS]
@@ -76,12 +61,12 @@ async def call_tools(request: web.Request) -> web.Response:
 async def call_info(request: web.Request) -> web.Response:
     """What the page shows: names (from the record, never in the URL), the schedule, its
     texts, and the ICE servers (TURN credentials as long as the link)."""
-    admitted = await _admit(request, html=False)
+    admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     provider, found = admitted
     page = provider.options.call_page
-    language = _language(request, page, found.language)
+    language = PAGES.language(request, page, found.language)
     return web.json_response(
         {
             **seat_info(page, found, language),
@@ -96,20 +81,20 @@ async def call_info(request: web.Request) -> web.Response:
 
 async def check_page(request: web.Request) -> web.Response:
     """The checks of the lobby with no link: a patient tests their device the day before."""
-    provider = _provider(request)
+    provider = PAGES.provider(request)
     if provider is None:
         raise web.HTTPNotFound()
     page = provider.options.call_page
-    return page.check_page(_language(request, page, request.query.get("lang")))
+    return page.check_page(PAGES.language(request, page, request.query.get("lang")))
 
 
 async def check_info(request: web.Request) -> web.Response:
     """Its texts and STUN servers: no consultation, no credential, no TURN."""
-    provider = _provider(request)
+    provider = PAGES.provider(request)
     if provider is None:
         raise web.HTTPNotFound()
     page = provider.options.call_page
-    language = _language(request, page, request.query.get("lang"))
+    language = PAGES.language(request, page, request.query.get("lang"))
     return web.json_response(
         {
             "language": language,
@@ -121,7 +106,7 @@ async def check_info(request: web.Request) -> web.Response:
 
 
 async def call_socket(request: web.Request) -> web.StreamResponse:
-    admitted = await _admit(request)
+    admitted = await PAGES.admit(request)
     if isinstance(admitted, web.Response):
         return admitted
     provider, found = admitted
@@ -156,7 +141,7 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
 async def remove_peer(request: web.Request) -> web.Response:
     """`POST .../remove {"peer": id}`: a plus participant's page removes the participant of
     one of its peers from the call and keeps them out (as `PUT .../block`); 204."""
-    admitted = await _admit(request, html=False)
+    admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
     provider, found = admitted
@@ -176,50 +161,20 @@ async def remove_peer(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=page.no_store)
 
 
-async def asset(request: web.Request) -> web.Response:
-    provider = _provider(request)
-    page = DEFAULT_PAGE if provider is None else provider.options.call_page
-    return page.asset(request, OWN_ASSETS)
-
-
 def routes() -> list[web.AbstractRouteDef]:
-    return [
-        web.get(PAGE_PATH, call_page),
-        web.get(PAGE_PATH + "/info", call_info),
-        web.get(PAGE_PATH + "/tools", call_tools),
-        web.get(PAGE_PATH + "/ws", call_socket, allow_head=False),
-        web.post(PAGE_PATH + "/remove", remove_peer),
-        web.get(ASSETS_PATH + "{name}", asset),
-        web.get(CHECK_PATH, check_page),
-        web.get(CHECK_PATH + "/info", check_info),
-    ]
+    return PAGES.routes(
+        info=call_info,
+        tools=call_tools,
+        more=[
+            web.get(PAGES.page_path + "/ws", call_socket, allow_head=False),
+            web.post(PAGES.page_path + "/remove", remove_peer),
+            web.get(CHECK_PATH, check_page),
+            web.get(CHECK_PATH + "/info", check_info),
+        ],
+    )
 
 
 # -- admission ---------------------------------------------------------------------------------
-
-
-def _provider(request: web.Request) -> WebRTCVideo | None:
-    provider = request.app[VIDEO_PROVIDER]
-    return provider if isinstance(provider, WebRTCVideo) else None
-
-
-async def _admit(
-    request: web.Request, *, html: bool = True
-) -> tuple[WebRTCVideo, Seat] | web.Response:
-    """The running provider and the seat a request's credential opens, or the answer that
-    refuses it."""
-    provider = _provider(request)
-    page = DEFAULT_PAGE if provider is None else provider.options.call_page
-    found = await seat_of(request, page, None if provider is None else provider.admit, html=html)
-    if isinstance(found, web.Response):
-        return found
-    assert provider is not None  # a seat comes only from a running provider's check
-    return provider, found
-
-
-def _language(request: web.Request, page: CallPage, language: str | None) -> str:
-    """The participant's language, else the browser's, else the default."""
-    return page.language(language, request.headers.get("Accept-Language"))
 
 
 def _refusal(request: web.Request, page: CallPage, refusal: Refusal) -> web.Response:

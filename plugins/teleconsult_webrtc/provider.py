@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,11 +34,11 @@ from teleconsult.plugin import (
     Roster,
     ServiceError,
     check_seat,
+    join_credential,
     stable_user_id,
 )
 from teleconsult.plugin import CallRefusal as Refusal
 from teleconsult.plugin import CallSeat as Seat
-from teleconsult.plugin import LinkCredential as Credential
 from teleconsult.plugin import call_links as links
 
 from . import revoking
@@ -143,15 +142,9 @@ class WebRTCVideo:
             raise ProviderError(
                 self.name, "make a join link", "unreachable", "its link secret is not loaded yet"
             )
-        opens, expires = join.window(self.options.link_grace, self.options.max_lifetime)
-        credential = Credential(
-            teleconsultation_id=join.teleconsultation_id,
-            room_id=join.provider_room_id,
-            user_id=join.participant.provider_user_id,
-            opens_at=math.floor(opens.timestamp()),
-            expires_at=math.ceil(expires.timestamp()),
-            language=self.options.call_page.catalogs.match(join.language),
-            generation=join.link_generation,
+        options = self.options
+        credential = join_credential(
+            join, options.link_grace, options.max_lifetime, options.call_page.catalogs
         )
         return self.options.public_url + CALL_PATH + self._signer.sign(credential)
 

@@ -20,12 +20,19 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from dataclasses import dataclass
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from teleconsult.errors import ConfigurationError, VersionConflict
 from teleconsult.providers.storage import ProviderStorage
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from teleconsult.callpage.catalogs import Catalogs
+    from teleconsult.providers.protocols import JoinRequest
 
 SECRET_KEY = "link-secret"  # noqa: S105 - a storage key, not a secret
 """The storage key of the generated secret."""
@@ -148,3 +155,20 @@ def _encode(data: bytes) -> str:
 
 def _decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def join_credential(
+    join: JoinRequest, grace: timedelta, max_lifetime: timedelta, catalogs: Catalogs
+) -> Credential:
+    """The credential of a participant's page link: their room, bounded by the consultation's
+    window (`JoinRequest.window`), in their language, of their link generation."""
+    opens, expires = join.window(grace, max_lifetime)
+    return Credential(
+        teleconsultation_id=join.teleconsultation_id,
+        room_id=join.provider_room_id,
+        user_id=join.participant.provider_user_id,
+        opens_at=math.floor(opens.timestamp()),
+        expires_at=math.ceil(expires.timestamp()),
+        language=catalogs.match(join.language),
+        generation=join.link_generation,
+    )

@@ -21,88 +21,36 @@ from fhir.resources.R4B.resource import Resource
 FHIR_VERSION = "4.0.1"
 MEDIA_TYPE = "application/fhir+json"
 
-APPOINTMENT_STATUS = frozenset(
-    {
-        "proposed",
-        "pending",
-        "booked",
-        "arrived",
-        "fulfilled",
-        "cancelled",
-        "noshow",
-        "entered-in-error",
-        "checked-in",
-        "waitlist",
-    }
+
+def _names(names: str) -> frozenset[str]:
+    """A value set's codes or a resource's fields, separated by spaces."""
+    return frozenset(names.split())
+
+
+APPOINTMENT_STATUS = _names(
+    "proposed pending booked arrived fulfilled cancelled noshow entered-in-error checked-in "
+    "waitlist"
 )
 """http://hl7.org/fhir/R4/valueset-appointmentstatus.html"""
 PARTICIPATION_STATUS = frozenset({"accepted", "declined", "tentative", "needs-action"})
 PARTICIPANT_REQUIRED = frozenset({"required", "optional", "information-only"})
-BUNDLE_TYPE = frozenset(
-    {
-        "document",
-        "message",
-        "transaction",
-        "transaction-response",
-        "batch",
-        "batch-response",
-        "history",
-        "searchset",
-        "collection",
-    }
+BUNDLE_TYPE = _names(
+    "document message transaction transaction-response batch batch-response history "
+    "searchset collection"
 )
 SEARCH_ENTRY_MODE = frozenset({"match", "include", "outcome"})
 ISSUE_SEVERITY = frozenset({"fatal", "error", "warning", "information"})
-ISSUE_TYPE = frozenset(
-    {
-        "invalid",
-        "structure",
-        "required",
-        "value",
-        "invariant",
-        "security",
-        "login",
-        "unknown",
-        "expired",
-        "forbidden",
-        "suppressed",
-        "processing",
-        "not-supported",
-        "duplicate",
-        "multiple-matches",
-        "not-found",
-        "deleted",
-        "too-long",
-        "code-invalid",
-        "extension",
-        "too-costly",
-        "business-rule",
-        "conflict",
-        "transient",
-        "lock-error",
-        "no-store",
-        "exception",
-        "timeout",
-        "incomplete",
-        "throttled",
-        "informational",
-    }
+ISSUE_TYPE = _names(
+    "invalid structure required value invariant security login unknown expired forbidden "
+    "suppressed processing not-supported duplicate multiple-matches not-found deleted "
+    "too-long code-invalid extension too-costly business-rule conflict transient lock-error "
+    "no-store exception timeout incomplete throttled informational"
 )
 PUBLICATION_STATUS = frozenset({"draft", "active", "retired", "unknown"})
 CAPABILITY_KIND = frozenset({"instance", "capability", "requirements"})
 RESTFUL_MODE = frozenset({"client", "server"})
-TYPE_INTERACTION = frozenset(
-    {
-        "read",
-        "vread",
-        "update",
-        "patch",
-        "delete",
-        "history-instance",
-        "history-type",
-        "create",
-        "search-type",
-    }
+TYPE_INTERACTION = _names(
+    "read vread update patch delete history-instance history-type create search-type"
 )
 SEARCH_PARAM_TYPE = frozenset(
     {"number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special"}
@@ -131,35 +79,13 @@ CODES: Mapping[str, frozenset[str]] = {
 """Each coded element we serve, by its FHIRPath, with the R4 codes it may hold."""
 
 SERVED_FIELDS: Mapping[str, frozenset[str]] = {
-    "Appointment": frozenset(
-        {
-            "resourceType",
-            "id",
-            "meta",
-            "extension",
-            "identifier",
-            "status",
-            "start",
-            "end",
-            "minutesDuration",
-            "participant",
-        }
+    "Appointment": _names(
+        "resourceType id meta extension identifier status start end minutesDuration participant"
     ),
     "Bundle": frozenset({"resourceType", "type", "link", "entry", "total"}),
     "OperationOutcome": frozenset({"resourceType", "issue"}),
-    "CapabilityStatement": frozenset(
-        {
-            "resourceType",
-            "status",
-            "date",
-            "kind",
-            "software",
-            "implementation",
-            "fhirVersion",
-            "format",
-            "patchFormat",
-            "rest",
-        }
+    "CapabilityStatement": _names(
+        "resourceType status date kind software implementation fhirVersion format patchFormat rest"
     ),
     "Appointment.participant": frozenset({"extension", "type", "actor", "required", "status"}),
     "Bundle.link": frozenset({"relation", "url"}),
@@ -168,17 +94,9 @@ SERVED_FIELDS: Mapping[str, frozenset[str]] = {
         {"severity", "code", "details", "diagnostics", "expression"}
     ),
     "CapabilityStatement.rest": frozenset({"mode", "resource"}),
-    "CapabilityStatement.rest.resource": frozenset(
-        {
-            "type",
-            "documentation",
-            "interaction",
-            "versioning",
-            "conditionalCreate",
-            "conditionalUpdate",
-            "conditionalDelete",
-            "searchParam",
-        }
+    "CapabilityStatement.rest.resource": _names(
+        "type documentation interaction versioning conditionalCreate conditionalUpdate "
+        "conditionalDelete searchParam"
     ),
 }
 """The elements we read or write, of each resource and of its parts (by FHIRPath): each in

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from teleconsult.errors import ConfigurationError
 from teleconsult.store.provider_data import DocumentWrite, ProviderData, StoredDocument
 
 __all__ = ["ProviderStorage", "RoomRoster", "RosterEntry", "StoredDocument"]
@@ -103,3 +104,15 @@ class RoomRoster:
 
 Roster = Callable[[str], Awaitable[RoomRoster | None]]
 """`roster(teleconsultation_id)`: the teleconsultation's roster, or None when there is none."""
+
+
+def stored_state(
+    storage: ProviderStorage | None, roster: Roster | None, provider: str
+) -> tuple[ProviderStorage, Roster]:
+    """The storage and roster of a provider that keeps its state in the service's store
+    (`ProviderContext.storage`, `.roster`); a ConfigurationError naming it when there are none."""
+    if storage is None or roster is None:
+        raise ConfigurationError(
+            f"the {provider} provider needs the service's store (set by the app)."
+        )
+    return storage, roster

@@ -4,7 +4,8 @@
 // each other participant on one RTCPeerConnection per feed. Its way in is POST ./token: a
 // Janus token teleconsult adds to the room's allowed list once the link may enter, so Janus
 // itself refuses anyone else. A destroyed room (the consultation cancelled or replaced) ends
-// the call; a dropped connection joins again while the link still opens the call.
+// the call; a kick (the link revoked, its participant removed) ends it with the ending page
+// the info gives; a dropped connection joins again while the link still opens the call.
 
 const KEEPALIVE_MS = 25000;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
@@ -79,7 +80,7 @@ export function createTransport(ui, info) {
     const response = await fetch(`${base}/token`, { method: "POST", cache: "no-store" }).catch(() => null);
     if (!response || !response.ok) {
       const refusal = response ? await response.json().catch(() => ({})) : {};
-      if (response && response.status !== 503) return finish(refusal.reason === "expired" ? "expired" : "ended");
+      if (response && response.status !== 503) return finish(endNotice(refusal.reason));
       return setPhase("error", "connection_lost");
     }
     s.access = await response.json();
@@ -111,6 +112,8 @@ export function createTransport(ui, info) {
       await publish();
     }
     if (data.videoroom === "destroyed") return finish("ended");
+    if (data.leaving === "ok" && data.reason === "kicked") return kicked();
+    if (data.kicked !== undefined) removeFeed(data.kicked);
     if (data.error_code) {
       console.warn("janus: refused", data.error_code, data.error);
       return finish("ended");
@@ -189,6 +192,26 @@ export function createTransport(ui, info) {
     s.reconnects = 0;
     close();
     setPhase("left", "left");
+  }
+
+  // Kicked by Janus (teleconsult revoked this link, or removed its participant): the page's
+  // info says why, and the page shows that ending.
+  async function kicked() {
+    close();
+    let notice = "ended";
+    try {
+      const response = await fetch(`${base}/info`, { cache: "no-store" });
+      if (!response.ok) notice = endNotice((await response.json().catch(() => ({}))).reason);
+    } catch {
+      // offline: the call ended all the same
+    }
+    setPhase("ended", notice);
+  }
+
+  // The ending a refusal's reason shows: its link expired, was revoked, or its participant removed.
+  function endNotice(reason) {
+    const notices = { expired: "expired", revoked: "revoked", removed: "removed" };
+    return notices[reason] ?? "ended";
   }
 
   function finish(notice) {

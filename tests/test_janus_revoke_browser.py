@@ -1,0 +1,95 @@
+"""A janus call's page whose link is revoked, then whose participant is removed (issue 30):
+Debian's chromium pages through a real Janus (`tests/test_janus_browser.py`'s fixtures).
+
+Janus kicks the page (teleconsult took its token out of the room's `allowed` list and asked
+for the kick); the page asks its info again and shows the ending it gets; the other page
+sees it leave. The new link's page joins again, and the doctor's Remove control ends it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import ClientSession
+from playwright.async_api import Browser, expect
+
+from tests.helpers import PATIENT, TEXTS, FrozenClock, teleconsultation
+from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+    JanusServer,
+    events_port_fixture,
+    janus_fixture,
+    janus_namespace_fixture,
+)
+from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names
+    DOCTOR,
+    namespaced_browser,
+    open_page,
+    service,
+)
+
+EN, IT = TEXTS["en"], TEXTS["it"]
+
+
+async def test_a_kicked_page_shows_why_and_the_other_sees_it_leave(
+    service: str,  # noqa: F811 - the imported fixture
+    namespaced_browser: Browser,  # noqa: F811 - the imported fixture
+    janus: JanusServer,
+    clock: FrozenClock,
+) -> None:
+    start = clock.now + timedelta(minutes=5)
+    body = teleconsultation(
+        2, DOCTOR, PATIENT, start=start.isoformat(), end=(start + timedelta(minutes=30)).isoformat()
+    )
+    async with ClientSession(service) as session:
+        created = await session.post("/teleconsultation", json=body)
+        assert created.status == 201
+        room_id = (await created.json())["roomId"]
+
+        async def link_of(user: str) -> str:
+            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
+            assert answer.status == 200
+            link: str = (await answer.json())["accessLinkURL"]
+            return link
+
+        doctor_link, patient_link = await link_of("doctor-1"), await link_of("patient-1")
+
+    problems: list[str] = []
+    doctor_context, doctor = await open_page(namespaced_browser, doctor_link, problems)
+    patient_context, patient = await open_page(namespaced_browser, patient_link, problems)
+    for page in (doctor, patient):
+        await page.locator("#join").click()
+    await expect(doctor.locator(".tile.remote")).to_have_count(1)
+    await expect(patient.locator(".tile.remote")).to_have_count(1)
+
+    async with ClientSession(service) as session:
+        response = await session.delete(
+            f"/teleconsultation/{room_id}/participants/patient-1/link",
+            headers={"miauserid": "doctor-1"},
+        )
+        assert response.status == 204
+        new_link = await link_of("patient-1")
+
+    await expect(patient.locator("#status")).to_have_text(IT["revoked"])
+    await expect(patient.locator("#app")).to_have_attribute("data-phase", "ended")
+    await expect(doctor.locator(".tile.remote")).to_have_count(0)
+    await expect(doctor.locator("#status")).to_have_text(EN["waiting"])
+
+    # The new link joins again; the doctor removes them from their tile.
+    assert new_link != patient_link
+    await patient.goto(new_link)
+    await patient.locator("#join").click()
+    remove = doctor.get_by_role("button", name="Remove Jane Doe from the call")
+    await remove.click()
+    dialog = doctor.get_by_role("dialog", name="Remove Jane Doe from the call?")
+    await dialog.get_by_role("button", name=EN["remove_confirm"]).click()
+
+    await expect(patient.locator("#status")).to_have_text(IT["removed"])
+    await expect(doctor.locator(".tile.remote")).to_have_count(0)
+    async with ClientSession(service) as session:
+        answer = await session.get(
+            f"/teleconsultation/{room_id}", headers={"miauserid": "patient-1"}
+        )
+        assert (answer.status, (await answer.json())["code"]) == (403, "participant_blocked")
+    for context in (doctor_context, patient_context):
+        await context.close()
+    # The kicked page's info answers 403 once removed: the browser reports that response.
+    assert [p for p in problems if "status of 403" not in p] == []
