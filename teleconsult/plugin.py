@@ -39,7 +39,8 @@ A plugin imports from this module only (a test fails when a module under
   `seat_of` (the same for a page's request, or the answer that refuses it), `seat_info`
   (what the page shows) and `refused` (the answer to a link that opens nothing);
   `join_credential` (the credential of a participant's page link, from its `JoinRequest`)
-  and `ProviderPages` (a provider's page, info, tools and asset routes, and its admission);
+  `ProviderPages` (a provider's page, info, tools and asset routes, its admission and the
+  page's Remove) and `same_origin` (whether a browser's request comes from the page);
 - `TokenWindow`: the `nbf`/`exp` of a join token, for providers whose links are signed tokens;
 - `VIDEO_PROVIDER`, the app key under which a plugin's own routes find the running provider;
 - `CallPage` (`ProviderContext.call_page`), the call page every provider that serves one
@@ -65,7 +66,14 @@ from teleconsult.callpage import (
 from teleconsult.callpage import links as call_links
 from teleconsult.callpage.links import Credential as LinkCredential
 from teleconsult.callpage.links import LinkSigner, join_credential
-from teleconsult.callpage.seats import ProviderPages, check_seat, refused, seat_info, seat_of
+from teleconsult.callpage.seats import (
+    ProviderPages,
+    check_seat,
+    refused,
+    same_origin,
+    seat_info,
+    seat_of,
+)
 from teleconsult.callpage.seats import Refusal as CallRefusal
 from teleconsult.callpage.seats import Seat as CallSeat
 from teleconsult.configuration.declarations import (
@@ -245,6 +253,7 @@ __all__ = [
     "join_credential",
     "mark_sensitive",
     "refused",
+    "same_origin",
     "seat_info",
     "seat_of",
     "setting",

@@ -17,13 +17,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from teleconsult.plugin import (
-    CallRefusal,
-    Forbidden,
-    InvalidRequest,
     NotFound,
     ProviderPages,
     mark_sensitive,
-    refused,
     seat_info,
 )
 
@@ -101,28 +97,14 @@ async def remove_peer(request: web.Request) -> web.Response:
     """`POST .../remove {"peer": id}` (the shared page's Remove, `removal.js`): a plus
     participant's page removes the participant of a tile (its Janus participant id) from the
     call and keeps them out, as `PUT .../block` does; 204."""
-    admitted = await PAGES.admit(request, html=False)
-    if isinstance(admitted, web.Response):
-        return admitted
-    provider, seat = admitted
-    page = provider.call_page
-    origin = request.headers.get("Origin")  # none: not a browser, the credential still needed
-    allowed = (request.host.lower(), urlsplit(provider.options.page_url).netloc.lower())
-    if origin is not None and urlsplit(origin).netloc.lower() not in allowed:
-        return refused(request, page, CallRefusal("invalid", 403, seat.language), html=False)
-    if not seat.me.is_admin:
-        raise Forbidden("Only a plus participant's page may remove someone from the call.")
-    try:
-        body = await request.json() if request.content_length else None
-    except ValueError:
-        body = None
-    peer = body.get("peer") if isinstance(body, dict) else None
-    if not isinstance(peer, str) or not peer.isascii() or not 0 < len(peer) <= MAX_PEER_CHARS:
-        raise InvalidRequest('The body must be {"peer": "<a peer id from the call>"}.')
+    asked = await PAGES.removal(request, lambda provider: provider.options.page_url, MAX_PEER_CHARS)
+    if isinstance(asked, web.Response):
+        return asked
+    provider, seat, peer = asked
     if not peer.isdigit():
         raise NotFound("That participant already left the call.")
     await provider.remove_peer(request, seat, int(peer))
-    return web.Response(status=204, headers=page.no_store)
+    return web.Response(status=204, headers=provider.call_page.no_store)
 
 
 def routes() -> list[web.AbstractRouteDef]:

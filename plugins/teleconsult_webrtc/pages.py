@@ -15,19 +15,16 @@ consultation, no credential, STUN only: see docs/call-page.md).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from teleconsult.plugin import CallRefusal as Refusal
 from teleconsult.plugin import (
-    CallPage,
-    Forbidden,
-    InvalidRequest,
     ProviderPages,
     refused,
+    same_origin,
     seat_info,
 )
-from teleconsult.plugin import CallRefusal as Refusal
 
 from .messages import MAX_ID_CHARS, PAGE_TOOLS, Member
 from .provider import CALL_PATH, WebRTCVideo
@@ -110,10 +107,8 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
     if isinstance(admitted, web.Response):
         return admitted
     provider, found = admitted
-    if not _same_origin(request, provider.options.public_url):
-        return _refusal(
-            request, provider.options.call_page, Refusal("invalid", 403, found.language)
-        )
+    if not same_origin(request, provider.options.public_url):
+        return refused(request, provider.options.call_page, Refusal("invalid", 403, found.language))
     ws = web.WebSocketResponse(
         heartbeat=PING_SECONDS,
         max_msg_size=HARD_MAX_MESSAGE_BYTES,
@@ -141,24 +136,12 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
 async def remove_peer(request: web.Request) -> web.Response:
     """`POST .../remove {"peer": id}`: a plus participant's page removes the participant of
     one of its peers from the call and keeps them out (as `PUT .../block`); 204."""
-    admitted = await PAGES.admit(request, html=False)
-    if isinstance(admitted, web.Response):
-        return admitted
-    provider, found = admitted
-    page = provider.options.call_page
-    if not _same_origin(request, provider.options.public_url):
-        return _refusal_json(request, page, Refusal("invalid", 403, found.language))
-    if not found.me.is_admin:
-        raise Forbidden("Only a plus participant's page may remove someone from the call.")
-    try:
-        body = await request.json() if request.content_length else None
-    except ValueError:
-        body = None
-    peer = body.get("peer") if isinstance(body, dict) else None
-    if not isinstance(peer, str) or not 0 < len(peer) <= MAX_ID_CHARS:
-        raise InvalidRequest('The body must be {"peer": "<a peer id from the call>"}.')
-    await provider.remove_peer(request, found, peer)
-    return web.Response(status=204, headers=page.no_store)
+    asked = await PAGES.removal(request, lambda provider: provider.options.public_url, MAX_ID_CHARS)
+    if isinstance(asked, web.Response):
+        return asked
+    provider, seat, peer = asked
+    await provider.remove_peer(request, seat, peer)
+    return web.Response(status=204, headers=provider.options.call_page.no_store)
 
 
 def routes() -> list[web.AbstractRouteDef]:
@@ -172,24 +155,3 @@ def routes() -> list[web.AbstractRouteDef]:
             web.get(CHECK_PATH + "/info", check_info),
         ],
     )
-
-
-# -- admission ---------------------------------------------------------------------------------
-
-
-def _refusal(request: web.Request, page: CallPage, refusal: Refusal) -> web.Response:
-    return refused(request, page, refusal)
-
-
-def _refusal_json(request: web.Request, page: CallPage, refusal: Refusal) -> web.Response:
-    return refused(request, page, refusal, html=False)
-
-
-def _same_origin(request: web.Request, public_url: str) -> bool:
-    """A browser's WebSocket must come from the page's own origin (this host, or the public
-    URL's): another site's page holding a stolen link cannot drive the call from there."""
-    origin = request.headers.get("Origin")
-    if origin is None:  # not a browser; the credential is still required
-        return True
-    host = urlsplit(origin).netloc.lower()
-    return host in (request.host.lower(), urlsplit(public_url).netloc.lower())

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Generic, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from teleconsult.callpage.catalogs import Catalogs
 from teleconsult.callpage.links import Credential, LinkSigner
 from teleconsult.callpage.page import Asset, CallPage, default_call_page
-from teleconsult.errors import ServiceError
+from teleconsult.errors import Forbidden, InvalidRequest, ServiceError
 from teleconsult.observability import redaction
 from teleconsult.providers.storage import RoomRoster, Roster, RosterEntry
 from teleconsult.services import VIDEO_PROVIDER
@@ -151,6 +152,16 @@ def refused(
     return page.ending_json(refusal.why, refusal.status, language)
 
 
+def same_origin(request: web.Request, public_url: str) -> bool:
+    """A browser's request must come from the page's own origin (this host, or the public
+    URL's): another site's page holding a stolen link cannot drive the call from there."""
+    origin = request.headers.get("Origin")
+    if origin is None:  # not a browser; the credential is still required
+        return True
+    host = urlsplit(origin).netloc.lower()
+    return host in (request.host.lower(), urlsplit(public_url).netloc.lower())
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -220,6 +231,30 @@ class ProviderPages(Generic[P]):
         provider, found = admitted
         page = self.page_of(provider)
         return page.page(self.language(request, page, found.language), self.transport)
+
+    async def removal(
+        self, request: web.Request, public_url: Callable[[P], str], max_peer_chars: int
+    ) -> tuple[P, Seat, str] | web.Response:
+        """`POST .../remove {"peer": id}` (the page's Remove, `removal.js`), checked for every
+        provider alike: the credential's seat, the page's own origin, a plus participant's
+        page, and a peer id of the transport's shape. The provider removes that peer."""
+        admitted = await self.admit(request, html=False)
+        if isinstance(admitted, web.Response):
+            return admitted
+        provider, seat = admitted
+        if not same_origin(request, public_url(provider)):
+            refusal = Refusal("invalid", 403, seat.language)
+            return refused(request, self.page_of(provider), refusal, html=False)
+        if not seat.me.is_admin:
+            raise Forbidden("Only a plus participant's page may remove someone from the call.")
+        try:
+            body = await request.json() if request.content_length else None
+        except ValueError:
+            body = None
+        peer = body.get("peer") if isinstance(body, dict) else None
+        if not isinstance(peer, str) or not peer.isascii() or not 0 < len(peer) <= max_peer_chars:
+            raise InvalidRequest('The body must be {"peer": "<a peer id from the call>"}.')
+        return provider, seat, peer
 
     @staticmethod
     def language(request: web.Request, page: CallPage, language: str | None) -> str:
