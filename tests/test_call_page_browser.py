@@ -141,8 +141,14 @@ async def in_lobby(page: Page, link: str, language: str) -> None:
 
 
 async def serious_violations(page: Page) -> list[dict[str, Any]]:
-    """axe-core's violations of serious or critical impact (WCAG 2.1 A and AA rules)."""
+    """axe-core's violations of serious or critical impact (WCAG 2.1 A and AA rules), once
+    the page's colour transitions have ended: a contrast read mid-transition (just after the
+    colour scheme changed) is neither the old colours nor the new."""
     assert AXE.exists(), "install axe-core with `make .venv/axe/.installed`"
+    await page.wait_for_function(
+        "document.getAnimations().every((a) => !(a instanceof CSSTransition)"
+        " || a.playState !== 'running')"
+    )
     await page.add_script_tag(path=str(AXE))
     found: list[dict[str, Any]] = await page.evaluate(
         """async () => {
