@@ -90,13 +90,18 @@ $(JANUS) $(JANUS_JS):
 REDOCLY_DIR := $(VENV)/redocly
 REDOCLY_INSTALLED := $(REDOCLY_DIR)/.installed
 
-$(REDOCLY_INSTALLED): tests/redocly/package.json tests/redocly/package-lock.json
+# npm ci of the lock file in folder $(2) into $(3), for $(1); npm from Debian when missing.
+define npm_ci
 	@command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; } || \
-		{ echo "the OpenAPI lint needs Node.js 20.19+ and npm: apt-get install -y nodejs npm"; exit 1; }
-	@mkdir -p $(REDOCLY_DIR)
-	cp tests/redocly/package.json tests/redocly/package-lock.json $(REDOCLY_DIR)/
-	npm ci --prefix $(REDOCLY_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
+		{ echo "$(1) needs Node.js 20.19+ and npm: apt-get install -y nodejs npm"; exit 1; }
+	@mkdir -p $(3)
+	cp $(2)/package.json $(2)/package-lock.json $(3)/
+	npm ci --prefix $(3) --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
+endef
+
+$(REDOCLY_INSTALLED): tests/redocly/package.json tests/redocly/package-lock.json
+	$(call npm_ci,the OpenAPI lint,tests/redocly,$(REDOCLY_DIR))
 
 # The accessibility checker the browser tests inject into the call page, axe-core from the npm
 # registry: the version tests/axe pins (its lock file), installed by npm ci like Redocly.
@@ -104,12 +109,7 @@ AXE_DIR := $(VENV)/axe
 AXE_INSTALLED := $(AXE_DIR)/.installed
 
 $(AXE_INSTALLED): tests/axe/package.json tests/axe/package-lock.json
-	@command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; } || \
-		{ echo "the accessibility check needs npm: apt-get install -y nodejs npm"; exit 1; }
-	@mkdir -p $(AXE_DIR)
-	cp tests/axe/package.json tests/axe/package-lock.json $(AXE_DIR)/
-	npm ci --prefix $(AXE_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
-	@touch $@
+	$(call npm_ci,the accessibility check,tests/axe,$(AXE_DIR))
 
 pytest: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(JANUS) $(JANUS_JS) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
 	$(BIN)/pytest
