@@ -9,6 +9,7 @@ from aiohttp import web
 from teleconsult.api.listing import QUERY, page_answer, paged
 from teleconsult.api.schemas import AuditPageSchema, PageQuerySchema
 from teleconsult.api.teleconsultations import caller_of
+from teleconsult.camel import camel_fields
 from teleconsult.core.clock import format_date
 from teleconsult.core.listing import DEFAULT_LIMIT
 from teleconsult.errors import Forbidden
@@ -40,15 +41,10 @@ async def get_audit_trail(request: web.Request) -> web.Response:
 
 def _entry(entry: AuditEntry) -> dict[str, Any]:
     return {
-        "id": entry.id,
+        **camel_fields(entry, "id", "action", "actor", "participant", "request_id"),
+        **camel_fields(entry, "client_address", "user_agent"),
         "at": format_date(entry.at),
-        "action": entry.action,
-        "actor": entry.actor,
-        "participant": entry.participant,
         "fields": list(entry.fields),
-        "requestId": entry.request_id,
-        "clientAddress": entry.client_address,
-        "userAgent": entry.user_agent,
     }
 
 

@@ -13,6 +13,7 @@ from teleconsult.api.answers import json_answer
 from teleconsult.api.hardening import NO_STORE
 from teleconsult.api.schemas import FailedQuerySchema, FailedWebhooksSchema
 from teleconsult.api.teleconsultations import operator_errors, operator_of
+from teleconsult.camel import camel_fields
 from teleconsult.core.clock import format_date
 from teleconsult.errors import NotFound
 from teleconsult.services import SERVICES
@@ -81,16 +82,10 @@ async def retry_failed(request: web.Request) -> web.Response:
 
 def _failed(delivery: Delivery) -> dict[str, Any]:
     return {
-        "id": delivery.id,
-        "eventId": delivery.event_id,
-        "endpoint": delivery.endpoint,
-        "type": delivery.type,
-        "teleconsultationId": delivery.teleconsultation_id,
-        "attempts": delivery.attempts,
-        "lastError": delivery.last_error,
+        **camel_fields(delivery, "id", "event_id", "endpoint", "type", "teleconsultation_id"),
+        **camel_fields(delivery, "attempts", "last_error", "payload"),
         "occurredAt": format_date(delivery.due_at),
         "failedAt": format_date(delivery.finished_at) if delivery.finished_at else None,
-        "payload": delivery.payload,
     }
 
 

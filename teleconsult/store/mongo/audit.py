@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 
+from teleconsult.camel import document_record, record_document
 from teleconsult.store.audit import AuditEntry
 from teleconsult.store.documents import as_datetime
 from teleconsult.store.mongo.connection import (
@@ -36,20 +37,7 @@ class MongoAuditTrail(MongoCollection):
 
     async def append(self, entries: Sequence[tuple[AuditEntry, datetime]]) -> None:
         documents = [
-            {
-                "_id": entry.id,
-                "at": entry.at,
-                "expiresAt": expires_at,
-                "action": entry.action,
-                "teleconsultationId": entry.teleconsultation_id,
-                "actor": entry.actor,
-                "participant": entry.participant,
-                "fields": list(entry.fields),
-                "requestId": entry.request_id,
-                "clientAddress": entry.client_address,
-                "userAgent": entry.user_agent,
-            }
-            for entry, expires_at in entries
+            {**record_document(entry), "expiresAt": expires_at} for entry, expires_at in entries
         ]
         async with self._database.guard() as database:
             await database[self._collection].insert_many(documents, ordered=False)
@@ -75,15 +63,4 @@ class MongoAuditTrail(MongoCollection):
 
 
 def _entry(document: dict[str, Any]) -> AuditEntry:
-    return AuditEntry(
-        id=document["_id"],
-        at=as_datetime(document["at"]),
-        action=document["action"],
-        teleconsultation_id=document["teleconsultationId"],
-        actor=document["actor"],
-        participant=document["participant"],
-        fields=tuple(document["fields"]),
-        request_id=document["requestId"],
-        client_address=document["clientAddress"],
-        user_agent=document["userAgent"],
-    )
+    return document_record(AuditEntry, document, at=as_datetime, fields=tuple)

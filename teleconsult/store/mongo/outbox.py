@@ -7,6 +7,7 @@ from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 
+from teleconsult.camel import document_record, record_document
 from teleconsult.store.base import RoomJob
 from teleconsult.store.documents import as_datetime
 from teleconsult.store.mongo.connection import (
@@ -62,17 +63,7 @@ class MongoOutbox(MongoCollection):
                 )
                 if document is None:
                     break
-                claimed.append(
-                    RoomJob(
-                        id=document["_id"],
-                        teleconsultation_id=document["teleconsultationId"],
-                        room_id=document["roomId"],
-                        created_at=as_datetime(document["createdAt"]),
-                        not_before=as_datetime(document["notBefore"]),
-                        attempts=document["attempts"],
-                        last_error=document["lastError"],
-                    )
-                )
+                claimed.append(_job(document))
         return claimed
 
     async def job_backlog(self) -> tuple[int, datetime | None]:
@@ -84,13 +75,8 @@ class MongoOutbox(MongoCollection):
 
 def job_document(job: RoomJob) -> dict[str, Any]:
     """A job as stored, for `add_job` and for retention's jobs (written with their purge)."""
-    return {
-        "_id": job.id,
-        "teleconsultationId": job.teleconsultation_id,
-        "roomId": job.room_id,
-        "createdAt": job.created_at,
-        "notBefore": job.not_before,
-        **UNLEASED,
-        "attempts": job.attempts,
-        "lastError": job.last_error,
-    }
+    return {**record_document(job), **UNLEASED}
+
+
+def _job(document: dict[str, Any]) -> RoomJob:
+    return document_record(RoomJob, document, created_at=as_datetime, not_before=as_datetime)

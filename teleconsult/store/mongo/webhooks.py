@@ -19,6 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from teleconsult.camel import document_record, record_document
 from teleconsult.store.base import Delivery, DeliveryStatus
 from teleconsult.store.delivery_outcomes import FinishedDeliveries, Outcome
 from teleconsult.store.documents import as_datetime
@@ -292,42 +293,18 @@ def _leased(delivery_id: str, owner: str, version: int) -> dict[str, Any]:
     return {"_id": delivery_id, "leaseOwner": owner, "version": version, "status": PENDING}
 
 
-def _document(d: Delivery) -> dict[str, Any]:
-    return {
-        "_id": d.id,
-        "eventId": d.event_id,
-        "endpoint": d.endpoint,
-        "teleconsultationId": d.teleconsultation_id,
-        "type": d.type,
-        "payload": d.payload,
-        "dueAt": d.due_at,
-        "seq": d.seq,
-        "version": d.version,
-        "status": d.status.value,
-        "nextAt": d.next_at,
-        "deadline": d.deadline,
-        "attempts": d.attempts,
-        "lastError": d.last_error,
-        "finishedAt": d.finished_at,
-    }
+def _document(delivery: Delivery) -> dict[str, Any]:
+    return record_document(delivery)
 
 
 def _delivery(document: dict[str, Any]) -> Delivery:
-    finished = document.get("finishedAt")
-    return Delivery(
-        id=document["_id"],
-        event_id=document["eventId"],
-        endpoint=document["endpoint"],
-        teleconsultation_id=document["teleconsultationId"],
-        type=document["type"],
-        payload=dict(document["payload"]),
-        due_at=as_datetime(document["dueAt"]),
-        seq=document["seq"],
-        version=document["version"],
-        status=DeliveryStatus(document["status"]),
-        next_at=as_datetime(document["nextAt"]),
-        deadline=as_datetime(document["deadline"]),
-        attempts=document["attempts"],
-        last_error=document["lastError"],
-        finished_at=None if finished is None else as_datetime(finished),
+    return document_record(
+        Delivery,
+        document,
+        payload=dict,
+        due_at=as_datetime,
+        status=DeliveryStatus,
+        next_at=as_datetime,
+        deadline=as_datetime,
+        finished_at=as_datetime,
     )
