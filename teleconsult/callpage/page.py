@@ -86,6 +86,7 @@ STATIC_ASSETS = {
         ("quality.js", "text/javascript"),
         ("tools.js", "text/javascript"),
         ("removal.js", "text/javascript"),
+        ("confirm.js", "text/javascript"),
         ("ending.js", "text/javascript"),
         ("call.css", "text/css"),
         ("dark.css", "text/css"),

@@ -14,6 +14,7 @@ import { createTiles } from "./tiles.js";
 import { createTools } from "./tools.js";
 
 import { createRemoval } from "./removal.js";
+import { createConfirm } from "./confirm.js";
 
 const base = location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
@@ -75,7 +76,7 @@ function render() {
   const hasAudio = !!state.localStream?.getAudioTracks().length;
   setToggle($("toggle-camera"), !state.cameraOn, say(state.cameraOn ? "camera_off" : "camera_on"), hasVideo);
   setToggle($("toggle-mic"), !state.micOn, say(state.micOn ? "mic_off" : "mic_on"), hasAudio);
-  if (!inCall && $("end-dialog").open) $("end-dialog").close();
+  if (!inCall) endDialog.dismiss();
   if (!inCall) removal.gone();
   tools.render(phase === "in-call");
   $("fullscreen").hidden = !(inCall && document.fullscreenEnabled);
@@ -121,10 +122,9 @@ function applyInfo(info) {
   $("controls").setAttribute("aria-label", say("controls"));
   $("leave").textContent = say("leave");
   $("end-all").textContent = say("end_for_all");
-  $("end-question").textContent = say("end_question");
-  $("end-explain").textContent = say("end_explain");
-  $("end-cancel").textContent = say("cancel");
-  $("end-confirm").textContent = say("end_confirm");
+  endDialog.label({
+    question: say("end_question"), explain: say("end_explain"), cancel: say("cancel"), confirm: say("end_confirm"),
+  });
   removal.setup(state.isAdmin);
   $("self-name").textContent = `${info.self.name} (${say("you")})`;
   const list = new Intl.ListFormat(info.language, { type: "unit", style: "short" });
@@ -141,6 +141,7 @@ function applyInfo(info) {
 // ------------------------------------------------------------------ tiles
 
 const removal = createRemoval({ $, say, base, stage: $("stage") });
+const endDialog = createConfirm($, "end");
 
 const tiles = createTiles({
   stage: $("stage"),
@@ -255,18 +256,12 @@ function toggleMic() {
   render();
 }
 
-// "End call for everyone" asks first, in a modal dialog: focus moves into it (on Cancel),
-// Escape cancels, and focus returns to the button when it closes without ending.
+// "End call for everyone" asks first, in a modal dialog (`confirm.js`).
 function endForEveryone() {
-  $("end-dialog").returnValue = "";
-  $("end-dialog").showModal();
-}
-
-function closeEndDialog(confirmed) {
-  $("end-dialog").close(confirmed ? "end" : "cancel");
-  if (!confirmed) return;
-  $("end-all").disabled = true;
-  state.transport.end();
+  endDialog.ask($("end-all"), () => {
+    $("end-all").disabled = true;
+    state.transport.end();
+  });
 }
 
 function toggleFullscreen() {
@@ -317,11 +312,6 @@ async function main() {
   $("toggle-camera").addEventListener("click", toggleCamera);
   $("toggle-mic").addEventListener("click", toggleMic);
   $("end-all").addEventListener("click", endForEveryone);
-  $("end-cancel").addEventListener("click", () => closeEndDialog(false));
-  $("end-confirm").addEventListener("click", () => closeEndDialog(true));
-  $("end-dialog").addEventListener("close", () => {
-    if ($("end-dialog").returnValue !== "end" && !$("end-all").hidden) $("end-all").focus();
-  });
   $("fullscreen").addEventListener("click", toggleFullscreen);
   document.addEventListener("fullscreenchange", render);
   window.addEventListener("pagehide", () => state.transport.close());

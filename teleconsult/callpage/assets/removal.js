@@ -3,21 +3,16 @@
 // the button); confirmed, the page asks the server (POST ./remove), which revokes that
 // participant's link and keeps them out: their page leaves, and every page is told they left.
 
+import { createConfirm } from "./confirm.js";
+
 export function createRemoval({ $, say, base, stage }) {
-  const s = { enabled: false, names: new Map(), pending: null, opener: null };
-  const dialog = () => $("remove-dialog");
+  const s = { enabled: false, names: new Map(), pending: null };
+  const dialog = createConfirm($, "remove");
   const named = (key, name) => say(key).replace("{name}", name);
 
   function setup(isAdmin) {
     s.enabled = isAdmin;
-    $("remove-explain").textContent = say("remove_explain");
-    $("remove-cancel").textContent = say("cancel");
-    $("remove-confirm").textContent = say("remove_confirm");
-    $("remove-cancel").addEventListener("click", () => decide(false));
-    $("remove-confirm").addEventListener("click", () => decide(true));
-    dialog().addEventListener("close", () => {
-      if (dialog().returnValue !== "remove" && s.opener?.isConnected) s.opener.focus();
-    });
+    dialog.label({ explain: say("remove_explain"), cancel: say("cancel"), confirm: say("remove_confirm") });
   }
 
   function tileOf(id) {
@@ -45,17 +40,11 @@ export function createRemoval({ $, say, base, stage }) {
 
   function ask(id, button) {
     s.pending = id;
-    s.opener = button;
-    $("remove-question").textContent = named("remove_question", s.names.get(id) || "");
-    dialog().returnValue = "";
-    dialog().showModal();
+    dialog.ask(button, () => remove(id), named("remove_question", s.names.get(id) || ""));
   }
 
-  async function decide(confirmed) {
-    dialog().close(confirmed ? "remove" : "cancel");
-    const id = s.pending;
+  async function remove(id) {
     s.pending = null;
-    if (!confirmed || !id) return;
     const button = tileOf(id)?.querySelector(".remove-peer");
     if (button) button.disabled = true;
     try {
@@ -76,7 +65,7 @@ export function createRemoval({ $, say, base, stage }) {
     s.names.delete(id);
     if (id === undefined || s.pending === id) {
       s.pending = null;
-      if (dialog().open) dialog().close("cancel");
+      dialog.dismiss();
     }
   }
 
