@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from teleconsult.store.base import KeyClaim, KeyedAnswer
+from teleconsult.store.sqlite import open_sqlite
 from tests.store_contract.helpers import NOW, Opener
 
 HOUR = timedelta(hours=1)
@@ -57,3 +60,23 @@ async def test_keys_are_counted_per_caller_and_purged_in_batches(open_store: Ope
     assert await keys.purge_expired_keys(purged_at, 3) == 0
     assert await keys.count_keys("c-1", NOW) == 1
     assert await keys.count_keys("c-2", NOW) == 1
+
+
+async def test_a_file_of_version_0_1_gets_the_caller_column_and_its_index(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "old.db") as db:  # the 0.1 table: keys had no caller
+        db.execute(
+            'CREATE TABLE "teleconsult_idempotency_keys" (scope TEXT PRIMARY KEY,'
+            " fingerprint TEXT NOT NULL, token TEXT NOT NULL, status INTEGER, body TEXT,"
+            " expires_at INTEGER NOT NULL)"
+        )
+    store = await open_sqlite(f"sqlite:///{tmp_path / 'old.db'}", "teleconsultations", "users")
+    try:
+        assert await store.idempotency.claim_key(claim("fp-1", "a", NOW, NOW + HOUR)) is None
+        assert await store.idempotency.count_keys("c-1", NOW) == 1
+    finally:
+        await store.health.close()
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        indexes = {
+            row[1] for row in db.execute('PRAGMA index_list("teleconsult_idempotency_keys")')
+        }
+    assert {"keys_by_caller", "keys_by_expiry"} <= indexes

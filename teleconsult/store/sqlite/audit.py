@@ -10,7 +10,7 @@ import aiosqlite
 
 from teleconsult.core.clock import from_micros, to_micros
 from teleconsult.store.audit import AuditEntry
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable
+from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, create_table
 
 TABLE = "teleconsult_audit"
 COLUMNS = (
@@ -24,18 +24,18 @@ class SQLiteAuditTrail(SQLiteTable):
         super().__init__(connection, TABLE)
 
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
-            " id TEXT PRIMARY KEY, teleconsultation_id TEXT, at_us INTEGER NOT NULL,"
+        await create_table(
+            db,
+            self._table,
+            "id TEXT PRIMARY KEY, teleconsultation_id TEXT, at_us INTEGER NOT NULL,"
             " action TEXT NOT NULL, actor TEXT NOT NULL, participant TEXT,"
             " fields TEXT NOT NULL, request_id TEXT NOT NULL, client_address TEXT,"
-            " user_agent TEXT)"
+            " user_agent TEXT",
+            {
+                "audit_by_teleconsultation": "teleconsultation_id, at_us, id",
+                "audit_by_date": "at_us",
+            },
         )
-        await db.execute(
-            f"CREATE INDEX IF NOT EXISTS audit_by_teleconsultation"
-            f" ON {self._table} (teleconsultation_id, at_us, id)"
-        )
-        await db.execute(f"CREATE INDEX IF NOT EXISTS audit_by_date ON {self._table} (at_us)")
 
     async def append(self, entries: Sequence[tuple[AuditEntry, datetime]]) -> None:
         rows = [

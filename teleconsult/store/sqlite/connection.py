@@ -15,7 +15,15 @@ import math
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -290,6 +298,22 @@ async def add_missing_columns(
     for column, kind in columns:
         if column not in present:
             await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+async def create_table(
+    db: aiosqlite.Connection,
+    table: str,
+    columns: str,
+    indexes: Mapping[str, str] | None = None,
+    added: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Make `table` (`columns`: its definition) and its `indexes` (name → indexed columns)
+    unless they exist. `added`: columns added since the table's first version, which an
+    older file gets (`add_missing_columns`) before the indexes that may need them."""
+    await db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    await add_missing_columns(db, table, added)
+    for name, indexed in (indexes or {}).items():
+        await db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({indexed})")
 
 
 class SQLiteTable(ABC):

@@ -7,12 +7,7 @@ from datetime import datetime
 import aiosqlite
 
 from teleconsult.store.base import KeyClaim, KeyedAnswer
-from teleconsult.store.sqlite.connection import (
-    SQLiteConnection,
-    SQLiteTable,
-    add_missing_columns,
-    millis,
-)
+from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, create_table, millis
 
 TABLE = "teleconsult_idempotency_keys"
 
@@ -22,16 +17,14 @@ class SQLiteIdempotencyKeys(SQLiteTable):
         super().__init__(connection, TABLE)
 
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
-            " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
-            " status INTEGER, body TEXT, expires_at INTEGER NOT NULL, caller TEXT)"
+        await create_table(
+            db,
+            self._table,
+            "scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
+            " status INTEGER, body TEXT, expires_at INTEGER NOT NULL, caller TEXT",
+            {"keys_by_caller": "caller, expires_at", "keys_by_expiry": "expires_at"},
+            added=[("caller", "TEXT")],  # files before 0.2
         )
-        await add_missing_columns(db, self._table, [("caller", "TEXT")])  # files before 0.2
-        await db.execute(
-            f"CREATE INDEX IF NOT EXISTS keys_by_caller ON {self._table} (caller, expires_at)"
-        )
-        await db.execute(f"CREATE INDEX IF NOT EXISTS keys_by_expiry ON {self._table} (expires_at)")
 
     async def claim_key(self, claim: KeyClaim) -> KeyedAnswer | None:
         claimed = await self._connection.write(

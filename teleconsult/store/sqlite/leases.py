@@ -7,7 +7,7 @@ from datetime import datetime
 import aiosqlite
 
 from teleconsult.core.clock import to_micros
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable
+from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, create_table
 
 TABLE = "teleconsult_leases"
 
@@ -17,9 +17,8 @@ class SQLiteLeases(SQLiteTable):
         super().__init__(connection, TABLE)
 
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
-            " name TEXT PRIMARY KEY, owner TEXT NOT NULL, until_us INTEGER NOT NULL)"
+        await create_table(
+            db, self._table, "name TEXT PRIMARY KEY, owner TEXT NOT NULL, until_us INTEGER NOT NULL"
         )
 
     async def take(self, name: str, owner: str, now: datetime, until: datetime) -> bool:

@@ -11,6 +11,7 @@ from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
     Statement,
+    create_table,
     from_millis,
     millis,
 )
@@ -23,14 +24,15 @@ class SQLiteOutbox(SQLiteTable):
         super().__init__(connection, TABLE)
 
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
-            " id TEXT PRIMARY KEY, teleconsultation_id TEXT NOT NULL, room_id TEXT,"
+        await create_table(
+            db,
+            self._table,
+            "id TEXT PRIMARY KEY, teleconsultation_id TEXT NOT NULL, room_id TEXT,"
             " created_at INTEGER NOT NULL, not_before INTEGER NOT NULL,"
             " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT,"
-            " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)"
+            " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT",
+            {"outbox_due": "not_before"},
         )
-        await db.execute(f"CREATE INDEX IF NOT EXISTS outbox_due ON {self._table} (not_before)")
 
     async def add_job(self, job: RoomJob) -> None:
         await self._connection.write(*self.added(job))

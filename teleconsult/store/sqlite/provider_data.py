@@ -15,6 +15,7 @@ from teleconsult.store.provider_data import DocumentWrite, StoredDocument
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
+    create_table,
     encode,
     millis,
     quoted,
@@ -32,23 +33,19 @@ class SQLiteProviderData(SQLiteTable):
         self._messages = quoted(MESSAGES)
 
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
-            " namespace TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,"
-            " document TEXT NOT NULL, expires_at INTEGER NOT NULL,"
-            " PRIMARY KEY (namespace, key))"
+        await create_table(
+            db,
+            self._table,
+            "namespace TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,"
+            " document TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (namespace, key)",
+            {"provider_documents_expiry": "expires_at"},
         )
-        await db.execute(
-            f"CREATE INDEX IF NOT EXISTS provider_documents_expiry ON {self._table} (expires_at)"
-        )
-        await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._messages} ("
-            " id TEXT PRIMARY KEY, namespace TEXT NOT NULL, recipient TEXT NOT NULL,"
-            " message TEXT NOT NULL, expires_at INTEGER NOT NULL)"
-        )
-        await db.execute(
-            "CREATE INDEX IF NOT EXISTS provider_messages_recipient"
-            f" ON {self._messages} (namespace, recipient, id)"
+        await create_table(
+            db,
+            self._messages,
+            "id TEXT PRIMARY KEY, namespace TEXT NOT NULL, recipient TEXT NOT NULL,"
+            " message TEXT NOT NULL, expires_at INTEGER NOT NULL",
+            {"provider_messages_recipient": "namespace, recipient, id"},
         )
 
     async def get_document(self, namespace: str, key: str, now: datetime) -> StoredDocument | None:

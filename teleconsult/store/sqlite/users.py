@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import aiosqlite
 
 from teleconsult.store.documents import user_document
-from teleconsult.store.sqlite.connection import SQLiteTable, chunks, encode, quoted
+from teleconsult.store.sqlite.connection import SQLiteTable, chunks, create_table, encode, quoted
 
 HOLDERS = "SELECT external_id FROM {table} WHERE provider = ? AND provider_user_id = ? LIMIT 2"
 """The map read backwards. No ORDER BY: with one, SQLite walks the primary key (provider,
@@ -18,19 +18,16 @@ most are sorted in Python."""
 
 class SQLiteUserMap(SQLiteTable):
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
-            " provider TEXT NOT NULL, external_id TEXT NOT NULL,"
+        await create_table(
+            db,
+            self._table,
+            "provider TEXT NOT NULL, external_id TEXT NOT NULL,"
             " provider_user_id TEXT NOT NULL, document TEXT NOT NULL,"
-            " PRIMARY KEY (provider, external_id))"
-        )
-        await db.execute(
-            f"CREATE INDEX IF NOT EXISTS {quoted(self._name + '_provider_user_id')}"
-            f" ON {self._table} (provider, provider_user_id)"
-        )
-        await db.execute(
-            f"CREATE INDEX IF NOT EXISTS {quoted(self._name + '_external_id')}"
-            f" ON {self._table} (external_id)"
+            " PRIMARY KEY (provider, external_id)",
+            {
+                quoted(self._name + "_provider_user_id"): "provider, provider_user_id",
+                quoted(self._name + "_external_id"): "external_id",
+            },
         )
 
     async def find_user(self, provider: str, external_id: str) -> str | None:

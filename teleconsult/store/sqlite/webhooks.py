@@ -16,6 +16,7 @@ from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
     Statement,
+    create_table,
     encode,
     from_millis,
     millis,
@@ -37,29 +38,25 @@ class SQLiteWebhooks(FinishedDeliveries, SQLiteTable):
         self._endpoints = quoted(ENDPOINTS)
 
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
-            " id TEXT PRIMARY KEY, event_id TEXT NOT NULL, endpoint TEXT NOT NULL,"
+        await create_table(
+            db,
+            self._table,
+            "id TEXT PRIMARY KEY, event_id TEXT NOT NULL, endpoint TEXT NOT NULL,"
             " teleconsultation_id TEXT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,"
             " due_at INTEGER NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL,"
             " status TEXT NOT NULL, next_at INTEGER NOT NULL, deadline INTEGER NOT NULL,"
             " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, finished_at INTEGER,"
-            " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT)"
+            " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT",
+            {
+                "webhook_deliveries_due": "status, next_at",
+                "webhook_deliveries_queue": "endpoint, teleconsultation_id, status, due_at, seq",
+                "webhook_deliveries_finished": "status, finished_at",
+            },
         )
-        await db.execute(
-            f"CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON {self._table} (status, next_at)"
-        )
-        await db.execute(
-            "CREATE INDEX IF NOT EXISTS webhook_deliveries_queue ON"
-            f" {self._table} (endpoint, teleconsultation_id, status, due_at, seq)"
-        )
-        await db.execute(
-            "CREATE INDEX IF NOT EXISTS webhook_deliveries_finished ON"
-            f" {self._table} (status, finished_at)"
-        )
-        await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._endpoints} ("
-            " name TEXT PRIMARY KEY, url TEXT NOT NULL, off_since INTEGER NOT NULL)"
+        await create_table(
+            db,
+            self._endpoints,
+            "name TEXT PRIMARY KEY, url TEXT NOT NULL, off_since INTEGER NOT NULL",
         )
 
     def put(self, deliveries: Sequence[Delivery]) -> list[Statement]:
