@@ -11,6 +11,7 @@ Each answers 204, is an audit entry and a webhook event; never with a link.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -105,52 +106,73 @@ async def _act(
     return web.Response(status=204)
 
 
-@docs(
-    tags=["teleconsultations"],
-    operationId="revokeParticipantLink",
-    summary="Revoke a participant's link",
-    description=(
+@dataclass(frozen=True)
+class _Action:
+    """One of the three routes: how it is called and documented, what it does."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    description: str
+    answer: str
+    act: Callable[[LinkRevocations], Callable[..., Awaitable[None]]]
+    audit_action: str
+
+    def handler(self) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await _act(request, self.act, self.audit_action)
+
+        return docs(
+            tags=["teleconsultations"],
+            operationId=self.operation_id,
+            summary=self.summary,
+            description=self.description,
+            responses={204: {"description": self.answer}, **ANSWERS},
+        )(handle)
+
+
+ACTIONS = (
+    _Action(
+        "DELETE",
+        "/link",
+        "revokeParticipantLink",
+        "Revoke a participant's link",
         "The links handed out to this participant stop opening the call, on every replica: "
         "a page or connection using one is told its link was revoked and leaves the call. "
         "Their next GET hands out a new, different link. Allowed inside the immutable window "
         f"(it changes no room). {WHO}, and to the participant for their own link. Webhook "
         "`participant.link_revoked`; audit entry `link_revoked`. What each video provider "
-        "can revoke: docs/operations.md."
+        "can revoke: docs/operations.md.",
+        "Revoked.",
+        lambda revocations: revocations.revoke,
+        audit.LINK_REVOKED,
     ),
-    responses={204: {"description": "Revoked."}, **ANSWERS},
-)
-async def revoke_link(request: web.Request) -> web.Response:
-    return await _act(request, lambda r: r.revoke, audit.LINK_REVOKED)
-
-
-@docs(
-    tags=["teleconsultations"],
-    operationId="removeParticipant",
-    summary="Remove a participant from the call and keep them out",
-    description=(
+    _Action(
+        "PUT",
+        "/block",
+        "removeParticipant",
+        "Remove a participant from the call and keep them out",
         "Their link is revoked (as DELETE .../link) and they are blocked: their GET answers "
         "403 `participant_blocked`, and their page says they were removed. "
-        f"{WHO}. Webhook `participant.removed`; audit entry `participant_removed`."
+        f"{WHO}. Webhook `participant.removed`; audit entry `participant_removed`.",
+        "Removed and blocked.",
+        lambda revocations: revocations.remove,
+        audit.REMOVED,
     ),
-    responses={204: {"description": "Removed and blocked."}, **ANSWERS},
-)
-async def remove_participant(request: web.Request) -> web.Response:
-    return await _act(request, lambda r: r.remove, audit.REMOVED)
-
-
-@docs(
-    tags=["teleconsultations"],
-    operationId="unblockParticipant",
-    summary="Let a removed participant back in",
-    description=(
+    _Action(
+        "DELETE",
+        "/block",
+        "unblockParticipant",
+        "Let a removed participant back in",
         "Their next GET hands out a link again (a new one). Unblocking a participant who is "
         f"not blocked changes nothing. {WHO}. Webhook `participant.unblocked`; audit entry "
-        "`participant_unblocked`."
+        "`participant_unblocked`.",
+        "Unblocked (or was not blocked).",
+        lambda revocations: revocations.unblock,
+        audit.UNBLOCKED,
     ),
-    responses={204: {"description": "Unblocked (or was not blocked)."}, **ANSWERS},
 )
-async def unblock_participant(request: web.Request) -> web.Response:
-    return await _act(request, lambda r: r.unblock, audit.UNBLOCKED)
 
 
 WEBHOOK_SUMMARIES = {
@@ -208,8 +230,4 @@ async def remove_from_page(
 
 
 def setup_routes(app: web.Application) -> list[web.AbstractRoute]:
-    return [
-        app.router.add_delete(PATH + "/link", revoke_link),
-        app.router.add_put(PATH + "/block", remove_participant),
-        app.router.add_delete(PATH + "/block", unblock_participant),
-    ]
+    return [app.router.add_route(a.method, PATH + a.path, a.handler()) for a in ACTIONS]
