@@ -10,7 +10,7 @@ import aiosqlite
 
 from teleconsult.core.clock import from_micros, to_micros
 from teleconsult.store.audit import AuditEntry
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, create_table
+from teleconsult.store.sqlite.connection import SQLiteTable, TableSchema
 
 TABLE = "teleconsult_audit"
 COLUMNS = (
@@ -20,22 +20,14 @@ COLUMNS = (
 
 
 class SQLiteAuditTrail(SQLiteTable):
-    def __init__(self, connection: SQLiteConnection) -> None:
-        super().__init__(connection, TABLE)
-
-    async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await create_table(
-            db,
-            self._table,
-            "id TEXT PRIMARY KEY, teleconsultation_id TEXT, at_us INTEGER NOT NULL,"
-            " action TEXT NOT NULL, actor TEXT NOT NULL, participant TEXT,"
-            " fields TEXT NOT NULL, request_id TEXT NOT NULL, client_address TEXT,"
-            " user_agent TEXT",
-            {
-                "audit_by_teleconsultation": "teleconsultation_id, at_us, id",
-                "audit_by_date": "at_us",
-            },
-        )
+    NAME = TABLE
+    SCHEMA = TableSchema(
+        "id TEXT PRIMARY KEY, teleconsultation_id TEXT, at_us INTEGER NOT NULL,"
+        " action TEXT NOT NULL, actor TEXT NOT NULL, participant TEXT,"
+        " fields TEXT NOT NULL, request_id TEXT NOT NULL, client_address TEXT,"
+        " user_agent TEXT",
+        {"audit_by_teleconsultation": "teleconsultation_id, at_us, id", "audit_by_date": "at_us"},
+    )
 
     async def append(self, entries: Sequence[tuple[AuditEntry, datetime]]) -> None:
         rows = [

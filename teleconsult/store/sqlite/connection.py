@@ -14,7 +14,6 @@ import json
 import math
 import sqlite3
 import time
-from abc import ABC, abstractmethod
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -25,9 +24,10 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import aiosqlite
 
@@ -300,34 +300,41 @@ async def add_missing_columns(
             await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
-async def create_table(
-    db: aiosqlite.Connection,
-    table: str,
-    columns: str,
-    indexes: Mapping[str, str] | None = None,
-    added: Sequence[tuple[str, str]] = (),
-) -> None:
-    """Make `table` (`columns`: its definition) and its `indexes` (name → indexed columns)
-    unless they exist. `added`: columns added since the table's first version, which an
-    older file gets (`add_missing_columns`) before the indexes that may need them."""
-    await db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
-    await add_missing_columns(db, table, added)
-    for name, indexed in (indexes or {}).items():
-        await db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({indexed})")
+@dataclass(frozen=True)
+class TableSchema:
+    """A table's definition: its `columns`, its `indexes` (name → indexed columns; `{table}`
+    in a name stands for the table's), and the columns `added` since its first version."""
+
+    columns: str
+    indexes: Mapping[str, str] = field(default_factory=dict)
+    added: Sequence[tuple[str, str]] = ()
+
+    async def create(self, db: aiosqlite.Connection, table: str) -> None:
+        """Make the table and its indexes unless they exist; an older file gets the `added`
+        columns (`add_missing_columns`) before the indexes that may need them."""
+        quoted_table = quoted(table)
+        await db.execute(f"CREATE TABLE IF NOT EXISTS {quoted_table} ({self.columns})")
+        await add_missing_columns(db, quoted_table, self.added)
+        for name, indexed in self.indexes.items():
+            index = quoted(name.format(table=table))
+            await db.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {quoted_table} ({indexed})")
 
 
-class SQLiteTable(ABC):
-    """One aggregate's table on the shared connection; its `create_schema` makes the table
-    and its indexes, idempotently."""
+class SQLiteTable:
+    """One aggregate's table on the shared connection (`NAME` unless the store is told
+    another), declared by its `SCHEMA`; `create_schema` makes it, idempotently (a table
+    with more than one overrides it)."""
 
-    def __init__(self, connection: SQLiteConnection, table: str) -> None:
+    NAME: ClassVar[str]
+    SCHEMA: ClassVar[TableSchema]
+
+    def __init__(self, connection: SQLiteConnection, table: str | None = None) -> None:
         self._connection = connection
-        self._name = table
-        self._table = quoted(table)
+        self._name = table or self.NAME
+        self._table = quoted(self._name)
 
-    @abstractmethod
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        """Make the table and its indexes, idempotently."""
+        await self.SCHEMA.create(db, self._name)
 
 
 def _reader(path: str) -> sqlite3.Connection:

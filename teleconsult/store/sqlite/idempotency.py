@@ -4,27 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiosqlite
-
 from teleconsult.store.base import KeyClaim, KeyedAnswer
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, create_table, millis
+from teleconsult.store.sqlite.connection import SQLiteTable, TableSchema, millis
 
 TABLE = "teleconsult_idempotency_keys"
 
 
 class SQLiteIdempotencyKeys(SQLiteTable):
-    def __init__(self, connection: SQLiteConnection) -> None:
-        super().__init__(connection, TABLE)
-
-    async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await create_table(
-            db,
-            self._table,
-            "scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
-            " status INTEGER, body TEXT, expires_at INTEGER NOT NULL, caller TEXT",
-            {"keys_by_caller": "caller, expires_at", "keys_by_expiry": "expires_at"},
-            added=[("caller", "TEXT")],  # files before 0.2
-        )
+    NAME = TABLE
+    SCHEMA = TableSchema(
+        "scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
+        " status INTEGER, body TEXT, expires_at INTEGER NOT NULL, caller TEXT",
+        {"keys_by_caller": "caller, expires_at", "keys_by_expiry": "expires_at"},
+        added=[("caller", "TEXT")],  # files before 0.2
+    )
 
     async def claim_key(self, claim: KeyClaim) -> KeyedAnswer | None:
         claimed = await self._connection.write(

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiosqlite
-
 from teleconsult.core.clock import to_micros
-from teleconsult.store.sqlite.connection import SQLiteConnection, SQLiteTable, create_table
+from teleconsult.store.sqlite.connection import SQLiteTable, TableSchema
 
 TABLE = "teleconsult_leases"
 
 
 class SQLiteLeases(SQLiteTable):
-    def __init__(self, connection: SQLiteConnection) -> None:
-        super().__init__(connection, TABLE)
-
-    async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await create_table(
-            db, self._table, "name TEXT PRIMARY KEY, owner TEXT NOT NULL, until_us INTEGER NOT NULL"
-        )
+    NAME = TABLE
+    SCHEMA = TableSchema("name TEXT PRIMARY KEY, owner TEXT NOT NULL, until_us INTEGER NOT NULL")
 
     async def take(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
         taken = await self._connection.write(

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiosqlite
-
 from teleconsult.store.base import RoomJob
 from teleconsult.store.sqlite.connection import (
-    SQLiteConnection,
     SQLiteTable,
     Statement,
-    create_table,
+    TableSchema,
     from_millis,
     millis,
 )
@@ -20,19 +17,14 @@ TABLE = "teleconsult_outbox"
 
 
 class SQLiteOutbox(SQLiteTable):
-    def __init__(self, connection: SQLiteConnection) -> None:
-        super().__init__(connection, TABLE)
-
-    async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await create_table(
-            db,
-            self._table,
-            "id TEXT PRIMARY KEY, teleconsultation_id TEXT NOT NULL, room_id TEXT,"
-            " created_at INTEGER NOT NULL, not_before INTEGER NOT NULL,"
-            " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT,"
-            " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT",
-            {"outbox_due": "not_before"},
-        )
+    NAME = TABLE
+    SCHEMA = TableSchema(
+        "id TEXT PRIMARY KEY, teleconsultation_id TEXT NOT NULL, room_id TEXT,"
+        " created_at INTEGER NOT NULL, not_before INTEGER NOT NULL,"
+        " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT,"
+        " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT",
+        {"outbox_due": "not_before"},
+    )
 
     async def add_job(self, job: RoomJob) -> None:
         await self._connection.write(*self.added(job))

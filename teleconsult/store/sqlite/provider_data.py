@@ -15,7 +15,7 @@ from teleconsult.store.provider_data import DocumentWrite, StoredDocument
 from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
-    create_table,
+    TableSchema,
     encode,
     millis,
     quoted,
@@ -28,25 +28,25 @@ NEVER = 2**62
 
 
 class SQLiteProviderData(SQLiteTable):
+    NAME = DOCUMENTS
+    SCHEMA = TableSchema(
+        "namespace TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,"
+        " document TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (namespace, key)",
+        {"provider_documents_expiry": "expires_at"},
+    )
+    MESSAGES_SCHEMA = TableSchema(
+        "id TEXT PRIMARY KEY, namespace TEXT NOT NULL, recipient TEXT NOT NULL,"
+        " message TEXT NOT NULL, expires_at INTEGER NOT NULL",
+        {"provider_messages_recipient": "namespace, recipient, id"},
+    )
+
     def __init__(self, connection: SQLiteConnection) -> None:
-        super().__init__(connection, DOCUMENTS)
+        super().__init__(connection)
         self._messages = quoted(MESSAGES)
 
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await create_table(
-            db,
-            self._table,
-            "namespace TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,"
-            " document TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (namespace, key)",
-            {"provider_documents_expiry": "expires_at"},
-        )
-        await create_table(
-            db,
-            self._messages,
-            "id TEXT PRIMARY KEY, namespace TEXT NOT NULL, recipient TEXT NOT NULL,"
-            " message TEXT NOT NULL, expires_at INTEGER NOT NULL",
-            {"provider_messages_recipient": "namespace, recipient, id"},
-        )
+        await super().create_schema(db)
+        await self.MESSAGES_SCHEMA.create(db, MESSAGES)
 
     async def get_document(self, namespace: str, key: str, now: datetime) -> StoredDocument | None:
         row = await self._connection.read_one(

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import aiosqlite
 
 from teleconsult.store.documents import user_document
-from teleconsult.store.sqlite.connection import SQLiteTable, chunks, create_table, encode, quoted
+from teleconsult.store.sqlite.connection import SQLiteTable, TableSchema, chunks, encode
 
 HOLDERS = "SELECT external_id FROM {table} WHERE provider = ? AND provider_user_id = ? LIMIT 2"
 """The map read backwards. No ORDER BY: with one, SQLite walks the primary key (provider,
@@ -17,18 +17,15 @@ most are sorted in Python."""
 
 
 class SQLiteUserMap(SQLiteTable):
-    async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await create_table(
-            db,
-            self._table,
-            "provider TEXT NOT NULL, external_id TEXT NOT NULL,"
-            " provider_user_id TEXT NOT NULL, document TEXT NOT NULL,"
-            " PRIMARY KEY (provider, external_id)",
-            {
-                quoted(self._name + "_provider_user_id"): "provider, provider_user_id",
-                quoted(self._name + "_external_id"): "external_id",
-            },
-        )
+    SCHEMA = TableSchema(
+        "provider TEXT NOT NULL, external_id TEXT NOT NULL,"
+        " provider_user_id TEXT NOT NULL, document TEXT NOT NULL,"
+        " PRIMARY KEY (provider, external_id)",
+        {
+            "{table}_provider_user_id": "provider, provider_user_id",
+            "{table}_external_id": "external_id",
+        },
+    )
 
     async def find_user(self, provider: str, external_id: str) -> str | None:
         row = await self._connection.read_one(

@@ -16,7 +16,7 @@ from teleconsult.store.sqlite.connection import (
     SQLiteConnection,
     SQLiteTable,
     Statement,
-    create_table,
+    TableSchema,
     encode,
     from_millis,
     millis,
@@ -33,31 +33,31 @@ _COLUMNS = (
 
 
 class SQLiteWebhooks(FinishedDeliveries, SQLiteTable):
+    NAME = DELIVERIES
+    SCHEMA = TableSchema(
+        "id TEXT PRIMARY KEY, event_id TEXT NOT NULL, endpoint TEXT NOT NULL,"
+        " teleconsultation_id TEXT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,"
+        " due_at INTEGER NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL,"
+        " status TEXT NOT NULL, next_at INTEGER NOT NULL, deadline INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, finished_at INTEGER,"
+        " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT",
+        {
+            "webhook_deliveries_due": "status, next_at",
+            "webhook_deliveries_queue": "endpoint, teleconsultation_id, status, due_at, seq",
+            "webhook_deliveries_finished": "status, finished_at",
+        },
+    )
+    ENDPOINTS_SCHEMA = TableSchema(
+        "name TEXT PRIMARY KEY, url TEXT NOT NULL, off_since INTEGER NOT NULL"
+    )
+
     def __init__(self, connection: SQLiteConnection) -> None:
-        super().__init__(connection, DELIVERIES)
+        super().__init__(connection)
         self._endpoints = quoted(ENDPOINTS)
 
     async def create_schema(self, db: aiosqlite.Connection) -> None:
-        await create_table(
-            db,
-            self._table,
-            "id TEXT PRIMARY KEY, event_id TEXT NOT NULL, endpoint TEXT NOT NULL,"
-            " teleconsultation_id TEXT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,"
-            " due_at INTEGER NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL,"
-            " status TEXT NOT NULL, next_at INTEGER NOT NULL, deadline INTEGER NOT NULL,"
-            " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, finished_at INTEGER,"
-            " lease_until INTEGER NOT NULL DEFAULT 0, lease_owner TEXT",
-            {
-                "webhook_deliveries_due": "status, next_at",
-                "webhook_deliveries_queue": "endpoint, teleconsultation_id, status, due_at, seq",
-                "webhook_deliveries_finished": "status, finished_at",
-            },
-        )
-        await create_table(
-            db,
-            self._endpoints,
-            "name TEXT PRIMARY KEY, url TEXT NOT NULL, off_since INTEGER NOT NULL",
-        )
+        await super().create_schema(db)
+        await self.ENDPOINTS_SCHEMA.create(db, ENDPOINTS)
 
     def put(self, deliveries: Sequence[Delivery]) -> list[Statement]:
         """The statements that write `deliveries` (run in the change's own transaction)."""
