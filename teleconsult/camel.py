@@ -3,10 +3,16 @@ their fields (the original service's style), written once instead of field by fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import MISSING, fields
+from datetime import datetime
 from enum import Enum
 from typing import Any, ClassVar, Protocol, TypeVar
+
+from teleconsult.store.documents import as_datetime
 
 
 class Record(Protocol):
@@ -41,21 +47,39 @@ def record_document(record: Record) -> dict[str, Any]:
     return document
 
 
-def document_record(
-    kind: type[R], document: Mapping[str, Any], **convert: Callable[[Any], Any]
-) -> R:
-    """The `kind` record a document of `record_document` holds; `convert` turns a stored
-    value back into the field's type (a date, an enum, a tuple), and None stays None. A
-    field with a default may be missing from older documents."""
+def document_record(kind: type[R], document: Mapping[str, Any]) -> R:
+    """The `kind` record a document of `record_document` holds, each value read back as its
+    field's type says (aware UTC dates, enums, tuples, dicts); None stays None. A field
+    with a default may be missing from older documents."""
+    hints = _field_types(kind)
     values: dict[str, Any] = {}
     for field in fields(kind):
         key = _key(field.name)
-        missing = key not in document and field.default is not MISSING
-        value = field.default if missing else document[key]
-        if value is not None and field.name in convert:
-            value = convert[field.name](value)
-        values[field.name] = value
+        if key not in document and field.default is not MISSING:
+            values[field.name] = field.default
+        else:
+            values[field.name] = _typed(hints[field.name], document[key])
     return kind(**values)
+
+
+@functools.cache
+def _field_types(kind: type[Record]) -> dict[str, Any]:
+    return typing.get_type_hints(kind)
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """`value` as a field of type `hint` holds it; `X | None` reads as X."""
+    if value is None:
+        return None
+    options = [option for option in typing.get_args(hint) if option is not type(None)]
+    if isinstance(hint, types.UnionType) and len(options) == 1:
+        hint = options[0]
+    kind = typing.get_origin(hint) or hint
+    if kind is datetime:
+        return as_datetime(value)
+    if kind in (tuple, dict) or (isinstance(kind, type) and issubclass(kind, Enum)):
+        return kind(value)
+    return value
 
 
 def _key(name: str) -> str:

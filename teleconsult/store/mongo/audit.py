@@ -10,7 +10,6 @@ from pymongo import ASCENDING
 
 from teleconsult.camel import document_record, record_document
 from teleconsult.store.audit import AuditEntry
-from teleconsult.store.documents import as_datetime
 from teleconsult.store.mongo.connection import (
     MongoCollection,
     MongoDatabase,
@@ -63,4 +62,4 @@ class MongoAuditTrail(MongoCollection):
 
 
 def _entry(document: dict[str, Any]) -> AuditEntry:
-    return document_record(AuditEntry, document, at=as_datetime, fields=tuple)
+    return document_record(AuditEntry, document)

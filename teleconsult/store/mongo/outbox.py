@@ -79,4 +79,4 @@ def job_document(job: RoomJob) -> dict[str, Any]:
 
 
 def _job(document: dict[str, Any]) -> RoomJob:
-    return document_record(RoomJob, document, created_at=as_datetime, not_before=as_datetime)
+    return document_record(RoomJob, document)

@@ -298,13 +298,4 @@ def _document(delivery: Delivery) -> dict[str, Any]:
 
 
 def _delivery(document: dict[str, Any]) -> Delivery:
-    return document_record(
-        Delivery,
-        document,
-        payload=dict,
-        due_at=as_datetime,
-        status=DeliveryStatus,
-        next_at=as_datetime,
-        deadline=as_datetime,
-        finished_at=as_datetime,
-    )
+    return document_record(Delivery, document)
