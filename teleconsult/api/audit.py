@@ -6,9 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from teleconsult.api.listing import QUERY, page_answer, paged
+from teleconsult.api.listing import PageRequest, page_answer, paged
 from teleconsult.api.schemas import AuditPageSchema, PageQuerySchema
-from teleconsult.api.teleconsultations import caller_of
 from teleconsult.camel import camel_fields
 from teleconsult.core.clock import format_date
 from teleconsult.core.listing import DEFAULT_LIMIT
@@ -20,19 +19,18 @@ from teleconsult.store.audit import AuditEntry
 @paged(
     "getAuditTrail",
     "Who was handed links, and who changed what",
-    "The teleconsultation's audit trail, oldest first, a page at a time: every join link "
-    "handed out (to whom, when, from which address) and every change (who, when, which "
-    "fields). Never links, tokens or names. Managers (MANAGER_GROUPS) only; entries "
-    "outlive a cancelled teleconsultation until AUDIT_RETENTION_DAYS.",
     PageQuerySchema,
     AuditPageSchema,
     answer="One page of entries.",
 )
-async def get_audit_trail(request: web.Request) -> web.Response:
-    query = request[QUERY]
-    caller = await caller_of(request)
-    if not request.app[SERVICES].authenticator.is_manager(caller):
+async def get_audit_trail(request: web.Request, asked: PageRequest) -> web.Response:
+    """The teleconsultation's audit trail, oldest first, a page at a time: every join link
+    handed out (to whom, when, from which address) and every change (who, when, which
+    fields). Never links, tokens or names. Managers (MANAGER_GROUPS) only; entries outlive a
+    cancelled teleconsultation until AUDIT_RETENTION_DAYS."""
+    if not asked.manager:
         raise Forbidden("Only members of MANAGER_GROUPS may read audit trails.")
+    query = asked.query
     page = await request.app[SERVICES].audit.page(
         request.match_info["roomId"], query.get("cursor"), query.get("limit", DEFAULT_LIMIT)
     )

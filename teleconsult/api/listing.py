@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -18,35 +20,48 @@ from teleconsult.core.domain import Phase, Teleconsultation
 from teleconsult.core.listing import DEFAULT_LIMIT, ListFilters
 from teleconsult.core.service import require_caller
 from teleconsult.observability import redaction
+from teleconsult.providers.protocols import Caller
 from teleconsult.services import SERVICES
 
 QUERY = web.RequestKey("query", dict)
 """A paged GET's parsed query: its `cursor`, its `limit` and any filters."""
-PageHandler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What every paged GET starts from: its parsed query and who asks."""
+
+    query: dict[str, Any]
+    caller: Caller
+    manager: bool
+    """The caller is in MANAGER_GROUPS."""
+
+
+PageHandler = Callable[[web.Request, PageRequest], Awaitable[web.Response]]
 
 
 def paged(
-    operation_id: str,
-    summary: str,
-    description: str,
-    query: type[Schema],
-    page: type[Schema],
-    *,
-    answer: str,
-) -> Callable[[PageHandler], PageHandler]:
-    """The documentation of a paged GET (the listing, an audit trail) in one place: its query
-    parsed into `QUERY`, its page of `items` with a `nextCursor`, and a reader's errors."""
+    operation_id: str, summary: str, query: type[Schema], page: type[Schema], *, answer: str
+) -> Callable[[PageHandler], Callable[[web.Request], Awaitable[web.Response]]]:
+    """A paged GET (the listing, an audit trail) in one place: its query parsed into a
+    `PageRequest` with its caller, its page of `items` with a `nextCursor`, a reader's errors,
+    and its documentation (the handler's docstring is the operation's description)."""
 
-    def document(handler: PageHandler) -> PageHandler:
-        handler = response_schema(page, 200, description=answer)(handler)
-        handler = querystring_schema(query, put_into=QUERY)(handler)  # type: ignore[arg-type]
+    def document(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            caller = await caller_of(request)
+            manager = request.app[SERVICES].authenticator.is_manager(caller)
+            return await handler(request, PageRequest(request[QUERY], caller, manager))
+
+        documented = response_schema(page, 200, description=answer)(handle)
+        documented = querystring_schema(query, put_into=QUERY)(documented)  # type: ignore[arg-type]
         return docs(
             tags=["teleconsultations"],
             operationId=operation_id,
             summary=summary,
-            description=description,
+            description=" ".join(inspect.cleandoc(handler.__doc__ or "").split()),
             responses=errors(400, 401, 403, 503),
-        )(handler)
+        )(documented)
 
     return document
 
@@ -54,17 +69,15 @@ def paged(
 @paged(
     "listTeleconsultations",
     "List teleconsultations",
-    "The caller's teleconsultations (a manager's, in MANAGER_GROUPS: any participant's, "
-    "or all), by start date then id, a page at a time: pass `nextCursor` as `cursor` for "
-    "the next page. Pages stay stable while records change. Items never carry links.",
     ListQuerySchema,
     TeleconsultationListSchema,
     answer="One page.",
 )
-async def list_teleconsultations(request: web.Request) -> web.Response:
-    query = request[QUERY]
-    caller = await caller_of(request)
-    caller_id = require_caller(caller)
+async def list_teleconsultations(request: web.Request, asked: PageRequest) -> web.Response:
+    """The caller's teleconsultations (a manager's, in MANAGER_GROUPS: any participant's, or
+    all), by start date then id, a page at a time: pass `nextCursor` as `cursor` for the next
+    page. Pages stay stable while records change. Items never carry links."""
+    query = asked.query
     filters = ListFilters(
         participant=query.get("participant"),
         start_from=query.get("from_"),
@@ -73,8 +86,8 @@ async def list_teleconsultations(request: web.Request) -> web.Response:
         limit=query.get("limit", DEFAULT_LIMIT),
         cursor=query.get("cursor"),
     )
-    manager = request.app[SERVICES].authenticator.is_manager(caller)
-    page = await request.app[SERVICES].listing.page(filters, caller_id, manager)
+    caller_id = require_caller(asked.caller)
+    page = await request.app[SERVICES].listing.page(filters, caller_id, asked.manager)
     redaction.sensitive(p.full_name for item in page.items for p in item.participants)
     return page_answer([_item(item) for item in page.items], page.next_cursor)
 
