@@ -1,5 +1,29 @@
 """The signaling messages pages send: parsed and checked field by field before anything is
-relayed (a malformed one closes its own connection, with a reason)."""
+relayed (a malformed one closes its own connection, with a reason).
+
+The browser protocol (JSON text frames):
+
+| direction | `type` | fields | meaning |
+| --- | --- | --- | --- |
+| page -> server | `join` | `resume` (optional) | the first message, within 10 s |
+| server -> page | `resumed` | as `joined` | `resume` named this page's seat: same id, nobody told |
+| server -> page | `joined` | `self{id,name,isAdmin}`, `peers[...]`, `waiting[...]` | in |
+| server -> page | `waiting` | `self{id,name,isAdmin}` | in the lobby: nothing relayed |
+| server -> page | `knock`, `knock-withdrawn` | `peer{id,name,since}` / `id` | plus pages |
+| page -> server | `admit`, `decline` | `peer` | a plus page decides on a waiting one |
+| server -> page | `declined` | | refused; then 4003 |
+| server -> page | `peer-joined` | `peer{id,name,isAdmin}` | someone arrived: wait for their offer |
+| server -> page | `peer-left` | `id` | close that peer connection |
+| both ways | `offer`, `answer` | `to` / `from`, `sdp` | relayed; the server sets `from` |
+| both ways | `candidate` | `to` / `from`, `candidate` | rebuilt from its known fields |
+| both ways | `media` | `from`, `audio`, `video` | microphone and camera on or off: to every peer |
+| both ways | `chat` | `from`, `text` | `chat` tool only: to every seated peer, never kept |
+| both ways | `screen` | `from`, `sharing` | with the `screen_sharing` tool only: sharing or not |
+| both ways | `video-paused` | `to` / `from`, `paused` | no video to that peer: a weak link |
+| page -> server | `end` | | the admin ends the call for everyone |
+| page -> server | `report` | `event`, `path` | for the metrics (`messages.reported`) |
+| server -> page | `ended` | `reason` | over (`ended_by_host`, `cancelled`, `expired`): 4000 |
+"""
 
 from __future__ import annotations
 
