@@ -53,18 +53,25 @@ INTERPRETER = person("interpreter-1", ["patient"], "Cy Roe", "en")
 
 
 @pytest.fixture
+def service_config() -> dict[str, Any]:
+    """The service configuration (its `privileges`); a module may override it."""
+    return CONFIG
+
+
+@pytest.fixture
 async def service(
     janus: JanusServer,
     events_port: int,
     build_app: Callable[..., web.Application],
     clock: FrozenClock,
+    service_config: dict[str, Any],
 ) -> AsyncIterator[str]:
     """The service on the host's end of the veth pair, where pages in the namespace reach it."""
     clock.now = real_now()
     address = janus.namespace.host_address
     url = f"http://{address}:{events_port}"
     app = build_app(
-        CONFIG,
+        service_config,
         **janus.environ(
             JANUS_ALLOW_PLAIN_HTTP="true",
             JANUS_PAGE_URL=url,
@@ -88,6 +95,7 @@ async def namespaced_browser(
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
         f"--unsafely-treat-insecure-origin-as-secure={service}",
+        "--auto-select-desktop-capture-source=Entire screen",  # getDisplayMedia, no prompt
         *CHROMIUM_OFFLINE,
     ]
     async with async_playwright() as playwright:
@@ -97,9 +105,20 @@ async def namespaced_browser(
 
 
 async def open_page(
-    browser: Browser, link: str, problems: list[str]
+    browser: Browser,
+    link: str,
+    problems: list[str],
+    *,
+    bypass_csp: bool = False,
+    init_script: str | None = None,
 ) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context(permissions=["camera", "microphone"])
+    """A page of its own, whose errors the test collects; `bypass_csp` lets a test add
+    axe-core, `init_script` runs before the page's own scripts."""
+    context = await browser.new_context(
+        permissions=["camera", "microphone"], bypass_csp=bypass_csp
+    )
+    if init_script is not None:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
