@@ -9,6 +9,7 @@ page joining meanwhile too. A level without a tool gets no control for it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -92,9 +93,10 @@ async def shots(page: Page, name: str) -> None:
     await page.set_viewport_size(size)
 
 
-async def test_a_chat_goes_both_ways_through_janus(
-    call: Callable[[], Awaitable[Pages]], service: str  # noqa: F811 - the imported fixture
+async def test_a_chat_goes_both_ways_through_janus_and_is_never_logged(
+    call: Callable[[], Awaitable[Pages]], janus: JanusServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     links, doctor, patient, contexts, problems = await call()
     async with ClientSession() as session:
         for user, page in (("doctor-1", doctor), ("patient-1", patient)):
@@ -116,6 +118,9 @@ async def test_a_chat_goes_both_ways_through_janus(
     for page in (doctor, patient):
         assert await page.evaluate("window.__call.chatsDropped()") == 0
         assert await serious_violations(page) == []
+    # Neither the service nor Janus wrote it anywhere.
+    assert [r for r in caplog.records if "rash" in r.getMessage()] == []
+    assert "rash" not in (janus.folder / "janus.log").read_text(errors="replace")
     await shots(doctor, "janus-in-call-chat-en")
     await shots(patient, "janus-in-call-chat-it")
     for context in contexts:

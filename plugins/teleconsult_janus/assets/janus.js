@@ -183,8 +183,8 @@ export function createTransport(ui, info) {
       return;
     }
     if (msg?.type !== "chat" || typeof msg.text !== "string") return;
-    const text = msg.text.trim().slice(0, MAX_CHAT_CHARS);
-    if (!text) return;
+    const text = msg.text.trim();
+    if (!text || text.length > MAX_CHAT_CHARS) return; // as the page's form allows
     if (!chatters.has(feed.display)) {
       s.chatsDropped++;
       return;
