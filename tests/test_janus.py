@@ -393,8 +393,8 @@ async def test_the_page_offers_each_level_its_tools_and_janus_wants_a_subscripti
     ]
 
     # A subscription must name its page's own feed (`require_pvtid`), so a kick ends it too.
-    body = {"request": "list", "admin_key": janus.admin_key}
-    listed = await videoroom(janus.http_url, admin_token(janus), body)
+    asked: dict[str, object] = {"request": "list", "admin_key": janus.admin_key}
+    listed = await videoroom(janus.http_url, admin_token(janus), asked)
     assert [r["require_pvtid"] for r in listed["list"] if str(r["room"]) == room] == [True]
 
 

@@ -114,9 +114,7 @@ async def open_page(
 ) -> tuple[BrowserContext, Page]:
     """A page of its own, whose errors the test collects; `bypass_csp` lets a test add
     axe-core, `init_script` runs before the page's own scripts."""
-    context = await browser.new_context(
-        permissions=["camera", "microphone"], bypass_csp=bypass_csp
-    )
+    context = await browser.new_context(permissions=["camera", "microphone"], bypass_csp=bypass_csp)
     if init_script is not None:
         await context.add_init_script(init_script)
     page = await context.new_page()

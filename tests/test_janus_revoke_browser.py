@@ -112,7 +112,9 @@ DEAF_TO_KICKS = """(() => {
   });
 })();"""
 """A page that never hears Janus's kick: it would keep whatever Janus still sends it."""
-FRAMES = "async () => Object.values(await window.__call.videoFramesDecoded()).reduce((a, b) => a + b, 0)"
+FRAMES = (
+    "async () => Object.values(await window.__call.videoFramesDecoded()).reduce((a, b) => a + b, 0)"
+)
 
 
 async def test_a_kicked_page_that_ignores_its_kick_receives_nothing_more(

@@ -46,14 +46,14 @@ PATIENTS_WITHOUT_TOOLS: dict[str, Any] = {
 Pages = tuple[dict[str, str], Page, Page, list[BrowserContext], list[str]]
 
 
-async def in_call(service: str, browser: Browser, clock: FrozenClock) -> Pages:
+async def in_call(url: str, browser: Browser, clock: FrozenClock) -> Pages:
     """The doctor's (English) and the patient's (Italian) pages in one call, each receiving
     the other's video through Janus; axe-core may be added to them."""
     start = clock.now + timedelta(minutes=5)
     body = teleconsultation(
         2, DOCTOR, PATIENT, start=start.isoformat(), end=(start + timedelta(minutes=30)).isoformat()
     )
-    async with ClientSession(service) as session:
+    async with ClientSession(url) as session:
         created = await session.post("/teleconsultation", json=body)
         assert created.status == 201
         room_id = (await created.json())["roomId"]
@@ -99,9 +99,12 @@ async def test_a_chat_goes_both_ways_through_janus_and_is_never_logged(
     caplog.set_level(logging.DEBUG)
     links, doctor, patient, contexts, problems = await call()
     async with ClientSession() as session:
-        for user, page in (("doctor-1", doctor), ("patient-1", patient)):
+        for user in ("doctor-1", "patient-1"):
             tools = await session.get(links[user] + "/tools")
-            assert (tools.status, await tools.json()) == (200, {"tools": ["chat", "screen_sharing"]})
+            assert (tools.status, await tools.json()) == (
+                200,
+                {"tools": ["chat", "screen_sharing"]},
+            )
     await doctor.get_by_role("textbox", name=EN["chat_label"]).fill("Please show me the rash.")
     await doctor.get_by_role("button", name=EN["chat_send"]).click()
     log = patient.get_by_role("log")
@@ -112,9 +115,7 @@ async def test_a_chat_goes_both_ways_through_janus_and_is_never_logged(
     await patient.get_by_role("textbox", name=IT["chat_label"]).fill("Certo, eccola.")
     await patient.get_by_role("textbox", name=IT["chat_label"]).press("Enter")
     await expect(doctor.get_by_role("log")).to_contain_text("Certo, eccola.")
-    await expect(doctor.get_by_role("log").locator(".chat-meta").nth(1)).to_contain_text(
-        "Jane Doe"
-    )
+    await expect(doctor.get_by_role("log").locator(".chat-meta").nth(1)).to_contain_text("Jane Doe")
     for page in (doctor, patient):
         assert await page.evaluate("window.__call.chatsDropped()") == 0
         assert await serious_violations(page) == []
