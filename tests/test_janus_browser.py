@@ -134,6 +134,27 @@ async def open_page(
     return context, page
 
 
+async def consultation(
+    service: str, clock: FrozenClock, *people: dict[str, Any]
+) -> tuple[str, dict[str, str]]:
+    """A consultation of `people` from five minutes on, for half an hour: its id and each
+    participant's link."""
+    start = clock.now + timedelta(minutes=5)
+    end = start + timedelta(minutes=30)
+    body = teleconsultation(len(people), *people, start=start.isoformat(), end=end.isoformat())
+    async with ClientSession(service) as session:
+        created = await session.post("/teleconsultation", json=body)
+        assert created.status == 201
+        room_id: str = (await created.json())["roomId"]
+        links = {}
+        for entry in people:
+            user = entry["userExternalId"]
+            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
+            assert answer.status == 200
+            links[user] = (await answer.json())["accessLinkURL"]
+    return room_id, links
+
+
 async def video_from_everyone(page: Page, others: int) -> dict[str, Any]:
     """Poll until the page decoded video from `others` feeds: their selected pairs."""
     frames: dict[str, int] = {}
@@ -150,19 +171,8 @@ async def test_three_of_five_receive_each_other_through_janus_across_a_restart_u
     service: str, namespaced_browser: Browser, janus: JanusServer, clock: FrozenClock
 ) -> None:
     people = [DOCTOR, PATIENT, NURSE, FAMILY, INTERPRETER]  # past the mesh's four
-    start = clock.now + timedelta(minutes=5)
-    body = teleconsultation(
-        5, *people, start=start.isoformat(), end=(start + timedelta(minutes=30)).isoformat()
-    )
+    room_id, links = await consultation(service, clock, *people)
     async with ClientSession(service) as session:
-        created = await session.post("/teleconsultation", json=body)
-        assert created.status == 201
-        room_id = (await created.json())["roomId"]
-        links = {}
-        for entry in people:
-            user = entry["userExternalId"]
-            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
-            links[user] = (await answer.json())["accessLinkURL"]
         for user in ("family-1", "interpreter-1"):  # the two others' links work too
             opened = await session.get(links[user])
             assert opened.status == 200

@@ -10,12 +10,11 @@ name its page's feed (`require_pvtid`), so Janus ends the page's subscriptions w
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from aiohttp import ClientSession
 from playwright.async_api import Browser, expect
 
-from tests.helpers import PATIENT, TEXTS, FrozenClock, teleconsultation
+from tests.helpers import PATIENT, TEXTS, FrozenClock
 from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
     JanusServer,
     events_port_fixture,
@@ -24,6 +23,7 @@ from tests.janus_server import (  # noqa: F401 - the fixtures, found by their na
 )
 from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names
     DOCTOR,
+    consultation,
     namespaced_browser,
     open_page,
     service,
@@ -40,22 +40,8 @@ async def test_a_kicked_page_shows_why_and_the_other_sees_it_leave(
     janus: JanusServer,
     clock: FrozenClock,
 ) -> None:
-    start = clock.now + timedelta(minutes=5)
-    body = teleconsultation(
-        2, DOCTOR, PATIENT, start=start.isoformat(), end=(start + timedelta(minutes=30)).isoformat()
-    )
-    async with ClientSession(service) as session:
-        created = await session.post("/teleconsultation", json=body)
-        assert created.status == 201
-        room_id = (await created.json())["roomId"]
-
-        async def link_of(user: str) -> str:
-            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
-            assert answer.status == 200
-            link: str = (await answer.json())["accessLinkURL"]
-            return link
-
-        doctor_link, patient_link = await link_of("doctor-1"), await link_of("patient-1")
+    room_id, links = await consultation(service, clock, DOCTOR, PATIENT)
+    doctor_link, patient_link = links["doctor-1"], links["patient-1"]
 
     problems: list[str] = []
     doctor_context, doctor = await open_page(namespaced_browser, doctor_link, problems)
@@ -71,7 +57,10 @@ async def test_a_kicked_page_shows_why_and_the_other_sees_it_leave(
             headers={"miauserid": "doctor-1"},
         )
         assert response.status == 204
-        new_link = await link_of("patient-1")
+        answer = await session.get(
+            f"/teleconsultation/{room_id}", headers={"miauserid": "patient-1"}
+        )
+        new_link = (await answer.json())["accessLinkURL"]
 
     await expect(patient.locator("#status")).to_have_text(IT["revoked"])
     await expect(patient.locator("#app")).to_have_attribute("data-phase", "ended")
@@ -123,18 +112,7 @@ async def test_a_kicked_page_that_ignores_its_kick_receives_nothing_more(
     janus: JanusServer,
     clock: FrozenClock,
 ) -> None:
-    start = clock.now + timedelta(minutes=5)
-    body = teleconsultation(
-        2, DOCTOR, PATIENT, start=start.isoformat(), end=(start + timedelta(minutes=30)).isoformat()
-    )
-    async with ClientSession(service) as session:
-        created = await session.post("/teleconsultation", json=body)
-        assert created.status == 201
-        room_id = (await created.json())["roomId"]
-        links = {}
-        for user in ("doctor-1", "patient-1"):
-            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
-            links[user] = (await answer.json())["accessLinkURL"]
+    room_id, links = await consultation(service, clock, DOCTOR, PATIENT)
 
     problems: list[str] = []
     doctor_context, doctor = await open_page(namespaced_browser, links["doctor-1"], problems)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp import ClientSession
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.helpers import PATIENT, TEXTS, FrozenClock, teleconsultation
+from tests.helpers import PATIENT, TEXTS, FrozenClock
 from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
     JanusServer,
     events_port_fixture,
@@ -28,12 +27,14 @@ from tests.janus_server import (  # noqa: F401 - the fixtures, found by their na
 from tests.test_call_page_browser import screenshot, serious_violations
 from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names
     DOCTOR,
+    consultation,
     namespaced_browser,
     open_page,
     service,
     service_config,
     video_from_everyone,
 )
+from tests.test_webrtc_tools_browser import chat_both_ways
 
 EN, IT = TEXTS["en"], TEXTS["it"]
 PATIENTS_WITHOUT_TOOLS: dict[str, Any] = {
@@ -49,18 +50,7 @@ Pages = tuple[dict[str, str], Page, Page, list[BrowserContext], list[str]]
 async def in_call(url: str, browser: Browser, clock: FrozenClock) -> Pages:
     """The doctor's (English) and the patient's (Italian) pages in one call, each receiving
     the other's video through Janus; axe-core may be added to them."""
-    start = clock.now + timedelta(minutes=5)
-    body = teleconsultation(
-        2, DOCTOR, PATIENT, start=start.isoformat(), end=(start + timedelta(minutes=30)).isoformat()
-    )
-    async with ClientSession(url) as session:
-        created = await session.post("/teleconsultation", json=body)
-        assert created.status == 201
-        room_id = (await created.json())["roomId"]
-        links = {}
-        for user in ("doctor-1", "patient-1"):
-            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
-            links[user] = (await answer.json())["accessLinkURL"]
+    links = (await consultation(url, clock, DOCTOR, PATIENT))[1]
     problems: list[str] = []
     contexts, pages = [], []
     for user in ("doctor-1", "patient-1"):
@@ -105,17 +95,7 @@ async def test_a_chat_goes_both_ways_through_janus_and_is_never_logged(
                 200,
                 {"tools": ["chat", "screen_sharing"]},
             )
-    await doctor.get_by_role("textbox", name=EN["chat_label"]).fill("Please show me the rash.")
-    await doctor.get_by_role("button", name=EN["chat_send"]).click()
-    log = patient.get_by_role("log")
-    await expect(log).to_contain_text("Please show me the rash.")
-    await expect(log.locator(".chat-meta")).to_contain_text("Joe Smith")
-    await expect(doctor.get_by_role("log").locator(".chat-meta")).to_contain_text(EN["you"])
-    await expect(doctor.get_by_role("textbox", name=EN["chat_label"])).to_have_value("")
-    await patient.get_by_role("textbox", name=IT["chat_label"]).fill("Certo, eccola.")
-    await patient.get_by_role("textbox", name=IT["chat_label"]).press("Enter")
-    await expect(doctor.get_by_role("log")).to_contain_text("Certo, eccola.")
-    await expect(doctor.get_by_role("log").locator(".chat-meta").nth(1)).to_contain_text("Jane Doe")
+    await chat_both_ways(doctor, patient)
     for page in (doctor, patient):
         assert await page.evaluate("window.__call.chatsDropped()") == 0
         assert await serious_violations(page) == []
