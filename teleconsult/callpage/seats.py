@@ -3,7 +3,8 @@
 and the answer that refuses a link. A provider adds what only it knows (`webrtc`: its room
 document has not ended). `ProviderPages`: what every provider's page routes share (finding
 the running provider, admission, the page, the assets, the route table); a provider's
-`pages.py` makes one and adds its own routes (its info, tools, WebSocket or token).
+`pages.py` makes one and adds its own routes (its info, WebSocket or token); `./tools` is
+the same for all (`page_tools`).
 """
 
 from __future__ import annotations
