@@ -3,13 +3,14 @@
 // The page publishes its camera and microphone once, on one RTCPeerConnection, and receives
 // each other participant on one RTCPeerConnection per feed. Its way in is POST ./token: a
 // Janus token teleconsult adds to the room's allowed list once the link may enter, so Janus
-// itself refuses anyone else. Rooms require each subscription to name its page's own feed
-// (`private_id`), so kicking a page ends the subscriptions it holds too. The chat goes over
-// the videoroom's data channels (each page publishes one, its subscribers receive it); a
-// shared screen replaces the camera on the one published video, whose stream description
-// ("screen") tells every page, those joining later too. A destroyed room (the consultation cancelled or replaced) ends
+// itself refuses anyone else. A destroyed room (the consultation cancelled or replaced) ends
 // the call; a kick (the link revoked, its participant removed) ends it with the ending page
 // the info gives; a dropped connection joins again while the link still opens the call.
+// Rooms require each subscription to name its page's own feed (`private_id`), so kicking a
+// page ends the subscriptions it holds too. The chat goes over the videoroom's data channels
+// (each page publishes one, its subscribers receive it); a shared screen replaces the camera
+// on the one published video, whose stream description ("screen") tells every page, those
+// joining later too.
 
 const KEEPALIVE_MS = 25000;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
@@ -149,6 +150,8 @@ export function createTransport(ui, info) {
     await pc.setLocalDescription(await pc.createOffer());
     await message(s.publisher, { request: "publish", ...describe(!!ui.sharingTrack?.()) }, pc.localDescription.toJSON());
   }
+
+  // ---------------------------------------------------------------- chat and screen sharing
 
   // The published video's description: the screen while this page shares it, else the camera.
   function describe(sharing) {
