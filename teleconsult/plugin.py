@@ -37,7 +37,8 @@ A plugin imports from this module only (a test fails when a module under
   the signed per-participant credential in the links of a provider that serves the call page;
   `check_seat` (whether such a link opens its call now: a `CallSeat` or a `CallRefusal`),
   `seat_of` (the same for a page's request, or the answer that refuses it), `seat_info`
-  (what the page shows) and `refused` (the answer to a link that opens nothing);
+  (what the page shows), `page_tools` (the in-call tools of a participant's level that the
+  page offers, of `PAGE_TOOLS`) and `refused` (the answer to a link that opens nothing);
   `join_credential` (the credential of a participant's page link, from its `JoinRequest`)
   `ProviderPages` (a provider's page, info, tools and asset routes, its admission and the
   page's Remove) and `same_origin` (whether a browser's request comes from the page);
@@ -67,8 +68,10 @@ from teleconsult.callpage import links as call_links
 from teleconsult.callpage.links import Credential as LinkCredential
 from teleconsult.callpage.links import LinkSigner, join_credential
 from teleconsult.callpage.seats import (
+    PAGE_TOOLS,
     ProviderPages,
     check_seat,
+    page_tools,
     refused,
     same_origin,
     seat_info,
@@ -168,6 +171,7 @@ __all__ = [
     "CALL_STARTED",
     "CONTENT_SECURITY_POLICY",
     "EVENT_MAX_AGE",
+    "PAGE_TOOLS",
     "PARTICIPANT_ADMITTED",
     "PARTICIPANT_DECLINED",
     "PARTICIPANT_JOINED",
@@ -252,6 +256,7 @@ __all__ = [
     "hookimpl",
     "join_credential",
     "mark_sensitive",
+    "page_tools",
     "refused",
     "same_origin",
     "seat_info",

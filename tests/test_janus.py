@@ -353,6 +353,51 @@ async def test_a_page_that_may_enter_gets_a_token_janus_accepts_and_janus_refuse
     assert (await response.json())["reason"] == "cancelled"
 
 
+async def test_the_page_offers_each_level_its_tools_and_janus_wants_a_subscriptions_page(
+    make_client: MakeClient, janus: JanusServer, clock: FrozenClock
+) -> None:
+    clock.now = real_now()
+    tool_less_patients = {
+        "privileges": {
+            "basic": {"groups": ["patient"], "tools": {"file_upload": True}},
+            "plus": {"groups": ["doctor"]},
+        }
+    }
+    client = await make_client(
+        tool_less_patients,
+        **janus.environ(
+            JANUS_ALLOW_PLAIN_HTTP="true",
+            JANUS_PAGE_URL=PAGE_URL,
+            UNLIMITED_TELECONSULTATION="false",
+            IMMUTABLE_PERIOD_MS=str(600_000),
+        ),
+    )
+    room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))
+    room = await provider_room(client, room_id)
+    links = {}
+    for user in ("doctor-1", "patient-1"):
+        _, seat = await join(client, room_id, user)
+        links[user] = path_of(seat["accessLinkURL"])
+
+    for user, tools in (("doctor-1", ["chat", "screen_sharing"]), ("patient-1", [])):
+        response = await client.get(links[user] + "/tools")
+        assert (response.status, await response.json()) == (200, {"tools": tools})
+        assert response.headers["Cache-Control"] == "no-store"
+    # What each page knows of the others' levels: a chat from a feed without the tool is
+    # dropped by the receiving page (Janus relays data channels unchecked).
+    response = await client.get(links["patient-1"] + "/info")
+    assert response.status == 200
+    assert [(p["id"], p["tools"]) for p in (await response.json())["participants"]] == [
+        ("doctor-1", ["chat", "screen_sharing"]),
+        ("patient-1", []),
+    ]
+
+    # A subscription must name its page's own feed (`require_pvtid`), so a kick ends it too.
+    asked: dict[str, object] = {"request": "list", "admin_key": janus.admin_key}
+    listed = await videoroom(janus.http_url, admin_token(janus), asked)
+    assert [r["require_pvtid"] for r in listed["list"] if str(r["room"]) == room] == [True]
+
+
 async def test_a_room_janus_forgot_in_a_restart_is_made_again_when_its_pages_come_back(
     janus_client: Client, janus: JanusServer, clock: FrozenClock
 ) -> None:

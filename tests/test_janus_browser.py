@@ -53,18 +53,25 @@ INTERPRETER = person("interpreter-1", ["patient"], "Cy Roe", "en")
 
 
 @pytest.fixture
+def service_config() -> dict[str, Any]:
+    """The service configuration (its `privileges`); a module may override it."""
+    return CONFIG
+
+
+@pytest.fixture
 async def service(
     janus: JanusServer,
     events_port: int,
     build_app: Callable[..., web.Application],
     clock: FrozenClock,
+    service_config: dict[str, Any],
 ) -> AsyncIterator[str]:
     """The service on the host's end of the veth pair, where pages in the namespace reach it."""
     clock.now = real_now()
     address = janus.namespace.host_address
     url = f"http://{address}:{events_port}"
     app = build_app(
-        CONFIG,
+        service_config,
         **janus.environ(
             JANUS_ALLOW_PLAIN_HTTP="true",
             JANUS_PAGE_URL=url,
@@ -88,6 +95,7 @@ async def namespaced_browser(
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
         f"--unsafely-treat-insecure-origin-as-secure={service}",
+        "--auto-select-desktop-capture-source=Entire screen",  # getDisplayMedia, no prompt
         *CHROMIUM_OFFLINE,
     ]
     async with async_playwright() as playwright:
@@ -97,9 +105,18 @@ async def namespaced_browser(
 
 
 async def open_page(
-    browser: Browser, link: str, problems: list[str]
+    browser: Browser,
+    link: str,
+    problems: list[str],
+    *,
+    bypass_csp: bool = False,
+    init_script: str | None = None,
 ) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context(permissions=["camera", "microphone"])
+    """A page of its own, whose errors the test collects; `bypass_csp` lets a test add
+    axe-core, `init_script` runs before the page's own scripts."""
+    context = await browser.new_context(permissions=["camera", "microphone"], bypass_csp=bypass_csp)
+    if init_script is not None:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -115,6 +132,27 @@ async def open_page(
     assert response is not None
     assert response.status == 200
     return context, page
+
+
+async def consultation(
+    service: str, clock: FrozenClock, *people: dict[str, Any]
+) -> tuple[str, dict[str, str]]:
+    """A consultation of `people` from five minutes on, for half an hour: its id and each
+    participant's link."""
+    start = clock.now + timedelta(minutes=5)
+    end = start + timedelta(minutes=30)
+    body = teleconsultation(len(people), *people, start=start.isoformat(), end=end.isoformat())
+    async with ClientSession(service) as session:
+        created = await session.post("/teleconsultation", json=body)
+        assert created.status == 201
+        room_id: str = (await created.json())["roomId"]
+        links = {}
+        for entry in people:
+            user = entry["userExternalId"]
+            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
+            assert answer.status == 200
+            links[user] = (await answer.json())["accessLinkURL"]
+    return room_id, links
 
 
 async def video_from_everyone(page: Page, others: int) -> dict[str, Any]:
@@ -133,19 +171,8 @@ async def test_three_of_five_receive_each_other_through_janus_across_a_restart_u
     service: str, namespaced_browser: Browser, janus: JanusServer, clock: FrozenClock
 ) -> None:
     people = [DOCTOR, PATIENT, NURSE, FAMILY, INTERPRETER]  # past the mesh's four
-    start = clock.now + timedelta(minutes=5)
-    body = teleconsultation(
-        5, *people, start=start.isoformat(), end=(start + timedelta(minutes=30)).isoformat()
-    )
+    room_id, links = await consultation(service, clock, *people)
     async with ClientSession(service) as session:
-        created = await session.post("/teleconsultation", json=body)
-        assert created.status == 201
-        room_id = (await created.json())["roomId"]
-        links = {}
-        for entry in people:
-            user = entry["userExternalId"]
-            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
-            links[user] = (await answer.json())["accessLinkURL"]
         for user in ("family-1", "interpreter-1"):  # the two others' links work too
             opened = await session.get(links[user])
             assert opened.status == 200

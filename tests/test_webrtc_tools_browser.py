@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from tests.helpers import TEXTS
 from tests.test_call_page_browser import screenshot, serious_violations
@@ -34,8 +34,9 @@ def bypass_csp() -> bool:
     return True  # axe-core is added to the pages
 
 
-async def test_a_chat_message_reaches_the_other_page(call: Call) -> None:
-    doctor, patient = call.doctor, call.patient
+async def chat_both_ways(doctor: Page, patient: Page) -> None:
+    """The doctor (in English) writes, the patient (in Italian) reads and answers: each line
+    with its sender's name, the doctor's own as "You"."""
     await expect(doctor.get_by_role("textbox", name=EN["chat_label"])).to_be_visible()
     await doctor.get_by_role("textbox", name=EN["chat_label"]).fill("Please show me the rash.")
     await doctor.get_by_role("button", name=EN["chat_send"]).click()
@@ -47,6 +48,12 @@ async def test_a_chat_message_reaches_the_other_page(call: Call) -> None:
     await patient.get_by_role("textbox", name=IT["chat_label"]).fill("Certo.")
     await patient.get_by_role("textbox", name=IT["chat_label"]).press("Enter")
     await expect(doctor.get_by_role("log")).to_contain_text("Certo.")
+    await expect(doctor.get_by_role("log").locator(".chat-meta").nth(1)).to_contain_text("Jane Doe")
+
+
+async def test_a_chat_message_reaches_the_other_page(call: Call) -> None:
+    doctor, patient = call.doctor, call.patient
+    await chat_both_ways(doctor, patient)
     assert await serious_violations(doctor) == []
     await screenshot(doctor, "in-call-chat-en")
     assert call.problems == []

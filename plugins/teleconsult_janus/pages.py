@@ -50,8 +50,9 @@ async def call_page(request: web.Request) -> web.Response:
 
 
 async def call_info(request: web.Request) -> web.Response:
-    """What the page shows (`seat_info`), with each participant's id: Janus's display of a
-    feed, by which the transport names its tile."""
+    """What the page shows (`seat_info`), with each participant's id (Janus's display of a
+    feed, by which the transport names its tile) and page tools (a chat from a feed whose
+    level lacks the tool is not shown: Janus relays data channels unchecked)."""
     admitted = await PAGES.admit(request, html=False)
     if isinstance(admitted, web.Response):
         return admitted
@@ -84,15 +85,6 @@ async def call_token(request: web.Request) -> web.Response:
     )
 
 
-async def call_tools(request: web.Request) -> web.Response:
-    """The in-call tools the page offers: none yet through Janus (no chat or screen sharing
-    in this transport; the page shows no control it cannot use)."""
-    admitted = await PAGES.admit(request, html=False)
-    if isinstance(admitted, web.Response):
-        return admitted
-    return web.json_response({"tools": []}, headers=admitted[0].call_page.no_store)
-
-
 async def remove_peer(request: web.Request) -> web.Response:
     """`POST .../remove {"peer": id}` (the shared page's Remove, `removal.js`): a plus
     participant's page removes the participant of a tile (its Janus participant id) from the
@@ -110,7 +102,7 @@ async def remove_peer(request: web.Request) -> web.Response:
 def routes() -> list[web.AbstractRouteDef]:
     token = web.post(PAGES.page_path + "/token", call_token)
     remove = web.post(PAGES.page_path + "/remove", remove_peer)
-    return PAGES.routes(page=call_page, info=call_info, tools=call_tools, more=[token, remove])
+    return PAGES.routes(page=call_page, info=call_info, more=[token, remove])
 
 
 def _connecting_to(response: web.Response, janus_url: str) -> web.Response:

@@ -107,6 +107,7 @@ class JanusVideo:
             "admin_key": self.options.admin_key,
             "secret": secret,
             "is_private": True,
+            "require_pvtid": True,  # a subscription names its page's feed: a kick ends it too
             "allowed": [],
             "publishers": publishers,
             "description": "teleconsultation",

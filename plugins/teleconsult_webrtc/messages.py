@@ -44,8 +44,6 @@ MAX_ID_CHARS = 64
 MAX_CANDIDATE_CHARS = 1024
 MAX_CHAT_CHARS = 1000
 """A chat message's text, in characters: a few sentences, not a document."""
-PAGE_TOOLS = ("chat", "screen_sharing")
-"""The tools of `domain.TOOLS` the call page offers; the others are not offered by it."""
 TOOL_OF = {"chat": "chat", "screen": "screen_sharing"}
 """The message types a seat may send only with a tool of its level."""
 

@@ -26,7 +26,7 @@ from teleconsult.plugin import (
     seat_info,
 )
 
-from .messages import MAX_ID_CHARS, PAGE_TOOLS, Member
+from .messages import MAX_ID_CHARS, Member
 from .provider import CALL_PATH, WebRTCVideo
 from .rooms import MAX_PARTICIPANTS
 from .signaling import HARD_MAX_MESSAGE_BYTES, PING_SECONDS, Connection
@@ -43,16 +43,6 @@ PAGES = ProviderPages(
     transport="mesh.js",
 )
 """The page, its admission and assets, with this provider's transport (`assets/mesh.js`)."""
-
-
-async def call_tools(request: web.Request) -> web.Response:
-    """The in-call tools of the participant's level that the page offers (the signaling
-    refuses the others' messages: this only spares the page a control it cannot use)."""
-    admitted = await PAGES.admit(request, html=False)
-    if isinstance(admitted, web.Response):
-        return admitted
-    tools = [t for t in admitted[1].me.tools if t in PAGE_TOOLS]
-    return web.json_response({"tools": tools}, headers={"Cache-Control": "no-store"})
 
 
 async def call_info(request: web.Request) -> web.Response:
@@ -147,7 +137,6 @@ async def remove_peer(request: web.Request) -> web.Response:
 def routes() -> list[web.AbstractRouteDef]:
     return PAGES.routes(
         info=call_info,
-        tools=call_tools,
         more=[
             web.get(PAGES.page_path + "/ws", call_socket, allow_head=False),
             web.post(PAGES.page_path + "/remove", remove_peer),

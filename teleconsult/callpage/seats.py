@@ -3,7 +3,8 @@
 and the answer that refuses a link. A provider adds what only it knows (`webrtc`: its room
 document has not ended). `ProviderPages`: what every provider's page routes share (finding
 the running provider, admission, the page, the assets, the route table); a provider's
-`pages.py` makes one and adds its own routes (its info, tools, WebSocket or token).
+`pages.py` makes one and adds its own routes (its info, WebSocket or token); `./tools` is
+the same for all (`page_tools`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ REVOKED = "revoked"
 """The ending page of a link whose generation was revoked."""
 REMOVED = "removed"
 """The ending page of a participant removed from the call."""
+PAGE_TOOLS = ("chat", "screen_sharing")
+"""The tools of `domain.TOOLS` the call page offers; the others are not offered by it."""
 
 
 @dataclass(frozen=True)
@@ -89,10 +92,17 @@ async def check_seat(
     return Seat(credential, found, me, language)
 
 
+def page_tools(entry: RosterEntry) -> list[str]:
+    """The in-call tools of a participant's level (the service configuration's `privileges`)
+    that the call page offers, in `PAGE_TOOLS` order."""
+    return [tool for tool in PAGE_TOOLS if tool in entry.tools]
+
+
 def seat_info(page: CallPage, seat: Seat, language: str, *, ids: bool = False) -> dict[str, object]:
     """What every page shows: names (from the record, never in the URL), the schedule and
-    its texts; with `ids`, each participant's provider user id too (how a transport that
-    learns peers by id names their tiles)."""
+    its texts; with `ids`, each participant's provider user id and page tools too (how a
+    transport that learns peers by id names their tiles, and drops what a peer's level may
+    not send when no server of ours relays it)."""
     roster = seat.roster
     return {
         "language": language,
@@ -100,7 +110,7 @@ def seat_info(page: CallPage, seat: Seat, language: str, *, ids: bool = False) -
         "self": {"name": seat.me.display_name, "isAdmin": seat.me.is_admin},
         "participants": [
             {
-                **({"id": p.provider_user_id} if ids else {}),
+                **({"id": p.provider_user_id, "tools": page_tools(p)} if ids else {}),
                 "name": p.display_name,
                 "isAdmin": p.is_admin,
                 "self": p is seat.me,
@@ -256,6 +266,17 @@ class ProviderPages(Generic[P]):
             raise InvalidRequest('The body must be {"peer": "<a peer id from the call>"}.')
         return provider, seat, peer
 
+    async def tools(self, request: web.Request) -> web.Response:
+        """`GET .../tools`: the in-call tools the page offers its participant (`page_tools`);
+        a page shows no control its level lacks."""
+        admitted = await self.admit(request, html=False)
+        if isinstance(admitted, web.Response):
+            return admitted
+        provider, seat = admitted
+        return web.json_response(
+            {"tools": page_tools(seat.me)}, headers=self.page_of(provider).no_store
+        )
+
     @staticmethod
     def language(request: web.Request, page: CallPage, language: str | None) -> str:
         """The participant's language, else the browser's, else the default."""
@@ -268,7 +289,6 @@ class ProviderPages(Generic[P]):
         self,
         *,
         info: Handler,
-        tools: Handler,
         more: Iterable[web.AbstractRouteDef] = (),
         page: Handler | None = None,
     ) -> list[web.AbstractRouteDef]:
@@ -277,7 +297,7 @@ class ProviderPages(Generic[P]):
         return [
             web.get(self.page_path, page or self.call_page),
             web.get(self.page_path + "/info", info),
-            web.get(self.page_path + "/tools", tools),
+            web.get(self.page_path + "/tools", self.tools),
             *more,
             web.get(self.assets_path + "{name}", self.asset),
         ]

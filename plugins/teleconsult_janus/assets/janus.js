@@ -6,18 +6,28 @@
 // itself refuses anyone else. A destroyed room (the consultation cancelled or replaced) ends
 // the call; a kick (the link revoked, its participant removed) ends it with the ending page
 // the info gives; a dropped connection joins again while the link still opens the call.
+// Rooms require each subscription to name its page's own feed (`private_id`), so kicking a
+// page ends the subscriptions it holds too. The chat goes over the videoroom's data channels
+// (each page publishes one, its subscribers receive it); a shared screen replaces the camera
+// on the one published video, whose stream description ("screen") tells every page, those
+// joining later too.
 
 const KEEPALIVE_MS = 25000;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
 const STATS_MS = 1000;
+const MAX_CHAT_CHARS = 1000;
+const SCREEN = "screen";
+const CAMERA = "camera";
 
 export function createTransport(ui, info) {
   const base = location.pathname.replace(/\/+$/, "");
   const names = new Map((info.participants || []).map((p) => [p.id, p.name]));
+  // Janus relays a data channel unchecked: a chat from a level without the tool is not shown.
+  const chatters = new Set((info.participants || []).filter((p) => p.tools?.includes("chat")).map((p) => p.id));
   const s = {
     phase: "idle", ws: null, access: null, session: null, publisher: null, pc: null,
-    selfId: null, feeds: new Map(), pending: new Map(), handlers: new Map(), keepalive: null,
-    reconnects: 0,
+    selfId: null, privateId: null, feeds: new Map(), pending: new Map(), handlers: new Map(),
+    keepalive: null, reconnects: 0, channel: null, chatsDropped: 0,
   };
 
   function setPhase(phase, notice = "") {
@@ -107,6 +117,7 @@ export function createTransport(ui, info) {
     if (msg.jsep && s.pc) await s.pc.setRemoteDescription(msg.jsep);
     if (data.videoroom === "joined") {
       s.selfId = data.id;
+      s.privateId = data.private_id;
       s.reconnects = 0;
       setPhase("in-call");
       await publish();
@@ -118,7 +129,10 @@ export function createTransport(ui, info) {
       console.warn("janus: refused", data.error_code, data.error);
       return finish("ended");
     }
-    for (const feed of data.publishers || []) subscribe(feed);
+    for (const feed of data.publishers || []) {
+      if (s.feeds.has(feed.id)) showSharing(s.feeds.get(feed.id), feed);
+      else subscribe(feed);
+    }
     const gone = data.unpublished ?? data.leaving;
     if (gone !== undefined && gone !== "ok") removeFeed(gone);
     ui.peersChanged();
@@ -132,8 +146,53 @@ export function createTransport(ui, info) {
     for (const track of stream?.getTracks() || []) {
       pc.addTrack(track.kind === "video" ? (ui.sharingTrack?.() ?? track) : track, stream);
     }
+    s.channel = pc.createDataChannel("chat"); // this page's chat, to every subscriber
     await pc.setLocalDescription(await pc.createOffer());
-    await message(s.publisher, { request: "publish" }, pc.localDescription.toJSON());
+    await message(s.publisher, { request: "publish", ...describe(!!ui.sharingTrack?.()) }, pc.localDescription.toJSON());
+  }
+
+  // ---------------------------------------------------------------- chat and screen sharing
+
+  // The published video's description: the screen while this page shares it, else the camera.
+  function describe(sharing) {
+    const video = s.pc?.getTransceivers().find((t) => t.sender.track?.kind === "video" || t.receiver.track?.kind === "video");
+    return video?.mid == null ? {} : { descriptions: [{ mid: video.mid, description: sharing ? SCREEN : CAMERA }] };
+  }
+
+  // Sharing started or stopped (the track already swapped): Janus tells every page.
+  function screen(sharing) {
+    if (s.phase !== "in-call" || !s.pc) return;
+    message(s.publisher, { request: "configure", ...describe(sharing) }).catch((err) => console.warn("janus: configure failed", err));
+  }
+
+  function showSharing(feed, publisher) {
+    const sharing = (publisher.streams || []).some((x) => x.type === "video" && x.description === SCREEN);
+    feed.tile.setSharing(sharing);
+  }
+
+  // A chat text to every page in the call, over this page's data channel.
+  function chat(text) {
+    if (s.phase !== "in-call" || s.channel?.readyState !== "open") return false;
+    s.channel.send(JSON.stringify({ type: "chat", text }));
+    return true;
+  }
+
+  // A message on a feed's data channel: a chat shown only from a level with the tool.
+  function onData(feed, data) {
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (msg?.type !== "chat" || typeof msg.text !== "string") return;
+    const text = msg.text.trim();
+    if (!text || text.length > MAX_CHAT_CHARS) return; // as the page's form allows
+    if (!chatters.has(feed.display)) {
+      s.chatsDropped++;
+      return;
+    }
+    ui.chat?.(String(feed.id), text);
   }
 
   // ---------------------------------------------------------------- the others' feeds
@@ -145,8 +204,10 @@ export function createTransport(ui, info) {
     tile.setName(names.get(publisher.display) || "");
     const feed = { id: publisher.id, pc, tile, handle: null, display: publisher.display };
     s.feeds.set(publisher.id, feed);
+    showSharing(feed, publisher);
     const stream = new MediaStream();
     pc.ontrack = (event) => { stream.addTrack(event.track); tile.play(stream); };
+    pc.ondatachannel = (event) => { event.channel.onmessage = (m) => onData(feed, m.data); };
     const showState = () => tile.setConnected(pc.connectionState === "connected");
     pc.onconnectionstatechange = showState;
     showState();
@@ -155,13 +216,16 @@ export function createTransport(ui, info) {
       if (data.videoroom === "destroyed") return finish("ended");
       if (!msg.jsep) return;
       await pc.setRemoteDescription(msg.jsep);
+      // A channel of its own opens the SCTP association, over which Janus then opens the
+      // channel of the feed's chat (ondatachannel); without one, Chrome never connects it.
+      feed.channel ??= pc.createDataChannel("JanusDataChannel");
       await pc.setLocalDescription(await pc.createAnswer());
       await message(feed.handle, { request: "start", room: s.access.room }, pc.localDescription.toJSON());
     });
     trickle(feed.handle, pc);
     await message(feed.handle, {
       request: "join", ptype: "subscriber", room: s.access.room, token: s.access.token,
-      streams: [{ feed: publisher.id }],
+      private_id: s.privateId, streams: [{ feed: publisher.id }],
     });
   }
 
@@ -180,6 +244,7 @@ export function createTransport(ui, info) {
     for (const id of [...s.feeds.keys()]) removeFeed(id);
     s.pc?.close();
     s.pc = null;
+    s.channel = null;
     const ws = s.ws;
     s.ws = null;
     s.session = null;
@@ -245,6 +310,10 @@ export function createTransport(ui, info) {
     get selfId() { return s.selfId; },
     peerCount() { return s.feeds.size; },
     peerIds() { return [...s.feeds.keys()].map(String); },
+    chatsDropped() { return s.chatsDropped; }, // chats from a level without the tool
+    sentVideoLabels() { // what the published video is: the camera's label, or the screen's
+      return (s.pc?.getSenders() || []).filter((x) => x.track?.kind === "video").map((x) => x.track.label);
+    },
     connectionStates() {
       return Object.fromEntries([...s.feeds].map(([id, f]) => [String(id), f.pc.connectionState]));
     },
@@ -277,14 +346,14 @@ export function createTransport(ui, info) {
   return {
     join,
     leave,
-    // No `end` (ending the call for everyone) nor chat yet: the page then shows no such control.
+    // No `end` (ending the call for everyone) yet: the page then shows no such control.
     media: () => {},
-    chat: () => false,
+    chat,
     replaceVideo: async (track) => {
       const sender = s.pc?.getSenders().find((x) => x.track?.kind === "video");
       await sender?.replaceTrack(track);
     },
-    screen: () => {},
+    screen,
     admit: () => {},
     decline: () => {},
     close,

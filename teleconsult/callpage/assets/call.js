@@ -289,6 +289,7 @@ window.__call = Object.freeze({
   rtpCounts() { return state.transport.view.rtpCounts?.() ?? {}; },
   sentVideoLabels() { return state.transport?.view.sentVideoLabels?.() ?? []; },
   get tools() { return tools.view; },
+  chatsDropped() { return state.transport?.view.chatsDropped?.() ?? 0; },
   sentVideoDeviceIds() { return state.transport?.view.sentVideoDeviceIds?.() ?? []; },
   get precheck() { return state.precheck?.view ?? null; },
 });

@@ -1,5 +1,6 @@
 // The in-call tools a participant's level enables (the service configuration's `privileges`,
-// read from ./tools; the server refuses the others' messages): the chat and screen sharing.
+// read from ./tools; the server refuses the others' messages, or with Janus the receiving
+// page drops them): the chat and screen sharing.
 // Chat texts may hold health data: they are only shown here, never stored by the page.
 
 const MAX_CHAT_CHARS = 1000;
