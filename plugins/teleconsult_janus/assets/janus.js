@@ -6,10 +6,14 @@
 // itself refuses anyone else. A destroyed room (the consultation cancelled or replaced) ends
 // the call; a kick (the link revoked, its participant removed) ends it with the ending page
 // the info gives; a dropped connection joins again while the link still opens the call.
+// The lobby is teleconsult's: ./token answers 202 while this page waits (asked again every
+// retryAfterMs), and a plus participant's page reads ./lobby on the same period and admits or
+// declines through ./admit and ./decline (short polls: Janus has no channel from teleconsult).
 
 const KEEPALIVE_MS = 25000;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
 const STATS_MS = 1000;
+const LOBBY_RETRY_MS = 2000; // until the server says otherwise (its retryAfterMs)
 
 export function createTransport(ui, info) {
   const base = location.pathname.replace(/\/+$/, "");
@@ -17,8 +21,9 @@ export function createTransport(ui, info) {
   const s = {
     phase: "idle", ws: null, access: null, session: null, publisher: null, pc: null,
     selfId: null, feeds: new Map(), pending: new Map(), handlers: new Map(), keepalive: null,
-    reconnects: 0,
+    reconnects: 0, asking: null, lobbyTimer: null, knocks: new Set(),
   };
+  const readsLobby = !!(info.lobby && info.self?.isAdmin);
 
   function setPhase(phase, notice = "") {
     s.phase = phase;
@@ -76,11 +81,16 @@ export function createTransport(ui, info) {
 
   async function join() {
     if (s.ws) return;
-    if (s.phase !== "reconnecting") setPhase("joining");
-    const response = await fetch(`${base}/token`, { method: "POST", cache: "no-store" }).catch(() => null);
+    clearTimeout(s.asking);
+    const waited = s.phase === "waiting";
+    if (s.phase !== "reconnecting" && !waited) setPhase("joining");
+    const response = await fetch(`${base}/token`, tokenRequest(waited)).catch(() => null);
+    if (s.phase === "left" || s.phase === "ended") return; // left meanwhile
+    if (response?.status === 202) return wait(await response.json());
     if (!response || !response.ok) {
       const refusal = response ? await response.json().catch(() => ({})) : {};
       if (response && response.status !== 503) return finish(endNotice(refusal.reason));
+      if (waited) return wait({}); // still waiting: ask again
       return setPhase("error", "connection_lost");
     }
     s.access = await response.json();
@@ -89,6 +99,19 @@ export function createTransport(ui, info) {
     ws.onmessage = (event) => { if (ws === s.ws) onMessage(event.data); };
     ws.onclose = () => { if (ws === s.ws) onClosed(); };
     ws.onopen = () => start().catch((err) => { console.warn("janus: joining failed", err); onClosed(); });
+  }
+
+  // A waiting page says so: a fresh request knocks again (after a refusal, too).
+  function tokenRequest(waited) {
+    if (!waited) return { method: "POST", cache: "no-store" };
+    const headers = { "Content-Type": "application/json" };
+    return { method: "POST", cache: "no-store", headers, body: JSON.stringify({ waiting: true }) };
+  }
+
+  // The lobby: no token until a plus participant admits this page.
+  function wait(answer) {
+    if (s.phase !== "waiting") setPhase("waiting");
+    s.asking = setTimeout(join, answer.retryAfterMs ?? LOBBY_RETRY_MS);
   }
 
   async function start() {
@@ -109,6 +132,7 @@ export function createTransport(ui, info) {
       s.selfId = data.id;
       s.reconnects = 0;
       setPhase("in-call");
+      readKnocks();
       await publish();
     }
     if (data.videoroom === "destroyed") return finish("ended");
@@ -173,10 +197,51 @@ export function createTransport(ui, info) {
     ui.removeTile(String(id));
   }
 
+  // ---------------------------------------------------------------- the lobby, for a plus page
+
+  // Who waits, read every retryAfterMs while in the call; the shared UI is told what changed.
+  async function readKnocks() {
+    clearTimeout(s.lobbyTimer);
+    if (!readsLobby || s.phase !== "in-call") return;
+    let next = LOBBY_RETRY_MS;
+    try {
+      const response = await fetch(`${base}/lobby`, { cache: "no-store" });
+      if (response.ok && s.phase === "in-call") {
+        const answer = await response.json();
+        next = answer.retryAfterMs;
+        const now = new Set(answer.waiting.map((knock) => knock.id));
+        for (const id of s.knocks) if (!now.has(id)) ui.knockWithdrawn(id);
+        for (const knock of answer.waiting) if (!s.knocks.has(knock.id)) ui.knock(knock);
+        s.knocks = now;
+      }
+    } catch {
+      // offline: read again later
+    }
+    if (s.phase === "in-call") s.lobbyTimer = setTimeout(readKnocks, next);
+  }
+
+  function decide(decision, id) {
+    s.knocks.delete(id);
+    const headers = { "Content-Type": "application/json" };
+    fetch(`${base}/${decision}`, { method: "POST", headers, body: JSON.stringify({ peer: id }) })
+      .catch(() => {})
+      .finally(readKnocks);
+  }
+
+  // End the call for everyone: Janus's room is destroyed, every page is told (this one too).
+  async function end() {
+    const response = await fetch(`${base}/end`, { method: "POST" }).catch(() => null);
+    if (response && (response.ok || response.status === 410)) finish("ended");
+    else console.warn("janus: the call could not be ended", response?.status);
+  }
+
   // ---------------------------------------------------------------- leaving
 
   function close() {
     clearInterval(s.keepalive);
+    clearTimeout(s.asking);
+    clearTimeout(s.lobbyTimer);
+    s.knocks = new Set();
     for (const id of [...s.feeds.keys()]) removeFeed(id);
     s.pc?.close();
     s.pc = null;
@@ -210,7 +275,7 @@ export function createTransport(ui, info) {
 
   // The ending a refusal's reason shows: its link expired, was revoked, or its participant removed.
   function endNotice(reason) {
-    const notices = { expired: "expired", revoked: "revoked", removed: "removed" };
+    const notices = { expired: "expired", revoked: "revoked", removed: "removed", declined: "declined" };
     return notices[reason] ?? "ended";
   }
 
@@ -277,7 +342,8 @@ export function createTransport(ui, info) {
   return {
     join,
     leave,
-    // No `end` (ending the call for everyone) nor chat yet: the page then shows no such control.
+    end,
+    // No chat yet: the page then shows no such control.
     media: () => {},
     chat: () => false,
     replaceVideo: async (track) => {
@@ -285,8 +351,8 @@ export function createTransport(ui, info) {
       await sender?.replaceTrack(track);
     },
     screen: () => {},
-    admit: () => {},
-    decline: () => {},
+    admit: (id) => decide("admit", id),
+    decline: (id) => decide("decline", id),
     close,
     view,
   };
