@@ -53,11 +53,18 @@ INTERPRETER = person("interpreter-1", ["patient"], "Cy Roe", "en")
 
 
 @pytest.fixture
+def lobby() -> dict[str, str]:
+    """The service's lobby settings: off here (tests/test_janus_lobby_browser.py keeps it)."""
+    return {"CALL_PAGE_LOBBY": "false"}
+
+
+@pytest.fixture
 async def service(
     janus: JanusServer,
     events_port: int,
     build_app: Callable[..., web.Application],
     clock: FrozenClock,
+    lobby: dict[str, str],
 ) -> AsyncIterator[str]:
     """The service on the host's end of the veth pair, where pages in the namespace reach it."""
     clock.now = real_now()
@@ -68,8 +75,8 @@ async def service(
         **janus.environ(
             JANUS_ALLOW_PLAIN_HTTP="true",
             JANUS_PAGE_URL=url,
-            CALL_PAGE_LOBBY="false",
             IMMUTABLE_PERIOD_MS=str(600_000),
+            **lobby,
         ),
     )
     server = AppServer(app, host=address, port=events_port)

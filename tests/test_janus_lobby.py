@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -73,6 +74,35 @@ async def lobby_client(
     return client, receiver
 
 
+@dataclass
+class Call:
+    """A consultation of the doctor and the patient, its room in Janus, their page paths."""
+
+    client: Client
+    receiver: Receiver
+    room_id: str
+    room: str
+    links: dict[str, str]
+
+    def patient_token(self, janus: JanusServer, clock: FrozenClock) -> str:
+        """The token the patient's page gets once admitted (the link's end is its `exp`)."""
+        end = math.ceil((clock.now + timedelta(minutes=35 + 15)).timestamp())
+        return signed_token(janus.token_secret, end, f"teleconsult.{self.room}.patient-1")
+
+
+@pytest.fixture
+async def call(lobby_client: tuple[Client, Receiver], clock: FrozenClock) -> Call:
+    client, receiver = lobby_client
+    room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))
+    return Call(
+        client,
+        receiver,
+        room_id,
+        await provider_room(client, room_id),
+        await links_of(client, room_id),
+    )
+
+
 async def links_of(client: Client, room_id: str) -> dict[str, str]:
     """Each participant's page path."""
     found = {}
@@ -118,15 +148,12 @@ def ending(why: str, status: int) -> dict[str, Any]:
 
 
 async def test_the_patient_waits_with_no_token_janus_refuses_until_the_doctor_admits_them(
-    lobby_client: tuple[Client, Receiver], janus: JanusServer, clock: FrozenClock
+    call: Call, janus: JanusServer, clock: FrozenClock
 ) -> None:
-    client, receiver = lobby_client
-    room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))
-    room = await provider_room(client, room_id)
-    links = await links_of(client, room_id)
-    # The token the patient's page would get: Janus refuses it while they wait.
-    end = math.ceil((clock.now + timedelta(minutes=35 + 15)).timestamp())
-    would_be = signed_token(janus.token_secret, end, f"teleconsult.{room}.patient-1")
+    client, receiver, room_id, room, links = (
+        call.client, call.receiver, call.room_id, call.room, call.links
+    )  # fmt: skip
+    would_be = call.patient_token(janus, clock)  # Janus refuses it while they wait
 
     response = await client.post(links["patient-1"] + "/token")
     assert (response.status, await response.json()) == (202, waited(clock))
@@ -183,25 +210,20 @@ async def test_the_patient_waits_with_no_token_janus_refuses_until_the_doctor_ad
 
 
 async def test_a_declined_patient_is_told_kept_out_of_janus_and_may_knock_again(
-    lobby_client: tuple[Client, Receiver], janus: JanusServer, clock: FrozenClock
+    call: Call, janus: JanusServer, clock: FrozenClock
 ) -> None:
-    client, receiver = lobby_client
-    room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))
-    room = await provider_room(client, room_id)
-    links = await links_of(client, room_id)
+    client, links = call.client, call.links
     assert (await token(client, links["patient-1"]))[0] == 202
 
     assert await decide(client, links["doctor-1"], "decline") == (204, None)
     assert await token(client, links["patient-1"], WAITING) == (403, ending("declined", 403))
-    end = math.ceil((clock.now + timedelta(minutes=35 + 15)).timestamp())
-    would_be = signed_token(janus.token_secret, end, f"teleconsult.{room}.patient-1")
-    assert await join_janus(janus, room, would_be) == NOT_ALLOWED
+    assert await join_janus(janus, call.room, call.patient_token(janus, clock)) == NOT_ALLOWED
 
-    entries = (await client.app[SERVICES].audit.page(room_id, None, 10)).entries
+    entries = (await client.app[SERVICES].audit.page(call.room_id, None, 10)).entries
     declined = [e for e in entries if e.action == "participant_declined"]
     assert [(e.actor, e.participant) for e in declined] == [("doctor-1", "patient-1")]
     await deliver_all(client)
-    kinds = [r.payload["type"] for r in receiver.received]
+    kinds = [r.payload["type"] for r in call.receiver.received]
     assert [k for k in kinds if k.startswith("participant.")] == [
         "participant.waiting",
         "participant.declined",
@@ -216,11 +238,9 @@ async def test_a_declined_patient_is_told_kept_out_of_janus_and_may_knock_again(
 
 
 async def test_a_knock_whose_page_stopped_asking_is_no_longer_listed(
-    lobby_client: tuple[Client, Receiver], clock: FrozenClock
+    call: Call, clock: FrozenClock
 ) -> None:
-    client, _ = lobby_client
-    room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))
-    links = await links_of(client, room_id)
+    client, links = call.client, call.links
     knocked = waited(clock)
     assert (await token(client, links["patient-1"]))[0] == 202
 
@@ -235,12 +255,10 @@ async def test_a_knock_whose_page_stopped_asking_is_no_longer_listed(
 
 
 async def test_only_a_plus_participants_page_reads_the_lobby_decides_or_ends_the_call(
-    lobby_client: tuple[Client, Receiver], clock: FrozenClock
+    call: Call,
 ) -> None:
-    client, _ = lobby_client
-    room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))
-    links = await links_of(client, room_id)
-    patient, doctor = links["patient-1"], links["doctor-1"]
+    client = call.client
+    patient, doctor = call.links["patient-1"], call.links["doctor-1"]
     assert (await token(client, patient))[0] == 202
 
     forbidden = {
@@ -303,12 +321,11 @@ async def test_without_the_lobby_everyone_enters_and_there_is_no_lobby_to_read(
 
 
 async def test_the_doctor_ends_the_call_for_everyone_the_room_is_gone_and_links_say_ended(
-    lobby_client: tuple[Client, Receiver], janus: JanusServer, clock: FrozenClock
+    call: Call, janus: JanusServer
 ) -> None:
-    client, receiver = lobby_client
-    room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))
-    room = await provider_room(client, room_id)
-    links = await links_of(client, room_id)
+    client, receiver, room_id, room, links = (
+        call.client, call.receiver, call.room_id, call.room, call.links
+    )  # fmt: skip
     info = await (await client.get(links["patient-1"] + "/info")).json()
     assert info["lobby"] == {"noticeAfterMs": 300_000}
     _, doctor = await token(client, links["doctor-1"])

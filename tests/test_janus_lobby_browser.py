@@ -9,18 +9,17 @@ ends the patient's page at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.helpers import (
     PATIENT,
     TEXTS,
-    AppServer,
     FrozenClock,
     teleconsultation,
 )
@@ -32,12 +31,12 @@ from tests.janus_server import (  # noqa: F401 - the fixtures, found by their na
     janus_namespace_fixture,
 )
 from tests.test_call_page_browser import screenshot, serious_violations
-from tests.test_janus import CONFIG, real_now
-from tests.test_janus_browser import (  # noqa: F401 - the fixture, found by its name
+from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names
     DOCTOR,
     NURSE,
     namespaced_browser,
     open_page,
+    service,
     video_from_everyone,
 )
 
@@ -46,29 +45,9 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
-async def service(
-    janus: JanusServer,
-    events_port: int,
-    build_app: Callable[..., web.Application],
-    clock: FrozenClock,
-) -> AsyncIterator[str]:
-    """The service with the lobby on (the default), its slow notice after 3 s."""
-    clock.now = real_now()
-    address = janus.namespace.host_address
-    url = f"http://{address}:{events_port}"
-    app = build_app(
-        CONFIG,
-        **janus.environ(
-            JANUS_ALLOW_PLAIN_HTTP="true",
-            JANUS_PAGE_URL=url,
-            IMMUTABLE_PERIOD_MS=str(600_000),
-            CALL_PAGE_LOBBY_NOTICE_MS="3000",
-        ),
-    )
-    server = AppServer(app, host=address, port=events_port)
-    await server.start_server()
-    yield url
-    await server.close()
+def lobby() -> dict[str, str]:
+    """The lobby on (the default), its slow notice after 3 s."""
+    return {"CALL_PAGE_LOBBY_NOTICE_MS": "3000"}
 
 
 @dataclass
@@ -76,10 +55,9 @@ class Call:
     doctor: Page
     patient: Page
     problems: list[str]
-    contexts: list[BrowserContext]
 
 
-async def links(service: str, clock: FrozenClock) -> dict[str, str]:
+async def links(url: str, clock: FrozenClock) -> dict[str, str]:
     """A consultation of the doctor, the patient (it) and a nurse (en, below plus)."""
     start = clock.now + timedelta(minutes=5)
     people = [DOCTOR, PATIENT, NURSE]
@@ -87,7 +65,7 @@ async def links(service: str, clock: FrozenClock) -> dict[str, str]:
         3, *people, start=start.isoformat(), end=(start + timedelta(minutes=30)).isoformat()
     )
     found = {}
-    async with ClientSession(service) as session:
+    async with ClientSession(url) as session:
         created = await session.post("/teleconsultation", json=body)
         assert created.status == 201
         room_id = (await created.json())["roomId"]
@@ -98,43 +76,47 @@ async def links(service: str, clock: FrozenClock) -> dict[str, str]:
     return found
 
 
-async def join(page: Page, language: str) -> None:
+async def joined(
+    browser: Browser, link: str, language: str, problems: list[str]
+) -> tuple[BrowserContext, Page]:
+    """A page opened on its link (its policy bypassed for axe) that pressed **Join**."""
+    context, page = await open_page(browser, link, problems, bypass_csp=True)
     join = page.get_by_role("button", name=TEXTS[language]["join"])
     await expect(join).to_be_enabled()
     await join.click()
+    return context, page
+
+
+async def desktop_and_phone(page: Page, name: str) -> None:
+    """The page's screenshots as it is (a desktop's 1280 x 720), then on a 390 x 844 phone."""
+    await screenshot(page, name)
+    await page.set_viewport_size(PHONE)
+    await screenshot(page, f"{name}-390x844")
 
 
 @pytest.fixture
 async def waiting(
-    service: str,
+    service: str,  # noqa: F811 - the imported fixture
     namespaced_browser: Browser,  # noqa: F811 - the imported fixture
     clock: FrozenClock,
 ) -> AsyncIterator[Call]:
     """The patient joined first and waits; the doctor is in the call and sees the knock."""
     found = await links(service, clock)
     problems: list[str] = []
-    patient_context, patient = await open_page(
-        namespaced_browser, found["patient-1"], problems, bypass_csp=True
-    )
-    await join(patient, "it")
+    patient_context, patient = await joined(namespaced_browser, found["patient-1"], "it", problems)
     await expect(patient.locator("#status")).to_have_text(IT["lobby_waiting"])
-    doctor_context, doctor = await open_page(
-        namespaced_browser, found["doctor-1"], problems, bypass_csp=True
-    )
-    await join(doctor, "en")
+    doctor_context, doctor = await joined(namespaced_browser, found["doctor-1"], "en", problems)
     await expect(doctor.locator("#admission li .name")).to_have_text("Jane Doe")
-    yield Call(doctor, patient, problems, [patient_context, doctor_context])
+    yield Call(doctor, patient, problems)
     for context in (patient_context, doctor_context):
         await context.close()
 
 
 async def test_the_patient_waits_without_media_until_the_doctor_admits_them(
-    waiting: Call, janus: JanusServer
+    waiting: Call,
 ) -> None:
     doctor, patient = waiting.doctor, waiting.patient
-    await screenshot(patient, "janus-waiting-it")
-    await patient.set_viewport_size(PHONE)
-    await screenshot(patient, "janus-waiting-it-390x844")
+    await desktop_and_phone(patient, "janus-waiting-it")
     await screenshot(doctor, "janus-admission-en")
     assert await serious_violations(patient) == []
     assert await serious_violations(doctor) == []
@@ -168,12 +150,7 @@ async def test_a_declined_patient_sees_the_refusal(waiting: Call) -> None:
     assert waiting.problems == [f"{refused} (Forbidden)"]
 
 
-async def test_the_doctor_ends_the_call_for_everyone(
-    waiting: Call,
-    service: str,
-    namespaced_browser: Browser,  # noqa: F811 - the imported fixture
-    clock: FrozenClock,
-) -> None:
+async def test_the_doctor_ends_the_call_for_everyone(waiting: Call) -> None:
     doctor, patient = waiting.doctor, waiting.patient
     await doctor.get_by_role("button", name=f"{EN['lobby_admit']}: Jane Doe").click()
     await video_from_everyone(patient, 1)
@@ -191,20 +168,15 @@ async def test_the_doctor_ends_the_call_for_everyone(
 
 
 async def test_the_waiting_page_in_english_on_a_desktop_and_a_phone(
-    service: str,
+    service: str,  # noqa: F811 - the imported fixture
     namespaced_browser: Browser,  # noqa: F811 - the imported fixture
     clock: FrozenClock,
 ) -> None:
     found = await links(service, clock)
     problems: list[str] = []
-    context, nurse = await open_page(
-        namespaced_browser, found["nurse-1"], problems, bypass_csp=True
-    )
-    await join(nurse, "en")
+    context, nurse = await joined(namespaced_browser, found["nurse-1"], "en", problems)
     await expect(nurse.locator("#status")).to_have_text(EN["lobby_waiting"])
-    await screenshot(nurse, "janus-waiting-en")
-    await nurse.set_viewport_size(PHONE)
-    await screenshot(nurse, "janus-waiting-en-390x844")
+    await desktop_and_phone(nurse, "janus-waiting-en")
     assert await serious_violations(nurse) == []
     await context.close()
     assert problems == []
