@@ -41,7 +41,6 @@ from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by th
 )
 
 EN, IT = TEXTS["en"], TEXTS["it"]
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -90,7 +89,7 @@ async def joined(
 async def desktop_and_phone(page: Page, name: str) -> None:
     """The page's screenshots as it is (a desktop's 1280 x 720), then on a 390 x 844 phone."""
     await screenshot(page, name)
-    await page.set_viewport_size(PHONE)
+    await page.set_viewport_size({"width": 390, "height": 844})
     await screenshot(page, f"{name}-390x844")
 
 
