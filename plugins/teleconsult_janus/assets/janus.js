@@ -94,6 +94,7 @@ export function createTransport(ui, info) {
       return setPhase("error", "connection_lost");
     }
     s.access = await response.json();
+    if (waited) setPhase("joining"); // admitted: on its way in
     const ws = new WebSocket(s.access.server, "janus-protocol");
     s.ws = ws;
     ws.onmessage = (event) => { if (ws === s.ws) onMessage(event.data); };
