@@ -53,20 +53,16 @@ INTERPRETER = person("interpreter-1", ["patient"], "Cy Roe", "en")
 
 
 @pytest.fixture
-def lobby() -> dict[str, str]:
-    """The service's lobby settings: off here (tests/test_janus_lobby_browser.py keeps it)."""
-    return {"CALL_PAGE_LOBBY": "false"}
-
-
-@pytest.fixture
 async def service(
     janus: JanusServer,
     events_port: int,
     build_app: Callable[..., web.Application],
     clock: FrozenClock,
-    lobby: dict[str, str],
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[str]:
-    """The service on the host's end of the veth pair, where pages in the namespace reach it."""
+    """The service on the host's end of the veth pair, where pages in the namespace reach it;
+    with no lobby unless the test's module says otherwise (its `JANUS_LOBBY` settings)."""
+    lobby = getattr(request.module, "JANUS_LOBBY", {"CALL_PAGE_LOBBY": "false"})
     clock.now = real_now()
     address = janus.namespace.host_address
     url = f"http://{address}:{events_port}"

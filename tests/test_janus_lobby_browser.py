@@ -43,10 +43,8 @@ from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by th
 EN, IT = TEXTS["en"], TEXTS["it"]
 
 
-@pytest.fixture
-def lobby() -> dict[str, str]:
-    """The lobby on (the default), its slow notice after 3 s."""
-    return {"CALL_PAGE_LOBBY_NOTICE_MS": "3000"}
+JANUS_LOBBY = {"CALL_PAGE_LOBBY_NOTICE_MS": "3000"}
+"""The service's settings (`service`): the lobby on (the default), its slow notice after 3 s."""
 
 
 @dataclass
