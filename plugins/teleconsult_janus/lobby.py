@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from teleconsult.plugin import (
@@ -37,6 +37,7 @@ from teleconsult.plugin import (
     ProviderStorage,
     ReportEvents,
     VersionConflict,
+    page_time,
 )
 
 log = logging.getLogger("teleconsult.janus")
@@ -152,8 +153,8 @@ class Calls:
                 return ("declined", False), False
             if user in state.declined:
                 state.declined.remove(user)
-            state.waiting[user] = (_iso(now), _millis(now))
-            return (Wait(_iso(now)), True), True
+            state.waiting[user] = (page_time(now), _millis(now))
+            return (Wait(page_time(now)), True), True
 
         room = seat.credential.room_id
         entry, knocked = await self._update(room, "let a participant knock", change)
@@ -188,7 +189,7 @@ class Calls:
         def change(state: CallState) -> tuple[bool, bool]:
             if state.ended_at is not None:
                 return False, False
-            state.ended_at, state.end_reason, state.waiting = _iso(now), ENDED_BY_HOST, {}
+            state.ended_at, state.end_reason, state.waiting = page_time(now), ENDED_BY_HOST, {}
             return True, True
 
         return await self._update(room, "end a call", change)
@@ -229,10 +230,6 @@ class Calls:
                 continue
             return result
         raise ProviderError(NAME, operation, "unreachable", "the call kept changing; retry")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _millis(moment: datetime) -> int:
