@@ -252,6 +252,11 @@ async def test_a_knock_whose_page_stopped_asking_is_no_longer_listed(
     assert await token(client, links["patient-1"], WAITING) == (202, knocked)
     _, knocks = await answer(await client.get(links["doctor-1"] + "/lobby"))
     assert [k["since"] for k in knocks["waiting"]] == [knocked["since"]]
+    # Opened again long after it was closed: a new knock, from now.
+    clock.now += timedelta(seconds=11)
+    assert await token(client, links["patient-1"]) == (202, waited(clock))
+    _, knocks = await answer(await client.get(links["doctor-1"] + "/lobby"))
+    assert [k["since"] for k in knocks["waiting"]] == [waited(clock)["since"]]
 
 
 async def test_only_a_plus_participants_page_reads_the_lobby_decides_or_ends_the_call(

@@ -145,6 +145,8 @@ class Calls:
             if user in state.admitted:
                 return ("enter", False), False
             knocked = state.waiting.get(user)
+            if knocked is not None and knocked[1] < _millis(now - KNOCK_TTL) and not asked_again:
+                knocked = None  # a page opened again long after its last: a new knock
             if knocked is not None:
                 stale = knocked[1] < _millis(now - SEEN_EVERY)
                 state.waiting[user] = (knocked[0], _millis(now))
