@@ -31,7 +31,8 @@ A plugin imports from this module only (a test fails when a module under
   the service's store, shared by every replica; `RoomRoster` (`ProviderContext.roster`):
   a teleconsultation as the provider's own pages may see it; `stored_state` (both, or the
   configuration error of a provider that needs them);
-- small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`
+- small helpers: `stable_user_id`, `with_query`, `gather_all`, `mark_sensitive`, `shape`,
+  `page_time` (a moment as the call page's answers write it)
   (an answer's keys and value types, never its values: safe to log);
 - `LinkSigner`, `LinkCredential` and `call_links` (its `stored_secret`, `configured_secret`):
   the signed per-participant credential in the links of a provider that serves the call page;
@@ -79,6 +80,7 @@ from teleconsult.callpage.seats import (
 )
 from teleconsult.callpage.seats import Refusal as CallRefusal
 from teleconsult.callpage.seats import Seat as CallSeat
+from teleconsult.callpage.seats import iso as page_time
 from teleconsult.configuration.declarations import (
     BaseUrl,
     Boolean,
@@ -256,6 +258,7 @@ __all__ = [
     "hookimpl",
     "join_credential",
     "mark_sensitive",
+    "page_time",
     "page_tools",
     "refused",
     "same_origin",

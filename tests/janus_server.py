@@ -92,7 +92,6 @@ class JanusServer:
             "JANUS_EVENTS_USER": self.events_user,
             "JANUS_EVENTS_PASSWORD": self.events_password,
             "JANUS_TIMEOUT_MS": "2000",
-            "CALL_PAGE_LOBBY": "false",  # the janus provider has none yet
             **extra,
         }
 

@@ -82,6 +82,7 @@ async def janus_client(make_client: MakeClient, janus: JanusServer, clock: Froze
             JANUS_PAGE_URL=PAGE_URL,
             UNLIMITED_TELECONSULTATION="false",
             IMMUTABLE_PERIOD_MS=str(600_000),
+            CALL_PAGE_LOBBY="false",  # the lobby's tests: tests/test_janus_lobby.py
         ),
     )
 
@@ -250,16 +251,6 @@ GOOD = {
     "JANUS_ADMIN_KEY": "an-admin-key-of-some-length",
     "JANUS_TOKEN_SECRET": "a-token-secret-of-at-least-32-characters",
 }
-
-
-def test_the_lobby_on_stops_the_start_since_janus_would_not_keep_it(
-    serve_refusal: Refusal,
-) -> None:
-    assert serve_refusal(GOOD) == (
-        "teleconsult: configuration error: VIDEO_PROVIDER=janus has no lobby yet: set "
-        "CALL_PAGE_LOBBY=false (each participant enters once their link opens), or use "
-        "VIDEO_PROVIDER=webrtc for a lobby.\n"
-    )
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ async def served(
         CONFIG,
         **janus.environ(
             JANUS_ALLOW_PLAIN_HTTP="true",
+            CALL_PAGE_LOBBY="false",
             IMMUTABLE_PERIOD_MS=str(600_000),
             WEBHOOK_URL=receiver.url,
             WEBHOOK_SECRET=SECRET,

@@ -139,7 +139,9 @@ class Publisher:
 async def janus_client(make_client: MakeClient, janus: JanusServer, clock: FrozenClock) -> Client:
     """The service on the real Janus, as tests/test_janus.py runs it."""
     clock.now = real_now()
-    environ = janus.environ(JANUS_ALLOW_PLAIN_HTTP="true", UNLIMITED_TELECONSULTATION="false")
+    environ = janus.environ(
+        JANUS_ALLOW_PLAIN_HTTP="true", UNLIMITED_TELECONSULTATION="false", CALL_PAGE_LOBBY="false"
+    )
     return await make_client(CONFIG, **environ, IMMUTABLE_PERIOD_MS=str(600_000))
 
 
@@ -267,6 +269,7 @@ async def test_a_janus_that_does_not_answer_the_kick_in_time_is_504_and_a_retry_
         JANUS_TIMEOUT_MS="300",
         JANUS_MAX_ATTEMPTS="1",
         UNLIMITED_TELECONSULTATION="false",
+        CALL_PAGE_LOBBY="false",
     )
     client = await make_client(CONFIG, **environ, IMMUTABLE_PERIOD_MS=str(600_000))
     room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))

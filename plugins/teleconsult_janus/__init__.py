@@ -11,6 +11,7 @@ each participant a link to its own call page, signed as `webrtc`'s are.
 - `client.py`: Janus's HTTP API, failures named by operation;
 - `tokens.py`: Janus's signed tokens, and the links' key derived from the same secret;
 - `admission.py`: who a link lets in, and the Janus token a page gets once it may enter;
+- `lobby.py`: the lobby (who waits, admitted, declined) and the end of a call, in storage;
 - `pages.py`: the call page's routes (the shared `CallPage`), its info and its token;
 - `settings.py`: its variables (`JanusSettings`);
 - `assets/janus.js`: the page's transport for this provider (publish once, subscribe to the
@@ -25,7 +26,6 @@ import aiohttp
 from aiohttp import web
 
 from teleconsult.plugin import (
-    ConfigurationError,
     OutboundClient,
     ProviderContext,
     VideoProviderPlugin,
@@ -44,12 +44,6 @@ __all__ = ["JanusSettings", "JanusVideo", "create"]
 
 def create(context: ProviderContext[JanusSettings]) -> JanusVideo:
     storage, roster = stored_state(context.storage, context.roster, PROVIDER)
-    if context.call_page.lobby.enabled:
-        # Janus would let every page straight in: better no start than a lobby not kept.
-        raise ConfigurationError(
-            "VIDEO_PROVIDER=janus has no lobby yet: set CALL_PAGE_LOBBY=false (each participant "
-            "enters once their link opens), or use VIDEO_PROVIDER=webrtc for a lobby."
-        )
     options = context.settings.options(context.server_url)
     clock = context.clock
 
@@ -61,6 +55,7 @@ def create(context: ProviderContext[JanusSettings]) -> JanusVideo:
     client = JanusClient(outbound, service_token)
     video = JanusVideo(options, client, storage, roster, context.call_page, clock)
     video.remove_participant = context.remove_participant
+    video.calls.report_events = context.report_events
     return video
 
 

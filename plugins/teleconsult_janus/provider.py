@@ -8,7 +8,9 @@ teleconsult hands to this consultation's participants join it) and `publishers` 
 participant. A creation whose answer was lost is repaired by asking again: Janus answers
 427 "already exists" for our id, which is taken as created once `exists` confirms it.
 Deleting destroys the room: Janus disconnects everyone in it at once, whichever replica
-asked. The details of a room are Janus's `listparticipants`.
+asked; so does ending the call for everyone (`end_call`), recorded first (`lobby.py`), so
+that the room is never made again for an ended call. The details of a room are Janus's
+`listparticipants`, with the lobby's knocks.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from teleconsult.plugin import (
 
 from . import events, revoking
 from .client import NO_SUCH_ROOM, ROOM_EXISTS, JanusClient, VideoroomError, field_of
+from .lobby import Calls
 from .settings import Options
 from .tokens import link_key
 
@@ -75,6 +78,8 @@ class JanusVideo:
         self.signer = LinkSigner(link_key(options.token_secret))
         self.remove_participant: RemoveParticipant | None = None
         """The core's removal, for a plus participant's page (`remove_peer`; set by the app)."""
+        self.calls = Calls(storage, clock, call_page.lobby.enabled)
+        """Each room's lobby and end (`lobby.py`)."""
 
     async def ensure_user(self, external_id: str, level: Level) -> str:
         # Janus has no users: the id names the participant in their credential and token.
@@ -95,10 +100,13 @@ class JanusVideo:
         await self.make_room(name, len(spec.participants))
         return CreatedRoom(provider_room_id=name)
 
-    async def make_room(self, name: str, publishers: int) -> None:
+    async def make_room(self, name: str, publishers: int) -> bool:
         """Create the videoroom `name`, or find it made: safe to repeat, on any replica, and
-        how a room Janus forgot (a restart) is made again under its id and secret."""
+        how a room Janus forgot (a restart) is made again under its id and secret. False,
+        and nothing made, when its call was ended for everyone."""
         operation = "create a room"
+        if await self.calls.ended(name):
+            return False
         room = room_number(operation, name)
         secret = await self._room_secret(name)
         body: dict[str, object] = {
@@ -119,6 +127,7 @@ class JanusVideo:
                 raise _refused(operation, error) from None
             if not await self.exists(name):
                 raise _refused(operation, error) from None
+        return True
 
     async def exists(self, name: str) -> bool:
         operation = "check a room"
@@ -132,13 +141,19 @@ class JanusVideo:
 
     async def delete_room(self, provider_room_id: str) -> None:
         """Destroy the room (everyone in it is disconnected); one already gone is deleted."""
-        operation = "delete a room"
         if _room_id(provider_room_id) is None:
             return  # not a room of this provider's: none to delete
-        stored = await self.storage.get(ROOM_KEY + provider_room_id)
+        await self.destroy(provider_room_id, "delete a room")
+        await self.storage.delete(ROOM_KEY + provider_room_id)
+        await self.calls.delete(provider_room_id)
+
+    async def destroy(self, name: str, operation: str) -> None:
+        """Destroy the videoroom `name`: Janus disconnects every page in it at once (they are
+        told `destroyed`); one already gone is done."""
+        stored = await self.storage.get(ROOM_KEY + name)
         body: dict[str, object] = {
             "request": "destroy",
-            "room": room_number(operation, provider_room_id),
+            "room": room_number(operation, name),
             "admin_key": self.options.admin_key,
         }
         if stored is not None:
@@ -148,7 +163,16 @@ class JanusVideo:
         except VideoroomError as error:
             if error.code != NO_SUCH_ROOM:
                 raise _refused(operation, error) from None
-        await self.storage.delete(ROOM_KEY + provider_room_id)
+
+    async def end_call(self, seat: CallSeat) -> None:
+        """A plus participant's page ends the call for everyone: recorded first (every later
+        request of its links is refused as ended, and the room is never made again), then
+        the room destroyed. Safe to repeat: a retry after Janus failed destroys it then."""
+        room = seat.credential.room_id
+        ended = await self.calls.end(room)
+        await self.destroy(room, "end a call")
+        if ended:
+            await self.calls.ended_now(room)
 
     def join_link(self, join: JoinRequest) -> str:
         """This service's call page with a signed credential for this participant and room,
@@ -161,8 +185,14 @@ class JanusVideo:
 
     async def describe_room(self, provider_room_id: str) -> dict[str, object]:
         """Who is connected now, by provider user id: each feed's participant as Janus's
-        events told it (the token the page joined with), else the display the page gave."""
+        events told it (the token the page joined with), else the display the page gave;
+        with the lobby, who waits and since when."""
         operation = "list a room's participants"
+        call = await self.calls.get(provider_room_id)
+        lobby = self.calls.lobby
+        waiting = [{"userId": user, "since": since} for user, since in call.knocks(self.clock())]
+        if call.ended_at is not None:  # ended for everyone: its room is gone
+            return {"status": "ended", "connected": [], **({"waiting": []} if lobby else {})}
         try:
             answer = await self.client.videoroom(
                 operation,
@@ -180,7 +210,8 @@ class JanusVideo:
             for p in present
             if isinstance(p, dict)
         ]
-        return {"status": "ongoing" if connected else "waiting", "connected": connected}
+        status = "ongoing" if connected else "waiting"
+        return {"status": status, "connected": connected, **({"waiting": waiting} if lobby else {})}
 
     async def revoke_link(self, revocation: Revocation) -> None:
         """`LinkRevocation`: the participant's earlier tokens leave the room's `allowed` list

@@ -59,8 +59,6 @@ async def call_info(request: web.Request) -> web.Response:
             **seat_info(page, found, language),
             **page.ice(valid_until=datetime.fromtimestamp(found.credential.expires_at, UTC)),
             "maxParticipants": MAX_PARTICIPANTS,
-            # Only with CALL_PAGE_LOBBY: without it the info is what it always was.
-            **({"lobby": {"noticeAfterMs": page.lobby.notice_ms}} if page.lobby.enabled else {}),
         },
         headers=page.no_store,
     )

@@ -99,10 +99,10 @@ def page_tools(entry: RosterEntry) -> list[str]:
 
 
 def seat_info(page: CallPage, seat: Seat, language: str, *, ids: bool = False) -> dict[str, object]:
-    """What every page shows: names (from the record, never in the URL), the schedule and
-    its texts; with `ids`, each participant's provider user id and page tools too (how a
-    transport that learns peers by id names their tiles, and drops what a peer's level may
-    not send when no server of ours relays it)."""
+    """What every page shows: names (from the record, never in the URL), the schedule, its
+    texts and the lobby's notice delay; with `ids`, each participant's provider user id and
+    page tools too (how a transport that learns peers by id names their tiles, and drops what
+    a peer's level may not send when no server of ours relays it)."""
     roster = seat.roster
     return {
         "language": language,
@@ -123,6 +123,8 @@ def seat_info(page: CallPage, seat: Seat, language: str, *, ids: bool = False) -
             "endsAt": iso(roster.ends_at),
             "limited": roster.limited,
         },
+        # Only with CALL_PAGE_LOBBY: without it the info is what it always was.
+        **({"lobby": {"noticeAfterMs": page.lobby.notice_ms}} if page.lobby.enabled else {}),
     }
 
 
@@ -222,12 +224,16 @@ class ProviderPages(Generic[P]):
         return self.default_page if provider is None else self.page_of(provider)
 
     async def admit(
-        self, request: web.Request, *, html: bool = True
+        self,
+        request: web.Request,
+        *,
+        html: bool = True,
+        admit_of: Callable[[P], Admit] | None = None,
     ) -> tuple[P, Seat] | web.Response:
         """The running provider and the seat a request's credential opens, or the answer
-        that refuses it."""
+        that refuses it (`admit_of`: another of the provider's checks than its pages')."""
         provider = self.provider(request)
-        check = None if provider is None else self.admit_of(provider)
+        check = None if provider is None else (admit_of or self.admit_of)(provider)
         found = await seat_of(request, self.page(provider), check, html=html)
         if isinstance(found, web.Response):
             return found
@@ -242,13 +248,17 @@ class ProviderPages(Generic[P]):
         page = self.page_of(provider)
         return page.page(self.language(request, page, found.language), self.transport)
 
-    async def removal(
-        self, request: web.Request, public_url: Callable[[P], str], max_peer_chars: int
-    ) -> tuple[P, Seat, str] | web.Response:
-        """`POST .../remove {"peer": id}` (the page's Remove, `removal.js`), checked for every
-        provider alike: the credential's seat, the page's own origin, a plus participant's
-        page, and a peer id of the transport's shape. The provider removes that peer."""
-        admitted = await self.admit(request, html=False)
+    async def plus_page(
+        self,
+        request: web.Request,
+        public_url: Callable[[P], str],
+        forbidden: str,
+        admit_of: Callable[[P], Admit] | None = None,
+    ) -> tuple[P, Seat] | web.Response:
+        """A request only a plus participant's page makes (remove someone, admit or decline
+        a knock, end the call), checked for every provider alike: the credential's seat, the
+        page's own origin, a plus participant (else 403 with `forbidden`)."""
+        admitted = await self.admit(request, html=False, admit_of=admit_of)
         if isinstance(admitted, web.Response):
             return admitted
         provider, seat = admitted
@@ -256,7 +266,34 @@ class ProviderPages(Generic[P]):
             refusal = Refusal("invalid", 403, seat.language)
             return refused(request, self.page_of(provider), refusal, html=False)
         if not seat.me.is_admin:
-            raise Forbidden("Only a plus participant's page may remove someone from the call.")
+            raise Forbidden(forbidden)
+        return provider, seat
+
+    async def removal(
+        self, request: web.Request, public_url: Callable[[P], str], max_peer_chars: int
+    ) -> tuple[P, Seat, str] | web.Response:
+        """`POST .../remove {"peer": id}` (the page's Remove, `removal.js`): a plus
+        participant's page (`plus_page`) and a peer id of the transport's shape. The provider
+        removes that peer."""
+        return await self.about_peer(
+            request,
+            public_url,
+            max_peer_chars,
+            "Only a plus participant's page may remove someone from the call.",
+        )
+
+    async def about_peer(
+        self,
+        request: web.Request,
+        public_url: Callable[[P], str],
+        max_peer_chars: int,
+        forbidden: str,
+    ) -> tuple[P, Seat, str] | web.Response:
+        """A plus participant's page's request about one peer: `{"peer": id}`, an id of the
+        transport's shape (at most `max_peer_chars`)."""
+        asked = await self.plus_page(request, public_url, forbidden)
+        if isinstance(asked, web.Response):
+            return asked
         try:
             body = await request.json() if request.content_length else None
         except ValueError:
@@ -264,7 +301,7 @@ class ProviderPages(Generic[P]):
         peer = body.get("peer") if isinstance(body, dict) else None
         if not isinstance(peer, str) or not peer.isascii() or not 0 < len(peer) <= max_peer_chars:
             raise InvalidRequest('The body must be {"peer": "<a peer id from the call>"}.')
-        return provider, seat, peer
+        return *asked, peer
 
     async def tools(self, request: web.Request) -> web.Response:
         """`GET .../tools`: the in-call tools the page offers its participant (`page_tools`);

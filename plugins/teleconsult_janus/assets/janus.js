@@ -11,6 +11,9 @@
 // (each page publishes one, its subscribers receive it); a shared screen replaces the camera
 // on the one published video, whose stream description ("screen") tells every page, those
 // joining later too.
+// The lobby is teleconsult's: ./token answers 202 while this page waits (asked again every
+// retryAfterMs), and a plus participant's page reads ./lobby on the same period and admits or
+// declines through ./admit and ./decline (short polls: Janus has no channel from teleconsult).
 
 const KEEPALIVE_MS = 25000;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
@@ -18,6 +21,7 @@ const STATS_MS = 1000;
 const MAX_CHAT_CHARS = 1000;
 const SCREEN = "screen";
 const CAMERA = "camera";
+const LOBBY_RETRY_MS = 2000; // until the server says otherwise (its retryAfterMs)
 
 export function createTransport(ui, info) {
   const base = location.pathname.replace(/\/+$/, "");
@@ -27,8 +31,10 @@ export function createTransport(ui, info) {
   const s = {
     phase: "idle", ws: null, access: null, session: null, publisher: null, pc: null,
     selfId: null, privateId: null, feeds: new Map(), pending: new Map(), handlers: new Map(),
-    keepalive: null, reconnects: 0, channel: null, chatsDropped: 0,
+    keepalive: null, reconnects: 0, channel: null, chatsDropped: 0, asking: null, lobbyTimer: null,
+    knocks: new Set(),
   };
+  const readsLobby = !!(info.lobby && info.self?.isAdmin);
 
   function setPhase(phase, notice = "") {
     s.phase = phase;
@@ -86,19 +92,38 @@ export function createTransport(ui, info) {
 
   async function join() {
     if (s.ws) return;
-    if (s.phase !== "reconnecting") setPhase("joining");
-    const response = await fetch(`${base}/token`, { method: "POST", cache: "no-store" }).catch(() => null);
+    clearTimeout(s.asking);
+    const waited = s.phase === "waiting";
+    if (s.phase !== "reconnecting" && !waited) setPhase("joining");
+    const response = await fetch(`${base}/token`, tokenRequest(waited)).catch(() => null);
+    if (s.phase === "left" || s.phase === "ended") return; // left meanwhile
+    if (response?.status === 202) return wait(await response.json());
     if (!response || !response.ok) {
       const refusal = response ? await response.json().catch(() => ({})) : {};
       if (response && response.status !== 503) return finish(endNotice(refusal.reason));
+      if (waited) return wait({}); // still waiting: ask again
       return setPhase("error", "connection_lost");
     }
     s.access = await response.json();
+    if (waited) setPhase("joining"); // admitted: on its way in
     const ws = new WebSocket(s.access.server, "janus-protocol");
     s.ws = ws;
     ws.onmessage = (event) => { if (ws === s.ws) onMessage(event.data); };
     ws.onclose = () => { if (ws === s.ws) onClosed(); };
     ws.onopen = () => start().catch((err) => { console.warn("janus: joining failed", err); onClosed(); });
+  }
+
+  // A waiting page says so: a fresh request knocks again (after a refusal, too).
+  function tokenRequest(waited) {
+    if (!waited) return { method: "POST", cache: "no-store" };
+    const headers = { "Content-Type": "application/json" };
+    return { method: "POST", cache: "no-store", headers, body: JSON.stringify({ waiting: true }) };
+  }
+
+  // The lobby: no token until a plus participant admits this page.
+  function wait(answer) {
+    if (s.phase !== "waiting") setPhase("waiting");
+    s.asking = setTimeout(join, answer.retryAfterMs ?? LOBBY_RETRY_MS);
   }
 
   async function start() {
@@ -120,6 +145,7 @@ export function createTransport(ui, info) {
       s.privateId = data.private_id;
       s.reconnects = 0;
       setPhase("in-call");
+      readKnocks();
       await publish();
     }
     if (data.videoroom === "destroyed") return finish("ended");
@@ -237,10 +263,51 @@ export function createTransport(ui, info) {
     ui.removeTile(String(id));
   }
 
+  // ---------------------------------------------------------------- the lobby, for a plus page
+
+  // Who waits, read every retryAfterMs while in the call; the shared UI is told what changed.
+  async function readKnocks() {
+    clearTimeout(s.lobbyTimer);
+    if (!readsLobby || s.phase !== "in-call") return;
+    let next = LOBBY_RETRY_MS;
+    try {
+      const response = await fetch(`${base}/lobby`, { cache: "no-store" });
+      if (response.ok && s.phase === "in-call") {
+        const answer = await response.json();
+        next = answer.retryAfterMs;
+        const now = new Set(answer.waiting.map((knock) => knock.id));
+        for (const id of s.knocks) if (!now.has(id)) ui.knockWithdrawn(id);
+        for (const knock of answer.waiting) if (!s.knocks.has(knock.id)) ui.knock(knock);
+        s.knocks = now;
+      }
+    } catch {
+      // offline: read again later
+    }
+    if (s.phase === "in-call") s.lobbyTimer = setTimeout(readKnocks, next);
+  }
+
+  function decide(decision, id) {
+    s.knocks.delete(id);
+    const headers = { "Content-Type": "application/json" };
+    fetch(`${base}/${decision}`, { method: "POST", headers, body: JSON.stringify({ peer: id }) })
+      .catch(() => {})
+      .finally(readKnocks);
+  }
+
+  // End the call for everyone: Janus's room is destroyed, every page is told (this one too).
+  async function end() {
+    const response = await fetch(`${base}/end`, { method: "POST" }).catch(() => null);
+    if (response && (response.ok || response.status === 410)) finish("ended");
+    else console.warn("janus: the call could not be ended", response?.status);
+  }
+
   // ---------------------------------------------------------------- leaving
 
   function close() {
     clearInterval(s.keepalive);
+    clearTimeout(s.asking);
+    clearTimeout(s.lobbyTimer);
+    s.knocks = new Set();
     for (const id of [...s.feeds.keys()]) removeFeed(id);
     s.pc?.close();
     s.pc = null;
@@ -275,7 +342,7 @@ export function createTransport(ui, info) {
 
   // The ending a refusal's reason shows: its link expired, was revoked, or its participant removed.
   function endNotice(reason) {
-    const notices = { expired: "expired", revoked: "revoked", removed: "removed" };
+    const notices = { expired: "expired", revoked: "revoked", removed: "removed", declined: "declined" };
     return notices[reason] ?? "ended";
   }
 
@@ -346,7 +413,7 @@ export function createTransport(ui, info) {
   return {
     join,
     leave,
-    // No `end` (ending the call for everyone) yet: the page then shows no such control.
+    end,
     media: () => {},
     chat,
     replaceVideo: async (track) => {
@@ -354,8 +421,8 @@ export function createTransport(ui, info) {
       await sender?.replaceTrack(track);
     },
     screen,
-    admit: () => {},
-    decline: () => {},
+    admit: (id) => decide("admit", id),
+    decline: (id) => decide("decline", id),
     close,
     view,
   };
