@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from teleconsult.plugin import CallRefusal, CallSeat, ProviderError, check_seat
 
+from . import repair
 from .client import NO_SUCH_ROOM, VideoroomError
-from .provider import NAME, ROOM_KEY, JanusVideo, room_number
+from .provider import NAME, JanusVideo
 from .tokens import participant_token
 
 
@@ -23,9 +24,10 @@ async def admit(provider: JanusVideo, text: str) -> CallSeat | CallRefusal:
 
 async def janus_token(provider: JanusVideo, seat: CallSeat) -> str:
     """The participant's token, added to their room's `allowed` list (adding it again is
-    harmless: Janus keeps one of each). A room Janus forgot (it restarted: rooms made through
-    its API live in its memory) is made again first, under its id and secret, for the
-    consultation the seat was just read from; every page that comes back adds its token."""
+    harmless: Janus keeps one of each), and the room recorded as live (`repair.py`). A room
+    Janus forgot (it restarted: rooms made through its API live in its memory) and the
+    reconciler has not made again yet is made again here, as the reconciler makes it: its
+    id, its secret and the tokens of everyone entitled, so the other pages get in too."""
     room = seat.credential.room_id
     credential = seat.credential
     token = participant_token(
@@ -35,32 +37,17 @@ async def janus_token(provider: JanusVideo, seat: CallSeat) -> str:
         seat.me.provider_user_id,
         credential.generation,
     )
+    await repair.remember(
+        provider.storage, room, credential.teleconsultation_id, credential.expires_at,
+        provider.clock(),
+    )  # fmt: skip
     try:
-        await _allow(provider, room, token)
+        await provider.allow(room, [token])
     except VideoroomError as error:
         if error.code != NO_SUCH_ROOM:
             raise _refused(error) from None
-        await provider.make_room(room, len(seat.roster.participants))
-        try:
-            await _allow(provider, room, token)
-        except VideoroomError as again:
-            raise _refused(again) from None
+        await repair.make_again(provider, seat.roster, room, credential.expires_at)
     return token
-
-
-async def _allow(provider: JanusVideo, room: str, token: str) -> None:
-    operation = "allow a participant"
-    stored = await provider.storage.get(ROOM_KEY + room)
-    if stored is None:
-        raise ProviderError(NAME, operation, "bad_answer", "the room's secret is not stored")
-    body = {
-        "request": "allowed",
-        "room": room_number(operation, room),
-        "secret": stored.document["secret"],
-        "action": "add",
-        "allowed": [token],
-    }
-    await provider.client.videoroom(operation, body)
 
 
 def _refused(error: VideoroomError) -> ProviderError:

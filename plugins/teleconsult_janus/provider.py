@@ -13,6 +13,7 @@ asked. The details of a room are Janus's `listparticipants`.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -40,10 +41,12 @@ from teleconsult.plugin import (
     stable_user_id,
 )
 
-from . import events, revoking
+from . import events, repair, revoking
 from .client import NO_SUCH_ROOM, ROOM_EXISTS, JanusClient, VideoroomError, field_of
 from .settings import Options
 from .tokens import link_key
+
+log = logging.getLogger(__name__)
 
 NAME = "janus"
 CALL_PATH = "/janus/call/"
@@ -95,9 +98,10 @@ class JanusVideo:
         await self.make_room(name, len(spec.participants))
         return CreatedRoom(provider_room_id=name)
 
-    async def make_room(self, name: str, publishers: int) -> None:
-        """Create the videoroom `name`, or find it made: safe to repeat, on any replica, and
-        how a room Janus forgot (a restart) is made again under its id and secret."""
+    async def make_room(self, name: str, publishers: int, allowed: Sequence[str] = ()) -> None:
+        """Create the videoroom `name` letting in the tokens `allowed`, or find it made and
+        add them: safe to repeat, on any replica, and how a room Janus forgot (a restart) is
+        made again under its id and secret (`repair.py`)."""
         operation = "create a room"
         room = room_number(operation, name)
         secret = await self._room_secret(name)
@@ -107,7 +111,7 @@ class JanusVideo:
             "admin_key": self.options.admin_key,
             "secret": secret,
             "is_private": True,
-            "allowed": [],
+            "allowed": list(allowed),
             "publishers": publishers,
             "description": "teleconsultation",
         }
@@ -118,6 +122,28 @@ class JanusVideo:
                 raise _refused(operation, error) from None
             if not await self.exists(name):
                 raise _refused(operation, error) from None
+            if allowed:  # made meanwhile (another replica, a page's admission): add ours
+                await self.allow(name, allowed)
+
+    async def allow(self, name: str, tokens: Sequence[str]) -> None:
+        """Add `tokens` to the room's `allowed` list (Janus keeps one of each); raises
+        `VideoroomError` when Janus refuses (426: it does not hold the room)."""
+        operation = "allow a participant"
+        stored = await self.storage.get(ROOM_KEY + name)
+        if stored is None:
+            raise ProviderError(NAME, operation, "bad_answer", "the room's secret is not stored")
+        body = {
+            "request": "allowed",
+            "room": room_number(operation, name),
+            "secret": stored.document["secret"],
+            "action": "add",
+            "allowed": list(tokens),
+        }
+        await self.client.videoroom(operation, body)
+
+    async def repair_rooms(self) -> int:
+        """`RoomRepair`: the live rooms Janus forgot, made again as they were (`repair.py`)."""
+        return await repair.repair(self)
 
     async def exists(self, name: str) -> bool:
         operation = "check a room"
@@ -147,6 +173,7 @@ class JanusVideo:
         except VideoroomError as error:
             if error.code != NO_SUCH_ROOM:
                 raise _refused(operation, error) from None
+        await self.storage.delete(repair.LIVE_KEY + provider_room_id)  # never made again
         await self.storage.delete(ROOM_KEY + provider_room_id)
 
     def join_link(self, join: JoinRequest) -> str:
@@ -216,9 +243,20 @@ class JanusVideo:
         self, headers: Mapping[str, str], body: bytes
     ) -> Sequence[ProviderEvent]:
         """Janus's event handler's posts (`events.py`): its basic credentials, then joins,
-        leaves and the call's start and end."""
+        leaves and the call's start and end. Janus saying it started (it forgot every room)
+        has the live rooms made again at once, before the pages reconnect, rather than at the
+        reconciler's next pass (which tries again if this fails)."""
         events.check_credentials(headers, self.options.events_user, self.options.events_password)
-        return await events.read(self.storage, events.parse(body))
+        posted = events.parse(body)
+        moments = await events.read(self.storage, posted)
+        if events.started(posted):
+            try:
+                made = await self.repair_rooms()
+            except ProviderError as error:
+                log.warning("janus started; its rooms are made again at the next pass: %s", error)
+            else:
+                log.info("janus started: %d live rooms made again", made)
+        return moments
 
     async def check(self) -> None:
         """Janus answers, knows our tokens, and has the videoroom: a read of a room no one has."""

@@ -17,7 +17,7 @@ export function createTransport(ui, info) {
   const s = {
     phase: "idle", ws: null, access: null, session: null, publisher: null, pc: null,
     selfId: null, feeds: new Map(), pending: new Map(), handlers: new Map(), keepalive: null,
-    reconnects: 0,
+    reconnects: 0, held: false,
   };
 
   function setPhase(phase, notice = "") {
@@ -74,21 +74,40 @@ export function createTransport(ui, info) {
 
   // ---------------------------------------------------------------- joining
 
+  // A page that reconnects keeps the token it holds: teleconsult makes a room Janus forgot
+  // again with the same allowed tokens, so it gets back in without asking. Refused with it
+  // (the room is not back yet, or the token no longer opens it), it asks again (`retryAsking`).
   async function join() {
     if (s.ws) return;
     if (s.phase !== "reconnecting") setPhase("joining");
-    const response = await fetch(`${base}/token`, { method: "POST", cache: "no-store" }).catch(() => null);
-    if (!response || !response.ok) {
-      const refusal = response ? await response.json().catch(() => ({})) : {};
-      if (response && response.status !== 503) return finish(endNotice(refusal.reason));
-      return setPhase("error", "connection_lost");
+    s.held = s.phase === "reconnecting" && s.access !== null;
+    if (!s.held) {
+      const response = await fetch(`${base}/token`, { method: "POST", cache: "no-store" }).catch(() => null);
+      if (!response || !response.ok) {
+        const refusal = response ? await response.json().catch(() => ({})) : {};
+        if (response && response.status !== 503) return finish(endNotice(refusal.reason));
+        return setPhase("error", "connection_lost");
+      }
+      s.access = await response.json();
     }
-    s.access = await response.json();
     const ws = new WebSocket(s.access.server, "janus-protocol");
     s.ws = ws;
     ws.onmessage = (event) => { if (ws === s.ws) onMessage(event.data); };
     ws.onclose = () => { if (ws === s.ws) onClosed(); };
-    ws.onopen = () => start().catch((err) => { console.warn("janus: joining failed", err); onClosed(); });
+    ws.onopen = () => start().catch((err) => {
+      if (retryAsking()) return;
+      console.warn("janus: joining failed", err);
+      onClosed();
+    });
+  }
+
+  // Refused with the token it held: forget it and join again, asking teleconsult for one.
+  function retryAsking() {
+    if (!s.held) return false;
+    close();
+    s.access = null;
+    join();
+    return true;
   }
 
   async function start() {
@@ -106,6 +125,7 @@ export function createTransport(ui, info) {
     const data = msg.plugindata?.data || {};
     if (msg.jsep && s.pc) await s.pc.setRemoteDescription(msg.jsep);
     if (data.videoroom === "joined") {
+      s.held = false;
       s.selfId = data.id;
       s.reconnects = 0;
       setPhase("in-call");
@@ -115,6 +135,7 @@ export function createTransport(ui, info) {
     if (data.leaving === "ok" && data.reason === "kicked") return kicked();
     if (data.kicked !== undefined) removeFeed(data.kicked);
     if (data.error_code) {
+      if (retryAsking()) return;
       console.warn("janus: refused", data.error_code, data.error);
       return finish("ended");
     }
