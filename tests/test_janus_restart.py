@@ -22,6 +22,8 @@ import pytest
 from aiohttp import web
 
 from teleconsult.services import SERVICES
+from tests.fakes.janus_proxy import FaultyJanus
+from tests.fakes.livekit import Fault
 from tests.helpers import (
     DOCTOR,
     NURSE,
@@ -30,6 +32,8 @@ from tests.helpers import (
     Client,
     FrozenClock,
     MakeClient,
+    Server,
+    base_url,
     create,
     path_of,
     person,
@@ -42,7 +46,7 @@ from tests.janus_server import (  # noqa: F401 - the fixtures, found by their na
     janus_namespace_fixture,
     signed_token,
 )
-from tests.test_janus import CONFIG, around, exists, provider, real_now
+from tests.test_janus import CONFIG, around, exists, real_now
 from tests.test_janus_revoke import (
     DOCTOR_ASKS,
     Publisher,
@@ -51,7 +55,6 @@ from tests.test_janus_revoke import (
     link_and_token,
     link_path,
 )
-
 
 FAMILY = person("family-1", ["patient"], "Bo Doe", "en")
 
@@ -192,7 +195,7 @@ async def test_janus_unreachable_during_a_pass_is_logged_and_the_next_pass_makes
     assert [(r.levelname, r.getMessage()) for r in warnings] == [
         (
             "WARNING",
-            "reconciler: the video provider's rooms could not be checked: The janus provider "
+            "reconciler: the video provider's rooms could not be repaired: The janus provider "
             "failed to list the rooms: cannot connect; the next pass tries again",
         )
     ]
@@ -255,3 +258,54 @@ async def test_janus_s_started_event_has_its_rooms_made_again_at_once(
     async with aiohttp.ClientSession() as http:
         joined = await Publisher(http, janus.http_url, token).join(room, "patient-1")
     assert joined["videoroom"] == "joined"
+
+
+@pytest.mark.parametrize(
+    ("request_name", "fault", "failure"),
+    [
+        ("list", Fault(delay=0.6), "list the rooms: no answer within 0.3 s"),
+        ("create", Fault(status=500), "create a room: HTTP 500"),
+    ],
+)
+async def test_a_janus_that_fails_a_pass_s_step_leaves_the_room_to_the_next_pass(
+    make_client: MakeClient,
+    janus: JanusServer,
+    clock: FrozenClock,
+    aiohttp_server: Server,
+    caplog: pytest.LogCaptureFixture,
+    request_name: str,
+    fault: Fault,
+    failure: str,
+) -> None:
+    proxy = FaultyJanus(janus)
+    url = await base_url(aiohttp_server, proxy.app())
+    clock.now = real_now()
+    client = await make_client(
+        CONFIG,
+        **{
+            **environ(janus),
+            "JANUS_URL": url + "/janus",
+            "JANUS_TIMEOUT_MS": "300",
+            "JANUS_MAX_ATTEMPTS": "1",
+        },
+    )
+    room_id = await create(client, around(clock.now, 2, DOCTOR, PATIENT))
+    room = await provider_room(client, room_id)
+    _, token = await link_and_token(client, room_id, "patient-1")
+    await janus.restart()
+    proxy.fail(request_name, fault)
+    reconciler = client.app[SERVICES].reconciler
+
+    with caplog.at_level(logging.INFO):
+        await reconciler.run_pass()
+
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "reconciler: the video provider's rooms could not be repaired: The janus provider "
+        f"failed to {failure}; the next pass tries again"
+    ]
+    assert token not in caplog.text
+    assert room not in proxy.rooms
+    await reconciler.run_pass()
+    assert room in proxy.rooms
+    assert await allowed(client, janus, room) == {token, token_for(janus, clock, room, "doctor-1")}

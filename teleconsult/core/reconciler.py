@@ -109,7 +109,7 @@ class Reconciler:
                 made = await self.rooms.repair_rooms()
         except ProviderError as error:
             log.warning(
-                "reconciler: the video provider's rooms could not be checked: %s; "
+                "reconciler: the video provider's rooms could not be repaired: %s; "
                 "the next pass tries again",
                 error.message,
                 extra={"fields": {"operation": error.operation, "kind": error.kind}},
