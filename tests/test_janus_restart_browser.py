@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession, web
 from playwright.async_api import Browser, Page, Request, WebSocketRoute, async_playwright, expect
+from teleconsult_janus import JanusVideo
 
 from teleconsult.services import SERVICES
 from tests.helpers import (
@@ -48,6 +49,7 @@ NEW_FEED = """(old) => {
   return now.length === 1 && !old.includes(now[0]);
 }"""
 """The page receives a new feed (Janus gives a feed a new id when it comes back)."""
+REJOINED = "(old) => window.__call.selfId !== null && window.__call.selfId !== old"
 
 
 class Served:
@@ -98,77 +100,150 @@ async def namespaced_browser(
         await browser.close()
 
 
-async def test_a_call_resumes_after_janus_restarts_in_the_room_the_reconciler_made_again(
-    service: Served, namespaced_browser: Browser, janus: JanusServer, clock: FrozenClock
-) -> None:
-    start = clock.now + timedelta(minutes=5)
-    body = teleconsultation(
-        2, DOCTOR, PATIENT, start=start.isoformat(), end=(start + timedelta(minutes=30)).isoformat()
-    )
-    async with ClientSession(service.url) as session:
-        created = await session.post("/teleconsultation", json=body)
-        assert created.status == 201
-        room_id = (await created.json())["roomId"]
-        links = {}
-        for user in ("doctor-1", "patient-1"):
-            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
-            links[user] = (await answer.json())["accessLinkURL"]
-        held = set()
-        for user in ("doctor-1", "patient-1"):  # the tokens the pages get (the same each time)
-            asked = await session.post(path_of(links[user]) + "/token")
-            held.add((await asked.json())["token"])
-    record = await service.app[SERVICES].store.records.get(room_id)
-    assert record is not None
-    assert record.room is not None
-    room = record.room.provider_room_id
+class Call:
+    """Two pages in a call through Janus; the tokens they were handed, and those they ask
+    for once `restarted`. `keep_away` routes the pages' new WebSockets to Janus through the
+    test, which closes each one until `let_back` opens the way for that page."""
 
-    problems: list[str] = []
-    pages: list[Page] = []
-    asked_after: list[str] = []
-    restarted = False
+    def __init__(self, service: Served, janus: JanusServer) -> None:
+        self.service, self.janus = service, janus
+        self.pages: list[Page] = []
+        self.held: set[str] = set()
+        self.room = ""
+        self.problems: list[str] = []
+        self.asked_after: list[str] = []
+        self.restarted = False
+        self.feeds: list[list[str]] = []
+        self.ways: list[asyncio.Event] = []
+        self.selves: list[int] = []
 
-    def on_request(request: Request) -> None:
-        if restarted and request.url.endswith("/token"):
-            asked_after.append(request.url)
+    async def start(self, browser: Browser, clock: FrozenClock) -> None:
+        start = clock.now + timedelta(minutes=5)
+        end = start + timedelta(minutes=30)
+        body = teleconsultation(2, DOCTOR, PATIENT, start=start.isoformat(), end=end.isoformat())
+        async with ClientSession(self.service.url) as session:
+            created = await session.post("/teleconsultation", json=body)
+            assert created.status == 201
+            room_id = (await created.json())["roomId"]
+            links = []
+            for user in ("doctor-1", "patient-1"):
+                answer = await session.get(
+                    f"/teleconsultation/{room_id}", headers={"miauserid": user}
+                )
+                links.append((await answer.json())["accessLinkURL"])
+            for link in links:  # the tokens the pages get (the same each time)
+                asked = await session.post(path_of(link) + "/token")
+                self.held.add((await asked.json())["token"])
+        record = await self.service.app[SERVICES].store.records.get(room_id)
+        assert record is not None
+        assert record.room is not None
+        self.room = record.room.provider_room_id
+        for link in links:
+            _, page = await open_page(browser, link, self.problems)
+            page.on("request", self._asked)
+            self.pages.append(page)
+            await page.locator("#join").click()
+        for page in self.pages:
+            await self.video_through_janus(page)
 
-    for user in ("doctor-1", "patient-1"):
-        _, page = await open_page(namespaced_browser, links[user], problems)
-        page.on("request", on_request)
-        pages.append(page)
-        await page.locator("#join").click()
-    for page in pages:
+    def _asked(self, request: Request) -> None:
+        if self.restarted and request.url.endswith("/token"):
+            self.asked_after.append(request.url)
+
+    async def video_through_janus(self, page: Page) -> None:
         pairs = await video_from_everyone(page, 1)
         assert [RTP_PORTS[0] <= p["remotePort"] <= RTP_PORTS[1] for p in pairs.values()] == [True]
 
-    # From now on, the pages' new WebSockets to Janus are closed until the test opens the way.
-    way_open = asyncio.Event()
+    async def keep_away(self) -> None:
+        for page in self.pages:
+            way = asyncio.Event()
+            self.ways.append(way)
 
-    async def gate(ws: WebSocketRoute) -> None:
-        if way_open.is_set():
-            ws.connect_to_server()
-        else:
-            await ws.close(code=1011, reason="kept away by the test")
+            async def gate(ws: WebSocketRoute, way: asyncio.Event = way) -> None:
+                if way.is_set():
+                    ws.connect_to_server()
+                else:
+                    await ws.close(code=1011, reason="kept away by the test")
 
-    for page in pages:
-        await page.context.route_web_socket(lambda url: url.startswith(janus.ws_url), gate)
-    feeds = [await page.evaluate("window.__call.peerIds()") for page in pages]
-    restarted = True
+            await page.context.route_web_socket(lambda url: url.startswith(self.janus.ws_url), gate)
+            self.feeds.append(await page.evaluate("window.__call.peerIds()"))
+            self.selves.append(await page.evaluate("window.__call.selfId"))
+
+    async def let_back(self, index: int) -> None:
+        """Open the way for page `index`, and wait until it joined the room again (Janus
+        gives it a new participant id)."""
+        self.ways[index].set()
+        page = self.pages[index]
+        await page.wait_for_function(REJOINED, arg=self.selves[index], polling=100)
+
+    async def video_again(self) -> None:
+        """Each page receives a new feed (the other's, published again) with video."""
+        for page, old in zip(self.pages, self.feeds, strict=True):
+            await page.wait_for_function(NEW_FEED, arg=old, polling=100)
+            await self.video_through_janus(page)
+
+    async def allowed(self) -> set[str]:
+        return await allowed_in(self.service.app, self.janus, self.room)
+
+    async def close(self) -> None:
+        for page in self.pages:
+            await expect(page.locator("#leave")).to_be_visible()
+            await page.context.close()
+        assert self.problems == []
+
+
+async def test_a_call_resumes_after_janus_restarts_in_the_room_the_reconciler_made_again(
+    service: Served, namespaced_browser: Browser, janus: JanusServer, clock: FrozenClock
+) -> None:
+    call = Call(service, janus)
+    await call.start(namespaced_browser, clock)
+    await call.keep_away()
+    call.restarted = True
     await janus.restart()
 
     # A pass (the `started` event may have been first: then it finds nothing to do).
     assert await service.app[SERVICES].reconciler.repair_rooms() in (0, 1)
-    assert await exists(janus, room)  # the same id, and no page asked for a token
-    assert await allowed_in(service.app, janus, room) == held
-    assert asked_after == []
+    assert await exists(janus, call.room)  # the same id, and no page asked for a token
+    assert await call.allowed() == call.held
+    assert call.asked_after == []
 
-    way_open.set()
-    for page, old in zip(pages, feeds, strict=True):
-        await page.wait_for_function(NEW_FEED, arg=old, polling=100)
-        pairs = await video_from_everyone(page, 1)
-        assert [RTP_PORTS[0] <= p["remotePort"] <= RTP_PORTS[1] for p in pairs.values()] == [True]
-    assert asked_after == []  # back in with the tokens they held
-    assert await allowed_in(service.app, janus, room) == held
-    for page in pages:
-        await expect(page.locator("#leave")).to_be_visible()
-        await page.context.close()
-    assert problems == []
+    for index in range(len(call.pages)):
+        await call.let_back(index)
+    await call.video_again()
+    assert call.asked_after == []  # back in with the tokens they held
+    assert await call.allowed() == call.held
+    await call.close()
+
+
+async def test_a_page_back_before_its_room_asks_for_a_token_and_the_room_comes_back_whole(
+    service: Served, namespaced_browser: Browser, janus: JanusServer, clock: FrozenClock
+) -> None:
+    call = Call(service, janus)
+    await call.start(namespaced_browser, clock)
+    await call.keep_away()
+    call.restarted = True
+    await janus.restart()
+    for _ in range(100):  # Janus's `started` event has the room made again...
+        if await exists(janus, call.room):
+            break
+        await asyncio.sleep(0.1)
+    video = service.app[SERVICES].video
+    assert isinstance(video, JanusVideo)
+    stored = await video.storage.get(f"room/{call.room}")
+    assert stored is not None
+    secret = stored.document["secret"]
+    token = signed_token(janus.token_secret, int(real_now().timestamp()) + 60)
+    destroy = {"request": "destroy", "room": int(call.room), "secret": secret}
+    assert (await videoroom(janus.http_url, token, destroy))["videoroom"] == "destroyed"
+    assert not await exists(janus, call.room)  # ...and it is gone again: no pass runs here
+
+    # The doctor's page comes back first: Janus refuses its token (no such room), so it asks
+    # teleconsult for one, which makes the room again with everyone's tokens.
+    await call.let_back(0)
+    assert [url.rpartition("/")[0] for url in call.asked_after] == [call.pages[0].url.rstrip("/")]
+    assert await call.allowed() == call.held
+    # The patient's page then gets in with the token it held.
+    await call.let_back(1)
+    await call.video_again()
+    assert len(call.asked_after) == 1
+    await call.close()
