@@ -15,7 +15,9 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -217,44 +219,72 @@ async def test_janus_unreachable_during_a_pass_is_logged_and_the_next_pass_makes
     ]
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    app: web.Application
+
+
 @pytest.fixture
 async def served(
     janus: JanusServer,
     events_port: int,
     build_app: Callable[..., web.Application],
     clock: FrozenClock,
-) -> AsyncIterator[str]:
-    """The service where Janus's event handler posts (its `started` event among the rest)."""
+) -> AsyncIterator[Served]:
+    """The service on the host's end of the veth pair: where Janus's event handler posts (its
+    `started` event among the rest) and pages in the namespace open their links."""
     clock.now = real_now()
-    app = build_app(CONFIG, **environ(janus))
+    url = f"http://{janus.namespace.host_address}:{events_port}"
+    app = build_app(CONFIG, **environ(janus), JANUS_PAGE_URL=url)
     server = AppServer(app, host=janus.namespace.host_address, port=events_port)
     await server.start_server()
-    yield f"http://{janus.namespace.host_address}:{events_port}"
+    yield Served(url, app)
     await server.close()
 
 
+async def handed_out(url: str, body: dict[str, Any], users: list[str]) -> tuple[str, list[str]]:
+    """A consultation created at `url`, and each user's link (`GET` as them)."""
+    async with aiohttp.ClientSession(url) as session:
+        created = await session.post("/teleconsultation", json=body)
+        assert created.status == 201
+        room_id: str = (await created.json())["roomId"]
+        links = []
+        for user in users:
+            answer = await session.get(f"/teleconsultation/{room_id}", headers={"miauserid": user})
+            links.append((await answer.json())["accessLinkURL"])
+    return room_id, links
+
+
+async def page_token(link: str) -> str:
+    """The Janus token the link's page gets (the same at every ask)."""
+    async with aiohttp.ClientSession() as session:
+        answer = await session.post(link + "/token")
+        assert answer.status == 200
+        token: str = (await answer.json())["token"]
+        return token
+
+
+async def made_again(janus: JanusServer, room: str) -> None:
+    """Wait until Janus holds the room again (the `started` event's repair), 10 s at most."""
+    for _ in range(100):
+        if await exists(janus, room):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the room was not made again:\n{janus.log()}")
+
+
 async def test_janus_s_started_event_has_its_rooms_made_again_at_once(
-    served: str, janus: JanusServer, clock: FrozenClock
+    served: Served, janus: JanusServer, clock: FrozenClock
 ) -> None:
-    async with aiohttp.ClientSession(served) as session:
-        created = await session.post(
-            "/teleconsultation", json=around(clock.now, 2, DOCTOR, PATIENT)
-        )
-        room_id = (await created.json())["roomId"]
-        answer = await session.get(
-            f"/teleconsultation/{room_id}", headers={"miauserid": "patient-1"}
-        )
-        link = path_of((await answer.json())["accessLinkURL"])
-        token = (await (await session.post(link + "/token")).json())["token"]
-        room = token.split(",")[3].split(".")[1]
+    body = around(clock.now, 2, DOCTOR, PATIENT)
+    room_id, [link] = await handed_out(served.url, body, ["patient-1"])
+    token = await page_token(link)
+    room = await provider_room(served.app, room_id)
 
     await janus.restart()  # no reconciler runs here (RECONCILE_INTERVAL_MS=0), no page asks
 
-    for _ in range(100):
-        if await exists(janus, room):
-            break
-        await asyncio.sleep(0.1)
-    assert await exists(janus, room)
+    await made_again(janus, room)
     async with aiohttp.ClientSession() as http:
         joined = await Publisher(http, janus.http_url, token).join(room, "patient-1")
     assert joined["videoroom"] == "joined"

@@ -4,44 +4,45 @@ network namespace (as tests/test_janus_browser.py runs it).
 
 To tell the reconciler's repair from the one a page's token request makes, the pages are
 kept away from the restarted Janus (their WebSockets are routed through the test, which
-closes each one until told otherwise) until the test has run a pass and asked Janus that the
-room is back with both tokens; no page asks teleconsult for a token from the restart on.
+closes each one until told otherwise) until the test has asked Janus that the room is back
+with both tokens; no page asks teleconsult for a token from the restart on. A page that
+comes back before its room does ask, and the room then comes back whole.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, web
-from playwright.async_api import Browser, Page, Request, WebSocketRoute, async_playwright, expect
+from playwright.async_api import Browser, Page, Request, WebSocketRoute, expect
 from teleconsult_janus import JanusVideo
 
 from teleconsult.services import SERVICES
-from tests.helpers import (
-    CHROMIUM_OFFLINE,
-    PATIENT,
-    AppServer,
-    FrozenClock,
-    path_of,
-    teleconsultation,
-)
+from tests.helpers import PATIENT, FrozenClock, provider_room, teleconsultation
 from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
     RTP_PORTS,
     JanusServer,
-    Namespace,
-    chromium_wrapper,
     events_port_fixture,
     janus_fixture,
     janus_namespace_fixture,
     signed_token,
     videoroom,
 )
-from tests.test_janus import CONFIG, exists, real_now
-from tests.test_janus_browser import DOCTOR, open_page, video_from_everyone
+from tests.test_janus import exists, real_now
+from tests.test_janus_browser import (  # noqa: F401 - the fixture, found by its name
+    DOCTOR,
+    namespaced_browser,
+    open_page,
+    video_from_everyone,
+)
+from tests.test_janus_restart import (  # noqa: F401 - `served`: the fixture, found by its name
+    Served,
+    handed_out,
+    made_again,
+    page_token,
+    served,
+)
 from tests.test_janus_revoke import allowed_in
 
 NEW_FEED = """(old) => {
@@ -52,52 +53,10 @@ NEW_FEED = """(old) => {
 REJOINED = "(old) => window.__call.selfId !== null && window.__call.selfId !== old"
 
 
-class Served:
-    def __init__(self, url: str, app: web.Application) -> None:
-        self.url, self.app = url, app
-
-
 @pytest.fixture
-async def service(
-    janus: JanusServer,
-    events_port: int,
-    build_app: Callable[..., web.Application],
-    clock: FrozenClock,
-) -> AsyncIterator[Served]:
-    """The service on the host's end of the veth pair, where pages in the namespace reach it
-    and Janus's event handler posts."""
-    clock.now = real_now()
-    address = janus.namespace.host_address
-    url = f"http://{address}:{events_port}"
-    app = build_app(
-        CONFIG,
-        **janus.environ(
-            JANUS_ALLOW_PLAIN_HTTP="true",
-            JANUS_PAGE_URL=url,
-            IMMUTABLE_PERIOD_MS=str(600_000),
-        ),
-    )
-    server = AppServer(app, host=address, port=events_port)
-    await server.start_server()
-    yield Served(url, app)
-    await server.close()
-
-
-@pytest.fixture
-async def namespaced_browser(
-    janus_namespace: Namespace, service: Served, tmp_path: Path
-) -> AsyncIterator[Browser]:
-    executable = chromium_wrapper(tmp_path, janus_namespace, "/usr/bin/chromium")
-    args = [
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        f"--unsafely-treat-insecure-origin-as-secure={service.url}",
-        *CHROMIUM_OFFLINE,
-    ]
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=args)
-        yield browser
-        await browser.close()
+def service(served: Served) -> str:  # noqa: F811 - the fixture imported above
+    """Where the pages' browser finds the service (`namespaced_browser` trusts its origin)."""
+    return served.url
 
 
 class Call:
@@ -121,23 +80,10 @@ class Call:
         start = clock.now + timedelta(minutes=5)
         end = start + timedelta(minutes=30)
         body = teleconsultation(2, DOCTOR, PATIENT, start=start.isoformat(), end=end.isoformat())
-        async with ClientSession(self.service.url) as session:
-            created = await session.post("/teleconsultation", json=body)
-            assert created.status == 201
-            room_id = (await created.json())["roomId"]
-            links = []
-            for user in ("doctor-1", "patient-1"):
-                answer = await session.get(
-                    f"/teleconsultation/{room_id}", headers={"miauserid": user}
-                )
-                links.append((await answer.json())["accessLinkURL"])
-            for link in links:  # the tokens the pages get (the same each time)
-                asked = await session.post(path_of(link) + "/token")
-                self.held.add((await asked.json())["token"])
-        record = await self.service.app[SERVICES].store.records.get(room_id)
-        assert record is not None
-        assert record.room is not None
-        self.room = record.room.provider_room_id
+        users = ["doctor-1", "patient-1"]
+        room_id, links = await handed_out(self.service.url, body, users)
+        self.held = {await page_token(link) for link in links}
+        self.room = await provider_room(self.service.app, room_id)
         for link in links:
             _, page = await open_page(browser, link, self.problems)
             page.on("request", self._asked)
@@ -192,17 +138,29 @@ class Call:
         assert self.problems == []
 
 
-async def test_a_call_resumes_after_janus_restarts_in_the_room_the_reconciler_made_again(
-    service: Served, namespaced_browser: Browser, janus: JanusServer, clock: FrozenClock
-) -> None:
-    call = Call(service, janus)
+@pytest.fixture
+async def call(
+    served: Served,  # noqa: F811 - the fixture imported above
+    namespaced_browser: Browser,  # noqa: F811 - the fixture imported above
+    janus: JanusServer,
+    clock: FrozenClock,
+) -> Call:
+    """Two pages in a call, kept away from Janus, which has just restarted."""
+    call = Call(served, janus)
     await call.start(namespaced_browser, clock)
     await call.keep_away()
     call.restarted = True
     await janus.restart()
+    return call
 
+
+async def test_a_call_resumes_after_janus_restarts_in_the_room_the_reconciler_made_again(
+    call: Call,
+    served: Served,  # noqa: F811 - the fixture imported above
+    janus: JanusServer,
+) -> None:
     # A pass (the `started` event may have been first: then it finds nothing to do).
-    assert await service.app[SERVICES].reconciler.repair_rooms() in (0, 1)
+    assert await served.app[SERVICES].reconciler.repair_rooms() in (0, 1)
     assert await exists(janus, call.room)  # the same id, and no page asked for a token
     assert await call.allowed() == call.held
     assert call.asked_after == []
@@ -216,26 +174,19 @@ async def test_a_call_resumes_after_janus_restarts_in_the_room_the_reconciler_ma
 
 
 async def test_a_page_back_before_its_room_asks_for_a_token_and_the_room_comes_back_whole(
-    service: Served, namespaced_browser: Browser, janus: JanusServer, clock: FrozenClock
+    call: Call,
+    served: Served,  # noqa: F811 - the fixture imported above
+    janus: JanusServer,
 ) -> None:
-    call = Call(service, janus)
-    await call.start(namespaced_browser, clock)
-    await call.keep_away()
-    call.restarted = True
-    await janus.restart()
-    for _ in range(100):  # Janus's `started` event has the room made again...
-        if await exists(janus, call.room):
-            break
-        await asyncio.sleep(0.1)
-    video = service.app[SERVICES].video
+    await made_again(janus, call.room)  # by Janus's `started` event...
+    video = served.app[SERVICES].video
     assert isinstance(video, JanusVideo)
     stored = await video.storage.get(f"room/{call.room}")
     assert stored is not None
-    secret = stored.document["secret"]
     token = signed_token(janus.token_secret, int(real_now().timestamp()) + 60)
-    destroy = {"request": "destroy", "room": int(call.room), "secret": secret}
+    destroy = {"request": "destroy", "room": int(call.room), "secret": stored.document["secret"]}
     assert (await videoroom(janus.http_url, token, destroy))["videoroom"] == "destroyed"
-    assert not await exists(janus, call.room)  # ...and it is gone again: no pass runs here
+    assert not await exists(janus, call.room)  # ...and gone again: no pass runs here
 
     # The doctor's page comes back first: Janus refuses its token (no such room), so it asks
     # teleconsult for one, which makes the room again with everyone's tokens.
