@@ -8,11 +8,11 @@ then lets in that page, and only pages teleconsult let in.
 
 from __future__ import annotations
 
-from teleconsult.plugin import CallRefusal, CallSeat, ProviderError, check_seat
+from teleconsult.plugin import CallRefusal, CallSeat, check_seat
 
 from . import repair
-from .client import NO_SUCH_ROOM, VideoroomError
-from .provider import NAME, JanusVideo
+from .client import NO_SUCH_ROOM, VideoroomError, refused
+from .provider import JanusVideo
 from .tokens import participant_token
 
 
@@ -45,11 +45,6 @@ async def janus_token(provider: JanusVideo, seat: CallSeat) -> str:
         await provider.allow(room, [token])
     except VideoroomError as error:
         if error.code != NO_SUCH_ROOM:
-            raise _refused(error) from None
+            raise refused("allow a participant", error) from None
         await repair.make_again(provider, seat.roster, room, credential.expires_at)
     return token
-
-
-def _refused(error: VideoroomError) -> ProviderError:
-    reason = f"videoroom error {error.code}: {error.reason[:200]}"
-    return ProviderError(NAME, "allow a participant", "bad_answer", reason)

@@ -42,7 +42,7 @@ from teleconsult.plugin import (
 )
 
 from . import events, repair, revoking
-from .client import NO_SUCH_ROOM, ROOM_EXISTS, JanusClient, VideoroomError, field_of
+from .client import NO_SUCH_ROOM, ROOM_EXISTS, JanusClient, VideoroomError, field_of, refused
 from .settings import Options
 from .tokens import link_key
 
@@ -119,11 +119,14 @@ class JanusVideo:
             await self.client.videoroom(operation, body)
         except VideoroomError as error:
             if error.code != ROOM_EXISTS:  # ours already: a lost answer, or a repeat
-                raise _refused(operation, error) from None
+                raise refused(operation, error) from None
             if not await self.exists(name):
-                raise _refused(operation, error) from None
+                raise refused(operation, error) from None
             if allowed:  # made meanwhile (another replica, a page's admission): add ours
-                await self.allow(name, allowed)
+                try:
+                    await self.allow(name, allowed)
+                except VideoroomError as again:
+                    raise refused("allow a participant", again) from None
 
     async def allow(self, name: str, tokens: Sequence[str]) -> None:
         """Add `tokens` to the room's `allowed` list (Janus keeps one of each); raises
@@ -152,7 +155,7 @@ class JanusVideo:
                 operation, {"request": "exists", "room": room_number(operation, name)}
             )
         except VideoroomError as error:
-            raise _refused(operation, error) from None
+            raise refused(operation, error) from None
         return bool(field_of(operation, answer, "exists", bool))
 
     async def delete_room(self, provider_room_id: str) -> None:
@@ -172,7 +175,7 @@ class JanusVideo:
             await self.client.videoroom(operation, body)
         except VideoroomError as error:
             if error.code != NO_SUCH_ROOM:
-                raise _refused(operation, error) from None
+                raise refused(operation, error) from None
         await self.storage.delete(repair.LIVE_KEY + provider_room_id)  # never made again
         await self.storage.delete(ROOM_KEY + provider_room_id)
 
@@ -195,7 +198,7 @@ class JanusVideo:
                 {"request": "listparticipants", "room": room_number(operation, provider_room_id)},
             )
         except VideoroomError as error:
-            raise _refused(operation, error) from None
+            raise refused(operation, error) from None
         present = field_of(operation, answer, "participants", list)
         feeds = {
             found.key.rpartition("/")[2]: str(found.document["user"])
@@ -293,9 +296,3 @@ def room_number(operation: str, name: str) -> int:
     if number is None:
         raise ProviderError(NAME, operation, "bad_answer", "not a room id of this provider")
     return number
-
-
-def _refused(operation: str, error: VideoroomError) -> ProviderError:
-    return ProviderError(
-        NAME, operation, "bad_answer", f"videoroom error {error.code}: {error.reason[:200]}"
-    )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from teleconsult.plugin import ProviderStorage, RoomRoster, VersionConflict
 
-from .client import field_of
+from .client import VideoroomError, field_of, refused
 from .tokens import participant_token
 
 if TYPE_CHECKING:
@@ -54,9 +54,12 @@ async def repair(video: JanusVideo) -> int:
     if not live:
         return 0  # no call since the last restart of anything: Janus is not asked
     operation = "list the rooms"
-    answer = await video.client.videoroom(
-        operation, {"request": "list", "admin_key": video.options.admin_key}
-    )
+    try:
+        answer = await video.client.videoroom(
+            operation, {"request": "list", "admin_key": video.options.admin_key}
+        )
+    except VideoroomError as error:
+        raise refused(operation, error) from None
     present = {
         str(room.get("room"))
         for room in field_of(operation, answer, "list", list)
