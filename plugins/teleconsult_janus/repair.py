@@ -52,7 +52,7 @@ async def repair(video: JanusVideo) -> int:
     it; how many were made."""
     live = await video.storage.find(LIVE_KEY)
     if not live:
-        return 0  # no call since the last restart of anything: Janus is not asked
+        return 0  # no live call: Janus is not asked
     operation = "list the rooms"
     try:
         answer = await video.client.videoroom(
