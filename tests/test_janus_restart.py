@@ -193,14 +193,13 @@ async def test_janus_unreachable_during_a_pass_is_logged_and_the_next_pass_makes
     with caplog.at_level(logging.INFO):
         await reconciler.run_pass()  # no exception: the rest of the pass ran
 
-    warnings = [r for r in caplog.records if r.name == "teleconsult.core.reconciler"]
-    assert [(r.levelname, r.getMessage()) for r in warnings] == [
-        (
-            "WARNING",
-            "reconciler: the video provider's rooms could not be repaired: The janus provider "
-            "failed to list the rooms: cannot connect; the next pass tries again",
-        )
-    ]
+    failed = "reconciler: the video provider's rooms could not be repaired (each pass tries "
+    failed += "again): The janus provider failed to list the rooms: cannot connect"
+    assert reconciler_lines(caplog) == [("WARNING", failed)]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        await reconciler.run_pass()  # still down: said once, then at debug
+    assert reconciler_lines(caplog) == [("DEBUG", failed)]
     for secret in (token, path_of(link), janus.admin_key, janus.token_secret):
         assert secret not in caplog.text
 
@@ -208,6 +207,10 @@ async def test_janus_unreachable_during_a_pass_is_logged_and_the_next_pass_makes
     caplog.clear()
     with caplog.at_level(logging.INFO):
         await reconciler.run_pass()
+    assert reconciler_lines(caplog) == [
+        ("INFO", "reconciler: the video provider's rooms are repaired again"),
+        ("INFO", "provider rooms made again"),
+    ]
     assert await exists(janus, room)
     assert await allowed(janus_client, janus, room) == {
         token,
@@ -216,6 +219,14 @@ async def test_janus_unreachable_during_a_pass_is_logged_and_the_next_pass_makes
     made = [r for r in caplog.records if r.getMessage() == "provider rooms made again"]
     assert [getattr(r, "fields", None) for r in made] == [
         {"event": "provider rooms made again", "count": 1}
+    ]
+
+
+def reconciler_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name == "teleconsult.core.reconciler"
     ]
 
 
@@ -331,8 +342,8 @@ async def test_a_janus_that_fails_a_pass_s_step_leaves_the_room_to_the_next_pass
 
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in warnings] == [
-        "reconciler: the video provider's rooms could not be repaired: The janus provider "
-        f"failed to {failure}; the next pass tries again"
+        "reconciler: the video provider's rooms could not be repaired (each pass tries again): "
+        f"The janus provider failed to {failure}"
     ]
     assert token not in caplog.text
     assert room not in proxy.rooms

@@ -11,7 +11,8 @@ deletes providers' expired data, a bounded batch at a time, and runs the retenti
 pass (`core.retention`: leased, so one replica does it), which deletes expired
 idempotency keys among the rest. A video provider whose media server may forget its rooms
 (`RoomRepair`: Janus, restarted) is asked at every pass to make its live rooms again; it may
-do so on several replicas at once, and a failure is a warning line, tried again next pass.
+do so on several replicas at once, and a failure is tried again next pass (a warning when
+it starts, an info line when it ends).
 Each repair is an event line ("room deleted" with the reason `orphan` or `retry`, "provider
 rooms made again", "expired provider data purged", the retention pass's counts); a store
 that stays unavailable is logged when it starts and when it ends.
@@ -64,6 +65,11 @@ class Reconciler:
         self._outage = logs.Outage(
             log, "reconciler: the store is unavailable", "reconciler: the store answers again"
         )
+        self._repair_outage = logs.Outage(
+            log,
+            "reconciler: the video provider's rooms could not be repaired (each pass tries again)",
+            "reconciler: the video provider's rooms are repaired again",
+        )
 
     async def run_once(self) -> int:
         """Lease and process one batch of due jobs; return how many were processed."""
@@ -100,21 +106,18 @@ class Reconciler:
 
     async def repair_rooms(self) -> int:
         """Ask the video provider to make again the live rooms its server lost; return how
-        many it made. Its failure is logged (its message names the operation, never a token
-        or a link) and left to the next pass: the rest of this pass runs all the same."""
+        many it made. Its failure is a warning when it starts (its message names the
+        operation, never a token or a link), debug while it lasts, and left to the next pass:
+        the rest of this pass runs all the same."""
         if self.rooms is None:
             return 0
         try:
             with outbound.deadline(LEASE.total_seconds() / 2):
                 made = await self.rooms.repair_rooms()
         except ProviderError as error:
-            log.warning(
-                "reconciler: the video provider's rooms could not be repaired: %s; "
-                "the next pass tries again",
-                error.message,
-                extra={"fields": {"operation": error.operation, "kind": error.kind}},
-            )
+            self._repair_outage.failed(error.message, operation=error.operation, kind=error.kind)
             return 0
+        self._repair_outage.recovered()
         if made:
             logs.event(log, "provider rooms made again", count=made)
         return made
