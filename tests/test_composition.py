@@ -123,8 +123,9 @@ def test_importing_the_plugin_surface_loads_no_store_driver_and_little_of_the_co
     # provider that serves it reaches (teleconsult.callpage and its settings); 33 with its ICE
     # servers (teleconsult.callpage.ice), shared by the providers that serve the page; 34 with
     # the links' credentials those providers share (teleconsult.callpage.links); 35 with who
-    # such a link lets in (teleconsult.callpage.seats).
-    assert len(ours) <= 35, ours
+    # such a link lets in (teleconsult.callpage.seats); 36 with the live calls' protocols, split
+    # from protocols.py to keep it under 450 lines (teleconsult.providers.live).
+    assert len(ours) <= 36, ours
 
 
 def declaring(name: str, key: str, marker: str) -> object:
