@@ -111,6 +111,16 @@ _Exchanged = tuple[int, str, CIMultiDictProxy[str]]
 """An answer as it came: its status, its text, its headers."""
 
 
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    url: URL
+    json_body: object
+    form: aiohttp.FormData | None
+    params: Mapping[str, str] | None
+    headers: Mapping[str, str] = field(repr=False)
+
+
 DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
 """When (event loop time) whoever waits on these calls stops waiting: a rate-limit wait longer
 than what is left is not waited for. Unset, `CallPolicy.max_wait_seconds` bounds it."""
@@ -255,11 +265,13 @@ class OutboundClient:
             raise ProviderError(self.provider, operation, "bad_answer", str(error)) from None
         # Built as encoded: yarl would otherwise normalise it again (and decode %2E).
         url = URL(self._base_url + filled, encoded=True)
-        request_headers = {**self._headers, **(headers or {})}
+        request = _Request(
+            method, url, json_body, form, params, {**self._headers, **(headers or {})}
+        )
         for attempt in range(1, self.policy.max_attempts + 1):
             started = time.monotonic()
             outcome = await self._attempt(
-                method, url, safe, json_body, form, params, request_headers, also_ok,
+                request, safe, also_ok,
                 late is not None and not safe and len(self._late) < MAX_LATE_READS,
             )  # fmt: skip
             elapsed_ms = (time.monotonic() - started) * 1000
@@ -287,21 +299,10 @@ class OutboundClient:
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _attempt(
-        self,
-        method: str,
-        url: URL,
-        safe: bool,
-        json_body: object,
-        form: aiohttp.FormData | None,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-        also_ok: Collection[int],
-        late: bool = False,
+        self, request: _Request, safe: bool, also_ok: Collection[int], late: bool
     ) -> Answer | _Failure:
         """One request; with `late`, one that times out is still read (`_Failure.pending`)."""
-        exchange = self._exchange(
-            method, url, json_body, form, params, headers, self._listening() if late else None
-        )
+        exchange = self._exchange(request, self._listening() if late else None)
         try:
             if late:
                 pending = asyncio.ensure_future(exchange)
@@ -327,21 +328,13 @@ class OutboundClient:
             return _Failure("bad_answer", "the answer is not text", retry=False)
         return self._outcome(status, text, answer_headers, safe, also_ok)
 
-    async def _exchange(
-        self,
-        method: str,
-        url: URL,
-        json_body: object,
-        form: aiohttp.FormData | None,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-        listening: float | None,
-    ) -> _Exchanged:
+    async def _exchange(self, request: _Request, listening: float | None) -> _Exchanged:
         """The request and its answer, within the call's timeout (or `listening` seconds)."""
         timeout = aiohttp.ClientTimeout(total=listening or self.policy.timeout_seconds)
+        form = request.form
         async with self.session.request(
-            method, url, json=json_body if form is None else None, data=form,
-            params=params, headers=headers, timeout=timeout,
+            request.method, request.url, json=request.json_body if form is None else None,
+            data=form, params=request.params, headers=request.headers, timeout=timeout,
         ) as response:  # fmt: skip
             return response.status, await response.text(), response.headers
 
