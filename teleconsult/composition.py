@@ -241,6 +241,8 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             announcer=announcer,
             on_change=waiter.changed,
         )
+        # Before the providers close: a late creation answer still read is let go (its job stays).
+        stack.push_async_callback(service.jobs.followed, cancel=True)
         retention = Retention(store, clock, metrics, _retention_policy(settings))
         reconciler = Reconciler(
             store,

@@ -14,6 +14,7 @@ of the wrong shape, a client that left) or a reason not to start.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import ClassVar, Literal, TypedDict
 
 ProviderFailure = Literal["bad_answer", "unreachable", "timeout"]
@@ -301,6 +302,7 @@ class ProviderError(ServiceError):
         *,
         may_have_acted: bool = False,
         retry_after: float | None = None,
+        late_id: Awaitable[str | None] | None = None,
     ) -> None:
         self.provider = provider
         self.operation = operation
@@ -311,4 +313,7 @@ class ProviderError(ServiceError):
         """The provider may have carried the operation out (a room made whose answer was lost)."""
         self.retry_after = retry_after
         """Seconds the provider asked us to wait (a 429's Retry-After) before trying again."""
+        self.late_id = late_id
+        """A call that timed out but whose answer is still read (`outbound`): the id of what
+        it made, once that answer comes; None if none comes before the caller's deadline."""
         super().__init__(f"The {provider} provider failed to {operation}: {detail}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,6 +13,7 @@ from teleconsult_bandyer.client import ClientOptions, KaleyraClient
 
 from teleconsult.core.domain import TOOLS, RoomParticipant, RoomSpec
 from teleconsult.errors import ProviderError
+from teleconsult.providers import outbound
 from teleconsult.providers.outbound import CallPolicy
 from tests.fakes.kaleyra import FakeKaleyra, Fault
 from tests.helpers import API_KEY
@@ -148,6 +150,73 @@ async def test_a_timeout_is_retried_only_when_safe(
         "The bandyer provider failed to create a room: no answer within 0.5 s",
     )
     assert len(kaleyra.calls("create_room")) == 2  # the room fixture's, and this single try
+
+
+async def creation_failing(client: KaleyraClient, deadline: float) -> ProviderError:
+    """The error of a room's creation made (with its users) within `deadline` seconds."""
+    await client.create_user("doc", "plus")
+    await client.create_user("pat", "basic")
+    with outbound.deadline(deadline), pytest.raises(ProviderError) as raised:
+        await client.create_room(SPEC)
+    return raised.value
+
+
+async def test_a_creation_answered_after_its_timeout_still_names_its_room(
+    client: KaleyraClient, kaleyra: FakeKaleyra
+) -> None:
+    kaleyra.fail("create_room", Fault(lost=True, delay=0.7))  # made, answered too late
+    failed = await creation_failing(client, deadline=5)
+    assert (failed.status, failed.message) == (
+        504,
+        "The bandyer provider failed to create a room: no answer within 0.5 s",
+    )
+    assert failed.may_have_acted
+    assert failed.late_id is not None
+    [made] = kaleyra.rooms
+    assert await failed.late_id == made  # read on after the timeout, to the deadline
+
+
+async def test_a_late_answer_is_read_only_until_the_deadline(
+    client: KaleyraClient, kaleyra: FakeKaleyra
+) -> None:
+    kaleyra.fail("create_room", Fault(lost=True, delay=2.0))
+    failed = await creation_failing(client, deadline=1)
+    assert failed.late_id is not None
+    assert await failed.late_id is None  # the deadline passed first: nothing learned
+    assert len(kaleyra.rooms) == 1  # the limit docs/operations.md describes
+
+
+async def test_only_so_many_late_answers_are_read_at_once(
+    kaleyra_url: str, kaleyra: FakeKaleyra
+) -> None:
+    policy = CallPolicy(timeout_seconds=0.05)
+    options = ClientOptions(base_url=kaleyra_url, api_key=API_KEY, policy=policy)
+    client = KaleyraClient(options, aiohttp.ClientSession())
+    kaleyra.fail("create_room", Fault(lost=True, delay=5.0, times=outbound.MAX_LATE_READS + 1))
+    late = [
+        (await creation_failing(client, deadline=10)).late_id
+        for _ in range(outbound.MAX_LATE_READS + 1)
+    ]
+    read = [answer for answer in late if answer is not None]
+    assert len(read) == outbound.MAX_LATE_READS
+    assert late[-1] is None  # each holds a connection: past the cap, one is let go
+    await client.close()  # what is still read is let go
+    reads = await asyncio.gather(*read, return_exceptions=True)
+    assert all(isinstance(read, asyncio.CancelledError) for read in reads)
+
+
+async def test_a_creation_whose_answer_never_comes_names_nothing(
+    client: KaleyraClient, kaleyra: FakeKaleyra
+) -> None:
+    kaleyra.fail("create_room", Fault(dropped=True))  # made, the connection dropped
+    failed = await creation_failing(client, deadline=5)
+    assert (failed.status, failed.message) == (
+        503,
+        "The bandyer provider failed to create a room: connection failed (ServerDisconnectedError)",
+    )
+    assert failed.may_have_acted
+    assert failed.late_id is None
+    assert len(kaleyra.rooms) == 1
 
 
 async def test_a_created_room_missing_a_link_is_deleted_and_reported(

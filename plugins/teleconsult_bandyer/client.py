@@ -90,12 +90,15 @@ class KaleyraClient:
         return answer.body
 
     async def create_room(self, spec: RoomSpec) -> KaleyraRoom:
+        """Kaleyra names the room, so an answer that comes after the timeout is still read:
+        its `ProviderError.late_id` is the room's id, for the core to delete the room."""
         answer = await self.http.call(
             "create a room",
             "POST",
             kaleyra.ROOMS,
             json_body=kaleyra.create_room_body(spec),
             safe=False,
+            late=lambda late: kaleyra.created_room(late.body).room_id,
         )
         room = self.http.read("create a room", answer, kaleyra.created_room)
         if room.room_id is None:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
+from dataclasses import replace
 from datetime import timedelta
 from typing import TypeVar
 
@@ -39,10 +40,10 @@ RETRY_DELAY = timedelta(seconds=10)
 LEASE = timedelta(minutes=1)
 """How long a replica holds a job it took; a replica that died frees it after this."""
 MAX_BACKOFF = timedelta(minutes=10)
-UNANNOUNCED = frozenset({"lost_race", "untracked"})
-"""Why a room no record ever pointed to goes (made for an attempt that lost its write, or
-whose job lost track of it): its creation was never announced, so its deletion is logged
-at debug only."""
+UNANNOUNCED = frozenset({"lost_race", "untracked", "late_answer"})
+"""Why a room no record ever pointed to goes (made for an attempt that lost its write, whose
+job lost track of it, or whose creation answered after its request gave up): its creation
+was never announced, so its deletion is logged at debug only."""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -57,6 +58,7 @@ class RoomJobs:
         self.outbox = outbox
         self.video = video
         self.clock = clock
+        self._following: set[asyncio.Task[None]] = set()
 
     async def open(self, teleconsultation_id: str, room_id: str | None) -> RoomJob:
         """A job, written before the step that could orphan the room; the reconciler leaves
@@ -102,6 +104,33 @@ class RoomJobs:
         except BaseException:
             await self.settle(job, room_id, "untracked")
             raise
+
+    def follow(self, job: RoomJob, late_id: Awaitable[str | None]) -> None:
+        """A creation that timed out, whose answer is still read (`ProviderError.late_id`):
+        the room it names when it comes is learned, then deleted (`late_answer`), since its
+        request has failed. Its job covers it meanwhile; an answer that never comes leaves
+        the job to the reconciler, as before. Read in this replica only until the request's
+        deadline, well inside the job's grace."""
+
+        async def settle_late() -> None:
+            try:
+                room_id = await late_id
+                if room_id is not None:
+                    await self.learn_room(job, room_id)
+                    await self.settle(replace(job, room_id=room_id), room_id, "late_answer")
+            except Exception as error:  # the job stays: the reconciler finishes it
+                log.warning("could not settle a late room answer of job %s: %r", job.id, error)
+
+        task = asyncio.ensure_future(settle_late())
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def followed(self, cancel: bool = False) -> None:
+        """Wait until every late answer followed is settled; `cancel` (at shutdown): stop
+        reading them first (their jobs stay, for the reconciler)."""
+        for task in self._following if cancel else ():
+            task.cancel()
+        await asyncio.gather(*self._following, return_exceptions=True)
 
     async def close(self, job: RoomJob) -> None:
         """The room is the record's (or was deleted): the job is done."""

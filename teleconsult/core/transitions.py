@@ -233,9 +233,11 @@ class RoomTransitions:
         except ProviderError as error:
             if not error.may_have_acted:
                 await self.jobs.close(creation)  # certainly no room
+            elif error.late_id is not None and creation.room_id is None:
+                self.jobs.follow(creation, error.late_id)  # its answer names it, if it comes
             # Else a room may exist: the job stays, and the reconciler deletes it by
             # the name the job carries, or counts it when the provider names its rooms
-            # itself (docs/operations.md, "Limits").
+            # itself and its answer never came (docs/operations.md, "Limits").
             raise
         except BaseException:
             if creation.room_id is None:  # nothing could find a room it made anyway

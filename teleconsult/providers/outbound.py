@@ -9,6 +9,12 @@ Failures are 502 (a bad answer), 503 (unreachable, rate limited) or 504 (no
 answer in time), and their messages name the operation. Headers (API keys,
 tokens) appear in no message and no log line.
 
+A call that cannot be repeated and whose answer names what it made (`late`: a room
+whose id the provider assigns) is not abandoned at its timeout: the caller gets its
+504 then, but the answer is still read until the caller's deadline (up to
+MAX_LATE_READS at once), and the `ProviderError`'s `late_id` gives the id it names, so
+what was made can be undone.
+
 An id in a path goes through `path_values`: each is one whole segment, percent-encoded,
 and never `.` or `..`, which a URL normaliser would resolve (`/users/..` is `/`); the
 URL is sent as built, not normalised again.
@@ -41,6 +47,9 @@ log = logging.getLogger(__name__)
 
 OK = frozenset({200, 201, 204})
 T = TypeVar("T")
+MAX_LATE_READS = 20
+"""Timed-out answers read at once per client: each holds one of the session's connections
+(aiohttp's pool has 100), so a provider that stops answering cannot take them all."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,22 @@ class _Failure:
     wait: float | None = None
     sent: bool = True
     """Whether the request reached the service (so it may have acted on it)."""
+    pending: asyncio.Task[_Exchanged] | None = None
+    """A timed-out exchange still being read (`late` calls)."""
+
+
+_Exchanged = tuple[int, str, CIMultiDictProxy[str]]
+"""An answer as it came: its status, its text, its headers."""
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    url: URL
+    json_body: object
+    form: aiohttp.FormData | None
+    params: Mapping[str, str] | None
+    headers: Mapping[str, str] = field(repr=False)
 
 
 DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
@@ -194,8 +219,13 @@ class OutboundClient:
         self._base_url = str(URL(base_url)).rstrip("/")  # encoded once: paths are appended
         self._headers = dict(headers or {})
         self._rate_limit_wait = rate_limit_wait
+        self._late: set[asyncio.Task[str | None]] = set()
+        """Late answers being read (a strong reference keeps each task until it ends)."""
 
     async def close(self) -> None:
+        for task in self._late:
+            task.cancel()
+        await asyncio.gather(*self._late, return_exceptions=True)
         await self.session.close()
 
     def read(self, operation: str, answer: Answer, parse: Callable[[object], T]) -> T:
@@ -221,24 +251,29 @@ class OutboundClient:
         headers: Mapping[str, str] | None = None,
         also_ok: Collection[int] = (),
         path_values: Mapping[str, str] | None = None,
+        late: Callable[[Answer], str | None] | None = None,
     ) -> Answer:
         """One operation, with as many attempts as is safe; returns a 2xx (or `also_ok`) answer.
 
         `path` is URL-encoded; ids go in `path_values`, filled in by `url_path`. One it
         refuses is a bad answer (a caller's ids are refused before, so it came from a
-        provider), and nothing is sent."""
+        provider), and nothing is sent. With `late` (an unsafe call only: the id its answer
+        names), a timeout's `ProviderError.late_id` is that id once the answer comes."""
         try:
             filled = url_path(path, **path_values) if path_values else path
         except UnsafeSegment as error:
             raise ProviderError(self.provider, operation, "bad_answer", str(error)) from None
         # Built as encoded: yarl would otherwise normalise it again (and decode %2E).
         url = URL(self._base_url + filled, encoded=True)
-        request_headers = {**self._headers, **(headers or {})}
+        request = _Request(
+            method, url, json_body, form, params, {**self._headers, **(headers or {})}
+        )
         for attempt in range(1, self.policy.max_attempts + 1):
             started = time.monotonic()
             outcome = await self._attempt(
-                method, url, safe, json_body, form, params, request_headers, also_ok
-            )
+                request, safe, also_ok,
+                late is not None and not safe and len(self._late) < MAX_LATE_READS,
+            )  # fmt: skip
             elapsed_ms = (time.monotonic() - started) * 1000
             if isinstance(outcome, Answer):
                 log.debug(
@@ -252,37 +287,37 @@ class OutboundClient:
             )  # fmt: skip
             pause = self._pause(attempt, outcome.wait)
             if not outcome.retry or attempt == self.policy.max_attempts or pause is None:
+                late_id = None
+                if outcome.pending is not None and late is not None:
+                    late_id = self._read_late(operation, outcome.pending, also_ok, late)
                 raise ProviderError(
                     self.provider, operation, outcome.kind, outcome.detail,
                     may_have_acted=outcome.sent and not safe, retry_after=outcome.wait,
+                    late_id=late_id,
                 )  # fmt: skip
             await asyncio.sleep(pause)
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _attempt(
-        self,
-        method: str,
-        url: URL,
-        safe: bool,
-        json_body: object,
-        form: aiohttp.FormData | None,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-        also_ok: Collection[int],
+        self, request: _Request, safe: bool, also_ok: Collection[int], late: bool
     ) -> Answer | _Failure:
-        timeout = aiohttp.ClientTimeout(total=self.policy.timeout_seconds)
+        """One request; with `late`, one that times out is still read (`_Failure.pending`)."""
+        exchange = self._exchange(request, self._listening() if late else None)
         try:
-            async with self.session.request(
-                method, url, json=json_body if form is None else None, data=form,
-                params=params, headers=headers, timeout=timeout,
-            ) as response:  # fmt: skip
-                status = response.status
-                text = await response.text()
-                answer_headers = response.headers
+            if late:
+                pending = asyncio.ensure_future(exchange)
+                try:
+                    await asyncio.wait({pending}, timeout=self.policy.timeout_seconds)
+                except asyncio.CancelledError:
+                    pending.cancel()  # whoever waited is gone: nobody would read the answer
+                    raise
+                if not pending.done():
+                    return self._timed_out(safe, pending)
+                status, text, answer_headers = pending.result()
+            else:
+                status, text, answer_headers = await exchange
         except TimeoutError:
-            return _Failure(
-                "timeout", f"no answer within {self.policy.timeout_seconds:g} s", retry=safe
-            )
+            return self._timed_out(safe)
         except aiohttp.ClientConnectorError:
             return _Failure("unreachable", "cannot connect", retry=True, sent=False)
         except aiohttp.ClientError as error:
@@ -291,6 +326,30 @@ class OutboundClient:
             )
         except UnicodeDecodeError:
             return _Failure("bad_answer", "the answer is not text", retry=False)
+        return self._outcome(status, text, answer_headers, safe, also_ok)
+
+    async def _exchange(self, request: _Request, listening: float | None) -> _Exchanged:
+        """The request and its answer, within the call's timeout (or `listening` seconds)."""
+        timeout = aiohttp.ClientTimeout(total=listening or self.policy.timeout_seconds)
+        form = request.form
+        async with self.session.request(
+            request.method, request.url, json=request.json_body if form is None else None,
+            data=form, params=request.params, headers=request.headers, timeout=timeout,
+        ) as response:  # fmt: skip
+            return response.status, await response.text(), response.headers
+
+    def _timed_out(self, safe: bool, pending: asyncio.Task[_Exchanged] | None = None) -> _Failure:
+        detail = f"no answer within {self.policy.timeout_seconds:g} s"
+        return _Failure("timeout", detail, retry=safe, pending=pending)
+
+    def _outcome(
+        self,
+        status: int,
+        text: str,
+        answer_headers: CIMultiDictProxy[str],
+        safe: bool,
+        also_ok: Collection[int],
+    ) -> Answer | _Failure:
         body = _decode(text)
         if status == 429:  # refused unprocessed: safe to send again
             wait = self._rate_limit_wait(answer_headers)
@@ -305,6 +364,46 @@ class OutboundClient:
         detail = f"HTTP {status}" + (f": {message}" if message else "")
         # A 4xx is a refusal: the service did nothing. A 5xx may come after it acted.
         return _Failure("bad_answer", detail, retry=safe and status >= 500, sent=status >= 500)
+
+    def _listening(self) -> float:
+        """How long a `late` call's answer is read: until the caller's deadline (`DEADLINE`),
+        and at least the call's own timeout."""
+        until = DEADLINE.get()
+        left = 0.0 if until is None else until - asyncio.get_running_loop().time()
+        return max(left, self.policy.timeout_seconds)
+
+    def _read_late(
+        self,
+        operation: str,
+        pending: asyncio.Task[_Exchanged],
+        also_ok: Collection[int],
+        late: Callable[[Answer], str | None],
+    ) -> asyncio.Task[str | None]:
+        """The id a timed-out call's answer names once it comes; None if none comes in time,
+        or it is a failure, or it names nothing."""
+
+        async def read() -> str | None:
+            try:
+                status, text, answer_headers = await pending
+                outcome = self._outcome(status, text, answer_headers, False, also_ok)
+                made = late(outcome) if isinstance(outcome, Answer) else None
+            except Exception as error:  # no answer in time, or one that cannot be read
+                log.info(
+                    "%s %s: no late answer (%s)", self.provider, operation, type(error).__name__
+                )
+                return None
+            log.info(
+                "%s %s: its answer came late (%s)",
+                self.provider,
+                operation,
+                "it names what was made" if made else "naming nothing",
+            )
+            return made
+
+        task = asyncio.ensure_future(read())
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+        return task
 
     def _pause(self, attempt: int, wait: float | None) -> float | None:
         """How long to wait before the next attempt; None when the wait a rate limit asks for

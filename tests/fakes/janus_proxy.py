@@ -3,7 +3,8 @@
 The proxy forwards every request of the service to the real Janus (`tests/janus_server.py`)
 and, for a request whose videoroom `request` is a name in `faults`, misbehaves as the
 fakes of the other vendors do (`tests/fakes/livekit.py`'s `Fault`): an error status without
-carrying it out, a delay before carrying it out, or the answer lost after carrying it out.
+carrying it out, a delay before carrying it out, the answer late after carrying it out, or
+none at all (the connection dropped).
 The rooms are Janus's own, as it lists them to the admin key.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes import drop
 from tests.fakes.livekit import Fault
 from tests.janus_server import JanusServer, signed_token
 
@@ -63,6 +65,8 @@ class FaultyJanus:
             status = answer.status
         if fault is not None and fault.lost:
             await asyncio.sleep(fault.delay)
+        if fault is not None and fault.dropped:
+            return drop(request)
         return web.Response(status=status, body=body, content_type="application/json")
 
 

@@ -25,6 +25,8 @@ from typing import Any
 from aiohttp import web
 from teleconsult_bandyer import events, kaleyra
 
+from tests.fakes import drop
+
 USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -42,8 +44,11 @@ class Fault:
     message: str = "injected fault"
     """The error's message (a provider may echo what it was sent: a key, say)."""
     lost: bool = False
-    """Carry the request out, then wait `delay` before answering: an answer the client
-    never hears when `delay` is longer than its timeout."""
+    """Carry the request out, then wait `delay` before answering: an answer that comes after
+    the client's timeout when `delay` is longer."""
+    dropped: bool = False
+    """Carry the request out, then close the connection unanswered: an answer that never
+    comes."""
     times: int = 1
 
 
@@ -138,10 +143,10 @@ class FakeKaleyra:
             if request.headers.get(kaleyra.API_KEY_HEADER) != self.api_key:
                 return _error(401, "invalid api key")
             fault = self._take_fault(operation)
-            if fault is not None and fault.lost:
+            if fault is not None and (fault.lost or fault.dropped):
                 response = await handler(request)
                 await asyncio.sleep(fault.delay)
-                return response
+                return drop(request) if fault.dropped else response
             if fault is not None:
                 await asyncio.sleep(fault.delay)
                 if fault.status is not None:

@@ -35,6 +35,8 @@ from livekit import api
 from livekit.protocol import models
 from livekit.protocol import room as room_pb
 
+from tests.fakes import drop
+
 PATH = "/twirp/livekit.RoomService/{method}"
 PROTOBUF = "application/protobuf"
 JSON = "application/json"
@@ -53,8 +55,10 @@ class Fault:
     delay: float = 0.0
     """Wait this long before carrying the call out."""
     lost: bool = False
-    """Carry the call out, then wait `delay` before answering: an answer the client never
-    hears when `delay` is longer than its timeout."""
+    """Carry the call out, then wait `delay` before answering: an answer that comes after the
+    client's timeout when `delay` is longer."""
+    dropped: bool = False
+    """Carry the call out, then drop the connection unanswered: an answer that never comes."""
     malformed: bool = False
     """A 200 whose body is not a protobuf message."""
     disconnect: bool = False
@@ -153,6 +157,8 @@ class FakeLiveKit:
         result = method.handle(message)
         if fault is not None and fault.lost:
             await asyncio.sleep(fault.delay)
+        if fault is not None and fault.dropped:
+            return drop(request)
         if isinstance(result, web.Response):
             return result
         if content_type == JSON:
@@ -248,9 +254,8 @@ def _decode(kind: type[Message], content_type: str, body: bytes) -> Message:
 
 
 def _misbehave(request: web.Request, fault: Fault) -> web.Response | None:
-    if fault.disconnect and request.transport is not None:
-        request.transport.close()
-        return web.Response(status=500)  # never sent: the connection is gone
+    if fault.disconnect:
+        return drop(request)
     if fault.status is not None:
         return _error(fault.status, fault.code, fault.message)
     if fault.malformed:
