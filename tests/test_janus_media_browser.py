@@ -58,12 +58,15 @@ async def test_the_others_microphone_and_camera_off_show_on_their_tile_through_j
     await expect(tile.locator(".camera-off")).to_have_text(EN["peer_camera_off"])
     await expect(tile.locator(".mic-off svg")).to_have_attribute("aria-hidden", "true")
     await expect(tile.locator(".speaking-label")).to_be_hidden()  # muted: not speaking
+    await expect(patient.locator("#self-camera-off")).to_have_text(IT["peer_camera_off"])
+    await expect(doctor.locator("#self-camera-off")).to_be_hidden()
     assert await serious_violations(doctor) == []
     await shots(doctor, "janus-in-call-peer-muted-en")
 
     await toggle_both(patient)
     await expect(tile.locator(".mic-off")).to_be_hidden()
     await expect(tile.locator(".camera-off")).to_be_hidden()
+    await expect(patient.locator("#self-camera-off")).to_be_hidden()
     # The patient's tile on the doctor's page says the same the other way round, in Italian.
     await doctor.locator("#toggle-mic").click()
     other = patient.locator(".tile.remote")
@@ -93,16 +96,19 @@ async def test_a_page_without_a_camera_shares_its_screen_through_janus(
     problems: list[str] = []
     doctor_context, doctor = await open_page(namespaced_browser, links["doctor-1"], problems)
     patient_context, patient = await open_page(
-        namespaced_browser, links["patient-1"], problems, init_script=NO_CAMERA
+        namespaced_browser, links["patient-1"], problems, bypass_csp=True, init_script=NO_CAMERA
     )
     for page in (doctor, patient):
         await page.locator("#join").click()
     await video_from_everyone(patient, 1)  # the doctor's camera
     assert await patient.evaluate("window.__call.sentVideoLabels()") == []
     await expect(patient.locator("#toggle-camera")).to_be_disabled()
+    await expect(patient.locator("#self-camera-off")).to_have_text(IT["peer_camera_off"])
+    await expect(patient.locator("#self-camera-off")).to_be_visible()  # its own tile says so
     tile = doctor.locator(".tile.remote")
     await expect(tile.locator(".camera-off")).to_have_text(EN["peer_camera_off"])
     await expect(tile.locator(".mic-off")).to_be_hidden()
+    await shots(doctor, "janus-in-call-peer-no-camera-en")
 
     await patient.get_by_role("button", name=IT["share_screen"]).click()
     await expect(patient.get_by_role("button", name=IT["stop_sharing"])).to_have_attribute(
@@ -114,6 +120,9 @@ async def test_a_page_without_a_camera_shares_its_screen_through_janus(
     await expect(tile.locator(".camera-off")).to_be_hidden()  # the screen is sent
     assert len(await patient.evaluate("window.__call.sentVideoLabels()")) == 1
     await video_from_everyone(doctor, 1)  # the screen's frames, through Janus
+    assert await serious_violations(patient) == []
+    await shots(patient, "janus-in-call-no-camera-sharing-it")
+    await shots(doctor, "janus-in-call-peer-no-camera-sharing-en")
 
     await patient.get_by_role("button", name=IT["stop_sharing"]).click()
     await expect(sharing).to_be_hidden()
