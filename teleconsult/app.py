@@ -14,7 +14,7 @@ from teleconsult.configuration.service_config import ServiceConfig
 from teleconsult.configuration.settings import Settings
 from teleconsult.core.clock import Clock, utc_now
 from teleconsult.fhir.routes import setup_routes as setup_fhir_routes
-from teleconsult.providers.protocols import LiveConnections
+from teleconsult.providers.live import LiveConnections
 from teleconsult.services import SERVICES, VIDEO_PROVIDER
 from teleconsult.store import open_store
 

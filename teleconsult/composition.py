@@ -54,6 +54,7 @@ from teleconsult.observability import redaction
 from teleconsult.observability.measured import Observer, measured
 from teleconsult.observability.metrics import Metrics
 from teleconsult.observability.redaction import Redactor
+from teleconsult.providers.live import LiveCalls, RoomRepair
 from teleconsult.providers.manager import (
     IdentityPlugin,
     VideoPlugin,
@@ -65,7 +66,6 @@ from teleconsult.providers.manager import (
 from teleconsult.providers.outbound import CallPolicy, OutboundClient
 from teleconsult.providers.protocols import (
     IdentityProvider,
-    LiveCalls,
     ProviderContext,
     RemoveParticipant,
     ReportEvents,
@@ -242,7 +242,14 @@ async def built(plan: Plan, clock: Clock, store_factory: StoreFactory) -> AsyncI
             on_change=waiter.changed,
         )
         retention = Retention(store, clock, metrics, _retention_policy(settings))
-        reconciler = Reconciler(store, service.jobs, clock, metrics, retention=retention)
+        reconciler = Reconciler(
+            store,
+            service.jobs,
+            clock,
+            metrics,
+            retention=retention,
+            rooms=measured_video if isinstance(measured_video, RoomRepair) else None,
+        )
         if settings.rooms.reconcile_interval_ms:
             in_background(reconciler.run_forever(settings.rooms.reconcile_interval_ms / 1000))
         if settings.webhooks.poll_interval_ms and endpoints:

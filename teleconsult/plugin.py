@@ -13,7 +13,8 @@ A plugin imports from this module only (a test fails when a module under
   `LiveConnections` (a provider whose own WebSockets are closed as the server begins
   to stop); `LinkRevocation` (one participant's links revoked: a `Revocation`;
   `UnrevocableLinks` says why a provider cannot); `NamedRooms` (a provider that creates
-  rooms under names chosen before the call); `IdentityProvider`;
+  rooms under names chosen before the call); `RoomRepair` (one whose media server may
+  forget its rooms: the reconciler asks it to make them again); `IdentityProvider`;
   `LiveCalls` (one that counts its calls and pages for the metrics, as
   `CallCounts`); `ProviderContext.report_events`, for a provider that sees joins and leaves itself;
   `ProviderContext.remove_participant`, for a call page that removes a participant;
@@ -127,10 +128,10 @@ from teleconsult.providers.helpers import (
     with_query,
 )
 from teleconsult.providers.hookspecs import hookimpl
+from teleconsult.providers.live import CallCounts, LiveCalls, LiveConnections, RoomRepair
 from teleconsult.providers.outbound import Answer, CallPolicy, OutboundClient, error_message
 from teleconsult.providers.protocols import (
     EVENT_MAX_AGE,
-    CallCounts,
     Caller,
     CreatedRoom,
     Credentials,
@@ -139,8 +140,6 @@ from teleconsult.providers.protocols import (
     IdentityProviderPlugin,
     JoinRequest,
     LinkRevocation,
-    LiveCalls,
-    LiveConnections,
     NamedRooms,
     ParticipantEntry,
     ProviderContext,
@@ -230,6 +229,7 @@ __all__ = [
     "Revocation",
     "RoomDetails",
     "RoomParticipant",
+    "RoomRepair",
     "RoomRoster",
     "RoomSpec",
     "Roster",

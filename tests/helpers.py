@@ -245,9 +245,10 @@ def jitsi_env(**extra: str) -> dict[str, str]:
     }
 
 
-async def provider_room(client: Client, room_id: str) -> str:
+async def provider_room(client: Client | web.Application, room_id: str) -> str:
     """The provider room the teleconsultation's record points to now."""
-    record = await client.app[SERVICES].store.records.get(room_id)
+    app = client if isinstance(client, web.Application) else client.app
+    record = await app[SERVICES].store.records.get(room_id)
     assert record is not None
     assert record.room is not None
     return record.room.provider_room_id

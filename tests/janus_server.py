@@ -109,7 +109,7 @@ class JanusServer:
                 "  wss = false\n}\nadmin: {\n  admin_ws = false\n}\n"
             ),
             "janus.eventhandler.sampleevh.jcfg": (
-                'general: {\n  enabled = true\n  events = "sessions,handles,plugins,webrtc"\n'
+                'general: {\n  enabled = true\n  events = "core,sessions,handles,plugins,webrtc"\n'
                 f'  grouping = true\n  json = "plain"\n  backend = "{self.events_url}"\n'
                 f'  backend_user = "{self.events_user}"\n'
                 f'  backend_pwd = "{self.events_password}"\n'

@@ -13,7 +13,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from teleconsult_janus import JanusVideo
 
+from teleconsult.services import SERVICES
 from tests.fakes.janus_proxy import FaultyJanus
 from tests.fakes.livekit import Fault
 from tests.helpers import (
@@ -82,7 +85,14 @@ async def link_and_token(client: Client, room_id: str, user: str) -> tuple[str, 
 
 async def allowed(client: Client, janus: JanusServer, room: str) -> set[str]:
     """The room's `allowed` list, as Janus holds it."""
-    stored = await provider(client).storage.get(f"room/{room}")
+    return await allowed_in(client.app, janus, room)
+
+
+async def allowed_in(app: web.Application, janus: JanusServer, room: str) -> set[str]:
+    """The `allowed` list of a room of `app`'s provider, read with the room's stored secret."""
+    video = app[SERVICES].video
+    assert isinstance(video, JanusVideo)
+    stored = await video.storage.get(f"room/{room}")
     assert stored is not None
     body = {
         "request": "allowed",

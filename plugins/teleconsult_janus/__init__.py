@@ -13,6 +13,7 @@ each participant a link to its own call page, signed as `webrtc`'s are.
 - `admission.py`: who a link lets in, and the Janus token a page gets once it may enter;
 - `lobby.py`: the lobby (who waits, admitted, declined) and the end of a call, in storage;
 - `pages.py`: the call page's routes (the shared `CallPage`), its info and its token;
+- `repair.py`: the live rooms Janus forgot in a restart, made again (`RoomRepair`);
 - `settings.py`: its variables (`JanusSettings`);
 - `assets/janus.js`: the page's transport for this provider (publish once, subscribe to the
   others through Janus), loaded by the shared page's UI.

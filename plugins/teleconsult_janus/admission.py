@@ -9,10 +9,11 @@ then lets in that page, and only pages teleconsult let in.
 
 from __future__ import annotations
 
-from teleconsult.plugin import CallRefusal, CallSeat, ProviderError, check_seat
+from teleconsult.plugin import CallRefusal, CallSeat, check_seat
 
-from .client import NO_SUCH_ROOM, VideoroomError
-from .provider import NAME, ROOM_KEY, JanusVideo, room_number
+from . import repair
+from .client import NO_SUCH_ROOM, VideoroomError, refused
+from .provider import JanusVideo
 from .tokens import participant_token
 
 
@@ -33,9 +34,10 @@ async def seated(provider: JanusVideo, text: str) -> CallSeat | CallRefusal:
 
 async def janus_token(provider: JanusVideo, seat: CallSeat) -> str | None:
     """The participant's token, added to their room's `allowed` list (adding it again is
-    harmless: Janus keeps one of each). A room Janus forgot (it restarted: rooms made through
-    its API live in its memory) is made again first, under its id and secret, for the
-    consultation the seat was just read from; every page that comes back adds its token.
+    harmless: Janus keeps one of each), and the room recorded as live (`repair.py`). A room
+    Janus forgot (it restarted: rooms made through its API live in its memory) and the
+    reconciler has not made again yet is made again here, as the reconciler makes it: its
+    id, its secret and the tokens of everyone entitled, so the other pages get in too.
     None: the call was ended for everyone meanwhile (its room is not made again)."""
     room = seat.credential.room_id
     credential = seat.credential
@@ -46,35 +48,15 @@ async def janus_token(provider: JanusVideo, seat: CallSeat) -> str | None:
         seat.me.provider_user_id,
         credential.generation,
     )
+    await repair.remember(
+        provider.storage, room, credential.teleconsultation_id, credential.expires_at,
+        provider.clock(),
+    )  # fmt: skip
     try:
-        await _allow(provider, room, token)
+        await provider.allow(room, [token])
     except VideoroomError as error:
         if error.code != NO_SUCH_ROOM:
-            raise _refused(error) from None
-        if not await provider.make_room(room, len(seat.roster.participants)):
+            raise refused("allow a participant", error) from None
+        if not await repair.make_again(provider, seat.roster, room, credential.expires_at):
             return None
-        try:
-            await _allow(provider, room, token)
-        except VideoroomError as again:
-            raise _refused(again) from None
     return token
-
-
-async def _allow(provider: JanusVideo, room: str, token: str) -> None:
-    operation = "allow a participant"
-    stored = await provider.storage.get(ROOM_KEY + room)
-    if stored is None:
-        raise ProviderError(NAME, operation, "bad_answer", "the room's secret is not stored")
-    body = {
-        "request": "allowed",
-        "room": room_number(operation, room),
-        "secret": stored.document["secret"],
-        "action": "add",
-        "allowed": [token],
-    }
-    await provider.client.videoroom(operation, body)
-
-
-def _refused(error: VideoroomError) -> ProviderError:
-    reason = f"videoroom error {error.code}: {error.reason[:200]}"
-    return ProviderError(NAME, "allow a participant", "bad_answer", reason)

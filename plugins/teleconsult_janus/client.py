@@ -95,6 +95,13 @@ class JanusClient:
         return found
 
 
+def refused(operation: str, error: VideoroomError) -> ProviderError:
+    """The videoroom's refusal as a bad answer (502) naming the operation and Janus's reason."""
+    return ProviderError(
+        PROVIDER, operation, "bad_answer", f"videoroom error {error.code}: {error.reason[:200]}"
+    )
+
+
 def _id(operation: str, answer: Mapping[str, Any]) -> int:
     data = answer.get("data")
     found = data.get("id") if isinstance(data, dict) else None

@@ -8,7 +8,9 @@ accepted it, and its last entry, `teleconsult.<room>.<user>`, is signed): the `a
 event comes first, so the handle's participant is kept a few hours in the provider's
 storage, then the videoroom's `joined` names the handle and its feed, kept too, and
 `leaving` names only the feed. A page cannot pass for someone else by choosing its display
-name. The bodies carry tokens: they are never logged.
+name. Janus's core event `started` (it restarted, and forgot its rooms) is read too
+(`started`): the provider then makes its live rooms again at once (`repair.py`). The bodies
+carry tokens: they are never logged.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from teleconsult.plugin import (
 
 from .client import VIDEOROOM
 
-SESSION_EVENT, HANDLE_EVENT, PLUGIN_EVENT = 1, 2, 64
+SESSION_EVENT, HANDLE_EVENT, PLUGIN_EVENT, CORE_EVENT = 1, 2, 64, 256
 KEEP = timedelta(hours=12)
 """How long a handle's or a feed's participant is kept: longer than any call's stay."""
 MARK = "teleconsult."
@@ -68,6 +70,16 @@ def parse(body: bytes) -> list[dict[str, Any]]:
         raise InvalidRequest("Janus's events must be JSON.", path="body") from None
     events = found if isinstance(found, list) else [found]
     return [event for event in events if isinstance(event, dict)]
+
+
+def started(events: list[dict[str, Any]]) -> bool:
+    """Whether Janus says it (re)started: a core event `started` (the handler's `core`)."""
+    return any(
+        event.get("type") == CORE_EVENT
+        and isinstance(event.get("event"), dict)
+        and event["event"].get("status") == "started"
+        for event in events
+    )
 
 
 async def read(storage: ProviderStorage, events: list[dict[str, Any]]) -> list[ProviderEvent]:

@@ -15,6 +15,7 @@ that the room is never made again for an ended call. The details of a room are J
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -42,11 +43,13 @@ from teleconsult.plugin import (
     stable_user_id,
 )
 
-from . import events, revoking
-from .client import NO_SUCH_ROOM, ROOM_EXISTS, JanusClient, VideoroomError, field_of
+from . import events, repair, revoking
+from .client import NO_SUCH_ROOM, ROOM_EXISTS, JanusClient, VideoroomError, field_of, refused
 from .lobby import Calls
 from .settings import Options
 from .tokens import link_key
+
+log = logging.getLogger(__name__)
 
 NAME = "janus"
 CALL_PATH = "/janus/call/"
@@ -100,10 +103,11 @@ class JanusVideo:
         await self.make_room(name, len(spec.participants))
         return CreatedRoom(provider_room_id=name)
 
-    async def make_room(self, name: str, publishers: int) -> bool:
-        """Create the videoroom `name`, or find it made: safe to repeat, on any replica, and
-        how a room Janus forgot (a restart) is made again under its id and secret. False,
-        and nothing made, when its call was ended for everyone."""
+    async def make_room(self, name: str, publishers: int, allowed: Sequence[str] = ()) -> bool:
+        """Create the videoroom `name` letting in the tokens `allowed`, or find it made and
+        add them: safe to repeat, on any replica, and how a room Janus forgot (a restart) is
+        made again under its id and secret (`repair.py`). False, and nothing made, when its
+        call was ended for everyone."""
         operation = "create a room"
         if await self.calls.ended(name):
             return False
@@ -116,7 +120,7 @@ class JanusVideo:
             "secret": secret,
             "is_private": True,
             "require_pvtid": True,  # a subscription names its page's feed: a kick ends it too
-            "allowed": [],
+            "allowed": list(allowed),
             "publishers": publishers,
             "description": "teleconsultation",
         }
@@ -124,10 +128,35 @@ class JanusVideo:
             await self.client.videoroom(operation, body)
         except VideoroomError as error:
             if error.code != ROOM_EXISTS:  # ours already: a lost answer, or a repeat
-                raise _refused(operation, error) from None
+                raise refused(operation, error) from None
             if not await self.exists(name):
-                raise _refused(operation, error) from None
+                raise refused(operation, error) from None
+            if allowed:  # made meanwhile (another replica, a page's admission): add ours
+                try:
+                    await self.allow(name, allowed)
+                except VideoroomError as again:
+                    raise refused("allow a participant", again) from None
         return True
+
+    async def allow(self, name: str, tokens: Sequence[str]) -> None:
+        """Add `tokens` to the room's `allowed` list (Janus keeps one of each); raises
+        `VideoroomError` when Janus refuses (426: it does not hold the room)."""
+        operation = "allow a participant"
+        stored = await self.storage.get(ROOM_KEY + name)
+        if stored is None:
+            raise ProviderError(NAME, operation, "bad_answer", "the room's secret is not stored")
+        body = {
+            "request": "allowed",
+            "room": room_number(operation, name),
+            "secret": stored.document["secret"],
+            "action": "add",
+            "allowed": list(tokens),
+        }
+        await self.client.videoroom(operation, body)
+
+    async def repair_rooms(self) -> int:
+        """`RoomRepair`: the live rooms Janus forgot, made again as they were (`repair.py`)."""
+        return await repair.repair(self)
 
     async def exists(self, name: str) -> bool:
         operation = "check a room"
@@ -136,7 +165,7 @@ class JanusVideo:
                 operation, {"request": "exists", "room": room_number(operation, name)}
             )
         except VideoroomError as error:
-            raise _refused(operation, error) from None
+            raise refused(operation, error) from None
         return bool(field_of(operation, answer, "exists", bool))
 
     async def delete_room(self, provider_room_id: str) -> None:
@@ -144,6 +173,7 @@ class JanusVideo:
         if _room_id(provider_room_id) is None:
             return  # not a room of this provider's: none to delete
         await self.destroy(provider_room_id, "delete a room")
+        await self.storage.delete(repair.LIVE_KEY + provider_room_id)  # never made again
         await self.storage.delete(ROOM_KEY + provider_room_id)
         await self.calls.delete(provider_room_id)
 
@@ -162,7 +192,7 @@ class JanusVideo:
             await self.client.videoroom(operation, body)
         except VideoroomError as error:
             if error.code != NO_SUCH_ROOM:
-                raise _refused(operation, error) from None
+                raise refused(operation, error) from None
 
     async def end_call(self, seat: CallSeat) -> None:
         """A plus participant's page ends the call for everyone: recorded first (every later
@@ -170,6 +200,7 @@ class JanusVideo:
         the room destroyed. Safe to repeat: a retry after Janus failed destroys it then."""
         room = seat.credential.room_id
         ended = await self.calls.end(room)
+        await self.storage.delete(repair.LIVE_KEY + room)  # never made again
         await self.destroy(room, "end a call")
         if ended:
             await self.calls.ended_now(room)
@@ -199,7 +230,7 @@ class JanusVideo:
                 {"request": "listparticipants", "room": room_number(operation, provider_room_id)},
             )
         except VideoroomError as error:
-            raise _refused(operation, error) from None
+            raise refused(operation, error) from None
         present = field_of(operation, answer, "participants", list)
         feeds = {
             found.key.rpartition("/")[2]: str(found.document["user"])
@@ -248,9 +279,20 @@ class JanusVideo:
         self, headers: Mapping[str, str], body: bytes
     ) -> Sequence[ProviderEvent]:
         """Janus's event handler's posts (`events.py`): its basic credentials, then joins,
-        leaves and the call's start and end."""
+        leaves and the call's start and end. Janus saying it started (it forgot every room)
+        has the live rooms made again at once, before the pages reconnect, rather than at the
+        reconciler's next pass (which tries again if this fails)."""
         events.check_credentials(headers, self.options.events_user, self.options.events_password)
-        return await events.read(self.storage, events.parse(body))
+        posted = events.parse(body)
+        moments = await events.read(self.storage, posted)
+        if events.started(posted):
+            try:
+                made = await self.repair_rooms()
+            except ProviderError as error:
+                log.warning("janus started; its rooms are made again at the next pass: %s", error)
+            else:
+                log.info("janus started: %d live rooms made again", made)
+        return moments
 
     async def check(self) -> None:
         """Janus answers, knows our tokens, and has the videoroom: a read of a room no one has."""
@@ -287,9 +329,3 @@ def room_number(operation: str, name: str) -> int:
     if number is None:
         raise ProviderError(NAME, operation, "bad_answer", "not a room id of this provider")
     return number
-
-
-def _refused(operation: str, error: VideoroomError) -> ProviderError:
-    return ProviderError(
-        NAME, operation, "bad_answer", f"videoroom error {error.code}: {error.reason[:200]}"
-    )

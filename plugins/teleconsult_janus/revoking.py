@@ -25,9 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from teleconsult.plugin import ProviderError, ProviderStorage, Revocation
+from teleconsult.plugin import ProviderStorage, Revocation
 
-from .client import NO_SUCH_ROOM, PROVIDER, JanusClient, VideoroomError, field_of
+from .client import NO_SUCH_ROOM, JanusClient, VideoroomError, field_of, refused
 from .tokens import generation_of, participant_mark
 
 NO_SUCH_FEED = 428
@@ -68,7 +68,7 @@ async def participants(
     except VideoroomError as error:
         if error.code == NO_SUCH_ROOM:
             raise _Forgotten() from None
-        raise _refused(operation, error) from None
+        raise refused(operation, error) from None
     recorded = {
         found.key.rpartition("/")[2]: str(found.document["user"])
         for found in await storage.find(f"feed/{room.name}/")
@@ -134,10 +134,4 @@ async def _ask(client: JanusClient, operation: str, body: dict[str, object]) -> 
             raise _Forgotten() from None
         if error.code == NO_SUCH_FEED:
             raise _Gone() from None
-        raise _refused(operation, error) from None
-
-
-def _refused(operation: str, error: VideoroomError) -> ProviderError:
-    return ProviderError(
-        PROVIDER, operation, "bad_answer", f"videoroom error {error.code}: {error.reason[:200]}"
-    )
+        raise refused(operation, error) from None

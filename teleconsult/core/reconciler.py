@@ -9,9 +9,13 @@ backoff; a lease that expires (a replica that died mid-job) frees the job for
 another replica. Jobs live in the store, so they survive restarts. Each pass also
 deletes providers' expired data, a bounded batch at a time, and runs the retention
 pass (`core.retention`: leased, so one replica does it), which deletes expired
-idempotency keys among the rest. Each repair is an event line ("room deleted" with
-the reason `orphan` or `retry`, "expired provider data purged", the retention pass's
-counts); a store that stays unavailable is logged when it starts and when it ends.
+idempotency keys among the rest. A video provider whose media server may forget its rooms
+(`RoomRepair`: Janus, restarted) is asked at every pass to make its live rooms again; it may
+do so on several replicas at once, and a failure is tried again next pass (a warning when
+it starts, an info line when it ends).
+Each repair is an event line ("room deleted" with the reason `orphan` or `retry`, "provider
+rooms made again", "expired provider data purged", the retention pass's counts); a store
+that stays unavailable is logged when it starts and when it ends.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from teleconsult.core.clock import Clock
 from teleconsult.core.domain import RecordState
 from teleconsult.core.outbox import LEASE, RoomJobs, backoff
 from teleconsult.core.retention import Retention
-from teleconsult.errors import Unavailable
+from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability import logs
 from teleconsult.observability.metrics import Metrics
 from teleconsult.providers import outbound
+from teleconsult.providers.live import RoomRepair
 from teleconsult.store.base import RoomJob, Store
 
 log = logging.getLogger(__name__)
@@ -48,8 +53,10 @@ class Reconciler:
         clock: Clock,
         metrics: Metrics,
         retention: Retention | None = None,
+        rooms: RoomRepair | None = None,
     ) -> None:
         self.retention = retention
+        self.rooms = rooms
         self.store = store
         self.jobs = jobs
         self.clock = clock
@@ -57,6 +64,11 @@ class Reconciler:
         self.owner = uuid.uuid4().hex  # this replica, for leases
         self._outage = logs.Outage(
             log, "reconciler: the store is unavailable", "reconciler: the store answers again"
+        )
+        self._repair_outage = logs.Outage(
+            log,
+            "reconciler: the video provider's rooms could not be repaired (each pass tries again)",
+            "reconciler: the video provider's rooms are repaired again",
         )
 
     async def run_once(self) -> int:
@@ -92,10 +104,30 @@ class Reconciler:
             logs.event(log, event, count=purged)
         return purged
 
+    async def repair_rooms(self) -> int:
+        """Ask the video provider to make again the live rooms its server lost; return how
+        many it made. Its failure is a warning when it starts (its message names the
+        operation, never a token or a link), debug while it lasts, and left to the next pass:
+        the rest of this pass runs all the same."""
+        if self.rooms is None:
+            return 0
+        try:
+            with outbound.deadline(LEASE.total_seconds() / 2):
+                made = await self.rooms.repair_rooms()
+        except ProviderError as error:
+            self._repair_outage.failed(error.message, operation=error.operation, kind=error.kind)
+            return 0
+        self._repair_outage.recovered()
+        if made:
+            logs.event(log, "provider rooms made again", count=made)
+        return made
+
     async def run_pass(self) -> None:
-        """One pass: every due job, then providers' expired data, then retention."""
+        """One pass: every due job, the provider's lost rooms, then providers' expired data,
+        then retention."""
         while await self.run_once() == BATCH:
             pass  # a full batch: there may be more due now
+        await self.repair_rooms()
         await self.purge_provider_data()
         if self.retention is not None:
             await self.retention.run_once()

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from teleconsult import __version__
 from teleconsult.errors import ProviderError, Unavailable
 from teleconsult.observability.measured import Observer
-from teleconsult.providers.protocols import CallCounts
+from teleconsult.providers.live import CallCounts
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
 

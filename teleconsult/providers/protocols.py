@@ -244,41 +244,6 @@ class NamedRooms(Protocol):
         ...
 
 
-@runtime_checkable
-class LiveConnections(Protocol):
-    """The provider holds long-lived connections of its own (its pages' WebSockets)."""
-
-    async def close_connections(self) -> None:
-        """Close them as the server begins to stop, before the grace given to requests in
-        flight (which an open WebSocket would hold to its end); their clients reconnect to
-        another replica. `close()` still comes later."""
-        ...
-
-
-@dataclass(frozen=True)
-class CallCounts:
-    """What a provider carrying its calls' signaling knows of them on this replica, for the
-    operator's metrics (`/-/metrics`): gauges now, counters since the replica started."""
-
-    pages_connected: int
-    calls_in_progress: int
-    """Calls with two pages or more connected, each counted by one replica only."""
-    connected_direct: int
-    connected_relay: int
-    """Peer connections that connected, by the path their pages reported (relay: TURN)."""
-    ice_failures: int
-    reconnections: int
-
-
-@runtime_checkable
-class LiveCalls(Protocol):
-    """The provider carries its calls' signaling (its pages' WebSockets): it counts them."""
-
-    def call_counts(self) -> CallCounts:
-        """Read from memory at every scrape: never waits."""
-        ...
-
-
 @dataclass(frozen=True)
 class Revocation:
     """One participant's links handed out so far must stop working (issue 30)."""

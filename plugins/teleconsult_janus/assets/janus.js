@@ -38,7 +38,7 @@ export function createTransport(ui, info) {
     phase: "idle", ws: null, access: null, session: null, publisher: null, pc: null,
     selfId: null, privateId: null, feeds: new Map(), pending: new Map(), handlers: new Map(),
     keepalive: null, reconnects: 0, channel: null, chatsDropped: 0, asking: null, lobbyTimer: null,
-    knocks: new Set(),
+    knocks: new Set(), held: false,
   };
   const readsLobby = !!(info.lobby && info.self?.isAdmin);
   const videoSender = () => s.pc?.getTransceivers().find((t) => t.receiver.track.kind === "video")?.sender;
@@ -97,27 +97,46 @@ export function createTransport(ui, info) {
 
   // ---------------------------------------------------------------- joining
 
+  // A page that reconnects keeps the token it holds: teleconsult makes a room Janus forgot
+  // again with the same allowed tokens, so it gets back in without asking. Refused with it
+  // (the room is not back yet, or the token no longer opens it), it asks again (`retryAsking`).
   async function join() {
     if (s.ws) return;
     clearTimeout(s.asking);
     const waited = s.phase === "waiting";
     if (s.phase !== "reconnecting" && !waited) setPhase("joining");
-    const response = await fetch(`${base}/token`, tokenRequest(waited)).catch(() => null);
-    if (s.phase === "left" || s.phase === "ended") return; // left meanwhile
-    if (response?.status === 202) return wait(await response.json());
-    if (!response || !response.ok) {
-      const refusal = response ? await response.json().catch(() => ({})) : {};
-      if (response && response.status !== 503) return finish(endNotice(refusal.reason));
-      if (waited) return wait({}); // still waiting: ask again
-      return setPhase("error", "connection_lost");
+    s.held = s.phase === "reconnecting" && s.access !== null;
+    if (!s.held) {
+      const response = await fetch(`${base}/token`, tokenRequest(waited)).catch(() => null);
+      if (s.phase === "left" || s.phase === "ended") return; // left meanwhile
+      if (response?.status === 202) return wait(await response.json());
+      if (!response || !response.ok) {
+        const refusal = response ? await response.json().catch(() => ({})) : {};
+        if (response && response.status !== 503) return finish(endNotice(refusal.reason));
+        if (waited) return wait({}); // still waiting: ask again
+        return setPhase("error", "connection_lost");
+      }
+      s.access = await response.json();
+      if (waited) setPhase("joining"); // admitted: on its way in
     }
-    s.access = await response.json();
-    if (waited) setPhase("joining"); // admitted: on its way in
     const ws = new WebSocket(s.access.server, "janus-protocol");
     s.ws = ws;
     ws.onmessage = (event) => { if (ws === s.ws) onMessage(event.data); };
     ws.onclose = () => { if (ws === s.ws) onClosed(); };
-    ws.onopen = () => start().catch((err) => { console.warn("janus: joining failed", err); onClosed(); });
+    ws.onopen = () => start().catch((err) => {
+      if (retryAsking()) return;
+      console.warn("janus: joining failed", err);
+      onClosed();
+    });
+  }
+
+  // Refused with the token it held: forget it and join again, asking teleconsult for one.
+  function retryAsking() {
+    if (!s.held) return false;
+    close();
+    s.access = null;
+    join();
+    return true;
   }
 
   // A waiting page says so: a fresh request knocks again (after a refusal, too).
@@ -148,6 +167,7 @@ export function createTransport(ui, info) {
     const data = msg.plugindata?.data || {};
     if (msg.jsep && s.pc) await s.pc.setRemoteDescription(msg.jsep);
     if (data.videoroom === "joined") {
+      s.held = false;
       s.selfId = data.id;
       s.privateId = data.private_id;
       s.reconnects = 0;
@@ -159,6 +179,7 @@ export function createTransport(ui, info) {
     if (data.leaving === "ok" && data.reason === "kicked") return kicked();
     if (data.kicked !== undefined) removeFeed(data.kicked);
     if (data.error_code) {
+      if (retryAsking()) return;
       console.warn("janus: refused", data.error_code, data.error);
       return finish("ended");
     }
