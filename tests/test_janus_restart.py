@@ -66,6 +66,7 @@ def environ(janus: JanusServer) -> dict[str, str]:
         JANUS_ALLOW_PLAIN_HTTP="true",
         UNLIMITED_TELECONSULTATION="false",
         IMMUTABLE_PERIOD_MS=str(600_000),
+        CALL_PAGE_LOBBY="false",  # the lobby's tests: tests/test_janus_lobby.py
     )
 
 
