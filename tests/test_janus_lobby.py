@@ -365,3 +365,38 @@ async def test_the_doctor_ends_the_call_for_everyone_the_room_is_gone_and_links_
     # Cancelled afterwards: its documents are deleted with the room.
     assert (await client.delete(f"/teleconsultation/{room_id}")).status == 204
     assert await provider(client).storage.get(f"call/{room}") is None
+
+
+async def test_a_waiting_page_that_leaves_withdraws_its_knock_at_once(
+    call: Call, clock: FrozenClock
+) -> None:
+    client, links = call.client, call.links
+    assert (await token(client, links["patient-1"]))[0] == 202
+    _, knocks = await answer(await client.get(links["doctor-1"] + "/lobby"))
+    assert [k["id"] for k in knocks["waiting"]] == ["patient-1"]
+
+    # Another site's page holding the link cannot withdraw it.
+    elsewhere = {"Origin": "https://elsewhere.example"}
+    refused = await client.post(links["patient-1"] + "/leave", headers=elsewhere)
+    assert await answer(refused) == (403, ending("invalid", 403))
+    _, knocks = await answer(await client.get(links["doctor-1"] + "/lobby"))
+    assert [k["id"] for k in knocks["waiting"]] == ["patient-1"]
+
+    # The page's beacon (Leave, or the page closed): gone from the doctor's list at once.
+    left = await client.post(links["patient-1"] + "/leave", headers={"Origin": PAGE_URL})
+    assert (left.status, await left.read()) == (204, b"")
+    assert left.headers["Cache-Control"] == "no-store"
+    assert await answer(await client.get(links["doctor-1"] + "/lobby")) == (
+        200,
+        {"waiting": [], "retryAfterMs": 2000},
+    )
+    assert (await decide(client, links["doctor-1"], "admit"))[0] == 404
+    # Again, or from a page that never waited (the doctor's): nothing to withdraw, 204.
+    for link in (links["patient-1"], links["doctor-1"]):
+        again = await client.post(link + "/leave")
+        assert (again.status, await again.read()) == (204, b"")
+    # Opened again, the page knocks anew, from now.
+    clock.now += timedelta(seconds=1)
+    assert await token(client, links["patient-1"]) == (202, waited(clock))
+    _, knocks = await answer(await client.get(links["doctor-1"] + "/lobby"))
+    assert [k["since"] for k in knocks["waiting"]] == [waited(clock)["since"]]

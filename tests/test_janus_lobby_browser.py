@@ -177,3 +177,20 @@ async def test_the_waiting_page_in_english_on_a_desktop_and_a_phone(
     assert await serious_violations(nurse) == []
     await context.close()
     assert problems == []
+
+
+@pytest.mark.parametrize("how", ["leave", "close"])
+async def test_a_waiting_page_that_leaves_is_gone_from_the_doctors_list_at_once(
+    waiting: Call, how: str
+) -> None:
+    doctor, patient = waiting.doctor, waiting.patient
+    if how == "leave":
+        await patient.get_by_role("button", name=IT["leave"]).click()
+        await expect(patient.locator("#status")).to_have_text(IT["left"])
+    else:  # the tab closed (its pagehide)
+        await patient.close(run_before_unload=True)
+    # Its beacon withdrew the knock: gone at the doctor's next read (every 2 s), well before
+    # a knock nobody asks about is dropped (10 s).
+    await expect(doctor.locator("#admission")).to_be_hidden(timeout=4000)
+    assert await doctor.evaluate("window.__call.waitingToAdmit()") == []
+    assert waiting.problems == []

@@ -5,7 +5,8 @@ With CALL_PAGE_LOBBY on, a participant below plus who was not admitted in this c
 as on `webrtc` (`state.seat`'s rule): their page's `POST .../token` gets no Janus token but
 202 (`Wait`), and their knock is kept (`waiting`: per participant, since when, last seen).
 The page asks again every `POLL` (a short poll: Janus has no channel to teleconsult's pages);
-a knock not asked for in `KNOCK_TTL` (the page closed) is no longer listed. A plus
+a knock not asked for in `KNOCK_TTL` (a page gone without a word) is no longer listed, and a
+page that leaves or closes while it waits withdraws its knock at once (`withdraw`). A plus
 participant's page reads the knocks (`knocks`) on the same period and decides (`decide`):
 admitted, the participant is remembered for the call (`admitted`) and their page's next poll
 gets its token, so only then does it enter Janus's `allowed` list, and Janus itself keeps the
@@ -183,6 +184,16 @@ class Calls:
         kind = PARTICIPANT_ADMITTED if decision == "admit" else PARTICIPANT_DECLINED
         await self._report(room, now, (kind, user, seat.me.provider_user_id))
         return True
+
+    async def withdraw(self, seat: CallSeat) -> None:
+        """The seat's waiting page left or closed: its knock is gone at once (nothing to do
+        when it does not wait)."""
+        user = seat.me.provider_user_id
+
+        def change(state: CallState) -> tuple[None, bool]:
+            return None, state.waiting.pop(user, None) is not None
+
+        await self._update(seat.credential.room_id, "withdraw a knock", change)
 
     async def end(self, room: str) -> bool:
         """Record the call ended by its host (no knock left); False when it already was."""

@@ -5,7 +5,8 @@ Every route finds the running provider under `VIDEO_PROVIDER` and answers as if 
 exist when another provider runs. A link that opens nothing gets an ending page (404 not
 valid, 403 not open yet, 410 expired, cancelled, gone, revoked or ended, 403 removed). `POST
 .../token` is how a page that may enter gets into Janus: its token, the room's number and
-where Janus is; with the lobby, 202 while it waits and 403 `declined` (`lobby.py`). A plus
+where Janus is; with the lobby, 202 while it waits and 403 `declined` (`lobby.py`), and a
+waiting page that leaves or closes withdraws its knock (`POST .../leave`, a beacon). A plus
 participant's page reads the knocks (`GET .../lobby`), admits or declines (`POST .../admit`,
 `.../decline`), removes someone (`POST .../remove`) and ends the call for everyone (`POST
 .../end`).
@@ -26,6 +27,7 @@ from teleconsult.plugin import (
     ProviderPages,
     mark_sensitive,
     refused,
+    same_origin,
     seat_info,
 )
 
@@ -123,6 +125,22 @@ async def _asked_again(request: web.Request) -> bool:
     return True
 
 
+async def leave(request: web.Request) -> web.Response:
+    """`POST .../leave` (no body, the page's beacon): a waiting page left or closed, so its
+    knock is withdrawn at once rather than after `KNOCK_TTL`; 204, whether it waited or not."""
+    admitted = await PAGES.admit(request, html=False)
+    if isinstance(admitted, web.Response):
+        return admitted
+    provider, seat = admitted
+    page = provider.call_page
+    if not same_origin(request, provider.options.page_url):
+        return refused(request, page, Refusal("invalid", 403, seat.language), html=False)
+    if not provider.calls.lobby:
+        raise NotFound("The lobby is off (CALL_PAGE_LOBBY=false): nobody waits to be let in.")
+    await provider.calls.withdraw(seat)
+    return web.Response(status=204, headers=page.no_store)
+
+
 async def lobby(request: web.Request) -> web.Response:
     """`GET .../lobby`: who waits to be let in (their participant id, name, since when), for
     a plus participant's page, read again every `retryAfterMs`."""
@@ -199,6 +217,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.post(path + "/token", call_token),
         web.post(path + "/remove", remove_peer),
         web.get(path + "/lobby", lobby, allow_head=False),
+        web.post(path + "/leave", leave),
         web.post(path + "/admit", functools.partial(decide, decision="admit")),
         web.post(path + "/decline", functools.partial(decide, decision="decline")),
         web.post(path + "/end", end_call),

@@ -10,10 +10,16 @@
 // page ends the subscriptions it holds too. The chat goes over the videoroom's data channels
 // (each page publishes one, its subscribers receive it); a shared screen replaces the camera
 // on the one published video, whose stream description ("screen") tells every page, those
-// joining later too.
+// joining later too. A page without a camera publishes a video all the same (a transceiver
+// with no track), so that it can share its screen later. Each page tells the others its
+// microphone and camera, on or off, over the same data channel (a "media" message): on a
+// change, once its channel opens and when a subscription to another page opens, then with
+// `hello`, which asks that page's state back (so a pair learns each other's state whichever
+// of their two subscriptions opens first).
 // The lobby is teleconsult's: ./token answers 202 while this page waits (asked again every
 // retryAfterMs), and a plus participant's page reads ./lobby on the same period and admits or
 // declines through ./admit and ./decline (short polls: Janus has no channel from teleconsult).
+// A waiting page that leaves or closes withdraws its knock at once (./leave, a beacon).
 
 const KEEPALIVE_MS = 25000;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
@@ -35,6 +41,7 @@ export function createTransport(ui, info) {
     knocks: new Set(), held: false,
   };
   const readsLobby = !!(info.lobby && info.self?.isAdmin);
+  const videoSender = () => s.pc?.getTransceivers().find((t) => t.receiver.track.kind === "video")?.sender;
 
   function setPhase(phase, notice = "") {
     s.phase = phase;
@@ -193,7 +200,11 @@ export function createTransport(ui, info) {
     for (const track of stream?.getTracks() || []) {
       pc.addTrack(track.kind === "video" ? (ui.sharingTrack?.() ?? track) : track, stream);
     }
-    s.channel = pc.createDataChannel("chat"); // this page's chat, to every subscriber
+    // No camera: a video all the same, so that a shared screen has a sender to replace.
+    if (!stream?.getVideoTracks().length) pc.addTransceiver(ui.sharingTrack?.() ?? "video", { direction: "sendonly" });
+    const channel = pc.createDataChannel("chat"); // the chat and media state, to every subscriber
+    s.channel = channel;
+    channel.onopen = () => { if (channel === s.channel) sendMedia(true); };
     await pc.setLocalDescription(await pc.createOffer());
     await message(s.publisher, { request: "publish", ...describe(!!ui.sharingTrack?.()) }, pc.localDescription.toJSON());
   }
@@ -202,8 +213,14 @@ export function createTransport(ui, info) {
 
   // The published video's description: the screen while this page shares it, else the camera.
   function describe(sharing) {
-    const video = s.pc?.getTransceivers().find((t) => t.sender.track?.kind === "video" || t.receiver.track?.kind === "video");
+    const video = s.pc?.getTransceivers().find((t) => t.receiver.track.kind === "video");
     return video?.mid == null ? {} : { descriptions: [{ mid: video.mid, description: sharing ? SCREEN : CAMERA }] };
+  }
+
+  // This page's microphone and camera, on or off, to every subscriber; `hello` asks theirs back.
+  function sendMedia(hello = false) {
+    if (s.phase !== "in-call" || s.channel?.readyState !== "open") return;
+    s.channel.send(JSON.stringify({ type: "media", ...ui.mediaState(), ...(hello ? { hello: true } : {}) }));
   }
 
   // Sharing started or stopped (the track already swapped): Janus tells every page.
@@ -224,12 +241,18 @@ export function createTransport(ui, info) {
     return true;
   }
 
-  // A message on a feed's data channel: a chat shown only from a level with the tool.
+  // A message on a feed's data channel: its media state, or a chat shown only from a level
+  // with the tool.
   function onData(feed, data) {
     let msg;
     try {
       msg = JSON.parse(data);
     } catch {
+      return;
+    }
+    if (msg?.type === "media") {
+      feed.tile.setMedia(msg.audio !== false, msg.video !== false);
+      if (msg.hello === true) sendMedia(); // a page that just began to receive this one
       return;
     }
     if (msg?.type !== "chat" || typeof msg.text !== "string") return;
@@ -254,7 +277,10 @@ export function createTransport(ui, info) {
     showSharing(feed, publisher);
     const stream = new MediaStream();
     pc.ontrack = (event) => { stream.addTrack(event.track); tile.play(stream); };
-    pc.ondatachannel = (event) => { event.channel.onmessage = (m) => onData(feed, m.data); };
+    pc.ondatachannel = (event) => {
+      event.channel.onmessage = (m) => onData(feed, m.data);
+      sendMedia(true); // this page now hears that feed: its state to it, and theirs asked for
+    };
     const showState = () => tile.setConnected(pc.connectionState === "connected");
     pc.onconnectionstatechange = showState;
     showState();
@@ -342,9 +368,16 @@ export function createTransport(ui, info) {
   }
 
   function leave() {
+    withdraw();
     s.reconnects = 0;
     close();
     setPhase("left", "left");
+  }
+
+  // A waiting page leaving (or closed) takes its knock back at once, so the plus pages stop
+  // listing it: a beacon, sent while the page unloads too.
+  function withdraw() {
+    if (s.phase === "waiting") navigator.sendBeacon(`${base}/leave`);
   }
 
   // Kicked by Janus (teleconsult revoked this link, or removed its participant): the page's
@@ -435,16 +468,16 @@ export function createTransport(ui, info) {
     join,
     leave,
     end,
-    media: () => {},
+    media: () => sendMedia(),
     chat,
-    replaceVideo: async (track) => {
-      const sender = s.pc?.getSenders().find((x) => x.track?.kind === "video");
-      await sender?.replaceTrack(track);
-    },
+    replaceVideo: async (track) => { await videoSender()?.replaceTrack(track); },
     screen,
     admit: (id) => decide("admit", id),
     decline: (id) => decide("decline", id),
-    close,
+    close: () => {
+      withdraw();
+      close();
+    },
     view,
   };
 }

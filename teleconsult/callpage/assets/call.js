@@ -9,7 +9,7 @@ import { createPrecheck } from "./precheck.js";
 
 import { createAdmission } from "./admission.js";
 
-import { createTiles } from "./tiles.js";
+import { createTiles, icon } from "./tiles.js";
 
 import { createTools } from "./tools.js";
 
@@ -76,6 +76,10 @@ function render() {
   const hasAudio = !!state.localStream?.getAudioTracks().length;
   setToggle($("toggle-camera"), !state.cameraOn, say(state.cameraOn ? "camera_off" : "camera_on"), hasVideo);
   setToggle($("toggle-mic"), !state.micOn, say(state.micOn ? "mic_off" : "mic_on"), hasAudio);
+  // This page's own tile says it sends no camera (none, refused or turned off), as the others' do.
+  const noCamera = phase !== "loading" && !mediaState().video;
+  $("self-camera-off").hidden = !noCamera;
+  $("self-tile").classList.toggle("no-video", noCamera);
   if (!inCall) endDialog.dismiss();
   if (!inCall) removal.gone();
   tools.render(phase === "in-call");
@@ -127,6 +131,7 @@ function applyInfo(info) {
   });
   removal.setup(state.isAdmin);
   $("self-name").textContent = `${info.self.name} (${say("you")})`;
+  $("self-camera-off").replaceChildren(icon("camera"), say("peer_camera_off"));
   const list = new Intl.ListFormat(info.language, { type: "unit", style: "short" });
   $("roster").textContent = `${say("participants")}: ${list.format(info.participants.map((p) => p.name))}`;
   const start = new Date(info.schedule.startsAt);

@@ -14,7 +14,7 @@ const ICONS = {
 };
 const SPEAKING_LEVEL = 0.03; // audioLevel (0..1) above which someone is taken to be speaking
 
-function icon(name) {
+export function icon(name) {
   const svg = document.createElementNS(SVG, "svg");
   for (const [key, value] of Object.entries({ viewBox: "0 0 24 24", width: "18", height: "18", fill: "none", stroke: "currentColor", "stroke-width": "2", "stroke-linecap": "round", "aria-hidden": "true", focusable: "false" })) {
     svg.setAttribute(key, value);
