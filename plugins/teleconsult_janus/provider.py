@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiohttp import web
@@ -59,30 +60,29 @@ MAX_ROOM_ID = 2**53 - 1
 """The largest integer a JavaScript number holds exactly (janus.js reads room ids as numbers)."""
 
 
+@dataclass(eq=False)
 class JanusVideo:
-    name = NAME
+    """The provider: Janus's HTTP API (`client`), the rooms' secrets and lobby in its
+    `storage`, the consultations it reads (`roster`), and the call page it serves."""
 
-    def __init__(
-        self,
-        options: Options,
-        client: JanusClient,
-        storage: ProviderStorage,
-        roster: Roster,
-        call_page: CallPage,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.options = options
-        self.client = client
-        self.storage = storage
-        self.roster = roster
-        self.call_page = call_page
-        self.clock = clock
-        self.limits = ProviderLimits(max_participants=options.max_participants)
-        self.signer = LinkSigner(link_key(options.token_secret))
-        self.remove_participant: RemoveParticipant | None = None
-        """The core's removal, for a plus participant's page (`remove_peer`; set by the app)."""
-        self.calls = Calls(storage, clock, call_page.lobby.enabled)
-        """Each room's lobby and end (`lobby.py`)."""
+    options: Options
+    client: JanusClient
+    storage: ProviderStorage
+    roster: Roster
+    call_page: CallPage
+    clock: Callable[[], datetime]
+    name: str = field(default=NAME, init=False)
+    remove_participant: RemoveParticipant | None = field(default=None, init=False)
+    """The core's removal, for a plus participant's page (`remove_peer`; set by the app)."""
+    limits: ProviderLimits = field(init=False)
+    signer: LinkSigner = field(init=False)
+    calls: Calls = field(init=False)
+    """Each room's lobby and end (`lobby.py`)."""
+
+    def __post_init__(self) -> None:
+        self.limits = ProviderLimits(max_participants=self.options.max_participants)
+        self.signer = LinkSigner(link_key(self.options.token_secret))
+        self.calls = Calls(self.storage, self.clock, self.call_page.lobby.enabled)
 
     async def ensure_user(self, external_id: str, level: Level) -> str:
         # Janus has no users: the id names the participant in their credential and token.

@@ -16,15 +16,11 @@ from teleconsult.services import SERVICES
 from teleconsult.store.audit import AuditEntry
 
 
-@paged(
-    "getAuditTrail",
-    "Who was handed links, and who changed what",
-    PageQuerySchema,
-    AuditPageSchema,
-    answer="One page of entries.",
-)
+@paged("getAuditTrail", PageQuerySchema, AuditPageSchema, answer="One page of entries.")
 async def get_audit_trail(request: web.Request, asked: PageRequest) -> web.Response:
-    """The teleconsultation's audit trail, oldest first, a page at a time: every join link
+    """Who was handed links, and who changed what
+
+    The teleconsultation's audit trail, oldest first, a page at a time: every join link
     handed out (to whom, when, from which address) and every change (who, when, which
     fields). Never links, tokens or names. Managers (MANAGER_GROUPS) only; entries outlive a
     cancelled teleconsultation until AUDIT_RETENTION_DAYS."""

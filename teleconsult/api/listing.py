@@ -41,13 +41,15 @@ PageHandler = Callable[[web.Request, PageRequest], Awaitable[web.Response]]
 
 
 def paged(
-    operation_id: str, summary: str, query: type[Schema], page: type[Schema], *, answer: str
+    operation_id: str, query: type[Schema], page: type[Schema], *, answer: str
 ) -> Callable[[PageHandler], Callable[[web.Request], Awaitable[web.Response]]]:
     """A paged GET (the listing, an audit trail) in one place: its query parsed into a
     `PageRequest` with its caller, its page of `items` with a `nextCursor`, a reader's errors,
-    and its documentation (the handler's docstring is the operation's description)."""
+    and its documentation (the handler's docstring: its summary line, then its description)."""
 
     def document(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        summary, _, description = inspect.cleandoc(handler.__doc__ or "").partition("\n\n")
+
         async def handle(request: web.Request) -> web.Response:
             caller = await caller_of(request)
             manager = request.app[SERVICES].authenticator.is_manager(caller)
@@ -59,22 +61,18 @@ def paged(
             tags=["teleconsultations"],
             operationId=operation_id,
             summary=summary,
-            description=" ".join(inspect.cleandoc(handler.__doc__ or "").split()),
+            description=" ".join(description.split()),
             responses=errors(400, 401, 403, 503),
         )(documented)
 
     return document
 
 
-@paged(
-    "listTeleconsultations",
-    "List teleconsultations",
-    ListQuerySchema,
-    TeleconsultationListSchema,
-    answer="One page.",
-)
+@paged("listTeleconsultations", ListQuerySchema, TeleconsultationListSchema, answer="One page.")
 async def list_teleconsultations(request: web.Request, asked: PageRequest) -> web.Response:
-    """The caller's teleconsultations (a manager's, in MANAGER_GROUPS: any participant's, or
+    """List teleconsultations
+
+    The caller's teleconsultations (a manager's, in MANAGER_GROUPS: any participant's, or
     all), by start date then id, a page at a time: pass `nextCursor` as `cursor` for the next
     page. Pages stay stable while records change. Items never carry links."""
     query = asked.query

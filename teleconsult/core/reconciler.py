@@ -24,6 +24,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from teleconsult.core.clock import Clock
@@ -45,23 +46,21 @@ PURGE_BATCH = 500
 write meanwhile never wait long."""
 
 
+@dataclass(eq=False)
 class Reconciler:
-    def __init__(
-        self,
-        store: Store,
-        jobs: RoomJobs,
-        clock: Clock,
-        metrics: Metrics,
-        retention: Retention | None = None,
-        rooms: RoomRepair | None = None,
-    ) -> None:
-        self.retention = retention
-        self.rooms = rooms
-        self.store = store
-        self.jobs = jobs
-        self.clock = clock
-        self.metrics = metrics
-        self.owner = uuid.uuid4().hex  # this replica, for leases
+    """Each pass: the outbox's due room jobs, the provider's rooms to repair (`rooms`), the
+    store's purges and retention (`retention`), leased so one replica does each at a time."""
+
+    store: Store
+    jobs: RoomJobs
+    clock: Clock
+    metrics: Metrics
+    retention: Retention | None = None
+    rooms: RoomRepair | None = None
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
+    """This replica, for leases."""
+
+    def __post_init__(self) -> None:
         self._outage = logs.Outage(
             log, "reconciler: the store is unavailable", "reconciler: the store answers again"
         )
