@@ -29,7 +29,7 @@ from tests.janus_server import (  # noqa: F401 - the fixtures, found by their na
     janus_fixture,
     janus_namespace_fixture,
 )
-from tests.test_call_page_browser import screenshot, serious_violations
+from tests.test_call_page_browser import serious_violations
 from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names
     DOCTOR,
     consultation,
@@ -39,7 +39,8 @@ from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by th
     service_config,
     video_from_everyone,
 )
-from tests.test_webrtc_tools_browser import chat_both_ways
+from tests.test_webrtc_tools_browser import NO_CAMERA, chat_both_ways
+from tests.test_webrtc_tools_browser import desktop_and_phone as shots
 
 EN, IT = TEXTS["en"], TEXTS["it"]
 PATIENTS_WITHOUT_TOOLS: dict[str, Any] = {
@@ -81,16 +82,6 @@ async def call(
     clock: FrozenClock,
 ) -> Callable[..., Awaitable[Pages]]:
     return lambda patient_script=None: in_call(service, namespaced_browser, clock, patient_script)
-
-
-async def shots(page: Page, name: str) -> None:
-    """The page on a desktop and on a phone (390x844)."""
-    await screenshot(page, name)
-    size = page.viewport_size
-    await page.set_viewport_size({"width": 390, "height": 844})
-    await screenshot(page, f"{name}-phone")
-    assert size is not None
-    await page.set_viewport_size(size)
 
 
 async def test_a_chat_goes_both_ways_through_janus_and_is_never_logged(
@@ -176,13 +167,6 @@ async def test_screen_sharing_is_seen_through_janus_and_a_level_without_tools_ha
     for context in contexts:
         await context.close()
     assert problems == []
-
-
-NO_CAMERA = """{
-  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-  navigator.mediaDevices.getUserMedia = (asked) => original({ ...asked, video: false });
-}"""
-"""A page whose device has no camera: its media is its microphone only."""
 
 
 async def toggle_both(page: Page) -> None:

@@ -1,6 +1,7 @@
 """The tools of the service configuration's `privileges` in real browsers: the chat between
-two pages, screen sharing swapping the camera sent for the screen and back, and a page whose
-level has neither tool shows neither control."""
+two pages, screen sharing swapping the camera sent for the screen and back (a page without a
+camera too, offering or answering), and a page whose level has neither tool shows neither
+control."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from playwright.async_api import Page, expect
 
 from tests.helpers import TEXTS
 from tests.test_call_page_browser import screenshot, serious_violations
-from tests.test_webrtc_browser import CHROMIUM_ARGS, CONNECTED, Call
+from tests.test_webrtc_browser import CHROMIUM_ARGS, CONNECTED, Call, frames_decoded
 from tests.test_webrtc_browser import call as call  # the two pages in the call
 
 EN, IT = TEXTS["en"], TEXTS["it"]
@@ -21,6 +22,12 @@ PATIENTS_WITHOUT_TOOLS: dict[str, Any] = {
         "plus": {"groups": ["doctor"]},
     }
 }
+
+NO_CAMERA = """{
+  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (asked) => original({ ...asked, video: false });
+}"""
+"""A page whose device has no camera: its media is its microphone only."""
 
 
 @pytest.fixture
@@ -93,4 +100,64 @@ async def test_screen_sharing_swaps_the_camera_sent_and_back(call: Call) -> None
     await expect(share).to_be_visible()
     await expect(sharing_label).to_be_hidden()
     assert await doctor.evaluate("window.__call.sentVideoLabels()") == camera
+    assert call.problems == []
+
+
+async def desktop_and_phone(page: Page, name: str) -> None:
+    """The page's screenshots on a desktop and on a phone (390x844)."""
+    await screenshot(page, name)
+    size = page.viewport_size
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await screenshot(page, f"{name}-phone")
+    assert size is not None
+    await page.set_viewport_size(size)
+
+
+async def rejoin(page: Page, join: str) -> None:
+    """The page opened again and joined: connected to the other page."""
+    await page.reload()
+    await page.get_by_role("button", name=join).click()
+    await page.wait_for_function(CONNECTED, arg=1, polling=100)
+
+
+async def share_without_camera(doctor: Page, patient: Page, shots: str = "") -> None:
+    """The patient, without a camera, shares their screen: the doctor's tile says so and
+    decodes its frames (the doctor's page in `shots` screenshots, desktop and phone);
+    stopping shows "Camera off" again."""
+    tile = doctor.locator(".tile.remote")
+    await expect(tile.locator(".camera-off")).to_have_text(EN["peer_camera_off"])
+    await expect(tile.locator(".camera-off")).to_be_visible()
+    before = await doctor.evaluate("window.__call.videoFramesDecoded()")
+    sent = await patient.evaluate("window.__call.rtpCounts()")
+    assert [counts["framesEncoded"] for counts in sent.values()] == [0]  # nothing, not black
+    await patient.get_by_role("button", name=IT["share_screen"]).click()
+    await expect(patient.get_by_role("button", name=IT["stop_sharing"])).to_be_visible()
+    sharing = tile.locator(".sharing-label")
+    await expect(sharing).to_have_text(EN["peer_sharing"].replace("{name}", "Jane Doe"))
+    await expect(tile.locator(".camera-off")).to_be_hidden()
+    await frames_decoded(doctor, before, frames=10)  # the screen's frames, peer to peer
+    if shots:
+        assert await serious_violations(doctor) == []
+        await desktop_and_phone(doctor, shots)
+    await patient.get_by_role("button", name=IT["stop_sharing"]).click()
+    await expect(sharing).to_be_hidden()
+    await expect(tile.locator(".camera-off")).to_have_text(EN["peer_camera_off"])
+    assert await patient.evaluate("window.__call.sentVideoLabels()") == []
+
+
+async def test_a_page_without_a_camera_shares_its_screen_offering_or_answering(call: Call) -> None:
+    doctor, patient = call.doctor, call.patient
+    await patient.context.add_init_script(NO_CAMERA)
+    await rejoin(patient, IT["join"])  # the newcomer: it offers
+    await expect(patient.locator("#toggle-camera")).to_be_disabled()
+    await share_without_camera(doctor, patient, "webrtc-no-camera-sharing-en")
+    await rejoin(doctor, EN["join"])  # the doctor offers now: the patient's page answers
+    await share_without_camera(doctor, patient)
+    # A page joining while it shares is sent the screen.
+    await patient.get_by_role("button", name=IT["share_screen"]).click()
+    await expect(patient.get_by_role("button", name=IT["stop_sharing"])).to_be_visible()
+    await rejoin(doctor, EN["join"])
+    sharing = doctor.locator(".tile.remote .sharing-label")
+    await expect(sharing).to_have_text(EN["peer_sharing"].replace("{name}", "Jane Doe"))
+    await frames_decoded(doctor, {}, frames=10)
     assert call.problems == []

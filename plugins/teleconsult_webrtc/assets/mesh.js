@@ -311,10 +311,20 @@ export function createTransport(ui, info) {
         peer.pc.addTrack(sent, stream);
       }
     }
-    if (offerer) {
-      // Without (some) local media, still ask to receive audio and video.
-      if (!stream?.getAudioTracks().length) peer.pc.addTransceiver("audio", { direction: "recvonly" });
-      if (!stream?.getVideoTracks().length) peer.pc.addTransceiver("video", { direction: "recvonly" });
+    // Without a microphone, still ask to receive audio.
+    if (offerer && !stream?.getAudioTracks().length) peer.pc.addTransceiver("audio", { direction: "recvonly" });
+    if (!stream?.getVideoTracks().length) sendVideoAnyway(peer.pc, offerer);
+  }
+
+  // No camera: a video negotiated to send all the same, with no track (nothing is sent), so
+  // that a screen shared later goes out by replaceTrack, without renegotiation; while this
+  // page shares, the screen itself. Answering, the offer's video transceiver is the one.
+  function sendVideoAnyway(pc, offerer) {
+    const screen = ui.sharingTrack?.();
+    if (offerer) return pc.addTransceiver(screen ?? "video", { direction: "sendrecv" });
+    if (screen) return pc.addTrack(screen); // reuses the offer's video transceiver
+    for (const t of pc.getTransceivers()) {
+      if (t.receiver.track.kind === "video" && t.direction === "recvonly") t.direction = "sendrecv";
     }
   }
 
