@@ -136,6 +136,10 @@ async def share_without_camera(doctor: Page, patient: Page, shots: str = "") -> 
     await expect(sharing).to_have_text(EN["peer_sharing"].replace("{name}", "Jane Doe"))
     await expect(tile.locator(".camera-off")).to_be_hidden()
     await frames_decoded(doctor, before, frames=10)  # the screen's frames, peer to peer
+    label, box = await sharing.bounding_box(), await tile.locator(".remove-peer").bounding_box()
+    assert label is not None
+    assert box is not None  # Remove beside the label, not on top of it
+    assert box["x"] + box["width"] <= label["x"] or box["y"] + box["height"] <= label["y"]
     if shots:
         assert await serious_violations(doctor) == []
         await desktop_and_phone(doctor, shots)

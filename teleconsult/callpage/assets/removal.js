@@ -28,7 +28,7 @@ export function createRemoval({ $, say, base, stage }) {
     button.className = "remove-peer";
     button.textContent = say("remove");
     button.addEventListener("click", () => ask(id, button));
-    tile.append(button);
+    (tile.querySelector(".tile-top") ?? tile).prepend(button); // beside their sharing label
     setName(id, "");
   }
 
