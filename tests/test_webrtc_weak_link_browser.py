@@ -6,7 +6,8 @@ both pages say so in words; after good readings for a while the video comes back
 The readings are forced by wrapping `RTCPeerConnection.prototype.getStats` in the running page
 (FORCED_READINGS): the page looks the method up on every poll, so the production path (the
 tile's grade, quality.js's hysteresis, `setParameters`, the `video-paused` message) is the one
-exercised; only the round-trip time and the video frame rate it reads are replaced.
+exercised; only the round-trip time and the video frame rate it reads are replaced. A page
+without a camera pauses and resumes the screen it shares the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from tests.helpers import TEXTS
 from tests.test_call_page_browser import screenshot, serious_violations
 from tests.test_webrtc_browser import Call, frames_decoded
 from tests.test_webrtc_browser import call as call  # the two pages in the call
-from tests.test_webrtc_browser import chromium_args as chromium_args  # the fake camera
+from tests.test_webrtc_tools_browser import NO_CAMERA, rejoin
+from tests.test_webrtc_tools_browser import chromium_args as chromium_args  # fake camera, screen
 
 EN, IT = TEXTS["en"], TEXTS["it"]
 PAUSE_SECONDS, RESUME_SECONDS = 5, 10  # quality.js's PAUSE_AFTER_MS and RESUME_AFTER_MS
@@ -110,4 +112,26 @@ async def test_a_weak_connection_pauses_the_video_keeps_the_audio_and_says_so(
     assert resumed["videoActive"] is True
     await frames_decoded(patient, await patient.evaluate("window.__call.videoFramesDecoded()"))
     assert (await sent(doctor))["framesEncoded"] > resumed["framesEncoded"]
+    assert call.problems == []
+
+
+async def test_a_page_without_a_camera_pauses_and_resumes_its_shared_screen(call: Call) -> None:
+    doctor, patient = call.doctor, call.patient
+    await patient.context.add_init_script(NO_CAMERA)
+    await rejoin(patient, IT["join"])
+    await patient.evaluate(FORCED_READINGS)
+    await patient.evaluate(POOR)
+    await expect(patient.locator("#weak-link")).to_have_text(
+        IT["weak_link"], timeout=(PAUSE_SECONDS + 5) * 1000
+    )
+    assert (await sent(patient))["videoActive"] is False
+    await patient.get_by_role("button", name=IT["share_screen"]).click()
+    tile = doctor.locator(".tile.remote")
+    await expect(tile.locator(".sharing-label")).to_be_visible()
+    await expect(tile.locator(".video-paused")).to_be_visible()  # the screen, paused
+    await asyncio.sleep(2)
+    assert (await sent(patient))["framesEncoded"] == 0
+    await patient.evaluate(GOOD)
+    await expect(tile.locator(".video-paused")).to_be_hidden(timeout=(RESUME_SECONDS + 5) * 1000)
+    await frames_decoded(doctor, {}, frames=10)
     assert call.problems == []
