@@ -47,6 +47,9 @@ from tests.helpers import (
     base_url,
 )
 
+pytest_plugins = ["tests.janus_server"]
+"""The real Janus's fixtures (`janus`, `janus_namespace`, `events_port`), for every module."""
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests of `test_*_browser.py` modules `browser`.

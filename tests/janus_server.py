@@ -257,7 +257,7 @@ def free_port_at(address: str) -> int:
         return port
 
 
-# -- fixtures (a test module imports the `*_fixture` functions it uses) ------------------------------------------
+# -- fixtures (registered for every module by tests/conftest.py's `pytest_plugins`) ------------------
 
 
 @pytest.fixture(name="janus_namespace")

@@ -47,11 +47,8 @@ from tests.helpers import (
     livekit_env,
     teleconsultation,
 )
-from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+from tests.janus_server import (
     JanusServer,
-    events_port_fixture,
-    janus_fixture,
-    janus_namespace_fixture,
 )
 
 FAULTS: dict[str, dict[str, Any]] = {

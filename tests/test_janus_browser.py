@@ -29,14 +29,11 @@ from tests.helpers import (
     person,
     teleconsultation,
 )
-from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+from tests.janus_server import (
     RTP_PORTS,
     JanusServer,
     Namespace,
     chromium_wrapper,
-    events_port_fixture,
-    janus_fixture,
-    janus_namespace_fixture,
 )
 from tests.test_janus import CONFIG, real_now
 

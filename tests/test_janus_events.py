@@ -20,11 +20,8 @@ from aiohttp import web
 
 from teleconsult.services import SERVICES
 from tests.helpers import DOCTOR, PATIENT, AppServer, FrozenClock, Server, path_of
-from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+from tests.janus_server import (
     JanusServer,
-    events_port_fixture,
-    janus_fixture,
-    janus_namespace_fixture,
 )
 from tests.test_janus import CONFIG, around, real_now
 from tests.test_webhooks import SECRET, Receiver, start_receiver

@@ -33,11 +33,8 @@ from tests.helpers import (
     path_of,
     provider_room,
 )
-from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+from tests.janus_server import (
     JanusServer,
-    events_port_fixture,
-    janus_fixture,
-    janus_namespace_fixture,
     signed_token,
     videoroom,
 )

@@ -23,12 +23,8 @@ from tests.helpers import (
     FrozenClock,
     teleconsultation,
 )
-from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+from tests.janus_server import (
     RTP_PORTS,
-    JanusServer,
-    events_port_fixture,
-    janus_fixture,
-    janus_namespace_fixture,
 )
 from tests.test_call_page_browser import screenshot, serious_violations
 from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names

@@ -20,12 +20,9 @@ from teleconsult_janus import JanusVideo
 
 from teleconsult.services import SERVICES
 from tests.helpers import PATIENT, FrozenClock, provider_room, teleconsultation
-from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+from tests.janus_server import (
     RTP_PORTS,
     JanusServer,
-    events_port_fixture,
-    janus_fixture,
-    janus_namespace_fixture,
     signed_token,
     videoroom,
 )

@@ -23,11 +23,8 @@ from aiohttp import ClientSession
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.helpers import PATIENT, TEXTS, FrozenClock
-from tests.janus_server import (  # noqa: F401 - the fixtures, found by their names
+from tests.janus_server import (
     JanusServer,
-    events_port_fixture,
-    janus_fixture,
-    janus_namespace_fixture,
 )
 from tests.test_call_page_browser import serious_violations
 from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names
