@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from aiohttp import ClientSession, web
 from playwright.async_api import Browser, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.helpers import (
     NURSE,
@@ -74,7 +75,13 @@ async def test_each_tile_says_how_good_the_connection_is_and_who_speaks(call: Ca
     assert await quality.text_content() in words
     # Chromium's fake microphone beeps: the tile says, in words, that the patient speaks.
     # (It beeps once a second: the words and the outline come and go together.)
-    await doctor.wait_for_function(SPEAKING, arg=EN["speaking"], polling=50)
+    try:
+        await doctor.wait_for_function(SPEAKING, arg=EN["speaking"], polling=50)
+    except PlaywrightTimeoutError:
+        # What the page knew, for whoever reads a failure: the tile and the audio counters.
+        tile = await doctor.locator(".tile.remote").evaluate("(tile) => tile.outerHTML")
+        counts = await doctor.evaluate("() => window.__call.rtpCounts()")
+        raise AssertionError(f"never speaking: {tile} {counts}") from None
     assert call.problems == []
 
 

@@ -49,6 +49,18 @@ test("the loudest received audio level is kept", () => {
   assert.equal(measure(stats, null).level, 0.5);
 });
 
+test("a sound between two reports counts: the level over the interval comes from the energy", () => {
+  // 0.5 for 0.04 s of the second between the reports, silence when each report was taken.
+  const first = measure(report(inbound("audio", { audioLevel: 0, totalAudioEnergy: 0, totalSamplesDuration: 10 })), null);
+  const second = measure(
+    report(inbound("audio", { audioLevel: 0, totalAudioEnergy: 0.25 * 0.04, totalSamplesDuration: 11 })),
+    first,
+  );
+  assert.equal(second.level, 0.1);
+  const silent = measure(report(inbound("audio", { audioLevel: 0, totalAudioEnergy: 0.25 * 0.04, totalSamplesDuration: 12 })), second);
+  assert.equal(silent.level, 0);
+});
+
 test("no grade before a round-trip time", () => {
   assert.equal(grade({ rtt: undefined, loss: 0, fps: 30 }, true), null);
 });

@@ -12,13 +12,14 @@ export const RESUME_AFTER_MS = 10000; // good this long: video sent again
 // What one getStats() report says, against the counters of the previous one: the selected
 // pair's round-trip time, the share of packets lost either way (received here since the last
 // report, and this page's audio as the other side reports it), the video frame rate received
-// and the loudest audio level received.
+// and the audio level received: the louder of the latest sample and the level over the whole
+// interval (from the energy counters), so a short word between two polls still counts.
 export function measure(report, previous) {
   let pairId = null;
   report.forEach((stat) => {
     if (stat.type === "transport" && stat.selectedCandidatePairId) pairId = stat.selectedCandidatePairId;
   });
-  const now = { rtt: undefined, fps: undefined, level: 0, lost: 0, received: 0, sentLoss: 0 };
+  const now = { rtt: undefined, fps: undefined, level: 0, energy: 0, duration: 0, lost: 0, received: 0, sentLoss: 0 };
   report.forEach((stat) => {
     if (stat.type === "candidate-pair" && (stat.id === pairId || (!pairId && stat.nominated && stat.state === "succeeded"))) {
       now.rtt = stat.currentRoundTripTime;
@@ -26,7 +27,11 @@ export function measure(report, previous) {
       now.lost += Math.max(0, stat.packetsLost || 0);
       now.received += stat.packetsReceived || 0;
       if (stat.kind === "video") now.fps = stat.framesPerSecond;
-      if (stat.kind === "audio") now.level = Math.max(now.level, stat.audioLevel || 0);
+      if (stat.kind === "audio") {
+        now.level = Math.max(now.level, stat.audioLevel || 0);
+        now.energy += stat.totalAudioEnergy || 0;
+        now.duration += stat.totalSamplesDuration || 0;
+      }
     } else if (stat.type === "remote-inbound-rtp" && stat.kind === "audio") {
       // Audio only: it never stops, so its report is current (a paused video's is not).
       now.sentLoss = Math.max(now.sentLoss, stat.fractionLost || 0);
@@ -36,6 +41,11 @@ export function measure(report, previous) {
   const packets = lost + now.received - (previous?.received ?? 0);
   const receivedLoss = packets > 0 ? Math.max(0, lost) / packets : 0;
   now.loss = Math.max(receivedLoss, now.sentLoss);
+  // totalAudioEnergy sums level² × seconds: its growth over the samples' growth is the mean
+  // square level of the interval.
+  const seconds = now.duration - (previous?.duration ?? 0);
+  const energy = now.energy - (previous?.energy ?? 0);
+  if (seconds > 0 && energy > 0) now.level = Math.max(now.level, Math.sqrt(energy / seconds));
   return now;
 }
 
