@@ -119,9 +119,13 @@ class AwareDate(fields.AwareDateTime):
         return in_utc
 
 
+def described_string(description: str, *, nullable: bool = False) -> fields.String:
+    """A string every answer carries (null allowed where `nullable`), described in the OpenAPI
+    document: one way to write the many such fields."""
+    return fields.String(required=True, allow_none=nullable, metadata={"description": description})
+
+
 def next_cursor() -> fields.String:
-    return fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
+    return described_string(
+        "Pass as `cursor` for the next page; null on the last page.", nullable=True
     )

@@ -29,6 +29,7 @@ from teleconsult.api.fields import (
     AwareDate,
     BoundedList,
     StrictSchema,
+    described_string,
     external_id_problem,
     next_cursor,
     valid_external_id,
@@ -154,7 +155,7 @@ class UpdateTeleconsultationSchema(StrictSchema):
 
 
 class CreatedSchema(Schema):
-    roomId = fields.String(required=True, metadata={"description": "The teleconsultation id."})
+    roomId = described_string("The teleconsultation id.")
 
 
 class CallParticipantSchema(Schema):
@@ -163,13 +164,9 @@ class CallParticipantSchema(Schema):
 
 
 class JoinSchema(Schema):
-    bandyerUserId = fields.String(
-        required=True, metadata={"description": "The caller's provider user id."}
-    )
-    accessLinkURL = fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "The caller's join link once the room is final; null until then."},
+    bandyerUserId = described_string("The caller's provider user id.")
+    accessLinkURL = described_string(
+        "The caller's join link once the room is final; null until then.", nullable=True
     )
     participantsBandyerCall = fields.List(fields.Nested(CallParticipantSchema), required=True)
     state = fields.String(
@@ -190,19 +187,14 @@ class JoinSchema(Schema):
 
 
 class ProblemSchema(Schema):
-    path = fields.String(
-        required=True,
-        metadata={"description": "Where, as the caller wrote it: `participants.data[0].groups`."},
-    )
-    message = fields.String(required=True, metadata={"description": "What is wrong there."})
+    path = described_string("Where, as the caller wrote it: `participants.data[0].groups`.")
+    message = described_string("What is wrong there.")
 
 
 class ErrorSchema(Schema):
     statusCode = fields.Integer(required=True)
-    error = fields.String(
-        required=True, metadata={"description": "The HTTP reason, or the original's string."}
-    )
-    message = fields.String(required=True, metadata={"description": "What to change."})
+    error = described_string("The HTTP reason, or the original's string.")
+    message = described_string("What to change.")
     code = fields.String(
         required=True,
         validate=validate.OneOf(list(ERROR_CODES)),
@@ -301,17 +293,13 @@ class CompanySchema(Schema):
 
 
 class FailedWebhookSchema(Schema):
-    id = fields.String(
-        required=True, metadata={"description": "The delivery: `<endpoint>.<event id>`."}
-    )
-    eventId = fields.String(required=True, metadata={"description": "Its `webhook-id`."})
+    id = described_string("The delivery: `<endpoint>.<event id>`.")
+    eventId = described_string("Its `webhook-id`.")
     endpoint = fields.String(required=True)
     type = fields.String(required=True)
     teleconsultationId = fields.String(required=True)
     attempts = fields.Integer(required=True)
-    lastError = fields.String(
-        required=True, allow_none=True, metadata={"description": "What the last attempt got."}
-    )
+    lastError = described_string("What the last attempt got.", nullable=True)
     occurredAt = fields.DateTime(required=True)
     failedAt = fields.DateTime(required=True, allow_none=True)
     payload = fields.Dict(
@@ -400,14 +388,8 @@ class AuditEntrySchema(Schema):
     id = fields.String(required=True)
     at = fields.DateTime(required=True, metadata={"example": DATE_EXAMPLE})
     action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
-    actor = fields.String(
-        required=True, metadata={"description": "The caller's user id (`public` when unknown)."}
-    )
-    participant = fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "Whose link, or who was added: a user id."},
-    )
+    actor = described_string("The caller's user id (`public` when unknown).")
+    participant = described_string("Whose link, or who was added: a user id.", nullable=True)
     fields_ = fields.List(
         fields.String(),
         data_key="fields",
@@ -415,10 +397,8 @@ class AuditEntrySchema(Schema):
         metadata={"description": "The fields a change gave (names, never values)."},
     )
     requestId = fields.String(required=True)
-    clientAddress = fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "The peer, or X-Forwarded-For from a TRUSTED_PROXIES peer."},
+    clientAddress = described_string(
+        "The peer, or X-Forwarded-For from a TRUSTED_PROXIES peer.", nullable=True
     )
     userAgent = fields.String(required=True, allow_none=True)
 

@@ -14,8 +14,6 @@ from teleconsult.configuration.declarations import (
     setting,
 )
 
-Mode = Literal["light", "dark"]
-
 
 @dataclass(frozen=True)
 class Colors:
@@ -23,6 +21,10 @@ class Colors:
 
     primary: str | None = None
     accent: str | None = None
+
+
+Mode = Literal["light", "dark"]
+"""A colour scheme the configuration file may force on the call page."""
 
 
 @dataclass(frozen=True)

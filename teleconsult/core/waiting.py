@@ -26,12 +26,12 @@ from teleconsult.core.clock import Clock
 from teleconsult.errors import Unavailable
 from teleconsult.store.base import Records
 
-log = logging.getLogger(__name__)
-
 MAX_WAIT_SECONDS = 30
 """The longest a GET may hold its answer (`wait`): below the usual 60 s proxy timeouts."""
 VERSIONS_BATCH = 500
 """Records whose versions one store query reads."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)

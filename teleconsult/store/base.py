@@ -1,21 +1,19 @@
 """The store, one protocol per aggregate: records, the user map, the outbox, webhook deliveries,
 idempotency keys, and what providers keep.
 
-A backend (SQLite, MongoDB, ...) is a package with one module per aggregate, and
-the contract suite in `tests/store_contract/` has one file per aggregate, so a
-new backend can be built and tested one part at a time. Every backend gives
-these semantics:
-- a record is written only if its `version` is still the one read
-  (compare-and-set), so replicas sharing one database never lose an update,
-  and, given a `Cutoff`, only while the clock read at the write is before it;
+A backend (SQLite, MongoDB, ...) is a package with one module per aggregate, and the contract suite
+in `tests/store_contract/` has one file per aggregate, so a new backend can be built and tested one
+part at a time. Every backend gives these semantics:
+- a record is written only if its `version` is still the one read (compare-and-set), so replicas
+  sharing one database never lose an update, and, given a `Cutoff`, only while the clock read at the
+  write is before it;
 - trashed records are invisible to `get`;
-- the user map holds one provider user per (provider, external id), whoever
-  writes first wins;
-- an outbox job, a webhook delivery and an idempotency key are leased or claimed
-  by one conditional write each, so one replica wins;
-- a change's webhook deliveries are written in the same write as its record
-  (one transaction in SQLite; inside the record's own document in MongoDB,
-  moved to the deliveries by `Webhooks.relay`), so none is lost or invented.
+- the user map holds one provider user per (provider, external id), whoever writes first wins;
+- an outbox job, a webhook delivery and an idempotency key are leased or claimed by one conditional
+  write each, so one replica wins;
+- a change's webhook deliveries are written in the same write as its record (one transaction in
+  SQLite; inside the record's own document in MongoDB, moved to the deliveries by `Webhooks.relay`),
+  so none is lost or invented.
 Failures to reach the database are `Unavailable` (503).
 """
 
@@ -24,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, fields
 from datetime import datetime
-from enum import StrEnum
+from enum import StrEnum, auto
 from typing import Any, Protocol
 
 from teleconsult.core.clock import Clock
@@ -68,11 +66,14 @@ class Cutoff:
 
 
 class DeliveryStatus(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
+    """Where one webhook delivery stands, stored as its name in lower case (`auto()`)."""
+
+    PENDING = auto()
+    """To be sent at its `next_at` (again, after a failed attempt)."""
+    DELIVERED = auto()
+    FAILED = auto()
     """Not delivered within WEBHOOK_MAX_AGE_MS, or its endpoint is off: for an operator."""
-    DROPPED = "dropped"
+    DROPPED = auto()
     """Withdrawn before it was sent (a `links.available` whose room went)."""
 
 
@@ -351,8 +352,7 @@ class Webhooks(Protocol):
         ...
 
     async def backlog(self) -> tuple[int, int, datetime | None]:
-        """How many deliveries are pending and failed, and when the oldest pending one was
-        due."""
+        """How many deliveries are pending and failed; when the oldest pending one was due."""
         ...
 
 

@@ -8,7 +8,6 @@ from teleconsult.store.sqlite.connection import (
     DEFAULT_BUSY_TIMEOUT_MS,
     SCHEME,
     SQLiteConnection,
-    SQLiteTable,
     sqlite_path,
 )
 from teleconsult.store.sqlite.idempotency import SQLiteIdempotencyKeys
@@ -44,6 +43,5 @@ async def open_sqlite(
         audit=SQLiteAuditTrail(connection),
         leases=SQLiteLeases(connection),
     )
-    tables = [part for part in store.aggregates() if isinstance(part, SQLiteTable)]
-    await connection.create_schema([table.create_schema for table in tables])
+    await connection.create_schema(store.aggregates())
     return store

@@ -53,8 +53,6 @@ BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 Statement = tuple[str, Iterable[object]]
 """One SQL statement and its parameters."""
-SchemaStep = Callable[[aiosqlite.Connection], Awaitable[None]]
-"""Creates (idempotently) what one aggregate needs: its tables, indexes and migrations."""
 
 
 def sqlite_path(url: str) -> str:
@@ -148,12 +146,14 @@ class SQLiteConnection:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={SYNCHRONOUS[synchronous]}")
 
-    async def create_schema(self, steps: Iterable[SchemaStep]) -> None:
-        """Run each aggregate's schema step; close the connection if one fails."""
+    async def create_schema(self, aggregates: Iterable[object]) -> None:
+        """Create the tables of each SQLite aggregate among `aggregates` (the connection
+        itself is one too); close the connection if one fails."""
+        tables = [part for part in aggregates if isinstance(part, SQLiteTable)]
         try:
             async with self.guard() as db:
-                for step in steps:
-                    await step(db)
+                for table in tables:
+                    await table.create_schema(db)
         except Unavailable:
             await self.close()
             raise
