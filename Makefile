@@ -114,7 +114,7 @@ $(AXE_INSTALLED): tests/axe/package.json tests/axe/package-lock.json
 pytest: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(JANUS) $(JANUS_JS) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
-pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(JANUS) $(JANUS_JS) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the suite again, every app on the MongoDB store (mongomock); browser tests run once, in `make pytest`
+pytest-mongomock: $(INSTALLED) $(CHROMIUM) $(TURNSERVER) $(JANUS) $(JANUS_JS) $(REDOCLY_INSTALLED) $(AXE_INSTALLED)  ## the tests that take a store, again on the MongoDB store (mongomock); the others and the browser tests run once, in `make pytest`
 	TEST_STORE=mongomock $(BIN)/pytest -q -m "not browser"
 
 schemathesis: $(INSTALLED)  ## property-based tests of the served API against its OpenAPI document

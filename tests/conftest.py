@@ -51,16 +51,24 @@ pytest_plugins = ["tests.janus_server"]
 """The real Janus's fixtures (`janus`, `janus_namespace`, `events_port`), for every module."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests of `test_*_browser.py` modules `browser`.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests of `test_*_browser.py` modules `browser`; on a MongoDB store, keep only
+    the tests whose apps or stores take it.
 
     Real pages and real media exercise the page and the transport, not the store (the store's
     part of a call is tested on both stores without a browser), so `make pytest-mongomock`
-    deselects them (`-m "not browser"`) and they run once, on the SQLite pass.
+    deselects them (`-m "not browser"`) and they run once, on the SQLite pass. A test that
+    never asks for `store_factory` (parsers, the CLI's words, the docs, each store's own
+    contract module) runs the same whatever TEST_STORE says: it runs once too.
     """
     for item in items:
         if item.path.name.startswith("test_") and item.path.stem.endswith("_browser"):
             item.add_marker(pytest.mark.browser)
+    if TEST_STORE == "sqlite":
+        return
+    same_on_every_store = [item for item in items if "store_factory" not in item.fixturenames]
+    config.hook.pytest_deselected(items=same_on_every_store)
+    items[:] = [item for item in items if "store_factory" in item.fixturenames]
 
 
 @pytest.fixture(autouse=True)
