@@ -66,9 +66,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
     if TEST_STORE == "sqlite":
         return
-    same_on_every_store = [item for item in items if "store_factory" not in item.fixturenames]
-    config.hook.pytest_deselected(items=same_on_every_store)
-    items[:] = [item for item in items if "store_factory" in item.fixturenames]
+    takes_store = [item for item in items if "store_factory" in _fixture_names(item)]
+    config.hook.pytest_deselected(items=[item for item in items if item not in takes_store])
+    items[:] = takes_store
+
+
+def _fixture_names(item: pytest.Item) -> list[str]:
+    """Every fixture a test asks for, directly or through other fixtures."""
+    return item.fixturenames if isinstance(item, pytest.Function) else []
 
 
 @pytest.fixture(autouse=True)
