@@ -47,8 +47,9 @@ from tests.helpers import (
     base_url,
 )
 
-pytest_plugins = ["tests.janus_server"]
-"""The real Janus's fixtures (`janus`, `janus_namespace`, `events_port`), for every module."""
+pytest_plugins = ["tests.janus_server", "tests.janus_pages"]
+"""The real Janus's fixtures (`janus`, `janus_namespace`, `events_port`) and those of the pages
+of its calls (`service`, `namespaced_browser`), for every module."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

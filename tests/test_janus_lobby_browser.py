@@ -1,5 +1,5 @@
 """The lobby and "end for everyone" on the janus page, in Debian's chromium through a real
-Janus (the namespace of `tests/janus_server.py`, as tests/test_janus_browser.py runs it).
+Janus (the namespace of `tests/janus_server.py`, as tests/janus_pages.py runs it).
 
 The patient's page waits with no Janus token (the shared lobby UI, its slow notice), the
 doctor's page lists the knock and admits from the shared admission UI, then video flows both
@@ -23,18 +23,16 @@ from tests.helpers import (
     FrozenClock,
     teleconsultation,
 )
+from tests.janus_pages import (
+    DOCTOR,
+    NURSE,
+    open_page,
+    video_from_everyone,
+)
 from tests.janus_server import (
     RTP_PORTS,
 )
 from tests.test_call_page_browser import screenshot, serious_violations
-from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names
-    DOCTOR,
-    NURSE,
-    namespaced_browser,
-    open_page,
-    service,
-    video_from_everyone,
-)
 
 EN, IT = TEXTS["en"], TEXTS["it"]
 
@@ -89,8 +87,8 @@ async def desktop_and_phone(page: Page, name: str) -> None:
 
 @pytest.fixture
 async def waiting(
-    service: str,  # noqa: F811 - the imported fixture
-    namespaced_browser: Browser,  # noqa: F811 - the imported fixture
+    service: str,
+    namespaced_browser: Browser,
     clock: FrozenClock,
 ) -> AsyncIterator[Call]:
     """The patient joined first and waits; the doctor is in the call and sees the knock."""
@@ -161,8 +159,8 @@ async def test_the_doctor_ends_the_call_for_everyone(waiting: Call) -> None:
 
 
 async def test_the_waiting_page_in_english_on_a_desktop_and_a_phone(
-    service: str,  # noqa: F811 - the imported fixture
-    namespaced_browser: Browser,  # noqa: F811 - the imported fixture
+    service: str,
+    namespaced_browser: Browser,
     clock: FrozenClock,
 ) -> None:
     found = await links(service, clock)

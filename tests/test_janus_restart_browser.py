@@ -1,6 +1,6 @@
 """Janus restarts during a call: the reconciler makes the room again, the pages get back in
 with the tokens they hold, and media flows again, with Debian's chromium in the test's
-network namespace (as tests/test_janus_browser.py runs it).
+network namespace (as tests/janus_pages.py runs it).
 
 To tell the reconciler's repair from the one a page's token request makes, the pages are
 kept away from the restarted Janus (their WebSockets are routed through the test, which
@@ -20,6 +20,11 @@ from teleconsult_janus import JanusVideo
 
 from teleconsult.services import SERVICES
 from tests.helpers import PATIENT, FrozenClock, provider_room, teleconsultation
+from tests.janus_pages import (
+    DOCTOR,
+    open_page,
+    video_from_everyone,
+)
 from tests.janus_server import (
     RTP_PORTS,
     JanusServer,
@@ -27,12 +32,6 @@ from tests.janus_server import (
     videoroom,
 )
 from tests.test_janus import exists, real_now
-from tests.test_janus_browser import (  # noqa: F401 - the fixture, found by its name
-    DOCTOR,
-    namespaced_browser,
-    open_page,
-    video_from_everyone,
-)
 from tests.test_janus_restart import (  # noqa: F401 - `served`: the fixture, found by its name
     Served,
     handed_out,
@@ -138,7 +137,7 @@ class Call:
 @pytest.fixture
 async def call(
     served: Served,  # noqa: F811 - the fixture imported above
-    namespaced_browser: Browser,  # noqa: F811 - the fixture imported above
+    namespaced_browser: Browser,
     janus: JanusServer,
     clock: FrozenClock,
 ) -> Call:

@@ -1,5 +1,5 @@
 """A janus call's page whose link is revoked, then whose participant is removed (issue 30):
-Debian's chromium pages through a real Janus (`tests/test_janus_browser.py`'s fixtures).
+Debian's chromium pages through a real Janus (`tests/janus_pages.py`'s fixtures).
 
 Janus kicks the page (teleconsult took its token out of the room's `allowed` list and asked
 for the kick); the page asks its info again and shows the ending it gets; the other page
@@ -15,25 +15,22 @@ from aiohttp import ClientSession
 from playwright.async_api import Browser, expect
 
 from tests.helpers import PATIENT, TEXTS, FrozenClock
-from tests.janus_server import (
-    JanusServer,
-)
-from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names
+from tests.janus_pages import (
     DOCTOR,
     consultation,
-    namespaced_browser,
     open_page,
-    service,
-    service_config,
     video_from_everyone,
+)
+from tests.janus_server import (
+    JanusServer,
 )
 
 EN, IT = TEXTS["en"], TEXTS["it"]
 
 
 async def test_a_kicked_page_shows_why_and_the_other_sees_it_leave(
-    service: str,  # noqa: F811 - the imported fixture
-    namespaced_browser: Browser,  # noqa: F811 - the imported fixture
+    service: str,
+    namespaced_browser: Browser,
     janus: JanusServer,
     clock: FrozenClock,
 ) -> None:
@@ -104,8 +101,8 @@ FRAMES = (
 
 
 async def test_a_kicked_page_that_ignores_its_kick_receives_nothing_more(
-    service: str,  # noqa: F811 - the imported fixture
-    namespaced_browser: Browser,  # noqa: F811 - the imported fixture
+    service: str,
+    namespaced_browser: Browser,
     janus: JanusServer,
     clock: FrozenClock,
 ) -> None:

@@ -1,4 +1,4 @@
-"""In a janus call, through a real Janus (`test_janus_browser.py`'s fixtures): Debian's
+"""In a janus call, through a real Janus (`tests/janus_pages.py`'s fixtures): Debian's
 chromium pages in the test's network namespace; the chat, screen sharing and the others'
 microphone and camera.
 
@@ -23,19 +23,16 @@ from aiohttp import ClientSession
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.helpers import PATIENT, TEXTS, FrozenClock
+from tests.janus_pages import (
+    DOCTOR,
+    consultation,
+    open_page,
+    video_from_everyone,
+)
 from tests.janus_server import (
     JanusServer,
 )
 from tests.test_call_page_browser import serious_violations
-from tests.test_janus_browser import (  # noqa: F401 - the fixtures, found by their names
-    DOCTOR,
-    consultation,
-    namespaced_browser,
-    open_page,
-    service,
-    service_config,
-    video_from_everyone,
-)
 from tests.test_webrtc_tools_browser import NO_CAMERA, chat_both_ways
 from tests.test_webrtc_tools_browser import desktop_and_phone as shots
 
@@ -73,8 +70,8 @@ async def in_call(
 
 @pytest.fixture
 async def call(
-    service: str,  # noqa: F811 - the imported fixture
-    namespaced_browser: Browser,  # noqa: F811 - the imported fixture
+    service: str,
+    namespaced_browser: Browser,
     janus: JanusServer,
     clock: FrozenClock,
 ) -> Callable[..., Awaitable[Pages]]:
